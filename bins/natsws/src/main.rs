@@ -1,0 +1,3 @@
+//! natsws: a NATS server whose first-class transport is WebSocket.
+
+fn main() {}

@@ -1,0 +1,10 @@
+//! RFC 6455 WebSocket framing and RFC 7692 permessage-deflate, sans-IO.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
