@@ -1,0 +1,3 @@
+//! Criterion benchmarks for `broker` (written with the crate).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Criterion benchmarks for `natsconf` (written with the crate).
+
+fn main() {}

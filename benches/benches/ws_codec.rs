@@ -1,0 +1,3 @@
+//! Criterion benchmarks for `ws_codec` (written with the crate).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Criterion benchmarks for `ws_handshake` (written with the crate).
+
+fn main() {}
