@@ -8,3 +8,5 @@
     clippy::indexing_slicing,
     clippy::cast_possible_truncation
 )]
+
+pub mod auth;

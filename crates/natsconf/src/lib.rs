@@ -10,3 +10,4 @@
 )]
 
 pub mod value;
+pub mod options;

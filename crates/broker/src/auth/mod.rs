@@ -1,0 +1,1 @@
+//! Authentication and authorization decisions (spec/protocol.md auth sections).

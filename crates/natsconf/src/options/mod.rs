@@ -1,0 +1,1 @@
+//! Typed, validated server options built from the value tree.
