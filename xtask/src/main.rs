@@ -1,3 +1,333 @@
-//! Project automation.
+//! Project automation, run as `cargo xtask <command>`.
+//!
+//! Every command is plain `std::process::Command` calls, so the xtask builds in seconds and needs
+//! nothing but the Rust toolchain; tools it needs (cargo-fuzz, cargo-deny, Go for the config oracle,
+//! the interop suite's Node and Python packages) are installed on first use.
 
-fn main() {}
+mod tidy;
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  ci                       everything CI runs: fmt, clippy, tidy, deny, fuzz smoke, interop, tests
+  test                     the test suite alone (doc tests, then nextest over the workspace)
+  fuzz [--seconds N] [T]   run every fuzz target (or T) for N seconds each (default 60)
+  tidy                     house rules: sans-IO crates, no clock reads, seeds for every fuzz target
+  deny                     cargo deny check licenses bans sources (installs cargo-deny if missing)
+  oracle                   build the reference config parser (conforacle) and print its path
+  interop                  set up and run the interop suite against natsws and nats-server
+";
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::FAILURE;
+    };
+    let res = match command.as_str() {
+        "ci" => ci(),
+        "test" => test(),
+        "fuzz" => fuzz_command(rest),
+        "tidy" => tidy::run(&root()),
+        "deny" => deny(),
+        "oracle" => oracle().map(|path| println!("{}", path.display())),
+        "interop" => interop(),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command `{other}`\n{USAGE}")),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (the parent of this crate's directory).
+fn root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .unwrap_or(manifest_dir)
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    cmd.current_dir(root());
+    cmd
+}
+
+/// Runs `cmd`, echoing it first, and fails with its exit status.
+fn run(cmd: &mut Command) -> Result {
+    eprintln!("$ {}", describe(cmd));
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start `{}`: {e}", describe(cmd)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{}` failed: {status}", describe(cmd)))
+    }
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut text = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        text.push(' ');
+        text.push_str(&arg.to_string_lossy());
+    }
+    text
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program} >/dev/null 2>&1")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Timed stage of `ci`, so a slow step is visible in the log.
+fn stage(name: &str, f: impl FnOnce() -> Result) -> Result {
+    eprintln!("==> {name}");
+    let started = Instant::now();
+    let res = f();
+    eprintln!("<== {name}: {:.1}s", started.elapsed().as_secs_f64());
+    res
+}
+
+fn ci() -> Result {
+    stage("fmt", || run(cargo().args(["fmt", "--all", "--check"])))?;
+    stage("clippy", || {
+        run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    stage("tidy", || tidy::run(&root()))?;
+    stage("deny", deny)?;
+    stage("fuzz smoke", || fuzz(15, None))?;
+    stage("interop", interop)?;
+    // The test run comes last so that its summary line closes the log.
+    stage("test", test)
+}
+
+/// Doc tests first (nextest does not run them), then nextest, whose `Summary` line closes the run.
+///
+/// The interop-dependent tests run for real here: the interop setup has installed their tools,
+/// and `NATSWS_REQUIRE_INTEROP=1` turns a missing tool into a failure instead of a skip.
+fn test() -> Result {
+    let root = root();
+    let interop = root.join("tests/interop");
+    let python = interop.join(".venv/bin/python3");
+    let node_modules = interop.join("node_modules");
+    let oracle = oracle()?;
+    run(cargo().args(["test", "--workspace", "--doc"]))?;
+    let mut nextest = cargo();
+    nextest
+        .args(["nextest", "run", "--workspace", "--no-tests=warn"])
+        .env("NATSCONF_ORACLE", &oracle);
+    if python.exists() && node_modules.exists() {
+        nextest
+            .env("NATSWS_REQUIRE_INTEROP", "1")
+            .env("NATSWS_PYTHON", &python)
+            .env("NATSWS_NODE_MODULES", &node_modules);
+    } else {
+        eprintln!(
+            "note: interop tools not installed; run `cargo xtask interop` once to run every test"
+        );
+    }
+    run(&mut nextest)
+}
+
+fn fuzz_command(args: &[String]) -> Result {
+    let mut seconds = 60;
+    let mut target = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seconds" | "--time" => {
+                let value = args.next().ok_or("--seconds needs a value")?;
+                seconds = value
+                    .parse()
+                    .map_err(|_| format!("--seconds: not a number: {value}"))?;
+            }
+            name if !name.starts_with('-') && target.is_none() => target = Some(name.to_owned()),
+            other => return Err(format!("fuzz: unexpected argument `{other}`")),
+        }
+    }
+    fuzz(seconds, target.as_deref())
+}
+
+/// Builds every fuzz target once, then runs each (or just `only`) for `seconds`.
+///
+/// Uses cargo-fuzz on stable with `-s none`: the product is `#![forbid(unsafe_code)]`, so the
+/// sanitizer would only slow the fuzzer down. Seeds are copied into the working corpus first.
+fn fuzz(seconds: u32, only: Option<&str>) -> Result {
+    if !have("cargo-fuzz") {
+        run(cargo().args(["install", "cargo-fuzz", "--locked", "--version", "^0.13"]))?;
+    }
+    let fuzz_dir = root().join("fuzz");
+    let fuzz_cargo = || {
+        let mut cmd = cargo();
+        cmd.current_dir(&fuzz_dir).args(["fuzz"]);
+        cmd
+    };
+    run(fuzz_cargo().args(["build", "-s", "none", "-a"]))?;
+    let listing = fuzz_cargo()
+        .arg("list")
+        .output()
+        .map_err(|e| format!("cargo fuzz list: {e}"))?;
+    let targets: Vec<String> = String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .map(str::to_owned)
+        .filter(|t| only.is_none_or(|o| o == t))
+        .collect();
+    if targets.is_empty() {
+        return Err(format!("no fuzz target named {only:?}"));
+    }
+    let mut failed = Vec::new();
+    for target in &targets {
+        let corpus = fuzz_dir.join("corpus").join(target);
+        std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+        let seeds = fuzz_dir.join("seeds").join(target);
+        let regressions = fuzz_dir.join("regressions").join(target);
+        let log = fuzz_dir.join(format!("{target}.log"));
+        let log_file =
+            std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let status = fuzz_cargo()
+            .args(["run", "-s", "none", "-a", target])
+            .arg(&corpus)
+            .arg(&seeds)
+            .arg(&regressions)
+            .args([
+                "--",
+                &format!("-max_total_time={seconds}"),
+                "-rss_limit_mb=2048",
+            ])
+            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log_file)
+            .status()
+            .map_err(|e| format!("cargo fuzz run {target}: {e}"))?;
+        if status.success() {
+            eprintln!("fuzz ok: {target} ({seconds}s)");
+        } else {
+            eprintln!("FUZZ FAIL: {target}; see {}", log.display());
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            for line in text.lines().filter(|l| {
+                l.contains("SUMMARY") || l.contains("panicked") || l.contains("Test unit written")
+            }) {
+                eprintln!("  {line}");
+            }
+            failed.push(target.clone());
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("fuzz targets failed: {}", failed.join(", ")))
+    }
+}
+
+fn deny() -> Result {
+    if !have("cargo-deny") {
+        run(cargo().args(["install", "cargo-deny", "--locked"]))?;
+    }
+    // `advisories` needs the RustSec database from the network, which CI does not have.
+    run(cargo().args(["deny", "check", "licenses", "bans", "sources"]))
+}
+
+/// Installs Debian packages that are missing (CI runs as root on a fresh machine).
+fn apt_install(packages: &[&str]) -> Result {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            !Command::new("dpkg")
+                .args(["-s", p])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let sudo = if Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"))
+    {
+        vec![]
+    } else {
+        vec!["sudo"]
+    };
+    let mut update = Command::new(sudo.first().copied().unwrap_or("apt-get"));
+    if !sudo.is_empty() {
+        update.arg("apt-get");
+    }
+    run(update.args(["update", "-qq"]))?;
+    let mut install = Command::new(sudo.first().copied().unwrap_or("apt-get"));
+    if !sudo.is_empty() {
+        install.arg("apt-get");
+    }
+    run(install
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["install", "-y", "-qq"])
+        .args(&missing))
+}
+
+/// Builds conforacle (tools/conforacle.md): nats-server 2.9.10's own `conf` package behind the
+/// typed-JSON printer, used by natsconf's differential tests. Returns the binary's path.
+fn oracle() -> Result<PathBuf> {
+    let root = root();
+    let out_dir = root.join("target/conforacle");
+    let binary = out_dir.join("conforacle");
+    let source = root.join("xtask/conforacle/main.go");
+    let fresh = |b: &Path| {
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        matches!((modified(b), modified(&source)), (Some(b), Some(s)) if b >= s)
+    };
+    if fresh(&binary) {
+        return Ok(binary);
+    }
+    apt_install(&["golang-go", "golang-github-nats-io-nats-server-dev"])?;
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    std::fs::copy(&source, out_dir.join("main.go"))
+        .map_err(|e| format!("{}: {e}", source.display()))?;
+    run(Command::new("go")
+        .current_dir(&out_dir)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", "/usr/share/gocode")
+        .env("GOFLAGS", "")
+        .env("GOPROXY", "off")
+        .env("GOCACHE", out_dir.join("gocache"))
+        .args(["build", "-o", "conforacle", "."]))?;
+    Ok(binary)
+}
+
+/// Installs the interop suite's tools and runs it against natsws and nats-server.
+fn interop() -> Result {
+    let root = root();
+    run(cargo().args(["build", "-p", "natsws"]))?;
+    run(Command::new(root.join("tests/interop/setup")).current_dir(&root))?;
+    run(Command::new(root.join("tests/interop/run-all"))
+        .current_dir(&root)
+        .arg("--natsws")
+        .arg(root.join("target/debug/natsws")))
+}
