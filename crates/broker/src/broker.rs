@@ -1,0 +1,1477 @@
+//! The broker: client table, sessions, timers and routing.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use crate::authseam::{self, Credentials, Permissions};
+use crate::config::{
+    Config, FIRST_CLIENT_PING_INTERVAL, MAX_RESPONSE_ENTRIES, RTT_MEASUREMENT_INTERVAL,
+};
+use crate::outq::OutQueue;
+use crate::proto::{Op, Parser, ParserLimits, ProtoError, Publish, Role};
+use crate::sublist::{InsertError, Sublist, SublistStats};
+use crate::types::{
+    ClientId, ClientInfo, ClientParams, CloseReason, ConnectionType, Event, ServerStats, SubInfo,
+};
+use crate::{subject, wire};
+
+/// Handle of one subscription inside the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct SubKey {
+    index: u32,
+    generation: u32,
+}
+
+#[derive(Debug)]
+struct Subscription {
+    client: ClientId,
+    sid: Bytes,
+    subject: Bytes,
+    queue: Option<Bytes>,
+    delivered: u64,
+    max: Option<u64>,
+}
+
+#[derive(Debug)]
+struct SubSlot {
+    generation: u32,
+    sub: Option<Subscription>,
+}
+
+/// Options a client sets with CONNECT (spec §1.4); defaults apply before CONNECT.
+#[derive(Debug, Clone)]
+struct ClientOptions {
+    verbose: bool,
+    pedantic: bool,
+    echo: bool,
+    headers: bool,
+    no_responders: bool,
+    protocol: i64,
+    name: String,
+    lang: String,
+    version: String,
+    user: String,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            verbose: true,
+            pedantic: true,
+            echo: true,
+            headers: false,
+            no_responders: false,
+            protocol: 0,
+            name: String::new(),
+            lang: String::new(),
+            version: String::new(),
+            user: String::new(),
+        }
+    }
+}
+
+/// The CONNECT JSON; absent fields keep the previous value.
+#[derive(Debug, Deserialize)]
+struct ConnectJson {
+    verbose: Option<bool>,
+    pedantic: Option<bool>,
+    #[serde(rename = "tls_required")]
+    _tls_required: Option<bool>,
+    user: Option<String>,
+    pass: Option<String>,
+    auth_token: Option<String>,
+    nkey: Option<String>,
+    sig: Option<String>,
+    jwt: Option<String>,
+    name: Option<String>,
+    lang: Option<String>,
+    version: Option<String>,
+    protocol: Option<i64>,
+    echo: Option<bool>,
+    headers: Option<bool>,
+    no_responders: Option<bool>,
+    account: Option<String>,
+    new_account: Option<bool>,
+}
+
+#[derive(Debug)]
+struct Client {
+    cid: u64,
+    params: ClientParams,
+    closed: Option<(CloseReason, Instant)>,
+    parser: Parser,
+    out: OutQueue,
+    opts: ClientOptions,
+    connect_received: bool,
+    awaiting_auth: bool,
+    authorized_user: Option<String>,
+    permissions: Option<Arc<Permissions>>,
+    responses: HashMap<Bytes, (Instant, i64)>,
+    subs: HashMap<Bytes, SubKey>,
+    nonce: Option<String>,
+    auth_deadline: Option<Instant>,
+    ping_deadline: Option<Instant>,
+    pings_out: u32,
+    last_activity: Instant,
+    last_client_ping: Option<Instant>,
+    rtt: Option<Duration>,
+    rtt_start: Option<Instant>,
+    stall_since: Option<Instant>,
+    consumed_seen: u64,
+    scheduled: Option<Instant>,
+    flush_requested: bool,
+    in_msgs: u64,
+    in_bytes: u64,
+    out_msgs: u64,
+    out_bytes: u64,
+    start: Instant,
+    counts_as_client: bool,
+    closed_subs: Vec<SubInfo>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    generation: u32,
+    client: Option<Client>,
+}
+
+/// A small deterministic generator (splitmix64); the seed comes from [`Config::seed`].
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform-enough value in `0..n` (`n > 0`).
+    fn below(&mut self, n: usize) -> usize {
+        let n64 = n as u64;
+        if n64 == 0 {
+            return 0;
+        }
+        usize::try_from(self.next_u64() % n64).unwrap_or(0)
+    }
+}
+
+#[derive(Serialize)]
+struct InfoJson<'a> {
+    server_id: &'a str,
+    server_name: &'a str,
+    version: &'a str,
+    proto: i32,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    git_commit: &'a str,
+    go: &'a str,
+    host: &'a str,
+    port: u16,
+    headers: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    auth_required: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    tls_required: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    tls_verify: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    tls_available: bool,
+    max_payload: usize,
+    client_id: u64,
+    client_ip: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    cluster: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    connect_urls: &'a [String],
+    #[serde(skip_serializing_if = "is_false")]
+    ldm: bool,
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The broker. See the crate docs for the call order.
+#[derive(Debug)]
+pub struct Broker {
+    config: Config,
+    slots: Vec<Slot>,
+    free_slots: Vec<u32>,
+    subs: Vec<SubSlot>,
+    free_subs: Vec<u32>,
+    sublist: Sublist<SubKey>,
+    events: VecDeque<Event>,
+    timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    rng: Rng,
+    next_cid: u64,
+    stats: ServerStats,
+    closed_ring: VecDeque<ClientInfo>,
+    max_closed_clients: usize,
+    start: Instant,
+}
+
+/// Default size of the closed-connections ring (`/connz?state=closed`).
+pub const DEFAULT_MAX_CLOSED_CLIENTS: usize = 10_000;
+
+impl Broker {
+    /// Creates a broker with `config`; `now` is the server start time.
+    #[must_use]
+    pub fn new(config: Config, now: Instant) -> Self {
+        let rng = Rng(config.seed);
+        Self {
+            config,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            subs: Vec::new(),
+            free_subs: Vec::new(),
+            sublist: Sublist::new(),
+            events: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            rng,
+            next_cid: 1,
+            stats: ServerStats::default(),
+            closed_ring: VecDeque::new(),
+            max_closed_clients: DEFAULT_MAX_CLOSED_CLIENTS,
+            start: now,
+        }
+    }
+
+    /// The configuration in force.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Server start time given to [`Broker::new`].
+    #[must_use]
+    pub fn start_time(&self) -> Instant {
+        self.start
+    }
+
+    /// Applies a reloaded configuration. `max_payload`, `max_control_line`, ping settings,
+    /// write deadline, auth and INFO facts take effect at once (existing connections get the
+    /// new limits; nothing is pushed to them). `max_pending` and `max_subscriptions` are not
+    /// reloadable in nats-server; the caller refuses such reloads.
+    pub fn set_config(&mut self, config: Config) {
+        let mcl = config.limits.max_control_line;
+        let mpay = config.limits.max_payload;
+        self.config = config;
+        for slot in &mut self.slots {
+            if let Some(c) = slot.client.as_mut() {
+                let limits = c.parser.limits_mut();
+                limits.max_control_line = mcl;
+                limits.max_payload = mpay;
+            }
+        }
+    }
+
+    /// Sets the size of the closed-connections ring (default 10000).
+    pub fn set_max_closed_clients(&mut self, n: usize) {
+        self.max_closed_clients = n;
+        while self.closed_ring.len() > n {
+            self.closed_ring.pop_front();
+        }
+    }
+
+    fn client(&self, id: ClientId) -> Option<&Client> {
+        let slot = self.slots.get(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.client.as_ref()
+    }
+
+    fn client_mut(&mut self, id: ClientId) -> Option<&mut Client> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.client.as_mut()
+    }
+
+    fn open_client_mut(&mut self, id: ClientId) -> Option<&mut Client> {
+        self.client_mut(id).filter(|c| c.closed.is_none())
+    }
+
+    /// Registers a new connection and queues its INFO. May close it at once (poll events):
+    /// with `max_connections` reached it gets INFO, `-ERR 'maximum connections exceeded'` and
+    /// [`Event::Closed`]. Call [`Broker::poll_timeout`] afterwards: the auth and ping timers run.
+    pub fn register_client(&mut self, now: Instant, params: ClientParams) -> ClientId {
+        let index = match self.free_slots.pop() {
+            Some(i) => i,
+            None => {
+                let i = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+                self.slots.push(Slot {
+                    generation: 0,
+                    client: None,
+                });
+                i
+            }
+        };
+        let generation = self.slots.get(index as usize).map_or(0, |s| s.generation);
+        let id = ClientId { index, generation };
+        let cid = self.next_cid;
+        self.next_cid += 1;
+        let conn_type = params.conn_type;
+        let auth_expected = self.config.auth.auth_expected(conn_type);
+        let nonce = if self.config.auth.nonce_required() {
+            let bytes = params.nonce_bytes.unwrap_or_else(|| {
+                let a = self.rng.next_u64().to_le_bytes();
+                let b = self.rng.next_u64().to_le_bytes();
+                let mut out = [0u8; 11];
+                for (o, v) in out.iter_mut().zip(a.iter().chain(b.iter())) {
+                    *o = *v;
+                }
+                out
+            });
+            Some(base64_url(&bytes))
+        } else {
+            None
+        };
+        let auth_deadline = auth_expected.then(|| {
+            now + self
+                .config
+                .auth
+                .auth_timeout(conn_type)
+                .unwrap_or(self.config.auth_timeout)
+        });
+        let limits = ParserLimits {
+            max_control_line: self.config.limits.max_control_line,
+            max_payload: self.config.limits.max_payload,
+            headers: false,
+        };
+        let counts_as_client = matches!(
+            conn_type,
+            ConnectionType::Standard | ConnectionType::WebSocket
+        );
+        let client = Client {
+            cid,
+            params,
+            closed: None,
+            parser: Parser::new(Role::Server, limits),
+            out: OutQueue::new(),
+            opts: ClientOptions::default(),
+            connect_received: false,
+            awaiting_auth: auth_expected,
+            authorized_user: None,
+            permissions: None,
+            responses: HashMap::new(),
+            subs: HashMap::new(),
+            nonce,
+            auth_deadline,
+            ping_deadline: Some(now + self.config.ping_interval),
+            pings_out: 0,
+            last_activity: now,
+            last_client_ping: None,
+            rtt: None,
+            rtt_start: None,
+            stall_since: None,
+            consumed_seen: 0,
+            scheduled: None,
+            flush_requested: false,
+            in_msgs: 0,
+            in_bytes: 0,
+            out_msgs: 0,
+            out_bytes: 0,
+            start: now,
+            counts_as_client,
+            closed_subs: Vec::new(),
+        };
+        if let Some(slot) = self.slots.get_mut(index as usize) {
+            slot.client = Some(client);
+        }
+        self.stats.total_connections += 1;
+        let info = self.build_info(id);
+        self.queue_bytes(id, now, &info);
+        if counts_as_client {
+            if self.stats.connections >= self.config.limits.max_connections {
+                self.send_err(id, now, "maximum connections exceeded");
+                self.close(id, now, CloseReason::MaxConnectionsExceeded);
+                return id;
+            }
+            self.stats.connections += 1;
+        }
+        self.reschedule(id);
+        id
+    }
+
+    fn build_info(&self, id: ClientId) -> Vec<u8> {
+        let Some(c) = self.client(id) else {
+            return Vec::new();
+        };
+        let cfg = &self.config;
+        let conn_type = c.params.conn_type;
+        let ws = conn_type.is_websocket();
+        let listener = if ws {
+            cfg.websocket_listener
+                .as_ref()
+                .unwrap_or(&cfg.client_listener)
+        } else {
+            &cfg.client_listener
+        };
+        let server_name = if cfg.server_name.is_empty() {
+            &cfg.server_id
+        } else {
+            &cfg.server_name
+        };
+        let info = InfoJson {
+            server_id: &cfg.server_id,
+            server_name,
+            version: &cfg.version,
+            proto: 1,
+            git_commit: &cfg.git_commit,
+            go: &cfg.go,
+            host: &listener.host,
+            port: listener.port,
+            headers: cfg.headers,
+            auth_required: cfg.auth.auth_required(conn_type),
+            tls_required: listener.tls_required,
+            tls_verify: listener.tls_verify,
+            tls_available: listener.tls_available,
+            max_payload: c.parser.limits().max_payload,
+            client_id: c.cid,
+            client_ip: c.params.remote.ip().to_string(),
+            nonce: c.nonce.as_deref(),
+            cluster: &cfg.cluster,
+            connect_urls: if ws {
+                &cfg.ws_connect_urls
+            } else {
+                &cfg.connect_urls
+            },
+            ldm: false,
+        };
+        let mut out = b"INFO ".to_vec();
+        if serde_json::to_writer(&mut out, &info).is_err() {
+            return Vec::new();
+        }
+        out.extend_from_slice(b" \r\n");
+        out
+    }
+
+    /// The INFO line this client was sent (rebuilt; for tests and async INFO).
+    #[must_use]
+    pub fn info_line(&self, client: ClientId) -> Option<Vec<u8>> {
+        self.client(client).map(|_| self.build_info(client))
+    }
+
+    /// Feeds bytes read from the client. Parses every complete operation in `src`, leaving a
+    /// partial tail in place. Then poll [`Broker::poll_event`] until `None` and re-read
+    /// [`Broker::poll_timeout`]. Input for a closed or unknown client is discarded.
+    pub fn handle_input(&mut self, client: ClientId, now: Instant, src: &mut BytesMut) {
+        loop {
+            let auth_cfg_has_no_auth_user;
+            {
+                let Some(c) = self.client_mut(client) else {
+                    src.clear();
+                    return;
+                };
+                if c.closed.is_some() {
+                    src.clear();
+                    return;
+                }
+                auth_cfg_has_no_auth_user = c.awaiting_auth && c.parser.at_op_start();
+            }
+            if auth_cfg_has_no_auth_user {
+                let Some(&first) = src.first() else {
+                    break;
+                };
+                if first != b'C' && first != b'c' && !self.bind_no_auth_user(client, now) {
+                    self.auth_violation(client, now, None);
+                    src.clear();
+                    return;
+                }
+            }
+            let Some(c) = self.client_mut(client) else {
+                return;
+            };
+            match c.parser.parse(src) {
+                Ok(None) => break,
+                Ok(Some(op)) => self.process_op(client, now, op),
+                Err(err) => {
+                    self.protocol_error(client, now, &err);
+                    src.clear();
+                    return;
+                }
+            }
+        }
+        self.reschedule(client);
+    }
+
+    fn protocol_error(&mut self, client: ClientId, now: Instant, err: &ProtoError) {
+        if let Some(text) = err.err_text() {
+            self.send_err(client, now, text);
+        }
+        self.close(client, now, err.close_reason());
+    }
+
+    fn bind_no_auth_user(&mut self, client: ClientId, _now: Instant) -> bool {
+        let Some(conn_type) = self.client(client).map(|c| c.params.conn_type) else {
+            return false;
+        };
+        let Some(user) = authseam::no_auth_user(&self.config.auth, conn_type) else {
+            return false;
+        };
+        if let Some(c) = self.client_mut(client) {
+            c.awaiting_auth = false;
+            c.auth_deadline = None;
+            c.connect_received = true;
+            c.authorized_user = user.authorized_user;
+            c.permissions = user.permissions;
+        }
+        true
+    }
+
+    fn auth_violation(&mut self, client: ClientId, now: Instant, detail: Option<String>) {
+        if let Some(detail) = detail {
+            self.events.push_back(Event::AuthFailed { client, detail });
+        }
+        self.send_err(client, now, "Authorization Violation");
+        self.close(client, now, CloseReason::AuthenticationFailure);
+    }
+
+    fn process_op(&mut self, id: ClientId, now: Instant, op: Op) {
+        match op {
+            Op::Connect(arg) => self.process_connect(id, now, &arg),
+            Op::Pub(publish) => self.process_pub(id, now, publish),
+            Op::Sub {
+                subject,
+                queue,
+                sid,
+            } => self.process_sub(id, now, subject, queue, sid),
+            Op::Unsub { sid, max } => self.process_unsub(id, now, &sid, max),
+            Op::Ping => {
+                if let Some(c) = self.open_client_mut(id) {
+                    c.last_client_ping = Some(now);
+                }
+                self.queue_bytes(id, now, b"PONG\r\n");
+            }
+            Op::Pong => {
+                if let Some(c) = self.open_client_mut(id) {
+                    c.pings_out = 0;
+                    if let Some(started) = c.rtt_start {
+                        c.rtt = Some(now.saturating_duration_since(started));
+                    }
+                }
+            }
+            Op::Ok | Op::Info(_) => {}
+            Op::Err(_) => self.close(id, now, CloseReason::ParseError),
+            Op::Msg(_) => {
+                self.send_err(id, now, "Unknown Protocol Operation");
+                self.close(id, now, CloseReason::ProtocolViolation);
+            }
+        }
+    }
+
+    fn process_connect(&mut self, id: ClientId, now: Instant, arg: &[u8]) {
+        let Ok(json) = serde_json::from_slice::<ConnectJson>(arg) else {
+            self.close(id, now, CloseReason::ProtocolViolation);
+            return;
+        };
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
+        let o = &mut c.opts;
+        if let Some(v) = json.verbose {
+            o.verbose = v;
+        }
+        if let Some(v) = json.pedantic {
+            o.pedantic = v;
+        }
+        if let Some(v) = json.echo {
+            o.echo = v;
+        }
+        if let Some(v) = json.headers {
+            o.headers = v;
+        }
+        if let Some(v) = json.no_responders {
+            o.no_responders = v;
+        }
+        if let Some(v) = json.protocol {
+            o.protocol = v;
+        }
+        if let Some(v) = &json.name {
+            v.clone_into(&mut o.name);
+        }
+        if let Some(v) = &json.lang {
+            v.clone_into(&mut o.lang);
+        }
+        if let Some(v) = &json.version {
+            v.clone_into(&mut o.version);
+        }
+        if let Some(v) = &json.user {
+            v.clone_into(&mut o.user);
+        }
+        let conn_type = c.params.conn_type;
+        let creds = Credentials {
+            user: json.user.as_deref(),
+            pass: json.pass.as_deref(),
+            auth_token: json.auth_token.as_deref(),
+            nkey: json.nkey.as_deref(),
+            sig: json.sig.as_deref(),
+            jwt: json.jwt.as_deref(),
+        };
+        let nonce = c.nonce.clone();
+        let cookies = std::mem::take(&mut c.params.cookies);
+        let res = authseam::authenticate(
+            &self.config.auth,
+            conn_type,
+            &creds,
+            nonce.as_deref(),
+            &cookies,
+        );
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
+        c.params.cookies = cookies;
+        match res {
+            Ok(user) => {
+                c.authorized_user = user.authorized_user;
+                c.permissions = user.permissions;
+            }
+            Err(detail) => {
+                self.auth_violation(id, now, Some(detail));
+                return;
+            }
+        }
+        if json.account.is_some_and(|a| !a.is_empty()) || json.new_account == Some(true) {
+            self.auth_violation(id, now, None);
+            return;
+        }
+        let server_headers = self.config.headers;
+        let ping_interval = self.config.ping_interval;
+        let jitter_seed = self.rng.next_u64();
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
+        c.awaiting_auth = false;
+        c.auth_deadline = None;
+        c.connect_received = true;
+        c.rtt = Some(now.saturating_duration_since(c.start));
+        let protocol = c.opts.protocol;
+        if !(0..=1).contains(&protocol) {
+            self.send_err(id, now, "invalid client protocol");
+            self.close(id, now, CloseReason::BadClientProtocolVersion);
+            return;
+        }
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
+        let headers = c.opts.headers && server_headers;
+        c.parser.limits_mut().headers = headers;
+        if c.opts.no_responders && !headers {
+            self.send_err(id, now, "no responders requires headers support");
+            self.close(id, now, CloseReason::NoRespondersRequiresHeaders);
+            return;
+        }
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
+        let mut first = ping_interval.min(FIRST_CLIENT_PING_INTERVAL);
+        let fifth_nanos = u64::try_from(first.as_nanos() / 5).unwrap_or(0);
+        if fifth_nanos > 0 {
+            first += Duration::from_nanos(jitter_seed % fifth_nanos);
+        }
+        c.ping_deadline = Some(now + first);
+        let verbose = c.opts.verbose;
+        self.events.push_back(Event::Connected(id));
+        if verbose {
+            self.queue_bytes(id, now, b"+OK\r\n");
+        }
+    }
+
+    fn process_pub(&mut self, id: ClientId, now: Instant, publish: Publish) {
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
+        let size = publish.message.len() as u64;
+        c.in_msgs += 1;
+        c.in_bytes += size;
+        c.last_activity = now;
+        let pedantic = c.opts.pedantic;
+        let verbose = c.opts.verbose;
+        let echo = c.opts.echo;
+        let no_responders = c.opts.no_responders;
+        let perms = c.permissions.clone();
+        self.stats.in_msgs += 1;
+        self.stats.in_bytes += size;
+        if pedantic && !subject::is_valid_literal(&publish.subject) {
+            self.send_err(id, now, "Invalid Publish Subject");
+        }
+        let subj = &publish.subject;
+        let gr_reply = subj.len() > 5 && subj.starts_with(b"_GR_.");
+        let allowed = !gr_reply
+            && perms
+                .as_ref()
+                .is_none_or(|p| p.can_publish(subj) || self.response_allowed(id, subj, now));
+        if !allowed {
+            let text = format!(
+                "Permissions Violation for Publish to {}",
+                wire::go_quote(subj)
+            );
+            self.send_err(id, now, &text);
+            return;
+        }
+        if let Some(reply) = &publish.reply
+            && is_reserved_reply(reply)
+        {
+            let text = format!(
+                "Permissions Violation for Publish with Reply of {}",
+                wire::go_quote(reply)
+            );
+            self.send_err(id, now, &text);
+            return;
+        }
+        if verbose {
+            self.queue_bytes(id, now, b"+OK\r\n");
+        }
+        let delivered = self.route(id, echo, now, &publish);
+        if delivered == 0
+            && no_responders
+            && let Some(reply) = &publish.reply
+        {
+            self.send_no_responders(id, now, reply);
+        }
+    }
+
+    fn response_allowed(&mut self, id: ClientId, subject: &Bytes, now: Instant) -> bool {
+        let Some(c) = self.client_mut(id) else {
+            return false;
+        };
+        let Some((max, expires)) = c.permissions.as_ref().and_then(|p| p.response_permission())
+        else {
+            return false;
+        };
+        let Some((at, count)) = c.responses.get_mut(subject) else {
+            return false;
+        };
+        if now.saturating_duration_since(*at) > expires || (max >= 0 && *count >= max) {
+            c.responses.remove(subject);
+            return false;
+        }
+        *count += 1;
+        if max >= 0 && *count >= max {
+            c.responses.remove(subject);
+        }
+        true
+    }
+
+    /// Delivers `publish` to every match. Returns the number of deliveries.
+    fn route(&mut self, from: ClientId, echo: bool, now: Instant, publish: &Publish) -> usize {
+        let result = self.sublist.matches(&publish.subject);
+        let mut delivered = 0;
+        for key in &result.plain {
+            if self.deliver(from, echo, *key, now, publish) {
+                delivered += 1;
+            }
+        }
+        for (_, members) in &result.queues {
+            let n = members.len();
+            let start = self.rng.below(n);
+            for step in 0..n {
+                let Some(key) = members.get((start + step) % n) else {
+                    break;
+                };
+                if self.deliver(from, echo, *key, now, publish) {
+                    delivered += 1;
+                    break;
+                }
+            }
+        }
+        delivered
+    }
+
+    fn sub(&self, key: SubKey) -> Option<&Subscription> {
+        let slot = self.subs.get(key.index as usize)?;
+        if slot.generation != key.generation {
+            return None;
+        }
+        slot.sub.as_ref()
+    }
+
+    fn sub_mut(&mut self, key: SubKey) -> Option<&mut Subscription> {
+        let slot = self.subs.get_mut(key.index as usize)?;
+        if slot.generation != key.generation {
+            return None;
+        }
+        slot.sub.as_mut()
+    }
+
+    fn deliver(
+        &mut self,
+        from: ClientId,
+        echo: bool,
+        key: SubKey,
+        now: Instant,
+        publish: &Publish,
+    ) -> bool {
+        let Some(sub) = self.sub(key) else {
+            return false;
+        };
+        let target = sub.client;
+        if target == from && !echo {
+            return false;
+        }
+        let sid = sub.sid.clone();
+        let max_pending = self.config.limits.max_pending;
+        let Some(c) = self.open_client_mut(target) else {
+            return false;
+        };
+        if c.permissions
+            .as_ref()
+            .is_some_and(|p| p.deny_delivery(&publish.subject))
+        {
+            return false;
+        }
+        let headers = c.opts.headers && c.parser.limits().headers;
+        let (hdr, body) = match publish.header_len {
+            Some(h) if h > 0 && headers => (Some(h), publish.message.clone()),
+            Some(h) if h > 0 => (None, publish.message.slice(h.min(publish.message.len())..)),
+            _ => (None, publish.message.clone()),
+        };
+        let line_len = wire::msg_line_len(
+            &publish.subject,
+            &sid,
+            publish.reply.as_deref(),
+            hdr,
+            body.len(),
+        );
+        if c.out.len() + line_len + body.len() + 2 > max_pending {
+            self.slow_consumer(target, now, CloseReason::SlowConsumerPendingBytes);
+            return false;
+        }
+        let was_empty = c.out.is_empty();
+        wire::write_msg(
+            &mut c.out,
+            &publish.subject,
+            &sid,
+            publish.reply.as_deref(),
+            hdr,
+            &body,
+        );
+        c.out_msgs += 1;
+        c.out_bytes += body.len() as u64;
+        c.last_activity = now;
+        if let Some(reply) = &publish.reply
+            && c.permissions
+                .as_ref()
+                .is_some_and(|p| p.response_permission().is_some())
+        {
+            if c.responses.len() >= MAX_RESPONSE_ENTRIES {
+                let expires = c
+                    .permissions
+                    .as_ref()
+                    .and_then(|p| p.response_permission())
+                    .map_or(Duration::ZERO, |(_, e)| e);
+                c.responses
+                    .retain(|_, (at, _)| now.saturating_duration_since(*at) <= expires);
+            }
+            c.responses.insert(reply.clone(), (now, 0));
+        }
+        if was_empty {
+            c.stall_since = Some(now);
+            c.consumed_seen = c.out.consumed();
+        }
+        let flush = !c.flush_requested;
+        c.flush_requested = true;
+        if flush {
+            self.events.push_back(Event::Flush(target));
+        }
+        self.stats.out_msgs += 1;
+        self.stats.out_bytes += body.len() as u64;
+        let remove = match self.sub_mut(key) {
+            Some(sub) => {
+                sub.delivered += 1;
+                sub.max.is_some_and(|m| sub.delivered >= m)
+            }
+            None => false,
+        };
+        if remove {
+            self.remove_sub(key);
+        }
+        if was_empty {
+            self.reschedule(target);
+        }
+        true
+    }
+
+    fn send_no_responders(&mut self, id: ClientId, now: Instant, reply: &Bytes) {
+        let result = self.sublist.matches(reply);
+        let sid = result
+            .plain
+            .iter()
+            .filter_map(|k| self.sub(*k))
+            .find(|s| s.client == id)
+            .map(|s| s.sid.clone());
+        let Some(sid) = sid else {
+            return;
+        };
+        let mut line = Vec::with_capacity(64);
+        line.extend_from_slice(b"HMSG ");
+        line.extend_from_slice(reply);
+        line.push(b' ');
+        line.extend_from_slice(&sid);
+        line.extend_from_slice(b" 16 16\r\nNATS/1.0 503\r\n\r\n\r\n");
+        self.queue_bytes(id, now, &line);
+    }
+
+    fn process_sub(
+        &mut self,
+        id: ClientId,
+        now: Instant,
+        subject: Bytes,
+        queue: Option<Bytes>,
+        sid: Bytes,
+    ) {
+        let max_subs = self.config.limits.max_subscriptions;
+        let max_tokens = self.config.limits.max_subscription_tokens;
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
+        c.last_activity = now;
+        let verbose = c.opts.verbose;
+        let perms = c.permissions.clone();
+        let n_subs = c.subs.len();
+        let duplicate = c.subs.contains_key(&sid);
+        let queue_err = |q: &[u8]| {
+            format!(
+                "Permissions Violation for Subscription to {} using queue {}",
+                wire::go_quote(&subject),
+                wire::go_quote(q)
+            )
+        };
+        if let Some(p) = &perms
+            && !p.can_subscribe(&subject, queue.as_deref())
+        {
+            let text = match &queue {
+                Some(q) => queue_err(q),
+                None => format!(
+                    "Permissions Violation for Subscription to {}",
+                    wire::go_quote(&subject)
+                ),
+            };
+            self.send_err(id, now, &text);
+            return;
+        }
+        if let Some(q) = &queue
+            && &q[..] == b"_sys_"
+        {
+            let text = queue_err(q);
+            self.send_err(id, now, &text);
+            return;
+        }
+        if let Some(max) = max_tokens
+            && subject::token_count(&subject) > max
+        {
+            let text = format!(
+                "Permissions Violation for Subscription to {}, too many tokens",
+                wire::go_quote(&subject)
+            );
+            self.send_err(id, now, &text);
+            return;
+        }
+        if max_subs > 0 && n_subs >= max_subs {
+            self.send_err(id, now, "maximum subscriptions exceeded");
+            return;
+        }
+        if duplicate {
+            if verbose {
+                self.queue_bytes(id, now, b"+OK\r\n");
+            }
+            return;
+        }
+        let index = match self.free_subs.pop() {
+            Some(i) => i,
+            None => {
+                let i = u32::try_from(self.subs.len()).unwrap_or(u32::MAX);
+                self.subs.push(SubSlot {
+                    generation: 0,
+                    sub: None,
+                });
+                i
+            }
+        };
+        let generation = self.subs.get(index as usize).map_or(0, |s| s.generation);
+        let key = SubKey { index, generation };
+        match self.sublist.insert(&subject, queue.as_ref(), key) {
+            Ok(()) => {}
+            Err(InsertError::InvalidSubject) => {
+                self.free_subs.push(index);
+                self.send_err(id, now, "Invalid Subject");
+                return;
+            }
+        }
+        if let Some(slot) = self.subs.get_mut(index as usize) {
+            slot.sub = Some(Subscription {
+                client: id,
+                sid: sid.clone(),
+                subject,
+                queue,
+                delivered: 0,
+                max: None,
+            });
+        }
+        if let Some(c) = self.client_mut(id) {
+            c.subs.insert(sid, key);
+        }
+        self.stats.subscriptions += 1;
+        if verbose {
+            self.queue_bytes(id, now, b"+OK\r\n");
+        }
+    }
+
+    fn process_unsub(&mut self, id: ClientId, now: Instant, sid: &Bytes, max: Option<u64>) {
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
+        c.last_activity = now;
+        let verbose = c.opts.verbose;
+        let key = c.subs.get(sid).copied();
+        if verbose {
+            self.queue_bytes(id, now, b"+OK\r\n");
+        }
+        let Some(key) = key else {
+            return;
+        };
+        let remove_now = match (max, self.sub_mut(key)) {
+            (Some(m), Some(sub)) if m > 0 && m > sub.delivered => {
+                sub.max = Some(m);
+                false
+            }
+            _ => true,
+        };
+        if remove_now {
+            self.remove_sub(key);
+        }
+    }
+
+    fn remove_sub(&mut self, key: SubKey) {
+        let Some(slot) = self.subs.get_mut(key.index as usize) else {
+            return;
+        };
+        if slot.generation != key.generation {
+            return;
+        }
+        let Some(sub) = slot.sub.take() else {
+            return;
+        };
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free_subs.push(key.index);
+        self.sublist.remove(&sub.subject, sub.queue.as_ref(), key);
+        self.stats.subscriptions = self.stats.subscriptions.saturating_sub(1);
+        if let Some(c) = self.client_mut(sub.client)
+            && c.subs.get(&sub.sid) == Some(&key)
+        {
+            c.subs.remove(&sub.sid);
+        }
+    }
+
+    fn send_err(&mut self, id: ClientId, now: Instant, text: &str) {
+        let mut line = Vec::with_capacity(text.len() + 10);
+        line.extend_from_slice(b"-ERR '");
+        line.extend_from_slice(text.as_bytes());
+        line.extend_from_slice(b"'\r\n");
+        self.queue_bytes(id, now, &line);
+    }
+
+    /// Queues protocol bytes for an open client (no `max_pending` accounting for control
+    /// lines other than the total).
+    fn queue_bytes(&mut self, id: ClientId, now: Instant, bytes: &[u8]) {
+        let max_pending = self.config.limits.max_pending;
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
+        if c.out.len() + bytes.len() > max_pending {
+            self.slow_consumer(id, now, CloseReason::SlowConsumerPendingBytes);
+            return;
+        }
+        let was_empty = c.out.is_empty();
+        c.out.push_slice(bytes);
+        if was_empty {
+            c.stall_since = Some(now);
+            c.consumed_seen = c.out.consumed();
+        }
+        if !c.flush_requested {
+            c.flush_requested = true;
+            self.events.push_back(Event::Flush(id));
+        }
+    }
+
+    fn slow_consumer(&mut self, id: ClientId, now: Instant, reason: CloseReason) {
+        let counts = self.client(id).is_some_and(|c| !c.awaiting_auth);
+        if counts {
+            self.stats.slow_consumers += 1;
+        }
+        self.close(id, now, reason);
+    }
+
+    /// Closes a client (idempotent): removes its subscriptions, stops its timers, drops its
+    /// queued output unless `reason.flushes()`, and emits [`Event::Closed`]. The binary calls
+    /// this on EOF (`ClientClosed`), read/write errors and shutdown (`ServerShutdown`).
+    pub fn close_client(&mut self, client: ClientId, now: Instant, reason: CloseReason) {
+        self.close(client, now, reason);
+    }
+
+    fn close(&mut self, id: ClientId, now: Instant, reason: CloseReason) {
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
+        c.closed = Some((reason, now));
+        if !reason.flushes() {
+            c.out.clear();
+        }
+        c.auth_deadline = None;
+        c.ping_deadline = None;
+        c.stall_since = None;
+        let counts = c.counts_as_client;
+        let keys: Vec<SubKey> = c.subs.values().copied().collect();
+        let cid = c.cid;
+        if counts {
+            self.stats.connections = self.stats.connections.saturating_sub(1);
+        }
+        // Keep the subscription list for the closed-connection record.
+        let mut kept: Vec<SubInfo> = keys
+            .iter()
+            .filter_map(|k| self.sub(*k))
+            .map(|s| sub_info(s, cid))
+            .collect();
+        kept.sort_by(|a, b| a.sid.cmp(&b.sid));
+        for key in keys {
+            self.remove_sub(key);
+        }
+        if let Some(c) = self.client_mut(id) {
+            c.closed_subs = kept;
+        }
+        self.events.push_back(Event::Closed { client: id, reason });
+    }
+
+    /// Frees a closed client's slot after the binary has flushed and closed the transport. A
+    /// client that is still open is closed first with `Client Closed`. The connection's final
+    /// state goes into the closed-connections ring for `/connz?state=closed`.
+    pub fn remove_client(&mut self, client: ClientId, now: Instant) {
+        if self.client(client).is_some_and(|c| c.closed.is_none()) {
+            self.close(client, now, CloseReason::ClientClosed);
+        }
+        let info = self.client_info(client, now);
+        let Some(slot) = self.slots.get_mut(client.index as usize) else {
+            return;
+        };
+        if slot.generation != client.generation || slot.client.is_none() {
+            return;
+        }
+        slot.client = None;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free_slots.push(client.index);
+        if let Some(info) = info
+            && self.max_closed_clients > 0
+        {
+            if self.closed_ring.len() >= self.max_closed_clients {
+                self.closed_ring.pop_front();
+            }
+            self.closed_ring.push_back(info);
+        }
+    }
+
+    /// Next event, or `None`. Call until `None` after every `handle_*`/`register_client`.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let ev = self.events.pop_front()?;
+        if let Event::Flush(id) = &ev
+            && let Some(c) = self.client_mut(*id)
+        {
+            c.flush_requested = false;
+        }
+        Some(ev)
+    }
+
+    /// The client's outbound queue. Write from it (`chunks_vectored`, `front`, `drain_into`)
+    /// and `advance` by what was written; then call [`Broker::handle_flushed`].
+    /// `None` for unknown clients. A closed client keeps its queue until it is removed.
+    pub fn outbound(&mut self, client: ClientId) -> Option<&mut OutQueue> {
+        self.client_mut(client).map(|c| &mut c.out)
+    }
+
+    /// Tells the broker that the binary wrote from the client's queue at `now` (progress
+    /// resets the write-deadline clock). Optional but keeps the slow-consumer timing exact.
+    pub fn handle_flushed(&mut self, client: ClientId, now: Instant) {
+        let Some(c) = self.open_client_mut(client) else {
+            return;
+        };
+        if c.out.is_empty() {
+            c.stall_since = None;
+            c.out.shrink_if_idle();
+        } else if c.out.consumed() != c.consumed_seen {
+            c.consumed_seen = c.out.consumed();
+            c.stall_since = Some(now);
+        }
+        self.reschedule(client);
+    }
+
+    fn client_deadline(&self, c: &Client) -> Option<Instant> {
+        let stall = if c.out.is_empty() {
+            None
+        } else {
+            c.stall_since.map(|s| s + self.config.write_deadline)
+        };
+        [c.auth_deadline, c.ping_deadline, stall]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn reschedule(&mut self, id: ClientId) {
+        let Some(c) = self.client(id) else {
+            return;
+        };
+        if c.closed.is_some() {
+            return;
+        }
+        let Some(deadline) = self.client_deadline(c) else {
+            return;
+        };
+        let push = c.scheduled.is_none_or(|s| deadline < s);
+        if push {
+            if let Some(c) = self.client_mut(id) {
+                c.scheduled = Some(deadline);
+            }
+            self.timers
+                .push(Reverse((deadline, id.index, id.generation)));
+        }
+    }
+
+    /// The earliest deadline over all clients (auth timeout, ping, write deadline), or `None`.
+    /// May be earlier than necessary (a spurious [`Broker::handle_timeout`] is harmless).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// Runs every timer due at `now`: auth timeouts, pings and stale connections, write
+    /// deadlines. Then poll events and re-read [`Broker::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((deadline, index, generation))) = self.timers.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            let id = ClientId { index, generation };
+            let Some(c) = self.client_mut(id) else {
+                continue;
+            };
+            if c.scheduled != Some(deadline) {
+                continue;
+            }
+            c.scheduled = None;
+            self.fire_client_timers(id, now);
+            self.reschedule(id);
+        }
+    }
+
+    fn fire_client_timers(&mut self, id: ClientId, now: Instant) {
+        let write_deadline = self.config.write_deadline;
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
+        if c.auth_deadline.is_some_and(|d| d <= now) && c.awaiting_auth {
+            self.send_err(id, now, "Authentication Timeout");
+            self.close(id, now, CloseReason::AuthenticationTimeout);
+            return;
+        }
+        if !c.out.is_empty() {
+            if c.out.consumed() != c.consumed_seen {
+                c.consumed_seen = c.out.consumed();
+                c.stall_since = Some(now);
+            } else if c.stall_since.is_some_and(|s| s + write_deadline <= now) {
+                self.slow_consumer(id, now, CloseReason::SlowConsumerWriteDeadline);
+                return;
+            }
+        } else {
+            c.stall_since = None;
+        }
+        if c.ping_deadline.is_some_and(|d| d <= now) {
+            self.ping_timer(id, now);
+        }
+    }
+
+    fn ping_timer(&mut self, id: ClientId, now: Instant) {
+        let interval = self.config.ping_interval;
+        let ping_max = self.config.ping_max;
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
+        let need_rtt = c.rtt.is_none()
+            || c.rtt_start
+                .is_none_or(|s| now.saturating_duration_since(s) > RTT_MEASUREMENT_INTERVAL);
+        let recent_activity = now.saturating_duration_since(c.last_activity) < interval;
+        let recent_ping = c
+            .last_client_ping
+            .is_some_and(|p| now.saturating_duration_since(p) < interval);
+        let send = need_rtt || !(recent_activity || recent_ping);
+        c.ping_deadline = Some(now + interval);
+        if send {
+            if c.pings_out + 1 > ping_max {
+                self.send_err(id, now, "Stale Connection");
+                self.close(id, now, CloseReason::StaleConnection);
+                return;
+            }
+            c.pings_out += 1;
+            c.rtt_start = Some(now);
+            self.queue_bytes(id, now, b"PING\r\n");
+        }
+    }
+
+    /// Server-wide counters.
+    #[must_use]
+    pub fn stats(&self) -> ServerStats {
+        self.stats
+    }
+
+    /// Subject index statistics for `/subsz`.
+    #[must_use]
+    pub fn sublist_stats(&self) -> SublistStats {
+        self.sublist.stats()
+    }
+
+    /// Every known client (open, or closed but not yet removed), in cid order.
+    #[must_use]
+    pub fn clients(&self) -> Vec<ClientId> {
+        let mut ids: Vec<(u64, ClientId)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let c = s.client.as_ref()?;
+                Some((
+                    c.cid,
+                    ClientId {
+                        index: u32::try_from(i).ok()?,
+                        generation: s.generation,
+                    },
+                ))
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// True when the client exists and is open.
+    #[must_use]
+    pub fn is_open(&self, client: ClientId) -> bool {
+        self.client(client).is_some_and(|c| c.closed.is_none())
+    }
+
+    /// The cid of a client.
+    #[must_use]
+    pub fn cid(&self, client: ClientId) -> Option<u64> {
+        self.client(client).map(|c| c.cid)
+    }
+
+    /// A snapshot of a client for `/connz`.
+    #[must_use]
+    pub fn client_info(&self, client: ClientId, _now: Instant) -> Option<ClientInfo> {
+        let c = self.client(client)?;
+        let mut subscriptions: Vec<SubInfo> = c
+            .subs
+            .values()
+            .filter_map(|k| self.sub(*k))
+            .map(|s| sub_info(s, c.cid))
+            .collect();
+        subscriptions.sort_by(|a, b| a.sid.cmp(&b.sid));
+        if c.closed.is_some() {
+            subscriptions.clone_from(&c.closed_subs);
+        }
+        Some(ClientInfo {
+            id: client,
+            cid: c.cid,
+            conn_type: c.params.conn_type,
+            remote: c.params.remote,
+            start: c.start,
+            last_activity: c.last_activity,
+            stop: c.closed.map(|(_, t)| t),
+            reason: c.closed.map(|(r, _)| r),
+            rtt: c.rtt,
+            pending_bytes: c.out.len(),
+            in_msgs: c.in_msgs,
+            out_msgs: c.out_msgs,
+            in_bytes: c.in_bytes,
+            out_bytes: c.out_bytes,
+            subscriptions,
+            name: c.opts.name.clone(),
+            lang: c.opts.lang.clone(),
+            version: c.opts.version.clone(),
+            user: c.opts.user.clone(),
+            authorized_user: c.authorized_user.clone(),
+            tls_version: c.params.tls_version.clone(),
+            tls_cipher: c.params.tls_cipher.clone(),
+            forwarded_for: c.params.forwarded_for.clone(),
+        })
+    }
+
+    /// Closed connections kept for `/connz?state=closed`, oldest first.
+    pub fn closed_clients(&self) -> impl Iterator<Item = &ClientInfo> + '_ {
+        self.closed_ring.iter()
+    }
+
+    /// Every subscription, or those matching the literal publish subject `test`, for `/subsz`.
+    #[must_use]
+    pub fn subscriptions(&mut self, test: Option<&[u8]>) -> Vec<SubInfo> {
+        let mut out = Vec::new();
+        for slot in &self.subs {
+            let Some(s) = slot.sub.as_ref() else {
+                continue;
+            };
+            if let Some(t) = test
+                && !subject::matches(&s.subject, t)
+            {
+                continue;
+            }
+            let cid = self.client(s.client).map_or(0, |c| c.cid);
+            out.push(sub_info(s, cid));
+        }
+        out.sort_by(|a, b| a.cid.cmp(&b.cid).then_with(|| a.sid.cmp(&b.sid)));
+        out
+    }
+
+    /// The client that sent CONNECT with `protocol` ≥ 1 (async INFO capable).
+    #[must_use]
+    pub fn connect_received(&self, client: ClientId) -> bool {
+        self.client(client).is_some_and(|c| c.connect_received)
+    }
+}
+
+fn sub_info(s: &Subscription, cid: u64) -> SubInfo {
+    SubInfo {
+        subject: String::from_utf8_lossy(&s.subject).into_owned(),
+        queue: s
+            .queue
+            .as_ref()
+            .map(|q| String::from_utf8_lossy(q).into_owned()),
+        sid: String::from_utf8_lossy(&s.sid).into_owned(),
+        msgs: s.delivered,
+        max: s.max,
+        cid,
+    }
+}
+
+fn is_reserved_reply(reply: &[u8]) -> bool {
+    [&b"_R_."[..], b"$JS.ACK.", b"_GR_."]
+        .iter()
+        .any(|p| reply.len() > p.len() && reply.starts_with(p))
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

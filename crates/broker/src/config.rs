@@ -1,0 +1,153 @@
+//! Broker configuration, with nats-server 2.9.10's defaults (spec/protocol.md §4.1).
+//!
+//! The binary translates its configuration file into this struct; the broker never reads one.
+
+use std::time::Duration;
+
+/// Default `max_control_line` (4 KiB).
+pub const DEFAULT_MAX_CONTROL_LINE_BYTES: usize = 4096;
+/// Default `max_payload` (1 MiB).
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+/// Default `max_pending` (64 MiB).
+pub const DEFAULT_MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
+/// Default `max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 65536;
+/// Default `ping_interval` (2 minutes).
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(120);
+/// Default `ping_max`.
+pub const DEFAULT_PING_MAX: u32 = 2;
+/// Default `write_deadline` (10 s).
+pub const DEFAULT_WRITE_DEADLINE: Duration = Duration::from_secs(10);
+/// Default authorization timeout (2 s).
+pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// The first PING after CONNECT comes at most this soon (plus up to 20 % jitter).
+pub const FIRST_CLIENT_PING_INTERVAL: Duration = Duration::from_secs(2);
+/// An RTT measurement older than this makes the next ping timer send a PING regardless of activity.
+pub const RTT_MEASUREMENT_INTERVAL: Duration = Duration::from_secs(3600);
+/// Response-permission table size above which expired entries are pruned.
+pub const MAX_RESPONSE_ENTRIES: usize = 4096;
+
+/// Resource limits, one place (STYLE §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest argument part of a control line (`max_control_line`).
+    pub max_control_line: usize,
+    /// Largest message (`max_payload`), announced in INFO.
+    pub max_payload: usize,
+    /// Largest outbound queue per client before it is a slow consumer (`max_pending`).
+    pub max_pending: usize,
+    /// Most client connections (TCP and WebSocket together) (`max_connections`).
+    pub max_connections: usize,
+    /// Most subscriptions per connection; 0 = unlimited (`max_subscriptions`).
+    pub max_subscriptions: usize,
+    /// Most tokens in a SUB subject; `None` = unlimited (`max_subscription_tokens`).
+    pub max_subscription_tokens: Option<usize>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_control_line: DEFAULT_MAX_CONTROL_LINE_BYTES,
+            max_payload: DEFAULT_MAX_PAYLOAD_BYTES,
+            max_pending: DEFAULT_MAX_PENDING_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_subscriptions: 0,
+            max_subscription_tokens: None,
+        }
+    }
+}
+
+/// Facts about one listener that go into INFO (`host`, `port`, TLS flags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerInfo {
+    /// Host as configured or advertised (`"0.0.0.0"` by default).
+    pub host: String,
+    /// Port as configured or advertised.
+    pub port: u16,
+    /// TLS is required on this listener.
+    pub tls_required: bool,
+    /// Client certificates are verified.
+    pub tls_verify: bool,
+    /// TLS is offered but optional (`allow_non_tls`).
+    pub tls_available: bool,
+}
+
+impl Default for ListenerInfo {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".to_owned(),
+            port: 4222,
+            tls_required: false,
+            tls_verify: false,
+            tls_available: false,
+        }
+    }
+}
+
+/// Everything the broker needs to know. `Default` equals a stock nats-server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Server id (a public nkey starting with `N` in nats-server; any string works).
+    pub server_id: String,
+    /// Server name; when empty INFO uses `server_id`.
+    pub server_name: String,
+    /// Version string sent in INFO.
+    pub version: String,
+    /// Value of INFO `go` (kept for clients that print it).
+    pub go: String,
+    /// Value of INFO `git_commit`; omitted when empty.
+    pub git_commit: String,
+    /// The NATS client (TCP) listener.
+    pub client_listener: ListenerInfo,
+    /// The WebSocket listener, when configured. WebSocket clients get its host, port and TLS
+    /// flags in INFO (the newer nats-server behaviour; see the crate docs).
+    pub websocket_listener: Option<ListenerInfo>,
+    /// Cluster client URLs for TCP clients' `connect_urls` (`host:port`); usually empty.
+    pub connect_urls: Vec<String>,
+    /// WebSocket URLs sent to WebSocket clients as `connect_urls`; usually empty.
+    pub ws_connect_urls: Vec<String>,
+    /// Cluster name for INFO `cluster`; omitted when empty.
+    pub cluster: String,
+    /// Header support (`!no_header_support`).
+    pub headers: bool,
+    /// Limits.
+    pub limits: Limits,
+    /// Server PING period.
+    pub ping_interval: Duration,
+    /// Unanswered PINGs before `Stale Connection`.
+    pub ping_max: u32,
+    /// How long output may make no progress before `Slow Consumer (Write Deadline)`.
+    pub write_deadline: Duration,
+    /// Authorization timeout when auth is expected and the auth config has no override.
+    pub auth_timeout: Duration,
+    /// Authentication and authorization settings.
+    pub auth: crate::authseam::AuthConfig,
+    /// Seed for the broker's deterministic random choices (queue member, first-ping jitter,
+    /// nonces when the caller gives none). The binary passes OS randomness.
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server_id: "NATSWS".to_owned(),
+            server_name: String::new(),
+            version: "2.9.10".to_owned(),
+            go: "rust".to_owned(),
+            git_commit: String::new(),
+            client_listener: ListenerInfo::default(),
+            websocket_listener: None,
+            connect_urls: Vec::new(),
+            ws_connect_urls: Vec::new(),
+            cluster: String::new(),
+            headers: true,
+            limits: Limits::default(),
+            ping_interval: DEFAULT_PING_INTERVAL,
+            ping_max: DEFAULT_PING_MAX,
+            write_deadline: DEFAULT_WRITE_DEADLINE,
+            auth_timeout: DEFAULT_AUTH_TIMEOUT,
+            auth: crate::authseam::AuthConfig::default(),
+            seed: 0x5eed_0f7a_u64,
+        }
+    }
+}

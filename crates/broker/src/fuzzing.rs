@@ -1,0 +1,1 @@
+//! Fuzz target bodies (see `fuzz/fuzz_targets/broker_*.rs`).

@@ -1,0 +1,215 @@
+//! The per-client outbound queue (STYLE §4, hyper's Flatten/Queue write strategies).
+//!
+//! Small writes (protocol lines, small payloads) are copied into one flat `BytesMut` tail.
+//! Large payloads are queued as shared `Bytes` so that a fan-out to many subscribers costs a
+//! reference count per subscriber instead of a copy. Order is preserved: the tail is frozen into
+//! the chunk queue before a large chunk is pushed behind it.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Payloads of at least this many bytes are shared rather than copied (STYLE §4, bytes#679).
+pub const SHARE_THRESHOLD_BYTES: usize = 1024;
+
+/// Bytes queued for one client, in order.
+#[derive(Debug, Default)]
+pub struct OutQueue {
+    /// Frozen chunks that come before `tail`.
+    chunks: VecDeque<Bytes>,
+    /// Small writes after the last chunk.
+    tail: BytesMut,
+    /// Total queued bytes (chunks plus tail).
+    len: usize,
+    /// Bytes consumed with [`OutQueue::advance`] since creation.
+    consumed: u64,
+}
+
+impl OutQueue {
+    /// An empty queue; it allocates on first use.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queued bytes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing is queued.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Total bytes consumed by [`OutQueue::advance`] so far (monotonic; progress detection).
+    #[must_use]
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    /// Copies `data` to the end of the queue.
+    pub fn push_slice(&mut self, data: &[u8]) {
+        self.tail.extend_from_slice(data);
+        self.len += data.len();
+    }
+
+    /// Queues `data`: copied when small, shared when at least [`SHARE_THRESHOLD_BYTES`].
+    pub fn push_bytes(&mut self, data: &Bytes) {
+        if data.len() < SHARE_THRESHOLD_BYTES {
+            self.push_slice(data);
+            return;
+        }
+        if !self.tail.is_empty() {
+            self.chunks.push_back(self.tail.split().freeze());
+        }
+        self.len += data.len();
+        self.chunks.push_back(data.clone());
+    }
+
+    /// The bytes at the front of the queue (the first chunk); empty when nothing is queued.
+    #[must_use]
+    pub fn front(&self) -> &[u8] {
+        match self.chunks.front() {
+            Some(chunk) => chunk,
+            None => &self.tail,
+        }
+    }
+
+    /// Iterates over the queued bytes in order, chunk by chunk.
+    pub fn chunks(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.chunks
+            .iter()
+            .map(|c| &c[..])
+            .chain(std::iter::once(&self.tail[..]))
+            .filter(|c| !c.is_empty())
+    }
+
+    /// Fills `dst` with slices over the queued bytes, in order, for `write_vectored`.
+    /// Returns how many entries were filled.
+    pub fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut n_filled = 0;
+        for (slot, chunk) in dst.iter_mut().zip(self.chunks()) {
+            *slot = IoSlice::new(chunk);
+            n_filled += 1;
+        }
+        n_filled
+    }
+
+    /// Removes `n` bytes from the front (after a write of `n` bytes). `n` larger than
+    /// [`OutQueue::len`] empties the queue.
+    pub fn advance(&mut self, n: usize) {
+        let mut left = n.min(self.len);
+        self.len -= left;
+        self.consumed += left as u64;
+        while left > 0 {
+            if let Some(front) = self.chunks.front_mut() {
+                if front.len() <= left {
+                    left -= front.len();
+                    self.chunks.pop_front();
+                } else {
+                    front.advance(left);
+                    left = 0;
+                }
+            } else {
+                let take = left.min(self.tail.len());
+                self.tail.advance(take);
+                left -= take;
+                if take == 0 {
+                    break;
+                }
+            }
+        }
+        if self.len == 0 {
+            self.tail.clear();
+        }
+    }
+
+    /// Moves every queued byte into `dst` (for transports that frame at flush time) and
+    /// empties the queue.
+    pub fn drain_into(&mut self, dst: &mut BytesMut) {
+        for chunk in self.chunks() {
+            dst.extend_from_slice(chunk);
+        }
+        let n = self.len;
+        self.advance(n);
+    }
+
+    /// Drops everything queued (used when a connection is torn down without a flush).
+    pub fn clear(&mut self) {
+        let n = self.len;
+        self.advance(n);
+    }
+
+    /// Releases the tail allocation when the queue is empty (idle connections stay cheap).
+    pub fn shrink_if_idle(&mut self) {
+        if self.is_empty() {
+            self.tail = BytesMut::new();
+            self.chunks = VecDeque::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(q: &OutQueue) -> Vec<u8> {
+        q.chunks().flat_map(|c| c.iter().copied()).collect()
+    }
+
+    #[test]
+    fn keeps_order_across_small_and_large() {
+        let mut q = OutQueue::new();
+        q.push_slice(b"MSG a 1 2000\r\n");
+        let big = Bytes::from(vec![b'x'; 2000]);
+        q.push_bytes(&big);
+        q.push_slice(b"\r\n");
+        let mut expect = b"MSG a 1 2000\r\n".to_vec();
+        expect.extend_from_slice(&big);
+        expect.extend_from_slice(b"\r\n");
+        assert_eq!(collect(&q), expect);
+        assert_eq!(q.len(), expect.len());
+        let mut slices = [IoSlice::new(&[]); 8];
+        assert_eq!(q.chunks_vectored(&mut slices), 3);
+    }
+
+    #[test]
+    fn advance_partial_writes() {
+        let mut q = OutQueue::new();
+        q.push_slice(b"hello ");
+        q.push_bytes(&Bytes::from(vec![b'y'; 1500]));
+        q.push_slice(b" bye");
+        let whole = collect(&q);
+        for step in [1usize, 7, 100, 3000] {
+            let mut q2 = OutQueue::new();
+            q2.push_slice(b"hello ");
+            q2.push_bytes(&Bytes::from(vec![b'y'; 1500]));
+            q2.push_slice(b" bye");
+            let mut out = Vec::new();
+            while !q2.is_empty() {
+                let front = q2.front();
+                let n = step.min(front.len());
+                out.extend_from_slice(&front[..n]);
+                q2.advance(n);
+            }
+            assert_eq!(out, whole, "step {step}");
+            assert_eq!(q2.consumed(), whole.len() as u64);
+        }
+    }
+
+    #[test]
+    fn drain_into_empties() {
+        let mut q = OutQueue::new();
+        q.push_slice(b"PING\r\n");
+        let mut dst = BytesMut::new();
+        q.drain_into(&mut dst);
+        assert_eq!(&dst[..], b"PING\r\n");
+        assert!(q.is_empty());
+        q.shrink_if_idle();
+        assert_eq!(q.front(), b"");
+    }
+}

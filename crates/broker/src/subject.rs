@@ -1,0 +1,130 @@
+//! Subject rules (spec/protocol.md §3.1, §3.2).
+
+/// True when `subject` is a valid subscription subject: non-empty tokens, `>` only as the last
+/// token. Wildcard characters inside longer tokens are literal.
+#[must_use]
+pub fn is_valid_subscription(subject: &[u8]) -> bool {
+    if subject.is_empty() {
+        return false;
+    }
+    let mut tokens = subject.split(|b| *b == b'.').peekable();
+    while let Some(token) = tokens.next() {
+        if token.is_empty() {
+            return false;
+        }
+        if token == b">" && tokens.peek().is_some() {
+            return false;
+        }
+    }
+    true
+}
+
+/// True when `subject` is a valid literal subject (pedantic publish check, `/subsz?test=`):
+/// no empty token and no token equal to `*` or `>`.
+#[must_use]
+pub fn is_valid_literal(subject: &[u8]) -> bool {
+    !subject.is_empty()
+        && subject
+            .split(|b| *b == b'.')
+            .all(|t| !t.is_empty() && t != b"*" && t != b">")
+}
+
+/// Number of tokens in `subject`.
+#[must_use]
+pub fn token_count(subject: &[u8]) -> usize {
+    subject.split(|b| *b == b'.').count()
+}
+
+/// Matches a subscription `pattern` against a publish `subject`, whose tokens are all literal
+/// (a `*` in the subject only matches a `*` wildcard or a `>` in the pattern). Subjects with an
+/// empty token match nothing.
+#[must_use]
+pub fn matches(pattern: &[u8], subject: &[u8]) -> bool {
+    if subject.is_empty() || pattern.is_empty() {
+        return false;
+    }
+    let mut subj = subject.split(|b| *b == b'.');
+    let mut pat = pattern.split(|b| *b == b'.');
+    loop {
+        match (pat.next(), subj.next()) {
+            (None, None) => return true,
+            (Some(p), Some(s)) => {
+                if s.is_empty() {
+                    return false;
+                }
+                if p == b">" {
+                    return subj.all(|t| !t.is_empty());
+                }
+                if p != b"*" && p != s {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscription_validity() {
+        for (s, ok) in [
+            ("a.b", true),
+            ("a.>", true),
+            (">", true),
+            ("*", true),
+            ("a.*.c", true),
+            ("foo*.b>r", true),
+            ("a..b", false),
+            (".a", false),
+            ("a.", false),
+            (".", false),
+            ("", false),
+            ("a.>.b", false),
+            (">.a", false),
+        ] {
+            assert_eq!(is_valid_subscription(s.as_bytes()), ok, "{s}");
+        }
+    }
+
+    #[test]
+    fn literal_validity() {
+        for (s, ok) in [
+            ("foo", true),
+            ("foo.bar", true),
+            ("foo*.b>r", true),
+            ("foo.*", false),
+            ("foo.>", false),
+            ("foo..bar", false),
+            ("", false),
+        ] {
+            assert_eq!(is_valid_literal(s.as_bytes()), ok, "{s}");
+        }
+    }
+
+    #[test]
+    fn matching() {
+        for (p, s, ok) in [
+            ("foo", "foo", true),
+            ("foo", "bar", false),
+            ("foo.*", "foo.bar", true),
+            ("foo.*", "foo", false),
+            ("foo.*", "foo.bar.baz", false),
+            ("foo.>", "foo.bar.baz", true),
+            ("foo.>", "foo", false),
+            (">", "foo", true),
+            (">", "foo.bar", true),
+            ("*.*", "foo.*", true),
+            ("foo.bar", "foo.*", false),
+            ("*.bar", "foo.*", false),
+            ("foo.>", "foo.>", true),
+            ("foo.*", "foo..bar", false),
+            (">", "foo..bar", false),
+            ("foo.>", "foo.", false),
+        ] {
+            assert_eq!(matches(p.as_bytes(), s.as_bytes()), ok, "{p} vs {s}");
+        }
+    }
+}

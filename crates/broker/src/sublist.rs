@@ -1,0 +1,346 @@
+//! The subject index: a token trie with `*` and `>` wildcards, queue groups and a match cache
+//! (spec/protocol.md §3; nats-server `sublist.go`).
+//!
+//! Each trie level maps literal tokens to child nodes and has at most one `*` child and one `>`
+//! child. A node stores the plain subscriptions and the queue subscriptions (grouped by queue
+//! name) whose subject ends there. A match walks the trie once per publish subject; results are
+//! cached per subject. Inserting or removing a subscription drops exactly the cached results
+//! whose subject it matches, so the cache never serves a stale answer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::subject;
+
+/// Most cached match results; when exceeded, about a quarter of the entries are dropped.
+pub const MAX_CACHE_ENTRIES: usize = 1024;
+
+/// The result of a match: every plain subscription, and one member list per queue group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchResult<T> {
+    /// Matching plain subscriptions.
+    pub plain: Vec<T>,
+    /// Matching queue subscriptions, grouped by queue name (members may have different
+    /// subjects).
+    pub queues: Vec<(Bytes, Vec<T>)>,
+}
+
+impl<T> MatchResult<T> {
+    fn empty() -> Self {
+        Self {
+            plain: Vec::new(),
+            queues: Vec::new(),
+        }
+    }
+
+    /// Plain subscriptions plus queue groups: the number of deliveries a publish makes.
+    #[must_use]
+    pub fn fanout(&self) -> usize {
+        self.plain.len() + self.queues.len()
+    }
+}
+
+/// Why an insert was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertError {
+    /// The subject is not a valid subscription subject (`-ERR 'Invalid Subject'`).
+    InvalidSubject,
+}
+
+#[derive(Debug)]
+struct Node<T> {
+    literal: HashMap<Vec<u8>, Self>,
+    star: Option<Box<Self>>,
+    full: Option<Box<Self>>,
+    plain: Vec<T>,
+    queues: Vec<(Bytes, Vec<T>)>,
+}
+
+impl<T> Default for Node<T> {
+    fn default() -> Self {
+        Self {
+            literal: HashMap::new(),
+            star: None,
+            full: None,
+            plain: Vec::new(),
+            queues: Vec::new(),
+        }
+    }
+}
+
+impl<T> Node<T> {
+    fn is_empty(&self) -> bool {
+        self.literal.is_empty()
+            && self.star.is_none()
+            && self.full.is_none()
+            && self.plain.is_empty()
+            && self.queues.is_empty()
+    }
+}
+
+/// Statistics for `/subsz`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SublistStats {
+    /// Current subscriptions.
+    pub num_subscriptions: u32,
+    /// Cached match results.
+    pub num_cache: u32,
+    /// Inserts since creation.
+    pub num_inserts: u64,
+    /// Removes since creation.
+    pub num_removes: u64,
+    /// Matches performed.
+    pub num_matches: u64,
+    /// Cache hits divided by matches.
+    pub cache_hit_rate: f64,
+    /// Largest fanout over cached results.
+    pub max_fanout: u32,
+    /// Average fanout over cached results.
+    pub avg_fanout: f64,
+}
+
+/// The subject index. `T` is the caller's subscription handle.
+#[derive(Debug)]
+pub struct Sublist<T> {
+    root: Node<T>,
+    cache: HashMap<Bytes, Arc<MatchResult<T>>>,
+    count: usize,
+    inserts: u64,
+    removes: u64,
+    matches: u64,
+    cache_hits: u64,
+}
+
+impl<T: Copy + PartialEq> Default for Sublist<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Copy + PartialEq> Sublist<T> {
+    /// An empty index.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            root: Node::default(),
+            cache: HashMap::new(),
+            count: 0,
+            inserts: 0,
+            removes: 0,
+            matches: 0,
+            cache_hits: 0,
+        }
+    }
+
+    /// Number of subscriptions.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when there are no subscriptions.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Inserts `value` for `subject` (and `queue`). The same value may be inserted once per
+    /// subject; the caller keeps handles unique.
+    pub fn insert(
+        &mut self,
+        subject: &[u8],
+        queue: Option<&Bytes>,
+        value: T,
+    ) -> Result<(), InsertError> {
+        if !subject::is_valid_subscription(subject) {
+            return Err(InsertError::InvalidSubject);
+        }
+        let mut node = &mut self.root;
+        for token in subject.split(|b| *b == b'.') {
+            node = match token {
+                b"*" => node.star.get_or_insert_with(Box::default),
+                b">" => node.full.get_or_insert_with(Box::default),
+                _ => node.literal.entry(token.to_vec()).or_default(),
+            };
+        }
+        match queue {
+            None => node.plain.push(value),
+            Some(q) => match node.queues.iter_mut().find(|(name, _)| name == q) {
+                Some((_, members)) => members.push(value),
+                None => node.queues.push((q.clone(), vec![value])),
+            },
+        }
+        self.count += 1;
+        self.inserts += 1;
+        self.cache
+            .retain(|subj, _| !subject::matches(subject, subj));
+        Ok(())
+    }
+
+    /// Removes `value` from `subject` (and `queue`). Returns whether it was present.
+    pub fn remove(&mut self, subject: &[u8], queue: Option<&Bytes>, value: T) -> bool {
+        let tokens: Vec<&[u8]> = subject.split(|b| *b == b'.').collect();
+        let removed = Self::remove_at(&mut self.root, &tokens, queue, value);
+        if removed {
+            self.count -= 1;
+            self.removes += 1;
+            self.cache
+                .retain(|subj, _| !subject::matches(subject, subj));
+        }
+        removed
+    }
+
+    fn remove_at(node: &mut Node<T>, tokens: &[&[u8]], queue: Option<&Bytes>, value: T) -> bool {
+        let Some((first, rest)) = tokens.split_first() else {
+            return match queue {
+                None => match node.plain.iter().position(|v| *v == value) {
+                    Some(pos) => {
+                        node.plain.swap_remove(pos);
+                        true
+                    }
+                    None => false,
+                },
+                Some(q) => {
+                    let Some(group_idx) = node.queues.iter().position(|(name, _)| name == q) else {
+                        return false;
+                    };
+                    let Some((_, members)) = node.queues.get_mut(group_idx) else {
+                        return false;
+                    };
+                    let Some(pos) = members.iter().position(|v| *v == value) else {
+                        return false;
+                    };
+                    // Keep member order stable so queue selection stays fair.
+                    members.remove(pos);
+                    if members.is_empty() {
+                        node.queues.swap_remove(group_idx);
+                    }
+                    true
+                }
+            };
+        };
+        match *first {
+            b"*" => {
+                let Some(child) = node.star.as_deref_mut() else {
+                    return false;
+                };
+                let removed = Self::remove_at(child, rest, queue, value);
+                if child.is_empty() {
+                    node.star = None;
+                }
+                removed
+            }
+            b">" => {
+                let Some(child) = node.full.as_deref_mut() else {
+                    return false;
+                };
+                let removed = Self::remove_at(child, rest, queue, value);
+                if child.is_empty() {
+                    node.full = None;
+                }
+                removed
+            }
+            token => {
+                let Some(child) = node.literal.get_mut(token) else {
+                    return false;
+                };
+                let removed = Self::remove_at(child, rest, queue, value);
+                if child.is_empty() {
+                    node.literal.remove(token);
+                }
+                removed
+            }
+        }
+    }
+
+    /// Every subscription that matches the publish `subject`. Subjects with an empty token match
+    /// nothing. The result is shared with the cache; it is a snapshot.
+    pub fn matches(&mut self, subject: &Bytes) -> Arc<MatchResult<T>> {
+        self.matches += 1;
+        if let Some(hit) = self.cache.get(subject) {
+            self.cache_hits += 1;
+            return Arc::clone(hit);
+        }
+        let mut result = MatchResult::empty();
+        let tokens_ok = !subject.is_empty() && subject.split(|b| *b == b'.').all(|t| !t.is_empty());
+        if tokens_ok {
+            let tokens: Vec<&[u8]> = subject.split(|b| *b == b'.').collect();
+            Self::collect(&self.root, &tokens, &mut result);
+        }
+        let result = Arc::new(result);
+        if self.cache.len() >= MAX_CACHE_ENTRIES {
+            let mut n_drop = MAX_CACHE_ENTRIES / 4;
+            self.cache.retain(|_, _| {
+                if n_drop > 0 {
+                    n_drop -= 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        self.cache.insert(subject.clone(), Arc::clone(&result));
+        result
+    }
+
+    fn add_node(node: &Node<T>, result: &mut MatchResult<T>) {
+        result.plain.extend_from_slice(&node.plain);
+        for (name, members) in &node.queues {
+            match result.queues.iter_mut().find(|(n, _)| n == name) {
+                Some((_, all)) => all.extend_from_slice(members),
+                None => result.queues.push((name.clone(), members.clone())),
+            }
+        }
+    }
+
+    fn collect(node: &Node<T>, tokens: &[&[u8]], result: &mut MatchResult<T>) {
+        let Some((first, rest)) = tokens.split_first() else {
+            Self::add_node(node, result);
+            return;
+        };
+        if let Some(full) = &node.full {
+            Self::add_node(full, result);
+        }
+        if let Some(star) = &node.star {
+            Self::collect(star, rest, result);
+        }
+        if let Some(child) = node.literal.get(*first) {
+            Self::collect(child, rest, result);
+        }
+    }
+
+    /// Statistics for `/subsz`.
+    #[must_use]
+    pub fn stats(&self) -> SublistStats {
+        let mut max_fanout = 0usize;
+        let mut total = 0usize;
+        for r in self.cache.values() {
+            max_fanout = max_fanout.max(r.fanout());
+            total += r.fanout();
+        }
+        let n_cache = self.cache.len();
+        SublistStats {
+            num_subscriptions: u32::try_from(self.count).unwrap_or(u32::MAX),
+            num_cache: u32::try_from(n_cache).unwrap_or(u32::MAX),
+            num_inserts: self.inserts,
+            num_removes: self.removes,
+            num_matches: self.matches,
+            cache_hit_rate: if self.matches == 0 {
+                0.0
+            } else {
+                self.cache_hits as f64 / self.matches as f64
+            },
+            max_fanout: u32::try_from(max_fanout).unwrap_or(u32::MAX),
+            avg_fanout: if n_cache == 0 {
+                0.0
+            } else {
+                total as f64 / n_cache as f64
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

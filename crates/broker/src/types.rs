@@ -1,0 +1,341 @@
+//! Handles, connection facts, events and close reasons shared by the broker's API.
+
+use core::net::SocketAddr;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// A client handle: slab index plus generation. A handle outlives its client harmlessly: every
+/// method ignores a stale handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+impl ClientId {
+    /// Slab index; unique among live clients (use it for the event-loop token).
+    #[must_use]
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+
+    /// Generation of the slot; changes each time the slot is reused.
+    #[must_use]
+    pub fn generation(self) -> u32 {
+        self.generation
+    }
+}
+
+/// How a connection reached the server (spec/websocket.md §4.4 names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionType {
+    /// NATS over TCP (or TLS).
+    Standard,
+    /// NATS over WebSocket.
+    WebSocket,
+    /// Leaf node over TCP.
+    Leaf,
+    /// Leaf node over WebSocket.
+    LeafWebSocket,
+    /// MQTT over TCP (not implemented by natsws; named for `allowed_connection_types`).
+    Mqtt,
+    /// MQTT over WebSocket (not implemented by natsws).
+    MqttWebSocket,
+}
+
+impl ConnectionType {
+    /// The `allowed_connection_types` name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Standard => "STANDARD",
+            Self::WebSocket => "WEBSOCKET",
+            Self::Leaf => "LEAFNODE",
+            Self::LeafWebSocket => "LEAFNODE_WS",
+            Self::Mqtt => "MQTT",
+            Self::MqttWebSocket => "MQTT_WS",
+        }
+    }
+
+    /// True for connections that arrived over WebSocket.
+    #[must_use]
+    pub fn is_websocket(self) -> bool {
+        matches!(
+            self,
+            Self::WebSocket | Self::LeafWebSocket | Self::MqttWebSocket
+        )
+    }
+
+    /// `/connz` `type`: `"nats"`, `"websocket"` or `"mqtt"`.
+    #[must_use]
+    pub fn connz_type(self) -> &'static str {
+        match self {
+            Self::Standard | Self::Leaf => "nats",
+            Self::WebSocket | Self::LeafWebSocket => "websocket",
+            Self::Mqtt | Self::MqttWebSocket => "mqtt",
+        }
+    }
+}
+
+/// Facts about a new connection, given to [`crate::Broker::register_client`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientParams {
+    /// Transport.
+    pub conn_type: ConnectionType,
+    /// TCP peer address (for WebSocket, the TCP peer, not `X-Forwarded-For`).
+    pub remote: SocketAddr,
+    /// First `X-Forwarded-For` address, for logs only.
+    pub forwarded_for: Option<String>,
+    /// Cookies from the WebSocket upgrade request (name, value), for credential lookup.
+    pub cookies: Vec<(String, String)>,
+    /// Negotiated TLS version (`"1.3"`), for `/connz`.
+    pub tls_version: Option<String>,
+    /// Negotiated TLS cipher suite name, for `/connz`.
+    pub tls_cipher: Option<String>,
+    /// 11 random bytes for the nkey nonce; the broker's own generator is used when `None`.
+    pub nonce_bytes: Option<[u8; 11]>,
+}
+
+impl ClientParams {
+    /// Parameters with only the transport and peer address set.
+    #[must_use]
+    pub fn new(conn_type: ConnectionType, remote: SocketAddr) -> Self {
+        Self {
+            conn_type,
+            remote,
+            forwarded_for: None,
+            cookies: Vec::new(),
+            tls_version: None,
+            tls_cipher: None,
+            nonce_bytes: None,
+        }
+    }
+}
+
+/// Why a connection was closed; the strings are nats-server's `/connz` `reason` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The peer closed the connection.
+    ClientClosed,
+    /// No CONNECT within the auth timeout.
+    AuthenticationTimeout,
+    /// Credentials rejected.
+    AuthenticationFailure,
+    /// TLS handshake failed or timed out.
+    TlsHandshakeFailure,
+    /// Outbound queue over `max_pending`.
+    SlowConsumerPendingBytes,
+    /// Output made no progress for `write_deadline`.
+    SlowConsumerWriteDeadline,
+    /// A socket write failed.
+    WriteError,
+    /// A socket read failed.
+    ReadError,
+    /// The client sent `-ERR`.
+    ParseError,
+    /// Unanswered PINGs.
+    StaleConnection,
+    /// Malformed protocol.
+    ProtocolViolation,
+    /// CONNECT `protocol` out of range.
+    BadClientProtocolVersion,
+    /// Wrong port for this kind of peer.
+    IncorrectPort,
+    /// `max_connections` reached.
+    MaxConnectionsExceeded,
+    /// Payload above `max_payload`.
+    MaxPayloadExceeded,
+    /// Control line above `max_control_line`.
+    MaxControlLineExceeded,
+    /// Server shutting down.
+    ServerShutdown,
+    /// CONNECT `no_responders` without headers.
+    NoRespondersRequiresHeaders,
+}
+
+impl CloseReason {
+    /// The reason string (`/connz` `reason`, WebSocket close frame body).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientClosed => "Client Closed",
+            Self::AuthenticationTimeout => "Authentication Timeout",
+            Self::AuthenticationFailure => "Authentication Failure",
+            Self::TlsHandshakeFailure => "TLS Handshake Failure",
+            Self::SlowConsumerPendingBytes => "Slow Consumer (Pending Bytes)",
+            Self::SlowConsumerWriteDeadline => "Slow Consumer (Write Deadline)",
+            Self::WriteError => "Write Error",
+            Self::ReadError => "Read Error",
+            Self::ParseError => "Parse Error",
+            Self::StaleConnection => "Stale Connection",
+            Self::ProtocolViolation => "Protocol Violation",
+            Self::BadClientProtocolVersion => "Bad Client Protocol Version",
+            Self::IncorrectPort => "Incorrect Port",
+            Self::MaxConnectionsExceeded => "Maximum Connections Exceeded",
+            Self::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
+            Self::MaxControlLineExceeded => "Maximum Control Line Exceeded",
+            Self::ServerShutdown => "Server Shutdown",
+            Self::NoRespondersRequiresHeaders => "No Responders Requires Headers",
+        }
+    }
+
+    /// WebSocket close status for this reason (spec/websocket.md §3.8). `Stale Connection`
+    /// uses 1001 as newer servers do (2.9.10 sends the reserved 1006).
+    #[must_use]
+    pub fn ws_close_code(self) -> u16 {
+        match self {
+            Self::ClientClosed => 1000,
+            Self::AuthenticationTimeout
+            | Self::AuthenticationFailure
+            | Self::SlowConsumerPendingBytes
+            | Self::SlowConsumerWriteDeadline
+            | Self::MaxConnectionsExceeded
+            | Self::MaxControlLineExceeded => 1008,
+            Self::TlsHandshakeFailure => 1015,
+            Self::ParseError | Self::ProtocolViolation | Self::BadClientProtocolVersion => 1002,
+            Self::MaxPayloadExceeded => 1009,
+            Self::ServerShutdown | Self::StaleConnection => 1001,
+            Self::WriteError | Self::ReadError => 1006,
+            Self::IncorrectPort | Self::NoRespondersRequiresHeaders => 1011,
+        }
+    }
+
+    /// Whether queued output (the `-ERR` line, a WebSocket close frame) is flushed before the
+    /// transport is closed. Read/write errors, slow consumers and TLS failures tear down
+    /// without a flush.
+    #[must_use]
+    pub fn flushes(self) -> bool {
+        !matches!(
+            self,
+            Self::WriteError
+                | Self::ReadError
+                | Self::SlowConsumerPendingBytes
+                | Self::SlowConsumerWriteDeadline
+                | Self::TlsHandshakeFailure
+        )
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something the event loop must act on. Poll with [`crate::Broker::poll_event`] until `None`
+/// after every `handle_*` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Output was queued for this client; flush it at the end of the tick.
+    Flush(ClientId),
+    /// The broker closed this client. Flush its queue if `reason.flushes()` (then, for
+    /// WebSocket, send a close frame with `reason.ws_close_code()` and `reason.as_str()`),
+    /// close the transport, and finally call [`crate::Broker::remove_client`].
+    Closed {
+        /// The client.
+        client: ClientId,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// A CONNECT was accepted (for the debug log).
+    Connected(ClientId),
+    /// Authentication failed; `detail` is the log text (`User "bob"`), never a secret.
+    AuthFailed {
+        /// The client.
+        client: ClientId,
+        /// Log detail.
+        detail: String,
+    },
+}
+
+/// A subscription, as shown by `/connz?subs=detail` and `/subsz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubInfo {
+    /// Subject.
+    pub subject: String,
+    /// Queue group.
+    pub queue: Option<String>,
+    /// Sid.
+    pub sid: String,
+    /// Messages delivered.
+    pub msgs: u64,
+    /// Auto-unsubscribe limit.
+    pub max: Option<u64>,
+    /// Owner's cid.
+    pub cid: u64,
+}
+
+/// A snapshot of one connection for `/connz`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientInfo {
+    /// Handle (stale once the client is removed).
+    pub id: ClientId,
+    /// Server-wide connection number, from 1.
+    pub cid: u64,
+    /// Transport.
+    pub conn_type: ConnectionType,
+    /// TCP peer.
+    pub remote: SocketAddr,
+    /// Accept time.
+    pub start: Instant,
+    /// Last inbound publish/subscribe or delivery.
+    pub last_activity: Instant,
+    /// Close time, for closed connections.
+    pub stop: Option<Instant>,
+    /// Close reason, for closed connections.
+    pub reason: Option<CloseReason>,
+    /// Round-trip time, once measured.
+    pub rtt: Option<Duration>,
+    /// Queued outbound bytes.
+    pub pending_bytes: usize,
+    /// Messages received from the client.
+    pub in_msgs: u64,
+    /// Messages delivered to the client.
+    pub out_msgs: u64,
+    /// Payload bytes received (headers included).
+    pub in_bytes: u64,
+    /// Payload bytes delivered (headers included).
+    pub out_bytes: u64,
+    /// Subscriptions held.
+    pub subscriptions: Vec<SubInfo>,
+    /// CONNECT `name`.
+    pub name: String,
+    /// CONNECT `lang`.
+    pub lang: String,
+    /// CONNECT `version`.
+    pub version: String,
+    /// CONNECT `user`, for the `/connz?user=` filter.
+    pub user: String,
+    /// Authorized user (username, nkey or token holder) for `/connz?auth=1`.
+    pub authorized_user: Option<String>,
+    /// TLS version.
+    pub tls_version: Option<String>,
+    /// TLS cipher suite.
+    pub tls_cipher: Option<String>,
+    /// `X-Forwarded-For` address given at registration.
+    pub forwarded_for: Option<String>,
+}
+
+/// Server-wide counters for `/varz`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Messages received from clients.
+    pub in_msgs: u64,
+    /// Messages delivered (each delivery counts).
+    pub out_msgs: u64,
+    /// Payload bytes received.
+    pub in_bytes: u64,
+    /// Payload bytes delivered.
+    pub out_bytes: u64,
+    /// Slow consumers detected.
+    pub slow_consumers: u64,
+    /// Clients registered since start (including those refused at `max_connections`).
+    pub total_connections: u64,
+    /// Client connections open now.
+    pub connections: usize,
+    /// Subscriptions now.
+    pub subscriptions: usize,
+}

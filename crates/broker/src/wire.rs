@@ -1,0 +1,195 @@
+//! Encoding of server-to-client lines (`MSG`, `HMSG`) and Go-compatible quoting for error texts.
+
+use bytes::Bytes;
+
+use crate::outq::OutQueue;
+
+/// Number of decimal digits of `n`.
+fn digits(mut n: usize) -> usize {
+    let mut d = 1;
+    while n >= 10 {
+        n /= 10;
+        d += 1;
+    }
+    d
+}
+
+/// Writes `n` in decimal into a stack buffer and returns the used tail.
+fn itoa(n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut pos = buf.len();
+    let mut v = n;
+    loop {
+        pos -= 1;
+        if let Some(slot) = buf.get_mut(pos) {
+            *slot = b'0' + u8::try_from(v % 10).unwrap_or(0);
+        }
+        v /= 10;
+        if v == 0 || pos == 0 {
+            break;
+        }
+    }
+    buf.get(pos..).unwrap_or_default()
+}
+
+/// Length of the control line `write_msg` produces, CRLF included.
+#[must_use]
+pub fn msg_line_len(
+    subject: &[u8],
+    sid: &[u8],
+    reply: Option<&[u8]>,
+    header_len: Option<usize>,
+    total: usize,
+) -> usize {
+    let mut n = subject.len() + 1 + sid.len() + 1 + digits(total) + 2;
+    if let Some(r) = reply {
+        n += r.len() + 1;
+    }
+    match header_len {
+        Some(h) => n + 5 + digits(h) + 1,
+        None => n + 4,
+    }
+}
+
+/// Appends `MSG <subject> <sid> [<reply>] <size>\r\n<payload>\r\n`, or the `HMSG` form when
+/// `header_len` is given, to `out`. Large payloads are shared, small ones copied.
+pub fn write_msg(
+    out: &mut OutQueue,
+    subject: &[u8],
+    sid: &[u8],
+    reply: Option<&[u8]>,
+    header_len: Option<usize>,
+    message: &Bytes,
+) {
+    let mut num = [0u8; 20];
+    out.push_slice(if header_len.is_some() {
+        b"HMSG "
+    } else {
+        b"MSG "
+    });
+    out.push_slice(subject);
+    out.push_slice(b" ");
+    out.push_slice(sid);
+    out.push_slice(b" ");
+    if let Some(r) = reply {
+        out.push_slice(r);
+        out.push_slice(b" ");
+    }
+    if let Some(h) = header_len {
+        out.push_slice(itoa(h, &mut num));
+        out.push_slice(b" ");
+    }
+    out.push_slice(itoa(message.len(), &mut num));
+    out.push_slice(b"\r\n");
+    out.push_bytes(message);
+    out.push_slice(b"\r\n");
+}
+
+/// Quotes bytes like Go's `%q` (`strconv.Quote`): double quotes, `\"` and `\\` escaped,
+/// control characters as `\n`, `\t`, `\x00`…, invalid UTF-8 bytes as `\xNN`.
+#[must_use]
+pub fn go_quote(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    for chunk in bytes.utf8_chunks() {
+        for ch in chunk.valid().chars() {
+            match ch {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\u{7}' => out.push_str("\\a"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{b}' => out.push_str("\\v"),
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                    out.push_str(&format!("\\x{:02x}", c as u32));
+                }
+                c if c.is_control() => {
+                    if (c as u32) <= 0xffff {
+                        out.push_str(&format!("\\u{:04x}", c as u32));
+                    } else {
+                        out.push_str(&format!("\\U{:08x}", c as u32));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(
+        subject: &str,
+        sid: &str,
+        reply: Option<&str>,
+        hdr: Option<usize>,
+        msg: &[u8],
+    ) -> Vec<u8> {
+        let mut q = OutQueue::new();
+        let message = Bytes::copy_from_slice(msg);
+        write_msg(
+            &mut q,
+            subject.as_bytes(),
+            sid.as_bytes(),
+            reply.map(str::as_bytes),
+            hdr,
+            &message,
+        );
+        let out: Vec<u8> = q.chunks().flat_map(|c| c.iter().copied()).collect();
+        let line_end = out.iter().position(|b| *b == b'\n').unwrap() + 1;
+        assert_eq!(
+            line_end,
+            msg_line_len(
+                subject.as_bytes(),
+                sid.as_bytes(),
+                reply.map(str::as_bytes),
+                hdr,
+                msg.len()
+            )
+        );
+        out
+    }
+
+    #[test]
+    fn msg_lines() {
+        assert_eq!(
+            render("foo", "1", None, None, b"hi"),
+            b"MSG foo 1 2\r\nhi\r\n"
+        );
+        assert_eq!(
+            render("foo", "22", Some("bar"), None, b""),
+            b"MSG foo 22 bar 0\r\n\r\n"
+        );
+        assert_eq!(
+            render("foo", "1", None, Some(18), b"NATS/1.0\r\nA: B\r\n\r\nhi"),
+            b"HMSG foo 1 18 20\r\nNATS/1.0\r\nA: B\r\n\r\nhi\r\n"
+        );
+        assert_eq!(
+            render("a", "1", Some("r"), Some(0), &[b'x'; 1234]).len(),
+            "HMSG a 1 r 0 1234\r\n".len() + 1234 + 2
+        );
+    }
+
+    #[test]
+    fn quoting() {
+        for (input, expect) in [
+            (&b"foo"[..], "\"foo\""),
+            (b"a\"b", "\"a\\\"b\""),
+            (b"a\\b", "\"a\\\\b\""),
+            (b"\x01\n", "\"\\x01\\n\""),
+            (b"\xff", "\"\\xff\""),
+            ("ü.>".as_bytes(), "\"ü.>\""),
+        ] {
+            assert_eq!(go_quote(input), expect);
+        }
+    }
+}

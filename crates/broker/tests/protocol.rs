@@ -1,0 +1,556 @@
+//! Table-driven protocol tests: exact bytes in, exact bytes out (spec/protocol.md §1–§4).
+#![allow(clippy::field_reassign_with_default)]
+
+mod sim;
+
+use std::time::Duration;
+
+use broker::{CloseReason, Config};
+use sim::Sim;
+
+/// One client sends `input` (after its INFO); checks everything it receives and whether it was
+/// closed, and why.
+fn check(input: &str, expect_out: &str, expect_close: Option<CloseReason>) {
+    check_with(Config::default(), input, expect_out, expect_close);
+}
+
+fn check_with(config: Config, input: &str, expect_out: &str, expect_close: Option<CloseReason>) {
+    let mut sim = Sim::new(config);
+    let c = sim.client();
+    sim.send(c, input);
+    let out = sim.take_str(c);
+    assert_eq!(out, expect_out, "input {input:?}");
+    assert_eq!(sim.closed.get(&c).copied(), expect_close, "input {input:?}");
+}
+
+const QUIET: &str = "CONNECT {\"verbose\":false,\"pedantic\":false}\r\n";
+
+#[test]
+fn lexical_rules() {
+    check("PING\r\n", "PONG\r\n", None);
+    check("ping\r\n", "PONG\r\n", None);
+    check("PiNg\n", "PONG\r\n", None);
+    check("PINGXYZ foo\r\n", "PONG\r\n", None);
+    check("PING\rPING\r\n", "PONG\r\n", None);
+    check("PONG\r\n+OK\r\n", "", None);
+    check("INFO {}\r\n", "", None);
+    check(
+        "\r\n",
+        "-ERR 'Unknown Protocol Operation'\r\n",
+        Some(CloseReason::ProtocolViolation),
+    );
+    check(
+        "FOO\r\n",
+        "-ERR 'Unknown Protocol Operation'\r\n",
+        Some(CloseReason::ProtocolViolation),
+    );
+    check(
+        "MSG foo 1 2\r\nhi\r\n",
+        "-ERR 'Unknown Protocol Operation'\r\n",
+        Some(CloseReason::ProtocolViolation),
+    );
+    check(
+        "PUBfoo 3\r\n",
+        "-ERR 'Unknown Protocol Operation'\r\n",
+        Some(CloseReason::ProtocolViolation),
+    );
+    check(
+        "UNSUB\r\n",
+        "-ERR 'Unknown Protocol Operation'\r\n",
+        Some(CloseReason::ProtocolViolation),
+    );
+    check("-ERR 'x'\r\n", "", Some(CloseReason::ParseError));
+}
+
+#[test]
+fn defaults_before_connect_are_verbose() {
+    check("SUB foo 1\r\n", "+OK\r\n", None);
+    check("CONNECT {}\r\n", "+OK\r\n", None);
+    check("CONNECT{\"verbose\":true}\r\n", "+OK\r\n", None);
+    check("CONNECT {\"verbose\":false}\r\nSUB foo 1\r\n", "", None);
+}
+
+#[test]
+fn connect_errors() {
+    check("CONNECT {\r\n", "", Some(CloseReason::ProtocolViolation));
+    check("CONNECT {} x\r\n", "", Some(CloseReason::ProtocolViolation));
+    check(
+        "CONNECT {\"verbose\":\"no\"}\r\n",
+        "",
+        Some(CloseReason::ProtocolViolation),
+    );
+    check(
+        "CONNECT {\"protocol\":2}\r\n",
+        "-ERR 'invalid client protocol'\r\n",
+        Some(CloseReason::BadClientProtocolVersion),
+    );
+    check(
+        "CONNECT {\"protocol\":-1}\r\n",
+        "-ERR 'invalid client protocol'\r\n",
+        Some(CloseReason::BadClientProtocolVersion),
+    );
+    check(
+        "CONNECT {\"no_responders\":true}\r\n",
+        "-ERR 'no responders requires headers support'\r\n",
+        Some(CloseReason::NoRespondersRequiresHeaders),
+    );
+    check(
+        "CONNECT {\"account\":\"A\"}\r\n",
+        "-ERR 'Authorization Violation'\r\n",
+        Some(CloseReason::AuthenticationFailure),
+    );
+    check(
+        "CONNECT {\"new_account\":true}\r\n",
+        "-ERR 'Authorization Violation'\r\n",
+        Some(CloseReason::AuthenticationFailure),
+    );
+    check(
+        "CONNECT {\"unknown\":1,\"account\":\"\"}\r\n",
+        "+OK\r\n",
+        None,
+    );
+}
+
+#[test]
+fn pub_sub_basics() {
+    check(
+        &format!("{QUIET}SUB foo 1\r\nPUB foo 2\r\nhi\r\n"),
+        "MSG foo 1 2\r\nhi\r\n",
+        None,
+    );
+    check(
+        &format!("{QUIET}SUB foo 1\r\nPUB   foo \t rep   3  \r\nabc\r\n"),
+        "MSG foo 1 rep 3\r\nabc\r\n",
+        None,
+    );
+    check(
+        &format!("{QUIET}SUB foo 1\r\nPUB foo 0\r\n\r\n"),
+        "MSG foo 1 0\r\n\r\n",
+        None,
+    );
+    check(
+        &format!("{QUIET}SUB foo 1\r\nPUB foo 003\nabc\r\n"),
+        "MSG foo 1 3\r\nabc\r\n",
+        None,
+    );
+    // One copy per matching subscription; their relative order is unspecified (spec §3.4).
+    let mut sim = Sim::new(Config::default());
+    let c = sim.connected_client("{\"verbose\":false}");
+    sim.send(c, "SUB foo 1\r\nSUB > 2\r\nPUB foo 1\r\nx\r\n");
+    let out = sim.take_str(c);
+    assert_eq!(out.len(), 2 * "MSG foo 1 1\r\nx\r\n".len(), "{out}");
+    assert!(out.contains("MSG foo 1 1\r\nx\r\n") && out.contains("MSG foo 2 1\r\nx\r\n"));
+    check(
+        &format!("{QUIET}SUB foo 1\r\nPUB foo a..b 1\r\nx\r\n"),
+        "MSG foo 1 a..b 1\r\nx\r\n",
+        None,
+    );
+}
+
+#[test]
+fn pub_errors() {
+    for bad in [
+        "PUB foo\r\n",
+        "PUB a b c 1\r\n",
+        "PUB foo -1\r\n",
+        "PUB foo +3\r\n",
+        "PUB foo 1234567890\r\n",
+        "PUB foo abc\r\n",
+    ] {
+        check(
+            &format!("{QUIET}{bad}"),
+            "",
+            Some(CloseReason::ProtocolViolation),
+        );
+    }
+    check(
+        &format!("{QUIET}PUB foo 3\r\nabcX"),
+        "-ERR 'Unknown Protocol Operation'\r\n",
+        Some(CloseReason::ProtocolViolation),
+    );
+    check(
+        &format!("{QUIET}PUB foo 3\r\nabc\n"),
+        "-ERR 'Unknown Protocol Operation'\r\n",
+        Some(CloseReason::ProtocolViolation),
+    );
+    check(
+        &format!("{QUIET}PUB foo 1048577\r\n"),
+        "-ERR 'Maximum Payload Violation'\r\n",
+        Some(CloseReason::MaxPayloadExceeded),
+    );
+}
+
+#[test]
+fn verbose_and_pedantic() {
+    check(
+        "CONNECT {\"verbose\":true,\"pedantic\":true}\r\nPUB foo.* 3\r\nabc\r\n",
+        "+OK\r\n-ERR 'Invalid Publish Subject'\r\n+OK\r\n",
+        None,
+    );
+    check(
+        "CONNECT {\"verbose\":true}\r\nPING\r\n",
+        "+OK\r\nPONG\r\n",
+        None,
+    );
+    check("UNSUB 99\r\n", "+OK\r\n", None);
+    check("SUB foo..bar 1\r\n", "-ERR 'Invalid Subject'\r\n", None);
+    check("SUB foo 1\r\nSUB bar 1\r\n", "+OK\r\n+OK\r\n", None);
+    check(&format!("{QUIET}PUB foo.* 3\r\nabc\r\n"), "", None);
+}
+
+#[test]
+fn sub_unsub_grammar() {
+    for bad in ["SUB foo\r\n", "SUB a b c d\r\n", "UNSUB 1 2 3\r\n"] {
+        check(
+            &format!("{QUIET}{bad}"),
+            "",
+            Some(CloseReason::ProtocolViolation),
+        );
+    }
+    check(
+        &format!(
+            "{QUIET}SUB foo 1\r\nUNSUB 1 2\r\nPUB foo 1\r\na\r\nPUB foo 1\r\nb\r\nPUB foo 1\r\nc\r\n"
+        ),
+        "MSG foo 1 1\r\na\r\nMSG foo 1 1\r\nb\r\n",
+        None,
+    );
+    check(
+        &format!("{QUIET}SUB foo 1\r\nUNSUB 1\r\nPUB foo 1\r\na\r\n"),
+        "",
+        None,
+    );
+    check(
+        &format!("{QUIET}SUB foo 1\r\nUNSUB 1 x\r\nPUB foo 1\r\na\r\n"),
+        "",
+        None,
+    );
+    check(
+        &format!("{QUIET}SUB foo 1\r\nSUB bar 1\r\nPUB bar 1\r\na\r\nPUB foo 1\r\nb\r\n"),
+        "MSG foo 1 1\r\nb\r\n",
+        None,
+    );
+    check(
+        &format!("{QUIET}SUB foo q1 1\r\nPUB foo 1\r\na\r\n"),
+        "MSG foo 1 1\r\na\r\n",
+        None,
+    );
+    check(
+        "SUB foo _sys_ 1\r\n",
+        "-ERR 'Permissions Violation for Subscription to \"foo\" using queue \"_sys_\"'\r\n",
+        None,
+    );
+}
+
+#[test]
+fn max_control_line() {
+    let mut config = Config::default();
+    config.limits.max_control_line = 64;
+    let ok = format!("{QUIET}SUB {} 1\r\n", "x".repeat(62));
+    check_with(config.clone(), &ok, "", None);
+    let bad = format!("{QUIET}SUB {} 1\r\n", "x".repeat(63));
+    check_with(
+        config.clone(),
+        &bad,
+        "-ERR 'maximum control line exceeded'\r\n",
+        Some(CloseReason::MaxControlLineExceeded),
+    );
+    let endless = format!("{QUIET}SUB {}", "x".repeat(100));
+    check_with(
+        config,
+        &endless,
+        "-ERR 'maximum control line exceeded'\r\n",
+        Some(CloseReason::MaxControlLineExceeded),
+    );
+}
+
+#[test]
+fn headers() {
+    check(
+        &format!("{QUIET}HPUB foo 0 0\r\n\r\n"),
+        "",
+        Some(CloseReason::ProtocolViolation),
+    );
+    let hq = "CONNECT {\"verbose\":false,\"headers\":true}\r\n";
+    check(
+        &format!("{hq}SUB foo 1\r\nHPUB foo 18 20\r\nNATS/1.0\r\nA: B\r\n\r\nhi\r\n"),
+        "HMSG foo 1 18 20\r\nNATS/1.0\r\nA: B\r\n\r\nhi\r\n",
+        None,
+    );
+    check(
+        &format!("{hq}SUB foo 1\r\nHPUB foo 0 2\r\nhi\r\n"),
+        "MSG foo 1 2\r\nhi\r\n",
+        None,
+    );
+    check(
+        &format!("{hq}HPUB foo 3 2\r\n"),
+        "",
+        Some(CloseReason::ProtocolViolation),
+    );
+    check(
+        &format!("{hq}SUB foo 1\r\nHPUB foo rep 7 9\r\nGARBAGEhi\r\n"),
+        "HMSG foo 1 rep 7 9\r\nGARBAGEhi\r\n",
+        None,
+    );
+}
+
+#[test]
+fn header_stripping_and_no_responders() {
+    let mut sim = Sim::new(Config::default());
+    let plain = sim.connected_client("{\"verbose\":false}");
+    let hdr = sim.connected_client("{\"verbose\":false,\"headers\":true,\"no_responders\":true}");
+    sim.send(plain, "SUB foo 1\r\n");
+    sim.send(hdr, "HPUB foo 18 20\r\nNATS/1.0\r\nA: B\r\n\r\nhi\r\n");
+    assert_eq!(sim.take_str(plain), "MSG foo 1 2\r\nhi\r\n");
+    sim.send(hdr, "SUB _INBOX.x 7\r\nPUB nobody _INBOX.x 0\r\n\r\n");
+    assert_eq!(
+        sim.take_str(hdr),
+        "HMSG _INBOX.x 7 16 16\r\nNATS/1.0 503\r\n\r\n\r\n"
+    );
+    // Somebody listening: no 503.
+    sim.send(plain, "SUB svc 2\r\n");
+    sim.send(hdr, "PUB svc _INBOX.x 0\r\n\r\n");
+    assert_eq!(sim.take_str(hdr), "");
+    assert_eq!(sim.take_str(plain), "MSG svc 2 _INBOX.x 0\r\n\r\n");
+}
+
+#[test]
+fn echo_off() {
+    let mut sim = Sim::new(Config::default());
+    let a = sim.connected_client("{\"verbose\":false,\"echo\":false}");
+    let b = sim.connected_client("{\"verbose\":false}");
+    sim.send(a, "SUB foo 1\r\nSUB foo q 2\r\n");
+    sim.send(b, "SUB foo 1\r\n");
+    sim.send(a, "PUB foo 1\r\nx\r\n");
+    assert_eq!(sim.take_str(a), "");
+    assert_eq!(sim.take_str(b), "MSG foo 1 1\r\nx\r\n");
+    sim.send(b, "PUB foo 1\r\ny\r\n");
+    assert_eq!(sim.take_str(a), "MSG foo 1 1\r\ny\r\nMSG foo 2 1\r\ny\r\n");
+}
+
+#[test]
+fn queue_groups_one_per_group_and_fair() {
+    let mut sim = Sim::new(Config::default());
+    let members: Vec<_> = (0..2)
+        .map(|_| sim.connected_client("{\"verbose\":false}"))
+        .collect();
+    for m in &members {
+        sim.send(*m, "SUB work q1 1\r\n");
+    }
+    let publ = sim.connected_client("{\"verbose\":false}");
+    for _ in 0..200 {
+        sim.send(publ, "PUB work 1\r\nx\r\n");
+    }
+    let counts: Vec<usize> = members
+        .iter()
+        .map(|m| sim.take_str(*m).matches("MSG").count())
+        .collect();
+    assert_eq!(counts.iter().sum::<usize>(), 200);
+    assert!(counts.iter().all(|c| *c > 60), "{counts:?}");
+}
+
+#[test]
+fn reserved_subjects() {
+    check(
+        &format!("{QUIET}PUB _GR_.x 1\r\na\r\n"),
+        "-ERR 'Permissions Violation for Publish to \"_GR_.x\"'\r\n",
+        None,
+    );
+    check(
+        &format!("{QUIET}PUB foo _R_.x 1\r\na\r\n"),
+        "-ERR 'Permissions Violation for Publish with Reply of \"_R_.x\"'\r\n",
+        None,
+    );
+    check(&format!("{QUIET}PUB foo _R_. 1\r\na\r\n"), "", None);
+}
+
+#[test]
+fn limits() {
+    let mut config = Config::default();
+    config.limits.max_subscriptions = 1;
+    check_with(
+        config.clone(),
+        &format!("{QUIET}SUB a 1\r\nSUB b 2\r\n"),
+        "-ERR 'maximum subscriptions exceeded'\r\n",
+        None,
+    );
+    config.limits.max_subscription_tokens = Some(2);
+    config.limits.max_subscriptions = 0;
+    check_with(
+        config,
+        &format!("{QUIET}SUB a.b.c 1\r\n"),
+        "-ERR 'Permissions Violation for Subscription to \"a.b.c\", too many tokens'\r\n",
+        None,
+    );
+    let mut config = Config::default();
+    config.limits.max_connections = 1;
+    let mut sim = Sim::new(config);
+    let _first = sim.client();
+    let second = sim.connect_kind(broker::ConnectionType::WebSocket);
+    let out = sim.take_str(second);
+    assert!(out.starts_with("INFO {"));
+    assert!(
+        out.ends_with(" \r\n-ERR 'maximum connections exceeded'\r\n"),
+        "{out}"
+    );
+    assert_eq!(
+        sim.closed.get(&second),
+        Some(&CloseReason::MaxConnectionsExceeded)
+    );
+}
+
+#[test]
+fn info_contents_per_transport() {
+    let mut config = Config::default();
+    config.server_id = "NTEST".into();
+    config.client_listener.port = 16101;
+    config.websocket_listener = Some(broker::ListenerInfo {
+        host: "127.0.0.1".into(),
+        port: 16103,
+        tls_required: true,
+        tls_verify: false,
+        tls_available: false,
+    });
+    config.ws_connect_urls = vec!["ws.example:443".into()];
+    let mut sim = Sim::new(config);
+    let tcp = sim.connect_kind(broker::ConnectionType::Standard);
+    assert_eq!(
+        sim.take_str(tcp),
+        "INFO {\"server_id\":\"NTEST\",\"server_name\":\"NTEST\",\"version\":\"2.9.10\",\"proto\":1,\"go\":\"rust\",\"host\":\"0.0.0.0\",\"port\":16101,\"headers\":true,\"max_payload\":1048576,\"client_id\":1,\"client_ip\":\"127.0.0.1\"} \r\n"
+    );
+    let ws = sim.connect_kind(broker::ConnectionType::WebSocket);
+    assert_eq!(
+        sim.take_str(ws),
+        "INFO {\"server_id\":\"NTEST\",\"server_name\":\"NTEST\",\"version\":\"2.9.10\",\"proto\":1,\"go\":\"rust\",\"host\":\"127.0.0.1\",\"port\":16103,\"headers\":true,\"tls_required\":true,\"max_payload\":1048576,\"client_id\":2,\"client_ip\":\"127.0.0.1\",\"connect_urls\":[\"ws.example:443\"]} \r\n"
+    );
+}
+
+#[test]
+fn pings_and_stale_connection() {
+    let mut config = Config::default();
+    config.ping_interval = Duration::from_secs(1);
+    config.ping_max = 2;
+    let mut sim = Sim::new(config);
+    let c = sim.client();
+    // Before CONNECT the timer runs with the full interval.
+    sim.advance(Duration::from_millis(999));
+    assert_eq!(sim.take_str(c), "");
+    sim.advance(Duration::from_millis(1));
+    assert_eq!(sim.take_str(c), "PING\r\n");
+    sim.advance(Duration::from_secs(1));
+    assert_eq!(sim.take_str(c), "PING\r\n");
+    sim.advance(Duration::from_secs(1));
+    assert_eq!(sim.take_str(c), "-ERR 'Stale Connection'\r\n");
+    assert_eq!(sim.closed.get(&c), Some(&CloseReason::StaleConnection));
+}
+
+#[test]
+fn answering_pings_keeps_connection() {
+    let mut config = Config::default();
+    config.ping_interval = Duration::from_secs(1);
+    let mut sim = Sim::new(config);
+    let c = sim.connected_client("{\"verbose\":false}");
+    for _ in 0..20 {
+        sim.advance(Duration::from_millis(500));
+        let out = sim.take_str(c);
+        if out.contains("PING") {
+            sim.send(c, "PONG\r\n");
+        }
+    }
+    assert!(!sim.closed.contains_key(&c));
+    let info = sim.broker.client_info(c, sim.now).unwrap();
+    assert!(info.rtt.is_some());
+}
+
+#[test]
+fn first_ping_after_connect_is_short() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.connected_client("{\"verbose\":false}");
+    sim.advance(Duration::from_millis(1999));
+    assert_eq!(sim.take_str(c), "");
+    sim.advance(Duration::from_millis(401));
+    assert_eq!(sim.take_str(c), "PING\r\n");
+}
+
+#[test]
+fn slow_consumer_pending_bytes() {
+    let mut config = Config::default();
+    config.limits.max_pending = 1000;
+    let mut sim = Sim::new(config);
+    let slow = sim.connected_client("{\"verbose\":false}");
+    let other = sim.connected_client("{\"verbose\":false}");
+    let publ = sim.connected_client("{\"verbose\":false}");
+    sim.send(slow, "SUB foo 1\r\n");
+    sim.send(other, "SUB foo 1\r\n");
+    sim.reading.insert(slow, false);
+    for _ in 0..20 {
+        sim.send(publ, &format!("PUB foo 100\r\n{}\r\n", "x".repeat(100)));
+    }
+    assert_eq!(
+        sim.closed.get(&slow),
+        Some(&CloseReason::SlowConsumerPendingBytes)
+    );
+    assert_eq!(sim.take(slow), b"", "nothing more is flushed");
+    assert!(!sim.closed.contains_key(&other));
+    assert!(!sim.closed.contains_key(&publ));
+    assert_eq!(sim.take_str(other).matches("MSG foo").count(), 20);
+    assert_eq!(sim.broker.stats().slow_consumers, 1);
+}
+
+#[test]
+fn slow_consumer_write_deadline() {
+    let mut config = Config::default();
+    config.write_deadline = Duration::from_secs(2);
+    let mut sim = Sim::new(config);
+    let slow = sim.connected_client("{\"verbose\":false}");
+    let publ = sim.connected_client("{\"verbose\":false}");
+    sim.send(slow, "SUB foo 1\r\n");
+    sim.reading.insert(slow, false);
+    sim.send(publ, "PUB foo 1\r\nx\r\n");
+    sim.advance(Duration::from_millis(1900));
+    assert!(!sim.closed.contains_key(&slow));
+    sim.advance(Duration::from_millis(200));
+    assert_eq!(
+        sim.closed.get(&slow),
+        Some(&CloseReason::SlowConsumerWriteDeadline)
+    );
+    assert!(!sim.closed.contains_key(&publ));
+}
+
+#[test]
+fn counters() {
+    let mut sim = Sim::new(Config::default());
+    let a = sim.connected_client("{\"verbose\":false}");
+    let b = sim.connected_client("{\"verbose\":false}");
+    sim.send(a, "SUB foo 1\r\nSUB bar.* q1 2\r\n");
+    sim.send(b, "SUB foo 1\r\n");
+    sim.send(a, "PUB foo 5\r\nhello\r\n");
+    let stats = sim.broker.stats();
+    assert_eq!(
+        (
+            stats.in_msgs,
+            stats.out_msgs,
+            stats.in_bytes,
+            stats.out_bytes
+        ),
+        (1, 2, 5, 10)
+    );
+    assert_eq!(stats.connections, 2);
+    assert_eq!(stats.subscriptions, 3);
+    let info = sim.broker.client_info(a, sim.now).unwrap();
+    assert_eq!(
+        (info.in_msgs, info.out_msgs, info.in_bytes, info.out_bytes),
+        (1, 1, 5, 5)
+    );
+    assert_eq!(info.subscriptions.len(), 2);
+    assert_eq!(info.subscriptions[0].msgs, 1);
+    sim.broker
+        .close_client(a, sim.now, CloseReason::ClientClosed);
+    sim.pump();
+    sim.broker.remove_client(a, sim.now);
+    assert_eq!(sim.broker.stats().subscriptions, 1);
+    assert_eq!(sim.broker.stats().connections, 1);
+    let closed: Vec<_> = sim.broker.closed_clients().collect();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].reason, Some(CloseReason::ClientClosed));
+    assert_eq!(closed[0].subscriptions.len(), 2);
+}
