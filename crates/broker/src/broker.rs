@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+use crate::json::{self, ConnectJson};
 
 use crate::authseam::{self, Credentials, Permissions};
 use crate::config::{
@@ -73,30 +75,6 @@ impl Default for ClientOptions {
             user: String::new(),
         }
     }
-}
-
-/// The CONNECT JSON; absent fields keep the previous value.
-#[derive(Debug, Deserialize)]
-struct ConnectJson {
-    verbose: Option<bool>,
-    pedantic: Option<bool>,
-    #[serde(rename = "tls_required")]
-    _tls_required: Option<bool>,
-    user: Option<String>,
-    pass: Option<String>,
-    auth_token: Option<String>,
-    nkey: Option<String>,
-    sig: Option<String>,
-    jwt: Option<String>,
-    name: Option<String>,
-    lang: Option<String>,
-    version: Option<String>,
-    protocol: Option<i64>,
-    echo: Option<bool>,
-    headers: Option<bool>,
-    no_responders: Option<bool>,
-    account: Option<String>,
-    new_account: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -566,7 +544,12 @@ impl Broker {
                     }
                 }
             }
-            Op::Ok | Op::Info(_) => {}
+            Op::Ok => {}
+            Op::Info(arg) => {
+                if json::check_info(&arg).is_err() {
+                    self.close(id, now, CloseReason::ProtocolViolation);
+                }
+            }
             Op::Err(_) => self.close(id, now, CloseReason::ParseError),
             Op::Msg(_) => {
                 self.send_err(id, now, "Unknown Protocol Operation");
@@ -576,7 +559,7 @@ impl Broker {
     }
 
     fn process_connect(&mut self, id: ClientId, now: Instant, arg: &[u8]) {
-        let Ok(json) = serde_json::from_slice::<ConnectJson>(arg) else {
+        let Ok(json) = ConnectJson::parse(arg) else {
             self.close(id, now, CloseReason::ProtocolViolation);
             return;
         };

@@ -66,6 +66,7 @@ pub mod auth;
 mod authseam;
 mod broker;
 pub mod config;
+mod json;
 pub mod outq;
 pub mod proto;
 pub mod subject;

@@ -1,1 +1,352 @@
+use bytes::{Bytes, BytesMut};
+use proptest::prelude::*;
 
+use super::*;
+
+/// What a parse run produced: the ops, then the error (if any).
+type Outcome = (Vec<Op>, Option<ProtoError>);
+
+fn run_chunks(role: Role, limits: ParserLimits, chunks: &[&[u8]]) -> Outcome {
+    let mut parser = Parser::new(role, limits);
+    let mut buf = BytesMut::new();
+    let mut ops = Vec::new();
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        loop {
+            match parser.parse(&mut buf) {
+                Ok(Some(op)) => ops.push(op),
+                Ok(None) => break,
+                Err(err) => return (ops, Some(err)),
+            }
+        }
+    }
+    (ops, None)
+}
+
+fn run(input: &[u8]) -> Outcome {
+    run_chunks(Role::Server, hdr_limits(), &[input])
+}
+
+fn hdr_limits() -> ParserLimits {
+    ParserLimits {
+        headers: true,
+        ..ParserLimits::default()
+    }
+}
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+fn publ(subject: &str, reply: Option<&str>, hdr: Option<usize>, msg: &str) -> Op {
+    Op::Pub(Publish {
+        subject: b(subject),
+        reply: reply.map(b),
+        header_len: hdr,
+        message: b(msg),
+    })
+}
+
+fn check(input: &str, expect_ops: &[Op], expect_err: Option<ProtoError>) {
+    let (ops, err) = run(input.as_bytes());
+    assert_eq!(ops, expect_ops, "input {input:?}");
+    assert_eq!(err, expect_err, "input {input:?}");
+}
+
+#[test]
+fn simple_ops() {
+    check("PING\r\n", &[Op::Ping], None);
+    check("PONG\r\n", &[Op::Pong], None);
+    check("+OK\r\n", &[Op::Ok], None);
+    check("pInG\n", &[Op::Ping], None);
+    check("PINGXYZ foo\r\n", &[Op::Ping], None);
+    check("PING\rPING\r\n", &[Op::Ping], None);
+    check("PING\r\nPONG\r\n", &[Op::Ping, Op::Pong], None);
+    check("CONNECT {}\r\n", &[Op::Connect(b("{}"))], None);
+    check("connect\t{\"a\":1}\n", &[Op::Connect(b("{\"a\":1}"))], None);
+    check("CONNECT{}\r\n", &[Op::Connect(b("{}"))], None);
+    check("CONNECT\r\n", &[Op::Connect(b(""))], None);
+    check("INFO {}\r\n", &[Op::Info(b("{}"))], None);
+    check("-ERR 'oops'\r\n", &[Op::Err(b("'oops'"))], None);
+}
+
+#[test]
+fn pub_ops() {
+    check(
+        "PUB foo 2\r\nhi\r\n",
+        &[publ("foo", None, None, "hi")],
+        None,
+    );
+    check(
+        "pub foo bar 0\r\n\r\n",
+        &[publ("foo", Some("bar"), None, "")],
+        None,
+    );
+    check(
+        "PUB   foo \t rep   3  \r\nabc\r\n",
+        &[publ("foo", Some("rep"), None, "abc")],
+        None,
+    );
+    check(
+        "PUB foo 003\nabc\r\n",
+        &[publ("foo", None, None, "abc")],
+        None,
+    );
+    check(
+        "PUB foo 4\r\na\r\nb\r\n",
+        &[publ("foo", None, None, "a\r\nb")],
+        None,
+    );
+    check(
+        "HPUB foo 18 20\r\nNATS/1.0\r\nA: B\r\n\r\nhi\r\n",
+        &[publ("foo", None, Some(18), "NATS/1.0\r\nA: B\r\n\r\nhi")],
+        None,
+    );
+    check(
+        "HPUB foo r 0 2\r\nhi\r\n",
+        &[publ("foo", Some("r"), Some(0), "hi")],
+        None,
+    );
+}
+
+#[test]
+fn sub_unsub_ops() {
+    check(
+        "SUB foo 1\r\n",
+        &[Op::Sub {
+            subject: b("foo"),
+            queue: None,
+            sid: b("1"),
+        }],
+        None,
+    );
+    check(
+        "sub foo.* q1  22\r\n",
+        &[Op::Sub {
+            subject: b("foo.*"),
+            queue: Some(b("q1")),
+            sid: b("22"),
+        }],
+        None,
+    );
+    check(
+        "UNSUB 1\r\n",
+        &[Op::Unsub {
+            sid: b("1"),
+            max: None,
+        }],
+        None,
+    );
+    check(
+        "UNSUB 1 5\r\n",
+        &[Op::Unsub {
+            sid: b("1"),
+            max: Some(5),
+        }],
+        None,
+    );
+    check(
+        "UNSUB 1 -5\r\n",
+        &[Op::Unsub {
+            sid: b("1"),
+            max: None,
+        }],
+        None,
+    );
+}
+
+#[test]
+fn errors() {
+    use ProtoError::*;
+    for input in [
+        "\r\n",
+        "X\r\n",
+        "PUBfoo 1\r\n",
+        "PUB\r\n",
+        "UNSUB\r\n",
+        "SUB\r\n",
+        "MSG foo 1 1\r\nx\r\n",
+        "PUB foo 1\r\nxY",
+        "PUB foo 1\r\nx\rY",
+        "PUB foo 1\r\nx\n",
+        "-E\r\n",
+    ] {
+        let (_, err) = run(input.as_bytes());
+        assert_eq!(err, Some(UnknownOp), "{input:?}");
+    }
+    for (input, op) in [
+        ("PUB foo\r\n", OpName::Pub),
+        ("PUB \r\n", OpName::Pub),
+        ("PUB a b c 1\r\n", OpName::Pub),
+        ("PUB foo 1234567890\r\n", OpName::Pub),
+        ("PUB foo +1\r\n", OpName::Pub),
+        ("PUB foo 1x\r\n", OpName::Pub),
+        ("HPUB foo 1\r\n", OpName::Hpub),
+        ("HPUB foo 3 2\r\n", OpName::Hpub),
+        ("HPUB a b c d e\r\n", OpName::Hpub),
+        ("SUB foo\r\n", OpName::Sub),
+        ("SUB a b c d\r\n", OpName::Sub),
+        ("UNSUB 1 2 3\r\n", OpName::Unsub),
+    ] {
+        let (_, err) = run(input.as_bytes());
+        assert_eq!(err, Some(BadArgs(op)), "{input:?}");
+    }
+    let (_, err) = run_chunks(
+        Role::Server,
+        ParserLimits::default(),
+        &[b"HPUB foo 0 0\r\n\r\n"],
+    );
+    assert_eq!(err, Some(HeadersNotSupported));
+    let (_, err) = run(b"PUB foo 1048577\r\n");
+    assert_eq!(err, Some(MaxPayload));
+    let (_, err) = run(b"HPUB foo 1 1048577\r\n");
+    assert_eq!(err, Some(MaxPayload));
+    let (ops, err) = run(b"PUB foo 1048576\r\n");
+    assert_eq!((ops.len(), err), (0, None));
+}
+
+#[test]
+fn control_line_limit() {
+    let limits = ParserLimits {
+        max_control_line: 64,
+        ..ParserLimits::default()
+    };
+    let ok = format!("SUB {} 1\r\n", "x".repeat(62));
+    assert_eq!(run_chunks(Role::Server, limits, &[ok.as_bytes()]).1, None);
+    let bad = format!("SUB {} 1\r\n", "x".repeat(63));
+    assert_eq!(
+        run_chunks(Role::Server, limits, &[bad.as_bytes()]).1,
+        Some(ProtoError::MaxControlLine)
+    );
+    // A partial line is checked too, so an endless line cannot grow the buffer.
+    let endless = "x".repeat(65);
+    let res = run_chunks(Role::Server, limits, &[b"SUB ", endless.as_bytes()]);
+    assert_eq!(res.1, Some(ProtoError::MaxControlLine));
+    // Leading whitespace does not count; trailing whitespace does.
+    let padded = format!("SUB      {} 1\r\n", "x".repeat(62));
+    assert_eq!(
+        run_chunks(Role::Server, limits, &[padded.as_bytes()]).1,
+        None
+    );
+}
+
+#[test]
+fn client_role() {
+    let (ops, err) = run_chunks(
+        Role::Client,
+        ParserLimits::default(),
+        &[b"INFO {\"a\":1} \r\nMSG foo 1 2\r\nhi\r\nHMSG foo 9 rep 12 14\r\nNATS/1.0\r\n\r\nhi\r\n+OK\r\n-ERR 'x'\r\nPING\r\n"],
+    );
+    assert_eq!(err, None);
+    assert_eq!(
+        ops,
+        vec![
+            Op::Info(b("{\"a\":1} ")),
+            Op::Msg(Delivery {
+                subject: b("foo"),
+                sid: b("1"),
+                reply: None,
+                header_len: None,
+                message: b("hi"),
+            }),
+            Op::Msg(Delivery {
+                subject: b("foo"),
+                sid: b("9"),
+                reply: Some(b("rep")),
+                header_len: Some(12),
+                message: b("NATS/1.0\r\n\r\nhi"),
+            }),
+            Op::Ok,
+            Op::Err(b("'x'")),
+            Op::Ping,
+        ]
+    );
+    let (_, err) = run_chunks(
+        Role::Client,
+        ParserLimits::default(),
+        &[b"PUB foo 1\r\nx\r\n"],
+    );
+    assert_eq!(err, Some(ProtoError::UnknownOp));
+}
+
+#[test]
+fn poisoned_after_error() {
+    let mut parser = Parser::new(Role::Server, ParserLimits::default());
+    let mut buf = BytesMut::from(&b"XX\r\nPING\r\n"[..]);
+    assert_eq!(parser.parse(&mut buf), Err(ProtoError::UnknownOp));
+    assert_eq!(parser.parse(&mut buf), Err(ProtoError::UnknownOp));
+}
+
+#[test]
+fn one_byte_at_a_time_is_linear() {
+    // A slowloris line: every call must only look at the new byte.
+    let limits = ParserLimits {
+        max_control_line: 1 << 20,
+        ..ParserLimits::default()
+    };
+    let mut parser = Parser::new(Role::Server, limits);
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(b"SUB ");
+    for _ in 0..200_000 {
+        buf.extend_from_slice(b"x");
+        assert_eq!(parser.parse(&mut buf), Ok(None));
+    }
+    buf.extend_from_slice(b" 1\r\n");
+    assert!(matches!(parser.parse(&mut buf), Ok(Some(Op::Sub { .. }))));
+}
+
+fn op_strategy() -> impl Strategy<Value = String> {
+    let token = "[a-zA-Z0-9_]{1,6}";
+    let subject = prop::collection::vec(token, 1..4).prop_map(|t| t.join("."));
+    let payload = "[ -~]{0,40}";
+    prop_oneof![
+        Just("PING\r\n".to_owned()),
+        Just("PONG\r\n".to_owned()),
+        Just("+OK\r\n".to_owned()),
+        Just("CONNECT {\"verbose\":false}\r\n".to_owned()),
+        (subject.clone(), payload).prop_map(|(s, p)| format!("PUB {s} {}\r\n{p}\r\n", p.len())),
+        (subject.clone(), token, "[ -~]{0,20}").prop_map(|(s, r, p)| format!(
+            "HPUB {s} {r} 12 {}\r\nNATS/1.0\r\n\r\n{p}\r\n",
+            p.len() + 12
+        )),
+        (subject.clone(), proptest::option::of(token), 1..100u32).prop_map(|(s, q, sid)| match q {
+            Some(q) => format!("SUB {s} {q} {sid}\r\n"),
+            None => format!("sub {s} {sid}\n"),
+        }),
+        (1..100u32, proptest::option::of(0..10u32)).prop_map(|(sid, max)| match max {
+            Some(m) => format!("UNSUB {sid} {m}\r\n"),
+            None => format!("UNSUB {sid}\r\n"),
+        }),
+        // Occasional garbage so errors are covered too.
+        "[ -~\r\n]{0,12}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any split of the input gives the same ops and the same error (STYLE §6).
+    #[test]
+    fn split_invariance(ops in prop::collection::vec(op_strategy(), 1..12), cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8)) {
+        let input: Vec<u8> = ops.concat().into_bytes();
+        let whole = run_chunks(Role::Server, hdr_limits(), &[&input]);
+        let bytewise: Vec<&[u8]> = input.chunks(1).collect();
+        prop_assert_eq!(&run_chunks(Role::Server, hdr_limits(), &bytewise), &whole);
+        let mut points: Vec<usize> = cuts.iter().map(|i| i.index(input.len() + 1)).collect();
+        points.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut prev = 0;
+        for p in points {
+            chunks.push(&input[prev..p]);
+            prev = p;
+        }
+        chunks.push(&input[prev..]);
+        prop_assert_eq!(&run_chunks(Role::Server, hdr_limits(), &chunks), &whole);
+    }
+
+    /// Well-formed ops round-trip: every generated op (without garbage) parses.
+    #[test]
+    fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..256)) {
+        let _ = run(&data);
+    }
+}

@@ -1,1 +1,186 @@
+use bytes::Bytes;
+use proptest::prelude::*;
 
+use super::*;
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+fn sorted(mut v: Vec<u32>) -> Vec<u32> {
+    v.sort_unstable();
+    v
+}
+
+/// Matches `subject` and returns (plain values, per-queue sorted member values) normalised.
+fn matched(sl: &mut Sublist<u32>, subject: &str) -> (Vec<u32>, Vec<(String, Vec<u32>)>) {
+    let r = sl.matches(&b(subject));
+    let mut queues: Vec<(String, Vec<u32>)> = r
+        .queues
+        .iter()
+        .map(|(q, m)| (String::from_utf8_lossy(q).into_owned(), sorted(m.clone())))
+        .collect();
+    queues.sort();
+    (sorted(r.plain.clone()), queues)
+}
+
+#[test]
+fn literal_and_wildcards() {
+    let mut sl = Sublist::new();
+    sl.insert(b"foo", None, 1).unwrap();
+    sl.insert(b"foo.*", None, 2).unwrap();
+    sl.insert(b"foo.>", None, 3).unwrap();
+    sl.insert(b">", None, 4).unwrap();
+    sl.insert(b"*.bar", None, 5).unwrap();
+    sl.insert(b"foo.bar", None, 6).unwrap();
+    assert_eq!(matched(&mut sl, "foo").0, vec![1, 4]);
+    assert_eq!(matched(&mut sl, "foo.bar").0, vec![2, 3, 4, 5, 6]);
+    assert_eq!(matched(&mut sl, "foo.bar.baz").0, vec![3, 4]);
+    // Wildcards in a publish subject are literal tokens.
+    assert_eq!(matched(&mut sl, "foo.*").0, vec![2, 3, 4]);
+    assert_eq!(matched(&mut sl, "foo.>").0, vec![2, 3, 4]);
+    // Empty tokens match nothing.
+    assert_eq!(matched(&mut sl, "foo..bar").0, Vec::<u32>::new());
+    assert_eq!(matched(&mut sl, "").0, Vec::<u32>::new());
+}
+
+#[test]
+fn invalid_inserts() {
+    let mut sl: Sublist<u32> = Sublist::new();
+    for s in ["", "a..b", ".a", "a.", "a.>.b", ">.a"] {
+        assert_eq!(
+            sl.insert(s.as_bytes(), None, 1),
+            Err(InsertError::InvalidSubject),
+            "{s}"
+        );
+    }
+    assert!(sl.is_empty());
+    sl.insert(b"foo*.b>r", None, 1).unwrap();
+    assert_eq!(matched(&mut sl, "foo*.b>r").0, vec![1]);
+    assert_eq!(matched(&mut sl, "foo.bar").0, Vec::<u32>::new());
+}
+
+#[test]
+fn queue_groups() {
+    let mut sl = Sublist::new();
+    let q1 = b("q1");
+    sl.insert(b"foo.*", Some(&q1), 1).unwrap();
+    sl.insert(b"foo.bar", Some(&q1), 2).unwrap();
+    sl.insert(b"foo.bar", Some(&b("q2")), 3).unwrap();
+    sl.insert(b"foo.bar", None, 4).unwrap();
+    let (plain, queues) = matched(&mut sl, "foo.bar");
+    assert_eq!(plain, vec![4]);
+    assert_eq!(
+        queues,
+        vec![("q1".to_owned(), vec![1, 2]), ("q2".to_owned(), vec![3])]
+    );
+    assert!(sl.remove(b"foo.bar", Some(&q1), 2));
+    assert!(!sl.remove(b"foo.bar", Some(&q1), 2));
+    assert_eq!(matched(&mut sl, "foo.bar").1[0], ("q1".to_owned(), vec![1]));
+}
+
+#[test]
+fn cache_invalidation() {
+    let mut sl = Sublist::new();
+    sl.insert(b"foo.*", None, 1).unwrap();
+    assert_eq!(matched(&mut sl, "foo.bar").0, vec![1]);
+    assert_eq!(matched(&mut sl, "foo.bar").0, vec![1]);
+    assert_eq!(sl.stats().num_cache, 1);
+    sl.insert(b"foo.bar", None, 2).unwrap();
+    assert_eq!(matched(&mut sl, "foo.bar").0, vec![1, 2]);
+    sl.insert(b"other", None, 3).unwrap();
+    sl.remove(b"foo.*", None, 1);
+    assert_eq!(matched(&mut sl, "foo.bar").0, vec![2]);
+    let stats = sl.stats();
+    assert_eq!(stats.num_subscriptions, 2);
+    assert_eq!((stats.num_inserts, stats.num_removes), (3, 1));
+    assert!(stats.cache_hit_rate > 0.0);
+}
+
+#[test]
+fn removal_prunes_nodes() {
+    let mut sl = Sublist::new();
+    sl.insert(b"a.b.c", None, 1).unwrap();
+    sl.insert(b"a.*.>", None, 2).unwrap();
+    assert!(sl.remove(b"a.b.c", None, 1));
+    assert!(sl.remove(b"a.*.>", None, 2));
+    assert!(sl.root.is_empty());
+    assert!(!sl.remove(b"a.b.c", None, 1));
+}
+
+fn subject_strategy(wild: bool) -> impl Strategy<Value = String> {
+    let token = if wild {
+        prop_oneof![4 => "[abc]", 1 => Just("*".to_owned()), 1 => Just(">".to_owned())].boxed()
+    } else {
+        prop_oneof![4 => "[abc]", 1 => Just("*".to_owned()), 1 => Just("".to_owned())].boxed()
+    };
+    prop::collection::vec(token, 1..4).prop_map(|t| t.join("."))
+}
+
+#[derive(Debug, Clone)]
+enum Action {
+    Insert(String, Option<u8>),
+    Remove(usize),
+    Match(String),
+}
+
+fn action_strategy() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        3 => (subject_strategy(true), proptest::option::of(0..2u8)).prop_map(|(s, q)| Action::Insert(s, q)),
+        1 => any::<usize>().prop_map(Action::Remove),
+        3 => subject_strategy(false).prop_map(Action::Match),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The trie plus cache agree with a naive matcher over any sequence of inserts, removes
+    /// and matches (STYLE §9, differential).
+    #[test]
+    fn agrees_with_naive(actions in prop::collection::vec(action_strategy(), 1..60)) {
+        let mut sl: Sublist<u32> = Sublist::new();
+        let mut naive: Vec<(String, Option<Bytes>, u32)> = Vec::new();
+        let mut next = 0u32;
+        for action in actions {
+            match action {
+                Action::Insert(s, q) => {
+                    let queue = q.map(|n| b(&format!("q{n}")));
+                    let res = sl.insert(s.as_bytes(), queue.as_ref(), next);
+                    prop_assert_eq!(res.is_ok(), subject::is_valid_subscription(s.as_bytes()));
+                    if res.is_ok() {
+                        naive.push((s, queue, next));
+                    }
+                    next += 1;
+                }
+                Action::Remove(i) => {
+                    if !naive.is_empty() {
+                        let (s, q, v) = naive.remove(i % naive.len());
+                        prop_assert!(sl.remove(s.as_bytes(), q.as_ref(), v));
+                    }
+                }
+                Action::Match(subj) => {
+                    let (plain, queues) = matched(&mut sl, &subj);
+                    let expect_plain = sorted(naive.iter().filter(|(s, q, _)| q.is_none() && subject::matches(s.as_bytes(), subj.as_bytes())).map(|e| e.2).collect());
+                    prop_assert_eq!(plain, expect_plain);
+                    let mut expect_queues: Vec<(String, Vec<u32>)> = Vec::new();
+                    for (s, q, v) in &naive {
+                        if let Some(q) = q
+                            && subject::matches(s.as_bytes(), subj.as_bytes())
+                        {
+                            let name = String::from_utf8_lossy(q).into_owned();
+                            match expect_queues.iter_mut().find(|(n, _)| *n == name) {
+                                Some((_, m)) => m.push(*v),
+                                None => expect_queues.push((name, vec![*v])),
+                            }
+                        }
+                    }
+                    for (_, m) in &mut expect_queues { m.sort_unstable(); }
+                    expect_queues.sort();
+                    prop_assert_eq!(queues, expect_queues);
+                }
+            }
+            prop_assert_eq!(sl.len(), naive.len());
+        }
+    }
+}

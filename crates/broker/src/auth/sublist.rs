@@ -1,0 +1,315 @@
+//! A small subject trie for permission lists, with nats-server's `Sublist` matching semantics.
+//!
+//! Entries are subjects with wildcards (`*` one token, `>` one or more trailing tokens) and an
+//! optional queue name. A *checked* subject is always treated as a string of literal tokens: a
+//! `*` or `>` token in it is matched by a `*`/`>` entry but never by a literal entry, which is how
+//! the reference lets `allow: "foo.*"` accept `SUB foo.>` (spec/protocol.md §5.3).
+//!
+//! Behaviour copied from `sublist.go` (`Insert`, `match`, `matchLevel`):
+//! - an entry with an empty token or a token after `>` is refused at insertion (the reference
+//!   ignores the error, so such an entry never matches anything);
+//! - a checked subject with an empty token (`foo..bar`, `.foo`, `foo.`, ``) matches nothing;
+//! - only tokens of exactly one byte are wildcards (`foo*` is a literal token).
+
+use std::collections::HashMap;
+
+/// One trie level: literal children and the two wildcard children.
+#[derive(Debug, Default)]
+struct Level {
+    literals: HashMap<Box<[u8]>, Node>,
+    single: Option<Box<Node>>,
+    full: Option<Box<Node>>,
+}
+
+/// One trie node: whether a plain entry ends here, the queue names of queue entries ending here,
+/// and the next level.
+#[derive(Debug, Default)]
+struct Node {
+    plain: bool,
+    queues: Vec<Box<[u8]>>,
+    next: Option<Box<Level>>,
+}
+
+/// What a check found: whether a plain entry matched and the queue names of matching queue
+/// entries (the reference's `psubs` and `qsubs`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct MatchResult<'a> {
+    pub(crate) plain: bool,
+    pub(crate) queues: Vec<&'a [u8]>,
+}
+
+/// A compiled permission list.
+#[derive(Debug, Default)]
+pub(crate) struct SubjectList {
+    root: Level,
+}
+
+/// Splits a subject into tokens; `None` when any token is empty (the reference's `match`
+/// returns the empty result for such subjects).
+fn literal_tokens(subject: &[u8]) -> Option<impl Iterator<Item = &[u8]> + Clone> {
+    if subject.is_empty() || subject.split(|b| *b == b'.').any(<[u8]>::is_empty) {
+        return None;
+    }
+    Some(subject.split(|b| *b == b'.'))
+}
+
+impl SubjectList {
+    /// Adds an entry. Returns false (and adds nothing) when the entry is not a valid subject
+    /// pattern: an empty token, or any token after `>`.
+    pub(crate) fn insert(&mut self, subject: &[u8], queue: Option<&[u8]>) -> bool {
+        let tokens: Vec<&[u8]> = subject.split(|b| *b == b'.').collect();
+        let mut seen_full = false;
+        for token in &tokens {
+            if token.is_empty() || seen_full {
+                return false;
+            }
+            seen_full = *token == b">";
+        }
+        let Some((last, init)) = tokens.split_last() else {
+            return false;
+        };
+        let mut level = &mut self.root;
+        for token in init {
+            level = child(level, token).next.get_or_insert_with(Box::default);
+        }
+        let node = child(level, last);
+        match queue {
+            Some(queue) => node.queues.push(queue.into()),
+            None => node.plain = true,
+        }
+        true
+    }
+
+    /// True when a plain entry matches `subject` (publish checks, delivery filter).
+    pub(crate) fn matches_plain(&self, subject: &[u8]) -> bool {
+        let Some(tokens) = literal_tokens(subject) else {
+            return false;
+        };
+        let tokens: Vec<&[u8]> = tokens.collect();
+        let mut res = MatchResult::default();
+        match_level(&self.root, &tokens, &mut res, true);
+        res.plain
+    }
+
+    /// Plain and queue entries matching `subject` (subscribe checks).
+    pub(crate) fn matches(&self, subject: &[u8]) -> MatchResult<'_> {
+        let mut res = MatchResult::default();
+        if let Some(tokens) = literal_tokens(subject) {
+            let tokens: Vec<&[u8]> = tokens.collect();
+            match_level(&self.root, &tokens, &mut res, false);
+        }
+        res
+    }
+}
+
+/// The child of `level` for one entry token, created when missing.
+fn child<'l>(level: &'l mut Level, token: &[u8]) -> &'l mut Node {
+    match token {
+        b"*" => level.single.get_or_insert_with(Box::default),
+        b">" => level.full.get_or_insert_with(Box::default),
+        literal => level.literals.entry(literal.into()).or_default(),
+    }
+}
+
+fn add_node<'a>(node: &'a Node, res: &mut MatchResult<'a>, plain_only: bool) {
+    res.plain |= node.plain;
+    if !plain_only {
+        res.queues.extend(node.queues.iter().map(|q| &q[..]));
+    }
+}
+
+/// The reference's `matchLevel`, line for line: `>` children match one or more remaining tokens,
+/// `*` children recurse on the rest, literal children descend.
+fn match_level<'a>(
+    level: &'a Level,
+    tokens: &[&[u8]],
+    res: &mut MatchResult<'a>,
+    plain_only: bool,
+) {
+    let mut current = Some(level);
+    let mut single: Option<&'a Node> = None;
+    let mut literal: Option<&'a Node> = None;
+    for (token_idx, token) in tokens.iter().enumerate() {
+        let Some(lvl) = current else {
+            return;
+        };
+        if let Some(full) = lvl.full.as_deref() {
+            add_node(full, res, plain_only);
+        }
+        single = lvl.single.as_deref();
+        if let Some(next) = single.and_then(|node| node.next.as_deref()) {
+            let rest = tokens.get(token_idx + 1..).unwrap_or(&[]);
+            match_level(next, rest, res, plain_only);
+        }
+        literal = lvl.literals.get(*token);
+        current = literal.and_then(|node| node.next.as_deref());
+    }
+    if let Some(node) = literal {
+        add_node(node, res, plain_only);
+    }
+    if let Some(node) = single {
+        add_node(node, res, plain_only);
+    }
+}
+
+/// True when some token of `subject` is exactly `*` or `>` (the reference's
+/// `subjectHasWildcard`; it does not validate the subject).
+pub(crate) fn has_wildcard(subject: &[u8]) -> bool {
+    subject
+        .split(|b| *b == b'.')
+        .any(|token| token == b"*" || token == b">")
+}
+
+/// The reference's `subjectIsSubsetMatch(subject, test)`: true when every subject matched by
+/// `subject` is also matched by `test`. Both may contain wildcards; tokens are split on `.`
+/// without validation, and an empty token never matches.
+pub(crate) fn is_subset_match(subject: &[u8], test: &[u8]) -> bool {
+    let tokens: Vec<&[u8]> = subject.split(|b| *b == b'.').collect();
+    let test_tokens: Vec<&[u8]> = test.split(|b| *b == b'.').collect();
+    for (token_idx, test_token) in test_tokens.iter().enumerate() {
+        let Some(token) = tokens.get(token_idx) else {
+            return false;
+        };
+        if test_token.is_empty() {
+            return false;
+        }
+        if *test_token == b">" {
+            return true;
+        }
+        if token.is_empty() || *token == b">" {
+            return false;
+        }
+        if *token == b"*" {
+            if *test_token != b"*" {
+                return false;
+            }
+            continue;
+        }
+        // The reference looks only at the first byte here, so a test token such as `*x`
+        // matches any token.
+        if test_token.first() != Some(&b'*') && token != test_token {
+            return false;
+        }
+    }
+    tokens.len() == test_tokens.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(entries: &[&str]) -> SubjectList {
+        let mut list = SubjectList::default();
+        for entry in entries {
+            let mut parts = entry.split(' ');
+            let subject = parts.next().unwrap_or_default();
+            list.insert(subject.as_bytes(), parts.next().map(str::as_bytes));
+        }
+        list
+    }
+
+    fn check(entries: &[&str], subject: &str, plain: bool, queues: &[&str]) {
+        let list = list(entries);
+        let res = list.matches(subject.as_bytes());
+        let mut got: Vec<&[u8]> = res.queues.clone();
+        got.sort();
+        let mut want: Vec<&[u8]> = queues.iter().map(|q| q.as_bytes()).collect();
+        want.sort();
+        assert_eq!(
+            (res.plain, got),
+            (plain, want),
+            "{entries:?} vs {subject:?}"
+        );
+        assert_eq!(list.matches_plain(subject.as_bytes()), plain);
+    }
+
+    #[test]
+    fn literal_and_wildcard_matching() {
+        check(&["foo"], "foo", true, &[]);
+        check(&["foo"], "foo.bar", false, &[]);
+        check(&["foo.*"], "foo.bar", true, &[]);
+        check(&["foo.*"], "foo", false, &[]);
+        check(&["foo.*"], "foo.bar.baz", false, &[]);
+        check(&["foo.>"], "foo.bar.baz", true, &[]);
+        check(&["foo.>"], "foo", false, &[]);
+        check(&[">"], "a", true, &[]);
+        check(&["*.*"], "a.b", true, &[]);
+        check(&["*.b.>"], "a.b.c.d", true, &[]);
+        check(&["*.b.>"], "a.c.c.d", false, &[]);
+        check(&["foo*"], "foox", false, &[]);
+        check(&["foo*"], "foo*", true, &[]);
+    }
+
+    #[test]
+    fn checked_subjects_are_literal_token_strings() {
+        // `*` and `>` in the checked subject are literal tokens.
+        check(&["foo.*"], "foo.>", true, &[]);
+        check(&["foo.*"], "foo.*", true, &[]);
+        check(&["foo.bar"], "foo.*", false, &[]);
+        check(&["foo.>"], "foo.>", true, &[]);
+        check(&["foo.*"], "foo.bar.>", false, &[]);
+    }
+
+    #[test]
+    fn invalid_subjects_and_entries_match_nothing() {
+        check(&[">"], "foo..bar", false, &[]);
+        check(&[">"], ".foo", false, &[]);
+        check(&[">"], "foo.", false, &[]);
+        check(&[">"], "", false, &[]);
+        check(&["foo..bar"], "foo..bar", false, &[]);
+        check(&["foo.>.bar"], "foo.x.bar", false, &[]);
+        check(&["foo.>.bar", "foo.x.>"], "foo.x.bar", true, &[]);
+    }
+
+    #[test]
+    fn queue_entries() {
+        check(&["foo q1"], "foo", false, &["q1"]);
+        check(&["foo q1", "foo.* q2", "foo"], "foo", true, &["q1"]);
+        check(&["foo q1", "* q2", ">"], "foo", true, &["q1", "q2"]);
+    }
+
+    #[test]
+    fn wildcard_detection() {
+        for (subject, expect) in [
+            ("foo", false),
+            ("foo.*", true),
+            ("*", true),
+            (">", true),
+            ("foo.>", true),
+            ("foo*", false),
+            ("foo.*bar", false),
+            ("*.foo", true),
+            ("", false),
+        ] {
+            assert_eq!(has_wildcard(subject.as_bytes()), expect, "{subject:?}");
+        }
+    }
+
+    #[test]
+    fn subset_matching() {
+        for (subject, test, expect) in [
+            ("foo.bar", "foo.*", true),
+            ("foo.*", "foo.*", true),
+            ("foo.*", ">", true),
+            ("foo.*", "*.*", true),
+            ("foo.*", "foo.bar", false),
+            ("foo.>", "foo.*", false),
+            ("foo.>", "foo.>", true),
+            ("foo.bar.baz", "foo.>", true),
+            ("foo", "foo.>", false),
+            ("foo.bar", "foo", false),
+            ("foo", "foo.bar", false),
+            ("foo..bar", "foo.*.bar", false),
+            ("q1", "q*", false),
+            ("q1", "*", true),
+            ("a.b", "*", false),
+            ("abc", "*x", true),
+        ] {
+            assert_eq!(
+                is_subset_match(subject.as_bytes(), test.as_bytes()),
+                expect,
+                "{subject:?} within {test:?}"
+            );
+        }
+    }
+}
