@@ -1458,3 +1458,62 @@ fn base64_url(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+#[cfg(any(test, feature = "fuzzing"))]
+impl Broker {
+    /// Checks internal consistency; used by the fuzz bodies and the simulation tests.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut n_open = 0usize;
+        let mut n_client_subs = 0usize;
+        for (index, slot) in self.slots.iter().enumerate() {
+            let Some(c) = slot.client.as_ref() else {
+                continue;
+            };
+            let id = ClientId {
+                index: u32::try_from(index).map_err(|e| e.to_string())?,
+                generation: slot.generation,
+            };
+            if c.closed.is_none() {
+                if c.counts_as_client {
+                    n_open += 1;
+                }
+                if c.out.len() > self.config.limits.max_pending {
+                    return Err(format!(
+                        "cid {} queue {} over max_pending",
+                        c.cid,
+                        c.out.len()
+                    ));
+                }
+            } else if !c.subs.is_empty() {
+                return Err(format!("closed cid {} still has subscriptions", c.cid));
+            }
+            for (sid, key) in &c.subs {
+                let sub = self
+                    .sub(*key)
+                    .ok_or("client sid maps to a dead subscription")?;
+                if sub.client != id || sub.sid != sid {
+                    return Err("subscription owner mismatch".to_owned());
+                }
+            }
+            n_client_subs += c.subs.len();
+        }
+        let n_live = self.subs.iter().filter(|s| s.sub.is_some()).count();
+        if n_live != n_client_subs || n_live != self.sublist.len() {
+            return Err(format!(
+                "subscription counts differ: slab {n_live}, clients {n_client_subs}, index {}",
+                self.sublist.len()
+            ));
+        }
+        if n_live != self.stats.subscriptions {
+            return Err("subscription counter drifted".to_owned());
+        }
+        if n_open != self.stats.connections {
+            return Err(format!(
+                "connection counter {} but {n_open} open",
+                self.stats.connections
+            ));
+        }
+        Ok(())
+    }
+}

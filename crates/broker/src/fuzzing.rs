@@ -1,1 +1,234 @@
-//! Fuzz target bodies (see `fuzz/fuzz_targets/broker_*.rs`).
+//! Fuzz target bodies (see `fuzz/fuzz_targets/broker_*.rs`), also replayed by `cargo test`.
+#![allow(
+    clippy::panic,
+    reason = "fuzz bodies report a broken property by panicking"
+)]
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+use crate::proto::{Op, Parser, ParserLimits, ProtoError, Role};
+use crate::{Broker, ClientId, ClientParams, Config, ConnectionType, Event};
+
+fn parse_all(role: Role, limits: ParserLimits, chunks: &[&[u8]]) -> (Vec<Op>, Option<ProtoError>) {
+    let mut parser = Parser::new(role, limits);
+    let mut buf = BytesMut::new();
+    let mut ops = Vec::new();
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        loop {
+            match parser.parse(&mut buf) {
+                Ok(Some(op)) => ops.push(op),
+                Ok(None) => {
+                    // A partial control line never grows past the limit (plus a CR).
+                    assert!(
+                        parser.payload_remaining(buf.len()) > 0
+                            || buf.len() <= limits.max_control_line + 1,
+                        "buffer grew to {}",
+                        buf.len()
+                    );
+                    break;
+                }
+                Err(err) => return (ops, Some(err)),
+            }
+        }
+    }
+    (ops, None)
+}
+
+/// Parser body: no panic, and splitting the input at `data[0]` (and byte by byte for short
+/// inputs) gives the same ops and error as parsing it whole, for both roles.
+pub fn broker_proto(data: &[u8]) {
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
+    let limits = ParserLimits {
+        max_control_line: 256,
+        max_payload: 4096,
+        headers: split & 1 == 1,
+    };
+    for role in [Role::Server, Role::Client] {
+        let whole = parse_all(role, limits, &[rest]);
+        let at = usize::from(split).min(rest.len());
+        let (a, b) = rest.split_at(at);
+        assert_eq!(parse_all(role, limits, &[a, b]), whole, "split at {at}");
+        if rest.len() <= 512 {
+            let bytes: Vec<&[u8]> = rest.chunks(1).collect();
+            assert_eq!(parse_all(role, limits, &bytes), whole, "byte by byte");
+        }
+    }
+}
+
+/// Reads the structured session script from fuzz bytes.
+struct Script<'a> {
+    data: &'a [u8],
+}
+
+impl Script<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.data.split_first()?;
+        self.data = rest;
+        Some(b)
+    }
+
+    fn bytes(&mut self, n: usize) -> &[u8] {
+        let n = n.min(self.data.len());
+        let (head, rest) = self.data.split_at(n);
+        self.data = rest;
+        head
+    }
+}
+
+/// Useful protocol fragments so short inputs reach deep states.
+const SNIPPETS: &[&[u8]] = &[
+    b"CONNECT {\"verbose\":false}\r\n",
+    b"CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true,\"echo\":false}\r\n",
+    b"SUB foo 1\r\n",
+    b"SUB foo.* q 2\r\n",
+    b"SUB > 3\r\n",
+    b"SUB _INBOX.x 4\r\n",
+    b"UNSUB 1 2\r\n",
+    b"UNSUB 3\r\n",
+    b"PUB foo 5\r\nhello\r\n",
+    b"PUB foo.bar _INBOX.x 2\r\nhi\r\n",
+    b"HPUB foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\n",
+    b"PING\r\n",
+    b"PONG\r\n",
+];
+
+/// Session body: a script of client registrations, inputs, time steps, drains and closes
+/// against a whole broker. No panic, and the broker's invariants hold after every step.
+pub fn broker_session(data: &[u8]) {
+    let mut script = Script { data };
+    let mut config = Config::default();
+    config.limits.max_pending = 2048;
+    config.limits.max_control_line = 128;
+    config.limits.max_payload = 512;
+    config.limits.max_connections = 4;
+    config.limits.max_subscriptions = 8;
+    config.ping_interval = Duration::from_secs(1);
+    config.write_deadline = Duration::from_secs(2);
+    let mut now = Instant::now();
+    let mut broker = Broker::new(config, now);
+    let mut clients: Vec<ClientId> = Vec::new();
+    let mut closed_events: Vec<ClientId> = Vec::new();
+    let addr = core::net::SocketAddr::from(([127, 0, 0, 1], 4000));
+    while let Some(op) = script.byte() {
+        let target = clients
+            .get(usize::from(op >> 4) % clients.len().max(1))
+            .copied();
+        match op & 0x0f {
+            0 | 1 => {
+                let kind = if op & 1 == 0 {
+                    ConnectionType::Standard
+                } else {
+                    ConnectionType::WebSocket
+                };
+                if clients.len() < 8 {
+                    clients.push(broker.register_client(now, ClientParams::new(kind, addr)));
+                }
+            }
+            2..=5 => {
+                if let Some(id) = target {
+                    let n = usize::from(script.byte().unwrap_or(0));
+                    let mut buf = BytesMut::from(script.bytes(n));
+                    broker.handle_input(id, now, &mut buf);
+                }
+            }
+            6 | 7 => {
+                if let Some(id) = target {
+                    let idx = usize::from(script.byte().unwrap_or(0)) % SNIPPETS.len();
+                    let snippet = SNIPPETS.get(idx).copied().unwrap_or_default();
+                    broker.handle_input(id, now, &mut BytesMut::from(snippet));
+                }
+            }
+            8 => {
+                let ms = u64::from(script.byte().unwrap_or(0)) * 20;
+                now += Duration::from_millis(ms);
+                broker.handle_timeout(now);
+            }
+            9 => {
+                if let Some(deadline) = broker.poll_timeout() {
+                    now = now.max(deadline);
+                    broker.handle_timeout(now);
+                }
+            }
+            10 | 11 => {
+                if let Some(id) = target {
+                    let n = usize::from(script.byte().unwrap_or(0)) * 16;
+                    if let Some(q) = broker.outbound(id) {
+                        q.advance(n);
+                    }
+                    broker.handle_flushed(id, now);
+                }
+            }
+            12 => {
+                if let Some(id) = target {
+                    broker.close_client(id, now, crate::CloseReason::ClientClosed);
+                }
+            }
+            13 => {
+                if let Some(id) = target {
+                    broker.remove_client(id, now);
+                    clients.retain(|c| *c != id);
+                }
+            }
+            _ => {
+                if let Some(id) = target {
+                    let _ = broker.client_info(id, now);
+                    let _ = broker.subscriptions(Some(b"foo"));
+                    let _ = broker.sublist_stats();
+                }
+            }
+        }
+        while let Some(ev) = broker.poll_event() {
+            if let Event::Closed { client, .. } = ev {
+                assert!(!closed_events.contains(&client), "closed twice");
+                closed_events.push(client);
+            }
+        }
+        if let Err(e) = broker.check_invariants() {
+            panic!("invariant broken: {e}");
+        }
+        if let Some(t) = broker.poll_timeout() {
+            // Deadlines are never absurdly far in the future.
+            assert!(t <= now + Duration::from_secs(3600));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    fn replay(target: &str, body: fn(&[u8])) -> usize {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+        let mut n_files = 0;
+        for dir in ["seeds", "regressions"] {
+            let path: PathBuf = root.join(dir).join(target);
+            let Ok(entries) = std::fs::read_dir(&path) else {
+                continue;
+            };
+            for entry in entries {
+                let entry = entry.unwrap();
+                if entry.file_type().unwrap().is_file() {
+                    let data = std::fs::read(entry.path()).unwrap();
+                    body(&data);
+                    n_files += 1;
+                }
+            }
+        }
+        n_files
+    }
+
+    #[test]
+    fn replay_broker_proto_seeds() {
+        assert!(replay("broker_proto", super::broker_proto) > 0);
+    }
+
+    #[test]
+    fn replay_broker_session_seeds() {
+        assert!(replay("broker_session", super::broker_session) > 0);
+    }
+}
