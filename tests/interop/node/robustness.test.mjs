@@ -1,0 +1,186 @@
+// Many clients and misbehaving clients: 200 concurrent ws clients, abrupt disconnects and garbage
+// bytes (before and after the upgrade). Each case ends by proving that well-behaved ws and tcp
+// clients still exchange messages and that new clients can still connect.
+import assert from "node:assert/strict";
+import net from "node:net";
+import { after, before, describe, it } from "node:test";
+import { closeAll, tcpClient, wsClient } from "../lib/clients.mjs";
+import { dec, enc, frame, listen, monitor, rawExchange, rawWs, sleep, startServer, within } from "../lib/harness.mjs";
+
+
+describe("robustness (scenario basic)", () => {
+  let server;
+  let healthyWs;
+  let healthyTcp;
+  let probe = 0;
+  before(async () => {
+    server = await startServer("basic");
+    healthyWs = await wsClient(server, { name: "healthy-ws" });
+    healthyTcp = await tcpClient(server, { name: "healthy-tcp" });
+  });
+  after(async () => {
+    await closeAll([healthyWs, healthyTcp]);
+    await server?.stop();
+  });
+
+  /** The long-lived clients still talk both ways, and a new ws client can connect. */
+  async function othersUnharmed() {
+    const n = probe++;
+    const a = listen(healthyTcp, `health.${n}.tcp`);
+    const b = listen(healthyWs, `health.${n}.ws`);
+    await healthyTcp.flush();
+    await healthyWs.flush();
+    healthyWs.publish(`health.${n}.tcp`, enc.encode("w->t"));
+    healthyTcp.publish(`health.${n}.ws`, enc.encode("t->w"));
+    await healthyWs.flush();
+    await healthyTcp.flush();
+    assert.equal(dec.decode((await a.count(1))[0].data), "w->t");
+    assert.equal(dec.decode((await b.count(1))[0].data), "t->w");
+    a.sub.unsubscribe();
+    b.sub.unsubscribe();
+    const fresh = await wsClient(server);
+    await fresh.flush();
+    await fresh.close();
+    assert.equal(healthyWs.isClosed(), false);
+    assert.equal(healthyTcp.isClosed(), false);
+  }
+
+  async function connectionsSettleTo(n, ms = 5000) {
+    const deadline = Date.now() + ms;
+    let c;
+    do {
+      c = await monitor(server, "/connz");
+      if (c.num_connections <= n) return c.num_connections;
+      await sleep(50);
+    } while (Date.now() < deadline);
+    throw new Error(`server still lists ${c.num_connections} connections (want ${n}): ${JSON.stringify(c.connections.map((x) => x.name || x.cid))}`);
+  }
+
+  it("200 concurrent ws clients all receive a fan-out and all publish", { timeout: 60000 }, async () => {
+    const N = 200;
+    const clients = [];
+    try {
+      const results = await Promise.allSettled(
+        [...Array(N).keys()].map((i) => wsClient(server, { name: `many-${i}` })),
+      );
+      for (const r of results) if (r.status === "fulfilled") clients.push(r.value);
+      const failed = results.filter((r) => r.status === "rejected");
+      assert.equal(failed.length, 0, `connect failures: ${failed.slice(0, 3).map((r) => r.reason?.message)}`);
+      const inbox = listen(healthyTcp, "many.in");
+      await healthyTcp.flush();
+      const ls = clients.map((nc) => listen(nc, "many.out"));
+      await Promise.all(clients.map((nc) => nc.flush()));
+      const c = await monitor(server, "/connz?limit=1000");
+      assert.ok(c.num_connections >= N + 2, `connz num_connections ${c.num_connections}`);
+      for (let i = 0; i < 5; i++) healthyTcp.publish("many.out", enc.encode(`fan ${i}`));
+      await healthyTcp.flush();
+      await Promise.all(ls.map((l) => l.count(5, 15000)));
+      for (const l of ls) assert.deepEqual(l.msgs.map((m) => dec.decode(m.data)), [0, 1, 2, 3, 4].map((i) => `fan ${i}`));
+      clients.forEach((nc, i) => nc.publish("many.in", enc.encode(String(i))));
+      await Promise.all(clients.map((nc) => nc.flush()));
+      const got = await inbox.count(N, 15000);
+      assert.equal(new Set(got.map((m) => dec.decode(m.data))).size, N);
+    } finally {
+      await closeAll(clients);
+    }
+    await connectionsSettleTo(2);
+    await othersUnharmed();
+  });
+
+  it("abrupt disconnects (TCP reset, mid-frame, mid-upgrade) leave other clients unharmed", T, async () => {
+    const sockets = [];
+    const victims = [];
+    for (let i = 0; i < 10; i++) {
+      const nc = await wsClient(server, { name: `victim-${i}` }, { sink: sockets });
+      nc.subscribe("victims");
+      await nc.flush();
+      victims.push(nc);
+    }
+    // Traffic towards the victims while they vanish.
+    for (let i = 0; i < 100; i++) healthyTcp.publish("victims", enc.encode("x".repeat(1000)));
+    for (const s of sockets.slice(0, 5)) s._socket.resetAndDestroy ? s._socket.resetAndDestroy() : s._socket.destroy();
+    // Half a frame header, half a frame payload, then gone.
+    sockets[5]._socket.write(Buffer.from([0x82]));
+    sockets[6]._socket.write(frame(2, "PUB victims 100\r\n" + "y".repeat(100) + "\r\n").subarray(0, 20));
+    for (const s of sockets.slice(5)) s._socket.destroy();
+    // A connection that dies in the middle of the HTTP upgrade.
+    const half = net.connect({ host: "127.0.0.1", port: server.ws });
+    await new Promise((r) => half.once("connect", r));
+    half.write("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n");
+    await sleep(20);
+    half.destroy();
+    await healthyTcp.flush();
+    await closeAll(victims);
+    await connectionsSettleTo(2);
+    await othersUnharmed();
+  });
+
+  const garbage = [
+    ["random bytes instead of an HTTP request", async () => {
+      const r = await rawExchange(server.ws, Buffer.from([...Array(300).keys()].map((i) => (i * 37 + 11) & 0xff)), { ms: 4000 });
+      assert.notEqual(r.why, "timeout", "server closed the connection");
+      if (r.data.length) assert.match(r.data.toString("latin1"), /^HTTP\/1\.[01] 400 /);
+    }],
+    ["an unmasked client frame after the upgrade", async () => {
+      const raw = await rawWs(server.ws);
+      await raw.waitFor(() => raw.stream.includes("INFO "), "INFO");
+      raw.socket.write(frame(2, 'CONNECT {"verbose":false}\r\nPING\r\n', { mask: false }));
+      await raw.waitClosed(4000);
+      assert.ok(!raw.stream.includes("PONG"), "unmasked frame not processed");
+    }],
+    ["random bytes after the upgrade", async () => {
+      const raw = await rawWs(server.ws);
+      await raw.waitFor(() => raw.stream.includes("INFO "), "INFO");
+      raw.socket.write(Buffer.from([0x8f, 0xff, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]));
+      await raw.waitClosed(4000);
+    }],
+    ["an unknown opcode", async () => {
+      const raw = await rawWs(server.ws);
+      await raw.waitFor(() => raw.stream.includes("INFO "), "INFO");
+      raw.socket.write(frame(3, "hello"));
+      await raw.waitClosed(4000);
+    }],
+    ["a fragmented control frame", async () => {
+      const raw = await rawWs(server.ws);
+      await raw.waitFor(() => raw.stream.includes("INFO "), "INFO");
+      raw.socket.write(frame(9, "ping", { fin: false }));
+      await raw.waitClosed(4000);
+    }],
+    ["a continuation frame with no message started", async () => {
+      const raw = await rawWs(server.ws);
+      await raw.waitFor(() => raw.stream.includes("INFO "), "INFO");
+      raw.socket.write(frame(0, "PING\r\n"));
+      await raw.waitClosed(4000);
+    }],
+    ["a RSV1 (compressed) frame that is not deflate data", async () => {
+      const raw = await rawWs(server.ws);
+      await raw.waitFor(() => raw.stream.includes("INFO "), "INFO");
+      raw.socket.write(frame(2, Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00, 0x12]), { rsv1: true }));
+      await raw.waitClosed(4000);
+    }],
+    ["garbage NATS protocol in a valid frame: -ERR 'Unknown Protocol Operation' and close 1002", async () => {
+      const raw = await rawWs(server.ws);
+      await raw.waitFor(() => raw.stream.includes("INFO "), "INFO");
+      raw.send("HELLO THERE\r\n");
+      await raw.waitClosed(4000);
+      assert.match(raw.stream, /-ERR 'Unknown Protocol Operation'\r\n/);
+      const close = raw.frames.find((f) => f.opcode === 8);
+      assert.ok(close, "close frame");
+      assert.equal(close.payload.readUInt16BE(0), 1002);
+      assert.equal(close.payload.subarray(2).toString(), "Protocol Violation");
+    }],
+    ["garbage on the TCP client port", async () => {
+      const r = await rawExchange(server.port, "GET / HTTP/1.1\r\n\r\n", { ms: 4000 });
+      assert.notEqual(r.why, "timeout", "server closed the connection");
+      assert.match(r.data.toString(), /^INFO /);
+      assert.match(r.data.toString(), /-ERR 'Unknown Protocol Operation'\r\n/);
+    }],
+  ];
+  for (const [what, fn] of garbage) {
+    it(`garbage: ${what}; the victim is dropped, others unharmed`, { timeout: 20000 }, async () => {
+      await within(10000, fn(), what);
+      await connectionsSettleTo(2);
+      await othersUnharmed();
+    });
+  }
+});
