@@ -1,3 +1,124 @@
-//! Criterion benchmarks for `broker` (written with the crate).
+//! Criterion benchmarks for `broker`: protocol parsing, routing and subject matching.
 
-fn main() {}
+use std::hint::black_box;
+use std::time::Instant;
+
+use broker::proto::{Parser, ParserLimits, Role};
+use broker::sublist::Sublist;
+use broker::{Broker, ClientId, ClientParams, Config, ConnectionType};
+use bytes::{Bytes, BytesMut};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+const N_MSGS: usize = 10_000;
+
+fn pub_stream(payload_len: usize) -> Vec<u8> {
+    let payload = "x".repeat(payload_len);
+    let mut out = Vec::new();
+    for _ in 0..N_MSGS {
+        out.extend_from_slice(format!("PUB foo.bar {payload_len}\r\n{payload}\r\n").as_bytes());
+    }
+    out
+}
+
+fn parse(c: &mut Criterion) {
+    let mut group = c.benchmark_group("broker_parse");
+    for payload_len in [16usize, 128] {
+        let input = pub_stream(payload_len);
+        group.throughput(Throughput::Elements(N_MSGS as u64));
+        group.bench_function(format!("pub_{payload_len}B"), |b| {
+            let mut buf = BytesMut::with_capacity(input.len());
+            b.iter(|| {
+                let mut parser = Parser::new(Role::Server, ParserLimits::default());
+                buf.clear();
+                buf.extend_from_slice(&input);
+                let mut n_ops = 0;
+                while let Ok(Some(op)) = parser.parse(&mut buf) {
+                    black_box(&op);
+                    n_ops += 1;
+                }
+                assert_eq!(n_ops, N_MSGS);
+            });
+        });
+    }
+    group.finish();
+}
+
+fn connected(broker: &mut Broker, now: Instant) -> ClientId {
+    let addr = "127.0.0.1:4000".parse().unwrap();
+    let id = broker.register_client(now, ClientParams::new(ConnectionType::Standard, addr));
+    let mut buf = BytesMut::from(&b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\n"[..]);
+    broker.handle_input(id, now, &mut buf);
+    id
+}
+
+fn drain(broker: &mut Broker, ids: &[ClientId]) {
+    while broker.poll_event().is_some() {}
+    for id in ids {
+        if let Some(q) = broker.outbound(*id) {
+            let n = q.len();
+            q.advance(n);
+        }
+    }
+}
+
+fn route(c: &mut Criterion) {
+    let mut group = c.benchmark_group("broker_route");
+    let batch = 1000usize;
+    let one_pub = b"PUB foo.bar 16\r\nxxxxxxxxxxxxxxxx\r\n";
+    let input: Vec<u8> = one_pub.repeat(batch);
+    for n_subs in [1usize, 100] {
+        let now = Instant::now();
+        let mut broker = Broker::new(Config::default(), now);
+        let subs: Vec<ClientId> = (0..n_subs)
+            .map(|_| {
+                let id = connected(&mut broker, now);
+                broker.handle_input(id, now, &mut BytesMut::from(&b"SUB foo.* 1\r\n"[..]));
+                id
+            })
+            .collect();
+        let publisher = connected(&mut broker, now);
+        let mut all = subs.clone();
+        all.push(publisher);
+        drain(&mut broker, &all);
+        group.throughput(Throughput::Elements(batch as u64));
+        group.bench_function(format!("1_to_{n_subs}"), |b| {
+            let mut buf = BytesMut::with_capacity(input.len());
+            b.iter(|| {
+                buf.clear();
+                buf.extend_from_slice(&input);
+                broker.handle_input(publisher, now, &mut buf);
+                drain(&mut broker, &all);
+            });
+        });
+    }
+    group.finish();
+}
+
+fn sublist(c: &mut Criterion) {
+    let mut group = c.benchmark_group("broker_sublist");
+    let mut sl: Sublist<u32> = Sublist::new();
+    for i in 0..10_000u32 {
+        let subject = match i % 4 {
+            0 => format!("svc.{}.req", i % 500),
+            1 => format!("events.{}.*", i % 700),
+            2 => format!("metrics.host{}.>", i % 300),
+            _ => format!("chat.room{}.user{}", i % 100, i),
+        };
+        sl.insert(subject.as_bytes(), None, i).unwrap();
+    }
+    let subjects: Vec<Bytes> = (0..4096u32)
+        .map(|i| Bytes::from(format!("events.{}.created", i % 1000)))
+        .collect();
+    group.throughput(Throughput::Elements(subjects.len() as u64));
+    group.bench_function("match_10k_subs", |b| {
+        b.iter(|| {
+            for s in &subjects {
+                black_box(sl.matches(s));
+            }
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parse, route, sublist);
+criterion_main!(benches);
