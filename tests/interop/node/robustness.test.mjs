@@ -87,7 +87,7 @@ describe("robustness (scenario basic)", () => {
     await othersUnharmed();
   });
 
-  it("abrupt disconnects (TCP reset, mid-frame, mid-upgrade) leave other clients unharmed", T, async () => {
+  it("abrupt disconnects (TCP reset, mid-frame, mid-upgrade) leave other clients unharmed", { timeout: 20000 }, async () => {
     const sockets = [];
     const victims = [];
     for (let i = 0; i < 10; i++) {
