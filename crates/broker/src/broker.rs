@@ -110,6 +110,9 @@ struct Client {
     start: Instant,
     counts_as_client: bool,
     closed_subs: Vec<SubInfo>,
+    first_pong_sent: bool,
+    announced_max_payload: usize,
+    urls_epoch: u64,
 }
 
 #[derive(Debug)]
@@ -199,6 +202,7 @@ pub struct Broker {
     closed_ring: VecDeque<ClientInfo>,
     max_closed_clients: usize,
     start: Instant,
+    urls_epoch: u64,
 }
 
 /// Default size of the closed-connections ring (`/connz?state=closed`).
@@ -224,6 +228,7 @@ impl Broker {
             closed_ring: VecDeque::new(),
             max_closed_clients: DEFAULT_MAX_CLOSED_CLIENTS,
             start: now,
+            urls_epoch: 0,
         }
     }
 
@@ -246,6 +251,11 @@ impl Broker {
     pub fn set_config(&mut self, config: Config) {
         let mcl = config.limits.max_control_line;
         let mpay = config.limits.max_payload;
+        if config.connect_urls != self.config.connect_urls
+            || config.ws_connect_urls != self.config.ws_connect_urls
+        {
+            self.urls_epoch += 1;
+        }
         self.config = config;
         for slot in &mut self.slots {
             if let Some(c) = slot.client.as_mut() {
@@ -367,6 +377,9 @@ impl Broker {
             start: now,
             counts_as_client,
             closed_subs: Vec::new(),
+            first_pong_sent: false,
+            announced_max_payload: self.config.limits.max_payload,
+            urls_epoch: self.urls_epoch,
         };
         if let Some(slot) = self.slots.get_mut(index as usize) {
             slot.client = Some(client);
@@ -531,8 +544,25 @@ impl Broker {
             } => self.process_sub(id, now, subject, queue, sid),
             Op::Unsub { sid, max } => self.process_unsub(id, now, &sid, max),
             Op::Ping => {
+                let server_max_payload = self.config.limits.max_payload;
+                let urls_epoch = self.urls_epoch;
+                let mut send_info = false;
                 if let Some(c) = self.open_client_mut(id) {
                     c.last_client_ping = Some(now);
+                    // The first PING of a protocol-1 client learns about changes since its INFO
+                    // (spec §1.9): the INFO goes before the PONG.
+                    if !c.first_pong_sent {
+                        c.first_pong_sent = true;
+                        send_info = c.opts.protocol >= 1
+                            && (c.urls_epoch != urls_epoch
+                                || c.announced_max_payload != server_max_payload);
+                        c.urls_epoch = urls_epoch;
+                        c.announced_max_payload = server_max_payload;
+                    }
+                }
+                if send_info {
+                    let info = self.build_info(id);
+                    self.queue_bytes(id, now, &info);
                 }
                 self.queue_bytes(id, now, b"PONG\r\n");
             }
@@ -642,6 +672,7 @@ impl Broker {
         c.awaiting_auth = false;
         c.auth_deadline = None;
         c.connect_received = true;
+        c.last_activity = now;
         c.rtt = Some(now.saturating_duration_since(c.start));
         let protocol = c.opts.protocol;
         if !(0..=1).contains(&protocol) {
@@ -1019,7 +1050,6 @@ impl Broker {
         let Some(c) = self.open_client_mut(id) else {
             return;
         };
-        c.last_activity = now;
         let verbose = c.opts.verbose;
         let key = c.subs.get(sid).copied();
         if verbose {

@@ -554,3 +554,71 @@ fn counters() {
     assert_eq!(closed[0].reason, Some(CloseReason::ClientClosed));
     assert_eq!(closed[0].subscriptions.len(), 2);
 }
+
+#[test]
+fn reload_max_payload_and_first_ping_info() {
+    let mut sim = Sim::new(Config::default());
+    let old = sim.connected_client("{\"verbose\":false,\"protocol\":1}");
+    let proto0 = sim.connected_client("{\"verbose\":false}");
+    let mut config = Config::default();
+    config.limits.max_payload = 100;
+    sim.broker.set_config(config);
+    // Protocol 1: the first PING gets an INFO (new max_payload) before the PONG.
+    sim.send(old, "PING\r\n");
+    let out = sim.take_str(old);
+    assert!(out.starts_with("INFO {"), "{out}");
+    assert!(out.contains("\"max_payload\":100"), "{out}");
+    assert!(out.ends_with(" \r\nPONG\r\n"), "{out}");
+    sim.send(old, "PING\r\n");
+    assert_eq!(sim.take_str(old), "PONG\r\n");
+    // Protocol 0: never another INFO.
+    sim.send(proto0, "PING\r\n");
+    assert_eq!(sim.take_str(proto0), "PONG\r\n");
+    // The new limit applies to existing connections at once.
+    sim.send(proto0, "PUB foo 101\r\n");
+    assert_eq!(sim.take_str(proto0), "-ERR 'Maximum Payload Violation'\r\n");
+    assert_eq!(
+        sim.closed.get(&proto0),
+        Some(&CloseReason::MaxPayloadExceeded)
+    );
+}
+
+#[test]
+fn ping_skipped_after_activity() {
+    let mut config = Config::default();
+    config.ping_interval = Duration::from_secs(10);
+    let mut sim = Sim::new(config);
+    let c = sim.connected_client("{\"verbose\":false}");
+    // First ping always goes out (RTT), about 2 s after CONNECT.
+    sim.advance(Duration::from_millis(2500));
+    assert_eq!(sim.take_str(c), "PING\r\n");
+    sim.send(c, "PONG\r\n");
+    // Activity within the interval suppresses the next PING.
+    sim.advance(Duration::from_secs(5));
+    sim.send(c, "SUB foo 1\r\n");
+    sim.advance(Duration::from_secs(6));
+    assert_eq!(sim.take_str(c), "");
+    // Idle for a full interval: PING again.
+    sim.advance(Duration::from_secs(10));
+    assert_eq!(sim.take_str(c), "PING\r\n");
+}
+
+#[test]
+fn split_input_gives_same_output() {
+    let input = "CONNECT {\"verbose\":true,\"headers\":true}\r\nSUB foo 1\r\nSUB bar q 2\r\nPUB foo r 5\r\nhello\r\nHPUB bar 12 14\r\nNATS/1.0\r\n\r\nhi\r\nUNSUB 1\r\nPUB foo 1\r\nx\r\nPING\r\n";
+    let whole = {
+        let mut sim = Sim::new(Config::default());
+        let c = sim.client();
+        sim.send(c, input);
+        sim.take_str(c)
+    };
+    for step in [1usize, 2, 3, 7, 13] {
+        let mut sim = Sim::new(Config::default());
+        let c = sim.client();
+        for chunk in input.as_bytes().chunks(step) {
+            sim.send_bytes(c, chunk);
+        }
+        assert_eq!(sim.take_str(c), whole, "step {step}");
+    }
+    assert!(whole.ends_with("PONG\r\n"));
+}

@@ -16,6 +16,8 @@ pub struct Sim {
     pub connected: Vec<ClientId>,
     /// When false, output is not drained (the client is not reading).
     pub reading: HashMap<ClientId, bool>,
+    /// Each client's read buffer; a partial operation stays here between sends.
+    pub inbuf: HashMap<ClientId, BytesMut>,
 }
 
 impl Sim {
@@ -28,6 +30,7 @@ impl Sim {
             closed: HashMap::new(),
             connected: Vec::new(),
             reading: HashMap::new(),
+            inbuf: HashMap::new(),
         }
     }
 
@@ -67,8 +70,10 @@ impl Sim {
     }
 
     pub fn send_bytes(&mut self, id: ClientId, data: &[u8]) {
-        let mut buf = BytesMut::from(data);
+        let mut buf = self.inbuf.remove(&id).unwrap_or_default();
+        buf.extend_from_slice(data);
         self.broker.handle_input(id, self.now, &mut buf);
+        self.inbuf.insert(id, buf);
         self.pump();
     }
 
