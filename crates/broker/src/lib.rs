@@ -52,6 +52,46 @@
 //! out.drain_into(&mut bytes);
 //! assert!(bytes.ends_with(b"MSG foo 1 2\r\nhi\r\n"));
 //! ```
+//!
+//! # Deliberate differences from nats-server 2.9.10
+//!
+//! Each of these is a choice, not an accident; the reason follows each item.
+//!
+//! 1. **MSG size token.** Go copies the publisher's size text into the `MSG` line
+//!    (`PUB foo 003` → `MSG foo 1 003`); natsws writes plain decimal (`MSG foo 1 3`). Clients
+//!    parse both, and re-encoding avoids keeping the publisher's control line alive.
+//! 2. **cid numbering** starts at 1: there is no system account, whose internal clients take
+//!    cids 1–3 in Go. For the same reason subscription counts contain only client subscriptions.
+//! 3. **WebSocket INFO** carries the WebSocket listener's `host`, `port` and TLS flags (the
+//!    nats-server 2.10.16+ behaviour): it is the address a browser client can reconnect to.
+//! 4. **Stale Connection over WebSocket** maps to close status 1001 as in 2.10.24+; 2.9.10 sends
+//!    1006, which RFC 6455 forbids on the wire ([`CloseReason::ws_close_code`]).
+//! 5. **A `\r` inside an argument line.** Go drops the byte before `\n` whenever any `\r`
+//!    appeared in the line (and behaves differently when the line was split across reads);
+//!    natsws removes exactly one `\r` directly before `\n`, the same for every split.
+//! 6. **`\n` directly after an operation's separator** (`PUB \n…`): Go treats that `\n` as the
+//!    first argument byte and continues the line; natsws ends the line there, so the empty
+//!    argument list closes the connection as `Protocol Violation`, like any other bad arguments.
+//! 7. **Pedantic `Invalid Publish Subject`** is queued when the message is complete, not when
+//!    its control line is read. The bytes a client sees are identical unless the payload is then
+//!    malformed, in which case natsws sends only `Unknown Protocol Operation`.
+//! 8. **Write deadline.** A sans-IO broker cannot see a blocked `write`; it closes a client as
+//!    `Slow Consumer (Write Deadline)` when its queued output has made no progress for
+//!    `write_deadline` (progress is whatever the binary removed with `advance`).
+//! 9. **Producer stalling** (Go pauses a publisher whose subscribers are more than half full) is
+//!    not done inside the broker; the two slow-consumer closes are exact. The binary may stop
+//!    reading from a publisher while it has large pending fan-out.
+//! 10. **Random choices** (queue member, first-PING jitter, nonce when the binary gives none)
+//!     come from a generator seeded by [`Config::seed`], so tests and fuzzing are reproducible.
+//! 11. **The client-role parser** (links and tests) also enforces `max_control_line`; 2.9.10
+//!     has no limit for non-client connections (newer servers use 16×). An unbounded line would
+//!     be unbounded memory.
+//! 12. **CONNECT field names** match case-insensitively in ASCII, like Go's `encoding/json`,
+//!     but without Go's Unicode folding (`K` vs the Kelvin sign). INFO strings are not
+//!     HTML-escaped (`\u003c` for `<`); JSON decoders read both forms identically.
+//! 13. **Leaf nodes.** [`ConnectionType::Leaf`] connections can be registered and are treated as
+//!     clients for the protocol, but the leaf protocol (`LS+`, `LMSG`, interest propagation) is
+//!     not implemented in this crate yet.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
 #![deny(
