@@ -139,11 +139,12 @@ async def nats_ws(server, **kw):
     return ws
 
 
-async def expect(ws, needle, timeout=5):
+async def expect(ws, *needles, timeout=5):
+    """Receives until every needle has been seen in the byte stream; returns the stream."""
     buf = b""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while needle not in buf:
+    while not all(n in buf for n in needles):
         m = await asyncio.wait_for(ws.recv(), max(0.05, deadline - loop.time()))
         buf += m if isinstance(m, bytes) else m.encode()
     return buf
@@ -296,7 +297,7 @@ def test_mixed_compressed_and_plain_websockets_clients(zserver):
             await zc.send(b"PUB mix %d\r\n%s\r\nPUB mix 2\r\nhi\r\n" % (len(big), big))
             await pc.send(b"PUB mix 5\r\nplain\r\n")
             for ws in (zc, pc):
-                got = await expect(ws, b"plain\r\n")
+                got = await expect(ws, b"plain\r\n", b"MSG mix 1 2\r\nhi\r\n")
                 assert b"MSG mix 1 %d\r\n%s\r\n" % (len(big), big) in got
                 assert b"MSG mix 1 2\r\nhi\r\n" in got
         finally:
