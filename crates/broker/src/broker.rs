@@ -892,7 +892,7 @@ impl Broker {
                 c.responses
                     .retain(|_, (at, _)| now.saturating_duration_since(*at) <= expires);
             }
-            c.responses.insert(reply.clone(), (now, 0));
+            c.responses.insert(Bytes::copy_from_slice(reply), (now, 0));
         }
         if was_empty {
             c.stall_since = Some(now);
@@ -949,6 +949,11 @@ impl Broker {
         queue: Option<Bytes>,
         sid: Bytes,
     ) {
+        // Subscriptions live long: copy their strings out of the read buffer so they do not
+        // pin it (bytes#679).
+        let subject = Bytes::copy_from_slice(&subject);
+        let queue = queue.map(|q| Bytes::copy_from_slice(&q));
+        let sid = Bytes::copy_from_slice(&sid);
         let max_subs = self.config.limits.max_subscriptions;
         let max_tokens = self.config.limits.max_subscription_tokens;
         let Some(c) = self.open_client_mut(id) else {
@@ -1032,7 +1037,7 @@ impl Broker {
                 client: id,
                 sid: sid.clone(),
                 subject,
-                queue,
+                queue: queue.clone(),
                 delivered: 0,
                 max: None,
             });

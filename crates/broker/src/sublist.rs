@@ -281,7 +281,10 @@ impl<T: Copy + PartialEq> Sublist<T> {
                 }
             });
         }
-        self.cache.insert(subject.clone(), Arc::clone(&result));
+        // Copy the key: `subject` usually points into a client's read buffer, which a cached
+        // slice would pin (bytes#679).
+        self.cache
+            .insert(Bytes::copy_from_slice(subject), Arc::clone(&result));
         result
     }
 
