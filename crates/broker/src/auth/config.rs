@@ -196,7 +196,10 @@ pub fn parse_connection_type(name: &str) -> Result<ConnectionType, AuthConfigErr
 
 /// Parses an `allowed_connection_types` list; the first unknown name is the error.
 pub fn parse_connection_types(names: &[String]) -> Result<Vec<ConnectionType>, AuthConfigError> {
-    names.iter().map(|name| parse_connection_type(name)).collect()
+    names
+        .iter()
+        .map(|name| parse_connection_type(name))
+        .collect()
 }
 
 impl AuthConfig {
@@ -224,7 +227,9 @@ impl AuthConfig {
         let mut names = HashSet::new();
         for user in &self.users {
             if user.username.is_empty() {
-                return Err(AuthConfigError::new("User entry requires a user".to_owned()));
+                return Err(AuthConfigError::new(
+                    "User entry requires a user".to_owned(),
+                ));
             }
             if !names.insert(user.username.as_str()) {
                 return Err(AuthConfigError::new(format!(

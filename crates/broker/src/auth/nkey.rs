@@ -127,9 +127,19 @@ mod tests {
         // Padded URL-safe is neither raw URL nor standard base64.
         let url_padded = base64::engine::general_purpose::URL_SAFE.encode(&sig);
         if url_padded.contains(['-', '_']) {
-            check(&pk, &nonce, Some(&url_padded), Err(SignatureError::NotBase64));
+            check(
+                &pk,
+                &nonce,
+                Some(&url_padded),
+                Err(SignatureError::NotBase64),
+            );
         }
-        check(&pk, "other-nonce", Some(&raw_url), Err(SignatureError::NotVerified));
+        check(
+            &pk,
+            "other-nonce",
+            Some(&raw_url),
+            Err(SignatureError::NotVerified),
+        );
         check(
             &other.public_key(),
             &nonce,
@@ -139,9 +149,19 @@ mod tests {
         // The signature is over the nonce string, not its decoded bytes.
         let over_raw = kp.sign(&[9; NONCE_RANDOM_BYTES]).unwrap();
         let over_raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(over_raw);
-        check(&pk, &nonce, Some(&over_raw), Err(SignatureError::NotVerified));
+        check(
+            &pk,
+            &nonce,
+            Some(&over_raw),
+            Err(SignatureError::NotVerified),
+        );
         // Wrong length signature.
         check(&pk, &nonce, Some("AAAA"), Err(SignatureError::NotVerified));
-        check("UNOTAKEY", &nonce, Some(&raw_url), Err(SignatureError::BadNkey));
+        check(
+            "UNOTAKEY",
+            &nonce,
+            Some(&raw_url),
+            Err(SignatureError::BadNkey),
+        );
     }
 }

@@ -1,0 +1,1 @@
+//! Tests of the authentication decisions and permissions.
