@@ -184,3 +184,28 @@ describe("robustness (scenario basic)", () => {
     });
   }
 });
+
+describe("server shutdown (scenario basic)", () => {
+  it("SIGTERM: ws clients get close 1001 'Server Shutdown', nats.ws sees the connection close", { timeout: 20000 }, async () => {
+    const server = await startServer("basic");
+    try {
+      const nc = await wsClient(server);
+      await nc.flush();
+      const raw = await rawWs(server.ws);
+      await raw.waitFor(() => raw.stream.includes("INFO "), "INFO");
+      raw.send('CONNECT {"verbose":false,"protocol":1}\r\nPING\r\n');
+      await raw.waitFor(() => raw.stream.includes("PONG"), "PONG");
+      const closed = nc.closed();
+      await server.stop();
+      await raw.waitClosed(5000);
+      const close = raw.frames.find((f) => f.opcode === 8);
+      assert.ok(close, "close frame before EOF");
+      assert.equal(close.payload.readUInt16BE(0), 1001);
+      assert.equal(close.payload.subarray(2).toString(), "Server Shutdown");
+      await within(5000, closed, "nats.ws closed() after shutdown");
+      assert.equal(nc.isClosed(), true);
+    } finally {
+      await server.stop();
+    }
+  });
+});
