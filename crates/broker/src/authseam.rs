@@ -1,58 +1,21 @@
-//! The one place where sessions call into authentication and authorization.
+//! The one place where sessions call into [`crate::auth`].
 //!
 //! Sessions ask four questions: is auth required/expected for this connection type (INFO
 //! `auth_required`, auth timer), does this CONNECT authenticate, who is the `no_auth_user`, and
-//! may this connection publish/subscribe/receive a subject. The decisions themselves belong to
-//! [`crate::auth`]; this module adapts them to the session's needs so that the session code does
-//! not depend on the shape of the auth configuration.
-//!
-//! Until `crate::auth` provides its decision functions, [`AuthConfig`] here describes a server
-//! with no client authentication configured, which is nats-server's default: every CONNECT is
-//! accepted, INFO carries no `auth_required`, and no permissions apply.
+//! may this connection publish/subscribe/receive a subject. The decisions belong to
+//! [`crate::auth`]; this module adapts them to the session, and fails closed when the auth
+//! configuration is invalid (every CONNECT is refused) so that a broker built with
+//! [`crate::Broker::new`] from a bad configuration never lets anybody in.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::ConnectionType;
+use crate::auth::{self, AuthRequest, Authorizer};
 
-/// Authentication settings. `Default` is "no authentication configured".
-#[derive(Debug, Clone, Default)]
-pub struct AuthConfig {
-    _no_auth: (),
-}
-
-impl AuthConfig {
-    /// INFO `auth_required` for this connection type.
-    #[must_use]
-    pub fn auth_required(&self, _conn_type: ConnectionType) -> bool {
-        false
-    }
-
-    /// Whether CONNECT must come first and the auth timer runs.
-    #[must_use]
-    pub fn auth_expected(&self, _conn_type: ConnectionType) -> bool {
-        false
-    }
-
-    /// Per-transport auth timeout override.
-    #[must_use]
-    pub fn auth_timeout(&self, _conn_type: ConnectionType) -> Option<Duration> {
-        None
-    }
-
-    /// Whether INFO carries a `nonce` (nkey users exist).
-    #[must_use]
-    pub fn nonce_required(&self) -> bool {
-        false
-    }
-}
+pub use crate::auth::AuthConfig;
 
 /// Credentials from a CONNECT.
 #[derive(Debug, Clone, Copy, Default)]
-#[allow(
-    dead_code,
-    reason = "read by crate::auth once it provides the decision functions"
-)]
 pub(crate) struct Credentials<'a> {
     pub(crate) user: Option<&'a str>,
     pub(crate) pass: Option<&'a str>,
@@ -63,55 +26,117 @@ pub(crate) struct Credentials<'a> {
 }
 
 /// The outcome of a successful authentication.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Authenticated {
     /// Username, nkey or token shown in `/connz?auth=1`.
     pub(crate) authorized_user: Option<String>,
-    /// Permissions of the user, if restricted.
-    pub(crate) permissions: Option<Arc<Permissions>>,
+    /// Per-connection permission state, if the user is restricted.
+    pub(crate) permissions: Option<Permissions>,
+    /// The log identity, for a refusal after authentication (account in CONNECT).
+    pub(crate) identity: Option<auth::Authenticated>,
 }
 
-/// Compiled permissions of one user.
-#[derive(Debug, Default)]
-pub(crate) struct Permissions {
-    _unrestricted: (),
+impl Authenticated {
+    fn from_auth(user: auth::Authenticated) -> Self {
+        Self {
+            authorized_user: user.authorized_user.clone(),
+            permissions: user.client_permissions().map(Permissions),
+            identity: Some(user),
+        }
+    }
 }
+
+/// One connection's permission state (caches and the allow_responses reply table).
+#[derive(Debug)]
+pub(crate) struct Permissions(auth::ClientPermissions);
 
 impl Permissions {
-    pub(crate) fn can_publish(&self, _subject: &[u8]) -> bool {
-        true
+    pub(crate) fn can_publish(&mut self, subject: &[u8], now: Instant) -> bool {
+        self.0.check_publish(subject, now)
     }
 
-    pub(crate) fn can_subscribe(&self, _subject: &[u8], _queue: Option<&[u8]>) -> bool {
-        true
+    pub(crate) fn can_subscribe(&mut self, subject: &[u8], queue: Option<&[u8]>) -> bool {
+        self.0.check_subscribe(subject, queue)
     }
 
-    pub(crate) fn deny_delivery(&self, _subject: &[u8]) -> bool {
-        false
+    pub(crate) fn deny_delivery(&mut self, subject: &[u8]) -> bool {
+        self.0.deny_delivery(subject)
     }
 
-    /// `allow_responses`: (max responses, <0 unlimited; expiry).
-    pub(crate) fn response_permission(&self) -> Option<(i64, Duration)> {
-        None
+    pub(crate) fn record_reply(&mut self, reply: &[u8], now: Instant) {
+        self.0.record_reply(reply, now);
     }
 }
 
-/// Authenticates a CONNECT. The error is the log detail (the wire text is always
-/// `Authorization Violation`).
-pub(crate) fn authenticate(
-    cfg: &AuthConfig,
-    conn_type: ConnectionType,
-    _creds: &Credentials<'_>,
-    _nonce: Option<&str>,
-    _cookies: &[(String, String)],
-) -> Result<Authenticated, String> {
-    if cfg.auth_expected(conn_type) {
-        return Err("authentication not available".to_owned());
-    }
-    Ok(Authenticated::default())
-}
+/// The compiled auth configuration, or the reason it is invalid (then everything is refused).
+#[derive(Debug)]
+pub(crate) struct AuthState(Result<Authorizer, auth::AuthConfigError>);
 
-/// The `no_auth_user` binding for a connection whose first operation is not CONNECT.
-pub(crate) fn no_auth_user(_cfg: &AuthConfig, _conn_type: ConnectionType) -> Option<Authenticated> {
-    None
+impl AuthState {
+    pub(crate) fn new(config: &AuthConfig) -> Self {
+        Self(Authorizer::new(config))
+    }
+
+    pub(crate) fn error(&self) -> Option<&auth::AuthConfigError> {
+        self.0.as_ref().err()
+    }
+
+    pub(crate) fn auth_required(&self, conn_type: ConnectionType) -> bool {
+        self.0.as_ref().map_or(true, |a| a.auth_required(conn_type))
+    }
+
+    pub(crate) fn auth_expected(&self, conn_type: ConnectionType) -> bool {
+        self.0.as_ref().map_or(true, |a| a.auth_expected(conn_type))
+    }
+
+    pub(crate) fn auth_timeout(&self, conn_type: ConnectionType) -> Option<Duration> {
+        self.0.as_ref().ok().and_then(|a| a.auth_timeout(conn_type))
+    }
+
+    pub(crate) fn nonce_required(&self) -> bool {
+        self.0.as_ref().is_ok_and(Authorizer::nonce_required)
+    }
+
+    /// Authenticates a CONNECT. The error is the log line (the wire text is always
+    /// `Authorization Violation`).
+    pub(crate) fn authenticate(
+        &self,
+        conn_type: ConnectionType,
+        creds: &Credentials<'_>,
+        nonce: Option<&str>,
+        cookies: &[(String, String)],
+    ) -> Result<Authenticated, String> {
+        let authorizer = self
+            .0
+            .as_ref()
+            .map_err(|e| format!("authentication error - invalid auth configuration: {e}"))?;
+        let mut req = AuthRequest::new(conn_type);
+        req.user = creds.user;
+        req.pass = creds.pass;
+        req.auth_token = creds.auth_token;
+        req.nkey = creds.nkey;
+        req.sig = creds.sig;
+        req.jwt = creds.jwt;
+        req.nonce = nonce;
+        req.cookies = cookies;
+        authorizer
+            .authenticate(&req)
+            .map(Authenticated::from_auth)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The log line for refusing an authenticated client (account in CONNECT).
+    pub(crate) fn violation_after_auth(&self, who: Option<&auth::Authenticated>) -> Option<String> {
+        let authorizer = self.0.as_ref().ok()?;
+        who.map(|w| authorizer.violation_after_auth(w).to_string())
+    }
+
+    /// The `no_auth_user` binding for a connection whose first operation is not CONNECT.
+    pub(crate) fn no_auth_user(&self, conn_type: ConnectionType) -> Option<Authenticated> {
+        self.0
+            .as_ref()
+            .ok()?
+            .no_auth_user(conn_type)
+            .map(Authenticated::from_auth)
+    }
 }

@@ -2,7 +2,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -10,10 +9,8 @@ use serde::Serialize;
 
 use crate::json::{self, ConnectJson};
 
-use crate::authseam::{self, Credentials, Permissions};
-use crate::config::{
-    Config, FIRST_CLIENT_PING_INTERVAL, MAX_RESPONSE_ENTRIES, RTT_MEASUREMENT_INTERVAL,
-};
+use crate::authseam::{AuthState, Credentials, Permissions};
+use crate::config::{Config, FIRST_CLIENT_PING_INTERVAL, RTT_MEASUREMENT_INTERVAL};
 use crate::outq::OutQueue;
 use crate::proto::{Op, Parser, ParserLimits, ProtoError, Publish, Role};
 use crate::sublist::{InsertError, Sublist, SublistStats};
@@ -88,8 +85,8 @@ struct Client {
     connect_received: bool,
     awaiting_auth: bool,
     authorized_user: Option<String>,
-    permissions: Option<Arc<Permissions>>,
-    responses: HashMap<Bytes, (Instant, i64)>,
+    identity: Option<crate::auth::Authenticated>,
+    permissions: Option<Permissions>,
     subs: HashMap<Bytes, SubKey>,
     nonce: Option<String>,
     auth_deadline: Option<Instant>,
@@ -189,6 +186,7 @@ fn is_false(b: &bool) -> bool {
 #[derive(Debug)]
 pub struct Broker {
     config: Config,
+    auth: AuthState,
     slots: Vec<Slot>,
     free_slots: Vec<u32>,
     subs: Vec<SubSlot>,
@@ -213,8 +211,10 @@ impl Broker {
     #[must_use]
     pub fn new(config: Config, now: Instant) -> Self {
         let rng = Rng(config.seed);
+        let auth = AuthState::new(&config.auth);
         Self {
             config,
+            auth,
             slots: Vec::new(),
             free_slots: Vec::new(),
             subs: Vec::new(),
@@ -230,6 +230,23 @@ impl Broker {
             start: now,
             urls_epoch: 0,
         }
+    }
+
+    /// Like [`Broker::new`], but refuses an invalid auth configuration with the reference's
+    /// start-up error text. (`new` accepts it and then refuses every CONNECT.)
+    pub fn try_new(config: Config, now: Instant) -> Result<Self, crate::auth::AuthConfigError> {
+        let broker = Self::new(config, now);
+        match broker.auth.error() {
+            Some(err) => Err(err.clone()),
+            None => Ok(broker),
+        }
+    }
+
+    /// The auth configuration error, when the configuration given is invalid (the broker then
+    /// refuses every CONNECT).
+    #[must_use]
+    pub fn auth_config_error(&self) -> Option<&crate::auth::AuthConfigError> {
+        self.auth.error()
     }
 
     /// The configuration in force.
@@ -256,6 +273,7 @@ impl Broker {
         {
             self.urls_epoch += 1;
         }
+        self.auth = AuthState::new(&config.auth);
         self.config = config;
         for slot in &mut self.slots {
             if let Some(c) = slot.client.as_mut() {
@@ -314,8 +332,8 @@ impl Broker {
         let cid = self.next_cid;
         self.next_cid += 1;
         let conn_type = params.conn_type;
-        let auth_expected = self.config.auth.auth_expected(conn_type);
-        let nonce = if self.config.auth.nonce_required() {
+        let auth_expected = self.auth.auth_expected(conn_type);
+        let nonce = if self.auth.nonce_required() {
             let bytes = params.nonce_bytes.unwrap_or_else(|| {
                 let a = self.rng.next_u64().to_le_bytes();
                 let b = self.rng.next_u64().to_le_bytes();
@@ -331,7 +349,6 @@ impl Broker {
         };
         let auth_deadline = auth_expected.then(|| {
             now + self
-                .config
                 .auth
                 .auth_timeout(conn_type)
                 .unwrap_or(self.config.auth_timeout)
@@ -355,8 +372,8 @@ impl Broker {
             connect_received: false,
             awaiting_auth: auth_expected,
             authorized_user: None,
+            identity: None,
             permissions: None,
-            responses: HashMap::new(),
             subs: HashMap::new(),
             nonce,
             auth_deadline,
@@ -428,7 +445,7 @@ impl Broker {
             host: &listener.host,
             port: listener.port,
             headers: cfg.headers,
-            auth_required: cfg.auth.auth_required(conn_type),
+            auth_required: self.auth.auth_required(conn_type),
             tls_required: listener.tls_required,
             tls_verify: listener.tls_verify,
             tls_available: listener.tls_available,
@@ -512,7 +529,7 @@ impl Broker {
         let Some(conn_type) = self.client(client).map(|c| c.params.conn_type) else {
             return false;
         };
-        let Some(user) = authseam::no_auth_user(&self.config.auth, conn_type) else {
+        let Some(user) = self.auth.no_auth_user(conn_type) else {
             return false;
         };
         if let Some(c) = self.client_mut(client) {
@@ -521,6 +538,7 @@ impl Broker {
             c.connect_received = true;
             c.authorized_user = user.authorized_user;
             c.permissions = user.permissions;
+            c.identity = user.identity;
         }
         true
     }
@@ -638,13 +656,9 @@ impl Broker {
         };
         let nonce = c.nonce.clone();
         let cookies = std::mem::take(&mut c.params.cookies);
-        let res = authseam::authenticate(
-            &self.config.auth,
-            conn_type,
-            &creds,
-            nonce.as_deref(),
-            &cookies,
-        );
+        let res = self
+            .auth
+            .authenticate(conn_type, &creds, nonce.as_deref(), &cookies);
         let Some(c) = self.open_client_mut(id) else {
             return;
         };
@@ -653,6 +667,7 @@ impl Broker {
             Ok(user) => {
                 c.authorized_user = user.authorized_user;
                 c.permissions = user.permissions;
+                c.identity = user.identity;
             }
             Err(detail) => {
                 self.auth_violation(id, now, Some(detail));
@@ -660,7 +675,10 @@ impl Broker {
             }
         }
         if json.account.is_some_and(|a| !a.is_empty()) || json.new_account == Some(true) {
-            self.auth_violation(id, now, None);
+            let detail = self
+                .client(id)
+                .and_then(|c| self.auth.violation_after_auth(c.identity.as_ref()));
+            self.auth_violation(id, now, detail);
             return;
         }
         let server_headers = self.config.headers;
@@ -718,18 +736,17 @@ impl Broker {
         let verbose = c.opts.verbose;
         let echo = c.opts.echo;
         let no_responders = c.opts.no_responders;
-        let perms = c.permissions.clone();
+        let gr_reply = publish.subject.len() > 5 && publish.subject.starts_with(b"_GR_.");
+        let allowed = !gr_reply
+            && c.permissions
+                .as_mut()
+                .is_none_or(|p| p.can_publish(&publish.subject, now));
         self.stats.in_msgs += 1;
         self.stats.in_bytes += size;
         if pedantic && !subject::is_valid_literal(&publish.subject) {
             self.send_err(id, now, "Invalid Publish Subject");
         }
         let subj = &publish.subject;
-        let gr_reply = subj.len() > 5 && subj.starts_with(b"_GR_.");
-        let allowed = !gr_reply
-            && perms
-                .as_ref()
-                .is_none_or(|p| p.can_publish(subj) || self.response_allowed(id, subj, now));
         if !allowed {
             let text = format!(
                 "Permissions Violation for Publish to {}",
@@ -758,28 +775,6 @@ impl Broker {
         {
             self.send_no_responders(id, now, reply);
         }
-    }
-
-    fn response_allowed(&mut self, id: ClientId, subject: &Bytes, now: Instant) -> bool {
-        let Some(c) = self.client_mut(id) else {
-            return false;
-        };
-        let Some((max, expires)) = c.permissions.as_ref().and_then(|p| p.response_permission())
-        else {
-            return false;
-        };
-        let Some((at, count)) = c.responses.get_mut(subject) else {
-            return false;
-        };
-        if now.saturating_duration_since(*at) > expires || (max >= 0 && *count >= max) {
-            c.responses.remove(subject);
-            return false;
-        }
-        *count += 1;
-        if max >= 0 && *count >= max {
-            c.responses.remove(subject);
-        }
-        true
     }
 
     /// Delivers `publish` to every match. Returns the number of deliveries.
@@ -844,7 +839,7 @@ impl Broker {
             return false;
         };
         if c.permissions
-            .as_ref()
+            .as_mut()
             .is_some_and(|p| p.deny_delivery(&publish.subject))
         {
             return false;
@@ -879,20 +874,9 @@ impl Broker {
         c.out_bytes += body.len() as u64;
         c.last_activity = now;
         if let Some(reply) = &publish.reply
-            && c.permissions
-                .as_ref()
-                .is_some_and(|p| p.response_permission().is_some())
+            && let Some(p) = c.permissions.as_mut()
         {
-            if c.responses.len() >= MAX_RESPONSE_ENTRIES {
-                let expires = c
-                    .permissions
-                    .as_ref()
-                    .and_then(|p| p.response_permission())
-                    .map_or(Duration::ZERO, |(_, e)| e);
-                c.responses
-                    .retain(|_, (at, _)| now.saturating_duration_since(*at) <= expires);
-            }
-            c.responses.insert(Bytes::copy_from_slice(reply), (now, 0));
+            p.record_reply(reply, now);
         }
         if was_empty {
             c.stall_since = Some(now);
@@ -961,7 +945,10 @@ impl Broker {
         };
         c.last_activity = now;
         let verbose = c.opts.verbose;
-        let perms = c.permissions.clone();
+        let sub_allowed = c
+            .permissions
+            .as_mut()
+            .is_none_or(|p| p.can_subscribe(&subject, queue.as_deref()));
         let n_subs = c.subs.len();
         let duplicate = c.subs.contains_key(&sid);
         let queue_err = |q: &[u8]| {
@@ -971,9 +958,7 @@ impl Broker {
                 wire::go_quote(q)
             )
         };
-        if let Some(p) = &perms
-            && !p.can_subscribe(&subject, queue.as_deref())
-        {
+        if !sub_allowed {
             let text = match &queue {
                 Some(q) => queue_err(q),
                 None => format!(

@@ -24,8 +24,6 @@ pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(2);
 pub const FIRST_CLIENT_PING_INTERVAL: Duration = Duration::from_secs(2);
 /// An RTT measurement older than this makes the next ping timer send a PING regardless of activity.
 pub const RTT_MEASUREMENT_INTERVAL: Duration = Duration::from_secs(3600);
-/// Response-permission table size above which expired entries are pruned.
-pub const MAX_RESPONSE_ENTRIES: usize = 4096;
 
 /// Resource limits, one place (STYLE §5).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,313 @@
+//! Sessions wired to `broker::auth`: exact bytes for auth failures, timeouts, no_auth_user,
+//! connection types and permissions (spec/protocol.md §1.3, §4.6, §5).
+
+mod sim;
+
+use std::time::Duration;
+
+use broker::auth::{AuthConfig, PermissionsConfig, ResponsePermission, SubjectPermission, User};
+use broker::{Broker, CloseReason, Config, ConnectionType};
+use sim::Sim;
+
+fn config_with(auth: AuthConfig) -> Config {
+    Config {
+        auth,
+        ..Config::default()
+    }
+}
+
+fn token_config() -> Config {
+    config_with(AuthConfig {
+        token: Some("s3cr3t".into()),
+        ..AuthConfig::default()
+    })
+}
+
+fn user(name: &str, pass: &str, permissions: Option<PermissionsConfig>) -> User {
+    User {
+        username: name.into(),
+        password: pass.into(),
+        permissions,
+        allowed_connection_types: Vec::new(),
+    }
+}
+
+fn allow(subjects: &[&str]) -> Option<SubjectPermission> {
+    Some(SubjectPermission {
+        allow: Some(subjects.iter().map(|s| (*s).to_owned()).collect()),
+        deny: Vec::new(),
+    })
+}
+
+/// One client on `config` sends `input`; checks its output and close reason.
+fn check(config: Config, input: &str, expect_out: &str, expect_close: Option<CloseReason>) {
+    let mut sim = Sim::new(config);
+    let c = sim.client();
+    sim.send(c, input);
+    assert_eq!(sim.take_str(c), expect_out, "input {input:?}");
+    assert_eq!(sim.closed.get(&c).copied(), expect_close, "input {input:?}");
+}
+
+const VIOLATION: &str = "-ERR 'Authorization Violation'\r\n";
+
+#[test]
+fn info_announces_auth() {
+    let mut sim = Sim::new(token_config());
+    let c = sim.connect_kind(ConnectionType::Standard);
+    let info = sim.take_str(c);
+    assert!(info.contains("\"auth_required\":true"), "{info}");
+}
+
+#[test]
+fn token_auth() {
+    check(
+        token_config(),
+        "CONNECT {\"auth_token\":\"s3cr3t\"}\r\n",
+        "+OK\r\n",
+        None,
+    );
+    check(
+        token_config(),
+        "CONNECT {\"auth_token\":\"nope\"}\r\n",
+        VIOLATION,
+        Some(CloseReason::AuthenticationFailure),
+    );
+    check(
+        token_config(),
+        "CONNECT {}\r\n",
+        VIOLATION,
+        Some(CloseReason::AuthenticationFailure),
+    );
+}
+
+#[test]
+fn first_op_must_be_connect() {
+    for first in ["PING\r\n", "SUB foo 1\r\n", "PUB foo 0\r\n\r\n", "x"] {
+        check(
+            token_config(),
+            first,
+            VIOLATION,
+            Some(CloseReason::AuthenticationFailure),
+        );
+    }
+    // Lower-case connect is fine.
+    check(
+        token_config(),
+        "connect {\"auth_token\":\"s3cr3t\",\"verbose\":false}\r\nPING\r\n",
+        "PONG\r\n",
+        None,
+    );
+}
+
+#[test]
+fn auth_failure_event_names_the_user() {
+    let config = config_with(AuthConfig {
+        users: vec![user("alice", "pw", None)],
+        ..AuthConfig::default()
+    });
+    let mut sim = Sim::new(config);
+    let c = sim.client();
+    let mut buf = bytes::BytesMut::from(&b"CONNECT {\"user\":\"alice\",\"pass\":\"bad\"}\r\n"[..]);
+    sim.broker.handle_input(c, sim.now, &mut buf);
+    let mut detail = None;
+    while let Some(ev) = sim.broker.poll_event() {
+        if let broker::Event::AuthFailed { detail: d, .. } = ev {
+            detail = Some(d);
+        }
+    }
+    let detail = detail.expect("AuthFailed event");
+    assert!(detail.contains("alice"), "{detail}");
+    assert!(!detail.contains("bad"), "never log the password: {detail}");
+}
+
+#[test]
+fn auth_timeout() {
+    let mut sim = Sim::new(token_config());
+    let c = sim.client();
+    sim.advance(Duration::from_millis(1999));
+    assert_eq!(sim.take_str(c), "");
+    sim.advance(Duration::from_millis(1));
+    assert_eq!(sim.take_str(c), "-ERR 'Authentication Timeout'\r\n");
+    assert_eq!(
+        sim.closed.get(&c),
+        Some(&CloseReason::AuthenticationTimeout)
+    );
+    // A connected client is not timed out.
+    let mut sim = Sim::new(token_config());
+    let ok = sim.client();
+    sim.send(
+        ok,
+        "CONNECT {\"auth_token\":\"s3cr3t\",\"verbose\":false}\r\n",
+    );
+    sim.advance(Duration::from_secs(3));
+    assert!(!sim.closed.contains_key(&ok));
+}
+
+#[test]
+fn websocket_auth_timeout_override() {
+    let mut auth = AuthConfig::default();
+    auth.websocket.token = Some("ws".into());
+    auth.websocket.timeout = Some(Duration::from_millis(1500));
+    let mut sim = Sim::new(config_with(auth));
+    let tcp = sim.client();
+    let ws = sim.connect_kind(ConnectionType::WebSocket);
+    let info = sim.take_str(ws);
+    assert!(info.contains("\"auth_required\":true"), "{info}");
+    sim.advance(Duration::from_millis(1500));
+    assert_eq!(sim.take_str(ws), "-ERR 'Authentication Timeout'\r\n");
+    // TCP clients need no auth here.
+    sim.send(tcp, "PING\r\n");
+    assert_eq!(sim.take_str(tcp), "PONG\r\n");
+}
+
+#[test]
+fn no_auth_user_binds_on_first_op() {
+    let config = config_with(AuthConfig {
+        users: vec![user("alice", "pw", None)],
+        no_auth_user: Some("alice".into()),
+        ..AuthConfig::default()
+    });
+    let mut sim = Sim::new(config.clone());
+    let c = sim.connect_kind(ConnectionType::Standard);
+    let info = sim.take_str(c);
+    assert!(
+        !info.contains("auth_required"),
+        "TCP INFO omits it with no_auth_user: {info}"
+    );
+    sim.send(c, "SUB foo 1\r\nPING\r\n");
+    assert_eq!(sim.take_str(c), "+OK\r\nPONG\r\n");
+    let info = sim.broker.client_info(c, sim.now).unwrap();
+    assert_eq!(info.authorized_user.as_deref(), Some("alice"));
+    // Wrong explicit credentials still fail.
+    check(
+        config,
+        "CONNECT {\"user\":\"alice\",\"pass\":\"x\"}\r\n",
+        VIOLATION,
+        Some(CloseReason::AuthenticationFailure),
+    );
+}
+
+#[test]
+fn allowed_connection_types() {
+    let mut ws_only = user("ws", "pw", None);
+    ws_only.allowed_connection_types = vec!["WEBSOCKET".into()];
+    let config = config_with(AuthConfig {
+        users: vec![ws_only],
+        ..AuthConfig::default()
+    });
+    check(
+        config.clone(),
+        "CONNECT {\"user\":\"ws\",\"pass\":\"pw\"}\r\n",
+        VIOLATION,
+        Some(CloseReason::AuthenticationFailure),
+    );
+    let mut sim = Sim::new(config);
+    let c = sim.connect_kind(ConnectionType::WebSocket);
+    sim.take(c);
+    sim.send(c, "CONNECT {\"user\":\"ws\",\"pass\":\"pw\"}\r\n");
+    assert_eq!(sim.take_str(c), "+OK\r\n");
+}
+
+#[test]
+fn account_in_connect_is_refused_after_auth() {
+    check(
+        token_config(),
+        "CONNECT {\"auth_token\":\"s3cr3t\",\"account\":\"A\"}\r\n",
+        VIOLATION,
+        Some(CloseReason::AuthenticationFailure),
+    );
+}
+
+#[test]
+fn publish_and_subscribe_permissions() {
+    let perms = PermissionsConfig {
+        publish: allow(&["foo.>"]),
+        subscribe: Some(SubjectPermission {
+            allow: Some(vec!["foo.*".into(), "bar q1".into()]),
+            deny: vec!["foo.deny".into()],
+        }),
+        allow_responses: None,
+    };
+    let config = config_with(AuthConfig {
+        users: vec![user("bob", "pw", Some(perms)), user("free", "pw", None)],
+        ..AuthConfig::default()
+    });
+    let mut sim = Sim::new(config);
+    let bob = sim.connected_client("{\"user\":\"bob\",\"pass\":\"pw\"}");
+    let free = sim.connected_client("{\"user\":\"free\",\"pass\":\"pw\",\"verbose\":false}");
+    sim.send(bob, "PUB baz 1\r\nx\r\n");
+    assert_eq!(
+        sim.take_str(bob),
+        "-ERR 'Permissions Violation for Publish to \"baz\"'\r\n"
+    );
+    sim.send(bob, "SUB baz 1\r\n");
+    assert_eq!(
+        sim.take_str(bob),
+        "-ERR 'Permissions Violation for Subscription to \"baz\"'\r\n"
+    );
+    sim.send(bob, "SUB bar q2 2\r\n");
+    assert_eq!(
+        sim.take_str(bob),
+        "-ERR 'Permissions Violation for Subscription to \"bar\" using queue \"q2\"'\r\n"
+    );
+    sim.send(bob, "SUB bar q1 3\r\nSUB foo.* 4\r\n");
+    assert_eq!(sim.take_str(bob), "+OK\r\n+OK\r\n");
+    // The wildcard subscription is allowed, but denied subjects are filtered at delivery.
+    sim.send(free, "PUB foo.deny 1\r\nx\r\nPUB foo.ok 1\r\ny\r\n");
+    assert_eq!(sim.take_str(bob), "MSG foo.ok 4 1\r\ny\r\n");
+    sim.send(bob, "PUB foo.x 1\r\nz\r\n");
+    assert_eq!(sim.take_str(bob), "+OK\r\nMSG foo.x 4 1\r\nz\r\n");
+    assert!(!sim.closed.contains_key(&bob));
+}
+
+#[test]
+fn allow_responses() {
+    let perms = PermissionsConfig {
+        publish: None,
+        subscribe: None,
+        allow_responses: Some(ResponsePermission {
+            max_msgs: 1,
+            expires: None,
+        }),
+    };
+    let config = config_with(AuthConfig {
+        users: vec![user("svc", "pw", Some(perms)), user("req", "pw", None)],
+        ..AuthConfig::default()
+    });
+    let mut sim = Sim::new(config);
+    let svc = sim.connected_client("{\"user\":\"svc\",\"pass\":\"pw\",\"verbose\":false}");
+    let req = sim.connected_client("{\"user\":\"req\",\"pass\":\"pw\",\"verbose\":false}");
+    sim.send(svc, "SUB help 1\r\n");
+    sim.send(req, "SUB _INBOX.1 9\r\nPUB help _INBOX.1 1\r\n?\r\n");
+    assert_eq!(sim.take_str(svc), "MSG help 1 _INBOX.1 1\r\n?\r\n");
+    // Only responses may be published, and only once per request.
+    sim.send(svc, "PUB other 1\r\nx\r\n");
+    assert_eq!(
+        sim.take_str(svc),
+        "-ERR 'Permissions Violation for Publish to \"other\"'\r\n"
+    );
+    sim.send(svc, "PUB _INBOX.1 1\r\na\r\nPUB _INBOX.1 1\r\nb\r\n");
+    assert_eq!(
+        sim.take_str(svc),
+        "-ERR 'Permissions Violation for Publish to \"_INBOX.1\"'\r\n"
+    );
+    assert_eq!(sim.take_str(req), "MSG _INBOX.1 9 1\r\na\r\n");
+}
+
+#[test]
+fn invalid_auth_config_fails_closed() {
+    let config = config_with(AuthConfig {
+        token: Some("t".into()),
+        users: vec![user("a", "b", None)],
+        ..AuthConfig::default()
+    });
+    let now = std::time::Instant::now();
+    let err = Broker::try_new(config.clone(), now).expect_err("refused");
+    assert!(!err.to_string().is_empty());
+    check(
+        config,
+        "CONNECT {\"auth_token\":\"t\"}\r\n",
+        VIOLATION,
+        Some(CloseReason::AuthenticationFailure),
+    );
+}
