@@ -402,7 +402,7 @@ impl Broker {
             slot.client = Some(client);
         }
         self.stats.total_connections += 1;
-        let info = self.build_info(id);
+        let info = self.build_info(id, false);
         self.queue_bytes(id, now, &info);
         if counts_as_client {
             if self.stats.connections >= self.config.limits.max_connections {
@@ -416,7 +416,7 @@ impl Broker {
         id
     }
 
-    fn build_info(&self, id: ClientId) -> Vec<u8> {
+    fn build_info(&self, id: ClientId, ldm: bool) -> Vec<u8> {
         let Some(c) = self.client(id) else {
             return Vec::new();
         };
@@ -459,7 +459,7 @@ impl Broker {
             } else {
                 &cfg.connect_urls
             },
-            ldm: false,
+            ldm,
         };
         let mut out = b"INFO ".to_vec();
         if serde_json::to_writer(&mut out, &info).is_err() {
@@ -472,7 +472,7 @@ impl Broker {
     /// The INFO line this client was sent (rebuilt; for tests and async INFO).
     #[must_use]
     pub fn info_line(&self, client: ClientId) -> Option<Vec<u8>> {
-        self.client(client).map(|_| self.build_info(client))
+        self.client(client).map(|_| self.build_info(client, false))
     }
 
     /// Feeds bytes read from the client. Parses every complete operation in `src`, leaving a
@@ -579,7 +579,7 @@ impl Broker {
                     }
                 }
                 if send_info {
-                    let info = self.build_info(id);
+                    let info = self.build_info(id, false);
                     self.queue_bytes(id, now, &info);
                 }
                 self.queue_bytes(id, now, b"PONG\r\n");
@@ -1332,6 +1332,29 @@ impl Broker {
             c.pings_out += 1;
             c.rtt_start = Some(now);
             self.queue_bytes(id, now, b"PING\r\n");
+        }
+    }
+
+    /// Lame-duck notice (spec §8.3 step 3): every open client that sent CONNECT with
+    /// `protocol` ≥ 1 and already got its first PONG receives an INFO with `"ldm":true`.
+    /// Poll events afterwards.
+    pub fn lame_duck_notice(&mut self, now: Instant) {
+        for id in self.clients() {
+            let eligible = self
+                .client(id)
+                .is_some_and(|c| c.closed.is_none() && c.opts.protocol >= 1 && c.first_pong_sent);
+            if eligible {
+                let info = self.build_info(id, true);
+                self.queue_bytes(id, now, &info);
+            }
+        }
+    }
+
+    /// Closes every open client with `reason` (for shutdown: `ServerShutdown`). Poll events
+    /// afterwards: each gets [`Event::Closed`].
+    pub fn close_all(&mut self, now: Instant, reason: CloseReason) {
+        for id in self.clients() {
+            self.close(id, now, reason);
         }
     }
 

@@ -622,3 +622,30 @@ fn split_input_gives_same_output() {
     }
     assert!(whole.ends_with("PONG\r\n"));
 }
+
+#[test]
+fn lame_duck_and_shutdown() {
+    let mut sim = Sim::new(Config::default());
+    let p1 = sim.connected_client("{\"verbose\":false,\"protocol\":1}");
+    let p0 = sim.connected_client("{\"verbose\":false}");
+    let fresh = sim.connected_client("{\"verbose\":false,\"protocol\":1}");
+    sim.send(p1, "PING\r\n");
+    sim.send(p0, "PING\r\n");
+    sim.take(p1);
+    sim.take(p0);
+    sim.broker.lame_duck_notice(sim.now);
+    sim.pump();
+    let out = sim.take_str(p1);
+    assert!(
+        out.starts_with("INFO {") && out.ends_with(",\"ldm\":true} \r\n"),
+        "{out}"
+    );
+    assert_eq!(sim.take_str(p0), "");
+    assert_eq!(sim.take_str(fresh), "", "no INFO before the first PONG");
+    sim.broker.close_all(sim.now, CloseReason::ServerShutdown);
+    sim.pump();
+    for c in [p1, p0, fresh] {
+        assert_eq!(sim.closed.get(&c), Some(&CloseReason::ServerShutdown));
+    }
+    assert_eq!(sim.broker.stats().connections, 0);
+}
