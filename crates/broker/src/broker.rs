@@ -406,6 +406,10 @@ impl Broker {
         self.queue_bytes(id, now, &info);
         if counts_as_client {
             if self.stats.connections >= self.config.limits.max_connections {
+                // Never registered, so closing it must not decrement the count.
+                if let Some(c) = self.client_mut(id) {
+                    c.counts_as_client = false;
+                }
                 self.send_err(id, now, "maximum connections exceeded");
                 self.close(id, now, CloseReason::MaxConnectionsExceeded);
                 return id;

@@ -232,3 +232,15 @@ mod tests {
         assert!(replay("broker_session", super::broker_session) > 0);
     }
 }
+
+#[cfg(test)]
+mod regressions {
+    /// A client refused at `max_connections` was never counted, yet its close decremented the
+    /// connection counter.
+    #[test]
+    fn refused_connection_count() {
+        super::broker_session(include_bytes!(
+            "../../../fuzz/regressions/broker_session/refused_connection_count.bin"
+        ));
+    }
+}

@@ -396,6 +396,8 @@ fn limits() {
         sim.closed.get(&second),
         Some(&CloseReason::MaxConnectionsExceeded)
     );
+    assert_eq!(sim.broker.stats().connections, 1, "the refused client was never counted");
+    assert_eq!(sim.broker.stats().total_connections, 2);
 }
 
 #[test]
