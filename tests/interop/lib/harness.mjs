@@ -142,6 +142,17 @@ export async function startServer(name, vars = {}) {
         return "";
       }
     };
+    if (ready && !exited && ports.PORT) {
+      // A server that listens but does not speak NATS fails here, fast, instead of in every case.
+      const r = await rawExchange(ports.PORT, "", { ms: 5000, until: (b) => b.includes("\r\n") });
+      if (!r.data.toString("latin1").startsWith("INFO ")) {
+        child.kill("SIGKILL");
+        throw new Error(
+          `${KIND} (scenario ${name}) listens but sent no INFO line on its TCP port within 5 s ` +
+            `(got ${JSON.stringify(r.data.toString("latin1").slice(0, 200))}, ${r.why}); log:\n${logText().slice(-2000)}`,
+        );
+      }
+    }
     if (ready && !exited) {
       const server = {
         name,

@@ -41,6 +41,21 @@ def _listening(port):
         return False
 
 
+def _first_line(port):
+    data = b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            deadline = time.monotonic() + 5
+            while b"\r\n" not in data and time.monotonic() < deadline:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError as e:
+        return f"<{e}>".encode()
+    return data
+
+
 class Server:
     """One running server process for a scenario."""
 
@@ -74,7 +89,14 @@ class Server:
                     break
                 time.sleep(0.05)
             if self.proc.poll() is None and all(_listening(p) for p in self.ports.values()):
-                return
+                # A server that listens but does not speak NATS fails here, fast.
+                first = _first_line(self.ports["PORT"])
+                if first.startswith(b"INFO "):
+                    return
+                self.stop()
+                raise RuntimeError(
+                    f"{KIND} (scenario {name}) sent no INFO line on its TCP port within 5 s: {first[:200]!r}"
+                )
             self.stop()
             text = self.log()
             last = RuntimeError(
