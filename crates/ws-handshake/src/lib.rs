@@ -1,4 +1,43 @@
-//! The WebSocket HTTP/1.1 upgrade (RFC 6455 §4), sans-IO.
+//! The WebSocket HTTP/1.1 upgrade (RFC 6455 §4), sans-IO, with nats-server 2.9.10's behaviour.
+//!
+//! Bytes in, a decision out: [`ServerHandshake`] reads an upgrade request incrementally,
+//! validates it in the reference's order (method, Host, `Upgrade`, `Connection`, key, version,
+//! Origin), negotiates `permessage-deflate` and `Nats-No-Masking`, and appends either the `101`
+//! or the exact HTTP error response to a buffer the caller owns. [`ClientHandshake`] is the other
+//! side, as a soliciting leafnode uses it.
+//!
+//! What it deliberately does not do: no sockets, no TLS, no clock (the `Date` of error responses
+//! is passed in), no randomness (the client's nonce is passed in), no logging, no WebSocket
+//! framing (that is `ws-codec`), and no HTTP beyond the upgrade. Work is linear in the input over
+//! any sequence of reads, and nothing past [`Limits::max_head_bytes`] is ever looked at.
+//!
+//! Main types:
+//! - [`Options`] → [`Policy::new`] → [`Policy`]: the listener's validated configuration
+//!   (origins, compression, cookie names, extra `101` headers, limits).
+//! - [`ServerHandshake`]: one per accepted connection; [`Upgrade`] is what was agreed
+//!   ([`PathKind`], compression, no-masking, browser facts, [`Cookies`], `X-Forwarded-For`).
+//! - [`Reject`]: why a request was refused; [`Reject::status`] and [`Reject::write_response`]
+//!   decide what goes on the wire.
+//! - [`ClientHandshake`], [`ClientRequest`], [`Accepted`]: the outbound upgrade.
+//!
+//! ```
+//! use ws_handshake::{Options, PathKind, Policy, ServerHandshake};
+//!
+//! let policy = Policy::new(&Options { compression: true, ..Options::default() })?;
+//! let mut handshake = ServerHandshake::new(false);
+//! let request = b"GET / HTTP/1.1\r\nHost: localhost:8080\r\nUpgrade: websocket\r\n\
+//!     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+//!     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+//! let mut out = Vec::new();
+//!
+//! // The request may arrive in pieces; feed everything received so far each time.
+//! assert_eq!(handshake.handle_input(&policy, &request[..20], None, &mut out), Ok(None));
+//! let upgrade = handshake.handle_input(&policy, request, None, &mut out)?.expect("complete");
+//! assert_eq!(upgrade.kind, PathKind::Client);
+//! assert!(upgrade.compression);
+//! assert!(out.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
 #![deny(
@@ -8,3 +47,43 @@
     clippy::indexing_slicing,
     clippy::cast_possible_truncation
 )]
+
+mod client;
+mod cookie;
+mod date;
+mod head;
+mod policy;
+mod reject;
+mod server;
+mod uri;
+
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
+
+pub use client::{Accepted, ClientHandshake, ClientRequest, ResponseError, leaf_path};
+pub use cookie::Cookies;
+pub use policy::{AllowedOrigin, Options, Policy, PolicyError};
+pub use reject::{Reject, RequestFacts};
+pub use server::{PathKind, ServerHandshake, Upgrade, accept_key};
+
+/// Size limits for reading an upgrade request or response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most bytes the header block (request line, headers, blank line) may take. Go's HTTP
+    /// server, which nats-server uses, allows `DefaultMaxHeaderBytes` (1 MiB) plus 4096 bytes of
+    /// slack, and answers 431 beyond that.
+    pub max_head_bytes: usize,
+    /// The most header lines. Go has no such limit; 128 is far above what browsers and NATS
+    /// clients send (about 15) and bounds the header table.
+    pub max_headers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_head_bytes: (1 << 20) + 4096,
+            max_headers: 128,
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Fuzz target bodies, shared by `fuzz/fuzz_targets/ws_handshake_*.rs` and the seed replay test.
+//!
+//! Each body feeds `data[1..]` in two reads split at `data[0]` and checks, besides "no panic":
+//! the decision equals the one for the bytes that were present when it was made (chunk
+//! invariance), the output is bounded, and the written response agrees with the decision.
+
+use crate::{ClientHandshake, ClientRequest, Limits, Options, Policy, ServerHandshake};
+
+/// Small limits, so that the fuzzer reaches them.
+const FUZZ_LIMITS: Limits = Limits {
+    max_head_bytes: 2048,
+    max_headers: 24,
+};
+
+/// The most bytes any single response may take with [`fuzz_policy`].
+const MAX_RESPONSE_BYTES: usize = 1024;
+
+fn fuzz_policy() -> Option<Policy> {
+    Policy::new(&Options {
+        same_origin: true,
+        allowed_origins: vec!["http://localhost:8080".into(), "https://example.com".into()],
+        compression: true,
+        jwt_cookie: Some("jwt".into()),
+        user_cookie: Some("un".into()),
+        pass_cookie: Some("pw".into()),
+        token_cookie: Some("tok".into()),
+        headers: vec![("X-Extra".into(), "1".into())],
+        reject_mqtt: false,
+        limits: FUZZ_LIMITS,
+    })
+    .ok()
+}
+
+/// Splits `data` into the split point and the input.
+fn split(data: &[u8]) -> Option<(usize, &[u8])> {
+    let (first, input) = data.split_first()?;
+    Some((usize::from(*first) % (input.len() + 1), input))
+}
+
+/// Fuzz body for the server side: an arbitrary request.
+pub fn ws_handshake_request(data: &[u8]) {
+    let (Some((split_at, input)), Some(policy)) = (split(data), fuzz_policy()) else {
+        return;
+    };
+    let tls = split_at % 2 == 1;
+    let mut handshake = ServerHandshake::new(tls);
+    let mut out = Vec::new();
+    let mut decided_at = input.len();
+    let mut res = handshake.handle_input(&policy, input.get(..split_at).unwrap_or(input), Some(0), &mut out);
+    if matches!(res, Ok(None)) {
+        res = handshake.handle_input(&policy, input, Some(0), &mut out);
+    } else {
+        decided_at = split_at;
+    }
+    // A finished handshake stays finished and silent.
+    let before = out.len();
+    assert_eq!(
+        handshake.handle_input(&policy, input, Some(0), &mut out),
+        Ok(None)
+    );
+    assert_eq!(out.len(), before);
+
+    let mut whole = ServerHandshake::new(tls);
+    let mut whole_out = Vec::new();
+    let whole_res = whole.handle_input(&policy, input.get(..decided_at).unwrap_or(input), Some(0), &mut whole_out);
+    assert_eq!(res, whole_res, "chunk invariance");
+    assert_eq!(out, whole_out, "chunk invariance of the response");
+
+    assert!(out.len() <= MAX_RESPONSE_BYTES);
+    match &res {
+        Ok(None) => {
+            assert!(out.is_empty());
+            assert!(decided_at < FUZZ_LIMITS.max_head_bytes);
+        }
+        Ok(Some(upgrade)) => {
+            assert!(upgrade.head_len <= decided_at);
+            assert!(upgrade.head_len <= FUZZ_LIMITS.max_head_bytes);
+            assert!(out.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+            assert!(out.ends_with(b"X-Extra: 1\r\n\r\n"));
+        }
+        Err(reject) => {
+            let status = format!(" {} ", reject.status());
+            assert_eq!(out.get(8..13), Some(status.as_bytes()));
+        }
+    }
+}
+
+/// Fuzz body for the client side: an arbitrary response to a fixed request.
+pub fn ws_handshake_response(data: &[u8]) {
+    let Some((split_at, input)) = split(data) else {
+        return;
+    };
+    let flags = data.first().copied().unwrap_or(0);
+    let request = ClientRequest {
+        compression: flags & 1 == 1,
+        no_masking: flags & 2 == 2,
+        ..ClientRequest::default()
+    };
+    let nonce = *b"the sample nonce";
+    let mut out = Vec::new();
+    let Ok(mut handshake) = ClientHandshake::new(&request, &nonce, FUZZ_LIMITS, &mut out) else {
+        return;
+    };
+    let mut decided_at = input.len();
+    let mut res = handshake.handle_input(input.get(..split_at).unwrap_or(input));
+    if matches!(res, Ok(None)) {
+        res = handshake.handle_input(input);
+    } else {
+        decided_at = split_at;
+    }
+    assert_eq!(handshake.handle_input(input), Ok(None));
+
+    let mut whole_out = Vec::new();
+    let Ok(mut whole) = ClientHandshake::new(&request, &nonce, FUZZ_LIMITS, &mut whole_out) else {
+        return;
+    };
+    assert_eq!(
+        res,
+        whole.handle_input(input.get(..decided_at).unwrap_or(input)),
+        "chunk invariance"
+    );
+    match res {
+        Ok(None) => assert!(decided_at < FUZZ_LIMITS.max_head_bytes),
+        Ok(Some(accepted)) => {
+            assert!(accepted.head_len <= decided_at);
+            assert!(!accepted.compression || request.compression);
+            assert!(accepted.mask_writes || request.no_masking);
+        }
+        Err(_) => {}
+    }
+}
