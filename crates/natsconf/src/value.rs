@@ -4,6 +4,8 @@
 //! Strings and keys are kept as bytes because the language allows any bytes in them (`\xHH`
 //! escapes, raw non-UTF-8 input); the typed options layer decides what must be UTF-8.
 
+use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 
 /// Where a value came from: the pedantic token position of spec §9.
@@ -81,35 +83,85 @@ impl Value {
 
 /// A map: keys in first-insertion order; assigning an existing key replaces its value
 /// (spec §6.2: duplicate keys, no merging).
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// Lookups are linear for small maps and go through a hash index once a map grows past
+/// [`Map::INDEX_THRESHOLD`] entries, so building a map with many keys stays linear overall.
+#[derive(Clone, Default)]
 pub struct Map {
     entries: Vec<(Vec<u8>, Node)>,
+    index: Option<HashMap<Vec<u8>, usize>>,
+}
+
+impl PartialEq for Map {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl fmt::Debug for Map {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(
+                self.entries
+                    .iter()
+                    .map(|(k, v)| (String::from_utf8_lossy(k), v)),
+            )
+            .finish()
+    }
 }
 
 impl Map {
+    /// Maps with more entries than this keep a hash index of their keys.
+    pub const INDEX_THRESHOLD: usize = 16;
+
     /// An empty map.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
 
+    fn position(&self, key: &[u8]) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(key).copied(),
+            None => self.entries.iter().position(|(k, _)| k == key),
+        }
+    }
+
     /// Stores `node` under `key`, replacing any earlier value of that key in place.
     pub fn insert(&mut self, key: Vec<u8>, node: Node) {
-        match self.entries.iter_mut().find(|(k, _)| *k == key) {
-            Some(entry) => entry.1 = node,
-            None => self.entries.push((key, node)),
+        if let Some(entry) = self.position(&key).and_then(|i| self.entries.get_mut(i)) {
+            entry.1 = node;
+            return;
+        }
+        let slot = self.entries.len();
+        if let Some(index) = &mut self.index {
+            index.insert(key.clone(), slot);
+        }
+        self.entries.push((key, node));
+        if self.index.is_none() && self.entries.len() > Self::INDEX_THRESHOLD {
+            self.index = Some(
+                self.entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (k, _))| (k.clone(), i))
+                    .collect(),
+            );
         }
     }
 
     /// The value stored under exactly `key` (case-sensitive).
     #[must_use]
     pub fn get(&self, key: &[u8]) -> Option<&Node> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.position(key)
+            .and_then(|i| self.entries.get(i))
+            .map(|(_, v)| v)
     }
 
     /// Mutable access to the value stored under exactly `key`.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Node> {
-        self.entries.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.position(key)
+            .and_then(|i| self.entries.get_mut(i))
+            .map(|(_, v)| v)
     }
 
     /// Entries in first-insertion order.
@@ -127,5 +179,40 @@ impl Map {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Consumes the map, yielding its entries in first-insertion order.
+    pub fn into_entries(self) -> impl Iterator<Item = (Vec<u8>, Node)> {
+        self.entries.into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(n: i64) -> Node {
+        Node {
+            value: Value::Int(n),
+            pos: None,
+            used_as_variable: false,
+        }
+    }
+
+    #[test]
+    fn insert_replaces_in_place_below_and_above_the_index_threshold() {
+        for count in [3usize, 40] {
+            let mut map = Map::new();
+            for i in 0..count {
+                map.insert(format!("k{i}").into_bytes(), node(i as i64));
+            }
+            map.insert(b"k1".to_vec(), node(-1));
+            assert_eq!(map.len(), count);
+            assert_eq!(map.get(b"k1").map(|n| &n.value), Some(&Value::Int(-1)));
+            assert_eq!(map.iter().nth(1).map(|(k, _)| k), Some(&b"k1"[..]));
+            assert!(map.get(b"missing").is_none());
+            map.get_mut(b"k0").unwrap().used_as_variable = true;
+            assert!(map.get(b"k0").unwrap().used_as_variable);
+        }
     }
 }
