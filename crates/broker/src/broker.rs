@@ -315,6 +315,7 @@ impl Broker {
     /// Registers a new connection and queues its INFO. May close it at once (poll events):
     /// with `max_connections` reached it gets INFO, `-ERR 'maximum connections exceeded'` and
     /// [`Event::Closed`]. Call [`Broker::poll_timeout`] afterwards: the auth and ping timers run.
+    #[must_use = "the handle is the only way to address the client"]
     pub fn register_client(&mut self, now: Instant, params: ClientParams) -> ClientId {
         let index = match self.free_slots.pop() {
             Some(i) => i,
@@ -1113,6 +1114,10 @@ impl Broker {
         if !c.flush_requested {
             c.flush_requested = true;
             self.events.push_back(Event::Flush(id));
+        }
+        if was_empty {
+            // The write-deadline clock starts now.
+            self.reschedule(id);
         }
     }
 
