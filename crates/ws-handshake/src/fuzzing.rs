@@ -46,7 +46,12 @@ pub fn ws_handshake_request(data: &[u8]) {
     let mut handshake = ServerHandshake::new(tls);
     let mut out = Vec::new();
     let mut decided_at = input.len();
-    let mut res = handshake.handle_input(&policy, input.get(..split_at).unwrap_or(input), Some(0), &mut out);
+    let mut res = handshake.handle_input(
+        &policy,
+        input.get(..split_at).unwrap_or(input),
+        Some(0),
+        &mut out,
+    );
     if matches!(res, Ok(None)) {
         res = handshake.handle_input(&policy, input, Some(0), &mut out);
     } else {
@@ -62,7 +67,12 @@ pub fn ws_handshake_request(data: &[u8]) {
 
     let mut whole = ServerHandshake::new(tls);
     let mut whole_out = Vec::new();
-    let whole_res = whole.handle_input(&policy, input.get(..decided_at).unwrap_or(input), Some(0), &mut whole_out);
+    let whole_res = whole.handle_input(
+        &policy,
+        input.get(..decided_at).unwrap_or(input),
+        Some(0),
+        &mut whole_out,
+    );
     assert_eq!(res, whole_res, "chunk invariance");
     assert_eq!(out, whole_out, "chunk invariance of the response");
 
