@@ -35,8 +35,11 @@
 //!   that user's `allowed_connection_types`; [`Authorizer::no_auth_user`] checks them, so a
 //!   client cannot bypass a restriction the CONNECT path enforces by skipping CONNECT.
 //! - **Bounded reply table.** The reference prunes the `allow_responses` table above 4096 entries
-//!   but lets live entries grow without bound; above [`MAX_REPLY_ENTRIES`] live entries the
-//!   oldest half is dropped, so hostile traffic cannot grow memory without limit.
+//!   but lets live entries grow without bound; the table here never exceeds
+//!   [`MAX_REPLY_ENTRIES`] (the oldest live half is dropped when it fills up), so hostile traffic
+//!   cannot grow memory without limit. Pruning itself is amortised (the reference re-scans the
+//!   whole table on every delivery above 4096 entries); it only drops entries the publish check
+//!   would refuse anyway, so its timing changes no decision.
 //! - **Caches** (publish results, delivery deny results) are cleared when full instead of losing
 //!   32 random entries; results are the same.
 //! - **Cookies.** `username_cookie`, `password_cookie` and `token_cookie` come from
@@ -104,9 +107,9 @@ pub use password::{compare_passwords, is_bcrypt};
 pub use permissions::{
     ClientPermissions, DEFAULT_ALLOW_RESPONSE_EXPIRATION, DEFAULT_ALLOW_RESPONSE_MAX_MSGS,
     MAX_DENY_CACHE_ENTRIES, MAX_PUBLISH_CACHE_ENTRIES, MAX_REPLY_ENTRIES, Permissions,
-    REPLY_PERM_LIMIT, ResponseLimits, SYS_QUEUE_GROUP, is_reserved_queue, publish_violation,
-    publish_violation_log, reload_subscription_violation, reply_violation, subscription_violation,
-    subscription_violation_log, too_many_tokens_violation,
+    REPLY_PERM_LIMIT, ResponseLimits, SYS_QUEUE_GROUP, Timestamp, is_reserved_queue,
+    publish_violation, publish_violation_log, reload_subscription_violation, reply_violation,
+    subscription_violation, subscription_violation_log, too_many_tokens_violation,
 };
 pub use quote::go_quote;
 

@@ -7,6 +7,7 @@
 //! subscription overlapping a deny entry was accepted) and the `allow_responses` reply table.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,8 +25,9 @@ pub const DEFAULT_ALLOW_RESPONSE_EXPIRATION: Duration = Duration::from_secs(120)
 /// (`replyPermLimit`).
 pub const REPLY_PERM_LIMIT: usize = 4096;
 
-/// Hard bound on the reply table: when pruning leaves more than this many live entries, the
-/// oldest half is dropped. The reference has no such bound (see the module docs of `auth`).
+/// Hard bound on the reply table: it never holds more than this many entries plus one. When
+/// pruning leaves more than three quarters of it in live entries, the oldest half is dropped.
+/// The reference has no such bound (see the module docs of `auth`).
 pub const MAX_REPLY_ENTRIES: usize = 65_536;
 
 /// Bound on the per-connection publish result cache (`maxPermCacheSize`).
@@ -232,25 +234,48 @@ fn queue_matches(queue: &[u8], entry_queues: &[&[u8]]) -> bool {
     })
 }
 
+/// A point in time for the `allow_responses` table: [`Instant`] in the server, or a
+/// [`Duration`] since an arbitrary epoch in simulations with virtual time.
+pub trait Timestamp: Copy + Ord + fmt::Debug {
+    /// Time from `earlier` to `self`, zero when `earlier` is later.
+    fn saturating_elapsed_since(self, earlier: Self) -> Duration;
+}
+
+impl Timestamp for Instant {
+    fn saturating_elapsed_since(self, earlier: Self) -> Duration {
+        self.saturating_duration_since(earlier)
+    }
+}
+
+impl Timestamp for Duration {
+    fn saturating_elapsed_since(self, earlier: Self) -> Duration {
+        self.saturating_sub(earlier)
+    }
+}
+
 /// One received reply subject in the `allow_responses` table.
 #[derive(Debug, Clone, Copy)]
-struct ReplyEntry {
-    received: Instant,
+struct ReplyEntry<T> {
+    received: T,
     n_responses: u64,
 }
 
 /// Per-connection permission state. Create one when a connection authenticates as a user with
 /// permissions; drop it (or create a new one) when the user's permissions change.
+///
+/// `T` is the time type of the reply table ([`Instant`] unless simulating).
 #[derive(Debug)]
-pub struct ClientPermissions {
+pub struct ClientPermissions<T: Timestamp = Instant> {
     perms: Arc<Permissions>,
     publish_cache: HashMap<Box<[u8]>, bool>,
     delivery_filter_armed: bool,
     deny_cache: HashMap<Box<[u8]>, bool>,
-    replies: HashMap<Box<[u8]>, ReplyEntry>,
+    replies: HashMap<Box<[u8]>, ReplyEntry<T>>,
+    /// The reply table is pruned when it grows past this size.
+    prune_at: usize,
 }
 
-impl ClientPermissions {
+impl<T: Timestamp> ClientPermissions<T> {
     /// Starts the per-connection state for a user's compiled permissions.
     #[must_use]
     pub fn new(perms: Arc<Permissions>) -> Self {
@@ -260,6 +285,7 @@ impl ClientPermissions {
             delivery_filter_armed: false,
             deny_cache: HashMap::new(),
             replies: HashMap::new(),
+            prune_at: REPLY_PERM_LIMIT,
         }
     }
 
@@ -273,7 +299,7 @@ impl ClientPermissions {
     /// `allow_responses` is set, the reply table: a reply subject this connection received is
     /// publishable while fewer than `max` responses were sent and it is younger than `expires`.
     /// Each response allowed that way counts against the reply. `now` is the current time.
-    pub fn check_publish(&mut self, subject: &[u8], now: Instant) -> bool {
+    pub fn check_publish(&mut self, subject: &[u8], now: T) -> bool {
         if !self.perms.restricts_publish() {
             return true;
         }
@@ -300,7 +326,7 @@ impl ClientPermissions {
         let spent = limits.max_msgs.is_some_and(|max| entry.n_responses > max);
         let expired = limits
             .expires
-            .is_some_and(|ttl| now.saturating_duration_since(entry.received) > ttl);
+            .is_some_and(|ttl| now.saturating_elapsed_since(entry.received) > ttl);
         if spent || expired {
             self.replies.remove(subject);
             return false;
@@ -340,7 +366,7 @@ impl ClientPermissions {
     /// Records the reply subject of a message delivered to this connection, so that the
     /// connection may respond to it (`allow_responses`). A no-op without `allow_responses` or
     /// for an empty reply. Recording the same reply again restarts its count and age.
-    pub fn record_reply(&mut self, reply: &[u8], now: Instant) {
+    pub fn record_reply(&mut self, reply: &[u8], now: T) {
         let Some(limits) = self.perms.response else {
             return;
         };
@@ -354,22 +380,31 @@ impl ClientPermissions {
                 n_responses: 0,
             },
         );
-        if self.replies.len() > REPLY_PERM_LIMIT {
+        if self.replies.len() > self.prune_at {
             self.prune_replies(limits, now);
+            // Prune again only after the table doubled, so a table of live entries costs
+            // amortised constant time per delivery. Pruning only drops entries the publish
+            // check would refuse anyway, so its timing does not change any decision.
+            self.prune_at = self
+                .replies
+                .len()
+                .saturating_mul(2)
+                .clamp(REPLY_PERM_LIMIT, MAX_REPLY_ENTRIES);
         }
     }
 
-    /// The reference's `pruneReplyPerms`, plus the hard bound [`MAX_REPLY_ENTRIES`].
-    fn prune_replies(&mut self, limits: ResponseLimits, now: Instant) {
+    /// The reference's `pruneReplyPerms` (drop spent and expired entries), plus the hard bound
+    /// [`MAX_REPLY_ENTRIES`].
+    fn prune_replies(&mut self, limits: ResponseLimits, now: T) {
         self.replies.retain(|_, entry| {
             let spent = limits.max_msgs.is_some_and(|max| entry.n_responses >= max);
             let expired = limits
                 .expires
-                .is_some_and(|ttl| now.saturating_duration_since(entry.received) > ttl);
+                .is_some_and(|ttl| now.saturating_elapsed_since(entry.received) > ttl);
             !(spent || expired)
         });
-        if self.replies.len() > MAX_REPLY_ENTRIES {
-            let mut ages: Vec<Instant> = self.replies.values().map(|e| e.received).collect();
+        if self.replies.len() > MAX_REPLY_ENTRIES / 4 * 3 {
+            let mut ages: Vec<T> = self.replies.values().map(|e| e.received).collect();
             let middle = ages.len() / 2;
             let (_, median, _) = ages.select_nth_unstable(middle);
             let cutoff = *median;
