@@ -139,3 +139,74 @@ pub fn ws_handshake_response(data: &[u8]) {
         Err(_) => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    fn files(dir: &Path) -> Vec<PathBuf> {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| {
+                path.is_file()
+                    && !path
+                        .file_name()
+                        .is_some_and(|name| name.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    fn replay(target: &str, body: fn(&[u8])) -> usize {
+        let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+        let mut n_files = 0;
+        for kind in ["seeds", "regressions"] {
+            for path in files(&fuzz.join(kind).join(target)) {
+                body(&fs::read(&path).unwrap());
+                n_files += 1;
+            }
+        }
+        n_files
+    }
+
+    #[test]
+    fn replay_request_seeds_and_regressions() {
+        assert!(replay("ws_handshake_request", ws_handshake_request) >= 10);
+    }
+
+    #[test]
+    fn replay_response_seeds_and_regressions() {
+        assert!(replay("ws_handshake_response", ws_handshake_response) >= 5);
+    }
+
+    /// Every golden request, split at every point a first byte can pick.
+    #[test]
+    fn golden_requests_through_the_request_body() {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        for path in files(&data) {
+            if path.extension().is_some_and(|ext| ext == "req") {
+                let request = fs::read(&path).unwrap();
+                for split in (0..=255u8).step_by(17) {
+                    let mut input = vec![split];
+                    input.extend_from_slice(&request);
+                    ws_handshake_request(&input);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn empty_and_tiny_inputs() {
+        for input in [&b""[..], b"\x00", b"\x05G", b"\x01\r\n"] {
+            ws_handshake_request(input);
+            ws_handshake_response(input);
+        }
+    }
+}
