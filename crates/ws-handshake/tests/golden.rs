@@ -60,8 +60,11 @@ fn limits(max_head_bytes: usize, max_headers: usize) -> Options {
     }
 }
 
-/// Every case and the options its listener runs with.
-const CASES: &[(&str, fn() -> Options)] = &[
+/// A golden case: its file stem and the options its listener runs with.
+type Case = (&'static str, fn() -> Options);
+
+/// Every case.
+const CASES: &[Case] = &[
     ("reject_method_post", Options::default),
     ("reject_method_head", Options::default),
     ("reject_method_lowercase", Options::default),
