@@ -396,7 +396,11 @@ fn limits() {
         sim.closed.get(&second),
         Some(&CloseReason::MaxConnectionsExceeded)
     );
-    assert_eq!(sim.broker.stats().connections, 1, "the refused client was never counted");
+    assert_eq!(
+        sim.broker.stats().connections,
+        1,
+        "the refused client was never counted"
+    );
     assert_eq!(sim.broker.stats().total_connections, 2);
 }
 
@@ -650,4 +654,106 @@ fn lame_duck_and_shutdown() {
         assert_eq!(sim.closed.get(&c), Some(&CloseReason::ServerShutdown));
     }
     assert_eq!(sim.broker.stats().connections, 0);
+}
+
+#[test]
+fn more_catalogue_rows() {
+    check(
+        &format!("{QUIET}PUB foo $JS.ACK.x 1\r\na\r\n"),
+        "-ERR 'Permissions Violation for Publish with Reply of \"$JS.ACK.x\"'\r\n",
+        None,
+    );
+    check(
+        &format!("{QUIET}PUB foo _GR_.x 1\r\na\r\n"),
+        "-ERR 'Permissions Violation for Publish with Reply of \"_GR_.x\"'\r\n",
+        None,
+    );
+    check(
+        "CONNECT {\"verbose\":false,\"headers\":true}\r\nHPUB foo 2 1048577\r\n",
+        "-ERR 'Maximum Payload Violation'\r\n",
+        Some(CloseReason::MaxPayloadExceeded),
+    );
+    let long_connect = format!("CONNECT {{\"name\":\"{}\"}}\r\n", "n".repeat(5000));
+    check(
+        &long_connect,
+        "-ERR 'maximum control line exceeded'\r\n",
+        Some(CloseReason::MaxControlLineExceeded),
+    );
+    // `+OK` is sent before delivery of the client's own message.
+    check(
+        "CONNECT {\"verbose\":true}\r\nSUB foo 1\r\nPUB foo 1\r\nx\r\n",
+        "+OK\r\n+OK\r\n+OK\r\nMSG foo 1 1\r\nx\r\n",
+        None,
+    );
+    // A second CONNECT re-runs the procedure.
+    check(
+        "CONNECT {\"verbose\":false}\r\nCONNECT {\"verbose\":true}\r\nPING\r\n",
+        "+OK\r\nPONG\r\n",
+        None,
+    );
+}
+
+mod split_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn op() -> impl Strategy<Value = String> {
+        let subject = prop_oneof![Just("foo"), Just("foo.bar"), Just("bar"), Just("x.y")];
+        let pattern = prop_oneof![
+            Just("foo"),
+            Just("foo.*"),
+            Just(">"),
+            Just("bar"),
+            Just("x.>")
+        ];
+        prop_oneof![
+            Just("PING\r\n".to_owned()),
+            (subject.clone(), "[a-z]{0,20}")
+                .prop_map(|(s, p)| format!("PUB {s} {}\r\n{p}\r\n", p.len())),
+            (subject, "[a-z]{0,8}").prop_map(|(s, p)| format!(
+                "HPUB {s} r 12 {}\r\nNATS/1.0\r\n\r\n{p}\r\n",
+                p.len() + 12
+            )),
+            (pattern, 1..5u8, proptest::bool::ANY).prop_map(|(p, sid, q)| if q {
+                format!("SUB {p} g {sid}\r\n")
+            } else {
+                format!("SUB {p} {sid}\r\n")
+            }),
+            (1..5u8, 0..3u8).prop_map(|(sid, max)| format!("UNSUB {sid} {max}\r\n")),
+        ]
+    }
+
+    fn run(input: &[u8], cuts: &[usize]) -> (String, String, Option<CloseReason>) {
+        let mut sim = Sim::new(Config::default());
+        let a = sim.connected_client("{\"verbose\":true,\"headers\":true}");
+        let b = sim.connected_client("{\"verbose\":false}");
+        sim.send(b, "SUB > 9\r\nSUB foo g 8\r\n");
+        let mut prev = 0;
+        for &cut in cuts.iter().chain(std::iter::once(&input.len())) {
+            sim.send_bytes(a, &input[prev..cut]);
+            prev = cut;
+        }
+        (
+            sim.take_str(a),
+            sim.take_str(b),
+            sim.closed.get(&a).copied(),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever way a client's bytes are split across reads, every client sees the same bytes.
+        #[test]
+        fn session_output_is_split_invariant(
+            ops in prop::collection::vec(op(), 1..15),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
+        ) {
+            let input = ops.concat().into_bytes();
+            let whole = run(&input, &[]);
+            let mut points: Vec<usize> = cuts.iter().map(|i| i.index(input.len() + 1)).collect();
+            points.sort_unstable();
+            prop_assert_eq!(&run(&input, &points), &whole);
+        }
+    }
 }
