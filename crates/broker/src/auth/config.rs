@@ -174,7 +174,9 @@ pub(crate) fn is_set(value: Option<&str>) -> bool {
 }
 
 /// Parses one `allowed_connection_types` value, case-insensitively (`"websocket"` works).
-/// Unknown names give the reference's `unknown connection type "<name>"`.
+/// An unknown name gives `unknown connection type "<name>"`, the reference's text for options
+/// set in code (`validateAllowedConnectionTypes`); configuration files get the text of
+/// [`parse_connection_types`], which [`AuthConfig::validate`] uses.
 pub fn parse_connection_type(name: &str) -> Result<ConnectionType, AuthConfigError> {
     let upper = name.to_ascii_uppercase();
     let conn_type = match upper.as_str() {
@@ -194,12 +196,26 @@ pub fn parse_connection_type(name: &str) -> Result<ConnectionType, AuthConfigErr
     Ok(conn_type)
 }
 
-/// Parses an `allowed_connection_types` list; the first unknown name is the error.
+/// Parses an `allowed_connection_types` list as the reference's config parser does
+/// (`convertAllowedConnectionTypes`): names are upper-cased, and all unknown ones are reported
+/// together as `invalid connection types ["<NAME>" "<NAME2>"]` (Go's `%q` of a string slice).
 pub fn parse_connection_types(names: &[String]) -> Result<Vec<ConnectionType>, AuthConfigError> {
-    names
-        .iter()
-        .map(|name| parse_connection_type(name))
-        .collect()
+    let mut known = Vec::with_capacity(names.len());
+    let mut unknown = Vec::new();
+    for name in names {
+        match parse_connection_type(name) {
+            Ok(conn_type) => known.push(conn_type),
+            Err(_) => unknown.push(go_quote(name.to_ascii_uppercase().as_bytes())),
+        }
+    }
+    if unknown.is_empty() {
+        Ok(known)
+    } else {
+        Err(AuthConfigError::new(format!(
+            "invalid connection types [{}]",
+            unknown.join(" ")
+        )))
+    }
 }
 
 impl AuthConfig {

@@ -851,7 +851,18 @@ fn validation_errors() {
             users: vec![user_types("a", "1", &["STANDARD", "Carrier"])],
             ..AuthConfig::default()
         },
-        r#"unknown connection type "Carrier""#,
+        r#"invalid connection types ["CARRIER"]"#,
+    );
+    check_invalid(
+        &AuthConfig {
+            nkeys: vec![NkeyUser {
+                nkey: kp.public_key(),
+                allowed_connection_types: list(&["x", "websocket", "In_Process"]),
+                ..NkeyUser::default()
+            }],
+            ..AuthConfig::default()
+        },
+        r#"invalid connection types ["X" "IN_PROCESS"]"#,
     );
     check_invalid(
         &AuthConfig {
@@ -1503,4 +1514,87 @@ mod differential {
             prop_assert_eq!(compiled.deny_delivery(subject.as_bytes()), expect);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transcripts recorded from nats-server 2.9.10 (one connection, SUBs and PUBs in this order).
+
+/// Runs SUBs (`"subject [queue]"`) and deliveries (`"> subject"`, true when the message is
+/// delivered to the connection's matching subscription) in order.
+fn check_transcript(perms: &Arc<Permissions>, steps: &[(&str, bool)]) {
+    let mut client: ClientPermissions<Duration> = ClientPermissions::new(Arc::clone(perms));
+    for (step, expect) in steps {
+        let got = if let Some(subject) = step.strip_prefix("> ") {
+            !client.deny_delivery(subject.as_bytes())
+        } else {
+            let mut parts = step.split(' ');
+            let subject = parts.next().unwrap();
+            let queue = parts.next().map(str::as_bytes);
+            client.check_subscribe(subject.as_bytes(), queue)
+        };
+        assert_eq!(got, *expect, "{step}");
+    }
+}
+
+#[test]
+fn transcript_subscribe_allow_and_deny() {
+    let p = perms(
+        None,
+        &[],
+        Some(&["foo.*", "bar q1", "*.bar"]),
+        &["foo", "foo q1", "foo.deny", "x.*"],
+    );
+    check_transcript(
+        &p,
+        &[
+            ("foo.>", true),
+            ("foo q2", false),
+            ("bar", false),
+            ("bar q1", true),
+            ("bar q2", false),
+            ("x.>", false),
+            ("x.bar.>", false),
+            ("foo.bar _sys_", false),
+            ("*.bar", true),
+            // `SUB foo.>` contained `foo.deny`, so the filter is armed.
+            ("> x.bar", false),
+            ("> foo.deny", false),
+            ("foo.*", true),
+            ("> foo.deny", false),
+            ("> x.bar", false),
+        ],
+    );
+}
+
+#[test]
+fn transcript_subscribe_deny_and_late_filter() {
+    let p = perms(None, &[], None, &["foo", "foo q1", "foo.deny", "x.*"]);
+    check_transcript(
+        &p,
+        &[
+            ("foo q2", true),
+            ("foo q1", false),
+            ("foo", false),
+            ("x.>", false),
+            ("*.bar", true),
+            // Not armed yet: `x.bar` matches deny `x.*` but is delivered.
+            ("> x.bar", true),
+            ("foo.*", true),
+            ("> x.bar", false),
+            ("> foo.deny", false),
+            ("> foo.ok", true),
+        ],
+    );
+}
+
+#[test]
+fn transcript_publish_subjects_with_empty_tokens_pass_deny_lists() {
+    // Observed: with `deny: ">"`, `PUB foo..bar` and `PUB .foo` are not permission violations.
+    let p = perms(None, &[">"], None, &[]);
+    check_pub(&p, "foo..bar", true);
+    check_pub(&p, ".foo", true);
+    check_pub(&p, "foo", false);
+    // Observed: `allow_responses: {max: 2}` alone refuses `PUB foo`.
+    let responses_only = responses(2, Some(Duration::ZERO), None);
+    check_pub(&responses_only, "foo", false);
 }
