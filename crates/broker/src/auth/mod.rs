@@ -310,7 +310,7 @@ impl AuthConfig {
 }
 
 /// A compiled user or nkey user.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct CompiledUser {
     name: String,
     password: String,
@@ -325,7 +325,8 @@ impl CompiledUser {
 }
 
 /// Validated, compiled authentication settings. Build once at start (and on reload) and share.
-#[derive(Debug)]
+/// Cloning is cheap in permissions (they are shared), not in user tables.
+#[derive(Debug, Clone)]
 pub struct Authorizer {
     config: AuthConfig,
     users: HashMap<String, CompiledUser>,
@@ -466,6 +467,14 @@ impl Authorizer {
             who.username.as_deref(),
             "account designation in CONNECT",
         )
+    }
+
+    /// The failure when the first operation is not CONNECT while CONNECT is expected and
+    /// [`Self::no_auth_user`] gave no binding. Observed log: `authentication error - User ""`
+    /// when users exist.
+    #[must_use]
+    pub fn missing_connect_violation(&self) -> AuthError {
+        self.failure(None, None, "first operation is not CONNECT")
     }
 
     /// Authenticates a CONNECT (spec/protocol.md §5.2, spec/websocket.md §4.5).

@@ -391,6 +391,22 @@ fn no_auth_user_binding_when_first_operation_is_not_connect() {
     config.websocket.no_auth_user = Some("alice".into());
     let auth = Authorizer::new(&config).unwrap();
     assert!(auth.no_auth_user(WebSocket).is_none());
+    // Observed: the refusal is logged with an empty user name.
+    assert_eq!(
+        auth.missing_connect_violation().to_string(),
+        r#"authentication error - User """#
+    );
+    let token_only = AuthConfig {
+        token: Some("t".into()),
+        ..AuthConfig::default()
+    };
+    assert_eq!(
+        Authorizer::new(&token_only)
+            .unwrap()
+            .missing_connect_violation()
+            .to_string(),
+        "authentication error"
+    );
 }
 
 fn nkey_config(kp: &nkeys::KeyPair, types: &[&str]) -> AuthConfig {
