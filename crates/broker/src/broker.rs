@@ -74,16 +74,46 @@ impl Default for ClientOptions {
     }
 }
 
+/// Where a connection is in its life. Transitions: `AwaitingConnect` → `Connected` (CONNECT
+/// accepted or `no_auth_user` bound) → `Closed`; any phase may go to `Closed`, and nothing
+/// leaves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No CONNECT yet. With `auth_expected`, the next operation must be CONNECT.
+    AwaitingConnect { auth_expected: bool },
+    /// CONNECT was accepted (a later CONNECT re-runs the procedure).
+    Connected,
+    /// Closed by the broker or the binary; kept until `remove_client`.
+    Closed { reason: CloseReason, at: Instant },
+}
+
+impl Phase {
+    fn is_closed(self) -> bool {
+        matches!(self, Self::Closed { .. })
+    }
+
+    fn awaiting_auth(self) -> bool {
+        self == Self::AwaitingConnect {
+            auth_expected: true,
+        }
+    }
+
+    fn closed(self) -> Option<(CloseReason, Instant)> {
+        match self {
+            Self::Closed { reason, at } => Some((reason, at)),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Client {
     cid: u64,
     params: ClientParams,
-    closed: Option<(CloseReason, Instant)>,
+    phase: Phase,
     parser: Parser,
     out: OutQueue,
     opts: ClientOptions,
-    connect_received: bool,
-    awaiting_auth: bool,
     authorized_user: Option<String>,
     identity: Option<crate::auth::Authenticated>,
     permissions: Option<Permissions>,
@@ -309,7 +339,7 @@ impl Broker {
     }
 
     fn open_client_mut(&mut self, id: ClientId) -> Option<&mut Client> {
-        self.client_mut(id).filter(|c| c.closed.is_none())
+        self.client_mut(id).filter(|c| !c.phase.is_closed())
     }
 
     /// Registers a new connection and queues its INFO. May close it at once (poll events):
@@ -366,12 +396,10 @@ impl Broker {
         let client = Client {
             cid,
             params,
-            closed: None,
+            phase: Phase::AwaitingConnect { auth_expected },
             parser: Parser::new(Role::Server, limits),
             out: OutQueue::new(),
             opts: ClientOptions::default(),
-            connect_received: false,
-            awaiting_auth: auth_expected,
             authorized_user: None,
             identity: None,
             permissions: None,
@@ -491,11 +519,11 @@ impl Broker {
                     src.clear();
                     return;
                 };
-                if c.closed.is_some() {
+                if c.phase.is_closed() {
                     src.clear();
                     return;
                 }
-                auth_cfg_has_no_auth_user = c.awaiting_auth && c.parser.at_op_start();
+                auth_cfg_has_no_auth_user = c.phase.awaiting_auth() && c.parser.at_op_start();
             }
             if auth_cfg_has_no_auth_user {
                 let Some(&first) = src.first() else {
@@ -538,9 +566,8 @@ impl Broker {
             return false;
         };
         if let Some(c) = self.client_mut(client) {
-            c.awaiting_auth = false;
+            c.phase = Phase::Connected;
             c.auth_deadline = None;
-            c.connect_received = true;
             c.authorized_user = user.authorized_user;
             c.permissions = user.permissions;
             c.identity = user.identity;
@@ -692,9 +719,8 @@ impl Broker {
         let Some(c) = self.open_client_mut(id) else {
             return;
         };
-        c.awaiting_auth = false;
+        c.phase = Phase::Connected;
         c.auth_deadline = None;
-        c.connect_received = true;
         c.last_activity = now;
         c.rtt = Some(now.saturating_duration_since(c.start));
         let protocol = c.opts.protocol;
@@ -1122,7 +1148,7 @@ impl Broker {
     }
 
     fn slow_consumer(&mut self, id: ClientId, now: Instant, reason: CloseReason) {
-        let counts = self.client(id).is_some_and(|c| !c.awaiting_auth);
+        let counts = self.client(id).is_some_and(|c| !c.phase.awaiting_auth());
         if counts {
             self.stats.slow_consumers += 1;
         }
@@ -1140,7 +1166,7 @@ impl Broker {
         let Some(c) = self.open_client_mut(id) else {
             return;
         };
-        c.closed = Some((reason, now));
+        c.phase = Phase::Closed { reason, at: now };
         if !reason.flushes() {
             c.out.clear();
         }
@@ -1173,7 +1199,7 @@ impl Broker {
     /// client that is still open is closed first with `Client Closed`. The connection's final
     /// state goes into the closed-connections ring for `/connz?state=closed`.
     pub fn remove_client(&mut self, client: ClientId, now: Instant) {
-        if self.client(client).is_some_and(|c| c.closed.is_none()) {
+        if self.client(client).is_some_and(|c| !c.phase.is_closed()) {
             self.close(client, now, CloseReason::ClientClosed);
         }
         let info = self.client_info(client, now);
@@ -1247,7 +1273,7 @@ impl Broker {
         let Some(c) = self.client(id) else {
             return;
         };
-        if c.closed.is_some() {
+        if c.phase.is_closed() {
             return;
         }
         let Some(deadline) = self.client_deadline(c) else {
@@ -1296,7 +1322,7 @@ impl Broker {
         let Some(c) = self.open_client_mut(id) else {
             return;
         };
-        if c.auth_deadline.is_some_and(|d| d <= now) && c.awaiting_auth {
+        if c.auth_deadline.is_some_and(|d| d <= now) && c.phase.awaiting_auth() {
             self.send_err(id, now, "Authentication Timeout");
             self.close(id, now, CloseReason::AuthenticationTimeout);
             return;
@@ -1351,7 +1377,7 @@ impl Broker {
         for id in self.clients() {
             let eligible = self
                 .client(id)
-                .is_some_and(|c| c.closed.is_none() && c.opts.protocol >= 1 && c.first_pong_sent);
+                .is_some_and(|c| !c.phase.is_closed() && c.opts.protocol >= 1 && c.first_pong_sent);
             if eligible {
                 let info = self.build_info(id, true);
                 self.queue_bytes(id, now, &info);
@@ -1404,7 +1430,7 @@ impl Broker {
     /// True when the client exists and is open.
     #[must_use]
     pub fn is_open(&self, client: ClientId) -> bool {
-        self.client(client).is_some_and(|c| c.closed.is_none())
+        self.client(client).is_some_and(|c| !c.phase.is_closed())
     }
 
     /// The cid of a client.
@@ -1424,7 +1450,7 @@ impl Broker {
             .map(|s| sub_info(s, c.cid))
             .collect();
         subscriptions.sort_by(|a, b| a.sid.cmp(&b.sid));
-        if c.closed.is_some() {
+        if c.phase.is_closed() {
             subscriptions.clone_from(&c.closed_subs);
         }
         Some(ClientInfo {
@@ -1434,8 +1460,8 @@ impl Broker {
             remote: c.params.remote,
             start: c.start,
             last_activity: c.last_activity,
-            stop: c.closed.map(|(_, t)| t),
-            reason: c.closed.map(|(r, _)| r),
+            stop: c.phase.closed().map(|(_, t)| t),
+            reason: c.phase.closed().map(|(r, _)| r),
             rtt: c.rtt,
             pending_bytes: c.out.len(),
             in_msgs: c.in_msgs,
@@ -1479,10 +1505,11 @@ impl Broker {
         out
     }
 
-    /// The client that sent CONNECT with `protocol` ≥ 1 (async INFO capable).
+    /// True once the client's CONNECT was accepted (or it was bound to the `no_auth_user`).
     #[must_use]
     pub fn connect_received(&self, client: ClientId) -> bool {
-        self.client(client).is_some_and(|c| c.connect_received)
+        self.client(client)
+            .is_some_and(|c| c.phase == Phase::Connected)
     }
 }
 
@@ -1526,7 +1553,7 @@ impl Broker {
                 index: u32::try_from(index).map_err(|e| e.to_string())?,
                 generation: slot.generation,
             };
-            if c.closed.is_none() {
+            if !c.phase.is_closed() {
                 if c.counts_as_client {
                     n_open += 1;
                 }
