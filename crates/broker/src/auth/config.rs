@@ -305,6 +305,19 @@ impl AuthConfig {
         Ok(())
     }
 
+    /// The start-up warning the reference logs (`checkAuthforWarnings`): `Plaintext passwords
+    /// detected, use nkeys or bcrypt` when the single-user password or any user's password is
+    /// not a bcrypt hash. Tokens do not count.
+    #[must_use]
+    pub fn plaintext_password_warning(&self) -> Option<&'static str> {
+        let single = self
+            .password
+            .as_deref()
+            .is_some_and(|p| !p.is_empty() && !super::is_bcrypt(p));
+        let any_user = self.users.iter().any(|u| !super::is_bcrypt(&u.password));
+        (single || any_user).then_some("Plaintext passwords detected, use nkeys or bcrypt")
+    }
+
     /// The reference's `validateNoAuthUser` (its `%s` inside quotes is not `%q`).
     fn validate_no_auth_user(&self, name: &str) -> Result<(), AuthConfigError> {
         if self.users.is_empty() {

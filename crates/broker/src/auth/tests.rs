@@ -1614,3 +1614,21 @@ fn transcript_publish_subjects_with_empty_tokens_pass_deny_lists() {
     let responses_only = responses(2, Some(Duration::ZERO), None);
     check_pub(&responses_only, "foo", false);
 }
+
+#[test]
+fn plaintext_password_warning() {
+    let warning = Some("Plaintext passwords detected, use nkeys or bcrypt");
+    assert_eq!(users_config().plaintext_password_warning(), warning);
+    let hashed = AuthConfig {
+        users: vec![user("bob", GO_HASH)],
+        ..AuthConfig::default()
+    };
+    assert_eq!(hashed.plaintext_password_warning(), None);
+    assert_eq!(ws_user_override().plaintext_password_warning(), warning);
+    let token_only = AuthConfig {
+        token: Some("plain".into()),
+        ..AuthConfig::default()
+    };
+    assert_eq!(token_only.plaintext_password_warning(), None);
+    assert_eq!(AuthConfig::default().plaintext_password_warning(), None);
+}
