@@ -1,0 +1,217 @@
+//! The process logger, in nats-server's format (spec/protocol.md §8.6):
+//! `[pid] YYYY/MM/DD HH:MM:SS.micro [LVL] message`, or `[pid] [LVL] message` with `-T=false`.
+//!
+//! Levels map as `Error → ERR`, `Warn → WRN`, `Info → INF`, `Debug → DBG`, `Trace → TRC`;
+//! `[FTL]` is written by [`fatal`], which exits. `-D` enables debug, `-V` trace. Output goes
+//! to stderr, or to the `-l` file (appended), which SIGUSR1 reopens after rotation.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write as _};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+/// How the logger is set up; reload replaces it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct LogSettings {
+    pub(crate) debug: bool,
+    pub(crate) trace: bool,
+    pub(crate) logtime: bool,
+    pub(crate) file: Option<String>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    file: Option<(String, File)>,
+}
+
+#[derive(Debug)]
+struct Logger {
+    pid: u32,
+    logtime: AtomicBool,
+    inner: Mutex<Inner>,
+}
+
+static LOGGER: std::sync::OnceLock<Logger> = std::sync::OnceLock::new();
+
+fn logger() -> &'static Logger {
+    LOGGER.get_or_init(|| Logger {
+        pid: std::process::id(),
+        logtime: AtomicBool::new(true),
+        inner: Mutex::new(Inner { file: None }),
+    })
+}
+
+/// Installs the logger (once) and applies `settings`. Fails when the log file cannot be opened.
+pub(crate) fn init(settings: &LogSettings) -> io::Result<()> {
+    let logger = logger();
+    // A second init (tests, reload) only reconfigures.
+    let _ = log::set_logger(logger);
+    configure(settings)
+}
+
+/// Applies new settings (reload). Opens the new file first so a bad path leaves the old one.
+pub(crate) fn configure(settings: &LogSettings) -> io::Result<()> {
+    let logger = logger();
+    let level = if settings.trace {
+        LevelFilter::Trace
+    } else if settings.debug {
+        LevelFilter::Debug
+    } else {
+        LevelFilter::Info
+    };
+    let mut inner = logger.inner.lock().unwrap_or_else(|e| e.into_inner());
+    let same_file = match (&inner.file, &settings.file) {
+        (Some((old, _)), Some(new)) => old == new,
+        (None, None) => true,
+        _ => false,
+    };
+    if !same_file {
+        inner.file = match &settings.file {
+            Some(path) => Some((path.clone(), open_log(path)?)),
+            None => None,
+        };
+    }
+    logger.logtime.store(settings.logtime, Ordering::Relaxed);
+    // With trace on, debug is only shown when -D was given too (nats-server keeps them apart),
+    // but log's single max level cannot express "trace without debug"; natsws shows both.
+    log::set_max_level(level);
+    Ok(())
+}
+
+fn open_log(path: &str) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Reopens the log file (SIGUSR1). Logs what happened, like nats-server.
+pub(crate) fn reopen() {
+    let logger = logger();
+    let res = {
+        let mut inner = logger.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match inner.file.take() {
+            None => None,
+            Some((path, old)) => match open_log(&path) {
+                Ok(f) => {
+                    inner.file = Some((path, f));
+                    Some(Ok(()))
+                }
+                Err(e) => {
+                    inner.file = Some((path, old));
+                    Some(Err(e))
+                }
+            },
+        }
+    };
+    match res {
+        None => log::info!("File log re-open ignored, not a file logger"),
+        Some(Ok(())) => log::info!("File log re-opened"),
+        Some(Err(e)) => log::error!("Unable to re-open the log file: {e}"),
+    }
+}
+
+fn level_tag(level: Level) -> &'static str {
+    match level {
+        Level::Error => "[ERR]",
+        Level::Warn => "[WRN]",
+        Level::Info => "[INF]",
+        Level::Debug => "[DBG]",
+        Level::Trace => "[TRC]",
+    }
+}
+
+impl Log for Logger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        // rustls and other dependencies log through the same facade; keep only ours.
+        if !record.target().starts_with("natsws") {
+            return;
+        }
+        self.write_line(level_tag(record.level()), &record.args().to_string());
+    }
+
+    fn flush(&self) {}
+}
+
+impl Logger {
+    fn write_line(&self, tag: &str, msg: &str) {
+        let mut line = String::with_capacity(msg.len() + 48);
+        line.push('[');
+        line.push_str(&self.pid.to_string());
+        line.push_str("] ");
+        if self.logtime.load(Ordering::Relaxed) {
+            line.push_str(&timestamp(SystemTime::now()));
+            line.push(' ');
+        }
+        line.push_str(tag);
+        line.push(' ');
+        line.push_str(msg);
+        line.push('\n');
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match inner.file.as_mut() {
+            Some((_, f)) => {
+                let _ = f.write_all(line.as_bytes());
+            }
+            None => {
+                let _ = io::stderr().write_all(line.as_bytes());
+            }
+        }
+    }
+}
+
+/// Writes an `[FTL]` line and exits with status 1.
+pub(crate) fn fatal(msg: &str) -> ! {
+    logger().write_line("[FTL]", msg);
+    std::process::exit(1)
+}
+
+/// `YYYY/MM/DD HH:MM:SS.micro` in UTC (the machine's zone is UTC; natsws reads no zone data).
+pub(crate) fn timestamp(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (y, mo, da) = civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0));
+    let rem = secs % 86_400;
+    format!(
+        "{y:04}/{mo:02}/{da:02} {:02}:{:02}:{:02}.{:06}",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60,
+        d.subsec_micros()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps() {
+        let t = UNIX_EPOCH + Duration::from_micros(1_795_437_470_410_423);
+        assert_eq!(timestamp(t), "2026/11/23 12:37:50.410423");
+        assert_eq!(timestamp(UNIX_EPOCH), "1970/01/01 00:00:00.000000");
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+}
