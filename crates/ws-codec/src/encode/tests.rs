@@ -1,0 +1,252 @@
+#![allow(clippy::cast_possible_truncation, reason = "test data generators truncate on purpose")]
+
+use bytes::{Bytes, BytesMut};
+
+use super::*;
+use crate::{CloseReason, Inflater};
+
+/// Splits a server-to-client wire image into (first byte, payload) per frame.
+fn frames(wire: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut rest = wire;
+    while !rest.is_empty() {
+        let b0 = rest[0];
+        let len7 = rest[1] & 0x7f;
+        let (len, hdr) = match len7 {
+            126 => (u16::from_be_bytes([rest[2], rest[3]]) as usize, 4),
+            127 => (
+                u64::from_be_bytes(rest[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
+            n => (n as usize, 2),
+        };
+        assert_eq!(rest[1] & 0x80, 0, "server frames are unmasked");
+        out.push((b0, rest[hdr..hdr + len].to_vec()));
+        rest = &rest[hdr + len..];
+    }
+    out
+}
+
+fn encode_stream(config: EncoderConfig, chunks: &[Bytes]) -> (Vec<Bytes>, Vec<u8>) {
+    let mut encoder = Encoder::server(config);
+    let mut out = Vec::new();
+    let n = encoder
+        .encode_stream(chunks, &mut Deflater::new(), &mut BytesMut::new(), &mut out)
+        .unwrap();
+    let wire: Vec<u8> = out.iter().flat_map(|b| b.iter().copied()).collect();
+    assert_eq!(n, wire.len());
+    (out, wire)
+}
+
+fn browser() -> EncoderConfig {
+    EncoderConfig::for_user_agent(
+        false,
+        Some("Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 Safari/537.36"),
+    )
+}
+
+fn sizes(lens: &[usize]) -> Vec<Bytes> {
+    lens.iter()
+        .enumerate()
+        .map(|(i, &n)| Bytes::from(vec![b'a' + i as u8; n]))
+        .collect()
+}
+
+fn check_packing(lens: &[usize], expect: &[usize]) {
+    let chunks = sizes(lens);
+    let (_, wire) = encode_stream(browser(), &chunks);
+    let got = frames(&wire);
+    let got_lens: Vec<usize> = got.iter().map(|(_, p)| p.len()).collect();
+    assert_eq!(got_lens, expect, "chunks {lens:?}");
+    for (b0, _) in &got {
+        assert_eq!(
+            *b0, 0x82,
+            "every browser frame is a complete binary message"
+        );
+    }
+    let joined: Vec<u8> = got.into_iter().flat_map(|(_, p)| p).collect();
+    let input: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+    assert_eq!(joined, input);
+}
+
+#[test]
+fn frame_outbound_packing() {
+    // TestWSFrameOutbound and spec §3.5.
+    check_packing(&[13, 7, 4106, 14], &[20, 4096, 24]);
+    check_packing(&[13, 7, 4096, 14], &[20, 4096, 14]);
+    check_packing(&[19, 4091, 14], &[19, 4091, 14]);
+    check_packing(&[4196], &[4096, 100]);
+    check_packing(&[17, 20002], &[17, 4096, 4096, 4096, 4096, 3618]);
+    check_packing(&[0, 5, 0], &[5]);
+}
+
+#[test]
+fn one_frame_per_flush_without_limit() {
+    let chunks = sizes(&[13, 7, 100_000, 14]);
+    let (out, wire) = encode_stream(EncoderConfig::default(), &chunks);
+    let got = frames(&wire);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, 0x82);
+    assert_eq!(got[0].1.len(), 100_034);
+    // The large chunk is shared, not copied: it appears in `out` as the same allocation.
+    assert!(
+        out.iter()
+            .any(|b| b.as_ptr() == chunks[2].as_ptr() && b.len() == 100_000)
+    );
+    // Header and the two small chunks before it share one arena entry.
+    assert_eq!(out.len(), 3);
+    assert!(encode_stream(EncoderConfig::default(), &[]).1.is_empty());
+}
+
+#[test]
+fn user_agent_rules() {
+    let chrome = "Mozilla/5.0 (Macintosh) AppleWebKit/537.36 Chrome/120.0 Safari/537.36";
+    let safari = "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15";
+    let c = EncoderConfig::for_user_agent(true, Some(chrome));
+    assert_eq!(c.max_frame_payload.map(|n| n.get()), Some(4096));
+    assert!(c.fragment_compressed);
+    let s = EncoderConfig::for_user_agent(true, Some(safari));
+    assert_eq!(s.max_frame_payload.map(|n| n.get()), Some(4096));
+    assert!(!s.fragment_compressed);
+    let n = EncoderConfig::for_user_agent(true, Some("nats.go"));
+    assert_eq!(n.max_frame_payload, None);
+    assert_eq!(
+        EncoderConfig::for_user_agent(false, None).max_frame_payload,
+        None
+    );
+}
+
+fn inflate_frames(got: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let joined: Vec<u8> = got.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+    Inflater::new().inflate(&joined, 1 << 24).unwrap().to_vec()
+}
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn compressed_framing() {
+    // At most 64 bytes: sent uncompressed (spec §3.6 step 1).
+    let (_, wire) = encode_stream(
+        EncoderConfig {
+            deflate: true,
+            ..EncoderConfig::default()
+        },
+        &[Bytes::from_static(b"PONG\r\n")],
+    );
+    assert_eq!(wire, b"\x82\x06PONG\r\n");
+    let small = Bytes::from(vec![b'x'; 64]);
+    let (_, wire) = encode_stream(
+        EncoderConfig {
+            deflate: true,
+            ..EncoderConfig::default()
+        },
+        std::slice::from_ref(&small),
+    );
+    assert_eq!(frames(&wire), [(0x82, small.to_vec())]);
+    // Over the threshold: one compressed message, RSV1 set.
+    let json =
+        Bytes::from(br#"{"server_id":"NABC","version":"2.9.10","max_payload":1048576}"#.repeat(3));
+    let (_, wire) = encode_stream(
+        EncoderConfig {
+            deflate: true,
+            ..EncoderConfig::default()
+        },
+        std::slice::from_ref(&json),
+    );
+    let got = frames(&wire);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, 0xc2);
+    assert_eq!(inflate_frames(&got), json.to_vec());
+    // Chrome: 20000 random bytes compress to more than 4096 and are fragmented.
+    let random = Bytes::from(random_bytes(20_000));
+    let chrome =
+        EncoderConfig::for_user_agent(true, Some("Mozilla/5.0 Chrome/120.0 Safari/537.36"));
+    let (_, wire) = encode_stream(chrome, std::slice::from_ref(&random));
+    let got = frames(&wire);
+    assert!(got.len() == 5, "{} frames", got.len());
+    assert_eq!(got[0].0, 0x42);
+    for (b0, p) in &got[1..got.len() - 1] {
+        assert_eq!((*b0, p.len()), (0x00, 4096));
+    }
+    assert_eq!(got[0].1.len(), 4096);
+    assert_eq!(got.last().unwrap().0, 0x80);
+    assert_eq!(inflate_frames(&got), random.to_vec());
+    // Safari: one frame however large.
+    let safari =
+        EncoderConfig::for_user_agent(true, Some("Mozilla/5.0 Version/17.0 Safari/605.1.15"));
+    let (_, wire) = encode_stream(safari, std::slice::from_ref(&random));
+    let got = frames(&wire);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, 0xc2);
+    assert!(got[0].1.len() > 20_000);
+    assert_eq!(inflate_frames(&got), random.to_vec());
+}
+
+#[test]
+fn control_frames() {
+    let mut encoder = Encoder::server(EncoderConfig::default());
+    let mut arena = BytesMut::new();
+    let mut out: Vec<Bytes> = Vec::new();
+    let wire =
+        |out: &Vec<Bytes>| -> Vec<u8> { out.iter().flat_map(|b| b.iter().copied()).collect() };
+    // spec §3.3: ping `hello` → `8A 05 68 65 6C 6C 6F`.
+    encoder.encode_control(
+        &Control::Pong(Bytes::from_static(b"hello")),
+        &mut arena,
+        &mut out,
+    );
+    assert_eq!(wire(&out), b"\x8a\x05hello");
+    out.clear();
+    encoder.encode_control(
+        &Control::Close(Some(CloseReason::AuthenticationTimeout.close_frame())),
+        &mut arena,
+        &mut out,
+    );
+    assert_eq!(wire(&out), b"\x88\x18\x03\xf0Authentication Timeout");
+    out.clear();
+    encoder.encode_control(&Control::Close(None), &mut arena, &mut out);
+    assert_eq!(wire(&out), b"\x88\x00");
+    out.clear();
+    let n = encoder.encode_control(
+        &Control::Ping(Bytes::from(vec![1u8; 300])),
+        &mut arena,
+        &mut out,
+    );
+    assert_eq!(n, 127);
+}
+
+#[test]
+fn client_frames_are_masked_with_fresh_keys() {
+    let mut keys = [[1u8, 2, 3, 4], [5, 6, 7, 8]].into_iter().cycle();
+    let mut encoder = Encoder::with_mask_keys(EncoderConfig::default(), move || {
+        keys.next().unwrap_or_default()
+    });
+    let mut out: Vec<Bytes> = Vec::new();
+    let payload = Bytes::from(vec![0u8; 1000]);
+    encoder
+        .encode_message(
+            MessageKind::Binary,
+            std::slice::from_ref(&payload),
+            &mut Deflater::new(),
+            &mut BytesMut::new(),
+            &mut out,
+        )
+        .unwrap();
+    let wire: Vec<u8> = out.iter().flat_map(|b| b.iter().copied()).collect();
+    assert_eq!(&wire[..8], &[0x82, 0xfe, 0x03, 0xe8, 1, 2, 3, 4]);
+    assert_eq!(&wire[8..12], &[1, 2, 3, 4]);
+    out.clear();
+    encoder.encode_control(&Control::Ping(Bytes::new()), &mut BytesMut::new(), &mut out);
+    let wire: Vec<u8> = out.iter().flat_map(|b| b.iter().copied()).collect();
+    assert_eq!(wire, [0x89, 0x80, 5, 6, 7, 8]);
+}

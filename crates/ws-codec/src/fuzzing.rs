@@ -1,0 +1,162 @@
+//! Fuzz target bodies (called by `fuzz/fuzz_targets/*.rs`) and the chunk-invariance harness
+//! they share with the tests.
+#![allow(clippy::panic, reason = "fuzz bodies report a broken property by panicking")]
+
+use bytes::{Bytes, BytesMut};
+
+use crate::{
+    Control, Decoder, DecoderConfig, Deflater, Delivery, Event, Inflater, Limits, MessageKind,
+    ProtocolError,
+};
+
+/// Everything a decoder produced for one input, with adjacent stream data joined so that
+/// outcomes of different splits compare equal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Events in order; consecutive [`Event::Data`] are merged.
+    pub events: Vec<Event>,
+    /// Replies polled after each event.
+    pub replies: Vec<Control>,
+    /// The error that ended decoding, if any.
+    pub error: Option<ProtocolError>,
+    /// Bytes left unconsumed at the end.
+    pub left: usize,
+}
+
+/// Feeds `chunks` one after the other to a decoder, decoding until `Ok(None)` after each, and
+/// polling replies after every event.
+pub fn run(config: DecoderConfig, chunks: &[&[u8]]) -> Outcome {
+    let mut decoder = Decoder::new(config);
+    let mut inflater = Inflater::new();
+    let mut src = BytesMut::new();
+    let mut outcome = Outcome {
+        events: Vec::new(),
+        replies: Vec::new(),
+        error: None,
+        left: 0,
+    };
+    'chunks: for chunk in chunks {
+        src.extend_from_slice(chunk);
+        loop {
+            match decoder.decode(&mut src, &mut inflater) {
+                Ok(Some(event)) => {
+                    check_limits(&config, &event);
+                    push_event(&mut outcome.events, event);
+                    while let Some(reply) = decoder.poll_reply() {
+                        outcome.replies.push(reply);
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    outcome.error = Some(err);
+                    break 'chunks;
+                }
+            }
+        }
+    }
+    outcome.left = if outcome.error.is_some() || decoder.is_closed() {
+        0
+    } else {
+        src.len()
+    };
+    outcome
+}
+
+fn push_event(events: &mut Vec<Event>, event: Event) {
+    if let (Some(Event::Data(prev)), Event::Data(next)) = (events.last_mut(), &event) {
+        let mut joined = BytesMut::from(&prev[..]);
+        joined.extend_from_slice(next);
+        *prev = joined.freeze();
+        return;
+    }
+    events.push(event);
+}
+
+fn check_limits(config: &DecoderConfig, event: &Event) {
+    let limits = &config.limits;
+    match event {
+        Event::Data(data) => assert!(!data.is_empty(), "empty data event"),
+        Event::Message(msg) => {
+            assert!(
+                msg.payload.len() as u64
+                    <= limits
+                        .max_message_bytes
+                        .max(limits.max_inflated_message_bytes as u64)
+            );
+            if msg.kind == MessageKind::Text {
+                assert!(std::str::from_utf8(&msg.payload).is_ok());
+            }
+        }
+        Event::Ping(p) | Event::Pong(p) => assert!(p.len() <= 125),
+        Event::Close(_) => {}
+    }
+}
+
+/// Small limits so that fuzzing stays within a bounded amount of memory.
+fn fuzz_limits() -> Limits {
+    Limits {
+        max_message_bytes: 1 << 20,
+        max_compressed_message_bytes: 64 * 1024,
+        max_inflated_message_bytes: 256 * 1024,
+        max_fragments: 64,
+    }
+}
+
+fn decode_target(base: DecoderConfig, data: &[u8]) {
+    let Some((&selector, frames)) = data.split_first() else {
+        return;
+    };
+    let mut config = base
+        .with_limits(fuzz_limits())
+        .with_deflate(selector & 1 != 0);
+    if selector & 2 != 0 {
+        config = config.with_delivery(Delivery::Message);
+    }
+    if selector & 4 != 0 {
+        config = config.with_no_masking();
+    }
+    let whole = run(config, &[frames]);
+    let split = usize::from(selector >> 3).min(frames.len());
+    let (a, b) = frames.split_at(split);
+    let halves = run(config, &[a, b]);
+    assert_eq!(whole, halves, "split at {split} changed the outcome");
+    if frames.len() <= 256 {
+        let bytes: Vec<&[u8]> = frames.chunks(1).collect();
+        assert_eq!(
+            whole,
+            run(config, &bytes),
+            "byte-by-byte changed the outcome"
+        );
+    }
+}
+
+/// Server-role decoding: no panic, bounded memory, the same outcome for every split.
+pub fn ws_decode_server(data: &[u8]) {
+    decode_target(DecoderConfig::server(), data);
+}
+
+/// Client-role decoding: no panic, bounded memory, the same outcome for every split.
+pub fn ws_decode_client(data: &[u8]) {
+    decode_target(DecoderConfig::client(), data);
+}
+
+/// Inflation of arbitrary data: no panic, output within the cap, and what inflates re-deflates
+/// and inflates to the same bytes.
+pub fn ws_inflate(data: &[u8]) {
+    const CAP: usize = 256 * 1024;
+    let mut inflater = Inflater::new();
+    let Ok(plain) = inflater.inflate(data, CAP) else {
+        return;
+    };
+    assert!(plain.len() <= CAP);
+    let mut compressed = BytesMut::new();
+    let mut deflater = Deflater::new();
+    if deflater.deflate(std::slice::from_ref(&plain), &mut compressed).is_err() {
+        panic!("deflate failed on {} bytes", plain.len());
+    }
+    let again: Bytes = match inflater.inflate(&compressed, CAP) {
+        Ok(again) => again,
+        Err(err) => panic!("re-inflate failed: {err}"),
+    };
+    assert_eq!(plain, again);
+}
