@@ -44,13 +44,33 @@ pub(crate) struct SubjectList {
     root: Level,
 }
 
-/// Splits a subject into tokens; `None` when any token is empty (the reference's `match`
-/// returns the empty result for such subjects).
-fn literal_tokens(subject: &[u8]) -> Option<impl Iterator<Item = &[u8]> + Clone> {
-    if subject.is_empty() || subject.split(|b| *b == b'.').any(<[u8]>::is_empty) {
+/// Number of tokens split onto the stack before falling back to a heap vector.
+const INLINE_TOKENS: usize = 16;
+
+/// Splits a subject into tokens and calls `f` with them; `None` when any token is empty (the
+/// reference's `match` returns the empty result for such subjects). Subjects of up to
+/// [`INLINE_TOKENS`] tokens need no allocation.
+fn with_tokens<R>(subject: &[u8], f: impl FnOnce(&[&[u8]]) -> R) -> Option<R> {
+    if subject.is_empty() {
         return None;
     }
-    Some(subject.split(|b| *b == b'.'))
+    let mut inline: [&[u8]; INLINE_TOKENS] = [&[]; INLINE_TOKENS];
+    let mut n_tokens = 0;
+    for token in subject.split(|b| *b == b'.') {
+        if token.is_empty() {
+            return None;
+        }
+        let Some(slot) = inline.get_mut(n_tokens) else {
+            let tokens: Vec<&[u8]> = subject.split(|b| *b == b'.').collect();
+            if tokens.iter().any(|t| t.is_empty()) {
+                return None;
+            }
+            return Some(f(&tokens));
+        };
+        *slot = token;
+        n_tokens += 1;
+    }
+    inline.get(..n_tokens).map(f)
 }
 
 impl SubjectList {
@@ -82,23 +102,22 @@ impl SubjectList {
 
     /// True when a plain entry matches `subject` (publish checks, delivery filter).
     pub(crate) fn matches_plain(&self, subject: &[u8]) -> bool {
-        let Some(tokens) = literal_tokens(subject) else {
-            return false;
-        };
-        let tokens: Vec<&[u8]> = tokens.collect();
-        let mut res = MatchResult::default();
-        match_level(&self.root, &tokens, &mut res, true);
-        res.plain
+        with_tokens(subject, |tokens| {
+            let mut res = MatchResult::default();
+            match_level(&self.root, tokens, &mut res, true);
+            res.plain
+        })
+        .unwrap_or(false)
     }
 
     /// Plain and queue entries matching `subject` (subscribe checks).
     pub(crate) fn matches(&self, subject: &[u8]) -> MatchResult<'_> {
-        let mut res = MatchResult::default();
-        if let Some(tokens) = literal_tokens(subject) {
-            let tokens: Vec<&[u8]> = tokens.collect();
-            match_level(&self.root, &tokens, &mut res, false);
-        }
-        res
+        with_tokens(subject, |tokens| {
+            let mut res = MatchResult::default();
+            match_level(&self.root, tokens, &mut res, false);
+            res
+        })
+        .unwrap_or_default()
     }
 }
 
@@ -259,6 +278,18 @@ mod tests {
         check(&["foo..bar"], "foo..bar", false, &[]);
         check(&["foo.>.bar"], "foo.x.bar", false, &[]);
         check(&["foo.>.bar", "foo.x.>"], "foo.x.bar", true, &[]);
+    }
+
+    #[test]
+    fn long_subjects_fall_back_to_the_heap() {
+        let long = vec!["t"; INLINE_TOKENS + 3].join(".");
+        check(&[">"], &long, true, &[]);
+        check(&[&long], &long, true, &[]);
+        check(&["t.>"], &format!("{long}..t"), false, &[]);
+        let mut pattern = vec!["t"; INLINE_TOKENS + 2];
+        pattern.push("*");
+        check(&[&pattern.join(".")], &long, true, &[]);
+        check(&[&pattern.join(".")], &format!("{long}.t"), false, &[]);
     }
 
     #[test]
