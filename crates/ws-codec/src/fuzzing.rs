@@ -160,3 +160,55 @@ pub fn ws_inflate(data: &[u8]) {
     };
     assert_eq!(plain, again);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Runs every file in `fuzz/seeds/<target>/` and `fuzz/regressions/<target>/` through `body`
+    /// and returns how many files ran.
+    fn replay(target: &str, body: fn(&[u8])) -> usize {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+        let mut n_files = 0;
+        for dir in ["seeds", "regressions"] {
+            let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                if path.file_name().is_some_and(|n| n == ".keep") {
+                    continue;
+                }
+                let data = std::fs::read(&path).unwrap();
+                body(&data);
+                n_files += 1;
+            }
+        }
+        n_files
+    }
+
+    #[test]
+    fn replay_ws_decode_server() {
+        assert!(replay("ws_decode_server", super::ws_decode_server) >= 5);
+    }
+
+    #[test]
+    fn replay_ws_decode_client() {
+        assert!(replay("ws_decode_client", super::ws_decode_client) >= 5);
+    }
+
+    #[test]
+    fn replay_ws_inflate() {
+        assert!(replay("ws_inflate", super::ws_inflate) >= 5);
+    }
+
+    #[test]
+    fn seeds_decode_as_intended() {
+        // The seeds exercise the paths they are named after, not just early errors.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/ws_decode_server");
+        let data = std::fs::read(root.join("compressed")).unwrap();
+        let out = super::run(crate::DecoderConfig::server().with_deflate(true), &[&data[1..]]);
+        assert_eq!(out.error, None);
+        assert_eq!(out.events.len(), 1);
+    }
+}
