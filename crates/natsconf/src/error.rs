@@ -37,7 +37,11 @@ pub struct Location {
 impl Location {
     /// The location of byte `offset` of `source`.
     pub(crate) fn at(file: &Arc<str>, source: &[u8], offset: usize) -> Self {
-        let offset = offset.min(source.len());
+        let mut offset = offset.min(source.len());
+        // An error at the end of a file that ends in a line break points after the last line.
+        if offset == source.len() && offset > 0 && source.last() == Some(&b'\n') {
+            offset -= 1;
+        }
         let before = source.get(..offset).unwrap_or_default();
         let line_start = before
             .iter()
@@ -109,23 +113,29 @@ impl Error {
         let Some(loc) = &self.location else {
             return format!("{message}\n");
         };
-        let caret_pad: String = loc
-            .source_line
-            .chars()
-            .take(loc.col.saturating_sub(1) as usize)
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
-        let visible_line: String = loc
-            .source_line
-            .chars()
-            .map(|c| {
-                if c.is_control() && c != '\t' {
-                    '\u{fffd}'
-                } else {
-                    c
-                }
-            })
-            .collect();
+        // Long lines are shown as a window of at most WINDOW characters around the column.
+        const WINDOW: usize = 100;
+        let chars: Vec<char> = loc.source_line.chars().collect();
+        let col_index = (loc.col.saturating_sub(1) as usize).min(chars.len());
+        let first = col_index.saturating_sub(WINDOW / 2);
+        let last = (first + WINDOW).min(chars.len());
+        let shown = chars.get(first..last).unwrap_or_default();
+        let ellipsis = if first > 0 { "…" } else { "" };
+        let mut caret_pad: String = ellipsis.chars().map(|_| ' ').collect();
+        caret_pad.extend(
+            shown
+                .iter()
+                .take(col_index - first)
+                .map(|&c| if c == '\t' { '\t' } else { ' ' }),
+        );
+        let mut visible_line = ellipsis.to_owned();
+        visible_line.extend(shown.iter().map(|&c| {
+            if c.is_control() && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        }));
         format!(
             "{}:{}:{}: {message}\n{visible_line}\n{caret_pad}^\n",
             loc.file, loc.line, loc.col

@@ -118,6 +118,8 @@ pub(crate) struct Lexer<'a> {
     string_state: St,
     lstart: usize,
     ilstart: usize,
+    /// Whether the last cursor move was a backup (then the offending character is at `pos`).
+    backed_up: bool,
 }
 
 fn is_whitespace(c: char) -> bool {
@@ -184,6 +186,7 @@ impl<'a> Lexer<'a> {
             string_state: St::String,
             lstart: 0,
             ilstart: 0,
+            backed_up: false,
         }
     }
 
@@ -210,7 +213,11 @@ impl<'a> Lexer<'a> {
 
     /// Byte offset of the last consumed character (for diagnostics).
     pub(crate) fn error_offset(&self) -> usize {
-        self.pos.saturating_sub(self.width)
+        if self.backed_up {
+            self.pos
+        } else {
+            self.pos.saturating_sub(self.width)
+        }
     }
 
     fn slice(&self, from: usize, to: usize) -> &'a [u8] {
@@ -218,6 +225,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn next(&mut self) -> char {
+        self.backed_up = false;
         let Some(rest) = self.input.get(self.pos..).filter(|rest| !rest.is_empty()) else {
             self.width = 0;
             return EOF;
@@ -233,6 +241,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn backup(&mut self) {
+        self.backed_up = true;
         self.pos = self.pos.saturating_sub(self.width);
         if self.input.get(self.pos) == Some(&b'\n') {
             self.line = self.line.saturating_sub(1);
