@@ -97,6 +97,16 @@ mod tests {
     }
 
     #[test]
+    fn public_key_encoding_matches_an_independent_encoder() {
+        // Computed with Python (base32 of 0xA0 || key || CRC-16/XMODEM LE) from the same seed and
+        // accepted by nats-server 2.9.10 as a user nkey.
+        assert_eq!(
+            user_key(3).public_key(),
+            "UDWUSKGGFDI4FRXK5EBTRECZSVQSSWJHHJOGH6JWG3AUMFFMQ435C2U4"
+        );
+    }
+
+    #[test]
     fn nonce_is_15_url_safe_chars() {
         let nonce = encode_nonce(&[0xff; NONCE_RANDOM_BYTES]);
         assert_eq!(nonce, "______________8");
