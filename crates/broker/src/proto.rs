@@ -30,7 +30,7 @@ pub enum Role {
 pub struct ParserLimits {
     /// Longest accepted argument part of a control line, in bytes (`max_control_line`).
     pub max_control_line: usize,
-    /// Largest accepted `PUB` size or `HPUB` total size, in bytes (`max_payload`).
+    /// Largest accepted `PUB`/`MSG` size or `HPUB`/`HMSG` total size, in bytes (`max_payload`).
     pub max_payload: usize,
     /// Whether `HPUB` is accepted (the client negotiated headers and the server supports them).
     pub headers: bool,
@@ -667,6 +667,10 @@ impl Parser {
     }
 
     fn start_payload(&mut self, head: PayloadHead, size: usize) -> Result<Option<Op>, ProtoError> {
+        // PUB/HPUB were checked already; this bounds MSG/HMSG in the client role too.
+        if size > self.limits.max_payload {
+            return Err(ProtoError::MaxPayload);
+        }
         self.state = State::Payload { head, size };
         Ok(None)
     }

@@ -267,6 +267,12 @@ fn client_role() {
         &[b"PUB foo 1\r\nx\r\n"],
     );
     assert_eq!(err, Some(ProtoError::UnknownOp));
+    let (_, err) = run_chunks(
+        Role::Client,
+        ParserLimits::default(),
+        &[b"MSG foo 1 1048577\r\n"],
+    );
+    assert_eq!(err, Some(ProtoError::MaxPayload));
 }
 
 #[test]
