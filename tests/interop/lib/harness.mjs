@@ -489,3 +489,26 @@ export async function monitor(server, endpoint) {
 
 export const enc = new TextEncoder();
 export const dec = new TextDecoder();
+
+/**
+ * For `before` hooks: resolves to what `promise` resolves to, or, when it rejects, to a stand-in
+ * that throws the original error as soon as a case uses it. node:test reports a failed hook only
+ * as "cancelled" in JUnit; this way every case shows the real reason (e.g. the server's log).
+ */
+export function orError(promise) {
+  const p = typeof promise === "function" ? Promise.resolve().then(promise) : promise;
+  return p.catch((err) => {
+    const noop = () => Promise.resolve();
+    return new Proxy(
+      {},
+      {
+        get(_, prop) {
+          if (prop === "then") return undefined;
+          if (prop === "stop" || prop === "close") return noop;
+          if (prop === "isClosed") return () => true;
+          throw err;
+        },
+      },
+    );
+  });
+}

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { closeAll, tcpClient, wsClient } from "../lib/clients.mjs";
-import { dec, enc, listen, rawWs, sleep, startServer } from "../lib/harness.mjs";
+import { dec, enc, listen, rawWs, sleep, startServer, orError } from "../lib/harness.mjs";
 
 const T = { timeout: 20000 };
 
@@ -39,7 +39,7 @@ describe("websocket user/password override (scenario auth_userpass)", () => {
   let server;
   const conns = [];
   before(async () => {
-    server = await startServer("auth_userpass");
+    server = await orError(startServer("auth_userpass"));
   });
   after(async () => {
     await closeAll(conns);
@@ -89,7 +89,7 @@ describe("websocket token override (scenario auth_token)", () => {
   let server;
   const conns = [];
   before(async () => {
-    server = await startServer("auth_token");
+    server = await orError(startServer("auth_token"));
   });
   after(async () => {
     await closeAll(conns);
@@ -117,7 +117,7 @@ describe("allowed_connection_types (scenario auth_conn_types)", () => {
   let server;
   const conns = [];
   before(async () => {
-    server = await startServer("auth_conn_types");
+    server = await orError(startServer("auth_conn_types"));
   });
   after(async () => {
     await closeAll(conns);
@@ -144,7 +144,7 @@ describe("websocket no_auth_user (scenario no_auth_user)", () => {
   let server;
   const conns = [];
   before(async () => {
-    server = await startServer("no_auth_user");
+    server = await orError(startServer("no_auth_user"));
   });
   after(async () => {
     await closeAll(conns);

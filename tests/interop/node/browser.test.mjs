@@ -9,7 +9,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { chromium } from "playwright-core";
 import { closeAll, tcpClient, wsClient } from "../lib/clients.mjs";
-import { INTEROP_DIR, dec, enc, listen, makeCerts, startServer, within } from "../lib/harness.mjs";
+import { INTEROP_DIR, dec, enc, listen, makeCerts, startServer, within, orError } from "../lib/harness.mjs";
 
 const T = { timeout: 30000 };
 const NATS_WS_BUNDLE = path.join(INTEROP_DIR, "node_modules", "nats.ws", "esm", "nats.js");
@@ -97,7 +97,7 @@ function pageSocket(page, url) {
 
 before(async () => {
   userDir = fs.mkdtempSync(path.join(process.env.INTEROP_RUN_DIR || "/tmp", "chromium-profile-"));
-  context = await within(
+  context = await orError(within(
     30000,
     chromium.launchPersistentContext(userDir, {
       executablePath: CHROMIUM,
@@ -106,7 +106,7 @@ before(async () => {
       ignoreHTTPSErrors: true,
     }),
     "chromium launch",
-  );
+  ));
 });
 
 after(async () => {
@@ -121,10 +121,10 @@ describe("browser (scenario compression)", () => {
   let page;
   const conns = [];
   before(async () => {
-    server = await startServer("compression");
+    server = await orError(startServer("compression"));
     site = await pageServer();
     pageServers.push(site);
-    page = await openPage(site.origin);
+    page = await orError(() => openPage(site.origin));
   });
   after(async () => {
     await page?.close().catch(() => {});
@@ -293,10 +293,10 @@ describe("browser without compression (scenario basic)", () => {
   let server;
   let page;
   before(async () => {
-    server = await startServer("basic");
+    server = await orError(startServer("basic"));
     const site = await pageServer();
     pageServers.push(site);
-    page = await openPage(site.origin);
+    page = await orError(() => openPage(site.origin));
   });
   after(async () => {
     await page?.close().catch(() => {});
@@ -317,10 +317,10 @@ describe("browser over wss (scenario tls, CA made at test time)", () => {
   const conns = [];
   before(async () => {
     const c = makeCerts(path.join(process.env.INTEROP_RUN_DIR || "/tmp", `certs-browser-${process.pid}`));
-    server = await startServer("tls", { CERT: c.cert, KEY: c.key });
+    server = await orError(startServer("tls", { CERT: c.cert, KEY: c.key }));
     const site = await pageServer();
     pageServers.push(site);
-    page = await openPage(site.origin);
+    page = await orError(() => openPage(site.origin));
   });
   after(async () => {
     await page?.close().catch(() => {});
@@ -373,8 +373,8 @@ describe("browser origin checks", () => {
       listed = await pageServer();
       other = await pageServer();
       pageServers.push(listed, other);
-      server = await startServer("allowed_origins", { ALLOWED: listed.origin });
-      pages.push(await openPage(listed.origin), await openPage(other.origin));
+      server = await orError(startServer("allowed_origins", { ALLOWED: listed.origin }));
+      pages.push(await orError(() => openPage(listed.origin)), await orError(() => openPage(other.origin)));
     });
     after(async () => {
       for (const p of pages) await p.close().catch(() => {});
@@ -399,8 +399,8 @@ describe("browser origin checks", () => {
     before(async () => {
       const site = await pageServer();
       pageServers.push(site);
-      server = await startServer("same_origin");
-      page = await openPage(site.origin);
+      server = await orError(startServer("same_origin"));
+      page = await orError(() => openPage(site.origin));
     });
     after(async () => {
       await page?.close().catch(() => {});

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { closeAll, wsClient } from "../lib/clients.mjs";
-import { freePort, parseFrames, parseHttp, rawExchange, startServer, upgradeRequest } from "../lib/harness.mjs";
+import { freePort, parseFrames, parseHttp, rawExchange, startServer, upgradeRequest, orError } from "../lib/harness.mjs";
 
 const T = { timeout: 20000 };
 const ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
@@ -32,7 +32,7 @@ function assertRejected(res, status, body) {
 describe("handshake (scenario basic)", () => {
   let server;
   before(async () => {
-    server = await startServer("basic");
+    server = await orError(startServer("basic"));
   });
   after(async () => {
     await server?.stop();
@@ -143,7 +143,7 @@ describe("handshake (scenario basic)", () => {
 describe("handshake_timeout (scenario handshake_timeout, 1s)", () => {
   let server;
   before(async () => {
-    server = await startServer("handshake_timeout");
+    server = await orError(startServer("handshake_timeout"));
   });
   after(async () => {
     await server?.stop();
@@ -179,7 +179,7 @@ describe("origin checks without a browser", () => {
   describe("same_origin: true", () => {
     let server;
     before(async () => {
-      server = await startServer("same_origin");
+      server = await orError(startServer("same_origin"));
     });
     after(async () => {
       await server?.stop();
@@ -218,7 +218,7 @@ describe("origin checks without a browser", () => {
     let allowed;
     before(async () => {
       allowed = `http://127.0.0.1:${await freePort()}`;
-      server = await startServer("allowed_origins", { ALLOWED: allowed });
+      server = await orError(startServer("allowed_origins", { ALLOWED: allowed }));
     });
     after(async () => {
       await server?.stop();

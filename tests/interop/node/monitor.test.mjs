@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { closeAll, tcpClient, wsClient } from "../lib/clients.mjs";
-import { enc, listen, monitor, sleep, startServer } from "../lib/harness.mjs";
+import { enc, listen, monitor, sleep, startServer, orError } from "../lib/harness.mjs";
 
 const T = { timeout: 20000 };
 
@@ -11,7 +11,7 @@ describe("monitoring (scenario compression)", () => {
   let server;
   const conns = [];
   before(async () => {
-    server = await startServer("compression");
+    server = await orError(startServer("compression"));
   });
   after(async () => {
     await closeAll(conns);

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { closeAll, transports, wsClient, tcpClient } from "../lib/clients.mjs";
-import { dec, enc, listen, rawWs, sleep, startServer, within } from "../lib/harness.mjs";
+import { dec, enc, listen, rawWs, sleep, startServer, within, orError } from "../lib/harness.mjs";
 
 const T = { timeout: 30000 };
 const pairs = [
@@ -24,7 +24,7 @@ describe("messaging (scenario basic)", () => {
   };
 
   before(async () => {
-    server = await startServer("basic");
+    server = await orError(startServer("basic"));
   });
   after(async () => {
     await closeAll(conns);
@@ -353,7 +353,7 @@ describe("small max_payload (scenario small_payload)", () => {
   let server;
   const conns = [];
   before(async () => {
-    server = await startServer("small_payload");
+    server = await orError(startServer("small_payload"));
   });
   after(async () => {
     await closeAll(conns);

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { closeAll, tcpClient, wsClient } from "../lib/clients.mjs";
-import { dec, enc, frame, listen, monitor, rawExchange, rawWs, sleep, startServer, within } from "../lib/harness.mjs";
+import { dec, enc, frame, listen, monitor, rawExchange, rawWs, sleep, startServer, within, orError } from "../lib/harness.mjs";
 
 
 describe("robustness (scenario basic)", () => {
@@ -14,9 +14,9 @@ describe("robustness (scenario basic)", () => {
   let healthyTcp;
   let probe = 0;
   before(async () => {
-    server = await startServer("basic");
-    healthyWs = await wsClient(server, { name: "healthy-ws" });
-    healthyTcp = await tcpClient(server, { name: "healthy-tcp" });
+    server = await orError(startServer("basic"));
+    healthyWs = await orError(() => wsClient(server, { name: "healthy-ws" }));
+    healthyTcp = await orError(() => tcpClient(server, { name: "healthy-tcp" }));
   });
   after(async () => {
     await closeAll([healthyWs, healthyTcp]);

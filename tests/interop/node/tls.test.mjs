@@ -6,7 +6,7 @@ import path from "node:path";
 import tls from "node:tls";
 import { after, before, describe, it } from "node:test";
 import { closeAll, tcpClient, wsClient } from "../lib/clients.mjs";
-import { dec, enc, listen, makeCerts, monitor, parseHttp, rawExchange, startServer, upgradeRequest, within } from "../lib/harness.mjs";
+import { dec, enc, listen, makeCerts, monitor, parseHttp, rawExchange, startServer, upgradeRequest, within, orError } from "../lib/harness.mjs";
 
 const T = { timeout: 20000 };
 
@@ -19,7 +19,7 @@ describe("wss (scenario tls)", () => {
   before(async () => {
     certs = makeCerts(path.join(process.env.INTEROP_RUN_DIR || "/tmp", `certs-node-${process.pid}`));
     ca = fs.readFileSync(certs.ca);
-    server = await startServer("tls", { CERT: certs.cert, KEY: certs.key });
+    server = await orError(startServer("tls", { CERT: certs.cert, KEY: certs.key }));
     url = `wss://127.0.0.1:${server.ws}`;
   });
   after(async () => {
