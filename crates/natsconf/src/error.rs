@@ -146,7 +146,9 @@ impl Error {
         let mut message = prefix.to_vec();
         message.extend_from_slice(&self.message);
         self.message = message;
-        self.kind = kind;
+        if self.kind != ErrorKind::Limit {
+            self.kind = kind;
+        }
         self
     }
 

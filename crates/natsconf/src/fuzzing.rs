@@ -20,6 +20,7 @@ pub fn natsconf_parse(data: &[u8]) {
         max_values: 200_000,
         max_string_bytes: 16 << 20,
         max_input_bytes: 16 << 20,
+        max_sources: 1_000,
         ..Limits::default()
     };
     let settings = ParseSettings {
@@ -40,4 +41,29 @@ pub fn natsconf_parse(data: &[u8]) {
         "round trip of {:?}",
         String::from_utf8_lossy(&printed)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Replays every seed and every past crash through the fuzz body.
+    #[test]
+    fn replay_seeds_and_regressions() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+        let mut count = 0;
+        for sub in ["seeds/natsconf_parse", "regressions/natsconf_parse"] {
+            let Ok(entries) = std::fs::read_dir(root.join(sub)) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                if path.is_file() {
+                    super::natsconf_parse(&std::fs::read(&path).unwrap());
+                    count += 1;
+                }
+            }
+        }
+        assert!(count >= 10, "only {count} seed files found");
+    }
 }

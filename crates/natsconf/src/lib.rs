@@ -86,6 +86,9 @@ pub struct Limits {
     pub max_string_bytes: u64,
     /// Maximum bytes of input lexed, over all files and environment values.
     pub max_input_bytes: u64,
+    /// Maximum number of sources parsed: the file, every include (each time it is included)
+    /// and every environment variable value (each time it is referenced).
+    pub max_sources: u64,
 }
 
 impl Default for Limits {
@@ -96,6 +99,7 @@ impl Default for Limits {
             max_values: 4_000_000,
             max_string_bytes: 256 << 20,
             max_input_bytes: 256 << 20,
+            max_sources: 20_000,
         }
     }
 }

@@ -26,6 +26,7 @@ pub(crate) struct Session<'a> {
     values_left: u64,
     string_bytes_left: u64,
     input_bytes_left: u64,
+    sources_left: u64,
     include_chain: Vec<Vec<u8>>,
     env_chain: Vec<Vec<u8>>,
 }
@@ -39,6 +40,7 @@ impl<'a> Session<'a> {
             values_left: limits.max_values,
             string_bytes_left: limits.max_string_bytes,
             input_bytes_left: limits.max_input_bytes,
+            sources_left: limits.max_sources,
             include_chain: Vec::new(),
             env_chain: Vec::new(),
         }
@@ -49,6 +51,13 @@ impl<'a> Session<'a> {
     }
 
     fn charge_input(&mut self, len: usize) -> Result<(), Error> {
+        if self.sources_left == 0 {
+            return Err(Self::limit_error(format!(
+                "config parses more than {} files and environment values",
+                self.limits.max_sources
+            )));
+        }
+        self.sources_left -= 1;
         let len = u64::try_from(len).unwrap_or(u64::MAX);
         if len > self.input_bytes_left {
             return Err(Self::limit_error(format!(

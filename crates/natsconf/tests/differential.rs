@@ -428,7 +428,7 @@ fn generated_configs_match_the_reference() {
     let cases: usize = std::env::var("NATSCONF_DIFF_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(if oracle.is_some() { 3000 } else { 400 });
+        .unwrap_or_else(|| if oracle.is_some() { 3000 } else { 400 });
     let seed: u64 = std::env::var("NATSCONF_DIFF_SEED")
         .ok()
         .and_then(|v| v.parse().ok())

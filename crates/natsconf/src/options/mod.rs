@@ -1,1 +1,272 @@
-//! Typed, validated server options built from the value tree.
+//! Typed, validated server options built from the value tree (spec/natsconf.md §10).
+//!
+//! [`Options::from_map`] interprets a parsed config the way nats-server 2.9.10's
+//! `server/opts.go` does: top-level keys and the keys of most blocks are case-insensitive, the
+//! value kinds are checked with the reference's texts, problems are collected (not fatal one by
+//! one) and reported as `<file>:<line>:<pos>: <reason>`, warnings before errors, sorted by
+//! position. The result carries the options with nats-server's defaults applied
+//! (`setBaselineOptions`), so [`Options::default()`] is exactly a server started without a config.
+//!
+//! [`Options::validate`] runs the start-up checks (`validateOptions`) that natsws needs, in the
+//! reference's order, with its exact texts (spec/websocket.md §1.4).
+//!
+//! Options nats-server knows but natsws does not serve (clustering, gateways, JetStream, MQTT,
+//! operator/JWT trust, account resolvers, OCSP, subject mappings, profiling) are **refused**
+//! with `"<key>" is not supported by natsws`, never ignored: a config that asks for them would
+//! otherwise start a server that silently behaves differently. Anything else unknown is
+//! `unknown field "<key>"`, as in the reference.
+//!
+//! Deliberate differences from the reference (each reported as a config error at the option):
+//! strings must be valid UTF-8; ports must be in `-1..=65535`; `ping_interval` and
+//! `write_deadline` must not be negative; WebSocket allowed origins must be absolute `http` or
+//! `https` URLs with a host (the reference's fail-open behaviour, spec/websocket.md §1.4);
+//! TLS cipher suites and curves that rustls does not implement are refused; the newer
+//! WebSocket options (`user_cookie`, `pass_cookie`, `token_cookie`, `headers`, `ping_interval`)
+//! are accepted as in nats-server 2.11+.
+
+mod accounts;
+mod auth;
+mod diag;
+mod gostd;
+mod leafnode;
+mod server;
+mod tls;
+mod url;
+mod validate;
+mod websocket;
+
+use std::time::Duration;
+
+use crate::value::Map;
+
+pub use accounts::{Account, Export, ExportKind, Import, ImportKind, Latency, ResponseType};
+pub use auth::{
+    Authorization, NkeyUser, Permissions, ResponsePermission, SubjectPermission, User,
+    CONNECTION_TYPES,
+};
+pub use diag::{render_report, sort_report, Diagnostic, Severity};
+pub use leafnode::{LeafAuthorization, LeafNodeOptions, LeafUrl, LeafUser, RemoteLeaf};
+pub use tls::TlsOptions;
+pub use url::AllowedOrigin;
+pub use validate::ValidationError;
+pub use websocket::{WebsocketAuthorization, WebsocketOptions};
+
+/// The configuration natsws runs with when it is started without `-c`: NATS on
+/// 127.0.0.1:4222, WebSocket on 127.0.0.1:8080 without TLS (with compression allowed),
+/// monitoring on 127.0.0.1:8222. It is ordinary config text, so it goes through the same
+/// parser and option checks as a user's file.
+pub const DEFAULT_CONFIG: &str = "\
+# natsws built-in development configuration (used when no config file is given).
+host: \"127.0.0.1\"
+port: 4222
+http: \"127.0.0.1:8222\"
+websocket {
+  host: \"127.0.0.1\"
+  port: 8080
+  no_tls: true
+  compression: true
+}
+";
+
+/// nats-server's `DEFAULT_HOST`.
+pub const DEFAULT_HOST: &str = "0.0.0.0";
+/// nats-server's `DEFAULT_PORT`.
+pub const DEFAULT_PORT: u16 = 4222;
+/// nats-server's `MAX_PAYLOAD_SIZE` (1 MiB).
+pub const DEFAULT_MAX_PAYLOAD_BYTES: i32 = 1024 * 1024;
+/// nats-server's `MAX_CONTROL_LINE_SIZE`.
+pub const DEFAULT_MAX_CONTROL_LINE_BYTES: i32 = 4096;
+/// nats-server's `MAX_PENDING_SIZE` (64 MiB).
+pub const DEFAULT_MAX_PENDING_BYTES: i64 = 64 * 1024 * 1024;
+/// nats-server's `DEFAULT_MAX_CONNECTIONS`.
+pub const DEFAULT_MAX_CONNECTIONS: i64 = 64 * 1024;
+/// nats-server's `DEFAULT_PING_INTERVAL`.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(120);
+/// nats-server's `DEFAULT_PING_MAX_OUT`.
+pub const DEFAULT_PING_MAX: i64 = 2;
+/// nats-server's `DEFAULT_FLUSH_DEADLINE` (`write_deadline`).
+pub const DEFAULT_WRITE_DEADLINE: Duration = Duration::from_secs(10);
+/// nats-server's `DEFAULT_LAME_DUCK_DURATION`.
+pub const DEFAULT_LAME_DUCK_DURATION: Duration = Duration::from_secs(120);
+/// nats-server's `DEFAULT_LAME_DUCK_GRACE_PERIOD`.
+pub const DEFAULT_LAME_DUCK_GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// nats-server's `TLS_TIMEOUT`.
+pub const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(2);
+/// nats-server's `AUTH_TIMEOUT` (without TLS; with TLS it is the TLS timeout plus one second).
+pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// nats-server's `DEFAULT_CONNECT_ERROR_REPORTS`.
+pub const DEFAULT_CONNECT_ERROR_REPORTS: i64 = 3600;
+/// nats-server's `DEFAULT_RECONNECT_ERROR_REPORTS`.
+pub const DEFAULT_RECONNECT_ERROR_REPORTS: i64 = 1;
+/// nats-server's `DEFAULT_LEAFNODE_PORT` (also the default port of remote leafnode URLs).
+pub const DEFAULT_LEAFNODE_PORT: u16 = 7422;
+/// nats-server's `DEFAULT_LEAF_NODE_RECONNECT`.
+pub const DEFAULT_LEAF_RECONNECT: Duration = Duration::from_secs(1);
+/// nats-server's `DEFAULT_MAX_CLOSED_CLIENTS`.
+pub const DEFAULT_MAX_CLOSED_CLIENTS: i64 = 10_000;
+
+/// A listen address. `port` 0 asks the OS for a free port (`-1` in the config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    /// Host or IP to bind (`0.0.0.0` by default).
+    pub host: String,
+    /// Port to bind; 0 means "any free port".
+    pub port: u16,
+}
+
+/// Logging options (`debug`, `trace`, `logtime`, `log_file`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logging {
+    /// `debug`.
+    pub debug: bool,
+    /// `trace` (also set by `trace_verbose`).
+    pub trace: bool,
+    /// `trace_verbose`.
+    pub trace_verbose: bool,
+    /// `logtime`: timestamps in log lines (default true, as nats-server's `-T`).
+    pub logtime: bool,
+    /// `log_file` / `logfile`.
+    pub log_file: Option<String>,
+    /// `log_size_limit` / `logfile_size_limit` in bytes (0 = no rotation).
+    pub log_size_limit: i64,
+    /// `syslog`.
+    pub syslog: bool,
+    /// `remote_syslog` (`udp://host:514`).
+    pub remote_syslog: Option<String>,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Self {
+            debug: false,
+            trace: false,
+            trace_verbose: false,
+            logtime: true,
+            log_file: None,
+            log_size_limit: 0,
+            syslog: false,
+            remote_syslog: None,
+        }
+    }
+}
+
+/// Every option natsws understands, with nats-server's defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Options {
+    /// Client listener: `host`/`net`, `port`, `listen`. Port 0 in the config means 4222;
+    /// `-1` becomes port 0 (random).
+    pub listen: HostPort,
+    /// `client_advertise`.
+    pub client_advertise: Option<String>,
+    /// `server_name`.
+    pub server_name: Option<String>,
+    /// `server_tags`.
+    pub server_tags: Vec<String>,
+    /// Monitoring over HTTP: `http` (port or host:port), `http_port` / `monitor_port`.
+    /// `None` when disabled (port 0). The host defaults to the client host.
+    pub http: Option<HostPort>,
+    /// Monitoring over HTTPS: `https`, `https_port`.
+    pub https: Option<HostPort>,
+    /// `http_base_path`, as written.
+    pub http_base_path: String,
+    /// `max_payload` in bytes.
+    pub max_payload: i32,
+    /// `max_control_line` in bytes.
+    pub max_control_line: i32,
+    /// `max_pending` in bytes.
+    pub max_pending: i64,
+    /// `max_connections` / `max_conn`.
+    pub max_connections: i64,
+    /// `max_subscriptions` / `max_subs` (0 = unlimited).
+    pub max_subscriptions: i64,
+    /// `max_sub_tokens` / `max_subscription_tokens` (`None` = unlimited).
+    pub max_subscription_tokens: Option<u8>,
+    /// `max_traced_msg_len` (0 = unlimited).
+    pub max_traced_msg_len: i64,
+    /// `ping_interval`.
+    pub ping_interval: Duration,
+    /// `ping_max`.
+    pub ping_max: i64,
+    /// `write_deadline`.
+    pub write_deadline: Duration,
+    /// `lame_duck_duration`.
+    pub lame_duck_duration: Duration,
+    /// `lame_duck_grace_period`.
+    pub lame_duck_grace_period: Duration,
+    /// Size of the closed-connections ring (not a config key in 2.9.10).
+    pub max_closed_clients: i64,
+    /// Logging.
+    pub logging: Logging,
+    /// `pid_file` / `pidfile`.
+    pub pid_file: Option<String>,
+    /// `ports_file_dir`.
+    pub ports_file_dir: Option<String>,
+    /// `connect_error_reports`.
+    pub connect_error_reports: i64,
+    /// `reconnect_error_reports`.
+    pub reconnect_error_reports: i64,
+    /// `no_header_support`.
+    pub no_header_support: bool,
+    /// `disable_sublist_cache` / `no_sublist_cache`.
+    pub disable_sublist_cache: bool,
+    /// `no_system_account` / `no_system` / `no_sys_acc` (natsws never creates one).
+    pub no_system_account: bool,
+    /// Client TLS: the top-level `tls` block.
+    pub tls: Option<TlsOptions>,
+    /// `allow_non_tls`.
+    pub allow_non_tls: bool,
+    /// The effective client auth timeout: `authorization { timeout }`, or 2 s, or the TLS
+    /// timeout plus one second when client TLS is configured.
+    pub auth_timeout: Duration,
+    /// The `authorization` block, plus every user and nkey defined in `accounts`.
+    pub authorization: Authorization,
+    /// `no_auth_user`.
+    pub no_auth_user: Option<String>,
+    /// `accounts`.
+    pub accounts: Vec<Account>,
+    /// `leafnodes` / `leaf`.
+    pub leafnodes: LeafNodeOptions,
+    /// `websocket` / `ws`; `None` when its port is 0 (disabled).
+    pub websocket: Option<WebsocketOptions>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        server::Raw::default().finish()
+    }
+}
+
+/// A successfully loaded configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    /// The options.
+    pub options: Options,
+    /// Warnings to print before starting (already sorted).
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Options {
+    /// Interprets a parsed config (the top-level map). On failure the report holds every
+    /// warning and error, sorted as [`sort_report`] does; print it with [`render_report`].
+    ///
+    /// # Errors
+    /// Any option error (`unknown field`, a wrong value kind, a refused option, ...).
+    pub fn from_map(map: &Map) -> Result<Loaded, Vec<Diagnostic>> {
+        let mut ctx = diag::Ctx::default();
+        let raw = server::parse_top(map, &mut ctx);
+        let mut warnings = ctx.warnings;
+        sort_report(&mut warnings);
+        if ctx.errors.is_empty() {
+            return Ok(Loaded {
+                options: raw.finish(),
+                warnings,
+            });
+        }
+        let mut report = warnings;
+        let mut errors = ctx.errors;
+        sort_report(&mut errors);
+        report.extend(errors);
+        Err(report)
+    }
+}
