@@ -36,6 +36,10 @@ pub enum Reject {
     MissingHostHeader,
     /// A `Host` header with bytes that are not allowed in a host (canned 400).
     MalformedHostHeader,
+    /// A header name that is not a token (canned 400).
+    InvalidHeaderName,
+    /// A header value with a control byte (canned 400).
+    InvalidHeaderValue,
     /// The path is `/mqtt...` and the policy refuses MQTT (404, newer nats-server behaviour).
     MqttNotEnabled,
     /// The method is not exactly `GET` (405).
@@ -82,6 +86,8 @@ impl Reject {
             Self::MalformedRequest
             | Self::MissingHostHeader
             | Self::MalformedHostHeader
+            | Self::InvalidHeaderName
+            | Self::InvalidHeaderValue
             | Self::HostMissing
             | Self::InvalidUpgrade
             | Self::InvalidConnection
@@ -117,6 +123,8 @@ impl Reject {
             Self::UnsupportedVersion => Shape::Canned(Some("unsupported protocol version")),
             Self::MissingHostHeader => Shape::Canned(Some("missing required Host header")),
             Self::MalformedHostHeader => Shape::Canned(Some("malformed Host header")),
+            Self::InvalidHeaderName => Shape::Canned(Some("invalid header name")),
+            Self::InvalidHeaderValue => Shape::Canned(Some("invalid header value")),
             Self::MqttNotEnabled
             | Self::MethodNotGet
             | Self::HostMissing
@@ -194,6 +202,8 @@ impl fmt::Display for Reject {
             Self::UnsupportedVersion => f.write_str("unsupported protocol version"),
             Self::MissingHostHeader => f.write_str("missing required Host header"),
             Self::MalformedHostHeader => f.write_str("malformed Host header"),
+            Self::InvalidHeaderName => f.write_str("invalid header name"),
+            Self::InvalidHeaderValue => f.write_str("invalid header value"),
             Self::MqttNotEnabled => f.write_str("mqtt websocket endpoint not enabled"),
             Self::MethodNotGet => f.write_str("request method must be GET"),
             Self::HostMissing => f.write_str("'Host' missing in request"),

@@ -189,6 +189,10 @@ impl ServerHandshake {
         match request.parse(head) {
             Ok(httparse::Status::Complete(_)) => {}
             Err(httparse::Error::TooManyHeaders) => return Err(Reject::TooManyHeaders),
+            Err(httparse::Error::HeaderName) if every_header_line_has_colon(head) => {
+                return Err(Reject::InvalidHeaderName);
+            }
+            Err(httparse::Error::HeaderValue) => return Err(Reject::InvalidHeaderValue),
             Ok(httparse::Status::Partial) | Err(_) => return Err(Reject::MalformedRequest),
         }
         let line = request_line(head)?;
@@ -250,6 +254,16 @@ fn request_line(head: &[u8]) -> Result<RequestLine<'_>, Reject> {
         target,
         http10,
     })
+}
+
+/// Go answers a header line without `:` with a plain 400 and a bad name with "invalid header
+/// name"; httparse reports both as a name error, so the lines are looked at once more.
+fn every_header_line_has_colon(head: &[u8]) -> bool {
+    head.split(|byte| *byte == b'\n')
+        .skip(1)
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| !line.is_empty())
+        .all(|line| memchr::memchr(b':', line).is_some())
 }
 
 /// The `Host` checks Go's HTTP server makes before the handler runs. Returns the `Host` value.

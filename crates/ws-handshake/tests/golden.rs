@@ -91,6 +91,8 @@ const CASES: &[Case] = &[
     ("reject_http2", Options::default),
     ("reject_malformed_request_line", Options::default),
     ("reject_malformed_header_line", Options::default),
+    ("reject_invalid_header_name", Options::default),
+    ("reject_invalid_header_value", Options::default),
     ("reject_head_too_large", || limits(512, 128)),
     ("reject_too_many_headers", || limits(1 << 20, 32)),
     ("reject_mqtt_not_enabled", || Options {
