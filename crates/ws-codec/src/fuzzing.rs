@@ -1,6 +1,9 @@
 //! Fuzz target bodies (called by `fuzz/fuzz_targets/*.rs`) and the chunk-invariance harness
 //! they share with the tests.
-#![allow(clippy::panic, reason = "fuzz bodies report a broken property by panicking")]
+#![allow(
+    clippy::panic,
+    reason = "fuzz bodies report a broken property by panicking"
+)]
 
 use bytes::{Bytes, BytesMut};
 
@@ -151,7 +154,10 @@ pub fn ws_inflate(data: &[u8]) {
     assert!(plain.len() <= CAP);
     let mut compressed = BytesMut::new();
     let mut deflater = Deflater::new();
-    if deflater.deflate(std::slice::from_ref(&plain), &mut compressed).is_err() {
+    if deflater
+        .deflate(std::slice::from_ref(&plain), &mut compressed)
+        .is_err()
+    {
         panic!("deflate failed on {} bytes", plain.len());
     }
     let again: Bytes = match inflater.inflate(&compressed, CAP) {
@@ -207,7 +213,10 @@ mod tests {
         // The seeds exercise the paths they are named after, not just early errors.
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/ws_decode_server");
         let data = std::fs::read(root.join("compressed")).unwrap();
-        let out = super::run(crate::DecoderConfig::server().with_deflate(true), &[&data[1..]]);
+        let out = super::run(
+            crate::DecoderConfig::server().with_deflate(true),
+            &[&data[1..]],
+        );
         assert_eq!(out.error, None);
         assert_eq!(out.events.len(), 1);
     }

@@ -37,7 +37,10 @@ pub fn apply_mask_bytewise(buf: &mut [u8], key: [u8; 4], offset: usize) -> usize
 }
 
 #[cfg(test)]
-#[allow(clippy::cast_possible_truncation, reason = "test data generators truncate on purpose")]
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "test data generators truncate on purpose"
+)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -1,4 +1,7 @@
-#![allow(clippy::cast_possible_truncation, reason = "test data generators truncate on purpose")]
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "test data generators truncate on purpose"
+)]
 
 use bytes::{Bytes, BytesMut};
 
