@@ -6,8 +6,8 @@ use std::time::Duration;
 use crate::value::Value;
 
 use super::auth::{
-    apply_default_permissions, go_value, is_valid_public_key, is_valid_subject,
-    parse_permissions, parse_users, Permissions, PREFIX_ACCOUNT,
+    PREFIX_ACCOUNT, Permissions, apply_default_permissions, go_value, is_valid_public_key,
+    is_valid_subject, parse_permissions, parse_users,
 };
 use super::diag::{Ctx, Panic, V};
 use super::gostd::{parse_duration, quote};
@@ -299,7 +299,8 @@ fn import_authorized(accounts: &[Account], import: &Import, importer: &str) -> b
     }
     target.exports.iter().any(|export| {
         export.kind == import.kind
-            && (export.subject == import.subject || is_subset_match(&import.subject, &export.subject))
+            && (export.subject == import.subject
+                || is_subset_match(&import.subject, &export.subject))
             && (export.accounts.is_empty() || export.accounts.iter().any(|a| a == importer))
     })
 }
@@ -350,16 +351,17 @@ fn check_imports_and_exports(accounts: &[Account], ctx: &mut Ctx, v: &V<'_>) {
                 continue;
             }
             if let Some(prefix) = &import.prefix
-                && prefix.split('.').any(|t| t == "*" || t == ">") {
-                    ctx.error(
+                && prefix.split('.').any(|t| t == "*" || t == ">")
+            {
+                ctx.error(
                         v,
                         format!(
                             "Error adding stream import {}: stream import prefix can not contain wildcard tokens",
                             quote(&import.subject)
                         ),
                     );
-                    continue;
-                }
+                continue;
+            }
             if !import_authorized(accounts, import, &account.name) {
                 ctx.error(
                     v,
@@ -571,7 +573,9 @@ fn parse_export(ctx: &mut Ctx, v: &V<'_>) -> Option<Export> {
 fn parse_latency(v: &V<'_>) -> Result<Latency, String> {
     match v.value() {
         Value::Str(_) => {
-            let subject = v.string().map_err(|_| "invalid latency subject".to_owned())?;
+            let subject = v
+                .string()
+                .map_err(|_| "invalid latency subject".to_owned())?;
             return Ok(Latency {
                 subject,
                 sampling: Some(100),
@@ -623,7 +627,10 @@ fn parse_latency(v: &V<'_>) -> Result<Latency, String> {
                 let Value::Str(_) = mv.value() else {
                     return Err("Expected latency subject to be a string, got string".to_owned());
                 };
-                subject = Some(mv.string().map_err(|_| "invalid latency subject".to_owned())?);
+                subject = Some(
+                    mv.string()
+                        .map_err(|_| "invalid latency subject".to_owned())?,
+                );
             }
             _ => {}
         }
@@ -651,8 +658,8 @@ fn parse_imports(ctx: &mut Ctx, v: &V<'_>) -> Option<Vec<Import>> {
                 && let Some(dup) = out
                     .iter()
                     .find(|i| i.kind == ExportKind::Service && i.to == import.to)
-                {
-                    ctx.error(
+            {
+                ctx.error(
                         &item,
                         format!(
                             "Duplicate service import subject {}, previously used in import for account {}, subject {}",
@@ -661,8 +668,8 @@ fn parse_imports(ctx: &mut Ctx, v: &V<'_>) -> Option<Vec<Import>> {
                             quote(&dup.subject)
                         ),
                     );
-                    continue;
-                }
+                continue;
+            }
             out.push(import);
         }
         Ok(Some(out))
@@ -772,7 +779,10 @@ fn parse_import(ctx: &mut Ctx, v: &V<'_>) -> Option<Import> {
                     if let Some(c) = current.as_mut() {
                         c.to.clone_from(&to);
                         if c.kind == ExportKind::Stream && c.prefix.is_some() {
-                            ctx.error(mv, "Stream import can not have a 'prefix' and a 'to' property");
+                            ctx.error(
+                                mv,
+                                "Stream import can not have a 'prefix' and a 'to' property",
+                            );
                             continue;
                         }
                     }

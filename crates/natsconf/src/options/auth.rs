@@ -401,10 +401,7 @@ pub(crate) fn parse_permissions(ctx: &mut Ctx, v: &V<'_>) -> Option<Permissions>
 }
 
 /// `parseVariablePermissions`: `{allow, deny}` or a subject list. `Err` after an error.
-fn parse_variable_permissions(
-    ctx: &mut Ctx,
-    v: &V<'_>,
-) -> Result<Option<SubjectPermission>, ()> {
+fn parse_variable_permissions(ctx: &mut Ctx, v: &V<'_>) -> Result<Option<SubjectPermission>, ()> {
     if let Value::Map(map) = v.value() {
         if map.is_empty() {
             return Ok(None);
@@ -438,7 +435,13 @@ fn parse_variable_permissions(
         }
         return Ok(Some(perm));
     }
-    match parse_perm_subjects(ctx, v) {
+    // The reference hands the bare value (not its token) to `parsePermSubjects` here, so
+    // errors about the value as a whole carry no position.
+    let bare = V {
+        node: v.node,
+        pos: None,
+    };
+    match parse_perm_subjects(ctx, &bare) {
         Some(subjects) => Ok(Some(SubjectPermission {
             allow: (!subjects.is_empty()).then_some(subjects),
             deny: Vec::new(),
@@ -459,7 +462,10 @@ pub(crate) fn parse_perm_subjects(ctx: &mut Ctx, v: &V<'_>) -> Option<Vec<String
                     if let Value::Str(_) = item.value() {
                         out.push(item.string()?);
                     } else {
-                        ctx.error(&item, "Subject in permissions array cannot be cast to string");
+                        ctx.error(
+                            &item,
+                            "Subject in permissions array cannot be cast to string",
+                        );
                         return Ok(None);
                     }
                 }

@@ -103,10 +103,11 @@ pub(crate) fn parse_duration(orig: &str) -> Result<i64, String> {
     let mut rest = orig.as_bytes();
     let mut negative = false;
     if let Some((&sign, tail)) = rest.split_first()
-        && (sign == b'-' || sign == b'+') {
-            negative = sign == b'-';
-            rest = tail;
-        }
+        && (sign == b'-' || sign == b'+')
+    {
+        negative = sign == b'-';
+        rest = tail;
+    }
     if rest == b"0" {
         return Ok(0);
     }
@@ -364,7 +365,10 @@ mod tests {
             ("0.3333333333333333333h", Ok(1_200_000_000_000)),
             ("9223372036854775807ns", Ok(i64::MAX)),
             ("-9223372036854775808ns", Ok(i64::MIN)),
-            ("9223372036854775808ns", Err("time: invalid duration \"9223372036854775808ns\"")),
+            (
+                "9223372036854775808ns",
+                Err("time: invalid duration \"9223372036854775808ns\""),
+            ),
             ("", Err("time: invalid duration \"\"")),
             ("abc", Err("time: invalid duration \"abc\"")),
             ("-", Err("time: invalid duration \"-\"")),
@@ -374,7 +378,10 @@ mod tests {
             ("3x", Err("time: unknown unit \"x\" in duration \"3x\"")),
             ("3d", Err("time: unknown unit \"d\" in duration \"3d\"")),
             ("1s ", Err("time: unknown unit \"s \" in duration \"1s \"")),
-            ("1é", Err("time: unknown unit \"\\xc3\\xa9\" in duration \"1\\xc3\\xa9\"")),
+            (
+                "1é",
+                Err("time: unknown unit \"\\xc3\\xa9\" in duration \"1\\xc3\\xa9\""),
+            ),
             ("3000000h", Err("time: invalid duration \"3000000h\"")),
             ("\"q", Err("time: invalid duration \"\\\"q\"")),
         ];
@@ -426,7 +433,10 @@ mod tests {
     #[test]
     fn quote_and_atoi() {
         assert_eq!(quote("a\"b\\c\n\u{1}é"), "\"a\\\"b\\\\c\\n\\x01é\"");
-        assert_eq!(quote_list(&["X".to_owned(), "Y".to_owned()]), "[\"X\" \"Y\"]");
+        assert_eq!(
+            quote_list(&["X".to_owned(), "Y".to_owned()]),
+            "[\"X\" \"Y\"]"
+        );
         assert_eq!(atoi("-1"), Some(-1));
         assert_eq!(atoi("+7"), Some(7));
         assert_eq!(atoi(""), None);

@@ -9,8 +9,8 @@ use super::auth::{auth_timeout, go_value, parse_perm_subjects};
 use super::diag::{Ctx, Panic, V};
 use super::gostd::quote;
 use super::server::{check_port, parse_listen, seconds_to_duration};
-use super::tls::{parse_tls, TlsOptions};
-use super::{url, HostPort, DEFAULT_HOST, DEFAULT_LEAFNODE_PORT, DEFAULT_LEAF_RECONNECT};
+use super::tls::{TlsOptions, parse_tls};
+use super::{DEFAULT_HOST, DEFAULT_LEAF_RECONNECT, DEFAULT_LEAFNODE_PORT, HostPort, url};
 
 /// The accepting side's `authorization` block.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -447,7 +447,9 @@ fn parse_remotes(ctx: &mut Ctx, v: &V<'_>) -> Option<Vec<RemoteLeaf>> {
                             remote.deny_exports = subjects;
                         }
                     }
-                    "ws_compress" | "ws_compression" | "websocket_compress"
+                    "ws_compress"
+                    | "ws_compression"
+                    | "websocket_compress"
                     | "websocket_compression" => remote.ws_compression = mv.bool()?,
                     "ws_no_masking" | "websocket_no_masking" => remote.ws_no_masking = mv.bool()?,
                     "jetstream_cluster_migrate" | "js_cluster_migrate" => {

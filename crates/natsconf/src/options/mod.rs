@@ -41,10 +41,10 @@ use crate::value::Map;
 
 pub use accounts::{Account, Export, ExportKind, Import, ImportKind, Latency, ResponseType};
 pub use auth::{
-    Authorization, NkeyUser, Permissions, ResponsePermission, SubjectPermission, User,
-    CONNECTION_TYPES,
+    Authorization, CONNECTION_TYPES, NkeyUser, Permissions, ResponsePermission, SubjectPermission,
+    User,
 };
-pub use diag::{render_report, sort_report, Diagnostic, Severity};
+pub use diag::{Diagnostic, Severity, render_report, sort_report};
 pub use leafnode::{LeafAuthorization, LeafNodeOptions, LeafUrl, LeafUser, RemoteLeaf};
 pub use tls::TlsOptions;
 pub use url::AllowedOrigin;

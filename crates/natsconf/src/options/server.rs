@@ -5,20 +5,19 @@ use std::time::Duration;
 
 use crate::value::Map;
 
-use super::accounts::{parse_accounts, Account};
-use super::auth::{parse_authorization, Authorization, NkeyUser, User};
+use super::accounts::{Account, parse_accounts};
+use super::auth::{Authorization, NkeyUser, User, parse_authorization};
 use super::diag::{Ctx, Entry, Panic, V};
 use super::gostd::{atoi, format_duration, parse_duration, quote, split_host_port};
-use super::leafnode::{parse_leafnodes, RawLeaf};
-use super::tls::{parse_tls, TlsOptions};
-use super::websocket::{parse_websocket, RawWebsocket};
+use super::leafnode::{RawLeaf, parse_leafnodes};
+use super::tls::{TlsOptions, parse_tls};
+use super::websocket::{RawWebsocket, parse_websocket};
 use super::{
-    HostPort, Logging, Options, DEFAULT_AUTH_TIMEOUT, DEFAULT_CONNECT_ERROR_REPORTS,
-    DEFAULT_HOST, DEFAULT_LAME_DUCK_DURATION, DEFAULT_LAME_DUCK_GRACE_PERIOD,
-    DEFAULT_MAX_CLOSED_CLIENTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONTROL_LINE_BYTES,
-    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_PENDING_BYTES, DEFAULT_PING_INTERVAL,
-    DEFAULT_PING_MAX, DEFAULT_PORT, DEFAULT_RECONNECT_ERROR_REPORTS, DEFAULT_TLS_TIMEOUT,
-    DEFAULT_WRITE_DEADLINE,
+    DEFAULT_AUTH_TIMEOUT, DEFAULT_CONNECT_ERROR_REPORTS, DEFAULT_HOST, DEFAULT_LAME_DUCK_DURATION,
+    DEFAULT_LAME_DUCK_GRACE_PERIOD, DEFAULT_MAX_CLOSED_CLIENTS, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONTROL_LINE_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_PENDING_BYTES,
+    DEFAULT_PING_INTERVAL, DEFAULT_PING_MAX, DEFAULT_PORT, DEFAULT_RECONNECT_ERROR_REPORTS,
+    DEFAULT_TLS_TIMEOUT, DEFAULT_WRITE_DEADLINE, HostPort, Logging, Options,
 };
 
 /// Top-level keys natsws refuses (spec: options it does not serve).
@@ -155,7 +154,11 @@ pub(crate) fn parse_duration_option(
         });
     }
     let seconds = at.int()?;
-    ctx.warning(at, field, format!("{field} should be converted to a duration"));
+    ctx.warning(
+        at,
+        field,
+        format!("{field} should be converted to a duration"),
+    );
     Ok(Some(seconds.wrapping_mul(1_000_000_000)))
 }
 
@@ -335,9 +338,10 @@ fn parse_entry(raw: &mut Raw, ctx: &mut Ctx, entry: &Entry<'_>) -> Result<(), Pa
         }
         "ping_interval" => {
             if let Some(nanos) = parse_duration_option(ctx, "ping_interval", v)?
-                && let Some(nanos) = non_negative(ctx, v, "ping_interval", nanos) {
-                    raw.ping_interval = nanos;
-                }
+                && let Some(nanos) = non_negative(ctx, v, "ping_interval", nanos)
+            {
+                raw.ping_interval = nanos;
+            }
         }
         "ping_max" => raw.ping_max = v.int()?,
         "tls" => {
@@ -348,9 +352,10 @@ fn parse_entry(raw: &mut Raw, ctx: &mut Ctx, entry: &Entry<'_>) -> Result<(), Pa
         "allow_non_tls" => raw.allow_non_tls = v.bool()?,
         "write_deadline" => {
             if let Some(nanos) = parse_duration_option(ctx, "write_deadline", v)?
-                && let Some(nanos) = non_negative(ctx, v, "write_deadline", nanos) {
-                    raw.write_deadline = nanos;
-                }
+                && let Some(nanos) = non_negative(ctx, v, "write_deadline", nanos)
+            {
+                raw.write_deadline = nanos;
+            }
         }
         "lame_duck_duration" => {
             let text = v.string()?;
@@ -429,7 +434,10 @@ fn parse_top_authorization(raw: &mut Raw, ctx: &mut Ctx, v: &V<'_>) {
         }
         for user in &auth.users {
             if names.contains(&user.username) {
-                ctx.error(v, format!("Duplicate user {} detected", quote(&user.username)));
+                ctx.error(
+                    v,
+                    format!("Duplicate user {} detected", quote(&user.username)),
+                );
                 return;
             }
             names.push(user.username.clone());

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use crate::value::Value;
 
+use super::DEFAULT_TLS_TIMEOUT;
 use super::diag::{Ctx, Panic, V};
 use super::gostd::parse_duration;
 use super::server::seconds_to_duration;
-use super::DEFAULT_TLS_TIMEOUT;
 
 /// Cipher suite names nats-server accepts, and whether natsws (rustls) implements them.
 const CIPHERS: &[(&str, bool)] = &[
@@ -142,9 +142,7 @@ fn names(
 ) -> Result<Vec<String>, Panic> {
     let items = v.array()?;
     if items.is_empty() {
-        return Err(v.panic(format!(
-            "error parsing tls config, '{key}' cannot be empty"
-        )));
+        return Err(v.panic(format!("error parsing tls config, '{key}' cannot be empty")));
     }
     let mut out = Vec::with_capacity(items.len());
     for item in items {
@@ -152,9 +150,7 @@ fn names(
         match known.iter().find(|(n, _)| *n == name) {
             None => return Err(item.panic(format!("{unknown_text} {name}"))),
             Some((_, false)) => {
-                return Err(item.panic(format!(
-                    "{key} entry {name} is not supported by natsws"
-                )));
+                return Err(item.panic(format!("{key} entry {name} is not supported by natsws")));
             }
             Some((_, true)) => out.push(name),
         }
@@ -200,9 +196,9 @@ fn parse_tls_inner(v: &V<'_>, client_context: bool) -> Result<TlsOptions, Panic>
             "verify_cert_and_check_known_urls" => {
                 let on = boolean(mv, "verify_cert_and_check_known_urls")?;
                 if on && client_context {
-                    return Err(mv.panic(
-                        "verify_cert_and_check_known_urls not supported in this context",
-                    ));
+                    return Err(
+                        mv.panic("verify_cert_and_check_known_urls not supported in this context")
+                    );
                 }
                 if on {
                     tls.verify = true;
@@ -231,9 +227,9 @@ fn parse_tls_inner(v: &V<'_>, client_context: bool) -> Result<TlsOptions, Panic>
                             #[expect(clippy::cast_precision_loss, reason = "Go's d.Seconds()")]
                             Ok(nanos) => nanos as f64 / 1e9,
                             Err(err) => {
-                                return Err(mv.panic(format!(
-                                    "error parsing tls config, 'timeout' {err}"
-                                )));
+                                return Err(
+                                    mv.panic(format!("error parsing tls config, 'timeout' {err}"))
+                                );
                             }
                         }
                     }
@@ -249,9 +245,9 @@ fn parse_tls_inner(v: &V<'_>, client_context: bool) -> Result<TlsOptions, Panic>
             }
             "connection_rate_limit" => {
                 let Value::Int(n) = mv.value() else {
-                    return Err(mv.panic(
-                        "error parsing tls config, 'connection_rate_limit' wrong type",
-                    ));
+                    return Err(
+                        mv.panic("error parsing tls config, 'connection_rate_limit' wrong type")
+                    );
                 };
                 tls.connection_rate_limit = *n;
             }

@@ -176,9 +176,8 @@ impl AllowedOrigin {
     /// with a host.
     pub fn parse(entry: &str) -> Result<Self, String> {
         let url = parse(entry).map_err(|err| format!("unable to parse allowed origin: {err}"))?;
-        let strict = |reason: &str| {
-            format!("unable to parse allowed origin {}: {reason}", quote(entry))
-        };
+        let strict =
+            |reason: &str| format!("unable to parse allowed origin {}: {reason}", quote(entry));
         if !(url.scheme == "http" || url.scheme == "https") || !url.has_authority {
             return Err(strict(
                 "allowed origins must be absolute URLs with http or https scheme",
@@ -229,7 +228,8 @@ mod tests {
         ok("HTTP://x:8080", "http", "x", 8080);
         ok("http://[::1]:81", "http", "::1", 81);
         ok("http://user@x", "http", "x", 80);
-        let err = |s: &str, want: &str| assert_eq!(AllowedOrigin::parse(s), Err(want.to_owned()), "{s}");
+        let err =
+            |s: &str, want: &str| assert_eq!(AllowedOrigin::parse(s), Err(want.to_owned()), "{s}");
         err(
             "http://this:is:bad:url",
             "unable to parse allowed origin: parse \"http://this:is:bad:url\": invalid port \":url\" after host",
@@ -254,7 +254,10 @@ mod tests {
             "http:x.com",
             "unable to parse allowed origin \"http:x.com\": allowed origins must be absolute URLs with http or https scheme",
         );
-        err("http://", "unable to parse allowed origin \"http://\": host is required");
+        err(
+            "http://",
+            "unable to parse allowed origin \"http://\": host is required",
+        );
         err(
             "http://x:99999",
             "unable to parse allowed origin \"http://x:99999\": invalid port \"99999\"",

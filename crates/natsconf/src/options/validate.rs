@@ -111,14 +111,16 @@ impl Options {
             ))
         };
         if let Some(account) = &leaf.authorization.account
-            && !exists(account) {
-                return Err(missing(account, "authorization"));
-            }
+            && !exists(account)
+        {
+            return Err(missing(account, "authorization"));
+        }
         for user in &leaf.authorization.users {
             if let Some(account) = &user.account
-                && !exists(account) {
-                    return Err(missing(account, "authorization"));
-                }
+                && !exists(account)
+            {
+                return Err(missing(account, "authorization"));
+            }
         }
         for remote in &leaf.remotes {
             let account = remote.account.as_deref().unwrap_or_default();
@@ -128,13 +130,16 @@ impl Options {
         }
         for remote in &leaf.remotes {
             if let Some((first, rest)) = remote.urls.split_first()
-                && rest.iter().any(|u| u.is_websocket() != first.is_websocket()) {
-                    let list: Vec<String> = remote.urls.iter().map(redacted).collect();
-                    return Err(ValidationError::new(format!(
-                        "remote leaf node configuration cannot have a mix of websocket and non-websocket urls: {}",
-                        quote_list(&list)
-                    )));
-                }
+                && rest
+                    .iter()
+                    .any(|u| u.is_websocket() != first.is_websocket())
+            {
+                let list: Vec<String> = remote.urls.iter().map(redacted).collect();
+                return Err(ValidationError::new(format!(
+                    "remote leaf node configuration cannot have a mix of websocket and non-websocket urls: {}",
+                    quote_list(&list)
+                )));
+            }
         }
         Ok(())
     }

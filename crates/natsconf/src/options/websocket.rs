@@ -8,9 +8,9 @@ use super::auth::{auth_timeout, parse_string_array};
 use super::diag::{Ctx, Panic, V};
 use super::gostd::{parse_duration, quote};
 use super::server::{nanos_to_duration, parse_duration_option, parse_listen, seconds_to_duration};
-use super::tls::{parse_tls, TlsOptions};
+use super::tls::{TlsOptions, parse_tls};
 use super::url::AllowedOrigin;
-use super::{HostPort, DEFAULT_HOST};
+use super::{DEFAULT_HOST, HostPort};
 
 /// The websocket block's own credentials (an auth override for WebSocket clients when `user`
 /// or `token` is set, spec/websocket.md §4.5).
@@ -150,10 +150,10 @@ fn parse_entries(ws: &mut RawWebsocket, ctx: &mut Ctx, v: &V<'_>) -> Result<(), 
                 }
             }
             "same_origin" => ws.same_origin = mv.bool()?,
-            "allowed_origins" | "allowed_origin" | "allow_origins" | "allow_origin"
-            | "origins" | "origin" => {
-                ws.allowed_origins = parse_string_array(ctx, "allowed origins", mv)?
-                    .unwrap_or_default();
+            "allowed_origins" | "allowed_origin" | "allow_origins" | "allow_origin" | "origins"
+            | "origin" => {
+                ws.allowed_origins =
+                    parse_string_array(ctx, "allowed origins", mv)?.unwrap_or_default();
             }
             "handshake_timeout" => {
                 ws.handshake_timeout = match mv.value() {
@@ -275,10 +275,7 @@ impl RawWebsocket {
             token_cookie: self.token_cookie,
             no_auth_user: self.no_auth_user,
             headers: self.headers,
-            ping_interval: self
-                .ping_interval
-                .filter(|n| *n > 0)
-                .map(nanos_to_duration),
+            ping_interval: self.ping_interval.filter(|n| *n > 0).map(nanos_to_duration),
         })
     }
 }
@@ -287,8 +284,14 @@ impl RawWebsocket {
 pub(crate) fn check_headers(headers: &[(String, String)]) -> Result<(), String> {
     for (name, _) in headers {
         let lower = name.to_ascii_lowercase();
-        if ["host", "content-length", "connection", "upgrade", "nats-no-masking"]
-            .contains(&lower.as_str())
+        if [
+            "host",
+            "content-length",
+            "connection",
+            "upgrade",
+            "nats-no-masking",
+        ]
+        .contains(&lower.as_str())
         {
             return Err(format!(
                 "websocket: invalid header {} not allowed",

@@ -1,0 +1,81 @@
+//! Golden tests: every `tests/options_data/<case>.conf` is parsed and its options interpreted;
+//! the rendered report must equal `<case>.out`. A rejected config renders the diagnostics as
+//! nats-server prints them after `nats-server: `; an accepted one renders its warnings and then
+//! `valid`. Regenerate with `UPDATE_GOLDEN=1 cargo test -p natsconf --test options_golden` and
+//! review the diff like code.
+//!
+//! Most cases match `nats-server -t -c <case>.conf` of nats-server 2.9.10 line for line (up to
+//! the order, which is random in the reference); the cases where natsws deliberately differs
+//! are listed in `DIFFERENT_FROM_REFERENCE` with the reason.
+
+use std::fs;
+use std::path::Path;
+
+use natsconf::options::{Options, render_report};
+use natsconf::{MemLoader, NoEnv, parse_source};
+
+/// Cases whose expected output deliberately differs from nats-server 2.9.10.
+const DIFFERENT_FROM_REFERENCE: &[(&str, &str)] = &[
+    (
+        "unsupported",
+        "cluster, jetstream, system_account and mqtt are refused",
+    ),
+    ("accounts_errors", "account-level jetstream is refused"),
+    (
+        "ports",
+        "ports outside -1..=65535 are config errors, not bind errors",
+    ),
+    (
+        "ws_newer_options",
+        "the nats-server 2.11+ websocket options are accepted",
+    ),
+    ("ws_headers_type", "websocket headers (2.11+) are parsed"),
+];
+
+fn render(name: &str, text: &[u8]) -> String {
+    let map = match parse_source(text, name.as_bytes(), &NoEnv, &MemLoader::new()) {
+        Ok(map) => map,
+        Err(err) => return format!("parse error: {err}\n"),
+    };
+    match Options::from_map(&map) {
+        Ok(loaded) => format!("{}valid\n", render_report(&loaded.warnings)),
+        Err(report) => render_report(&report),
+    }
+}
+
+#[test]
+fn golden_option_reports() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/options_data");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut cases: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 40, "golden cases missing");
+    let mut failures = Vec::new();
+    for conf in cases {
+        let name = conf.file_name().unwrap().to_str().unwrap().to_owned();
+        let got = render(&name, &fs::read(&conf).unwrap());
+        let out = conf.with_extension("out");
+        if update {
+            fs::write(&out, &got).unwrap();
+            continue;
+        }
+        let want = fs::read_to_string(&out).unwrap_or_default();
+        if got != want {
+            failures.push(format!("{name}:\n--- want\n{want}--- got\n{got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn differences_are_listed_for_existing_cases() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/options_data");
+    for (case, reason) in DIFFERENT_FROM_REFERENCE {
+        assert!(!reason.is_empty());
+        assert!(dir.join(format!("{case}.conf")).exists(), "{case}");
+    }
+}
