@@ -10,6 +10,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::process::Command;
 
 use natsconf::options::{Options, render_report};
 use natsconf::{MemLoader, NoEnv, parse_source};
@@ -30,6 +31,30 @@ const DIFFERENT_FROM_REFERENCE: &[(&str, &str)] = &[
         "the nats-server 2.11+ websocket options are accepted",
     ),
     ("ws_headers_type", "websocket headers (2.11+) are parsed"),
+    (
+        "tls_refused_cipher",
+        "cipher suites rustls does not implement are refused",
+    ),
+    (
+        "tls_refused_curve",
+        "curves rustls (ring) does not implement are refused",
+    ),
+    (
+        "ok_everything",
+        "certificate files are read by the binary, not by natsconf",
+    ),
+    (
+        "auth_top_not_map",
+        "Go's follow-on nil pointer dereference after the panic is not reproduced",
+    ),
+    (
+        "auth_timeout_token",
+        "Go's follow-on nil pointer dereference after the panic is not reproduced",
+    ),
+    (
+        "ws_auth_types",
+        "no nil pointer dereference, so the rest of the websocket block is still checked",
+    ),
 ];
 
 fn render(name: &str, text: &[u8]) -> String {
@@ -78,4 +103,58 @@ fn differences_are_listed_for_existing_cases() {
         assert!(!reason.is_empty());
         assert!(dir.join(format!("{case}.conf")).exists(), "{case}");
     }
+}
+
+/// With `NATSCONF_REFERENCE=/path/to/nats-server` (2.9.10), every case that is not a listed
+/// difference must give the same lines as `nats-server -t -c <case>.conf` (order aside).
+#[test]
+fn matches_the_reference_server_when_given() {
+    let Some(bin) = std::env::var_os("NATSCONF_REFERENCE") else {
+        return;
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/options_data");
+    let mut mismatches = Vec::new();
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "conf") {
+            continue;
+        }
+        let case = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        if DIFFERENT_FROM_REFERENCE.iter().any(|(c, _)| *c == case) {
+            continue;
+        }
+        let name = format!("{case}.conf");
+        let mut ours: Vec<String> = render(&name, &fs::read(&path).unwrap())
+            .lines()
+            .filter(|l| *l != "valid")
+            .map(str::to_owned)
+            .collect();
+        ours.sort();
+        // Go visits map entries in random order, and a block stops at its first type error,
+        // so the reference's report can vary between runs: ours must equal one of them.
+        let mut seen = Vec::new();
+        for _ in 0..8 {
+            let output = Command::new(&bin)
+                .args(["-t", "-c", &name])
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&output.stderr);
+            let mut reference: Vec<String> = text
+                .lines()
+                .map(|l| l.strip_prefix("nats-server: ").unwrap_or(l).to_owned())
+                .filter(|l| !l.is_empty() && !l.starts_with("configuration file "))
+                .collect();
+            reference.sort();
+            if reference == ours {
+                seen.clear();
+                break;
+            }
+            seen.push(reference);
+        }
+        if let Some(reference) = seen.first() {
+            mismatches.push(format!("{case}: reference {reference:?}, natsws {ours:?}"));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }

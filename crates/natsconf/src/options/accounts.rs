@@ -100,6 +100,24 @@ pub struct Account {
 /// Account-level keys natsws refuses.
 const UNSUPPORTED_ACCOUNT_KEYS: &[&str] = &["jetstream", "mappings", "maps", "limits"];
 
+/// `%q` of a config value: strings quoted, integers as Go rune literals (`'\x05'`).
+fn go_quote_value(value: &Value) -> String {
+    match value {
+        Value::Int(n) => {
+            let c = u32::try_from(*n).ok().and_then(char::from_u32);
+            match c {
+                Some('\'') => "'\\''".to_owned(),
+                Some('\\') => "'\\\\'".to_owned(),
+                Some(c) if !c.is_control() => format!("'{c}'"),
+                Some(c) if u32::from(c) < 0x80 => format!("'\\x{:02x}'", u32::from(c)),
+                Some(c) => format!("'\\u{:04x}'", u32::from(c)),
+                None => "'\u{fffd}'".to_owned(),
+            }
+        }
+        other => quote(&go_value(other)),
+    }
+}
+
 fn reserved(name: &str) -> bool {
     name == "$G"
 }
@@ -174,7 +192,7 @@ fn parse_accounts_inner(raw: &mut Raw, ctx: &mut Ctx, v: &V<'_>) -> Result<(), P
                                     mv,
                                     format!(
                                         "Not a valid public nkey for an account: {}",
-                                        quote(&go_value(mv.value()))
+                                        go_quote_value(mv.value())
                                     ),
                                 ),
                             }

@@ -198,11 +198,16 @@ fn string_list(ctx: &mut Ctx, what: &str, at: &V<'_>) -> Result<Option<Vec<Strin
                 if let crate::value::Value::Str(_) = item.value() {
                     out.push(item.string()?);
                 } else {
+                    // The reference prints the Go type of the pedantic token wrapper.
+                    let type_name = if item.node.pos.is_some() {
+                        "*conf.token"
+                    } else {
+                        item.go_type()
+                    };
                     ctx.error(
                         at,
                         format!(
-                            "error parsing {what}: unsupported type {} where string is expected",
-                            item.go_type()
+                            "error parsing {what}: unsupported type {type_name} where string is expected"
                         ),
                     );
                     return Ok(None);
