@@ -330,9 +330,28 @@ fn gen_value(rng: &mut Rng, depth: usize, tame: bool, out: &mut String) {
     }
 }
 
+/// Small tokens for noise inputs: every character class the lexer distinguishes.
+const NOISE: &[&str] = &[
+    "a", "k", "1", "0", "9", "-", ".", ":", "=", " ", "\t", "\n", "\r", "\r\n", "[", "]", "{", "}",
+    "(", ")", "\"", "'", "\\", "\\x", "\\t", "#", "/", "//", ";", ",", "$", "$a", "\0", "\u{b}",
+    "\u{c}", "\u{a0}", "\u{85}", "\u{2003}", "\u{3000}", "\u{feff}", "\u{663}", "\u{130}",
+    "\u{212a}", "\u{fffd}", "é", "include ", "true", "e", "b", "i", "T", "Z", "2024-", "1k", "x",
+];
+
 /// One generated config (bytes, since mutations may break UTF-8).
 fn gen_config(rng: &mut Rng) -> Vec<u8> {
     let mut text = String::new();
+    if rng.chance(15) {
+        for _ in 0..rng.below(40) {
+            text.push_str(rng.pick(NOISE));
+        }
+        let mut bytes = text.into_bytes();
+        if rng.chance(20) {
+            let at = rng.below(bytes.len() + 1);
+            bytes.insert(at, 0xff);
+        }
+        return bytes;
+    }
     if rng.chance(10) {
         text.push_str(rng.pick(&["{", "{\n", "\u{feff}", "# head\n", "\n\n"]));
     }
