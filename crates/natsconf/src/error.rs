@@ -105,13 +105,52 @@ impl Error {
         self.location.as_ref()
     }
 
+    /// A hint for the common mistakes behind some reference errors.
+    #[must_use]
+    pub fn help(&self) -> Option<&'static str> {
+        let message = String::from_utf8_lossy(&self.message);
+        let hints: [(&str, &str); 6] = [
+            (
+                "an array terminator \"]\", but got '\0'",
+                "a number directly followed by `]` is read as a string: write `[1, 2, 3 ]` or `[1, 2, 3,]`",
+            ),
+            (
+                "Unexpected EOF processing block.",
+                "a block ends only at a `)` alone at the start of a line followed by LF (not CRLF)",
+            ),
+            (
+                "All ISO8601 dates must be in full Zulu form.",
+                "a value of digits and `-` must be a full date-time like 2024-01-31T00:00:00Z; quote other text",
+            ),
+            (
+                "Invalid escape character",
+                "write `\\\\` for a backslash, or use single quotes for raw text",
+            ),
+            (
+                "can not be found",
+                "define the variable earlier in this or an enclosing block, or set the environment variable",
+            ),
+            (
+                "include cycle detected",
+                "a file must not include itself, directly or through other files",
+            ),
+        ];
+        hints
+            .iter()
+            .find(|(pattern, _)| message.contains(pattern))
+            .map(|(_, hint)| *hint)
+    }
+
     /// A human-oriented diagnostic: `file:line:col: message`, then the source line and a caret
     /// under the offending column. Without a location it is just the message.
     #[must_use]
     pub fn render(&self) -> String {
         let message = String::from_utf8_lossy(&self.message);
         let Some(loc) = &self.location else {
-            return format!("{message}\n");
+            return match self.help() {
+                Some(help) => format!("{message}\nhelp: {help}\n"),
+                None => format!("{message}\n"),
+            };
         };
         // Long lines are shown as a window of at most WINDOW characters around the column.
         const WINDOW: usize = 100;
@@ -136,10 +175,16 @@ impl Error {
                 c
             }
         }));
-        format!(
+        let mut out = format!(
             "{}:{}:{}: {message}\n{visible_line}\n{caret_pad}^\n",
             loc.file, loc.line, loc.col
-        )
+        );
+        if let Some(help) = self.help() {
+            out.push_str("help: ");
+            out.push_str(help);
+            out.push('\n');
+        }
+        out
     }
 
     pub(crate) fn with_prefix(mut self, kind: ErrorKind, prefix: &[u8]) -> Self {
