@@ -967,3 +967,94 @@ fn values_without_positions_report_the_enclosing_position() {
     let top = map(vec![("some_var", used)]);
     assert!(Options::from_map(&top).is_ok());
 }
+
+/// Reload from the first config to the second, and the outcome.
+fn check_reload(old: &str, new: &str, want: Result<(), &str>) {
+    let res = load(old)
+        .check_reload(&load(new))
+        .map_err(|e| e.to_string());
+    assert_eq!(res, want.map_err(str::to_owned), "{old:?} -> {new:?}");
+}
+
+#[test]
+fn reload_refuses_what_the_reference_refuses() {
+    let base = "port: 14222\nserver_name: a\nlame_duck_duration: \"1m\"";
+    check_reload(base, base, Ok(()));
+    check_reload(
+        base,
+        "port: 14222\nserver_name: a\nlame_duck_duration: \"2m\"",
+        Err("config reload not supported for LameDuckDuration: old=1m0s, new=2m0s"),
+    );
+    check_reload(
+        base,
+        "port: 14223\nserver_name: a\nlame_duck_duration: \"1m\"",
+        Err("config reload not supported for Port: old=14222, new=14223"),
+    );
+    check_reload("port: 1", "port: -1", Ok(()));
+    check_reload(
+        "server_name: a",
+        "server_name: b",
+        Err("config reload not supported for ServerName: old=a, new=b"),
+    );
+    check_reload(
+        base,
+        "port: 14222\nserver_name: a\nlame_duck_duration: \"1m\"\nmax_subs: 5",
+        Err("config reload not supported for MaxSubs: old=0, new=5"),
+    );
+    check_reload(
+        "",
+        "websocket { port: 18080, no_tls: true }",
+        Err("config reload not supported for Websocket: old={…}, new={…}"),
+    );
+    check_reload(
+        "",
+        "http: 8222",
+        Err("config reload not supported for HTTPPort: old=0, new=8222"),
+    );
+    check_reload(
+        "",
+        "max_pending: 1MB",
+        Err("config reload not supported for MaxPending: old=67108864, new=1048576"),
+    );
+    check_reload(
+        "",
+        "tls { verify_and_map: true }",
+        Err("config reload not supported for TLSMap: old=false, new=true"),
+    );
+    // Reloadable: logging, limits, auth, TLS material, websocket TLS and origin order.
+    check_reload(
+        "debug: false\nmax_payload: 1MB\nping_interval: \"2m\"",
+        "debug: true\nmax_payload: 2MB\nping_interval: \"1m\"\nauthorization { users: [ {user: a} ] }\ntls { cert_file: c, key_file: k }",
+        Ok(()),
+    );
+    check_reload(
+        "ws { port: 1, tls { cert_file: a, key_file: b }, allowed_origins: [\"http://x\", \"http://y\"] }",
+        "ws { port: 1, tls { cert_file: c, key_file: d }, allowed_origins: [\"http://y\", \"http://x\"] }",
+        Ok(()),
+    );
+    check_reload(
+        "ws { port: 1, tls { cert_file: a, key_file: b } }",
+        "ws { port: 1, tls { cert_file: a, key_file: b, verify_and_map: true } }",
+        Err("config reload not supported for Websocket: old={…}, new={…}"),
+    );
+    check_reload(
+        "leafnodes { remotes: [ {url: \"nats://a\"}, {url: \"nats://b\", account: \"$G\"} ] }",
+        "leafnodes { remotes: [ {url: \"nats://b\"}, {url: \"nats://a\", tls: { insecure: true }} ] }",
+        Ok(()),
+    );
+    check_reload(
+        "leafnodes { remotes: [ {url: \"nats://a\"} ] }",
+        "leafnodes { remotes: [ {url: \"nats://c\"} ] }",
+        Err("config reload not supported for LeafNode: old={…}, new={…}"),
+    );
+    check_reload(
+        "no_auth_user: a\nauthorization { users: [ {user: a} ] }",
+        "authorization { users: [ {user: b} ] }",
+        Ok(()),
+    );
+    check_reload(
+        "no_auth_user: a\nauthorization { users: [ {user: a} ] }",
+        "authorization { users: [ {user: a} ] }",
+        Err("config reload not supported for NoAuthUser: old=a, new="),
+    );
+}

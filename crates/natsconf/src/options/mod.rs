@@ -7,6 +7,9 @@
 //! position. The result carries the options with nats-server's defaults applied
 //! (`setBaselineOptions`), so [`Options::default()`] is exactly a server started without a config.
 //!
+//! [`Options::check_reload`] tells whether a running server may switch to a new config
+//! (`config reload not supported for <Field>: …`).
+//!
 //! [`Options::validate`] runs the start-up checks (`validateOptions`) that natsws needs, in the
 //! reference's order, with its exact texts (spec/websocket.md §1.4).
 //!
@@ -29,6 +32,7 @@ mod auth;
 mod diag;
 mod gostd;
 mod leafnode;
+mod reload;
 mod server;
 mod tls;
 mod url;
