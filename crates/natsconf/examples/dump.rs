@@ -1,6 +1,7 @@
 //! Prints the canonical JSON dump of a config file, like `natsws --dump-config`:
 //! `cargo run -p natsconf --example dump -- [--positions] [--env ENV.json] FILE`.
-//! With `--env`, the environment is exactly the JSON object in ENV.json (as conforacle's `-env`).
+//! With `--env`, the environment is exactly the JSON object in ENV.json (as conforacle's `-env`);
+//! `--plain` parses in non-pedantic mode (conforacle without `-pedantic`).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::collections::HashMap;
@@ -8,12 +9,14 @@ use std::io::Write as _;
 
 fn main() {
     let mut positions = false;
+    let mut pedantic = true;
     let mut env_file = None;
     let mut file = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--positions" => positions = true,
+            "--plain" => pedantic = false,
             "--env" => env_file = args.next(),
             _ => file = Some(arg),
         }
@@ -22,8 +25,18 @@ fn main() {
         eprintln!("usage: dump [--positions] [--env ENV.json] FILE");
         std::process::exit(2);
     };
+    let settings = natsconf::ParseSettings {
+        pedantic,
+        ..natsconf::ParseSettings::default()
+    };
     let res = match env_file {
-        None => natsconf::parse_file(std::path::Path::new(&file)),
+        None if pedantic => natsconf::parse_file(std::path::Path::new(&file)),
+        None => natsconf::parse_file_with(
+            file.as_bytes(),
+            &natsconf::ProcessEnv,
+            &natsconf::FsLoader::new(),
+            settings,
+        ),
         Some(env_file) => {
             let text = std::fs::read_to_string(env_file).unwrap_or_default();
             let parsed: HashMap<String, String> = serde_json::from_str(&text).unwrap_or_default();
@@ -31,12 +44,7 @@ fn main() {
                 .into_iter()
                 .map(|(k, v)| (k.into_bytes(), v.into_bytes()))
                 .collect();
-            natsconf::parse_file_with(
-                file.as_bytes(),
-                &env,
-                &natsconf::FsLoader::new(),
-                natsconf::ParseSettings::default(),
-            )
+            natsconf::parse_file_with(file.as_bytes(), &env, &natsconf::FsLoader::new(), settings)
         }
     };
     let out = natsconf::dump::dump(&res, positions);
