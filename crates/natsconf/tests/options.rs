@@ -320,6 +320,17 @@ fn tls_values() {
         2 * S,
     );
     check("tls {}", |o| o.auth_timeout, 3 * S);
+    // A timeout near Duration::MAX must not overflow when the auth timeout adds a second.
+    check(
+        "tls { timeout: 18446744073709551615.0 }",
+        |o| o.auth_timeout >= o.tls.clone().unwrap().timeout,
+        true,
+    );
+    check(
+        "tls { timeout: -5 }",
+        |o| o.tls.clone().unwrap().timeout,
+        2 * S,
+    );
     check(
         "tls { verify_and_map: true }",
         |o| {

@@ -493,7 +493,7 @@ impl Raw {
             .map_or(DEFAULT_TLS_TIMEOUT, |tls| tls.timeout);
         let auth_timeout = if self.auth_timeout == 0.0 {
             if self.tls.is_some() {
-                tls_timeout + Duration::from_secs(1)
+                tls_timeout.saturating_add(Duration::from_secs(1))
             } else {
                 DEFAULT_AUTH_TIMEOUT
             }
