@@ -279,6 +279,25 @@ fn is_ws(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
+/// Recognises `PUB`, `HPUB`, `SUB` (server role) or `MSG`, `HMSG` (client role) followed by a
+/// space or tab at the front of `src`. Returns how many bytes to consume and the next state.
+fn fast_keyword(role: Role, src: &[u8]) -> Option<(usize, State)> {
+    let head = src.get(..5)?;
+    let mut upper = [0u8; 5];
+    for (u, b) in upper.iter_mut().zip(head) {
+        *u = b.to_ascii_uppercase();
+    }
+    let (kw, n) = match (role, &upper) {
+        (Role::Server, [b'P', b'U', b'B', sep, _]) if is_ws(*sep) => (Kw::Pub, 4),
+        (Role::Server, [b'S', b'U', b'B', sep, _]) if is_ws(*sep) => (Kw::Sub, 4),
+        (Role::Server, [b'H', b'P', b'U', b'B', sep]) if is_ws(*sep) => (Kw::Hpub, 5),
+        (Role::Client, [b'M', b'S', b'G', sep, _]) if is_ws(*sep) => (Kw::Msg, 4),
+        (Role::Client, [b'H', b'M', b'S', b'G', sep]) if is_ws(*sep) => (Kw::Hmsg, 5),
+        _ => return None,
+    };
+    Some((n, State::SkipWs(kw)))
+}
+
 /// Parses a size token: 1 to 9 ASCII digits, nothing else (spec §1.1).
 #[must_use]
 pub fn parse_size(token: &[u8]) -> Option<usize> {
@@ -366,6 +385,15 @@ impl Parser {
             match &mut self.state {
                 State::Failed(err) => return Err(*err),
                 State::Keyword { kw, len } => {
+                    // Fast path for the hot operations when the whole keyword and its separator
+                    // are present; everything else goes byte by byte below.
+                    if *len == 0
+                        && let Some(next) = fast_keyword(self.role, src)
+                    {
+                        src.advance(next.0);
+                        self.state = next.1;
+                        continue;
+                    }
                     let Some(&byte) = src.first() else {
                         return Ok(None);
                     };
