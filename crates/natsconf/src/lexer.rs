@@ -338,11 +338,22 @@ impl<'a> Lexer<'a> {
     /// Skips a run of bytes none of which is in `stops` (all ASCII, never LF), which the state
     /// machine would consume one character at a time without any other effect.
     fn skip_run(&mut self, stops: &[u8]) {
+        self.skip_while(|b| !stops.contains(&b));
+    }
+
+    /// Skips bytes while `keep` holds; `keep` must be false for LF and for every byte that the
+    /// state would treat specially (including non-ASCII bytes where Unicode classes matter).
+    fn skip_while(&mut self, keep: impl Fn(u8) -> bool) {
         let rest = self.input.get(self.pos..).unwrap_or_default();
-        let res: nom::IResult<&[u8], &[u8]> = take_till(|b: u8| stops.contains(&b))(rest);
+        let res: nom::IResult<&[u8], &[u8]> = take_till(|b: u8| !keep(b))(rest);
         if let Ok((_, run)) = res {
             self.pos += run.len();
         }
+    }
+
+    /// Bytes that are plainly part of a bare key: ASCII, not a space, separator or NUL.
+    fn plain_key_byte(b: u8) -> bool {
+        b.is_ascii() && !b.is_ascii_whitespace() && b != 0x0b && b != b'=' && b != b':' && b != 0
     }
 
     fn step(&mut self, state: St) -> Option<St> {
@@ -503,6 +514,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_quoted_key(&mut self, quote: char) -> Option<St> {
+        self.skip_run(if quote == '"' { b"\"\0\n" } else { b"'\0\n" });
         let r = self.peek();
         if r == quote {
             self.emit(ItemType::Key);
@@ -613,6 +625,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_key(&mut self) -> Option<St> {
+        self.skip_while(Self::plain_key_byte);
         let r = self.peek();
         if is_space(r) {
             return self.key_check_keyword(St::KeyEnd, None);
@@ -815,6 +828,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_map_quoted_key(&mut self, quote: char) -> Option<St> {
+        self.skip_run(if quote == '"' { b"\"\0\n" } else { b"'\0\n" });
         let r = self.peek();
         if r == EOF {
             let text = if quote == '"' {
@@ -839,6 +853,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_map_key(&mut self) -> Option<St> {
+        self.skip_while(Self::plain_key_byte);
         let r = self.peek();
         if r == EOF {
             return self.errorf(msg(&[Piece::Text("Unexpected EOF processing map key.")]));
@@ -1106,6 +1121,9 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_number(&mut self) -> Option<St> {
+        if self.pos - self.start >= 5 {
+            self.skip_while(|b| b.is_ascii_digit());
+        }
         let r = self.next();
         if r == '-' {
             if self.pos - self.start != 5 {
