@@ -95,6 +95,9 @@ const SNIPPETS: &[&[u8]] = &[
     b"HPUB foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\n",
     b"PING\r\n",
     b"PONG\r\n",
+    b"CONNECT {\"user\":\"u\",\"pass\":\"p\",\"verbose\":false}\r\n",
+    b"CONNECT {\"user\":\"u\",\"pass\":\"wrong\"}\r\n",
+    b"PUB _INBOX.x 1\r\nr\r\n",
 ];
 
 /// Session body: a script of client registrations, inputs, time steps, drains and closes
@@ -109,6 +112,29 @@ pub fn broker_session(data: &[u8]) {
     config.limits.max_subscriptions = 8;
     config.ping_interval = Duration::from_secs(1);
     config.write_deadline = Duration::from_secs(2);
+    // Odd first byte: token auth with a restricted user list is configured as well.
+    if data.first().is_some_and(|b| b & 1 == 1) {
+        config.auth.users = vec![crate::auth::User {
+            username: "u".to_owned(),
+            password: "p".to_owned(),
+            permissions: Some(crate::auth::PermissionsConfig {
+                publish: Some(crate::auth::SubjectPermission {
+                    allow: Some(vec!["foo.>".to_owned(), "_INBOX.>".to_owned()]),
+                    deny: Vec::new(),
+                }),
+                subscribe: Some(crate::auth::SubjectPermission {
+                    allow: None,
+                    deny: vec!["foo.bar".to_owned()],
+                }),
+                allow_responses: Some(crate::auth::ResponsePermission {
+                    max_msgs: 2,
+                    expires: None,
+                }),
+            }),
+            allowed_connection_types: Vec::new(),
+        }];
+        config.auth.no_auth_user = Some("u".to_owned());
+    }
     let mut now = Instant::now();
     let mut broker = Broker::new(config, now);
     let mut clients: Vec<ClientId> = Vec::new();
