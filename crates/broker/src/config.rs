@@ -34,7 +34,8 @@ pub struct Limits {
     pub max_payload: usize,
     /// Largest outbound queue per client before it is a slow consumer (`max_pending`).
     pub max_pending: usize,
-    /// Most client connections (TCP and WebSocket together) (`max_connections`).
+    /// Most client connections (TCP and WebSocket together) (`max_connections`). nats-server
+    /// reads a configured 0 as "default"; the binary does that translation, here 0 refuses all.
     pub max_connections: usize,
     /// Most subscriptions per connection; 0 = unlimited (`max_subscriptions`).
     pub max_subscriptions: usize,
