@@ -187,7 +187,7 @@ fn server_core_values() {
     );
     check("server_name: \"\"", |o| o.server_name.clone(), None);
     check(
-        "server_tags: [a, b, a]",
+        "server_tags: [a, \" B \", A, \"\"]",
         |o| o.server_tags.clone(),
         vec!["a".into(), "b".into()],
     );

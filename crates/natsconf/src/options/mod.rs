@@ -13,6 +13,26 @@
 //! [`Options::validate`] runs the start-up checks (`validateOptions`) that natsws needs, in the
 //! reference's order, with its exact texts (spec/websocket.md §1.4).
 //!
+//! ```
+//! use natsconf::options::{render_report, Options, DEFAULT_CONFIG};
+//! use natsconf::{parse_source, MemLoader, NoEnv};
+//!
+//! let map = parse_source(DEFAULT_CONFIG.as_bytes(), b"default.conf", &NoEnv, &MemLoader::new())
+//!     .expect("the built-in config parses");
+//! let loaded = Options::from_map(&map).expect("and is valid");
+//! assert_eq!(loaded.options.listen.port, 4222);
+//! assert!(loaded.options.validate().is_ok());
+//!
+//! let map = parse_source(b"port: \"abc\"\nfoo: 1\n", b"nats.conf", &NoEnv, &MemLoader::new())
+//!     .expect("parses");
+//! let report = Options::from_map(&map).expect_err("has option errors");
+//! assert_eq!(
+//!     render_report(&report),
+//!     "nats.conf:1:0: interface conversion: interface {} is string, not int64\n\
+//!      nats.conf:2:1: unknown field \"foo\"\n"
+//! );
+//! ```
+//!
 //! Options nats-server knows but natsws does not serve (clustering, gateways, JetStream, MQTT,
 //! operator/JWT trust, account resolvers, OCSP, subject mappings, profiling) are **refused**
 //! with `"<key>" is not supported by natsws`, never ignored: a config that asks for them would

@@ -394,8 +394,10 @@ fn parse_entry(raw: &mut Raw, ctx: &mut Ctx, entry: &Entry<'_>) -> Result<(), Pa
         "websocket" | "ws" => parse_websocket(&mut raw.websocket, ctx, v),
         "server_tags" => {
             if let Some(tags) = string_list(ctx, "tags", v)? {
+                // `jwt.TagList.Add`: trimmed, lower-cased, no empties, no duplicates.
                 for tag in tags {
-                    if !raw.server_tags.contains(&tag) {
+                    let tag = tag.trim().to_lowercase();
+                    if !tag.is_empty() && !raw.server_tags.contains(&tag) {
                         raw.server_tags.push(tag);
                     }
                 }
