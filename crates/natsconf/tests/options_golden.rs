@@ -8,12 +8,13 @@
 //! the order, which is random in the reference); the cases where natsws deliberately differs
 //! are listed in `DIFFERENT_FROM_REFERENCE` with the reason.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
 use natsconf::options::{Options, render_report};
-use natsconf::{MemLoader, NoEnv, parse_source};
+use natsconf::{FsLoader, ParseSettings, parse_file_with};
 
 /// Cases whose expected output deliberately differs from nats-server 2.9.10.
 const DIFFERENT_FROM_REFERENCE: &[(&str, &str)] = &[
@@ -57,8 +58,27 @@ const DIFFERENT_FROM_REFERENCE: &[(&str, &str)] = &[
     ),
 ];
 
-fn render(name: &str, text: &[u8]) -> String {
-    let map = match parse_source(text, name.as_bytes(), &NoEnv, &MemLoader::new()) {
+/// The environment both natsws and the reference see in these tests.
+const ENV: &[(&str, &str)] = &[
+    ("NATSCONF_T_PORT", "\"abc\""),
+    (
+        "NATSCONF_T_WS",
+        "{ port: 8080, no_tls: true, same_origin: \"x\" }",
+    ),
+    ("NATSCONF_T_USERS", "[ {user: a, password: b}, {user: a} ]"),
+];
+
+fn data_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/options_data")
+}
+
+fn render(name: &str) -> String {
+    let env: BTreeMap<Vec<u8>, Vec<u8>> = ENV
+        .iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect();
+    let loader = FsLoader::with_base(data_dir());
+    let map = match parse_file_with(name.as_bytes(), &env, &loader, ParseSettings::default()) {
         Ok(map) => map,
         Err(err) => return format!("parse error: {err}\n"),
     };
@@ -82,7 +102,7 @@ fn golden_option_reports() {
     let mut failures = Vec::new();
     for conf in cases {
         let name = conf.file_name().unwrap().to_str().unwrap().to_owned();
-        let got = render(&name, &fs::read(&conf).unwrap());
+        let got = render(&name);
         let out = conf.with_extension("out");
         if update {
             fs::write(&out, &got).unwrap();
@@ -124,7 +144,7 @@ fn matches_the_reference_server_when_given() {
             continue;
         }
         let name = format!("{case}.conf");
-        let mut ours: Vec<String> = render(&name, &fs::read(&path).unwrap())
+        let mut ours: Vec<String> = render(&name)
             .lines()
             .filter(|l| *l != "valid")
             .map(str::to_owned)
@@ -136,6 +156,7 @@ fn matches_the_reference_server_when_given() {
         for _ in 0..8 {
             let output = Command::new(&bin)
                 .args(["-t", "-c", &name])
+                .envs(ENV.iter().copied())
                 .current_dir(&dir)
                 .output()
                 .unwrap();
