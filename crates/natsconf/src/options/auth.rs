@@ -131,13 +131,30 @@ pub(crate) struct AuthBlock {
 pub(crate) fn go_value(value: &Value) -> String {
     match value {
         Value::Int(n) => n.to_string(),
-        Value::Float(f) => f.to_string(),
+        Value::Float(f) => go_float(*f),
         Value::Bool(b) => b.to_string(),
         Value::Str(bytes) => String::from_utf8_lossy(bytes).into_owned(),
         Value::Date(secs) => secs.to_string(),
         Value::Array(_) => "[…]".to_owned(),
         Value::Map(_) => "map[…]".to_owned(),
     }
+}
+
+/// `%v` of a float64: `strconv.FormatFloat(f, 'g', -1, 64)`, i.e. the shortest digits, in
+/// exponent form when the exponent is below -4 or at least 6.
+pub(crate) fn go_float(f: f64) -> String {
+    let sci = format!("{f:e}");
+    let Some((mantissa, exponent)) = sci.split_once('e') else {
+        return sci;
+    };
+    let Ok(exponent) = exponent.parse::<i32>() else {
+        return sci;
+    };
+    if (-4..6).contains(&exponent) {
+        return format!("{f}");
+    }
+    let sign = if exponent < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
 }
 
 /// `timeout` of an authorization block: int or float seconds; any other kind is 1 second.
@@ -639,4 +656,59 @@ pub(crate) fn is_valid_public_key(key: &str, prefix: u8) -> bool {
         return false;
     }
     body.first().is_some_and(|&b| b & 0xf8 == prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_print_like_go() {
+        for (f, want) in [
+            (2.5, "2.5"),
+            (100.0, "100"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1e20, "1e+20"),
+            (123_456.0, "123456"),
+            (1_234_567.0, "1.234567e+06"),
+            (1e6, "1e+06"),
+            (1e21, "1e+21"),
+            (-1.5e300, "-1.5e+300"),
+        ] {
+            assert_eq!(go_float(f), want);
+        }
+    }
+
+    #[test]
+    fn public_nkeys() {
+        let user = "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4";
+        assert!(is_valid_public_key(user, PREFIX_USER));
+        assert!(!is_valid_public_key(user, PREFIX_ACCOUNT));
+        let mut corrupted = user.to_owned();
+        corrupted.replace_range(10..11, "A");
+        assert!(!is_valid_public_key(&corrupted, PREFIX_USER));
+        assert!(!is_valid_public_key("U", PREFIX_USER));
+        assert!(!is_valid_public_key(
+            "udxu4rcsjnzoiqhznwxhxordprtgnjahahfrgzneejcpqtt2m7nlcnf4",
+            PREFIX_USER
+        ));
+    }
+
+    #[test]
+    fn subjects() {
+        for (subject, valid) in [
+            ("a", true),
+            ("a.b.>", true),
+            ("*.>", true),
+            ("", false),
+            ("a..b", false),
+            ("a.>.b", false),
+            (".a", false),
+            ("a b", false),
+            ("a.\t", false),
+        ] {
+            assert_eq!(is_valid_subject(subject), valid, "{subject:?}");
+        }
+    }
 }
