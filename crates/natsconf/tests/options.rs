@@ -408,6 +408,17 @@ fn authorization_values() {
         (Some("t".into()), 3 * S),
     );
     check("authorization { timeout: \"x\" }", |o| o.auth_timeout, S);
+    // An unquoted bcrypt hash is a string (spec/natsconf.md §6.3 rule 1).
+    check(
+        "authorization { user: a, password: $2a$11$W2zko751KUvVy59mUTWmpOdWXvYHlFEPjJ4hTeZNKZGTyQpYHrQ7S }",
+        |o| o.authorization.password.clone(),
+        Some("$2a$11$W2zko751KUvVy59mUTWmpOdWXvYHlFEPjJ4hTeZNKZGTyQpYHrQ7S".to_owned()),
+    );
+    check(
+        "tls { timeout: 4 }\nauthorization { timeout: 1 }",
+        |o| o.auth_timeout,
+        S,
+    );
     let users = "authorization {
       default_permissions: { publish: \"p.>\" }
       users: [
