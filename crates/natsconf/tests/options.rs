@@ -643,6 +643,21 @@ fn leafnode_values() {
         |o| o.leafnodes.listen.clone().unwrap().host,
         "0.0.0.0".to_owned(),
     );
+    check(
+        "leafnodes { port: 1 }",
+        |o| o.leafnodes.auth_timeout(),
+        2 * S,
+    );
+    check(
+        "leafnodes { port: 1, tls { timeout: 3 } }",
+        |o| o.leafnodes.auth_timeout(),
+        4 * S,
+    );
+    check(
+        "leafnodes { port: 1, authorization { timeout: 0.5 } }",
+        |o| o.leafnodes.auth_timeout(),
+        Duration::from_millis(500),
+    );
     check_report(
         "leafnodes { min_version: \"2\" }",
         &[

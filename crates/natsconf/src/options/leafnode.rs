@@ -109,6 +109,19 @@ pub struct LeafNodeOptions {
     pub remotes: Vec<RemoteLeaf>,
 }
 
+impl LeafNodeOptions {
+    /// The accepting side's effective auth timeout: `authorization { timeout }`, or the TLS
+    /// timeout plus one second with a `tls` block, or 2 s (`getDefaultAuthTimeout`).
+    #[must_use]
+    pub fn auth_timeout(&self) -> Duration {
+        match (self.authorization.timeout, &self.tls) {
+            (Some(timeout), _) => timeout,
+            (None, Some(tls)) => tls.timeout.saturating_add(Duration::from_secs(1)),
+            (None, None) => super::DEFAULT_AUTH_TIMEOUT,
+        }
+    }
+}
+
 impl Default for LeafNodeOptions {
     fn default() -> Self {
         RawLeaf::default().finish()
