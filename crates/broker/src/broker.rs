@@ -1487,7 +1487,7 @@ impl Broker {
 
     /// Every subscription, or those matching the literal publish subject `test`, for `/subsz`.
     #[must_use]
-    pub fn subscriptions(&mut self, test: Option<&[u8]>) -> Vec<SubInfo> {
+    pub fn subscriptions(&self, test: Option<&[u8]>) -> Vec<SubInfo> {
         let mut out = Vec::new();
         for slot in &self.subs {
             let Some(s) = slot.sub.as_ref() else {
