@@ -90,7 +90,7 @@ fn main() -> ExitCode {
         return die(&prog, &format!("unable to open log file: {e}"));
     }
     banner(&settings);
-    let mut server = match server::Server::new(settings) {
+    let mut server = match server::Server::new(settings, cli) {
         Ok(s) => s,
         Err(e) => logger::fatal(&e),
     };

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use broker::{Broker, ClientId, ClientParams, CloseReason, ConnectionType, Event};
-use bytes::BytesMut;
+use bytes::{Buf as _, Bytes, BytesMut};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
@@ -47,8 +47,39 @@ const READ_PAUSE_PENDING_BYTES: usize = 4 * 1024 * 1024;
 enum Kind {
     /// NATS over TCP (or TLS).
     Nats { client: ClientId },
-    /// An HTTP monitoring connection.
-    Http { out: BytesMut, close_after: bool },
+    /// An HTTP monitoring connection (`ws_capable` on a port shared with WebSocket).
+    Http {
+        out: BytesMut,
+        close_after: bool,
+        ws_capable: bool,
+    },
+    /// A WebSocket upgrade request being read.
+    WsHandshake {
+        handshake: ws_handshake::ServerHandshake,
+    },
+    /// NATS over WebSocket.
+    Ws { client: ClientId, ws: Box<WsConn> },
+}
+
+impl Kind {
+    fn client(&self) -> Option<ClientId> {
+        match self {
+            Self::Nats { client } | Self::Ws { client, .. } => Some(*client),
+            Self::Http { .. } | Self::WsHandshake { .. } => None,
+        }
+    }
+}
+
+/// The WebSocket side of a NATS-over-WebSocket connection.
+#[derive(Debug)]
+struct WsConn {
+    decoder: ws_codec::Decoder,
+    encoder: ws_codec::Encoder,
+    /// Framed bytes (the `101`, frames) not yet written, in order.
+    wire: VecDeque<Bytes>,
+    /// Payload bytes taken out of data frames, waiting for the NATS parser.
+    nats_in: BytesMut,
+    close_sent: bool,
 }
 
 #[derive(Debug)]
@@ -69,6 +100,7 @@ struct Conn {
     deadline: Option<Instant>,
     read_paused: bool,
     log_id: String,
+    close_reason: Option<CloseReason>,
 }
 
 /// Why the loop stops.
@@ -88,6 +120,13 @@ pub(crate) struct Server {
     http_listener: Option<TcpListener>,
     https_listener: Option<TcpListener>,
     ws_listener: Option<TcpListener>,
+    /// WebSocket upgrades are also accepted on the monitoring port.
+    ws_on_http: bool,
+    ws_policy: Option<ws_handshake::Policy>,
+    ws_tls: Option<Arc<rustls::ServerConfig>>,
+    deflater: ws_codec::Deflater,
+    inflater: ws_codec::Inflater,
+    arena: BytesMut,
     conns: Slab<Conn>,
     by_client: Vec<Option<usize>>,
     broker: Broker,
@@ -109,6 +148,7 @@ pub(crate) struct Server {
     shutting_down: Option<(Exit, Instant)>,
     lame_duck: Option<LameDuck>,
     ports_file: Option<String>,
+    cli: crate::cli::Cli,
 }
 
 #[derive(Debug)]
@@ -173,7 +213,7 @@ pub(crate) fn new_server_id() -> String {
 
 impl Server {
     /// Binds every listener and logs the start-up banner. Fatal errors come back as text.
-    pub(crate) fn new(mut settings: Settings) -> Result<Self, String> {
+    pub(crate) fn new(mut settings: Settings, cli: crate::cli::Cli) -> Result<Self, String> {
         let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
         let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2])
             .map_err(|e| format!("signals: {e}"))?;
@@ -225,6 +265,57 @@ impl Server {
             bound.https_port = Some(port);
             https_listener = Some(l);
         }
+        let mut ws_listener = None;
+        let mut ws_on_http = false;
+        let mut ws_policy = None;
+        let mut ws_tls = None;
+        if let Some(ws) = settings.websocket.clone() {
+            ws_policy = Some(
+                ws_handshake::Policy::new(&ws.handshake).map_err(|e| format!("websocket: {e}"))?,
+            );
+            if let Some(spec) = &ws.tls {
+                ws_tls = Some(spec.load()?);
+            }
+            let shared = settings.http.as_ref().is_some_and(|h| {
+                h.host == ws.listen.host && h.port == ws.listen.port && h.port > 0
+            }) && ws_tls.is_none();
+            let port = if shared {
+                ws_on_http = true;
+                bound.http_port.unwrap_or(0)
+            } else {
+                let mut l = bind(&ws.listen.host, ws.listen.bind_port()).map_err(|e| {
+                    format!(
+                        "Unable to listen for websocket connections: listen tcp {}: {e}",
+                        host_port(&ws.listen.host, ws.listen.bind_port())
+                    )
+                })?;
+                let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+                poll.registry()
+                    .register(&mut l, WS_LISTENER, Interest::READABLE)
+                    .map_err(|e| e.to_string())?;
+                ws_listener = Some(l);
+                port
+            };
+            bound.ws_port = Some(port);
+            log::info!(
+                "Listening for websocket clients on {}://{}",
+                ws.scheme(),
+                host_port(&ws.listen.host, port)
+            );
+            if shared {
+                log::info!("Websocket clients share the http monitoring port");
+            }
+            if ws_tls.is_none() {
+                log::warn!("Websocket not configured with TLS. DO NOT USE IN PRODUCTION!");
+            }
+            settings.broker.websocket_listener = Some(broker::ListenerInfo {
+                host: ws.listen.host.clone(),
+                port,
+                tls_required: ws_tls.is_some(),
+                tls_verify: ws.tls.as_ref().is_some_and(|t| t.verify),
+                tls_available: false,
+            });
+        }
         let mut client_listener = bind(&settings.client.host, settings.client.bind_port())
             .map_err(|e| {
                 format!(
@@ -261,7 +352,13 @@ impl Server {
             client_listener: Some(client_listener),
             http_listener,
             https_listener,
-            ws_listener: None,
+            ws_listener,
+            ws_on_http,
+            ws_policy,
+            ws_tls,
+            deflater: ws_codec::Deflater::new(),
+            inflater: ws_codec::Inflater::new(),
+            arena: BytesMut::new(),
             conns: Slab::new(),
             by_client: Vec::new(),
             broker,
@@ -283,6 +380,7 @@ impl Server {
             shutting_down: None,
             lame_duck: None,
             ports_file: None,
+            cli,
         })
     }
 
@@ -513,6 +611,7 @@ impl Server {
             deadline: None,
             read_paused: false,
             log_id: String::new(),
+            close_reason: None,
         });
         Some(key)
     }
@@ -529,18 +628,48 @@ impl Server {
                 } else {
                     None
                 };
+                let ws_capable = self.ws_on_http && token == HTTP_LISTENER;
                 let kind = Kind::Http {
                     out: BytesMut::new(),
                     close_after: false,
+                    ws_capable,
                 };
                 if let Some(key) = self.insert_conn(stream, peer, kind, tls) {
-                    self.set_deadline(key, now + HTTP_IDLE_TIMEOUT);
+                    let timeout = self
+                        .ws_handshake_timeout()
+                        .filter(|_| ws_capable)
+                        .unwrap_or(HTTP_IDLE_TIMEOUT);
+                    self.set_deadline(key, now + timeout);
                     // Data may already be waiting.
+                    self.read_conn(key, now);
+                }
+            }
+            WS_LISTENER => {
+                let tls = self
+                    .ws_tls
+                    .clone()
+                    .and_then(|cfg| rustls::ServerConnection::new(cfg).ok())
+                    .map(Box::new);
+                let handshake = ws_handshake::ServerHandshake::new(tls.is_some());
+                if let Some(key) =
+                    self.insert_conn(stream, peer, Kind::WsHandshake { handshake }, tls)
+                {
+                    if let Some(t) = self.ws_handshake_timeout() {
+                        self.set_deadline(key, now + t);
+                    }
                     self.read_conn(key, now);
                 }
             }
             _ => {}
         }
+    }
+
+    fn ws_handshake_timeout(&self) -> Option<Duration> {
+        self.settings
+            .websocket
+            .as_ref()
+            .map(|w| w.handshake_timeout)
+            .filter(|t| !t.is_zero())
     }
 
     fn accept_nats(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
@@ -592,10 +721,7 @@ impl Server {
 
     fn conn_of(&self, client: ClientId) -> Option<usize> {
         let key = (*self.by_client.get(client.index())?)?;
-        match &self.conns.get(key)?.kind {
-            Kind::Nats { client: c } if *c == client => Some(key),
-            _ => None,
-        }
+        (self.conns.get(key)?.kind.client() == Some(client)).then_some(key)
     }
 
     fn set_deadline(&mut self, key: usize, at: Instant) {
@@ -724,6 +850,218 @@ impl Server {
                 }
             }
             Kind::Http { .. } => self.process_http(key, now),
+            Kind::WsHandshake { .. } => self.process_ws_handshake(key, now),
+            Kind::Ws { .. } => self.process_ws(key, now),
+        }
+    }
+
+    fn process_ws_handshake(&mut self, key: usize, now: Instant) {
+        let Some(policy) = self.ws_policy.as_ref() else {
+            self.schedule_reap(key, now, false);
+            return;
+        };
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.transport.tls_handshaking() {
+            return;
+        }
+        let Kind::WsHandshake { handshake } = &mut c.kind else {
+            return;
+        };
+        let unix_secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .ok();
+        let mut out = Vec::new();
+        let res = handshake.handle_input(policy, &c.in_buf, unix_secs, &mut out);
+        let upgrade = match res {
+            Ok(None) => return,
+            Ok(Some(upgrade)) => upgrade,
+            Err(reject) => {
+                log::error!("{} - websocket handshake error: {reject}", c.peer);
+                c.kind = Kind::Http {
+                    out: BytesMut::from(&out[..]),
+                    close_after: true,
+                    ws_capable: false,
+                };
+                c.in_buf.clear();
+                self.mark_dirty(key);
+                return;
+            }
+        };
+        c.in_buf.advance(upgrade.head_len.min(c.in_buf.len()));
+        c.deadline = None;
+        if upgrade.kind != ws_handshake::PathKind::Client {
+            // No leafnode (or MQTT) listener: nats-server closes right after the 101.
+            log::debug!(
+                "{} - websocket {} connections are not served; closing",
+                c.peer,
+                upgrade.kind.connection_type()
+            );
+            c.kind = Kind::Http {
+                out: BytesMut::from(&out[..]),
+                close_after: true,
+                ws_capable: false,
+            };
+            self.mark_dirty(key);
+            return;
+        }
+        let peer = c.peer;
+        let mut params = ClientParams::new(ConnectionType::WebSocket, peer);
+        params.forwarded_for = upgrade.forwarded_for.map(|ip| ip.to_string());
+        if let Some(ws) = &self.settings.websocket {
+            let h = &ws.handshake;
+            for (name, value) in [
+                (&h.jwt_cookie, &upgrade.cookies.jwt),
+                (&h.user_cookie, &upgrade.cookies.user),
+                (&h.pass_cookie, &upgrade.cookies.pass),
+                (&h.token_cookie, &upgrade.cookies.token),
+            ] {
+                if let (Some(n), Some(v)) = (name, value) {
+                    params.cookies.push((n.clone(), v.clone()));
+                }
+            }
+        }
+        if let Some(tls) = c.transport.tls.as_ref() {
+            params.tls_version = tls.protocol_version().map(crate::tls::version_name);
+            params.tls_cipher = tls.negotiated_cipher_suite().map(crate::tls::cipher_name);
+        }
+        let mut decoder_cfg = ws_codec::DecoderConfig::server().with_deflate(upgrade.compression);
+        if upgrade.no_masking {
+            decoder_cfg = decoder_cfg.with_no_masking();
+        }
+        let max_payload = self.broker.config().limits.max_payload;
+        let mut limits = decoder_cfg.limits;
+        limits.max_inflated_message_bytes = limits
+            .max_inflated_message_bytes
+            .max(max_payload.saturating_add(4096));
+        limits.max_compressed_message_bytes = limits.max_compressed_message_bytes.max(
+            u64::try_from(max_payload.saturating_mul(8))
+                .unwrap_or(u64::MAX)
+                .min(64 << 20),
+        );
+        decoder_cfg = decoder_cfg.with_limits(limits);
+        let encoder_cfg = ws_codec::EncoderConfig {
+            max_frame_payload: if upgrade.browser {
+                std::num::NonZeroUsize::new(ws_codec::BROWSER_MAX_FRAME_BYTES)
+            } else {
+                None
+            },
+            deflate: upgrade.compression,
+            fragment_compressed: !upgrade.safari_no_compressed_fragments,
+            ..ws_codec::EncoderConfig::default()
+        };
+        let mut wire = VecDeque::new();
+        wire.push_back(Bytes::from(out));
+        let forwarded = params.forwarded_for.clone();
+        let client = self.broker.register_client(now, params);
+        let cid = self.broker.cid(client).unwrap_or(0);
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        c.kind = Kind::Ws {
+            client,
+            ws: Box::new(WsConn {
+                decoder: ws_codec::Decoder::new(decoder_cfg),
+                encoder: ws_codec::Encoder::server(encoder_cfg),
+                wire,
+                nats_in: BytesMut::new(),
+                close_sent: false,
+            }),
+        };
+        c.log_id = match &forwarded {
+            Some(ip) => format!("{ip}/{peer} - wid:{cid}"),
+            None => format!("{peer} - wid:{cid}"),
+        };
+        log::debug!("{} - Client connection created", c.log_id);
+        if upgrade.compression {
+            log::trace!("{} - Websocket compression negotiated", c.log_id);
+        }
+        self.link_client(client, key);
+        self.mark_dirty(key);
+        if self.conns.get(key).is_some_and(|c| !c.in_buf.is_empty()) {
+            self.process_ws(key, now);
+        }
+    }
+
+    fn process_ws(&mut self, key: usize, now: Instant) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Kind::Ws { client, ws } = &mut c.kind else {
+            return;
+        };
+        let client = *client;
+        let mut peer_closed = false;
+        let mut failed: Option<ws_codec::ProtocolError> = None;
+        let mut queued_control = false;
+        loop {
+            match ws.decoder.decode(&mut c.in_buf, &mut self.inflater) {
+                Ok(Some(ws_codec::Event::Data(data))) => ws.nats_in.extend_from_slice(&data),
+                Ok(Some(ws_codec::Event::Message(m))) => ws.nats_in.extend_from_slice(&m.payload),
+                Ok(Some(ws_codec::Event::Close(_))) => peer_closed = true,
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            while let Some(reply) = ws.decoder.poll_reply() {
+                if ws.close_sent {
+                    continue;
+                }
+                if matches!(reply, ws_codec::Control::Close(_)) {
+                    ws.close_sent = true;
+                }
+                ws.encoder
+                    .encode_control(&reply, &mut self.arena, &mut ws.wire);
+                queued_control = true;
+            }
+        }
+        while let Some(reply) = ws.decoder.poll_reply() {
+            if ws.close_sent {
+                continue;
+            }
+            if matches!(reply, ws_codec::Control::Close(_)) {
+                ws.close_sent = true;
+            }
+            ws.encoder
+                .encode_control(&reply, &mut self.arena, &mut ws.wire);
+            queued_control = true;
+        }
+        if let Some(e) = &failed
+            && !ws.close_sent
+        {
+            ws.close_sent = true;
+            let frame = e.close_frame();
+            ws.encoder.encode_control(
+                &ws_codec::Control::Close(Some(frame)),
+                &mut self.arena,
+                &mut ws.wire,
+            );
+            queued_control = true;
+        }
+        if !ws.nats_in.is_empty() {
+            self.broker.handle_input(client, now, &mut ws.nats_in);
+        }
+        let log_id = c.log_id.clone();
+        if queued_control {
+            self.mark_dirty(key);
+        }
+        if let Some(e) = failed {
+            log::debug!("{log_id} - websocket protocol error: {e}");
+            self.close_conn(key, now, CloseReason::ProtocolViolation);
+        } else if peer_closed {
+            self.close_conn(key, now, CloseReason::ClientClosed);
+        } else {
+            let pending = self.broker.outbound(client).map_or(0, |q| q.len());
+            if pending > READ_PAUSE_PENDING_BYTES
+                && let Some(c) = self.conns.get_mut(key)
+            {
+                c.read_paused = true;
+            }
         }
     }
 
@@ -738,6 +1076,28 @@ impl Server {
             let mut headers = [httparse::EMPTY_HEADER; 64];
             let mut req = httparse::Request::new(&mut headers);
             let parsed = req.parse(&c.in_buf);
+            let ws_capable = matches!(
+                c.kind,
+                Kind::Http {
+                    ws_capable: true,
+                    ..
+                }
+            );
+            if ws_capable
+                && matches!(parsed, Ok(httparse::Status::Complete(_)))
+                && req.headers.iter().any(|h| {
+                    h.name.eq_ignore_ascii_case("upgrade")
+                        && String::from_utf8_lossy(h.value)
+                            .to_ascii_lowercase()
+                            .contains("websocket")
+                })
+            {
+                c.kind = Kind::WsHandshake {
+                    handshake: ws_handshake::ServerHandshake::new(false),
+                };
+                self.process_ws_handshake(key, now);
+                return;
+            }
             let (head_len, path, keep_alive) = match parsed {
                 Ok(httparse::Status::Complete(n)) => {
                     let path = req.path.unwrap_or("/").to_owned();
@@ -830,7 +1190,9 @@ impl Server {
 
     fn http_reply(&mut self, key: usize, resp: &monitor::Response, keep_alive: bool) {
         if let Some(c) = self.conns.get_mut(key)
-            && let Kind::Http { out, close_after } = &mut c.kind
+            && let Kind::Http {
+                out, close_after, ..
+            } = &mut c.kind
         {
             out.extend_from_slice(&resp.to_bytes(keep_alive));
             if !keep_alive {
@@ -847,17 +1209,17 @@ impl Server {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        match &c.kind {
-            Kind::Nats { client } => {
-                let client = *client;
+        match c.kind.client() {
+            Some(client) => {
                 if self.broker.is_open(client) {
                     self.broker.close_client(client, now, reason);
                 } else {
                     self.schedule_reap(key, now, false);
                 }
             }
-            Kind::Http { .. } => {
-                self.schedule_reap(key, now, false);
+            None => {
+                let flush = matches!(c.kind, Kind::Http { .. });
+                self.schedule_reap(key, now, flush && reason.flushes());
             }
         }
     }
@@ -893,7 +1255,8 @@ impl Server {
                         self.broker.remove_client(client, now);
                         continue;
                     };
-                    if let Some(c) = self.conns.get(key) {
+                    if let Some(c) = self.conns.get_mut(key) {
+                        c.close_reason = Some(reason);
                         log::debug!("{} - Client connection closed: {reason}", c.log_id);
                         if matches!(
                             reason,
@@ -963,6 +1326,22 @@ impl Server {
                         None => Ok(true),
                     }
                 }
+                Kind::Ws { client, ws } => {
+                    let client = *client;
+                    let closing_reason = c.close_reason.filter(|r| c.closing && r.flushes());
+                    match self.broker.outbound(client) {
+                        Some(q) => write_ws(
+                            &mut c.transport,
+                            q,
+                            ws,
+                            closing_reason,
+                            &mut self.deflater,
+                            &mut self.arena,
+                        ),
+                        None => Ok(true),
+                    }
+                }
+                Kind::WsHandshake { .. } => Ok(true),
                 Kind::Http { out, .. } => {
                     let mut done = out.is_empty();
                     let mut r = Ok(true);
@@ -986,8 +1365,7 @@ impl Server {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        if let Kind::Nats { client } = &c.kind {
-            let client = *client;
+        if let Some(client) = c.kind.client() {
             self.broker.handle_flushed(client, now);
             if c.read_paused
                 && self.broker.outbound(client).map_or(0, |q| q.len())
@@ -1005,11 +1383,7 @@ impl Server {
             Err(e) => {
                 log::debug!("{} - write error: {e}", c.peer);
                 c.write_failed = true;
-                let kind_client = match &c.kind {
-                    Kind::Nats { client } => Some(*client),
-                    Kind::Http { .. } => None,
-                };
-                match kind_client {
+                match c.kind.client() {
                     Some(client) => self
                         .broker
                         .close_client(client, now, CloseReason::WriteError),
@@ -1060,7 +1434,21 @@ impl Server {
                     log::error!("{} - TLS handshake timeout", c.log_id);
                     self.close_conn(key, now, CloseReason::TlsHandshakeFailure);
                 }
-                Kind::Nats { .. } => {}
+                Kind::Nats { .. } | Kind::Ws { .. } => {}
+                Kind::WsHandshake { .. } => {
+                    let what = if handshaking {
+                        "TLS handshake"
+                    } else {
+                        "websocket handshake"
+                    };
+                    log::error!("websocket: {what} error from {}: i/o timeout", c.peer);
+                    self.schedule_reap(key, now, false);
+                }
+                Kind::Http {
+                    ws_capable: true, ..
+                } if self.ws_on_http => {
+                    self.schedule_reap(key, now, false);
+                }
                 Kind::Http { .. } => self.close_conn(key, now, CloseReason::ClientClosed),
             }
         }
@@ -1082,16 +1470,20 @@ impl Server {
             let Some(c) = self.conns.get_mut(key) else {
                 continue;
             };
-            let client = match &c.kind {
-                Kind::Nats { client } => Some(*client),
-                Kind::Http { .. } => None,
-            };
+            let client = c.kind.client();
             let pending = !c.write_failed
                 && (c.transport.has_pending()
                     || match &c.kind {
                         Kind::Nats { client } => {
                             self.broker.outbound(*client).is_some_and(|q| !q.is_empty())
                         }
+                        Kind::Ws { client, ws } => {
+                            !ws.wire.is_empty()
+                                || self.broker.outbound(*client).is_some_and(|q| !q.is_empty())
+                                || (!ws.close_sent
+                                    && c.close_reason.is_some_and(CloseReason::flushes))
+                        }
+                        Kind::WsHandshake { .. } => false,
                         Kind::Http { out, .. } => !out.is_empty(),
                     });
             let Some(c) = self.conns.get_mut(key) else {
@@ -1191,7 +1583,7 @@ impl Server {
         let n_clients = self
             .conns
             .iter()
-            .filter(|(_, c)| matches!(c.kind, Kind::Nats { .. }))
+            .filter(|(_, c)| c.kind.client().is_some())
             .count();
         if n_clients == 0 {
             self.begin_shutdown(now, Exit::Clean);
@@ -1229,7 +1621,7 @@ impl Server {
         let next = self
             .conns
             .iter()
-            .find(|(_, c)| matches!(c.kind, Kind::Nats { .. }) && !c.closing)
+            .find(|(_, c)| c.kind.client().is_some() && !c.closing)
             .map(|(k, _)| k);
         match next {
             Some(key) => self.close_conn(key, now, CloseReason::ServerShutdown),
@@ -1238,14 +1630,209 @@ impl Server {
     }
 
     fn reload(&mut self, now: Instant) {
-        let Some(file) = self.settings.config_file.clone() else {
+        if self.settings.config_file.is_none() {
             log::error!(
                 "Failed to reload server configuration: can only reload config when a file is provided using -c or --config"
             );
             return;
+        }
+        match self.try_reload(now) {
+            Ok(changes) => {
+                for c in changes {
+                    log::info!("Reloaded: {c}");
+                }
+                self.config_load_time = now;
+                log::info!("Reloaded server configuration");
+            }
+            Err(e) => log::error!("Failed to reload server configuration: {e}"),
+        }
+    }
+
+    /// Loads the file again, checks it, builds every new piece (TLS, upgrade policy, the
+    /// websocket listener when its address changed) and only then swaps them in, so a bad
+    /// reload leaves the running configuration untouched.
+    fn try_reload(&mut self, now: Instant) -> Result<Vec<String>, String> {
+        let mut new = crate::settings::load(&self.cli)?;
+        // natsws reloads every websocket property (nats-server refuses all but TLS), so the
+        // reference's check runs with the websocket block taken as unchanged.
+        let mut checked = new.options.clone();
+        checked
+            .websocket
+            .clone_from(&self.settings.options.websocket);
+        self.settings
+            .options
+            .check_reload(&checked)
+            .map_err(|e| e.to_string())?;
+        let old = &self.settings;
+        let mut changes = Vec::new();
+        let client_tls = match &new.client_tls {
+            Some(spec) if self.client_tls.is_some() => Some(spec.load()?),
+            Some(_) => {
+                return Err(
+                    "config reload not supported for TLS: enabling TLS needs a restart".to_owned(),
+                );
+            }
+            None if self.client_tls.is_some() => {
+                return Err(
+                    "config reload not supported for TLS: disabling TLS needs a restart".to_owned(),
+                );
+            }
+            None => None,
         };
-        let _ = (file, now);
-        log::error!("Failed to reload server configuration: reload is not available yet");
+        if new.client_tls != old.client_tls {
+            changes.push("tls".to_owned());
+        }
+        let (ws_policy, ws_tls) = match &new.websocket {
+            Some(ws) => (
+                Some(
+                    ws_handshake::Policy::new(&ws.handshake)
+                        .map_err(|e| format!("websocket: {e}"))?,
+                ),
+                match &ws.tls {
+                    Some(spec) => Some(spec.load()?),
+                    None => None,
+                },
+            ),
+            None => (None, None),
+        };
+        // A changed websocket address (or turning it on) binds a new listener first.
+        let mut new_ws_listener: Option<Option<TcpListener>> = None;
+        let mut new_ws_port = self.bound.ws_port;
+        let mut new_ws_on_http = self.ws_on_http;
+        match (&old.websocket, &new.websocket) {
+            (Some(o), Some(n))
+                if o.listen == n.listen
+                    || (n.listen.port < 0 && o.listen.host == n.listen.host) =>
+            {
+                if n.listen.port < 0
+                    && let Some(w) = new.websocket.as_mut()
+                {
+                    w.listen.clone_from(&o.listen);
+                }
+            }
+            (_, Some(n)) => {
+                let shared = new.http.as_ref().is_some_and(|h| {
+                    h.host == n.listen.host && h.port == n.listen.port && h.port > 0
+                }) && ws_tls.is_none();
+                if shared {
+                    new_ws_listener = Some(None);
+                    new_ws_port = self.bound.http_port;
+                    new_ws_on_http = true;
+                } else {
+                    let l = bind(&n.listen.host, n.listen.bind_port()).map_err(|e| {
+                        format!(
+                            "Unable to listen for websocket connections: listen tcp {}: {e}",
+                            host_port(&n.listen.host, n.listen.bind_port())
+                        )
+                    })?;
+                    new_ws_port = Some(l.local_addr().map(|a| a.port()).unwrap_or(0));
+                    new_ws_listener = Some(Some(l));
+                    new_ws_on_http = false;
+                }
+                changes.push("websocket listen address".to_owned());
+            }
+            (Some(_), None) => {
+                new_ws_listener = Some(None);
+                new_ws_port = None;
+                new_ws_on_http = false;
+                changes.push("websocket disabled".to_owned());
+            }
+            (None, None) => {}
+        }
+        if let (Some(o), Some(n)) = (&old.websocket, &new.websocket) {
+            for (what, changed) in [
+                (
+                    "websocket allowed_origins/same_origin",
+                    o.handshake.allowed_origins != n.handshake.allowed_origins
+                        || o.same_origin != n.same_origin,
+                ),
+                ("websocket compression", o.compression != n.compression),
+                (
+                    "websocket cookies",
+                    o.handshake.jwt_cookie != n.handshake.jwt_cookie
+                        || o.handshake.user_cookie != n.handshake.user_cookie
+                        || o.handshake.pass_cookie != n.handshake.pass_cookie
+                        || o.handshake.token_cookie != n.handshake.token_cookie,
+                ),
+                (
+                    "websocket headers",
+                    o.handshake.headers != n.handshake.headers,
+                ),
+                (
+                    "websocket handshake_timeout",
+                    o.handshake_timeout != n.handshake_timeout,
+                ),
+                ("websocket tls", o.tls != n.tls),
+                (
+                    "websocket authorization",
+                    o.auth_timeout != n.auth_timeout || o.no_auth_user != n.no_auth_user,
+                ),
+            ] {
+                if changed {
+                    changes.push(what.to_owned());
+                }
+            }
+        }
+        if new.log != old.log {
+            crate::logger::configure(&new.log).map_err(|e| format!("log file: {e}"))?;
+            changes.push("logging".to_owned());
+        }
+        if new.auth != old.auth {
+            changes.push("authorization".to_owned());
+        }
+        if new.broker.limits != old.broker.limits {
+            changes.push("limits".to_owned());
+        }
+        // Everything is built: swap it in.
+        if let Some(listener) = new_ws_listener {
+            if let Some(mut l) = self.ws_listener.take() {
+                let _ = self.poll.registry().deregister(&mut l);
+            }
+            if let Some(mut l) = listener {
+                self.poll
+                    .registry()
+                    .register(&mut l, WS_LISTENER, Interest::READABLE)
+                    .map_err(|e| e.to_string())?;
+                self.ws_listener = Some(l);
+            }
+            if let (Some(ws), Some(port)) = (&new.websocket, new_ws_port) {
+                log::info!(
+                    "Listening for websocket clients on {}://{}",
+                    ws.scheme(),
+                    host_port(&ws.listen.host, port)
+                );
+            }
+        }
+        self.bound.ws_port = new_ws_port;
+        self.ws_on_http = new_ws_on_http;
+        self.ws_policy = ws_policy;
+        self.ws_tls = ws_tls;
+        self.client_tls = client_tls;
+        let mut cfg = new.broker.clone();
+        let current = self.broker.config();
+        cfg.server_id.clone_from(&current.server_id);
+        cfg.seed = current.seed;
+        cfg.client_listener = current.client_listener.clone();
+        cfg.websocket_listener = match (&new.websocket, new_ws_port) {
+            (Some(ws), Some(port)) => Some(broker::ListenerInfo {
+                host: ws.listen.host.clone(),
+                port,
+                tls_required: self.ws_tls.is_some(),
+                tls_verify: ws.tls.as_ref().is_some_and(|t| t.verify),
+                tls_available: false,
+            }),
+            _ => None,
+        };
+        self.broker.set_config(cfg);
+        new.broker
+            .server_id
+            .clone_from(&self.broker.config().server_id);
+        self.settings = new;
+        if let Some(path) = self.ports_file.clone() {
+            let _ = std::fs::write(path, self.ports_json());
+        }
+        let _ = now;
+        Ok(changes)
     }
 }
 
@@ -1262,6 +1849,69 @@ fn write_queue(transport: &mut Transport, q: &mut broker::OutQueue) -> io::Resul
         q.advance(written);
     }
     Ok(true)
+}
+
+/// Frames and writes a WebSocket client's output at flush time: the frames already built
+/// first, then everything queued by the broker as one flush (spec/websocket.md §3.4), then the
+/// close frame when the connection is closing. New output is framed only once the previous
+/// frames are fully written, so the broker's queue (and its `max_pending`) bounds memory.
+fn write_ws(
+    transport: &mut Transport,
+    q: &mut broker::OutQueue,
+    ws: &mut WsConn,
+    closing: Option<CloseReason>,
+    deflater: &mut ws_codec::Deflater,
+    arena: &mut BytesMut,
+) -> io::Result<bool> {
+    loop {
+        if ws.wire.is_empty() {
+            if !q.is_empty() {
+                let mut flat = BytesMut::with_capacity(q.len());
+                q.drain_into(&mut flat);
+                let chunks = [flat.freeze()];
+                ws.encoder
+                    .encode_stream(&chunks, deflater, arena, &mut ws.wire)
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+            } else if let Some(reason) = closing
+                && !ws.close_sent
+            {
+                ws.close_sent = true;
+                let frame = ws_codec::CloseFrame::new(
+                    ws_codec::CloseCode(reason.ws_close_code()),
+                    reason.as_str(),
+                );
+                ws.encoder.encode_control(
+                    &ws_codec::Control::Close(Some(frame)),
+                    arena,
+                    &mut ws.wire,
+                );
+            } else {
+                return Ok(true);
+            }
+        }
+        let mut slices = [IoSlice::new(&[]); MAX_IOSLICES];
+        let mut n = 0;
+        for (slot, chunk) in slices.iter_mut().zip(ws.wire.iter()) {
+            *slot = IoSlice::new(chunk);
+            n += 1;
+        }
+        let mut written = transport.write_vectored(slices.get(..n).unwrap_or(&[]))?;
+        if written == 0 {
+            return Ok(false);
+        }
+        while written > 0 {
+            let Some(front) = ws.wire.front_mut() else {
+                break;
+            };
+            if front.len() <= written {
+                written -= front.len();
+                ws.wire.pop_front();
+            } else {
+                front.advance(written);
+                written = 0;
+            }
+        }
+    }
 }
 
 /// Resident set size from `/proc/self/statm`.

@@ -1,7 +1,10 @@
 //! The binary's resolved settings: the typed config-file options (natsconf) with the
 //! command-line flags applied on top, plus the pieces handed to the broker.
 
+use std::path::Path;
 use std::time::Duration;
+
+use natsconf::options::{Options, TlsOptions};
 
 use crate::cli::Cli;
 use crate::logger::LogSettings;
@@ -9,10 +12,6 @@ use crate::tls::TlsSpec;
 
 /// Default NATS client port.
 pub(crate) const DEFAULT_CLIENT_PORT: u16 = 4222;
-/// Default `lame_duck_duration`.
-pub(crate) const DEFAULT_LAME_DUCK_DURATION: Duration = Duration::from_secs(120);
-/// Default `lame_duck_grace_period`.
-pub(crate) const DEFAULT_LAME_DUCK_GRACE_PERIOD: Duration = Duration::from_secs(10);
 /// Default TLS handshake timeout (`tls.timeout`).
 pub(crate) const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -48,6 +47,8 @@ pub(crate) struct WsSettings {
     pub(crate) jwt_cookie: Option<String>,
     pub(crate) no_auth_user: Option<String>,
     pub(crate) auth_timeout: Option<Duration>,
+    /// What the upgrade policy is built from.
+    pub(crate) handshake: ws_handshake::Options,
 }
 
 impl WsSettings {
@@ -77,59 +78,13 @@ pub(crate) struct Settings {
     pub(crate) broker: broker::Config,
     /// Authentication, compiled into the broker's config by the server.
     pub(crate) auth: broker::auth::AuthConfig,
+    /// The typed options the settings came from (for the reload check).
+    pub(crate) options: Options,
     /// Warnings to log at start-up (e.g. JetStream flags).
     pub(crate) warnings: Vec<String>,
 }
 
 impl Settings {
-    /// The embedded development defaults used when no `-c` is given: NATS on 127.0.0.1:4222,
-    /// WebSocket on 127.0.0.1:8080 without TLS, monitoring on 127.0.0.1:8222.
-    pub(crate) fn development_default() -> Self {
-        Self {
-            config_file: None,
-            client: ListenSpec {
-                host: "127.0.0.1".to_owned(),
-                port: i64::from(DEFAULT_CLIENT_PORT),
-            },
-            client_advertise: None,
-            client_tls: None,
-            http: Some(ListenSpec {
-                host: "127.0.0.1".to_owned(),
-                port: 8222,
-            }),
-            https: None,
-            http_base_path: String::new(),
-            websocket: Some(WsSettings {
-                listen: ListenSpec {
-                    host: "127.0.0.1".to_owned(),
-                    port: 8080,
-                },
-                advertise: None,
-                no_tls: true,
-                tls: None,
-                compression: true,
-                handshake_timeout: Duration::ZERO,
-                same_origin: false,
-                allowed_origins: Vec::new(),
-                jwt_cookie: None,
-                no_auth_user: None,
-                auth_timeout: None,
-            }),
-            log: LogSettings {
-                logtime: true,
-                ..LogSettings::default()
-            },
-            pid_file: None,
-            ports_file_dir: None,
-            lame_duck_duration: DEFAULT_LAME_DUCK_DURATION,
-            lame_duck_grace_period: DEFAULT_LAME_DUCK_GRACE_PERIOD,
-            tls_timeout: DEFAULT_TLS_TIMEOUT,
-            broker: broker::Config::default(),
-            auth: broker::auth::AuthConfig::default(),
-            warnings: Vec::new(),
-        }
-    }
-
     /// Applies the command-line flags on top (flags win over the file).
     pub(crate) fn apply_cli(&mut self, cli: &Cli) -> Result<(), String> {
         if !cli.cluster_flags.is_empty() {
@@ -255,20 +210,210 @@ impl Settings {
 
 /// Builds the settings: the config file (or the embedded default), then the flags.
 pub(crate) fn load(cli: &Cli) -> Result<Settings, String> {
-    let mut s = match &cli.config_file {
-        None => Settings::development_default(),
-        Some(file) => from_file(file)?,
+    let (options, warnings) = match &cli.config_file {
+        None => parse_options(None)?,
+        Some(file) => parse_options(Some(file))?,
     };
+    let mut s = from_options(&options)?;
+    s.warnings.extend(warnings);
     s.config_file.clone_from(&cli.config_file);
     s.apply_cli(cli)?;
     finish(&mut s)?;
     Ok(s)
 }
 
-fn from_file(file: &str) -> Result<Settings, String> {
-    Err(format!(
-        "{file}: configuration files are read through natsconf, which is not built in"
-    ))
+/// Parses and interprets a config file (or the built-in one): the typed options and the
+/// warnings to print, or the rendered diagnostics.
+pub(crate) fn parse_options(file: Option<&str>) -> Result<(Options, Vec<String>), String> {
+    let map = match file {
+        Some(f) => natsconf::parse_file(Path::new(f)),
+        None => natsconf::parse_source(
+            natsconf::options::DEFAULT_CONFIG.as_bytes(),
+            b"<built-in>",
+            &natsconf::ProcessEnv,
+            &natsconf::FsLoader::new(),
+        ),
+    }
+    .map_err(|e| e.render().trim_end().to_owned())?;
+    let loaded = Options::from_map(&map).map_err(|diags| {
+        natsconf::options::render_report(&diags)
+            .trim_end()
+            .to_owned()
+    })?;
+    loaded.options.validate().map_err(|e| e.to_string())?;
+    let warnings = loaded.warnings.iter().map(ToString::to_string).collect();
+    Ok((loaded.options, warnings))
+}
+
+fn listen(host: &str, port: u16) -> ListenSpec {
+    ListenSpec {
+        host: host.to_owned(),
+        port: if port == 0 { -1 } else { i64::from(port) },
+    }
+}
+
+fn tls_spec(t: &TlsOptions) -> TlsSpec {
+    TlsSpec {
+        cert_file: t.cert_file.clone().unwrap_or_default(),
+        key_file: t.key_file.clone().unwrap_or_default(),
+        ca_file: t.ca_file.clone(),
+        verify: t.verify,
+        timeout: t.timeout_set.then_some(t.timeout),
+    }
+}
+
+/// Translates natsconf's options into the binary's settings and the broker's config.
+pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
+    let mut broker = broker::Config::default();
+    if let Some(name) = &o.server_name {
+        broker.server_name.clone_from(name);
+    }
+    broker.headers = !o.no_header_support;
+    broker.limits = broker::Limits {
+        max_control_line: usize::try_from(o.max_control_line).unwrap_or(4096),
+        max_payload: usize::try_from(o.max_payload).unwrap_or(1 << 20),
+        max_pending: usize::try_from(o.max_pending).unwrap_or(64 << 20),
+        max_connections: usize::try_from(o.max_connections).unwrap_or(65536),
+        max_subscriptions: usize::try_from(o.max_subscriptions).unwrap_or(0),
+        max_subscription_tokens: o.max_subscription_tokens.map(usize::from),
+    };
+    broker.ping_interval = o.ping_interval;
+    broker.ping_max = u32::try_from(o.ping_max).unwrap_or(2);
+    broker.write_deadline = o.write_deadline;
+    broker.auth_timeout = o.auth_timeout;
+    let websocket = match &o.websocket {
+        None => None,
+        Some(ws) => {
+            let origins = ws.parsed_origins()?;
+            let _ = origins;
+            Some(WsSettings {
+                listen: listen(&ws.listen.host, ws.listen.port),
+                advertise: ws.advertise.clone(),
+                no_tls: ws.no_tls,
+                tls: ws.tls.as_ref().map(tls_spec),
+                compression: ws.compression,
+                handshake_timeout: ws.handshake_timeout.unwrap_or(Duration::ZERO),
+                same_origin: ws.same_origin,
+                allowed_origins: ws.allowed_origins.clone(),
+                jwt_cookie: ws.jwt_cookie.clone(),
+                no_auth_user: ws.no_auth_user.clone(),
+                auth_timeout: ws.authorization.timeout,
+                handshake: ws_handshake::Options {
+                    same_origin: ws.same_origin,
+                    allowed_origins: ws.allowed_origins.clone(),
+                    compression: ws.compression,
+                    jwt_cookie: ws.jwt_cookie.clone(),
+                    user_cookie: ws.user_cookie.clone(),
+                    pass_cookie: ws.pass_cookie.clone(),
+                    token_cookie: ws.token_cookie.clone(),
+                    headers: ws.headers.clone(),
+                    reject_mqtt: true,
+                    ..ws_handshake::Options::default()
+                },
+            })
+        }
+    };
+    let auth = auth_config(o);
+    Ok(Settings {
+        config_file: None,
+        client: listen(&o.listen.host, o.listen.port),
+        client_advertise: o.client_advertise.clone(),
+        client_tls: o.tls.as_ref().map(tls_spec),
+        http: o.http.as_ref().map(|h| listen(&h.host, h.port)),
+        https: o.https.as_ref().map(|h| listen(&h.host, h.port)),
+        http_base_path: normalise_base_path(&o.http_base_path),
+        websocket,
+        log: LogSettings {
+            debug: o.logging.debug,
+            trace: o.logging.trace,
+            logtime: o.logging.logtime,
+            file: o.logging.log_file.clone(),
+        },
+        pid_file: o.pid_file.clone(),
+        ports_file_dir: o.ports_file_dir.clone(),
+        lame_duck_duration: o.lame_duck_duration,
+        lame_duck_grace_period: o.lame_duck_grace_period,
+        tls_timeout: o.tls.as_ref().map_or(DEFAULT_TLS_TIMEOUT, |t| t.timeout),
+        broker,
+        auth,
+        options: o.clone(),
+        warnings: Vec::new(),
+    })
+}
+
+fn normalise_base_path(p: &str) -> String {
+    let trimmed = p.trim();
+    if trimmed.is_empty() || trimmed == "/" {
+        return String::new();
+    }
+    let mut out = String::new();
+    for seg in trimmed.split('/').filter(|s| !s.is_empty() && *s != ".") {
+        out.push('/');
+        out.push_str(seg);
+    }
+    out
+}
+
+/// The broker's authentication settings from the `authorization` and `websocket` blocks.
+fn auth_config(o: &Options) -> broker::auth::AuthConfig {
+    use broker::auth as ba;
+    let a = &o.authorization;
+    let perms = |p: &natsconf::options::Permissions| ba::PermissionsConfig {
+        publish: p.publish.as_ref().map(|sp| ba::SubjectPermission {
+            allow: sp.allow.clone(),
+            deny: sp.deny.clone(),
+        }),
+        subscribe: p.subscribe.as_ref().map(|sp| ba::SubjectPermission {
+            allow: sp.allow.clone(),
+            deny: sp.deny.clone(),
+        }),
+        allow_responses: p.allow_responses.as_ref().map(|r| ba::ResponsePermission {
+            max_msgs: r.max_msgs,
+            expires: r.expires,
+        }),
+    };
+    let mut cfg = ba::AuthConfig {
+        username: a.user.clone(),
+        password: a.password.clone(),
+        token: a.token.clone(),
+        timeout: a.timeout,
+        no_auth_user: o.no_auth_user.clone(),
+        default_permissions: a.default_permissions.as_ref().map(perms),
+        ..ba::AuthConfig::default()
+    };
+    cfg.users = a
+        .users
+        .iter()
+        .map(|u| ba::User {
+            username: u.username.clone(),
+            password: u.password.clone(),
+            permissions: u.permissions.as_ref().map(perms),
+            allowed_connection_types: u.allowed_connection_types.clone(),
+        })
+        .collect();
+    cfg.nkeys = a
+        .nkeys
+        .iter()
+        .map(|n| ba::NkeyUser {
+            nkey: n.nkey.clone(),
+            permissions: n.permissions.as_ref().map(perms),
+            allowed_connection_types: n.allowed_connection_types.clone(),
+        })
+        .collect();
+    if let Some(ws) = &o.websocket {
+        cfg.websocket = ba::WebsocketAuth {
+            username: ws.authorization.user.clone(),
+            password: ws.authorization.password.clone(),
+            token: ws.authorization.token.clone(),
+            timeout: ws.authorization.timeout,
+            no_auth_user: ws.no_auth_user.clone(),
+            jwt_cookie: ws.jwt_cookie.clone(),
+            username_cookie: ws.user_cookie.clone(),
+            password_cookie: ws.pass_cookie.clone(),
+            token_cookie: ws.token_cookie.clone(),
+        };
+    }
+    cfg
 }
 
 /// Fills in generated values and checks cross-option rules.
@@ -286,21 +431,26 @@ fn finish(s: &mut Settings) -> Result<(), String> {
             limits.max_payload, limits.max_pending
         ));
     }
-    if s.client_tls.is_some() {
-        let tls_timeout = s.tls_timeout;
-        if s.broker.auth_timeout == broker::config::DEFAULT_AUTH_TIMEOUT {
-            s.broker.auth_timeout = tls_timeout + Duration::from_secs(1);
+    if let Some(ws) = &s.websocket {
+        if ws.tls.is_none() && !ws.no_tls {
+            return Err("websocket requires TLS configuration".to_owned());
         }
+        ws_handshake::Policy::new(&ws.handshake).map_err(|e| format!("websocket: {e}"))?;
     }
     Ok(())
 }
 
-/// `--dump-config [--positions] FILE`.
+/// `--dump-config [--positions] FILE`: the typed JSON dump of the parsed file.
 pub(crate) fn dump_config(cli: &Cli) -> std::process::ExitCode {
     let Some(file) = cli.args.first().or(cli.config_file.as_ref()) else {
         eprintln!("natsws: --dump-config needs a file");
         return std::process::ExitCode::from(1);
     };
-    eprintln!("natsws: {file}: --dump-config needs natsconf");
-    std::process::ExitCode::from(1)
+    let res = natsconf::parse_file(Path::new(file));
+    print!("{}", natsconf::dump::dump(&res, cli.dump_positions));
+    if res.is_ok() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    }
 }

@@ -1,0 +1,260 @@
+//! Starts the real `natsws` binary on random ports and talks to it.
+#![allow(
+    dead_code,
+    reason = "each test file uses a different part of the harness"
+)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Every wait in the tests is bounded by this.
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh temporary directory under the target dir.
+pub(crate) fn temp_dir(tag: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("natsws-test-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// A running server; killed on drop.
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) dir: PathBuf,
+    pub(crate) log: PathBuf,
+    pub(crate) ports: serde_json::Value,
+}
+
+/// The binary under test.
+pub(crate) fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_natsws")
+}
+
+impl Server {
+    /// Starts `natsws` with `args` plus a ports file dir and a log file, and waits for the ports.
+    pub(crate) fn start(args: &[&str]) -> Self {
+        let dir = temp_dir("srv");
+        Self::start_in(dir, args)
+    }
+
+    /// Starts with a config file written into a fresh directory.
+    pub(crate) fn with_config(conf: &str, extra: &[&str]) -> Self {
+        let dir = temp_dir("conf");
+        let path = dir.join("server.conf");
+        std::fs::write(&path, conf).expect("write conf");
+        let path_s = path.to_string_lossy().into_owned();
+        let mut args = vec!["-c", &path_s];
+        args.extend_from_slice(extra);
+        Self::start_in(dir.clone(), &args)
+    }
+
+    pub(crate) fn start_in(dir: PathBuf, args: &[&str]) -> Self {
+        let log = dir.join("server.log");
+        let child = Command::new(bin())
+            .args(args)
+            .arg("--ports_file_dir")
+            .arg(&dir)
+            .arg("-l")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn natsws");
+        let pid = child.id();
+        let ports_path = dir.join(format!("natsws_{pid}.ports"));
+        let deadline = Instant::now() + WAIT;
+        let mut server = Self {
+            child,
+            dir,
+            log,
+            ports: serde_json::Value::Null,
+        };
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&ports_path)
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+            {
+                server.ports = v;
+                break;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = server.child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!(
+                    "natsws exited early ({status}): {err}\nlog: {}",
+                    server.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no ports file: {}",
+                server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn port_of(&self, key: &str) -> Option<u16> {
+        let url = self.ports.get(key)?.get(0)?.as_str()?;
+        url.rsplit(':').next()?.parse().ok()
+    }
+
+    pub(crate) fn nats_port(&self) -> u16 {
+        self.port_of("nats").expect("nats port")
+    }
+
+    pub(crate) fn ws_port(&self) -> u16 {
+        self.port_of("websocket").expect("websocket port")
+    }
+
+    pub(crate) fn http_port(&self) -> u16 {
+        self.port_of("monitoring").expect("monitoring port")
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub(crate) fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub(crate) fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let text = self.log_text();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "log never contained {needle:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub(crate) fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub(crate) fn wait_exit(&mut self) -> i32 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "server did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// GET on the monitoring port: (status, content type, body).
+    pub(crate) fn http_get(&self, path: &str) -> (u16, String, String) {
+        http_get(self.http_port(), path)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.0-style GET (Connection: close): (status, content type, body).
+pub(crate) fn http_get(port: u16, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect http");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read http");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("http head");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    (status, ctype, body.to_owned())
+}
+
+/// A raw NATS TCP client.
+pub(crate) struct Raw {
+    pub(crate) reader: BufReader<TcpStream>,
+    pub(crate) stream: TcpStream,
+}
+
+impl Raw {
+    pub(crate) fn connect(port: u16) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect nats");
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Self { reader, stream }
+    }
+
+    pub(crate) fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("read line");
+        line
+    }
+
+    pub(crate) fn send(&mut self, data: &str) {
+        self.stream.write_all(data.as_bytes()).expect("send");
+    }
+
+    /// Reads until `expect` has been seen; returns everything read.
+    pub(crate) fn read_until(&mut self, expect: &str) -> String {
+        let mut all = String::new();
+        while !all.contains(expect) {
+            let line = self.line();
+            assert!(!line.is_empty(), "EOF before {expect:?}; got {all:?}");
+            all.push_str(&line);
+        }
+        all
+    }
+
+    /// Reads to EOF (bounded by the read timeout).
+    pub(crate) fn read_to_eof(&mut self) -> String {
+        let mut rest = String::new();
+        let _ = self.reader.read_to_string(&mut rest);
+        rest
+    }
+}
+
+/// Writes a file and returns its path as a string.
+pub(crate) fn write_file(dir: &Path, name: &str, contents: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, contents).unwrap();
+    p.to_string_lossy().into_owned()
+}
