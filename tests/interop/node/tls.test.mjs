@@ -85,7 +85,7 @@ describe("wss (scenario tls)", () => {
   it("a plain-HTTP upgrade on the TLS port gets 400", T, async () => {
     const r = await rawExchange(server.ws, upgradeRequest(server.ws));
     const res = parseHttp(r.data);
-    assert.equal(res.status, 400, res.statusLine);
+    assert.equal(res.status, 400, `response: ${JSON.stringify(r.data.toString("latin1").slice(0, 200))}`);
     assert.equal(r.why, "eof", "connection closed");
   });
 });
