@@ -5,7 +5,7 @@ use common::{Raw, Server};
 
 #[test]
 fn info_then_pub_sub() {
-    let srv = Server::start(&["-p", "-1", "-m", "-1"]);
+    let srv = Server::basic();
     let mut sub = Raw::connect(srv.nats_port());
     let info = sub.line();
     assert!(info.starts_with("INFO {"), "{info}");
@@ -27,7 +27,7 @@ fn info_then_pub_sub() {
 
 #[test]
 fn protocol_error_closes_with_err() {
-    let srv = Server::start(&["-p", "-1", "-m", "-1"]);
+    let srv = Server::basic();
     let mut c = Raw::connect(srv.nats_port());
     c.line();
     c.send("BOGUS\r\n");
@@ -37,7 +37,7 @@ fn protocol_error_closes_with_err() {
 
 #[test]
 fn large_payload_is_delivered_intact() {
-    let srv = Server::start(&["-p", "-1", "-m", "-1"]);
+    let srv = Server::basic();
     let mut sub = Raw::connect(srv.nats_port());
     sub.line();
     sub.send("CONNECT {}\r\nSUB big 7\r\nPING\r\n");
@@ -59,7 +59,7 @@ fn large_payload_is_delivered_intact() {
 
 #[test]
 fn async_nats_client_round_trip() {
-    let srv = Server::start(&["-p", "-1", "-m", "-1"]);
+    let srv = Server::basic();
     let port = srv.nats_port();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

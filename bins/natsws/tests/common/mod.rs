@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 /// Every wait in the tests is bounded by this.
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
+/// Random loopback ports for every listener.
+pub(crate) const BASIC_CONF: &str = "listen: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\nwebsocket { listen: \"127.0.0.1:-1\", no_tls: true, compression: true }\n";
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A fresh temporary directory under the target dir.
@@ -43,6 +46,12 @@ impl Server {
     pub(crate) fn start(args: &[&str]) -> Self {
         let dir = temp_dir("srv");
         Self::start_in(dir, args)
+    }
+
+    /// A server with TCP, WebSocket (no TLS, compression allowed) and monitoring on random
+    /// loopback ports.
+    pub(crate) fn basic() -> Self {
+        Self::with_config(BASIC_CONF, &[])
     }
 
     /// Starts with a config file written into a fresh directory.
@@ -257,4 +266,170 @@ pub(crate) fn write_file(dir: &Path, name: &str, contents: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, contents).unwrap();
     p.to_string_lossy().into_owned()
+}
+
+/// A raw WebSocket client over plain TCP: masked frames out, frames in.
+pub(crate) struct RawWs {
+    pub(crate) stream: TcpStream,
+    pub(crate) response: String,
+    buf: Vec<u8>,
+}
+
+/// One server frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Frame {
+    pub(crate) fin: bool,
+    pub(crate) rsv1: bool,
+    pub(crate) opcode: u8,
+    pub(crate) payload: Vec<u8>,
+}
+
+impl RawWs {
+    /// Sends an upgrade request with `extra` header lines and reads the response head.
+    pub(crate) fn connect(port: u16, extra: &str) -> Self {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect ws");
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        write!(
+            stream,
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = stream.read(&mut chunk).expect("read upgrade response");
+            assert!(
+                n > 0,
+                "EOF in upgrade response: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let response = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let rest = buf[head_end..].to_vec();
+        Self {
+            stream,
+            response,
+            buf: rest,
+        }
+    }
+
+    pub(crate) fn status(&self) -> u16 {
+        self.response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Sends `data` in one masked binary frame.
+    pub(crate) fn send(&mut self, data: &[u8]) {
+        self.send_frame(0x2, data);
+    }
+
+    pub(crate) fn send_frame(&mut self, opcode: u8, data: &[u8]) {
+        let key = [0x12u8, 0x34, 0x56, 0x78];
+        let mut frame = vec![0x80 | opcode];
+        if data.len() < 126 {
+            frame.push(0x80 | data.len() as u8);
+        } else if data.len() < 65536 {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        } else {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(data.len() as u64).to_be_bytes());
+        }
+        frame.extend_from_slice(&key);
+        frame.extend(data.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        self.stream.write_all(&frame).expect("send frame");
+    }
+
+    fn fill(&mut self, want: usize) -> bool {
+        let mut chunk = [0u8; 16384];
+        while self.buf.len() < want {
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        true
+    }
+
+    /// The next frame, or `None` at EOF.
+    pub(crate) fn frame(&mut self) -> Option<Frame> {
+        if !self.fill(2) {
+            return None;
+        }
+        let b0 = self.buf[0];
+        let b1 = self.buf[1];
+        assert_eq!(b1 & 0x80, 0, "server frames are never masked");
+        let (len, hdr) = match b1 & 0x7f {
+            126 => {
+                self.fill(4);
+                (u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize, 4)
+            }
+            127 => {
+                self.fill(10);
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&self.buf[2..10]);
+                (u64::from_be_bytes(b) as usize, 10)
+            }
+            n => (n as usize, 2),
+        };
+        if !self.fill(hdr + len) {
+            return None;
+        }
+        let payload = self.buf[hdr..hdr + len].to_vec();
+        self.buf.drain(..hdr + len);
+        Some(Frame {
+            fin: b0 & 0x80 != 0,
+            rsv1: b0 & 0x40 != 0,
+            opcode: b0 & 0x0f,
+            payload,
+        })
+    }
+
+    /// Reads data frames until their concatenated payload contains `expect`.
+    pub(crate) fn read_until(&mut self, expect: &str) -> String {
+        let mut all = String::new();
+        while !all.contains(expect) {
+            let f = self
+                .frame()
+                .unwrap_or_else(|| panic!("EOF before {expect:?}; got {all:?}"));
+            assert!(f.opcode == 2 || f.opcode == 0, "unexpected frame {f:?}");
+            all.push_str(&String::from_utf8_lossy(&f.payload));
+        }
+        all
+    }
+
+    /// Reads frames until a close frame; returns (code, reason).
+    pub(crate) fn read_close(&mut self) -> (u16, String) {
+        loop {
+            let f = self.frame().expect("EOF before the close frame");
+            if f.opcode == 8 {
+                let code = u16::from_be_bytes([f.payload[0], f.payload[1]]);
+                return (code, String::from_utf8_lossy(&f.payload[2..]).into_owned());
+            }
+        }
+    }
+}
+
+/// Runs an async block on a fresh current-thread runtime, bounded by [`WAIT`].
+pub(crate) fn run_async<F: Future<Output = ()>>(fut: F) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        tokio::time::timeout(WAIT, fut).await.expect("timed out");
+    });
+}
+
+/// A port that was free a moment ago.
+pub(crate) fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
 }

@@ -1,0 +1,220 @@
+//! NATS over WebSocket through the real binary: async-nats, tungstenite and raw frames.
+mod common;
+
+use std::io::Read as _;
+
+use common::{Raw, RawWs, Server, run_async};
+use futures_util::StreamExt as _;
+
+#[test]
+fn info_first_in_a_binary_frame_then_byte_stream() {
+    let srv = Server::basic();
+    let mut ws = RawWs::connect(srv.ws_port(), "");
+    assert_eq!(ws.status(), 101, "{}", ws.response);
+    let info = ws.frame().unwrap();
+    assert_eq!(info.opcode, 2);
+    assert!(info.fin && !info.rsv1);
+    let text = String::from_utf8(info.payload).unwrap();
+    assert!(
+        text.starts_with("INFO {") && text.ends_with("} \r\n"),
+        "{text}"
+    );
+    // Frame boundaries carry no meaning: split one op over two frames.
+    ws.send(b"CONNECT {\"verbose\":false}\r\nSUB fo");
+    ws.send(b"o 1\r\nPING\r\n");
+    ws.read_until("PONG\r\n");
+    let mut tcp = Raw::connect(srv.nats_port());
+    tcp.line();
+    tcp.send("CONNECT {}\r\nPUB foo 9\r\nfrom nats\r\n");
+    ws.read_until("MSG foo 1 9\r\nfrom nats\r\n");
+}
+
+#[test]
+fn compression_negotiated_info_is_compressed() {
+    let srv = Server::basic();
+    let mut ws = RawWs::connect(
+        srv.ws_port(),
+        "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_no_context_takeover\r\n",
+    );
+    assert_eq!(ws.status(), 101);
+    assert!(
+        ws.response
+            .to_ascii_lowercase()
+            .contains("permessage-deflate"),
+        "{}",
+        ws.response
+    );
+    let info = ws.frame().unwrap();
+    assert!(info.rsv1, "INFO is compressed");
+    // A small reply (PONG) goes uncompressed.
+    ws.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+    let pong = ws.frame().unwrap();
+    assert!(!pong.rsv1);
+    assert_eq!(pong.payload, b"PONG\r\n");
+}
+
+#[test]
+fn browser_frames_are_at_most_4096_bytes() {
+    let srv = Server::basic();
+    let mut ws = RawWs::connect(
+        srv.ws_port(),
+        "User-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\n",
+    );
+    ws.frame().unwrap();
+    ws.send(b"CONNECT {\"verbose\":false}\r\nSUB big 1\r\nPING\r\n");
+    ws.read_until("PONG\r\n");
+    let mut tcp = Raw::connect(srv.nats_port());
+    tcp.line();
+    let payload = "x".repeat(20000);
+    tcp.send(&format!("CONNECT {{}}\r\nPUB big 20000\r\n{payload}\r\n"));
+    let mut total = Vec::new();
+    while total.len() < 20000 + 19 {
+        let f = ws.frame().unwrap();
+        assert!(f.payload.len() <= 4096, "frame of {}", f.payload.len());
+        assert!(f.fin);
+        total.extend_from_slice(&f.payload);
+    }
+    assert!(total.starts_with(b"MSG big 1 20000\r\n"));
+}
+
+#[test]
+fn protocol_violation_sends_err_then_close_1002() {
+    let srv = Server::basic();
+    let mut ws = RawWs::connect(srv.ws_port(), "");
+    ws.frame().unwrap();
+    ws.send(b"BOGUS\r\n");
+    ws.read_until("-ERR 'Unknown Protocol Operation'\r\n");
+    assert_eq!(ws.read_close(), (1002, "Protocol Violation".to_owned()));
+}
+
+#[test]
+fn ping_frame_gets_pong_and_text_frames_are_data() {
+    let srv = Server::basic();
+    let mut ws = RawWs::connect(srv.ws_port(), "");
+    ws.frame().unwrap();
+    ws.send_frame(0x9, b"hb");
+    let pong = ws.frame().unwrap();
+    assert_eq!((pong.opcode, pong.payload.as_slice()), (0xA, &b"hb"[..]));
+    ws.send_frame(0x1, b"PING\r\n");
+    let f = ws.frame().unwrap();
+    assert_eq!((f.opcode, f.payload.as_slice()), (2, &b"PONG\r\n"[..]));
+}
+
+#[test]
+fn shutdown_sends_close_1001() {
+    let mut srv = Server::basic();
+    let mut ws = RawWs::connect(srv.ws_port(), "");
+    ws.frame().unwrap();
+    ws.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+    ws.read_until("PONG");
+    srv.signal("INT");
+    assert_eq!(ws.read_close(), (1001, "Server Shutdown".to_owned()));
+    assert_eq!(srv.wait_exit(), 0);
+}
+
+#[test]
+fn forwarded_for_in_log_and_connz_type() {
+    let srv = Server::with_config(common::BASIC_CONF, &["-D"]);
+    let mut ws = RawWs::connect(srv.ws_port(), "X-Forwarded-For: 10.1.2.3\r\n");
+    ws.frame().unwrap();
+    ws.send(b"CONNECT {\"verbose\":false,\"name\":\"wsprobe\"}\r\nPING\r\n");
+    ws.read_until("PONG");
+    srv.wait_log("10.1.2.3/127.0.0.1:");
+    let (status, _, body) = srv.http_get("/connz");
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let c = &v["connections"][0];
+    assert_eq!(c["type"], "websocket");
+    assert_eq!(c["kind"], "Client");
+    assert_eq!(c["ip"], "127.0.0.1");
+    assert_eq!(c["name"], "wsprobe");
+}
+
+#[test]
+fn rejected_upgrade_gets_http_error_and_log_line() {
+    let srv = Server::basic();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", srv.ws_port())).unwrap();
+    s.set_read_timeout(Some(common::WAIT)).unwrap();
+    use std::io::Write as _;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    assert!(resp.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{resp}");
+    srv.wait_log("invalid value for header 'Connection'");
+}
+
+#[test]
+fn tungstenite_client_round_trip() {
+    let srv = Server::basic();
+    let url = format!("ws://127.0.0.1:{}", srv.ws_port());
+    let stream = std::net::TcpStream::connect(("127.0.0.1", srv.ws_port())).unwrap();
+    stream.set_read_timeout(Some(common::WAIT)).unwrap();
+    let (mut ws, resp) = tungstenite::client::client(url.as_str(), stream).unwrap();
+    assert_eq!(resp.status().as_u16(), 101);
+    let info = ws.read().unwrap();
+    assert!(info.is_binary());
+    ws.send(tungstenite::Message::binary(
+        &b"CONNECT {\"verbose\":false}\r\nSUB t 1\r\nPUB t 2\r\nok\r\n"[..],
+    ))
+    .unwrap();
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("MSG t 1 2\r\nok\r\n") {
+        got.extend_from_slice(&ws.read().unwrap().into_data());
+    }
+}
+
+#[test]
+fn async_nats_over_websocket_and_tcp() {
+    let srv = Server::basic();
+    let (ws_port, tcp_port) = (srv.ws_port(), srv.nats_port());
+    run_async(async move {
+        let ws = async_nats::connect(format!("ws://127.0.0.1:{ws_port}"))
+            .await
+            .unwrap();
+        let tcp = async_nats::connect(format!("nats://127.0.0.1:{tcp_port}"))
+            .await
+            .unwrap();
+        let mut ws_sub = ws.subscribe("x.>").await.unwrap();
+        let mut tcp_sub = tcp.subscribe("y").await.unwrap();
+        ws.flush().await.unwrap();
+        tcp.flush().await.unwrap();
+        tcp.publish("x.1", "to ws".into()).await.unwrap();
+        ws.publish("y", "to tcp".into()).await.unwrap();
+        let big = bytes::Bytes::from(vec![7u8; 200_000]);
+        tcp.publish("x.big", big.clone()).await.unwrap();
+        tcp.flush().await.unwrap();
+        ws.flush().await.unwrap();
+        assert_eq!(&ws_sub.next().await.unwrap().payload[..], b"to ws");
+        assert_eq!(ws_sub.next().await.unwrap().payload, big);
+        assert_eq!(&tcp_sub.next().await.unwrap().payload[..], b"to tcp");
+    });
+}
+
+#[test]
+fn websocket_on_the_monitoring_port() {
+    let port = common::free_port();
+    let conf = format!(
+        "listen: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:{port}\"\nwebsocket {{ listen: \"127.0.0.1:{port}\", no_tls: true }}\n"
+    );
+    let srv = Server::with_config(&conf, &[]);
+    assert_eq!(srv.ws_port(), srv.http_port());
+    let mut ws = RawWs::connect(srv.http_port(), "");
+    assert_eq!(ws.status(), 101);
+    assert!(ws.read_until("INFO ").contains("INFO"));
+    let (status, _, body) = srv.http_get("/healthz");
+    assert_eq!((status, body.as_str()), (200, "{\"status\":\"ok\"}"));
+}
+
+#[test]
+fn handshake_timeout_closes_idle_connection() {
+    let conf = "listen: \"127.0.0.1:-1\"\nwebsocket { listen: \"127.0.0.1:-1\", no_tls: true, handshake_timeout: \"300ms\" }\n";
+    let srv = Server::with_config(conf, &[]);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", srv.ws_port())).unwrap();
+    s.set_read_timeout(Some(common::WAIT)).unwrap();
+    let start = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let n = s.read_to_end(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "closed silently");
+    assert!(start.elapsed() >= std::time::Duration::from_millis(250));
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+}
