@@ -311,3 +311,49 @@ fn invalid_auth_config_fails_closed() {
         Some(CloseReason::AuthenticationFailure),
     );
 }
+
+#[test]
+fn nonce_in_info_with_nkey_users() {
+    let config = config_with(AuthConfig {
+        nkeys: vec![broker::auth::NkeyUser {
+            nkey: "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4".into(),
+            permissions: None,
+            allowed_connection_types: Vec::new(),
+        }],
+        ..AuthConfig::default()
+    });
+    let now = std::time::Instant::now();
+    let mut broker = Broker::try_new(config, now).expect("valid config");
+    let addr = "127.0.0.1:1".parse().unwrap();
+    let mut params = broker::ClientParams::new(ConnectionType::Standard, addr);
+    params.nonce_bytes = Some([0u8; 11]);
+    let id = broker.register_client(now, params);
+    let info = String::from_utf8(broker.info_line(id).unwrap()).unwrap();
+    assert!(info.contains("\"auth_required\":true"), "{info}");
+    assert!(info.contains("\"nonce\":\"AAAAAAAAAAAAAAA\""), "{info}");
+    // Without caller randomness the broker's generator gives a 15-character nonce.
+    let other = broker.register_client(
+        now,
+        broker::ClientParams::new(ConnectionType::WebSocket, addr),
+    );
+    let info = String::from_utf8(broker.info_line(other).unwrap()).unwrap();
+    let nonce = info
+        .split("\"nonce\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert_eq!(nonce.len(), 15);
+    assert!(
+        nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    // A CONNECT without a signature is refused.
+    let mut buf = bytes::BytesMut::from(
+        &b"CONNECT {\"nkey\":\"UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4\"}\r\n"[..],
+    );
+    broker.handle_input(id, now, &mut buf);
+    assert!(!broker.is_open(id));
+}
