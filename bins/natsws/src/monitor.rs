@@ -420,12 +420,30 @@ fn is_zero_u64(v: &u64) -> bool {
 fn is_zero_i64(v: &i64) -> bool {
     *v == 0
 }
-fn is_zero_f64(v: &f64) -> bool {
-    *v == 0.0
-}
 
 #[derive(Serialize)]
 struct Empty {}
+
+/// A float printed as Go's encoding/json prints it: whole numbers without a fraction.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct GoFloat(f64);
+
+impl Serialize for GoFloat {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            #[expect(clippy::cast_possible_truncation, reason = "checked whole and small above")]
+            let whole = v as i64;
+            s.serialize_i64(whole)
+        } else {
+            s.serialize_f64(v)
+        }
+    }
+}
+
+fn is_zero_go(v: &GoFloat) -> bool {
+    v.0 == 0.0
+}
 
 #[derive(Serialize, Default)]
 struct WsVarz {
@@ -441,8 +459,8 @@ struct WsVarz {
     jwt_cookie: String,
     #[serde(skip_serializing_if = "is_zero_u64")]
     handshake_timeout: u64,
-    #[serde(skip_serializing_if = "is_zero_f64")]
-    auth_timeout: f64,
+    #[serde(skip_serializing_if = "is_zero_go")]
+    auth_timeout: GoFloat,
     #[serde(skip_serializing_if = "is_false")]
     no_tls: bool,
     #[serde(skip_serializing_if = "is_false")]
@@ -487,7 +505,7 @@ struct Varz<'a> {
     http_port: u16,
     http_base_path: &'a str,
     https_port: u16,
-    auth_timeout: f64,
+    auth_timeout: GoFloat,
     max_control_line: usize,
     max_payload: usize,
     max_pending: usize,
@@ -497,7 +515,7 @@ struct Varz<'a> {
     mqtt: Empty,
     websocket: WsVarz,
     jetstream: Empty,
-    tls_timeout: f64,
+    tls_timeout: GoFloat,
     write_deadline: u64,
     start: String,
     now: String,
@@ -505,7 +523,7 @@ struct Varz<'a> {
     mem: u64,
     cores: usize,
     gomaxprocs: usize,
-    cpu: f64,
+    cpu: GoFloat,
     connections: usize,
     total_connections: u64,
     routes: u32,
@@ -539,7 +557,7 @@ fn varz(broker: &Broker, ctx: &MonitorCtx<'_>) -> Response {
             no_auth_user: ws.no_auth_user.clone().unwrap_or_default(),
             jwt_cookie: ws.jwt_cookie.clone().unwrap_or_default(),
             handshake_timeout: nanos(ws.handshake_timeout),
-            auth_timeout: ws.auth_timeout.map_or(0.0, |d| d.as_secs_f64()),
+            auth_timeout: GoFloat(ws.auth_timeout.map_or(0.0, |d| d.as_secs_f64())),
             no_tls: ws.no_tls,
             tls_map: false,
             tls_pinned_certs: Vec::new(),
@@ -576,7 +594,7 @@ fn varz(broker: &Broker, ctx: &MonitorCtx<'_>) -> Response {
         http_port: ctx.bound.http_port.unwrap_or(0),
         http_base_path: &s.http_base_path,
         https_port: ctx.bound.https_port.unwrap_or(0),
-        auth_timeout: cfg.auth_timeout.as_secs_f64(),
+        auth_timeout: GoFloat(cfg.auth_timeout.as_secs_f64()),
         max_control_line: cfg.limits.max_control_line,
         max_payload: cfg.limits.max_payload,
         max_pending: cfg.limits.max_pending,
@@ -586,7 +604,7 @@ fn varz(broker: &Broker, ctx: &MonitorCtx<'_>) -> Response {
         mqtt: Empty {},
         websocket,
         jetstream: Empty {},
-        tls_timeout: s.tls_timeout.as_secs_f64(),
+        tls_timeout: GoFloat(s.tls_timeout.as_secs_f64()),
         write_deadline: nanos(cfg.write_deadline),
         start: ctx.clock.rfc3339(ctx.start),
         now: ctx.clock.rfc3339(ctx.now),
@@ -594,7 +612,7 @@ fn varz(broker: &Broker, ctx: &MonitorCtx<'_>) -> Response {
         mem: ctx.rss_bytes,
         cores,
         gomaxprocs: 1,
-        cpu: ctx.cpu_percent,
+        cpu: GoFloat(ctx.cpu_percent),
         connections: stats.connections,
         total_connections: stats.total_connections,
         routes: 0,
@@ -927,9 +945,9 @@ struct SubszStats {
     num_inserts: u64,
     num_removes: u64,
     num_matches: u64,
-    cache_hit_rate: f64,
+    cache_hit_rate: GoFloat,
     max_fanout: u64,
-    avg_fanout: f64,
+    avg_fanout: GoFloat,
 }
 
 #[derive(Serialize)]
@@ -975,9 +993,9 @@ fn subsz(
         num_inserts: st.num_inserts,
         num_removes: st.num_removes,
         num_matches: st.num_matches,
-        cache_hit_rate: st.cache_hit_rate,
+        cache_hit_rate: GoFloat(st.cache_hit_rate),
         max_fanout: u64::from(st.max_fanout),
-        avg_fanout: st.avg_fanout,
+        avg_fanout: GoFloat(st.avg_fanout),
     };
     let mut list: Vec<SubInfo> = if subs && (acc.is_empty() || acc == "$G") {
         broker.subscriptions(test.map(str::as_bytes))

@@ -1,0 +1,148 @@
+//! Command-line behaviour, files and log lines of the real binary.
+mod common;
+
+use std::process::Command;
+
+use common::{Server, bin, temp_dir, write_file};
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin()).args(args).output().expect("run natsws");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn version_help_and_unknown_flags() {
+    let (code, out, _) = run(&["-v"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("natsws: v"), "{out}");
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Usage: natsws [options]"));
+    let (code, _, err) = run(&["--bogus"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("flag provided but not defined: -bogus"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_valid_and_invalid() {
+    let dir = temp_dir("cli");
+    let good = write_file(
+        &dir,
+        "good.conf",
+        "port: 4333\nwebsocket { port: 8443, no_tls: true }\n",
+    );
+    let (code, _, err) = run(&["-t", "-c", &good]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err, format!("natsws: configuration file {good} is valid\n"));
+    let bad = write_file(&dir, "bad.conf", "port: 4333\nmax_payload: \"lots\"\n");
+    let (code, _, err) = run(&["-t", "-c", &bad]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with(&format!("natsws: {bad}:2:")), "{err}");
+    let syntax = write_file(&dir, "syntax.conf", "port: [1, 2\n");
+    let (code, _, err) = run(&["-t", "-c", &syntax]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("natsws: "), "{err}");
+    let (code, _, err) = run(&["-t"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("must specify [-c, --config] option to check configuration file syntax"));
+    let unsupported = write_file(&dir, "cluster.conf", "cluster { port: 6222 }\n");
+    let (code, _, err) = run(&["-t", "-c", &unsupported]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cluster"), "{err}");
+}
+
+#[test]
+fn bad_config_at_startup_exits_non_zero() {
+    let dir = temp_dir("cli");
+    let bad = write_file(&dir, "bad.conf", "websocket { port: -1 }\n");
+    let (code, _, err) = run(&["-c", &bad]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("websocket requires TLS configuration"),
+        "{err}"
+    );
+}
+
+#[test]
+fn dump_config_prints_typed_json() {
+    let dir = temp_dir("cli");
+    let conf = write_file(&dir, "d.conf", "a: 1\nb: \"x\"\nc: 1k\n");
+    let (code, out, _) = run(&["--dump-config", &conf]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "{\"map\":{\"a\":{\"int\":1},\"b\":{\"str\":\"x\"},\"c\":{\"int\":1000}}}\n"
+    );
+    let (code, out, _) = run(&["--dump-config", "--positions", &conf]);
+    assert_eq!(code, 0);
+    assert!(out.contains("\"line\":2"), "{out}");
+}
+
+#[test]
+fn ports_file_pid_file_and_log_lines() {
+    let dir = temp_dir("files");
+    let pid_file = dir.join("natsws.pid").to_string_lossy().into_owned();
+    let conf = format!("{}pid_file: \"{pid_file}\"\n", common::BASIC_CONF);
+    let mut srv = Server::with_config(&conf, &["-js"]);
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap(),
+        srv.pid().to_string()
+    );
+    let log = srv.wait_log("Server is ready");
+    assert!(log.contains(&format!(
+        "Listening for client connections on 127.0.0.1:{}",
+        srv.nats_port()
+    )));
+    assert!(log.contains(&format!(
+        "Listening for websocket clients on ws://127.0.0.1:{}",
+        srv.ws_port()
+    )));
+    assert!(log.contains("[WRN] JetStream is not provided by natsws"));
+    let first = log.lines().next().unwrap();
+    let prefix = format!("[{}] ", srv.pid());
+    assert!(first.starts_with(&prefix), "{first}");
+    assert!(first.contains(" [INF] "), "{first}");
+    let ports_file = srv.dir.join(format!("natsws_{}.ports", srv.pid()));
+    assert!(ports_file.exists());
+    // --signal through the pid file.
+    let (code, _, err) = run(&["--signal", &format!("quit={pid_file}")]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(srv.wait_exit(), 0);
+    assert!(!ports_file.exists(), "ports file removed at shutdown");
+    let (code, _, err) = run(&["--signal", "bogus=1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown signal \"bogus\""));
+}
+
+#[test]
+fn logtime_off_and_debug_lines() {
+    let srv = Server::with_config(common::BASIC_CONF, &["-T=false", "-D"]);
+    let log = srv.wait_log("Server is ready");
+    let first = log.lines().next().unwrap();
+    assert_eq!(first, format!("[{}] [INF] Starting natsws", srv.pid()));
+    let mut tcp = common::Raw::connect(srv.nats_port());
+    tcp.line();
+    srv.wait_log("[DBG] 127.0.0.1:");
+    srv.wait_log("- cid:1 - Client connection created");
+}
+
+#[test]
+fn sigterm_exits_1_and_sigusr1_reopens_log() {
+    let mut srv = Server::basic();
+    srv.signal("USR1");
+    srv.wait_log("File log re-opened");
+    let rotated = srv.dir.join("rotated.log");
+    std::fs::rename(&srv.log, &rotated).unwrap();
+    srv.signal("USR1");
+    srv.wait_log("File log re-opened");
+    srv.signal("TERM");
+    assert_eq!(srv.wait_exit(), 1);
+    assert!(srv.log_text().contains("Server Exiting.."));
+}

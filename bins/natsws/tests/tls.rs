@@ -1,0 +1,196 @@
+//! TLS on the NATS port and on the WebSocket port (wss), with certificates made at test time
+//! by the `openssl` command-line tool.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Server, run_async, temp_dir};
+use futures_util::StreamExt as _;
+
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for localhost/127.0.0.1 and a client certificate.
+fn make_pki() -> Pki {
+    let dir = temp_dir("pki");
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=natsws test CA",
+        ],
+    );
+    for who in ["server", "client"] {
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{who}-key.pem"),
+                "-out",
+                &format!("{who}.csr"),
+                "-subj",
+                &format!("/CN={who}"),
+            ],
+        );
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{who}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca-key.pem",
+                "-CAcreateserial",
+                "-out",
+                &format!("{who}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{who}.ext"),
+            ],
+        );
+    }
+    Pki { dir }
+}
+
+#[test]
+fn wss_and_tls_nats_port() {
+    let pki = make_pki();
+    let conf = format!(
+        "listen: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\ntls {{ cert_file: \"{c}\", key_file: \"{k}\" }}\nwebsocket {{ listen: \"127.0.0.1:-1\", tls {{ cert_file: \"{c}\", key_file: \"{k}\" }} }}\n",
+        c = pki.path("server.pem"),
+        k = pki.path("server-key.pem")
+    );
+    let srv = Server::with_config(&conf, &[]);
+    assert!(
+        srv.ports["websocket"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("wss://")
+    );
+    assert!(srv.ports["nats"][0].as_str().unwrap().starts_with("tls://"));
+    srv.wait_log("Listening for websocket clients on wss://127.0.0.1:");
+    let (ws_port, tcp_port) = (srv.ws_port(), srv.nats_port());
+    let ca = pki.path("ca.pem");
+    run_async(async move {
+        let ws = async_nats::ConnectOptions::new()
+            .add_root_certificates(ca.clone().into())
+            .connect(format!("wss://localhost:{ws_port}"))
+            .await
+            .unwrap();
+        let tcp = async_nats::ConnectOptions::new()
+            .add_root_certificates(ca.into())
+            .require_tls(true)
+            .connect(format!("tls://localhost:{tcp_port}"))
+            .await
+            .unwrap();
+        let mut sub = ws.subscribe("secure").await.unwrap();
+        ws.flush().await.unwrap();
+        tcp.publish("secure", "over tls".into()).await.unwrap();
+        tcp.flush().await.unwrap();
+        assert_eq!(&sub.next().await.unwrap().payload[..], b"over tls");
+    });
+    let (_, _, body) = srv.http_get("/connz?state=all");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ws_conn = v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "websocket")
+        .expect("ws connection")
+        .clone();
+    assert_eq!(ws_conn["tls_version"], "1.3");
+    // A plain HTTP request on the wss port gets no upgrade.
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", ws_port)).unwrap();
+    raw.set_read_timeout(Some(common::WAIT)).unwrap();
+    use std::io::{Read as _, Write as _};
+    raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    let _ = raw.read_to_end(&mut buf);
+    assert!(!String::from_utf8_lossy(&buf).contains("101"));
+}
+
+#[test]
+fn wss_verify_requires_client_certificate() {
+    let pki = make_pki();
+    let conf = format!(
+        "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", tls {{ cert_file: \"{c}\", key_file: \"{k}\", ca_file: \"{ca}\", verify: true }} }}\n",
+        c = pki.path("server.pem"),
+        k = pki.path("server-key.pem"),
+        ca = pki.path("ca.pem")
+    );
+    let srv = Server::with_config(&conf, &[]);
+    let ws_port = srv.ws_port();
+    let (ca, cert, key) = (
+        pki.path("ca.pem"),
+        pki.path("client.pem"),
+        pki.path("client-key.pem"),
+    );
+    run_async(async move {
+        let with_cert = async_nats::ConnectOptions::new()
+            .add_root_certificates(ca.clone().into())
+            .add_client_certificate(cert.into(), key.into())
+            .connect(format!("wss://localhost:{ws_port}"))
+            .await;
+        assert!(with_cert.is_ok(), "{with_cert:?}");
+        let without = async_nats::ConnectOptions::new()
+            .add_root_certificates(ca.into())
+            .retry_on_initial_connect()
+            .max_reconnects(Some(1))
+            .connect(format!("wss://localhost:{ws_port}"));
+        let res = tokio::time::timeout(std::time::Duration::from_secs(3), without).await;
+        match res {
+            Err(_) => {}
+            Ok(Err(_)) => {}
+            Ok(Ok(client)) => {
+                // The connection may look open until the first flush fails.
+                assert!(client.flush().await.is_err());
+            }
+        }
+    });
+}
