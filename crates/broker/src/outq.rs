@@ -13,6 +13,9 @@ use bytes::{Buf, Bytes, BytesMut};
 /// Payloads of at least this many bytes are shared rather than copied (STYLE §4, bytes#679).
 pub const SHARE_THRESHOLD_BYTES: usize = 1024;
 
+/// An empty queue keeps a tail allocation up to this size for reuse.
+pub const IDLE_KEEP_BYTES: usize = 8 * 1024;
+
 /// Bytes queued for one client, in order.
 #[derive(Debug, Default)]
 pub struct OutQueue {
@@ -24,6 +27,9 @@ pub struct OutQueue {
     len: usize,
     /// Bytes consumed with [`OutQueue::advance`] since creation.
     consumed: u64,
+    /// Largest tail capacity seen since the tail was last released (its allocation size; the
+    /// capacity `BytesMut` reports shrinks as the front is consumed).
+    tail_alloc: usize,
 }
 
 impl OutQueue {
@@ -55,6 +61,7 @@ impl OutQueue {
     pub fn push_slice(&mut self, data: &[u8]) {
         self.tail.extend_from_slice(data);
         self.len += data.len();
+        self.tail_alloc = self.tail_alloc.max(self.tail.capacity());
     }
 
     /// Queues `data`: copied when small, shared when at least [`SHARE_THRESHOLD_BYTES`].
@@ -144,10 +151,27 @@ impl OutQueue {
         self.advance(n);
     }
 
-    /// Releases the tail allocation when the queue is empty (idle connections stay cheap).
+    /// When the queue is empty, releases a tail allocation larger than
+    /// [`IDLE_KEEP_BYTES`] (a burst must not keep its memory forever) and an oversized chunk
+    /// list. Small buffers are kept so steady traffic does not allocate on every flush.
     pub fn shrink_if_idle(&mut self) {
+        if !self.is_empty() {
+            return;
+        }
+        if self.tail_alloc > IDLE_KEEP_BYTES {
+            self.tail = BytesMut::new();
+            self.tail_alloc = 0;
+        }
+        if self.chunks.capacity() > 64 {
+            self.chunks = VecDeque::new();
+        }
+    }
+
+    /// Frees every allocation when the queue is empty (for connections that went idle).
+    pub fn release_if_empty(&mut self) {
         if self.is_empty() {
             self.tail = BytesMut::new();
+            self.tail_alloc = 0;
             self.chunks = VecDeque::new();
         }
     }
@@ -211,5 +235,18 @@ mod tests {
         assert!(q.is_empty());
         q.shrink_if_idle();
         assert_eq!(q.front(), b"");
+        // Large bursts are released, small buffers kept.
+        q.push_slice(&[0u8; 100]);
+        q.advance(100);
+        q.shrink_if_idle();
+        assert!(q.tail_alloc >= 100, "small buffer kept");
+        q.push_slice(&[0u8; 3 * IDLE_KEEP_BYTES]);
+        q.advance(3 * IDLE_KEEP_BYTES);
+        q.shrink_if_idle();
+        assert_eq!((q.tail.capacity(), q.tail_alloc), (0, 0));
+        q.push_slice(b"x");
+        q.advance(1);
+        q.release_if_empty();
+        assert_eq!(q.tail.capacity(), 0);
     }
 }
