@@ -240,7 +240,7 @@ mod tests {
         q.advance(100);
         q.shrink_if_idle();
         assert!(q.tail_alloc >= 100, "small buffer kept");
-        q.push_slice(&[0u8; 3 * IDLE_KEEP_BYTES]);
+        q.push_slice(&vec![0u8; 3 * IDLE_KEEP_BYTES]);
         q.advance(3 * IDLE_KEEP_BYTES);
         q.shrink_if_idle();
         assert_eq!((q.tail.capacity(), q.tail_alloc), (0, 0));
