@@ -1,0 +1,157 @@
+//! SIGHUP reload of websocket properties and limits, and lame duck mode (SIGUSR2).
+mod common;
+
+use common::{RawWs, Server, free_port};
+
+fn conf_with(ws_port: u16, ws_extra: &str, top_extra: &str) -> String {
+    format!(
+        "listen: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\n{top_extra}\nwebsocket {{\n  listen: \"127.0.0.1:{ws_port}\"\n  no_tls: true\n  {ws_extra}\n}}\n"
+    )
+}
+
+fn reload(srv: &Server, conf: &str, n: usize) {
+    std::fs::write(srv.dir.join("server.conf"), conf).unwrap();
+    srv.signal("HUP");
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        let log = srv.log_text();
+        let done = log.matches("Reloaded server configuration").count()
+            + log.matches("Failed to reload server configuration").count();
+        if done >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload result in log:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn reload_origins_compression_headers_and_timeout() {
+    let port = free_port();
+    let srv = Server::with_config(&conf_with(port, "", ""), &[]);
+    let ws = RawWs::connect(
+        port,
+        "Origin: http://evil.example\r\nSec-WebSocket-Extensions: permessage-deflate\r\n",
+    );
+    assert_eq!(ws.status(), 101);
+    assert!(!ws.response.contains("permessage-deflate"));
+
+    reload(
+        &srv,
+        &conf_with(
+            port,
+            "allowed_origins: [\"http://good.example\"]\n  compression: true\n  headers { \"X-Natsws-Test\": \"yes\" }\n  handshake_timeout: \"250ms\"",
+            "",
+        ),
+        1,
+    );
+    assert!(
+        srv.log_text()
+            .contains("Reloaded: websocket allowed_origins")
+    );
+    let evil = RawWs::connect(port, "Origin: http://evil.example\r\n");
+    assert_eq!(evil.status(), 403, "{}", evil.response);
+    let good = RawWs::connect(
+        port,
+        "Origin: http://good.example\r\nSec-WebSocket-Extensions: permessage-deflate\r\n",
+    );
+    assert_eq!(good.status(), 101, "{}", good.response);
+    assert!(
+        good.response.contains("permessage-deflate"),
+        "{}",
+        good.response
+    );
+    assert!(
+        good.response.contains("X-Natsws-Test: yes"),
+        "{}",
+        good.response
+    );
+    // The new handshake timeout applies to new connections.
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    idle.set_read_timeout(Some(common::WAIT)).unwrap();
+    let start = std::time::Instant::now();
+    use std::io::Read as _;
+    let mut buf = Vec::new();
+    let _ = idle.read_to_end(&mut buf);
+    assert!(start.elapsed() < std::time::Duration::from_secs(3));
+    let (_, _, varz) = srv.http_get("/varz");
+    let v: serde_json::Value = serde_json::from_str(&varz).unwrap();
+    assert_eq!(v["websocket"]["compression"], true);
+    assert_eq!(v["websocket"]["handshake_timeout"], 250_000_000);
+}
+
+#[test]
+fn reload_rebinds_a_changed_port() {
+    let (a, b) = (free_port(), free_port());
+    let srv = Server::with_config(&conf_with(a, "", ""), &[]);
+    assert_eq!(RawWs::connect(a, "").status(), 101);
+    reload(&srv, &conf_with(b, "", ""), 1);
+    assert_eq!(RawWs::connect(b, "").status(), 101);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", a)).is_err(),
+        "old port closed"
+    );
+    srv.wait_log(&format!(
+        "Listening for websocket clients on ws://127.0.0.1:{b}"
+    ));
+    let ports =
+        std::fs::read_to_string(srv.dir.join(format!("natsws_{}.ports", srv.pid()))).unwrap();
+    assert!(ports.contains(&format!("ws://127.0.0.1:{b}")), "{ports}");
+}
+
+#[test]
+fn bad_reload_keeps_the_old_config() {
+    let port = free_port();
+    let srv = Server::with_config(&conf_with(port, "", ""), &[]);
+    reload(&srv, "websocket { port: [ }\n", 1);
+    let log = srv.log_text();
+    assert!(
+        log.contains("[ERR] Failed to reload server configuration: "),
+        "{log}"
+    );
+    assert_eq!(RawWs::connect(port, "").status(), 101);
+    // A non-reloadable change is refused with the reference's text.
+    reload(&srv, &conf_with(port, "", "max_subscriptions: 10"), 2);
+    assert!(
+        srv.log_text()
+            .contains("config reload not supported for MaxSubs")
+    );
+}
+
+#[test]
+fn reload_limits_apply_to_new_connections() {
+    let port = free_port();
+    let srv = Server::with_config(&conf_with(port, "", ""), &[]);
+    reload(&srv, &conf_with(port, "", "max_payload: 100"), 1);
+    let mut c = common::Raw::connect(srv.nats_port());
+    let info = c.line();
+    assert!(info.contains("\"max_payload\":100"), "{info}");
+    c.send(&format!(
+        "CONNECT {{}}\r\nPUB x 200\r\n{}\r\n",
+        "y".repeat(200)
+    ));
+    c.read_until("-ERR 'Maximum Payload Violation'");
+}
+
+#[test]
+fn lame_duck_mode_closes_clients_and_exits() {
+    let port = free_port();
+    let srv_conf = conf_with(
+        port,
+        "",
+        "lame_duck_duration: \"30s\"\nlame_duck_grace_period: \"500ms\"",
+    );
+    let mut srv = Server::with_config(&srv_conf, &[]);
+    let mut ws = RawWs::connect(port, "");
+    ws.frame().unwrap();
+    ws.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+    ws.read_until("PONG");
+    srv.signal("USR2");
+    srv.wait_log("Entering lame duck mode, stop accepting new clients");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    assert_eq!(ws.read_close(), (1001, "Server Shutdown".to_owned()));
+    assert_eq!(srv.wait_exit(), 0);
+}
