@@ -39,7 +39,13 @@ fn client_frames(len: usize) -> Vec<u8> {
     let mut out: Vec<Bytes> = Vec::new();
     for _ in 0..N_MSGS {
         encoder
-            .encode_message(ws_codec::MessageKind::Binary, std::slice::from_ref(&payload), &mut deflater, &mut arena, &mut out)
+            .encode_message(
+                ws_codec::MessageKind::Binary,
+                std::slice::from_ref(&payload),
+                &mut deflater,
+                &mut arena,
+                &mut out,
+            )
             .unwrap();
     }
     out.iter().flat_map(|b| b.iter().copied()).collect()
@@ -83,7 +89,12 @@ fn encode(c: &mut Criterion) {
                 out.clear();
                 for _ in 0..N_MSGS {
                     encoder
-                        .encode_stream(std::slice::from_ref(&payload), &mut deflater, &mut arena, &mut out)
+                        .encode_stream(
+                            std::slice::from_ref(&payload),
+                            &mut deflater,
+                            &mut arena,
+                            &mut out,
+                        )
                         .unwrap();
                 }
                 black_box(&out);
@@ -107,7 +118,9 @@ fn json_text(len: usize) -> Vec<u8> {
             i * 31 % 500,
             i % 100
         );
-        out.extend_from_slice(format!("MSG orders.created 1 {}\r\n{doc}\r\n", doc.len()).as_bytes());
+        out.extend_from_slice(
+            format!("MSG orders.created 1 {}\r\n{doc}\r\n", doc.len()).as_bytes(),
+        );
         i += 1;
     }
     out.truncate(len);
@@ -124,11 +137,15 @@ fn compression(c: &mut Criterion) {
         group.bench_function(format!("deflate_json_{}KiB", len / 1024), |b| {
             b.iter(|| {
                 out.clear();
-                deflater.deflate(std::slice::from_ref(&text), &mut out).unwrap();
+                deflater
+                    .deflate(std::slice::from_ref(&text), &mut out)
+                    .unwrap();
             });
         });
         out.clear();
-        deflater.deflate(std::slice::from_ref(&text), &mut out).unwrap();
+        deflater
+            .deflate(std::slice::from_ref(&text), &mut out)
+            .unwrap();
         let compressed = out.clone().freeze();
         let mut inflater = Inflater::new();
         group.bench_function(format!("inflate_json_{}KiB", len / 1024), |b| {
