@@ -271,3 +271,28 @@ mod tests {
         assert_eq!(inflater.inflate(&[0x00], 0).unwrap().len(), 0);
     }
 }
+
+#[cfg(test)]
+mod steady_state_tests {
+    use super::*;
+
+    #[test]
+    fn inflate_output_reuses_its_allocation() {
+        // No allocation per message: once the caller dropped the previous message, the next
+        // one is inflated into the same memory.
+        let text = b"{\"subject\":\"orders\",\"n\":1}".repeat(40);
+        let mut compressed = BytesMut::new();
+        Deflater::new()
+            .deflate(&[&text[..]], &mut compressed)
+            .unwrap();
+        let mut inflater = Inflater::new();
+        let first = inflater.inflate(&compressed, 1 << 20).unwrap();
+        let first_ptr = first.as_ptr() as usize;
+        drop(first);
+        for _ in 0..5 {
+            let again = inflater.inflate(&compressed, 1 << 20).unwrap();
+            assert_eq!(again.as_ptr() as usize, first_ptr);
+            assert_eq!(&again[..], &text[..]);
+        }
+    }
+}

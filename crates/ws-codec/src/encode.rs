@@ -9,7 +9,7 @@
 
 use std::num::NonZeroUsize;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::decode::{Control, MessageKind};
 use crate::deflate::Deflater;
@@ -299,12 +299,42 @@ impl<K: MaskKeySource> Encoder<K> {
         sink: &mut Sink<'_, O>,
     ) -> Result<(), DeflateError> {
         sink.flush();
+        // Compress after a gap as large as the largest header, so that a single-frame message
+        // gets its header written in place and leaves as one piece. No piece of this flush is
+        // then alive while the arena grows, so the arena can always reclaim its memory.
+        sink.arena.extend_from_slice(&[0u8; MAX_HEADER_BYTES]);
         let len = deflater.deflate(chunks, sink.arena)?;
-        let compressed = sink.arena.split().freeze();
         let limit = match self.config.max_frame_payload {
             Some(limit) if self.config.fragment_compressed => limit.get(),
             _ => usize::MAX,
         };
+        if len <= limit {
+            let mask = self.keys.next_mask_key();
+            let header = FrameHeader {
+                fin: true,
+                rsv1: true,
+                opcode,
+                mask,
+                payload_len: len as u64,
+            };
+            let mut buf = [0u8; MAX_HEADER_BYTES];
+            let n = header.encode(&mut buf);
+            let skip = MAX_HEADER_BYTES - n;
+            if let (Some(dst), Some(src)) =
+                (sink.arena.get_mut(skip..MAX_HEADER_BYTES), buf.get(..n))
+            {
+                dst.copy_from_slice(src);
+            }
+            if let (Some(key), Some(payload)) = (mask, sink.arena.get_mut(MAX_HEADER_BYTES..)) {
+                apply_mask(payload, key, 0);
+            }
+            sink.arena.advance(skip);
+            sink.wire_bytes += n + len;
+            sink.flush();
+            return Ok(());
+        }
+        sink.arena.advance(MAX_HEADER_BYTES);
+        let compressed = sink.arena.split().freeze();
         self.emit_fragmented(opcode, true, &[compressed], len, limit, sink);
         Ok(())
     }

@@ -253,3 +253,36 @@ fn client_frames_are_masked_with_fresh_keys() {
     let wire: Vec<u8> = out.iter().flat_map(|b| b.iter().copied()).collect();
     assert_eq!(wire, [0x89, 0x80, 5, 6, 7, 8]);
 }
+
+#[test]
+fn steady_state_reuses_the_arena_and_the_compressor_output() {
+    // No allocation per flush: once the previous flush's output was written and dropped, the
+    // next flush's headers and compressed bytes land in the same arena allocation.
+    let mut encoder = Encoder::server(EncoderConfig {
+        deflate: true,
+        ..EncoderConfig::default()
+    });
+    let (mut deflater, mut arena) = (Deflater::new(), BytesMut::with_capacity(64 * 1024));
+    let pending = [Bytes::from(
+        b"MSG orders.created 1 17\r\n{\"id\":1,\"ok\":true}\r\n".repeat(20),
+    )];
+    let mut out: Vec<Bytes> = Vec::with_capacity(8);
+    let base = arena.as_ptr() as usize;
+    // Enough rounds to wrap the arena several times, so the memory must be reclaimed.
+    for round in 0..2000 {
+        out.clear();
+        encoder
+            .encode_stream(&pending, &mut deflater, &mut arena, &mut out)
+            .unwrap();
+        for b in &out {
+            let ptr = b.as_ptr() as usize;
+            assert!(
+                (base..base + 64 * 1024).contains(&ptr),
+                "round {round} allocated: {ptr:#x} base {base:#x} len {} arena cap {}",
+                b.len(),
+                arena.capacity()
+            );
+        }
+        assert_eq!(out.capacity(), 8);
+    }
+}
