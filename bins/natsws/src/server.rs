@@ -1046,6 +1046,10 @@ impl Server {
         if !ws.nats_in.is_empty() {
             self.broker.handle_input(client, now, &mut ws.nats_in);
         }
+        if ws.nats_in.is_empty() && ws.nats_in.capacity() > 0 {
+            // Idle WebSocket connections must stay cheap (STYLE §4).
+            ws.nats_in = BytesMut::new();
+        }
         let log_id = c.log_id.clone();
         if queued_control {
             self.mark_dirty(key);
@@ -1886,6 +1890,9 @@ fn write_ws(
                     &mut ws.wire,
                 );
             } else {
+                if ws.wire.capacity() > 0 {
+                    ws.wire = VecDeque::new();
+                }
                 return Ok(true);
             }
         }

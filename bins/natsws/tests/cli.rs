@@ -146,3 +146,10 @@ fn sigterm_exits_1_and_sigusr1_reopens_log() {
     assert_eq!(srv.wait_exit(), 1);
     assert!(srv.log_text().contains("Server Exiting.."));
 }
+
+#[test]
+fn unenforceable_auth_is_refused_not_ignored() {
+    let (code, _, err) = run(&["-p", "-1", "-m", "0", "--user", "a", "--pass", "b"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("authorization"), "{err}");
+}
