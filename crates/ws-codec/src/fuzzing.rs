@@ -7,9 +7,11 @@
 
 use bytes::{Bytes, BytesMut};
 
+use std::num::NonZeroUsize;
+
 use crate::{
-    Control, Decoder, DecoderConfig, Deflater, Delivery, Event, Inflater, Limits, MessageKind,
-    ProtocolError,
+    Control, Decoder, DecoderConfig, Deflater, Delivery, Encoder, EncoderConfig, Event, Inflater,
+    Limits, MessageKind, ProtocolError, Role,
 };
 
 /// Everything a decoder produced for one input, with adjacent stream data joined so that
@@ -131,6 +133,83 @@ fn decode_target(base: DecoderConfig, data: &[u8]) {
             "byte-by-byte changed the outcome"
         );
     }
+    reencode(config, &whole.events, selector);
+}
+
+/// Round trip: what was decoded, encoded again for the same connection (fragmented at a size
+/// taken from the input), decodes to the same data.
+fn reencode(config: DecoderConfig, events: &[Event], selector: u8) {
+    let enc_config = EncoderConfig {
+        max_frame_payload: NonZeroUsize::new(usize::from(selector >> 3)),
+        deflate: config.deflate,
+        ..EncoderConfig::default()
+    };
+    let mut wire: Vec<Bytes> = Vec::new();
+    let mut arena = BytesMut::new();
+    let mut deflater = Deflater::new();
+    let masked = config.role == Role::Server && config.require_mask;
+    let mut key_state = u32::from(selector);
+    let mut keys = move || {
+        key_state = key_state
+            .wrapping_mul(747_796_405)
+            .wrapping_add(2_891_336_453);
+        key_state.to_le_bytes()
+    };
+    let mut expect = Vec::new();
+    for event in events {
+        let (kind, payload) = match event {
+            Event::Data(data) => (None, data.clone()),
+            Event::Message(msg) => (Some(msg.kind), msg.payload.clone()),
+            _ => continue,
+        };
+        expect.push(event.clone());
+        let chunks = [payload];
+        let res =
+            match (kind, masked) {
+                (None, true) => Encoder::with_mask_keys(enc_config, &mut keys).encode_stream(
+                    &chunks,
+                    &mut deflater,
+                    &mut arena,
+                    &mut wire,
+                ),
+                (None, false) => Encoder::server(enc_config).encode_stream(
+                    &chunks,
+                    &mut deflater,
+                    &mut arena,
+                    &mut wire,
+                ),
+                (Some(kind), true) => Encoder::with_mask_keys(enc_config, &mut keys)
+                    .encode_message(kind, &chunks, &mut deflater, &mut arena, &mut wire),
+                (Some(kind), false) => Encoder::server(enc_config).encode_message(
+                    kind,
+                    &chunks,
+                    &mut deflater,
+                    &mut arena,
+                    &mut wire,
+                ),
+            };
+        assert!(res.is_ok(), "encode failed");
+    }
+    let mut merged = Vec::new();
+    for event in expect {
+        push_event(&mut merged, event);
+    }
+    let bytes: Vec<u8> = wire.iter().flat_map(|b| b.iter().copied()).collect();
+    // Re-encoding may compress what arrived uncompressed, or fragment finely; the data itself
+    // is within the original limits already.
+    let limits = Limits {
+        max_fragments: u32::MAX,
+        max_compressed_message_bytes: config.limits.max_message_bytes,
+        max_inflated_message_bytes: usize::try_from(config.limits.max_message_bytes)
+            .unwrap_or(usize::MAX),
+        ..config.limits
+    };
+    let again = run(config.with_limits(limits), &[&bytes]);
+    assert_eq!(again.error, None, "re-encoded output failed to decode");
+    assert_eq!(
+        again.events, merged,
+        "re-encoded output decoded differently"
+    );
 }
 
 /// Server-role decoding: no panic, bounded memory, the same outcome for every split.
