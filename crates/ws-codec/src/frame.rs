@@ -117,7 +117,8 @@ impl FrameHeader {
     }
 }
 
-/// Writes a header for an unmasked frame; shorthand for [`FrameHeader::encode`].
+/// Writes `header` into `buf` and returns its length; the free-function form of
+/// [`FrameHeader::encode`].
 pub fn encode_header(header: &FrameHeader, buf: &mut [u8; MAX_HEADER_BYTES]) -> usize {
     header.encode(buf)
 }
