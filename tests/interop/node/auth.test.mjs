@@ -74,6 +74,23 @@ describe("websocket user/password override (scenario auth_userpass)", () => {
     assert.equal(r.close.payload.subarray(2).toString(), "Authentication Failure");
   });
 
+  it("raw ws: no CONNECT within the websocket authorization timeout (1 s) gets -ERR 'Authentication Timeout' and close 1008", T, async () => {
+    const raw = await rawWs(server.ws);
+    try {
+      const started = Date.now();
+      await raw.waitClosed(5000);
+      const elapsed = Date.now() - started;
+      assert.match(raw.stream, /-ERR 'Authentication Timeout'\r\n/);
+      const close = raw.frames.find((f) => f.opcode === 8);
+      assert.ok(close, "close frame");
+      assert.equal(close.payload.readUInt16BE(0), 1008);
+      assert.equal(close.payload.subarray(2).toString(), "Authentication Timeout");
+      assert.ok(elapsed >= 700 && elapsed < 3000, `closed after ${elapsed} ms`);
+    } finally {
+      raw.close();
+    }
+  });
+
   it("messages flow between an authenticated ws client and an authenticated tcp client", T, async () => {
     const w = await accepted(wsClient(server, { user: "wsuser", pass: "wspass" }), conns);
     const t = await accepted(tcpClient(server, { user: "tcpuser", pass: "tcppass" }), conns);

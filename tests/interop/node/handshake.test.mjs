@@ -39,7 +39,8 @@ describe("handshake (scenario basic)", () => {
   });
 
   it("101 response: status line, Upgrade, Connection, Sec-WebSocket-Accept; INFO in the first binary frame", T, async () => {
-    const r = await rawExchange(server.ws, upgradeRequest(server.ws), {
+    const req = upgradeRequest(server.ws, { extra: ["Sec-WebSocket-Protocol: nats", "User-Agent: interop"] });
+    const r = await rawExchange(server.ws, req, {
       until: (b) => {
         const i = b.indexOf("\r\n\r\n");
         return i >= 0 && parseFrames(b.subarray(i + 4)).frames.length > 0;
@@ -51,6 +52,11 @@ describe("handshake (scenario basic)", () => {
     assert.equal(res.headers["connection"]?.toLowerCase(), "upgrade");
     assert.equal(res.headers["sec-websocket-accept"], ACCEPT);
     assert.equal(res.headers["sec-websocket-extensions"], undefined, "no compression without the option");
+    assert.deepEqual(
+      res.headerList.map(([k]) => k.toLowerCase()),
+      ["upgrade", "connection", "sec-websocket-accept"],
+      "exactly these headers (no Date, Server, or echoed Sec-WebSocket-Protocol)",
+    );
     const { frames } = parseFrames(res.body);
     assert.ok(frames.length >= 1, "a frame follows the 101");
     assert.equal(frames[0].opcode, 2, "binary frame");
@@ -103,6 +109,8 @@ describe("handshake (scenario basic)", () => {
       assertRejected(res, status, body);
       assert.equal(res.headers["content-type"], "text/plain; charset=utf-8");
       assert.equal(res.headers["sec-websocket-version"], "13");
+      assert.equal(res.headers["x-content-type-options"], "nosniff");
+      assert.equal(Number(res.headers["content-length"]), body.length);
     });
   }
 
