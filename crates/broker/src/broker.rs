@@ -17,7 +17,7 @@ use crate::sublist::{InsertError, Sublist, SublistStats};
 use crate::types::{
     ClientId, ClientInfo, ClientParams, CloseReason, ConnectionType, Event, ServerStats, SubInfo,
 };
-use crate::{subject, wire};
+use crate::{auth, subject, wire};
 
 /// Handle of one subscription inside the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -264,7 +264,7 @@ impl Broker {
 
     /// Like [`Broker::new`], but refuses an invalid auth configuration with the reference's
     /// start-up error text. (`new` accepts it and then refuses every CONNECT.)
-    pub fn try_new(config: Config, now: Instant) -> Result<Self, crate::auth::AuthConfigError> {
+    pub fn try_new(config: Config, now: Instant) -> Result<Self, auth::AuthConfigError> {
         let broker = Self::new(config, now);
         match broker.auth.error() {
             Some(err) => Err(err.clone()),
@@ -275,7 +275,7 @@ impl Broker {
     /// The auth configuration error, when the configuration given is invalid (the broker then
     /// refuses every CONNECT).
     #[must_use]
-    pub fn auth_config_error(&self) -> Option<&crate::auth::AuthConfigError> {
+    pub fn auth_config_error(&self) -> Option<&auth::AuthConfigError> {
         self.auth.error()
     }
 
@@ -781,7 +781,7 @@ impl Broker {
         if !allowed {
             let text = format!(
                 "Permissions Violation for Publish to {}",
-                wire::go_quote(subj)
+                auth::go_quote(subj)
             );
             self.send_err(id, now, &text);
             return;
@@ -791,7 +791,7 @@ impl Broker {
         {
             let text = format!(
                 "Permissions Violation for Publish with Reply of {}",
-                wire::go_quote(reply)
+                auth::go_quote(reply)
             );
             self.send_err(id, now, &text);
             return;
@@ -985,8 +985,8 @@ impl Broker {
         let queue_err = |q: &[u8]| {
             format!(
                 "Permissions Violation for Subscription to {} using queue {}",
-                wire::go_quote(&subject),
-                wire::go_quote(q)
+                auth::go_quote(&subject),
+                auth::go_quote(q)
             )
         };
         if !sub_allowed {
@@ -994,7 +994,7 @@ impl Broker {
                 Some(q) => queue_err(q),
                 None => format!(
                     "Permissions Violation for Subscription to {}",
-                    wire::go_quote(&subject)
+                    auth::go_quote(&subject)
                 ),
             };
             self.send_err(id, now, &text);
@@ -1012,7 +1012,7 @@ impl Broker {
         {
             let text = format!(
                 "Permissions Violation for Subscription to {}, too many tokens",
-                wire::go_quote(&subject)
+                auth::go_quote(&subject)
             );
             self.send_err(id, now, &text);
             return;

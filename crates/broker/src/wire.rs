@@ -84,45 +84,6 @@ pub fn write_msg(
     out.push_slice(b"\r\n");
 }
 
-/// Quotes bytes like Go's `%q` (`strconv.Quote`): double quotes, `\"` and `\\` escaped,
-/// control characters as `\n`, `\t`, `\x00`…, invalid UTF-8 bytes as `\xNN`.
-#[must_use]
-pub fn go_quote(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() + 2);
-    out.push('"');
-    for chunk in bytes.utf8_chunks() {
-        for ch in chunk.valid().chars() {
-            match ch {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\u{7}' => out.push_str("\\a"),
-                '\u{8}' => out.push_str("\\b"),
-                '\u{c}' => out.push_str("\\f"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                '\u{b}' => out.push_str("\\v"),
-                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                    out.push_str(&format!("\\x{:02x}", c as u32));
-                }
-                c if c.is_control() => {
-                    if (c as u32) <= 0xffff {
-                        out.push_str(&format!("\\u{:04x}", c as u32));
-                    } else {
-                        out.push_str(&format!("\\U{:08x}", c as u32));
-                    }
-                }
-                c => out.push(c),
-            }
-        }
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    out.push('"');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,7 +150,7 @@ mod tests {
             (b"\xff", "\"\\xff\""),
             ("ü.>".as_bytes(), "\"ü.>\""),
         ] {
-            assert_eq!(go_quote(input), expect);
+            assert_eq!(crate::auth::go_quote(input), expect);
         }
     }
 }
