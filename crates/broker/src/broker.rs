@@ -115,7 +115,7 @@ struct Client {
     out: OutQueue,
     opts: ClientOptions,
     authorized_user: Option<String>,
-    identity: Option<crate::auth::Authenticated>,
+    identity: Option<auth::Authenticated>,
     permissions: Option<Permissions>,
     subs: HashMap<Bytes, SubKey>,
     nonce: Option<String>,
