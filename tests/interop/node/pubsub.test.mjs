@@ -391,3 +391,75 @@ describe("small max_payload (scenario small_payload)", () => {
     await s.quiet(1, 200);
   });
 });
+
+describe("messaging with permessage-deflate on both ends (scenario compression)", () => {
+  let server;
+  const conns = [];
+  const deflateWs = async () => {
+    const sockets = [];
+    const nc = await wsClient(server, {}, { ws: { perMessageDeflate: true }, sink: sockets });
+    conns.push(nc);
+    assert.match(sockets[0].extensions, /permessage-deflate/, "compression negotiated");
+    return nc;
+  };
+  before(async () => {
+    server = await orError(startServer("compression"));
+  });
+  after(async () => {
+    await closeAll(conns);
+    await server?.stop();
+  });
+
+  it("1 MB payloads compressed ws -> compressed ws and -> tcp", T, async () => {
+    const pub = await deflateWs();
+    const sub = await deflateWs();
+    const tcp = await tcpClient(server);
+    conns.push(tcp);
+    const a = listen(sub, "zbig");
+    const b = listen(tcp, "zbig");
+    await sub.flush();
+    await tcp.flush();
+    const data = Buffer.alloc(1024 * 1024);
+    crypto.randomBytes(512 * 1024).copy(data);
+    data.fill("z", 512 * 1024);
+    pub.publish("zbig", data);
+    await pub.flush();
+    for (const l of [a, b]) {
+      const [m] = await l.count(1, 15000);
+      assert.ok(Buffer.from(m.data).equals(data), "payload intact");
+    }
+  });
+
+  it("100k small messages compressed ws -> compressed ws arrive in order with no loss", { timeout: 60000 }, async () => {
+    const pub = await deflateWs();
+    const sub = await deflateWs();
+    const N = 100000;
+    let next = 0;
+    let bad = null;
+    const done = new Promise((resolve) => {
+      sub.subscribe("zflood", {
+        callback: (err, m) => {
+          if (err) {
+            bad = String(err);
+            resolve();
+            return;
+          }
+          const v = Number(dec.decode(m.data));
+          if (v !== next && bad === null) bad = `expected ${next}, got ${v}`;
+          next++;
+          if (next === N) resolve();
+        },
+      });
+    });
+    await sub.flush();
+    for (let i = 0; i < N; i++) {
+      pub.publish("zflood", enc.encode(String(i)));
+      if (i % 5000 === 4999) await pub.flush();
+    }
+    await pub.flush();
+    await within(45000, done, "100k compressed messages").catch((e) => {
+      throw new Error(`${e.message}; got ${next}`);
+    });
+    assert.equal(bad, null);
+  });
+});

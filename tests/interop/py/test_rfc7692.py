@@ -367,3 +367,65 @@ def test_browser_user_agent_limits_frames_to_4096(plain):
             await pub.close()
 
     arun(go())
+
+
+@pytest.mark.parametrize(
+    "ua,fragmented",
+    [
+        ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36", True),
+        ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15", False),
+    ],
+    ids=["chrome", "safari"],
+)
+def test_browser_compressed_frames(zserver, ua, fragmented):
+    """Browser + compression: Chrome gets <=4096-byte fragments, RSV1 on the first only; Safari one frame."""
+    async def go():
+        raw = await RawWs.open(zserver.ws, [f"User-Agent: {ua}", "Sec-WebSocket-Extensions: permessage-deflate"])
+        pub = await nats_ws(zserver, compression=None)
+        try:
+            assert raw.headers.get("sec-websocket-extensions") == NEGOTIATED
+            await raw.frame()
+            raw.send(CONNECT + b"SUB bz 1\r\nPING\r\n")
+            await raw.data_until(b"PONG")
+            body = os.urandom(8192)
+            await pub.send(b"PUB bz %d\r\n%s\r\n" % (len(body), body))
+            message, frames = b"", []
+            while True:
+                fin, rsv1, op, payload = await raw.frame()
+                frames.append((fin, rsv1, op, len(payload)))
+                message += payload
+                if fin:
+                    break
+            assert frames[0][1], "RSV1 on the first frame"
+            assert all(not f[1] for f in frames[1:]), f"RSV1 only on the first frame: {frames}"
+            assert all(f[2] == 0 for f in frames[1:]), "continuation frames"
+            if fragmented:
+                assert len(frames) > 1 and all(f[3] <= 4096 for f in frames), frames
+            else:
+                assert len(frames) == 1, frames
+            assert inflate(message) == b"MSG bz 1 %d\r\n%s\r\n" % (len(body), body)
+        finally:
+            raw.close()
+            await pub.close()
+
+    arun(go())
+
+
+def test_one_megabyte_compressed_client_message(zserver):
+    async def go():
+        raw = await RawWs.open(zserver.ws, ["Sec-WebSocket-Extensions: permessage-deflate"])
+        sub = await nats_ws(zserver)
+        try:
+            await raw.frame()
+            await sub.send(b"SUB zmb 1\r\nPING\r\n")
+            await expect(sub, b"PONG")
+            body = (os.urandom(1024).hex().encode() * 512)[: 1024 * 1024]
+            raw.send(deflate(CONNECT + b"PUB zmb %d\r\n%s\r\nPING\r\n" % (len(body), body)), rsv1=True)
+            await raw.data_until(b"PONG", timeout=10)
+            got = await expect(sub, body + b"\r\n", timeout=10)
+            assert b"MSG zmb 1 %d\r\n%s\r\n" % (len(body), body) in got
+        finally:
+            raw.close()
+            await sub.close()
+
+    arun(go())
