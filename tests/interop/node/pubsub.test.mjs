@@ -84,6 +84,18 @@ describe("messaging (scenario basic)", () => {
     });
   }
 
+  it("1000 concurrent requests from ws to a tcp responder all get their own reply", T, async () => {
+    const a = await open("ws");
+    const b = await open("tcp");
+    const svc = b.subscribe("rr.many", { callback: (_, m) => m.respond(m.data) });
+    await b.flush();
+    const replies = await Promise.all(
+      [...Array(1000).keys()].map((i) => a.request("rr.many", enc.encode(String(i)), { timeout: 10000 })),
+    );
+    assert.deepEqual(replies.map((r) => Number(dec.decode(r.data))), [...Array(1000).keys()]);
+    svc.unsubscribe();
+  });
+
   it("request with no responders over ws gets the 503 no-responders status", T, async () => {
     const a = await open("ws");
     await assert.rejects(a.request("nobody.home", enc.encode("x"), { timeout: 3000 }), (e) => {

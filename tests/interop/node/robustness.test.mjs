@@ -209,3 +209,45 @@ describe("server shutdown (scenario basic)", () => {
     }
   });
 });
+
+describe("slow consumer (scenario slow: max_pending 256 KiB)", () => {
+  let server;
+  before(async () => {
+    server = await orError(startServer("slow"));
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  it("a ws client that stops reading is dropped; the publisher and other ws clients carry on", { timeout: 30000 }, async () => {
+    const pub = await tcpClient(server);
+    const other = await wsClient(server);
+    const stuck = await rawWs(server.ws);
+    try {
+      await stuck.waitFor(() => stuck.stream.includes("\r\n"), "INFO");
+      stuck.send('CONNECT {"verbose":false,"protocol":1}\r\nSUB flood.slow 1\r\nPING\r\n');
+      await stuck.waitFor(() => stuck.stream.includes("PONG"), "PONG");
+      stuck.socket.pause();
+      const otherSees = listen(other, "flood.other");
+      await other.flush();
+      const chunk = new Uint8Array(60000).fill(120);
+      const before = await monitor(server, "/varz");
+      let dropped = false;
+      const deadline = Date.now() + 20000;
+      while (!dropped && Date.now() < deadline) {
+        for (let i = 0; i < 50; i++) pub.publish("flood.slow", chunk);
+        await pub.flush();
+        const v = await monitor(server, "/varz");
+        dropped = v.slow_consumers > before.slow_consumers && v.connections === before.connections - 1;
+      }
+      assert.ok(dropped, "the stuck client was counted as a slow consumer and closed");
+      pub.publish("flood.other", enc.encode("still here"));
+      await pub.flush();
+      assert.equal(dec.decode((await otherSees.count(1))[0].data), "still here");
+      assert.equal(other.isClosed(), false);
+    } finally {
+      stuck.close();
+      await closeAll([pub, other]);
+    }
+  });
+});
