@@ -6,7 +6,7 @@ import path from "node:path";
 import tls from "node:tls";
 import { after, before, describe, it } from "node:test";
 import { closeAll, tcpClient, wsClient } from "../lib/clients.mjs";
-import { dec, enc, listen, makeCerts, monitor, parseHttp, rawExchange, startServer, upgradeRequest, within, orError } from "../lib/harness.mjs";
+import { dec, enc, listen, makeCerts, monitor, orError, parseHttp, rawExchange, startServer, upgradeRequest, within } from "../lib/harness.mjs";
 
 const T = { timeout: 20000 };
 
@@ -87,5 +87,48 @@ describe("wss (scenario tls)", () => {
     const res = parseHttp(r.data);
     assert.equal(res.status, 400, `response: ${JSON.stringify(r.data.toString("latin1").slice(0, 200))}`);
     assert.equal(r.why, "eof", "connection closed");
+  });
+});
+
+describe("wss certificate rotation with SIGHUP (scenario tls)", () => {
+  let server;
+  let oldCerts;
+  let newCerts;
+  const conns = [];
+  const base = path.join(process.env.INTEROP_RUN_DIR || "/tmp", `certs-rotate-${process.pid}`);
+  before(async () => {
+    oldCerts = makeCerts(path.join(base, "old"));
+    newCerts = makeCerts(path.join(base, "new"));
+    server = await orError(startServer("tls", { CERT: oldCerts.cert, KEY: oldCerts.key }));
+  });
+  after(async () => {
+    await closeAll(conns);
+    await server?.stop();
+    fs.rmSync(base, { recursive: true, force: true });
+  });
+
+  it("after the config points at a new certificate and SIGHUP, new wss clients get it; old ones stay", { timeout: 30000 }, async () => {
+    const url = `wss://127.0.0.1:${server.ws}`;
+    const oldCa = fs.readFileSync(oldCerts.ca);
+    const newCa = fs.readFileSync(newCerts.ca);
+    const early = await wsClient(server, {}, { url, ws: { ca: oldCa } });
+    conns.push(early);
+    await assert.rejects(wsClient(server, {}, { url, ws: { ca: newCa } }), "new CA not trusted before the reload");
+    const conf = fs.readFileSync(server.confPath, "utf8");
+    fs.writeFileSync(server.confPath, conf.replaceAll(oldCerts.cert, newCerts.cert).replaceAll(oldCerts.key, newCerts.key));
+    server.child.kill("SIGHUP");
+    let late = null;
+    const deadline = Date.now() + 10000;
+    while (!late && Date.now() < deadline) {
+      late = await wsClient(server, {}, { url, ws: { ca: newCa } }).catch(() => null);
+      if (!late) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(late, "a client trusting only the new CA connects after the reload");
+    conns.push(late);
+    const l = listen(late, "rotated");
+    await late.flush();
+    early.publish("rotated", enc.encode("from before the reload"));
+    await early.flush();
+    assert.equal(dec.decode((await l.count(1))[0].data), "from before the reload");
   });
 });
