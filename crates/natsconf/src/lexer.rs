@@ -351,6 +351,17 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// Skips a run of blanks (space, TAB) and, when `ignore` is set, discards them as the
+    /// states that step over blanks one at a time would (no LF is crossed, so the line and
+    /// line start are unchanged).
+    fn skip_blanks(&mut self, ignore: bool) {
+        let before = self.pos;
+        self.skip_while(|b| b == b' ' || b == b'\t');
+        if ignore && self.pos != before {
+            self.ignore();
+        }
+    }
+
     /// Bytes that are plainly part of a bare key: ASCII, not a space, separator or NUL.
     fn plain_key_byte(b: u8) -> bool {
         b.is_ascii() && !b.is_ascii_whitespace() && b != 0x0b && b != b'=' && b != b':' && b != 0
@@ -424,6 +435,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_top(&mut self) -> Option<St> {
+        self.skip_blanks(true);
         let r = self.next();
         if is_space(r) {
             self.ignore();
@@ -455,6 +467,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_top_value_end(&mut self) -> Option<St> {
+        self.skip_blanks(false);
         let r = self.next();
         if r == '#' {
             self.push(St::Top);
@@ -639,6 +652,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_key_end(&mut self) -> Option<St> {
+        self.skip_blanks(true);
         let r = self.next();
         if is_space(r) {
             self.ignore();
@@ -657,6 +671,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_value(&mut self) -> Option<St> {
+        self.skip_blanks(true);
         let r = self.next();
         if is_whitespace(r) {
             self.ignore();
@@ -702,6 +717,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_array_value(&mut self) -> Option<St> {
+        self.skip_blanks(true);
         let r = self.next();
         if is_space(r) {
             self.ignore();
@@ -736,6 +752,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_array_value_end(&mut self) -> Option<St> {
+        self.skip_blanks(true);
         let r = self.next();
         if is_whitespace(r) {
             self.ignore();
@@ -772,6 +789,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_map_key_start(&mut self) -> Option<St> {
+        self.skip_blanks(true);
         let r = self.peek();
         if is_key_separator(r) {
             return self.errorf(msg(&[
@@ -870,6 +888,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_map_key_end(&mut self) -> Option<St> {
+        self.skip_blanks(true);
         let r = self.next();
         if is_space(r) {
             self.ignore();
@@ -884,6 +903,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_map_value(&mut self) -> Option<St> {
+        self.skip_blanks(true);
         let r = self.next();
         if is_space(r) {
             self.ignore();
@@ -904,6 +924,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_map_value_end(&mut self) -> Option<St> {
+        self.skip_blanks(true);
         let r = self.next();
         if is_whitespace(r) {
             self.ignore();
