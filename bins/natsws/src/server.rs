@@ -344,7 +344,7 @@ impl Server {
             tls_available: false,
         };
         let now = Instant::now();
-        let broker = Broker::new(settings.broker.clone(), now);
+        let broker = Broker::try_new(settings.broker.clone(), now).map_err(|e| e.to_string())?;
         log::info!("Server is ready");
         Ok(Self {
             poll,
@@ -1769,7 +1769,7 @@ impl Server {
                 ("websocket tls", o.tls != n.tls),
                 (
                     "websocket authorization",
-                    o.auth_timeout != n.auth_timeout || o.no_auth_user != n.no_auth_user,
+                    old.auth.websocket != new.auth.websocket,
                 ),
             ] {
                 if changed {
@@ -1812,6 +1812,8 @@ impl Server {
         self.ws_policy = ws_policy;
         self.ws_tls = ws_tls;
         self.client_tls = client_tls;
+        // The new auth config must compile before anything is swapped in.
+        broker::Broker::try_new(new.broker.clone(), now).map_err(|e| e.to_string())?;
         let mut cfg = new.broker.clone();
         let current = self.broker.config();
         cfg.server_id.clone_from(&current.server_id);

@@ -431,14 +431,9 @@ fn finish(s: &mut Settings) -> Result<(), String> {
             limits.max_payload, limits.max_pending
         ));
     }
-    if s.auth != broker::auth::AuthConfig::default() {
-        // The broker's session code does not consult `broker::auth` yet; starting would
-        // silently accept every client, so refuse instead.
-        return Err(
-            "authorization (authorization/websocket authorization blocks, no_auth_user, --user/--pass/--auth) is not enforced by this natsws build yet"
-                .to_owned(),
-        );
-    }
+    s.broker.auth = s.auth.clone();
+    broker::Broker::try_new(s.broker.clone(), std::time::Instant::now())
+        .map_err(|e| e.to_string())?;
     if let Some(ws) = &s.websocket {
         if ws.tls.is_none() && !ws.no_tls {
             return Err("websocket requires TLS configuration".to_owned());

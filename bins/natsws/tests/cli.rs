@@ -148,8 +148,16 @@ fn sigterm_exits_1_and_sigusr1_reopens_log() {
 }
 
 #[test]
-fn unenforceable_auth_is_refused_not_ignored() {
-    let (code, _, err) = run(&["-p", "-1", "-m", "0", "--user", "a", "--pass", "b"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("authorization"), "{err}");
+fn cli_user_and_password_are_enforced() {
+    let mut srv = Server::with_config(common::BASIC_CONF, &["--user", "alice", "--pass", "s3cret"]);
+    let mut anon = common::Raw::connect(srv.nats_port());
+    assert!(anon.line().contains("\"auth_required\":true"));
+    anon.send("CONNECT {\"verbose\":false}\r\nPING\r\n");
+    anon.read_until("-ERR 'Authorization Violation'");
+    let mut ok = common::Raw::connect(srv.nats_port());
+    ok.line();
+    ok.send("CONNECT {\"verbose\":false,\"user\":\"alice\",\"pass\":\"s3cret\"}\r\nPING\r\n");
+    ok.read_until("PONG");
+    srv.signal("INT");
+    assert_eq!(srv.wait_exit(), 0);
 }

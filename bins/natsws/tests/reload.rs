@@ -155,3 +155,41 @@ fn lame_duck_mode_closes_clients_and_exits() {
     assert_eq!(ws.read_close(), (1001, "Server Shutdown".to_owned()));
     assert_eq!(srv.wait_exit(), 0);
 }
+
+#[test]
+fn reload_websocket_token_auth() {
+    let port = free_port();
+    let srv = Server::with_config(
+        &conf_with(port, "authorization { token: \"one\" }", ""),
+        &[],
+    );
+    let check = |token: &str| -> String {
+        let mut ws = RawWs::connect(port, "");
+        let info = ws.read_until("INFO ");
+        assert!(info.contains("\"auth_required\":true"), "{info}");
+        ws.send(
+            format!("CONNECT {{\"verbose\":false,\"auth_token\":\"{token}\"}}\r\nPING\r\n")
+                .as_bytes(),
+        );
+        ws.read_until("\r\n")
+    };
+    assert!(check("one").contains("PONG"));
+    assert!(check("two").contains("Authorization Violation"));
+    reload(
+        &srv,
+        &conf_with(port, "authorization { token: \"two\" }", ""),
+        1,
+    );
+    assert!(
+        srv.log_text().contains("Reloaded: websocket authorization"),
+        "{}",
+        srv.log_text()
+    );
+    assert!(check("two").contains("PONG"));
+    assert!(check("one").contains("Authorization Violation"));
+    // TCP clients are not affected by the websocket override.
+    let mut tcp = common::Raw::connect(srv.nats_port());
+    tcp.line();
+    tcp.send("CONNECT {\"verbose\":false}\r\nPING\r\n");
+    tcp.read_until("PONG");
+}
