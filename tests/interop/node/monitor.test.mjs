@@ -83,6 +83,57 @@ describe("monitoring (scenario compression)", () => {
     assert.equal(ws.subscriptions, 2);
     assert.deepEqual([...ws.subscriptions_list].sort(), ["connz.one", "connz.two"]);
     assert.ok(ws.out_msgs >= 1);
+    assert.ok(ws.out_bytes >= 1);
+    assert.equal(typeof ws.version, "string");
+    for (const k of ["start", "last_activity", "rtt", "uptime", "idle"]) {
+      assert.equal(typeof ws[k], "string", `connz field ${k}: ${JSON.stringify(ws)}`);
+    }
+    assert.ok(!Number.isNaN(Date.parse(ws.start)), `start is a timestamp: ${ws.start}`);
+    for (const k of ["pending_bytes", "in_msgs", "in_bytes"]) {
+      assert.equal(typeof ws[k], "number", `connz field ${k}`);
+    }
+    assert.equal(typeof c.server_id, "string");
+    assert.equal(typeof c.now, "string");
+    assert.equal(c.offset, 0);
+    assert.equal(c.limit, 1024);
+    assert.equal(c.total, c.num_connections);
+  });
+
+  it("/connz paging (limit, offset) and cid filter", T, async () => {
+    const a = await wsClient(server, { name: "page-a" });
+    const b = await wsClient(server, { name: "page-b" });
+    conns.push(a, b);
+    await a.flush();
+    await b.flush();
+    const all = await monitor(server, "/connz");
+    assert.ok(all.num_connections >= 2);
+    const first = await monitor(server, "/connz?limit=1&offset=0");
+    assert.equal(first.limit, 1);
+    assert.equal(first.connections.length, 1);
+    assert.equal(first.total, all.total);
+    const second = await monitor(server, "/connz?limit=1&offset=1");
+    assert.equal(second.offset, 1);
+    assert.equal(second.connections.length, 1);
+    assert.notEqual(second.connections[0].cid, first.connections[0].cid);
+    const target = all.connections.find((x) => x.name === "page-b");
+    const one = await monitor(server, `/connz?cid=${target.cid}`);
+    assert.equal(one.connections.length, 1);
+    assert.equal(one.connections[0].name, "page-b");
+    assert.equal(one.connections[0].type, "websocket");
+  });
+
+  it("/healthz answers ok and /subsz counts ws subscriptions", T, async () => {
+    const res = await fetch(`http://127.0.0.1:${server.http}/healthz`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { status: "ok" });
+    const before = await monitor(server, "/subsz");
+    const w = await wsClient(server);
+    conns.push(w);
+    w.subscribe("subsz.one");
+    w.subscribe("subsz.two");
+    await w.flush();
+    const after = await monitor(server, "/subsz");
+    assert.equal(after.num_subscriptions, before.num_subscriptions + 2);
   });
 
   it("/connz drops a ws client after it disconnects", T, async () => {
