@@ -1813,7 +1813,7 @@ impl Server {
         self.ws_tls = ws_tls;
         self.client_tls = client_tls;
         // The new auth config must compile before anything is swapped in.
-        broker::Broker::try_new(new.broker.clone(), now).map_err(|e| e.to_string())?;
+        Broker::try_new(new.broker.clone(), now).map_err(|e| e.to_string())?;
         let mut cfg = new.broker.clone();
         let current = self.broker.config();
         cfg.server_id.clone_from(&current.server_id);
