@@ -190,6 +190,28 @@ describe("websocket no_auth_user (scenario no_auth_user)", () => {
     assert.ok(denied.error, "subscription to a forbidden subject reports an error");
     assert.match(String(denied.error.message), /Permissions Violation for Subscription to "admin.secret"/);
     await adminSees.quiet(0, 200);
+    // A permissions violation is reported, not fatal: the connection keeps working.
+    assert.equal(guest.isClosed(), false);
+    const ok = listen(admin, "guest.after");
+    await admin.flush();
+    guest.publish("guest.after", enc.encode("still connected"));
+    await guest.flush();
+    assert.equal(dec.decode((await ok.count(1))[0].data), "still connected");
+  });
+
+  it("raw ws: a forbidden PUB gets -ERR 'Permissions Violation for Publish to \"admin.secret\"' and the connection stays", T, async () => {
+    const raw = await rawWs(server.ws);
+    try {
+      await raw.waitFor(() => raw.stream.includes("\r\n"), "INFO");
+      raw.send('CONNECT {"verbose":false,"protocol":1}\r\nPUB admin.secret 1\r\nx\r\nPING\r\n');
+      await raw.waitFor(() => raw.stream.includes("PONG"), "PONG after the violation");
+      assert.match(raw.stream, /-ERR 'Permissions Violation for Publish to "admin.secret"'\r\n/);
+      raw.send("PING\r\n");
+      await raw.waitFor(() => raw.stream.split("PONG").length === 3, "second PONG");
+      assert.equal(raw.closed, false);
+    } finally {
+      raw.close();
+    }
   });
 
   it("explicit credentials win over no_auth_user on ws", T, async () => {

@@ -2,6 +2,7 @@
 // bytes (before and after the upgrade). Each case ends by proving that well-behaved ws and tcp
 // clients still exchange messages and that new clients can still connect.
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { closeAll, tcpClient, wsClient } from "../lib/clients.mjs";
@@ -115,6 +116,27 @@ describe("robustness (scenario basic)", () => {
     await othersUnharmed();
   });
 
+  it("connection churn: 300 ws connect/close cycles leave no connection behind", { timeout: 60000 }, async () => {
+    for (let i = 0; i < 300; i += 10) {
+      await Promise.all(
+        [...Array(10).keys()].map(async (j) => {
+          if ((i + j) % 2) {
+            const nc = await wsClient(server);
+            await nc.close();
+          } else {
+            const raw = await rawWs(server.ws);
+            await raw.waitFor(() => raw.stream.includes("INFO "), "INFO");
+            raw.close();
+          }
+        }),
+      );
+    }
+    await connectionsSettleTo(2);
+    const v = await monitor(server, "/varz");
+    assert.ok(v.total_connections >= 302, `total_connections ${v.total_connections}`);
+    await othersUnharmed();
+  });
+
   const garbage = [
     ["random bytes instead of an HTTP request", async () => {
       const r = await rawExchange(server.ws, Buffer.from([...Array(300).keys()].map((i) => (i * 37 + 11) & 0xff)), { ms: 4000 });
@@ -157,6 +179,34 @@ describe("robustness (scenario basic)", () => {
       await raw.waitFor(() => raw.stream.includes("INFO "), "INFO");
       raw.socket.write(frame(2, Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00, 0x12]), { rsv1: true }));
       await raw.waitClosed(4000);
+    }],
+    ["a control frame longer than 125 bytes", async () => {
+      const raw = await rawWs(server.ws);
+      await raw.waitFor(() => raw.stream.includes("INFO "), "INFO");
+      raw.socket.write(frame(9, "p".repeat(126)));
+      await raw.waitClosed(4000);
+    }],
+    ["a declared 1 TiB frame (64-bit length) that never arrives does not make the server allocate it", async () => {
+      const pid = server.child.pid;
+      const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))[1]) * 1024;
+      const before = rss();
+      const raw = await rawWs(server.ws);
+      await raw.waitFor(() => raw.stream.includes("INFO "), "INFO");
+      for (const rsv1 of [false, true]) {
+        const head = Buffer.alloc(14);
+        head[0] = 0x02 | (rsv1 ? 0x40 : 0); // binary, not final: a message that would go on
+        head[1] = 0x80 | 127;
+        head.writeBigUInt64BE(1n << 40n, 2);
+        head.writeUInt32BE(0x01020304, 10);
+        const other = rsv1 ? await rawWs(server.ws) : raw;
+        if (rsv1) await other.waitFor(() => other.stream.includes("INFO "), "INFO");
+        other.socket.write(Buffer.concat([head, Buffer.alloc(65536, 7)]));
+        await sleep(300);
+        if (rsv1) other.close();
+      }
+      const after = rss();
+      raw.close();
+      assert.ok(after - before < 200 * 1024 * 1024, `server RSS grew by ${Math.round((after - before) / 1048576)} MiB`);
     }],
     ["garbage NATS protocol in a valid frame: -ERR 'Unknown Protocol Operation' and close 1002", async () => {
       const raw = await rawWs(server.ws);

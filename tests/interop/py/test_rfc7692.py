@@ -429,3 +429,20 @@ def test_one_megabyte_compressed_client_message(zserver):
             await sub.close()
 
     arun(go())
+
+
+def test_close_with_invalid_utf8_reason_gets_1007(plain):
+    async def go():
+        raw = await RawWs.open(plain.ws)
+        try:
+            await raw.frame()
+            raw.send(b"\x03\xe8\xff\xfe", opcode=8)
+            while True:
+                fin, rsv1, op, payload = await raw.frame()
+                if op == 8:
+                    break
+            assert payload[:2] == (1007).to_bytes(2, "big"), payload
+        finally:
+            raw.close()
+
+    arun(go())
