@@ -10,6 +10,7 @@ use crate::{ClientHandshake, ClientRequest, Limits, Options, Policy, ServerHands
 const FUZZ_LIMITS: Limits = Limits {
     max_head_bytes: 2048,
     max_headers: 24,
+    max_rejected_requests: 4,
 };
 
 /// The most bytes any single response may take with [`fuzz_policy`].

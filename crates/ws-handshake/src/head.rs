@@ -174,6 +174,7 @@ mod tests {
         Limits {
             max_head_bytes,
             max_headers,
+            ..Limits::default()
         }
     }
 

@@ -64,7 +64,7 @@ pub mod fuzzing;
 pub use client::{Accepted, ClientHandshake, ClientRequest, ResponseError, leaf_path};
 pub use cookie::Cookies;
 pub use policy::{AllowedOrigin, Options, Policy, PolicyError};
-pub use reject::{Reject, RequestFacts};
+pub use reject::{AfterReject, Reject, RequestFacts};
 pub use server::{PathKind, ServerHandshake, Upgrade, accept_key};
 
 /// Size limits for reading an upgrade request or response.
@@ -77,6 +77,12 @@ pub struct Limits {
     /// The most header lines. Go has no such limit; 128 is far above what browsers and NATS
     /// clients send (about 15) and bounds the header table.
     pub max_headers: usize,
+    /// The most refused requests one connection may make. The refusal that reaches it closes
+    /// the connection even where nats-server would keep it open for another request (see
+    /// [`AfterReject`]); 0 and 1 both mean every refusal closes. nats-server has no such limit
+    /// (a client can loop on one connection for as long as it likes); the default, 16, is far
+    /// above what a client correcting its request needs.
+    pub max_rejected_requests: u32,
 }
 
 impl Default for Limits {
@@ -84,6 +90,7 @@ impl Default for Limits {
         Self {
             max_head_bytes: (1 << 20) + 4096,
             max_headers: 128,
+            max_rejected_requests: 16,
         }
     }
 }

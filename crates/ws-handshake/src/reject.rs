@@ -19,8 +19,12 @@ use crate::date::write_http_date;
 
 /// Why a WebSocket upgrade request was refused.
 ///
-/// The connection must be closed after the response from [`Reject::write_response`] has been
-/// flushed.
+/// Whether the connection stays open after the response is not a property of the reason alone
+/// (it also depends on the request's version, its `Connection` header, a body, and how many
+/// requests the connection had refused before): [`ServerHandshake::after_reject`] says it.
+/// A caller that writes a response itself with [`Reject::write_response`] closes afterwards.
+///
+/// [`ServerHandshake::after_reject`]: crate::ServerHandshake::after_reject
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Reject {
@@ -58,6 +62,47 @@ pub enum Reject {
     OriginNotAllowed(String),
     /// Bytes followed the request before the `101` was sent (400).
     DataBeforeHandshake,
+}
+
+/// What the connection does once a rejection's response has been flushed, from
+/// [`ServerHandshake::after_reject`](crate::ServerHandshake::after_reject).
+///
+/// nats-server's HTTP server (Go `net/http`) keeps an HTTP/1.1 connection open after the upgrade
+/// handler's 4xx (spec §2.5), so a client may send a corrected upgrade on the same connection,
+/// pipelined or later. It closes after Go's own canned errors (unreadable request, 431, 505,
+/// `Host` problems), after HTTP/1.0 requests without `Connection: keep-alive`, and after
+/// requests whose `Connection` says `close`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AfterReject {
+    keep_alive: bool,
+    consumed: usize,
+}
+
+impl AfterReject {
+    pub(crate) fn new(keep_alive: bool, consumed: usize) -> Self {
+        Self {
+            keep_alive,
+            consumed,
+        }
+    }
+
+    /// True when the connection stays open for another request: drop
+    /// [`AfterReject::consumed`] bytes from the input, call
+    /// [`ServerHandshake::next_request`](crate::ServerHandshake::next_request), and feed the
+    /// rest (a pipelined request may already be there) to `handle_input` at once. False: flush
+    /// the response and close.
+    #[must_use]
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// Bytes at the start of the input that the refused request took (its header block).
+    /// Exact when [`AfterReject::keep_alive`] is true; when it is false the connection closes
+    /// and this is 0 if the header block never ended or was unreadable.
+    #[must_use]
+    pub fn consumed(&self) -> usize {
+        self.consumed
+    }
 }
 
 /// Which of the two response shapes a rejection uses.
@@ -115,6 +160,12 @@ impl Reject {
         }
     }
 
+    /// True for the upgrade handler's refusals (the ones a connection may survive), false for
+    /// Go's canned HTTP-layer refusals.
+    pub(crate) fn is_handler_response(&self) -> bool {
+        self.shape() == Shape::Handler
+    }
+
     fn shape(&self) -> Shape {
         match self {
             Self::MalformedRequest | Self::HeadTooLarge | Self::TooManyHeaders => {
@@ -145,6 +196,19 @@ impl Reject {
         &self,
         facts: RequestFacts,
         unix_time_secs: Option<u64>,
+        out: &mut Vec<u8>,
+    ) {
+        self.write_response_with_connection(facts, unix_time_secs, None, out);
+    }
+
+    /// [`Reject::write_response`], with a `Connection: <connection>` line after
+    /// `Content-Length` in a handler response, where Go's `net/http` puts the `close` or
+    /// `keep-alive` it adds. Canned responses always say `Connection: close` already.
+    pub(crate) fn write_response_with_connection(
+        &self,
+        facts: RequestFacts,
+        unix_time_secs: Option<u64>,
+        connection: Option<&[u8]>,
         out: &mut Vec<u8>,
     ) {
         let code = self.status();
@@ -180,9 +244,13 @@ impl Reject {
                     write_http_date(secs, out);
                     out.extend_from_slice(b"\r\n");
                 }
-                out.extend_from_slice(
-                    format!("Content-Length: {}\r\n\r\n", text.len() + 1).as_bytes(),
-                );
+                out.extend_from_slice(format!("Content-Length: {}\r\n", text.len() + 1).as_bytes());
+                if let Some(connection) = connection {
+                    out.extend_from_slice(b"Connection: ");
+                    out.extend_from_slice(connection);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"\r\n");
                 if !facts.head_method {
                     out.extend_from_slice(text.as_bytes());
                     out.push(b'\n');

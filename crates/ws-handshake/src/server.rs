@@ -11,7 +11,7 @@ use crate::head::{
     HeadError, HeadReader, HeaderPair, collect_headers, deflate_offer, first, has_token, values,
 };
 use crate::policy::{Policy, is_token};
-use crate::reject::{Reject, RequestFacts};
+use crate::reject::{AfterReject, Reject, RequestFacts};
 use crate::uri::parse_request_uri;
 
 /// The GUID of RFC 6455 §1.3, appended to the key before hashing.
@@ -91,7 +91,22 @@ struct RequestLine<'a> {
     http10: bool,
 }
 
-/// One connection's upgrade, from the first byte until the `101` or the error response.
+/// What a readable request says about keeping the connection (Go `net/http`'s
+/// `shouldClose`, `wantsClose`, `wantsHttp10KeepAlive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Persistence {
+    /// The header block's length.
+    head_len: usize,
+    /// Some `Connection` value has the token `close`.
+    close: bool,
+    /// HTTP/1.0 whose first `Connection` value has the token `keep-alive` (Go's `hasToken`).
+    keep_alive_10: bool,
+    /// A `Content-Length` other than `0`, or any `Transfer-Encoding`.
+    body: bool,
+}
+
+/// One connection's upgrade, from the first byte until the `101` or the error response, and
+/// across refused requests while the connection stays open (see [`AfterReject`]).
 ///
 /// Feed it with [`ServerHandshake::handle_input`] after every read.
 #[derive(Debug, Clone)]
@@ -101,6 +116,9 @@ pub struct ServerHandshake {
     line_checked: bool,
     facts: RequestFacts,
     finished: bool,
+    persistence: Option<Persistence>,
+    after_reject: Option<AfterReject>,
+    rejected: u32,
 }
 
 impl ServerHandshake {
@@ -114,6 +132,9 @@ impl ServerHandshake {
             line_checked: false,
             facts: RequestFacts::default(),
             finished: false,
+            persistence: None,
+            after_reject: None,
+            rejected: 0,
         }
     }
 
@@ -123,10 +144,13 @@ impl ServerHandshake {
     /// - `Ok(None)`: more input is needed; read again and call again.
     /// - `Ok(Some(upgrade))`: the `101` was appended to `out`. Flush it, drop
     ///   `upgrade.head_len` bytes from the input and continue with WebSocket frames.
-    /// - `Err(reject)`: the error response was appended to `out`. Flush it, then close.
+    /// - `Err(reject)`: the error response was appended to `out`. Flush it; then
+    ///   [`ServerHandshake::after_reject`] says whether to close or to read the next request on
+    ///   the same connection. A caller that always closes here stays correct, only stricter
+    ///   than nats-server.
     ///
     /// Once it has returned something other than `Ok(None)` it writes nothing more and returns
-    /// `Ok(None)`. `unix_time_secs` fills the `Date` header of error responses (`None` leaves
+    /// `Ok(None)`, until [`ServerHandshake::next_request`] starts the next request. `unix_time_secs` fills the `Date` header of error responses (`None` leaves
     /// it out). Work is linear in the input over all calls.
     pub fn handle_input(
         &mut self,
@@ -144,10 +168,79 @@ impl ServerHandshake {
             Ok(Some(_)) => self.finished = true,
             Err(reject) => {
                 self.finished = true;
-                reject.write_response(self.facts, unix_time_secs, out);
+                self.rejected = self.rejected.saturating_add(1);
+                let (after, connection) = self.decide_after_reject(policy, reject);
+                self.after_reject = Some(after);
+                reject.write_response_with_connection(self.facts, unix_time_secs, connection, out);
             }
         }
         res
+    }
+
+    /// After `handle_input` returned `Err`: whether the connection stays open and how many
+    /// input bytes the refused request took. `None` before any refusal, and again once
+    /// [`ServerHandshake::next_request`] has started the next request.
+    #[must_use]
+    pub fn after_reject(&self) -> Option<AfterReject> {
+        self.after_reject
+    }
+
+    /// Starts reading the next request on the same connection after a refusal that keeps it
+    /// open ([`AfterReject::keep_alive`]), keeping the count of refused requests. Returns false
+    /// and changes nothing in every other state (nothing refused yet, an upgrade, or a refusal
+    /// that closes).
+    ///
+    /// The caller first drops [`AfterReject::consumed`] bytes from its input; what is left is
+    /// the start of the next request (it may be complete already, so call `handle_input` at
+    /// once rather than waiting for a read). nats-server gives each request a fresh
+    /// `handshake_timeout`, measured from when the previous response was written.
+    pub fn next_request(&mut self) -> bool {
+        if !self.after_reject.is_some_and(|after| after.keep_alive()) {
+            return false;
+        }
+        *self = Self {
+            rejected: self.rejected,
+            ..Self::new(self.tls)
+        };
+        true
+    }
+
+    /// How many requests this connection has had refused so far.
+    #[must_use]
+    pub fn rejected_requests(&self) -> u32 {
+        self.rejected
+    }
+
+    /// Go `net/http` after a handler response: keep an HTTP/1.1 connection unless the request
+    /// says `Connection: close`; keep an HTTP/1.0 one only with `Connection: keep-alive` (and
+    /// then say so). Go's canned refusals and the hijacked data-before-handshake case close.
+    /// Ours on top: a request with a body, and the refusal that reaches
+    /// [`Limits::max_rejected_requests`](crate::Limits), close too (`Connection: close`).
+    fn decide_after_reject(
+        &self,
+        policy: &Policy,
+        reject: &Reject,
+    ) -> (AfterReject, Option<&'static [u8]>) {
+        let Some(persistence) = self.persistence else {
+            return (AfterReject::new(false, 0), None);
+        };
+        let consumed = persistence.head_len;
+        if !reject.is_handler_response() || *reject == Reject::DataBeforeHandshake {
+            return (AfterReject::new(false, consumed), None);
+        }
+        let http10 = self.facts.http10;
+        let wanted = if http10 {
+            persistence.keep_alive_10
+        } else {
+            !persistence.close
+        };
+        let under_cap = self.rejected < policy.limits().max_rejected_requests;
+        if wanted && under_cap && !persistence.body {
+            let connection: Option<&'static [u8]> = if http10 { Some(b"keep-alive") } else { None };
+            return (AfterReject::new(true, consumed), connection);
+        }
+        let connection: Option<&'static [u8]> = if http10 { None } else { Some(b"close") };
+        (AfterReject::new(false, consumed), connection)
     }
 
     /// True once [`ServerHandshake::handle_input`] has returned an upgrade or a rejection; the
@@ -197,6 +290,7 @@ impl ServerHandshake {
         }
         let line = request_line(head)?;
         let headers = collect_headers(request.headers);
+        self.persistence = Some(persistence(&headers, head_len, line.http10));
         let uri = parse_request_uri(line.target).map_err(|_| Reject::MalformedRequest)?;
         let request_host = go_server_host_checks(&headers, line.http10)?;
         let request_host = if uri.host.is_empty() {
@@ -254,6 +348,35 @@ fn request_line(head: &[u8]) -> Result<RequestLine<'_>, Reject> {
         target,
         http10,
     })
+}
+
+/// Reads what the request says about keeping the connection after a refusal.
+fn persistence(headers: &[HeaderPair<'_>], head_len: usize, http10: bool) -> Persistence {
+    let body = values(headers, "Transfer-Encoding").next().is_some()
+        || values(headers, "Content-Length").any(|value| value != b"0");
+    Persistence {
+        head_len,
+        close: has_token(headers, "Connection", "close"),
+        keep_alive_10: http10 && go_has_token(first(headers, "Connection"), b"keep-alive"),
+        body,
+    }
+}
+
+/// Go's `net/http.hasToken`: `token` occurs in `value` case-insensitively, bounded by the
+/// value's ends, spaces, tabs or commas.
+fn go_has_token(value: &[u8], token: &[u8]) -> bool {
+    let boundary = |byte: Option<&u8>| byte.is_none_or(|byte| matches!(byte, b' ' | b',' | b'\t'));
+    if token.is_empty() {
+        return false;
+    }
+    value
+        .windows(token.len())
+        .enumerate()
+        .any(|(start, window)| {
+            window.eq_ignore_ascii_case(token)
+                && (start == 0 || boundary(value.get(start - 1)))
+                && boundary(value.get(start + token.len()))
+        })
 }
 
 /// Go answers a header line without `:` with a plain 400 and a bad name with "invalid header
@@ -433,3 +556,6 @@ fn write_101(policy: &Policy, key: &[u8], upgrade: &Upgrade, out: &mut Vec<u8>) 
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod keep_alive_tests;

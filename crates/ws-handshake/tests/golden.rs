@@ -5,6 +5,9 @@
 //! policy for each case is in [`CASES`]. Regenerate with `UPDATE_GOLDEN=1 cargo test -p
 //! ws-handshake --test golden` and review the diff like code.
 //!
+//! For a refusal, the `then:` line says whether the connection stays open for another request
+//! and how many bytes the refused request took ([`ws_handshake::AfterReject`]).
+//!
 //! Checked against the real nats-server 2.9.10 (`/usr/sbin/nats-server`, four listeners with
 //! `websocket { port, no_tls: true }` plus, per case, `compression: true`, `same_origin: true` or
 //! `allowed_origins: ["http://host1.com", "http://host2.com:1234"]`): the `.req` bytes were sent
@@ -19,7 +22,12 @@
 //! `reject_data_before_handshake` (2.9.10 closes without any response; we send the 400 its code
 //! intended), `reject_mqtt_not_enabled` (the newer 404, only when configured),
 //! `reject_head_too_large` and `reject_too_many_headers` (our limits are configurable; Go sends
-//! the same 431 bytes, but only past 1 MiB and with no count limit).
+//! the same 431 bytes, but only past 1 MiB and with no count limit), `reject_with_body` (Go
+//! reads and drops the 5-byte body, sends the 400 without `Connection: close` and keeps the
+//! connection; we close). The `then:` lines were checked by sending a valid upgrade right
+//! after each request on the same connection: `keep-alive` cases answered it with a `101`,
+//! `close` cases closed without answering (the class-by-class record is the doc of
+//! `src/server/keep_alive_tests.rs`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -55,6 +63,7 @@ fn limits(max_head_bytes: usize, max_headers: usize) -> Options {
         limits: Limits {
             max_head_bytes,
             max_headers,
+            ..Limits::default()
         },
         ..Options::default()
     }
@@ -95,6 +104,9 @@ const CASES: &[Case] = &[
     ("reject_invalid_header_value", Options::default),
     ("reject_head_too_large", || limits(512, 128)),
     ("reject_too_many_headers", || limits(1 << 20, 32)),
+    ("reject_connection_close", Options::default),
+    ("reject_http10_keep_alive", Options::default),
+    ("reject_with_body", Options::default),
     ("reject_mqtt_not_enabled", || Options {
         reject_mqtt: true,
         ..Options::default()
@@ -153,7 +165,18 @@ fn render(options: &Options, request: &[u8]) -> Vec<u8> {
     let mut rendered = match handshake.handle_input(&policy, request, Some(DATE), &mut response) {
         Ok(None) => "incomplete\n".to_owned(),
         Ok(Some(upgrade)) => format!("{upgrade:#?}\n"),
-        Err(reject) => format!("reject: status {} ({reject})\n", reject.status()),
+        Err(reject) => {
+            let after = handshake.after_reject().expect("set after a refusal");
+            let next = if after.keep_alive() {
+                format!("keep-alive, consumed {}", after.consumed())
+            } else {
+                "close".to_owned()
+            };
+            format!(
+                "reject: status {} ({reject})\nthen: {next}\n",
+                reject.status()
+            )
+        }
     }
     .into_bytes();
     rendered.extend_from_slice(b"--- response ---\n");

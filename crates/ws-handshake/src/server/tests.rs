@@ -694,6 +694,7 @@ fn limits_give_431() {
         limits: Limits {
             max_head_bytes: 256,
             max_headers: 8,
+            ..Limits::default()
         },
         ..Options::default()
     };
@@ -708,6 +709,7 @@ fn limits_give_431() {
             limits: Limits {
                 max_head_bytes: fits.len(),
                 max_headers: 8,
+                ..Limits::default()
             },
             ..Options::default()
         },
@@ -721,6 +723,7 @@ fn oversized_input_is_refused_without_waiting_for_more() {
         limits: Limits {
             max_head_bytes: 64,
             max_headers: 8,
+            ..Limits::default()
         },
         ..Options::default()
     })
@@ -896,7 +899,7 @@ proptest! {
             same_origin: true,
             compression: true,
             jwt_cookie: Some("jwt".into()),
-            limits: Limits { max_head_bytes: 512, max_headers: 16 },
+            limits: Limits { max_head_bytes: 512, max_headers: 16, max_rejected_requests: 16 },
             ..Options::default()
         };
         let policy = Policy::new(&options).unwrap();
