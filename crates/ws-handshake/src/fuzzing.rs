@@ -3,6 +3,8 @@
 //! Each body feeds `data[1..]` in two reads split at `data[0]` and checks, besides "no panic":
 //! the decision equals the one for the bytes that were present when it was made (chunk
 //! invariance), the output is bounded, and the written response agrees with the decision.
+//! The server body then also drives the whole input as one connection through every refusal
+//! that keeps it open, checking that it ends within the per-connection refusal cap.
 
 use crate::{ClientHandshake, ClientRequest, Limits, Options, Policy, ServerHandshake};
 
@@ -92,6 +94,55 @@ pub fn ws_handshake_request(data: &[u8]) {
         Err(reject) => {
             let status = format!(" {} ", reject.status());
             assert_eq!(out.get(8..13), Some(status.as_bytes()));
+            let after = handshake.after_reject();
+            assert_eq!(
+                after,
+                whole.after_reject(),
+                "chunk invariance of keep-alive"
+            );
+            assert!(after.is_some(), "a refusal always says what comes next");
+            let Some(after) = after else {
+                return;
+            };
+            assert!(after.consumed() <= decided_at);
+            if after.keep_alive() {
+                assert!(after.consumed() > 0);
+                assert!(memchr::memmem::find(&out, b"Connection: close").is_none());
+            }
+        }
+    }
+    keep_alive_loop(&policy, tls, input);
+}
+
+/// One connection fed `input` in one read, driven the way a server does it: after each refusal
+/// that keeps the connection, drop the consumed bytes and go on with the rest. The loop must end
+/// within [`Limits::max_rejected_requests`] refusals, and a kept connection never restarts on
+/// bytes it was not given.
+fn keep_alive_loop(policy: &Policy, tls: bool, input: &[u8]) {
+    let mut handshake = ServerHandshake::new(tls);
+    let mut rest = input;
+    let mut refusals = 0u32;
+    loop {
+        let mut out = Vec::new();
+        match handshake.handle_input(policy, rest, Some(0), &mut out) {
+            Ok(None) | Ok(Some(_)) => return,
+            Err(_) => {
+                refusals += 1;
+                assert!(refusals <= FUZZ_LIMITS.max_rejected_requests.max(1));
+                assert_eq!(handshake.rejected_requests(), refusals);
+                let after = handshake.after_reject();
+                assert!(after.is_some(), "a refusal always says what comes next");
+                let Some(after) = after else {
+                    return;
+                };
+                if !after.keep_alive() {
+                    assert!(!handshake.next_request());
+                    return;
+                }
+                assert!(after.consumed() > 0 && after.consumed() <= rest.len());
+                rest = rest.get(after.consumed()..).unwrap_or_default();
+                assert!(handshake.next_request());
+            }
         }
     }
 }
