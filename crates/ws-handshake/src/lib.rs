@@ -17,7 +17,9 @@
 //! - [`ServerHandshake`]: one per accepted connection; [`Upgrade`] is what was agreed
 //!   ([`PathKind`], compression, no-masking, browser facts, [`Cookies`], `X-Forwarded-For`).
 //! - [`Reject`]: why a request was refused; [`Reject::status`] and [`Reject::write_response`]
-//!   decide what goes on the wire.
+//!   decide what goes on the wire. [`AfterReject`] (from [`ServerHandshake::after_reject`]) says
+//!   whether the connection stays open for another request and how many input bytes the refused
+//!   one took; [`ServerHandshake::next_request`] starts the next one.
 //! - [`ClientHandshake`], [`ClientRequest`], [`Accepted`]: the outbound upgrade.
 //!
 //! ```
@@ -36,8 +38,29 @@
 //! assert_eq!(upgrade.kind, PathKind::Client);
 //! assert!(upgrade.compression);
 //! assert!(out.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+//!
+//! // A refused request keeps an HTTP/1.1 connection open, as nats-server does: drop the bytes
+//! // it took and read the next request (here pipelined right behind it) on the same connection.
+//! let mut handshake = ServerHandshake::new(false);
+//! let refused = String::from_utf8(request.to_vec())?.replace("Version: 13", "Version: 99");
+//! let mut received = refused.into_bytes();
+//! received.extend_from_slice(request);
+//! let mut out = Vec::new();
+//! let reject = handshake.handle_input(&policy, &received, None, &mut out).unwrap_err();
+//! assert_eq!(reject.status(), 400);
+//! let after = handshake.after_reject().expect("set after a refusal");
+//! assert!(after.keep_alive());
+//! received.drain(..after.consumed());
+//! assert!(handshake.next_request());
+//! assert!(handshake.handle_input(&policy, &received, None, &mut out)?.is_some());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Deliberate differences from nats-server 2.9.10 (details in the README): at most
+//! [`Limits::max_rejected_requests`] refused requests per connection (nats-server has no
+//! limit); a refused request with a body closes the connection; configurable header limits; the
+//! 400 for data sent before the `101`; the origin scheme is compared; optional MQTT 404;
+//! `HTTP/1.2`–`1.9` get 505.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
 #![deny(

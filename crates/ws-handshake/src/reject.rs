@@ -44,6 +44,10 @@ pub enum Reject {
     InvalidHeaderName,
     /// A header value with a control byte (canned 400).
     InvalidHeaderValue,
+    /// A `Transfer-Encoding` other than one `chunked` on an HTTP/1.1 request (canned 501).
+    UnsupportedTransferEncoding,
+    /// An `Expect` header other than `100-continue` (Go's 417, sent before the handler runs).
+    ExpectationFailed,
     /// The path is `/mqtt...` and the policy refuses MQTT (404, newer nats-server behaviour).
     MqttNotEnabled,
     /// The method is not exactly `GET` (405).
@@ -110,6 +114,10 @@ impl AfterReject {
 enum Shape {
     /// Go's HTTP server: `HTTP/1.1 <code> <text>[: <detail>]`, `Connection: close`.
     Canned(Option<&'static str>),
+    /// Go's HTTP server, 501: like `Canned`, with its own body.
+    UnsupportedTransferEncoding,
+    /// Go's `sendExpectationFailed`: a normal response with `Connection: close` and no body.
+    ExpectationFailed,
     /// nats-server's `wsReturnHTTPError` (`http.Error`).
     Handler,
 }
@@ -140,6 +148,8 @@ impl Reject {
             | Self::InvalidVersion
             | Self::DataBeforeHandshake => 400,
             Self::HeadTooLarge | Self::TooManyHeaders => 431,
+            Self::UnsupportedTransferEncoding => 501,
+            Self::ExpectationFailed => 417,
             Self::UnsupportedVersion => 505,
             Self::MqttNotEnabled => 404,
             Self::MethodNotGet => 405,
@@ -154,6 +164,8 @@ impl Reject {
             403 => "Forbidden",
             404 => "Not Found",
             405 => "Method Not Allowed",
+            417 => "Expectation Failed",
+            501 => "Not Implemented",
             431 => "Request Header Fields Too Large",
             505 => "HTTP Version Not Supported",
             _ => "Bad Request",
@@ -172,6 +184,8 @@ impl Reject {
                 Shape::Canned(None)
             }
             Self::UnsupportedVersion => Shape::Canned(Some("unsupported protocol version")),
+            Self::UnsupportedTransferEncoding => Shape::UnsupportedTransferEncoding,
+            Self::ExpectationFailed => Shape::ExpectationFailed,
             Self::MissingHostHeader => Shape::Canned(Some("missing required Host header")),
             Self::MalformedHostHeader => Shape::Canned(Some("malformed Host header")),
             Self::InvalidHeaderName => Shape::Canned(Some("invalid header name")),
@@ -227,6 +241,29 @@ impl Reject {
                 );
                 out.extend_from_slice(first.as_bytes());
             }
+            Shape::UnsupportedTransferEncoding => {
+                out.extend_from_slice(
+                    b"HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                      Connection: close\r\n\r\nUnsupported transfer encoding",
+                );
+            }
+            Shape::ExpectationFailed => {
+                out.extend_from_slice(if facts.http10 {
+                    b"HTTP/1.0 "
+                } else {
+                    b"HTTP/1.1 "
+                });
+                out.extend_from_slice(b"417 Expectation Failed\r\nConnection: close\r\n");
+                if let Some(secs) = unix_time_secs {
+                    out.extend_from_slice(b"Date: ");
+                    write_http_date(secs, out);
+                    out.extend_from_slice(b"\r\n");
+                }
+                if !facts.head_method {
+                    out.extend_from_slice(b"Content-Length: 0\r\n");
+                }
+                out.extend_from_slice(b"\r\n");
+            }
             Shape::Handler => {
                 out.extend_from_slice(if facts.http10 {
                     b"HTTP/1.0 "
@@ -268,6 +305,8 @@ impl fmt::Display for Reject {
             Self::HeadTooLarge => f.write_str("request header fields too large"),
             Self::TooManyHeaders => f.write_str("too many request header fields"),
             Self::UnsupportedVersion => f.write_str("unsupported protocol version"),
+            Self::UnsupportedTransferEncoding => f.write_str("unsupported transfer encoding"),
+            Self::ExpectationFailed => f.write_str("unsupported Expect header"),
             Self::MissingHostHeader => f.write_str("missing required Host header"),
             Self::MalformedHostHeader => f.write_str("malformed Host header"),
             Self::InvalidHeaderName => f.write_str("invalid header name"),

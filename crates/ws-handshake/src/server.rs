@@ -292,7 +292,13 @@ impl ServerHandshake {
         let headers = collect_headers(request.headers);
         self.persistence = Some(persistence(&headers, head_len, line.http10));
         let uri = parse_request_uri(line.target).map_err(|_| Reject::MalformedRequest)?;
+        go_transfer_checks(&headers, line.http10)?;
         let request_host = go_server_host_checks(&headers, line.http10)?;
+        // Go's server answers an `Expect` other than `100-continue` before the handler runs.
+        let expect = first(&headers, "Expect");
+        if !expect.is_empty() && !go_has_token(expect, b"100-continue") {
+            return Err(Reject::ExpectationFailed);
+        }
         let request_host = if uri.host.is_empty() {
             request_host
         } else {
@@ -350,10 +356,42 @@ fn request_line(head: &[u8]) -> Result<RequestLine<'_>, Reject> {
     })
 }
 
+/// The body framing checks of Go's `readTransfer`: `Transfer-Encoding` (ignored for HTTP/1.0)
+/// must be one `chunked`, else 501; without it, every `Content-Length` must be the same
+/// non-negative decimal number, else 400.
+fn go_transfer_checks(headers: &[HeaderPair<'_>], http10: bool) -> Result<(), Reject> {
+    let mut encodings = values(headers, "Transfer-Encoding");
+    if let Some(encoding) = encodings.next()
+        && !http10
+    {
+        if encodings.next().is_some() || !encoding.eq_ignore_ascii_case(b"chunked") {
+            return Err(Reject::UnsupportedTransferEncoding);
+        }
+        return Ok(());
+    }
+    let mut lengths = values(headers, "Content-Length");
+    let Some(length) = lengths.next() else {
+        return Ok(());
+    };
+    if lengths.any(|other| other != length) {
+        return Err(Reject::MalformedRequest);
+    }
+    // `strconv.ParseUint(cl, 10, 63)`: digits only, at most `i64::MAX`; empty means absent.
+    let valid = length.iter().all(u8::is_ascii_digit)
+        && std::str::from_utf8(length)
+            .ok()
+            .and_then(|text| text.parse::<u64>().ok())
+            .is_some_and(|value| i64::try_from(value).is_ok());
+    if !length.is_empty() && !valid {
+        return Err(Reject::MalformedRequest);
+    }
+    Ok(())
+}
+
 /// Reads what the request says about keeping the connection after a refusal.
 fn persistence(headers: &[HeaderPair<'_>], head_len: usize, http10: bool) -> Persistence {
     let body = values(headers, "Transfer-Encoding").next().is_some()
-        || values(headers, "Content-Length").any(|value| value != b"0");
+        || values(headers, "Content-Length").any(|value| value.iter().any(|byte| *byte != b'0'));
     Persistence {
         head_len,
         close: has_token(headers, "Connection", "close"),

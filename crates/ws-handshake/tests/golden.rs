@@ -107,6 +107,9 @@ const CASES: &[Case] = &[
     ("reject_connection_close", Options::default),
     ("reject_http10_keep_alive", Options::default),
     ("reject_with_body", Options::default),
+    ("reject_expect", Options::default),
+    ("reject_content_length", Options::default),
+    ("reject_transfer_encoding", Options::default),
     ("reject_mqtt_not_enabled", || Options {
         reject_mqtt: true,
         ..Options::default()

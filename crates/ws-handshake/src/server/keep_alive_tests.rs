@@ -19,8 +19,11 @@
 //! - HTTP/1.0 without `keep-alive` in its first `Connection` value (a second `Connection:
 //!   keep-alive` header does not count): `HTTP/1.0 400`, no `Connection` line.
 //! - Go's canned refusals: missing `Host` (400), request line `GET /` (400), `HTTP/2.0` (505),
-//!   header name with a space (400 invalid header name), `Expect: foo` (417; natsws does not
-//!   read `Expect`, see below).
+//!   header name with a space (400 invalid header name), `Expect: foo` on a valid upgrade
+//!   (`417 Expectation Failed`, `Connection: close`, `Date`, `Content-Length: 0`; HTTP/1.0
+//!   status line for HTTP/1.0, no `Content-Length` for `HEAD`), `Content-Length: abc`, `-1`, or
+//!   two different lengths (canned 400), `Transfer-Encoding: gzip` (canned 501 with body
+//!   `Unsupported transfer encoding`). `Expect: 100-continue` is accepted (101).
 //! - A valid upgrade followed by any byte: the connection is hijacked and closed without a
 //!   response (we send the 400 its code intended; golden `reject_data_before_handshake`).
 //!
@@ -220,6 +223,77 @@ fn go_http_layer_and_hijack_refusals_close() {
     let (reject, after, _) = refuse(&small, &valid());
     assert_eq!(reject, Reject::HeadTooLarge);
     assert_eq!(after, Some(AfterReject::new(false, 0)));
+}
+
+#[test]
+fn go_transfer_and_expect_refusals() {
+    let options = Options::default();
+    let with = |extra: &[(&str, &str)]| upgrade("GET / HTTP/1.1", "Upgrade", extra);
+    let canned_400 = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                      Connection: close\r\n\r\n400 Bad Request";
+    for extra in [
+        &[("Content-Length", "abc")][..],
+        &[("Content-Length", "-1")],
+        &[("Content-Length", "+1")],
+        &[("Content-Length", "9223372036854775808")],
+        &[("Content-Length", "1"), ("Content-Length", "2")],
+    ] {
+        let (reject, after, out) = refuse(&options, &with(extra));
+        assert_eq!(reject, Reject::MalformedRequest, "{extra:?}");
+        assert!(!after.unwrap().keep_alive());
+        assert_eq!(out, canned_400);
+    }
+    for extra in [
+        &[("Transfer-Encoding", "gzip")][..],
+        &[
+            ("Transfer-Encoding", "chunked"),
+            ("Transfer-Encoding", "chunked"),
+        ],
+    ] {
+        let (reject, after, out) = refuse(&options, &with(extra));
+        assert_eq!(reject, Reject::UnsupportedTransferEncoding, "{extra:?}");
+        assert!(!after.unwrap().keep_alive());
+        assert_eq!(
+            out,
+            "HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Connection: close\r\n\r\nUnsupported transfer encoding"
+        );
+    }
+    let (reject, after, out) = refuse(&options, &with(&[("Expect", "foo")]));
+    assert_eq!(reject, Reject::ExpectationFailed);
+    assert!(!after.unwrap().keep_alive());
+    assert_eq!(
+        out,
+        "HTTP/1.1 417 Expectation Failed\r\nConnection: close\r\n\
+         Date: Mon, 23 Nov 2026 09:41:54 GMT\r\nContent-Length: 0\r\n\r\n"
+    );
+    let (_, _, out) = refuse(
+        &options,
+        &upgrade("HEAD / HTTP/1.0", "Upgrade", &[("Expect", "foo")]),
+    );
+    assert_eq!(
+        out,
+        "HTTP/1.0 417 Expectation Failed\r\nConnection: close\r\n\
+         Date: Mon, 23 Nov 2026 09:41:54 GMT\r\n\r\n"
+    );
+    // Accepted as Go accepts them: `100-continue`, a repeated equal length, a zero length,
+    // and any Transfer-Encoding on HTTP/1.0 (ignored there).
+    let policy = Policy::new(&options).unwrap();
+    for input in [
+        with(&[("Expect", "100-continue")]),
+        with(&[("Content-Length", "0"), ("Content-Length", "0")]),
+        with(&[("Content-Length", "00")]),
+        with(&[("Transfer-Encoding", "chunked")]),
+        upgrade(
+            "GET / HTTP/1.0",
+            "Upgrade",
+            &[("Transfer-Encoding", "gzip")],
+        ),
+    ] {
+        let mut handshake = ServerHandshake::new(false);
+        let res = handshake.handle_input(&policy, input.as_bytes(), None, &mut Vec::new());
+        assert!(matches!(res, Ok(Some(_))), "{input}: {res:?}");
+    }
 }
 
 #[test]
