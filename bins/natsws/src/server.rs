@@ -80,6 +80,9 @@ struct WsConn {
     /// Payload bytes taken out of data frames, waiting for the NATS parser.
     nats_in: BytesMut,
     close_sent: bool,
+    /// Bytes at the front of the broker's queue that belong to a frame whose header is
+    /// already in `wire` (the uncompressed single-frame fast path writes them in place).
+    frame_remaining: usize,
 }
 
 #[derive(Debug)]
@@ -473,13 +476,18 @@ impl Server {
                 return Exit::Terminated;
             }
             let now = Instant::now();
+            // Connections whose read budget ran out last tick go first; those that run out
+            // now wait for the next tick, so one tick stays bounded.
+            self.run_ready(now);
             for ev in &events {
                 self.dispatch(ev, now);
             }
-            self.run_ready(now);
             self.fire_timers(now);
             self.drain_broker_events(now);
             self.flush_dirty(now);
+            // A failed write closes the client inside the flush; act on that now rather than
+            // on the next wake-up.
+            self.drain_broker_events(now);
             self.reap(now);
             if let Some((exit, deadline)) = self.shutting_down
                 && (self.conns.is_empty() || now >= deadline)
@@ -968,6 +976,7 @@ impl Server {
                 wire,
                 nats_in: BytesMut::new(),
                 close_sent: false,
+                frame_remaining: 0,
             }),
         };
         c.log_id = match &forwarded {
@@ -1869,9 +1878,26 @@ fn write_ws(
     deflater: &mut ws_codec::Deflater,
     arena: &mut BytesMut,
 ) -> io::Result<bool> {
+    let cfg = *ws.encoder.config();
+    // Without compression and without a frame size limit a flush is one frame: write its
+    // header from ws-codec and the queued bytes in place, with no copy.
+    let in_place = !cfg.deflate && cfg.max_frame_payload.is_none();
     loop {
-        if ws.wire.is_empty() {
-            if !q.is_empty() {
+        if ws.wire.is_empty() && ws.frame_remaining == 0 {
+            if !q.is_empty() && in_place {
+                let header = ws_codec::FrameHeader {
+                    fin: true,
+                    rsv1: false,
+                    opcode: ws_codec::OpCode::Binary,
+                    mask: None,
+                    payload_len: q.len() as u64,
+                };
+                let mut buf = [0u8; ws_codec::MAX_HEADER_BYTES];
+                let n = ws_codec::encode_header(&header, &mut buf);
+                ws.wire
+                    .push_back(Bytes::copy_from_slice(buf.get(..n).unwrap_or(&[])));
+                ws.frame_remaining = q.len();
+            } else if !q.is_empty() {
                 let mut flat = BytesMut::with_capacity(q.len());
                 q.drain_into(&mut flat);
                 let chunks = [flat.freeze()];
@@ -1886,11 +1912,8 @@ fn write_ws(
                     ws_codec::CloseCode(reason.ws_close_code()),
                     reason.as_str(),
                 );
-                ws.encoder.encode_control(
-                    &ws_codec::Control::Close(Some(frame)),
-                    arena,
-                    &mut ws.wire,
-                );
+                ws.encoder
+                    .encode_control(&ws_codec::Control::Close(Some(frame)), arena, &mut ws.wire);
             } else {
                 if ws.wire.capacity() > 0 {
                     ws.wire = VecDeque::new();
@@ -1904,21 +1927,45 @@ fn write_ws(
             *slot = IoSlice::new(chunk);
             n += 1;
         }
+        let wire_len: usize = ws.wire.iter().map(Bytes::len).sum();
+        if ws.frame_remaining > 0 && n == ws.wire.len() {
+            // The payload of the in-place frame follows its header.
+            let mut left = ws.frame_remaining;
+            for chunk in q.chunks() {
+                if left == 0 || n >= MAX_IOSLICES {
+                    break;
+                }
+                let take = chunk.len().min(left);
+                if let Some(slot) = slices.get_mut(n) {
+                    *slot = IoSlice::new(chunk.get(..take).unwrap_or(&[]));
+                }
+                left -= take;
+                n += 1;
+            }
+        }
         let mut written = transport.write_vectored(slices.get(..n).unwrap_or(&[]))?;
         if written == 0 {
             return Ok(false);
         }
-        while written > 0 {
+        let from_wire = written.min(wire_len);
+        written -= from_wire;
+        let mut wire_left = from_wire;
+        while wire_left > 0 {
             let Some(front) = ws.wire.front_mut() else {
                 break;
             };
-            if front.len() <= written {
-                written -= front.len();
+            if front.len() <= wire_left {
+                wire_left -= front.len();
                 ws.wire.pop_front();
             } else {
-                front.advance(written);
-                written = 0;
+                front.advance(wire_left);
+                wire_left = 0;
             }
+        }
+        if written > 0 {
+            let n_payload = written.min(ws.frame_remaining);
+            q.advance(n_payload);
+            ws.frame_remaining -= n_payload;
         }
     }
 }
