@@ -178,15 +178,48 @@ fn async_nats_over_websocket_and_tcp() {
         let mut tcp_sub = tcp.subscribe("y").await.unwrap();
         ws.flush().await.unwrap();
         tcp.flush().await.unwrap();
+        // Wait until the subscription is live end to end (a flush right after connect may
+        // be answered by the connect-time PONG).
+        loop {
+            tcp.publish("x.probe", "p".into()).await.unwrap();
+            tcp.flush().await.unwrap();
+            let got =
+                tokio::time::timeout(std::time::Duration::from_millis(200), ws_sub.next()).await;
+            if matches!(got, Ok(Some(_))) {
+                break;
+            }
+        }
+        loop {
+            ws.publish("y", "probe".into()).await.unwrap();
+            ws.flush().await.unwrap();
+            let got =
+                tokio::time::timeout(std::time::Duration::from_millis(200), tcp_sub.next()).await;
+            if matches!(got, Ok(Some(_))) {
+                break;
+            }
+        }
         tcp.publish("x.1", "to ws".into()).await.unwrap();
         ws.publish("y", "to tcp".into()).await.unwrap();
         let big = bytes::Bytes::from(vec![7u8; 200_000]);
         tcp.publish("x.big", big.clone()).await.unwrap();
         tcp.flush().await.unwrap();
         ws.flush().await.unwrap();
-        assert_eq!(&ws_sub.next().await.unwrap().payload[..], b"to ws");
-        assert_eq!(ws_sub.next().await.unwrap().payload, big);
-        assert_eq!(&tcp_sub.next().await.unwrap().payload[..], b"to tcp");
+        let mut ws_msgs = Vec::new();
+        while ws_msgs.len() < 2 {
+            let m = ws_sub.next().await.unwrap();
+            if m.subject.as_str() != "x.probe" {
+                ws_msgs.push(m.payload);
+            }
+        }
+        assert_eq!(&ws_msgs[0][..], b"to ws");
+        assert_eq!(ws_msgs[1], big);
+        loop {
+            let m = tcp_sub.next().await.unwrap();
+            if &m.payload[..] != b"probe" {
+                assert_eq!(&m.payload[..], b"to tcp");
+                break;
+            }
+        }
     });
 }
 
