@@ -4,7 +4,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use serde::Serialize;
 
 use crate::json::{self, ConnectJson};
@@ -12,11 +12,12 @@ use crate::json::{self, ConnectJson};
 use crate::authseam::{AuthState, Credentials, Permissions};
 use crate::config::{Config, FIRST_CLIENT_PING_INTERVAL, RTT_MEASUREMENT_INTERVAL};
 use crate::outq::OutQueue;
-use crate::proto::{Op, Parser, ParserLimits, ProtoError, Publish, Role};
+use crate::proto::{Op, Parser, ParserLimits, ProtoError, PubRanges, Publish, Role};
 use crate::sublist::{InsertError, Sublist, SublistStats};
 use crate::types::{
     ClientId, ClientInfo, ClientParams, CloseReason, ConnectionType, Event, ServerStats, SubInfo,
 };
+use crate::wire::Rendered;
 use crate::{auth, subject, wire};
 
 /// Handle of one subscription inside the broker.
@@ -40,6 +41,32 @@ struct Subscription {
 struct SubSlot {
     generation: u32,
     sub: Option<Subscription>,
+}
+
+/// A published message as the router sees it. On the fast path every part borrows the
+/// client's read buffer; nothing is copied or reference-counted until a delivery needs it.
+#[derive(Debug)]
+struct PubRef<'a> {
+    subject: &'a [u8],
+    reply: Option<&'a [u8]>,
+    header_len: Option<usize>,
+    /// Headers followed by payload.
+    message: &'a [u8],
+    /// `message` as shared `Bytes`, when it was split off the read buffer: large payloads are
+    /// then queued by reference (STYLE §4).
+    shared: Option<&'a Bytes>,
+}
+
+impl<'a> PubRef<'a> {
+    fn from_publish(publish: &'a Publish) -> Self {
+        Self {
+            subject: &publish.subject,
+            reply: publish.reply.as_deref(),
+            header_len: publish.header_len,
+            message: &publish.message,
+            shared: Some(&publish.message),
+        }
+    }
 }
 
 /// Options a client sets with CONNECT (spec §1.4); defaults apply before CONNECT.
@@ -231,6 +258,9 @@ pub struct Broker {
     max_closed_clients: usize,
     start: Instant,
     urls_epoch: u64,
+    /// Scratch space for the `MSG` text of the message being routed (reused, never shrinks
+    /// past the largest small message).
+    rendered: Rendered,
 }
 
 /// Default size of the closed-connections ring (`/connz?state=closed`).
@@ -242,6 +272,7 @@ impl Broker {
     pub fn new(config: Config, now: Instant) -> Self {
         let rng = Rng(config.seed);
         let auth = AuthState::new(&config.auth);
+        let sublist_seed = config.seed.rotate_left(23) ^ 0x6a09_e667_f3bc_c908;
         Self {
             config,
             auth,
@@ -249,7 +280,9 @@ impl Broker {
             free_slots: Vec::new(),
             subs: Vec::new(),
             free_subs: Vec::new(),
-            sublist: Sublist::new(),
+            // Derived from the seed without consuming the generator, so the sequence of queue
+            // choices and jitter stays what it was.
+            sublist: Sublist::with_seed(sublist_seed),
             events: VecDeque::new(),
             timers: BinaryHeap::new(),
             rng,
@@ -259,6 +292,7 @@ impl Broker {
             max_closed_clients: DEFAULT_MAX_CLOSED_CLIENTS,
             start: now,
             urls_epoch: 0,
+            rendered: Rendered::default(),
         }
     }
 
@@ -538,6 +572,10 @@ impl Broker {
             let Some(c) = self.client_mut(client) else {
                 return;
             };
+            if let Some(found) = c.parser.peek_pub(src) {
+                self.fast_pub(client, now, src, &found);
+                continue;
+            }
             match c.parser.parse(src) {
                 Ok(None) => break,
                 Ok(Some(op)) => self.process_op(client, now, op),
@@ -549,6 +587,38 @@ impl Broker {
             }
         }
         self.reschedule(client);
+    }
+
+    /// Routes a complete PUB/HPUB found by [`Parser::peek_pub`] and consumes it from `src`.
+    /// Small payloads are read in place; large ones are split off as shared `Bytes` so that
+    /// every subscriber queues the same allocation.
+    fn fast_pub(&mut self, client: ClientId, now: Instant, src: &mut BytesMut, found: &PubRanges) {
+        if found.size >= crate::outq::SHARE_THRESHOLD_BYTES {
+            let head = src.split_to(found.payload_start).freeze();
+            let message = src.split_to(found.size).freeze();
+            src.advance(2);
+            let range = |(start, end): (usize, usize)| head.get(start..end).unwrap_or_default();
+            let publish = PubRef {
+                subject: range(found.subject),
+                reply: found.reply.map(range),
+                header_len: found.header_len,
+                message: &message,
+                shared: Some(&message),
+            };
+            self.process_pub(client, now, &publish);
+        } else {
+            let buf: &[u8] = src;
+            let range = |(start, end): (usize, usize)| buf.get(start..end).unwrap_or_default();
+            let publish = PubRef {
+                subject: range(found.subject),
+                reply: found.reply.map(range),
+                header_len: found.header_len,
+                message: range((found.payload_start, found.payload_start + found.size)),
+                shared: None,
+            };
+            self.process_pub(client, now, &publish);
+            src.advance(found.total_len());
+        }
     }
 
     fn protocol_error(&mut self, client: ClientId, now: Instant, err: &ProtoError) {
@@ -586,7 +656,7 @@ impl Broker {
     fn process_op(&mut self, id: ClientId, now: Instant, op: Op) {
         match op {
             Op::Connect(arg) => self.process_connect(id, now, &arg),
-            Op::Pub(publish) => self.process_pub(id, now, publish),
+            Op::Pub(publish) => self.process_pub(id, now, &PubRef::from_publish(&publish)),
             Op::Sub {
                 subject,
                 queue,
@@ -755,10 +825,11 @@ impl Broker {
         }
     }
 
-    fn process_pub(&mut self, id: ClientId, now: Instant, publish: Publish) {
+    fn process_pub(&mut self, id: ClientId, now: Instant, publish: &PubRef<'_>) {
         let Some(c) = self.open_client_mut(id) else {
             return;
         };
+        let subj = publish.subject;
         let size = publish.message.len() as u64;
         c.in_msgs += 1;
         c.in_bytes += size;
@@ -767,17 +838,16 @@ impl Broker {
         let verbose = c.opts.verbose;
         let echo = c.opts.echo;
         let no_responders = c.opts.no_responders;
-        let gr_reply = publish.subject.len() > 5 && publish.subject.starts_with(b"_GR_.");
+        let gr_reply = subj.len() > 5 && subj.starts_with(b"_GR_.");
         let allowed = !gr_reply
             && c.permissions
                 .as_mut()
-                .is_none_or(|p| p.can_publish(&publish.subject, now));
+                .is_none_or(|p| p.can_publish(subj, now));
         self.stats.in_msgs += 1;
         self.stats.in_bytes += size;
-        if pedantic && !subject::is_valid_literal(&publish.subject) {
+        if pedantic && !subject::is_valid_literal(subj) {
             self.send_err(id, now, "Invalid Publish Subject");
         }
-        let subj = &publish.subject;
         if !allowed {
             let text = format!(
                 "Permissions Violation for Publish to {}",
@@ -786,7 +856,7 @@ impl Broker {
             self.send_err(id, now, &text);
             return;
         }
-        if let Some(reply) = &publish.reply
+        if let Some(reply) = publish.reply
             && is_reserved_reply(reply)
         {
             let text = format!(
@@ -799,21 +869,35 @@ impl Broker {
         if verbose {
             self.queue_bytes(id, now, b"+OK\r\n");
         }
-        let delivered = self.route(id, echo, now, &publish);
+        let delivered = self.route(id, echo, now, publish);
         if delivered == 0
             && no_responders
-            && let Some(reply) = &publish.reply
+            && let Some(reply) = publish.reply
         {
             self.send_no_responders(id, now, reply);
         }
     }
 
     /// Delivers `publish` to every match. Returns the number of deliveries.
-    fn route(&mut self, from: ClientId, echo: bool, now: Instant, publish: &Publish) -> usize {
-        let result = self.sublist.matches(&publish.subject);
+    fn route(&mut self, from: ClientId, echo: bool, now: Instant, publish: &PubRef<'_>) -> usize {
+        let result = self.sublist.matches(publish.subject);
+        if result.fanout() == 0 {
+            return 0;
+        }
+        // The MSG text is rendered once; each delivery adds only its sid.
+        let mut rendered = std::mem::take(&mut self.rendered);
+        let shared =
+            publish.shared.is_some() && publish.message.len() >= crate::outq::SHARE_THRESHOLD_BYTES;
+        rendered.render(
+            publish.subject,
+            publish.reply,
+            publish.header_len.filter(|h| *h > 0),
+            publish.message,
+            shared,
+        );
         let mut delivered = 0;
         for key in &result.plain {
-            if self.deliver(from, echo, *key, now, publish) {
+            if self.deliver(from, echo, *key, now, publish, &rendered) {
                 delivered += 1;
             }
         }
@@ -824,12 +908,13 @@ impl Broker {
                 let Some(key) = members.get((start + step) % n) else {
                     break;
                 };
-                if self.deliver(from, echo, *key, now, publish) {
+                if self.deliver(from, echo, *key, now, publish, &rendered) {
                     delivered += 1;
                     break;
                 }
             }
         }
+        self.rendered = rendered;
         delivered
     }
 
@@ -849,62 +934,86 @@ impl Broker {
         slot.sub.as_mut()
     }
 
+    /// Appends one `MSG`/`HMSG` to the subscriber's queue. The subscription and the client are
+    /// borrowed from their tables side by side, so nothing is cloned per delivery.
     fn deliver(
         &mut self,
         from: ClientId,
         echo: bool,
         key: SubKey,
         now: Instant,
-        publish: &Publish,
+        publish: &PubRef<'_>,
+        rendered: &Rendered,
     ) -> bool {
-        let Some(sub) = self.sub(key) else {
+        let Some(sub) = self
+            .subs
+            .get_mut(key.index as usize)
+            .filter(|slot| slot.generation == key.generation)
+            .and_then(|slot| slot.sub.as_mut())
+        else {
             return false;
         };
         let target = sub.client;
         if target == from && !echo {
             return false;
         }
-        let sid = sub.sid.clone();
-        let max_pending = self.config.limits.max_pending;
-        let Some(c) = self.open_client_mut(target) else {
+        let Some(c) = self
+            .slots
+            .get_mut(target.index as usize)
+            .filter(|slot| slot.generation == target.generation)
+            .and_then(|slot| slot.client.as_mut())
+            .filter(|c| !c.phase.is_closed())
+        else {
             return false;
         };
         if c.permissions
             .as_mut()
-            .is_some_and(|p| p.deny_delivery(&publish.subject))
+            .is_some_and(|p| p.deny_delivery(publish.subject))
         {
             return false;
         }
         let headers = c.opts.headers && c.parser.limits().headers;
-        let (hdr, body) = match publish.header_len {
-            Some(h) if h > 0 && headers => (Some(h), publish.message.clone()),
-            Some(h) if h > 0 => (None, publish.message.slice(h.min(publish.message.len())..)),
-            _ => (None, publish.message.clone()),
+        // A client without headers gets the payload alone (`MSG`), never the header block.
+        let skip = match publish.header_len {
+            Some(h) if h > 0 && !headers => h.min(publish.message.len()),
+            _ => 0,
         };
-        let line_len = wire::msg_line_len(
-            &publish.subject,
-            &sid,
-            publish.reply.as_deref(),
-            hdr,
-            body.len(),
-        );
-        if c.out.len() + line_len + body.len() + 2 > max_pending {
+        let body = publish.message.get(skip..).unwrap_or_default();
+        let queued = if skip == 0 {
+            rendered.delivery_len(&sub.sid, body.len())
+        } else {
+            wire::msg_line_len(publish.subject, &sub.sid, publish.reply, None, body.len())
+                + body.len()
+                + 2
+        };
+        if c.out.len() + queued > self.config.limits.max_pending {
             self.slow_consumer(target, now, CloseReason::SlowConsumerPendingBytes);
             return false;
         }
         let was_empty = c.out.is_empty();
-        wire::write_msg(
-            &mut c.out,
-            &publish.subject,
-            &sid,
-            publish.reply.as_deref(),
-            hdr,
-            &body,
-        );
+        if skip == 0 {
+            rendered.write(&mut c.out, &sub.sid, publish.shared);
+        } else {
+            let shared = match publish.shared {
+                Some(message) if body.len() >= crate::outq::SHARE_THRESHOLD_BYTES => {
+                    Some(message.slice(skip..))
+                }
+                _ => None,
+            };
+            wire::write_msg_parts(
+                &mut c.out,
+                publish.subject,
+                &sub.sid,
+                publish.reply,
+                body,
+                shared.as_ref(),
+            );
+        }
+        let body_len = body.len() as u64;
         c.out_msgs += 1;
-        c.out_bytes += body.len() as u64;
+        c.out_bytes += body_len;
         c.last_activity = now;
-        if let Some(reply) = &publish.reply
+        if let Some(reply) = publish.reply
             && let Some(p) = c.permissions.as_mut()
         {
             p.record_reply(reply, now);
@@ -913,21 +1022,14 @@ impl Broker {
             c.stall_since = Some(now);
             c.consumed_seen = c.out.consumed();
         }
-        let flush = !c.flush_requested;
-        c.flush_requested = true;
-        if flush {
+        if !c.flush_requested {
+            c.flush_requested = true;
             self.events.push_back(Event::Flush(target));
         }
         self.stats.out_msgs += 1;
-        self.stats.out_bytes += body.len() as u64;
-        let remove = match self.sub_mut(key) {
-            Some(sub) => {
-                sub.delivered += 1;
-                sub.max.is_some_and(|m| sub.delivered >= m)
-            }
-            None => false,
-        };
-        if remove {
+        self.stats.out_bytes += body_len;
+        sub.delivered += 1;
+        if sub.max.is_some_and(|m| sub.delivered >= m) {
             self.remove_sub(key);
         }
         if was_empty {
@@ -936,7 +1038,7 @@ impl Broker {
         true
     }
 
-    fn send_no_responders(&mut self, id: ClientId, now: Instant, reply: &Bytes) {
+    fn send_no_responders(&mut self, id: ClientId, now: Instant, reply: &[u8]) {
         let result = self.sublist.matches(reply);
         let sid = result
             .plain

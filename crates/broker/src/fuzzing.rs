@@ -18,6 +18,7 @@ fn parse_all(role: Role, limits: ParserLimits, chunks: &[&[u8]]) -> (Vec<Op>, Op
     for chunk in chunks {
         buf.extend_from_slice(chunk);
         loop {
+            check_peek_pub(&parser, &buf);
             match parser.parse(&mut buf) {
                 Ok(Some(op)) => ops.push(op),
                 Ok(None) => {
@@ -35,6 +36,34 @@ fn parse_all(role: Role, limits: ParserLimits, chunks: &[&[u8]]) -> (Vec<Op>, Op
         }
     }
     (ops, None)
+}
+
+/// The fast path agrees with the parser: whenever [`Parser::peek_pub`] finds a message,
+/// [`Parser::parse`] on the same bytes returns the same `PUB`/`HPUB` and consumes exactly
+/// [`crate::proto::PubRanges::total_len`] bytes.
+pub(crate) fn check_peek_pub(parser: &Parser, buf: &BytesMut) {
+    let Some(found) = parser.peek_pub(buf) else {
+        return;
+    };
+    let part = |(start, end): (usize, usize)| {
+        buf.get(start..end)
+            .unwrap_or_else(|| panic!("peek_pub range {start}..{end} outside {buf:?}"))
+    };
+    let mut slow = parser.clone();
+    let mut rest = buf.clone();
+    let Ok(Some(Op::Pub(publish))) = slow.parse(&mut rest) else {
+        panic!("peek_pub found {found:?} but parse disagrees on {buf:?}");
+    };
+    assert_eq!(&publish.subject[..], part(found.subject), "subject");
+    assert_eq!(publish.reply.as_deref(), found.reply.map(part), "reply");
+    assert_eq!(publish.header_len, found.header_len, "header_len");
+    assert_eq!(
+        &publish.message[..],
+        part((found.payload_start, found.payload_start + found.size)),
+        "message"
+    );
+    assert_eq!(buf.len() - rest.len(), found.total_len(), "consumed");
+    assert!(slow.at_op_start());
 }
 
 /// Parser body: no panic, and splitting the input at `data[0]` (and byte by byte for short

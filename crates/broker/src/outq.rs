@@ -64,6 +64,23 @@ impl OutQueue {
         self.tail_alloc = self.tail_alloc.max(self.tail.capacity());
     }
 
+    /// Makes room for `additional` more bytes of [`OutQueue::push_slice`] in one allocation.
+    pub fn reserve(&mut self, additional: usize) {
+        self.tail.reserve(additional);
+        self.tail_alloc = self.tail_alloc.max(self.tail.capacity());
+    }
+
+    /// Copies the concatenation of `parts` to the end of the queue, reserving once.
+    pub(crate) fn push_parts(&mut self, parts: &[&[u8]]) {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        self.tail.reserve(total);
+        for part in parts {
+            self.tail.extend_from_slice(part);
+        }
+        self.len += total;
+        self.tail_alloc = self.tail_alloc.max(self.tail.capacity());
+    }
+
     /// Queues `data`: copied when small, shared when at least [`SHARE_THRESHOLD_BYTES`].
     pub fn push_bytes(&mut self, data: &Bytes) {
         if data.len() < SHARE_THRESHOLD_BYTES {

@@ -347,6 +347,29 @@ fn sub_sep(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
+/// A complete `PUB` or `HPUB` at the front of a buffer, as offsets into it (see
+/// [`Parser::peek_pub`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PubRanges {
+    /// Subject, `start..end`.
+    pub(crate) subject: (usize, usize),
+    /// Reply subject, `start..end`.
+    pub(crate) reply: Option<(usize, usize)>,
+    /// Header length for `HPUB`.
+    pub(crate) header_len: Option<usize>,
+    /// Where the payload starts (just after the control line's `\n`).
+    pub(crate) payload_start: usize,
+    /// Payload length (`HPUB`: headers included).
+    pub(crate) size: usize,
+}
+
+impl PubRanges {
+    /// Bytes the whole operation occupies, trailing CRLF included.
+    pub(crate) fn total_len(&self) -> usize {
+        self.payload_start + self.size + 2
+    }
+}
+
 impl Parser {
     /// Creates a parser for `role` with `limits`.
     #[must_use]
@@ -373,6 +396,80 @@ impl Parser {
     #[must_use]
     pub fn at_op_start(&self) -> bool {
         matches!(self.state, State::Keyword { len: 0, .. })
+    }
+
+    /// The hot path: when the parser is between operations and `src` starts with a complete,
+    /// well-formed `PUB` (or `HPUB`, if negotiated) whose payload and trailing CRLF have all
+    /// arrived, returns where its parts are. Nothing is consumed and no state changes: the
+    /// caller processes the message in place and advances `src` by
+    /// [`PubRanges::total_len`]. Anything else (a partial message, another operation, any
+    /// error) returns `None`, and [`Parser::parse`] then handles the same bytes exactly as it
+    /// always does, so both paths accept the same inputs with the same results.
+    pub(crate) fn peek_pub(&self, src: &[u8]) -> Option<PubRanges> {
+        if self.role != Role::Server || !self.at_op_start() {
+            return None;
+        }
+        let (head, _) = src.split_first_chunk::<4>()?;
+        let [b0, b1, b2, b3] = head.map(|b| b.to_ascii_uppercase());
+        let (hpub, mut pos) = match [b0, b1, b2, b3] {
+            [b'P', b'U', b'B', sep] if is_ws(sep) => (false, 4),
+            [b'H', b'P', b'U', b'B'] if src.get(4).is_some_and(|b| is_ws(*b)) => (true, 5),
+            _ => return None,
+        };
+        if hpub && !self.limits.headers {
+            return None;
+        }
+        while src.get(pos).is_some_and(|b| is_ws(*b)) {
+            pos += 1;
+        }
+        let nl = pos + memchr::memchr(b'\n', src.get(pos..)?)?;
+        let mut end = nl;
+        if end > pos && src.get(end - 1) == Some(&b'\r') {
+            end -= 1;
+        }
+        if end - pos > self.limits.max_control_line {
+            return None;
+        }
+        let line = src.get(pos..end)?;
+        let at = |r: (usize, usize)| (pos + r.0, pos + r.1);
+        let token = |r: (usize, usize)| line.get(r.0..r.1).unwrap_or_default();
+        let (subject, reply, header_len, size) = if hpub {
+            let (args, n) = split_args::<4>(line, pub_sep)?;
+            let (subject, reply, hdr_tok, total_tok) = match (n, args) {
+                (3, [s, h, t, _]) => (s, None, h, t),
+                (4, [s, r, h, t]) => (s, Some(r), h, t),
+                _ => return None,
+            };
+            let hdr = parse_size(token(hdr_tok))?;
+            let total = parse_size(token(total_tok))?;
+            if hdr > total {
+                return None;
+            }
+            (subject, reply, Some(hdr), total)
+        } else {
+            let (args, n) = split_args::<3>(line, pub_sep)?;
+            let (subject, reply, size_tok) = match (n, args) {
+                (2, [s, z, _]) => (s, None, z),
+                (3, [s, r, z]) => (s, Some(r), z),
+                _ => return None,
+            };
+            (subject, reply, None, parse_size(token(size_tok))?)
+        };
+        if size > self.limits.max_payload {
+            return None;
+        }
+        let payload_start = nl + 1;
+        let payload_end = payload_start + size;
+        if src.get(payload_end..payload_end + 2) != Some(b"\r\n") {
+            return None;
+        }
+        Some(PubRanges {
+            subject: at(subject),
+            reply: reply.map(at),
+            header_len,
+            payload_start,
+            size,
+        })
     }
 
     /// Parses the next complete operation from the front of `src`.

@@ -8,6 +8,7 @@
 //! whose subject it matches, so the cache never serves a stale answer.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -101,11 +102,68 @@ pub struct SublistStats {
     pub avg_fanout: f64,
 }
 
+/// The match cache's hash: a seeded multiply-xor over 8-byte words with a final avalanche.
+///
+/// Subjects are short, so SipHash's fixed cost dominated a cached match. The seed is secret
+/// (from [`Sublist::with_seed`]) so that a client cannot choose subjects that collide, and the
+/// cache is bounded anyway ([`MAX_CACHE_ENTRIES`]), which bounds any probe sequence.
+#[derive(Debug, Clone, Copy)]
+struct SeededState(u64);
+
+impl BuildHasher for SeededState {
+    type Hasher = SubjectHasher;
+
+    fn build_hasher(&self) -> SubjectHasher {
+        SubjectHasher(self.0)
+    }
+}
+
+#[derive(Debug)]
+struct SubjectHasher(u64);
+
+const HASH_MUL: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl SubjectHasher {
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0 ^ word).wrapping_mul(HASH_MUL).rotate_left(29);
+    }
+}
+
+impl Hasher for SubjectHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let (words, rest) = bytes.as_chunks::<8>();
+        for word in words {
+            self.mix(u64::from_le_bytes(*word));
+        }
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            for (dst, src) in last.iter_mut().zip(rest) {
+                *dst = *src;
+            }
+            self.mix(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // murmur3's fmix64: every input bit affects the top bits hashbrown uses as tags.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
 /// The subject index. `T` is the caller's subscription handle.
 #[derive(Debug)]
 pub struct Sublist<T> {
     root: Node<T>,
-    cache: HashMap<Bytes, Arc<MatchResult<T>>>,
+    cache: HashMap<Box<[u8]>, Arc<MatchResult<T>>, SeededState>,
     count: usize,
     inserts: u64,
     removes: u64,
@@ -120,12 +178,20 @@ impl<T: Copy + PartialEq> Default for Sublist<T> {
 }
 
 impl<T: Copy + PartialEq> Sublist<T> {
-    /// An empty index.
+    /// An empty index with a fixed match-cache hash seed (for tests and benches; a server
+    /// should use [`Sublist::with_seed`] with a random seed).
     #[must_use]
     pub fn new() -> Self {
+        Self::with_seed(0x243f_6a88_85a3_08d3)
+    }
+
+    /// An empty index whose match-cache hash uses `seed`; a random seed keeps clients from
+    /// choosing colliding subjects.
+    #[must_use]
+    pub fn with_seed(seed: u64) -> Self {
         Self {
             root: Node::default(),
-            cache: HashMap::new(),
+            cache: HashMap::with_hasher(SeededState(seed)),
             count: 0,
             inserts: 0,
             removes: 0,
@@ -257,7 +323,7 @@ impl<T: Copy + PartialEq> Sublist<T> {
 
     /// Every subscription that matches the publish `subject`. Subjects with an empty token match
     /// nothing. The result is shared with the cache; it is a snapshot.
-    pub fn matches(&mut self, subject: &Bytes) -> Arc<MatchResult<T>> {
+    pub fn matches(&mut self, subject: &[u8]) -> Arc<MatchResult<T>> {
         self.matches += 1;
         if let Some(hit) = self.cache.get(subject) {
             self.cache_hits += 1;
@@ -283,8 +349,7 @@ impl<T: Copy + PartialEq> Sublist<T> {
         }
         // Copy the key: `subject` usually points into a client's read buffer, which a cached
         // slice would pin (bytes#679).
-        self.cache
-            .insert(Bytes::copy_from_slice(subject), Arc::clone(&result));
+        self.cache.insert(subject.into(), Arc::clone(&result));
         result
     }
 

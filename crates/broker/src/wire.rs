@@ -84,6 +84,110 @@ pub fn write_msg(
     out.push_slice(b"\r\n");
 }
 
+/// Appends one `MSG` (never `HMSG`: this is the header-stripped delivery) from borrowed
+/// parts. When `shared` is given (a large payload, equal to `body`) it is queued by reference
+/// instead of copied.
+pub(crate) fn write_msg_parts(
+    out: &mut OutQueue,
+    subject: &[u8],
+    sid: &[u8],
+    reply: Option<&[u8]>,
+    body: &[u8],
+    shared: Option<&Bytes>,
+) {
+    let mut num = [0u8; 20];
+    let size = itoa(body.len(), &mut num);
+    let (reply, reply_sep): (&[u8], &[u8]) = match reply {
+        Some(r) => (r, b" "),
+        None => (b"", b""),
+    };
+    out.push_parts(&[
+        b"MSG ", subject, b" ", sid, b" ", reply, reply_sep, size, b"\r\n",
+    ]);
+    match shared {
+        Some(message) => out.push_bytes(message),
+        None => out.push_slice(body),
+    }
+    out.push_slice(b"\r\n");
+}
+
+/// One published message's `MSG`/`HMSG` text, rendered once for all of its deliveries: every
+/// subscriber gets `head`, its own sid, then `tail` (and, for a shared payload, the payload and
+/// a CRLF after it).
+#[derive(Debug, Default)]
+pub(crate) struct Rendered {
+    /// `head` followed by `tail`; its allocation is reused from message to message.
+    buf: Vec<u8>,
+    /// `MSG <subject> ` (or `HMSG`).
+    head_len: usize,
+    /// Whether `tail` ends with the payload and its CRLF (small payloads), or the payload is
+    /// queued separately by reference.
+    inline_payload: bool,
+}
+
+impl Rendered {
+    /// Renders `subject`, `reply`, `header_len` and the payload size; the payload itself is
+    /// appended when it is not `shared` (the caller passes the shared `Bytes` to
+    /// [`Rendered::write`]).
+    pub(crate) fn render(
+        &mut self,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        header_len: Option<usize>,
+        message: &[u8],
+        shared: bool,
+    ) {
+        let mut num = [0u8; 20];
+        self.buf.clear();
+        self.buf.extend_from_slice(if header_len.is_some() {
+            b"HMSG "
+        } else {
+            b"MSG "
+        });
+        self.buf.extend_from_slice(subject);
+        self.buf.push(b' ');
+        self.head_len = self.buf.len();
+        self.buf.push(b' ');
+        if let Some(r) = reply {
+            self.buf.extend_from_slice(r);
+            self.buf.push(b' ');
+        }
+        if let Some(h) = header_len {
+            self.buf.extend_from_slice(itoa(h, &mut num));
+            self.buf.push(b' ');
+        }
+        self.buf.extend_from_slice(itoa(message.len(), &mut num));
+        self.buf.extend_from_slice(b"\r\n");
+        self.inline_payload = !shared;
+        if !shared {
+            self.buf.extend_from_slice(message);
+            self.buf.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// Bytes one delivery with `sid` adds to a queue.
+    pub(crate) fn delivery_len(&self, sid: &[u8], message_len: usize) -> usize {
+        let payload = if self.inline_payload {
+            0
+        } else {
+            message_len + 2
+        };
+        self.buf.len() + sid.len() + payload
+    }
+
+    /// Appends one delivery for `sid`; `shared` is the payload when it was not rendered inline.
+    pub(crate) fn write(&self, out: &mut OutQueue, sid: &[u8], shared: Option<&Bytes>) {
+        let (head, tail) = self.buf.split_at_checked(self.head_len).unwrap_or_default();
+        out.push_parts(&[head, sid, tail]);
+        if !self.inline_payload
+            && let Some(message) = shared
+        {
+            out.push_bytes(message);
+            out.push_slice(b"\r\n");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

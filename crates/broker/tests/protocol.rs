@@ -757,3 +757,38 @@ mod split_props {
         }
     }
 }
+
+/// Large payloads are queued by reference: the bytes each subscriber gets are the same as for
+/// small ones, with and without headers, whole or split across reads.
+#[test]
+fn large_payload_fanout_and_header_stripping() {
+    let body = "y".repeat(3000);
+    let hdr = "NATS/1.0\r\nA: B\r\n\r\n";
+    let input = format!(
+        "PUB foo r {}\r\n{body}\r\nHPUB foo {} {}\r\n{hdr}{body}\r\n",
+        body.len(),
+        hdr.len(),
+        hdr.len() + body.len()
+    );
+    for split in [input.len(), 7, 1500, 3100] {
+        let mut sim = Sim::new(Config::default());
+        let plain = sim.connected_client("{\"verbose\":false}");
+        let with_hdrs = sim.connected_client("{\"verbose\":false,\"headers\":true}");
+        let publ = sim.connected_client("{\"verbose\":false,\"headers\":true}");
+        sim.send(plain, "SUB foo 1\r\n");
+        sim.send(with_hdrs, "SUB f* 9\r\nSUB foo 22\r\n");
+        let (a, b) = input.split_at(split);
+        sim.send(publ, a);
+        sim.send(publ, b);
+        assert_eq!(
+            sim.take_str(plain),
+            format!("MSG foo 1 r 3000\r\n{body}\r\nMSG foo 1 3000\r\n{body}\r\n"),
+            "split {split}"
+        );
+        assert_eq!(
+            sim.take_str(with_hdrs),
+            format!("MSG foo 22 r 3000\r\n{body}\r\nHMSG foo 22 18 3018\r\n{hdr}{body}\r\n"),
+            "split {split}"
+        );
+    }
+}

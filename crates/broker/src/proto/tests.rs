@@ -328,6 +328,56 @@ fn op_strategy() -> impl Strategy<Value = String> {
     ]
 }
 
+/// PUB/HPUB lines the fast path must treat exactly like the parser, good and bad.
+fn odd_pub_strategy() -> impl Strategy<Value = String> {
+    let kw = prop_oneof![
+        Just("PUB"),
+        Just("pub"),
+        Just("Pub"),
+        Just("HPUB"),
+        Just("hpub")
+    ];
+    let sep = prop_oneof![Just(" "), Just("\t"), Just("  "), Just(" \t ")];
+    let end = prop_oneof![Just("\r\n"), Just("\n"), Just("\r\r\n"), Just(" \r\n")];
+    let size_fmt = prop_oneof![Just(0usize), Just(1), Just(2)];
+    (
+        kw,
+        sep.clone(),
+        sep,
+        end,
+        "[a-z.*>]{0,8}",
+        proptest::option::of("[a-z_.]{1,6}"),
+        "[ -~]{0,20}",
+        size_fmt,
+        any::<bool>(),
+    )
+        .prop_map(
+            |(kw, sep1, sep2, end, subject, reply, payload, size_fmt, good_tail)| {
+                let hpub = kw.eq_ignore_ascii_case("HPUB");
+                let size = match size_fmt {
+                    0 => payload.len().to_string(),
+                    1 => format!("00{}", payload.len()),
+                    _ => (payload.len() + 1).to_string(),
+                };
+                let mut line = format!("{kw}{sep1}{subject}");
+                if let Some(r) = reply {
+                    line.push_str(sep2);
+                    line.push_str(&r);
+                }
+                if hpub {
+                    line.push_str(sep2);
+                    line.push_str(&payload.len().min(3).to_string());
+                }
+                line.push_str(sep2);
+                line.push_str(&size);
+                line.push_str(end);
+                line.push_str(&payload);
+                line.push_str(if good_tail { "\r\n" } else { "\n" });
+                line
+            },
+        )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -350,9 +400,53 @@ proptest! {
         prop_assert_eq!(&run_chunks(Role::Server, hdr_limits(), &chunks), &whole);
     }
 
+    /// The in-place fast path (`peek_pub`) finds the same `PUB`/`HPUB` as `parse`, including
+    /// odd spellings (tabs, lower case, LF only, padded sizes), for every split.
+    #[test]
+    fn peek_pub_agrees_with_parse(
+        ops in prop::collection::vec(prop_oneof![op_strategy(), odd_pub_strategy()], 1..10),
+        split in any::<u8>(),
+    ) {
+        let mut data = vec![split];
+        data.extend_from_slice(ops.concat().as_bytes());
+        crate::fuzzing::broker_proto(&data);
+    }
+
     /// Well-formed ops round-trip: every generated op (without garbage) parses.
     #[test]
     fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..256)) {
         let _ = run(&data);
     }
+}
+
+fn check_peek(input: &[u8], expect: Option<(&str, Option<&str>, &str)>) {
+    let parser = Parser::new(Role::Server, hdr_limits());
+    let found = parser.peek_pub(input).map(|f| {
+        let part = |(s, e): (usize, usize)| std::str::from_utf8(&input[s..e]).unwrap();
+        (
+            part(f.subject),
+            f.reply.map(part),
+            part((f.payload_start, f.payload_start + f.size)),
+        )
+    });
+    assert_eq!(found, expect, "{:?}", String::from_utf8_lossy(input));
+}
+
+#[test]
+fn peek_pub_finds_complete_messages_only() {
+    check_peek(b"PUB foo 2\r\nhi\r\n", Some(("foo", None, "hi")));
+    check_peek(
+        b"pub\tfoo  bar 2\nhi\r\nPING\r\n",
+        Some(("foo", Some("bar"), "hi")),
+    );
+    check_peek(
+        b"HPUB foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\n",
+        Some(("foo", None, "NATS/1.0\r\n\r\nhi")),
+    );
+    check_peek(b"PUB foo 2\r\nhi\r", None);
+    check_peek(b"PUB foo 2\r\nhi!\r\n", None);
+    check_peek(b"PUB foo 2", None);
+    check_peek(b"PUB foo\r\n", None);
+    check_peek(b"SUB foo 1\r\n", None);
+    check_peek(b"PUBX foo 2\r\nhi\r\n", None);
 }
