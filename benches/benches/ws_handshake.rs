@@ -74,6 +74,28 @@ fn server(c: &mut Criterion) {
             black_box(res.is_err())
         });
     });
+    // A refused request kept open, and the corrected one pipelined behind it on the same
+    // connection: the 403, then the 101 (one element: the connection's upgrade).
+    let pipelined = [bad_origin.as_slice(), BROWSER_REQUEST].concat();
+    group.bench_function("browser_request_refused_then_upgraded_pipelined", |b| {
+        b.iter(|| {
+            out.clear();
+            let mut handshake = ServerHandshake::new(true);
+            let mut input = black_box(pipelined.as_slice());
+            loop {
+                match handshake.handle_input(&policy, input, Some(0), &mut out) {
+                    Err(_) => match handshake.after_reject() {
+                        Some(after) if after.keep_alive() => {
+                            input = input.get(after.consumed()..).unwrap_or_default();
+                            handshake.next_request();
+                        }
+                        _ => break black_box(false),
+                    },
+                    Ok(upgrade) => break black_box(upgrade.is_some()),
+                }
+            }
+        });
+    });
     group.finish();
 }
 
