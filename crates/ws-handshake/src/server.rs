@@ -244,7 +244,8 @@ impl ServerHandshake {
     }
 
     /// True once [`ServerHandshake::handle_input`] has returned an upgrade or a rejection; the
-    /// caller can then clear its `handshake_timeout` deadline.
+    /// caller can then clear its `handshake_timeout` deadline (and arm a fresh one when
+    /// [`ServerHandshake::next_request`] reads another request after a refusal).
     #[must_use]
     pub fn is_finished(&self) -> bool {
         self.finished
