@@ -475,3 +475,79 @@ describe("messaging with permessage-deflate on both ends (scenario compression)"
     assert.equal(bad, null);
   });
 });
+
+describe("framing under back-pressure (scenario compression)", () => {
+  let server;
+  const conns = [];
+  before(async () => {
+    server = await orError(startServer("compression"));
+  });
+  after(async () => {
+    await closeAll(conns);
+    await server?.stop();
+  });
+
+  /** Deterministic content for message `seq`, so the receiver can check every byte. */
+  const body = (seq) => {
+    const size = (seq * 7919) % 20000;
+    const b = Buffer.alloc(size);
+    for (let i = 0; i < size; i++) b[i] = (seq * 31 + i * (seq % 7 === 0 ? 1 : 13)) & 0xff;
+    if (seq % 3 === 0) b.fill(97, 0, size >> 1); // some compressible, some not
+    return b;
+  };
+
+  const variants = [
+    ["compressed", { perMessageDeflate: true }],
+    ["compressed, browser User-Agent (4096-byte frames)", { perMessageDeflate: true, headers: { "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0" } }],
+    ["uncompressed, browser User-Agent", { perMessageDeflate: false, headers: { "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0" } }],
+  ];
+  for (const [what, wsOpts] of variants) {
+    it(`1500 messages of 0-20000 bytes to a ws reader that keeps stalling (${what}) arrive intact and in order`, { timeout: 60000 }, async () => {
+      const sockets = [];
+      const sub = await wsClient(server, {}, { ws: wsOpts, sink: sockets });
+      const pub = await tcpClient(server);
+      conns.push(sub, pub);
+      const N = 1500;
+      let next = 0;
+      let bad = null;
+      const done = new Promise((resolve) => {
+        sub.subscribe("bp", {
+          callback: (err, m) => {
+            if (err) {
+              bad = String(err);
+              resolve();
+              return;
+            }
+            if (bad === null && !Buffer.from(m.data).equals(body(next))) bad = `message ${next} differs (${m.data.length} bytes)`;
+            next++;
+            if (next === N || bad) resolve();
+          },
+        });
+      });
+      await sub.flush();
+      const raw = sockets[0]._socket;
+      let stalls = 0;
+      const staller = setInterval(() => {
+        raw.pause();
+        stalls++;
+        setTimeout(() => raw.resume(), 60);
+      }, 150);
+      try {
+        for (let i = 0; i < N; i++) {
+          pub.publish("bp", body(i));
+          if (i % 100 === 99) await pub.flush();
+        }
+        await pub.flush();
+        await within(50000, done, "all messages").catch((e) => {
+          throw new Error(`${e.message}; got ${next}`);
+        });
+      } finally {
+        clearInterval(staller);
+        raw.resume();
+      }
+      assert.equal(bad, null);
+      assert.equal(next, N);
+      assert.ok(stalls > 0);
+    });
+  }
+});
