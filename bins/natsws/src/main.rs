@@ -75,6 +75,10 @@ fn main() -> ExitCode {
             );
         };
         return match settings::load(&cli) {
+            Ok(s) if !s.config_warnings.is_empty() => {
+                // nats-server -t treats a warnings-only report as a failure.
+                die(&prog, &s.config_warnings.join("\n"))
+            }
             Ok(_) => {
                 eprintln!("{prog}: configuration file {file} is valid");
                 ExitCode::SUCCESS
@@ -86,6 +90,9 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return die(&prog, &e),
     };
+    for w in &settings.config_warnings {
+        eprintln!("{w}");
+    }
     if let Err(e) = logger::init(&settings.log) {
         return die(&prog, &format!("unable to open log file: {e}"));
     }

@@ -80,6 +80,8 @@ pub(crate) struct Settings {
     pub(crate) auth: broker::auth::AuthConfig,
     /// The typed options the settings came from (for the reload check).
     pub(crate) options: Options,
+    /// Config-file warnings, printed raw to stderr before start-up as nats-server does.
+    pub(crate) config_warnings: Vec<String>,
     /// Warnings to log at start-up (e.g. JetStream flags).
     pub(crate) warnings: Vec<String>,
 }
@@ -215,7 +217,7 @@ pub(crate) fn load(cli: &Cli) -> Result<Settings, String> {
         Some(file) => parse_options(Some(file))?,
     };
     let mut s = from_options(&options)?;
-    s.warnings.extend(warnings);
+    s.config_warnings = warnings;
     s.config_file.clone_from(&cli.config_file);
     s.apply_cli(cli)?;
     finish(&mut s)?;
@@ -337,6 +339,7 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
         broker,
         auth,
         options: o.clone(),
+        config_warnings: Vec::new(),
         warnings: Vec::new(),
     })
 }

@@ -161,3 +161,17 @@ fn cli_user_and_password_are_enforced() {
     srv.signal("INT");
     assert_eq!(srv.wait_exit(), 0);
 }
+
+#[test]
+fn check_config_fails_on_warnings_like_nats_server() {
+    let dir = temp_dir("cli");
+    let conf = write_file(&dir, "w.conf", "port: -1\nping_interval: 60\n");
+    let (code, _, err) = run(&["-t", "-c", &conf]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        format!(
+            "natsws: {conf}:2:1: invalid use of field \"ping_interval\": ping_interval should be converted to a duration\n"
+        )
+    );
+}
