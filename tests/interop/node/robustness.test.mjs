@@ -301,3 +301,37 @@ describe("slow consumer (scenario slow: max_pending 256 KiB)", () => {
     }
   });
 });
+
+describe("lame duck mode (scenario lame_duck)", () => {
+  it("SIGUSR2: ws clients get INFO with ldm:true, then close 1001; nats.ws reports ldm; new connections are refused", { timeout: 20000 }, async () => {
+    const server = await startServer("lame_duck");
+    try {
+      const nc = await wsClient(server);
+      await nc.flush();
+      const statuses = [];
+      (async () => {
+        for await (const s of nc.status()) statuses.push(s.type);
+      })();
+      const raw = await rawWs(server.ws);
+      await raw.waitFor(() => raw.stream.includes("INFO "), "INFO");
+      raw.send('CONNECT {"verbose":false,"protocol":1}\r\nPING\r\n');
+      await raw.waitFor(() => raw.stream.includes("PONG"), "PONG");
+      const mark = raw.stream.length;
+      server.child.kill("SIGUSR2");
+      await raw.waitClosed(10000);
+      const after = raw.stream.slice(mark);
+      const info = /INFO (\{.*\}) \r\n/.exec(after);
+      assert.ok(info, `an async INFO before the close: ${JSON.stringify(after.slice(0, 300))}`);
+      assert.equal(JSON.parse(info[1]).ldm, true);
+      const close = raw.frames.find((f) => f.opcode === 8);
+      assert.ok(close, "close frame");
+      assert.equal(close.payload.readUInt16BE(0), 1001);
+      await within(5000, nc.closed(), "nats.ws closed");
+      assert.ok(statuses.includes("ldm"), `nats.ws status events: ${statuses}`);
+      const r = await rawExchange(server.ws, "", { ms: 1000 });
+      assert.match(r.why, /^error:ECONNREFUSED|^eof$/, `new connection: ${r.why}`);
+    } finally {
+      await server.stop();
+    }
+  });
+});
