@@ -39,7 +39,7 @@ fn parse_all(role: Role, limits: ParserLimits, chunks: &[&[u8]]) -> (Vec<Op>, Op
 }
 
 /// The fast path agrees with the parser: whenever [`Parser::peek_pub`] finds a message,
-/// [`Parser::parse`] on the same bytes returns the same `PUB`/`HPUB` and consumes exactly
+/// the state machine ([`Parser::parse_stepwise`]) on the same bytes returns the same `PUB`/`HPUB` and consumes exactly
 /// [`crate::proto::PubRanges::total_len`] bytes.
 pub(crate) fn check_peek_pub(parser: &Parser, buf: &BytesMut) {
     let Some(found) = parser.peek_pub(buf) else {
@@ -51,7 +51,7 @@ pub(crate) fn check_peek_pub(parser: &Parser, buf: &BytesMut) {
     };
     let mut slow = parser.clone();
     let mut rest = buf.clone();
-    let Ok(Some(Op::Pub(publish))) = slow.parse(&mut rest) else {
+    let Ok(Some(Op::Pub(publish))) = slow.parse_stepwise(&mut rest) else {
         panic!("peek_pub found {found:?} but parse disagrees on {buf:?}");
     };
     assert_eq!(&publish.subject[..], part(found.subject), "subject");

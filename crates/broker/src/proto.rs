@@ -339,6 +339,64 @@ fn split_args<const N: usize>(
     Some((out, count))
 }
 
+/// Position of the first `\n` in `s`, eight bytes at a time. Control lines are short, so this
+/// beats a vectorised search's set-up cost.
+fn find_newline(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let (words, rest) = s.as_chunks::<8>();
+    for (word_idx, word) in words.iter().enumerate() {
+        let v = u64::from_le_bytes(*word) ^ (LO * u64::from(b'\n'));
+        let mask = v.wrapping_sub(LO) & !v & HI;
+        if mask != 0 {
+            let byte = usize::try_from(mask.trailing_zeros() / 8).unwrap_or(0);
+            return Some(word_idx * 8 + byte);
+        }
+    }
+    let base = words.len() * 8;
+    rest.iter().position(|b| *b == b'\n').map(|i| base + i)
+}
+
+/// Position of the first space or tab in `s`, eight bytes at a time.
+fn find_ws(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let (words, rest) = s.as_chunks::<8>();
+    for (word_idx, word) in words.iter().enumerate() {
+        let v = u64::from_le_bytes(*word);
+        let spaces = v ^ (LO * u64::from(b' '));
+        let tabs = v ^ (LO * u64::from(b'\t'));
+        // The lowest byte flagged by the classic has-zero-byte test is always a real zero
+        // (false positives only occur above it).
+        let mask = ((spaces.wrapping_sub(LO) & !spaces) | (tabs.wrapping_sub(LO) & !tabs)) & HI;
+        if mask != 0 {
+            let byte = usize::try_from(mask.trailing_zeros() / 8).unwrap_or(0);
+            return Some(word_idx * 8 + byte);
+        }
+    }
+    let base = words.len() * 8;
+    rest.iter().position(|b| is_ws(*b)).map(|i| base + i)
+}
+
+/// [`split_args`] with space and tab as separators, skipping word by word over tokens.
+fn split_ws<const N: usize>(line: &[u8]) -> Option<([(usize, usize); N], usize)> {
+    let mut out = [(0usize, 0usize); N];
+    let mut count = 0;
+    let mut idx = 0;
+    loop {
+        while line.get(idx).is_some_and(|b| is_ws(*b)) {
+            idx += 1;
+        }
+        let Some(rest) = line.get(idx..).filter(|r| !r.is_empty()) else {
+            return Some((out, count));
+        };
+        let len = find_ws(rest).unwrap_or(rest.len());
+        *out.get_mut(count)? = (idx, idx + len);
+        count += 1;
+        idx += len;
+    }
+}
+
 fn pub_sep(b: u8) -> bool {
     is_ws(b)
 }
@@ -422,7 +480,13 @@ impl Parser {
         while src.get(pos).is_some_and(|b| is_ws(*b)) {
             pos += 1;
         }
-        let nl = pos + memchr::memchr(b'\n', src.get(pos..)?)?;
+        // The line end must come within the control-line limit (plus a CR); a longer line is
+        // left to the state machine, which reports it.
+        let window = src.get(pos..)?;
+        let window = window
+            .get(..self.limits.max_control_line.saturating_add(2))
+            .unwrap_or(window);
+        let nl = pos + find_newline(window)?;
         let mut end = nl;
         if end > pos && src.get(end - 1) == Some(&b'\r') {
             end -= 1;
@@ -434,7 +498,7 @@ impl Parser {
         let at = |r: (usize, usize)| (pos + r.0, pos + r.1);
         let token = |r: (usize, usize)| line.get(r.0..r.1).unwrap_or_default();
         let (subject, reply, header_len, size) = if hpub {
-            let (args, n) = split_args::<4>(line, pub_sep)?;
+            let (args, n) = split_ws::<4>(line)?;
             let (subject, reply, hdr_tok, total_tok) = match (n, args) {
                 (3, [s, h, t, _]) => (s, None, h, t),
                 (4, [s, r, h, t]) => (s, Some(r), h, t),
@@ -447,7 +511,7 @@ impl Parser {
             }
             (subject, reply, Some(hdr), total)
         } else {
-            let (args, n) = split_args::<3>(line, pub_sep)?;
+            let (args, n) = split_ws::<3>(line)?;
             let (subject, reply, size_tok) = match (n, args) {
                 (2, [s, z, _]) => (s, None, z),
                 (3, [s, r, z]) => (s, Some(r), z),
@@ -478,6 +542,24 @@ impl Parser {
     /// `src` and the partial tail stays in place. Call again after appending more bytes. After
     /// an error the parser is poisoned and returns the same error on every call.
     pub fn parse(&mut self, src: &mut BytesMut) -> Result<Option<Op>, ProtoError> {
+        // A complete PUB/HPUB at the front is taken in one piece: one split and one slice per
+        // part, instead of a state transition per part.
+        if let Some(found) = self.peek_pub(src) {
+            let whole = src.split_to(found.total_len()).freeze();
+            let part = |(start, end): (usize, usize)| whole.slice(start..end);
+            return Ok(Some(Op::Pub(Publish {
+                subject: part(found.subject),
+                reply: found.reply.map(part),
+                header_len: found.header_len,
+                message: part((found.payload_start, found.payload_start + found.size)),
+            })));
+        }
+        self.parse_stepwise(src)
+    }
+
+    /// [`Parser::parse`] without the whole-PUB fast path: the resumable state machine that
+    /// handles every operation, split reads and errors. The fuzz bodies compare the two.
+    pub(crate) fn parse_stepwise(&mut self, src: &mut BytesMut) -> Result<Option<Op>, ProtoError> {
         loop {
             match &mut self.state {
                 State::Failed(err) => return Err(*err),

@@ -412,6 +412,16 @@ proptest! {
         crate::fuzzing::broker_proto(&data);
     }
 
+    /// The word-at-a-time splitter equals the byte loop.
+    #[test]
+    fn split_ws_equals_split_args(line in prop::collection::vec(prop_oneof![Just(b' '), Just(b'\t'), Just(b'a'), Just(0x80u8), Just(0x21u8), Just(0x09u8 ^ 0x80), Just(0u8), Just(0xa0u8)], 0..40)) {
+        prop_assert_eq!(split_ws::<3>(&line), split_args::<3>(&line, pub_sep));
+        prop_assert_eq!(split_ws::<5>(&line), split_args::<5>(&line, pub_sep));
+        prop_assert_eq!(find_ws(&line), line.iter().position(|b| *b == b' ' || *b == b'\t'));
+        let newlines: Vec<u8> = line.iter().map(|b| if *b == b'a' { b'\n' } else { *b ^ 0x03 }).collect();
+        prop_assert_eq!(find_newline(&newlines), newlines.iter().position(|b| *b == b'\n'));
+    }
+
     /// Well-formed ops round-trip: every generated op (without garbage) parses.
     #[test]
     fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..256)) {
