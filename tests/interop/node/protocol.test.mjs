@@ -101,6 +101,25 @@ describe("protocol over ws (scenario basic)", () => {
     }
   });
 
+  it("verbose and pedantic over ws: +OK after each operation, invalid subjects get -ERR and the connection stays", T, async () => {
+    const raw = await rawWs(server.ws);
+    try {
+      await raw.waitFor(() => raw.stream.includes("\r\n"), "INFO");
+      const mark = raw.stream.indexOf("\r\n") + 2;
+      raw.send('CONNECT {"verbose":true,"pedantic":true,"protocol":1}\r\nSUB a.b 1\r\nPUB a.b 2\r\nhi\r\n' +
+        "PUB a.* 2\r\nhi\r\nSUB a..b 2\r\nUNSUB 99\r\nPING\r\n");
+      await raw.waitFor(() => raw.stream.includes("PONG\r\n"), "PONG");
+      assert.equal(
+        raw.stream.slice(mark),
+        "+OK\r\n+OK\r\n+OK\r\nMSG a.b 1 2\r\nhi\r\n-ERR 'Invalid Publish Subject'\r\n+OK\r\n" +
+          "-ERR 'Invalid Subject'\r\n+OK\r\nPONG\r\n",
+      );
+      assert.equal(raw.closed, false);
+    } finally {
+      raw.close();
+    }
+  });
+
   it("HPUB from a raw ws client reaches a TCP subscriber as HMSG with the same header block", T, async () => {
     const t = await tcpClient(server);
     const l = listen(t, "raw.hdr");
