@@ -6,6 +6,7 @@
 //! is negotiated.
 
 use bytes::{Bytes, BytesMut};
+use miniz_oxide::deflate::core::deflate_flags::TDEFL_FORCE_ALL_STATIC_BLOCKS;
 use miniz_oxide::deflate::core::{
     CompressorOxide, TDEFLFlush, TDEFLStatus, compress_to_output, create_comp_flags_from_zip_params,
 };
@@ -24,16 +25,29 @@ const INFLATE_TAIL: [u8; 9] = [0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0
 /// Compression level used for every message (nats-server uses Go's `BestSpeed`).
 const LEVEL: i32 = 1;
 
+/// Messages up to this many bytes are compressed with the fixed Huffman codes of RFC 1951
+/// §3.2.6 instead of codes built for the message. Building, optimising and sending dynamic codes
+/// costs about 3 µs per message, a third of the whole cost of a 1 KiB message, and for short text
+/// the fixed codes give output of about the same size (JSON-like NATS text: 128 B → 105 vs 110
+/// bytes, 256 B → 133 vs 136, 512 B → 199 vs 186, 1 KiB → 316 vs 270).
+const FIXED_HUFFMAN_MAX_BYTES: usize = 512;
+
 /// A raw-DEFLATE compressor for whole messages, reused across messages and connections.
+///
+/// It holds two miniz_oxide states, each allocated on first use: one that builds Huffman codes
+/// per message and one that only uses the fixed codes (for messages of at most 512 bytes, where
+/// building codes costs more than it saves).
 #[derive(Default)]
 pub struct Deflater {
-    state: Option<Box<CompressorOxide>>,
+    dynamic: Option<Box<CompressorOxide>>,
+    fixed: Option<Box<CompressorOxide>>,
 }
 
 impl std::fmt::Debug for Deflater {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deflater")
-            .field("allocated", &self.state.is_some())
+            .field("allocated", &self.dynamic.is_some())
+            .field("fixed_allocated", &self.fixed.is_some())
             .finish()
     }
 }
@@ -57,10 +71,18 @@ impl Deflater {
         chunks: &[C],
         out: &mut BytesMut,
     ) -> Result<usize, DeflateError> {
-        let state = self.state.get_or_insert_with(|| {
-            Box::new(CompressorOxide::new(create_comp_flags_from_zip_params(
-                LEVEL, -15, 0,
-            )))
+        let total_len = chunks.iter().fold(0usize, |sum, chunk| {
+            sum.saturating_add(chunk.as_ref().len())
+        });
+        let (slot, extra_flags) = if total_len <= FIXED_HUFFMAN_MAX_BYTES {
+            (&mut self.fixed, TDEFL_FORCE_ALL_STATIC_BLOCKS)
+        } else {
+            (&mut self.dynamic, 0)
+        };
+        let state = slot.get_or_insert_with(|| {
+            Box::new(CompressorOxide::new(
+                create_comp_flags_from_zip_params(LEVEL, -15, 0) | extra_flags,
+            ))
         });
         state.reset();
         let start = out.len();
@@ -275,6 +297,69 @@ mod tests {
 #[cfg(test)]
 mod steady_state_tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// One deflater reused across messages (no reset between them) gives each message the
+        /// bytes a fresh deflater gives it, and each inflates alone: no context is taken over.
+        #[test]
+        fn reused_deflater_takes_no_context_over(
+            messages in proptest::collection::vec(
+                proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), any::<u8>()], 0..3000),
+                1..6,
+            ),
+            chunk_len in 1usize..600,
+        ) {
+            let mut reused = Deflater::new();
+            let mut inflater = Inflater::new();
+            for message in &messages {
+                let chunks: Vec<&[u8]> = message.chunks(chunk_len).collect();
+                let mut out = BytesMut::new();
+                reused.deflate(&chunks, &mut out).unwrap();
+                let mut fresh = BytesMut::new();
+                Deflater::new().deflate(&chunks, &mut fresh).unwrap();
+                prop_assert_eq!(&out[..], &fresh[..]);
+                prop_assert_eq!(&inflater.inflate(&out, message.len()).unwrap()[..], &message[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn short_messages_use_the_fixed_huffman_codes() {
+        // BTYPE is bits 1-2 of the first byte: 01 fixed codes, 10 dynamic codes (RFC 1951 §3.2.3).
+        let text = br#"{"subject":"orders.created","id":1234,"items":[1,2,3]}"#.repeat(20);
+        let mut deflater = Deflater::new();
+        let mut inflater = Inflater::new();
+        for (len, btype) in [
+            (FIXED_HUFFMAN_MAX_BYTES, 1),
+            (FIXED_HUFFMAN_MAX_BYTES + 1, 2),
+            (100, 1),
+            (1000, 2),
+            (100, 1),
+        ] {
+            let mut out = BytesMut::new();
+            deflater.deflate(&[&text[..len]], &mut out).unwrap();
+            assert_eq!((out[0] >> 1) & 3, btype, "len {len}");
+            assert_eq!(&inflater.inflate(&out, len).unwrap()[..], &text[..len]);
+        }
+    }
+
+    #[test]
+    fn history_is_dropped_between_messages() {
+        // The second message repeats the first; with context takeover it would compress to a
+        // single back-reference. Without, it compresses exactly as it does alone.
+        let text = br#"{"subject":"orders.created","id":1234,"items":[1,2,3]}"#;
+        let mut deflater = Deflater::new();
+        let (mut first, mut second) = (BytesMut::new(), BytesMut::new());
+        deflater.deflate(&[&text[..]], &mut first).unwrap();
+        deflater.deflate(&[&text[..]], &mut second).unwrap();
+        assert_eq!(first, second);
+        assert_eq!(
+            &Inflater::new().inflate(&second, text.len()).unwrap()[..],
+            &text[..]
+        );
+    }
 
     #[test]
     fn inflate_output_reuses_its_allocation() {
