@@ -266,6 +266,11 @@ pub struct Broker {
 /// Default size of the closed-connections ring (`/connz?state=closed`).
 pub const DEFAULT_MAX_CLOSED_CLIENTS: usize = 10_000;
 
+/// Most subscriptions kept (lowest sids first) in a closed connection's record. nats-server
+/// keeps them all; with unlimited subscriptions per client, the ring of closed connections
+/// would then hold an unbounded amount of memory.
+pub const MAX_CLOSED_SUBS: usize = 1024;
+
 impl Broker {
     /// Creates a broker with `config`; `now` is the server start time.
     #[must_use]
@@ -412,12 +417,15 @@ impl Broker {
         } else {
             None
         };
-        let auth_deadline = auth_expected.then(|| {
-            now + self
-                .auth
-                .auth_timeout(conn_type)
-                .unwrap_or(self.config.auth_timeout)
-        });
+        let auth_deadline = auth_expected
+            .then(|| {
+                now.checked_add(
+                    self.auth
+                        .auth_timeout(conn_type)
+                        .unwrap_or(self.config.auth_timeout),
+                )
+            })
+            .flatten();
         let limits = ParserLimits {
             max_control_line: self.config.limits.max_control_line,
             max_payload: self.config.limits.max_payload,
@@ -440,7 +448,7 @@ impl Broker {
             subs: HashMap::new(),
             nonce,
             auth_deadline,
-            ping_deadline: Some(now + self.config.ping_interval),
+            ping_deadline: now.checked_add(self.config.ping_interval),
             pings_out: 0,
             last_activity: now,
             last_client_ping: None,
@@ -817,7 +825,7 @@ impl Broker {
         if fifth_nanos > 0 {
             first += Duration::from_nanos(jitter_seed % fifth_nanos);
         }
-        c.ping_deadline = Some(now + first);
+        c.ping_deadline = now.checked_add(first);
         let verbose = c.opts.verbose;
         self.events.push_back(Event::Connected(id));
         if verbose {
@@ -1288,6 +1296,8 @@ impl Broker {
             .map(|s| sub_info(s, cid))
             .collect();
         kept.sort_by(|a, b| a.sid.cmp(&b.sid));
+        kept.truncate(MAX_CLOSED_SUBS);
+        kept.shrink_to_fit();
         for key in keys {
             self.remove_sub(key);
         }
@@ -1363,7 +1373,8 @@ impl Broker {
         let stall = if c.out.is_empty() {
             None
         } else {
-            c.stall_since.map(|s| s + self.config.write_deadline)
+            c.stall_since
+                .and_then(|s| s.checked_add(self.config.write_deadline))
         };
         [c.auth_deadline, c.ping_deadline, stall]
             .into_iter()
@@ -1433,7 +1444,11 @@ impl Broker {
             if c.out.consumed() != c.consumed_seen {
                 c.consumed_seen = c.out.consumed();
                 c.stall_since = Some(now);
-            } else if c.stall_since.is_some_and(|s| s + write_deadline <= now) {
+            } else if c
+                .stall_since
+                .and_then(|s| s.checked_add(write_deadline))
+                .is_some_and(|d| d <= now)
+            {
                 self.slow_consumer(id, now, CloseReason::SlowConsumerWriteDeadline);
                 return;
             }
@@ -1459,7 +1474,7 @@ impl Broker {
             .last_client_ping
             .is_some_and(|p| now.saturating_duration_since(p) < interval);
         let send = need_rtt || !(recent_activity || recent_ping);
-        c.ping_deadline = Some(now + interval);
+        c.ping_deadline = now.checked_add(interval);
         if send {
             if c.pings_out + 1 > ping_max {
                 self.send_err(id, now, "Stale Connection");

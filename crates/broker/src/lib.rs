@@ -92,6 +92,11 @@
 //! 13. **Leaf nodes.** [`ConnectionType::Leaf`] connections can be registered and are treated as
 //!     clients for the protocol, but the leaf protocol (`LS+`, `LMSG`, interest propagation) is
 //!     not implemented in this crate yet.
+//! 14. **Closed-connection records** keep at most [`MAX_CLOSED_SUBS`] subscriptions (lowest
+//!     sids); nats-server keeps every one, which makes `/connz?state=closed` memory unbounded.
+//! 15. **Match cache.** Cached results hold at most [`sublist::MAX_CACHE_HANDLES`]
+//!     subscription handles in all, and a larger result is not cached; nats-server bounds only
+//!     the number of cached subjects.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
 #![deny(
@@ -119,7 +124,7 @@ pub mod wire;
 pub mod fuzzing;
 
 pub use authseam::AuthConfig;
-pub use broker::{Broker, DEFAULT_MAX_CLOSED_CLIENTS};
+pub use broker::{Broker, DEFAULT_MAX_CLOSED_CLIENTS, MAX_CLOSED_SUBS};
 pub use config::{Config, Limits, ListenerInfo};
 pub use outq::OutQueue;
 pub use proto::ProtoError;

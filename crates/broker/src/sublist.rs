@@ -8,7 +8,7 @@
 //! whose subject it matches, so the cache never serves a stale answer.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -17,6 +17,12 @@ use crate::subject;
 
 /// Most cached match results; when exceeded, about a quarter of the entries are dropped.
 pub const MAX_CACHE_ENTRIES: usize = 1024;
+
+/// Most subscription handles held by all cached results together. Without it, 1024 cached
+/// subjects that each match a wildcard with many subscribers would hold 1024 copies of that
+/// subscriber list. Results larger than a sixteenth of this are not cached at all: building
+/// them costs no more than delivering to them.
+pub const MAX_CACHE_HANDLES: usize = 1 << 16;
 
 /// The result of a match: every plain subscription, and one member list per queue group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +62,9 @@ struct Node<T> {
     star: Option<Box<Self>>,
     full: Option<Box<Self>>,
     plain: Vec<T>,
+    /// Where each value sits in `plain`, so a removal does not scan (many subscribers of one
+    /// subject all disconnecting would otherwise cost quadratic time).
+    plain_pos: HashMap<T, usize>,
     queues: Vec<(Bytes, Vec<T>)>,
 }
 
@@ -66,6 +75,7 @@ impl<T> Default for Node<T> {
             star: None,
             full: None,
             plain: Vec::new(),
+            plain_pos: HashMap::new(),
             queues: Vec::new(),
         }
     }
@@ -164,6 +174,8 @@ impl Hasher for SubjectHasher {
 pub struct Sublist<T> {
     root: Node<T>,
     cache: HashMap<Box<[u8]>, Arc<MatchResult<T>>, SeededState>,
+    /// Handles held by all cached results ([`MAX_CACHE_HANDLES`]).
+    cached_handles: usize,
     count: usize,
     inserts: u64,
     removes: u64,
@@ -171,13 +183,20 @@ pub struct Sublist<T> {
     cache_hits: u64,
 }
 
-impl<T: Copy + PartialEq> Default for Sublist<T> {
+impl<T: Copy + Eq + Hash> Default for Sublist<T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<T: Copy + PartialEq> Sublist<T> {
+impl<T> MatchResult<T> {
+    /// Handles held (plain plus every queue member), the cache's memory measure.
+    fn n_handles(&self) -> usize {
+        self.plain.len() + self.queues.iter().map(|(_, m)| m.len()).sum::<usize>()
+    }
+}
+
+impl<T: Copy + Eq + Hash> Sublist<T> {
     /// An empty index with a fixed match-cache hash seed (for tests and benches; a server
     /// should use [`Sublist::with_seed`] with a random seed).
     #[must_use]
@@ -192,6 +211,7 @@ impl<T: Copy + PartialEq> Sublist<T> {
         Self {
             root: Node::default(),
             cache: HashMap::with_hasher(SeededState(seed)),
+            cached_handles: 0,
             count: 0,
             inserts: 0,
             removes: 0,
@@ -232,7 +252,10 @@ impl<T: Copy + PartialEq> Sublist<T> {
             };
         }
         match queue {
-            None => node.plain.push(value),
+            None => {
+                node.plain_pos.entry(value).or_insert(node.plain.len());
+                node.plain.push(value);
+            }
             Some(q) => match node.queues.iter_mut().find(|(name, _)| name == q) {
                 Some((_, members)) => members.push(value),
                 None => node.queues.push((q.clone(), vec![value])),
@@ -240,8 +263,7 @@ impl<T: Copy + PartialEq> Sublist<T> {
         }
         self.count += 1;
         self.inserts += 1;
-        self.cache
-            .retain(|subj, _| !subject::matches(subject, subj));
+        self.invalidate(subject);
         Ok(())
     }
 
@@ -252,22 +274,37 @@ impl<T: Copy + PartialEq> Sublist<T> {
         if removed {
             self.count -= 1;
             self.removes += 1;
-            self.cache
-                .retain(|subj, _| !subject::matches(subject, subj));
+            self.invalidate(subject);
         }
         removed
+    }
+
+    /// Drops the cached results whose subject `pattern` matches.
+    fn invalidate(&mut self, pattern: &[u8]) {
+        let mut freed = 0;
+        self.cache.retain(|subj, res| {
+            let keep = !subject::matches(pattern, subj);
+            if !keep {
+                freed += res.n_handles();
+            }
+            keep
+        });
+        self.cached_handles -= freed.min(self.cached_handles);
     }
 
     fn remove_at(node: &mut Node<T>, tokens: &[&[u8]], queue: Option<&Bytes>, value: T) -> bool {
         let Some((first, rest)) = tokens.split_first() else {
             return match queue {
-                None => match node.plain.iter().position(|v| *v == value) {
-                    Some(pos) => {
-                        node.plain.swap_remove(pos);
-                        true
+                None => {
+                    let Some(pos) = node.plain_pos.remove(&value) else {
+                        return false;
+                    };
+                    node.plain.swap_remove(pos);
+                    if let Some(moved) = node.plain.get(pos) {
+                        node.plain_pos.insert(*moved, pos);
                     }
-                    None => false,
-                },
+                    true
+                }
                 Some(q) => {
                     let Some(group_idx) = node.queues.iter().position(|(name, _)| name == q) else {
                         return false;
@@ -333,49 +370,78 @@ impl<T: Copy + PartialEq> Sublist<T> {
         let tokens_ok = !subject.is_empty() && subject.split(|b| *b == b'.').all(|t| !t.is_empty());
         if tokens_ok {
             let tokens: Vec<&[u8]> = subject.split(|b| *b == b'.').collect();
-            Self::collect(&self.root, &tokens, &mut result);
+            let mut groups = HashMap::new();
+            Self::collect(&self.root, &tokens, &mut result, &mut groups);
         }
         let result = Arc::new(result);
-        if self.cache.len() >= MAX_CACHE_ENTRIES {
-            let mut n_drop = MAX_CACHE_ENTRIES / 4;
-            self.cache.retain(|_, _| {
+        let n_handles = result.n_handles();
+        if n_handles > MAX_CACHE_HANDLES / 16 {
+            return result;
+        }
+        while !self.cache.is_empty()
+            && (self.cache.len() >= MAX_CACHE_ENTRIES
+                || self.cached_handles + n_handles > MAX_CACHE_HANDLES)
+        {
+            let mut n_drop = (self.cache.len() / 4).max(1);
+            let mut freed = 0;
+            self.cache.retain(|_, res| {
                 if n_drop > 0 {
                     n_drop -= 1;
+                    freed += res.n_handles();
                     false
                 } else {
                     true
                 }
             });
+            self.cached_handles -= freed.min(self.cached_handles);
         }
         // Copy the key: `subject` usually points into a client's read buffer, which a cached
         // slice would pin (bytes#679).
         self.cache.insert(subject.into(), Arc::clone(&result));
+        self.cached_handles += n_handles;
         result
     }
 
-    fn add_node(node: &Node<T>, result: &mut MatchResult<T>) {
+    /// Adds a node's subscriptions. `groups` maps queue names already in `result` to their
+    /// position, so that many queue groups cost linear, not quadratic, time.
+    fn add_node<'n>(
+        node: &'n Node<T>,
+        result: &mut MatchResult<T>,
+        groups: &mut HashMap<&'n [u8], usize>,
+    ) {
         result.plain.extend_from_slice(&node.plain);
         for (name, members) in &node.queues {
-            match result.queues.iter_mut().find(|(n, _)| n == name) {
+            match groups
+                .get(&name[..])
+                .and_then(|pos| result.queues.get_mut(*pos))
+            {
                 Some((_, all)) => all.extend_from_slice(members),
-                None => result.queues.push((name.clone(), members.clone())),
+                None => {
+                    groups.insert(&name[..], result.queues.len());
+                    result.queues.push((name.clone(), members.clone()));
+                }
             }
         }
     }
 
-    fn collect(node: &Node<T>, tokens: &[&[u8]], result: &mut MatchResult<T>) {
+    fn collect<'n>(
+        node: &'n Node<T>,
+        tokens: &[&[u8]],
+        result: &mut MatchResult<T>,
+        groups: &mut HashMap<&'n [u8], usize>,
+    ) {
         let Some((first, rest)) = tokens.split_first() else {
-            Self::add_node(node, result);
+            Self::add_node(node, result, groups);
             return;
         };
         if let Some(full) = &node.full {
-            Self::add_node(full, result);
+            Self::add_node(full, result, groups);
         }
         if let Some(star) = &node.star {
-            Self::collect(star, rest, result);
+            Self::collect(star, rest, result, groups);
         }
         if let Some(child) = node.literal.get(*first) {
-            Self::collect(child, rest, result);
+            Self::collect(child, rest, result, groups);
         }
     }
 

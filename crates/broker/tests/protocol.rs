@@ -792,3 +792,42 @@ fn large_payload_fanout_and_header_stripping() {
         );
     }
 }
+
+/// Huge configured durations never overflow `Instant` arithmetic: the deadlines are simply
+/// never reached.
+#[test]
+fn huge_durations_do_not_overflow() {
+    let mut cfg = Config::default();
+    cfg.ping_interval = Duration::MAX;
+    cfg.write_deadline = Duration::MAX;
+    cfg.auth_timeout = Duration::MAX;
+    cfg.auth.token = Some("s3cr3t".to_owned());
+    let mut sim = Sim::new(cfg);
+    let waiting = sim.client();
+    let a = sim.connected_client("{\"verbose\":false,\"auth_token\":\"s3cr3t\"}");
+    sim.send(a, "SUB foo 1\r\nPUB foo 2\r\nhi\r\n");
+    sim.advance(Duration::from_secs(3600));
+    assert!(sim.broker.is_open(waiting));
+    // The first PING comes after at most 2 s (plus jitter); the next never does.
+    assert_eq!(sim.take_str(a), "MSG foo 1 2\r\nhi\r\nPING\r\n");
+    sim.advance(Duration::from_secs(3600 * 24 * 365));
+    assert_eq!(sim.take_str(a), "");
+    assert!(sim.broker.is_open(a));
+}
+
+/// A closed connection's record keeps at most `MAX_CLOSED_SUBS` subscriptions.
+#[test]
+fn closed_record_subscriptions_are_bounded() {
+    let mut sim = Sim::new(Config::default());
+    let a = sim.connected_client("{\"verbose\":false}");
+    let subs: String = (0..broker::MAX_CLOSED_SUBS + 50)
+        .map(|i| format!("SUB s.{i} {i:06}\r\n"))
+        .collect();
+    sim.send(a, &subs);
+    let now = sim.now;
+    sim.broker.close_client(a, now, CloseReason::ClientClosed);
+    sim.broker.remove_client(a, now);
+    let closed = sim.broker.closed_clients().last().unwrap();
+    assert_eq!(closed.subscriptions.len(), broker::MAX_CLOSED_SUBS);
+    assert_eq!(closed.subscriptions[0].sid, "000000");
+}

@@ -184,3 +184,65 @@ proptest! {
         }
     }
 }
+
+/// Cached results never hold more than `MAX_CACHE_HANDLES` handles in all, and a result too
+/// large to cache is still correct (a wildcard with many subscribers, published to on many
+/// subjects, must not multiply its subscriber list in memory).
+#[test]
+fn cache_is_bounded_by_handles() {
+    let mut sl: Sublist<u32> = Sublist::new();
+    for v in 0..1000u32 {
+        sl.insert(b"big.>", None, v).unwrap();
+    }
+    for i in 0..500 {
+        assert_eq!(sl.matches(format!("big.{i}").as_bytes()).plain.len(), 1000);
+        assert!(
+            sl.cached_handles <= MAX_CACHE_HANDLES,
+            "{}",
+            sl.cached_handles
+        );
+        assert_eq!(
+            sl.cached_handles,
+            sl.cache.values().map(|r| r.n_handles()).sum::<usize>()
+        );
+    }
+    assert!(sl.stats().num_cache as usize <= MAX_CACHE_HANDLES / 1000);
+    // Too large to cache at all, but matched every time.
+    for v in 1000..(u32::try_from(MAX_CACHE_HANDLES / 16).unwrap() + 1000) {
+        sl.insert(b"big.>", Some(&b("q")), v).unwrap();
+    }
+    let r = sl.matches(b"big.x");
+    assert_eq!(r.n_handles(), 1000 + MAX_CACHE_HANDLES / 16);
+    assert!(!sl.cache.contains_key(&b"big.x"[..]));
+    // Removing a subscription drops the cached results it matched, and their handle count.
+    sl.matches(b"other");
+    let before = sl.cached_handles;
+    assert!(sl.remove(b"big.>", None, 0));
+    assert!(sl.cached_handles <= before);
+    assert_eq!(
+        sl.cached_handles,
+        sl.cache.values().map(|r| r.n_handles()).sum::<usize>()
+    );
+}
+
+/// Many plain subscribers of one subject can all be removed in any order (removal uses the
+/// position index, which must stay right after every swap).
+#[test]
+fn plain_position_index_survives_swaps() {
+    let mut sl: Sublist<u32> = Sublist::new();
+    for v in 0..200u32 {
+        sl.insert(b"foo", None, v).unwrap();
+    }
+    let mut left: Vec<u32> = (0..200).collect();
+    for v in (0..200u32)
+        .filter(|v| v % 3 == 1)
+        .chain((0..200).filter(|v| v % 3 != 1).rev())
+    {
+        assert!(sl.remove(b"foo", None, v), "{v}");
+        assert!(!sl.remove(b"foo", None, v), "{v} twice");
+        left.retain(|x| *x != v);
+        let (plain, _) = matched(&mut sl, "foo");
+        assert_eq!(plain, left);
+    }
+    assert!(sl.is_empty());
+}
