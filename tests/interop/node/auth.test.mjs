@@ -1,9 +1,10 @@
 // Authentication for WebSocket clients next to TCP clients: the websocket block's own user/password
 // and token (which override the global ones for ws), allowed_connection_types, and no_auth_user.
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { closeAll, tcpClient, wsClient } from "../lib/clients.mjs";
-import { dec, enc, listen, rawWs, sleep, startServer, orError } from "../lib/harness.mjs";
+import { dec, enc, listen, orError, rawWs, sleep, startServer, within } from "../lib/harness.mjs";
 
 const T = { timeout: 20000 };
 
@@ -225,5 +226,46 @@ describe("websocket no_auth_user (scenario no_auth_user)", () => {
 
   it("a tcp client without credentials is rejected (no_auth_user is for ws only)", T, async () => {
     await rejectsAuth(tcpClient(server));
+  });
+});
+
+describe("users reloaded with SIGHUP (scenario auth_conn_types)", () => {
+  let server;
+  const conns = [];
+  before(async () => {
+    server = await orError(startServer("auth_conn_types"));
+  });
+  after(async () => {
+    await closeAll(conns);
+    await server?.stop();
+  });
+
+  it("a user added by reload can connect over ws; a removed user's ws connection is closed and refused", { timeout: 20000 }, async () => {
+    const removed = await accepted(wsClient(server, { user: "both", pass: "pw" }), conns);
+    const removedRaw = await rawWs(server.ws);
+    await removedRaw.waitFor(() => removedRaw.stream.includes("\r\n"), "INFO");
+    removedRaw.send('CONNECT {"verbose":false,"protocol":1,"user":"both","pass":"pw"}\r\nPING\r\n');
+    await removedRaw.waitFor(() => removedRaw.stream.includes("PONG"), "PONG");
+    const kept = await accepted(wsClient(server, { user: "wsonly", pass: "pw" }), conns);
+    await rejectsAuth(wsClient(server, { user: "late", pass: "pw" }));
+    const conf = fs.readFileSync(server.confPath, "utf8");
+    const changed = conf.replace("{ user: both,    password: pw }", "{ user: late,    password: pw }");
+    assert.notEqual(changed, conf, "scenario has the user to replace");
+    fs.writeFileSync(server.confPath, changed);
+    server.child.kill("SIGHUP");
+    await within(10000, removed.closed(), "removed user's nats.ws connection closes");
+    await removedRaw.waitClosed(5000);
+    assert.ok(removedRaw.frames.some((f) => f.opcode === 8), "a close frame before EOF (nats-server: 1000 'Client Closed')");
+    let late = null;
+    const deadline = Date.now() + 5000;
+    while (!late && Date.now() < deadline) {
+      late = await wsClient(server, { user: "late", pass: "pw" }).catch(() => null);
+      if (!late) await sleep(100);
+    }
+    assert.ok(late, "the new user connects after the reload");
+    conns.push(late);
+    await rejectsAuth(wsClient(server, { user: "both", pass: "pw" }));
+    await kept.flush();
+    assert.equal(kept.isClosed(), false, "an unchanged user keeps its connection");
   });
 });
