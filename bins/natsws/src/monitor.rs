@@ -432,7 +432,10 @@ impl Serialize for GoFloat {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let v = self.0;
         if v.fract() == 0.0 && v.abs() < 1e15 {
-            #[expect(clippy::cast_possible_truncation, reason = "checked whole and small above")]
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "checked whole and small above"
+            )]
             let whole = v as i64;
             s.serialize_i64(whole)
         } else {

@@ -347,7 +347,9 @@ impl Server {
             tls_available: false,
         };
         let now = Instant::now();
-        let broker = Broker::try_new(settings.broker.clone(), now).map_err(|e| e.to_string())?;
+        let mut broker =
+            Broker::try_new(settings.broker.clone(), now).map_err(|e| e.to_string())?;
+        broker.set_max_closed_clients(settings.max_closed_clients);
         log::info!("Server is ready");
         Ok(Self {
             poll,
@@ -754,6 +756,32 @@ impl Server {
         };
         if c.closing || c.read_paused {
             return;
+        }
+        if matches!(c.kind, Kind::WsHandshake { .. })
+            && c.transport.tls.as_ref().is_some_and(|t| t.is_handshaking())
+        {
+            // Go's TLS server answers a plain-HTTP request with a readable 400 instead of an
+            // alert; a TLS record starts with 0x16 (handshake).
+            let mut first = [0u8; 1];
+            if let Ok(1) = c.transport.stream.peek(&mut first)
+                && first[0] != 0x16
+                && first[0].is_ascii_alphabetic()
+            {
+                c.transport.tls = None;
+                c.kind = Kind::Http {
+                    out: BytesMut::from(
+                        &b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"[..],
+                    ),
+                    close_after: true,
+                    ws_capable: false,
+                };
+                log::error!(
+                    "websocket: TLS handshake error from {}: client sent an HTTP request to an HTTPS server",
+                    c.peer
+                );
+                self.mark_dirty(key);
+                return;
+            }
         }
         let res = c.transport.read_into(&mut c.in_buf);
         let was_handshaking = c.transport.tls_handshaking();
@@ -1912,8 +1940,11 @@ fn write_ws(
                     ws_codec::CloseCode(reason.ws_close_code()),
                     reason.as_str(),
                 );
-                ws.encoder
-                    .encode_control(&ws_codec::Control::Close(Some(frame)), arena, &mut ws.wire);
+                ws.encoder.encode_control(
+                    &ws_codec::Control::Close(Some(frame)),
+                    arena,
+                    &mut ws.wire,
+                );
             } else {
                 if ws.wire.capacity() > 0 {
                     ws.wire = VecDeque::new();

@@ -71,6 +71,7 @@ pub(crate) struct Settings {
     pub(crate) websocket: Option<WsSettings>,
     pub(crate) log: LogSettings,
     pub(crate) pid_file: Option<String>,
+    pub(crate) max_closed_clients: usize,
     pub(crate) ports_file_dir: Option<String>,
     pub(crate) lame_duck_duration: Duration,
     pub(crate) lame_duck_grace_period: Duration,
@@ -264,8 +265,99 @@ fn tls_spec(t: &TlsOptions) -> TlsSpec {
     }
 }
 
+/// Refuses every parsed option this binary does not serve, naming it, so a config never
+/// starts a server that silently behaves differently from what it asks for.
+fn check_served(o: &Options) -> Result<(), String> {
+    let d = Options::default();
+    let mut refused: Vec<String> = Vec::new();
+    let mut refuse = |cond: bool, name: &str| {
+        if cond {
+            refused.push(name.to_owned());
+        }
+    };
+    refuse(o.leafnodes != d.leafnodes, "leafnodes");
+    refuse(
+        !o.accounts.is_empty()
+            || o.authorization.users.iter().any(|u| u.account.is_some())
+            || o.authorization.nkeys.iter().any(|n| n.account.is_some()),
+        "accounts",
+    );
+    refuse(!o.server_tags.is_empty(), "server_tags");
+    refuse(o.client_advertise.is_some(), "client_advertise");
+    refuse(
+        o.max_traced_msg_len != d.max_traced_msg_len,
+        "max_traced_msg_len",
+    );
+    refuse(
+        o.connect_error_reports != d.connect_error_reports,
+        "connect_error_reports",
+    );
+    refuse(
+        o.reconnect_error_reports != d.reconnect_error_reports,
+        "reconnect_error_reports",
+    );
+    refuse(o.disable_sublist_cache, "disable_sublist_cache");
+    refuse(o.allow_non_tls, "allow_non_tls");
+    refuse(o.logging.log_size_limit != 0, "log_size_limit");
+    refuse(o.logging.syslog, "syslog");
+    refuse(o.logging.remote_syslog.is_some(), "remote_syslog");
+    let tls_default = TlsOptions::default();
+    let check_tls = |t: &TlsOptions, prefix: &str| {
+        let mut out = Vec::new();
+        for (cond, field) in [
+            (t.verify_and_map, "verify_and_map"),
+            (
+                t.verify_cert_and_check_known_urls,
+                "verify_cert_and_check_known_urls",
+            ),
+            (t.insecure, "insecure"),
+            (!t.pinned_certs.is_empty(), "pinned_certs"),
+            (t.connection_rate_limit != 0, "connection_rate_limit"),
+            (
+                t.cipher_suites != tls_default.cipher_suites,
+                "cipher_suites",
+            ),
+            (
+                t.curve_preferences != tls_default.curve_preferences,
+                "curve_preferences",
+            ),
+        ] {
+            if cond {
+                out.push(format!("{prefix}.{field}"));
+            }
+        }
+        out
+    };
+    let mut tls_refused = Vec::new();
+    if let Some(t) = &o.tls {
+        tls_refused.extend(check_tls(t, "tls"));
+    }
+    if let Some(ws) = &o.websocket {
+        if let Some(t) = &ws.tls {
+            tls_refused.extend(check_tls(t, "websocket.tls"));
+        }
+        if ws.ping_interval.is_some() {
+            tls_refused.push("websocket.ping_interval".to_owned());
+        }
+        if ws.advertise.is_some() {
+            tls_refused.push("websocket.advertise".to_owned());
+        }
+    }
+    refused.extend(tls_refused);
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = refused.iter().map(|n| format!("\"{n}\"")).collect();
+    Err(format!(
+        "{} {} not supported by natsws",
+        names.join(", "),
+        if names.len() == 1 { "is" } else { "are" }
+    ))
+}
+
 /// Translates natsconf's options into the binary's settings and the broker's config.
 pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
+    check_served(o)?;
     let mut broker = broker::Config::default();
     if let Some(name) = &o.server_name {
         broker.server_name.clone_from(name);
@@ -327,11 +419,12 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
         websocket,
         log: LogSettings {
             debug: o.logging.debug,
-            trace: o.logging.trace,
+            trace: o.logging.trace || o.logging.trace_verbose,
             logtime: o.logging.logtime,
             file: o.logging.log_file.clone(),
         },
         pid_file: o.pid_file.clone(),
+        max_closed_clients: usize::try_from(o.max_closed_clients).unwrap_or(0),
         ports_file_dir: o.ports_file_dir.clone(),
         lame_duck_duration: o.lame_duck_duration,
         lame_duck_grace_period: o.lame_duck_grace_period,

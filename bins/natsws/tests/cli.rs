@@ -175,3 +175,38 @@ fn check_config_fails_on_warnings_like_nats_server() {
         )
     );
 }
+
+#[test]
+fn unserved_options_are_refused_by_name() {
+    let dir = temp_dir("cli");
+    for (conf, name) in [
+        ("leafnodes { port: 7422 }\n", "\"leafnodes\""),
+        (
+            "accounts { A { users: [{user: a, password: b}] } }\n",
+            "\"accounts\"",
+        ),
+        ("server_tags: [\"a\"]\n", "\"server_tags\""),
+        ("client_advertise: \"x:4222\"\n", "\"client_advertise\""),
+        ("max_traced_msg_len: 10\n", "\"max_traced_msg_len\""),
+        (
+            "tls { cert_file: a, key_file: b, pinned_certs: [\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"] }\n",
+            "\"tls.pinned_certs\"",
+        ),
+        (
+            "tls { cert_file: a, key_file: b, verify_and_map: true }\n",
+            "\"tls.verify_and_map\"",
+        ),
+        (
+            "websocket { port: -1, no_tls: true, advertise: \"h:1\" }\n",
+            "\"websocket.advertise\"",
+        ),
+    ] {
+        let path = write_file(&dir, "refused.conf", conf);
+        let (code, _, err) = run(&["-t", "-c", &path]);
+        assert_eq!(code, 1, "{conf}");
+        assert!(
+            err.contains(name) && err.contains("not supported by natsws"),
+            "{conf}: {err}"
+        );
+    }
+}

@@ -152,7 +152,10 @@ fn wss_and_tls_nats_port() {
     raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut buf = Vec::new();
     let _ = raw.read_to_end(&mut buf);
-    assert!(!String::from_utf8_lossy(&buf).contains("101"));
+    assert_eq!(
+        String::from_utf8_lossy(&buf),
+        "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+    );
 }
 
 #[test]
