@@ -269,3 +269,53 @@ describe("users reloaded with SIGHUP (scenario auth_conn_types)", () => {
     assert.equal(kept.isClosed(), false, "an unchanged user keeps its connection");
   });
 });
+
+describe("permissions reloaded with SIGHUP (scenario no_auth_user)", () => {
+  let server;
+  const conns = [];
+  before(async () => {
+    server = await orError(startServer("no_auth_user"));
+  });
+  after(async () => {
+    await closeAll(conns);
+    await server?.stop();
+  });
+
+  it("a connected anonymous ws client gets the no_auth_user's new permissions after a reload", { timeout: 20000 }, async () => {
+    const admin = await accepted(tcpClient(server, { user: "admin", pass: "adminpw" }), conns);
+    const seen = listen(admin, "guest.>");
+    await admin.flush();
+    const raw = await rawWs(server.ws);
+    try {
+      await raw.waitFor(() => raw.stream.includes("\r\n"), "INFO");
+      raw.send('CONNECT {"verbose":false,"protocol":1}\r\nPUB guest.before 1\r\nx\r\nPING\r\n');
+      await raw.waitFor(() => raw.stream.includes("PONG"), "PONG");
+      assert.equal((await seen.count(1))[0].subject, "guest.before");
+      const conf = fs.readFileSync(server.confPath, "utf8");
+      const changed = conf.replace('publish: ["guest.>", "_INBOX.>"]', 'publish: ["guest.only.>"]');
+      assert.notEqual(changed, conf);
+      fs.writeFileSync(server.confPath, changed);
+      server.child.kill("SIGHUP");
+      const deadline = Date.now() + 5000;
+      let n = 0;
+      while (!raw.stream.includes("Permissions Violation") && Date.now() < deadline) {
+        raw.send(`PUB guest.after ${String(n).length}\r\n${n}\r\nPING\r\n`);
+        n++;
+        await sleep(100);
+      }
+      assert.match(raw.stream, /-ERR 'Permissions Violation for Publish to "guest.after"'\r\n/);
+      raw.send("PUB guest.only.ok 2\r\nok\r\nPING\r\n");
+      const okMsg = await within(5000, (async () => {
+        for (;;) {
+          const m = seen.msgs.find((x) => x.subject === "guest.only.ok");
+          if (m) return m;
+          await sleep(20);
+        }
+      })(), "guest.only.ok delivered");
+      assert.equal(dec.decode(okMsg.data), "ok");
+      assert.equal(raw.closed, false);
+    } finally {
+      raw.close();
+    }
+  });
+});
