@@ -53,9 +53,11 @@ enum Kind {
         close_after: bool,
         ws_capable: bool,
     },
-    /// A WebSocket upgrade request being read.
+    /// A WebSocket upgrade request being read; `out` holds refusals of earlier requests on a
+    /// kept-alive connection, not yet written.
     WsHandshake {
         handshake: ws_handshake::ServerHandshake,
+        out: BytesMut,
     },
     /// NATS over WebSocket.
     Ws { client: ClientId, ws: Box<WsConn> },
@@ -661,9 +663,11 @@ impl Server {
                     .and_then(|cfg| rustls::ServerConnection::new(cfg).ok())
                     .map(Box::new);
                 let handshake = ws_handshake::ServerHandshake::new(tls.is_some());
-                if let Some(key) =
-                    self.insert_conn(stream, peer, Kind::WsHandshake { handshake }, tls)
-                {
+                let kind = Kind::WsHandshake {
+                    handshake,
+                    out: BytesMut::new(),
+                };
+                if let Some(key) = self.insert_conn(stream, peer, kind, tls) {
                     if let Some(t) = self.ws_handshake_timeout() {
                         self.set_deadline(key, now + t);
                     }
@@ -902,28 +906,81 @@ impl Server {
         if c.transport.tls_handshaking() {
             return;
         }
-        let Kind::WsHandshake { handshake } = &mut c.kind else {
-            return;
-        };
         let unix_secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .ok();
+        let handshake_timeout = self
+            .settings
+            .websocket
+            .as_ref()
+            .map(|w| w.handshake_timeout)
+            .filter(|t| !t.is_zero());
         let mut out = Vec::new();
-        let res = handshake.handle_input(policy, &c.in_buf, unix_secs, &mut out);
-        let upgrade = match res {
-            Ok(None) => return,
-            Ok(Some(upgrade)) => upgrade,
-            Err(reject) => {
-                log::error!("{} - websocket handshake error: {reject}", c.peer);
-                c.kind = Kind::Http {
-                    out: BytesMut::from(&out[..]),
-                    close_after: true,
-                    ws_capable: false,
-                };
-                c.in_buf.clear();
-                self.mark_dirty(key);
+        let upgrade = loop {
+            let Kind::WsHandshake {
+                handshake,
+                out: pending,
+            } = &mut c.kind
+            else {
                 return;
+            };
+            let res = handshake.handle_input(policy, &c.in_buf, unix_secs, &mut out);
+            match res {
+                Ok(None) => {
+                    if !out.is_empty() {
+                        pending.extend_from_slice(&out);
+                        if !c.dirty {
+                            c.dirty = true;
+                            self.dirty.push(key);
+                        }
+                    }
+                    return;
+                }
+                Ok(Some(upgrade)) => {
+                    // Refusals of earlier requests on this connection go out first.
+                    let mut head = std::mem::take(pending);
+                    head.extend_from_slice(&out);
+                    out = head.to_vec();
+                    break upgrade;
+                }
+                Err(reject) => {
+                    log::error!("{} - websocket handshake error: {reject}", c.peer);
+                    match handshake.after_reject() {
+                        Some(after) if after.keep_alive() => {
+                            pending.extend_from_slice(&out);
+                            out.clear();
+                            c.in_buf.advance(after.consumed().min(c.in_buf.len()));
+                            handshake.next_request();
+                            if let Some(t) = handshake_timeout {
+                                c.deadline = Some(now + t);
+                                self.timers.push(Reverse((now + t, key, c.uid)));
+                            }
+                            if !c.dirty {
+                                c.dirty = true;
+                                self.dirty.push(key);
+                            }
+                            if c.in_buf.is_empty() {
+                                return;
+                            }
+                        }
+                        _ => {
+                            let mut all = std::mem::take(pending);
+                            all.extend_from_slice(&out);
+                            c.kind = Kind::Http {
+                                out: all,
+                                close_after: true,
+                                ws_capable: false,
+                            };
+                            c.in_buf.clear();
+                            if !c.dirty {
+                                c.dirty = true;
+                                self.dirty.push(key);
+                            }
+                            return;
+                        }
+                    }
+                }
             }
         };
         c.in_buf.advance(upgrade.head_len.min(c.in_buf.len()));
@@ -1135,6 +1192,7 @@ impl Server {
             {
                 c.kind = Kind::WsHandshake {
                     handshake: ws_handshake::ServerHandshake::new(false),
+                    out: BytesMut::new(),
                 };
                 self.process_ws_handshake(key, now);
                 return;
@@ -1382,7 +1440,7 @@ impl Server {
                         None => Ok(true),
                     }
                 }
-                Kind::WsHandshake { .. } => Ok(true),
+                Kind::WsHandshake { out, .. } => write_buf(&mut c.transport, out),
                 Kind::Http { out, .. } => {
                     let mut done = out.is_empty();
                     let mut r = Ok(true);
@@ -1524,7 +1582,7 @@ impl Server {
                                 || (!ws.close_sent
                                     && c.close_reason.is_some_and(CloseReason::flushes))
                         }
-                        Kind::WsHandshake { .. } => false,
+                        Kind::WsHandshake { out, .. } => !out.is_empty(),
                         Kind::Http { out, .. } => !out.is_empty(),
                     });
             let Some(c) = self.conns.get_mut(key) else {
@@ -1877,6 +1935,18 @@ impl Server {
         let _ = now;
         Ok(changes)
     }
+}
+
+/// Writes a plain byte buffer until it is empty or the socket would block.
+fn write_buf(transport: &mut Transport, out: &mut BytesMut) -> io::Result<bool> {
+    while !out.is_empty() {
+        let n = transport.write_vectored(&[IoSlice::new(out)])?;
+        if n == 0 {
+            return Ok(false);
+        }
+        out.advance(n.min(out.len()));
+    }
+    Ok(true)
 }
 
 /// Writes an outbound queue with vectored writes until it is empty or the socket would block.

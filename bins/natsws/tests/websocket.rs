@@ -137,8 +137,15 @@ fn rejected_upgrade_gets_http_error_and_log_line() {
     s.set_read_timeout(Some(common::WAIT)).unwrap();
     use std::io::Write as _;
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 1024];
+    // HTTP/1.1 keeps the connection open after the refusal: read up to the body.
+    while !raw.ends_with(b"Bad Request\n") {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "EOF: {}", String::from_utf8_lossy(&raw));
+        raw.extend_from_slice(&chunk[..n]);
+    }
+    let resp = String::from_utf8_lossy(&raw).into_owned();
     assert!(resp.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{resp}");
     srv.wait_log("invalid value for header 'Connection'");
 }
@@ -250,4 +257,27 @@ fn handshake_timeout_closes_idle_connection() {
     assert_eq!(n, 0, "closed silently");
     assert!(start.elapsed() >= std::time::Duration::from_millis(250));
     assert!(start.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn keep_alive_after_a_refused_upgrade() {
+    let srv = Server::basic();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", srv.ws_port())).unwrap();
+    s.set_read_timeout(Some(common::WAIT)).unwrap();
+    use std::io::Write as _;
+    // A refused request (no Connection: Upgrade) pipelined with a good one.
+    s.write_all(b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("INFO ") {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "EOF: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    let bad = text.find("HTTP/1.1 400 Bad Request").expect("400 first");
+    let ok = text
+        .find("HTTP/1.1 101 Switching Protocols")
+        .expect("then 101");
+    assert!(bad < ok, "{text}");
 }
