@@ -63,10 +63,15 @@ fn drain(broker: &mut Broker, ids: &[ClientId]) {
 
 fn route(c: &mut Criterion) {
     let mut group = c.benchmark_group("broker_route");
-    let batch = 1000usize;
-    let one_pub = b"PUB foo.bar 16\r\nxxxxxxxxxxxxxxxx\r\n";
-    let input: Vec<u8> = one_pub.repeat(batch);
-    for n_subs in [1usize, 100] {
+    for (n_subs, payload_len, batch) in [
+        (1usize, 16usize, 1000usize),
+        (1, 128, 1000),
+        (100, 16, 1000),
+        (1, 16 * 1024, 100),
+    ] {
+        let payload = "x".repeat(payload_len);
+        let one_pub = format!("PUB foo.bar {payload_len}\r\n{payload}\r\n");
+        let input: Vec<u8> = one_pub.repeat(batch).into_bytes();
         let now = Instant::now();
         let mut broker = Broker::new(Config::default(), now);
         let subs: Vec<ClientId> = (0..n_subs)
@@ -80,8 +85,9 @@ fn route(c: &mut Criterion) {
         let mut all = subs.clone();
         all.push(publisher);
         drain(&mut broker, &all);
-        group.throughput(Throughput::Elements(batch as u64));
-        group.bench_function(format!("1_to_{n_subs}"), |b| {
+        // Deliveries per second (messages times subscribers).
+        group.throughput(Throughput::Elements((batch * n_subs) as u64));
+        group.bench_function(format!("1_to_{n_subs}_{payload_len}B"), |b| {
             let mut buf = BytesMut::with_capacity(input.len());
             b.iter(|| {
                 buf.clear();
