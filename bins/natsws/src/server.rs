@@ -1688,6 +1688,30 @@ impl Server {
             self.begin_shutdown(now, Exit::Clean);
             return;
         }
+        // Tell protocol-1 clients (async INFO capable) that this server is going away.
+        let clients: Vec<(usize, ClientId)> = self
+            .conns
+            .iter()
+            .filter_map(|(k, c)| c.kind.client().map(|id| (k, id)))
+            .collect();
+        for (key, client) in clients {
+            if !self.broker.connect_received(client) {
+                continue;
+            }
+            let Some(line) = self.broker.info_line(client) else {
+                continue;
+            };
+            let Some(json_end) = line.iter().rposition(|b| *b == b'}') else {
+                continue;
+            };
+            let mut ldm = line.get(..json_end).unwrap_or(&[]).to_vec();
+            ldm.extend_from_slice(b",\"ldm\":true");
+            ldm.extend_from_slice(line.get(json_end..).unwrap_or(&[]));
+            if let Some(q) = self.broker.outbound(client) {
+                q.push_slice(&ldm);
+                self.mark_dirty(key);
+            }
+        }
         let grace = self.settings.lame_duck_grace_period;
         let span = self.settings.lame_duck_duration.saturating_sub(grace);
         let interval =

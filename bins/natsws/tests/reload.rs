@@ -147,9 +147,11 @@ fn lame_duck_mode_closes_clients_and_exits() {
     let mut srv = Server::with_config(&srv_conf, &[]);
     let mut ws = RawWs::connect(port, "");
     ws.frame().unwrap();
-    ws.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+    ws.send(b"CONNECT {\"verbose\":false,\"protocol\":1}\r\nPING\r\n");
     ws.read_until("PONG");
     srv.signal("USR2");
+    let info = ws.read_until("\"ldm\":true");
+    assert!(info.starts_with("INFO {") && info.ends_with("} \r\n"), "{info}");
     srv.wait_log("Entering lame duck mode, stop accepting new clients");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
     assert_eq!(ws.read_close(), (1001, "Server Shutdown".to_owned()));
