@@ -58,10 +58,7 @@ fn main() -> ExitCode {
 /// The workspace root (the parent of this crate's directory).
 fn root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .parent()
-        .unwrap_or(manifest_dir)
-        .to_path_buf()
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
 
 fn cargo() -> Command {
