@@ -1269,7 +1269,7 @@ impl Server {
                         http_req_stats: &self.http_req_stats,
                         healthy: self.shutting_down.is_none(),
                         rss_bytes: rss_bytes(),
-                        cpu_percent: 0.0,
+                        cpu_percent: cpu_percent(now.saturating_duration_since(self.start)),
                     };
                     monitor::handle(p, query, &mut self.broker, &ctx)
                 }
@@ -2093,6 +2093,28 @@ fn write_ws(
             ws.frame_remaining -= n_payload;
         }
     }
+}
+
+/// Average CPU use since start, in % of one core (what nats-server's `ps -o pcpu` shows),
+/// from `/proc/self/stat` (utime + stime in clock ticks of 1/100 s).
+fn cpu_percent(uptime: Duration) -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    let secs = uptime.as_secs_f64();
+    if secs <= 0.0 {
+        return 0.0;
+    }
+    ((ticks / 100.0) / secs * 1000.0).round() / 10.0
 }
 
 /// Resident set size from `/proc/self/statm`.
