@@ -97,6 +97,9 @@
 //! 15. **Match cache.** Cached results hold at most [`sublist::MAX_CACHE_HANDLES`]
 //!     subscription handles in all, and a larger result is not cached; nats-server bounds only
 //!     the number of cached subjects.
+//! 16. **Subscription subjects** with more than [`sublist::MAX_SUBJECT_TOKENS`] tokens are
+//!     refused with `Invalid Subject` (only reachable with `max_control_line` above 4 KiB):
+//!     the subject trie recurses once per token, and Rust stacks do not grow like Go's.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
 #![deny(

@@ -18,6 +18,11 @@ use crate::subject;
 /// Most cached match results; when exceeded, about a quarter of the entries are dropped.
 pub const MAX_CACHE_ENTRIES: usize = 1024;
 
+/// Most tokens in a subscription subject. The trie is walked recursively (insert, match, remove
+/// and drop recurse once per level), so its depth must be bounded whatever
+/// `max_control_line` is configured; nats-server has no such limit, but Go stacks grow.
+pub const MAX_SUBJECT_TOKENS: usize = 2048;
+
 /// Most subscription handles held by all cached results together. Without it, 1024 cached
 /// subjects that each match a wildcard with many subscribers would hold 1024 copies of that
 /// subscriber list. Results larger than a sixteenth of this are not cached at all: building
@@ -240,7 +245,9 @@ impl<T: Copy + Eq + Hash> Sublist<T> {
         queue: Option<&Bytes>,
         value: T,
     ) -> Result<(), InsertError> {
-        if !subject::is_valid_subscription(subject) {
+        if !subject::is_valid_subscription(subject)
+            || subject::token_count(subject) > MAX_SUBJECT_TOKENS
+        {
             return Err(InsertError::InvalidSubject);
         }
         let mut node = &mut self.root;

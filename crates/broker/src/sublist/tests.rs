@@ -246,3 +246,21 @@ fn plain_position_index_survives_swaps() {
     }
     assert!(sl.is_empty());
 }
+
+/// The trie's depth is bounded: a subscription subject with more than `MAX_SUBJECT_TOKENS`
+/// tokens is refused, one at the limit works end to end.
+#[test]
+fn subject_depth_is_bounded() {
+    let mut sl: Sublist<u32> = Sublist::new();
+    let deep = vec!["a"; MAX_SUBJECT_TOKENS].join(".");
+    let too_deep = vec!["a"; MAX_SUBJECT_TOKENS + 1].join(".");
+    assert_eq!(
+        sl.insert(too_deep.as_bytes(), None, 1),
+        Err(InsertError::InvalidSubject)
+    );
+    sl.insert(deep.as_bytes(), None, 2).unwrap();
+    assert_eq!(matched(&mut sl, &deep).0, vec![2]);
+    assert_eq!(matched(&mut sl, &too_deep).0, Vec::<u32>::new());
+    assert!(sl.remove(deep.as_bytes(), None, 2));
+    assert!(sl.is_empty());
+}
