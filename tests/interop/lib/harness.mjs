@@ -472,8 +472,14 @@ export function makeCerts(dir) {
   fs.writeFileSync(path.join(dir, "ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n");
   o(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", "2",
     "-extfile", "ext.cnf", "-out", "server-cert.pem"]);
+  o(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=interop client", "-keyout", "client-key.pem", "-out", "client.csr"]);
+  fs.writeFileSync(path.join(dir, "client-ext.cnf"), "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n");
+  o(["x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", "2",
+    "-extfile", "client-ext.cnf", "-out", "client-cert.pem"]);
   return {
     dir,
+    clientCert: path.join(dir, "client-cert.pem"),
+    clientKey: path.join(dir, "client-key.pem"),
     ca: path.join(dir, "ca.pem"),
     cert: path.join(dir, "server-cert.pem"),
     key: path.join(dir, "server-key.pem"),

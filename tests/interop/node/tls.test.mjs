@@ -132,3 +132,35 @@ describe("wss certificate rotation with SIGHUP (scenario tls)", () => {
     assert.equal(dec.decode((await l.count(1))[0].data), "from before the reload");
   });
 });
+
+describe("wss with client certificates (scenario tls_verify)", () => {
+  let server;
+  let certs;
+  const conns = [];
+  before(async () => {
+    certs = makeCerts(path.join(process.env.INTEROP_RUN_DIR || "/tmp", `certs-mtls-${process.pid}`));
+    server = await orError(startServer("tls_verify", { CERT: certs.cert, KEY: certs.key, CA: certs.ca }));
+  });
+  after(async () => {
+    await closeAll(conns);
+    await server?.stop();
+    fs.rmSync(certs.dir, { recursive: true, force: true });
+  });
+
+  it("a client with a certificate from the CA connects and exchanges messages", T, async () => {
+    const url = `wss://127.0.0.1:${server.ws}`;
+    const ws = { ca: fs.readFileSync(certs.ca), cert: fs.readFileSync(certs.clientCert), key: fs.readFileSync(certs.clientKey) };
+    const a = await wsClient(server, {}, { url, ws });
+    const t = await tcpClient(server);
+    conns.push(a, t);
+    const l = listen(t, "mtls");
+    await t.flush();
+    a.publish("mtls", enc.encode("verified"));
+    await a.flush();
+    assert.equal(dec.decode((await l.count(1))[0].data), "verified");
+  });
+
+  it("a client without a certificate fails the TLS handshake", T, async () => {
+    await assert.rejects(wsClient(server, {}, { url: `wss://127.0.0.1:${server.ws}`, ws: { ca: fs.readFileSync(certs.ca) } }));
+  });
+});
