@@ -71,6 +71,10 @@ struct Node<T> {
     /// subject all disconnecting would otherwise cost quadratic time).
     plain_pos: HashMap<T, usize>,
     queues: Vec<(Bytes, Vec<T>)>,
+    /// Where each queue group sits in `queues`.
+    group_pos: HashMap<Bytes, usize>,
+    /// Where each queue subscriber sits in its group's member list.
+    member_pos: HashMap<T, usize>,
 }
 
 impl<T> Default for Node<T> {
@@ -82,6 +86,8 @@ impl<T> Default for Node<T> {
             plain: Vec::new(),
             plain_pos: HashMap::new(),
             queues: Vec::new(),
+            group_pos: HashMap::new(),
+            member_pos: HashMap::new(),
         }
     }
 }
@@ -263,9 +269,16 @@ impl<T: Copy + Eq + Hash> Sublist<T> {
                 node.plain_pos.entry(value).or_insert(node.plain.len());
                 node.plain.push(value);
             }
-            Some(q) => match node.queues.iter_mut().find(|(name, _)| name == q) {
-                Some((_, members)) => members.push(value),
-                None => node.queues.push((q.clone(), vec![value])),
+            Some(q) => match node.group_pos.get(q).and_then(|i| node.queues.get_mut(*i)) {
+                Some((_, members)) => {
+                    node.member_pos.entry(value).or_insert(members.len());
+                    members.push(value);
+                }
+                None => {
+                    node.group_pos.insert(q.clone(), node.queues.len());
+                    node.member_pos.entry(value).or_insert(0);
+                    node.queues.push((q.clone(), vec![value]));
+                }
             },
         }
         self.count += 1;
@@ -313,19 +326,32 @@ impl<T: Copy + Eq + Hash> Sublist<T> {
                     true
                 }
                 Some(q) => {
-                    let Some(group_idx) = node.queues.iter().position(|(name, _)| name == q) else {
+                    // Both lookups are indexed and both removals swap, so removing the many
+                    // members of a large queue group (a mass disconnect) is linear overall.
+                    // Member order does not matter: the broker starts at a random member.
+                    let Some(&group_idx) = node.group_pos.get(q) else {
                         return false;
                     };
                     let Some((_, members)) = node.queues.get_mut(group_idx) else {
                         return false;
                     };
-                    let Some(pos) = members.iter().position(|v| *v == value) else {
+                    let Some(&pos) = node.member_pos.get(&value) else {
                         return false;
                     };
-                    // Keep member order stable so queue selection stays fair.
-                    members.remove(pos);
+                    if members.get(pos) != Some(&value) {
+                        return false;
+                    }
+                    node.member_pos.remove(&value);
+                    members.swap_remove(pos);
+                    if let Some(moved) = members.get(pos) {
+                        node.member_pos.insert(*moved, pos);
+                    }
                     if members.is_empty() {
+                        node.group_pos.remove(q);
                         node.queues.swap_remove(group_idx);
+                        if let Some((moved, _)) = node.queues.get(group_idx) {
+                            node.group_pos.insert(moved.clone(), group_idx);
+                        }
                     }
                     true
                 }

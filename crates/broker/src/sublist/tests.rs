@@ -264,3 +264,37 @@ fn subject_depth_is_bounded() {
     assert!(sl.remove(deep.as_bytes(), None, 2));
     assert!(sl.is_empty());
 }
+
+/// The queue-group indexes stay right while members and whole groups are removed in any order.
+#[test]
+fn queue_indexes_survive_swaps() {
+    let mut sl: Sublist<u32> = Sublist::new();
+    let group = |v: u32| b(&format!("g{}", v % 7));
+    for v in 0..300u32 {
+        sl.insert(b"foo", Some(&group(v)), v).unwrap();
+    }
+    let mut left: Vec<u32> = (0..300).collect();
+    for v in (0..300u32)
+        .filter(|v| v % 5 == 2)
+        .chain((0..300).filter(|v| v % 5 != 2).rev())
+    {
+        // The wrong group never removes it.
+        assert!(
+            !sl.remove(b"foo", Some(&group(v + 1)), v),
+            "{v} wrong group"
+        );
+        assert!(sl.remove(b"foo", Some(&group(v)), v), "{v}");
+        assert!(!sl.remove(b"foo", Some(&group(v)), v), "{v} twice");
+        left.retain(|x| *x != v);
+        let (_, queues) = matched(&mut sl, "foo");
+        let mut expect: Vec<(String, Vec<u32>)> = Vec::new();
+        for g in 0..7 {
+            let members: Vec<u32> = left.iter().copied().filter(|x| x % 7 == g).collect();
+            if !members.is_empty() {
+                expect.push((format!("g{g}"), members));
+            }
+        }
+        assert_eq!(queues, expect);
+    }
+    assert!(sl.is_empty());
+}
