@@ -1952,11 +1952,27 @@ impl Server {
         new.broker
             .server_id
             .clone_from(&self.broker.config().server_id);
+        // A lowered max_connections closes clients over the new limit, newest first.
+        let max = self.broker.config().limits.max_connections;
+        let open = self.broker.stats().connections;
+        if open > max {
+            let mut ids: Vec<ClientId> = self
+                .broker
+                .clients()
+                .into_iter()
+                .filter(|id| self.broker.is_open(*id))
+                .collect();
+            ids.reverse();
+            for id in ids.into_iter().take(open - max) {
+                self.broker
+                    .close_client(id, now, CloseReason::MaxConnectionsExceeded);
+            }
+            changes.push(format!("max_connections: closed {} clients", open - max));
+        }
         self.settings = new;
         if let Some(path) = self.ports_file.clone() {
             let _ = std::fs::write(path, self.ports_json());
         }
-        let _ = now;
         Ok(changes)
     }
 }

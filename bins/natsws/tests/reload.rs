@@ -151,7 +151,10 @@ fn lame_duck_mode_closes_clients_and_exits() {
     ws.read_until("PONG");
     srv.signal("USR2");
     let info = ws.read_until("\"ldm\":true");
-    assert!(info.starts_with("INFO {") && info.ends_with("} \r\n"), "{info}");
+    assert!(
+        info.starts_with("INFO {") && info.ends_with("} \r\n"),
+        "{info}"
+    );
     srv.wait_log("Entering lame duck mode, stop accepting new clients");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
     assert_eq!(ws.read_close(), (1001, "Server Shutdown".to_owned()));
@@ -194,4 +197,25 @@ fn reload_websocket_token_auth() {
     tcp.line();
     tcp.send("CONNECT {\"verbose\":false}\r\nPING\r\n");
     tcp.read_until("PONG");
+}
+
+#[test]
+fn lowering_max_connections_closes_the_newest_clients() {
+    let port = free_port();
+    let srv = Server::with_config(&conf_with(port, "", ""), &[]);
+    let mut old = common::Raw::connect(srv.nats_port());
+    old.line();
+    old.send("CONNECT {\"verbose\":false}\r\nPING\r\n");
+    old.read_until("PONG");
+    let mut ws = RawWs::connect(port, "");
+    ws.frame().unwrap();
+    ws.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+    ws.read_until("PONG");
+    reload(&srv, &conf_with(port, "", "max_connections: 1"), 1);
+    assert_eq!(
+        ws.read_close(),
+        (1008, "Maximum Connections Exceeded".to_owned())
+    );
+    old.send("PING\r\n");
+    old.read_until("PONG");
 }
