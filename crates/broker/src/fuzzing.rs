@@ -165,7 +165,10 @@ pub fn broker_session(data: &[u8]) {
         config.auth.no_auth_user = Some("u".to_owned());
     }
     let mut now = Instant::now();
-    let mut broker = Broker::new(config, now);
+    // Two brokers in lockstep: the first gets each read whole (the in-place fast path for
+    // complete PUBs), the second one byte at a time (always the parser's state machine). Their
+    // output, events and timers must be identical.
+    let mut brokers = [Broker::new(config.clone(), now), Broker::new(config, now)];
     let mut clients: Vec<ClientId> = Vec::new();
     let mut closed_events: Vec<ClientId> = Vec::new();
     let addr = core::net::SocketAddr::from(([127, 0, 0, 1], 4000));
@@ -173,6 +176,7 @@ pub fn broker_session(data: &[u8]) {
         let target = clients
             .get(usize::from(op >> 4) % clients.len().max(1))
             .copied();
+        let mut input: Option<&[u8]> = None;
         match op & 0x0f {
             0 | 1 => {
                 let kind = if op & 1 == 0 {
@@ -181,72 +185,107 @@ pub fn broker_session(data: &[u8]) {
                     ConnectionType::WebSocket
                 };
                 if clients.len() < 8 {
-                    clients.push(broker.register_client(now, ClientParams::new(kind, addr)));
+                    let ids = brokers
+                        .each_mut()
+                        .map(|b| b.register_client(now, ClientParams::new(kind, addr)));
+                    assert_eq!(ids[0], ids[1], "client handles differ");
+                    clients.push(ids[0]);
                 }
             }
             2..=5 => {
-                if let Some(id) = target {
-                    let n = usize::from(script.byte().unwrap_or(0));
-                    let mut buf = BytesMut::from(script.bytes(n));
-                    broker.handle_input(id, now, &mut buf);
-                }
+                let n = usize::from(script.byte().unwrap_or(0));
+                input = Some(script.bytes(n));
             }
             6 | 7 => {
-                if let Some(id) = target {
-                    let idx = usize::from(script.byte().unwrap_or(0)) % SNIPPETS.len();
-                    let snippet = SNIPPETS.get(idx).copied().unwrap_or_default();
-                    broker.handle_input(id, now, &mut BytesMut::from(snippet));
-                }
+                let idx = usize::from(script.byte().unwrap_or(0)) % SNIPPETS.len();
+                input = Some(SNIPPETS.get(idx).copied().unwrap_or_default());
             }
             8 => {
                 let ms = u64::from(script.byte().unwrap_or(0)) * 20;
                 now += Duration::from_millis(ms);
-                broker.handle_timeout(now);
+                for broker in &mut brokers {
+                    broker.handle_timeout(now);
+                }
             }
             9 => {
-                if let Some(deadline) = broker.poll_timeout() {
+                if let Some(deadline) = brokers[0].poll_timeout() {
                     now = now.max(deadline);
-                    broker.handle_timeout(now);
+                    for broker in &mut brokers {
+                        broker.handle_timeout(now);
+                    }
                 }
             }
             10 | 11 => {
                 if let Some(id) = target {
                     let n = usize::from(script.byte().unwrap_or(0)) * 16;
-                    if let Some(q) = broker.outbound(id) {
-                        q.advance(n);
+                    for broker in &mut brokers {
+                        if let Some(q) = broker.outbound(id) {
+                            q.advance(n);
+                        }
+                        broker.handle_flushed(id, now);
                     }
-                    broker.handle_flushed(id, now);
                 }
             }
             12 => {
                 if let Some(id) = target {
-                    broker.close_client(id, now, crate::CloseReason::ClientClosed);
+                    for broker in &mut brokers {
+                        broker.close_client(id, now, crate::CloseReason::ClientClosed);
+                    }
                 }
             }
             13 => {
                 if let Some(id) = target {
-                    broker.remove_client(id, now);
+                    for broker in &mut brokers {
+                        broker.remove_client(id, now);
+                    }
                     clients.retain(|c| *c != id);
                 }
             }
             _ => {
                 if let Some(id) = target {
-                    let _ = broker.client_info(id, now);
-                    let _ = broker.subscriptions(Some(b"foo"));
-                    let _ = broker.sublist_stats();
+                    let _ = brokers[0].client_info(id, now);
+                    let _ = brokers[0].subscriptions(Some(b"foo"));
+                    let _ = brokers[0].sublist_stats();
                 }
             }
         }
-        while let Some(ev) = broker.poll_event() {
-            if let Event::Closed { client, .. } = ev {
-                assert!(!closed_events.contains(&client), "closed twice");
-                closed_events.push(client);
+        if let (Some(id), Some(bytes)) = (target, input) {
+            let [whole, stepwise] = &mut brokers;
+            whole.handle_input(id, now, &mut BytesMut::from(bytes));
+            let mut buf = BytesMut::new();
+            for byte in bytes {
+                buf.extend_from_slice(&[*byte]);
+                stepwise.handle_input(id, now, &mut buf);
             }
         }
-        if let Err(e) = broker.check_invariants() {
-            panic!("invariant broken: {e}");
+        let mut events = [Vec::new(), Vec::new()];
+        for (broker, events) in brokers.iter_mut().zip(&mut events) {
+            while let Some(ev) = broker.poll_event() {
+                events.push(ev);
+            }
         }
-        if let Some(t) = broker.poll_timeout() {
+        assert_eq!(events[0], events[1], "events differ");
+        for ev in &events[0] {
+            if let Event::Closed { client, .. } = ev {
+                assert!(!closed_events.contains(client), "closed twice");
+                closed_events.push(*client);
+            }
+        }
+        for id in &clients {
+            let [a, b] = brokers.each_mut().map(|broker| {
+                broker
+                    .outbound(*id)
+                    .map(|q| q.chunks().flatten().copied().collect::<Vec<u8>>())
+            });
+            assert_eq!(a, b, "output differs");
+        }
+        for broker in &brokers {
+            if let Err(e) = broker.check_invariants() {
+                panic!("invariant broken: {e}");
+            }
+        }
+        assert_eq!(brokers[0].poll_timeout(), brokers[1].poll_timeout());
+        if let Some(t) = brokers[0].poll_timeout() {
             // Deadlines are never absurdly far in the future.
             assert!(t <= now + Duration::from_secs(3600));
         }
