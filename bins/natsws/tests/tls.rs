@@ -132,8 +132,15 @@ fn wss_and_tls_nats_port() {
         let mut sub = ws.subscribe("secure").await.unwrap();
         ws.flush().await.unwrap();
         tcp.publish("secure", "over tls".into()).await.unwrap();
+        let big = bytes::Bytes::from(
+            (0..600_000u32)
+                .map(|i| (i % 251) as u8)
+                .collect::<Vec<u8>>(),
+        );
+        tcp.publish("secure", big.clone()).await.unwrap();
         tcp.flush().await.unwrap();
         assert_eq!(&sub.next().await.unwrap().payload[..], b"over tls");
+        assert_eq!(sub.next().await.unwrap().payload, big);
     });
     let (_, _, body) = srv.http_get("/connz?state=all");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
