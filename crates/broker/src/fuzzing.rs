@@ -170,6 +170,8 @@ pub fn broker_session(data: &[u8]) {
     // output, events and timers must be identical.
     let mut brokers = [Broker::new(config.clone(), now), Broker::new(config, now)];
     let mut clients: Vec<ClientId> = Vec::new();
+    let mut read_bufs: std::collections::HashMap<ClientId, [BytesMut; 2]> =
+        std::collections::HashMap::new();
     let mut closed_events: Vec<ClientId> = Vec::new();
     let addr = core::net::SocketAddr::from(([127, 0, 0, 1], 4000));
     while let Some(op) = script.byte() {
@@ -239,6 +241,7 @@ pub fn broker_session(data: &[u8]) {
                         broker.remove_client(id, now);
                     }
                     clients.retain(|c| *c != id);
+                    read_bufs.remove(&id);
                 }
             }
             _ => {
@@ -250,12 +253,15 @@ pub fn broker_session(data: &[u8]) {
             }
         }
         if let (Some(id), Some(bytes)) = (target, input) {
+            // Each client keeps its read buffer, so a partial operation's bytes stay in place
+            // for the next read, as the parser's contract requires.
             let [whole, stepwise] = &mut brokers;
-            whole.handle_input(id, now, &mut BytesMut::from(bytes));
-            let mut buf = BytesMut::new();
+            let [whole_buf, step_buf] = read_bufs.entry(id).or_default();
+            whole_buf.extend_from_slice(bytes);
+            whole.handle_input(id, now, whole_buf);
             for byte in bytes {
-                buf.extend_from_slice(&[*byte]);
-                stepwise.handle_input(id, now, &mut buf);
+                step_buf.extend_from_slice(&[*byte]);
+                stepwise.handle_input(id, now, step_buf);
             }
         }
         let mut events = [Vec::new(), Vec::new()];
@@ -335,6 +341,16 @@ mod regressions {
     fn refused_connection_count() {
         super::broker_session(include_bytes!(
             "../../../fuzz/regressions/broker_session/refused_connection_count.bin"
+        ));
+    }
+
+    /// A partial INFO line followed by more input: the two lockstep brokers only agree when
+    /// each client's read buffer keeps the partial line, as the parser's contract requires
+    /// (the harness used to drop it between reads).
+    #[test]
+    fn partial_line_kept_across_reads() {
+        super::broker_session(include_bytes!(
+            "../../../fuzz/regressions/broker_session/partial_line_kept_across_reads.bin"
         ));
     }
 }
