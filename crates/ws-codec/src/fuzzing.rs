@@ -223,7 +223,7 @@ pub fn ws_decode_client(data: &[u8]) {
 }
 
 /// Inflation of arbitrary data: no panic, output within the cap, and what inflates re-deflates
-/// and inflates to the same bytes.
+/// and inflates to the same bytes, and a reused deflater compresses it the same way again.
 pub fn ws_inflate(data: &[u8]) {
     const CAP: usize = 256 * 1024;
     let mut inflater = Inflater::new();
@@ -244,6 +244,15 @@ pub fn ws_inflate(data: &[u8]) {
         Err(err) => panic!("re-inflate failed: {err}"),
     };
     assert_eq!(plain, again);
+    // The same deflater, reused without context takeover, gives the same bytes again.
+    let mut second = BytesMut::new();
+    if deflater
+        .deflate(std::slice::from_ref(&plain), &mut second)
+        .is_err()
+    {
+        panic!("second deflate failed on {} bytes", plain.len());
+    }
+    assert_eq!(compressed, second);
 }
 
 #[cfg(test)]
