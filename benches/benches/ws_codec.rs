@@ -129,12 +129,18 @@ fn json_text(len: usize) -> Vec<u8> {
 
 fn compression(c: &mut Criterion) {
     let mut group = c.benchmark_group("deflate");
-    for len in [1024usize, 64 * 1024] {
+    // 256 B and 512 B flushes take the fixed-Huffman path; 1 KiB and up build dynamic codes.
+    for len in [256usize, 512, 1024, 64 * 1024] {
+        let label = if len < 1024 {
+            format!("{len}B")
+        } else {
+            format!("{}KiB", len / 1024)
+        };
         let text = Bytes::from(json_text(len));
         let mut deflater = Deflater::new();
         let mut out = BytesMut::new();
         group.throughput(Throughput::Bytes(len as u64));
-        group.bench_function(format!("deflate_json_{}KiB", len / 1024), |b| {
+        group.bench_function(format!("deflate_json_{label}"), |b| {
             b.iter(|| {
                 out.clear();
                 deflater
@@ -148,7 +154,7 @@ fn compression(c: &mut Criterion) {
             .unwrap();
         let compressed = out.clone().freeze();
         let mut inflater = Inflater::new();
-        group.bench_function(format!("inflate_json_{}KiB", len / 1024), |b| {
+        group.bench_function(format!("inflate_json_{label}"), |b| {
             b.iter(|| {
                 let plain = inflater.inflate(&compressed, len).unwrap();
                 assert_eq!(plain.len(), len);
