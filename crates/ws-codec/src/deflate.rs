@@ -29,7 +29,8 @@ const LEVEL: i32 = 1;
 /// §3.2.6 instead of codes built for the message. Building, optimising and sending dynamic codes
 /// costs about 3 µs per message, a third of the whole cost of a 1 KiB message, and for short text
 /// the fixed codes give output of about the same size (JSON-like NATS text: 128 B → 105 vs 110
-/// bytes, 256 B → 133 vs 136, 512 B → 199 vs 186, 1 KiB → 316 vs 270).
+/// bytes, 256 B → 133 vs 136, 512 B → 199 vs 186, 1 KiB → 316 vs 270, each counting the sync
+/// tail).
 const FIXED_HUFFMAN_MAX_BYTES: usize = 512;
 
 /// A raw-DEFLATE compressor for whole messages, reused across messages and connections.
