@@ -1376,6 +1376,7 @@ impl Server {
                         c.log_id = format!("{} - \"{}\"", c.log_id, info.name);
                     }
                 }
+                Event::SubscriptionRemoved { detail, .. } => log::info!("{detail}"),
                 Event::AuthFailed { client, detail } => {
                     if let Some(key) = self.conn_of(client)
                         && let Some(c) = self.conns.get(key)
@@ -1948,7 +1949,7 @@ impl Server {
             }),
             _ => None,
         };
-        self.broker.set_config(cfg);
+        self.broker.reload(cfg, now);
         new.broker
             .server_id
             .clone_from(&self.broker.config().server_id);

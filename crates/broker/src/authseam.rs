@@ -77,6 +77,11 @@ impl AuthState {
         Self(Authorizer::new(config))
     }
 
+    /// The settings in force, when they are valid.
+    pub(crate) fn config(&self) -> Option<&AuthConfig> {
+        self.0.as_ref().ok().map(Authorizer::config)
+    }
+
     pub(crate) fn error(&self) -> Option<&auth::AuthConfigError> {
         self.0.as_ref().err()
     }

@@ -20,6 +20,10 @@ use crate::types::{
 use crate::wire::Rendered;
 use crate::{auth, subject, wire};
 
+mod reload;
+
+use reload::StoredCredentials;
+
 /// Handle of one subscription inside the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct SubKey {
@@ -143,6 +147,8 @@ struct Client {
     opts: ClientOptions,
     authorized_user: Option<String>,
     identity: Option<auth::Authenticated>,
+    /// The CONNECT credentials, checked again on reload.
+    creds: StoredCredentials,
     permissions: Option<Permissions>,
     subs: HashMap<Bytes, SubKey>,
     nonce: Option<String>,
@@ -333,7 +339,8 @@ impl Broker {
     /// Applies a reloaded configuration. `max_payload`, `max_control_line`, ping settings,
     /// write deadline, auth and INFO facts take effect at once (existing connections get the
     /// new limits; nothing is pushed to them). `max_pending` and `max_subscriptions` are not
-    /// reloadable in nats-server; the caller refuses such reloads.
+    /// reloadable in nats-server; the caller refuses such reloads. Connected clients keep
+    /// their identity and permissions; [`Broker::reload`] also checks them again.
     pub fn set_config(&mut self, config: Config) {
         let mcl = config.limits.max_control_line;
         let mpay = config.limits.max_payload;
@@ -444,6 +451,7 @@ impl Broker {
             opts: ClientOptions::default(),
             authorized_user: None,
             identity: None,
+            creds: StoredCredentials::default(),
             permissions: None,
             subs: HashMap::new(),
             nonce,
@@ -775,6 +783,7 @@ impl Broker {
         c.params.cookies = cookies;
         match res {
             Ok(user) => {
+                c.creds = StoredCredentials::new(&creds);
                 c.authorized_user = user.authorized_user;
                 c.permissions = user.permissions;
                 c.identity = user.identity;

@@ -31,6 +31,8 @@
 //!    [`Event::Flush`]; on [`Event::Closed`] flush (if the reason allows), close the transport
 //!    and call `remove_client(client, now)`.
 //! 5. To flush: `outbound(client)` → write → `advance(n)`, then `handle_flushed(client, now)`.
+//! 6. On a configuration reload: `reload(config, now)`, then poll events (it closes clients
+//!    whose credentials no longer authenticate and applies new permissions at once).
 //!
 //! ```
 //! use std::time::Instant;

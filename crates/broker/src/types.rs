@@ -249,6 +249,14 @@ pub enum Event {
         /// Log detail.
         detail: String,
     },
+    /// A configuration reload removed a subscription the new permissions refuse; `detail` is
+    /// the reference's notice (`Removed sub "foo" (sid "1") for User "bob" - not authorized`).
+    SubscriptionRemoved {
+        /// The client.
+        client: ClientId,
+        /// Log text.
+        detail: String,
+    },
 }
 
 /// A subscription, as shown by `/connz?subs=detail` and `/subsz`.

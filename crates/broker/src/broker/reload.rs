@@ -1,0 +1,265 @@
+//! Configuration reload: the new authorization applies to connected clients at once.
+//!
+//! As nats-server 2.9.10 (`server/reload.go` `reloadAuthorization`,
+//! `clientHasMovedToDifferentAccount`, `server/client.go` `processSubsOnConfigReload`), every
+//! open client is checked again with the credentials of its CONNECT:
+//! 1. A client whose nkey, else user name, is no longer configured is closed as
+//!    `Client Closed` without an `-ERR` (the reference treats it as having moved account).
+//!    The user name is the one in effect: the `no_auth_user` a client was bound to counts.
+//!    Only `users` entries count, so (observed with 2.9.10) clients of the single
+//!    `authorization { user, password }`, and clients that sent a user name to a server without
+//!    users, are closed by every reload. The reference re-checks clients on every reload, even
+//!    one that changes nothing, and so does [`Broker::reload`].
+//! 2. Any other client is authenticated again (user/password, token, nkey signature over its
+//!    nonce, cookies; a `no_auth_user` binding presents that user's previous password, as the
+//!    reference stores it in the client's options). Failure: `-ERR 'Authorization
+//!    Violation'`, close as `Authentication Failure`.
+//! 3. The remaining clients take the new permissions; each subscription the new permissions
+//!    refuse is removed with `-ERR 'Permissions Violation for Subscription to "<subject>" (sid
+//!    "<sid>")'` and an [`Event::SubscriptionRemoved`] for the log. The reference walks a Go
+//!    map (random order); here the order is by sid.
+
+use std::fmt;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{Broker, Phase, SubKey};
+use crate::Config;
+use crate::auth::{self, AuthConfig};
+use crate::authseam::{AuthState, Credentials};
+use crate::types::{CloseReason, Event};
+
+/// The CONNECT credentials kept for re-authentication on reload. Bounded by the CONNECT line
+/// (`max_control_line`). `Debug` shows only which fields are set, never a value.
+#[derive(Clone, Default)]
+pub(super) struct StoredCredentials {
+    user: Option<Box<str>>,
+    pass: Option<Box<str>>,
+    auth_token: Option<Box<str>>,
+    nkey: Option<Box<str>>,
+    sig: Option<Box<str>>,
+}
+
+fn keep(value: Option<&str>) -> Option<Box<str>> {
+    value.filter(|v| !v.is_empty()).map(Box::from)
+}
+
+impl StoredCredentials {
+    pub(super) fn new(creds: &Credentials<'_>) -> Self {
+        Self {
+            user: keep(creds.user),
+            pass: keep(creds.pass),
+            auth_token: keep(creds.auth_token),
+            nkey: keep(creds.nkey),
+            sig: keep(creds.sig),
+        }
+    }
+
+    fn as_credentials(&self) -> Credentials<'_> {
+        Credentials {
+            user: self.user.as_deref(),
+            pass: self.pass.as_deref(),
+            auth_token: self.auth_token.as_deref(),
+            nkey: self.nkey.as_deref(),
+            sig: self.sig.as_deref(),
+            jwt: None,
+        }
+    }
+}
+
+impl fmt::Debug for StoredCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |v: &Option<Box<str>>| if v.is_some() { "<set>" } else { "<none>" };
+        f.debug_struct("StoredCredentials")
+            .field("user", &set(&self.user))
+            .field("pass", &set(&self.pass))
+            .field("auth_token", &set(&self.auth_token))
+            .field("nkey", &set(&self.nkey))
+            .field("sig", &set(&self.sig))
+            .finish()
+    }
+}
+
+/// The reference's notice when a reload removes a subscription: `Removed sub "<subject>" (sid
+/// "<sid>") for <who> - not authorized`, `who` as [`auth::Authenticated::log_identity`].
+#[must_use]
+pub(crate) fn removed_sub_log(subject: &[u8], sid: &[u8], who: &str) -> String {
+    format!(
+        "Removed sub {} (sid {}) for {who} - not authorized",
+        auth::go_quote(subject),
+        auth::go_quote(sid)
+    )
+}
+
+/// Whether `name` is a configured user (the reference's `s.users[name]`).
+fn has_user(config: Option<&AuthConfig>, name: &str) -> bool {
+    config.is_some_and(|c| c.users.iter().any(|u| u.username == name))
+}
+
+/// Whether `key` is a configured nkey user.
+fn has_nkey(config: Option<&AuthConfig>, key: &str) -> bool {
+    config.is_some_and(|c| c.nkeys.iter().any(|n| n.nkey == key))
+}
+
+impl Broker {
+    /// Applies a reloaded configuration like [`Broker::set_config`], then checks every open
+    /// client against the new authorization as nats-server does on reload: clients whose user
+    /// or nkey is gone are closed (`Client Closed`), clients whose CONNECT credentials no longer
+    /// authenticate get `-ERR 'Authorization Violation'` and are closed, and the others get
+    /// their new permissions at once (subscriptions no longer allowed are removed with an
+    /// `-ERR`). Poll events afterwards.
+    pub fn reload(&mut self, config: Config, now: Instant) {
+        let old_auth = std::mem::replace(&mut self.auth, AuthState::new(&AuthConfig::default()));
+        self.set_config(config);
+        for id in self.clients() {
+            self.recheck_client(id, &old_auth, now);
+        }
+    }
+
+    fn recheck_client(&mut self, id: super::ClientId, old_auth: &AuthState, now: Instant) {
+        let Some(c) = self.client(id) else {
+            return;
+        };
+        let connected = match c.phase {
+            Phase::Connected => true,
+            Phase::AwaitingConnect { .. } => false,
+            Phase::Closed { .. } => return,
+        };
+        let conn_type = c.params.conn_type;
+        let mut creds = c.creds.clone();
+        let (nkey, username) = match &c.identity {
+            Some(who) if connected => (who.nkey.clone(), who.username.clone()),
+            _ => (None, None),
+        };
+        // A client bound to the `no_auth_user` presents that user and its stored password (the
+        // reference copied both into the client's options at CONNECT).
+        let old_config = old_auth.config();
+        if connected
+            && creds.user.is_none()
+            && creds.pass.is_none()
+            && creds.auth_token.is_none()
+            && let Some(name) = username.as_deref()
+            && let Some(old) = old_config
+            && (old.no_auth_user.as_deref() == Some(name)
+                || old.websocket.no_auth_user.as_deref() == Some(name))
+            && let Some(user) = old.users.iter().find(|u| u.username == name)
+        {
+            creds.user = Some(Box::from(name));
+            creds.pass = keep(Some(user.password.as_str()));
+        }
+        let new_config = self.auth.config();
+        let moved = if let Some(key) = nkey.as_deref().filter(|k| !k.is_empty()) {
+            !has_nkey(new_config, key)
+        } else if let Some(name) = username.as_deref().filter(|n| !n.is_empty()) {
+            !has_user(new_config, name)
+        } else {
+            false
+        };
+        if moved {
+            self.close(id, now, CloseReason::ClientClosed);
+            return;
+        }
+        let res = self.auth.authenticate(
+            conn_type,
+            &creds.as_credentials(),
+            c.nonce.as_deref(),
+            &c.params.cookies,
+        );
+        let user = match res {
+            Ok(user) => user,
+            Err(detail) => {
+                self.auth_violation(id, now, Some(detail));
+                return;
+            }
+        };
+        if !connected {
+            // The next CONNECT authenticates with the new configuration.
+            return;
+        }
+        let Some(c) = self.client_mut(id) else {
+            return;
+        };
+        c.authorized_user = user.authorized_user;
+        c.identity = user.identity;
+        c.permissions = None;
+        let Some(mut perms) = user.permissions else {
+            return;
+        };
+        let mut subs: Vec<(Bytes, SubKey)> = c
+            .subs
+            .iter()
+            .map(|(sid, key)| (sid.clone(), *key))
+            .collect();
+        subs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut removed: Vec<(Bytes, Bytes, SubKey)> = Vec::new();
+        for (sid, key) in subs {
+            let Some(sub) = self.sub(key) else {
+                continue;
+            };
+            let allowed = perms.can_subscribe(&sub.subject, None)
+                || sub
+                    .queue
+                    .as_deref()
+                    .is_some_and(|q| perms.can_subscribe(&sub.subject, Some(q)));
+            if !allowed {
+                removed.push((sid, sub.subject.clone(), key));
+            }
+        }
+        let Some(c) = self.client_mut(id) else {
+            return;
+        };
+        c.permissions = Some(perms);
+        let who = c.identity.as_ref().map_or_else(
+            || "User \"N/A\"".to_owned(),
+            auth::Authenticated::log_identity,
+        );
+        for (sid, subject, key) in removed {
+            self.remove_sub(key);
+            self.send_err(
+                id,
+                now,
+                &auth::reload_subscription_violation(&subject, &sid),
+            );
+            self.events.push_back(Event::SubscriptionRemoved {
+                client: id,
+                detail: removed_sub_log(&subject, &sid, &who),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_credentials_debug_shows_no_value() {
+        let creds = StoredCredentials::new(&Credentials {
+            user: Some("alice"),
+            pass: Some("hunter2"),
+            auth_token: Some("tok3n"),
+            nkey: None,
+            sig: Some("sig42"),
+            jwt: Some("ignored"),
+        });
+        let text = format!("{creds:?}");
+        for secret in ["alice", "hunter2", "tok3n", "sig42", "ignored"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(text.contains("pass: \"<set>\""), "{text}");
+        assert!(text.contains("nkey: \"<none>\""), "{text}");
+        let back = creds.as_credentials();
+        assert_eq!(back.pass, Some("hunter2"));
+        assert_eq!(back.jwt, None);
+    }
+
+    #[test]
+    fn empty_fields_are_not_kept() {
+        let creds = StoredCredentials::new(&Credentials {
+            user: Some(""),
+            ..Credentials::default()
+        });
+        assert!(creds.as_credentials().user.is_none());
+    }
+}
