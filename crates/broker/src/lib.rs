@@ -102,6 +102,10 @@
 //! 16. **Subscription subjects** with more than [`sublist::MAX_SUBJECT_TOKENS`] tokens are
 //!     refused with `Invalid Subject` (only reachable with `max_control_line` above 4 KiB):
 //!     the subject trie recurses once per token, and Rust stacks do not grow like Go's.
+//! 17. **Reload keeps clients whose credentials are still valid.** 2.9.10 closes every client
+//!     of the single `authorization { user, password }` on every reload, even an identical one
+//!     (its check consults only the `users` map); [`Broker::reload`] counts the single and the
+//!     websocket user as configured, so a SIGHUP does not disconnect them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
 #![deny(

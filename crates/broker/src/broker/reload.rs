@@ -6,10 +6,13 @@
 //! 1. A client whose nkey, else user name, is no longer configured is closed as
 //!    `Client Closed` without an `-ERR` (the reference treats it as having moved account).
 //!    The user name is the one in effect: the `no_auth_user` a client was bound to counts.
-//!    Only `users` entries count, so (observed with 2.9.10) clients of the single
-//!    `authorization { user, password }`, and clients that sent a user name to a server without
-//!    users, are closed by every reload. The reference re-checks clients on every reload, even
-//!    one that changes nothing, and so does [`Broker::reload`].
+//!    **Deliberate difference:** 2.9.10 consults only its `users` map here, so it closes every
+//!    client of the single `authorization { user, password }` (and every client that sent a user
+//!    name to a server without users) on every reload, even one that changes nothing. natsws
+//!    counts the single user and the websocket override user as configured too, and when no
+//!    user-based auth is configured at all it leaves the decision to step 2: a SIGHUP must not
+//!    disconnect clients whose credentials are still valid. The re-check itself runs on every
+//!    reload, as in the reference.
 //! 2. Any other client is authenticated again (user/password, token, nkey signature over its
 //!    nonce, cookies; a `no_auth_user` binding presents that user's previous password, as the
 //!    reference stores it in the client's options). Failure: `-ERR 'Authorization
@@ -92,9 +95,20 @@ pub(crate) fn removed_sub_log(subject: &[u8], sid: &[u8], who: &str) -> String {
     )
 }
 
-/// Whether `name` is a configured user (the reference's `s.users[name]`).
-fn has_user(config: Option<&AuthConfig>, name: &str) -> bool {
-    config.is_some_and(|c| c.users.iter().any(|u| u.username == name))
+/// Whether a client that authenticated as `name` has lost its user: user-based auth is still
+/// configured but no longer has that name (the `users` list, the single user, or the websocket
+/// override user).
+fn user_removed(config: Option<&AuthConfig>, name: &str) -> bool {
+    let Some(config) = config else {
+        return false;
+    };
+    let single = config.username.as_deref();
+    let websocket = config.websocket.username.as_deref();
+    let user_auth_configured = !config.users.is_empty() || single.is_some() || websocket.is_some();
+    user_auth_configured
+        && single != Some(name)
+        && websocket != Some(name)
+        && !config.users.iter().any(|u| u.username == name)
 }
 
 /// Whether `key` is a configured nkey user.
@@ -152,7 +166,7 @@ impl Broker {
         let moved = if let Some(key) = nkey.as_deref().filter(|k| !k.is_empty()) {
             !has_nkey(new_config, key)
         } else if let Some(name) = username.as_deref().filter(|n| !n.is_empty()) {
-            !has_user(new_config, name)
+            user_removed(new_config, name)
         } else {
             false
         };
