@@ -870,14 +870,17 @@ impl Server {
                 {
                     // The TLS handshake completed.
                     c.deadline = None;
+                    let version = tls
+                        .protocol_version()
+                        .map_or_else(String::new, crate::tls::version_name);
+                    let cipher = tls
+                        .negotiated_cipher_suite()
+                        .map_or_else(String::new, crate::tls::cipher_name);
                     log::debug!(
-                        "{} - TLS handshake complete (TLS version {}, cipher suite {})",
+                        "{} - TLS handshake complete (TLS version {version}, cipher suite {cipher})",
                         c.log_id,
-                        tls.protocol_version()
-                            .map_or_else(String::new, crate::tls::version_name),
-                        tls.negotiated_cipher_suite()
-                            .map_or_else(String::new, crate::tls::cipher_name)
                     );
+                    self.broker.set_tls_info(client, version, cipher);
                 }
                 if !c.in_buf.is_empty() {
                     self.broker.handle_input(client, now, &mut c.in_buf);

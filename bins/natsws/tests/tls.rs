@@ -152,6 +152,22 @@ fn wss_and_tls_nats_port() {
         .expect("ws connection")
         .clone();
     assert_eq!(ws_conn["tls_version"], "1.3");
+    // The NATS-port client's TLS handshake finishes after its plaintext INFO; /connz still
+    // reports it.
+    let tcp_conn = v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] != "websocket")
+        .expect("tls connection")
+        .clone();
+    assert_eq!(tcp_conn["tls_version"], "1.3");
+    assert!(
+        tcp_conn["tls_cipher_suite"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("TLS_")),
+        "{tcp_conn}"
+    );
     // A plain HTTP request on the wss port gets no upgrade.
     let mut raw = std::net::TcpStream::connect(("127.0.0.1", ws_port)).unwrap();
     raw.set_read_timeout(Some(common::WAIT)).unwrap();

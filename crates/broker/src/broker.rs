@@ -1362,6 +1362,16 @@ impl Broker {
         self.client_mut(client).map(|c| &mut c.out)
     }
 
+    /// Records the TLS facts of a client whose TLS handshake finished after
+    /// [`Broker::register_client`] (a NATS client on a TLS port gets its INFO in plaintext
+    /// first), for monitoring (`/connz` `tls_version`, `tls_cipher_suite`).
+    pub fn set_tls_info(&mut self, client: ClientId, version: String, cipher: String) {
+        if let Some(c) = self.client_mut(client) {
+            c.params.tls_version = Some(version);
+            c.params.tls_cipher = Some(cipher);
+        }
+    }
+
     /// Tells the broker that the binary wrote from the client's queue at `now` (progress
     /// resets the write-deadline clock). Optional but keeps the slow-consumer timing exact.
     pub fn handle_flushed(&mut self, client: ClientId, now: Instant) {
