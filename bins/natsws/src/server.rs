@@ -1968,8 +1968,7 @@ impl Server {
                 .collect();
             ids.reverse();
             for id in ids.into_iter().take(open - max) {
-                self.broker
-                    .close_client(id, now, CloseReason::MaxConnectionsExceeded);
+                self.broker.close_for_max_connections(id, now);
             }
             changes.push(format!("max_connections: closed {} clients", open - max));
         }

@@ -212,6 +212,8 @@ fn lowering_max_connections_closes_the_newest_clients() {
     ws.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
     ws.read_until("PONG");
     reload(&srv, &conf_with(port, "", "max_connections: 1"), 1);
+    // As nats-server's maxConnExceeded: the -ERR, then the close.
+    ws.read_until("-ERR 'maximum connections exceeded'");
     assert_eq!(
         ws.read_close(),
         (1008, "Maximum Connections Exceeded".to_owned())

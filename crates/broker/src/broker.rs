@@ -1281,6 +1281,16 @@ impl Broker {
         self.close(client, now, reason);
     }
 
+    /// Closes a client because a lowered `max_connections` no longer has room for it (a
+    /// reload): it gets `-ERR 'maximum connections exceeded'` first, as nats-server's
+    /// `maxConnExceeded` sends. Poll events afterwards.
+    pub fn close_for_max_connections(&mut self, client: ClientId, now: Instant) {
+        if self.is_open(client) {
+            self.send_err(client, now, "maximum connections exceeded");
+        }
+        self.close(client, now, CloseReason::MaxConnectionsExceeded);
+    }
+
     fn close(&mut self, id: ClientId, now: Instant, reason: CloseReason) {
         let Some(c) = self.open_client_mut(id) else {
             return;
