@@ -20,7 +20,7 @@ use slab::Slab;
 
 use crate::conn::{self, Transport};
 use crate::monitor::{self, Bound, Clock, MonitorCtx};
-use crate::settings::Settings;
+use crate::settings::{ListenSpec, Settings};
 
 const CLIENT_LISTENER: Token = Token(0);
 const WS_LISTENER: Token = Token(1);
@@ -240,33 +240,29 @@ impl Server {
         let mut bound = Bound::default();
         let mut http_listener = None;
         let mut https_listener = None;
-        if let Some(h) = settings.http.clone() {
-            let mut l = bind(&h.host, h.bind_port()).map_err(|e| {
-                format!(
-                    "Can't listen to the monitor port: listen tcp {}: {e}",
-                    host_port(&h.host, h.bind_port())
-                )
-            })?;
-            let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
-            poll.registry()
-                .register(&mut l, HTTP_LISTENER, Interest::READABLE)
-                .map_err(|e| e.to_string())?;
-            log::info!("Starting http monitor on {}", host_port(&h.host, port));
+        // The http and https monitor listeners differ only in their token and log word.
+        let bind_monitor =
+            |h: &ListenSpec, token: Token, scheme: &str| -> Result<(TcpListener, u16), String> {
+                let mut l = bind(&h.host, h.bind_port()).map_err(|e| {
+                    format!(
+                        "Can't listen to the monitor port: listen tcp {}: {e}",
+                        host_port(&h.host, h.bind_port())
+                    )
+                })?;
+                let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+                poll.registry()
+                    .register(&mut l, token, Interest::READABLE)
+                    .map_err(|e| e.to_string())?;
+                log::info!("Starting {scheme} monitor on {}", host_port(&h.host, port));
+                Ok((l, port))
+            };
+        if let Some(h) = &settings.http {
+            let (l, port) = bind_monitor(h, HTTP_LISTENER, "http")?;
             bound.http_port = Some(port);
             http_listener = Some(l);
         }
-        if let Some(h) = settings.https.clone() {
-            let mut l = bind(&h.host, h.bind_port()).map_err(|e| {
-                format!(
-                    "Can't listen to the monitor port: listen tcp {}: {e}",
-                    host_port(&h.host, h.bind_port())
-                )
-            })?;
-            let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
-            poll.registry()
-                .register(&mut l, HTTPS_LISTENER, Interest::READABLE)
-                .map_err(|e| e.to_string())?;
-            log::info!("Starting https monitor on {}", host_port(&h.host, port));
+        if let Some(h) = &settings.https {
+            let (l, port) = bind_monitor(h, HTTPS_LISTENER, "https")?;
             bound.https_port = Some(port);
             https_listener = Some(l);
         }
