@@ -167,10 +167,6 @@ pub(crate) fn auth_timeout(v: &V<'_>) -> f64 {
     }
 }
 
-fn opt(value: String) -> Option<String> {
-    (!value.is_empty()).then_some(value)
-}
-
 /// `parseAuthorization`. `None` when the block panicked before finishing.
 pub(crate) fn parse_authorization(ctx: &mut Ctx, v: &V<'_>) -> Option<AuthBlock> {
     let mut auth = AuthBlock::default();
@@ -178,9 +174,9 @@ pub(crate) fn parse_authorization(ctx: &mut Ctx, v: &V<'_>) -> Option<AuthBlock>
         for entry in v.map()? {
             let mv = &entry.value;
             match entry.lower.as_str() {
-                "user" | "username" => auth.user = opt(mv.string()?),
-                "pass" | "password" => auth.password = opt(mv.string()?),
-                "token" => auth.token = opt(mv.string()?),
+                "user" | "username" => auth.user = super::non_empty(mv.string()?),
+                "pass" | "password" => auth.password = super::non_empty(mv.string()?),
+                "token" => auth.token = super::non_empty(mv.string()?),
                 "timeout" => auth.timeout = auth_timeout(mv),
                 "users" => {
                     if let Some((nkeys, users)) = parse_users(ctx, mv) {

@@ -167,10 +167,6 @@ impl RawLeaf {
     }
 }
 
-fn opt(value: String) -> Option<String> {
-    (!value.is_empty()).then_some(value)
-}
-
 /// `parseLeafNodes`.
 pub(crate) fn parse_leafnodes(leaf: &mut RawLeaf, ctx: &mut Ctx, v: &V<'_>) {
     let Value::Map(_) = v.value() else {
@@ -267,12 +263,12 @@ fn parse_entries(leaf: &mut RawLeaf, ctx: &mut Ctx, v: &V<'_>) -> Result<(), Pan
                     leaf.tls = Some(tls);
                 }
             }
-            "leafnode_advertise" | "advertise" => leaf.advertise = opt(mv.string()?),
+            "leafnode_advertise" | "advertise" => leaf.advertise = super::non_empty(mv.string()?),
             "no_advertise" => leaf.no_advertise = mv.bool()?,
             "min_version" | "minimum_version" => {
                 let version = mv.string()?;
                 match check_min_version(&version) {
-                    Ok(()) => leaf.min_version = opt(version),
+                    Ok(()) => leaf.min_version = super::non_empty(version),
                     Err(message) => ctx.error(mv, message),
                 }
             }
@@ -310,8 +306,8 @@ fn parse_leaf_authorization(ctx: &mut Ctx, v: &V<'_>) -> LeafAuthorization {
         for entry in v.map()? {
             let mv = &entry.value;
             match entry.lower.as_str() {
-                "user" | "username" => auth.user = opt(mv.string()?),
-                "pass" | "password" => auth.password = opt(mv.string()?),
+                "user" | "username" => auth.user = super::non_empty(mv.string()?),
+                "pass" | "password" => auth.password = super::non_empty(mv.string()?),
                 "timeout" => {
                     let seconds = auth_timeout(mv);
                     auth.timeout = (seconds != 0.0).then(|| seconds_to_duration(seconds));
@@ -321,7 +317,7 @@ fn parse_leaf_authorization(ctx: &mut Ctx, v: &V<'_>) -> LeafAuthorization {
                         auth.users = users;
                     }
                 }
-                "account" => auth.account = opt(mv.string()?),
+                "account" => auth.account = super::non_empty(mv.string()?),
                 _ => ctx.unknown(&entry),
             }
         }
@@ -442,8 +438,8 @@ fn parse_remotes(ctx: &mut Ctx, v: &V<'_>) -> Option<Vec<RemoteLeaf>> {
                             ),
                         ),
                     },
-                    "account" | "local" => remote.account = opt(mv.string()?),
-                    "creds" | "credentials" => remote.credentials = opt(mv.string()?),
+                    "account" | "local" => remote.account = super::non_empty(mv.string()?),
+                    "creds" | "credentials" => remote.credentials = super::non_empty(mv.string()?),
                     "tls" => {
                         if let Some(tls) = parse_tls(ctx, mv, true) {
                             remote.tls = Some(tls);

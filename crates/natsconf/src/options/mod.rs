@@ -63,6 +63,11 @@ use std::time::Duration;
 
 use crate::value::Map;
 
+/// Go's empty-string-means-unset convention, for the option strings that are optional here.
+fn non_empty(value: String) -> Option<String> {
+    (!value.is_empty()).then_some(value)
+}
+
 pub use accounts::{Account, Export, ExportKind, Import, ImportKind, Latency, ResponseType};
 pub use auth::{
     Authorization, CONNECTION_TYPES, NkeyUser, Permissions, ResponsePermission, SubjectPermission,

@@ -108,10 +108,6 @@ pub(crate) struct RawWebsocket {
     ping_interval: Option<i64>,
 }
 
-fn opt(value: String) -> Option<String> {
-    (!value.is_empty()).then_some(value)
-}
-
 /// `parseWebsocket`.
 pub(crate) fn parse_websocket(ws: &mut RawWebsocket, ctx: &mut Ctx, v: &V<'_>) {
     let Value::Map(_) = v.value() else {
@@ -142,7 +138,7 @@ fn parse_entries(ws: &mut RawWebsocket, ctx: &mut Ctx, v: &V<'_>) -> Result<(), 
                 }
             }
             "host" | "net" => ws.host = mv.string()?,
-            "advertise" => ws.advertise = opt(mv.string()?),
+            "advertise" => ws.advertise = super::non_empty(mv.string()?),
             "no_tls" => ws.no_tls = mv.bool()?,
             "tls" => {
                 if let Some(tls) = parse_tls(ctx, mv, true) {
@@ -181,11 +177,11 @@ fn parse_entries(ws: &mut RawWebsocket, ctx: &mut Ctx, v: &V<'_>) -> Result<(), 
             "authorization" | "authentication" => {
                 ws.authorization = parse_simple_auth(ctx, mv);
             }
-            "jwt_cookie" => ws.jwt_cookie = opt(mv.string()?),
-            "user_cookie" => ws.user_cookie = opt(mv.string()?),
-            "pass_cookie" => ws.pass_cookie = opt(mv.string()?),
-            "token_cookie" => ws.token_cookie = opt(mv.string()?),
-            "no_auth_user" => ws.no_auth_user = opt(mv.string()?),
+            "jwt_cookie" => ws.jwt_cookie = super::non_empty(mv.string()?),
+            "user_cookie" => ws.user_cookie = super::non_empty(mv.string()?),
+            "pass_cookie" => ws.pass_cookie = super::non_empty(mv.string()?),
+            "token_cookie" => ws.token_cookie = super::non_empty(mv.string()?),
+            "no_auth_user" => ws.no_auth_user = super::non_empty(mv.string()?),
             "headers" => {
                 let Value::Map(map) = mv.value() else {
                     ctx.error(
@@ -230,9 +226,9 @@ fn parse_simple_auth(ctx: &mut Ctx, v: &V<'_>) -> WebsocketAuthorization {
         for entry in v.map()? {
             let mv = &entry.value;
             match entry.lower.as_str() {
-                "user" | "username" => auth.user = opt(mv.string()?),
-                "pass" | "password" => auth.password = opt(mv.string()?),
-                "token" => auth.token = opt(mv.string()?),
+                "user" | "username" => auth.user = super::non_empty(mv.string()?),
+                "pass" | "password" => auth.password = super::non_empty(mv.string()?),
+                "token" => auth.token = super::non_empty(mv.string()?),
                 "timeout" => {
                     let seconds = auth_timeout(mv);
                     auth.timeout = (seconds != 0.0).then(|| seconds_to_duration(seconds));
