@@ -46,6 +46,29 @@ impl Authenticated {
     }
 }
 
+/// The first step of authenticating a CONNECT.
+#[derive(Debug)]
+pub(crate) enum AuthStep {
+    /// Decided.
+    Done(Result<Authenticated, String>),
+    /// Waiting for a bcrypt comparison; [`finish_hash`] completes it.
+    CheckHash(auth::HashCheck),
+}
+
+/// Completes an [`AuthStep::CheckHash`] with the comparison's result.
+pub(crate) fn finish_hash(
+    pending: auth::HashCheck,
+    verified: bool,
+) -> Result<Authenticated, String> {
+    convert(pending.finish(verified))
+}
+
+fn convert(result: Result<auth::Authenticated, auth::AuthError>) -> Result<Authenticated, String> {
+    result
+        .map(Authenticated::from_auth)
+        .map_err(|e| e.to_string())
+}
+
 /// One connection's permission state (caches and the allow_responses reply table).
 #[derive(Debug)]
 pub(crate) struct Permissions(auth::ClientPermissions);
@@ -102,19 +125,23 @@ impl AuthState {
         self.0.as_ref().is_ok_and(Authorizer::nonce_required)
     }
 
-    /// Authenticates a CONNECT. The error is the log line (the wire text is always
-    /// `Authorization Violation`).
+    /// Authenticates a CONNECT, leaving a bcrypt comparison to the caller. The error is the
+    /// log line (the wire text is always `Authorization Violation`).
     pub(crate) fn authenticate(
         &self,
         conn_type: ConnectionType,
         creds: &Credentials<'_>,
         nonce: Option<&str>,
         cookies: &[(String, String)],
-    ) -> Result<Authenticated, String> {
-        let authorizer = self
-            .0
-            .as_ref()
-            .map_err(|e| format!("authentication error - invalid auth configuration: {e}"))?;
+    ) -> AuthStep {
+        let authorizer = match &self.0 {
+            Ok(a) => a,
+            Err(e) => {
+                return AuthStep::Done(Err(format!(
+                    "authentication error - invalid auth configuration: {e}"
+                )));
+            }
+        };
         let mut req = AuthRequest::new(conn_type);
         req.user = creds.user;
         req.pass = creds.pass;
@@ -124,10 +151,10 @@ impl AuthState {
         req.jwt = creds.jwt;
         req.nonce = nonce;
         req.cookies = cookies;
-        authorizer
-            .authenticate(&req)
-            .map(Authenticated::from_auth)
-            .map_err(|e| e.to_string())
+        match authorizer.authenticate_deferred(&req) {
+            auth::AuthOutcome::Decided(result) => AuthStep::Done(convert(result)),
+            auth::AuthOutcome::CheckHash(pending) => AuthStep::CheckHash(pending),
+        }
     }
 
     /// The log line for refusing an authenticated client (account in CONNECT).

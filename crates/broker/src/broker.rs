@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::json::{self, ConnectJson};
 
-use crate::authseam::{AuthState, Credentials, Permissions};
+use crate::authseam::{AuthState, AuthStep, Credentials, Permissions, finish_hash};
 use crate::config::{Config, FIRST_CLIENT_PING_INTERVAL, RTT_MEASUREMENT_INTERVAL};
 use crate::outq::OutQueue;
 use crate::proto::{Op, Parser, ParserLimits, ProtoError, PubRanges, Publish, Role};
@@ -21,6 +21,7 @@ use crate::wire::Rendered;
 use crate::{auth, subject, wire};
 
 mod reload;
+mod trace;
 
 use reload::StoredCredentials;
 
@@ -173,6 +174,18 @@ struct Client {
     first_pong_sent: bool,
     announced_max_payload: usize,
     urls_epoch: u64,
+    /// The bcrypt hash that verified this client's password, so that a reload keeping the
+    /// same hash does not run bcrypt again.
+    verified_hash: Option<Box<str>>,
+    /// A CONNECT waiting for [`Broker::password_checked`]; no input is parsed meanwhile.
+    parked: Option<Box<(auth::HashCheck, PendingConnect)>>,
+}
+
+/// What CONNECT processing keeps for after authentication.
+#[derive(Debug)]
+struct PendingConnect {
+    creds: StoredCredentials,
+    account_requested: bool,
 }
 
 #[derive(Debug)]
@@ -476,6 +489,8 @@ impl Broker {
             first_pong_sent: false,
             announced_max_payload: self.config.limits.max_payload,
             urls_epoch: self.urls_epoch,
+            verified_hash: None,
+            parked: None,
         };
         if let Some(slot) = self.slots.get_mut(index as usize) {
             slot.client = Some(client);
@@ -572,6 +587,9 @@ impl Broker {
                 if c.phase.is_closed() {
                     src.clear();
                     return;
+                }
+                if c.parked.is_some() {
+                    break;
                 }
                 auth_cfg_has_no_auth_user = c.phase.awaiting_auth() && c.parser.at_op_start();
             }
@@ -670,6 +688,9 @@ impl Broker {
     }
 
     fn process_op(&mut self, id: ClientId, now: Instant, op: Op) {
+        if self.config.trace {
+            self.trace_in(id, &op);
+        }
         match op {
             Op::Connect(arg) => self.process_connect(id, now, &arg),
             Op::Pub(publish) => self.process_pub(id, now, &PubRef::from_publish(&publish)),
@@ -700,6 +721,7 @@ impl Broker {
                     let info = self.build_info(id, false);
                     self.queue_bytes(id, now, &info);
                 }
+                self.trace(id, || trace::op(false, "PONG", &[]));
                 self.queue_bytes(id, now, b"PONG\r\n");
             }
             Op::Pong => {
@@ -722,6 +744,32 @@ impl Broker {
                 self.close(id, now, CloseReason::ProtocolViolation);
             }
         }
+    }
+
+    /// The trace of an inbound operation (PUB/HPUB are traced in `process_pub`).
+    fn trace_in(&mut self, id: ClientId, op: &Op) {
+        let line = match op {
+            Op::Connect(arg) => {
+                let arg = trace::redact_connect(arg);
+                trace::op(true, "CONNECT", &[arg.as_bytes()])
+            }
+            Op::Sub {
+                subject,
+                queue,
+                sid,
+            } => match queue {
+                Some(q) => trace::op(true, "SUB", &[subject, q, sid]),
+                None => trace::op(true, "SUB", &[subject, sid]),
+            },
+            Op::Unsub { sid, max } => match max {
+                Some(m) => trace::op(true, "UNSUB", &[sid, m.to_string().as_bytes()]),
+                None => trace::op(true, "UNSUB", &[sid]),
+            },
+            Op::Ping => trace::op(true, "PING", &[]),
+            Op::Pong => trace::op(true, "PONG", &[]),
+            Op::Pub(_) | Op::Ok | Op::Info(_) | Op::Err(_) | Op::Msg(_) => return,
+        };
+        self.trace(id, || line);
     }
 
     fn process_connect(&mut self, id: ClientId, now: Instant, arg: &[u8]) {
@@ -774,16 +822,82 @@ impl Broker {
         };
         let nonce = c.nonce.clone();
         let cookies = std::mem::take(&mut c.params.cookies);
-        let res = self
+        let step = self
             .auth
             .authenticate(conn_type, &creds, nonce.as_deref(), &cookies);
+        let defer = self.config.defer_password_checks;
         let Some(c) = self.open_client_mut(id) else {
             return;
         };
         c.params.cookies = cookies;
+        let pending = PendingConnect {
+            creds: StoredCredentials::new(&creds),
+            account_requested: json.account.is_some_and(|a| !a.is_empty())
+                || json.new_account == Some(true),
+        };
+        match step {
+            AuthStep::Done(res) => self.finish_connect(id, now, res, pending, None),
+            AuthStep::CheckHash(check) if defer => {
+                let event = Event::CheckPassword {
+                    client: id,
+                    check: check.check().clone(),
+                };
+                c.parked = Some(Box::new((check, pending)));
+                self.events.push_back(event);
+            }
+            AuthStep::CheckHash(check) => {
+                let verified = check.check().verify();
+                let hash = verified.then(|| Box::from(check.check().hash()));
+                self.finish_connect(id, now, finish_hash(check, verified), pending, hash);
+            }
+        }
+    }
+
+    /// Completes a CONNECT parked by [`Event::CheckPassword`] with the comparison's result,
+    /// then resumes the client: feed it the input that `handle_input` left unconsumed. Ignored
+    /// for a client that is closed, unknown or not parked.
+    pub fn password_checked(&mut self, client: ClientId, verified: bool, now: Instant) {
+        let Some(c) = self.open_client_mut(client) else {
+            return;
+        };
+        let Some(parked) = c.parked.take() else {
+            return;
+        };
+        let (check, pending) = *parked;
+        let hash = verified.then(|| Box::from(check.check().hash()));
+        self.finish_connect(client, now, finish_hash(check, verified), pending, hash);
+        self.reschedule(client);
+    }
+
+    /// True while the client's CONNECT waits for [`Broker::password_checked`].
+    #[must_use]
+    pub fn is_parked(&self, client: ClientId) -> bool {
+        self.client(client).is_some_and(|c| c.parked.is_some())
+    }
+
+    /// When the client is closed for not authenticating in time, if that timer runs (a parked
+    /// check that finishes later is moot).
+    #[must_use]
+    pub fn auth_deadline(&self, client: ClientId) -> Option<Instant> {
+        self.client(client).and_then(|c| c.auth_deadline)
+    }
+
+    /// The part of CONNECT processing after authentication.
+    fn finish_connect(
+        &mut self,
+        id: ClientId,
+        now: Instant,
+        res: Result<crate::authseam::Authenticated, String>,
+        pending: PendingConnect,
+        verified_hash: Option<Box<str>>,
+    ) {
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
         match res {
             Ok(user) => {
-                c.creds = StoredCredentials::new(&creds);
+                c.creds = pending.creds;
+                c.verified_hash = verified_hash;
                 c.authorized_user = user.authorized_user;
                 c.permissions = user.permissions;
                 c.identity = user.identity;
@@ -793,7 +907,7 @@ impl Broker {
                 return;
             }
         }
-        if json.account.is_some_and(|a| !a.is_empty()) || json.new_account == Some(true) {
+        if pending.account_requested {
             let detail = self
                 .client(id)
                 .and_then(|c| self.auth.violation_after_auth(c.identity.as_ref()));
@@ -838,11 +952,19 @@ impl Broker {
         let verbose = c.opts.verbose;
         self.events.push_back(Event::Connected(id));
         if verbose {
-            self.queue_bytes(id, now, b"+OK\r\n");
+            self.send_ok(id, now);
         }
     }
 
     fn process_pub(&mut self, id: ClientId, now: Instant, publish: &PubRef<'_>) {
+        if self.config.trace {
+            let size = publish.message.len();
+            self.trace(id, || {
+                trace::publish(publish.subject, publish.reply, publish.header_len, size)
+            });
+            let max = self.config.max_traced_msg_len;
+            self.trace(id, || trace::payload(publish.message, max));
+        }
         let Some(c) = self.open_client_mut(id) else {
             return;
         };
@@ -884,7 +1006,7 @@ impl Broker {
             return;
         }
         if verbose {
-            self.queue_bytes(id, now, b"+OK\r\n");
+            self.send_ok(id, now);
         }
         let delivered = self.route(id, echo, now, publish);
         if delivered == 0
@@ -1026,6 +1148,20 @@ impl Broker {
                 shared.as_ref(),
             );
         }
+        if self.config.trace {
+            let header_len = publish.header_len.filter(|_| skip == 0);
+            let line = trace::delivery(
+                publish.subject,
+                &sub.sid,
+                publish.reply,
+                header_len,
+                body.len(),
+            );
+            self.events.push_back(Event::Trace {
+                client: target,
+                line,
+            });
+        }
         let body_len = body.len() as u64;
         c.out_msgs += 1;
         c.out_bytes += body_len;
@@ -1142,7 +1278,7 @@ impl Broker {
         }
         if duplicate {
             if verbose {
-                self.queue_bytes(id, now, b"+OK\r\n");
+                self.send_ok(id, now);
             }
             return;
         }
@@ -1182,7 +1318,7 @@ impl Broker {
         }
         self.stats.subscriptions += 1;
         if verbose {
-            self.queue_bytes(id, now, b"+OK\r\n");
+            self.send_ok(id, now);
         }
     }
 
@@ -1193,7 +1329,7 @@ impl Broker {
         let verbose = c.opts.verbose;
         let key = c.subs.get(sid).copied();
         if verbose {
-            self.queue_bytes(id, now, b"+OK\r\n");
+            self.send_ok(id, now);
         }
         let Some(key) = key else {
             return;
@@ -1231,7 +1367,23 @@ impl Broker {
         }
     }
 
+    /// Queues a trace line when tracing is on; `line` runs only then.
+    fn trace(&mut self, id: ClientId, line: impl FnOnce() -> String) {
+        if self.config.trace {
+            self.events.push_back(Event::Trace {
+                client: id,
+                line: line(),
+            });
+        }
+    }
+
+    fn send_ok(&mut self, id: ClientId, now: Instant) {
+        self.trace(id, || trace::op(false, "OK", &[]));
+        self.queue_bytes(id, now, b"+OK\r\n");
+    }
+
     fn send_err(&mut self, id: ClientId, now: Instant, text: &str) {
+        self.trace(id, || trace::op(false, "-ERR", &[text.as_bytes()]));
         let mut line = Vec::with_capacity(text.len() + 10);
         line.extend_from_slice(b"-ERR '");
         line.extend_from_slice(text.as_bytes());
@@ -1512,6 +1664,7 @@ impl Broker {
             }
             c.pings_out += 1;
             c.rtt_start = Some(now);
+            self.trace(id, || trace::op(false, "PING", &[]));
             self.queue_bytes(id, now, b"PING\r\n");
         }
     }

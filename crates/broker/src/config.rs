@@ -124,6 +124,16 @@ pub struct Config {
     /// Seed for the broker's deterministic random choices (queue member, first-ping jitter,
     /// nonces when the caller gives none). The binary passes OS randomness.
     pub seed: u64,
+    /// Leave bcrypt password comparisons to the caller: a CONNECT that needs one parks the
+    /// client and emits [`crate::Event::CheckPassword`]; the caller runs the check (on another
+    /// thread, so that one slow comparison does not stall every connection) and calls
+    /// [`crate::Broker::password_checked`]. When false they run inside `handle_input`.
+    pub defer_password_checks: bool,
+    /// Emit [`crate::Event::Trace`] for every protocol operation read or written (`-V`).
+    pub trace: bool,
+    /// Longest payload shown by a `MSG_PAYLOAD` trace line before it is cut with `...`;
+    /// 0 shows whole payloads (`max_traced_msg_len`).
+    pub max_traced_msg_len: usize,
 }
 
 impl Default for Config {
@@ -147,6 +157,9 @@ impl Default for Config {
             auth_timeout: DEFAULT_AUTH_TIMEOUT,
             auth: crate::authseam::AuthConfig::default(),
             seed: 0x5eed_0f7a_u64,
+            defer_password_checks: false,
+            trace: false,
+            max_traced_msg_len: 0,
         }
     }
 }

@@ -249,6 +249,25 @@ pub enum Event {
         /// Log detail.
         detail: String,
     },
+    /// The client's CONNECT needs a bcrypt comparison (only with
+    /// [`crate::Config::defer_password_checks`]). The client is parked: `handle_input`
+    /// consumes none of its input until [`crate::Broker::password_checked`] is called with the
+    /// result of [`crate::auth::PasswordCheck::verify`]. The auth timeout keeps running.
+    CheckPassword {
+        /// The client.
+        client: ClientId,
+        /// The comparison to run.
+        check: crate::auth::PasswordCheck,
+    },
+    /// A protocol trace line (only with [`crate::Config::trace`]), in nats-server's form
+    /// without the client prefix: `<<- [PUB foo 5]`, `<<- MSG_PAYLOAD: ["hello"]`,
+    /// `->> [MSG foo 1 5]`.
+    Trace {
+        /// The client.
+        client: ClientId,
+        /// The line.
+        line: String,
+    },
     /// A configuration reload removed a subscription the new permissions refuse; `detail` is
     /// the reference's notice (`Removed sub "foo" (sid "1") for User "bob" - not authorized`).
     SubscriptionRemoved {

@@ -357,3 +357,102 @@ fn nonce_in_info_with_nkey_users() {
     broker.handle_input(id, now, &mut buf);
     assert!(!broker.is_open(id));
 }
+
+/// `bcrypt` of "pw" at the lowest cost, from nats-server's own test style.
+fn bcrypt_users() -> Config {
+    let hash = bcrypt::hash_with_salt("pw", 4, [7u8; 16])
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoA);
+    Config {
+        defer_password_checks: true,
+        ..config_with(AuthConfig {
+            users: vec![user("alice", &hash, None), user("bob", "plain", None)],
+            ..AuthConfig::default()
+        })
+    }
+}
+
+#[test]
+fn deferred_bcrypt_parks_the_client_until_the_check_returns() {
+    let mut sim = Sim::new(bcrypt_users());
+    let c = sim.client();
+    sim.send(
+        c,
+        "CONNECT {\"user\":\"alice\",\"pass\":\"pw\"}\r\nSUB foo 1\r\nPING\r\n",
+    );
+    // Nothing is answered and nothing after CONNECT is parsed while the check is out.
+    assert_eq!(sim.take_str(c), "");
+    assert!(sim.broker.is_parked(c));
+    assert_eq!(sim.checks.len(), 1);
+    let (who, check) = sim.checks.pop().unwrap();
+    assert_eq!(who, c);
+    assert!(
+        !format!("{check:?}").contains("pw\""),
+        "Debug must not show the password"
+    );
+    assert!(check.verify());
+    sim.broker.password_checked(c, true, sim.now);
+    sim.resume(c);
+    assert_eq!(sim.take_str(c), "+OK\r\n+OK\r\nPONG\r\n");
+    assert!(!sim.broker.is_parked(c));
+    assert_eq!(sim.connected, vec![c]);
+
+    // Other clients are served meanwhile: a second bcrypt client parks, a plain one is not held.
+    let slow = sim.client();
+    sim.send(
+        slow,
+        "CONNECT {\"user\":\"alice\",\"pass\":\"wrong\"}\r\nPING\r\n",
+    );
+    let fast = sim.client();
+    sim.send(
+        fast,
+        "CONNECT {\"user\":\"bob\",\"pass\":\"plain\"}\r\nPING\r\n",
+    );
+    assert_eq!(sim.take_str(fast), "+OK\r\nPONG\r\n");
+    assert_eq!(sim.take_str(slow), "");
+    let (_, check) = sim.checks.pop().unwrap();
+    assert!(!check.verify());
+    sim.broker.password_checked(slow, false, sim.now);
+    sim.resume(slow);
+    assert_eq!(sim.take_str(slow), VIOLATION);
+    assert_eq!(
+        sim.closed.get(&slow).copied(),
+        Some(CloseReason::AuthenticationFailure)
+    );
+}
+
+#[test]
+fn deferred_bcrypt_still_times_out_and_late_results_are_ignored() {
+    let mut sim = Sim::new(bcrypt_users());
+    let c = sim.client();
+    sim.send(c, "CONNECT {\"user\":\"alice\",\"pass\":\"pw\"}\r\n");
+    sim.advance(Duration::from_secs(3));
+    assert_eq!(
+        sim.closed.get(&c).copied(),
+        Some(CloseReason::AuthenticationTimeout)
+    );
+    assert_eq!(sim.take_str(c), "-ERR 'Authentication Timeout'\r\n");
+    // The check comes back after the close: nothing happens.
+    sim.broker.password_checked(c, true, sim.now);
+    sim.pump();
+    assert_eq!(sim.take_str(c), "");
+    assert!(sim.connected.is_empty());
+}
+
+#[test]
+fn without_deferral_bcrypt_runs_inline() {
+    let mut config = bcrypt_users();
+    config.defer_password_checks = false;
+    check(
+        config.clone(),
+        "CONNECT {\"user\":\"alice\",\"pass\":\"pw\"}\r\n",
+        "+OK\r\n",
+        None,
+    );
+    check(
+        config,
+        "CONNECT {\"user\":\"alice\",\"pass\":\"px\"}\r\n",
+        VIOLATION,
+        Some(CloseReason::AuthenticationFailure),
+    );
+}

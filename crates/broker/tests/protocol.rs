@@ -831,3 +831,68 @@ fn closed_record_subscriptions_are_bounded() {
     assert_eq!(closed.subscriptions.len(), broker::MAX_CLOSED_SUBS);
     assert_eq!(closed.subscriptions[0].sid, "000000");
 }
+
+#[test]
+fn trace_lines_follow_nats_server() {
+    let mut sim = Sim::new(Config {
+        trace: true,
+        max_traced_msg_len: 8,
+        ..Config::default()
+    });
+    let s = sim.client();
+    sim.send(
+        s,
+        "CONNECT {\"verbose\":true,\"user\":\"u\",\"pass\":\"secret\",\"headers\":true}\r\nSUB foo q 1\r\n",
+    );
+    let p = sim.client();
+    sim.send(
+        p,
+        "CONNECT {\"verbose\":false,\"headers\":true}\r\nPUB foo r 5\r\nhello\r\nPING\r\n",
+    );
+    sim.send(
+        p,
+        "PUB foo 12\r\nhello world!\r\nHPUB foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\n",
+    );
+    sim.send(s, "UNSUB 1 5\r\nBAD\r\n");
+    let lines: Vec<(bool, &str)> = sim
+        .traces
+        .iter()
+        .map(|(c, l)| (*c == s, l.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            (
+                true,
+                "<<- [CONNECT {\"verbose\":true,\"user\":\"u\",\"pass\":\"[REDACTED]\",\"headers\":true}]"
+            ),
+            (true, "->> [OK]"),
+            (true, "<<- [SUB foo q 1]"),
+            (true, "->> [OK]"),
+            (false, "<<- [CONNECT {\"verbose\":false,\"headers\":true}]"),
+            (false, "<<- [PUB foo r 5]"),
+            (false, "<<- MSG_PAYLOAD: [\"hello\"]"),
+            (true, "->> [MSG foo 1 r 5]"),
+            (false, "<<- [PING]"),
+            (false, "->> [PONG]"),
+            (false, "<<- [PUB foo 12]"),
+            (false, "<<- MSG_PAYLOAD: [\"hello wo...\"]"),
+            (true, "->> [MSG foo 1 12]"),
+            (false, "<<- [HPUB foo 12 14]"),
+            (false, "<<- MSG_PAYLOAD: [\"NATS/1.0...\"]"),
+            (true, "->> [HMSG foo 1 12 14]"),
+            (true, "<<- [UNSUB 1 5]"),
+            (true, "->> [OK]"),
+            (true, "->> [-ERR Unknown Protocol Operation]"),
+        ]
+    );
+}
+
+#[test]
+fn no_trace_events_unless_asked() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.client();
+    sim.send(c, "CONNECT {}\r\nSUB foo 1\r\nPUB foo 2\r\nhi\r\nPING\r\n");
+    assert!(sim.take_str(c).ends_with("PONG\r\n"));
+    assert!(sim.traces.is_empty());
+}

@@ -103,7 +103,7 @@ pub use config::{
 pub use nkey::{
     NONCE_LEN, NONCE_RANDOM_BYTES, SignatureError, encode_nonce, verify_nonce_signature,
 };
-pub use password::{compare_passwords, is_bcrypt};
+pub use password::{AuthOutcome, HashCheck, PasswordCheck, compare_passwords, is_bcrypt};
 pub use permissions::{
     ClientPermissions, DEFAULT_ALLOW_RESPONSE_EXPIRATION, DEFAULT_ALLOW_RESPONSE_MAX_MSGS,
     MAX_DENY_CACHE_ENTRIES, MAX_PUBLISH_CACHE_ENTRIES, MAX_REPLY_ENTRIES, Permissions,
@@ -442,6 +442,15 @@ impl Authorizer {
     }
 
     /// The failure for a request whose effective fields are `nkey`/`username`.
+    fn refuse(
+        &self,
+        nkey: Option<&str>,
+        username: Option<&str>,
+        detail: &'static str,
+    ) -> AuthOutcome {
+        AuthOutcome::Decided(Err(self.failure(nkey, username, detail)))
+    }
+
     fn failure(
         &self,
         nkey: Option<&str>,
@@ -486,7 +495,17 @@ impl Authorizer {
     /// type and match the password. Else the token, else the single user/password. WebSocket
     /// clients with a websocket override use the websocket user/password/token/`no_auth_user`
     /// instead of the global ones, and cookies fill empty CONNECT fields.
+    ///
+    /// A bcrypt comparison runs inline here (tens to hundreds of milliseconds at the usual
+    /// costs); an event loop that must not block uses [`Self::authenticate_deferred`].
     pub fn authenticate(&self, req: &AuthRequest<'_>) -> Result<Authenticated, AuthError> {
+        self.authenticate_deferred(req).resolve()
+    }
+
+    /// [`Self::authenticate`], except that a bcrypt comparison is not run: it comes back as
+    /// [`AuthOutcome::CheckHash`], whose [`PasswordCheck`] the caller can run on another
+    /// thread before finishing with [`HashCheck::finish`]. Every other decision is made here.
+    pub fn authenticate_deferred(&self, req: &AuthRequest<'_>) -> AuthOutcome {
         let conn_type = req.conn_type;
         let is_websocket_client = conn_type == ConnectionType::WebSocket;
         let ws = &self.config.websocket;
@@ -504,7 +523,7 @@ impl Authorizer {
         let required =
             self.global_auth_required() || (is_websocket_client && self.websocket_override());
         if !required {
-            return Ok(identity(nkey, user, token, None));
+            return AuthOutcome::Decided(Ok(identity(nkey, user, token, None)));
         }
 
         let use_ws_settings = is_websocket_client && self.websocket_override();
@@ -538,9 +557,9 @@ impl Authorizer {
             match self.nkeys.get(client_nkey) {
                 Some(nkey_user) if nkey_user.allows(conn_type) => found_nkey = Some(nkey_user),
                 Some(_) => {
-                    return Err(self.failure(nkey, user, "connection type not allowed"));
+                    return self.refuse(nkey, user, "connection type not allowed");
                 }
-                None => return Err(self.failure(nkey, user, "unknown nkey")),
+                None => return self.refuse(nkey, user, "unknown nkey"),
             }
         } else if !self.users.is_empty() {
             if let Some(name) = no_auth_user
@@ -556,51 +575,56 @@ impl Authorizer {
                 match self.users.get(name) {
                     Some(known) if known.allows(conn_type) => found_user = Some(known),
                     Some(_) => {
-                        return Err(self.failure(nkey, user, "connection type not allowed"));
+                        return self.refuse(nkey, user, "connection type not allowed");
                     }
-                    None => return Err(self.failure(nkey, user, "unknown user")),
+                    None => return self.refuse(nkey, user, "unknown user"),
                 }
             }
         }
 
         if let Some(nkey_user) = found_nkey {
             let nonce = req.nonce.unwrap_or_default();
-            return match verify_nonce_signature(&nkey_user.name, nonce, non_empty(req.sig)) {
-                Ok(()) => Ok(identity(nkey, user, token, nkey_user.permissions.clone())),
-                Err(err) => Err(self.failure(nkey, user, err.as_str())),
-            };
+            return AuthOutcome::Decided(
+                match verify_nonce_signature(&nkey_user.name, nonce, non_empty(req.sig)) {
+                    Ok(()) => Ok(identity(nkey, user, token, nkey_user.permissions.clone())),
+                    Err(err) => Err(self.failure(nkey, user, err.as_str())),
+                },
+            );
         }
         if let Some(known) = found_user {
             let presented = filled_pass.or(pass).unwrap_or_default();
-            return if compare_passwords(&known.password, presented) {
-                Ok(identity(nkey, user, token, known.permissions.clone()))
-            } else {
-                Err(self.failure(nkey, user, "password mismatch"))
-            };
+            return AuthOutcome::compare(
+                &known.password,
+                presented,
+                identity(nkey, user, token, known.permissions.clone()),
+                self.failure(nkey, user, "password mismatch"),
+            );
         }
 
         if is_leaf(conn_type) {
             // Without matching credentials a leafnode is bound to its configured account.
-            return Ok(identity(nkey, user, token, None));
+            return AuthOutcome::Decided(Ok(identity(nkey, user, token, None)));
         }
         if let Some(cfg_token) = cfg_token {
-            return if compare_passwords(cfg_token, token.unwrap_or_default()) {
-                Ok(identity(nkey, user, token, None))
-            } else {
-                Err(self.failure(nkey, user, "token mismatch"))
-            };
+            return AuthOutcome::compare(
+                cfg_token,
+                token.unwrap_or_default(),
+                identity(nkey, user, token, None),
+                self.failure(nkey, user, "token mismatch"),
+            );
         }
         if let Some(cfg_username) = cfg_username {
             if user != Some(cfg_username) {
-                return Err(self.failure(nkey, user, "user mismatch"));
+                return self.refuse(nkey, user, "user mismatch");
             }
-            return if compare_passwords(cfg_password, pass.unwrap_or_default()) {
-                Ok(identity(nkey, user, token, None))
-            } else {
-                Err(self.failure(nkey, user, "password mismatch"))
-            };
+            return AuthOutcome::compare(
+                cfg_password,
+                pass.unwrap_or_default(),
+                identity(nkey, user, token, None),
+                self.failure(nkey, user, "password mismatch"),
+            );
         }
-        Err(self.failure(nkey, user, "no credentials"))
+        self.refuse(nkey, user, "no credentials")
     }
 
     /// The `no_auth_user` binding for a connection whose first operation is not CONNECT while

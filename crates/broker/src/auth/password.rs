@@ -5,6 +5,109 @@
 //! checked with bcrypt. Anything else is compared byte for byte, so sending the hash itself as the
 //! password fails.
 
+use std::fmt;
+
+use super::{AuthError, Authenticated};
+
+/// What [`super::Authorizer::authenticate_deferred`] decided.
+#[derive(Debug)]
+pub enum AuthOutcome {
+    /// Decided without a bcrypt comparison.
+    Decided(Result<Authenticated, AuthError>),
+    /// Only a bcrypt comparison is left; its outcome decides between the two prepared results.
+    CheckHash(HashCheck),
+}
+
+impl AuthOutcome {
+    /// Compares at once unless `configured` is a bcrypt hash, which is left to the caller.
+    pub(super) fn compare(
+        configured: &str,
+        presented: &str,
+        success: Authenticated,
+        failure: AuthError,
+    ) -> Self {
+        if is_bcrypt(configured) {
+            return Self::CheckHash(HashCheck {
+                check: PasswordCheck {
+                    hash: configured.to_owned(),
+                    password: presented.to_owned(),
+                },
+                success,
+                failure,
+            });
+        }
+        Self::Decided(if compare_passwords(configured, presented) {
+            Ok(success)
+        } else {
+            Err(failure)
+        })
+    }
+
+    /// The result, running a pending bcrypt comparison on this thread.
+    pub fn resolve(self) -> Result<Authenticated, AuthError> {
+        match self {
+            Self::Decided(result) => result,
+            Self::CheckHash(pending) => {
+                let ok = pending.check().verify();
+                pending.finish(ok)
+            }
+        }
+    }
+}
+
+/// An authentication waiting only for a bcrypt comparison.
+#[derive(Debug)]
+pub struct HashCheck {
+    check: PasswordCheck,
+    success: Authenticated,
+    failure: AuthError,
+}
+
+impl HashCheck {
+    /// The comparison to run (it is `Send`; clone it to hand it to a worker thread).
+    #[must_use]
+    pub fn check(&self) -> &PasswordCheck {
+        &self.check
+    }
+
+    /// The authentication result, given what [`PasswordCheck::verify`] returned.
+    pub fn finish(self, verified: bool) -> Result<Authenticated, AuthError> {
+        if verified {
+            Ok(self.success)
+        } else {
+            Err(self.failure)
+        }
+    }
+}
+
+/// A bcrypt hash and the password a client presented. `Debug` shows neither.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordCheck {
+    hash: String,
+    password: String,
+}
+
+impl PasswordCheck {
+    /// The configured bcrypt hash (not secret in itself: it is in the configuration file).
+    #[must_use]
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// Runs the comparison: CPU-bound, 2^cost rounds of the bcrypt key schedule (about 100 ms
+    /// at cost 11 on a current core). A malformed hash never matches.
+    #[must_use]
+    pub fn verify(&self) -> bool {
+        compare_passwords(&self.hash, &self.password)
+    }
+}
+
+impl fmt::Debug for PasswordCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordCheck").finish_non_exhaustive()
+    }
+}
+
 /// True when a configured password or token is a bcrypt hash (`$2a$`, `$2b$`, `$2x$`, `$2y$`
 /// followed by two digits and `$`).
 #[must_use]

@@ -31,6 +31,7 @@ use super::{Broker, Phase, SubKey};
 use crate::Config;
 use crate::auth::{self, AuthConfig};
 use crate::authseam::{AuthState, Credentials};
+use crate::authseam::{AuthStep, finish_hash};
 use crate::types::{CloseReason, Event};
 
 /// The CONNECT credentials kept for re-authentication on reload. Bounded by the CONNECT line
@@ -180,6 +181,20 @@ impl Broker {
             c.nonce.as_deref(),
             &c.params.cookies,
         );
+        let mut verified_hash = None;
+        let res = match res {
+            AuthStep::Done(res) => res,
+            AuthStep::CheckHash(pending) => {
+                // The same hash already verified this client's stored password: no need to
+                // spend another bcrypt run (one per client per reload adds up).
+                let known = c.verified_hash.as_deref() == Some(pending.check().hash());
+                let ok = known || pending.check().verify();
+                if ok {
+                    verified_hash = Some(Box::from(pending.check().hash()));
+                }
+                finish_hash(pending, ok)
+            }
+        };
         let user = match res {
             Ok(user) => user,
             Err(detail) => {
@@ -196,6 +211,7 @@ impl Broker {
         };
         c.authorized_user = user.authorized_user;
         c.identity = user.identity;
+        c.verified_hash = verified_hash;
         c.permissions = None;
         let Some(mut perms) = user.permissions else {
             return;

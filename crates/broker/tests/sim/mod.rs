@@ -18,6 +18,10 @@ pub struct Sim {
     pub reading: HashMap<ClientId, bool>,
     /// Each client's read buffer; a partial operation stays here between sends.
     pub inbuf: HashMap<ClientId, BytesMut>,
+    /// `Event::CheckPassword` requests, in order.
+    pub checks: Vec<(ClientId, broker::auth::PasswordCheck)>,
+    /// `Event::Trace` lines, in order.
+    pub traces: Vec<(ClientId, String)>,
 }
 
 impl Sim {
@@ -31,6 +35,8 @@ impl Sim {
             connected: Vec::new(),
             reading: HashMap::new(),
             inbuf: HashMap::new(),
+            checks: Vec::new(),
+            traces: Vec::new(),
         }
     }
 
@@ -77,6 +83,11 @@ impl Sim {
         self.pump();
     }
 
+    /// Feeds the client's unconsumed input again (after `password_checked`).
+    pub fn resume(&mut self, id: ClientId) {
+        self.send_bytes(id, b"");
+    }
+
     /// Drains events and (for reading clients) outbound bytes.
     pub fn pump(&mut self) {
         while let Some(ev) = self.broker.poll_event() {
@@ -86,6 +97,8 @@ impl Sim {
                     self.drain(client);
                 }
                 Event::Connected(c) => self.connected.push(c),
+                Event::CheckPassword { client, check } => self.checks.push((client, check)),
+                Event::Trace { client, line } => self.traces.push((client, line)),
                 _ => {}
             }
         }
