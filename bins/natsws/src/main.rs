@@ -8,6 +8,7 @@
 
 mod cli;
 mod conn;
+mod hasher;
 mod logger;
 mod monitor;
 mod server;

@@ -27,6 +27,7 @@ const WS_LISTENER: Token = Token(1);
 const HTTP_LISTENER: Token = Token(2);
 const HTTPS_LISTENER: Token = Token(3);
 const SIGNALS: Token = Token(4);
+const HASHER: Token = Token(5);
 const CONN_TOKEN_BASE: usize = 16;
 
 /// Most `IoSlice`s per vectored write.
@@ -39,6 +40,9 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 const MAX_HTTP_HEAD_BYTES: usize = 16 * 1024;
 /// Idle HTTP keep-alive connections are closed after this long.
 const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a password check may wait for a worker when the client has no auth deadline (a
+/// repeated CONNECT).
+const PASSWORD_CHECK_LIMIT: Duration = Duration::from_secs(10);
 /// Stop reading from a client whose own output queue is above this many bytes.
 const READ_PAUSE_PENDING_BYTES: usize = 4 * 1024 * 1024;
 
@@ -104,6 +108,8 @@ struct Conn {
     /// TLS handshake or HTTP idle deadline.
     deadline: Option<Instant>,
     read_paused: bool,
+    /// The broker parked this client's CONNECT for a password check: do not read.
+    auth_parked: bool,
     log_id: String,
     close_reason: Option<CloseReason>,
 }
@@ -154,6 +160,7 @@ pub(crate) struct Server {
     lame_duck: Option<LameDuck>,
     ports_file: Option<String>,
     cli: crate::cli::Cli,
+    hasher: crate::hasher::Hasher,
 }
 
 #[derive(Debug)]
@@ -171,12 +178,53 @@ impl std::fmt::Debug for Server {
     }
 }
 
+/// True for `0.0.0.0`, `::` and the empty host: every interface.
+fn is_any_host(host: &str) -> bool {
+    host.is_empty()
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_unspecified())
+}
+
+/// Binds a listener. An any-address host listens on IPv4 and IPv6 alike through one
+/// dual-stack socket, as Go's `net.Listen` does for nats-server; where IPv6 is unavailable
+/// it falls back to IPv4 only.
 fn bind(host: &str, port: u16) -> io::Result<TcpListener> {
+    if is_any_host(host)
+        && let Ok(l) = bind_dual_stack(port)
+    {
+        return Ok(l);
+    }
     let addr: SocketAddr = (host, port)
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
     TcpListener::bind(addr)
+}
+
+fn bind_dual_stack(port: u16) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_only_v6(false)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    let addr = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// The addresses an any-address listener is reachable on, for the ports file: every
+/// interface's global-unicast, loopback and link-local address (Go's `resolveHostPorts`
+/// lists them all), ordered by interface index; `None` for any other host.
+fn interface_hosts(host: &str) -> Option<Vec<String>> {
+    if !is_any_host(host) {
+        return None;
+    }
+    let mut ifaces = if_addrs::get_if_addrs().ok()?;
+    ifaces.sort_by_key(|i| i.index.unwrap_or(u32::MAX));
+    let hosts: Vec<String> = ifaces.iter().map(|i| i.ip().to_string()).collect();
+    (!hosts.is_empty()).then_some(hosts)
 }
 
 fn host_port(host: &str, port: u16) -> String {
@@ -225,6 +273,7 @@ impl Server {
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| format!("signals: {e}"))?;
+        let waker = mio::Waker::new(poll.registry(), HASHER).map_err(|e| format!("waker: {e}"))?;
         let client_tls = match &settings.client_tls {
             Some(spec) => Some(spec.load()?),
             None => None,
@@ -384,6 +433,7 @@ impl Server {
             lame_duck: None,
             ports_file: None,
             cli,
+            hasher: crate::hasher::Hasher::new(waker),
         })
     }
 
@@ -399,11 +449,13 @@ impl Server {
             websocket: Vec<String>,
         }
         let hosts = |h: &str| -> Vec<String> {
-            if h == "0.0.0.0" || h == "::" || h.is_empty() {
-                vec!["127.0.0.1".to_owned()]
-            } else {
-                vec![h.to_owned()]
-            }
+            interface_hosts(h).unwrap_or_else(|| {
+                if is_any_host(h) {
+                    vec!["127.0.0.1".to_owned()]
+                } else {
+                    vec![h.to_owned()]
+                }
+            })
         };
         let s = &self.settings;
         let nats_scheme = if self.client_tls.is_some() {
@@ -524,6 +576,7 @@ impl Server {
             HTTPS_LISTENER => self.accept_loop(HTTPS_LISTENER, now),
             WS_LISTENER => self.accept_loop(WS_LISTENER, now),
             SIGNALS => self.handle_signals(now),
+            HASHER => self.password_verdicts(now),
             Token(t) if t >= CONN_TOKEN_BASE => {
                 let key = t - CONN_TOKEN_BASE;
                 if !self.conns.contains(key) {
@@ -559,6 +612,9 @@ impl Server {
             match listener.accept() {
                 Ok((stream, addr)) => {
                     self.emfile_logged = false;
+                    // IPv4 peers of a dual-stack listener arrive as `::ffff:a.b.c.d`; Go
+                    // reports them as plain IPv4.
+                    let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
                     self.accepted(token, stream, addr, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -618,6 +674,7 @@ impl Server {
             write_failed: false,
             deadline: None,
             read_paused: false,
+            auth_parked: false,
             log_id: String::new(),
             close_reason: None,
         });
@@ -754,7 +811,7 @@ impl Server {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        if c.closing || c.read_paused {
+        if c.closing || c.read_paused || c.auth_parked {
             return;
         }
         if matches!(c.kind, Kind::WsHandshake { .. })
@@ -1370,12 +1427,39 @@ impl Server {
                     if let Some(key) = self.conn_of(client)
                         && let Some(info) = self.broker.client_info(client, now)
                         && let Some(c) = self.conns.get_mut(key)
-                        && !info.name.is_empty()
                     {
-                        c.log_id = format!("{} - \"{}\"", c.log_id, info.name);
+                        // The reference's `v<version>:<lang>:<name>`, leaving out empty parts.
+                        let mut parts: Vec<String> = Vec::new();
+                        if !info.version.is_empty() {
+                            parts.push(format!("v{}", info.version));
+                        }
+                        parts.extend([info.lang, info.name].into_iter().filter(|s| !s.is_empty()));
+                        if !parts.is_empty() {
+                            let ncs = broker::auth::go_quote(parts.join(":").as_bytes());
+                            c.log_id = format!("{} - {ncs}", c.log_id);
+                        }
                     }
                 }
                 Event::SubscriptionRemoved { detail, .. } => log::info!("{detail}"),
+                Event::Trace { client, line } => {
+                    if let Some(key) = self.conn_of(client)
+                        && let Some(c) = self.conns.get(key)
+                    {
+                        log::trace!("{} - {line}", c.log_id);
+                    }
+                }
+                Event::CheckPassword { client, check } => {
+                    let deadline = self
+                        .broker
+                        .auth_deadline(client)
+                        .unwrap_or(now + PASSWORD_CHECK_LIMIT);
+                    if let Some(key) = self.conn_of(client)
+                        && let Some(c) = self.conns.get_mut(key)
+                    {
+                        c.auth_parked = true;
+                    }
+                    self.hasher.submit(client, check, deadline);
+                }
                 Event::AuthFailed { client, detail } => {
                     if let Some(key) = self.conn_of(client)
                         && let Some(c) = self.conns.get(key)
@@ -1388,6 +1472,21 @@ impl Server {
                     }
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Resumes clients whose password check finished.
+    fn password_verdicts(&mut self, now: Instant) {
+        while let Some(v) = self.hasher.poll() {
+            self.broker.password_checked(v.client, v.verified, now);
+            if let Some(key) = self.conn_of(v.client)
+                && let Some(c) = self.conns.get_mut(key)
+            {
+                c.auth_parked = false;
+                // Parse what arrived with the CONNECT, then read what came meanwhile.
+                self.process_input(key, now);
+                self.queue_ready(key);
             }
         }
     }

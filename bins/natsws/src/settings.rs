@@ -147,6 +147,9 @@ impl Settings {
         if let Some(t) = cli.trace {
             self.log.trace = t;
         }
+        if let Some(n) = cli.max_traced_msg_len {
+            self.broker.max_traced_msg_len = usize::try_from(n).unwrap_or(0);
+        }
         if let Some(t) = cli.logtime {
             self.log.logtime = t;
         }
@@ -285,10 +288,6 @@ fn check_served(o: &Options) -> Result<(), String> {
     refuse(!o.server_tags.is_empty(), "server_tags");
     refuse(o.client_advertise.is_some(), "client_advertise");
     refuse(
-        o.max_traced_msg_len != d.max_traced_msg_len,
-        "max_traced_msg_len",
-    );
-    refuse(
         o.connect_error_reports != d.connect_error_reports,
         "connect_error_reports",
     );
@@ -375,6 +374,8 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
     broker.ping_max = u32::try_from(o.ping_max).unwrap_or(2);
     broker.write_deadline = o.write_deadline;
     broker.auth_timeout = o.auth_timeout;
+    // Negative, like 0, means whole payloads (the reference tests `> 0`).
+    broker.max_traced_msg_len = usize::try_from(o.max_traced_msg_len).unwrap_or(0);
     let websocket = match &o.websocket {
         None => None,
         Some(ws) => {
@@ -520,6 +521,9 @@ fn finish(s: &mut Settings) -> Result<(), String> {
     let mut seed = [0u8; 8];
     crate::server::os_random(&mut seed);
     s.broker.seed = u64::from_le_bytes(seed);
+    s.broker.trace = s.log.trace;
+    // bcrypt comparisons run on the hasher threads, never on the event loop.
+    s.broker.defer_password_checks = true;
     let limits = &s.broker.limits;
     if limits.max_payload > limits.max_pending {
         return Err(format!(

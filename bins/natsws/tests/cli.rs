@@ -187,7 +187,6 @@ fn unserved_options_are_refused_by_name() {
         ),
         ("server_tags: [\"a\"]\n", "\"server_tags\""),
         ("client_advertise: \"x:4222\"\n", "\"client_advertise\""),
-        ("max_traced_msg_len: 10\n", "\"max_traced_msg_len\""),
         (
             "tls { cert_file: a, key_file: b, pinned_certs: [\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"] }\n",
             "\"tls.pinned_certs\"",
@@ -208,5 +207,84 @@ fn unserved_options_are_refused_by_name() {
             err.contains(name) && err.contains("not supported by natsws"),
             "{conf}: {err}"
         );
+    }
+}
+
+/// The reference server, when installed (`tests/interop/setup` installs it; CI always has it).
+fn reference_server() -> Option<String> {
+    [
+        "/usr/sbin/nats-server",
+        "/usr/bin/nats-server",
+        "/usr/local/bin/nats-server",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .map(str::to_owned)
+}
+
+/// The `nats` URLs of a ports file written by `program` listening on `0.0.0.0`, with the port
+/// replaced by `P`.
+fn any_address_ports(program: &str) -> Vec<String> {
+    let dir = temp_dir("ports-any");
+    let port = common::free_port().to_string();
+    let mut child = Command::new(program)
+        .args(["-a", "0.0.0.0", "-p", &port, "--ports_file_dir"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + common::WAIT;
+    let text = loop {
+        let found = std::fs::read_dir(&dir)
+            .ok()
+            .and_then(|mut d| d.find_map(Result::ok))
+            .and_then(|e| std::fs::read_to_string(e.path()).ok())
+            .filter(|t| t.ends_with('}'));
+        if let Some(text) = found {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{program}: no ports file"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["nats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap().replace(&format!(":{port}"), ":P"))
+        .collect()
+}
+
+/// On `0.0.0.0` the ports file lists every interface address (nats-server's
+/// `resolveHostPorts`), and the listener takes IPv6 connections too, as Go's does.
+#[test]
+fn ports_file_lists_interface_addresses_for_the_any_address() {
+    let ours = any_address_ports(bin());
+    assert!(ours.contains(&"nats://127.0.0.1:P".to_owned()), "{ours:?}");
+    match reference_server() {
+        Some(reference) => assert_eq!(ours, any_address_ports(&reference)),
+        None => eprintln!("nats-server not installed: compared with loopback only"),
+    }
+    if ours.contains(&"nats://[::1]:P".to_owned()) {
+        let srv = Server::with_config("listen: \"0.0.0.0:-1\"\nhttp: \"127.0.0.1:-1\"\n", &[]);
+        let port = srv.nats_port();
+        let stream = std::net::TcpStream::connect(("::1", port)).expect("IPv6 connect");
+        let mut reader = std::io::BufReader::new(stream);
+        let mut info = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut info).unwrap();
+        assert!(info.starts_with("INFO {"), "{info}");
+        // IPv4 peers of the dual-stack listener are reported as plain IPv4.
+        let mut v4 = common::Raw::connect(port);
+        v4.line();
+        v4.send("CONNECT {\"verbose\":false}\r\nPING\r\n");
+        v4.read_until("PONG\r\n");
+        let (_, _, body) = srv.http_get("/connz");
+        assert!(body.contains("\"ip\": \"127.0.0.1\""), "{body}");
     }
 }

@@ -84,3 +84,85 @@ fn async_nats_client_round_trip() {
             .expect("timed out");
     });
 }
+
+#[test]
+fn trace_logs_the_protocol_as_nats_server_does() {
+    let srv = Server::with_config(common::BASIC_CONF, &["-V", "--max_traced_msg_len", "4"]);
+    let mut c = Raw::connect(srv.nats_port());
+    c.line();
+    c.send(concat!(
+        "CONNECT {\"verbose\":false,\"pass\":\"hunter2\",",
+        "\"lang\":\"rust\",\"version\":\"1.2\",\"name\":\"svc\"}\r\n",
+        "SUB foo 1\r\nPUB foo 11\r\nhello there\r\nPING\r\n"
+    ));
+    c.read_until("PONG\r\n");
+    let log = srv.wait_log("->> [PONG]");
+    let prefix = " - cid:1 - \"v1.2:rust:svc\" - ";
+    for line in [
+        " - cid:1 - <<- [CONNECT {\"verbose\":false,\"pass\":\"[REDACTED]\",\"lang\":\"rust\",\"version\":\"1.2\",\"name\":\"svc\"}]".to_owned(),
+        format!("{prefix}<<- [SUB foo 1]"),
+        format!("{prefix}<<- [PUB foo 11]"),
+        format!("{prefix}<<- MSG_PAYLOAD: [\"hell...\"]"),
+        format!("{prefix}->> [MSG foo 1 11]"),
+        format!("{prefix}<<- [PING]"),
+        format!("{prefix}->> [PONG]"),
+    ] {
+        assert!(
+            log.lines().any(|l| l.contains("[TRC] 127.0.0.1:") && l.ends_with(&line)),
+            "no trace line ending {line:?} in:\n{log}"
+        );
+    }
+    assert!(!log.contains("hunter2"), "password in the log:\n{log}");
+}
+
+#[test]
+fn no_trace_lines_without_v() {
+    let srv = Server::basic();
+    let mut c = Raw::connect(srv.nats_port());
+    c.line();
+    c.send("CONNECT {\"verbose\":false}\r\nPING\r\n");
+    c.read_until("PONG\r\n");
+    assert!(!srv.log_text().contains("<<- ["), "{}", srv.log_text());
+}
+
+/// A bcrypt check runs off the event loop: a client connecting with a plain password is served
+/// while another client's (deliberately slow) bcrypt check is still running.
+#[test]
+fn bcrypt_checks_do_not_stall_other_clients() {
+    // Cost 14: about a second on a current core, far longer than one PING round trip.
+    let hash = bcrypt::hash("slowpw", 14).unwrap();
+    let conf = format!(
+        "listen: \"127.0.0.1:-1\"\nauthorization {{\n  timeout: 30\n  users: [\n    {{user: slow, password: \"{hash}\"}}\n    {{user: fast, password: plain}}\n  ]\n}}\n"
+    );
+    let srv = Server::with_config(&conf, &[]);
+    let mut slow = Raw::connect(srv.nats_port());
+    slow.line();
+    slow.send("CONNECT {\"verbose\":false,\"user\":\"slow\",\"pass\":\"slowpw\"}\r\nPING\r\n");
+    // Give the loop time to read the slow CONNECT and hand its check to a worker.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let mut fast = Raw::connect(srv.nats_port());
+    fast.line();
+    fast.send("CONNECT {\"verbose\":false,\"user\":\"fast\",\"pass\":\"plain\"}\r\nPING\r\n");
+    assert_eq!(fast.line(), "PONG\r\n");
+    // The slow client has had no answer yet...
+    slow.stream
+        .set_read_timeout(Some(std::time::Duration::from_millis(1)))
+        .unwrap();
+    let mut probe = [0u8; 1];
+    let early = std::io::Read::read(&mut slow.stream, &mut probe);
+    assert!(
+        early.is_err(),
+        "the bcrypt client was answered first: {early:?}"
+    );
+    slow.stream.set_read_timeout(Some(common::WAIT)).unwrap();
+    // ... and is served once its check completes, with what it sent after CONNECT.
+    assert_eq!(slow.line(), "PONG\r\n");
+
+    // A wrong password still gets the reference's answer.
+    let mut bad = Raw::connect(srv.nats_port());
+    bad.line();
+    bad.send("CONNECT {\"verbose\":false,\"user\":\"slow\",\"pass\":\"nope\"}\r\nPING\r\n");
+    assert_eq!(bad.line(), "-ERR 'Authorization Violation'\r\n");
+    assert_eq!(bad.read_to_eof(), "");
+    srv.wait_log("authentication error - User \"slow\"");
+}

@@ -281,3 +281,26 @@ fn keep_alive_after_a_refused_upgrade() {
         .expect("then 101");
     assert!(bad < ok, "{text}");
 }
+
+#[test]
+fn trace_names_websocket_clients_by_wid_and_forwarded_ip() {
+    let srv = Server::with_config(common::BASIC_CONF, &["-V"]);
+    let mut ws = RawWs::connect(srv.ws_port(), "X-Forwarded-For: 203.0.113.9\r\n");
+    assert_eq!(ws.status(), 101);
+    ws.frame().unwrap();
+    ws.send(b"CONNECT {\"verbose\":false}\r\nSUB foo 1\r\nPUB foo 2\r\nhi\r\nPING\r\n");
+    ws.read_until("PONG\r\n");
+    let log = srv.wait_log("->> [PONG]");
+    for end in [
+        " - wid:1 - <<- [SUB foo 1]",
+        " - wid:1 - <<- MSG_PAYLOAD: [\"hi\"]",
+        " - wid:1 - ->> [MSG foo 1 2]",
+        " - wid:1 - ->> [PONG]",
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("[TRC] 203.0.113.9/127.0.0.1:") && l.ends_with(end)),
+            "no trace line ending {end:?} in:\n{log}"
+        );
+    }
+}
