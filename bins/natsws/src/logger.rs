@@ -31,6 +31,8 @@ struct Inner {
 struct Logger {
     pid: u32,
     logtime: AtomicBool,
+    /// Debug lines, apart from the max level: `-V` alone traces without debug, as nats-server.
+    debug: AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -40,6 +42,7 @@ fn logger() -> &'static Logger {
     LOGGER.get_or_init(|| Logger {
         pid: std::process::id(),
         logtime: AtomicBool::new(true),
+        debug: AtomicBool::new(false),
         inner: Mutex::new(Inner { file: None }),
     })
 }
@@ -75,8 +78,7 @@ pub(crate) fn configure(settings: &LogSettings) -> io::Result<()> {
         };
     }
     logger.logtime.store(settings.logtime, Ordering::Relaxed);
-    // With trace on, debug is only shown when -D was given too (nats-server keeps them apart),
-    // but log's single max level cannot express "trace without debug"; natsws shows both.
+    logger.debug.store(settings.debug, Ordering::Relaxed);
     log::set_max_level(level);
     Ok(())
 }
@@ -124,6 +126,7 @@ fn level_tag(level: Level) -> &'static str {
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         metadata.level() <= log::max_level()
+            && (metadata.level() != Level::Debug || self.debug.load(Ordering::Relaxed))
     }
 
     fn log(&self, record: &Record<'_>) {

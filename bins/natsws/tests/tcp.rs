@@ -113,6 +113,8 @@ fn trace_logs_the_protocol_as_nats_server_does() {
         );
     }
     assert!(!log.contains("hunter2"), "password in the log:\n{log}");
+    // -V alone traces without debug lines, as nats-server.
+    assert!(!log.contains("[DBG]"), "{log}");
 }
 
 #[test]

@@ -186,6 +186,8 @@ struct Client {
 struct PendingConnect {
     creds: StoredCredentials,
     account_requested: bool,
+    /// [`Broker::auth_epoch`] when authentication started.
+    auth_epoch: u64,
 }
 
 #[derive(Debug)]
@@ -277,6 +279,8 @@ pub struct Broker {
     max_closed_clients: usize,
     start: Instant,
     urls_epoch: u64,
+    /// Bumped by every reload; a parked CONNECT from an older epoch is authenticated again.
+    auth_epoch: u64,
     /// Scratch space for the `MSG` text of the message being routed (reused, never shrinks
     /// past the largest small message).
     rendered: Rendered,
@@ -316,6 +320,7 @@ impl Broker {
             max_closed_clients: DEFAULT_MAX_CLOSED_CLIENTS,
             start: now,
             urls_epoch: 0,
+            auth_epoch: 0,
             rendered: Rendered::default(),
         }
     }
@@ -834,23 +839,29 @@ impl Broker {
             creds: StoredCredentials::new(&creds),
             account_requested: json.account.is_some_and(|a| !a.is_empty())
                 || json.new_account == Some(true),
+            auth_epoch: self.auth_epoch,
         };
         match step {
             AuthStep::Done(res) => self.finish_connect(id, now, res, pending, None),
-            AuthStep::CheckHash(check) if defer => {
-                let event = Event::CheckPassword {
-                    client: id,
-                    check: check.check().clone(),
-                };
-                c.parked = Some(Box::new((check, pending)));
-                self.events.push_back(event);
-            }
+            AuthStep::CheckHash(check) if defer => self.park(id, check, pending),
             AuthStep::CheckHash(check) => {
                 let verified = check.check().verify();
                 let hash = verified.then(|| Box::from(check.check().hash()));
                 self.finish_connect(id, now, finish_hash(check, verified), pending, hash);
             }
         }
+    }
+
+    fn park(&mut self, id: ClientId, check: auth::HashCheck, pending: PendingConnect) {
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
+        let event = Event::CheckPassword {
+            client: id,
+            check: check.check().clone(),
+        };
+        c.parked = Some(Box::new((check, pending)));
+        self.events.push_back(event);
     }
 
     /// Completes a CONNECT parked by [`Event::CheckPassword`] with the comparison's result,
@@ -863,7 +874,36 @@ impl Broker {
         let Some(parked) = c.parked.take() else {
             return;
         };
-        let (check, pending) = *parked;
+        let (mut check, mut pending) = *parked;
+        let epoch = self.auth_epoch;
+        if pending.auth_epoch != epoch {
+            // A reload happened meanwhile: decide with the configuration in force now, reusing
+            // the verdict when the same hash is asked for.
+            pending.auth_epoch = epoch;
+            let Some(c) = self.client(client) else {
+                return;
+            };
+            let step = self.auth.authenticate(
+                c.params.conn_type,
+                &pending.creds.as_credentials(),
+                c.nonce.as_deref(),
+                &c.params.cookies,
+            );
+            match step {
+                AuthStep::Done(res) => {
+                    self.finish_connect(client, now, res, pending, None);
+                    self.reschedule(client);
+                    return;
+                }
+                AuthStep::CheckHash(again) if again.check().hash() == check.check().hash() => {
+                    check = again;
+                }
+                AuthStep::CheckHash(again) => {
+                    self.park(client, again, pending);
+                    return;
+                }
+            }
+        }
         let hash = verified.then(|| Box::from(check.check().hash()));
         self.finish_connect(client, now, finish_hash(check, verified), pending, hash);
         self.reschedule(client);

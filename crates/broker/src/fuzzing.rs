@@ -126,6 +126,8 @@ const SNIPPETS: &[&[u8]] = &[
     b"PONG\r\n",
     b"CONNECT {\"user\":\"u\",\"pass\":\"p\",\"verbose\":false}\r\n",
     b"CONNECT {\"user\":\"u\",\"pass\":\"wrong\"}\r\n",
+    b"CONNECT {\"user\":\"b\",\"pass\":\"pw\",\"verbose\":false}\r\n",
+    b"CONNECT {\"user\":\"b\",\"pass\":\"px\"}\r\n",
     b"PUB _INBOX.x 1\r\nr\r\n",
 ];
 
@@ -163,6 +165,18 @@ pub fn broker_session(data: &[u8]) {
             allowed_connection_types: Vec::new(),
         }];
         config.auth.no_auth_user = Some("u".to_owned());
+    }
+    // Bit 1: protocol tracing, which must trace the same lines for both read patterns.
+    config.trace = data.first().is_some_and(|b| b & 2 == 2);
+    // Bit 2: a bcrypt user whose checks are deferred (cost 4, password "pw").
+    if data.first().is_some_and(|b| b & 4 == 4) {
+        config.defer_password_checks = true;
+        config.auth.users.push(crate::auth::User {
+            username: "b".to_owned(),
+            password: "$2a$04$/uaF/uaF/uaF/uaF/uaF/u2N7gzo/QEuw/MVEoYwm3WiVvsKnqQr6".to_owned(),
+            permissions: None,
+            allowed_connection_types: Vec::new(),
+        });
     }
     let mut now = Instant::now();
     // Two brokers in lockstep: the first gets each read whole (the in-place fast path for
@@ -265,12 +279,35 @@ pub fn broker_session(data: &[u8]) {
             }
         }
         let mut events = [Vec::new(), Vec::new()];
-        for (broker, events) in brokers.iter_mut().zip(&mut events) {
-            while let Some(ev) = broker.poll_event() {
-                events.push(ev);
+        loop {
+            let seen = events[0].len();
+            for (broker, events) in brokers.iter_mut().zip(&mut events) {
+                while let Some(ev) = broker.poll_event() {
+                    events.push(ev);
+                }
+            }
+            assert_eq!(events[0], events[1], "events differ");
+            // Answer password checks as a caller would, then resume the parked client.
+            let checks: Vec<(ClientId, bool)> = events[0]
+                .get(seen..)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|ev| match ev {
+                    Event::CheckPassword { client, check } => Some((*client, check.verify())),
+                    _ => None,
+                })
+                .collect();
+            if checks.is_empty() {
+                break;
+            }
+            for (id, verified) in checks {
+                let bufs = read_bufs.entry(id).or_default();
+                for (broker, buf) in brokers.iter_mut().zip(bufs.iter_mut()) {
+                    broker.password_checked(id, verified, now);
+                    broker.handle_input(id, now, buf);
+                }
             }
         }
-        assert_eq!(events[0], events[1], "events differ");
         for ev in &events[0] {
             if let Event::Closed { client, .. } = ev {
                 assert!(!closed_events.contains(client), "closed twice");
@@ -352,5 +389,47 @@ mod regressions {
         super::broker_session(include_bytes!(
             "../../../fuzz/regressions/broker_session/partial_line_kept_across_reads.bin"
         ));
+    }
+}
+
+#[cfg(test)]
+mod deferred_checks {
+    use super::SNIPPETS;
+
+    fn snippet(text: &[u8]) -> u8 {
+        let idx = SNIPPETS.iter().position(|s| *s == text).unwrap_or(0);
+        u8::try_from(idx).unwrap_or(0)
+    }
+
+    /// Tracing and a deferred bcrypt check, with input after the CONNECT that must wait for the
+    /// verdict: both read patterns trace and resume identically.
+    #[test]
+    fn traced_session_with_a_parked_connect() {
+        for (connect, flags) in [
+            (
+                &b"CONNECT {\"user\":\"b\",\"pass\":\"pw\",\"verbose\":false}\r\n"[..],
+                0b110,
+            ),
+            (&b"CONNECT {\"user\":\"b\",\"pass\":\"px\"}\r\n"[..], 0b110),
+            (
+                &b"CONNECT {\"user\":\"u\",\"pass\":\"p\",\"verbose\":false}\r\n"[..],
+                0b111,
+            ),
+        ] {
+            let script = [
+                flags,
+                // Two standard clients.
+                0x00,
+                0x00,
+                // Client 0: CONNECT, then a SUB and a PING in the same read as more input.
+                0x06,
+                snippet(connect),
+                0x02,
+                17,
+            ];
+            let mut data = script.to_vec();
+            data.extend_from_slice(b"SUB foo 1\r\nPING\r\n");
+            super::broker_session(&data);
+        }
     }
 }

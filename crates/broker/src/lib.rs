@@ -33,6 +33,9 @@
 //! 5. To flush: `outbound(client)` → write → `advance(n)`, then `handle_flushed(client, now)`.
 //! 6. On a configuration reload: `reload(config, now)`, then poll events (it closes clients
 //!    whose credentials no longer authenticate and applies new permissions at once).
+//! 7. With [`Config::defer_password_checks`], [`Event::CheckPassword`] parks a client: run the
+//!    check (on another thread), then `password_checked(client, verified, now)` and feed the
+//!    client's unconsumed input again.
 //!
 //! ```
 //! use std::time::Instant;
@@ -106,6 +109,9 @@
 //!     of the single `authorization { user, password }` on every reload, even an identical one
 //!     (its check consults only the `users` map); [`Broker::reload`] counts the single and the
 //!     websocket user as configured, so a SIGHUP does not disconnect them.
+//! 18. **Trace lines are rebuilt from the parsed operation** ([`Event::Trace`]): runs of spaces
+//!     or tabs between arguments show as one space, where Go prints the argument text as
+//!     received. A line the parser refuses is not traced (Go traces some before refusing).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
 #![deny(

@@ -456,3 +456,69 @@ fn without_deferral_bcrypt_runs_inline() {
         Some(CloseReason::AuthenticationFailure),
     );
 }
+
+#[test]
+fn a_reload_during_a_deferred_check_is_taken_into_account() {
+    // Same configuration again: the verdict stands.
+    let mut sim = Sim::new(bcrypt_users());
+    let c = sim.client();
+    sim.send(
+        c,
+        "CONNECT {\"user\":\"alice\",\"pass\":\"pw\"}\r\nPING\r\n",
+    );
+    sim.broker.reload(bcrypt_users(), sim.now);
+    sim.pump();
+    assert!(
+        sim.closed.is_empty(),
+        "a parked client is not re-checked by the reload itself"
+    );
+    sim.broker.password_checked(c, true, sim.now);
+    sim.resume(c);
+    assert_eq!(sim.take_str(c), "+OK\r\nPONG\r\n");
+    assert_eq!(sim.checks.len(), 1);
+
+    // alice is gone after the reload: refused although her password matched the old hash.
+    let mut sim = Sim::new(bcrypt_users());
+    let c = sim.client();
+    sim.send(
+        c,
+        "CONNECT {\"user\":\"alice\",\"pass\":\"pw\"}\r\nPING\r\n",
+    );
+    let mut without_alice = bcrypt_users();
+    without_alice.auth.users.retain(|u| u.username != "alice");
+    sim.broker.reload(without_alice, sim.now);
+    sim.broker.password_checked(c, true, sim.now);
+    sim.resume(c);
+    assert_eq!(sim.take_str(c), VIOLATION);
+    assert_eq!(
+        sim.closed.get(&c).copied(),
+        Some(CloseReason::AuthenticationFailure)
+    );
+
+    // alice has a new hash: a second check is asked for, and its verdict decides.
+    let mut sim = Sim::new(bcrypt_users());
+    let c = sim.client();
+    sim.send(
+        c,
+        "CONNECT {\"user\":\"alice\",\"pass\":\"pw\"}\r\nPING\r\n",
+    );
+    let mut rehashed = bcrypt_users();
+    let new_hash = bcrypt::hash_with_salt("pw", 4, [9u8; 16])
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoB);
+    for u in &mut rehashed.auth.users {
+        if u.username == "alice" {
+            u.password.clone_from(&new_hash);
+        }
+    }
+    sim.broker.reload(rehashed, sim.now);
+    sim.broker.password_checked(c, true, sim.now);
+    sim.pump();
+    assert_eq!(sim.take_str(c), "");
+    assert_eq!(sim.checks.len(), 2);
+    assert_eq!(sim.checks[1].1.hash(), new_hash);
+    assert!(sim.checks[1].1.verify());
+    sim.broker.password_checked(c, true, sim.now);
+    sim.resume(c);
+    assert_eq!(sim.take_str(c), "+OK\r\nPONG\r\n");
+}

@@ -60,7 +60,7 @@ impl StoredCredentials {
         }
     }
 
-    fn as_credentials(&self) -> Credentials<'_> {
+    pub(super) fn as_credentials(&self) -> Credentials<'_> {
         Credentials {
             user: self.user.as_deref(),
             pass: self.pass.as_deref(),
@@ -127,6 +127,8 @@ impl Broker {
     pub fn reload(&mut self, config: Config, now: Instant) {
         let old_auth = std::mem::replace(&mut self.auth, AuthState::new(&AuthConfig::default()));
         self.set_config(config);
+        // A CONNECT parked for a password check is authenticated again when the check returns.
+        self.auth_epoch += 1;
         for id in self.clients() {
             self.recheck_client(id, &old_auth, now);
         }
@@ -136,6 +138,9 @@ impl Broker {
         let Some(c) = self.client(id) else {
             return;
         };
+        if c.parked.is_some() {
+            return;
+        }
         let connected = match c.phase {
             Phase::Connected => true,
             Phase::AwaitingConnect { .. } => false,
