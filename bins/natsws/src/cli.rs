@@ -294,6 +294,7 @@ Logging Options:
     -VV                              Verbose trace (same as -V: natsws has no system account)
     -DV                              Debug and trace
     -DVV                             Debug and verbose trace
+        --max_traced_msg_len <len>   Maximum printable length for traced messages (default: unlimited)
 
 JetStream Options (accepted, not provided by natsws):
     -js, --jetstream                 Warns that JetStream is not available
