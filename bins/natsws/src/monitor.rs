@@ -804,33 +804,29 @@ fn connz(
     if limit <= 0 {
         limit = 1024;
     }
+    // Connections the broker has closed but whose last bytes are still being written count as
+    // closed: they are not in the closed ring until they are removed.
+    let (open, closing): (Vec<ClientInfo>, Vec<ClientInfo>) = broker
+        .clients()
+        .into_iter()
+        .filter_map(|id| broker.client_info(id, ctx.now))
+        .partition(|c| c.stop.is_none());
+    let closed = closing.into_iter().chain(broker.closed_clients().cloned());
     let mut infos: Vec<ClientInfo> = Vec::new();
     if cid != 0 {
         // 2.9.10: with state=all only closed connections are searched.
         if state == StateFilter::Open {
-            infos.extend(
-                broker
-                    .clients()
-                    .into_iter()
-                    .filter_map(|id| broker.client_info(id, ctx.now))
-                    .filter(|c| c.cid == cid && c.stop.is_none()),
-            );
+            infos.extend(open.into_iter().filter(|c| c.cid == cid));
         } else {
-            infos.extend(broker.closed_clients().filter(|c| c.cid == cid).cloned());
+            infos.extend(closed.filter(|c| c.cid == cid));
         }
         limit = 1;
     } else {
         if state != StateFilter::Closed {
-            infos.extend(
-                broker
-                    .clients()
-                    .into_iter()
-                    .filter_map(|id| broker.client_info(id, ctx.now))
-                    .filter(|c| c.stop.is_none()),
-            );
+            infos.extend(open);
         }
         if state != StateFilter::Open {
-            infos.extend(broker.closed_clients().cloned());
+            infos.extend(closed);
         }
     }
     if !user.is_empty() {
@@ -1161,5 +1157,59 @@ mod tests {
             parse_go_bool("auth", "yes").unwrap_err(),
             "Error decoding boolean for 'auth': strconv.ParseBool: parsing \"yes\": invalid syntax"
         );
+    }
+}
+
+#[cfg(test)]
+mod connz_tests {
+    use super::*;
+    use broker::{ClientParams, CloseReason, ConnectionType};
+
+    fn count(broker: &Broker, ctx: &MonitorCtx<'_>, query: &str) -> Vec<u64> {
+        let resp = connz(&parse_query(query), broker, ctx).unwrap_or_else(|r| r);
+        let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+        v["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["cid"].as_u64().unwrap())
+            .collect()
+    }
+
+    /// A connection the broker closed while its last bytes are still being written is
+    /// reported as closed at once, not missing from both lists until it is removed.
+    #[test]
+    fn closing_connections_are_listed_as_closed() {
+        let settings =
+            crate::settings::from_options(&natsconf::options::Options::default()).unwrap();
+        let now = Instant::now();
+        let mut broker = Broker::new(settings.broker.clone(), now);
+        let addr = "127.0.0.1:5000".parse().unwrap();
+        let params = || ClientParams::new(ConnectionType::Standard, addr);
+        let _a = broker.register_client(now, params());
+        let b = broker.register_client(now, params());
+        let c = broker.register_client(now, params());
+        broker.close_client(b, now, CloseReason::ClientClosed);
+        broker.close_client(c, now, CloseReason::ClientClosed);
+        broker.remove_client(c, now);
+        let bound = Bound::default();
+        let stats = BTreeMap::new();
+        let ctx = MonitorCtx {
+            settings: &settings,
+            bound: &bound,
+            clock: Clock::now(),
+            now,
+            start: now,
+            config_load_time: now,
+            http_req_stats: &stats,
+            healthy: true,
+            rss_bytes: 0,
+            cpu_percent: 0.0,
+        };
+        assert_eq!(count(&broker, &ctx, ""), vec![1]);
+        assert_eq!(count(&broker, &ctx, "state=closed"), vec![2, 3]);
+        assert_eq!(count(&broker, &ctx, "state=all"), vec![1, 2, 3]);
+        assert_eq!(count(&broker, &ctx, "state=closed&cid=2"), vec![2]);
+        assert_eq!(count(&broker, &ctx, "cid=2"), Vec::<u64>::new());
     }
 }

@@ -1146,10 +1146,15 @@ impl Server {
         let mut peer_closed = false;
         let mut failed: Option<ws_codec::ProtocolError> = None;
         let mut queued_control = false;
+        let mut moved = false;
         loop {
             match ws.decoder.decode(&mut c.in_buf, &mut self.inflater) {
-                Ok(Some(ws_codec::Event::Data(data))) => ws.nats_in.extend_from_slice(&data),
-                Ok(Some(ws_codec::Event::Message(m))) => ws.nats_in.extend_from_slice(&m.payload),
+                Ok(Some(ws_codec::Event::Data(data))) => {
+                    moved |= append_stream(&mut ws.nats_in, data);
+                }
+                Ok(Some(ws_codec::Event::Message(m))) => {
+                    moved |= append_stream(&mut ws.nats_in, m.payload);
+                }
                 Ok(Some(ws_codec::Event::Close(_))) => peer_closed = true,
                 Ok(Some(_)) => {}
                 Ok(None) => break,
@@ -1199,6 +1204,10 @@ impl Server {
         if ws.nats_in.is_empty() && ws.nats_in.capacity() > 0 {
             // Idle WebSocket connections must stay cheap (STYLE §4).
             ws.nats_in = BytesMut::new();
+        } else if moved {
+            // A partial operation left in a moved payload would keep the whole read buffer
+            // shared, and the next read would have to allocate a new one: copy the tail out.
+            ws.nats_in = BytesMut::from(&ws.nats_in[..]);
         }
         let log_id = c.log_id.clone();
         if queued_control {
@@ -2076,6 +2085,30 @@ impl Server {
 }
 
 /// Writes a plain byte buffer until it is empty or the socket would block.
+/// Payloads at least this large are moved into the NATS input rather than copied.
+const MOVE_PAYLOAD_BYTES: usize = 4 * 1024;
+
+/// Appends a decoded WebSocket payload to the NATS byte stream. A large payload is a slice of
+/// the read buffer that nothing else holds: when no NATS input is pending it becomes the input
+/// as is, and a continuation of the same buffer is rejoined in O(1), so large messages reach
+/// the broker without a copy.
+/// Returns whether the payload was moved.
+fn append_stream(dst: &mut BytesMut, data: Bytes) -> bool {
+    if data.len() < MOVE_PAYLOAD_BYTES {
+        dst.extend_from_slice(&data);
+        return false;
+    }
+    match data.try_into_mut() {
+        Ok(owned) if dst.is_empty() => *dst = owned,
+        Ok(owned) => dst.unsplit(owned),
+        Err(shared) => {
+            dst.extend_from_slice(&shared);
+            return false;
+        }
+    }
+    true
+}
+
 fn write_buf(transport: &mut Transport, out: &mut BytesMut) -> io::Result<bool> {
     while !out.is_empty() {
         let n = transport.write_vectored(&[IoSlice::new(out)])?;
