@@ -1150,11 +1150,9 @@ impl Server {
         loop {
             match ws.decoder.decode(&mut c.in_buf, &mut self.inflater) {
                 Ok(Some(ws_codec::Event::Data(data))) => {
-                    moved |= append_stream(&mut ws.nats_in, data);
+                    moved |= feed_ws_payload(&mut self.broker, client, now, &mut ws.nats_in, data);
                 }
-                Ok(Some(ws_codec::Event::Message(m))) => {
-                    moved |= append_stream(&mut ws.nats_in, m.payload);
-                }
+                Ok(Some(ws_codec::Event::Message(m))) => ws.nats_in.extend_from_slice(&m.payload),
                 Ok(Some(ws_codec::Event::Close(_))) => peer_closed = true,
                 Ok(Some(_)) => {}
                 Ok(None) => break,
@@ -2088,24 +2086,31 @@ impl Server {
 /// Payloads at least this large are moved into the NATS input rather than copied.
 const MOVE_PAYLOAD_BYTES: usize = 4 * 1024;
 
-/// Appends a decoded WebSocket payload to the NATS byte stream. A large payload is a slice of
-/// the read buffer that nothing else holds: when no NATS input is pending it becomes the input
-/// as is, and a continuation of the same buffer is rejoined in O(1), so large messages reach
-/// the broker without a copy.
-/// Returns whether the payload was moved.
-fn append_stream(dst: &mut BytesMut, data: Bytes) -> bool {
+/// Appends a decoded WebSocket payload to the client's NATS input. A large uncompressed payload
+/// is a slice of the read buffer that nothing else holds: the complete operations already
+/// pending are parsed first, so that it usually becomes the input as is, and it is parsed at
+/// once, so that a 16 KiB message reaches the broker (and, shared, its subscribers) without a
+/// copy. Returns whether the payload was moved.
+fn feed_ws_payload(
+    broker: &mut Broker,
+    client: ClientId,
+    now: Instant,
+    nats_in: &mut BytesMut,
+    data: BytesMut,
+) -> bool {
     if data.len() < MOVE_PAYLOAD_BYTES {
-        dst.extend_from_slice(&data);
+        nats_in.extend_from_slice(&data);
         return false;
     }
-    match data.try_into_mut() {
-        Ok(owned) if dst.is_empty() => *dst = owned,
-        Ok(owned) => dst.unsplit(owned),
-        Err(shared) => {
-            dst.extend_from_slice(&shared);
-            return false;
-        }
+    if !nats_in.is_empty() {
+        broker.handle_input(client, now, nats_in);
     }
+    if nats_in.is_empty() {
+        *nats_in = data;
+    } else {
+        nats_in.unsplit(data);
+    }
+    broker.handle_input(client, now, nats_in);
     true
 }
 

@@ -304,3 +304,61 @@ fn trace_names_websocket_clients_by_wid_and_forwarded_ip() {
         );
     }
 }
+
+/// Large published messages whose NATS operations straddle frame and read boundaries in every
+/// way (the payloads are moved, not copied, into the parser's input) arrive intact and in order.
+#[test]
+fn large_publishes_split_across_frames_and_reads() {
+    use std::io::Write as _;
+    let srv = Server::basic();
+    let mut sub = Raw::connect(srv.nats_port());
+    sub.line();
+    sub.send("CONNECT {\"verbose\":false}\r\nSUB big 1\r\nPING\r\n");
+    sub.read_until("PONG\r\n");
+    let mut ws = RawWs::connect(srv.ws_port(), "");
+    ws.frame().unwrap();
+    ws.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+    ws.read_until("PONG\r\n");
+
+    let sizes = [20_000usize, 4_096, 70_000, 5, 16_384, 9_000];
+    let mut stream = Vec::new();
+    let mut payloads = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let payload: Vec<u8> = (0..*size)
+            .map(|j| b'a' + ((i * 7 + j) % 26) as u8)
+            .collect();
+        stream.extend_from_slice(format!("PUB big {size}\r\n").as_bytes());
+        stream.extend_from_slice(&payload);
+        stream.extend_from_slice(b"\r\n");
+        payloads.push(payload);
+    }
+    // Frames of uneven sizes, from a few bytes to more than one operation.
+    let mut wire = Vec::new();
+    let cuts = [3usize, 6_000, 15_000, 40_000, 4_500, 77, 30_000, 9_999];
+    let (mut at, mut k) = (0, 0);
+    while at < stream.len() {
+        let n = cuts[k % cuts.len()].min(stream.len() - at);
+        wire.extend(common::masked_frame(2, &stream[at..at + n]));
+        at += n;
+        k += 1;
+    }
+    // Written in pieces that split frame headers and payloads, with pauses so that the server
+    // reads them separately.
+    let pieces = [1usize, 5_000, 2, 33_333, 12_000, 7];
+    let (mut at, mut k) = (0, 0);
+    while at < wire.len() {
+        let n = pieces[k % pieces.len()].min(wire.len() - at);
+        ws.stream.write_all(&wire[at..at + n]).unwrap();
+        ws.stream.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        at += n;
+        k += 1;
+    }
+    for payload in &payloads {
+        assert_eq!(sub.line(), format!("MSG big 1 {}\r\n", payload.len()));
+        let mut body = vec![0u8; payload.len() + 2];
+        std::io::Read::read_exact(&mut sub.reader, &mut body).unwrap();
+        assert_eq!(&body[..payload.len()], &payload[..]);
+        assert_eq!(&body[payload.len()..], b"\r\n");
+    }
+}

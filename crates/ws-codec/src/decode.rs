@@ -150,8 +150,11 @@ pub struct Message {
 /// What the decoder found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// [`Delivery::Stream`]: the next bytes of the data stream (never empty).
-    Data(Bytes),
+    /// [`Delivery::Stream`]: the next bytes of the data stream (never empty). Uncompressed
+    /// payload is unmasked in place and split off the caller's read buffer, so it arrives
+    /// without a copy; as a `BytesMut` it can become, or be appended to, the consumer's own
+    /// input buffer (`BytesMut::unsplit` rejoins adjacent pieces in O(1)).
+    Data(BytesMut),
     /// [`Delivery::Message`]: one complete message.
     Message(Message),
     /// A ping. A pong with the same payload is now waiting in [`Decoder::poll_reply`].
@@ -503,7 +506,7 @@ impl Decoder {
             return Ok(if chunk.is_empty() {
                 Step::Continue
             } else {
-                Step::Event(Event::Data(chunk.freeze()))
+                Step::Event(Event::Data(chunk))
             });
         }
         let whole_message_here = fin
@@ -565,7 +568,7 @@ impl Decoder {
         };
         match self.config.delivery {
             Delivery::Stream if payload.is_empty() => Ok(Step::Continue),
-            Delivery::Stream => Ok(Step::Event(Event::Data(payload))),
+            Delivery::Stream => Ok(Step::Event(Event::Data(BytesMut::from(payload)))),
             Delivery::Message => {
                 if open.kind == MessageKind::Text && std::str::from_utf8(&payload).is_err() {
                     return Err(ProtocolError::InvalidUtf8);

@@ -69,9 +69,7 @@ pub fn run(config: DecoderConfig, chunks: &[&[u8]]) -> Outcome {
 
 fn push_event(events: &mut Vec<Event>, event: Event) {
     if let (Some(Event::Data(prev)), Event::Data(next)) = (events.last_mut(), &event) {
-        let mut joined = BytesMut::from(&prev[..]);
-        joined.extend_from_slice(next);
-        *prev = joined.freeze();
+        prev.extend_from_slice(next);
         return;
     }
     events.push(event);
@@ -158,7 +156,7 @@ fn reencode(config: DecoderConfig, events: &[Event], selector: u8) {
     let mut expect = Vec::new();
     for event in events {
         let (kind, payload) = match event {
-            Event::Data(data) => (None, data.clone()),
+            Event::Data(data) => (None, data.clone().freeze()),
             Event::Message(msg) => (Some(msg.kind), msg.payload.clone()),
             _ => continue,
         };

@@ -30,7 +30,7 @@
 //! let mut decoder = Decoder::new(DecoderConfig::server());
 //! let mut inflater = Inflater::new();
 //! let event = decoder.decode(&mut src, &mut inflater).unwrap();
-//! assert_eq!(event, Some(Event::Data(Bytes::from_static(b"Hello"))));
+//! assert_eq!(event, Some(Event::Data(BytesMut::from(&b"Hello"[..]))));
 //! assert_eq!(decoder.decode(&mut src, &mut inflater).unwrap(), None);
 //!
 //! // Frame the pending output of one flush; `out` is ready for a vectored write.

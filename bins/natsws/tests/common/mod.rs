@@ -331,22 +331,30 @@ impl RawWs {
     }
 
     pub(crate) fn send_frame(&mut self, opcode: u8, data: &[u8]) {
-        let key = [0x12u8, 0x34, 0x56, 0x78];
-        let mut frame = vec![0x80 | opcode];
-        if data.len() < 126 {
-            frame.push(0x80 | data.len() as u8);
-        } else if data.len() < 65536 {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(data.len() as u16).to_be_bytes());
-        } else {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(data.len() as u64).to_be_bytes());
-        }
-        frame.extend_from_slice(&key);
-        frame.extend(data.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        let frame = masked_frame(opcode, data);
         self.stream.write_all(&frame).expect("send frame");
     }
+}
 
+/// A final, masked client frame.
+pub(crate) fn masked_frame(opcode: u8, data: &[u8]) -> Vec<u8> {
+    let key = [0x12u8, 0x34, 0x56, 0x78];
+    let mut frame = vec![0x80 | opcode];
+    if data.len() < 126 {
+        frame.push(0x80 | data.len() as u8);
+    } else if data.len() < 65536 {
+        frame.push(0x80 | 126);
+        frame.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    } else {
+        frame.push(0x80 | 127);
+        frame.extend_from_slice(&(data.len() as u64).to_be_bytes());
+    }
+    frame.extend_from_slice(&key);
+    frame.extend(data.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    frame
+}
+
+impl RawWs {
     fn fill(&mut self, want: usize) -> bool {
         let mut chunk = [0u8; 16384];
         while self.buf.len() < want {

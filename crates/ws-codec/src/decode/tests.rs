@@ -48,7 +48,7 @@ fn compress(data: &[u8]) -> Vec<u8> {
 }
 
 fn data(bytes: &[u8]) -> Event {
-    Event::Data(Bytes::copy_from_slice(bytes))
+    Event::Data(BytesMut::from(bytes))
 }
 
 fn concat(frames: &[Vec<u8>]) -> Vec<u8> {
