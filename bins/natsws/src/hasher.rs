@@ -7,12 +7,13 @@
 //! use, which send the result back and wake the poll through a [`mio::Waker`].
 //!
 //! Memory stays bounded: a parked client has at most one check queued (the broker parses
-//! nothing more from it), and a check whose client's auth deadline has passed is dropped
-//! unrun, since the broker has closed that client with `Authentication Timeout` by then.
+//! nothing more from it). Every check gets a verdict, in submission order, unless its
+//! connection went away first: the loop then raises the check's cancel flag and the workers
+//! skip it, so a flood of CONNECTs from clients that hang up costs no bcrypt runs.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use broker::ClientId;
 use broker::auth::PasswordCheck;
@@ -30,7 +31,7 @@ pub(crate) struct Verdict {
 struct Job {
     client: ClientId,
     check: PasswordCheck,
-    deadline: Instant,
+    cancelled: Arc<AtomicBool>,
 }
 
 /// The worker pool and its result channel.
@@ -61,12 +62,14 @@ impl Hasher {
         }
     }
 
-    /// Queues a check; it is dropped unrun once `deadline` has passed.
-    pub(crate) fn submit(&mut self, client: ClientId, check: PasswordCheck, deadline: Instant) {
+    /// Queues a check. Storing `true` in the returned flag withdraws it (the connection is
+    /// gone); otherwise a [`Verdict`] follows.
+    pub(crate) fn submit(&mut self, client: ClientId, check: PasswordCheck) -> Arc<AtomicBool> {
+        let cancelled = Arc::new(AtomicBool::new(false));
         let job = Job {
             client,
             check,
-            deadline,
+            cancelled: Arc::clone(&cancelled),
         };
         let jobs = self.jobs.get_or_insert_with(|| {
             start_workers(Arc::clone(&self.waker), self.verdicts_tx.clone())
@@ -82,6 +85,7 @@ impl Hasher {
             });
             let _ = self.waker.wake();
         }
+        cancelled
     }
 
     /// The next finished check, if any.
@@ -121,7 +125,7 @@ fn worker(jobs: &Mutex<Receiver<Job>>, waker: &mio::Waker, verdicts: &Sender<Ver
                 Err(_) => return,
             }
         };
-        if Instant::now() > job.deadline {
+        if job.cancelled.load(Ordering::Relaxed) {
             continue;
         }
         let verified = job.check.verify();

@@ -811,7 +811,12 @@ fn connz(
         .into_iter()
         .filter_map(|id| broker.client_info(id, ctx.now))
         .partition(|c| c.stop.is_none());
-    let closed = closing.into_iter().chain(broker.closed_clients().cloned());
+    // With `max_closed_clients: 0` nothing closed is listed, not even these.
+    let keep_closed = ctx.settings.max_closed_clients > 0;
+    let closed = closing
+        .into_iter()
+        .filter(|_| keep_closed)
+        .chain(broker.closed_clients().cloned());
     let mut infos: Vec<ClientInfo> = Vec::new();
     if cid != 0 {
         // 2.9.10: with state=all only closed connections are searched.

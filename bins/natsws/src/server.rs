@@ -40,9 +40,6 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 const MAX_HTTP_HEAD_BYTES: usize = 16 * 1024;
 /// Idle HTTP keep-alive connections are closed after this long.
 const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a password check may wait for a worker when the client has no auth deadline (a
-/// repeated CONNECT).
-const PASSWORD_CHECK_LIMIT: Duration = Duration::from_secs(10);
 /// Stop reading from a client whose own output queue is above this many bytes.
 const READ_PAUSE_PENDING_BYTES: usize = 4 * 1024 * 1024;
 
@@ -108,8 +105,9 @@ struct Conn {
     /// TLS handshake or HTTP idle deadline.
     deadline: Option<Instant>,
     read_paused: bool,
-    /// The broker parked this client's CONNECT for a password check: do not read.
-    auth_parked: bool,
+    /// The broker parked this client's CONNECT for a password check: do not read. Storing
+    /// `true` withdraws the check.
+    auth_parked: Option<Arc<std::sync::atomic::AtomicBool>>,
     log_id: String,
     close_reason: Option<CloseReason>,
 }
@@ -190,10 +188,17 @@ fn is_any_host(host: &str) -> bool {
 /// dual-stack socket, as Go's `net.Listen` does for nats-server; where IPv6 is unavailable
 /// it falls back to IPv4 only.
 fn bind(host: &str, port: u16) -> io::Result<TcpListener> {
-    if is_any_host(host)
-        && let Ok(l) = bind_dual_stack(port)
-    {
-        return Ok(l);
+    if is_any_host(host) {
+        match bind_dual_stack(port) {
+            Ok(l) => return Ok(l),
+            // No IPv6 on this machine: listen on IPv4 only.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)
+                ) => {}
+            Err(e) => return Err(e),
+        }
     }
     let addr: SocketAddr = (host, port)
         .to_socket_addrs()?
@@ -674,7 +679,7 @@ impl Server {
             write_failed: false,
             deadline: None,
             read_paused: false,
-            auth_parked: false,
+            auth_parked: None,
             log_id: String::new(),
             close_reason: None,
         });
@@ -811,7 +816,7 @@ impl Server {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        if c.closing || c.read_paused || c.auth_parked {
+        if c.closing || c.read_paused || c.auth_parked.is_some() {
             return;
         }
         if matches!(c.kind, Kind::WsHandshake { .. })
@@ -1150,9 +1155,12 @@ impl Server {
         loop {
             match ws.decoder.decode(&mut c.in_buf, &mut self.inflater) {
                 Ok(Some(ws_codec::Event::Data(data))) => {
-                    moved |= feed_ws_payload(&mut self.broker, client, now, &mut ws.nats_in, data);
+                    moved = feed_ws_payload(&mut self.broker, client, now, &mut ws.nats_in, data);
                 }
-                Ok(Some(ws_codec::Event::Message(m))) => ws.nats_in.extend_from_slice(&m.payload),
+                Ok(Some(ws_codec::Event::Message(m))) => {
+                    ws.nats_in.extend_from_slice(&m.payload);
+                    moved = false;
+                }
                 Ok(Some(ws_codec::Event::Close(_))) => peer_closed = true,
                 Ok(Some(_)) => {}
                 Ok(None) => break,
@@ -1204,7 +1212,8 @@ impl Server {
             ws.nats_in = BytesMut::new();
         } else if moved {
             // A partial operation left in a moved payload would keep the whole read buffer
-            // shared, and the next read would have to allocate a new one: copy the tail out.
+            // shared, and the next read would have to allocate a new one: copy the tail out
+            // (at most one read's worth; later pieces are appended to this copy).
             ws.nats_in = BytesMut::from(&ws.nats_in[..]);
         }
         let log_id = c.log_id.clone();
@@ -1456,16 +1465,11 @@ impl Server {
                     }
                 }
                 Event::CheckPassword { client, check } => {
-                    let deadline = self
-                        .broker
-                        .auth_deadline(client)
-                        .unwrap_or(now + PASSWORD_CHECK_LIMIT);
                     if let Some(key) = self.conn_of(client)
                         && let Some(c) = self.conns.get_mut(key)
                     {
-                        c.auth_parked = true;
+                        c.auth_parked = Some(self.hasher.submit(client, check));
                     }
-                    self.hasher.submit(client, check, deadline);
                 }
                 Event::AuthFailed { client, detail } => {
                     if let Some(key) = self.conn_of(client)
@@ -1487,10 +1491,12 @@ impl Server {
     fn password_verdicts(&mut self, now: Instant) {
         while let Some(v) = self.hasher.poll() {
             self.broker.password_checked(v.client, v.verified, now);
+            // After a reload the broker may have asked for another check instead.
             if let Some(key) = self.conn_of(v.client)
+                && !self.broker.is_parked(v.client)
                 && let Some(c) = self.conns.get_mut(key)
             {
-                c.auth_parked = false;
+                c.auth_parked = None;
                 // Parse what arrived with the CONNECT, then read what came meanwhile.
                 self.process_input(key, now);
                 self.queue_ready(key);
@@ -1700,6 +1706,9 @@ impl Server {
                 continue;
             }
             let mut c = self.conns.remove(key);
+            if let Some(check) = &c.auth_parked {
+                check.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             if !c.write_failed {
                 c.transport.send_close_notify();
             }
@@ -2090,7 +2099,8 @@ const MOVE_PAYLOAD_BYTES: usize = 4 * 1024;
 /// is a slice of the read buffer that nothing else holds: the complete operations already
 /// pending are parsed first, so that it usually becomes the input as is, and it is parsed at
 /// once, so that a 16 KiB message reaches the broker (and, shared, its subscribers) without a
-/// copy. Returns whether the payload was moved.
+/// copy. Returns whether the input is now such a moved slice (it then shares the read buffer's
+/// allocation); any other append copies, and the input is then a buffer of its own.
 fn feed_ws_payload(
     broker: &mut Broker,
     client: ClientId,
@@ -2098,18 +2108,14 @@ fn feed_ws_payload(
     nats_in: &mut BytesMut,
     data: BytesMut,
 ) -> bool {
-    if data.len() < MOVE_PAYLOAD_BYTES {
+    if data.len() >= MOVE_PAYLOAD_BYTES && !nats_in.is_empty() {
+        broker.handle_input(client, now, nats_in);
+    }
+    if data.len() < MOVE_PAYLOAD_BYTES || !nats_in.is_empty() {
         nats_in.extend_from_slice(&data);
         return false;
     }
-    if !nats_in.is_empty() {
-        broker.handle_input(client, now, nats_in);
-    }
-    if nats_in.is_empty() {
-        *nats_in = data;
-    } else {
-        nats_in.unsplit(data);
-    }
+    *nats_in = data;
     broker.handle_input(client, now, nats_in);
     true
 }

@@ -861,7 +861,11 @@ impl Broker {
             check: check.check().clone(),
         };
         c.parked = Some(Box::new((check, pending)));
+        // The CONNECT arrived in time: as nats-server's processConnect, stop the auth timer
+        // before the (slow) password comparison.
+        c.auth_deadline = None;
         self.events.push_back(event);
+        self.reschedule(id);
     }
 
     /// Completes a CONNECT parked by [`Event::CheckPassword`] with the comparison's result,
@@ -913,13 +917,6 @@ impl Broker {
     #[must_use]
     pub fn is_parked(&self, client: ClientId) -> bool {
         self.client(client).is_some_and(|c| c.parked.is_some())
-    }
-
-    /// When the client is closed for not authenticating in time, if that timer runs (a parked
-    /// check that finishes later is moot).
-    #[must_use]
-    pub fn auth_deadline(&self, client: ClientId) -> Option<Instant> {
-        self.client(client).and_then(|c| c.auth_deadline)
     }
 
     /// The part of CONNECT processing after authentication.

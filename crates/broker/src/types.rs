@@ -252,7 +252,8 @@ pub enum Event {
     /// The client's CONNECT needs a bcrypt comparison (only with
     /// [`crate::Config::defer_password_checks`]). The client is parked: `handle_input`
     /// consumes none of its input until [`crate::Broker::password_checked`] is called with the
-    /// result of [`crate::auth::PasswordCheck::verify`]. The auth timeout keeps running.
+    /// result of [`crate::auth::PasswordCheck::verify`]. The auth timer stops, as nats-server
+    /// stops it when a CONNECT arrives.
     CheckPassword {
         /// The client.
         client: ClientId,

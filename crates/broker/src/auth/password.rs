@@ -55,12 +55,18 @@ impl AuthOutcome {
     }
 }
 
-/// An authentication waiting only for a bcrypt comparison.
-#[derive(Debug)]
+/// An authentication waiting only for a bcrypt comparison. `Debug` shows nothing of the
+/// prepared results (the identity may be the presented token).
 pub struct HashCheck {
     check: PasswordCheck,
     success: Authenticated,
     failure: AuthError,
+}
+
+impl fmt::Debug for HashCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HashCheck").finish_non_exhaustive()
+    }
 }
 
 impl HashCheck {
@@ -81,7 +87,7 @@ impl HashCheck {
 }
 
 /// A bcrypt hash and the password a client presented. `Debug` shows neither.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PasswordCheck {
     hash: String,
     password: String,

@@ -22,6 +22,7 @@
 //!    "<sid>")'` and an [`Event::SubscriptionRemoved`] for the log. The reference walks a Go
 //!    map (random order); here the order is by sid.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Instant;
 
@@ -29,9 +30,8 @@ use bytes::Bytes;
 
 use super::{Broker, Phase, SubKey};
 use crate::Config;
-use crate::auth::{self, AuthConfig};
-use crate::authseam::{AuthState, Credentials};
-use crate::authseam::{AuthStep, finish_hash};
+use crate::auth::{self, AuthConfig, PasswordCheck};
+use crate::authseam::{AuthState, AuthStep, Credentials, finish_hash};
 use crate::types::{CloseReason, Event};
 
 /// The CONNECT credentials kept for re-authentication on reload. Bounded by the CONNECT line
@@ -129,16 +129,27 @@ impl Broker {
         self.set_config(config);
         // A CONNECT parked for a password check is authenticated again when the check returns.
         self.auth_epoch += 1;
+        // The clients of one user normally present one password: one bcrypt run per distinct
+        // (hash, password) in a reload, not one per client.
+        let mut verdicts: HashMap<PasswordCheck, bool> = HashMap::new();
         for id in self.clients() {
-            self.recheck_client(id, &old_auth, now);
+            self.recheck_client(id, &old_auth, &mut verdicts, now);
         }
     }
 
-    fn recheck_client(&mut self, id: super::ClientId, old_auth: &AuthState, now: Instant) {
+    fn recheck_client(
+        &mut self,
+        id: super::ClientId,
+        old_auth: &AuthState,
+        verdicts: &mut HashMap<PasswordCheck, bool>,
+        now: Instant,
+    ) {
         let Some(c) = self.client(id) else {
             return;
         };
-        if c.parked.is_some() {
+        if c.parked.is_some() && c.phase != Phase::Connected {
+            // Its pending CONNECT is authenticated against this configuration when the check
+            // returns.
             return;
         }
         let connected = match c.phase {
@@ -193,7 +204,10 @@ impl Broker {
                 // The same hash already verified this client's stored password: no need to
                 // spend another bcrypt run (one per client per reload adds up).
                 let known = c.verified_hash.as_deref() == Some(pending.check().hash());
-                let ok = known || pending.check().verify();
+                let ok = known
+                    || *verdicts
+                        .entry(pending.check().clone())
+                        .or_insert_with(|| pending.check().verify());
                 if ok {
                     verified_hash = Some(Box::from(pending.check().hash()));
                 }
