@@ -109,6 +109,8 @@ struct Conn {
     /// `true` withdraws the check.
     auth_parked: Option<Arc<std::sync::atomic::AtomicBool>>,
     log_id: String,
+    /// `log_id` carries the client's CONNECT name.
+    log_named: bool,
     close_reason: Option<CloseReason>,
 }
 
@@ -680,6 +682,7 @@ impl Server {
             deadline: None,
             read_paused: false,
             auth_parked: None,
+            log_named: false,
             log_id: String::new(),
             close_reason: None,
         });
@@ -1439,23 +1442,7 @@ impl Server {
                     }
                     self.schedule_reap(key, now, reason.flushes());
                 }
-                Event::Connected(client) => {
-                    if let Some(key) = self.conn_of(client)
-                        && let Some(info) = self.broker.client_info(client, now)
-                        && let Some(c) = self.conns.get_mut(key)
-                    {
-                        // The reference's `v<version>:<lang>:<name>`, leaving out empty parts.
-                        let mut parts: Vec<String> = Vec::new();
-                        if !info.version.is_empty() {
-                            parts.push(format!("v{}", info.version));
-                        }
-                        parts.extend([info.lang, info.name].into_iter().filter(|s| !s.is_empty()));
-                        if !parts.is_empty() {
-                            let ncs = broker::auth::go_quote(parts.join(":").as_bytes());
-                            c.log_id = format!("{} - {ncs}", c.log_id);
-                        }
-                    }
-                }
+                Event::Connected(client) => self.name_in_log(client, now),
                 Event::SubscriptionRemoved { detail, .. } => log::info!("{detail}"),
                 Event::Trace { client, line } => {
                     if let Some(key) = self.conn_of(client)
@@ -1472,18 +1459,48 @@ impl Server {
                     }
                 }
                 Event::AuthFailed { client, detail } => {
+                    // nats-server names the client from its CONNECT before authenticating it.
+                    self.name_in_log(client, now);
                     if let Some(key) = self.conn_of(client)
                         && let Some(c) = self.conns.get(key)
                     {
+                        // `detail` is the whole reference text ("authentication error - User
+                        // \"bob\"").
                         if detail.is_empty() {
                             log::error!("{} - authentication error", c.log_id);
                         } else {
-                            log::error!("{} - authentication error - {detail}", c.log_id);
+                            log::error!("{} - {detail}", c.log_id);
                         }
                     }
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Appends nats-server's `"v<version>:<lang>:<name>"` (empty parts left out) to the
+    /// client's log prefix once its CONNECT has been read.
+    fn name_in_log(&mut self, client: ClientId, now: Instant) {
+        let Some(key) = self.conn_of(client) else {
+            return;
+        };
+        if self.conns.get(key).is_none_or(|c| c.log_named) {
+            return;
+        }
+        let Some(info) = self.broker.client_info(client, now) else {
+            return;
+        };
+        let mut parts: Vec<String> = Vec::new();
+        if !info.version.is_empty() {
+            parts.push(format!("v{}", info.version));
+        }
+        parts.extend([info.lang, info.name].into_iter().filter(|s| !s.is_empty()));
+        if let Some(c) = self.conns.get_mut(key)
+            && !parts.is_empty()
+        {
+            let ncs = broker::auth::go_quote(parts.join(":").as_bytes());
+            c.log_id = format!("{} - {ncs}", c.log_id);
+            c.log_named = true;
         }
     }
 

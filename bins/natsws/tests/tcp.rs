@@ -165,8 +165,11 @@ fn bcrypt_checks_do_not_stall_other_clients() {
     // A wrong password still gets the reference's answer.
     let mut bad = Raw::connect(srv.nats_port());
     bad.line();
-    bad.send("CONNECT {\"verbose\":false,\"user\":\"slow\",\"pass\":\"nope\"}\r\nPING\r\n");
+    bad.send(
+        "CONNECT {\"verbose\":false,\"user\":\"slow\",\"pass\":\"nope\",\"lang\":\"py\",\"version\":\"1.0\",\"name\":\"me\"}\r\nPING\r\n",
+    );
     assert_eq!(bad.line(), "-ERR 'Authorization Violation'\r\n");
     assert_eq!(bad.read_to_eof(), "");
-    srv.wait_log("authentication error - User \"slow\"");
+    // As nats-server: the client is named from its CONNECT in the failure line.
+    srv.wait_log(" - cid:3 - \"v1.0:py:me\" - authentication error - User \"slow\"");
 }

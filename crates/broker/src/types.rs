@@ -242,7 +242,8 @@ pub enum Event {
     },
     /// A CONNECT was accepted (for the debug log).
     Connected(ClientId),
-    /// Authentication failed; `detail` is the log text (`User "bob"`), never a secret.
+    /// Authentication failed; `detail` is the reference's whole log text
+    /// (`authentication error - User "bob"`), never a secret.
     AuthFailed {
         /// The client.
         client: ClientId,
