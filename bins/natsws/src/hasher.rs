@@ -7,9 +7,10 @@
 //! use, which send the result back and wake the poll through a [`mio::Waker`].
 //!
 //! Memory stays bounded: a parked client has at most one check queued (the broker parses
-//! nothing more from it). Every check gets a verdict, in submission order, unless its
-//! connection went away first: the loop then raises the check's cancel flag and the workers
-//! skip it, so a flood of CONNECTs from clients that hang up costs no bcrypt runs.
+//! nothing more from it). Every check gets a verdict (checks start in submission order and run
+//! in parallel) unless its connection closed first: the loop then raises the check's cancel
+//! flag and the workers skip it, so a flood of CONNECTs from clients that hang up costs no
+//! bcrypt runs.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};

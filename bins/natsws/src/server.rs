@@ -1400,6 +1400,10 @@ impl Server {
 
     fn schedule_reap(&mut self, key: usize, now: Instant, flush: bool) {
         if let Some(c) = self.conns.get_mut(key) {
+            if let Some(check) = &c.auth_parked {
+                // Closing: its password check is moot.
+                check.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             if !c.closing {
                 c.closing = true;
                 self.to_reap.push(key);
