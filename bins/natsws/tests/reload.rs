@@ -10,22 +10,7 @@ fn conf_with(ws_port: u16, ws_extra: &str, top_extra: &str) -> String {
 }
 
 fn reload(srv: &Server, conf: &str, n: usize) {
-    std::fs::write(srv.dir.join("server.conf"), conf).unwrap();
-    srv.signal("HUP");
-    let deadline = std::time::Instant::now() + common::WAIT;
-    loop {
-        let log = srv.log_text();
-        let done = log.matches("Reloaded server configuration").count()
-            + log.matches("Failed to reload server configuration").count();
-        if done >= n {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no reload result in log:\n{log}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    srv.reload(conf, n);
 }
 
 #[test]
@@ -220,4 +205,41 @@ fn lowering_max_connections_closes_the_newest_clients() {
     );
     old.send("PING\r\n");
     old.read_until("PONG");
+}
+
+/// `token_cookie` and `same_origin` change with a reload like every other websocket property.
+#[test]
+fn reload_cookies_and_same_origin() {
+    let port = free_port();
+    let auth = "authorization { token: \"one\" }";
+    let srv = Server::with_config(&conf_with(port, auth, ""), &[]);
+    let connect_with_cookie = || -> String {
+        let mut ws = RawWs::connect(port, "Cookie: other=1; tok=one\r\n");
+        assert_eq!(ws.status(), 101, "{}", ws.response);
+        ws.read_until("INFO ");
+        ws.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+        ws.read_until("\r\n")
+    };
+    // Without token_cookie the cookie is ignored.
+    assert!(connect_with_cookie().contains("Authorization Violation"));
+    reload(
+        &srv,
+        &conf_with(port, &format!("{auth}\n  token_cookie: \"tok\""), ""),
+        1,
+    );
+    assert!(connect_with_cookie().contains("PONG"));
+
+    // same_origin: an upgrade from another origin is refused after the reload, not before.
+    let foreign = "Origin: http://elsewhere.example\r\n";
+    assert_eq!(RawWs::connect(port, foreign).status(), 101);
+    reload(
+        &srv,
+        &conf_with(port, &format!("{auth}\n  same_origin: true"), ""),
+        2,
+    );
+    assert_eq!(RawWs::connect(port, foreign).status(), 403);
+    let own = format!("Origin: http://127.0.0.1:{port}\r\n");
+    assert_eq!(RawWs::connect(port, &own).status(), 101);
+    // And the cookie is ignored again, since token_cookie is gone.
+    assert!(connect_with_cookie().contains("Authorization Violation"));
 }

@@ -220,3 +220,38 @@ fn wss_verify_requires_client_certificate() {
         }
     });
 }
+
+/// A SIGHUP picks up new wss certificate material: after the reload, new connections are
+/// served the certificate of the second CA only.
+#[test]
+fn reload_replaces_the_wss_certificate() {
+    let (first, second) = (make_pki(), make_pki());
+    let conf = |pki: &Pki| {
+        format!(
+            "listen: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", tls {{ cert_file: \"{c}\", key_file: \"{k}\" }} }}\n",
+            c = pki.path("server.pem"),
+            k = pki.path("server-key.pem")
+        )
+    };
+    let srv = Server::with_config(&conf(&first), &[]);
+    let port = srv.ws_port();
+    let trusts = |ca: String| -> bool {
+        run_async(async move {
+            async_nats::ConnectOptions::new()
+                .add_root_certificates(ca.into())
+                .connect(format!("wss://localhost:{port}"))
+                .await
+                .is_ok()
+        })
+    };
+    assert!(trusts(first.path("ca.pem")));
+    assert!(!trusts(second.path("ca.pem")));
+    srv.reload(&conf(&second), 1);
+    assert!(
+        srv.log_text().contains("Reloaded server configuration"),
+        "{}",
+        srv.log_text()
+    );
+    assert!(trusts(second.path("ca.pem")));
+    assert!(!trusts(first.path("ca.pem")));
+}

@@ -155,6 +155,24 @@ impl Server {
         }
     }
 
+    /// Writes `conf` over the server's config file, sends SIGHUP and waits until the log
+    /// shows `n` reload outcomes (successful or failed) in all.
+    pub(crate) fn reload(&self, conf: &str, n: usize) {
+        std::fs::write(self.dir.join("server.conf"), conf).unwrap();
+        self.signal("HUP");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let log = self.log_text();
+            let done = log.matches("Reloaded server configuration").count()
+                + log.matches("Failed to reload server configuration").count();
+            if done >= n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no reload result in log:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub(crate) fn signal(&self, sig: &str) {
         let status = Command::new("kill")
             .arg(format!("-{sig}"))
@@ -426,14 +444,12 @@ impl RawWs {
 }
 
 /// Runs an async block on a fresh current-thread runtime, bounded by [`WAIT`].
-pub(crate) fn run_async<F: Future<Output = ()>>(fut: F) {
+pub(crate) fn run_async<T, F: Future<Output = T>>(fut: F) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async move {
-        tokio::time::timeout(WAIT, fut).await.expect("timed out");
-    });
+    rt.block_on(async move { tokio::time::timeout(WAIT, fut).await.expect("timed out") })
 }
 
 /// A port that was free a moment ago.
