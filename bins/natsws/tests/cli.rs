@@ -288,3 +288,33 @@ fn ports_file_lists_interface_addresses_for_the_any_address() {
         assert!(body.contains("\"ip\": \"127.0.0.1\""), "{body}");
     }
 }
+
+/// Every `--signal` command reaches the server through its pid file.
+#[test]
+fn signal_commands_through_the_pid_file() {
+    let dir = temp_dir("signals");
+    let pid_file = dir.join("natsws.pid").to_string_lossy().into_owned();
+    let conf = format!("{}pid_file: \"{pid_file}\"\n", common::BASIC_CONF);
+    let signal = |cmd: &str| {
+        let (code, _, err) = run(&["--signal", &format!("{cmd}={pid_file}")]);
+        assert_eq!(code, 0, "{cmd}: {err}");
+    };
+    let mut srv = Server::with_config(&conf, &[]);
+    signal("reload");
+    srv.wait_log("Reloaded server configuration");
+    signal("reopen");
+    srv.wait_log("File log re-opened");
+    signal("stop");
+    // SIGKILL: no exit code at all.
+    assert_eq!(srv.wait_exit(), -1);
+
+    // Lame duck with no clients left ends at once, cleanly.
+    let mut srv = Server::with_config(&conf, &[]);
+    signal("ldm");
+    srv.wait_log("Entering lame duck mode");
+    assert_eq!(srv.wait_exit(), 0);
+
+    let mut srv = Server::with_config(&conf, &[]);
+    signal("term");
+    assert_eq!(srv.wait_exit(), 1);
+}
