@@ -255,3 +255,64 @@ fn reload_replaces_the_wss_certificate() {
     assert!(trusts(second.path("ca.pem")));
     assert!(!trusts(first.path("ca.pem")));
 }
+
+/// One HTTPS GET (Connection: close) trusting `ca`: (status line, body).
+fn https_get(ca: &str, port: u16, path: &str) -> (String, String) {
+    use rustls::pki_types::pem::PemObject as _;
+    use std::io::{Read as _, Write as _};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(common::WAIT)).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    write!(
+        tls,
+        "GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    )
+}
+
+/// The monitoring endpoints over https, with the server's TLS block; the ports file says so.
+#[test]
+fn https_monitoring() {
+    let pki = make_pki();
+    let conf = format!(
+        "listen: \"127.0.0.1:-1\"\nhttps: \"127.0.0.1:-1\"\ntls {{ cert_file: \"{c}\", key_file: \"{k}\" }}\n",
+        c = pki.path("server.pem"),
+        k = pki.path("server-key.pem")
+    );
+    let srv = Server::with_config(&conf, &[]);
+    let url = srv.ports["monitoring"][0].as_str().unwrap().to_owned();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let port = srv.http_port();
+    let (status, body) = https_get(&pki.path("ca.pem"), port, "/varz");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["https_port"], port);
+    assert_eq!(v["tls_required"], true);
+    let (status, body) = https_get(&pki.path("ca.pem"), port, "/healthz");
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("HTTP/1.1 200 OK", "{\"status\":\"ok\"}")
+    );
+    srv.wait_log(&format!("Starting https monitor on 127.0.0.1:{port}"));
+}
