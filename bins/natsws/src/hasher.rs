@@ -23,9 +23,10 @@ use broker::auth::PasswordCheck;
 const MAX_THREADS: usize = 4;
 
 /// A finished check.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Verdict {
     pub(crate) client: ClientId,
+    pub(crate) check: PasswordCheck,
     pub(crate) verified: bool,
 }
 
@@ -82,6 +83,7 @@ impl Hasher {
             let verified = job.check.verify();
             let _ = self.verdicts_tx.send(Verdict {
                 client: job.client,
+                check: job.check,
                 verified,
             });
             let _ = self.waker.wake();
@@ -132,6 +134,7 @@ fn worker(jobs: &Mutex<Receiver<Job>>, waker: &mio::Waker, verdicts: &Sender<Ver
         let verified = job.check.verify();
         let verdict = Verdict {
             client: job.client,
+            check: job.check,
             verified,
         };
         if verdicts.send(verdict).is_err() {

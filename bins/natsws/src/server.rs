@@ -1456,10 +1456,15 @@ impl Server {
                     }
                 }
                 Event::CheckPassword { client, check } => {
-                    if let Some(key) = self.conn_of(client)
+                    let cancel = self.hasher.submit(client, check);
+                    // A parked CONNECT stops reading its connection, and closing it withdraws
+                    // the check. A re-check after a reload may stand for several clients: it
+                    // always runs.
+                    if self.broker.is_parked(client)
+                        && let Some(key) = self.conn_of(client)
                         && let Some(c) = self.conns.get_mut(key)
                     {
-                        c.auth_parked = Some(self.hasher.submit(client, check));
+                        c.auth_parked = Some(cancel);
                     }
                 }
                 Event::AuthFailed { client, detail } => {
@@ -1511,11 +1516,14 @@ impl Server {
     /// Resumes clients whose password check finished.
     fn password_verdicts(&mut self, now: Instant) {
         while let Some(v) = self.hasher.poll() {
-            self.broker.password_checked(v.client, v.verified, now);
-            // After a reload the broker may have asked for another check instead.
+            self.broker
+                .password_checked(v.client, &v.check, v.verified, now);
+            // After a reload the broker may have asked for another check instead; a verdict
+            // for a re-check of a running client resumes nothing.
             if let Some(key) = self.conn_of(v.client)
                 && !self.broker.is_parked(v.client)
                 && let Some(c) = self.conns.get_mut(key)
+                && c.auth_parked.is_some()
             {
                 c.auth_parked = None;
                 // Parse what arrived with the CONNECT, then read what came meanwhile.

@@ -173,3 +173,48 @@ fn bcrypt_checks_do_not_stall_other_clients() {
     // As nats-server: the client is named from its CONNECT in the failure line.
     srv.wait_log(" - cid:3 - \"v1.0:py:me\" - authentication error - User \"slow\"");
 }
+
+/// A reload that changes a bcrypt hash re-checks the connected clients off the event loop:
+/// the reload completes and other clients are served at once, and a client whose password no
+/// longer matches is refused when its check comes back.
+#[test]
+fn reload_with_a_new_bcrypt_hash_does_not_stall_the_loop() {
+    let conf = |hash: &str| {
+        format!(
+            "listen: \"127.0.0.1:-1\"\nauthorization {{\n  users: [\n    {{user: slow, password: \"{hash}\"}}\n    {{user: fast, password: plain}}\n  ]\n}}\n"
+        )
+    };
+    let srv = Server::with_config(&conf(&bcrypt::hash("slowpw", 10).unwrap()), &[]);
+    let mut slow = Raw::connect(srv.nats_port());
+    slow.line();
+    slow.send("CONNECT {\"verbose\":false,\"user\":\"slow\",\"pass\":\"slowpw\"}\r\nPING\r\n");
+    assert_eq!(slow.line(), "PONG\r\n");
+    // The new hash is for another password, at a cost of about a second.
+    srv.reload(&conf(&bcrypt::hash("newpw", 14).unwrap()), 1);
+    let mut fast = Raw::connect(srv.nats_port());
+    fast.line();
+    fast.send("CONNECT {\"verbose\":false,\"user\":\"fast\",\"pass\":\"plain\"}\r\nPING\r\n");
+    assert_eq!(fast.line(), "PONG\r\n");
+    // The slow client is still connected while its check runs (it may have been sent its
+    // first keep-alive PING, nothing else)...
+    slow.stream
+        .set_read_timeout(Some(std::time::Duration::from_millis(1)))
+        .unwrap();
+    let mut probe = [0u8; 64];
+    let early = std::io::Read::read(&mut slow.stream, &mut probe);
+    if let Ok(n) = early {
+        let seen = String::from_utf8_lossy(&probe[..n]).into_owned();
+        assert!(
+            seen.chars().all(|c| "PING\r\n".contains(c)),
+            "the re-check ran on the event loop: {seen:?}"
+        );
+    }
+    slow.stream.set_read_timeout(Some(common::WAIT)).unwrap();
+    // ... and refused when it comes back.
+    let rest = slow.read_until("-ERR 'Authorization Violation'\r\n");
+    assert!(
+        rest.trim_start_matches("PING\r\n").starts_with("-ERR"),
+        "{rest:?}"
+    );
+    assert_eq!(slow.read_to_eof(), "");
+}

@@ -179,6 +179,9 @@ struct Client {
     verified_hash: Option<Box<str>>,
     /// A CONNECT waiting for [`Broker::password_checked`]; no input is parsed meanwhile.
     parked: Option<Box<(auth::HashCheck, PendingConnect)>>,
+    /// After a reload: the comparison that decides whether this connected client keeps its
+    /// session under the new configuration. It keeps running meanwhile.
+    rechecking: Option<Box<auth::HashCheck>>,
 }
 
 /// What CONNECT processing keeps for after authentication.
@@ -496,6 +499,7 @@ impl Broker {
             urls_epoch: self.urls_epoch,
             verified_hash: None,
             parked: None,
+            rechecking: None,
         };
         if let Some(slot) = self.slots.get_mut(index as usize) {
             slot.client = Some(client);
@@ -868,13 +872,43 @@ impl Broker {
         self.reschedule(id);
     }
 
-    /// Completes a CONNECT parked by [`Event::CheckPassword`] with the comparison's result,
-    /// then resumes the client: feed it the input that `handle_input` left unconsumed. Ignored
-    /// for a client that is closed, unknown or not parked.
-    pub fn password_checked(&mut self, client: ClientId, verified: bool, now: Instant) {
+    /// Delivers the result of an [`Event::CheckPassword`] comparison: `check` is the one the
+    /// event carried and `verified` what [`auth::PasswordCheck::verify`] returned for it.
+    ///
+    /// A parked CONNECT completes, and the client resumes: feed it the input that
+    /// `handle_input` left unconsumed. Clients that a reload is re-checking with this same
+    /// comparison keep or lose their session. A result nobody waits for any more (closed
+    /// client, superseded check) is ignored.
+    pub fn password_checked(
+        &mut self,
+        client: ClientId,
+        check: &auth::PasswordCheck,
+        verified: bool,
+        now: Instant,
+    ) {
+        let waiting: Vec<ClientId> = self
+            .clients()
+            .into_iter()
+            .filter(|id| {
+                self.client(*id).is_some_and(|c| {
+                    !c.phase.is_closed()
+                        && c.rechecking.as_ref().is_some_and(|r| r.check() == check)
+                })
+            })
+            .collect();
+        for id in waiting {
+            let Some(pending) = self.client_mut(id).and_then(|c| c.rechecking.take()) else {
+                continue;
+            };
+            let hash = verified.then(|| Box::from(pending.check().hash()));
+            self.apply_recheck(id, finish_hash(*pending, verified), true, hash, now);
+        }
         let Some(c) = self.open_client_mut(client) else {
             return;
         };
+        if c.parked.as_ref().is_none_or(|p| p.0.check() != check) {
+            return;
+        }
         let Some(parked) = c.parked.take() else {
             return;
         };
@@ -933,6 +967,9 @@ impl Broker {
         };
         match res {
             Ok(user) => {
+                // This CONNECT, authenticated under the configuration in force, supersedes a
+                // re-check from an earlier reload.
+                c.rechecking = None;
                 c.creds = pending.creds;
                 c.verified_hash = verified_hash;
                 c.authorized_user = user.authorized_user;

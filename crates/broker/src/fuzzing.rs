@@ -288,22 +288,24 @@ pub fn broker_session(data: &[u8]) {
             }
             assert_eq!(events[0], events[1], "events differ");
             // Answer password checks as a caller would, then resume the parked client.
-            let checks: Vec<(ClientId, bool)> = events[0]
+            let checks: Vec<(ClientId, crate::auth::PasswordCheck, bool)> = events[0]
                 .get(seen..)
                 .unwrap_or_default()
                 .iter()
                 .filter_map(|ev| match ev {
-                    Event::CheckPassword { client, check } => Some((*client, check.verify())),
+                    Event::CheckPassword { client, check } => {
+                        Some((*client, check.clone(), check.verify()))
+                    }
                     _ => None,
                 })
                 .collect();
             if checks.is_empty() {
                 break;
             }
-            for (id, verified) in checks {
+            for (id, check, verified) in checks {
                 let bufs = read_bufs.entry(id).or_default();
                 for (broker, buf) in brokers.iter_mut().zip(bufs.iter_mut()) {
-                    broker.password_checked(id, verified, now);
+                    broker.password_checked(id, &check, verified, now);
                     broker.handle_input(id, now, buf);
                 }
             }

@@ -33,9 +33,10 @@
 //! 5. To flush: `outbound(client)` → write → `advance(n)`, then `handle_flushed(client, now)`.
 //! 6. On a configuration reload: `reload(config, now)`, then poll events (it closes clients
 //!    whose credentials no longer authenticate and applies new permissions at once).
-//! 7. With [`Config::defer_password_checks`], [`Event::CheckPassword`] parks a client: run the
-//!    check (on another thread), then `password_checked(client, verified, now)` and feed the
-//!    client's unconsumed input again.
+//! 7. With [`Config::defer_password_checks`], [`Event::CheckPassword`] asks for a bcrypt
+//!    comparison: run it (on another thread), then `password_checked(client, &check, verified,
+//!    now)`, and feed a client that was parked ([`Broker::is_parked`]) its unconsumed input
+//!    again.
 //!
 //! ```
 //! use std::time::Instant;

@@ -250,11 +250,14 @@ pub enum Event {
         /// Log detail.
         detail: String,
     },
-    /// The client's CONNECT needs a bcrypt comparison (only with
-    /// [`crate::Config::defer_password_checks`]). The client is parked: `handle_input`
-    /// consumes none of its input until [`crate::Broker::password_checked`] is called with the
-    /// result of [`crate::auth::PasswordCheck::verify`]. The auth timer stops, as nats-server
-    /// stops it when a CONNECT arrives.
+    /// A bcrypt comparison is needed (only with [`crate::Config::defer_password_checks`]); run
+    /// [`crate::auth::PasswordCheck::verify`] and pass the result to
+    /// [`crate::Broker::password_checked`]. Either the client's CONNECT needs it: the client is
+    /// parked ([`crate::Broker::is_parked`]), `handle_input` consumes none of its input until
+    /// then, and the auth timer stops, as nats-server stops it when a CONNECT arrives. Or a
+    /// reload changed the hash its session was verified against: the client keeps running
+    /// meanwhile, and the one event stands for every client re-checked with the same
+    /// comparison.
     CheckPassword {
         /// The client.
         client: ClientId,

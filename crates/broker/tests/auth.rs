@@ -384,14 +384,14 @@ fn deferred_bcrypt_parks_the_client_until_the_check_returns() {
     assert_eq!(sim.take_str(c), "");
     assert!(sim.broker.is_parked(c));
     assert_eq!(sim.checks.len(), 1);
-    let (who, check) = sim.checks.pop().unwrap();
+    let (who, check) = sim.checks.last().cloned().unwrap();
     assert_eq!(who, c);
     assert!(
         !format!("{check:?}").contains("pw\""),
         "Debug must not show the password"
     );
     assert!(check.verify());
-    sim.broker.password_checked(c, true, sim.now);
+    sim.answer(c, true);
     sim.resume(c);
     assert_eq!(sim.take_str(c), "+OK\r\n+OK\r\nPONG\r\n");
     assert!(!sim.broker.is_parked(c));
@@ -410,9 +410,9 @@ fn deferred_bcrypt_parks_the_client_until_the_check_returns() {
     );
     assert_eq!(sim.take_str(fast), "+OK\r\nPONG\r\n");
     assert_eq!(sim.take_str(slow), "");
-    let (_, check) = sim.checks.pop().unwrap();
+    let (_, check) = sim.checks.last().cloned().unwrap();
     assert!(!check.verify());
-    sim.broker.password_checked(slow, false, sim.now);
+    sim.answer(slow, false);
     sim.resume(slow);
     assert_eq!(sim.take_str(slow), VIOLATION);
     assert_eq!(
@@ -430,7 +430,7 @@ fn a_parked_connect_stops_the_auth_timer_and_late_results_for_closed_clients_are
     sim.advance(Duration::from_secs(30));
     assert!(sim.closed.is_empty());
     assert_eq!(sim.take_str(c), "");
-    sim.broker.password_checked(c, true, sim.now);
+    sim.answer(c, true);
     sim.resume(c);
     assert_eq!(sim.take_str(c), "+OK\r\n");
     assert_eq!(sim.connected, vec![c]);
@@ -441,7 +441,7 @@ fn a_parked_connect_stops_the_auth_timer_and_late_results_for_closed_clients_are
     sim.broker
         .close_client(d, sim.now, CloseReason::ClientClosed);
     sim.pump();
-    sim.broker.password_checked(d, true, sim.now);
+    sim.answer(d, true);
     sim.pump();
     assert_eq!(sim.take_str(d), "");
     assert_eq!(sim.connected, vec![c]);
@@ -480,7 +480,7 @@ fn a_reload_during_a_deferred_check_is_taken_into_account() {
         sim.closed.is_empty(),
         "a parked client is not re-checked by the reload itself"
     );
-    sim.broker.password_checked(c, true, sim.now);
+    sim.answer(c, true);
     sim.resume(c);
     assert_eq!(sim.take_str(c), "+OK\r\nPONG\r\n");
     assert_eq!(sim.checks.len(), 1);
@@ -495,7 +495,7 @@ fn a_reload_during_a_deferred_check_is_taken_into_account() {
     let mut without_alice = bcrypt_users();
     without_alice.auth.users.retain(|u| u.username != "alice");
     sim.broker.reload(without_alice, sim.now);
-    sim.broker.password_checked(c, true, sim.now);
+    sim.answer(c, true);
     sim.resume(c);
     assert_eq!(sim.take_str(c), VIOLATION);
     assert_eq!(
@@ -520,13 +520,13 @@ fn a_reload_during_a_deferred_check_is_taken_into_account() {
         }
     }
     sim.broker.reload(rehashed, sim.now);
-    sim.broker.password_checked(c, true, sim.now);
+    sim.answer(c, true);
     sim.pump();
     assert_eq!(sim.take_str(c), "");
     assert_eq!(sim.checks.len(), 2);
     assert_eq!(sim.checks[1].1.hash(), new_hash);
     assert!(sim.checks[1].1.verify());
-    sim.broker.password_checked(c, true, sim.now);
+    sim.answer(c, true);
     sim.resume(c);
     assert_eq!(sim.take_str(c), "+OK\r\nPONG\r\n");
 }
@@ -558,9 +558,67 @@ fn a_reload_rechecks_a_connected_client_with_a_parked_connect() {
         "-ERR 'Permissions Violation for Subscription to \"foo\" (sid \"1\")'\r\n"
     );
     assert!(sim.broker.is_parked(c));
-    sim.broker.password_checked(c, true, sim.now);
+    sim.answer(c, true);
     sim.resume(c);
     sim.send(c, "PING\r\n");
     assert_eq!(sim.take_str(c), "PONG\r\n");
     assert!(sim.closed.is_empty());
+}
+
+fn with_alice_hash(hash: &str) -> Config {
+    let mut config = bcrypt_users();
+    for u in &mut config.auth.users {
+        if u.username == "alice" {
+            u.password = hash.to_owned();
+        }
+    }
+    config
+}
+
+/// A reload that changes the hash a session was verified against re-checks it through the
+/// caller as well: one comparison for all clients with the same password, the clients keep
+/// running meanwhile, and the verdict keeps or ends every one of them.
+#[test]
+fn a_reload_with_a_new_hash_rechecks_running_clients_through_the_caller() {
+    let mut sim = Sim::new(bcrypt_users());
+    let connect = "CONNECT {\"verbose\":false,\"user\":\"alice\",\"pass\":\"pw\"}\r\n";
+    let (a, b) = (sim.client(), sim.client());
+    for c in [a, b] {
+        sim.send(c, connect);
+        sim.answer(c, true);
+        sim.resume(c);
+    }
+    assert_eq!(sim.checks.len(), 2);
+    let same_pw = bcrypt::hash_with_salt("pw", 4, [3u8; 16])
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoB);
+    sim.broker.reload(with_alice_hash(&same_pw), sim.now);
+    sim.pump();
+    assert_eq!(sim.checks.len(), 3, "one comparison for both clients");
+    let (asked_for, check) = sim.checks.last().cloned().unwrap();
+    assert_eq!(check.hash(), same_pw);
+    for c in [a, b] {
+        assert!(!sim.broker.is_parked(c), "a re-check does not park");
+        sim.send(c, "PING\r\n");
+        assert_eq!(sim.take_str(c), "PONG\r\n");
+    }
+    sim.answer(asked_for, true);
+    assert!(sim.closed.is_empty());
+
+    let other_pw = bcrypt::hash_with_salt("other", 4, [4u8; 16])
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoB);
+    sim.broker.reload(with_alice_hash(&other_pw), sim.now);
+    sim.pump();
+    assert_eq!(sim.checks.len(), 4);
+    let (asked_for, check) = sim.checks.last().cloned().unwrap();
+    assert!(!check.verify());
+    sim.answer(asked_for, false);
+    for c in [a, b] {
+        assert_eq!(sim.take_str(c), VIOLATION);
+        assert_eq!(
+            sim.closed.get(&c).copied(),
+            Some(CloseReason::AuthenticationFailure)
+        );
+    }
 }

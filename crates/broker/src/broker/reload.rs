@@ -130,8 +130,8 @@ impl Broker {
         // A CONNECT parked for a password check is authenticated again when the check returns.
         self.auth_epoch += 1;
         // The clients of one user normally present one password: one bcrypt run per distinct
-        // (hash, password) in a reload, not one per client.
-        let mut verdicts: HashMap<PasswordCheck, bool> = HashMap::new();
+        // (hash, password) in a reload, not one per client. `None`: asked for, not back yet.
+        let mut verdicts: HashMap<PasswordCheck, Option<bool>> = HashMap::new();
         for id in self.clients() {
             self.recheck_client(id, &old_auth, &mut verdicts, now);
         }
@@ -141,9 +141,13 @@ impl Broker {
         &mut self,
         id: super::ClientId,
         old_auth: &AuthState,
-        verdicts: &mut HashMap<PasswordCheck, bool>,
+        verdicts: &mut HashMap<PasswordCheck, Option<bool>>,
         now: Instant,
     ) {
+        // A re-check still out from an earlier reload is superseded by this one.
+        if let Some(c) = self.client_mut(id) {
+            c.rechecking = None;
+        }
         let Some(c) = self.client(id) else {
             return;
         };
@@ -202,18 +206,62 @@ impl Broker {
             AuthStep::Done(res) => res,
             AuthStep::CheckHash(pending) => {
                 // The same hash already verified this client's stored password: no need to
-                // spend another bcrypt run (one per client per reload adds up).
+                // spend another bcrypt run.
                 let known = c.verified_hash.as_deref() == Some(pending.check().hash());
-                let ok = known
-                    || *verdicts
-                        .entry(pending.check().clone())
-                        .or_insert_with(|| pending.check().verify());
+                let ok = if known {
+                    true
+                } else {
+                    match verdicts.get(pending.check()).copied() {
+                        Some(Some(verdict)) => verdict,
+                        // Another client asked for this very comparison in this reload.
+                        Some(None) => {
+                            self.await_recheck(id, pending);
+                            return;
+                        }
+                        None if connected && self.config.defer_password_checks => {
+                            verdicts.insert(pending.check().clone(), None);
+                            self.events.push_back(Event::CheckPassword {
+                                client: id,
+                                check: pending.check().clone(),
+                            });
+                            self.await_recheck(id, pending);
+                            return;
+                        }
+                        None => {
+                            let verdict = pending.check().verify();
+                            verdicts.insert(pending.check().clone(), Some(verdict));
+                            verdict
+                        }
+                    }
+                };
                 if ok {
                     verified_hash = Some(Box::from(pending.check().hash()));
                 }
                 finish_hash(pending, ok)
             }
         };
+        self.apply_recheck(id, res, connected, verified_hash, now);
+    }
+
+    /// A connected client keeps its identity and permissions until the comparison returns
+    /// ([`Broker::password_checked`]).
+    fn await_recheck(&mut self, id: super::ClientId, pending: auth::HashCheck) {
+        if let Some(c) = self.client_mut(id) {
+            c.rechecking = Some(Box::new(pending));
+        }
+    }
+
+    /// Applies the outcome of re-authenticating a client after a reload: closes it when it no
+    /// longer authenticates, else takes the new identity and permissions and removes the
+    /// subscriptions they refuse.
+    pub(super) fn apply_recheck(
+        &mut self,
+        id: super::ClientId,
+        res: Result<crate::authseam::Authenticated, String>,
+        connected: bool,
+        verified_hash: Option<Box<str>>,
+        now: Instant,
+    ) {
         let user = match res {
             Ok(user) => user,
             Err(detail) => {

@@ -83,6 +83,19 @@ impl Sim {
         self.pump();
     }
 
+    /// Answers the latest password check asked for `id` with `verified`.
+    pub fn answer(&mut self, id: ClientId, verified: bool) {
+        let check = self
+            .checks
+            .iter()
+            .rev()
+            .find(|(c, _)| *c == id)
+            .map(|(_, k)| k.clone())
+            .expect("a password check for this client");
+        self.broker.password_checked(id, &check, verified, self.now);
+        self.pump();
+    }
+
     /// Feeds the client's unconsumed input again (after `password_checked`).
     pub fn resume(&mut self, id: ClientId) {
         self.send_bytes(id, b"");
