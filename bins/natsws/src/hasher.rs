@@ -7,7 +7,8 @@
 //! use, which send the result back and wake the poll through a [`mio::Waker`].
 //!
 //! Memory stays bounded: a parked client has at most one check queued (the broker parses
-//! nothing more from it). Every check gets a verdict (checks start in submission order and run
+//! nothing more from it), and a reload asks for one re-check per distinct (hash, password),
+//! withdrawing those of the reload before. Every check gets a verdict (checks start in submission order and run
 //! in parallel) unless its connection closed first: the loop then raises the check's cancel
 //! flag and the workers skip it, so a flood of CONNECTs from clients that hang up costs no
 //! bcrypt runs.

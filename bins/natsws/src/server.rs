@@ -161,6 +161,8 @@ pub(crate) struct Server {
     ports_file: Option<String>,
     cli: crate::cli::Cli,
     hasher: crate::hasher::Hasher,
+    /// Cancel flags of the password re-checks the last reload asked for.
+    recheck_jobs: Vec<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 #[derive(Debug)]
@@ -441,6 +443,7 @@ impl Server {
             ports_file: None,
             cli,
             hasher: crate::hasher::Hasher::new(waker),
+            recheck_jobs: Vec::new(),
         })
     }
 
@@ -1455,16 +1458,24 @@ impl Server {
                         log::trace!("{} - {line}", c.log_id);
                     }
                 }
-                Event::CheckPassword { client, check } => {
+                Event::CheckPassword {
+                    client,
+                    check,
+                    parked,
+                } => {
                     let cancel = self.hasher.submit(client, check);
-                    // A parked CONNECT stops reading its connection, and closing it withdraws
-                    // the check. A re-check after a reload may stand for several clients: it
-                    // always runs.
-                    if self.broker.is_parked(client)
-                        && let Some(key) = self.conn_of(client)
-                        && let Some(c) = self.conns.get_mut(key)
-                    {
-                        c.auth_parked = Some(cancel);
+                    if parked {
+                        // The connection is not read meanwhile, and closing it withdraws the
+                        // check.
+                        if let Some(key) = self.conn_of(client)
+                            && let Some(c) = self.conns.get_mut(key)
+                        {
+                            c.auth_parked = Some(cancel);
+                        }
+                    } else {
+                        // A re-check after a reload may stand for several clients: only the
+                        // next reload withdraws it.
+                        self.recheck_jobs.push(cancel);
                     }
                 }
                 Event::AuthFailed { client, detail } => {
@@ -2092,6 +2103,11 @@ impl Server {
             }),
             _ => None,
         };
+        // The new configuration re-checks every session afresh: re-checks still queued from an
+        // earlier reload are moot.
+        for job in self.recheck_jobs.drain(..) {
+            job.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         self.broker.reload(cfg, now);
         new.broker
             .server_id

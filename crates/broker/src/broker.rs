@@ -284,6 +284,9 @@ pub struct Broker {
     urls_epoch: u64,
     /// Bumped by every reload; a parked CONNECT from an older epoch is authenticated again.
     auth_epoch: u64,
+    /// Clients whose session a reload is re-checking (`Client::rechecking`); rebuilt by each
+    /// reload, so at most one entry per client.
+    rechecking: Vec<ClientId>,
     /// Scratch space for the `MSG` text of the message being routed (reused, never shrinks
     /// past the largest small message).
     rendered: Rendered,
@@ -324,6 +327,7 @@ impl Broker {
             start: now,
             urls_epoch: 0,
             auth_epoch: 0,
+            rechecking: Vec::new(),
             rendered: Rendered::default(),
         }
     }
@@ -863,6 +867,7 @@ impl Broker {
         let event = Event::CheckPassword {
             client: id,
             check: check.check().clone(),
+            parked: true,
         };
         c.parked = Some(Box::new((check, pending)));
         // The CONNECT arrived in time: as nats-server's processConnect, stop the auth timer
@@ -886,16 +891,24 @@ impl Broker {
         verified: bool,
         now: Instant,
     ) {
-        let waiting: Vec<ClientId> = self
-            .clients()
-            .into_iter()
-            .filter(|id| {
-                self.client(*id).is_some_and(|c| {
-                    !c.phase.is_closed()
-                        && c.rechecking.as_ref().is_some_and(|r| r.check() == check)
-                })
-            })
-            .collect();
+        let mut waiting: Vec<ClientId> = Vec::new();
+        if !self.rechecking.is_empty() {
+            let mut still = std::mem::take(&mut self.rechecking);
+            still.retain(|id| {
+                let Some(c) = self.client(*id).filter(|c| !c.phase.is_closed()) else {
+                    return false;
+                };
+                match &c.rechecking {
+                    Some(r) if r.check() == check => {
+                        waiting.push(*id);
+                        false
+                    }
+                    Some(_) => true,
+                    None => false,
+                }
+            });
+            self.rechecking = still;
+        }
         for id in waiting {
             let Some(pending) = self.client_mut(id).and_then(|c| c.rechecking.take()) else {
                 continue;

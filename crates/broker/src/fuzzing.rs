@@ -293,7 +293,7 @@ pub fn broker_session(data: &[u8]) {
                 .unwrap_or_default()
                 .iter()
                 .filter_map(|ev| match ev {
-                    Event::CheckPassword { client, check } => {
+                    Event::CheckPassword { client, check, .. } => {
                         Some((*client, check.clone(), check.verify()))
                     }
                     _ => None,

@@ -263,6 +263,10 @@ pub enum Event {
         client: ClientId,
         /// The comparison to run.
         check: crate::auth::PasswordCheck,
+        /// True when the check belongs to the client's parked CONNECT (it may be dropped if
+        /// the connection goes away); false for a re-check after a reload, which may stand for
+        /// other clients too and must be answered unless a later reload supersedes it.
+        parked: bool,
     },
     /// A protocol trace line (only with [`crate::Config::trace`]), in nats-server's form
     /// without the client prefix: `<<- [PUB foo 5]`, `<<- MSG_PAYLOAD: ["hello"]`,

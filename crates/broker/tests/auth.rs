@@ -622,3 +622,42 @@ fn a_reload_with_a_new_hash_rechecks_running_clients_through_the_caller() {
         );
     }
 }
+
+/// A client can have a parked CONNECT and a reload re-check out at once: the events say which
+/// is which, and each verdict goes to its own comparison.
+#[test]
+fn a_parked_connect_and_a_recheck_of_the_same_client() {
+    let mut sim = Sim::new(bcrypt_users());
+    let connect = "CONNECT {\"verbose\":false,\"user\":\"alice\",\"pass\":\"pw\"}\r\n";
+    let c = sim.client();
+    sim.send(c, connect);
+    sim.answer(c, true);
+    sim.resume(c);
+    sim.send(c, connect);
+    assert!(sim.broker.is_parked(c));
+    let parked_check = sim.checks.last().cloned().unwrap().1;
+    let new_hash = bcrypt::hash_with_salt("pw", 4, [5u8; 16])
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoB);
+    sim.broker.reload(with_alice_hash(&new_hash), sim.now);
+    sim.pump();
+    assert_eq!(sim.check_parks, vec![true, true, false]);
+    let recheck = sim.checks.last().cloned().unwrap().1;
+    assert_eq!(recheck.hash(), new_hash);
+    // The re-check's verdict leaves the CONNECT parked.
+    sim.broker.password_checked(c, &recheck, true, sim.now);
+    sim.pump();
+    assert!(sim.broker.is_parked(c));
+    // The parked CONNECT's verdict: its check was for the old hash, so it is authenticated
+    // again under the new configuration and asks for the new hash.
+    sim.broker.password_checked(c, &parked_check, true, sim.now);
+    sim.pump();
+    assert!(sim.broker.is_parked(c));
+    assert_eq!(sim.check_parks, vec![true, true, false, true]);
+    assert_eq!(sim.checks.last().unwrap().1, recheck);
+    sim.answer(c, true);
+    sim.resume(c);
+    sim.send(c, "PING\r\n");
+    assert_eq!(sim.take_str(c), "PONG\r\n");
+    assert!(sim.closed.is_empty());
+}

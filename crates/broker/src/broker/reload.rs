@@ -129,6 +129,8 @@ impl Broker {
         self.set_config(config);
         // A CONNECT parked for a password check is authenticated again when the check returns.
         self.auth_epoch += 1;
+        // Every client is re-checked below; re-checks still out are superseded.
+        self.rechecking.clear();
         // The clients of one user normally present one password: one bcrypt run per distinct
         // (hash, password) in a reload, not one per client. `None`: asked for, not back yet.
         let mut verdicts: HashMap<PasswordCheck, Option<bool>> = HashMap::new();
@@ -223,6 +225,7 @@ impl Broker {
                             self.events.push_back(Event::CheckPassword {
                                 client: id,
                                 check: pending.check().clone(),
+                                parked: false,
                             });
                             self.await_recheck(id, pending);
                             return;
@@ -248,6 +251,7 @@ impl Broker {
     fn await_recheck(&mut self, id: super::ClientId, pending: auth::HashCheck) {
         if let Some(c) = self.client_mut(id) {
             c.rechecking = Some(Box::new(pending));
+            self.rechecking.push(id);
         }
     }
 

@@ -20,6 +20,8 @@ pub struct Sim {
     pub inbuf: HashMap<ClientId, BytesMut>,
     /// `Event::CheckPassword` requests, in order.
     pub checks: Vec<(ClientId, broker::auth::PasswordCheck)>,
+    /// The `parked` flag of each of `checks`.
+    pub check_parks: Vec<bool>,
     /// `Event::Trace` lines, in order.
     pub traces: Vec<(ClientId, String)>,
 }
@@ -36,6 +38,7 @@ impl Sim {
             reading: HashMap::new(),
             inbuf: HashMap::new(),
             checks: Vec::new(),
+            check_parks: Vec::new(),
             traces: Vec::new(),
         }
     }
@@ -110,7 +113,14 @@ impl Sim {
                     self.drain(client);
                 }
                 Event::Connected(c) => self.connected.push(c),
-                Event::CheckPassword { client, check } => self.checks.push((client, check)),
+                Event::CheckPassword {
+                    client,
+                    check,
+                    parked,
+                } => {
+                    self.checks.push((client, check));
+                    self.check_parks.push(parked);
+                }
                 Event::Trace { client, line } => self.traces.push((client, line)),
                 _ => {}
             }
