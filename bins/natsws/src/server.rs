@@ -2223,9 +2223,10 @@ fn write_ws(
                     .push_back(Bytes::copy_from_slice(buf.get(..n).unwrap_or(&[])));
                 ws.frame_remaining = q.len();
             } else if !q.is_empty() {
-                let mut flat = BytesMut::with_capacity(q.len());
-                q.drain_into(&mut flat);
-                let chunks = [flat.freeze()];
+                // Compression or browser framing: the encoder reads the queued chunks as they
+                // are (no flattening copy).
+                let mut chunks = Vec::new();
+                q.drain_chunks(&mut chunks);
                 ws.encoder
                     .encode_stream(&chunks, deflater, arena, &mut ws.wire)
                     .map_err(|e| io::Error::other(e.to_string()))?;

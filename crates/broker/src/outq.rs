@@ -162,6 +162,17 @@ impl OutQueue {
         self.advance(n);
     }
 
+    /// Moves every queued byte into `dst` as shared chunks, in order, without copying (for
+    /// transports that frame or compress at flush time), and empties the queue.
+    pub fn drain_chunks(&mut self, dst: &mut Vec<Bytes>) {
+        dst.extend(self.chunks.drain(..).filter(|c| !c.is_empty()));
+        if !self.tail.is_empty() {
+            dst.push(self.tail.split().freeze());
+        }
+        self.consumed += self.len as u64;
+        self.len = 0;
+    }
+
     /// Drops everything queued (used when a connection is torn down without a flush).
     pub fn clear(&mut self) {
         let n = self.len;
@@ -197,6 +208,31 @@ impl OutQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drain_chunks_moves_everything_in_order_without_copying() {
+        let mut q = OutQueue::new();
+        q.push_slice(b"MSG a 1 1500\r\n");
+        let big = Bytes::from(vec![7u8; 1500]);
+        q.push_bytes(&big);
+        q.push_slice(b"\r\nPONG\r\n");
+        q.advance(4);
+        let mut out = Vec::new();
+        q.drain_chunks(&mut out);
+        assert!(q.is_empty());
+        assert_eq!(q.consumed(), 14 + 1500 + 8);
+        let flat: Vec<u8> = out.iter().flat_map(|c| c.iter().copied()).collect();
+        let mut expect = b"a 1 1500\r\n".to_vec();
+        expect.extend_from_slice(&big);
+        expect.extend_from_slice(b"\r\nPONG\r\n");
+        assert_eq!(flat, expect);
+        // The large payload is the queued allocation itself.
+        assert!(out.iter().any(|c| c.as_ptr() == big.as_ptr()));
+        // The queue is usable afterwards.
+        q.push_slice(b"x");
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.front(), b"x");
+    }
 
     fn collect(q: &OutQueue) -> Vec<u8> {
         q.chunks().flat_map(|c| c.iter().copied()).collect()
