@@ -1743,6 +1743,7 @@ impl Broker {
             .is_some_and(|p| now.saturating_duration_since(p) < interval);
         let send = need_rtt || !(recent_activity || recent_ping);
         c.ping_deadline = now.checked_add(interval);
+        c.out.release_if_quiet();
         if send {
             if c.pings_out + 1 > ping_max {
                 self.send_err(id, now, "Stale Connection");

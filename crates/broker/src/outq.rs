@@ -13,8 +13,17 @@ use bytes::{Buf, Bytes, BytesMut};
 /// Payloads of at least this many bytes are shared rather than copied (STYLE §4, bytes#679).
 pub const SHARE_THRESHOLD_BYTES: usize = 1024;
 
-/// An empty queue keeps a tail allocation up to this size for reuse.
+/// The tail grows up to this size; beyond it, it is frozen into a chunk and a new tail begins,
+/// so queued bytes are never moved again by a growing reallocation.
+pub const TAIL_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A quiet connection's empty queue keeps a tail allocation up to this size for reuse.
 pub const IDLE_KEEP_BYTES: usize = 8 * 1024;
+
+/// A queue that emptied after a flush keeps a tail allocation up to this size until it has
+/// been quiet for a while ([`OutQueue::release_if_quiet`]): a subscriber receiving a steady
+/// stream would otherwise regrow (realloc, fresh pages) the same buffer on every flush.
+pub const HOT_KEEP_BYTES: usize = 256 * 1024;
 
 /// Bytes queued for one client, in order.
 #[derive(Debug, Default)]
@@ -30,6 +39,8 @@ pub struct OutQueue {
     /// Largest tail capacity seen since the tail was last released (its allocation size; the
     /// capacity `BytesMut` reports shrinks as the front is consumed).
     tail_alloc: usize,
+    /// Bytes were queued since the last [`OutQueue::release_if_quiet`].
+    active: bool,
 }
 
 impl OutQueue {
@@ -59,26 +70,35 @@ impl OutQueue {
 
     /// Copies `data` to the end of the queue.
     pub fn push_slice(&mut self, data: &[u8]) {
+        self.reserve(data.len());
+        self.active = true;
         self.tail.extend_from_slice(data);
         self.len += data.len();
-        self.tail_alloc = self.tail_alloc.max(self.tail.capacity());
     }
 
     /// Makes room for `additional` more bytes of [`OutQueue::push_slice`] in one allocation.
     pub fn reserve(&mut self, additional: usize) {
-        self.tail.reserve(additional);
+        if self.tail.capacity() - self.tail.len() >= additional {
+            return;
+        }
+        if !self.tail.is_empty() && self.tail.len() + additional > TAIL_CHUNK_BYTES {
+            self.chunks.push_back(self.tail.split().freeze());
+            self.tail = BytesMut::with_capacity(TAIL_CHUNK_BYTES.max(additional));
+        } else {
+            self.tail.reserve(additional);
+        }
         self.tail_alloc = self.tail_alloc.max(self.tail.capacity());
     }
 
     /// Copies the concatenation of `parts` to the end of the queue, reserving once.
     pub(crate) fn push_parts(&mut self, parts: &[&[u8]]) {
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        self.tail.reserve(total);
+        self.reserve(total);
+        self.active = true;
         for part in parts {
             self.tail.extend_from_slice(part);
         }
         self.len += total;
-        self.tail_alloc = self.tail_alloc.max(self.tail.capacity());
     }
 
     /// Queues `data`: copied when small, shared when at least [`SHARE_THRESHOLD_BYTES`].
@@ -90,6 +110,7 @@ impl OutQueue {
         if !self.tail.is_empty() {
             self.chunks.push_back(self.tail.split().freeze());
         }
+        self.active = true;
         self.len += data.len();
         self.chunks.push_back(data.clone());
     }
@@ -179,14 +200,28 @@ impl OutQueue {
         self.advance(n);
     }
 
-    /// When the queue is empty, releases a tail allocation larger than
-    /// [`IDLE_KEEP_BYTES`] (a burst must not keep its memory forever) and an oversized chunk
-    /// list. Small buffers are kept so steady traffic does not allocate on every flush.
+    /// When the queue is empty (after a flush), releases a tail allocation larger than
+    /// [`HOT_KEEP_BYTES`] and an oversized chunk list. Smaller buffers are kept so steady
+    /// traffic does not allocate on every flush; [`OutQueue::release_if_quiet`] gives them back
+    /// once the traffic stops.
     pub fn shrink_if_idle(&mut self) {
+        self.shrink_to(HOT_KEEP_BYTES);
+    }
+
+    /// Call periodically (the broker does, on each keep-alive timer): when nothing was queued
+    /// since the previous call and the queue is empty, releases a tail allocation larger than
+    /// [`IDLE_KEEP_BYTES`], so a burst does not keep its memory once the connection is quiet.
+    pub fn release_if_quiet(&mut self) {
+        if !std::mem::replace(&mut self.active, false) {
+            self.shrink_to(IDLE_KEEP_BYTES);
+        }
+    }
+
+    fn shrink_to(&mut self, keep: usize) {
         if !self.is_empty() {
             return;
         }
-        if self.tail_alloc > IDLE_KEEP_BYTES {
+        if self.tail_alloc > keep {
             self.tail = BytesMut::new();
             self.tail_alloc = 0;
         }
@@ -208,6 +243,38 @@ impl OutQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_growing_tail_is_frozen_into_chunks_not_reallocated() {
+        let mut q = OutQueue::new();
+        let line = b"MSG some.subject 12345 128\r\n";
+        let mut expect = Vec::new();
+        q.push_slice(line);
+        expect.extend_from_slice(line);
+        let mut first_chunk = None;
+        while q.len() < 3 * TAIL_CHUNK_BYTES {
+            q.push_parts(&[line, b"x"]);
+            expect.extend_from_slice(line);
+            expect.push(b'x');
+            if q.len() > TAIL_CHUNK_BYTES {
+                // Once a chunk is full it is frozen: its bytes never move again.
+                let front = q.front().as_ptr();
+                assert_eq!(*first_chunk.get_or_insert(front), front);
+            }
+        }
+        assert!(q.tail_alloc <= TAIL_CHUNK_BYTES.max(2 * line.len()) * 2);
+        let flat: Vec<u8> = q.chunks().flatten().copied().collect();
+        assert_eq!(flat, expect);
+        // A single push larger than a chunk still arrives whole and in order.
+        let big = vec![9u8; 2 * TAIL_CHUNK_BYTES];
+        q.push_slice(&big);
+        expect.extend_from_slice(&big);
+        let flat: Vec<u8> = q.chunks().flatten().copied().collect();
+        assert_eq!(flat, expect);
+        q.advance(q.len());
+        q.shrink_if_idle();
+        assert!(q.tail_alloc <= HOT_KEEP_BYTES);
+    }
 
     #[test]
     fn drain_chunks_moves_everything_in_order_without_copying() {
@@ -288,14 +355,27 @@ mod tests {
         assert!(q.is_empty());
         q.shrink_if_idle();
         assert_eq!(q.front(), b"");
-        // Large bursts are released, small buffers kept.
+        // Very large bursts are released at once, small buffers kept.
         q.push_slice(&[0u8; 100]);
         q.advance(100);
         q.shrink_if_idle();
         assert!(q.tail_alloc >= 100, "small buffer kept");
+        q.push_slice(&vec![0u8; 2 * HOT_KEEP_BYTES]);
+        q.advance(2 * HOT_KEEP_BYTES);
+        q.shrink_if_idle();
+        assert_eq!((q.tail.capacity(), q.tail_alloc), (0, 0));
+        // A medium buffer survives the flush while traffic goes on, and is released once a
+        // whole period passed without any.
         q.push_slice(&vec![0u8; 3 * IDLE_KEEP_BYTES]);
         q.advance(3 * IDLE_KEEP_BYTES);
         q.shrink_if_idle();
+        assert!(q.tail_alloc >= 3 * IDLE_KEEP_BYTES);
+        q.release_if_quiet();
+        assert!(
+            q.tail_alloc >= 3 * IDLE_KEEP_BYTES,
+            "traffic in this period"
+        );
+        q.release_if_quiet();
         assert_eq!((q.tail.capacity(), q.tail_alloc), (0, 0));
         q.push_slice(b"x");
         q.advance(1);
