@@ -39,8 +39,8 @@ pub struct OutQueue {
     /// Largest tail capacity seen since the tail was last released (its allocation size; the
     /// capacity `BytesMut` reports shrinks as the front is consumed).
     tail_alloc: usize,
-    /// Bytes were queued since the last [`OutQueue::release_if_quiet`].
-    active: bool,
+    /// Bytes queued since the last [`OutQueue::release_if_quiet`] (saturating).
+    pushed: usize,
 }
 
 impl OutQueue {
@@ -71,7 +71,7 @@ impl OutQueue {
     /// Copies `data` to the end of the queue.
     pub fn push_slice(&mut self, data: &[u8]) {
         self.reserve(data.len());
-        self.active = true;
+        self.pushed = self.pushed.saturating_add(data.len());
         self.tail.extend_from_slice(data);
         self.len += data.len();
     }
@@ -94,7 +94,7 @@ impl OutQueue {
     pub(crate) fn push_parts(&mut self, parts: &[&[u8]]) {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         self.reserve(total);
-        self.active = true;
+        self.pushed = self.pushed.saturating_add(total);
         for part in parts {
             self.tail.extend_from_slice(part);
         }
@@ -110,7 +110,7 @@ impl OutQueue {
         if !self.tail.is_empty() {
             self.chunks.push_back(self.tail.split().freeze());
         }
-        self.active = true;
+        self.pushed = self.pushed.saturating_add(data.len());
         self.len += data.len();
         self.chunks.push_back(data.clone());
     }
@@ -208,11 +208,12 @@ impl OutQueue {
         self.shrink_to(HOT_KEEP_BYTES);
     }
 
-    /// Call periodically (the broker does, on each keep-alive timer): when nothing was queued
-    /// since the previous call and the queue is empty, releases a tail allocation larger than
-    /// [`IDLE_KEEP_BYTES`], so a burst does not keep its memory once the connection is quiet.
+    /// Call periodically (the broker does, on each keep-alive timer): when at most
+    /// [`IDLE_KEEP_BYTES`] were queued since the previous call (keep-alive PINGs and PONGs do
+    /// not count as traffic) and the queue is empty, releases a tail allocation larger than
+    /// that, so a burst does not keep its memory once the connection is quiet.
     pub fn release_if_quiet(&mut self) {
-        if !std::mem::replace(&mut self.active, false) {
+        if std::mem::take(&mut self.pushed) <= IDLE_KEEP_BYTES {
             self.shrink_to(IDLE_KEEP_BYTES);
         }
     }
