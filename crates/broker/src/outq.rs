@@ -4,6 +4,12 @@
 //! Large payloads are queued as shared `Bytes` so that a fan-out to many subscribers costs a
 //! reference count per subscriber instead of a copy. Order is preserved: the tail is frozen into
 //! the chunk queue before a large chunk is pushed behind it.
+//!
+//! A shared payload keeps its whole parent allocation (the publisher's read buffer, at most
+//! 64 KiB in the binary, or the buffer a large message was assembled in) alive until written
+//! (bytes#679). `max_pending` counts queued bytes, so a slow consumer that receives one 1 KiB
+//! message out of each 64 KiB read can pin up to 64 times its limit; this is the price of not
+//! copying payloads of 1 KiB and more once per subscriber.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
