@@ -4,8 +4,6 @@
 //! rebuilt from the parsed operation, so runs of spaces or tabs between arguments show as one
 //! space (Go prints the argument text as received).
 
-use std::fmt::Write as _;
-
 use crate::auth::go_quote;
 
 /// `<<- [OP args]` or `->> [OP args]`.
@@ -28,15 +26,10 @@ pub(super) fn publish(
     header_len: Option<usize>,
     size: usize,
 ) -> String {
-    let mut sizes = String::new();
-    if let Some(h) = header_len {
-        let _ = write!(sizes, "{h} ");
-    }
-    let _ = write!(sizes, "{size}");
-    let name = if header_len.is_some() { "HPUB" } else { "PUB" };
+    let (name, sizes) = sized("PUB", header_len, size);
     match reply {
-        Some(r) => op(true, name, &[subject, r, sizes.as_bytes()]),
-        None => op(true, name, &[subject, sizes.as_bytes()]),
+        Some(r) => op(true, &name, &[subject, r, sizes.as_bytes()]),
+        None => op(true, &name, &[subject, sizes.as_bytes()]),
     }
 }
 
@@ -48,15 +41,18 @@ pub(super) fn delivery(
     header_len: Option<usize>,
     size: usize,
 ) -> String {
-    let mut sizes = String::new();
-    if let Some(h) = header_len {
-        let _ = write!(sizes, "{h} ");
-    }
-    let _ = write!(sizes, "{size}");
-    let name = if header_len.is_some() { "HMSG" } else { "MSG" };
+    let (name, sizes) = sized("MSG", header_len, size);
     match reply {
-        Some(r) => op(false, name, &[subject, sid, r, sizes.as_bytes()]),
-        None => op(false, name, &[subject, sid, sizes.as_bytes()]),
+        Some(r) => op(false, &name, &[subject, sid, r, sizes.as_bytes()]),
+        None => op(false, &name, &[subject, sid, sizes.as_bytes()]),
+    }
+}
+
+/// The operation name (`H`-prefixed with headers) and its size arguments (`[hdr ]total`).
+fn sized(name: &str, header_len: Option<usize>, size: usize) -> (String, String) {
+    match header_len {
+        Some(h) => (format!("H{name}"), format!("{h} {size}")),
+        None => (name.to_owned(), size.to_string()),
     }
 }
 
