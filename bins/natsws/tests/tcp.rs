@@ -127,6 +127,14 @@ fn no_trace_lines_without_v() {
     assert!(!srv.log_text().contains("<<- ["), "{}", srv.log_text());
 }
 
+/// A client of the user with a plain password connects and gets its PONG.
+fn plain_password_client_is_served(port: u16) {
+    let mut fast = Raw::connect(port);
+    fast.line();
+    fast.send("CONNECT {\"verbose\":false,\"user\":\"fast\",\"pass\":\"plain\"}\r\nPING\r\n");
+    assert_eq!(fast.line(), "PONG\r\n");
+}
+
 /// What the server has sent `client` so far and not yet read, without waiting for more.
 fn pending_bytes(client: &mut Raw) -> String {
     client
@@ -156,10 +164,7 @@ fn bcrypt_checks_do_not_stall_other_clients() {
     slow.send("CONNECT {\"verbose\":false,\"user\":\"slow\",\"pass\":\"slowpw\"}\r\nPING\r\n");
     // Give the loop time to read the slow CONNECT and hand its check to a worker.
     std::thread::sleep(std::time::Duration::from_millis(50));
-    let mut fast = Raw::connect(srv.nats_port());
-    fast.line();
-    fast.send("CONNECT {\"verbose\":false,\"user\":\"fast\",\"pass\":\"plain\"}\r\nPING\r\n");
-    assert_eq!(fast.line(), "PONG\r\n");
+    plain_password_client_is_served(srv.nats_port());
     // The slow client has had no answer yet...
     let early = pending_bytes(&mut slow);
     assert!(
@@ -198,10 +203,7 @@ fn reload_with_a_new_bcrypt_hash_does_not_stall_the_loop() {
     assert_eq!(slow.line(), "PONG\r\n");
     // The new hash is for another password, at a cost of about a second.
     srv.reload(&conf(&bcrypt::hash("newpw", 14).unwrap()), 1);
-    let mut fast = Raw::connect(srv.nats_port());
-    fast.line();
-    fast.send("CONNECT {\"verbose\":false,\"user\":\"fast\",\"pass\":\"plain\"}\r\nPING\r\n");
-    assert_eq!(fast.line(), "PONG\r\n");
+    plain_password_client_is_served(srv.nats_port());
     // The slow client is still connected while its check runs (it may have been sent its
     // first keep-alive PING, nothing else)...
     let early = pending_bytes(&mut slow);
