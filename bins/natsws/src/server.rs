@@ -88,6 +88,25 @@ struct WsConn {
     frame_remaining: usize,
 }
 
+impl WsConn {
+    /// Frames the control replies the decoder owes (pong, close); nothing after a close was
+    /// sent. Returns whether anything was queued.
+    fn queue_control_replies(&mut self, arena: &mut BytesMut) -> bool {
+        let mut queued = false;
+        while let Some(reply) = self.decoder.poll_reply() {
+            if self.close_sent {
+                continue;
+            }
+            if matches!(reply, ws_codec::Control::Close(_)) {
+                self.close_sent = true;
+            }
+            self.encoder.encode_control(&reply, arena, &mut self.wire);
+            queued = true;
+        }
+        queued
+    }
+}
+
 #[derive(Debug)]
 struct Conn {
     uid: u64,
@@ -1159,7 +1178,9 @@ impl Server {
         let mut queued_control = false;
         let mut moved = false;
         loop {
-            match ws.decoder.decode(&mut c.in_buf, &mut self.inflater) {
+            let decoded = ws.decoder.decode(&mut c.in_buf, &mut self.inflater);
+            queued_control |= ws.queue_control_replies(&mut self.arena);
+            match decoded {
                 Ok(Some(ws_codec::Event::Data(data))) => {
                     moved = feed_ws_payload(&mut self.broker, client, now, &mut ws.nats_in, data);
                 }
@@ -1175,28 +1196,6 @@ impl Server {
                     break;
                 }
             }
-            while let Some(reply) = ws.decoder.poll_reply() {
-                if ws.close_sent {
-                    continue;
-                }
-                if matches!(reply, ws_codec::Control::Close(_)) {
-                    ws.close_sent = true;
-                }
-                ws.encoder
-                    .encode_control(&reply, &mut self.arena, &mut ws.wire);
-                queued_control = true;
-            }
-        }
-        while let Some(reply) = ws.decoder.poll_reply() {
-            if ws.close_sent {
-                continue;
-            }
-            if matches!(reply, ws_codec::Control::Close(_)) {
-                ws.close_sent = true;
-            }
-            ws.encoder
-                .encode_control(&reply, &mut self.arena, &mut ws.wire);
-            queued_control = true;
         }
         if let Some(e) = &failed
             && !ws.close_sent
