@@ -150,12 +150,7 @@ fn parse_accounts_inner(raw: &mut Raw, ctx: &mut Ctx, v: &V<'_>) -> Result<(), P
             }
         }
         Value::Map(map) => {
-            let mut names: Vec<String> = raw
-                .users
-                .iter()
-                .map(|u| u.username.clone())
-                .chain(raw.nkeys.iter().map(|u| u.nkey.clone()))
-                .collect();
+            let mut names = raw.user_names();
             for entry in v.entries(map) {
                 let av = &entry.value;
                 if av.used_as_variable() {

@@ -8,9 +8,9 @@ use crate::value::Value;
 use super::auth::{auth_timeout, go_value, parse_perm_subjects};
 use super::diag::{Ctx, Panic, V};
 use super::gostd::quote;
-use super::server::{check_port, parse_listen, seconds_to_duration};
+use super::server::{auth_timeout_of, listener, parse_listen_into, parse_port_into};
 use super::tls::{TlsOptions, parse_tls};
-use super::{DEFAULT_HOST, DEFAULT_LEAF_RECONNECT, DEFAULT_LEAFNODE_PORT, HostPort, url};
+use super::{DEFAULT_LEAF_RECONNECT, DEFAULT_LEAFNODE_PORT, HostPort, url};
 
 /// The accepting side's `authorization` block.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -144,14 +144,7 @@ pub(crate) struct RawLeaf {
 impl RawLeaf {
     pub(crate) fn finish(self) -> LeafNodeOptions {
         LeafNodeOptions {
-            listen: (self.port != 0).then(|| HostPort {
-                host: if self.host.is_empty() {
-                    DEFAULT_HOST.to_owned()
-                } else {
-                    self.host
-                },
-                port: u16::try_from(self.port).unwrap_or(0),
-            }),
+            listen: (self.port != 0).then(|| listener(self.host, self.port)),
             authorization: self.authorization,
             advertise: self.advertise,
             no_advertise: self.no_advertise,
@@ -225,18 +218,8 @@ fn parse_entries(leaf: &mut RawLeaf, ctx: &mut Ctx, v: &V<'_>) -> Result<(), Pan
     for entry in v.map()? {
         let mv = &entry.value;
         match entry.lower.as_str() {
-            "listen" => {
-                if let Some((host, port)) = parse_listen(ctx, mv) {
-                    leaf.host = host.unwrap_or_default();
-                    leaf.port = port;
-                }
-            }
-            "port" => {
-                let port = mv.int()?;
-                if let Some(port) = check_port(ctx, mv, port) {
-                    leaf.port = port;
-                }
-            }
+            "listen" => parse_listen_into(ctx, mv, &mut leaf.host, &mut leaf.port),
+            "port" => parse_port_into(ctx, mv, &mut leaf.port)?,
             "host" | "net" => leaf.host = mv.string()?,
             "authorization" => {
                 let auth = parse_leaf_authorization(ctx, mv);
@@ -308,10 +291,7 @@ fn parse_leaf_authorization(ctx: &mut Ctx, v: &V<'_>) -> LeafAuthorization {
             match entry.lower.as_str() {
                 "user" | "username" => auth.user = super::non_empty(mv.string()?),
                 "pass" | "password" => auth.password = super::non_empty(mv.string()?),
-                "timeout" => {
-                    let seconds = auth_timeout(mv);
-                    auth.timeout = (seconds != 0.0).then(|| seconds_to_duration(seconds));
-                }
+                "timeout" => auth.timeout = auth_timeout_of(auth_timeout(mv)),
                 "users" => {
                     if let Some(users) = parse_leaf_users(ctx, mv) {
                         auth.users = users;

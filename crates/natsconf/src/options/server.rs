@@ -108,6 +108,24 @@ pub(crate) fn check_port(ctx: &mut Ctx, at: &V<'_>, port: i64) -> Option<i64> {
     }
 }
 
+/// A `port` option: sets `port` when the value is a valid port (an error otherwise).
+pub(crate) fn parse_port_into(ctx: &mut Ctx, at: &V<'_>, port: &mut i64) -> Result<(), Panic> {
+    let value = at.int()?;
+    if let Some(value) = check_port(ctx, at, value) {
+        *port = value;
+    }
+    Ok(())
+}
+
+/// A `listen` option: sets `host` (empty when only a port is given) and `port` when the
+/// value parses (an error otherwise).
+pub(crate) fn parse_listen_into(ctx: &mut Ctx, at: &V<'_>, host: &mut String, port: &mut i64) {
+    if let Some((value_host, value_port)) = parse_listen(ctx, at) {
+        *host = value_host.unwrap_or_default();
+        *port = value_port;
+    }
+}
+
 /// `parseListen`: a port, or `"host:port"`.
 pub(crate) fn parse_listen(ctx: &mut Ctx, at: &V<'_>) -> Option<(Option<String>, i64)> {
     let parsed = match at.value() {
@@ -189,6 +207,11 @@ pub(crate) fn seconds_to_duration(seconds: f64) -> Duration {
     Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO)
 }
 
+/// An authorization block's `timeout` in float seconds; 0 means not configured.
+pub(crate) fn auth_timeout_of(seconds: f64) -> Option<Duration> {
+    (seconds != 0.0).then(|| seconds_to_duration(seconds))
+}
+
 fn string_list(ctx: &mut Ctx, what: &str, at: &V<'_>) -> Result<Option<Vec<String>>, Panic> {
     match at.value() {
         crate::value::Value::Str(_) => Ok(Some(vec![at.string()?])),
@@ -252,19 +275,9 @@ fn opt_string(value: String) -> Option<String> {
 fn parse_entry(raw: &mut Raw, ctx: &mut Ctx, entry: &Entry<'_>) -> Result<(), Panic> {
     let v = &entry.value;
     match entry.lower.as_str() {
-        "listen" => {
-            if let Some((host, port)) = parse_listen(ctx, v) {
-                raw.host = host.unwrap_or_default();
-                raw.port = port;
-            }
-        }
+        "listen" => parse_listen_into(ctx, v, &mut raw.host, &mut raw.port),
         "client_advertise" => raw.client_advertise = opt_string(v.string()?),
-        "port" => {
-            let port = v.int()?;
-            if let Some(port) = check_port(ctx, v, port) {
-                raw.port = port;
-            }
-        }
+        "port" => parse_port_into(ctx, v, &mut raw.port)?,
         "server_name" => raw.server_name = opt_string(v.string()?),
         "host" | "net" => raw.host = v.string()?,
         "debug" => raw.logging.debug = v.bool()?,
@@ -278,30 +291,10 @@ fn parse_entry(raw: &mut Raw, ctx: &mut Ctx, entry: &Entry<'_>) -> Result<(), Pa
         "disable_sublist_cache" | "no_sublist_cache" => raw.disable_sublist_cache = v.bool()?,
         "accounts" => parse_accounts(raw, ctx, v),
         "authorization" => parse_top_authorization(raw, ctx, v),
-        "http" => {
-            if let Some((host, port)) = parse_listen(ctx, v) {
-                raw.http_host = host.unwrap_or_default();
-                raw.http_port = port;
-            }
-        }
-        "https" => {
-            if let Some((host, port)) = parse_listen(ctx, v) {
-                raw.http_host = host.unwrap_or_default();
-                raw.https_port = port;
-            }
-        }
-        "http_port" | "monitor_port" => {
-            let port = v.int()?;
-            if let Some(port) = check_port(ctx, v, port) {
-                raw.http_port = port;
-            }
-        }
-        "https_port" => {
-            let port = v.int()?;
-            if let Some(port) = check_port(ctx, v, port) {
-                raw.https_port = port;
-            }
-        }
+        "http" => parse_listen_into(ctx, v, &mut raw.http_host, &mut raw.http_port),
+        "https" => parse_listen_into(ctx, v, &mut raw.http_host, &mut raw.https_port),
+        "http_port" | "monitor_port" => parse_port_into(ctx, v, &mut raw.http_port)?,
+        "https_port" => parse_port_into(ctx, v, &mut raw.https_port)?,
         "http_base_path" => raw.http_base_path = v.string()?,
         "leaf" | "leafnodes" => parse_leafnodes(&mut raw.leaf, ctx, v),
         "logfile" | "log_file" => raw.logging.log_file = opt_string(v.string()?),
@@ -424,12 +417,7 @@ fn parse_top_authorization(raw: &mut Raw, ctx: &mut Ctx, v: &V<'_>) {
         ctx.error(v, "Cannot have a user/pass and token");
         return;
     }
-    let mut names: Vec<String> = raw
-        .users
-        .iter()
-        .map(|u| u.username.clone())
-        .chain(raw.nkeys.iter().map(|u| u.nkey.clone()))
-        .collect();
+    let mut names = raw.user_names();
     if auth.users_present || !names.is_empty() {
         if auth.user.is_some() {
             ctx.error(v, "Can not have a single user/pass and a users array");
@@ -466,14 +454,36 @@ fn port_of(port: i64) -> u16 {
     u16::try_from(port).unwrap_or(0)
 }
 
+/// A configured host, or `DEFAULT_HOST` when empty.
+fn host_or_default(host: String) -> String {
+    if host.is_empty() {
+        DEFAULT_HOST.to_owned()
+    } else {
+        host
+    }
+}
+
+/// The address of a listener configured with `host` and a nonzero `port`.
+pub(crate) fn listener(host: String, port: i64) -> HostPort {
+    HostPort {
+        host: host_or_default(host),
+        port: port_of(port),
+    }
+}
+
 impl Raw {
+    /// The names of the users and the nkeys of the nkey users defined so far.
+    pub(crate) fn user_names(&self) -> Vec<String> {
+        self.users
+            .iter()
+            .map(|u| u.username.clone())
+            .chain(self.nkeys.iter().map(|u| u.nkey.clone()))
+            .collect()
+    }
+
     /// `setBaselineOptions`.
     pub(crate) fn finish(self) -> Options {
-        let host = if self.host.is_empty() {
-            DEFAULT_HOST.to_owned()
-        } else {
-            self.host
-        };
+        let host = host_or_default(self.host);
         let http_host = if self.http_host.is_empty() {
             host.clone()
         } else {
@@ -514,7 +524,7 @@ impl Raw {
             user: self.username,
             password: self.password,
             token: self.token,
-            timeout: (self.auth_timeout != 0.0).then(|| seconds_to_duration(self.auth_timeout)),
+            timeout: auth_timeout_of(self.auth_timeout),
             users: self.users,
             nkeys: self.nkeys,
             default_permissions: self.default_permissions,

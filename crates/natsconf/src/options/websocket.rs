@@ -4,13 +4,16 @@ use std::time::Duration;
 
 use crate::value::Value;
 
+use super::HostPort;
 use super::auth::{auth_timeout, parse_string_array};
 use super::diag::{Ctx, Panic, V};
 use super::gostd::{parse_duration, quote};
-use super::server::{nanos_to_duration, parse_duration_option, parse_listen, seconds_to_duration};
+use super::server::{
+    auth_timeout_of, listener, nanos_to_duration, parse_duration_option, parse_listen_into,
+    parse_port_into,
+};
 use super::tls::{TlsOptions, parse_tls};
 use super::url::AllowedOrigin;
-use super::{DEFAULT_HOST, HostPort};
 
 /// The websocket block's own credentials (an auth override for WebSocket clients when `user`
 /// or `token` is set, spec/websocket.md §4.5).
@@ -125,18 +128,8 @@ fn parse_entries(ws: &mut RawWebsocket, ctx: &mut Ctx, v: &V<'_>) -> Result<(), 
     for entry in v.map()? {
         let mv = &entry.value;
         match entry.lower.as_str() {
-            "listen" => {
-                if let Some((host, port)) = parse_listen(ctx, mv) {
-                    ws.host = host.unwrap_or_default();
-                    ws.port = port;
-                }
-            }
-            "port" => {
-                let port = mv.int()?;
-                if let Some(port) = super::server::check_port(ctx, mv, port) {
-                    ws.port = port;
-                }
-            }
+            "listen" => parse_listen_into(ctx, mv, &mut ws.host, &mut ws.port),
+            "port" => parse_port_into(ctx, mv, &mut ws.port)?,
             "host" | "net" => ws.host = mv.string()?,
             "advertise" => ws.advertise = super::non_empty(mv.string()?),
             "no_tls" => ws.no_tls = mv.bool()?,
@@ -229,10 +222,7 @@ fn parse_simple_auth(ctx: &mut Ctx, v: &V<'_>) -> WebsocketAuthorization {
                 "user" | "username" => auth.user = super::non_empty(mv.string()?),
                 "pass" | "password" => auth.password = super::non_empty(mv.string()?),
                 "token" => auth.token = super::non_empty(mv.string()?),
-                "timeout" => {
-                    let seconds = auth_timeout(mv);
-                    auth.timeout = (seconds != 0.0).then(|| seconds_to_duration(seconds));
-                }
+                "timeout" => auth.timeout = auth_timeout_of(auth_timeout(mv)),
                 _ => ctx.unknown(&entry),
             }
         }
@@ -248,14 +238,7 @@ impl RawWebsocket {
             return None;
         }
         Some(WebsocketOptions {
-            listen: HostPort {
-                host: if self.host.is_empty() {
-                    DEFAULT_HOST.to_owned()
-                } else {
-                    self.host
-                },
-                port: u16::try_from(self.port).unwrap_or(0),
-            },
+            listen: listener(self.host, self.port),
             advertise: self.advertise,
             no_tls: self.no_tls,
             tls: self.tls,
