@@ -249,7 +249,8 @@ impl ClientHandshake {
             return Ok(None);
         };
         let head = src.get(..head_len).unwrap_or_default();
-        let mut header_slots = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+        let mut header_slots =
+            vec![httparse::EMPTY_HEADER; self.head.header_lines().min(self.limits.max_headers)];
         let mut response = httparse::Response::new(&mut header_slots);
         match response.parse(head) {
             Ok(httparse::Status::Complete(_)) => {}

@@ -72,6 +72,12 @@ impl HeadReader {
         Ok(None)
     }
 
+    /// The header lines of the head read so far (the lines after the first): enough slots
+    /// for the header table, which is therefore sized by the request, not by the limit.
+    pub(crate) fn header_lines(&self) -> usize {
+        self.n_lines.saturating_sub(1)
+    }
+
     /// The end of the first line, once it has been received.
     pub(crate) fn first_line_end(&self) -> Option<usize> {
         self.first_line_end

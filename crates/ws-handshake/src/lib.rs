@@ -97,8 +97,10 @@ pub struct Limits {
     /// server, which nats-server uses, allows `DefaultMaxHeaderBytes` (1 MiB) plus 4096 bytes of
     /// slack, and answers 431 beyond that.
     pub max_head_bytes: usize,
-    /// The most header lines. Go has no such limit; 128 is far above what browsers and NATS
-    /// clients send (about 15) and bounds the header table.
+    /// The most header lines. Go has no such limit (only `max_head_bytes`); the default, 8192,
+    /// is far above what browsers, proxies and NATS clients send (about 15) and what
+    /// nats-server was seen to accept (200). The header table is sized by the lines actually
+    /// received, 32 bytes each.
     pub max_headers: usize,
     /// The most refused requests one connection may make. The refusal that reaches it closes
     /// the connection even where nats-server would keep it open for another request (see
@@ -112,7 +114,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_head_bytes: (1 << 20) + 4096,
-            max_headers: 128,
+            max_headers: 8192,
             max_rejected_requests: 16,
         }
     }

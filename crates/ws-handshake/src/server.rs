@@ -278,7 +278,8 @@ impl ServerHandshake {
             return Ok(None);
         };
         let head = src.get(..head_len).unwrap_or_default();
-        let mut header_slots = vec![httparse::EMPTY_HEADER; policy.limits().max_headers];
+        let mut header_slots =
+            vec![httparse::EMPTY_HEADER; self.head.header_lines().min(policy.limits().max_headers)];
         let mut request = httparse::Request::new(&mut header_slots);
         match request.parse(head) {
             Ok(httparse::Status::Complete(_)) => {}

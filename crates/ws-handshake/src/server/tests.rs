@@ -718,6 +718,22 @@ fn limits_give_431() {
 }
 
 #[test]
+fn default_limits_take_as_many_headers_as_proxies_send() {
+    // nats-server (Go's HTTP server) takes any number within its 1 MiB head; 200 is what a
+    // client behind a chain of proxies was seen to send.
+    let names: Vec<String> = (0..200).map(|i| format!("X-Hop-{i}")).collect();
+    let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    check_upgrade(&Options::default(), &valid(&many));
+    let names: Vec<String> = (0..8200).map(|i| format!("X-{i}")).collect();
+    let too_many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    check_reject(
+        &Options::default(),
+        &valid(&too_many),
+        Reject::TooManyHeaders,
+    );
+}
+
+#[test]
 fn oversized_input_is_refused_without_waiting_for_more() {
     let policy = Policy::new(&Options {
         limits: Limits {
