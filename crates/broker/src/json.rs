@@ -82,18 +82,118 @@ fn get_string_list(obj: &Map<String, Value>, name: &str) -> Result<(), JsonError
     }
 }
 
-/// Parses the document: an object, or `null` (which Go treats as "no fields").
-fn object(arg: &[u8]) -> Result<Map<String, Value>, JsonError> {
-    match serde_json::from_slice::<Value>(arg).map_err(|_| JsonError)? {
-        Value::Object(map) => Ok(map),
-        Value::Null => Ok(Map::new()),
-        _ => Err(JsonError),
+/// The deepest nesting of arrays and objects Go's `encoding/json` accepts (`maxNestingDepth`
+/// in `encoding/json/scanner.go`); deeper documents are a syntax error there.
+const MAX_NESTING_DEPTH: usize = 10_000;
+
+/// The deepest nesting of `arg`'s arrays and objects, strings skipped: one linear pass, so
+/// that a deep document costs no recursion.
+fn nesting_depth(arg: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in arg {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
     }
+    deepest
+}
+
+/// Decodes an object's members whose names match one of `names` (case-insensitively) into
+/// `Value`s, and skips the others without building them: serde_json skips a value with an
+/// explicit stack, so a member nested thousands of levels deep is neither recursed into nor
+/// allocated.
+struct Members<'n> {
+    names: &'n [&'n str],
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Members<'_> {
+    type Value = Map<String, Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Members<'_> {
+    type Value = Map<String, Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object or null")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Map::new())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut access: A,
+    ) -> Result<Self::Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            if self.names.iter().any(|n| n.eq_ignore_ascii_case(&key)) {
+                let value = access.next_value::<Value>()?;
+                map.insert(key, value);
+            } else {
+                access.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(map)
+    }
+}
+
+/// Parses the document: an object, or `null` (which Go treats as "no fields"), keeping the
+/// members named in `names`. Nesting deeper than Go accepts is an error, as there.
+fn object(arg: &[u8], names: &[&str]) -> Result<Map<String, Value>, JsonError> {
+    if nesting_depth(arg) > MAX_NESTING_DEPTH {
+        return Err(JsonError);
+    }
+    let mut de = serde_json::Deserializer::from_slice(arg);
+    let map = serde::de::DeserializeSeed::deserialize(Members { names }, &mut de)
+        .map_err(|_| JsonError)?;
+    de.end().map_err(|_| JsonError)?;
+    Ok(map)
 }
 
 impl ConnectJson {
     pub(crate) fn parse(arg: &[u8]) -> Result<Self, JsonError> {
-        let obj = object(arg)?;
+        const NAMES: &[&str] = &[
+            "tls_required",
+            "verbose",
+            "pedantic",
+            "user",
+            "pass",
+            "auth_token",
+            "nkey",
+            "sig",
+            "jwt",
+            "name",
+            "lang",
+            "version",
+            "protocol",
+            "echo",
+            "headers",
+            "no_responders",
+            "account",
+            "new_account",
+        ];
+        let obj = object(arg, NAMES)?;
         // Fields the server ignores must still have the right type.
         get_bool(&obj, "tls_required")?;
         Ok(Self {
@@ -121,8 +221,7 @@ impl ConnectJson {
 /// Validates an INFO sent by a client: nats-server decodes it and closes on a type error,
 /// otherwise ignores it.
 pub(crate) fn check_info(arg: &[u8]) -> Result<(), JsonError> {
-    let obj = object(arg)?;
-    for name in [
+    const STRINGS: &[&str] = &[
         "server_id",
         "server_name",
         "version",
@@ -134,10 +233,8 @@ pub(crate) fn check_info(arg: &[u8]) -> Result<(), JsonError> {
         "nonce",
         "cluster",
         "domain",
-    ] {
-        get_string(&obj, name)?;
-    }
-    for name in [
+    ];
+    const BOOLS: &[&str] = &[
         "headers",
         "auth_required",
         "tls_required",
@@ -146,16 +243,25 @@ pub(crate) fn check_info(arg: &[u8]) -> Result<(), JsonError> {
         "jetstream",
         "ldm",
         "cluster_dynamic",
-    ] {
+    ];
+    const UINTS: &[&str] = &["port", "client_id"];
+    const INTS: &[&str] = &["proto", "max_payload"];
+    const LISTS: &[&str] = &["connect_urls", "ws_connect_urls"];
+    let names: Vec<&str> = [STRINGS, BOOLS, UINTS, INTS, LISTS].concat();
+    let obj = object(arg, &names)?;
+    for name in STRINGS {
+        get_string(&obj, name)?;
+    }
+    for name in BOOLS {
         get_bool(&obj, name)?;
     }
-    for name in ["port", "client_id"] {
+    for name in UINTS {
         get_uint(&obj, name)?;
     }
-    for name in ["proto", "max_payload"] {
+    for name in INTS {
         get_int(&obj, name)?;
     }
-    for name in ["connect_urls", "ws_connect_urls"] {
+    for name in LISTS {
         get_string_list(&obj, name)?;
     }
     Ok(())
@@ -189,6 +295,38 @@ mod tests {
         ] {
             assert_eq!(ConnectJson::parse(bad).err(), Some(JsonError), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn nesting_as_deep_as_go_accepts() {
+        let nested = |depth: usize| {
+            let mut doc = br#"{"verbose":false,"x":"#.to_vec();
+            doc.extend(std::iter::repeat_n(b'[', depth));
+            doc.extend(std::iter::repeat_n(b']', depth));
+            doc.push(b'}');
+            doc
+        };
+        // The object itself is one level.
+        for depth in [127, 129, 1_500, MAX_NESTING_DEPTH - 1] {
+            let c = ConnectJson::parse(&nested(depth)).unwrap();
+            assert_eq!(c.verbose, Some(false), "{depth}");
+        }
+        assert_eq!(
+            ConnectJson::parse(&nested(MAX_NESTING_DEPTH)).err(),
+            Some(JsonError)
+        );
+        // Brackets inside strings do not count; escaped quotes do not end a string.
+        let mut doc = br#"{"name":"\"["#.to_vec();
+        doc.extend(std::iter::repeat_n(b'[', 20_000));
+        doc.extend(br#""}"#);
+        assert_eq!(nesting_depth(&doc), 1);
+        assert!(ConnectJson::parse(&doc).is_ok());
+        // A deep value in a field the server reads is a type error, as in Go.
+        let mut doc = br#"{"verbose":"#.to_vec();
+        doc.extend(std::iter::repeat_n(b'[', 200));
+        doc.extend(std::iter::repeat_n(b']', 200));
+        doc.push(b'}');
+        assert_eq!(ConnectJson::parse(&doc).err(), Some(JsonError));
     }
 
     #[test]
