@@ -50,6 +50,9 @@ pub(crate) struct Cli {
     pub(crate) dump_positions: bool,
     /// Positional arguments after the flags.
     pub(crate) args: Vec<String>,
+    /// Started with no arguments at all: the built-in development config applies. Any flag
+    /// without `-c` starts from nats-server's defaults instead, opening only what is asked for.
+    pub(crate) bare: bool,
 }
 
 /// A command-line error, printed as nats-server prints it.
@@ -141,7 +144,8 @@ impl Cli {
         S: Into<String>,
     {
         let mut cli = Self::default();
-        let mut it = args.into_iter().map(Into::into);
+        let mut it = args.into_iter().map(Into::into).peekable();
+        cli.bare = it.peek().is_none();
         while let Some(arg) = it.next() {
             if arg == "--" {
                 cli.args.extend(it.by_ref());

@@ -9,6 +9,7 @@
 mod cli;
 mod conn;
 mod hasher;
+mod ids;
 mod logger;
 mod monitor;
 mod server;
@@ -97,7 +98,7 @@ fn main() -> ExitCode {
     if let Err(e) = logger::init(&settings.log) {
         return die(&prog, &format!("unable to open log file: {e}"));
     }
-    banner(&settings);
+    banner(&settings, cli.bare);
     let mut server = match server::Server::new(settings, cli) {
         Ok(s) => s,
         Err(e) => logger::fatal(&e),
@@ -111,7 +112,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn banner(settings: &Settings) {
+fn banner(settings: &Settings, bare: bool) {
     let cfg = &settings.broker;
     log::info!("Starting natsws");
     log::info!(
@@ -128,7 +129,7 @@ fn banner(settings: &Settings) {
     log::info!("  ID:       {}", cfg.server_id);
     match &settings.config_file {
         Some(f) => log::info!("Using configuration file: {f}"),
-        None => {
+        None if bare => {
             log::info!(
                 "No configuration file given: using the built-in development defaults (NATS on 127.0.0.1:4222, WebSocket on ws://127.0.0.1:8080 without TLS, monitoring on http://127.0.0.1:8222)"
             );
@@ -136,6 +137,7 @@ fn banner(settings: &Settings) {
                 "To change them pass -c <file> (see `natsws --help`), or override single values with -a, -p, -m"
             );
         }
+        None => {}
     }
     for w in &settings.warnings {
         log::warn!("{w}");

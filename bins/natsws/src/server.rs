@@ -42,6 +42,9 @@ const MAX_HTTP_HEAD_BYTES: usize = 16 * 1024;
 const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Stop reading from a client whose own output queue is above this many bytes.
 const READ_PAUSE_PENDING_BYTES: usize = 4 * 1024 * 1024;
+/// Most WebSocket control replies (pongs, at most 127 bytes each) owed to a peer before
+/// its input is no longer decoded until they are written.
+const MAX_OWED_CONTROL_REPLIES: usize = 64;
 
 /// What speaks on a connection.
 #[derive(Debug)]
@@ -83,9 +86,17 @@ struct WsConn {
     /// Payload bytes taken out of data frames, waiting for the NATS parser.
     nats_in: BytesMut,
     close_sent: bool,
+    /// The close frame owed to the peer (the echo of its close, or a protocol error's):
+    /// sent after the output of what was decoded before it, then nothing more (RFC 6455
+    /// §5.5.1; nats-server's `flushOutbound` also sends its close message last).
+    owed_close: Option<ws_codec::Control>,
     /// Bytes at the front of the broker's queue that belong to a frame whose header is
     /// already in `wire` (the uncompressed single-frame fast path writes them in place).
     frame_remaining: usize,
+    /// Control replies (pongs) framed into `wire` since it was last empty.
+    owed_controls: usize,
+    /// Decoding (and reading) stopped until the owed control replies are written.
+    decode_paused: bool,
 }
 
 impl WsConn {
@@ -94,16 +105,31 @@ impl WsConn {
     fn queue_control_replies(&mut self, arena: &mut BytesMut) -> bool {
         let mut queued = false;
         while let Some(reply) = self.decoder.poll_reply() {
-            if self.close_sent {
+            if self.close_sent || self.owed_close.is_some() {
                 continue;
             }
             if matches!(reply, ws_codec::Control::Close(_)) {
-                self.close_sent = true;
+                self.owed_close = Some(reply);
+                queued = true;
+                continue;
             }
             self.encoder.encode_control(&reply, arena, &mut self.wire);
+            self.owed_controls += 1;
             queued = true;
         }
         queued
+    }
+
+    /// Bytes framed and not yet written: what the transport holds for the client outside
+    /// the broker's queue.
+    fn backlog(&self) -> usize {
+        self.wire.iter().map(Bytes::len).sum()
+    }
+
+    /// A peer that sends pings and never reads would otherwise make the pongs owed to it grow
+    /// without bound: past this many, decoding stops until they are written.
+    fn owes_too_much(&self) -> bool {
+        self.owed_controls >= MAX_OWED_CONTROL_REPLIES
     }
 }
 
@@ -263,35 +289,6 @@ fn host_port(host: &str, port: u16) -> String {
     }
 }
 
-/// Random bytes from the OS.
-pub(crate) fn os_random(buf: &mut [u8]) {
-    use std::io::Read as _;
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom")
-        && f.read_exact(buf).is_ok()
-    {
-        return;
-    }
-    // Fall back on time and pid; only ids and jitter depend on it.
-    let seed = Instant::now().elapsed().as_nanos() as u64 ^ u64::from(std::process::id());
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = (seed.rotate_left(u32::try_from(i % 64).unwrap_or(0)) & 0xff) as u8;
-    }
-}
-
-/// A server id in nats-server's shape: `N` + 55 base32 characters.
-pub(crate) fn new_server_id() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut raw = [0u8; 55];
-    os_random(&mut raw);
-    let mut id = String::from("N");
-    for b in raw {
-        id.push(char::from(
-            *ALPHABET.get(usize::from(b % 32)).unwrap_or(&b'A'),
-        ));
-    }
-    id
-}
-
 impl Server {
     /// Binds every listener and logs the start-up banner. Fatal errors come back as text.
     pub(crate) fn new(mut settings: Settings, cli: crate::cli::Cli) -> Result<Self, String> {
@@ -302,6 +299,8 @@ impl Server {
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| format!("signals: {e}"))?;
         let waker = mio::Waker::new(poll.registry(), HASHER).map_err(|e| format!("waker: {e}"))?;
+        let mut hasher_key = [0u8; 64];
+        crate::ids::os_random(&mut hasher_key)?;
         let client_tls = match &settings.client_tls {
             Some(spec) => Some(spec.load()?),
             None => None,
@@ -461,7 +460,7 @@ impl Server {
             lame_duck: None,
             ports_file: None,
             cli,
-            hasher: crate::hasher::Hasher::new(waker),
+            hasher: crate::hasher::Hasher::new(waker, hasher_key),
             recheck_jobs: Vec::new(),
         })
     }
@@ -589,6 +588,11 @@ impl Server {
         consider(self.timers.peek().map(|Reverse((t, _, _))| *t));
         consider(self.accept_paused_until);
         consider(self.shutting_down.map(|(_, d)| d));
+        // A closing connection whose peer stops reading is removed when its linger ends, even
+        // on an otherwise idle server.
+        for key in &self.to_reap {
+            consider(self.conns.get(*key).and_then(|c| c.linger_until));
+        }
         if let Some(ld) = &self.lame_duck {
             consider(ld.next_close.or(Some(ld.close_from)));
         }
@@ -842,6 +846,11 @@ impl Server {
             return;
         };
         if c.closing || c.read_paused || c.auth_parked.is_some() {
+            return;
+        }
+        if let Kind::Ws { ws, .. } = &c.kind
+            && ws.decode_paused
+        {
             return;
         }
         if matches!(c.kind, Kind::WsHandshake { .. })
@@ -1147,7 +1156,10 @@ impl Server {
                 wire,
                 nats_in: BytesMut::new(),
                 close_sent: false,
+                owed_close: None,
                 frame_remaining: 0,
+                owed_controls: 0,
+                decode_paused: false,
             }),
         };
         c.log_id = match &forwarded {
@@ -1178,6 +1190,11 @@ impl Server {
         let mut queued_control = false;
         let mut moved = false;
         loop {
+            if ws.owes_too_much() {
+                // Resumed by `flush_conn` once the replies are written.
+                ws.decode_paused = true;
+                break;
+            }
             let decoded = ws.decoder.decode(&mut c.in_buf, &mut self.inflater);
             queued_control |= ws.queue_control_replies(&mut self.arena);
             match decoded {
@@ -1199,15 +1216,10 @@ impl Server {
         }
         if let Some(e) = &failed
             && !ws.close_sent
+            && ws.owed_close.is_none()
         {
-            ws.close_sent = true;
-            let frame = e.close_frame();
-            ws.encoder.encode_control(
-                &ws_codec::Control::Close(Some(frame)),
-                &mut self.arena,
-                &mut ws.wire,
-            );
-            queued_control = true;
+            // Sent after the output of what was decoded before the error (`write_ws`).
+            ws.owed_close = Some(ws_codec::Control::Close(Some(e.close_frame())));
         }
         if !ws.nats_in.is_empty() {
             self.broker.handle_input(client, now, &mut ws.nats_in);
@@ -1222,6 +1234,8 @@ impl Server {
             ws.nats_in = BytesMut::from(&ws.nats_in[..]);
         }
         let log_id = c.log_id.clone();
+        let backlog = ws.backlog();
+        self.broker.set_transport_backlog(client, backlog, now);
         if queued_control {
             self.mark_dirty(key);
         }
@@ -1437,18 +1451,39 @@ impl Server {
                     };
                     if let Some(c) = self.conns.get_mut(key) {
                         c.close_reason = Some(reason);
-                        log::debug!("{} - Client connection closed: {reason}", c.log_id);
-                        if matches!(
-                            reason,
-                            CloseReason::SlowConsumerPendingBytes
-                                | CloseReason::SlowConsumerWriteDeadline
-                        ) {
-                            log::info!("{} - Slow Consumer Detected", c.log_id);
+                        if reason == CloseReason::MaxConnectionsExceeded {
+                            // nats-server's maxConnExceeded: sendErrAndErr.
+                            log::error!("{} - maximum connections exceeded", c.log_id);
                         }
+                        log::debug!("{} - Client connection closed: {reason}", c.log_id);
                     }
                     self.schedule_reap(key, now, reason.flushes());
                 }
                 Event::Connected(client) => self.name_in_log(client, now),
+                Event::SlowConsumer {
+                    client,
+                    reason,
+                    pending_bytes,
+                    chunks,
+                } => {
+                    if let Some(c) = self.conn_of(client).and_then(|k| self.conns.get(k)) {
+                        // nats-server's texts (`client.go`, queueOutbound and
+                        // handleWriteTimeout), logged as notices.
+                        if reason == CloseReason::SlowConsumerWriteDeadline {
+                            log::info!(
+                                "{} - Slow Consumer Detected: WriteDeadline of {} exceeded with {chunks} chunks of {pending_bytes} total bytes.",
+                                c.log_id,
+                                monitor::go_duration(self.broker.config().write_deadline),
+                            );
+                        } else {
+                            log::info!(
+                                "{} - Slow Consumer Detected: MaxPending of {} Exceeded",
+                                c.log_id,
+                                self.broker.config().limits.max_pending,
+                            );
+                        }
+                    }
+                }
                 Event::SubscriptionRemoved { detail, .. } => log::info!("{detail}"),
                 Event::Trace { client, line } => {
                     if let Some(key) = self.conn_of(client)
@@ -1462,16 +1497,25 @@ impl Server {
                     check,
                     parked,
                 } => {
-                    let cancel = self.hasher.submit(client, check);
+                    let key = self.conn_of(client);
+                    let source = match key.and_then(|k| self.conns.get(k)) {
+                        Some(c) if parked => crate::hasher::Source::Client(c.peer.ip()),
+                        _ => crate::hasher::Source::Recheck,
+                    };
+                    let submitted = self.hasher.submit(client, source, check);
+                    let (cancel, queued) = match submitted {
+                        crate::hasher::Submitted::Queued(cancel) => (cancel, true),
+                        // The verdict is already waiting: the flag only keeps the client
+                        // unread until it is taken.
+                        crate::hasher::Submitted::Answered => (Arc::default(), false),
+                    };
                     if parked {
                         // The connection is not read meanwhile, and closing it withdraws the
                         // check.
-                        if let Some(key) = self.conn_of(client)
-                            && let Some(c) = self.conns.get_mut(key)
-                        {
+                        if let Some(c) = key.and_then(|k| self.conns.get_mut(k)) {
                             c.auth_parked = Some(cancel);
                         }
-                    } else {
+                    } else if queued {
                         // A re-check after a reload may stand for several clients: only the
                         // next reload withdraws it.
                         self.recheck_jobs.push(cancel);
@@ -1616,7 +1660,23 @@ impl Server {
             return;
         };
         if let Some(client) = c.kind.client() {
+            let mut resume_decoding = false;
+            if let Kind::Ws { ws, .. } = &mut c.kind {
+                self.broker.set_transport_backlog(client, ws.backlog(), now);
+                if ws.decode_paused && !ws.owes_too_much() {
+                    ws.decode_paused = false;
+                    resume_decoding = true;
+                }
+            }
             self.broker.handle_flushed(client, now);
+            if resume_decoding {
+                // Decode what was left in the read buffer, then read again.
+                self.process_input(key, now);
+                self.queue_ready(key);
+            }
+            let Some(c) = self.conns.get_mut(key) else {
+                return;
+            };
             if c.read_paused
                 && self.broker.outbound(client).map_or(0, |q| q.len())
                     < READ_PAUSE_PENDING_BYTES / 2
@@ -1892,7 +1952,10 @@ impl Server {
         }
         let interval = ld.interval;
         let mut jitter = [0u8; 2];
-        os_random(&mut jitter);
+        // Without randomness the clients close at the middle of the interval.
+        if crate::ids::os_random(&mut jitter).is_err() {
+            jitter = [0, 0x80];
+        }
         let frac = f64::from(u16::from_le_bytes(jitter)) / 65536.0;
         ld.next_close = Some(now + interval.mul_f64(0.5 + frac / 2.0));
         let next = self
@@ -2208,6 +2271,8 @@ fn write_ws(
     let in_place = !cfg.deflate && cfg.max_frame_payload.is_none();
     loop {
         if ws.wire.is_empty() && ws.frame_remaining == 0 {
+            // Every control reply framed so far is written.
+            ws.owed_controls = 0;
             if !q.is_empty() && in_place {
                 let header = ws_codec::FrameHeader {
                     fin: true,
@@ -2233,15 +2298,11 @@ fn write_ws(
                 && !ws.close_sent
             {
                 ws.close_sent = true;
-                let frame = ws_codec::CloseFrame::new(
-                    ws_codec::CloseCode(reason.ws_close_code()),
-                    reason.as_str(),
-                );
-                ws.encoder.encode_control(
-                    &ws_codec::Control::Close(Some(frame)),
-                    arena,
-                    &mut ws.wire,
-                );
+                let close = ws
+                    .owed_close
+                    .take()
+                    .unwrap_or_else(|| ws_codec::Control::Close(Some(ws_close_frame(reason))));
+                ws.encoder.encode_control(&close, arena, &mut ws.wire);
             } else {
                 if ws.wire.capacity() > 0 {
                     ws.wire = VecDeque::new();
@@ -2298,6 +2359,36 @@ fn write_ws(
     }
 }
 
+/// The close frame for the broker's reason for closing a client: ws-codec's mapping of
+/// nats-server's close reasons, which never puts a reserved code on the wire.
+fn ws_close_frame(reason: CloseReason) -> ws_codec::CloseFrame {
+    use ws_codec::CloseReason as Ws;
+    let ws = match reason {
+        CloseReason::ClientClosed => Ws::ClientClosed,
+        CloseReason::AuthenticationTimeout => Ws::AuthenticationTimeout,
+        CloseReason::AuthenticationFailure => Ws::AuthenticationViolation,
+        CloseReason::TlsHandshakeFailure => Ws::TlsHandshakeError,
+        CloseReason::SlowConsumerPendingBytes => Ws::SlowConsumerPendingBytes,
+        CloseReason::SlowConsumerWriteDeadline => Ws::SlowConsumerWriteDeadline,
+        CloseReason::WriteError => Ws::WriteError,
+        CloseReason::ReadError => Ws::ReadError,
+        CloseReason::ParseError => Ws::ParseError,
+        CloseReason::StaleConnection => Ws::StaleConnection,
+        CloseReason::ProtocolViolation => Ws::ProtocolViolation,
+        CloseReason::BadClientProtocolVersion => Ws::BadClientProtocolVersion,
+        CloseReason::IncorrectPort => Ws::WrongPort,
+        CloseReason::MaxConnectionsExceeded => Ws::MaxConnectionsExceeded,
+        CloseReason::MaxPayloadExceeded => Ws::MaxPayloadExceeded,
+        CloseReason::MaxControlLineExceeded => Ws::MaxControlLineExceeded,
+        CloseReason::ServerShutdown => Ws::ServerShutdown,
+        CloseReason::NoRespondersRequiresHeaders => Ws::NoRespondersRequiresHeaders,
+        _ => {
+            return ws_codec::CloseFrame::new(ws_codec::CloseCode::INTERNAL_ERROR, reason.as_str());
+        }
+    };
+    ws.close_frame()
+}
+
 /// Average CPU use since start, in % of one core (what nats-server's `ps -o pcpu` shows),
 /// from `/proc/self/stat` (utime + stime in clock ticks of 1/100 s).
 fn cpu_percent(uptime: Duration) -> f64 {
@@ -2330,4 +2421,42 @@ fn rss_bytes() -> u64 {
                 .and_then(|v| v.parse::<u64>().ok())
         })
         .map_or(0, |pages| pages * 4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_frames_never_carry_a_reserved_code() {
+        for reason in [
+            CloseReason::ClientClosed,
+            CloseReason::AuthenticationTimeout,
+            CloseReason::AuthenticationFailure,
+            CloseReason::TlsHandshakeFailure,
+            CloseReason::SlowConsumerPendingBytes,
+            CloseReason::SlowConsumerWriteDeadline,
+            CloseReason::WriteError,
+            CloseReason::ReadError,
+            CloseReason::ParseError,
+            CloseReason::StaleConnection,
+            CloseReason::ProtocolViolation,
+            CloseReason::BadClientProtocolVersion,
+            CloseReason::IncorrectPort,
+            CloseReason::MaxConnectionsExceeded,
+            CloseReason::MaxPayloadExceeded,
+            CloseReason::MaxControlLineExceeded,
+            CloseReason::ServerShutdown,
+            CloseReason::NoRespondersRequiresHeaders,
+        ] {
+            let frame = ws_close_frame(reason);
+            assert!(frame.code().is_sendable(), "{reason:?}: {}", frame.code());
+            assert_eq!(frame.reason(), reason.as_str(), "{reason:?}");
+        }
+        assert_eq!(ws_close_frame(CloseReason::ReadError).code().0, 1001);
+        assert_eq!(
+            ws_close_frame(CloseReason::ProtocolViolation).code().0,
+            1002
+        );
+    }
 }

@@ -217,8 +217,10 @@ impl Settings {
 /// Builds the settings: the config file (or the embedded default), then the flags.
 pub(crate) fn load(cli: &Cli) -> Result<Settings, String> {
     let (options, warnings) = match &cli.config_file {
-        None => parse_options(None)?,
         Some(file) => parse_options(Some(file))?,
+        None if cli.bare => parse_options(None)?,
+        // As nats-server started without `-c`: its defaults, then the flags.
+        None => (Options::default(), Vec::new()),
     };
     let mut s = from_options(&options)?;
     s.config_warnings = warnings;
@@ -516,10 +518,10 @@ fn auth_config(o: &Options) -> broker::auth::AuthConfig {
 /// Fills in generated values and checks cross-option rules.
 fn finish(s: &mut Settings) -> Result<(), String> {
     if s.broker.server_id == broker::Config::default().server_id {
-        s.broker.server_id = crate::server::new_server_id();
+        s.broker.server_id = crate::ids::new_server_id()?;
     }
     let mut seed = [0u8; 8];
-    crate::server::os_random(&mut seed);
+    crate::ids::os_random(&mut seed)?;
     s.broker.seed = u64::from_le_bytes(seed);
     s.broker.trace = s.log.trace;
     // bcrypt comparisons run on the hasher threads, never on the event loop.

@@ -162,6 +162,9 @@ struct Client {
     rtt_start: Option<Instant>,
     stall_since: Option<Instant>,
     consumed_seen: u64,
+    /// Output the transport holds for this client outside `out` (framed WebSocket data and
+    /// owed control replies): it counts toward `max_pending` and the write deadline.
+    backlog: usize,
     scheduled: Option<Instant>,
     flush_requested: bool,
     in_msgs: u64,
@@ -182,6 +185,13 @@ struct Client {
     /// After a reload: the comparison that decides whether this connected client keeps its
     /// session under the new configuration. It keeps running meanwhile.
     rechecking: Option<Box<auth::HashCheck>>,
+}
+
+impl Client {
+    /// Output owed to the client: its queue plus what the transport holds for it.
+    fn pending(&self) -> usize {
+        self.out.len() + self.backlog
+    }
 }
 
 /// What CONNECT processing keeps for after authentication.
@@ -489,6 +499,7 @@ impl Broker {
             rtt_start: None,
             stall_since: None,
             consumed_seen: 0,
+            backlog: 0,
             scheduled: None,
             flush_requested: false,
             in_msgs: 0,
@@ -1212,11 +1223,11 @@ impl Broker {
                 + body.len()
                 + 2
         };
-        if c.out.len() + queued > self.config.limits.max_pending {
+        if c.pending() + queued > self.config.limits.max_pending {
             self.slow_consumer(target, now, CloseReason::SlowConsumerPendingBytes);
             return false;
         }
-        let was_empty = c.out.is_empty();
+        let was_empty = c.pending() == 0;
         if skip == 0 {
             rendered.write(&mut c.out, &sub.sid, publish.shared);
         } else {
@@ -1485,11 +1496,11 @@ impl Broker {
         let Some(c) = self.open_client_mut(id) else {
             return;
         };
-        if c.out.len() + bytes.len() > max_pending {
+        if c.pending() + bytes.len() > max_pending {
             self.slow_consumer(id, now, CloseReason::SlowConsumerPendingBytes);
             return;
         }
-        let was_empty = c.out.is_empty();
+        let was_empty = c.pending() == 0;
         c.out.push_slice(bytes);
         if was_empty {
             c.stall_since = Some(now);
@@ -1506,9 +1517,21 @@ impl Broker {
     }
 
     fn slow_consumer(&mut self, id: ClientId, now: Instant, reason: CloseReason) {
-        let counts = self.client(id).is_some_and(|c| !c.phase.awaiting_auth());
-        if counts {
+        let Some(c) = self.client(id) else {
+            return;
+        };
+        // nats-server exempts a client it still expects a CONNECT from, and only from the
+        // write-deadline check (`client.go`, handleWriteTimeout); queueOutbound counts every
+        // client over max_pending.
+        if !(reason == CloseReason::SlowConsumerWriteDeadline && c.phase.awaiting_auth()) {
+            let (pending_bytes, chunks) = (c.pending(), c.out.chunks().count());
             self.stats.slow_consumers += 1;
+            self.events.push_back(Event::SlowConsumer {
+                client: id,
+                reason,
+                pending_bytes,
+                chunks,
+            });
         }
         self.close(id, now, reason);
     }
@@ -1628,8 +1651,10 @@ impl Broker {
             return;
         };
         if c.out.is_empty() {
-            c.stall_since = None;
             c.out.shrink_if_idle();
+        }
+        if c.pending() == 0 {
+            c.stall_since = None;
         } else if c.out.consumed() != c.consumed_seen {
             c.consumed_seen = c.out.consumed();
             c.stall_since = Some(now);
@@ -1637,8 +1662,40 @@ impl Broker {
         self.reschedule(client);
     }
 
+    /// Tells the broker how many bytes the transport holds for the client outside its queue:
+    /// output already framed but not yet written, and replies the transport owes the peer on
+    /// its own (WebSocket pongs and close frames). They count toward `max_pending` and the
+    /// write deadline as queued output does, as nats-server counts its WebSocket frames and
+    /// control messages in the client's pending bytes (`server/websocket.go`,
+    /// `wsEnqueueControlMessageLocked`). A backlog that shrank is progress. Over
+    /// `max_pending` the client is closed as a slow consumer: poll events afterwards.
+    pub fn set_transport_backlog(&mut self, client: ClientId, bytes: usize, now: Instant) {
+        let max_pending = self.config.limits.max_pending;
+        let Some(c) = self.open_client_mut(client) else {
+            return;
+        };
+        let before = c.backlog;
+        if before == bytes {
+            return;
+        }
+        let was_empty = c.pending() == 0;
+        c.backlog = bytes;
+        if c.pending() > max_pending {
+            self.slow_consumer(client, now, CloseReason::SlowConsumerPendingBytes);
+            return;
+        }
+        if c.pending() == 0 {
+            c.stall_since = None;
+        } else if was_empty || bytes < before {
+            // Output appeared, or some of it was written: the write-deadline clock (re)starts.
+            c.stall_since = Some(now);
+            c.consumed_seen = c.out.consumed();
+        }
+        self.reschedule(client);
+    }
+
     fn client_deadline(&self, c: &Client) -> Option<Instant> {
-        let stall = if c.out.is_empty() {
+        let stall = if c.pending() == 0 {
             None
         } else {
             c.stall_since
@@ -1708,7 +1765,7 @@ impl Broker {
             self.close(id, now, CloseReason::AuthenticationTimeout);
             return;
         }
-        if !c.out.is_empty() {
+        if c.pending() > 0 {
             if c.out.consumed() != c.consumed_seen {
                 c.consumed_seen = c.out.consumed();
                 c.stall_since = Some(now);
@@ -1850,7 +1907,7 @@ impl Broker {
             stop: c.phase.closed().map(|(_, t)| t),
             reason: c.phase.closed().map(|(r, _)| r),
             rtt: c.rtt,
-            pending_bytes: c.out.len(),
+            pending_bytes: c.pending(),
             in_msgs: c.in_msgs,
             out_msgs: c.out_msgs,
             in_bytes: c.in_bytes,

@@ -71,7 +71,8 @@
 //! 3. **WebSocket INFO** carries the WebSocket listener's `host`, `port` and TLS flags (the
 //!    nats-server 2.10.16+ behaviour): it is the address a browser client can reconnect to.
 //! 4. **Stale Connection over WebSocket** maps to close status 1001 as in 2.10.24+; 2.9.10 sends
-//!    1006, which RFC 6455 forbids on the wire ([`CloseReason::ws_close_code`]).
+//!    1006, which RFC 6455 forbids on the wire (ws-codec's `CloseReason::close_code`, which
+//!    natsws uses for every close frame).
 //! 5. **A `\r` inside an argument line.** Go drops the byte before `\n` whenever any `\r`
 //!    appeared in the line (and behaves differently when the line was split across reads);
 //!    natsws removes exactly one `\r` directly before `\n`, the same for every split.

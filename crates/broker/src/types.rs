@@ -181,27 +181,6 @@ impl CloseReason {
         }
     }
 
-    /// WebSocket close status for this reason (spec/websocket.md §3.8). `Stale Connection`
-    /// uses 1001 as newer servers do (2.9.10 sends the reserved 1006).
-    #[must_use]
-    pub fn ws_close_code(self) -> u16 {
-        match self {
-            Self::ClientClosed => 1000,
-            Self::AuthenticationTimeout
-            | Self::AuthenticationFailure
-            | Self::SlowConsumerPendingBytes
-            | Self::SlowConsumerWriteDeadline
-            | Self::MaxConnectionsExceeded
-            | Self::MaxControlLineExceeded => 1008,
-            Self::TlsHandshakeFailure => 1015,
-            Self::ParseError | Self::ProtocolViolation | Self::BadClientProtocolVersion => 1002,
-            Self::MaxPayloadExceeded => 1009,
-            Self::ServerShutdown | Self::StaleConnection => 1001,
-            Self::WriteError | Self::ReadError => 1006,
-            Self::IncorrectPort | Self::NoRespondersRequiresHeaders => 1011,
-        }
-    }
-
     /// Whether queued output (the `-ERR` line, a WebSocket close frame) is flushed before the
     /// transport is closed. Read/write errors, slow consumers and TLS failures tear down
     /// without a flush.
@@ -232,13 +211,29 @@ pub enum Event {
     /// Output was queued for this client; flush it at the end of the tick.
     Flush(ClientId),
     /// The broker closed this client. Flush its queue if `reason.flushes()` (then, for
-    /// WebSocket, send a close frame with `reason.ws_close_code()` and `reason.as_str()`),
+    /// WebSocket, send the close frame nats-server sends for `reason`),
     /// close the transport, and finally call [`crate::Broker::remove_client`].
     Closed {
         /// The client.
         client: ClientId,
         /// Why.
         reason: CloseReason,
+    },
+    /// The client is closed as a slow consumer (a [`Event::Closed`] follows), for the log
+    /// line nats-server writes: `Slow Consumer Detected: MaxPending of <max_pending>
+    /// Exceeded`, or `Slow Consumer Detected: WriteDeadline of <write_deadline> exceeded with
+    /// <chunks> chunks of <pending_bytes> total bytes.` Not emitted for a client that had not
+    /// connected yet, which nats-server neither counts nor logs.
+    SlowConsumer {
+        /// The client.
+        client: ClientId,
+        /// [`CloseReason::SlowConsumerPendingBytes`] or
+        /// [`CloseReason::SlowConsumerWriteDeadline`].
+        reason: CloseReason,
+        /// Output owed to the client when it was cut (its queue and the transport's backlog).
+        pending_bytes: usize,
+        /// Buffers that output was held in.
+        chunks: usize,
     },
     /// A CONNECT was accepted (for the debug log).
     Connected(ClientId),

@@ -523,6 +523,92 @@ fn slow_consumer_write_deadline() {
 }
 
 #[test]
+fn transport_backlog_counts_as_pending_output() {
+    // WebSocket pongs the transport owes a peer that never reads: they count toward the write
+    // deadline although the client's queue is empty.
+    let mut config = Config::default();
+    config.write_deadline = Duration::from_secs(2);
+    config.limits.max_pending = 1000;
+    let mut sim = Sim::new(config);
+    let stuck = sim.connected_client("{\"verbose\":false}");
+    sim.reading.insert(stuck, false);
+    let now = sim.now;
+    sim.broker.set_transport_backlog(stuck, 64, now);
+    sim.advance(Duration::from_millis(1900));
+    assert!(!sim.closed.contains_key(&stuck));
+    // Progress (the backlog shrank) restarts the clock.
+    let now = sim.now;
+    sim.broker.set_transport_backlog(stuck, 32, now);
+    sim.advance(Duration::from_millis(1900));
+    assert!(!sim.closed.contains_key(&stuck));
+    sim.advance(Duration::from_millis(200));
+    assert_eq!(
+        sim.closed.get(&stuck),
+        Some(&CloseReason::SlowConsumerWriteDeadline)
+    );
+    // The backlog and the first PING the client never read.
+    assert_eq!(
+        sim.slow,
+        [(stuck, CloseReason::SlowConsumerWriteDeadline, 32 + 6)]
+    );
+
+    // Written out in time: no slow consumer.
+    let fine = sim.connected_client("{\"verbose\":false}");
+    let now = sim.now;
+    sim.broker.set_transport_backlog(fine, 64, now);
+    sim.advance(Duration::from_millis(1000));
+    let now = sim.now;
+    sim.broker.set_transport_backlog(fine, 0, now);
+    sim.advance(Duration::from_secs(5));
+    assert!(!sim.closed.contains_key(&fine));
+
+    // The backlog and the queue together are bounded by max_pending.
+    let full = sim.connected_client("{\"verbose\":false}");
+    let publ = sim.connected_client("{\"verbose\":false}");
+    sim.send(full, "SUB foo 1\r\n");
+    sim.reading.insert(full, false);
+    let now = sim.now;
+    sim.broker.set_transport_backlog(full, 900, now);
+    sim.send(publ, &format!("PUB foo 100\r\n{}\r\n", "x".repeat(100)));
+    assert_eq!(
+        sim.closed.get(&full),
+        Some(&CloseReason::SlowConsumerPendingBytes)
+    );
+    let over = sim.connected_client("{\"verbose\":false}");
+    let now = sim.now;
+    sim.broker.set_transport_backlog(over, 1001, now);
+    sim.pump();
+    assert_eq!(
+        sim.closed.get(&over),
+        Some(&CloseReason::SlowConsumerPendingBytes)
+    );
+    assert_eq!(sim.broker.stats().slow_consumers, 3);
+}
+
+#[test]
+fn slow_consumers_before_connect_count_without_auth() {
+    // nats-server exempts only a client it expects a CONNECT from (auth required) and only
+    // from the write-deadline count; without auth it counts and logs the client as any other.
+    let mut config = Config::default();
+    config.write_deadline = Duration::from_secs(1);
+    let mut sim = Sim::new(config);
+    let early = sim.client();
+    sim.reading.insert(early, false);
+    let now = sim.now;
+    sim.broker.set_transport_backlog(early, 10, now);
+    sim.advance(Duration::from_millis(1100));
+    assert_eq!(
+        sim.closed.get(&early),
+        Some(&CloseReason::SlowConsumerWriteDeadline)
+    );
+    assert_eq!(
+        sim.slow,
+        [(early, CloseReason::SlowConsumerWriteDeadline, 10)]
+    );
+    assert_eq!(sim.broker.stats().slow_consumers, 1);
+}
+
+#[test]
 fn counters() {
     let mut sim = Sim::new(Config::default());
     let a = sim.connected_client("{\"verbose\":false}");

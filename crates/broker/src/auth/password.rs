@@ -94,6 +94,22 @@ pub struct PasswordCheck {
 }
 
 impl PasswordCheck {
+    /// A comparison of `password` with the bcrypt `hash`.
+    #[must_use]
+    pub fn new(hash: &str, password: &str) -> Self {
+        Self {
+            hash: hash.to_owned(),
+            password: password.to_owned(),
+        }
+    }
+
+    /// The password the client presented: a secret, for a caller that keys a digest with it
+    /// (never log or store it).
+    #[must_use]
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
     /// The configured bcrypt hash (not secret in itself: it is in the configuration file).
     #[must_use]
     pub fn hash(&self) -> &str {

@@ -24,6 +24,8 @@ pub struct Sim {
     pub check_parks: Vec<bool>,
     /// `Event::Trace` lines, in order.
     pub traces: Vec<(ClientId, String)>,
+    /// `Event::SlowConsumer` reports: client, reason, pending bytes.
+    pub slow: Vec<(ClientId, CloseReason, usize)>,
 }
 
 impl Sim {
@@ -40,6 +42,7 @@ impl Sim {
             checks: Vec::new(),
             check_parks: Vec::new(),
             traces: Vec::new(),
+            slow: Vec::new(),
         }
     }
 
@@ -122,6 +125,12 @@ impl Sim {
                     self.check_parks.push(parked);
                 }
                 Event::Trace { client, line } => self.traces.push((client, line)),
+                Event::SlowConsumer {
+                    client,
+                    reason,
+                    pending_bytes,
+                    ..
+                } => self.slow.push((client, reason, pending_bytes)),
                 _ => {}
             }
         }
