@@ -6,12 +6,11 @@ use std::time::Duration;
 use crate::value::Value;
 
 use super::auth::{
-    PREFIX_ACCOUNT, Permissions, apply_default_permissions, go_value, is_valid_public_key,
-    is_valid_subject, parse_permissions, parse_users,
+    NkeyUser, PREFIX_ACCOUNT, Permissions, User, apply_default_permissions, go_value,
+    is_valid_public_key, is_valid_subject, parse_permissions, parse_users, user_names,
 };
 use super::diag::{Ctx, Panic, V};
 use super::gostd::{parse_duration, quote};
-use super::server::Raw;
 
 /// Whether an export is a stream or a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,13 +121,25 @@ fn reserved(name: &str) -> bool {
     name == "$G"
 }
 
+/// What the accounts block adds to, and the top-level credentials it must not be combined
+/// with.
+pub(crate) struct Principals<'a> {
+    /// A top-level single user/password is configured.
+    pub(crate) single_user: bool,
+    /// A top-level token is configured.
+    pub(crate) token: bool,
+    pub(crate) users: &'a mut Vec<User>,
+    pub(crate) nkeys: &'a mut Vec<NkeyUser>,
+    pub(crate) accounts: &'a mut Vec<Account>,
+}
+
 /// `parseAccounts`.
-pub(crate) fn parse_accounts(raw: &mut Raw, ctx: &mut Ctx, v: &V<'_>) {
+pub(crate) fn parse_accounts(raw: &mut Principals<'_>, ctx: &mut Ctx, v: &V<'_>) {
     let res = parse_accounts_inner(raw, ctx, v);
     ctx.recover(res);
 }
 
-fn parse_accounts_inner(raw: &mut Raw, ctx: &mut Ctx, v: &V<'_>) -> Result<(), Panic> {
+fn parse_accounts_inner(raw: &mut Principals<'_>, ctx: &mut Ctx, v: &V<'_>) -> Result<(), Panic> {
     match v.value() {
         Value::Array(_) => {
             let mut seen: Vec<String> = Vec::new();
@@ -150,7 +161,7 @@ fn parse_accounts_inner(raw: &mut Raw, ctx: &mut Ctx, v: &V<'_>) -> Result<(), P
             }
         }
         Value::Map(map) => {
-            let mut names = raw.user_names();
+            let mut names = user_names(raw.users, raw.nkeys);
             for entry in v.entries(map) {
                 let av = &entry.value;
                 if av.used_as_variable() {
@@ -221,12 +232,12 @@ fn parse_accounts_inner(raw: &mut Raw, ctx: &mut Ctx, v: &V<'_>) -> Result<(), P
                     }
                 }
                 if !users.is_empty() || !nkeys.is_empty() {
-                    if raw.username.is_some() {
+                    if raw.single_user {
                         ctx.error(&users_at, "Can not have a single user/pass and accounts");
                         raw.accounts.push(account);
                         continue;
                     }
-                    if raw.token.is_some() {
+                    if raw.token {
                         ctx.error(&users_at, "Can not have a token and accounts");
                         raw.accounts.push(account);
                         continue;
@@ -269,7 +280,7 @@ fn parse_accounts_inner(raw: &mut Raw, ctx: &mut Ctx, v: &V<'_>) -> Result<(), P
     if !ctx.errors.is_empty() {
         return Ok(());
     }
-    check_imports_and_exports(&raw.accounts, ctx, v);
+    check_imports_and_exports(raw.accounts, ctx, v);
     Ok(())
 }
 

@@ -654,6 +654,15 @@ pub(crate) fn is_valid_public_key(key: &str, prefix: u8) -> bool {
     body.first().is_some_and(|&b| b & 0xf8 == prefix)
 }
 
+/// The names of the users and the nkeys of the nkey users defined so far.
+pub(crate) fn user_names(users: &[User], nkeys: &[NkeyUser]) -> Vec<String> {
+    users
+        .iter()
+        .map(|u| u.username.clone())
+        .chain(nkeys.iter().map(|u| u.nkey.clone()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,6 +50,7 @@
 mod accounts;
 mod auth;
 mod diag;
+mod fields;
 mod gostd;
 mod leafnode;
 mod reload;

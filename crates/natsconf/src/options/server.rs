@@ -5,15 +5,19 @@ use std::time::Duration;
 
 use crate::value::Map;
 
-use super::accounts::{Account, parse_accounts};
-use super::auth::{Authorization, NkeyUser, User, parse_authorization};
+use super::accounts::{Account, Principals, parse_accounts};
+use super::auth::{Authorization, NkeyUser, User, parse_authorization, user_names};
 use super::diag::{Ctx, Entry, Panic, V};
-use super::gostd::{atoi, format_duration, parse_duration, quote, split_host_port};
+use super::fields::{
+    auth_timeout_of, host_or_default, nanos_to_duration, non_negative, parse_duration_option,
+    parse_listen_into, parse_port_into, port_of, seconds_to_duration,
+};
+use super::gostd::{format_duration, parse_duration, quote};
 use super::leafnode::{RawLeaf, parse_leafnodes};
 use super::tls::{TlsOptions, parse_tls};
 use super::websocket::{RawWebsocket, parse_websocket};
 use super::{
-    DEFAULT_AUTH_TIMEOUT, DEFAULT_CONNECT_ERROR_REPORTS, DEFAULT_HOST, DEFAULT_LAME_DUCK_DURATION,
+    DEFAULT_AUTH_TIMEOUT, DEFAULT_CONNECT_ERROR_REPORTS, DEFAULT_LAME_DUCK_DURATION,
     DEFAULT_LAME_DUCK_GRACE_PERIOD, DEFAULT_MAX_CLOSED_CLIENTS, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONTROL_LINE_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_PENDING_BYTES,
     DEFAULT_PING_INTERVAL, DEFAULT_PING_MAX, DEFAULT_PORT, DEFAULT_RECONNECT_ERROR_REPORTS,
@@ -98,120 +102,6 @@ pub(crate) struct Raw {
     websocket: RawWebsocket,
 }
 
-/// Checks a configured port: natsws refuses what the reference only fails on when binding.
-pub(crate) fn check_port(ctx: &mut Ctx, at: &V<'_>, port: i64) -> Option<i64> {
-    if (-1..=65535).contains(&port) {
-        Some(port)
-    } else {
-        ctx.error(at, format!("invalid port {port}"));
-        None
-    }
-}
-
-/// A `port` option: sets `port` when the value is a valid port (an error otherwise).
-pub(crate) fn parse_port_into(ctx: &mut Ctx, at: &V<'_>, port: &mut i64) -> Result<(), Panic> {
-    let value = at.int()?;
-    if let Some(value) = check_port(ctx, at, value) {
-        *port = value;
-    }
-    Ok(())
-}
-
-/// A `listen` option: sets `host` (empty when only a port is given) and `port` when the
-/// value parses (an error otherwise).
-pub(crate) fn parse_listen_into(ctx: &mut Ctx, at: &V<'_>, host: &mut String, port: &mut i64) {
-    if let Some((value_host, value_port)) = parse_listen(ctx, at) {
-        *host = value_host.unwrap_or_default();
-        *port = value_port;
-    }
-}
-
-/// `parseListen`: a port, or `"host:port"`.
-pub(crate) fn parse_listen(ctx: &mut Ctx, at: &V<'_>) -> Option<(Option<String>, i64)> {
-    let parsed = match at.value() {
-        crate::value::Value::Int(port) => Ok((None, *port)),
-        crate::value::Value::Str(_) => match at.string() {
-            Ok(text) => match split_host_port(&text) {
-                None => Err(format!("could not parse address string {}", quote(&text))),
-                Some((host, port)) => match atoi(port) {
-                    None => Err(format!("could not parse port {}", quote(port))),
-                    Some(port) => Ok((Some(host.to_owned()), port)),
-                },
-            },
-            Err(panic) => {
-                ctx.recover::<()>(Err(panic));
-                return None;
-            }
-        },
-        _ => Err(format!("expected port or host:port, got {}", at.go_type())),
-    };
-    match parsed {
-        Ok((host, port)) => check_port(ctx, at, port).map(|port| (host, port)),
-        Err(message) => {
-            ctx.error(at, message);
-            None
-        }
-    }
-}
-
-/// `parseDuration`: a Go duration string, or an integer number of seconds with a warning.
-/// Returns signed nanoseconds.
-pub(crate) fn parse_duration_option(
-    ctx: &mut Ctx,
-    field: &str,
-    at: &V<'_>,
-) -> Result<Option<i64>, Panic> {
-    if let crate::value::Value::Str(_) = at.value() {
-        let text = at.string()?;
-        return Ok(match parse_duration(&text) {
-            Ok(nanos) => Some(nanos),
-            Err(err) => {
-                ctx.error(at, format!("error parsing {field}: {err}"));
-                None
-            }
-        });
-    }
-    let seconds = at.int()?;
-    ctx.warning(
-        at,
-        field,
-        format!("{field} should be converted to a duration"),
-    );
-    Ok(Some(seconds.wrapping_mul(1_000_000_000)))
-}
-
-/// Nanoseconds to a `Duration`, refusing negative values (natsws: a negative interval would
-/// make timers fire continuously).
-fn non_negative(ctx: &mut Ctx, at: &V<'_>, field: &str, nanos: i64) -> Option<i64> {
-    if nanos < 0 {
-        ctx.error(
-            at,
-            format!(
-                "error parsing {field}: negative duration {}",
-                format_duration(nanos)
-            ),
-        );
-        None
-    } else {
-        Some(nanos)
-    }
-}
-
-pub(crate) fn nanos_to_duration(nanos: i64) -> Duration {
-    Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
-}
-
-/// Float seconds (the reference's `float64` timeouts) to a `Duration`; negative and NaN
-/// become zero.
-pub(crate) fn seconds_to_duration(seconds: f64) -> Duration {
-    Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO)
-}
-
-/// An authorization block's `timeout` in float seconds; 0 means not configured.
-pub(crate) fn auth_timeout_of(seconds: f64) -> Option<Duration> {
-    (seconds != 0.0).then(|| seconds_to_duration(seconds))
-}
-
 fn string_list(ctx: &mut Ctx, what: &str, at: &V<'_>) -> Result<Option<Vec<String>>, Panic> {
     match at.value() {
         crate::value::Value::Str(_) => Ok(Some(vec![at.string()?])),
@@ -289,7 +179,16 @@ fn parse_entry(raw: &mut Raw, ctx: &mut Ctx, entry: &Entry<'_>) -> Result<(), Pa
         }
         "logtime" => raw.logging.logtime = v.bool()?,
         "disable_sublist_cache" | "no_sublist_cache" => raw.disable_sublist_cache = v.bool()?,
-        "accounts" => parse_accounts(raw, ctx, v),
+        "accounts" => {
+            let mut principals = Principals {
+                single_user: raw.username.is_some(),
+                token: raw.token.is_some(),
+                users: &mut raw.users,
+                nkeys: &mut raw.nkeys,
+                accounts: &mut raw.accounts,
+            };
+            parse_accounts(&mut principals, ctx, v);
+        }
         "authorization" => parse_top_authorization(raw, ctx, v),
         "http" => parse_listen_into(ctx, v, &mut raw.http_host, &mut raw.http_port),
         "https" => parse_listen_into(ctx, v, &mut raw.http_host, &mut raw.https_port),
@@ -417,7 +316,7 @@ fn parse_top_authorization(raw: &mut Raw, ctx: &mut Ctx, v: &V<'_>) {
         ctx.error(v, "Cannot have a user/pass and token");
         return;
     }
-    let mut names = raw.user_names();
+    let mut names = user_names(&raw.users, &raw.nkeys);
     if auth.users_present || !names.is_empty() {
         if auth.user.is_some() {
             ctx.error(v, "Can not have a single user/pass and a users array");
@@ -449,38 +348,7 @@ fn parse_top_authorization(raw: &mut Raw, ctx: &mut Ctx, v: &V<'_>) {
     raw.nkeys.extend(auth.nkeys.iter().cloned());
 }
 
-fn port_of(port: i64) -> u16 {
-    // -1 asks for a random port, which binding port 0 gives.
-    u16::try_from(port).unwrap_or(0)
-}
-
-/// A configured host, or `DEFAULT_HOST` when empty.
-fn host_or_default(host: String) -> String {
-    if host.is_empty() {
-        DEFAULT_HOST.to_owned()
-    } else {
-        host
-    }
-}
-
-/// The address of a listener configured with `host` and a nonzero `port`.
-pub(crate) fn listener(host: String, port: i64) -> HostPort {
-    HostPort {
-        host: host_or_default(host),
-        port: port_of(port),
-    }
-}
-
 impl Raw {
-    /// The names of the users and the nkeys of the nkey users defined so far.
-    pub(crate) fn user_names(&self) -> Vec<String> {
-        self.users
-            .iter()
-            .map(|u| u.username.clone())
-            .chain(self.nkeys.iter().map(|u| u.nkey.clone()))
-            .collect()
-    }
-
     /// `setBaselineOptions`.
     pub(crate) fn finish(self) -> Options {
         let host = host_or_default(self.host);

@@ -10,8 +10,8 @@ use crate::value::Value;
 
 use super::DEFAULT_TLS_TIMEOUT;
 use super::diag::{Ctx, Panic, V};
+use super::fields::seconds_to_duration;
 use super::gostd::parse_duration;
-use super::server::seconds_to_duration;
 
 /// Cipher suite names nats-server accepts, and whether natsws (rustls) implements them.
 const CIPHERS: &[(&str, bool)] = &[

@@ -7,11 +7,11 @@ use crate::value::Value;
 use super::HostPort;
 use super::auth::{auth_timeout, parse_string_array};
 use super::diag::{Ctx, Panic, V};
-use super::gostd::{parse_duration, quote};
-use super::server::{
+use super::fields::{
     auth_timeout_of, listener, nanos_to_duration, parse_duration_option, parse_listen_into,
     parse_port_into,
 };
+use super::gostd::{parse_duration, quote};
 use super::tls::{TlsOptions, parse_tls};
 use super::url::AllowedOrigin;
 
