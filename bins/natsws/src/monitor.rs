@@ -809,7 +809,7 @@ fn connz(
     let (open, closing): (Vec<ClientInfo>, Vec<ClientInfo>) = broker
         .clients()
         .into_iter()
-        .filter_map(|id| broker.client_info(id, ctx.now))
+        .filter_map(|id| broker.client_summary(id, ctx.now))
         .partition(|c| c.stop.is_none());
     // With `max_closed_clients: 0` nothing closed is listed, not even these.
     let keep_closed = ctx.settings.max_closed_clients > 0;
@@ -844,7 +844,7 @@ fn connz(
     let life = |c: &ClientInfo| c.stop.unwrap_or(now).saturating_duration_since(c.start);
     match sort.as_str() {
         "" | "cid" | "start" => infos.sort_by_key(|c| c.cid),
-        "subs" => infos.sort_by_key(|c| Reverse(c.subscriptions.len())),
+        "subs" => infos.sort_by_key(|c| Reverse(c.num_subscriptions)),
         "pending" => infos.sort_by_key(|c| Reverse(c.pending_bytes)),
         "msgs_to" => infos.sort_by_key(|c| Reverse(c.out_msgs)),
         "msgs_from" => infos.sort_by_key(|c| Reverse(c.in_msgs)),
@@ -870,9 +870,17 @@ fn connz(
     let end_idx = start_idx
         .saturating_add(usize::try_from(limit).unwrap_or(usize::MAX))
         .min(total);
-    let connections: Vec<ConnInfoJson> = infos
-        .get(start_idx..end_idx)
-        .unwrap_or(&[])
+    let mut page: Vec<ClientInfo> = infos.drain(start_idx..end_idx).collect();
+    if subs != SubsMode::None {
+        // Only the page's subscriptions are listed: summaries carry none (the closed ring
+        // keeps its own).
+        for c in &mut page {
+            if c.subscriptions.is_empty() && c.num_subscriptions > 0 {
+                c.subscriptions = broker.client_subscriptions(c.id);
+            }
+        }
+    }
+    let connections: Vec<ConnInfoJson> = page
         .iter()
         .map(|c| {
             let closed = c.stop.is_some();
@@ -895,7 +903,7 @@ fn connz(
                 out_msgs: c.out_msgs,
                 in_bytes: c.in_bytes,
                 out_bytes: c.out_bytes,
-                subscriptions: c.subscriptions.len(),
+                subscriptions: c.num_subscriptions,
                 name: c.name.clone(),
                 lang: c.lang.clone(),
                 version: c.version.clone(),

@@ -1550,7 +1550,7 @@ impl Server {
         if self.conns.get(key).is_none_or(|c| c.log_named) {
             return;
         }
-        let Some(info) = self.broker.client_info(client, now) else {
+        let Some(info) = self.broker.client_summary(client, now) else {
             return;
         };
         let mut parts: Vec<String> = Vec::new();

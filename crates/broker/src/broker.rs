@@ -1885,18 +1885,22 @@ impl Broker {
 
     /// A snapshot of a client for `/connz`.
     #[must_use]
-    pub fn client_info(&self, client: ClientId, _now: Instant) -> Option<ClientInfo> {
+    pub fn client_info(&self, client: ClientId, now: Instant) -> Option<ClientInfo> {
+        let mut info = self.client_summary(client, now)?;
+        info.subscriptions = self.client_subscriptions(client);
+        Some(info)
+    }
+
+    /// [`Broker::client_info`] without the subscription list (`num_subscriptions` is set):
+    /// cheap enough to take for every connection before sorting and paging them.
+    #[must_use]
+    pub fn client_summary(&self, client: ClientId, _now: Instant) -> Option<ClientInfo> {
         let c = self.client(client)?;
-        let mut subscriptions: Vec<SubInfo> = c
-            .subs
-            .values()
-            .filter_map(|k| self.sub(*k))
-            .map(|s| sub_info(s, c.cid))
-            .collect();
-        subscriptions.sort_by(|a, b| a.sid.cmp(&b.sid));
-        if c.phase.is_closed() {
-            subscriptions.clone_from(&c.closed_subs);
-        }
+        let num_subscriptions = if c.phase.is_closed() {
+            c.closed_subs.len()
+        } else {
+            c.subs.len()
+        };
         Some(ClientInfo {
             id: client,
             cid: c.cid,
@@ -1912,7 +1916,8 @@ impl Broker {
             out_msgs: c.out_msgs,
             in_bytes: c.in_bytes,
             out_bytes: c.out_bytes,
-            subscriptions,
+            subscriptions: Vec::new(),
+            num_subscriptions,
             name: c.opts.name.clone(),
             lang: c.opts.lang.clone(),
             version: c.opts.version.clone(),
@@ -1922,6 +1927,25 @@ impl Broker {
             tls_cipher: c.params.tls_cipher.clone(),
             forwarded_for: c.params.forwarded_for.clone(),
         })
+    }
+
+    /// The client's subscriptions, by sid (those it held when it closed, for a closed client).
+    #[must_use]
+    pub fn client_subscriptions(&self, client: ClientId) -> Vec<SubInfo> {
+        let Some(c) = self.client(client) else {
+            return Vec::new();
+        };
+        if c.phase.is_closed() {
+            return c.closed_subs.clone();
+        }
+        let mut subscriptions: Vec<SubInfo> = c
+            .subs
+            .values()
+            .filter_map(|k| self.sub(*k))
+            .map(|s| sub_info(s, c.cid))
+            .collect();
+        subscriptions.sort_by(|a, b| a.sid.cmp(&b.sid));
+        subscriptions
     }
 
     /// Closed connections kept for `/connz?state=closed`, oldest first.

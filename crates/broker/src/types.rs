@@ -330,8 +330,10 @@ pub struct ClientInfo {
     pub in_bytes: u64,
     /// Payload bytes delivered (headers included).
     pub out_bytes: u64,
-    /// Subscriptions held.
+    /// Subscriptions held (empty in a [`crate::Broker::client_summary`]).
     pub subscriptions: Vec<SubInfo>,
+    /// How many subscriptions are held.
+    pub num_subscriptions: usize,
     /// CONNECT `name`.
     pub name: String,
     /// CONNECT `lang`.
