@@ -42,6 +42,17 @@ const FORBIDDEN_DEPENDENCIES: &[(&str, &[&str])] = &[
         "broker",
         &["natsconf", "ws-codec", "ws-handshake", "mio", "rustls"],
     ),
+    (
+        "gotext",
+        &[
+            "broker",
+            "natsconf",
+            "ws-codec",
+            "ws-handshake",
+            "mio",
+            "rustls",
+        ],
+    ),
 ];
 
 /// Checks every rule and reports all violations at once.

@@ -9,9 +9,11 @@
 
 use std::fmt;
 
+use gotext::quote;
+
 use crate::Limits;
 use crate::head::{HeaderPair, first};
-use crate::uri::{go_quote, go_quote_bytes, host_and_port, parse_request_uri};
+use crate::uri::{host_and_port, parse_request_uri};
 
 /// The websocket options that shape the upgrade, as the configuration file gives them.
 ///
@@ -97,39 +99,35 @@ impl fmt::Display for PolicyError {
             Self::OriginUnparsable { entry, detail } => write!(
                 f,
                 "unable to parse allowed origin: parse {}: {detail}",
-                go_quote(entry)
+                quote(entry)
             ),
             Self::OriginNotAbsolute { entry } => write!(
                 f,
                 "unable to parse allowed origin {}: allowed origins must be absolute URLs with http or https scheme",
-                go_quote(entry)
+                quote(entry)
             ),
             Self::OriginWithoutHost { entry } => write!(
                 f,
                 "unable to parse allowed origin {}: host is required",
-                go_quote(entry)
+                quote(entry)
             ),
             Self::ReservedHeader { name } => {
-                write!(
-                    f,
-                    "websocket: invalid header {} not allowed",
-                    go_quote(name)
-                )
+                write!(f, "websocket: invalid header {} not allowed", quote(name))
             }
             Self::SecWebSocketHeader { name } => write!(
                 f,
                 "websocket: invalid header {}, \"Sec-WebSocket-\" prefix not allowed",
-                go_quote(name)
+                quote(name)
             ),
             Self::InvalidHeader { name } => write!(
                 f,
                 "websocket: invalid header {}: name must be a token and the value free of control characters",
-                go_quote(name)
+                quote(name)
             ),
             Self::InvalidCookieName { option, name } => write!(
                 f,
                 "websocket: invalid {option} {}: cookie names must be non-empty tokens",
-                go_quote(name)
+                quote(name)
             ),
             Self::ZeroLimit { field } => write!(f, "websocket: limit {field} must not be zero"),
         }
@@ -312,13 +310,10 @@ impl Policy {
             return Ok(());
         }
         let Ok(origin_text) = std::str::from_utf8(origin) else {
-            return Err(format!(
-                "parse {}: invalid URI for request",
-                go_quote_bytes(origin)
-            ));
+            return Err(format!("parse {}: invalid URI for request", quote(origin)));
         };
         let uri = parse_request_uri(origin_text)
-            .map_err(|detail| format!("parse {}: {detail}", go_quote(origin_text)))?;
+            .map_err(|detail| format!("parse {}: {detail}", quote(origin_text)))?;
         let (origin_host, origin_port) = host_and_port(uri.scheme == "https", &uri.host)?;
         if self.same_origin {
             let (host, port) = host_and_port(tls, request_host)?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::ConnectionType;
 
-use super::quote::go_quote;
+use super::go_quote;
 
 /// Client authentication settings. `Default` is "no authentication configured".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

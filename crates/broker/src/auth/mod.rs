@@ -83,7 +83,6 @@ mod config;
 mod nkey;
 mod password;
 mod permissions;
-mod quote;
 mod sublist;
 
 #[cfg(test)]
@@ -100,6 +99,8 @@ pub use config::{
     AuthConfig, AuthConfigError, NkeyUser, PermissionsConfig, ResponsePermission,
     SubjectPermission, User, WebsocketAuth, parse_connection_type, parse_connection_types,
 };
+/// Go's `%q` quoting (`strconv.Quote`), as the reference uses it in error and log texts.
+pub use gotext::quote as go_quote;
 pub use nkey::{
     NONCE_LEN, NONCE_RANDOM_BYTES, SignatureError, encode_nonce, verify_nonce_signature,
 };
@@ -111,7 +112,6 @@ pub use permissions::{
     publish_violation, publish_violation_log, reload_subscription_violation, reply_violation,
     subscription_violation, subscription_violation_log, too_many_tokens_violation,
 };
-pub use quote::go_quote;
 
 use config::is_set;
 

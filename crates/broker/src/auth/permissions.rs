@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::config::{PermissionsConfig, ResponsePermission};
-use super::quote::go_quote;
+use super::go_quote;
 use super::sublist::{SubjectList, has_wildcard, is_subset_match};
 
 /// `allow_responses` default maximum number of responses (`DEFAULT_ALLOW_RESPONSE_MAX_MSGS`).

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use gotext::quote;
+
 use crate::value::Value;
 
 use super::auth::{
@@ -10,7 +12,7 @@ use super::auth::{
     is_valid_subject, parse_permissions, parse_users,
 };
 use super::diag::{Ctx, Panic, V};
-use super::gostd::{parse_duration, quote};
+use super::gostd::parse_duration;
 use super::server::Raw;
 
 /// Whether an export is a stream or a service.
@@ -114,7 +116,7 @@ fn go_quote_value(value: &Value) -> String {
                 None => "'\u{fffd}'".to_owned(),
             }
         }
-        other => quote(&go_value(other)),
+        other => quote(go_value(other)),
     }
 }
 
@@ -439,7 +441,7 @@ fn parse_export(ctx: &mut Ctx, v: &V<'_>) -> Option<Export> {
                             mv,
                             format!(
                                 "Detected stream {} but already saw a service",
-                                quote(&go_value(mv.value()))
+                                quote(go_value(mv.value()))
                             ),
                         );
                         continue;
@@ -467,7 +469,7 @@ fn parse_export(ctx: &mut Ctx, v: &V<'_>) -> Option<Export> {
                             mv,
                             format!(
                                 "Detected service {} but already saw a stream",
-                                quote(&go_value(mv.value()))
+                                quote(go_value(mv.value()))
                             ),
                         );
                         continue;

@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
+use gotext::quote;
+
 use crate::value::Value;
 
 use super::diag::{Ctx, Panic, V};
-use super::gostd::{parse_duration, quote, quote_list};
+use super::gostd::{parse_duration, quote_list};
 
 /// The connection type names `allowed_connection_types` accepts (spec/websocket.md §4.4).
 pub const CONNECTION_TYPES: [&str; 6] = [

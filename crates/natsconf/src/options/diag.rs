@@ -11,9 +11,9 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use crate::value::{Map, Node, Pos, Value};
+use gotext::quote;
 
-use super::gostd::quote;
+use crate::value::{Map, Node, Pos, Value};
 
 /// How serious a [`Diagnostic`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

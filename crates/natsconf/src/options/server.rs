@@ -3,12 +3,14 @@
 
 use std::time::Duration;
 
+use gotext::{format_duration, quote};
+
 use crate::value::Map;
 
 use super::accounts::{Account, parse_accounts};
 use super::auth::{Authorization, NkeyUser, User, parse_authorization};
 use super::diag::{Ctx, Entry, Panic, V};
-use super::gostd::{atoi, format_duration, parse_duration, quote, split_host_port};
+use super::gostd::{atoi, parse_duration, split_host_port};
 use super::leafnode::{RawLeaf, parse_leafnodes};
 use super::tls::{TlsOptions, parse_tls};
 use super::websocket::{RawWebsocket, parse_websocket};

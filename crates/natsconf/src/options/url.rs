@@ -3,7 +3,7 @@
 //! failures configs actually hit (`invalid port ":url" after host`, `missing protocol scheme`,
 //! `first path segment in URL cannot contain colon`, bad `%` escapes).
 
-use super::gostd::quote;
+use gotext::quote;
 
 /// A parsed absolute URL.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,9 @@
 
 use std::fmt;
 
-use super::gostd::{format_duration, quote, quote_list};
+use gotext::{format_std_duration, quote};
+
+use super::gostd::quote_list;
 use super::websocket::check_headers;
 use super::{LeafUrl, Options};
 
@@ -30,10 +32,6 @@ impl fmt::Display for ValidationError {
 }
 
 impl std::error::Error for ValidationError {}
-
-fn duration_text(d: std::time::Duration) -> String {
-    format_duration(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
 
 /// `url.URL.Redacted()` of a remote URL after the default port was applied.
 fn redacted(url: &LeafUrl) -> String {
@@ -79,8 +77,8 @@ impl Options {
         if self.lame_duck_grace_period >= self.lame_duck_duration {
             return Err(ValidationError::new(format!(
                 "lame duck grace period ({}) should be strictly lower than lame duck duration ({})",
-                duration_text(self.lame_duck_grace_period),
-                duration_text(self.lame_duck_duration)
+                format_std_duration(self.lame_duck_grace_period),
+                format_std_duration(self.lame_duck_duration)
             )));
         }
         if i64::from(self.max_payload) > self.max_pending {

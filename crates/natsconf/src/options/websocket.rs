@@ -2,12 +2,14 @@
 
 use std::time::Duration;
 
+use gotext::quote;
+
 use crate::value::Value;
 
 use super::HostPort;
 use super::auth::{auth_timeout, parse_string_array};
 use super::diag::{Ctx, Panic, V};
-use super::gostd::{parse_duration, quote};
+use super::gostd::parse_duration;
 use super::server::{
     auth_timeout_of, listener, nanos_to_duration, parse_duration_option, parse_listen_into,
     parse_port_into,
