@@ -139,26 +139,12 @@ pub(crate) fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// The HTTP `Date` header value.
 fn http_date(t: SystemTime) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let days = secs / 86_400;
-    let (y, mo, da) = gotext::civil_from_days(i64::try_from(days).unwrap_or(0));
-    let rem = secs % 86_400;
-    format!(
-        "{}, {da:02} {} {y} {:02}:{:02}:{:02} GMT",
-        DAYS.get(usize::try_from(days % 7).unwrap_or(0))
-            .unwrap_or(&"Thu"),
-        MONTHS
-            .get(usize::try_from(mo.saturating_sub(1)).unwrap_or(0))
-            .unwrap_or(&"Jan"),
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
+    let mut out = Vec::with_capacity(29);
+    ws_handshake::write_http_date(secs, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// nats-server's `uptime`/`idle` rendering.

@@ -1,4 +1,5 @@
-//! The HTTP `Date` header value (RFC 9110 IMF-fixdate) from a Unix time the caller passes in.
+//! The HTTP `Date` header value (RFC 9110 §5.6.7 IMF-fixdate) from a Unix time the caller
+//! passes in. The handshake's refusals carry it, and the binary's monitoring responses use it too.
 
 use gotext::civil_from_days;
 
@@ -7,8 +8,9 @@ const MONTH_NAMES: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// Appends `Mon, 23 Nov 2026 09:41:54 GMT` for `unix_secs` to `out`.
-pub(crate) fn write_http_date(unix_secs: u64, out: &mut Vec<u8>) {
+/// Appends the HTTP `Date` value for `unix_secs` seconds after the Unix epoch to `out`, for
+/// example `Mon, 23 Nov 2026 09:41:54 GMT` (what Go's `http.TimeFormat` prints in UTC).
+pub fn write_http_date(unix_secs: u64, out: &mut Vec<u8>) {
     let days = unix_secs / 86_400;
     let secs_of_day = unix_secs % 86_400;
     let (year, month, day) = civil_from_days(i64::try_from(days).unwrap_or(i64::MAX));
