@@ -907,7 +907,7 @@ fn subsz(
     let acc = query_get(q, "acc").unwrap_or("");
     let test = query_get(q, "test").filter(|t| !t.is_empty());
     if let Some(t) = test
-        && !valid_publish_subject(t)
+        && !broker::subject::is_valid_literal(t.as_bytes())
     {
         return Err(bad(format!(
             "invalid test subject, must be valid publish subject: {t}"
@@ -955,12 +955,6 @@ fn subsz(
         limit,
         subscriptions_list: details,
     })))
-}
-
-fn valid_publish_subject(s: &str) -> bool {
-    !s.is_empty()
-        && s.split('.')
-            .all(|t| !t.is_empty() && t != "*" && t != ">" && !t.contains(char::is_whitespace))
 }
 
 fn healthz(ctx: &MonitorCtx<'_>) -> Response {
