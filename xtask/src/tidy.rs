@@ -1,4 +1,4 @@
-//! House rules that a reviewer would otherwise have to catch by eye (STYLE.md §1, §2, §10, §11).
+//! House rules that a reviewer would otherwise have to catch by eye (docs/style.md).
 //!
 //! - The library crates under `crates/` are sans-IO: no sockets, mio, rustls, threads or clock
 //!   reads, and nothing printed.

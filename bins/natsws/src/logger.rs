@@ -1,4 +1,4 @@
-//! The process logger, in nats-server's format (spec/protocol.md §8.6):
+//! The process logger, in nats-server's format (`logger/log.go` `NewStdLogger`):
 //! `[pid] YYYY/MM/DD HH:MM:SS.micro [LVL] message`, or `[pid] [LVL] message` with `-T=false`.
 //!
 //! Levels map as `Error → ERR`, `Warn → WRN`, `Info → INF`, `Debug → DBG`, `Trace → TRC`;

@@ -1,5 +1,6 @@
-//! The HTTP monitoring endpoints (spec/protocol.md §6): `/varz`, `/connz`, `/subsz`, `/healthz`,
-//! `/routez`, `/leafz`, `/gatewayz`, `/accountz`, `/jsz`, and the index page.
+//! The HTTP monitoring endpoints (nats-server's `server/monitor.go`, `HandleVarz` and its
+//! siblings): `/varz`, `/connz`, `/subsz`, `/healthz`, `/routez`, `/leafz`, `/gatewayz`,
+//! `/accountz`, `/jsz`, and the index page.
 //!
 //! Bodies are built with serde and printed the way Go's `encoding/json` with two-space
 //! indentation prints them (`<`, `>`, `&` escaped), with no trailing newline.

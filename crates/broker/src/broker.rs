@@ -58,7 +58,7 @@ struct PubRef<'a> {
     /// Headers followed by payload.
     message: &'a [u8],
     /// `message` as shared `Bytes`, when it was split off the read buffer: large payloads are
-    /// then queued by reference (STYLE §4).
+    /// then queued by reference instead of copied (docs/style.md §4).
     shared: Option<&'a Bytes>,
 }
 

@@ -1,4 +1,5 @@
-//! The NATS text protocol parser (spec/protocol.md §1.1–§1.8, §1.14, §1.15).
+//! The NATS text protocol parser (nats-server's `server/parser.go`, and the protocol as the NATS
+//! docs describe it: <https://docs.nats.io/reference/reference-protocols/nats-protocol>).
 //!
 //! [`Parser`] is a resumable push parser over the caller's read buffer. It consumes only
 //! complete units: operation keywords byte by byte, argument lines once their `\n` has arrived,

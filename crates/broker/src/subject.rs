@@ -1,4 +1,5 @@
-//! Subject rules (spec/protocol.md §3.1, §3.2).
+//! Subject rules (nats-server's `server/sublist.go`: `IsValidSubject`, `IsValidLiteralSubject`,
+//! `matchLiteral`).
 
 /// True when `subject` is a valid subscription subject: non-empty tokens, `>` only as the last
 /// token. Wildcard characters inside longer tokens are literal.

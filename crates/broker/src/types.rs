@@ -26,7 +26,8 @@ impl ClientId {
     }
 }
 
-/// How a connection reached the server (spec/websocket.md §4.4 names).
+/// How a connection reached the server (the names `allowed_connection_types` takes, as
+/// `server/auth.go` `validateAllowedConnectionTypes` checks them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConnectionType {
     /// NATS over TCP (or TLS).
@@ -181,7 +182,8 @@ impl CloseReason {
         }
     }
 
-    /// WebSocket close status for this reason (spec/websocket.md §3.8). `Stale Connection`
+    /// WebSocket close status for this reason (`server/websocket.go` `wsEnqueueCloseMessage`).
+    /// `Stale Connection`
     /// uses 1001 as newer servers do (2.9.10 sends the reserved 1006).
     #[must_use]
     pub fn ws_close_code(self) -> u16 {

@@ -1,4 +1,4 @@
-//! Table-driven protocol tests: exact bytes in, exact bytes out (spec/protocol.md §1–§4).
+//! Table-driven protocol tests: exact bytes in, exact bytes out, as nats-server 2.9.10 answers.
 #![allow(clippy::field_reassign_with_default)]
 
 mod sim;

@@ -1,4 +1,4 @@
-//! The canonical JSON dump of a parse result (spec/natsconf-dump.md), as printed by
+//! The canonical JSON dump of a parse result (docs/dump-config.md), as printed by
 //! `natsws --dump-config [--positions] FILE` and by the reference tool conforacle.
 
 use serde_json::{Map as JsonMap, Number, Value as Json};

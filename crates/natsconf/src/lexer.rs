@@ -1,5 +1,5 @@
 //! The lexer: a pull state machine that mirrors the reference lexer (`conf/lex.go` of
-//! nats-server 2.9.10) state by state (spec/natsconf.md §2, §4, §5, §8, §9).
+//! nats-server 2.9.10) state by state, error texts and token positions included.
 //!
 //! The reference language is not a context-free grammar: its rules depend on a stack of
 //! return states, on one-character backups that move the line counter but not the line start,

@@ -3,11 +3,11 @@
 //! This crate turns config text into a [`value::Map`] tree that keeps the reference's value
 //! kinds apart (`int64`, `float64`, `bool`, strings as bytes, dates, arrays, maps) and records
 //! for every value the line, position and file nats-server reports in option errors
-//! (spec/natsconf.md). It reproduces the reference parser exactly, quirks included: the
-//! context-dependent lexer, size suffixes with wrapping arithmetic, the key stack behaviour,
-//! block-scoped `$variables` with environment fallback, `include` path joining, and every error
-//! text byte for byte. [`dump::dump`] prints a parse result in the canonical JSON of
-//! spec/natsconf-dump.md (`natsws --dump-config`).
+//! (`conf/lex.go`, `conf/parse.go`). It reproduces the reference parser exactly, quirks
+//! included: the context-dependent lexer, size suffixes with wrapping arithmetic, the key stack
+//! behaviour, block-scoped `$variables` with environment fallback, `include` path joining, and
+//! every error text byte for byte. [`dump::dump`] prints a parse result in the canonical JSON of
+//! docs/dump-config.md (`natsws --dump-config`).
 //!
 //! What it deliberately does not do: it never reads the clock, opens sockets or logs; files
 //! and environment variables are reached only through the [`Loader`] and [`Env`] traits

@@ -1,5 +1,5 @@
 //! The parser: consumes lexer items in order and builds the value tree with the reference's
-//! container stack and separate key stack (spec/natsconf.md §6, §7, §9; `conf/parse.go`).
+//! container stack and separate key stack (`conf/parse.go` of nats-server 2.9.10).
 //!
 //! Every item is acted on as soon as it is produced, so an include is read and a `$variable`
 //! resolved before the lexer looks further, exactly as in the reference. Item texts that have

@@ -1,5 +1,5 @@
 //! The parsed value tree: what the config language itself produces, before any option is
-//! interpreted (spec/natsconf.md §6, §9).
+//! interpreted (what `conf/parse.go` of nats-server 2.9.10 returns).
 //!
 //! Strings and keys are kept as bytes because the language allows any bytes in them (`\xHH`
 //! escapes, raw non-UTF-8 input); the typed options layer decides what must be UTF-8.

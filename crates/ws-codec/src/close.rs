@@ -1,5 +1,5 @@
 //! Close codes, close frames and nats-server's close reasons (RFC 6455 §5.5.1, §7.4;
-//! spec/websocket.md §3.3 and §3.8).
+//! nats-server's `server/websocket.go` `wsEnqueueCloseMessage` and `wsCreateCloseMessage`).
 
 use std::fmt;
 

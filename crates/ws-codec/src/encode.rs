@@ -1,4 +1,5 @@
-//! The frame encoder: framing at flush time (spec/websocket.md §3.4–3.6).
+//! The frame encoder: framing at flush time (nats-server's `server/websocket.go`
+//! `wsCollapsePtoNB`).
 //!
 //! The caller hands over the pending byte stream of one flush as a list of `Bytes` chunks. The
 //! encoder appends, to the caller's output list, frame headers and payload slices ready for one

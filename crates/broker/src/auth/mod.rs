@@ -1,4 +1,5 @@
-//! Authentication and authorization decisions (spec/protocol.md §5, spec/websocket.md §4.4–4.5).
+//! Authentication and authorization decisions (nats-server's `server/auth.go`
+//! `processClientOrLeafAuthentication` and the permission checks of `server/client.go`).
 //!
 //! This module decides; it does no I/O, reads no clock and draws no random numbers. The session
 //! code asks it:
@@ -486,7 +487,7 @@ impl Authorizer {
         self.failure(None, None, "first operation is not CONNECT")
     }
 
-    /// Authenticates a CONNECT (spec/protocol.md §5.2, spec/websocket.md §4.5).
+    /// Authenticates a CONNECT (`server/auth.go` `processClientOrLeafAuthentication`).
     ///
     /// Order, as the reference: no auth required for this connection type → accept (credentials
     /// ignored). Else nkey users exist and CONNECT has `nkey` → that nkey user (type allowed, then

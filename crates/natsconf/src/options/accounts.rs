@@ -1,4 +1,4 @@
-//! The `accounts` block (`parseAccounts` and its import/export helpers; spec/protocol.md §5.8).
+//! The `accounts` block (`server/opts.go` `parseAccounts` and its import/export helpers).
 //! natsws parses and validates accounts; serving them is the broker's business.
 
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! `authorization { … }`: single user, token, users and nkeys with permissions
-//! (`parseAuthorization`, `parseUsers`, `parseUserPermissions`; spec/protocol.md §5.1–5.7).
+//! (`server/opts.go` `parseAuthorization`, `parseUsers`, `parseUserPermissions`).
 
 use std::time::Duration;
 
@@ -10,7 +10,8 @@ use crate::value::Value;
 use super::diag::{Ctx, Panic, V};
 use super::gostd::{parse_duration, quote_list};
 
-/// The connection type names `allowed_connection_types` accepts (spec/websocket.md §4.4).
+/// The connection type names `allowed_connection_types` accepts (`server/auth.go`
+/// `validateAllowedConnectionTypes`).
 pub const CONNECTION_TYPES: [&str; 6] = [
     "STANDARD",
     "WEBSOCKET",

@@ -1,5 +1,4 @@
-//! The `leafnodes` / `leaf` block (`parseLeafNodes`, `parseRemoteLeafNodes`;
-//! spec/protocol.md §7.1).
+//! The `leafnodes` / `leaf` block (`server/opts.go` `parseLeafNodes`, `parseRemoteLeafNodes`).
 
 use std::time::Duration;
 

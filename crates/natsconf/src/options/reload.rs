@@ -1,5 +1,5 @@
 //! Which option changes a configuration reload may apply (`diffOptions` of nats-server's
-//! `server/reload.go`; spec/protocol.md §8.4 and spec/websocket.md §1.6).
+//! `server/reload.go`).
 //!
 //! The reference walks its `Options` struct in field order and refuses the whole reload at the
 //! first changed option it cannot apply, with `config reload not supported for <Field>:

@@ -155,7 +155,7 @@ fn split_scheme(raw: &str) -> Result<(&str, &str), String> {
     Ok(("", raw))
 }
 
-/// One WebSocket allowed origin, parsed strictly (spec/websocket.md §1.4, newer behaviour):
+/// One WebSocket allowed origin, parsed strictly (as newer nats-server versions do):
 /// an absolute `http` or `https` URL with a host; the port defaults to 80 or 443.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllowedOrigin {

@@ -69,7 +69,8 @@ fn check_no_auth_user(options: &Options, name: &str) -> Result<(), ValidationErr
 impl Options {
     /// Runs the reference's start-up checks that apply to natsws, in its order: lame duck
     /// periods, `max_payload` against `max_pending`, leafnode accounts and URL kinds,
-    /// `no_auth_user`, then the websocket block (spec/websocket.md §1.4).
+    /// `no_auth_user`, then the websocket block (`server/websocket.go`
+    /// `validateWebsocketOptions`).
     ///
     /// # Errors
     /// The first failing check, with the reference's text.

@@ -1,4 +1,4 @@
-//! The `websocket` / `ws` block (`parseWebsocket`, spec/websocket.md §1.1–1.3).
+//! The `websocket` / `ws` block (`server/opts.go` `parseWebsocket`).
 
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use super::tls::{TlsOptions, parse_tls};
 use super::url::AllowedOrigin;
 
 /// The websocket block's own credentials (an auth override for WebSocket clients when `user`
-/// or `token` is set, spec/websocket.md §4.5).
+/// or `token` is set, `server/websocket.go` `wsConfigAuth`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WebsocketAuthorization {
     /// `user` / `username`.
