@@ -299,7 +299,7 @@ fn fast_keyword(role: Role, src: &[u8]) -> Option<(usize, State)> {
     Some((n, State::SkipWs(kw)))
 }
 
-/// Parses a size token: 1 to 9 ASCII digits, nothing else (spec §1.1).
+/// Parses a size token: 1 to 9 ASCII digits, nothing else (`server/util.go` `parseSize`).
 #[must_use]
 pub fn parse_size(token: &[u8]) -> Option<usize> {
     if token.is_empty() || token.len() > 9 {

@@ -48,7 +48,7 @@ pub(crate) struct Item<'a> {
     pub(crate) val: Cow<'a, [u8]>,
     /// 1 + the number of LFs consumed when the item was emitted.
     pub(crate) line: u32,
-    /// The reference's position number (spec §9).
+    /// The reference's position number (`pos` in `conf/lex.go`; docs/dump-config.md).
     pub(crate) pos: i64,
     /// Byte offset where the item's source starts (for diagnostics only).
     pub(crate) offset: usize,

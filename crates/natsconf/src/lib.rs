@@ -107,7 +107,8 @@ impl Default for Limits {
 /// How to parse: pedantic mode (positions, what nats-server uses) and limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseSettings {
-    /// Record positions and use the pedantic error texts (spec §9). nats-server always does.
+    /// Record positions and use the pedantic error texts (`conf.ParseFileWithChecks`).
+    /// nats-server always does.
     pub pedantic: bool,
     /// Work and memory bounds.
     pub limits: Limits,
@@ -122,7 +123,7 @@ impl Default for ParseSettings {
     }
 }
 
-/// Environment variable lookup for `$NAME` fallback (spec §6.3.1).
+/// Environment variable lookup for `$NAME` fallback (`conf/parse.go` `lookupVariable`).
 pub trait Env {
     /// The value of the variable `name`, if it is set (possibly empty).
     fn lookup(&self, name: &[u8]) -> Option<Vec<u8>>;

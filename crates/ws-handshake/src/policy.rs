@@ -1,11 +1,11 @@
 //! The server's upgrade policy: validated once when the configuration is loaded, then shared by
 //! every connection.
 //!
-//! Origin checking follows spec §2.7 with the hardening of §6.1 (the newer nats-server
-//! behaviour): `allowed_origins` entries must be absolute `http`/`https` URLs with a host (an
-//! entry such as `example.com` is a configuration error, not a silently skipped entry that opens
-//! the list to every origin), several entries per host are kept, and `same_origin` also compares
-//! the scheme with the listener's transport.
+//! Origin checking follows `server/websocket.go` `checkOrigin` with the hardening of newer
+//! nats-server versions: `allowed_origins` entries must be absolute `http`/`https` URLs with a
+//! host (an entry such as `example.com` is a configuration error, not a silently skipped entry
+//! that opens the list to every origin), several entries per host are kept, and `same_origin`
+//! also compares the scheme with the listener's transport.
 
 use std::fmt;
 
@@ -288,7 +288,7 @@ impl Policy {
         &self.allowed_origins
     }
 
-    /// Step 7 of the validation: the Origin check (spec §2.7, hardened per §6.1).
+    /// Step 7 of the validation: the Origin check (`checkOrigin`, hardened as newer versions do).
     ///
     /// `request_host` is the request's host (`Host` header or absolute-URI authority) and `tls`
     /// says whether the request arrived over TLS. The error is the reference's detail text.

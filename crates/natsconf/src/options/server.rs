@@ -22,7 +22,7 @@ use super::{
     DEFAULT_TLS_TIMEOUT, DEFAULT_WRITE_DEADLINE, HostPort, Logging, Options,
 };
 
-/// Top-level keys natsws refuses (spec: options it does not serve).
+/// Top-level keys natsws refuses: options it does not serve.
 const UNSUPPORTED_TOP: &[&str] = &[
     "cluster",
     "gateway",
