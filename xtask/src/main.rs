@@ -289,8 +289,8 @@ fn apt_install(packages: &[&str]) -> Result {
         .args(&missing))
 }
 
-/// Builds conforacle (tools/conforacle.md): nats-server 2.9.10's own `conf` package behind the
-/// typed-JSON printer, used by natsconf's differential tests. Returns the binary's path.
+/// Builds conforacle (`xtask/conforacle/main.go`): nats-server 2.9.10's own `conf` package
+/// behind the typed-JSON printer, used by natsconf's differential tests. Returns the binary's path.
 fn oracle() -> Result<PathBuf> {
     let root = root();
     let out_dir = root.join("target/conforacle");

@@ -1,4 +1,4 @@
-//! House rules that a reviewer would otherwise have to catch by eye (STYLE.md §1, §2, §10, §11).
+//! House rules that a reviewer would otherwise have to catch by eye (docs/style.md).
 //!
 //! - The library crates under `crates/` are sans-IO: no sockets, mio, rustls, threads or clock
 //!   reads, and nothing printed.
@@ -7,6 +7,9 @@
 //! - Every crate root has a crate doc and forbids `unsafe`.
 //! - Every fuzz target has a seeds folder with at least one seed.
 //! - No trailing whitespace in sources and docs.
+//! - Sources and docs cite only what a reader of the repository can open: no design documents
+//!   kept outside it (`spec/…`, a bare "spec §N", the `../shared` folder, the house style file
+//!   that `docs/style.md` summarises).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -42,6 +45,17 @@ const FORBIDDEN_DEPENDENCIES: &[(&str, &[&str])] = &[
         "broker",
         &["natsconf", "ws-codec", "ws-handshake", "mio", "rustls"],
     ),
+    (
+        "gotext",
+        &[
+            "broker",
+            "natsconf",
+            "ws-codec",
+            "ws-handshake",
+            "mio",
+            "rustls",
+        ],
+    ),
 ];
 
 /// Checks every rule and reports all violations at once.
@@ -76,6 +90,7 @@ fn check(root: &Path) -> Vec<String> {
         }
     }
     check_fuzz_seeds(root, &mut problems);
+    check_citations(root, &mut problems);
     for dir in [
         "crates",
         "bins",
@@ -188,6 +203,61 @@ fn check_fuzz_seeds(root: &Path, problems: &mut Vec<String>) {
     }
 }
 
+/// File kinds whose comments and text may cite documents.
+const CITING_EXTENSIONS: &[&str] = &["rs", "toml", "md", "py", "js", "mjs", "go", "sh"];
+
+/// Reports every citation of a document that is not in the repository.
+fn check_citations(root: &Path, problems: &mut Vec<String>) {
+    let mut paths = files(root, CITING_EXTENSIONS);
+    paths.push(root.join(".ci/run"));
+    for file in paths {
+        // This file names the patterns it looks for.
+        if file.ends_with("xtask/src/tidy.rs") {
+            continue;
+        }
+        for (line_idx, line) in read(&file).lines().enumerate() {
+            if let Some(what) = foreign_citation(line) {
+                problems.push(format!(
+                    "{}:{}: cites {what}, which is not in the repository; cite nats-server's \
+                     source or docs, an RFC section, or a file in the repository instead",
+                    file.display(),
+                    line_idx + 1
+                ));
+            }
+        }
+    }
+}
+
+/// What `line` cites that a reader of the repository cannot open, if anything.
+fn foreign_citation(line: &str) -> Option<&'static str> {
+    if line.contains("STYLE.md") || line.contains("STYLE §") {
+        return Some("the house style file");
+    }
+    if line.contains("spec §") {
+        return Some("a spec section");
+    }
+    // `spec/` as a path of its own (`spec/websocket.md`, `shared/spec/…`), not the end of a
+    // longer word (`spdx-spec/`).
+    let spec_path = line.match_indices("spec/").any(|(idx, _)| {
+        line.get(..idx)
+            .and_then(|before| before.chars().next_back())
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '-' || c == '_'))
+    });
+    if spec_path {
+        return Some("a spec file");
+    }
+    // The `../shared` folder itself, not a file that happens to start with that name.
+    let shared = line.match_indices("../shared").any(|(idx, needle)| {
+        line.get(idx + needle.len()..)
+            .and_then(|after| after.chars().next())
+            .is_none_or(|c| !(c.is_alphanumeric() || matches!(c, '.' | '-' | '_')))
+    });
+    if shared {
+        return Some("the ../shared folder");
+    }
+    None
+}
+
 /// Every file under `dir` with one of `extensions`, skipping build output and dependencies.
 fn files(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -252,6 +322,49 @@ mod tests {
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].contains("Instant::now"));
         assert!(problems[1].contains("std::net"));
+    }
+
+    #[test]
+    fn detects_citations_of_documents_outside_the_repository() {
+        let check = |line: &str, expect: Option<&str>| {
+            assert_eq!(foreign_citation(line), expect, "{line}");
+        };
+        check(
+            "//! Subject rules (spec/protocol.md §3.1).",
+            Some("a spec file"),
+        );
+        check("see `shared/spec/websocket.md` §3", Some("a spec file"));
+        check(
+            "spec/natsconf-dump.md (`natsws --dump-config`)",
+            Some("a spec file"),
+        );
+        check("/// The close status (spec §3.8).", Some("a spec section"));
+        check(
+            "//! The mio event loop (STYLE §7).",
+            Some("the house style file"),
+        );
+        check(
+            "(hyper's `is_complete_fast`, STYLE.md §6)",
+            Some("the house style file"),
+        );
+        check(
+            "# runs with ../shared beside it.",
+            Some("the ../shared folder"),
+        );
+        check(
+            "build it as ../shared/tools/x.md says",
+            Some("the ../shared folder"),
+        );
+        // What may stay: RFC sections, nats-server sources, repository files, look-alikes.
+        check("//! Close codes (RFC 6455 §5.5.1, §7.4).", None);
+        check("(`server/websocket.go` `wsCollapsePtoNB`)", None);
+        check("(docs/style.md §4)", None);
+        check("https://spdx.github.io/spdx-spec/v3.0/", None);
+        check(
+            r#"check_join("conf.d", "../shared.conf", "shared.conf");"#,
+            None,
+        );
+        check("the inspec/ folder", None);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Command-line parsing compatible with nats-server 2.9.10 (spec/protocol.md §8.5).
+//! Command-line parsing compatible with nats-server 2.9.10 (its `main.go` flag set and
+//! `server/opts.go` `ConfigureOptions`).
 //!
 //! The rules are Go's `flag` package: one or two dashes are the same, a value follows as the
 //! next argument or after `=`, booleans take no argument (`-D`, `-D=false`), parsing stops at

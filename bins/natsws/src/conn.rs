@@ -1,10 +1,10 @@
 //! One accepted socket: its transport (plain or TLS), read buffer and what speaks on it.
 //!
-//! Reads follow STYLE §4 and §7: read until `WouldBlock` into spare capacity of one `BytesMut`
-//! whose read size adapts (4 KiB doubling to 64 KiB while reads fill it, halving after two short
-//! reads), released when the connection is idle and the buffer is empty. For TLS every readable
-//! event is `read_tls` until `WouldBlock`, then `process_new_packets`, then all plaintext is
-//! drained, so nothing stays buffered inside rustls (sozu#460).
+//! Reads follow docs/style.md §4 and §6: read until `WouldBlock` into spare capacity of one
+//! `BytesMut` whose read size adapts (4 KiB doubling to 64 KiB while reads fill it, halving
+//! after two short reads), released when the connection is idle and the buffer is empty. For TLS
+//! every readable event is `read_tls` until `WouldBlock`, then `process_new_packets`, then all
+//! plaintext is drained, so nothing stays buffered inside rustls (sozu#460).
 
 use std::io::{self, IoSlice, Read as _, Write as _};
 

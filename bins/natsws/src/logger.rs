@@ -1,4 +1,4 @@
-//! The process logger, in nats-server's format (spec/protocol.md §8.6):
+//! The process logger, in nats-server's format (`logger/log.go` `NewStdLogger`):
 //! `[pid] YYYY/MM/DD HH:MM:SS.micro [LVL] message`, or `[pid] [LVL] message` with `-T=false`.
 //!
 //! Levels map as `Error → ERR`, `Warn → WRN`, `Info → INF`, `Debug → DBG`, `Trace → TRC`;
@@ -179,7 +179,7 @@ pub(crate) fn fatal(msg: &str) -> ! {
 pub(crate) fn timestamp(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
-    let (y, mo, da) = civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0));
+    let (y, mo, da) = gotext::civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0));
     let rem = secs % 86_400;
     format!(
         "{y:04}/{mo:02}/{da:02} {:02}:{:02}:{:02}.{:06}",
@@ -188,20 +188,6 @@ pub(crate) fn timestamp(t: SystemTime) -> String {
         rem % 60,
         d.subsec_micros()
     )
-}
-
-/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]
@@ -214,7 +200,5 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_micros(1_795_437_470_410_423);
         assert_eq!(timestamp(t), "2026/11/23 12:37:50.410423");
         assert_eq!(timestamp(UNIX_EPOCH), "1970/01/01 00:00:00.000000");
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }
 }

@@ -1,5 +1,6 @@
-//! The HTTP monitoring endpoints (spec/protocol.md §6): `/varz`, `/connz`, `/subsz`, `/healthz`,
-//! `/routez`, `/leafz`, `/gatewayz`, `/accountz`, `/jsz`, and the index page.
+//! The HTTP monitoring endpoints (nats-server's `server/monitor.go`, `HandleVarz` and its
+//! siblings): `/varz`, `/connz`, `/subsz`, `/healthz`, `/routez`, `/leafz`, `/gatewayz`,
+//! `/accountz`, `/jsz`, and the index page.
 //!
 //! Bodies are built with serde and printed the way Go's `encoding/json` with two-space
 //! indentation prints them (`<`, `>`, `&` escaped), with no trailing newline.
@@ -12,7 +13,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use broker::{Broker, ClientInfo, SubInfo};
 use serde::Serialize;
 
-use crate::logger::civil_from_days;
 use crate::settings::Settings;
 
 /// An HTTP response to write.
@@ -134,45 +134,18 @@ impl Clock {
 /// RFC 3339 with nanoseconds, trailing zeros trimmed (Go `time.RFC3339Nano`), UTC.
 pub(crate) fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (y, mo, da) = civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0));
-    let rem = secs % 86_400;
-    let mut s = format!(
-        "{y:04}-{mo:02}-{da:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    );
-    let nanos = d.subsec_nanos();
-    if nanos != 0 {
-        let frac = format!("{nanos:09}");
-        s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
-    }
-    s.push('Z');
-    s
+    gotext::format_rfc3339(
+        i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        d.subsec_nanos(),
+    )
 }
 
+/// The HTTP `Date` header value.
 fn http_date(t: SystemTime) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let days = secs / 86_400;
-    let (y, mo, da) = civil_from_days(i64::try_from(days).unwrap_or(0));
-    let rem = secs % 86_400;
-    format!(
-        "{}, {da:02} {} {y} {:02}:{:02}:{:02} GMT",
-        DAYS.get(usize::try_from(days % 7).unwrap_or(0))
-            .unwrap_or(&"Thu"),
-        MONTHS
-            .get(usize::try_from(mo.saturating_sub(1)).unwrap_or(0))
-            .unwrap_or(&"Jan"),
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
+    let mut out = Vec::with_capacity(29);
+    ws_handshake::write_http_date(secs, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// nats-server's `uptime`/`idle` rendering.
@@ -201,59 +174,16 @@ pub(crate) fn uptime(d: Duration) -> String {
     }
 }
 
-/// Go's `time.Duration.String()`.
-pub(crate) fn go_duration(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    if nanos == 0 {
-        return "0s".to_owned();
-    }
-    if nanos < 1_000 {
-        return format!("{nanos}ns");
-    }
-    if nanos < 1_000_000 {
-        return trim_frac(nanos, 1_000, "µs");
-    }
-    if nanos < 1_000_000_000 {
-        return trim_frac(nanos, 1_000_000, "ms");
-    }
-    let total_secs = nanos / 1_000_000_000;
-    let frac_nanos = nanos % 1_000_000_000;
-    let hours = total_secs / 3600;
-    let mins = (total_secs / 60) % 60;
-    let secs = total_secs % 60;
-    let mut s = String::new();
-    if hours > 0 {
-        s.push_str(&format!("{hours}h{mins}m"));
-    } else if mins > 0 {
-        s.push_str(&format!("{mins}m"));
-    }
-    s.push_str(&trim_frac(
-        secs * 1_000_000_000 + frac_nanos,
-        1_000_000_000,
-        "s",
-    ));
-    s
-}
-
-fn trim_frac(value: u128, unit: u128, suffix: &str) -> String {
-    let whole = value / unit;
-    let frac = value % unit;
-    if frac == 0 {
-        return format!("{whole}{suffix}");
-    }
-    let width = unit.to_string().len() - 1;
-    let digits = format!("{frac:0width$}");
-    format!("{whole}.{}{suffix}", digits.trim_end_matches('0'))
-}
-
 /// RTT as nats-server shows it: truncated to microseconds between 1 µs and 1 ms.
 fn rtt_string(rtt: Option<Duration>) -> String {
     match rtt {
         None => "0s".to_owned(),
-        Some(d) if d > Duration::from_micros(1) && d < Duration::from_millis(1) => go_duration(
-            Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(0)),
-        ),
-        Some(d) => go_duration(d),
+        Some(d) if d > Duration::from_micros(1) && d < Duration::from_millis(1) => {
+            gotext::format_std_duration(Duration::from_micros(
+                u64::try_from(d.as_micros()).unwrap_or(0),
+            ))
+        }
+        Some(d) => gotext::format_std_duration(d),
     }
 }
 
@@ -986,7 +916,7 @@ fn subsz(
     let acc = query_get(q, "acc").unwrap_or("");
     let test = query_get(q, "test").filter(|t| !t.is_empty());
     if let Some(t) = test
-        && !valid_publish_subject(t)
+        && !broker::subject::is_valid_literal(t.as_bytes())
     {
         return Err(bad(format!(
             "invalid test subject, must be valid publish subject: {t}"
@@ -1034,12 +964,6 @@ fn subsz(
         limit,
         subscriptions_list: details,
     })))
-}
-
-fn valid_publish_subject(s: &str) -> bool {
-    !s.is_empty()
-        && s.split('.')
-            .all(|t| !t.is_empty() && t != "*" && t != ">" && !t.contains(char::is_whitespace))
 }
 
 fn healthz(ctx: &MonitorCtx<'_>) -> Response {
@@ -1118,16 +1042,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn go_durations() {
-        let check = |d: Duration, s: &str| assert_eq!(go_duration(d), s);
-        check(Duration::ZERO, "0s");
-        check(Duration::from_nanos(850), "850ns");
-        check(Duration::from_micros(264), "264µs");
-        check(Duration::from_nanos(2_140_055), "2.140055ms");
-        check(Duration::from_millis(1500), "1.5s");
-        check(Duration::from_secs(62), "1m2s");
-        check(Duration::from_secs(3600), "1h0m0s");
+    fn rtts() {
+        assert_eq!(rtt_string(None), "0s");
         assert_eq!(rtt_string(Some(Duration::from_nanos(259_400))), "259µs");
+        assert_eq!(
+            rtt_string(Some(Duration::from_nanos(2_140_055))),
+            "2.140055ms"
+        );
     }
 
     #[test]

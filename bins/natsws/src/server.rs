@@ -1,4 +1,4 @@
-//! The single-threaded mio event loop (STYLE §7): listeners on fixed tokens, a `Slab` of
+//! The single-threaded mio event loop (docs/style.md §6): listeners on fixed tokens, a `Slab` of
 //! connections, edge-triggered reads with a per-tick budget and a ready queue, one vectored
 //! flush per dirty connection per tick, `WRITABLE` only while output is pending, removal only
 //! at the end of a tick, and a timer heap fed by the connections' deadlines.
@@ -1225,7 +1225,7 @@ impl Server {
             self.broker.handle_input(client, now, &mut ws.nats_in);
         }
         if ws.nats_in.is_empty() && ws.nats_in.capacity() > 0 {
-            // Idle WebSocket connections must stay cheap (STYLE §4).
+            // Idle WebSocket connections must stay cheap: an empty buffer gives its memory back.
             ws.nats_in = BytesMut::new();
         } else if moved {
             // A partial operation left in a moved payload would keep the whole read buffer
@@ -1473,7 +1473,7 @@ impl Server {
                             log::info!(
                                 "{} - Slow Consumer Detected: WriteDeadline of {} exceeded with {chunks} chunks of {pending_bytes} total bytes.",
                                 c.log_id,
-                                monitor::go_duration(self.broker.config().write_deadline),
+                                gotext::format_std_duration(self.broker.config().write_deadline),
                             );
                         } else {
                             log::info!(
@@ -2254,7 +2254,7 @@ fn write_queue(transport: &mut Transport, q: &mut broker::OutQueue) -> io::Resul
 }
 
 /// Frames and writes a WebSocket client's output at flush time: the frames already built
-/// first, then everything queued by the broker as one flush (spec/websocket.md §3.4), then the
+/// first, then everything queued by the broker as one flush (`wsCollapsePtoNB`), then the
 /// close frame when the connection is closing. New output is framed only once the previous
 /// frames are fully written, so the broker's queue (and its `max_pending`) bounds memory.
 fn write_ws(

@@ -1,4 +1,5 @@
-//! `--signal <cmd>[=<pid|pidfile>]`: signal a running server (spec/protocol.md §8.2).
+//! `--signal <cmd>[=<pid|pidfile>]`: signal a running server (nats-server's `server/signal.go`
+//! `ProcessSignal`).
 
 /// Sends the signal named by `arg` and returns an error text for `prog: <err>`.
 pub(crate) fn send(prog: &str, arg: &str) -> Result<(), String> {

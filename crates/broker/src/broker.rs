@@ -58,7 +58,7 @@ struct PubRef<'a> {
     /// Headers followed by payload.
     message: &'a [u8],
     /// `message` as shared `Bytes`, when it was split off the read buffer: large payloads are
-    /// then queued by reference (STYLE §4).
+    /// then queued by reference instead of copied (docs/style.md §4).
     shared: Option<&'a Bytes>,
 }
 
@@ -74,7 +74,8 @@ impl<'a> PubRef<'a> {
     }
 }
 
-/// Options a client sets with CONNECT (spec §1.4); defaults apply before CONNECT.
+/// Options a client sets with CONNECT (`server/client.go` `ClientOpts`); defaults apply before
+/// CONNECT.
 #[derive(Debug, Clone)]
 struct ClientOptions {
     verbose: bool,
@@ -731,7 +732,7 @@ impl Broker {
                 if let Some(c) = self.open_client_mut(id) {
                     c.last_client_ping = Some(now);
                     // The first PING of a protocol-1 client learns about changes since its INFO
-                    // (spec §1.9): the INFO goes before the PONG.
+                    // (`server/client.go` `processPing`): the INFO goes before the PONG.
                     if !c.first_pong_sent {
                         c.first_pong_sent = true;
                         send_info = c.opts.protocol >= 1
@@ -1814,9 +1815,9 @@ impl Broker {
         }
     }
 
-    /// Lame-duck notice (spec §8.3 step 3): every open client that sent CONNECT with
-    /// `protocol` ≥ 1 and already got its first PONG receives an INFO with `"ldm":true`.
-    /// Poll events afterwards.
+    /// Lame-duck notice (`server/server.go` `sendLDMToClients`): every open client that sent
+    /// CONNECT with `protocol` ≥ 1 and already got its first PONG receives an INFO with
+    /// `"ldm":true`. Poll events afterwards.
     pub fn lame_duck_notice(&mut self, now: Instant) {
         for id in self.clients() {
             let eligible = self

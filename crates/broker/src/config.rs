@@ -1,4 +1,5 @@
-//! Broker configuration, with nats-server 2.9.10's defaults (spec/protocol.md §4.1).
+//! Broker configuration, with nats-server 2.9.10's defaults (`server/const.go`, and
+//! `server/opts.go` `setBaselineOptions`).
 //!
 //! The binary translates its configuration file into this struct; the broker never reads one.
 
@@ -25,7 +26,7 @@ pub const FIRST_CLIENT_PING_INTERVAL: Duration = Duration::from_secs(2);
 /// An RTT measurement older than this makes the next ping timer send a PING regardless of activity.
 pub const RTT_MEASUREMENT_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Resource limits, one place (STYLE §5).
+/// Resource limits, all in one place, with nats-server's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Longest argument part of a control line (`max_control_line`).

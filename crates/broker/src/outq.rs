@@ -1,4 +1,4 @@
-//! The per-client outbound queue (STYLE §4, hyper's Flatten/Queue write strategies).
+//! The per-client outbound queue (docs/style.md §4, hyper's Flatten/Queue write strategies).
 //!
 //! Small writes (protocol lines, small payloads) are copied into one flat `BytesMut` tail.
 //! Large payloads are queued as shared `Bytes` so that a fan-out to many subscribers costs a
@@ -16,7 +16,8 @@ use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-/// Payloads of at least this many bytes are shared rather than copied (STYLE §4, bytes#679).
+/// Payloads of at least this many bytes are shared rather than copied: a small shared `Bytes`
+/// would keep its whole parent allocation alive (tokio-rs/bytes#679).
 pub const SHARE_THRESHOLD_BYTES: usize = 1024;
 
 /// The tail grows up to this size; beyond it, it is frozen into a chunk and a new tail begins,

@@ -1,4 +1,5 @@
-//! The NATS text protocol parser (spec/protocol.md §1.1–§1.8, §1.14, §1.15).
+//! The NATS text protocol parser (nats-server's `server/parser.go`, and the protocol as the NATS
+//! docs describe it: <https://docs.nats.io/reference/reference-protocols/nats-protocol>).
 //!
 //! [`Parser`] is a resumable push parser over the caller's read buffer. It consumes only
 //! complete units: operation keywords byte by byte, argument lines once their `\n` has arrived,
@@ -298,7 +299,7 @@ fn fast_keyword(role: Role, src: &[u8]) -> Option<(usize, State)> {
     Some((n, State::SkipWs(kw)))
 }
 
-/// Parses a size token: 1 to 9 ASCII digits, nothing else (spec §1.1).
+/// Parses a size token: 1 to 9 ASCII digits, nothing else (`server/util.go` `parseSize`).
 #[must_use]
 pub fn parse_size(token: &[u8]) -> Option<usize> {
     if token.is_empty() || token.len() > 9 {

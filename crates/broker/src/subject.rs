@@ -1,4 +1,5 @@
-//! Subject rules (spec/protocol.md §3.1, §3.2).
+//! Subject rules (nats-server's `server/sublist.go`: `IsValidSubject`, `IsValidLiteralSubject`,
+//! `matchLiteral`).
 
 /// True when `subject` is a valid subscription subject: non-empty tokens, `>` only as the last
 /// token. Wildcard characters inside longer tokens are literal.
@@ -20,7 +21,8 @@ pub fn is_valid_subscription(subject: &[u8]) -> bool {
 }
 
 /// True when `subject` is a valid literal subject (pedantic publish check, `/subsz?test=`):
-/// no empty token and no token equal to `*` or `>`.
+/// no empty token and no token equal to `*` or `>`. Like nats-server's `IsValidLiteralSubject`
+/// (`server/sublist.go`), it does not look for white space.
 #[must_use]
 pub fn is_valid_literal(subject: &[u8]) -> bool {
     !subject.is_empty()
@@ -99,6 +101,7 @@ mod tests {
             ("foo.>", false),
             ("foo..bar", false),
             ("", false),
+            ("foo bar", true),
         ] {
             assert_eq!(is_valid_literal(s.as_bytes()), ok, "{s}");
         }

@@ -1,5 +1,5 @@
 //! The subject index: a token trie with `*` and `>` wildcards, queue groups and a match cache
-//! (spec/protocol.md §3; nats-server `sublist.go`).
+//! (nats-server `server/sublist.go`).
 //!
 //! Each trie level maps literal tokens to child nodes and has at most one `*` child and one `>`
 //! child. A node stores the plain subscriptions and the queue subscriptions (grouped by queue

@@ -26,7 +26,8 @@ impl ClientId {
     }
 }
 
-/// How a connection reached the server (spec/websocket.md §4.4 names).
+/// How a connection reached the server (the names `allowed_connection_types` takes, as
+/// `server/auth.go` `validateAllowedConnectionTypes` checks them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConnectionType {
     /// NATS over TCP (or TLS).

@@ -1,5 +1,5 @@
 //! Sessions wired to `broker::auth`: exact bytes for auth failures, timeouts, no_auth_user,
-//! connection types and permissions (spec/protocol.md §1.3, §4.6, §5).
+//! connection types and permissions (nats-server's `server/auth.go` and `server/client.go`).
 
 mod sim;
 

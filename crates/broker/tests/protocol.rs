@@ -1,4 +1,4 @@
-//! Table-driven protocol tests: exact bytes in, exact bytes out (spec/protocol.md §1–§4).
+//! Table-driven protocol tests: exact bytes in, exact bytes out, as nats-server 2.9.10 answers.
 #![allow(clippy::field_reassign_with_default)]
 
 mod sim;
@@ -133,7 +133,7 @@ fn pub_sub_basics() {
         "MSG foo 1 3\r\nabc\r\n",
         None,
     );
-    // One copy per matching subscription; their relative order is unspecified (spec §3.4).
+    // One copy per matching subscription; the server promises no order between them.
     let mut sim = Sim::new(Config::default());
     let c = sim.connected_client("{\"verbose\":false}");
     sim.send(c, "SUB foo 1\r\nSUB > 2\r\nPUB foo 1\r\nx\r\n");

@@ -1,10 +1,9 @@
-//! The canonical JSON dump of a parse result (spec/natsconf-dump.md), as printed by
+//! The canonical JSON dump of a parse result (docs/dump-config.md), as printed by
 //! `natsws --dump-config [--positions] FILE` and by the reference tool conforacle.
 
 use serde_json::{Map as JsonMap, Number, Value as Json};
 
 use crate::Error;
-use crate::parser::civil_from_days;
 use crate::value::{Map, Node, Value};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -34,19 +33,6 @@ fn key_name(key: &[u8]) -> String {
     }
 }
 
-/// Formats a date (seconds since the epoch) as RFC 3339 with `Z`.
-fn format_date(seconds: i64) -> String {
-    let days = seconds.div_euclid(86_400);
-    let rest = seconds.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
 fn map_json(map: &Map, positions: bool) -> Json {
     let mut object = JsonMap::new();
     for (key, node) in map.iter() {
@@ -67,7 +53,10 @@ fn node_json(node: &Node, positions: bool) -> Json {
         Value::Float(number) => ("float".to_owned(), Json::String(format!("{number:e}"))),
         Value::Bool(flag) => ("bool".to_owned(), Json::Bool(*flag)),
         Value::Str(bytes) => typed_string(bytes),
-        Value::Date(seconds) => ("date".to_owned(), Json::String(format_date(*seconds))),
+        Value::Date(seconds) => (
+            "date".to_owned(),
+            Json::String(gotext::format_rfc3339(*seconds, 0)),
+        ),
         Value::Array(items) => (
             "array".to_owned(),
             Json::Array(
@@ -108,13 +97,6 @@ pub fn dump(result: &Result<Map, Error>, positions: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_format_like_go() {
-        assert_eq!(format_date(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_date(1_709_208_000), "2024-02-29T12:00:00Z");
-        assert_eq!(format_date(-62_167_219_200), "0000-01-01T00:00:00Z");
-    }
 
     #[test]
     fn key_names() {

@@ -1,4 +1,5 @@
-//! Parse errors: the reference's exact text (spec/natsconf.md §8) plus a location for humans.
+//! Parse errors: the reference's exact text (`conf/lex.go` `errorf` and `conf/parse.go` in
+//! nats-server) plus a location for humans.
 
 use std::fmt;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! The lexer: a pull state machine that mirrors the reference lexer (`conf/lex.go` of
-//! nats-server 2.9.10) state by state (spec/natsconf.md §2, §4, §5, §8, §9).
+//! nats-server 2.9.10) state by state, error texts and token positions included.
 //!
 //! The reference language is not a context-free grammar: its rules depend on a stack of
 //! return states, on one-character backups that move the line counter but not the line start,
@@ -48,7 +48,7 @@ pub(crate) struct Item<'a> {
     pub(crate) val: Cow<'a, [u8]>,
     /// 1 + the number of LFs consumed when the item was emitted.
     pub(crate) line: u32,
-    /// The reference's position number (spec §9).
+    /// The reference's position number (`pos` in `conf/lex.go`; docs/dump-config.md).
     pub(crate) pos: i64,
     /// Byte offset where the item's source starts (for diagnostics only).
     pub(crate) offset: usize,

@@ -3,11 +3,11 @@
 //! This crate turns config text into a [`value::Map`] tree that keeps the reference's value
 //! kinds apart (`int64`, `float64`, `bool`, strings as bytes, dates, arrays, maps) and records
 //! for every value the line, position and file nats-server reports in option errors
-//! (spec/natsconf.md). It reproduces the reference parser exactly, quirks included: the
-//! context-dependent lexer, size suffixes with wrapping arithmetic, the key stack behaviour,
-//! block-scoped `$variables` with environment fallback, `include` path joining, and every error
-//! text byte for byte. [`dump::dump`] prints a parse result in the canonical JSON of
-//! spec/natsconf-dump.md (`natsws --dump-config`).
+//! (`conf/lex.go`, `conf/parse.go`). It reproduces the reference parser exactly, quirks
+//! included: the context-dependent lexer, size suffixes with wrapping arithmetic, the key stack
+//! behaviour, block-scoped `$variables` with environment fallback, `include` path joining, and
+//! every error text byte for byte. [`dump::dump`] prints a parse result in the canonical JSON of
+//! docs/dump-config.md (`natsws --dump-config`).
 //!
 //! What it deliberately does not do: it never reads the clock, opens sockets or logs; files
 //! and environment variables are reached only through the [`Loader`] and [`Env`] traits
@@ -107,7 +107,8 @@ impl Default for Limits {
 /// How to parse: pedantic mode (positions, what nats-server uses) and limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseSettings {
-    /// Record positions and use the pedantic error texts (spec §9). nats-server always does.
+    /// Record positions and use the pedantic error texts (`conf.ParseFileWithChecks`).
+    /// nats-server always does.
     pub pedantic: bool,
     /// Work and memory bounds.
     pub limits: Limits,
@@ -122,7 +123,7 @@ impl Default for ParseSettings {
     }
 }
 
-/// Environment variable lookup for `$NAME` fallback (spec §6.3.1).
+/// Environment variable lookup for `$NAME` fallback (`conf/parse.go` `lookupVariable`).
 pub trait Env {
     /// The value of the variable `name`, if it is set (possibly empty).
     fn lookup(&self, name: &[u8]) -> Option<Vec<u8>>;

@@ -1,5 +1,5 @@
 //! The parser: consumes lexer items in order and builds the value tree with the reference's
-//! container stack and separate key stack (spec/natsconf.md §6, §7, §9; `conf/parse.go`).
+//! container stack and separate key stack (`conf/parse.go` of nats-server 2.9.10).
 //!
 //! Every item is acted on as soon as it is produced, so an include is read and a `$variable`
 //! resolved before the lexer looks further, exactly as in the reference. Item texts that have
@@ -674,38 +674,8 @@ pub(crate) fn convert_datetime(text: &[u8]) -> Option<i64> {
     if day < 1 || day > month_days {
         return None;
     }
-    let days = days_from_civil(i64::from(year), i64::from(month), i64::from(day));
+    let days = gotext::days_from_civil(i64::from(year), month, day);
     Some(days * 86_400 + i64::from(hour) * 3_600 + i64::from(minute) * 60 + i64::from(second))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The inverse of [`days_from_civil`]: `(year, month, day)`.
-pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
@@ -745,7 +715,7 @@ mod tests {
         assert_eq!(convert_datetime(b"2023-02-29T12:00:00Z"), None);
         assert_eq!(convert_datetime(b"2023-01-01T24:00:00Z"), None);
         let zero = convert_datetime(b"0000-01-01T00:00:00Z").unwrap();
-        assert_eq!(civil_from_days(zero.div_euclid(86_400)), (0, 1, 1));
+        assert_eq!(gotext::civil_from_days(zero.div_euclid(86_400)), (0, 1, 1));
     }
 
     #[test]

@@ -51,16 +51,7 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Option<()> {
         Value::Bool(flag) => out.extend_from_slice(if *flag { b"true" } else { b"false" }),
         Value::Str(bytes) => write_string(bytes, out),
         Value::Date(seconds) => {
-            let days = seconds.div_euclid(86_400);
-            let rest = seconds.rem_euclid(86_400);
-            let (year, month, day) = crate::parser::civil_from_days(days);
-            let text = format!(
-                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-                rest / 3600,
-                rest % 3600 / 60,
-                rest % 60
-            );
-            out.extend_from_slice(text.as_bytes());
+            out.extend_from_slice(gotext::format_rfc3339(*seconds, 0).as_bytes());
         }
         Value::Array(items) => {
             out.extend_from_slice(b"[\n");

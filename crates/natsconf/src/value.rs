@@ -1,5 +1,5 @@
 //! The parsed value tree: what the config language itself produces, before any option is
-//! interpreted (spec/natsconf.md §6, §9).
+//! interpreted (what `conf/parse.go` of nats-server 2.9.10 returns).
 //!
 //! Strings and keys are kept as bytes because the language allows any bytes in them (`\xHH`
 //! escapes, raw non-UTF-8 input); the typed options layer decides what must be UTF-8.
@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-/// Where a value came from: the pedantic token position of spec §9.
+/// Where a value came from: the pedantic token position (docs/dump-config.md, Positions).
 ///
 /// `pos` is the reference's position number: 0-based byte column on line 1, 1-based on later
 /// lines (for single-line items), exactly as nats-server prints it in `file:line:pos:` errors.
@@ -29,7 +29,7 @@ pub struct Node {
     /// The value itself.
     pub value: Value,
     /// Where it came from. `None` for values inside a value read from an environment variable
-    /// (spec §9: those come from a non-pedantic sub-parse).
+    /// (those come from a non-pedantic sub-parse in `conf/parse.go` `lookupVariable`).
     pub pos: Option<Pos>,
     /// Whether this entry was referenced as a `$variable`; nats-server does not report such keys
     /// as unknown fields.
@@ -82,7 +82,7 @@ impl Value {
 }
 
 /// A map: keys in first-insertion order; assigning an existing key replaces its value
-/// (spec §6.2: duplicate keys, no merging).
+/// (duplicate keys are not merged, as in `conf/parse.go` `setValue`).
 ///
 /// Lookups are linear for small maps and go through a hash index once a map grows past
 /// [`Map::INDEX_THRESHOLD`] entries, so building a map with many keys stays linear overall.

@@ -1,5 +1,6 @@
 //! Bounded work and memory: the places where nats-server 2.9.10 would crash or grow without
-//! bound give an error instead (spec/natsconf.md §12).
+//! bound (include cycles, self-referencing environment variables, unlimited nesting) give an
+//! error instead.
 
 use std::collections::HashMap;
 

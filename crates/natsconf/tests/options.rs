@@ -408,7 +408,7 @@ fn authorization_values() {
         (Some("t".into()), 3 * S),
     );
     check("authorization { timeout: \"x\" }", |o| o.auth_timeout, S);
-    // An unquoted bcrypt hash is a string (spec/natsconf.md §6.3 rule 1).
+    // An unquoted bcrypt hash is a string, not a variable (`conf/parse.go` `bcryptPrefix`).
     check(
         "authorization { user: a, password: $2a$11$W2zko751KUvVy59mUTWmpOdWXvYHlFEPjJ4hTeZNKZGTyQpYHrQ7S }",
         |o| o.authorization.password.clone(),

@@ -1,5 +1,5 @@
 //! Close codes, close frames and nats-server's close reasons (RFC 6455 §5.5.1, §7.4;
-//! spec/websocket.md §3.3 and §3.8).
+//! nats-server's `server/websocket.go` `wsEnqueueCloseMessage` and `wsCreateCloseMessage`).
 
 use std::fmt;
 
@@ -123,7 +123,7 @@ impl CloseFrame {
 }
 
 /// Why a NATS server closes a client connection: nats-server's `ClosedState` values, whose
-/// strings are the close frame bodies (spec §3.8).
+/// strings are the close frame bodies (`server/websocket.go` `wsEnqueueCloseMessage`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 #[expect(
@@ -209,8 +209,8 @@ impl CloseReason {
         }
     }
 
-    /// The close status for this reason (spec §3.8), hardened as in newer nats-server
-    /// (spec §3.11, §6.1): `Write Error`, `Read Error` and `Stale Connection` use 1001 instead
+    /// The close status for this reason (`wsEnqueueCloseMessage`), hardened as in newer
+    /// nats-server versions: `Write Error`, `Read Error` and `Stale Connection` use 1001 instead
     /// of the reserved 1006, and `TLS Handshake Failure` uses 1001 instead of the reserved 1015
     /// (nats-server never flushes that one anyway). Never returns a reserved code.
     #[must_use]
@@ -261,7 +261,7 @@ impl CloseReason {
     }
 
     /// False for the reasons after which nats-server tears the connection down without a final
-    /// flush, so no close frame reaches the peer (spec §3.8).
+    /// flush, so no close frame reaches the peer (`server/client.go` `markConnAsClosed`).
     #[must_use]
     pub fn flushes(self) -> bool {
         !matches!(
@@ -288,7 +288,7 @@ mod tests {
 
     #[test]
     fn enqueue_close_msg_mapping() {
-        // TestWSEnqueueCloseMsg, with the hardened codes of spec §6.1 for 1006 and 1015.
+        // TestWSEnqueueCloseMsg, with newer nats-server's codes in place of 1006 and 1015.
         check(CloseReason::ClientClosed, 1000, "Client Closed");
         for reason in [
             CloseReason::AuthenticationTimeout,
@@ -341,7 +341,7 @@ mod tests {
 
     #[test]
     fn wire_examples() {
-        // spec §3.8: auth timeout `88 18 03 F0 "Authentication Timeout"`.
+        // nats-server's close frame for an auth timeout: `88 18 03 F0 "Authentication Timeout"`.
         let mut out = BytesMut::new();
         CloseReason::AuthenticationTimeout
             .close_frame()

@@ -1,4 +1,5 @@
-//! The incremental frame decoder (RFC 6455 §5, RFC 7692 §6.2; spec/websocket.md §3.1–3.3).
+//! The incremental frame decoder (RFC 6455 §5, RFC 7692 §6.2; nats-server's
+//! `server/websocket.go` `wsRead` and `wsHandleControlFrame`).
 //!
 //! The decoder peeks at a header, validates it, and only then consumes it; a short header
 //! consumes nothing. The parsed header is kept while its payload arrives, so no byte is examined

@@ -1,4 +1,5 @@
-//! The frame encoder: framing at flush time (spec/websocket.md §3.4–3.6).
+//! The frame encoder: framing at flush time (nats-server's `server/websocket.go`
+//! `wsCollapsePtoNB`).
 //!
 //! The caller hands over the pending byte stream of one flush as a list of `Bytes` chunks. The
 //! encoder appends, to the caller's output list, frame headers and payload slices ready for one
@@ -76,7 +77,8 @@ impl Default for EncoderConfig {
 }
 
 impl EncoderConfig {
-    /// nats-server's settings for a peer with this `User-Agent` (spec §3.5–3.6): browsers
+    /// nats-server's settings for a peer with this `User-Agent` (`server/websocket.go`
+    /// `wsUpgrade`): browsers
     /// (`Mozilla/...`) get 4 KiB frames, and Safari (`Version/` and `Safari/`) gets compressed
     /// messages unfragmented.
     #[must_use]
@@ -174,7 +176,7 @@ impl<K: MaskKeySource> Encoder<K> {
         &self.config
     }
 
-    /// Frames the pending byte stream of one flush as nats-server does (spec §3.4–3.6) and
+    /// Frames the pending byte stream of one flush as nats-server does (`wsCollapsePtoNB`) and
     /// appends headers and payload slices to `out`, in write order. Returns the wire bytes
     /// appended (for pending-bytes accounting).
     ///
@@ -339,9 +341,9 @@ impl<K: MaskKeySource> Encoder<K> {
         Ok(())
     }
 
-    /// nats-server's packing for limited frame sizes (spec §3.5): each chunk joins the open frame
-    /// if it fits; otherwise the open frame is closed (not topped up) and the chunk is cut into
-    /// `limit`-sized frames, the last piece staying open for the chunks that follow.
+    /// nats-server's packing for limited frame sizes (`wsCollapsePtoNB`): each chunk joins the
+    /// open frame if it fits; otherwise the open frame is closed (not topped up) and the chunk is
+    /// cut into `limit`-sized frames, the last piece staying open for the chunks that follow.
     fn emit_packed<O: Extend<Bytes>>(
         &mut self,
         chunks: &[Bytes],

@@ -1,4 +1,5 @@
-//! Errors and their single mapping to close frames (STYLE §5).
+//! Errors and their single mapping to close frames: no other code decides which close code an
+//! error puts on the wire.
 
 use std::fmt;
 

@@ -1,5 +1,5 @@
 //! The client side: the upgrade request a soliciting leafnode sends, and the checks on the `101`
-//! it gets back (spec §4.6, nats-server `leafNodeSolicitWSConnection`).
+//! it gets back (nats-server's `server/leafnode.go` `leafNodeSolicitWSConnection`).
 //!
 //! Used by natsws for its own outbound leafnode connections, and by tests and benchmarks that
 //! need a WebSocket client.

@@ -1,4 +1,4 @@
-//! Reading the auth cookies from the `Cookie` headers (spec §2.11, §4.5).
+//! Reading the auth cookies from the `Cookie` headers (`server/websocket.go` `wsUpgrade`).
 //!
 //! The pair syntax follows Go's `readCookies` (RFC 6265): pairs are split on `;` and trimmed,
 //! names must be tokens, one pair of surrounding double quotes is removed from the value, and a

@@ -1,7 +1,7 @@
 //! Finding the end of an HTTP/1.x header block in a buffer that grows between calls.
 //!
 //! The reader remembers how far it has scanned, so a peer that sends one byte at a time costs
-//! linear work in total (hyper's `is_complete_fast`, STYLE.md §6). It accepts both `\r\n` and a
+//! linear work in total (hyper's `is_complete_fast`). It accepts both `\r\n` and a
 //! bare `\n` as line ends, as Go's `textproto` reader does, and enforces the byte and line limits
 //! while it scans, so nothing past [`Limits::max_head_bytes`] is ever looked at.
 

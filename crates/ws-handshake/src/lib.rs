@@ -21,6 +21,8 @@
 //!   whether the connection stays open for another request and how many input bytes the refused
 //!   one took; [`ServerHandshake::next_request`] starts the next one.
 //! - [`ClientHandshake`], [`ClientRequest`], [`Accepted`]: the outbound upgrade.
+//! - [`write_http_date`]: the `Date` header value of the error responses, for any other HTTP
+//!   response the caller writes.
 //!
 //! ```
 //! use ws_handshake::{Options, PathKind, Policy, ServerHandshake};
@@ -86,6 +88,7 @@ pub mod fuzzing;
 
 pub use client::{Accepted, ClientHandshake, ClientRequest, ResponseError, leaf_path};
 pub use cookie::Cookies;
+pub use date::write_http_date;
 pub use policy::{AllowedOrigin, Options, Policy, PolicyError};
 pub use reject::{AfterReject, Reject, RequestFacts};
 pub use server::{PathKind, ServerHandshake, Upgrade, accept_key};

@@ -1,17 +1,19 @@
 //! The server's upgrade policy: validated once when the configuration is loaded, then shared by
 //! every connection.
 //!
-//! Origin checking follows spec §2.7 with the hardening of §6.1 (the newer nats-server
-//! behaviour): `allowed_origins` entries must be absolute `http`/`https` URLs with a host (an
-//! entry such as `example.com` is a configuration error, not a silently skipped entry that opens
-//! the list to every origin), several entries per host are kept, and `same_origin` also compares
-//! the scheme with the listener's transport.
+//! Origin checking follows `server/websocket.go` `checkOrigin` with the hardening of newer
+//! nats-server versions: `allowed_origins` entries must be absolute `http`/`https` URLs with a
+//! host (an entry such as `example.com` is a configuration error, not a silently skipped entry
+//! that opens the list to every origin), several entries per host are kept, and `same_origin`
+//! also compares the scheme with the listener's transport.
 
 use std::fmt;
 
+use gotext::quote;
+
 use crate::Limits;
 use crate::head::{HeaderPair, first};
-use crate::uri::{go_quote, go_quote_bytes, host_and_port, parse_request_uri};
+use crate::uri::{host_and_port, parse_request_uri};
 
 /// The websocket options that shape the upgrade, as the configuration file gives them.
 ///
@@ -97,39 +99,35 @@ impl fmt::Display for PolicyError {
             Self::OriginUnparsable { entry, detail } => write!(
                 f,
                 "unable to parse allowed origin: parse {}: {detail}",
-                go_quote(entry)
+                quote(entry)
             ),
             Self::OriginNotAbsolute { entry } => write!(
                 f,
                 "unable to parse allowed origin {}: allowed origins must be absolute URLs with http or https scheme",
-                go_quote(entry)
+                quote(entry)
             ),
             Self::OriginWithoutHost { entry } => write!(
                 f,
                 "unable to parse allowed origin {}: host is required",
-                go_quote(entry)
+                quote(entry)
             ),
             Self::ReservedHeader { name } => {
-                write!(
-                    f,
-                    "websocket: invalid header {} not allowed",
-                    go_quote(name)
-                )
+                write!(f, "websocket: invalid header {} not allowed", quote(name))
             }
             Self::SecWebSocketHeader { name } => write!(
                 f,
                 "websocket: invalid header {}, \"Sec-WebSocket-\" prefix not allowed",
-                go_quote(name)
+                quote(name)
             ),
             Self::InvalidHeader { name } => write!(
                 f,
                 "websocket: invalid header {}: name must be a token and the value free of control characters",
-                go_quote(name)
+                quote(name)
             ),
             Self::InvalidCookieName { option, name } => write!(
                 f,
                 "websocket: invalid {option} {}: cookie names must be non-empty tokens",
-                go_quote(name)
+                quote(name)
             ),
             Self::ZeroLimit { field } => write!(f, "websocket: limit {field} must not be zero"),
         }
@@ -290,7 +288,7 @@ impl Policy {
         &self.allowed_origins
     }
 
-    /// Step 7 of the validation: the Origin check (spec §2.7, hardened per §6.1).
+    /// Step 7 of the validation: the Origin check (`checkOrigin`, hardened as newer versions do).
     ///
     /// `request_host` is the request's host (`Host` header or absolute-URI authority) and `tls`
     /// says whether the request arrived over TLS. The error is the reference's detail text.
@@ -312,13 +310,10 @@ impl Policy {
             return Ok(());
         }
         let Ok(origin_text) = std::str::from_utf8(origin) else {
-            return Err(format!(
-                "parse {}: invalid URI for request",
-                go_quote_bytes(origin)
-            ));
+            return Err(format!("parse {}: invalid URI for request", quote(origin)));
         };
         let uri = parse_request_uri(origin_text)
-            .map_err(|detail| format!("parse {}: {detail}", go_quote(origin_text)))?;
+            .map_err(|detail| format!("parse {}: {detail}", quote(origin_text)))?;
         let (origin_host, origin_port) = host_and_port(uri.scheme == "https", &uri.host)?;
         if self.same_origin {
             let (host, port) = host_and_port(tls, request_host)?;

@@ -1,7 +1,7 @@
 //! Why an upgrade request was refused, and the exact HTTP response for each reason.
 //!
-//! There are two response shapes, because nats-server produces its errors in two places
-//! (spec §2.2 and §2.5):
+//! There are two response shapes, because nats-server produces its errors in two places (Go's
+//! `net/http` server before the handler runs, and `server/websocket.go` `wsReturnHTTPError`):
 //!
 //! - Go's HTTP server refuses requests it cannot read (bad syntax, a header block that is too
 //!   large, an unsupported version, a missing or malformed `Host`) with a short canned response
@@ -72,10 +72,10 @@ pub enum Reject {
 /// [`ServerHandshake::after_reject`](crate::ServerHandshake::after_reject).
 ///
 /// nats-server's HTTP server (Go `net/http`) keeps an HTTP/1.1 connection open after the upgrade
-/// handler's 4xx (spec §2.5), so a client may send a corrected upgrade on the same connection,
-/// pipelined or later. It closes after Go's own canned errors (unreadable request, 431, 505,
-/// `Host` problems), after HTTP/1.0 requests without `Connection: keep-alive`, and after
-/// requests whose `Connection` says `close`.
+/// handler's 4xx (`wsReturnHTTPError`), so a client may send a corrected upgrade on the same
+/// connection, pipelined or later. It closes after Go's own canned errors (unreadable request,
+/// 431, 505, `Host` problems), after HTTP/1.0 requests without `Connection: keep-alive`, and
+/// after requests whose `Connection` says `close`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AfterReject {
     keep_alive: bool,

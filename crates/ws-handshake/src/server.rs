@@ -1,5 +1,6 @@
 //! The server side: read an upgrade request, validate it in the reference's order, and answer
-//! with the `101` or with the exact error response (spec §2.2–§2.11).
+//! with the `101` or with the exact error response (nats-server's `server/websocket.go`
+//! `wsUpgrade`).
 
 use core::net::IpAddr;
 
@@ -23,7 +24,7 @@ pub(crate) const NO_MASKING_RESPONSE: &[u8] = b"Nats-No-Masking: true\r\n";
 /// The subprotocol line for `/mqtt` (nats-server's casing).
 const MQTT_PROTOCOL_RESPONSE: &[u8] = b"Sec-Websocket-Protocol: mqtt\r\n";
 
-/// What the request path asks for (spec §2.3, v2.9.10 prefix matching).
+/// What the request path asks for (`wsUpgrade`'s prefix matching in v2.9.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathKind {
     /// Any other path: a NATS client.
@@ -47,7 +48,8 @@ impl PathKind {
         }
     }
 
-    /// The `allowed_connection_types` name of this kind over WebSocket (spec §4.4).
+    /// The `allowed_connection_types` name of this kind over WebSocket (`server/auth.go`
+    /// `validateAllowedConnectionTypes`).
     #[must_use]
     pub fn connection_type(self) -> &'static str {
         match self {
@@ -59,7 +61,7 @@ impl PathKind {
 }
 
 /// An accepted upgrade: what was negotiated and what the connection needs to remember
-/// (spec §2.11). The `101` response is already in the output buffer.
+/// (`wsUpgrade`'s `wsUpgradeResult`). The `101` response is already in the output buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upgrade {
     /// Bytes of the input taken by the request; the caller drops them from its buffer.
@@ -570,7 +572,7 @@ fn accept_digest(key: &[u8]) -> [u8; 20] {
     sha1.digest().bytes()
 }
 
-/// Appends the `101` response (spec §2.10) to `out`.
+/// Appends the `101` response (as `wsUpgrade` writes it) to `out`.
 fn write_101(policy: &Policy, key: &[u8], upgrade: &Upgrade, out: &mut Vec<u8>) {
     out.extend_from_slice(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",

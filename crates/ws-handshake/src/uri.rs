@@ -5,7 +5,7 @@
 //! reject) must be the same as the reference's, and the error texts end up in our logs, so this
 //! module mirrors those functions closely. Every function here is total: no input panics.
 
-use std::fmt::Write as _;
+use gotext::quote;
 
 /// The parts of a request URI that the handshake needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,12 +145,12 @@ fn parse_host(host: &str) -> Result<String, String> {
         };
         let colon_port = host.get(close + 1..).unwrap_or("");
         if !valid_optional_port(colon_port) {
-            return Err(format!("invalid port {} after host", go_quote(colon_port)));
+            return Err(format!("invalid port {} after host", quote(colon_port)));
         }
     } else if let Some(colon) = host.rfind(':') {
         let colon_port = host.get(colon..).unwrap_or("");
         if !valid_optional_port(colon_port) {
-            return Err(format!("invalid port {} after host", go_quote(colon_port)));
+            return Err(format!("invalid port {} after host", quote(colon_port)));
         }
     }
     unescape_host(host)
@@ -178,12 +178,12 @@ fn unescape_host(host: &str) -> Result<String, String> {
             });
             let Some((high, low)) = value else {
                 let text = host.get(idx..(idx + 3).min(host.len())).unwrap_or("%");
-                return Err(format!("invalid URL escape {}", go_quote(text)));
+                return Err(format!("invalid URL escape {}", quote(text)));
             };
             // Go only allows escapes of non-ASCII bytes and `%25` in a host.
             if high < 8 && escape != Some(b"%25".as_slice()) {
                 let text = host.get(idx..idx + 3).unwrap_or("%");
-                return Err(format!("invalid URL escape {}", go_quote(text)));
+                return Err(format!("invalid URL escape {}", quote(text)));
             }
             decoded.push(high << 4 | low);
             idx += 3;
@@ -192,7 +192,7 @@ fn unescape_host(host: &str) -> Result<String, String> {
         if byte < 0x80 && !valid_host_byte(byte) {
             return Err(format!(
                 "invalid character {} in host name",
-                go_quote(host.get(idx..=idx).unwrap_or(""))
+                quote(host.get(idx..=idx).unwrap_or(""))
             ));
         }
         decoded.push(byte);
@@ -323,44 +323,6 @@ pub(crate) fn split_host_port(hostport: &str) -> Result<(&str, &str), SplitError
     Ok((host, hostport.get(last_colon + 1..).unwrap_or("")))
 }
 
-/// Quotes text like Go's `strconv.Quote` (`%q`), for error messages.
-pub(crate) fn go_quote(text: &str) -> String {
-    go_quote_bytes(text.as_bytes())
-}
-
-/// Quotes bytes like Go's `strconv.Quote`; invalid UTF-8 becomes `\xNN`.
-pub(crate) fn go_quote_bytes(bytes: &[u8]) -> String {
-    let mut quoted = String::with_capacity(bytes.len() + 2);
-    quoted.push('"');
-    for chunk in bytes.utf8_chunks() {
-        for ch in chunk.valid().chars() {
-            match ch {
-                '"' => quoted.push_str("\\\""),
-                '\\' => quoted.push_str("\\\\"),
-                '\u{7}' => quoted.push_str("\\a"),
-                '\u{8}' => quoted.push_str("\\b"),
-                '\u{c}' => quoted.push_str("\\f"),
-                '\n' => quoted.push_str("\\n"),
-                '\r' => quoted.push_str("\\r"),
-                '\t' => quoted.push_str("\\t"),
-                '\u{b}' => quoted.push_str("\\v"),
-                ch if u32::from(ch) < 0x20 || ch == '\u{7f}' => {
-                    let _ = write!(quoted, "\\x{:02x}", u32::from(ch));
-                }
-                ch if ch.is_control() => {
-                    let _ = write!(quoted, "\\u{:04x}", u32::from(ch));
-                }
-                ch => quoted.push(ch),
-            }
-        }
-        for byte in chunk.invalid() {
-            let _ = write!(quoted, "\\x{byte:02x}");
-        }
-    }
-    quoted.push('"');
-    quoted
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,12 +402,5 @@ mod tests {
             host_and_port(false, "invalid:url:1234"),
             Err("address invalid:url:1234: too many colons in address".into())
         );
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(go_quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
-        assert_eq!(go_quote_bytes(b"\x01\xff"), "\"\\x01\\xff\"");
-        assert_eq!(go_quote("é"), "\"é\"");
     }
 }

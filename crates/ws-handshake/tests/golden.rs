@@ -18,7 +18,7 @@
 //! `upgrade_compression_not_offered`, `upgrade_no_masking`, `upgrade_no_masking_not_exact`,
 //! `upgrade_leaf_solicitor`, `upgrade_mqtt`, `upgrade_cookies`, `upgrade_forwarded_for` and
 //! `upgrade_http10` matched byte for byte. The deliberate differences:
-//! `reject_origin_scheme_mismatch` (2.9.10 ignores the scheme and upgrades; spec §6.1),
+//! `reject_origin_scheme_mismatch` (2.9.10 ignores the scheme and upgrades; newer versions refuse),
 //! `reject_data_before_handshake` (2.9.10 closes without any response; we send the 400 its code
 //! intended), `reject_mqtt_not_enabled` (the newer 404, only when configured),
 //! `reject_head_too_large` and `reject_too_many_headers` (our limits are configurable; Go sends

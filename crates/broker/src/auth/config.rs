@@ -1,4 +1,5 @@
-//! Authentication settings as plain data (spec/protocol.md §5.1, spec/websocket.md §4.5), and
+//! Authentication settings as plain data (what nats-server's `server/opts.go` `parseAuthorization`
+//! and `parseWebsocket` read), and
 //! their start-up validation with the reference's error texts.
 //!
 //! The binary fills these structs from the configuration file; nothing here parses text. The
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use crate::ConnectionType;
 
-use super::quote::go_quote;
+use super::go_quote;
 
 /// Client authentication settings. `Default` is "no authentication configured".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -106,7 +107,7 @@ impl Default for ResponsePermission {
     }
 }
 
-/// The websocket block's authentication settings (spec/websocket.md §4.5).
+/// The websocket block's authentication settings (`server/websocket.go` `wsConfigAuth`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WebsocketAuth {
     /// `websocket { authorization { user } }`: overrides client auth for WebSocket clients.

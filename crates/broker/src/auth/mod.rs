@@ -1,4 +1,5 @@
-//! Authentication and authorization decisions (spec/protocol.md §5, spec/websocket.md §4.4–4.5).
+//! Authentication and authorization decisions (nats-server's `server/auth.go`
+//! `processClientOrLeafAuthentication` and the permission checks of `server/client.go`).
 //!
 //! This module decides; it does no I/O, reads no clock and draws no random numbers. The session
 //! code asks it:
@@ -83,7 +84,6 @@ mod config;
 mod nkey;
 mod password;
 mod permissions;
-mod quote;
 mod sublist;
 
 #[cfg(test)]
@@ -100,6 +100,8 @@ pub use config::{
     AuthConfig, AuthConfigError, NkeyUser, PermissionsConfig, ResponsePermission,
     SubjectPermission, User, WebsocketAuth, parse_connection_type, parse_connection_types,
 };
+/// Go's `%q` quoting (`strconv.Quote`), as the reference uses it in error and log texts.
+pub use gotext::quote as go_quote;
 pub use nkey::{
     NONCE_LEN, NONCE_RANDOM_BYTES, SignatureError, encode_nonce, verify_nonce_signature,
 };
@@ -111,7 +113,6 @@ pub use permissions::{
     publish_violation, publish_violation_log, reload_subscription_violation, reply_violation,
     subscription_violation, subscription_violation_log, too_many_tokens_violation,
 };
-pub use quote::go_quote;
 
 use config::is_set;
 
@@ -486,7 +487,7 @@ impl Authorizer {
         self.failure(None, None, "first operation is not CONNECT")
     }
 
-    /// Authenticates a CONNECT (spec/protocol.md §5.2, spec/websocket.md §4.5).
+    /// Authenticates a CONNECT (`server/auth.go` `processClientOrLeafAuthentication`).
     ///
     /// Order, as the reference: no auth required for this connection type → accept (credentials
     /// ignored). Else nkey users exist and CONNECT has `nkey` → that nkey user (type allowed, then

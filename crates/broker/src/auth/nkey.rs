@@ -1,5 +1,6 @@
-//! The nkey challenge (spec/protocol.md §5.5): the nonce carried in INFO and the check of the
-//! client's signature over it.
+//! The nkey challenge: the nonce carried in INFO (`server/nkey.go` `generateNonce`) and the check
+//! of the client's signature over it (the `Verify` in `server/auth.go`
+//! `processClientOrLeafAuthentication`).
 //!
 //! Key parsing and Ed25519 verification come from the `nkeys` crate; this module only adds the
 //! reference's encodings (`nkey.go`, `auth.go`).

@@ -1,4 +1,4 @@
-//! Password and token comparison, plain or bcrypt (spec/protocol.md §5.4).
+//! Password and token comparison, plain or bcrypt.
 //!
 //! The reference (`auth.go` `isBcrypt`, `comparePasswords`) treats a configured secret as a bcrypt
 //! hash when it starts with `$` and matches `^\$2[abxy]\$\d{2}\$.*`; the client's plaintext is then

@@ -1,5 +1,6 @@
 //! Compiled publish/subscribe permissions and the per-connection state that goes with them
-//! (spec/protocol.md §5.3, §5.3.1).
+//! (`server/client.go` `setPermissions`, `pubAllowedFullCheck`, `canSubscribe`; `allow_responses`
+//! as `server/opts.go` `parseAllowResponses` reads it).
 //!
 //! [`Permissions`] is built once per user and shared (`Arc`) by all its connections; it answers
 //! pure questions. [`ClientPermissions`] is the per-connection part the reference keeps on its
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::config::{PermissionsConfig, ResponsePermission};
-use super::quote::go_quote;
+use super::go_quote;
 use super::sublist::{SubjectList, has_wildcard, is_subset_match};
 
 /// `allow_responses` default maximum number of responses (`DEFAULT_ALLOW_RESPONSE_MAX_MSGS`).

@@ -3,7 +3,7 @@
 //! Entries are subjects with wildcards (`*` one token, `>` one or more trailing tokens) and an
 //! optional queue name. A *checked* subject is always treated as a string of literal tokens: a
 //! `*` or `>` token in it is matched by a `*`/`>` entry but never by a literal entry, which is how
-//! the reference lets `allow: "foo.*"` accept `SUB foo.>` (spec/protocol.md §5.3).
+//! the reference lets `allow: "foo.*"` accept `SUB foo.>`.
 //!
 //! Behaviour copied from `sublist.go` (`Insert`, `match`, `matchLevel`):
 //! - an entry with an empty token or a token after `>` is refused at insertion (the reference

@@ -1,6 +1,6 @@
 //! Tests of the authentication decisions and permissions. Expected texts and outcomes are the
 //! reference's (nats-server 2.9.10 `auth.go`, `client.go`, `websocket_test.go`, and runs of the
-//! real server recorded in spec/protocol.md §5).
+//! real server).
 
 use std::sync::Arc;
 use std::time::Duration;

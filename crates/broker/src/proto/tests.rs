@@ -381,7 +381,7 @@ fn odd_pub_strategy() -> impl Strategy<Value = String> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
-    /// Any split of the input gives the same ops and the same error (STYLE §6).
+    /// Any split of the input gives the same ops and the same error (chunk invariance).
     #[test]
     fn split_invariance(ops in prop::collection::vec(op_strategy(), 1..12), cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8)) {
         let input: Vec<u8> = ops.concat().into_bytes();

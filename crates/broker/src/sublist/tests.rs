@@ -136,7 +136,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// The trie plus cache agree with a naive matcher over any sequence of inserts, removes
-    /// and matches (STYLE §9, differential).
+    /// and matches (a differential test).
     #[test]
     fn agrees_with_naive(actions in prop::collection::vec(action_strategy(), 1..60)) {
         let mut sl: Sublist<u32> = Sublist::new();

@@ -1,7 +1,9 @@
-//! The `accounts` block (`parseAccounts` and its import/export helpers; spec/protocol.md §5.8).
+//! The `accounts` block (`server/opts.go` `parseAccounts` and its import/export helpers).
 //! natsws parses and validates accounts; serving them is the broker's business.
 
 use std::time::Duration;
+
+use gotext::quote;
 
 use crate::value::Value;
 
@@ -10,7 +12,7 @@ use super::auth::{
     is_valid_public_key, is_valid_subject, parse_permissions, parse_users, user_names,
 };
 use super::diag::{Ctx, Panic, V};
-use super::gostd::{parse_duration, quote};
+use super::gostd::parse_duration;
 
 /// Whether an export is a stream or a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +115,7 @@ fn go_quote_value(value: &Value) -> String {
                 None => "'\u{fffd}'".to_owned(),
             }
         }
-        other => quote(&go_value(other)),
+        other => quote(go_value(other)),
     }
 }
 
@@ -450,7 +452,7 @@ fn parse_export(ctx: &mut Ctx, v: &V<'_>) -> Option<Export> {
                             mv,
                             format!(
                                 "Detected stream {} but already saw a service",
-                                quote(&go_value(mv.value()))
+                                quote(go_value(mv.value()))
                             ),
                         );
                         continue;
@@ -478,7 +480,7 @@ fn parse_export(ctx: &mut Ctx, v: &V<'_>) -> Option<Export> {
                             mv,
                             format!(
                                 "Detected service {} but already saw a stream",
-                                quote(&go_value(mv.value()))
+                                quote(go_value(mv.value()))
                             ),
                         );
                         continue;

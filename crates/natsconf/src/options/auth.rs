@@ -1,14 +1,17 @@
 //! `authorization { … }`: single user, token, users and nkeys with permissions
-//! (`parseAuthorization`, `parseUsers`, `parseUserPermissions`; spec/protocol.md §5.1–5.7).
+//! (`server/opts.go` `parseAuthorization`, `parseUsers`, `parseUserPermissions`).
 
 use std::time::Duration;
+
+use gotext::quote;
 
 use crate::value::Value;
 
 use super::diag::{Ctx, Panic, V};
-use super::gostd::{parse_duration, quote, quote_list};
+use super::gostd::{parse_duration, quote_list};
 
-/// The connection type names `allowed_connection_types` accepts (spec/websocket.md §4.4).
+/// The connection type names `allowed_connection_types` accepts (`server/auth.go`
+/// `validateAllowedConnectionTypes`).
 pub const CONNECTION_TYPES: [&str; 6] = [
     "STANDARD",
     "WEBSOCKET",

@@ -11,9 +11,9 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use crate::value::{Map, Node, Pos, Value};
+use gotext::quote;
 
-use super::gostd::quote;
+use crate::value::{Map, Node, Pos, Value};
 
 /// How serious a [`Diagnostic`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -51,7 +51,9 @@ fn pos_key(pos: Option<&Pos>) -> (Option<&str>, u32, u32) {
 }
 
 /// Sorts a report the way natsws prints it: warnings first, then errors, each group by file,
-/// line and position (spec/natsconf.md §10.1), keeping the order of equal entries.
+/// line and position, keeping the order of equal entries. nats-server prints warnings, then
+/// errors (`server/errors.go` `processConfigErr.Error`), but in Go's random map order within
+/// each group; sorting makes the report stable.
 pub fn sort_report(diagnostics: &mut [Diagnostic]) {
     diagnostics.sort_by(|a, b| {
         a.severity.cmp(&b.severity).then_with(|| {

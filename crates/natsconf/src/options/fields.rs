@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
+use gotext::{format_duration, quote};
+
 use super::DEFAULT_HOST;
 use super::HostPort;
 use super::diag::{Ctx, Panic, V};
-use super::gostd::{atoi, format_duration, parse_duration, quote, split_host_port};
+use super::gostd::{atoi, parse_duration, split_host_port};
 
 /// Checks a configured port: natsws refuses what the reference only fails on when binding.
 pub(crate) fn check_port(ctx: &mut Ctx, at: &V<'_>, port: i64) -> Option<i64> {

@@ -1,6 +1,7 @@
 //! The pieces of Go's standard library whose exact behaviour and error texts the reference's
-//! option handling exposes: `time.ParseDuration`, `time.Duration.String`, `strconv.Quote`
-//! (`%q`), `net.SplitHostPort` and `strconv.Atoi`. All of them reproduce Go 1.19.
+//! option handling exposes: `time.ParseDuration`, `%q` of a list, `net.SplitHostPort` and
+//! `strconv.Atoi`. All of them reproduce Go 1.19. `strconv.Quote` and `time.Duration.String`,
+//! which the other crates print too, live in the `gotext` crate.
 
 use std::fmt::Write as _;
 
@@ -185,116 +186,9 @@ pub(crate) fn parse_duration(orig: &str) -> Result<i64, String> {
     i64::try_from(total).map_err(|_| invalid(orig))
 }
 
-/// Appends `value` printed as Go's `fmtFrac` does: a fraction of `precision` digits without
-/// trailing zeros (and without the point when all are zero); returns the integer part.
-fn frac(out: &mut Vec<u8>, mut value: u64, precision: u32) -> u64 {
-    let mut printed = false;
-    for _ in 0..precision {
-        let digit = value % 10;
-        printed = printed || digit != 0;
-        if printed {
-            out.push(b'0' + u8::try_from(digit).unwrap_or(0));
-        }
-        value /= 10;
-    }
-    if printed {
-        out.push(b'.');
-    }
-    value
-}
-
-fn int(out: &mut Vec<u8>, mut value: u64) {
-    if value == 0 {
-        out.push(b'0');
-        return;
-    }
-    while value > 0 {
-        out.push(b'0' + u8::try_from(value % 10).unwrap_or(0));
-        value /= 10;
-    }
-}
-
-/// `time.Duration.String()`: `1h2m3.5s`, `1.5ms`, `0s`, `-2m0s`.
-pub(crate) fn format_duration(nanos: i64) -> String {
-    let negative = nanos < 0;
-    let mut value = nanos.unsigned_abs();
-    // Built backwards, as Go does, then reversed.
-    let mut out: Vec<u8> = Vec::with_capacity(32);
-    if value < NANOS_PER_SECOND {
-        out.push(b's');
-        let precision = match value {
-            0 => return "0s".to_owned(),
-            v if v < NANOS_PER_MICRO => {
-                out.push(b'n');
-                0
-            }
-            v if v < NANOS_PER_MILLI => {
-                // "µ" (U+00B5) is 0xC2 0xB5; pushed backwards.
-                out.push(0xB5);
-                out.push(0xC2);
-                3
-            }
-            _ => {
-                out.push(b'm');
-                6
-            }
-        };
-        value = frac(&mut out, value, precision);
-        int(&mut out, value);
-    } else {
-        out.push(b's');
-        value = frac(&mut out, value, 9);
-        int(&mut out, value % 60);
-        value /= 60;
-        if value > 0 {
-            out.push(b'm');
-            int(&mut out, value % 60);
-            value /= 60;
-            if value > 0 {
-                out.push(b'h');
-                int(&mut out, value);
-            }
-        }
-    }
-    if negative {
-        out.push(b'-');
-    }
-    out.reverse();
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// `strconv.Quote` (what `%q` prints for a string). Printable characters are kept; Go's
-/// `unicode.IsPrint` is approximated by "not a control character".
-pub(crate) fn quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\x{:02x}", u32::from(c));
-            }
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// `%q` of a list of strings: `["a" "b"]`.
 pub(crate) fn quote_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| quote(s)).collect();
+    let quoted: Vec<String> = items.iter().map(gotext::quote).collect();
     format!("[{}]", quoted.join(" "))
 }
 
@@ -392,26 +286,6 @@ mod tests {
     }
 
     #[test]
-    fn format_duration_matches_go() {
-        let cases: &[(i64, &str)] = &[
-            (0, "0s"),
-            (1, "1ns"),
-            (1_100, "1.1\u{b5}s"),
-            (2_200_000, "2.2ms"),
-            (1_000_000_000, "1s"),
-            (1_500_000_000, "1.5s"),
-            (30_000_000_000, "30s"),
-            (120_000_000_000, "2m0s"),
-            (3_723_000_000_000, "1h2m3s"),
-            (-120_000_000_000, "-2m0s"),
-            (i64::MIN, "-2562047h47m16.854775808s"),
-        ];
-        for (nanos, want) in cases {
-            assert_eq!(format_duration(*nanos), *want, "nanos {nanos}");
-        }
-    }
-
-    #[test]
     fn split_host_port_matches_go() {
         let cases: &[(&str, Option<(&str, &str)>)] = &[
             ("localhost:1234", Some(("localhost", "1234"))),
@@ -431,8 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn quote_and_atoi() {
-        assert_eq!(quote("a\"b\\c\n\u{1}é"), "\"a\\\"b\\\\c\\n\\x01é\"");
+    fn quote_list_and_atoi() {
         assert_eq!(
             quote_list(&["X".to_owned(), "Y".to_owned()]),
             "[\"X\" \"Y\"]"

@@ -1,14 +1,14 @@
-//! The `leafnodes` / `leaf` block (`parseLeafNodes`, `parseRemoteLeafNodes`;
-//! spec/protocol.md §7.1).
+//! The `leafnodes` / `leaf` block (`server/opts.go` `parseLeafNodes`, `parseRemoteLeafNodes`).
 
 use std::time::Duration;
+
+use gotext::quote;
 
 use crate::value::Value;
 
 use super::auth::{auth_timeout, go_value, parse_perm_subjects};
 use super::diag::{Ctx, Panic, V};
 use super::fields::{auth_timeout_of, listener, parse_listen_into, parse_port_into};
-use super::gostd::quote;
 use super::tls::{TlsOptions, parse_tls};
 use super::{DEFAULT_LEAF_RECONNECT, DEFAULT_LEAFNODE_PORT, HostPort, url};
 

@@ -1,4 +1,5 @@
-//! Typed, validated server options built from the value tree (spec/natsconf.md §10).
+//! Typed, validated server options built from the value tree (`server/opts.go`
+//! `processConfigFileLine` and the `parse*` functions it calls).
 //!
 //! [`Options::from_map`] interprets a parsed config the way nats-server 2.9.10's
 //! `server/opts.go` does: top-level keys and the keys of most blocks are case-insensitive, the
@@ -11,7 +12,8 @@
 //! (`config reload not supported for <Field>: …`).
 //!
 //! [`Options::validate`] runs the start-up checks (`validateOptions`) that natsws needs, in the
-//! reference's order, with its exact texts (spec/websocket.md §1.4).
+//! reference's order, with its exact texts (`server/server.go` `validateOptions`, which ends
+//! with `server/websocket.go` `validateWebsocketOptions`).
 //!
 //! ```
 //! use natsconf::options::{render_report, Options, DEFAULT_CONFIG};
@@ -42,10 +44,11 @@
 //! Deliberate differences from the reference (each reported as a config error at the option):
 //! strings must be valid UTF-8; ports must be in `-1..=65535`; `ping_interval` and
 //! `write_deadline` must not be negative; WebSocket allowed origins must be absolute `http` or
-//! `https` URLs with a host (the reference's fail-open behaviour, spec/websocket.md §1.4);
-//! TLS cipher suites and curves that rustls does not implement are refused; the newer
-//! WebSocket options (`user_cookie`, `pass_cookie`, `token_cookie`, `headers`, `ping_interval`)
-//! are accepted as in nats-server 2.11+.
+//! `https` URLs with a host (2.9.10's `validateWebsocketOptions` only asks `url.Parse`, and
+//! `wsSetOriginOptions` then skips what `url.ParseRequestURI` refuses, so a list of bad entries
+//! checks nothing: the origin check fails open); TLS cipher suites and curves that rustls does
+//! not implement are refused; the newer WebSocket options (`user_cookie`, `pass_cookie`,
+//! `token_cookie`, `headers`, `ping_interval`) are accepted as in nats-server 2.11+.
 
 mod accounts;
 mod auth;

@@ -1,5 +1,5 @@
 //! Which option changes a configuration reload may apply (`diffOptions` of nats-server's
-//! `server/reload.go`; spec/protocol.md §8.4 and spec/websocket.md §1.6).
+//! `server/reload.go`).
 //!
 //! The reference walks its `Options` struct in field order and refuses the whole reload at the
 //! first changed option it cannot apply, with `config reload not supported for <Field>:
@@ -7,7 +7,8 @@
 //! the reference prints a Go struct dump (including credentials), which natsws replaces with
 //! `{…}`.
 
-use super::gostd::format_duration;
+use gotext::format_std_duration;
+
 use super::validate::ValidationError;
 use super::{LeafNodeOptions, Options, WebsocketOptions};
 
@@ -19,10 +20,6 @@ fn refuse(
     ValidationError::new(format!(
         "config reload not supported for {field}: old={old}, new={new}"
     ))
-}
-
-fn duration(d: std::time::Duration) -> String {
-    format_duration(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 fn opt(value: Option<&String>) -> &str {
@@ -214,15 +211,15 @@ impl Options {
         if old.lame_duck_duration != new.lame_duck_duration {
             return Err(refuse(
                 "LameDuckDuration",
-                duration(old.lame_duck_duration),
-                duration(new.lame_duck_duration),
+                format_std_duration(old.lame_duck_duration),
+                format_std_duration(new.lame_duck_duration),
             ));
         }
         if old.lame_duck_grace_period != new.lame_duck_grace_period {
             return Err(refuse(
                 "LameDuckGracePeriod",
-                duration(old.lame_duck_grace_period),
-                duration(new.lame_duck_grace_period),
+                format_std_duration(old.lame_duck_grace_period),
+                format_std_duration(new.lame_duck_grace_period),
             ));
         }
         Ok(())

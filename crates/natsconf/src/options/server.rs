@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use gotext::{format_duration, quote};
+
 use crate::value::Map;
 
 use super::accounts::{Account, Principals, parse_accounts};
@@ -12,7 +14,7 @@ use super::fields::{
     auth_timeout_of, host_or_default, nanos_to_duration, non_negative, parse_duration_option,
     parse_listen_into, parse_port_into, port_of, seconds_to_duration,
 };
-use super::gostd::{format_duration, parse_duration, quote};
+use super::gostd::parse_duration;
 use super::leafnode::{RawLeaf, parse_leafnodes};
 use super::tls::{TlsOptions, parse_tls};
 use super::websocket::{RawWebsocket, parse_websocket};
@@ -24,7 +26,7 @@ use super::{
     DEFAULT_TLS_TIMEOUT, DEFAULT_WRITE_DEADLINE, HostPort, Logging, Options,
 };
 
-/// Top-level keys natsws refuses (spec: options it does not serve).
+/// Top-level keys natsws refuses: options it does not serve.
 const UNSUPPORTED_TOP: &[&str] = &[
     "cluster",
     "gateway",

@@ -270,7 +270,7 @@ fn parse_tls_inner(v: &V<'_>, client_context: bool) -> Result<TlsOptions, Panic>
             _ => {
                 return Err(mv.panic(format!(
                     "error parsing tls config, unknown field [{}]",
-                    super::gostd::quote(&entry.key)
+                    gotext::quote(&entry.key)
                 )));
             }
         }

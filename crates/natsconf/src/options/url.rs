@@ -3,7 +3,7 @@
 //! failures configs actually hit (`invalid port ":url" after host`, `missing protocol scheme`,
 //! `first path segment in URL cannot contain colon`, bad `%` escapes).
 
-use super::gostd::quote;
+use gotext::quote;
 
 /// A parsed absolute URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +155,7 @@ fn split_scheme(raw: &str) -> Result<(&str, &str), String> {
     Ok(("", raw))
 }
 
-/// One WebSocket allowed origin, parsed strictly (spec/websocket.md §1.4, newer behaviour):
+/// One WebSocket allowed origin, parsed strictly (as newer nats-server versions do):
 /// an absolute `http` or `https` URL with a host; the port defaults to 80 or 443.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllowedOrigin {

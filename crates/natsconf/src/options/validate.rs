@@ -4,7 +4,9 @@
 
 use std::fmt;
 
-use super::gostd::{format_duration, quote, quote_list};
+use gotext::{format_std_duration, quote};
+
+use super::gostd::quote_list;
 use super::websocket::check_headers;
 use super::{LeafUrl, Options};
 
@@ -30,10 +32,6 @@ impl fmt::Display for ValidationError {
 }
 
 impl std::error::Error for ValidationError {}
-
-fn duration_text(d: std::time::Duration) -> String {
-    format_duration(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
 
 /// `url.URL.Redacted()` of a remote URL after the default port was applied.
 fn redacted(url: &LeafUrl) -> String {
@@ -71,7 +69,8 @@ fn check_no_auth_user(options: &Options, name: &str) -> Result<(), ValidationErr
 impl Options {
     /// Runs the reference's start-up checks that apply to natsws, in its order: lame duck
     /// periods, `max_payload` against `max_pending`, leafnode accounts and URL kinds,
-    /// `no_auth_user`, then the websocket block (spec/websocket.md §1.4).
+    /// `no_auth_user`, then the websocket block (`server/websocket.go`
+    /// `validateWebsocketOptions`).
     ///
     /// # Errors
     /// The first failing check, with the reference's text.
@@ -79,8 +78,8 @@ impl Options {
         if self.lame_duck_grace_period >= self.lame_duck_duration {
             return Err(ValidationError::new(format!(
                 "lame duck grace period ({}) should be strictly lower than lame duck duration ({})",
-                duration_text(self.lame_duck_grace_period),
-                duration_text(self.lame_duck_duration)
+                format_std_duration(self.lame_duck_grace_period),
+                format_std_duration(self.lame_duck_duration)
             )));
         }
         if i64::from(self.max_payload) > self.max_pending {

@@ -1,6 +1,8 @@
-//! The `websocket` / `ws` block (`parseWebsocket`, spec/websocket.md §1.1–1.3).
+//! The `websocket` / `ws` block (`server/opts.go` `parseWebsocket`).
 
 use std::time::Duration;
+
+use gotext::quote;
 
 use crate::value::Value;
 
@@ -11,12 +13,12 @@ use super::fields::{
     auth_timeout_of, listener, nanos_to_duration, parse_duration_option, parse_listen_into,
     parse_port_into,
 };
-use super::gostd::{parse_duration, quote};
+use super::gostd::parse_duration;
 use super::tls::{TlsOptions, parse_tls};
 use super::url::AllowedOrigin;
 
 /// The websocket block's own credentials (an auth override for WebSocket clients when `user`
-/// or `token` is set, spec/websocket.md §4.5).
+/// or `token` is set, `server/websocket.go` `wsConfigAuth`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WebsocketAuthorization {
     /// `user` / `username`.

@@ -465,7 +465,7 @@ fn read_errors_after_a_valid_frame() {
 
 #[test]
 fn huge_64_bit_length_is_rejected() {
-    // nats-server 2.9.10 panics here (spec §3.1 step 4).
+    // nats-server 2.9.10 panics here (`server/websocket.go` `wsRead` trusts the length).
     let input = [0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
     check(
         server(),

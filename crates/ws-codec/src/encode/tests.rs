@@ -74,7 +74,7 @@ fn check_packing(lens: &[usize], expect: &[usize]) {
 
 #[test]
 fn frame_outbound_packing() {
-    // TestWSFrameOutbound and spec §3.5.
+    // TestWSFrameOutbound in nats-server's `server/websocket_test.go`.
     check_packing(&[13, 7, 4106, 14], &[20, 4096, 24]);
     check_packing(&[13, 7, 4096, 14], &[20, 4096, 14]);
     check_packing(&[19, 4091, 14], &[19, 4091, 14]);
@@ -138,7 +138,7 @@ fn random_bytes(n: usize) -> Vec<u8> {
 
 #[test]
 fn compressed_framing() {
-    // At most 64 bytes: sent uncompressed (spec §3.6 step 1).
+    // At most 64 bytes: sent uncompressed (`wsCompressThreshold` in `server/websocket.go`).
     let (_, wire) = encode_stream(
         EncoderConfig {
             deflate: true,
@@ -202,7 +202,7 @@ fn control_frames() {
     let mut out: Vec<Bytes> = Vec::new();
     let wire =
         |out: &Vec<Bytes>| -> Vec<u8> { out.iter().flat_map(|b| b.iter().copied()).collect() };
-    // spec §3.3: ping `hello` → `8A 05 68 65 6C 6C 6F`.
+    // A pong carrying `hello` (RFC 6455 §5.5.3): `8A 05 68 65 6C 6C 6F`.
     encoder.encode_control(
         &Control::Pong(Bytes::from_static(b"hello")),
         &mut arena,

@@ -1,8 +1,8 @@
-//! Go's `%q` quoting (`strconv.Quote`), used by the reference in error and log texts.
+//! `strconv.Quote` (`%q`), which the reference uses in error, log and diagnostic texts.
 
 use std::fmt::Write as _;
 
-/// Quotes bytes as Go's `fmt.Sprintf("%q", b)` does: double quotes, `\"` and `\\`, the short
+/// Quotes text or bytes as Go's `fmt.Sprintf("%q", s)` does: double quotes, `\"` and `\\`, the short
 /// escapes `\a \b \f \n \r \t \v`, `\xNN` for other ASCII controls and for bytes that are not
 /// valid UTF-8, and `\uXXXX`/`\UXXXXXXXX` for non-printable characters.
 ///
@@ -10,7 +10,8 @@ use std::fmt::Write as _;
 /// approximation that agrees for ASCII, controls, separators, format characters and private use,
 /// which covers any subject a client can realistically send.
 #[must_use]
-pub fn go_quote(bytes: &[u8]) -> String {
+pub fn quote(text: impl AsRef<[u8]>) -> String {
+    let bytes = text.as_ref();
     let mut out = String::with_capacity(bytes.len().saturating_add(2));
     out.push('"');
     for chunk in bytes.utf8_chunks() {
@@ -72,7 +73,7 @@ mod tests {
     use super::*;
 
     fn check(input: &[u8], expect: &str) {
-        assert_eq!(go_quote(input), expect, "{input:?}");
+        assert_eq!(quote(input), expect, "{input:?}");
     }
 
     #[test]
@@ -90,5 +91,14 @@ mod tests {
         check("\u{f0000}".as_bytes(), r#""\U000f0000""#);
         check("😀".as_bytes(), "\"😀\"");
         check(b"a\xc3", r#""a\xc3""#);
+        check(b"\x01\xff", r#""\x01\xff""#);
+        check("a\"b\\c\n\u{1}é".as_bytes(), r#""a\"b\\c\n\x01é""#);
+    }
+
+    #[test]
+    fn text_and_bytes_quote_alike() {
+        assert_eq!(quote("é\u{85}"), quote("é\u{85}".as_bytes()));
+        assert_eq!(quote(String::from("a.b")), r#""a.b""#);
+        assert_eq!(quote("\u{85}"), r#""\u0085""#);
     }
 }
