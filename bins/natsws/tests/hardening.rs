@@ -468,3 +468,261 @@ fn memory_after_a_subscription_spike(target: Target) {
     );
 }
 on_both!(memory_after_a_subscription_spike);
+
+/// Started with flags and no config file, a server opens only what the flags ask for, so test
+/// harnesses can run several side by side (here three, each with `-p` and `-m`).
+fn flags_without_config_open_only_what_they_ask(target: Target) {
+    let Some(program) = target.program() else {
+        return;
+    };
+    let servers: Vec<Server> = (0..3)
+        .map(|_| {
+            let port = common::free_port().to_string();
+            let http_port = common::free_port().to_string();
+            let args = ["-a", "127.0.0.1", "-p", &port, "-m", &http_port];
+            Server::start_program(program, common::temp_dir("flags"), &args)
+        })
+        .collect();
+    for srv in &servers {
+        assert!(
+            srv.ports.get("websocket").is_none(),
+            "a WebSocket listener nobody asked for: {}",
+            srv.ports
+        );
+        let mut client = Raw::connect(srv.nats_port());
+        client.line();
+        client.send("CONNECT {\"verbose\":false}\r\nPING\r\n");
+        assert_eq!(client.line(), "PONG\r\n");
+        assert_eq!(srv.http_get("/varz").0, 200);
+    }
+}
+on_both!(flags_without_config_open_only_what_they_ask);
+
+/// A bare `natsws` keeps its embedded development config: TCP 4222, WebSocket 8080 and
+/// monitoring 8222. Checked only when those ports are free on this machine.
+#[test]
+fn bare_natsws_keeps_the_development_defaults() {
+    let free = [4222, 8080, 8222]
+        .iter()
+        .all(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok());
+    if !free {
+        eprintln!("ports 4222/8080/8222 in use: bare start not checked");
+        return;
+    }
+    let mut child = std::process::Command::new(common::bin())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + common::WAIT;
+    while TcpStream::connect(("127.0.0.1", 8222)).is_err() {
+        assert!(Instant::now() < deadline, "no monitoring listener on 8222");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut client = Raw::connect(4222);
+    client.line();
+    client.send("CONNECT {\"verbose\":false}\r\nPING\r\n");
+    assert_eq!(client.line(), "PONG\r\n");
+    assert_eq!(ws_client(8080).status(), 101);
+    assert_eq!(common::http_get(8222, "/varz").0, 200);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Sends, in one write, a text frame with `CONNECT` and `PING` followed by `bad`, and returns
+/// the data the server sent after INFO and before its close frame, and the close code.
+/// Asserts that nothing follows the close frame (RFC 6455 §5.5.1).
+fn data_then_close(srv: &Server, bad: &[u8]) -> (String, u16) {
+    let mut ws = ws_client(srv.ws_port());
+    ws.read_until("INFO ");
+    let mut bytes = common::masked_frame(0x1, b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+    bytes.extend_from_slice(bad);
+    ws.stream.write_all(&bytes).unwrap();
+    let mut data = String::new();
+    let close = loop {
+        let frame = ws
+            .frame()
+            .unwrap_or_else(|| panic!("EOF (or nothing for 10 s) after {data:?}"));
+        match frame.opcode {
+            0x0..=0x2 => data.push_str(&String::from_utf8_lossy(&frame.payload)),
+            0x8 => break frame,
+            _ => panic!("unexpected frame {frame:?}"),
+        }
+    };
+    let code = u16::from_be_bytes([close.payload[0], close.payload[1]]);
+    assert_eq!(ws.frame(), None, "a frame after the close");
+    // nats-server may also have sent its own first PING.
+    (data.replace("PING\r\n", ""), code)
+}
+
+/// What arrived before a NATS protocol error in the same read is answered, then the `-ERR`,
+/// then the close frame (1002), then nothing: for a `SUB` without arguments nats-server sends
+/// exactly `PONG`, `-ERR 'Unknown Protocol Operation'`, close 1002.
+fn data_before_a_protocol_error(target: Target) {
+    let Some(srv) = target.with_config(common::BASIC_CONF, &[]) else {
+        return;
+    };
+    let (data, code) = data_then_close(&srv, &common::masked_frame(0x2, b"SUB\r\n"));
+    assert_eq!(data, "PONG\r\n-ERR 'Unknown Protocol Operation'\r\n");
+    assert_eq!(code, 1002);
+}
+on_both!(data_before_a_protocol_error);
+
+/// What arrived before a framing violation (here a frame with RSV2 set) in the same read is
+/// processed and answered, then the close frame (1002) is sent, and nothing after it (RFC 6455
+/// §5.5.1, §7.1.7). natsws only: nats-server 2.9.10 does not check RSV2 and RSV3 at all, and on
+/// the framing violations it does detect (say a reserved opcode) it parses the data before the
+/// bad frame but then drops the connection without sending the PONG or any close frame.
+#[test]
+fn data_before_a_framing_violation() {
+    let srv = Server::with_config(common::BASIC_CONF, &[]);
+    let mut bad = common::masked_frame(0x2, b"PING\r\n");
+    bad[0] |= 0x20;
+    let (data, code) = data_then_close(&srv, &bad);
+    assert_eq!(data, "PONG\r\n");
+    assert_eq!(code, 1002);
+}
+
+/// A compressed message that inflates to a legitimate batch of 20,000 small PUBs (~1.5 MB,
+/// more than max_payload) is accepted and every message delivered.
+fn compressed_batch_of_small_pubs(target: Target) {
+    const N_PUBS: usize = 20_000;
+    let Some(srv) = target.with_config(common::BASIC_CONF, &[]) else {
+        return;
+    };
+    let mut sub = Raw::connect(srv.nats_port());
+    sub.line();
+    sub.send("CONNECT {\"verbose\":false}\r\nSUB batch 1\r\nPING\r\n");
+    sub.read_until("PONG");
+    let mut ws = RawWs::connect(
+        srv.ws_port(),
+        "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+    );
+    assert!(
+        ws.response.contains("permessage-deflate"),
+        "{}",
+        ws.response
+    );
+    ws.send(b"CONNECT {\"verbose\":false}\r\n");
+    let payload = "p".repeat(64);
+    let batch = format!("PUB batch 64\r\n{payload}\r\n").repeat(N_PUBS);
+    assert!(batch.len() > 1_500_000);
+    let mut compressed = bytes::BytesMut::new();
+    ws_codec::Deflater::new()
+        .deflate(&[batch.as_bytes()], &mut compressed)
+        .unwrap();
+    let mut frame = common::masked_frame(0x2, &compressed);
+    frame[0] |= 0x40;
+    ws.stream.write_all(&frame).unwrap();
+    let deadline = Instant::now() + common::WAIT;
+    let mut n_msgs = 0;
+    while n_msgs < N_PUBS && Instant::now() < deadline {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut sub.reader, &mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if line.starts_with("MSG batch 1 64") {
+            n_msgs += 1;
+        }
+    }
+    assert_eq!(n_msgs, N_PUBS);
+}
+on_both!(compressed_batch_of_small_pubs);
+
+/// An upgrade request with 200 header lines is accepted.
+fn upgrade_with_200_headers(target: Target) {
+    let Some(srv) = target.with_config(common::BASIC_CONF, &[]) else {
+        return;
+    };
+    let extra: String = (0..200).map(|i| format!("X-Extra-{i}: v\r\n")).collect();
+    let mut ws = RawWs::connect(srv.ws_port(), &extra);
+    assert_eq!(ws.status(), 101, "{}", ws.response);
+    ws.read_until("INFO ");
+}
+on_both!(upgrade_with_200_headers);
+
+/// CONNECT JSON nested 200 levels deep in an unknown field is accepted, as Go's encoding/json
+/// (10,000 levels) accepts it.
+fn deeply_nested_connect_json(target: Target) {
+    let Some(srv) = target.with_config(common::BASIC_CONF, &[]) else {
+        return;
+    };
+    let mut client = Raw::connect(srv.nats_port());
+    client.line();
+    let nested = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    client.send(&format!(
+        "CONNECT {{\"verbose\":false,\"x\":{nested}}}\r\nPING\r\n"
+    ));
+    let mut reply = String::new();
+    let _ = std::io::BufRead::read_line(&mut client.reader, &mut reply);
+    assert_eq!(reply, "PONG\r\n");
+}
+on_both!(deeply_nested_connect_json);
+
+/// A slow consumer's log line carries nats-server's reason text.
+fn slow_consumer_log_line(target: Target) {
+    let conf = "listen: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\nmax_pending: 200KB\nmax_payload: 100KB\nwrite_deadline: \"500ms\"\n";
+    let Some(srv) = target.with_config(conf, &[]) else {
+        return;
+    };
+    let mut slow = Raw::connect(srv.nats_port());
+    slow.line();
+    slow.send("CONNECT {\"verbose\":false}\r\nSUB flood 1\r\nPING\r\n");
+    slow.read_until("PONG");
+    let mut publ = Raw::connect(srv.nats_port());
+    publ.line();
+    publ.send("CONNECT {\"verbose\":false}\r\n");
+    let payload = "z".repeat(64 * 1024);
+    for _ in 0..100 {
+        publ.send(&format!("PUB flood {}\r\n{payload}\r\n", payload.len()));
+    }
+    publ.send("PING\r\n");
+    publ.read_until("PONG");
+    let log = srv.wait_log("Slow Consumer Detected");
+    let line = log
+        .lines()
+        .find(|l| l.contains("Slow Consumer Detected"))
+        .unwrap();
+    let (_, reason) = line.split_once("Slow Consumer Detected").unwrap();
+    let max_pending = reason == ": MaxPending of 204800 Exceeded";
+    let write_deadline = reason
+        .strip_prefix(": WriteDeadline of 500ms exceeded with ")
+        .and_then(|rest| rest.strip_suffix(" total bytes."))
+        .and_then(|rest| rest.split_once(" chunks of "))
+        .is_some_and(|(chunks, total)| {
+            chunks.parse::<u64>().is_ok() && total.parse::<u64>().is_ok()
+        });
+    assert!(
+        line.contains("[INF] 127.0.0.1:") && (max_pending || write_deadline),
+        "{line}"
+    );
+}
+on_both!(slow_consumer_log_line);
+
+/// A connection refused for max_connections is logged as nats-server logs it.
+fn max_connections_log_line(target: Target) {
+    let conf = "listen: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\nmax_connections: 1\n";
+    let Some(srv) = target.with_config(conf, &[]) else {
+        return;
+    };
+    let mut first = Raw::connect(srv.nats_port());
+    first.line();
+    first.send("CONNECT {\"verbose\":false}\r\nPING\r\n");
+    first.read_until("PONG");
+    let mut second = Raw::connect(srv.nats_port());
+    second.line();
+    assert_eq!(second.line(), "-ERR 'maximum connections exceeded'\r\n");
+    let log = srv.wait_log("maximum connections exceeded");
+    let line = log
+        .lines()
+        .find(|l| l.contains("maximum connections exceeded"))
+        .unwrap();
+    let cid = line
+        .split_once("[ERR] 127.0.0.1:")
+        .and_then(|(_, rest)| rest.split_once(" - cid:"))
+        .and_then(|(port, rest)| Some((port.parse::<u16>().ok()?, rest)))
+        .and_then(|(_, rest)| rest.strip_suffix(" - maximum connections exceeded"));
+    assert!(cid.is_some_and(|n| n.parse::<u64>().is_ok()), "{line}");
+}
+on_both!(max_connections_log_line);
