@@ -33,13 +33,19 @@ macro_rules! on_both {
 const MIB: u64 = 1024 * 1024;
 
 /// The most a hostile connection may grow natsws by in these scenarios. Bounded natsws stays
-/// within a few MiB; today's grows by hundreds.
+/// within a few MiB; today's release build grows by 145 MiB under 20 MiB of pings and by 175
+/// MiB under 4 MiB of pipelined `GET /varz` (nats-server: 6 MiB).
 const MAX_GROWTH_BYTES: u64 = 16 * MIB;
 
+/// Tighter for the ping floods: owed pongs need only a small bound before the server stops
+/// reading. Today's debug build reads so slowly that it grows by only 10 to 12 MiB in the
+/// time allowed (and stalls everyone meanwhile); its release build grows by 145 MiB.
+const MAX_PING_FLOOD_GROWTH_BYTES: u64 = 8 * MIB;
+
 /// The slowest PING→PONG round trip another client may see while one client misbehaves.
-/// nats-server stays near 100 ms here when the tests share two busy cores (it peaked at 204
-/// ms once); natsws today stalls others for 4 to 9 s.
-const MAX_STALL: Duration = Duration::from_millis(500);
+/// nats-server stays between 80 and 400 ms here when the tests share two busy cores; natsws
+/// today stalls others for 4 s to over 10 s.
+const MAX_STALL: Duration = Duration::from_secs(1);
 
 /// Checks a bound that only natsws promises; on the reference, prints the figure instead.
 fn check_natsws_bound(target: Target, what: &str, ok: bool, figure: &str) {
@@ -94,6 +100,11 @@ const FLOOD_CONF: &str = "listen: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\nwebs
 const FLOOD_BYTES: usize = 20 * 1024 * 1024;
 const FLOOD_TIME: Duration = Duration::from_secs(5);
 
+/// After a flood, RSS is watched until it has not grown for `SETTLE_QUIET` (at most
+/// `SETTLE_CAP`): the server may still be working through what the kernel buffered for it.
+const SETTLE_QUIET: Duration = Duration::from_secs(1);
+const SETTLE_CAP: Duration = Duration::from_secs(8);
+
 /// Floods masked empty pings from a ws connection that never reads (after CONNECT when
 /// `connect_first`), while another client measures its round trips. Returns (RSS growth,
 /// slowest round trip).
@@ -109,8 +120,7 @@ fn ping_flood(target: Target, connect_first: bool) -> Option<(u64, Duration)> {
     let peak = RssPeak::start(srv.pid());
     let pings = masked_pings(16 * 1024);
     let sent = flood(&ws.stream, &pings, FLOOD_BYTES, FLOOD_TIME);
-    // Let the server work through what the kernel still holds for it.
-    std::thread::sleep(Duration::from_millis(500));
+    peak.settle(SETTLE_QUIET, SETTLE_CAP);
     let growth = peak.stop().saturating_sub(baseline);
     let (stall, n_round_trips) = probe.stop();
     eprintln!(
@@ -131,7 +141,7 @@ fn ping_flood_before_connect(target: Target) {
     check_natsws_bound(
         target,
         "RSS growth under a ping flood before CONNECT",
-        growth < MAX_GROWTH_BYTES,
+        growth < MAX_PING_FLOOD_GROWTH_BYTES,
         &format!("{} MiB", growth / MIB),
     );
     assert!(stall < MAX_STALL, "another client waited {stall:?}");
@@ -147,7 +157,7 @@ fn ping_flood_after_connect(target: Target) {
     check_natsws_bound(
         target,
         "RSS growth under a ping flood after CONNECT",
-        growth < MAX_GROWTH_BYTES,
+        growth < MAX_PING_FLOOD_GROWTH_BYTES,
         &format!("{} MiB", growth / MIB),
     );
     assert!(stall < MAX_STALL, "another client waited {stall:?}");
@@ -167,7 +177,7 @@ fn pipelined_monitoring_requests(target: Target) {
     let peak = RssPeak::start(srv.pid());
     let requests = b"GET /varz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(1024);
     let sent = flood(&http, &requests, 4 * 1024 * 1024, FLOOD_TIME);
-    std::thread::sleep(Duration::from_millis(500));
+    peak.settle(SETTLE_QUIET, SETTLE_CAP);
     let growth = peak.stop().saturating_sub(baseline);
     let (stall, n_round_trips) = probe.stop();
     eprintln!(

@@ -544,28 +544,48 @@ pub(crate) fn rss_bytes(pid: u32) -> u64 {
 /// Samples a process's RSS every few milliseconds on a thread until stopped; keeps the peak.
 pub(crate) struct RssPeak {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<u64>,
+    peak: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl RssPeak {
     pub(crate) fn start(pid: u32) -> Self {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = std::sync::Arc::clone(&stop);
+        let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (flag, highest) = (std::sync::Arc::clone(&stop), std::sync::Arc::clone(&peak));
         let thread = std::thread::spawn(move || {
-            let mut peak = 0;
-            while !flag.load(Ordering::Relaxed) {
-                peak = peak.max(rss_bytes(pid));
+            loop {
+                highest.fetch_max(rss_bytes(pid), Ordering::Relaxed);
+                if flag.load(Ordering::Relaxed) {
+                    break;
+                }
                 std::thread::sleep(Duration::from_millis(10));
             }
-            peak.max(rss_bytes(pid))
         });
-        Self { stop, thread }
+        Self { stop, peak, thread }
+    }
+
+    /// Waits until the peak has not grown for `quiet` (at most `cap`): the server may still
+    /// be working through what the kernel buffered for it.
+    pub(crate) fn settle(&self, quiet: Duration, cap: Duration) {
+        let start = Instant::now();
+        let mut last_change = start;
+        let mut peak = self.peak.load(Ordering::Relaxed);
+        while last_change.elapsed() < quiet && start.elapsed() < cap {
+            std::thread::sleep(Duration::from_millis(50));
+            let now_peak = self.peak.load(Ordering::Relaxed);
+            if now_peak > peak {
+                peak = now_peak;
+                last_change = Instant::now();
+            }
+        }
     }
 
     /// Stops sampling and returns the highest RSS seen, in bytes.
     pub(crate) fn stop(self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("rss sampler")
+        self.thread.join().expect("rss sampler");
+        self.peak.load(Ordering::Relaxed)
     }
 }
 
