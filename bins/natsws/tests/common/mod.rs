@@ -66,8 +66,14 @@ impl Server {
     }
 
     pub(crate) fn start_in(dir: PathBuf, args: &[&str]) -> Self {
+        Self::start_program(bin(), dir, args)
+    }
+
+    /// Starts `program` (natsws or nats-server, which share these flags) in `dir` and waits for
+    /// its ports file (`<program>_<pid>.ports`).
+    pub(crate) fn start_program(program: &str, dir: PathBuf, args: &[&str]) -> Self {
         let log = dir.join("server.log");
-        let child = Command::new(bin())
+        let child = Command::new(program)
             .args(args)
             .arg("--ports_file_dir")
             .arg(&dir)
@@ -77,9 +83,13 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn natsws");
+            .expect("spawn server");
         let pid = child.id();
-        let ports_path = dir.join(format!("natsws_{pid}.ports"));
+        let name = Path::new(program)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ports_path = dir.join(format!("{name}_{pid}.ports"));
         let deadline = Instant::now() + WAIT;
         let mut server = Self {
             child,
@@ -100,7 +110,7 @@ impl Server {
                     let _ = e.read_to_string(&mut err);
                 }
                 panic!(
-                    "natsws exited early ({status}): {err}\nlog: {}",
+                    "{program} exited early ({status}): {err}\nlog: {}",
                     server.log_text()
                 );
             }
@@ -456,4 +466,182 @@ pub(crate) fn run_async<T, F: Future<Output = T>>(fut: F) -> T {
 pub(crate) fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
+}
+
+/// The reference server, when installed (`tests/interop/setup` installs it; CI always has it).
+pub(crate) fn reference_server() -> Option<&'static str> {
+    [
+        "/usr/sbin/nats-server",
+        "/usr/bin/nats-server",
+        "/usr/local/bin/nats-server",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+}
+
+/// The server a comparison test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// The binary under test.
+    Natsws,
+    /// nats-server, to prove that the test expects what the reference does.
+    Reference,
+}
+
+impl Target {
+    /// The program to start, or `None` (after saying so) when the reference is not installed.
+    pub(crate) fn program(self) -> Option<&'static str> {
+        match self {
+            Self::Natsws => Some(bin()),
+            Self::Reference => {
+                let found = reference_server();
+                if found.is_none() {
+                    eprintln!("nats-server not installed: reference run skipped");
+                }
+                found
+            }
+        }
+    }
+
+    /// Starts this target with a config file written into a fresh directory.
+    pub(crate) fn with_config(self, conf: &str, extra: &[&str]) -> Option<Server> {
+        let program = self.program()?;
+        let dir = temp_dir("conf");
+        let path = dir.join("server.conf");
+        std::fs::write(&path, conf).expect("write conf");
+        let path_s = path.to_string_lossy().into_owned();
+        let mut args = vec!["-c", &path_s];
+        args.extend_from_slice(extra);
+        Some(Server::start_program(program, dir.clone(), &args))
+    }
+}
+
+impl Server {
+    /// The server's resident set size, from `/proc/<pid>/status`.
+    pub(crate) fn rss_bytes(&self) -> u64 {
+        rss_bytes(self.pid())
+    }
+
+    /// How many file descriptors the server holds open, from `/proc/<pid>/fd`.
+    pub(crate) fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(Iterator::count)
+            .unwrap_or(0)
+    }
+}
+
+/// The resident set size of process `pid` in bytes (0 once it is gone).
+pub(crate) fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// Samples a process's RSS every few milliseconds on a thread until stopped; keeps the peak.
+pub(crate) struct RssPeak {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    peak: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl RssPeak {
+    pub(crate) fn start(pid: u32) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (flag, highest) = (std::sync::Arc::clone(&stop), std::sync::Arc::clone(&peak));
+        let thread = std::thread::spawn(move || {
+            loop {
+                highest.fetch_max(rss_bytes(pid), Ordering::Relaxed);
+                if flag.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        Self { stop, peak, thread }
+    }
+
+    /// Waits until the peak has not grown for `quiet` (at most `cap`): the server may still
+    /// be working through what the kernel buffered for it.
+    pub(crate) fn settle(&self, quiet: Duration, cap: Duration) {
+        let start = Instant::now();
+        let mut last_change = start;
+        let mut peak = self.peak.load(Ordering::Relaxed);
+        while last_change.elapsed() < quiet && start.elapsed() < cap {
+            std::thread::sleep(Duration::from_millis(50));
+            let now_peak = self.peak.load(Ordering::Relaxed);
+            if now_peak > peak {
+                peak = now_peak;
+                last_change = Instant::now();
+            }
+        }
+    }
+
+    /// Stops sampling and returns the highest RSS seen, in bytes.
+    pub(crate) fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("rss sampler");
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+/// How long a [`StallProbe`] waits for one PONG before it gives up.
+pub(crate) const PROBE_GIVE_UP: Duration = Duration::from_secs(3);
+
+/// A NATS client on its own thread that measures PING→PONG round trips until stopped, to show
+/// whether the server keeps serving other clients.
+pub(crate) struct StallProbe {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(Duration, usize)>,
+}
+
+impl StallProbe {
+    /// Connects (and completes CONNECT) before returning, so the probe is ready.
+    pub(crate) fn start(nats_port: u16) -> Self {
+        let mut client = Raw::connect(nats_port);
+        client.line();
+        client.send("CONNECT {\"verbose\":false}\r\nPING\r\n");
+        client.read_until("PONG\r\n");
+        // A round trip this slow is far over any bound; waiting longer only slows the test.
+        client.stream.set_read_timeout(Some(PROBE_GIVE_UP)).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut worst = Duration::ZERO;
+            let mut n_round_trips = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let start = Instant::now();
+                let mut answered = client.stream.write_all(b"PING\r\n").is_ok();
+                while answered {
+                    let mut line = String::new();
+                    answered = client.reader.read_line(&mut line).is_ok_and(|n| n > 0);
+                    match line.as_str() {
+                        "PONG\r\n" => break,
+                        // The server's own keep-alive (nats-server pings new clients early).
+                        "PING\r\n" => answered = client.stream.write_all(b"PONG\r\n").is_ok(),
+                        _ => answered = false,
+                    }
+                }
+                worst = worst.max(start.elapsed());
+                if !answered {
+                    break;
+                }
+                n_round_trips += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (worst, n_round_trips)
+        });
+        Self { stop, thread }
+    }
+
+    /// Stops probing and returns the slowest round trip (at least [`PROBE_GIVE_UP`] if one
+    /// was never answered) and the number of round trips made.
+    pub(crate) fn stop(self) -> (Duration, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("stall probe")
+    }
 }
