@@ -7,8 +7,8 @@
 //! use, which send the result back and wake the poll through a [`mio::Waker`].
 //!
 //! - **Fair.** Queued checks wait in one queue per source address, and the workers take from
-//!   the sources in turn: a burst of wrong passwords from one address delays a login from
-//!   another by at most the checks already running.
+//!   the sources in turn, a source that had nothing queued first: a burst of wrong passwords
+//!   from one address delays a login from another by at most the checks already running.
 //! - **Bounded.** A parked client has at most one check queued (the broker parses nothing more
 //!   from it); a source has at most [`MAX_QUEUED_PER_SOURCE`] checks queued and all sources
 //!   together [`MAX_QUEUED`]. A check over either bound is answered at once as a wrong password,
@@ -198,7 +198,9 @@ impl Hasher {
                 Some(false)
             } else {
                 if source_len == 0 {
-                    state.turn.push_back(source);
+                    // A source with nothing queued goes first: a login from an address that
+                    // is not flooding waits only for the checks already running.
+                    state.turn.push_front(source);
                 }
                 state.queues.entry(source).or_default().push_back(Job {
                     client,
@@ -339,7 +341,7 @@ mod tests {
         for marker in sources {
             let source = Source::Client([127, 0, 0, marker].into());
             if !state.queues.contains_key(&source) {
-                state.turn.push_back(source);
+                state.turn.push_front(source);
             }
             let mut tag = [0; 32];
             tag[0] = marker;
@@ -351,8 +353,9 @@ mod tests {
             });
             state.queued += 1;
         }
-        // Five checks from .1 queued first do not make .2 and .3 wait for all of them.
-        assert_eq!(drain(&mut state), [1, 2, 3, 1, 2, 1, 1, 1]);
+        // Five checks from .1 queued first do not make .2 and .3 wait for them: a source with
+        // nothing queued goes first, then the sources take turns.
+        assert_eq!(drain(&mut state), [3, 2, 1, 2, 1, 1, 1, 1]);
         assert_eq!(state.queued, 0);
         assert!(state.turn.is_empty() && state.queues.is_empty());
     }
