@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 
 use std::num::NonZeroUsize;
 
+use crate::deflate::InflateStream;
 use crate::{
     Control, Decoder, DecoderConfig, Deflater, Delivery, Encoder, EncoderConfig, Event, Inflater,
     Limits, MessageKind, ProtocolError, Role,
@@ -220,12 +221,22 @@ pub fn ws_decode_client(data: &[u8]) {
     decode_target(DecoderConfig::client(), data);
 }
 
-/// Inflation of arbitrary data: no panic, output within the cap, and what inflates re-deflates
-/// and inflates to the same bytes, and a reused deflater compresses it the same way again.
+/// Inflation of arbitrary data: no panic, output within the cap, the same result whole and a
+/// chunk at a time (each chunk within its limit), and what inflates re-deflates and inflates to
+/// the same bytes, and a reused deflater compresses it the same way again.
 pub fn ws_inflate(data: &[u8]) {
     const CAP: usize = 256 * 1024;
     let mut inflater = Inflater::new();
-    let Ok(plain) = inflater.inflate(data, CAP) else {
+    let whole = inflater.inflate(data, CAP);
+    // The chunk size comes from the first byte: 1 to 8002 bytes.
+    let chunk_limit = 1 + usize::from(data.first().copied().unwrap_or(0) % 64) * 127;
+    let chunked = inflate_chunked(&mut inflater, data, chunk_limit, CAP);
+    match (&whole, &chunked) {
+        (Ok(plain), Ok(joined)) => assert_eq!(&plain[..], &joined[..], "chunked output differs"),
+        (Err(a), Err(b)) => assert_eq!(a, b, "chunked inflation failed differently"),
+        _ => panic!("whole: {whole:?}, chunked: {chunked:?}"),
+    }
+    let Ok(plain) = whole else {
         return;
     };
     assert!(plain.len() <= CAP);
@@ -251,6 +262,31 @@ pub fn ws_inflate(data: &[u8]) {
         panic!("second deflate failed on {} bytes", plain.len());
     }
     assert_eq!(compressed, second);
+}
+
+/// Inflates `data` as [`Delivery::Stream`] does, a chunk of at most `chunk_limit` bytes at a
+/// time, checking each chunk's size, and joins the chunks.
+fn inflate_chunked(
+    inflater: &mut Inflater,
+    data: &[u8],
+    chunk_limit: usize,
+    cap: usize,
+) -> Result<Vec<u8>, ProtocolError> {
+    let mut stream = InflateStream::new(Bytes::copy_from_slice(data));
+    let mut joined = Vec::new();
+    loop {
+        let (chunk, finished) = stream.next_chunk(inflater, chunk_limit, cap)?;
+        assert!(chunk.len() <= chunk_limit, "chunk of {} bytes", chunk.len());
+        assert!(
+            finished || chunk.len() == chunk_limit,
+            "short chunk before the end"
+        );
+        joined.extend_from_slice(&chunk);
+        assert!(joined.len() <= cap);
+        if finished {
+            return Ok(joined);
+        }
+    }
 }
 
 #[cfg(test)]
