@@ -325,6 +325,12 @@ impl InflateStream {
         }
     }
 
+    /// True while the stream holds a decompressor (between its first and last chunk).
+    #[cfg(test)]
+    pub(crate) fn holds_decompressor(&self) -> bool {
+        self.decompressor.is_some()
+    }
+
     /// Inflates the next at most `max_chunk` bytes (at least 1). Returns the bytes and whether
     /// the message is complete; an incomplete message always returns a full chunk, and the last
     /// chunk may be empty.
