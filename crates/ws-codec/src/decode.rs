@@ -293,7 +293,37 @@ impl Decoder {
     /// further frame (control frames included) before the message's last chunk. A caller that
     /// budgets work per tick and stops calling `decode` early must come back to this
     /// connection without waiting for more input while this is true (or while `src` still
-    /// holds bytes). It turns false in the call that returns the last chunk.
+    /// holds bytes). It turns false in the call that returns the message's last chunk, or,
+    /// when the message's last bytes exactly filled a chunk, in the next call, which then goes
+    /// on with the next frame.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use ws_codec::{Decoder, DecoderConfig, Deflater, Event, Inflater, Limits};
+    ///
+    /// // One compressed binary frame (no masking agreed) that inflates to 10 000 bytes.
+    /// let mut z = BytesMut::new();
+    /// Deflater::new().deflate(&[vec![b'x'; 10_000]], &mut z).unwrap();
+    /// let mut src = BytesMut::from(&[0xc2, u8::try_from(z.len()).unwrap()][..]);
+    /// src.extend_from_slice(&z);
+    /// let limits = Limits { max_inflated_chunk_bytes: 4096, ..Limits::default() };
+    /// let config = DecoderConfig::server().with_no_masking().with_deflate(true);
+    /// let mut decoder = Decoder::new(config.with_limits(limits));
+    /// let mut inflater = Inflater::new();
+    ///
+    /// // A tick whose budget allows one chunk: the frame is consumed, more is pending.
+    /// let first = decoder.decode(&mut src, &mut inflater).unwrap();
+    /// assert!(matches!(first, Some(Event::Data(chunk)) if chunk.len() == 4096));
+    /// assert!(src.is_empty() && decoder.is_inflating());
+    ///
+    /// // The next tick goes on without new input.
+    /// let mut sizes = Vec::new();
+    /// while let Some(Event::Data(chunk)) = decoder.decode(&mut src, &mut inflater).unwrap() {
+    ///     sizes.push(chunk.len());
+    /// }
+    /// assert_eq!(sizes, [4096, 1808]);
+    /// assert!(!decoder.is_inflating());
+    /// ```
     #[must_use]
     pub fn is_inflating(&self) -> bool {
         matches!(self.state, State::Inflating(_))
