@@ -786,6 +786,38 @@ fn frames_after_a_compressed_message_wait_for_its_chunks() {
 }
 
 #[test]
+fn message_ending_on_a_chunk_boundary_then_another() {
+    // Found by fuzzing (regressions/ws_decode_server/message-ending-on-a-chunk-boundary): when
+    // a message's last bytes fill a chunk, the message ends in the next call, which goes on to
+    // read and start the next compressed message. The fuzz harness took that for input read
+    // while inflating.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fuzz/regressions/ws_decode_server/message-ending-on-a-chunk-boundary"
+    );
+    crate::fuzzing::ws_decode_server(&std::fs::read(path).unwrap());
+    let text = pub_batch(30)[..2000].to_vec();
+    let z = compress(&text);
+    let input = concat(&[masked(0xc2, &z), masked(0xc2, &z)]);
+    let cfg = inflating(1000, 1 << 20);
+    let out = check(cfg, &input, &[data(&[&text[..], &text[..]].concat())], None);
+    assert_eq!(out.inflated_chunks, [1000; 4]);
+    let mut decoder = Decoder::new(cfg);
+    let mut inflater = Inflater::new();
+    let mut src = BytesMut::from(&input[..]);
+    let second_frame_len = src.len() / 2;
+    for n_call in 0..4 {
+        let event = decoder.decode(&mut src, &mut inflater).unwrap();
+        assert!(matches!(event, Some(Event::Data(d)) if d.len() == 1000));
+        // The second message's frame is read only once the first message is over.
+        let expect_left = if n_call < 2 { second_frame_len } else { 0 };
+        assert_eq!(src.len(), expect_left, "call {n_call}");
+    }
+    assert_eq!(decoder.decode(&mut src, &mut inflater).unwrap(), None);
+    assert!(!decoder.is_inflating());
+}
+
+#[test]
 fn decompressor_is_held_only_while_a_message_is_inflated() {
     let text = pub_batch(1000);
     let z = compress(&text);
