@@ -1,4 +1,5 @@
-//! Criterion benchmarks for `ws_codec`: unmasking, frame decode and encode, deflate and inflate.
+//! Criterion benchmarks for `ws_codec`: unmasking, frame decode and encode, deflate and inflate
+//! (whole messages, and stream delivery a chunk at a time).
 
 use std::hint::black_box;
 
@@ -160,8 +161,57 @@ fn compression(c: &mut Criterion) {
                 assert_eq!(plain.len(), len);
             });
         });
+        decode_compressed(&mut group, &text, &label);
     }
+    // A message that inflates to many 64 KiB chunks.
+    let text = Bytes::from(json_text(1 << 20));
+    group.throughput(Throughput::Bytes(text.len() as u64));
+    decode_compressed(&mut group, &text, "1MiB");
     group.finish();
+}
+
+/// Stream delivery of one masked compressed message: frame decode, then inflation in chunks
+/// of the default 64 KiB.
+fn decode_compressed(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    text: &Bytes,
+    label: &str,
+) {
+    let mut keys = || KEY;
+    let config = EncoderConfig {
+        deflate: true,
+        ..EncoderConfig::default()
+    };
+    let mut encoder = Encoder::with_mask_keys(config, &mut keys);
+    let (mut deflater, mut arena) = (Deflater::new(), BytesMut::new());
+    let mut out: Vec<Bytes> = Vec::new();
+    encoder
+        .encode_message(
+            ws_codec::MessageKind::Binary,
+            std::slice::from_ref(text),
+            &mut deflater,
+            &mut arena,
+            &mut out,
+        )
+        .unwrap();
+    let wire: Vec<u8> = out.iter().flat_map(|b| b.iter().copied()).collect();
+    let mut src = BytesMut::with_capacity(wire.len());
+    let mut inflater = Inflater::new();
+    let config = DecoderConfig::server().with_deflate(true);
+    group.bench_function(format!("decode_stream_json_{label}"), |b| {
+        b.iter(|| {
+            src.clear();
+            src.extend_from_slice(&wire);
+            let mut decoder = Decoder::new(config);
+            let mut n = 0;
+            while let Some(event) = decoder.decode(&mut src, &mut inflater).unwrap() {
+                if let Event::Data(data) = event {
+                    n += data.len();
+                }
+            }
+            assert_eq!(n, text.len());
+        });
+    });
 }
 
 criterion_group!(benches, mask, decode, encode, compression);

@@ -1121,8 +1121,13 @@ impl Server {
         }
         let max_payload = self.broker.config().limits.max_payload;
         let mut limits = decoder_cfg.limits;
+        // Compressed messages are handed to the parser in chunks, so one batch may inflate to
+        // many PUBs: the total cap only bounds work (64 MiB, or one max_payload PUB plus its
+        // control line), and memory is bounded by the chunk.
+        limits.max_inflated_chunk_bytes = 64 * 1024;
         limits.max_inflated_message_bytes = limits
             .max_inflated_message_bytes
+            .max(64 << 20)
             .max(max_payload.saturating_add(4096));
         limits.max_compressed_message_bytes = limits.max_compressed_message_bytes.max(
             u64::try_from(max_payload.saturating_mul(8))

@@ -5,11 +5,19 @@
 //! consumes nothing. The parsed header is kept while its payload arrives, so no byte is examined
 //! twice. Payloads are unmasked in place and handed out as `split_to(n).freeze()` slices of the
 //! caller's buffer.
+//!
+//! A compressed message is buffered whole (it is bounded by
+//! [`Limits::max_compressed_message_bytes`]) and then, in [`Delivery::Stream`], inflated a chunk
+//! at a time: each [`Decoder::decode`] call inflates at most [`Limits::max_inflated_chunk_bytes`]
+//! more, so the inflated bytes held at any time are one chunk, however large the message
+//! inflates. RFC 7692 §6.2 lets a receiver process a message's data before the whole message is
+//! decompressed; what bounds the inflated total is then the consumer's own limits (for NATS,
+//! `max_payload` per published message), not the size of the batch that was compressed.
 
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::close::{CloseCode, CloseFrame};
-use crate::deflate::Inflater;
+use crate::deflate::{InflateStream, Inflater};
 use crate::error::ProtocolError;
 use crate::frame::OpCode;
 use crate::mask::apply_mask;
@@ -27,11 +35,13 @@ pub enum Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
     /// Payload bytes are handed out as soon as they arrive, as [`Event::Data`]; frame and message
-    /// boundaries are not reported (NATS treats the payloads as one byte stream). Compressed
-    /// messages are handed out whole once inflated.
+    /// boundaries are not reported (NATS treats the payloads as one byte stream). A compressed
+    /// message is inflated once all its frames are in, and handed out in chunks of at most
+    /// [`Limits::max_inflated_chunk_bytes`], one per [`Decoder::decode`] call.
     Stream,
     /// Each complete message is handed out as [`Event::Message`]; text messages are checked for
-    /// UTF-8.
+    /// UTF-8. A compressed message is inflated whole, so it is held in memory up to
+    /// [`Limits::max_inflated_message_bytes`].
     Message,
 }
 
@@ -45,9 +55,22 @@ pub struct Limits {
     /// The largest compressed message that is buffered for inflation. Default 8 MiB
     /// (8 × the default `max_payload`, as newer nats-server versions allow).
     pub max_compressed_message_bytes: u64,
-    /// The largest inflated message. Default 1 MiB (the default `max_payload`, as in newer
-    /// nats-server versions).
+    /// The largest inflated message; more fails with [`ProtocolError::MessageTooBig`] (close
+    /// 1009). Default 64 MiB, the same bound as `max_message_bytes` puts on an uncompressed
+    /// message, so compression neither shrinks nor widens what one message may carry.
+    ///
+    /// In [`Delivery::Message`] the inflated message is held whole, so this bounds memory. In
+    /// [`Delivery::Stream`] only one chunk is held at a time, so this bounds the work one
+    /// message can cause (DEFLATE expands up to about 1000 : 1, so a full
+    /// `max_compressed_message_bytes` could otherwise inflate to gigabytes); the consumer's own
+    /// limits bound what it keeps. Stream-mode chunks before the one that passes the cap have
+    /// already been handed out when the error is returned.
     pub max_inflated_message_bytes: usize,
+    /// [`Delivery::Stream`]: the largest [`Event::Data`] inflated from a compressed message, and
+    /// so the most a compressed message inflates per [`Decoder::decode`] call. Default 64 KiB.
+    /// Values below 1 count as 1. Uncompressed payload is handed out as it arrives and is not
+    /// affected.
+    pub max_inflated_chunk_bytes: usize,
     /// The most frames in one data message. Default 65 536.
     pub max_fragments: u32,
 }
@@ -57,7 +80,8 @@ impl Default for Limits {
         Self {
             max_message_bytes: 64 * 1024 * 1024,
             max_compressed_message_bytes: 8 * 1024 * 1024,
-            max_inflated_message_bytes: 1024 * 1024,
+            max_inflated_message_bytes: 64 * 1024 * 1024,
+            max_inflated_chunk_bytes: 64 * 1024,
             max_fragments: 65_536,
         }
     }
@@ -154,7 +178,8 @@ pub enum Event {
     /// [`Delivery::Stream`]: the next bytes of the data stream (never empty). Uncompressed
     /// payload is unmasked in place and split off the caller's read buffer, so it arrives
     /// without a copy; as a `BytesMut` it can become, or be appended to, the consumer's own
-    /// input buffer (`BytesMut::unsplit` rejoins adjacent pieces in O(1)).
+    /// input buffer (`BytesMut::unsplit` rejoins adjacent pieces in O(1)). Inflated payload
+    /// comes in chunks of at most [`Limits::max_inflated_chunk_bytes`].
     Data(BytesMut),
     /// [`Delivery::Message`]: one complete message.
     Message(Message),
@@ -205,6 +230,9 @@ enum State {
         mask_pos: usize,
         fin: bool,
     },
+    /// A compressed message is being handed out a chunk per call ([`Delivery::Stream`]); no
+    /// frame is read until its last chunk.
+    Inflating(InflateStream),
     /// A close frame was read; nothing more is decoded.
     Closed,
     /// An error was returned; it is returned again.
@@ -261,6 +289,54 @@ impl Decoder {
         matches!(self.state, State::Closed)
     }
 
+    /// True while a compressed message is being handed out in chunks ([`Delivery::Stream`]):
+    /// [`Decoder::decode`] has more of it to return even if `src` is empty, and it reads no
+    /// further frame (control frames included) before the message's last chunk. A caller that
+    /// budgets work per tick and stops calling `decode` early must come back to this
+    /// connection without waiting for more input while this is true (or while `src` still
+    /// holds bytes). It turns false in the call that returns the message's last chunk, or,
+    /// when the message's last bytes exactly filled a chunk, in the next call, which then goes
+    /// on with the next frame.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use ws_codec::{Decoder, DecoderConfig, Deflater, Event, Inflater, Limits};
+    ///
+    /// // One compressed binary frame (no masking agreed) that inflates to 10 000 bytes.
+    /// let mut z = BytesMut::new();
+    /// Deflater::new().deflate(&[vec![b'x'; 10_000]], &mut z).unwrap();
+    /// let mut src = BytesMut::from(&[0xc2, u8::try_from(z.len()).unwrap()][..]);
+    /// src.extend_from_slice(&z);
+    /// let limits = Limits { max_inflated_chunk_bytes: 4096, ..Limits::default() };
+    /// let config = DecoderConfig::server().with_no_masking().with_deflate(true);
+    /// let mut decoder = Decoder::new(config.with_limits(limits));
+    /// let mut inflater = Inflater::new();
+    ///
+    /// // A tick whose budget allows one chunk: the frame is consumed, more is pending.
+    /// let first = decoder.decode(&mut src, &mut inflater).unwrap();
+    /// assert!(matches!(first, Some(Event::Data(chunk)) if chunk.len() == 4096));
+    /// assert!(src.is_empty() && decoder.is_inflating());
+    ///
+    /// // The next tick goes on without new input.
+    /// let mut sizes = Vec::new();
+    /// while let Some(Event::Data(chunk)) = decoder.decode(&mut src, &mut inflater).unwrap() {
+    ///     sizes.push(chunk.len());
+    /// }
+    /// assert_eq!(sizes, [4096, 1808]);
+    /// assert!(!decoder.is_inflating());
+    /// ```
+    #[must_use]
+    pub fn is_inflating(&self) -> bool {
+        matches!(self.state, State::Inflating(_))
+    }
+
+    /// True while the decoder holds a decompressor (taken from the [`Inflater`] for the
+    /// message in progress).
+    #[cfg(test)]
+    pub(crate) fn holds_decompressor(&self) -> bool {
+        matches!(&self.state, State::Inflating(stream) if stream.holds_decompressor())
+    }
+
     /// Decodes the next event from `src`, consuming what it used.
     ///
     /// Returns `Ok(None)` when `src` holds no complete event: read more and call again. A
@@ -269,11 +345,21 @@ impl Decoder {
     /// read buffer size makes progress. After `Ok(Some(Event::Ping | Event::Close))` call
     /// [`Decoder::poll_reply`]. After a close it returns `Ok(None)` and leaves `src` alone.
     ///
+    /// In [`Delivery::Stream`], once the last frame of a compressed message is in, each call
+    /// returns the next chunk of its inflated bytes (at most [`Limits::max_inflated_chunk_bytes`])
+    /// and consumes nothing from `src` until the last chunk was returned. `Ok(None)` is never
+    /// returned while chunks are pending, so calling until `Ok(None)` hands out the whole
+    /// message; a caller that stops earlier must call again even if no new input arrives, as
+    /// long as [`Decoder::is_inflating`] is true.
+    ///
     /// # Errors
     ///
     /// A [`ProtocolError`] fails the connection: send [`ProtocolError::close_frame`] and close.
     /// Every later call returns the same error. Events decoded before the bad frame were
-    /// already returned.
+    /// already returned; for a compressed message in [`Delivery::Stream`] that includes the
+    /// chunks inflated before the corruption
+    /// ([`ProtocolError::CorruptCompressedData`]) or the inflated size limit
+    /// ([`ProtocolError::MessageTooBig`]) was found.
     pub fn decode(
         &mut self,
         src: &mut BytesMut,
@@ -289,6 +375,7 @@ impl Decoder {
                     self.read_control(src, opcode, len, mask)
                 }
                 State::Data { .. } => self.read_data(src, inflater),
+                State::Inflating(_) => self.read_inflated(inflater),
             };
             match res {
                 Ok(Step::Event(event)) => return Ok(Some(event)),
@@ -549,6 +636,27 @@ impl Decoder {
         self.finish_message(open, payload, inflater)
     }
 
+    /// Hands out the next chunk of the compressed message in progress.
+    fn read_inflated(&mut self, inflater: &mut Inflater) -> Result<Step, ProtocolError> {
+        let State::Inflating(stream) = &mut self.state else {
+            return Ok(Step::Continue);
+        };
+        let limits = &self.config.limits;
+        let (chunk, finished) = stream.next_chunk(
+            inflater,
+            limits.max_inflated_chunk_bytes,
+            limits.max_inflated_message_bytes,
+        )?;
+        if finished {
+            self.state = State::Header;
+        }
+        Ok(if chunk.is_empty() {
+            Step::Continue
+        } else {
+            Step::Event(Event::Data(chunk))
+        })
+    }
+
     fn end_frame(&mut self, fin: bool) {
         self.state = State::Header;
         if fin {
@@ -562,6 +670,10 @@ impl Decoder {
         payload: Bytes,
         inflater: &mut Inflater,
     ) -> Result<Step, ProtocolError> {
+        if open.compressed && self.config.delivery == Delivery::Stream {
+            self.state = State::Inflating(InflateStream::new(payload));
+            return Ok(Step::Continue);
+        }
         let payload = if open.compressed {
             inflater.inflate(&payload, self.config.limits.max_inflated_message_bytes)?
         } else {

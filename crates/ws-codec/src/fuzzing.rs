@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 
 use std::num::NonZeroUsize;
 
+use crate::deflate::InflateStream;
 use crate::{
     Control, Decoder, DecoderConfig, Deflater, Delivery, Encoder, EncoderConfig, Event, Inflater,
     Limits, MessageKind, ProtocolError, Role,
@@ -26,10 +27,16 @@ pub struct Outcome {
     pub error: Option<ProtocolError>,
     /// Bytes left unconsumed at the end.
     pub left: usize,
+    /// The length of each [`Event::Data`] inflated from a compressed message, in order. Like
+    /// the events, this does not depend on how the input was split.
+    pub inflated_chunks: Vec<usize>,
 }
 
 /// Feeds `chunks` one after the other to a decoder, decoding until `Ok(None)` after each, and
-/// polling replies after every event.
+/// polling replies after every event. Checks that no event exceeds the limits: in particular
+/// that each chunk inflated from a compressed message is at most
+/// [`Limits::max_inflated_chunk_bytes`] and that the chunks of one message add up to at most
+/// [`Limits::max_inflated_message_bytes`].
 pub fn run(config: DecoderConfig, chunks: &[&[u8]]) -> Outcome {
     let mut decoder = Decoder::new(config);
     let mut inflater = Inflater::new();
@@ -39,13 +46,42 @@ pub fn run(config: DecoderConfig, chunks: &[&[u8]]) -> Outcome {
         replies: Vec::new(),
         error: None,
         left: 0,
+        inflated_chunks: Vec::new(),
     };
+    let mut inflated_in_message = 0usize;
     'chunks: for chunk in chunks {
         src.extend_from_slice(chunk);
         loop {
-            match decoder.decode(&mut src, &mut inflater) {
+            // Uncompressed stream data is split off `src`; anything else was inflated.
+            let src_range = src.as_ptr() as usize..(src.as_ptr() as usize).wrapping_add(src.len());
+            let (was_inflating, src_len) = (decoder.is_inflating(), src.len());
+            let res = decoder.decode(&mut src, &mut inflater);
+            if !was_inflating || src.len() != src_len {
+                // Any message inflated before this call ended (input is read only after a
+                // message's last chunk, which may be empty, so the same call can finish one
+                // message and start the next); a new one starts only in a call that reads its
+                // last frame.
+                inflated_in_message = 0;
+            }
+            match res {
                 Ok(Some(event)) => {
                     check_limits(&config, &event);
+                    if let Event::Data(data) = &event
+                        && !src_range.contains(&(data.as_ptr() as usize))
+                    {
+                        let limits = &config.limits;
+                        assert!(
+                            data.len() <= limits.max_inflated_chunk_bytes.max(1),
+                            "inflated chunk of {} bytes",
+                            data.len()
+                        );
+                        inflated_in_message += data.len();
+                        assert!(
+                            inflated_in_message <= limits.max_inflated_message_bytes,
+                            "message inflated to {inflated_in_message} bytes"
+                        );
+                        outcome.inflated_chunks.push(data.len());
+                    }
                     push_event(&mut outcome.events, event);
                     while let Some(reply) = decoder.poll_reply() {
                         outcome.replies.push(reply);
@@ -95,12 +131,15 @@ fn check_limits(config: &DecoderConfig, event: &Event) {
     }
 }
 
-/// Small limits so that fuzzing stays within a bounded amount of memory.
-fn fuzz_limits() -> Limits {
+/// Small limits so that fuzzing stays within a bounded amount of memory; inflated chunks of
+/// `max_inflated_chunk_bytes` (small, so that messages span many chunks and the window wraps
+/// inside a chunk and between chunks).
+fn fuzz_limits(max_inflated_chunk_bytes: usize) -> Limits {
     Limits {
         max_message_bytes: 1 << 20,
         max_compressed_message_bytes: 64 * 1024,
         max_inflated_message_bytes: 256 * 1024,
+        max_inflated_chunk_bytes,
         max_fragments: 64,
     }
 }
@@ -109,8 +148,10 @@ fn decode_target(base: DecoderConfig, data: &[u8]) {
     let Some((&selector, frames)) = data.split_first() else {
         return;
     };
+    // The chunk size comes from the split point: 7 to 3975 bytes.
+    let chunk_limit = usize::from(selector >> 3) * 128 + 7;
     let mut config = base
-        .with_limits(fuzz_limits())
+        .with_limits(fuzz_limits(chunk_limit))
         .with_deflate(selector & 1 != 0);
     if selector & 2 != 0 {
         config = config.with_delivery(Delivery::Message);
@@ -220,12 +261,22 @@ pub fn ws_decode_client(data: &[u8]) {
     decode_target(DecoderConfig::client(), data);
 }
 
-/// Inflation of arbitrary data: no panic, output within the cap, and what inflates re-deflates
-/// and inflates to the same bytes, and a reused deflater compresses it the same way again.
+/// Inflation of arbitrary data: no panic, output within the cap, the same result whole and a
+/// chunk at a time (each chunk within its limit), and what inflates re-deflates and inflates to
+/// the same bytes, and a reused deflater compresses it the same way again.
 pub fn ws_inflate(data: &[u8]) {
     const CAP: usize = 256 * 1024;
     let mut inflater = Inflater::new();
-    let Ok(plain) = inflater.inflate(data, CAP) else {
+    let whole = inflater.inflate(data, CAP);
+    // The chunk size comes from the first byte: 1 to 8002 bytes.
+    let chunk_limit = 1 + usize::from(data.first().copied().unwrap_or(0) % 64) * 127;
+    let chunked = inflate_chunked(&mut inflater, data, chunk_limit, CAP);
+    match (&whole, &chunked) {
+        (Ok(plain), Ok(joined)) => assert_eq!(&plain[..], &joined[..], "chunked output differs"),
+        (Err(a), Err(b)) => assert_eq!(a, b, "chunked inflation failed differently"),
+        _ => panic!("whole: {whole:?}, chunked: {chunked:?}"),
+    }
+    let Ok(plain) = whole else {
         return;
     };
     assert!(plain.len() <= CAP);
@@ -251,6 +302,31 @@ pub fn ws_inflate(data: &[u8]) {
         panic!("second deflate failed on {} bytes", plain.len());
     }
     assert_eq!(compressed, second);
+}
+
+/// Inflates `data` as [`Delivery::Stream`] does, a chunk of at most `chunk_limit` bytes at a
+/// time, checking each chunk's size, and joins the chunks.
+fn inflate_chunked(
+    inflater: &mut Inflater,
+    data: &[u8],
+    chunk_limit: usize,
+    cap: usize,
+) -> Result<Vec<u8>, ProtocolError> {
+    let mut stream = InflateStream::new(Bytes::copy_from_slice(data));
+    let mut joined = Vec::new();
+    loop {
+        let (chunk, finished) = stream.next_chunk(inflater, chunk_limit, cap)?;
+        assert!(chunk.len() <= chunk_limit, "chunk of {} bytes", chunk.len());
+        assert!(
+            finished || chunk.len() == chunk_limit,
+            "short chunk before the end"
+        );
+        joined.extend_from_slice(&chunk);
+        assert!(joined.len() <= cap);
+        if finished {
+            return Ok(joined);
+        }
+    }
 }
 
 #[cfg(test)]

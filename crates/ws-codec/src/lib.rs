@@ -9,10 +9,14 @@
 //! no threads, no `unsafe`, and no allocation per frame in steady state. The caller owns every
 //! buffer: the read buffer the [`Decoder`] consumes from, the arena and output list the
 //! [`Encoder`] appends to, and one [`Deflater`] and [`Inflater`] that may serve every connection
-//! of an event loop (no context takeover means no state carries between messages).
+//! of an event loop (no context takeover means no state carries between messages; a decoder
+//! borrows the inflater's decompressor only while it hands out one compressed message in
+//! chunks).
 //!
 //! Main types:
-//! - [`Decoder`] (one per connection): [`Decoder::decode`] yields [`Event`]s;
+//! - [`Decoder`] (one per connection): [`Decoder::decode`] yields [`Event`]s, inflating
+//!   compressed messages a bounded chunk per call in stream delivery
+//!   ([`Limits::max_inflated_chunk_bytes`], [`Decoder::is_inflating`]);
 //!   [`Decoder::poll_reply`] yields the obligated pong and close replies.
 //! - [`Encoder`] (one per connection): [`Encoder::encode_stream`] frames a flush's pending
 //!   bytes, [`Encoder::encode_message`] frames one message, [`Encoder::encode_control`] frames

@@ -511,13 +511,356 @@ fn huge_64_bit_length_is_rejected() {
     );
 }
 
+/// A compressed-stream decoder with inflated chunks of at most `chunk` bytes and a total cap.
+fn inflating(chunk: usize, max_inflated: usize) -> DecoderConfig {
+    server().with_deflate(true).with_limits(Limits {
+        max_inflated_chunk_bytes: chunk,
+        max_inflated_message_bytes: max_inflated,
+        ..Limits::default()
+    })
+}
+
+/// `n` NATS `PUB`s of a small JSON payload, as one client batch.
+fn pub_batch(n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let payload = format!(
+            r#"{{"order":{i},"qty":{},"sku":"A-{:04}"}}"#,
+            i % 7,
+            i % 1000
+        );
+        out.extend_from_slice(
+            format!(
+                "PUB orders.created.{} _INBOX.r{:07} {}\r\n{payload}\r\n",
+                i % 100,
+                i * 7919 % 10_000_000,
+                payload.len()
+            )
+            .as_bytes(),
+        );
+    }
+    out
+}
+
+/// `n_mib` MiB of zeros as one compressed message, built from one compressed MiB repeated
+/// (each copy is self-contained, joined by the sync-flush tails the compressor removed).
+fn zero_bomb(n_mib: usize) -> Vec<u8> {
+    let one = compress(&vec![0u8; 1 << 20]);
+    let mut out = Vec::new();
+    for i in 0..n_mib {
+        if i > 0 {
+            out.extend_from_slice(&crate::SYNC_FLUSH_TAIL);
+        }
+        out.extend_from_slice(&one);
+    }
+    out
+}
+
+/// Splits `input` at each of `splits` (taken modulo what is left).
+fn split_at_points<'a>(input: &'a [u8], splits: &[usize]) -> Vec<&'a [u8]> {
+    let mut pieces: Vec<&[u8]> = Vec::new();
+    let mut rest = input;
+    for &split in splits {
+        let (a, b) = rest.split_at(split % (rest.len() + 1));
+        pieces.push(a);
+        rest = b;
+    }
+    pieces.push(rest);
+    pieces
+}
+
+#[test]
+fn compressed_batch_of_pubs_comes_out_in_bounded_chunks() {
+    // 20 000 PUBs, about 1.6 MB once inflated, in one compressed message: nats-server accepts
+    // this; a cap on the whole inflated message (such as max_payload) refused it with 1009.
+    let batch = pub_batch(20_000);
+    assert!(batch.len() > 1_600_000, "{}", batch.len());
+    let input = masked(0xc2, &compress(&batch));
+    let cfg = server().with_deflate(true);
+    let chunk = cfg.limits.max_inflated_chunk_bytes;
+    assert_eq!(chunk, 64 * 1024);
+    let whole = run(cfg, &[&input]);
+    assert_eq!(whole.error, None);
+    assert_eq!(whole.events, [data(&batch)]);
+    let n_full = batch.len() / chunk;
+    assert_eq!(whole.inflated_chunks.len(), n_full + 1);
+    assert!(whole.inflated_chunks[..n_full].iter().all(|&n| n == chunk));
+    assert_eq!(whole.inflated_chunks[n_full], batch.len() % chunk);
+    let bytes: Vec<&[u8]> = input.chunks(1).collect();
+    assert_eq!(run(cfg, &bytes), whole, "byte by byte");
+    for splits in [
+        &[6usize][..],
+        &[14],
+        &[input.len() - 1],
+        &[1, 1, 4, 100, 65_536],
+        &[7, 4093, 4096, 16_384, 65_535, 3],
+    ] {
+        assert_eq!(
+            run(cfg, &split_at_points(&input, splits)),
+            whole,
+            "{splits:?}"
+        );
+    }
+    // A small chunk size gives the same bytes in more pieces.
+    let small = run(inflating(1000, 64 << 20), &[&input]);
+    assert_eq!(small.events, whole.events);
+    assert_eq!(small.inflated_chunks.len(), batch.len().div_ceil(1000));
+}
+
+#[test]
+fn compressed_message_in_chunks_under_every_split() {
+    let text = pub_batch(10);
+    let z = compress(&text);
+    let (a, b) = z.split_at(z.len() / 3);
+    let inputs = [
+        masked(0xc2, &z),
+        concat(&[masked(0x42, a), masked(0x89, b"p"), masked(0x80, b)]),
+    ];
+    for (input, expect) in inputs.iter().zip([
+        vec![data(&text)],
+        vec![Event::Ping(Bytes::from_static(b"p")), data(&text)],
+    ]) {
+        for chunk in [1, 3, 100, text.len(), 1 << 20] {
+            let cfg = inflating(chunk, text.len());
+            let whole = run(cfg, &[input]);
+            assert_eq!(whole.events, expect, "chunk {chunk}");
+            assert_eq!(whole.error, None);
+            assert_eq!(whole.inflated_chunks.len(), text.len().div_ceil(chunk));
+            for split in 0..=input.len() {
+                let (a, b) = input.split_at(split);
+                assert_eq!(run(cfg, &[a, b]), whole, "chunk {chunk}, split at {split}");
+            }
+            let bytes: Vec<&[u8]> = input.chunks(1).collect();
+            assert_eq!(run(cfg, &bytes), whole, "chunk {chunk}, byte by byte");
+        }
+    }
+}
+
+#[test]
+fn compressed_message_over_the_total_cap_is_too_big() {
+    let text = pub_batch(100);
+    let input = masked(0xc2, &compress(&text));
+    // Exactly at the cap is fine, in either delivery.
+    check(inflating(100, text.len()), &input, &[data(&text)], None);
+    let msg = Event::Message(Message {
+        kind: MessageKind::Binary,
+        payload: Bytes::copy_from_slice(&text),
+    });
+    let cfg = inflating(100, text.len()).with_delivery(Delivery::Message);
+    check(cfg, &input, &[msg], None);
+    // One byte over fails; stream delivery has handed out the chunks that fit under the cap.
+    let cap = text.len() - 1;
+    let delivered = cap / 100 * 100;
+    check(
+        inflating(100, cap),
+        &input,
+        &[data(&text[..delivered])],
+        Some(ProtocolError::MessageTooBig),
+    );
+    check(
+        inflating(100, cap).with_delivery(Delivery::Message),
+        &input,
+        &[],
+        Some(ProtocolError::MessageTooBig),
+    );
+}
+
 #[test]
 fn compression_bomb_fails_cleanly() {
-    let zeros = vec![0u8; 4 << 20];
-    let z = compress(&zeros);
-    let out = run(server().with_deflate(true), &[&masked(0xc2, &z)]);
+    // 4 MiB of zeros over a 1 MiB cap: stream delivery hands out 1 MiB in 64 KiB chunks, then
+    // closes with 1009; message delivery never holds more than the cap.
+    let input = masked(0xc2, &zero_bomb(4));
+    let out = run(inflating(64 * 1024, 1 << 20), &[&input]);
+    assert_eq!(out.events, [data(&vec![0u8; 1 << 20])]);
+    assert_eq!(out.inflated_chunks, [64 * 1024; 16]);
     assert_eq!(out.error, Some(ProtocolError::MessageTooBig));
     assert_eq!(out.error.unwrap().close_code().0, 1009);
+    let cfg = inflating(64 * 1024, 1 << 20).with_delivery(Delivery::Message);
+    assert_eq!(
+        run(cfg, &[&input]).error,
+        Some(ProtocolError::MessageTooBig)
+    );
+    // The default cap (64 MiB) stops a 65 MiB bomb; nothing larger than a chunk is held.
+    let input = masked(0xc2, &zero_bomb(65));
+    let mut decoder = Decoder::new(server().with_deflate(true));
+    let mut inflater = Inflater::new();
+    let mut src = BytesMut::from(&input[..]);
+    let mut total = 0usize;
+    let err = loop {
+        match decoder.decode(&mut src, &mut inflater) {
+            Ok(Some(Event::Data(chunk))) => {
+                assert!(chunk.len() <= 64 * 1024);
+                assert!(chunk.iter().all(|&b| b == 0));
+                total += chunk.len();
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(err, Err(ProtocolError::MessageTooBig));
+    assert_eq!(total, 64 << 20);
+}
+
+#[test]
+fn corrupt_data_after_delivered_chunks_fails() {
+    // Valid blocks, then a block header with the reserved type 11 (RFC 1951 §3.2.3).
+    let text = pub_batch(100);
+    let mut z = compress(&text);
+    z.extend_from_slice(&crate::SYNC_FLUSH_TAIL);
+    let valid_len = z.len();
+    z.extend_from_slice(&[0xff, 0xff, 0xff]);
+    // The chunks completed before the corruption are handed out; the partial chunk it
+    // interrupts is not.
+    let delivered = text.len() / 1000 * 1000;
+    let out = check(
+        inflating(1000, 1 << 20),
+        &masked(0xc2, &z),
+        &[data(&text[..delivered])],
+        Some(ProtocolError::CorruptCompressedData(valid_len + 1)),
+    );
+    assert_eq!(out.inflated_chunks, vec![1000; text.len() / 1000]);
+    assert_eq!(out.error.unwrap().close_code().0, 1007);
+    // Corruption inside the first chunk: nothing is handed out.
+    check(
+        inflating(1 << 20, 1 << 20),
+        &masked(0xc2, &z),
+        &[],
+        Some(ProtocolError::CorruptCompressedData(valid_len + 1)),
+    );
+}
+
+#[test]
+fn frames_after_a_compressed_message_wait_for_its_chunks() {
+    let text = pub_batch(3000);
+    let mut close = 1000u16.to_be_bytes().to_vec();
+    close.extend_from_slice(b"bye");
+    let after = concat(&[
+        masked(0x89, b"ping"),
+        masked(0x82, b"PING\r\n"),
+        masked(0x88, &close),
+    ]);
+    let input = concat(&[masked(0xc2, &compress(&text)), after.clone()]);
+    let mut decoder = Decoder::new(inflating(64 * 1024, 1 << 20));
+    let mut inflater = Inflater::new();
+    let mut src = BytesMut::from(&input[..]);
+    let mut got = Vec::new();
+    loop {
+        let event = decoder.decode(&mut src, &mut inflater).unwrap();
+        if decoder.is_inflating() {
+            // Nothing after the compressed message is read, and no pong is owed yet.
+            assert_eq!(&src[..], &after[..]);
+            assert_eq!(decoder.poll_reply(), None);
+            assert!(matches!(&event, Some(Event::Data(d)) if d.len() == 64 * 1024));
+        }
+        match event {
+            Some(Event::Data(d)) => got.extend_from_slice(&d),
+            Some(Event::Ping(p)) => {
+                assert_eq!(got, text, "the ping comes after the whole message");
+                assert_eq!(p, Bytes::from_static(b"ping"));
+                assert_eq!(
+                    decoder.poll_reply(),
+                    Some(Control::Pong(Bytes::from_static(b"ping")))
+                );
+            }
+            Some(Event::Close(frame)) => {
+                assert_eq!(frame, Some(CloseFrame::new(CloseCode::NORMAL, "bye")));
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let mut expect = text.clone();
+    expect.extend_from_slice(b"PING\r\n");
+    assert_eq!(got, expect);
+    assert!(src.is_empty());
+    // Pending chunks are handed out with nothing new in `src`.
+    let mut decoder = Decoder::new(inflating(1000, 1 << 20));
+    let mut src = BytesMut::from(&masked(0xc2, &compress(&text))[..]);
+    assert!(decoder.decode(&mut src, &mut inflater).unwrap().is_some());
+    assert!(src.is_empty() && decoder.is_inflating());
+    let mut n_chunks = 1;
+    while decoder.decode(&mut src, &mut inflater).unwrap().is_some() {
+        n_chunks += 1;
+    }
+    assert_eq!(n_chunks, text.len().div_ceil(1000));
+    assert!(!decoder.is_inflating());
+}
+
+#[test]
+fn message_ending_on_a_chunk_boundary_then_another() {
+    // Found by fuzzing (regressions/ws_decode_server/message-ending-on-a-chunk-boundary): when
+    // a message's last bytes fill a chunk, the message ends in the next call, which goes on to
+    // read and start the next compressed message. The fuzz harness took that for input read
+    // while inflating.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fuzz/regressions/ws_decode_server/message-ending-on-a-chunk-boundary"
+    );
+    crate::fuzzing::ws_decode_server(&std::fs::read(path).unwrap());
+    let text = pub_batch(30)[..2000].to_vec();
+    let z = compress(&text);
+    let input = concat(&[masked(0xc2, &z), masked(0xc2, &z)]);
+    let cfg = inflating(1000, 1 << 20);
+    let out = check(cfg, &input, &[data(&[&text[..], &text[..]].concat())], None);
+    assert_eq!(out.inflated_chunks, [1000; 4]);
+    let mut decoder = Decoder::new(cfg);
+    let mut inflater = Inflater::new();
+    let mut src = BytesMut::from(&input[..]);
+    let second_frame_len = src.len() / 2;
+    for n_call in 0..4 {
+        let event = decoder.decode(&mut src, &mut inflater).unwrap();
+        assert!(matches!(event, Some(Event::Data(d)) if d.len() == 1000));
+        // The second message's frame is read only once the first message is over.
+        let expect_left = if n_call < 2 { second_frame_len } else { 0 };
+        assert_eq!(src.len(), expect_left, "call {n_call}");
+    }
+    assert_eq!(decoder.decode(&mut src, &mut inflater).unwrap(), None);
+    assert!(!decoder.is_inflating());
+}
+
+#[test]
+fn decompressor_is_held_only_while_a_message_is_inflated() {
+    let text = pub_batch(1000);
+    let z = compress(&text);
+    let input = concat(&[masked(0xc2, &z), masked(0xc2, &z)]);
+    let mut decoder = Decoder::new(inflating(4096, 1 << 20));
+    let mut inflater = Inflater::new();
+    let mut src = BytesMut::from(&input[..]);
+    assert!(!decoder.holds_decompressor());
+    let mut n_events = 0;
+    while let Some(event) = decoder.decode(&mut src, &mut inflater).unwrap() {
+        assert!(matches!(event, Event::Data(_)));
+        n_events += 1;
+        // It holds one between chunks, and none once a message's last chunk is out.
+        assert_eq!(decoder.holds_decompressor(), decoder.is_inflating());
+        assert_eq!(
+            format!("{decoder:?}").contains("holds_decompressor: true"),
+            decoder.is_inflating()
+        );
+        if !decoder.is_inflating() {
+            // Given back to the shared inflater for the next message.
+            assert!(format!("{inflater:?}").contains("spare_decompressor: true"));
+        }
+    }
+    assert_eq!(n_events, 2 * text.len().div_ceil(4096));
+    assert!(!decoder.holds_decompressor());
+    // Also after a failure, and with the message's chunk size as large as the message.
+    for chunk in [4096, 1 << 20] {
+        let mut bad = z.clone();
+        bad.extend_from_slice(&crate::SYNC_FLUSH_TAIL);
+        bad.extend_from_slice(&[0xff, 0xff]);
+        let mut decoder = Decoder::new(inflating(chunk, 1 << 20));
+        let mut inflater = Inflater::new();
+        let mut src = BytesMut::from(&masked(0xc2, &bad)[..]);
+        let err = loop {
+            match decoder.decode(&mut src, &mut inflater) {
+                Ok(Some(_)) => {}
+                other => break other,
+            }
+        };
+        assert!(matches!(err, Err(ProtocolError::CorruptCompressedData(_))));
+        assert!(!decoder.holds_decompressor() && !decoder.is_inflating());
+        assert!(format!("{inflater:?}").contains("spare_decompressor: true"));
+    }
 }
 
 #[test]
@@ -771,9 +1114,13 @@ proptest! {
         input in proptest::collection::vec(any::<u8>(), 0..300),
         splits in proptest::collection::vec(any::<usize>(), 0..8),
         selector in any::<u8>(),
+        chunk_limit in 1usize..200,
     ) {
         let mut cfg = if selector & 8 != 0 { DecoderConfig::client() } else { DecoderConfig::server() };
-        cfg = cfg.with_deflate(selector & 1 != 0);
+        cfg = cfg.with_deflate(selector & 1 != 0).with_limits(Limits {
+            max_inflated_chunk_bytes: chunk_limit,
+            ..Limits::default()
+        });
         if selector & 2 != 0 { cfg = cfg.with_delivery(Delivery::Message); }
         if selector & 4 != 0 { cfg = cfg.with_no_masking(); }
         let whole = run(cfg, &[&input]);
@@ -808,5 +1155,40 @@ proptest! {
         }
         pieces.push(rest);
         prop_assert_eq!(run(server(), &pieces), whole);
+    }
+
+    #[test]
+    fn chunk_invariance_on_compressed_streams(
+        messages in proptest::collection::vec(arb_message(), 1..4),
+        n_frames in 1usize..4,
+        chunk_limit in 1usize..300,
+        splits in proptest::collection::vec(any::<usize>(), 0..8),
+    ) {
+        // Compressed messages, each split over `n_frames` frames and followed by a ping.
+        let mut input = Vec::new();
+        let mut expect = Vec::new();
+        for (i, (_, payload)) in messages.iter().enumerate() {
+            let z = compress(payload);
+            let piece_len = z.len().div_ceil(n_frames).max(1);
+            let pieces: Vec<&[u8]> = if z.is_empty() { vec![&z[..]] } else { z.chunks(piece_len).collect() };
+            for (j, piece) in pieces.iter().enumerate() {
+                let fin = if j + 1 == pieces.len() { 0x80 } else { 0 };
+                let op = if j == 0 { 0x42 } else { 0 };
+                input.extend(masked(fin | op, piece));
+            }
+            let ping = vec![i as u8; i];
+            input.extend(masked(0x89, &ping));
+            if !payload.is_empty() {
+                expect.push(data(payload));
+            }
+            expect.push(Event::Ping(Bytes::from(ping)));
+        }
+        let cfg = inflating(chunk_limit, 1 << 20);
+        let whole = run(cfg, &[&input]);
+        prop_assert_eq!(&whole.error, &None);
+        prop_assert_eq!(&whole.events, &expect);
+        let n_chunks: usize = messages.iter().map(|(_, p)| p.len().div_ceil(chunk_limit)).sum();
+        prop_assert_eq!(whole.inflated_chunks.len(), n_chunks);
+        prop_assert_eq!(run(cfg, &split_at_points(&input, &splits)), whole);
     }
 }
