@@ -162,10 +162,10 @@ fn sublist(c: &mut Criterion) {
             b.iter(|| {
                 let mut sl: Sublist<u32> = Sublist::new();
                 for i in 0..10_000u32 {
-                    sl.insert(b"foo.bar", queue.as_ref(), i).unwrap();
+                    sl.insert(b"foo.bar", queue.as_deref(), i).unwrap();
                 }
                 for i in 0..10_000u32 {
-                    black_box(sl.remove(b"foo.bar", queue.as_ref(), i));
+                    black_box(sl.remove(b"foo.bar", queue.as_deref(), i));
                 }
             });
         });
