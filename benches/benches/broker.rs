@@ -100,16 +100,22 @@ fn route(c: &mut Criterion) {
     group.finish();
 }
 
-fn sublist(c: &mut Criterion) {
-    let mut group = c.benchmark_group("broker_sublist");
-    let mut sl: Sublist<u32> = Sublist::new();
-    for i in 0..10_000u32 {
-        let subject = match i % 4 {
+/// The mixed subscription subjects of the sublist benches: literals, `*` and `>`.
+fn sub_subjects(n_subs: u32) -> Vec<String> {
+    (0..n_subs)
+        .map(|i| match i % 4 {
             0 => format!("svc.{}.req", i % 500),
             1 => format!("events.{}.*", i % 700),
             2 => format!("metrics.host{}.>", i % 300),
             _ => format!("chat.room{}.user{}", i % 100, i),
-        };
+        })
+        .collect()
+}
+
+fn sublist(c: &mut Criterion) {
+    let mut group = c.benchmark_group("broker_sublist");
+    let mut sl: Sublist<u32> = Sublist::new();
+    for (i, subject) in (0u32..).zip(sub_subjects(10_000)) {
         sl.insert(subject.as_bytes(), None, i).unwrap();
     }
     let subjects: Vec<Bytes> = (0..4096u32)
@@ -123,6 +129,47 @@ fn sublist(c: &mut Criterion) {
             }
         });
     });
+    // More distinct subjects than the cache holds, so most matches walk the trie.
+    let misses: Vec<Bytes> = (0..4096u32)
+        .map(|i| Bytes::from(format!("chat.room{}.user{}", i % 100, i * 4 + 3)))
+        .collect();
+    group.throughput(Throughput::Elements(misses.len() as u64));
+    group.bench_function("match_uncached_10k_subs", |b| {
+        b.iter(|| {
+            for s in &misses {
+                black_box(sl.matches(s));
+            }
+        });
+    });
+    let subjects = sub_subjects(10_000);
+    group.throughput(Throughput::Elements(subjects.len() as u64));
+    group.bench_function("insert_remove_10k_subs", |b| {
+        b.iter(|| {
+            let mut sl: Sublist<u32> = Sublist::new();
+            for (i, subject) in (0u32..).zip(&subjects) {
+                sl.insert(subject.as_bytes(), None, i).unwrap();
+            }
+            for (i, subject) in (0u32..).zip(&subjects) {
+                black_box(sl.remove(subject.as_bytes(), None, i));
+            }
+        });
+    });
+    // Many subscribers of one subject, as when many clients subscribe and then disconnect.
+    for queue in [None, Some(Bytes::from_static(b"workers"))] {
+        let name = if queue.is_some() { "queue" } else { "plain" };
+        group.throughput(Throughput::Elements(10_000));
+        group.bench_function(format!("insert_remove_10k_{name}_one_subject"), |b| {
+            b.iter(|| {
+                let mut sl: Sublist<u32> = Sublist::new();
+                for i in 0..10_000u32 {
+                    sl.insert(b"foo.bar", queue.as_deref(), i).unwrap();
+                }
+                for i in 0..10_000u32 {
+                    black_box(sl.remove(b"foo.bar", queue.as_deref(), i));
+                }
+            });
+        });
+    }
     group.finish();
 }
 

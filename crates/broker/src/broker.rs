@@ -2,6 +2,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::num::NonZeroU64;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -13,7 +15,7 @@ use crate::authseam::{AuthState, AuthStep, Credentials, Permissions, finish_hash
 use crate::config::{Config, FIRST_CLIENT_PING_INTERVAL, RTT_MEASUREMENT_INTERVAL};
 use crate::outq::OutQueue;
 use crate::proto::{Op, Parser, ParserLimits, ProtoError, PubRanges, Publish, Role};
-use crate::sublist::{InsertError, Sublist, SublistStats};
+use crate::sublist::{InsertError, Sublist, SublistStats, shrink_map, shrink_vec};
 use crate::types::{
     ClientId, ClientInfo, ClientParams, CloseReason, ConnectionType, Event, ServerStats, SubInfo,
 };
@@ -32,14 +34,18 @@ struct SubKey {
     generation: u32,
 }
 
+/// One subscription, as compact as its uses allow: a server may hold millions. The strings are
+/// boxed slices (no capacity word, no reference count); the sid is shared with the client's
+/// sid map.
 #[derive(Debug)]
 struct Subscription {
     client: ClientId,
-    sid: Bytes,
-    subject: Bytes,
-    queue: Option<Bytes>,
+    sid: Arc<[u8]>,
+    subject: Box<[u8]>,
+    queue: Option<Box<[u8]>>,
     delivered: u64,
-    max: Option<u64>,
+    /// The `UNSUB` limit; only a limit above zero is ever set.
+    max: Option<NonZeroU64>,
 }
 
 #[derive(Debug)]
@@ -152,7 +158,7 @@ struct Client {
     /// The CONNECT credentials, checked again on reload.
     creds: StoredCredentials,
     permissions: Option<Permissions>,
-    subs: HashMap<Bytes, SubKey>,
+    subs: HashMap<Arc<[u8]>, SubKey>,
     nonce: Option<String>,
     auth_deadline: Option<Instant>,
     ping_deadline: Option<Instant>,
@@ -282,7 +288,13 @@ pub struct Broker {
     slots: Vec<Slot>,
     free_slots: Vec<u32>,
     subs: Vec<SubSlot>,
-    free_subs: Vec<u32>,
+    /// Free slots of `subs`, lowest first: reusing the lowest keeps the live subscriptions at
+    /// the front, so that the free slots at the end can be dropped. It may still name slots
+    /// past the end of `subs`, which are skipped.
+    free_subs: BinaryHeap<Reverse<u32>>,
+    /// The generation a slot appended to `subs` starts at: above that of every slot the table
+    /// has dropped, so that no old `SubKey` can name a new subscription.
+    next_sub_generation: u32,
     sublist: Sublist<SubKey>,
     events: VecDeque<Event>,
     timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
@@ -324,7 +336,8 @@ impl Broker {
             slots: Vec::new(),
             free_slots: Vec::new(),
             subs: Vec::new(),
-            free_subs: Vec::new(),
+            free_subs: BinaryHeap::new(),
+            next_sub_generation: 0,
             // Derived from the seed without consuming the generator, so the sequence of queue
             // choices and jitter stays what it was.
             sublist: Sublist::with_seed(sublist_seed),
@@ -1281,7 +1294,7 @@ impl Broker {
         self.stats.out_msgs += 1;
         self.stats.out_bytes += body_len;
         sub.delivered += 1;
-        if sub.max.is_some_and(|m| sub.delivered >= m) {
+        if sub.max.is_some_and(|m| sub.delivered >= m.get()) {
             self.remove_sub(key);
         }
         if was_empty {
@@ -1297,7 +1310,7 @@ impl Broker {
             .iter()
             .filter_map(|k| self.sub(*k))
             .find(|s| s.client == id)
-            .map(|s| s.sid.clone());
+            .map(|s| Arc::clone(&s.sid));
         let Some(sid) = sid else {
             return;
         };
@@ -1320,9 +1333,9 @@ impl Broker {
     ) {
         // Subscriptions live long: copy their strings out of the read buffer so they do not
         // pin it (bytes#679).
-        let subject = Bytes::copy_from_slice(&subject);
-        let queue = queue.map(|q| Bytes::copy_from_slice(&q));
-        let sid = Bytes::copy_from_slice(&sid);
+        let subject: Box<[u8]> = subject[..].into();
+        let queue: Option<Box<[u8]>> = queue.map(|q| q[..].into());
+        let sid: Arc<[u8]> = sid[..].into();
         let max_subs = self.config.limits.max_subscriptions;
         let max_tokens = self.config.limits.max_subscription_tokens;
         let Some(c) = self.open_client_mut(id) else {
@@ -1335,7 +1348,7 @@ impl Broker {
             .as_mut()
             .is_none_or(|p| p.can_subscribe(&subject, queue.as_deref()));
         let n_subs = c.subs.len();
-        let duplicate = c.subs.contains_key(&sid);
+        let duplicate = c.subs.contains_key(&sid[..]);
         let queue_err = |q: &[u8]| {
             format!(
                 "Permissions Violation for Subscription to {} using queue {}",
@@ -1381,12 +1394,12 @@ impl Broker {
             }
             return;
         }
-        let index = match self.free_subs.pop() {
+        let index = match self.pop_free_sub_slot() {
             Some(i) => i,
             None => {
                 let i = u32::try_from(self.subs.len()).unwrap_or(u32::MAX);
                 self.subs.push(SubSlot {
-                    generation: 0,
+                    generation: self.next_sub_generation,
                     sub: None,
                 });
                 i
@@ -1394,10 +1407,10 @@ impl Broker {
         };
         let generation = self.subs.get(index as usize).map_or(0, |s| s.generation);
         let key = SubKey { index, generation };
-        match self.sublist.insert(&subject, queue.as_ref(), key) {
+        match self.sublist.insert(&subject, queue.as_deref(), key) {
             Ok(()) => {}
             Err(InsertError::InvalidSubject) => {
-                self.free_subs.push(index);
+                self.free_sub_slot(index);
                 self.send_err(id, now, "Invalid Subject");
                 return;
             }
@@ -1405,9 +1418,9 @@ impl Broker {
         if let Some(slot) = self.subs.get_mut(index as usize) {
             slot.sub = Some(Subscription {
                 client: id,
-                sid: sid.clone(),
+                sid: Arc::clone(&sid),
                 subject,
-                queue: queue.clone(),
+                queue,
                 delivered: 0,
                 max: None,
             });
@@ -1426,7 +1439,7 @@ impl Broker {
             return;
         };
         let verbose = c.opts.verbose;
-        let key = c.subs.get(sid).copied();
+        let key = c.subs.get(&sid[..]).copied();
         if verbose {
             self.send_ok(id, now);
         }
@@ -1434,8 +1447,8 @@ impl Broker {
             return;
         };
         let remove_now = match (max, self.sub_mut(key)) {
-            (Some(m), Some(sub)) if m > 0 && m > sub.delivered => {
-                sub.max = Some(m);
+            (Some(m), Some(sub)) if m > sub.delivered => {
+                sub.max = NonZeroU64::new(m);
                 false
             }
             _ => true,
@@ -1456,13 +1469,63 @@ impl Broker {
             return;
         };
         slot.generation = slot.generation.wrapping_add(1);
-        self.free_subs.push(key.index);
-        self.sublist.remove(&sub.subject, sub.queue.as_ref(), key);
+        self.sublist.remove(&sub.subject, sub.queue.as_deref(), key);
         self.stats.subscriptions = self.stats.subscriptions.saturating_sub(1);
+        self.free_sub_slot(key.index);
         if let Some(c) = self.client_mut(sub.client)
             && c.subs.get(&sub.sid) == Some(&key)
         {
             c.subs.remove(&sub.sid);
+            shrink_map(&mut c.subs);
+        }
+    }
+
+    /// The lowest free slot of `subs`. Entries for slots that were dropped (and perhaps
+    /// appended again since) are skipped.
+    fn pop_free_sub_slot(&mut self) -> Option<u32> {
+        while let Some(Reverse(index)) = self.free_subs.pop() {
+            if self
+                .subs
+                .get(index as usize)
+                .is_some_and(|slot| slot.sub.is_none())
+            {
+                return Some(index);
+            }
+        }
+        None
+    }
+
+    /// Marks a slot of `subs` free and gives back the table's memory after many subscriptions
+    /// went away: the free slots at its end are dropped and the table and the free list shrink
+    /// once under a quarter full. A `Vec` never shrinks by itself, so a spike of subscriptions
+    /// would otherwise be held for the server's lifetime. Every step is paid for by the
+    /// removals before it.
+    fn free_sub_slot(&mut self, index: u32) {
+        self.free_subs.push(Reverse(index));
+        if index as usize + 1 == self.subs.len() {
+            while let Some(last) = self.subs.last() {
+                if last.sub.is_some() {
+                    break;
+                }
+                self.next_sub_generation = self.next_sub_generation.max(last.generation);
+                self.subs.pop();
+            }
+            shrink_vec(&mut self.subs);
+        }
+        // Entries for dropped slots are stale; rebuild the list from the free slots once they
+        // are most of it.
+        let n_free = self.subs.len().saturating_sub(self.stats.subscriptions);
+        if self.free_subs.len() > 2 * n_free + 64 {
+            let mut free = std::mem::take(&mut self.free_subs).into_vec();
+            free.retain(|Reverse(i)| {
+                self.subs
+                    .get(*i as usize)
+                    .is_some_and(|slot| slot.sub.is_none())
+            });
+            free.sort_unstable();
+            free.dedup();
+            shrink_vec(&mut free);
+            self.free_subs = BinaryHeap::from(free);
         }
     }
 
@@ -1991,7 +2054,7 @@ fn sub_info(s: &Subscription, cid: u64) -> SubInfo {
             .map(|q| String::from_utf8_lossy(q).into_owned()),
         sid: String::from_utf8_lossy(&s.sid).into_owned(),
         msgs: s.delivered,
-        max: s.max,
+        max: s.max.map(NonZeroU64::get),
         cid,
     }
 }
@@ -2040,7 +2103,7 @@ impl Broker {
                 let sub = self
                     .sub(*key)
                     .ok_or("client sid maps to a dead subscription")?;
-                if sub.client != id || sub.sid != sid {
+                if sub.client != id || sub.sid != *sid {
                     return Err("subscription owner mismatch".to_owned());
                 }
             }
@@ -2056,6 +2119,16 @@ impl Broker {
         if n_live != self.stats.subscriptions {
             return Err("subscription counter drifted".to_owned());
         }
+        if self.subs.last().is_some_and(|slot| slot.sub.is_none()) {
+            return Err("the subscription table ends with a free slot".to_owned());
+        }
+        let n_free = self.subs.len() - n_live;
+        if self.free_subs.len() > 2 * n_free + 64 {
+            return Err(format!(
+                "free list of {} entries for {n_free} free slots",
+                self.free_subs.len()
+            ));
+        }
         if n_open != self.stats.connections {
             return Err(format!(
                 "connection counter {} but {n_open} open",
@@ -2065,3 +2138,6 @@ impl Broker {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -61,44 +61,170 @@ pub enum InsertError {
     InvalidSubject,
 }
 
+/// Lists shorter than this are searched linearly on removal; a list that grows past it gets a
+/// position index ([`Members`]).
+const INDEX_MIN_LEN: usize = 16;
+
+/// A map or list whose capacity exceeds this many entries is shrunk once it is less than a
+/// quarter full, so that memory taken by a spike of subscriptions is given back.
+const SHRINK_MIN_CAPACITY: usize = 16;
+
+/// The subscriptions that end at one node (or one queue group's members there).
+///
+/// Most nodes hold one subscription, so the list starts with room for exactly one and the
+/// position index is built only once the list is long: below [`INDEX_MIN_LEN`] entries a
+/// removal scans. The index keeps removal constant-time when many subscribers of one subject
+/// all disconnect, which would otherwise cost quadratic time.
 #[derive(Debug)]
-struct Node<T> {
-    literal: HashMap<Vec<u8>, Self>,
-    star: Option<Box<Self>>,
-    full: Option<Box<Self>>,
-    plain: Vec<T>,
-    /// Where each value sits in `plain`, so a removal does not scan (many subscribers of one
-    /// subject all disconnecting would otherwise cost quadratic time).
-    plain_pos: HashMap<T, usize>,
-    queues: Vec<(Bytes, Vec<T>)>,
-    /// Where each queue group sits in `queues`.
-    group_pos: HashMap<Bytes, usize>,
-    /// Where each queue subscriber sits in its group's member list.
-    member_pos: HashMap<T, usize>,
+struct Members<T> {
+    list: Vec<T>,
+    /// Where each value sits in `list`; present while the list is long.
+    #[expect(
+        clippy::box_collection,
+        reason = "one pointer in every node instead of a 48-byte empty map"
+    )]
+    pos: Option<Box<HashMap<T, usize>>>,
 }
 
-impl<T> Default for Node<T> {
+impl<T> Default for Members<T> {
+    fn default() -> Self {
+        Self {
+            list: Vec::new(),
+            pos: None,
+        }
+    }
+}
+
+impl<T: Copy + Eq + Hash> Members<T> {
+    fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    fn push(&mut self, value: T) {
+        if self.list.is_empty() {
+            self.list.reserve_exact(1);
+        }
+        let at = self.list.len();
+        self.list.push(value);
+        match &mut self.pos {
+            Some(pos) => {
+                pos.entry(value).or_insert(at);
+            }
+            None if self.list.len() > INDEX_MIN_LEN => {
+                let mut pos = HashMap::with_capacity(self.list.len());
+                for (at, v) in self.list.iter().enumerate() {
+                    pos.entry(*v).or_insert(at);
+                }
+                self.pos = Some(Box::new(pos));
+            }
+            None => {}
+        }
+    }
+
+    /// Removes `value`; returns whether it was present.
+    fn remove(&mut self, value: T) -> bool {
+        let at = match &mut self.pos {
+            Some(pos) => match pos.remove(&value) {
+                Some(at) if self.list.get(at) == Some(&value) => at,
+                _ => return false,
+            },
+            None => match self.list.iter().position(|v| *v == value) {
+                Some(at) => at,
+                None => return false,
+            },
+        };
+        self.list.swap_remove(at);
+        if let (Some(pos), Some(moved)) = (&mut self.pos, self.list.get(at)) {
+            pos.insert(*moved, at);
+        }
+        // Half the threshold, so that a list hovering around it does not rebuild each time.
+        if self.list.len() < INDEX_MIN_LEN / 2 {
+            self.pos = None;
+        } else if let Some(pos) = &mut self.pos {
+            shrink_map(pos);
+        }
+        if self.list.is_empty() {
+            self.list = Vec::new();
+        } else {
+            shrink_vec(&mut self.list);
+        }
+        true
+    }
+}
+
+/// Gives back a list's memory once it is less than a quarter full.
+pub(crate) fn shrink_vec<E>(list: &mut Vec<E>) {
+    let cap = list.capacity();
+    if cap > SHRINK_MIN_CAPACITY && list.len() < cap / 4 {
+        list.shrink_to(list.len() * 2);
+    }
+}
+
+/// Gives back a map's table once it is less than a quarter full (rehashing costs one pass,
+/// paid for by the removals that emptied it).
+pub(crate) fn shrink_map<K: Eq + Hash, V, S: BuildHasher>(map: &mut HashMap<K, V, S>) {
+    let cap = map.capacity();
+    if cap > SHRINK_MIN_CAPACITY && map.len() < cap / 4 {
+        map.shrink_to(map.len() * 2);
+    }
+}
+
+/// The queue groups whose subscriptions end at one node. Few nodes have any, so a node holds
+/// them behind one pointer.
+#[derive(Debug)]
+struct Groups<T> {
+    /// Each queue name with its members.
+    list: Vec<(Bytes, Members<T>)>,
+    /// Where each queue group sits in `list`.
+    pos: HashMap<Bytes, usize>,
+}
+
+/// A node's children: literal tokens, `*` and `>`. Most nodes are leaves, so a node holds its
+/// children behind one pointer.
+#[derive(Debug)]
+struct Children<T> {
+    /// Child nodes are boxed so that a wide level's table holds pointers, not nodes.
+    literal: HashMap<Box<[u8]>, Box<Node<T>>>,
+    star: Option<Box<Node<T>>>,
+    full: Option<Box<Node<T>>>,
+}
+
+impl<T> Default for Children<T> {
     fn default() -> Self {
         Self {
             literal: HashMap::new(),
             star: None,
             full: None,
-            plain: Vec::new(),
-            plain_pos: HashMap::new(),
-            queues: Vec::new(),
-            group_pos: HashMap::new(),
-            member_pos: HashMap::new(),
+        }
+    }
+}
+
+impl<T> Children<T> {
+    fn is_empty(&self) -> bool {
+        self.literal.is_empty() && self.star.is_none() && self.full.is_none()
+    }
+}
+
+#[derive(Debug)]
+struct Node<T> {
+    children: Option<Box<Children<T>>>,
+    plain: Members<T>,
+    queues: Option<Box<Groups<T>>>,
+}
+
+impl<T> Default for Node<T> {
+    fn default() -> Self {
+        Self {
+            children: None,
+            plain: Members::default(),
+            queues: None,
         }
     }
 }
 
 impl<T> Node<T> {
     fn is_empty(&self) -> bool {
-        self.literal.is_empty()
-            && self.star.is_none()
-            && self.full.is_none()
-            && self.plain.is_empty()
-            && self.queues.is_empty()
+        self.children.is_none() && self.plain.list.is_empty() && self.queues.is_none()
     }
 }
 
@@ -248,7 +374,7 @@ impl<T: Copy + Eq + Hash> Sublist<T> {
     pub fn insert(
         &mut self,
         subject: &[u8],
-        queue: Option<&Bytes>,
+        queue: Option<&[u8]>,
         value: T,
     ) -> Result<(), InsertError> {
         if !subject::is_valid_subscription(subject)
@@ -258,28 +384,33 @@ impl<T: Copy + Eq + Hash> Sublist<T> {
         }
         let mut node = &mut self.root;
         for token in subject.split(|b| *b == b'.') {
+            let children = node.children.get_or_insert_with(Box::default);
             node = match token {
-                b"*" => node.star.get_or_insert_with(Box::default),
-                b">" => node.full.get_or_insert_with(Box::default),
-                _ => node.literal.entry(token.to_vec()).or_default(),
+                b"*" => children.star.get_or_insert_with(Box::default),
+                b">" => children.full.get_or_insert_with(Box::default),
+                _ => children.literal.entry(token.into()).or_default(),
             };
         }
         match queue {
-            None => {
-                node.plain_pos.entry(value).or_insert(node.plain.len());
-                node.plain.push(value);
+            None => node.plain.push(value),
+            Some(q) => {
+                let groups = node.queues.get_or_insert_with(|| {
+                    Box::new(Groups {
+                        list: Vec::new(),
+                        pos: HashMap::new(),
+                    })
+                });
+                match groups.pos.get(q).and_then(|i| groups.list.get_mut(*i)) {
+                    Some((_, members)) => members.push(value),
+                    None => {
+                        let mut members = Members::default();
+                        members.push(value);
+                        let name = Bytes::copy_from_slice(q);
+                        groups.pos.insert(name.clone(), groups.list.len());
+                        groups.list.push((name, members));
+                    }
+                }
             }
-            Some(q) => match node.group_pos.get(q).and_then(|i| node.queues.get_mut(*i)) {
-                Some((_, members)) => {
-                    node.member_pos.entry(value).or_insert(members.len());
-                    members.push(value);
-                }
-                None => {
-                    node.group_pos.insert(q.clone(), node.queues.len());
-                    node.member_pos.entry(value).or_insert(0);
-                    node.queues.push((q.clone(), vec![value]));
-                }
-            },
         }
         self.count += 1;
         self.inserts += 1;
@@ -288,7 +419,7 @@ impl<T: Copy + Eq + Hash> Sublist<T> {
     }
 
     /// Removes `value` from `subject` (and `queue`). Returns whether it was present.
-    pub fn remove(&mut self, subject: &[u8], queue: Option<&Bytes>, value: T) -> bool {
+    pub fn remove(&mut self, subject: &[u8], queue: Option<&[u8]>, value: T) -> bool {
         let tokens: Vec<&[u8]> = subject.split(|b| *b == b'.').collect();
         let removed = Self::remove_at(&mut self.root, &tokens, queue, value);
         if removed {
@@ -312,83 +443,83 @@ impl<T: Copy + Eq + Hash> Sublist<T> {
         self.cached_handles -= freed.min(self.cached_handles);
     }
 
-    fn remove_at(node: &mut Node<T>, tokens: &[&[u8]], queue: Option<&Bytes>, value: T) -> bool {
+    fn remove_at(node: &mut Node<T>, tokens: &[&[u8]], queue: Option<&[u8]>, value: T) -> bool {
         let Some((first, rest)) = tokens.split_first() else {
             return match queue {
-                None => {
-                    let Some(pos) = node.plain_pos.remove(&value) else {
-                        return false;
-                    };
-                    node.plain.swap_remove(pos);
-                    if let Some(moved) = node.plain.get(pos) {
-                        node.plain_pos.insert(*moved, pos);
-                    }
-                    true
-                }
-                Some(q) => {
-                    // Both lookups are indexed and both removals swap, so removing the many
-                    // members of a large queue group (a mass disconnect) is linear overall.
-                    // Member order does not matter: the broker starts at a random member.
-                    let Some(&group_idx) = node.group_pos.get(q) else {
-                        return false;
-                    };
-                    let Some((_, members)) = node.queues.get_mut(group_idx) else {
-                        return false;
-                    };
-                    let Some(&pos) = node.member_pos.get(&value) else {
-                        return false;
-                    };
-                    if members.get(pos) != Some(&value) {
-                        return false;
-                    }
-                    node.member_pos.remove(&value);
-                    members.swap_remove(pos);
-                    if let Some(moved) = members.get(pos) {
-                        node.member_pos.insert(*moved, pos);
-                    }
-                    if members.is_empty() {
-                        node.group_pos.remove(q);
-                        node.queues.swap_remove(group_idx);
-                        if let Some((moved, _)) = node.queues.get(group_idx) {
-                            node.group_pos.insert(moved.clone(), group_idx);
-                        }
-                    }
-                    true
-                }
+                None => node.plain.remove(value),
+                Some(q) => Self::remove_member(node, q, value),
             };
         };
-        match *first {
-            b"*" => {
-                let Some(child) = node.star.as_deref_mut() else {
-                    return false;
-                };
-                let removed = Self::remove_at(child, rest, queue, value);
-                if child.is_empty() {
-                    node.star = None;
-                }
-                removed
-            }
-            b">" => {
-                let Some(child) = node.full.as_deref_mut() else {
-                    return false;
-                };
-                let removed = Self::remove_at(child, rest, queue, value);
-                if child.is_empty() {
-                    node.full = None;
-                }
-                removed
-            }
+        let Some(children) = node.children.as_deref_mut() else {
+            return false;
+        };
+        let removed = match *first {
+            b"*" => Self::remove_from_child(&mut children.star, rest, queue, value),
+            b">" => Self::remove_from_child(&mut children.full, rest, queue, value),
             token => {
-                let Some(child) = node.literal.get_mut(token) else {
+                let Some(child) = children.literal.get_mut(token) else {
                     return false;
                 };
                 let removed = Self::remove_at(child, rest, queue, value);
                 if child.is_empty() {
-                    node.literal.remove(token);
+                    children.literal.remove(token);
+                    shrink_map(&mut children.literal);
                 }
                 removed
+            }
+        };
+        if children.is_empty() {
+            node.children = None;
+        }
+        removed
+    }
+
+    fn remove_from_child(
+        slot: &mut Option<Box<Node<T>>>,
+        tokens: &[&[u8]],
+        queue: Option<&[u8]>,
+        value: T,
+    ) -> bool {
+        let Some(child) = slot.as_deref_mut() else {
+            return false;
+        };
+        let removed = Self::remove_at(child, tokens, queue, value);
+        if child.is_empty() {
+            *slot = None;
+        }
+        removed
+    }
+
+    /// Removes a queue subscriber. Both lookups are indexed and both removals swap, so removing
+    /// the many members of a large queue group (a mass disconnect) is linear overall. Member
+    /// order does not matter: the broker starts at a random member.
+    fn remove_member(node: &mut Node<T>, queue: &[u8], value: T) -> bool {
+        let Some(groups) = node.queues.as_deref_mut() else {
+            return false;
+        };
+        let Some(&group_idx) = groups.pos.get(queue) else {
+            return false;
+        };
+        let Some((_, members)) = groups.list.get_mut(group_idx) else {
+            return false;
+        };
+        if !members.remove(value) {
+            return false;
+        }
+        if members.is_empty() {
+            groups.pos.remove(queue);
+            groups.list.swap_remove(group_idx);
+            if let Some((moved, _)) = groups.list.get(group_idx) {
+                groups.pos.insert(moved.clone(), group_idx);
+            }
+            if groups.list.is_empty() {
+                node.queues = None;
+            } else {
+                shrink_map(&mut groups.pos);
+                shrink_vec(&mut groups.list);
             }
         }
+        true
     }
 
     /// Every subscription that matches the publish `subject`. Subjects with an empty token match
@@ -442,16 +573,19 @@ impl<T: Copy + Eq + Hash> Sublist<T> {
         result: &mut MatchResult<T>,
         groups: &mut HashMap<&'n [u8], usize>,
     ) {
-        result.plain.extend_from_slice(&node.plain);
-        for (name, members) in &node.queues {
+        result.plain.extend_from_slice(&node.plain.list);
+        let Some(node_groups) = &node.queues else {
+            return;
+        };
+        for (name, members) in &node_groups.list {
             match groups
                 .get(&name[..])
                 .and_then(|pos| result.queues.get_mut(*pos))
             {
-                Some((_, all)) => all.extend_from_slice(members),
+                Some((_, all)) => all.extend_from_slice(&members.list),
                 None => {
                     groups.insert(&name[..], result.queues.len());
-                    result.queues.push((name.clone(), members.clone()));
+                    result.queues.push((name.clone(), members.list.clone()));
                 }
             }
         }
@@ -467,13 +601,16 @@ impl<T: Copy + Eq + Hash> Sublist<T> {
             Self::add_node(node, result, groups);
             return;
         };
-        if let Some(full) = &node.full {
+        let Some(children) = &node.children else {
+            return;
+        };
+        if let Some(full) = &children.full {
             Self::add_node(full, result, groups);
         }
-        if let Some(star) = &node.star {
+        if let Some(star) = &children.star {
             Self::collect(star, rest, result, groups);
         }
-        if let Some(child) = node.literal.get(*first) {
+        if let Some(child) = children.literal.get(*first) {
             Self::collect(child, rest, result, groups);
         }
     }

@@ -348,6 +348,30 @@ fn queue_groups_one_per_group_and_fair() {
     assert!(counts.iter().all(|c| *c > 60), "{counts:?}");
 }
 
+/// A queue group that grew past the sublist's index threshold and shrank again still spreads
+/// messages over every remaining member.
+#[test]
+fn large_queue_group_fair_after_removals() {
+    let mut sim = Sim::new(Config::default());
+    let member = sim.connected_client("{\"verbose\":false}");
+    for sid in 1..=40 {
+        sim.send(member, &format!("SUB work q1 {sid}\r\n"));
+    }
+    for sid in 11..=40 {
+        sim.send(member, &format!("UNSUB {sid}\r\n"));
+    }
+    let publ = sim.connected_client("{\"verbose\":false}");
+    for _ in 0..1000 {
+        sim.send(publ, "PUB work 1\r\nx\r\n");
+    }
+    let out = sim.take_str(member);
+    let counts: Vec<usize> = (1..=10)
+        .map(|sid| out.matches(&format!("MSG work {sid} 1\r\n")).count())
+        .collect();
+    assert_eq!(counts.iter().sum::<usize>(), 1000, "{counts:?}");
+    assert!(counts.iter().all(|c| *c > 50), "{counts:?}");
+}
+
 #[test]
 fn reserved_subjects() {
     check(

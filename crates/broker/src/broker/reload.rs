@@ -24,9 +24,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
-
-use bytes::Bytes;
 
 use super::{Broker, Phase, SubKey};
 use crate::Config;
@@ -287,13 +286,15 @@ impl Broker {
         let Some(mut perms) = user.permissions else {
             return;
         };
-        let mut subs: Vec<(Bytes, SubKey)> = c
+        let mut subs: Vec<(Arc<[u8]>, SubKey)> = c
             .subs
             .iter()
-            .map(|(sid, key)| (sid.clone(), *key))
+            .map(|(sid, key)| (Arc::clone(sid), *key))
             .collect();
         subs.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut removed: Vec<(Bytes, Bytes, SubKey)> = Vec::new();
+        // Each removed subscription's sid, subject and key.
+        type Removed = (Arc<[u8]>, Box<[u8]>, SubKey);
+        let mut removed: Vec<Removed> = Vec::new();
         for (sid, key) in subs {
             let Some(sub) = self.sub(key) else {
                 continue;

@@ -64,9 +64,9 @@ fn invalid_inserts() {
 fn queue_groups() {
     let mut sl = Sublist::new();
     let q1 = b("q1");
-    sl.insert(b"foo.*", Some(&q1), 1).unwrap();
-    sl.insert(b"foo.bar", Some(&q1), 2).unwrap();
-    sl.insert(b"foo.bar", Some(&b("q2")), 3).unwrap();
+    sl.insert(b"foo.*", Some(&q1[..]), 1).unwrap();
+    sl.insert(b"foo.bar", Some(&q1[..]), 2).unwrap();
+    sl.insert(b"foo.bar", Some(&b("q2")[..]), 3).unwrap();
     sl.insert(b"foo.bar", None, 4).unwrap();
     let (plain, queues) = matched(&mut sl, "foo.bar");
     assert_eq!(plain, vec![4]);
@@ -74,8 +74,8 @@ fn queue_groups() {
         queues,
         vec![("q1".to_owned(), vec![1, 2]), ("q2".to_owned(), vec![3])]
     );
-    assert!(sl.remove(b"foo.bar", Some(&q1), 2));
-    assert!(!sl.remove(b"foo.bar", Some(&q1), 2));
+    assert!(sl.remove(b"foo.bar", Some(&q1[..]), 2));
+    assert!(!sl.remove(b"foo.bar", Some(&q1[..]), 2));
     assert_eq!(matched(&mut sl, "foo.bar").1[0], ("q1".to_owned(), vec![1]));
 }
 
@@ -146,7 +146,7 @@ proptest! {
             match action {
                 Action::Insert(s, q) => {
                     let queue = q.map(|n| b(&format!("q{n}")));
-                    let res = sl.insert(s.as_bytes(), queue.as_ref(), next);
+                    let res = sl.insert(s.as_bytes(), queue.as_deref(), next);
                     prop_assert_eq!(res.is_ok(), subject::is_valid_subscription(s.as_bytes()));
                     if res.is_ok() {
                         naive.push((s, queue, next));
@@ -156,7 +156,7 @@ proptest! {
                 Action::Remove(i) => {
                     if !naive.is_empty() {
                         let (s, q, v) = naive.remove(i % naive.len());
-                        prop_assert!(sl.remove(s.as_bytes(), q.as_ref(), v));
+                        prop_assert!(sl.remove(s.as_bytes(), q.as_deref(), v));
                     }
                 }
                 Action::Match(subj) => {
@@ -209,7 +209,7 @@ fn cache_is_bounded_by_handles() {
     assert!(sl.stats().num_cache as usize <= MAX_CACHE_HANDLES / 1000);
     // Too large to cache at all, but matched every time.
     for v in 1000..(u32::try_from(MAX_CACHE_HANDLES / 16).unwrap() + 1000) {
-        sl.insert(b"big.>", Some(&b("q")), v).unwrap();
+        sl.insert(b"big.>", Some(&b("q")[..]), v).unwrap();
     }
     let r = sl.matches(b"big.x");
     assert_eq!(r.n_handles(), 1000 + MAX_CACHE_HANDLES / 16);
@@ -271,7 +271,7 @@ fn queue_indexes_survive_swaps() {
     let mut sl: Sublist<u32> = Sublist::new();
     let group = |v: u32| b(&format!("g{}", v % 7));
     for v in 0..300u32 {
-        sl.insert(b"foo", Some(&group(v)), v).unwrap();
+        sl.insert(b"foo", Some(&group(v)[..]), v).unwrap();
     }
     let mut left: Vec<u32> = (0..300).collect();
     for v in (0..300u32)
@@ -280,11 +280,11 @@ fn queue_indexes_survive_swaps() {
     {
         // The wrong group never removes it.
         assert!(
-            !sl.remove(b"foo", Some(&group(v + 1)), v),
+            !sl.remove(b"foo", Some(&group(v + 1)[..]), v),
             "{v} wrong group"
         );
-        assert!(sl.remove(b"foo", Some(&group(v)), v), "{v}");
-        assert!(!sl.remove(b"foo", Some(&group(v)), v), "{v} twice");
+        assert!(sl.remove(b"foo", Some(&group(v)[..]), v), "{v}");
+        assert!(!sl.remove(b"foo", Some(&group(v)[..]), v), "{v} twice");
         left.retain(|x| *x != v);
         let (_, queues) = matched(&mut sl, "foo");
         let mut expect: Vec<(String, Vec<u32>)> = Vec::new();
@@ -297,4 +297,107 @@ fn queue_indexes_survive_swaps() {
         assert_eq!(queues, expect);
     }
     assert!(sl.is_empty());
+}
+
+/// The node a literal subject ends at.
+fn node_at<'a>(sl: &'a Sublist<u32>, subject: &str) -> Option<&'a Node<u32>> {
+    let mut node = &sl.root;
+    for token in subject.split('.') {
+        node = node.children.as_ref()?.literal.get(token.as_bytes())?;
+    }
+    Some(node)
+}
+
+/// A plain list gets its position index only past `INDEX_MIN_LEN` entries and loses it below
+/// half that, and matching and removal are right on both sides of the threshold.
+#[test]
+fn position_index_built_past_threshold_and_dropped_below() {
+    let mut sl: Sublist<u32> = Sublist::new();
+    let n = u32::try_from(INDEX_MIN_LEN).unwrap();
+    for v in 0..n {
+        sl.insert(b"foo.bar", None, v).unwrap();
+    }
+    assert!(node_at(&sl, "foo.bar").unwrap().plain.pos.is_none());
+    sl.insert(b"foo.bar", None, n).unwrap();
+    assert!(node_at(&sl, "foo.bar").unwrap().plain.pos.is_some());
+    let mut left: Vec<u32> = (0..=n).collect();
+    // Remove from the middle so that every removal moves another value.
+    while let Some(v) = left.get(left.len() / 2).copied() {
+        assert!(sl.remove(b"foo.bar", None, v), "{v}");
+        assert!(!sl.remove(b"foo.bar", None, v), "{v} twice");
+        left.retain(|x| *x != v);
+        assert_eq!(matched(&mut sl, "foo.bar").0, sorted(left.clone()));
+        if let Some(node) = node_at(&sl, "foo.bar") {
+            assert_eq!(
+                node.plain.pos.is_some(),
+                left.len() >= INDEX_MIN_LEN / 2,
+                "{} left",
+                left.len()
+            );
+        }
+    }
+    assert!(sl.root.is_empty());
+}
+
+/// A queue group past the index threshold keeps every member exactly once through removals,
+/// so the broker's random start still spreads messages over all of them.
+#[test]
+fn large_queue_group_keeps_each_member_once() {
+    let mut sl: Sublist<u32> = Sublist::new();
+    for v in 0..100u32 {
+        sl.insert(b"work", Some(b"q"), v).unwrap();
+    }
+    for v in (0..100u32).filter(|v| v % 10 != 0) {
+        assert!(sl.remove(b"work", Some(b"q"), v), "{v}");
+    }
+    let (_, queues) = matched(&mut sl, "work");
+    assert_eq!(
+        queues,
+        vec![("q".to_owned(), (0..100).step_by(10).collect::<Vec<u32>>())]
+    );
+    let node = node_at(&sl, "work").unwrap();
+    let groups = node.queues.as_ref().unwrap();
+    let members = &groups.list.first().unwrap().1;
+    assert!(members.pos.is_some());
+    assert!(members.list.capacity() <= 4 * members.list.len());
+}
+
+/// After a spike of subscriptions is removed, the tables that held them are given back: the
+/// wide level's child table and the long plain list shrink, and empty nodes disappear.
+#[test]
+fn shrinks_after_mass_removal() {
+    let mut sl: Sublist<u32> = Sublist::new();
+    for v in 0..10_000u32 {
+        sl.insert(format!("foo.bar.{v}").as_bytes(), None, v)
+            .unwrap();
+        sl.insert(b"many", None, v).unwrap();
+    }
+    for v in 10..10_000u32 {
+        assert!(sl.remove(format!("foo.bar.{v}").as_bytes(), None, v));
+        assert!(sl.remove(b"many", None, v));
+    }
+    let wide = &node_at(&sl, "foo.bar")
+        .unwrap()
+        .children
+        .as_ref()
+        .unwrap()
+        .literal;
+    assert_eq!(wide.len(), 10);
+    assert!(
+        wide.capacity() <= 4 * SHRINK_MIN_CAPACITY,
+        "{}",
+        wide.capacity()
+    );
+    let many = &node_at(&sl, "many").unwrap().plain;
+    assert!(many.list.capacity() <= 4 * SHRINK_MIN_CAPACITY);
+    // Ten is above half the threshold, so the index stays until fewer remain.
+    assert!(many.pos.is_some());
+    assert_eq!(matched(&mut sl, "foo.bar.3").0, vec![3]);
+    assert_eq!(matched(&mut sl, "many").0, (0..10).collect::<Vec<u32>>());
+    for v in 0..10u32 {
+        assert!(sl.remove(format!("foo.bar.{v}").as_bytes(), None, v));
+        assert!(sl.remove(b"many", None, v));
+    }
+    assert!(sl.root.is_empty());
+    assert!(sl.root.children.is_none());
 }

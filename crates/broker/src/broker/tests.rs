@@ -1,0 +1,82 @@
+use super::*;
+
+/// A connected client with `verbose` off; its INFO and the rest of its output so far dropped.
+fn connected(broker: &mut Broker, now: Instant) -> ClientId {
+    let addr = core::net::SocketAddr::from(([127, 0, 0, 1], 4000));
+    let id = broker.register_client(now, ClientParams::new(ConnectionType::Standard, addr));
+    send(broker, id, now, "CONNECT {\"verbose\":false}\r\n");
+    take(broker, id);
+    id
+}
+
+fn send(broker: &mut Broker, id: ClientId, now: Instant, input: &str) {
+    let mut buf = BytesMut::from(input.as_bytes());
+    broker.handle_input(id, now, &mut buf);
+    assert!(buf.is_empty(), "input left over");
+    while broker.poll_event().is_some() {}
+    assert_eq!(broker.check_invariants(), Ok(()));
+}
+
+fn take(broker: &mut Broker, id: ClientId) -> String {
+    let mut buf = BytesMut::new();
+    if let Some(q) = broker.outbound(id) {
+        q.drain_into(&mut buf);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn subs(prefix: &str, sids: std::ops::Range<u32>) -> String {
+    sids.map(|i| format!("SUB {prefix}.{i} {i}\r\n")).collect()
+}
+
+fn unsubs(sids: std::ops::Range<u32>) -> String {
+    sids.map(|i| format!("UNSUB {i}\r\n")).collect()
+}
+
+/// After a spike of subscriptions goes away (by UNSUB and by closing), the subscription table,
+/// its free list and the client's sid map give their memory back, and the subscriptions made
+/// afterwards get fresh keys and work.
+#[test]
+fn subscription_tables_shrink_after_a_spike() {
+    let now = Instant::now();
+    let mut broker = Broker::new(Config::default(), now);
+    let a = connected(&mut broker, now);
+    let b = connected(&mut broker, now);
+    send(&mut broker, a, now, &subs("a", 0..3000));
+    send(&mut broker, b, now, &subs("b", 0..3000));
+    assert_eq!(broker.subs.len(), 6000);
+    send(&mut broker, a, now, &unsubs(0..3000));
+    // The other client's subscriptions sit at the end, so the slots stay, free.
+    assert_eq!(broker.subs.len(), 6000);
+    assert!(broker.client(a).is_some_and(|c| c.subs.capacity() < 64));
+    // The lowest free slots are reused first.
+    send(&mut broker, a, now, &subs("a", 0..10));
+    assert!(
+        broker
+            .client(a)
+            .is_some_and(|c| c.subs.values().all(|k| k.index < 10))
+    );
+    send(&mut broker, b, now, "PUB a.7 1\r\nx\r\n");
+    assert_eq!(take(&mut broker, a), "MSG a.7 7 1\r\nx\r\n");
+    let old_generation = broker.subs.get(5000).map(|slot| slot.generation);
+    broker.remove_client(b, now);
+    while broker.poll_event().is_some() {}
+    assert_eq!(broker.check_invariants(), Ok(()));
+    assert_eq!(broker.subs.len(), 10);
+    assert!(broker.subs.capacity() < 64, "{}", broker.subs.capacity());
+    assert!(broker.free_subs.capacity() < 128);
+    // Slots appended again start above every generation the table dropped.
+    send(&mut broker, a, now, &subs("c", 100..5100));
+    let new_generation = broker.subs.get(5000).map(|slot| slot.generation);
+    assert!(new_generation > old_generation);
+    send(
+        &mut broker,
+        a,
+        now,
+        "PUB c.4321 1\r\ny\r\nPUB b.3 1\r\nz\r\n",
+    );
+    assert_eq!(take(&mut broker, a), "MSG c.4321 4321 1\r\ny\r\n");
+    send(&mut broker, a, now, &unsubs(0..5100));
+    assert!(broker.subs.is_empty());
+    assert_eq!(broker.sublist.len(), 0);
+}
