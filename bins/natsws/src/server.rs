@@ -38,6 +38,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// Largest HTTP request head the monitor accepts.
 const MAX_HTTP_HEAD_BYTES: usize = 16 * 1024;
+/// Pipelined monitoring requests are answered only while less than this many reply bytes
+/// are unsent: a client that never reads stops being read (backpressure).
+const HTTP_PENDING_REPLY_BYTES: usize = 64 * 1024;
 /// Idle HTTP keep-alive connections are closed after this long.
 const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Stop reading from a client whose own output queue is above this many bytes.
@@ -853,6 +856,11 @@ impl Server {
         {
             return;
         }
+        if let Kind::Http { out, .. } = &c.kind
+            && out.len() >= HTTP_PENDING_REPLY_BYTES
+        {
+            return;
+        }
         if matches!(c.kind, Kind::WsHandshake { .. })
             && c.transport.tls.as_ref().is_some_and(|t| t.is_handshaking())
         {
@@ -1265,6 +1273,12 @@ impl Server {
                 return;
             };
             if c.transport.tls_handshaking() || c.closing {
+                return;
+            }
+            if let Kind::Http { out, .. } = &c.kind
+                && out.len() >= HTTP_PENDING_REPLY_BYTES
+            {
+                // Resumed by `flush_conn` once the replies are written.
                 return;
             }
             let mut headers = [httparse::EMPTY_HEADER; 64];
@@ -1715,6 +1729,17 @@ impl Server {
             self.schedule_reap(key, now, false);
             return;
         }
+        if let Kind::Http { out, .. } = &c.kind
+            && out.is_empty()
+            && !c.in_buf.is_empty()
+        {
+            // Answer the pipelined requests held back, then read again.
+            self.process_input(key, now);
+            self.queue_ready(key);
+        }
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
         let want = conn::interest(!drained);
         if want != c.interest {
             c.interest = want;
