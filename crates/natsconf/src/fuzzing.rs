@@ -44,26 +44,17 @@ pub fn natsconf_parse(data: &[u8]) {
 }
 
 #[cfg(test)]
+#[path = "../../../fuzz/replay.rs"]
+mod replay;
+
+#[cfg(test)]
 mod tests {
-    use std::path::Path;
+    use super::replay::replay;
 
     /// Replays every seed and every past crash through the fuzz body.
     #[test]
     fn replay_seeds_and_regressions() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-        let mut count = 0;
-        for sub in ["seeds/natsconf_parse", "regressions/natsconf_parse"] {
-            let Ok(entries) = std::fs::read_dir(root.join(sub)) else {
-                continue;
-            };
-            for entry in entries {
-                let path = entry.unwrap().path();
-                if path.is_file() {
-                    super::natsconf_parse(&std::fs::read(&path).unwrap());
-                    count += 1;
-                }
-            }
-        }
-        assert!(count >= 10, "only {count} seed files found");
+        let replayed = replay("natsconf_parse", super::natsconf_parse);
+        assert!(replayed.seeds >= 10, "only {replayed:?}");
     }
 }
