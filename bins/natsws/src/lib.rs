@@ -21,6 +21,10 @@ mod settings;
 mod signal;
 mod tls;
 
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
+
 use std::process::ExitCode;
 
 use cli::Cli;
