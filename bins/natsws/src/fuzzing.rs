@@ -195,6 +195,21 @@ mod tests {
         assert!(replayed.seeds >= 5, "only {replayed:?}");
     }
 
+    /// A malformed head followed by more bytes than the limit is a 400, not a 431: the
+    /// harness once assumed every refusal of a long buffer was about its size.
+    #[test]
+    fn bad_head_longer_than_the_limit() {
+        let data = include_bytes!(
+            "../../../fuzz/regressions/natsws_monitor/bad_head_longer_than_the_limit"
+        );
+        assert!(data.len() > super::MAX_HEAD_BYTES + 1);
+        assert_eq!(
+            super::monitor_request::read_head(&data[1..], super::MAX_HEAD_BYTES),
+            super::Head::Bad
+        );
+        super::natsws_monitor(data);
+    }
+
     /// The seeds reach every endpoint with a 200, and the error paths.
     #[test]
     fn seeds_reach_the_endpoints() {
