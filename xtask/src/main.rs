@@ -128,7 +128,9 @@ fn ci() -> Result {
 /// Doc tests first (nextest does not run them), then nextest, whose `Summary` line closes the run.
 ///
 /// The interop-dependent tests run for real here: the interop setup has installed their tools,
-/// and `NATSWS_REQUIRE_INTEROP=1` turns a missing tool into a failure instead of a skip.
+/// and `NATSWS_REQUIRE_INTEROP=1` turns a missing tool into a failure instead of a skip. In the
+/// same way `NATSCONF_REFERENCE` points natsconf's option goldens at the installed nats-server,
+/// and `NATSCONF_REQUIRE_REFERENCE=1` (also implied by `CI=true`) makes its absence a failure.
 fn test() -> Result {
     let root = root();
     let interop = root.join("tests/interop");
@@ -140,6 +142,23 @@ fn test() -> Result {
     nextest
         .args(["nextest", "run", "--workspace", "--no-tests=warn"])
         .env("NATSCONF_ORACLE", &oracle);
+    match reference_server() {
+        Some(server) => {
+            nextest
+                .env("NATSCONF_REFERENCE", &server)
+                .env("NATSCONF_REQUIRE_REFERENCE", "1");
+        }
+        None if in_ci() => {
+            return Err(
+                "nats-server (2.9.10) is not installed; CI compares natsconf's \
+                 option reports with it"
+                    .to_owned(),
+            );
+        }
+        None => eprintln!(
+            "note: nats-server not found; natsconf's option goldens are not compared with it"
+        ),
+    }
     if python.exists() && node_modules.exists() {
         nextest
             .env("NATSWS_REQUIRE_INTEROP", "1")
@@ -151,6 +170,25 @@ fn test() -> Result {
         );
     }
     run(&mut nextest)
+}
+
+/// Whether this runs in CI (which sets `CI=true`).
+fn in_ci() -> bool {
+    env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The reference nats-server: `NATSCONF_REFERENCE` if set, else `nats-server` on the `PATH`,
+/// else Debian's `/usr/sbin/nats-server` (not on a normal user's `PATH`).
+fn reference_server() -> Option<PathBuf> {
+    if let Some(path) = env::var_os("NATSCONF_REFERENCE").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    let on_path = env::var_os("PATH").and_then(|paths| {
+        env::split_paths(&paths)
+            .map(|dir| dir.join("nats-server"))
+            .find(|candidate| candidate.is_file())
+    });
+    on_path.or_else(|| Some(PathBuf::from("/usr/sbin/nats-server")).filter(|p| p.is_file()))
 }
 
 fn fuzz_command(args: &[String]) -> Result {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use broker::{Broker, ClientInfo, SubInfo};
 use serde::Serialize;
 
+use crate::monitor_request::Endpoint;
 use crate::settings::Settings;
 
 /// An HTTP response to write.
@@ -32,7 +33,7 @@ impl Response {
         }
     }
 
-    fn text(status: u16, body: &str) -> Self {
+    pub(crate) fn text(status: u16, body: &str) -> Self {
         Self {
             status,
             content_type: "text/plain; charset=utf-8",
@@ -271,50 +272,49 @@ fn query_int(q: &[(String, String)], key: &str) -> Result<i64, String> {
     }
 }
 
-/// Routes one request. `path` has the base path already removed.
+/// Answers one request for `endpoint` with the raw `query`.
 pub(crate) fn handle(
-    path: &str,
+    endpoint: Endpoint,
     query: &str,
     broker: &mut Broker,
     ctx: &MonitorCtx<'_>,
 ) -> Response {
     let q = parse_query(query);
-    let res = match path {
-        "/" => Ok(index_page()),
-        "/varz" => Ok(varz(broker, ctx)),
-        "/connz" => connz(&q, broker, ctx),
-        "/subsz" | "/subscriptionsz" => subsz(&q, broker, ctx),
-        "/healthz" => Ok(healthz(ctx)),
-        "/routez" => Ok(Response::json(pretty(&Routez {
+    let res = match endpoint {
+        Endpoint::Index => Ok(index_page()),
+        Endpoint::Varz => Ok(varz(broker, ctx)),
+        Endpoint::Connz => connz(&q, broker, ctx),
+        Endpoint::Subsz => subsz(&q, broker, ctx),
+        Endpoint::Healthz => Ok(healthz(ctx)),
+        Endpoint::Routez => Ok(Response::json(pretty(&Routez {
             server_id: &broker.config().server_id,
             now: ctx.clock.rfc3339(ctx.now),
             num_routes: 0,
             routes: Vec::new(),
         }))),
-        "/leafz" => Ok(Response::json(pretty(&Leafz {
+        Endpoint::Leafz => Ok(Response::json(pretty(&Leafz {
             server_id: &broker.config().server_id,
             now: ctx.clock.rfc3339(ctx.now),
             leafnodes: 0,
             leafs: None,
         }))),
-        "/gatewayz" => Ok(Response::json(pretty(&Gatewayz {
+        Endpoint::Gatewayz => Ok(Response::json(pretty(&Gatewayz {
             server_id: &broker.config().server_id,
             now: ctx.clock.rfc3339(ctx.now),
             outbound_gateways: BTreeMap::new(),
             inbound_gateways: BTreeMap::new(),
         }))),
-        "/accountz" => Ok(Response::json(pretty(&Accountz {
+        Endpoint::Accountz => Ok(Response::json(pretty(&Accountz {
             server_id: &broker.config().server_id,
             now: ctx.clock.rfc3339(ctx.now),
             system_account: "",
             accounts: vec!["$G"],
         }))),
-        "/jsz" => Ok(Response::json(pretty(&Jsz {
+        Endpoint::Jsz => Ok(Response::json(pretty(&Jsz {
             server_id: &broker.config().server_id,
             now: ctx.clock.rfc3339(ctx.now),
             disabled: true,
         }))),
-        _ => Err(Response::text(404, "404 page not found\n")),
     };
     let mut resp = match res {
         Ok(r) => r,

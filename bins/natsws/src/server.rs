@@ -1268,6 +1268,7 @@ impl Server {
     }
 
     fn process_http(&mut self, key: usize, now: Instant) {
+        use crate::monitor_request::{self, Endpoint, Head};
         loop {
             let Some(c) = self.conns.get_mut(key) else {
                 return;
@@ -1281,9 +1282,16 @@ impl Server {
                 // Resumed by `flush_conn` once the replies are written.
                 return;
             }
-            let mut headers = [httparse::EMPTY_HEADER; 64];
-            let mut req = httparse::Request::new(&mut headers);
-            let parsed = req.parse(&c.in_buf);
+            let head = match monitor_request::read_head(&c.in_buf, MAX_HTTP_HEAD_BYTES) {
+                Head::Complete(head) => head,
+                Head::Partial => return,
+                refused => {
+                    if let Some(resp) = refused.refusal() {
+                        self.http_reply(key, &resp, false);
+                    }
+                    return;
+                }
+            };
             let ws_capable = matches!(
                 c.kind,
                 Kind::Http {
@@ -1291,15 +1299,7 @@ impl Server {
                     ..
                 }
             );
-            if ws_capable
-                && matches!(parsed, Ok(httparse::Status::Complete(_)))
-                && req.headers.iter().any(|h| {
-                    h.name.eq_ignore_ascii_case("upgrade")
-                        && String::from_utf8_lossy(h.value)
-                            .to_ascii_lowercase()
-                            .contains("websocket")
-                })
-            {
+            if ws_capable && head.websocket_upgrade {
                 c.kind = Kind::WsHandshake {
                     handshake: ws_handshake::ServerHandshake::new(false),
                     out: BytesMut::new(),
@@ -1307,68 +1307,13 @@ impl Server {
                 self.process_ws_handshake(key, now);
                 return;
             }
-            let (head_len, path, keep_alive) = match parsed {
-                Ok(httparse::Status::Complete(n)) => {
-                    let path = req.path.unwrap_or("/").to_owned();
-                    let http10 = req.version == Some(0);
-                    let conn_close = req.headers.iter().any(|h| {
-                        h.name.eq_ignore_ascii_case("connection")
-                            && String::from_utf8_lossy(h.value).eq_ignore_ascii_case("close")
-                    });
-                    (n, path, !http10 && !conn_close)
-                }
-                Ok(httparse::Status::Partial) => {
-                    if c.in_buf.len() > MAX_HTTP_HEAD_BYTES {
-                        self.http_reply(
-                            key,
-                            &monitor::Response {
-                                status: 431,
-                                content_type: "text/plain; charset=utf-8",
-                                body: b"431 Request Header Fields Too Large".to_vec(),
-                            },
-                            false,
-                        );
-                    }
-                    return;
-                }
-                Err(_) => {
-                    self.http_reply(
-                        key,
-                        &monitor::Response {
-                            status: 400,
-                            content_type: "text/plain; charset=utf-8",
-                            body: b"400 Bad Request".to_vec(),
-                        },
-                        false,
-                    );
-                    return;
-                }
-            };
-            let _ = c.in_buf.split_to(head_len);
-            let (raw_path, query) = path.split_once('?').unwrap_or((&path, ""));
-            let base = self.settings.http_base_path.trim_end_matches('/');
-            let endpoint = raw_path
-                .strip_prefix(base)
-                .map(|p| if p.is_empty() { "/" } else { p });
-            let resp = match endpoint {
-                Some(p) => {
-                    let known = matches!(
-                        p,
-                        "/varz"
-                            | "/connz"
-                            | "/routez"
-                            | "/gatewayz"
-                            | "/leafz"
-                            | "/subsz"
-                            | "/subscriptionsz"
-                            | "/accountz"
-                            | "/jsz"
-                            | "/healthz"
-                            | "/"
-                    );
-                    if known {
-                        *self.http_req_stats.entry(p.to_owned()).or_insert(0) += 1;
-                    }
+            let _ = c.in_buf.split_to(head.head_len);
+            let resp = match Endpoint::route(&head.path, &self.settings.http_base_path) {
+                Some(endpoint) => {
+                    *self
+                        .http_req_stats
+                        .entry(endpoint.path().to_owned())
+                        .or_insert(0) += 1;
                     let ctx = MonitorCtx {
                         settings: &self.settings,
                         bound: &self.bound,
@@ -1381,17 +1326,13 @@ impl Server {
                         rss_bytes: rss_bytes(),
                         cpu_percent: cpu_percent(now.saturating_duration_since(self.start)),
                     };
-                    monitor::handle(p, query, &mut self.broker, &ctx)
+                    monitor::handle(endpoint, &head.query, &mut self.broker, &ctx)
                 }
-                None => monitor::Response {
-                    status: 404,
-                    content_type: "text/plain; charset=utf-8",
-                    body: b"404 page not found\n".to_vec(),
-                },
+                None => monitor_request::not_found(),
             };
-            self.http_reply(key, &resp, keep_alive);
+            self.http_reply(key, &resp, head.keep_alive);
             self.set_deadline(key, now + HTTP_IDLE_TIMEOUT);
-            if !keep_alive {
+            if !head.keep_alive {
                 return;
             }
         }

@@ -338,37 +338,23 @@ pub fn broker_session(data: &[u8]) {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::{Path, PathBuf};
+#[path = "../../../fuzz/replay.rs"]
+mod replay;
 
-    fn replay(target: &str, body: fn(&[u8])) -> usize {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-        let mut n_files = 0;
-        for dir in ["seeds", "regressions"] {
-            let path: PathBuf = root.join(dir).join(target);
-            let Ok(entries) = std::fs::read_dir(&path) else {
-                continue;
-            };
-            for entry in entries {
-                let entry = entry.unwrap();
-                if entry.file_type().unwrap().is_file() {
-                    let data = std::fs::read(entry.path()).unwrap();
-                    body(&data);
-                    n_files += 1;
-                }
-            }
-        }
-        n_files
-    }
+#[cfg(test)]
+mod tests {
+    use super::replay::replay;
 
     #[test]
     fn replay_broker_proto_seeds() {
-        assert!(replay("broker_proto", super::broker_proto) > 0);
+        assert!(replay("broker_proto", super::broker_proto).seeds >= 5);
     }
 
     #[test]
     fn replay_broker_session_seeds() {
-        assert!(replay("broker_session", super::broker_session) > 0);
+        let replayed = replay("broker_session", super::broker_session);
+        assert!(replayed.seeds >= 4);
+        assert!(replayed.regressions >= 2);
     }
 }
 

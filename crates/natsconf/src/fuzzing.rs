@@ -1,7 +1,13 @@
-//! Fuzz target bodies (`fuzz/fuzz_targets/natsconf_parse.rs`).
+//! Fuzz target bodies (`fuzz/fuzz_targets/natsconf_parse.rs` and `natsconf_options.rs`).
+#![allow(
+    clippy::panic,
+    reason = "fuzz bodies report a broken property by panicking"
+)]
 
 use std::collections::HashMap;
 
+use crate::options::{Diagnostic, Loaded, Options, Severity, render_report};
+use crate::value::Map;
 use crate::{Limits, MemLoader, ParseSettings, dump, parse_source_with, print};
 
 /// Parses arbitrary bytes as a config (with two small include files and a small environment
@@ -43,27 +49,145 @@ pub fn natsconf_parse(data: &[u8]) {
     );
 }
 
+/// Parses arbitrary bytes as a config and interprets it as the binary's start-up does: typed
+/// [`Options`] with their diagnostics, then [`Options::validate`], then the reload checks.
+///
+/// Besides "no panic" it checks that interpreting the same tree twice gives the same result; that
+/// a refused config reports at least one error, warnings first, and renders one line per
+/// diagnostic; that an accepted one carries warnings only; and that reloading an accepted
+/// config unchanged is always allowed.
+pub fn natsconf_options(data: &[u8]) {
+    let Some((map, res)) = interpret(data) else {
+        return;
+    };
+    assert_eq!(
+        res,
+        Options::from_map(&map),
+        "interpretation is deterministic"
+    );
+    match res {
+        Ok(loaded) => {
+            assert!(
+                loaded
+                    .warnings
+                    .iter()
+                    .all(|d| d.severity == Severity::Warning),
+                "an accepted config carries warnings only: {:?}",
+                loaded.warnings
+            );
+            let options = &loaded.options;
+            if let Err(err) = options.validate() {
+                assert!(!err.to_string().is_empty());
+            }
+            assert_eq!(
+                options.check_reload(options),
+                Ok(()),
+                "reloading an unchanged config is allowed"
+            );
+            let defaults = Options::default();
+            if let Err(err) = defaults.check_reload(options) {
+                assert!(!err.to_string().is_empty());
+            }
+            if let Err(err) = options.check_reload(&defaults) {
+                assert!(!err.to_string().is_empty());
+            }
+        }
+        Err(report) => {
+            assert!(
+                report.iter().any(|d| d.severity == Severity::Error),
+                "a refusal names an error: {report:?}"
+            );
+            assert!(
+                report.is_sorted_by_key(|d| d.severity),
+                "warnings come before errors: {report:?}"
+            );
+            let text = render_report(&report);
+            assert!(text.ends_with('\n'));
+            assert!(text.lines().count() >= report.len());
+        }
+    }
+}
+
+/// Parses `data` with the includes and variables of the option golden tests (so their cases
+/// work as seeds) and interprets the tree; `None` when it does not parse.
+fn interpret(data: &[u8]) -> Option<(Map, Result<Loaded, Vec<Diagnostic>>)> {
+    let loader = MemLoader::new()
+        .with_file(
+            "inc/auth.inc",
+            "users: [\n  {user: a, password: b, bogus: 1}\n]\ntimeout: 1\nusr: x\n",
+        )
+        .with_file(
+            "inc/top.inc",
+            "\n  max_payload: \"x\"\nwebsocket { port: 1, nope: 2 }\n",
+        )
+        .with_file("ws.inc", "port: 8080\nno_tls: true\n");
+    let env: HashMap<Vec<u8>, Vec<u8>> = HashMap::from([
+        (b"NATSCONF_T_PORT".to_vec(), b"\"abc\"".to_vec()),
+        (
+            b"NATSCONF_T_WS".to_vec(),
+            b"{ port: 8080, no_tls: true, same_origin: \"x\" }".to_vec(),
+        ),
+        (
+            b"NATSCONF_T_USERS".to_vec(),
+            b"[ {user: a, password: b}, {user: a} ]".to_vec(),
+        ),
+        (b"PORT".to_vec(), b"4223".to_vec()),
+    ]);
+    let settings = ParseSettings {
+        pedantic: true,
+        limits: Limits {
+            max_depth: 64,
+            max_values: 200_000,
+            max_string_bytes: 1 << 20,
+            max_input_bytes: 1 << 20,
+            max_sources: 100,
+            ..Limits::default()
+        },
+    };
+    let map = parse_source_with(data, b"fuzz.conf", &env, &loader, settings).ok()?;
+    let res = Options::from_map(&map);
+    Some((map, res))
+}
+
+#[cfg(test)]
+#[path = "../../../fuzz/replay.rs"]
+mod replay;
+
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
+    use super::replay::replay;
 
     /// Replays every seed and every past crash through the fuzz body.
     #[test]
     fn replay_seeds_and_regressions() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-        let mut count = 0;
-        for sub in ["seeds/natsconf_parse", "regressions/natsconf_parse"] {
-            let Ok(entries) = std::fs::read_dir(root.join(sub)) else {
-                continue;
-            };
-            for entry in entries {
-                let path = entry.unwrap().path();
-                if path.is_file() {
-                    super::natsconf_parse(&std::fs::read(&path).unwrap());
-                    count += 1;
-                }
+        let replayed = replay("natsconf_parse", super::natsconf_parse);
+        assert!(replayed.seeds >= 10, "only {replayed:?}");
+    }
+
+    /// Replays the option seeds (the option golden cases among them) and past crashes.
+    #[test]
+    fn replay_options_seeds_and_regressions() {
+        let replayed = replay("natsconf_options", super::natsconf_options);
+        assert!(replayed.seeds >= 40, "only {replayed:?}");
+    }
+
+    /// The seeds reach the options layer, both sides of it: accepted and refused configs.
+    #[test]
+    fn option_seeds_are_accepted_and_refused() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/seeds/natsconf_options");
+        let (mut n_ok, mut n_refused) = (0, 0);
+        for entry in std::fs::read_dir(&root).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            match super::interpret(&data).map(|(_, res)| res) {
+                Some(Ok(_)) => n_ok += 1,
+                Some(Err(_)) => n_refused += 1,
+                None => {}
             }
         }
-        assert!(count >= 10, "only {count} seed files found");
+        assert!(
+            n_ok >= 5 && n_refused >= 20,
+            "{n_ok} accepted, {n_refused} refused"
+        );
     }
 }

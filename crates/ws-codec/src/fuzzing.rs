@@ -330,44 +330,28 @@ fn inflate_chunked(
 }
 
 #[cfg(test)]
+#[path = "../../../fuzz/replay.rs"]
+mod replay;
+
+#[cfg(test)]
 mod tests {
     use std::path::Path;
 
-    /// Runs every file in `fuzz/seeds/<target>/` and `fuzz/regressions/<target>/` through `body`
-    /// and returns how many files ran.
-    fn replay(target: &str, body: fn(&[u8])) -> usize {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-        let mut n_files = 0;
-        for dir in ["seeds", "regressions"] {
-            let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else {
-                continue;
-            };
-            for entry in entries {
-                let path = entry.unwrap().path();
-                if path.file_name().is_some_and(|n| n == ".keep") {
-                    continue;
-                }
-                let data = std::fs::read(&path).unwrap();
-                body(&data);
-                n_files += 1;
-            }
-        }
-        n_files
-    }
+    use super::replay::replay;
 
     #[test]
     fn replay_ws_decode_server() {
-        assert!(replay("ws_decode_server", super::ws_decode_server) >= 5);
+        assert!(replay("ws_decode_server", super::ws_decode_server).seeds >= 5);
     }
 
     #[test]
     fn replay_ws_decode_client() {
-        assert!(replay("ws_decode_client", super::ws_decode_client) >= 5);
+        assert!(replay("ws_decode_client", super::ws_decode_client).seeds >= 5);
     }
 
     #[test]
     fn replay_ws_inflate() {
-        assert!(replay("ws_inflate", super::ws_inflate) >= 5);
+        assert!(replay("ws_inflate", super::ws_inflate).seeds >= 5);
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //! The server body then also drives the whole input as one connection through every refusal
 //! that keeps it open, checking that it ends within the per-connection refusal cap.
 
+#![allow(
+    clippy::panic,
+    reason = "fuzz bodies report a broken property by panicking"
+)]
+
 use crate::{ClientHandshake, ClientRequest, Limits, Options, Policy, ServerHandshake};
 
 /// Small limits, so that the fuzzer reaches them.
@@ -18,8 +23,12 @@ const FUZZ_LIMITS: Limits = Limits {
 /// The most bytes any single response may take with [`fuzz_policy`].
 const MAX_RESPONSE_BYTES: usize = 1024;
 
-fn fuzz_policy() -> Option<Policy> {
-    Policy::new(&Options {
+/// The policy the server body runs under: every origin, cookie and header feature on.
+///
+/// A policy that `Policy::new` refused would leave the server body nothing to test, so a refusal
+/// is a failure of the target (and of `fuzz_policy_is_accepted`), not a skipped input.
+fn fuzz_policy() -> Policy {
+    let res = Policy::new(&Options {
         same_origin: true,
         allowed_origins: vec!["http://localhost:8080".into(), "https://example.com".into()],
         compression: true,
@@ -30,8 +39,11 @@ fn fuzz_policy() -> Option<Policy> {
         headers: vec![("X-Extra".into(), "1".into())],
         reject_mqtt: false,
         limits: FUZZ_LIMITS,
-    })
-    .ok()
+    });
+    match res {
+        Ok(policy) => policy,
+        Err(err) => panic!("the fuzz policy is refused: {err}"),
+    }
 }
 
 /// Splits `data` into the split point and the input.
@@ -42,7 +54,8 @@ fn split(data: &[u8]) -> Option<(usize, &[u8])> {
 
 /// Fuzz body for the server side: an arbitrary request.
 pub fn ws_handshake_request(data: &[u8]) {
-    let (Some((split_at, input)), Some(policy)) = (split(data), fuzz_policy()) else {
+    let policy = fuzz_policy();
+    let Some((split_at, input)) = split(data) else {
         return;
     };
     let tls = split_at % 2 == 1;
@@ -147,6 +160,19 @@ fn keep_alive_loop(policy: &Policy, tls: bool, input: &[u8]) {
     }
 }
 
+/// The client handshake for `request`; every request the response body builds is valid, so a
+/// refusal is a failure of the target rather than an input to skip.
+fn client_handshake(
+    request: &ClientRequest<'_>,
+    nonce: &[u8; 16],
+    out: &mut Vec<u8>,
+) -> ClientHandshake {
+    match ClientHandshake::new(request, nonce, FUZZ_LIMITS, out) {
+        Ok(handshake) => handshake,
+        Err(err) => panic!("the fuzz request {request:?} is refused: {err}"),
+    }
+}
+
 /// Fuzz body for the client side: an arbitrary response to a fixed request.
 pub fn ws_handshake_response(data: &[u8]) {
     let Some((split_at, input)) = split(data) else {
@@ -160,9 +186,7 @@ pub fn ws_handshake_response(data: &[u8]) {
     };
     let nonce = *b"the sample nonce";
     let mut out = Vec::new();
-    let Ok(mut handshake) = ClientHandshake::new(&request, &nonce, FUZZ_LIMITS, &mut out) else {
-        return;
-    };
+    let mut handshake = client_handshake(&request, &nonce, &mut out);
     let mut decided_at = input.len();
     let mut res = handshake.handle_input(input.get(..split_at).unwrap_or(input));
     if matches!(res, Ok(None)) {
@@ -173,9 +197,7 @@ pub fn ws_handshake_response(data: &[u8]) {
     assert_eq!(handshake.handle_input(input), Ok(None));
 
     let mut whole_out = Vec::new();
-    let Ok(mut whole) = ClientHandshake::new(&request, &nonce, FUZZ_LIMITS, &mut whole_out) else {
-        return;
-    };
+    let mut whole = client_handshake(&request, &nonce, &mut whole_out);
     assert_eq!(
         res,
         whole.handle_input(input.get(..decided_at).unwrap_or(input)),
@@ -193,10 +215,15 @@ pub fn ws_handshake_response(data: &[u8]) {
 }
 
 #[cfg(test)]
+#[path = "../../../fuzz/replay.rs"]
+mod replay;
+
+#[cfg(test)]
 mod tests {
     use std::fs;
     use std::path::{Path, PathBuf};
 
+    use super::replay::replay;
     use super::*;
 
     fn files(dir: &Path) -> Vec<PathBuf> {
@@ -216,26 +243,37 @@ mod tests {
         paths
     }
 
-    fn replay(target: &str, body: fn(&[u8])) -> usize {
-        let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-        let mut n_files = 0;
-        for kind in ["seeds", "regressions"] {
-            for path in files(&fuzz.join(kind).join(target)) {
-                body(&fs::read(&path).unwrap());
-                n_files += 1;
-            }
-        }
-        n_files
-    }
-
     #[test]
     fn replay_request_seeds_and_regressions() {
-        assert!(replay("ws_handshake_request", ws_handshake_request) >= 10);
+        assert!(replay("ws_handshake_request", ws_handshake_request).seeds >= 10);
     }
 
     #[test]
     fn replay_response_seeds_and_regressions() {
-        assert!(replay("ws_handshake_response", ws_handshake_response) >= 5);
+        assert!(replay("ws_handshake_response", ws_handshake_response).seeds >= 5);
+    }
+
+    /// The server body runs under `fuzz_policy`, so it must be a policy `Policy::new` accepts;
+    /// and it must switch on what the body's assertions expect to see.
+    #[test]
+    fn fuzz_policy_is_accepted() {
+        let policy = fuzz_policy();
+        let mut out = Vec::new();
+        let request =
+            b"GET / HTTP/1.1\r\nHost: localhost:8080\r\nOrigin: http://localhost:8080\r\n\
+            Upgrade: websocket\r\nConnection: Upgrade\r\n\
+            Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        let res = ServerHandshake::new(false).handle_input(&policy, request, Some(0), &mut out);
+        assert!(matches!(res, Ok(Some(_))), "{res:?}");
+        assert!(out.ends_with(b"X-Extra: 1\r\n\r\n"));
+    }
+
+    /// Both requests the client body builds are accepted by `ClientHandshake::new`.
+    #[test]
+    fn fuzz_client_requests_are_accepted() {
+        for flags in 0..4u8 {
+            ws_handshake_response(&[flags]);
+        }
     }
 
     /// Every golden request, split at every point a first byte can pick.
