@@ -204,7 +204,8 @@ impl Conn {
             arena: BytesMut::new(),
             frames: Vec::new(),
         }));
-        Ok(())
+        // The server may have sent its first frames in the same segment as the response.
+        self.decode_frames().map_err(|e| e.to_string())
     }
 
     /// The socket, for registering with a poller.
