@@ -107,8 +107,10 @@ impl Conn {
         let sock = TcpStream::connect_timeout(&target.addr, timeout)
             .map_err(err(&format!("connect {}", target.addr)))?;
         sock.set_nodelay(true).map_err(err("nodelay"))?;
-        sock.set_read_timeout(Some(timeout)).map_err(err("timeout"))?;
-        sock.set_write_timeout(Some(timeout)).map_err(err("timeout"))?;
+        sock.set_read_timeout(Some(timeout))
+            .map_err(err("timeout"))?;
+        sock.set_write_timeout(Some(timeout))
+            .map_err(err("timeout"))?;
         let mut conn = Self {
             sock,
             tls: None,
@@ -215,7 +217,9 @@ impl Conn {
 
     /// Switches to non-blocking reads ([`Conn::fill`] may then fail with `WouldBlock`).
     pub(crate) fn set_nonblocking(&mut self) -> Result<(), String> {
-        self.sock.set_nonblocking(true).map_err(err("nonblocking"))?;
+        self.sock
+            .set_nonblocking(true)
+            .map_err(err("nonblocking"))?;
         self.nonblocking = true;
         Ok(())
     }
@@ -466,7 +470,10 @@ pub(crate) fn open_many(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("a thread panicked".to_owned())))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a thread panicked".to_owned()))
+            })
             .collect()
     });
     let mut all = Vec::with_capacity(n);

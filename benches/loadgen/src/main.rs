@@ -113,7 +113,11 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
 
 /// The scenarios named in a comma-separated list, in table order.
 fn select(names: &str) -> Result<Vec<&'static Scenario>, String> {
-    let wanted: Vec<&str> = names.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+    let wanted: Vec<&str> = names
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
     if let Some(unknown) = wanted.iter().find(|n| !ALL.iter().any(|s| s.name == **n)) {
         let known: Vec<&str> = ALL.iter().map(|s| s.name).collect();
         return Err(format!(
@@ -147,8 +151,10 @@ fn main() -> ExitCode {
 }
 
 fn display_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// Runs the suite; `Ok(false)` when a run failed.
@@ -199,13 +205,8 @@ fn suite(options: &Options) -> Result<bool, String> {
             for side in order {
                 run_number += 1;
                 let dir = work.join(format!("run-{run_number}"));
-                let outcome = run_once(
-                    result.scenario,
-                    &servers[side],
-                    &dir,
-                    pki.as_ref(),
-                    options,
-                );
+                let outcome =
+                    run_once(result.scenario, &servers[side], &dir, pki.as_ref(), options);
                 eprintln!(
                     "[round {}/{}] {:<13} {} ({}): {} (load {:.1})",
                     round + 1,
@@ -320,7 +321,11 @@ fn markdown_header(
         .map(|c| {
             let dirty = command_output("git", &["status", "--porcelain", "--untracked-files=no"])
                 .is_some_and(|s| !s.is_empty());
-            if dirty { format!("{c} (with local changes)") } else { c }
+            if dirty {
+                format!("{c} (with local changes)")
+            } else {
+                c
+            }
         })
         .unwrap_or_else(|| "unknown".to_owned());
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
@@ -370,12 +375,13 @@ fn markdown_header(
          rounds, each run on a freshly started server, the servers alternating; spread is half \
          the range in % of the median; every message of every run was checked (count, size, \
          order, content).\n\n",
-        (started.elapsed().as_secs() + 59) / 60,
+        started.elapsed().as_secs().div_ceil(60),
         servers[0].display(),
         version(&servers[0]),
-        servers
-            .get(1)
-            .map_or_else(|| "none".to_owned(), |b| format!("{} (`{}`)", b.display(), version(b))),
+        servers.get(1).map_or_else(
+            || "none".to_owned(),
+            |b| format!("{} (`{}`)", b.display(), version(b))
+        ),
         load(load_before),
         load(load_after),
     )

@@ -24,7 +24,10 @@ impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Size { got, want } => write!(f, "payload of {got} bytes, expected {want}"),
-            Self::Order { got: Some(got), want } => {
+            Self::Order {
+                got: Some(got),
+                want,
+            } => {
                 write!(f, "message {got} arrived where {want} was expected")
             }
             Self::Order { got: None, want } => {
@@ -50,7 +53,9 @@ impl Payloads {
     /// pseudo-random pattern.
     pub(crate) fn binary(size: usize) -> Result<Self, String> {
         if size < STAMP_LEN {
-            return Err(format!("payloads need at least {STAMP_LEN} bytes, got {size}"));
+            return Err(format!(
+                "payloads need at least {STAMP_LEN} bytes, got {size}"
+            ));
         }
         let mut rng = XorShift::new(0x5eed);
         let template = (0..size).map(|_| rng.next_u64() as u8).collect();
@@ -203,9 +208,38 @@ const KINDS: &[&str] = &[
     "price.changed",
 ];
 const WORDS: &[&str] = &[
-    "the", "parcel", "left", "warehouse", "north", "at", "dawn", "and", "should", "arrive",
-    "before", "noon", "customer", "asked", "for", "a", "gift", "wrap", "with", "blue", "ribbon",
-    "please", "call", "ahead", "door", "code", "is", "on", "file", "fragile", "items", "inside",
+    "the",
+    "parcel",
+    "left",
+    "warehouse",
+    "north",
+    "at",
+    "dawn",
+    "and",
+    "should",
+    "arrive",
+    "before",
+    "noon",
+    "customer",
+    "asked",
+    "for",
+    "a",
+    "gift",
+    "wrap",
+    "with",
+    "blue",
+    "ribbon",
+    "please",
+    "call",
+    "ahead",
+    "door",
+    "code",
+    "is",
+    "on",
+    "file",
+    "fragile",
+    "items",
+    "inside",
 ];
 
 /// One JSON record of exactly `size` bytes whose first field is `"seq":"<16 zeros>"`.

@@ -127,7 +127,10 @@ impl Parser {
     fn line(&mut self, line: &Bytes, text: &[u8]) -> Result<Option<Op>, ParseError> {
         let lossy = || String::from_utf8_lossy(text).into_owned();
         let (op, rest) = match memchr::memchr2(b' ', b'\t', text) {
-            Some(i) => (text.get(..i).unwrap_or_default(), text.get(i + 1..).unwrap_or_default()),
+            Some(i) => (
+                text.get(..i).unwrap_or_default(),
+                text.get(i + 1..).unwrap_or_default(),
+            ),
             None => (text, &b""[..]),
         };
         match op {
@@ -169,8 +172,7 @@ fn parse_u64(digits: &[u8]) -> Option<u64> {
         return None;
     }
     digits.iter().try_fold(0u64, |acc, &d| {
-        d.is_ascii_digit()
-            .then(|| acc * 10 + u64::from(d - b'0'))
+        d.is_ascii_digit().then(|| acc * 10 + u64::from(d - b'0'))
     })
 }
 
@@ -291,15 +293,25 @@ mod tests {
             (b"HELLO\r\n", ParseError::UnknownOp("HELLO".to_owned())),
             (b"MSG a 1\r\n", ParseError::BadMsg("MSG a 1".to_owned())),
             (b"MSG a x 1\r\n", ParseError::BadMsg("MSG a x 1".to_owned())),
-            (b"MSG a 1 -1\r\n", ParseError::BadMsg("MSG a 1 -1".to_owned())),
+            (
+                b"MSG a 1 -1\r\n",
+                ParseError::BadMsg("MSG a 1 -1".to_owned()),
+            ),
             (b"MSG a 1 2\r\nabXY", ParseError::MissingCrlf),
         ];
         for (input, want) in cases {
             let mut buf = BytesMut::from(*input);
-            assert_eq!(Parser::default().next(&mut buf), Err(want.clone()), "{input:?}");
+            assert_eq!(
+                Parser::default().next(&mut buf),
+                Err(want.clone()),
+                "{input:?}"
+            );
         }
         let mut long = BytesMut::from(&vec![b'A'; MAX_CONTROL_LINE + 1][..]);
-        assert_eq!(Parser::default().next(&mut long), Err(ParseError::LineTooLong));
+        assert_eq!(
+            Parser::default().next(&mut long),
+            Err(ParseError::LineTooLong)
+        );
     }
 
     #[test]

@@ -253,8 +253,16 @@ mod tests {
         let result = ScenarioRuns {
             scenario: &ALL[0],
             runs: vec![
-                vec![measured_run(3.0e6, 300.0), measured_run(2.0e6, 320.0), measured_run(2.5e6, 310.0)],
-                vec![measured_run(1.0e6, 900.0), measured_run(1.0e6, 1000.0), Err("lost".to_owned())],
+                vec![
+                    measured_run(3.0e6, 300.0),
+                    measured_run(2.0e6, 320.0),
+                    measured_run(2.5e6, 310.0),
+                ],
+                vec![
+                    measured_run(1.0e6, 900.0),
+                    measured_run(1.0e6, 1000.0),
+                    Err("lost".to_owned()),
+                ],
             ],
         };
         let rows = rows(&result);
@@ -266,7 +274,11 @@ mod tests {
         assert_eq!(rows[1].scenario, "");
         assert_eq!(rows[1].cells[1].0, "950");
         assert_eq!(rows[1].ratio, "0.33 (lower is better)");
-        assert!(rows[2].figure.starts_with("FAILED 1 of 3 run(s) of server B: lost"));
+        assert!(
+            rows[2]
+                .figure
+                .starts_with("FAILED 1 of 3 run(s) of server B: lost")
+        );
         let text = text(&rows, 2);
         assert!(text.starts_with("scenario"), "{text}");
         assert!(text.contains("2.50\n"), "{text}");
@@ -274,7 +286,10 @@ mod tests {
         assert!(md.starts_with(
             "| scenario | figure | natsws | spread | nats-server | spread | natsws / nats-server |\n| --- | --- | --- | --- | --- | --- | --- |\n"
         ), "{md}");
-        assert!(md.contains("| 2.500M | ±20% | 1.000M | ±0% | 2.50 |"), "{md}");
+        assert!(
+            md.contains("| 2.500M | ±20% | 1.000M | ±0% | 2.50 |"),
+            "{md}"
+        );
     }
 
     #[test]
@@ -286,7 +301,10 @@ mod tests {
         assert_eq!(rows(&skipped)[0].figure, "skipped: no room");
         let failed = ScenarioRuns {
             scenario: &ALL[0],
-            runs: vec![vec![Err("boom".to_owned())], vec![Ok(Outcome::Skipped("x".to_owned()))]],
+            runs: vec![
+                vec![Err("boom".to_owned())],
+                vec![Ok(Outcome::Skipped("x".to_owned()))],
+            ],
         };
         assert_eq!(rows(&failed)[0].figure, "FAILED: boom");
     }

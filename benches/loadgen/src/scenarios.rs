@@ -95,7 +95,13 @@ pub(crate) struct Scenario {
 
 impl Scenario {
     pub(crate) fn needs_tls(&self) -> bool {
-        matches!(self.kind, Kind::PubSub { wire: Wire::Wss, .. })
+        matches!(
+            self.kind,
+            Kind::PubSub {
+                wire: Wire::Wss,
+                ..
+            }
+        )
     }
 }
 
@@ -334,7 +340,11 @@ fn read_all(
     for (i, reader) in readers.iter_mut().enumerate() {
         reader.conn.set_nonblocking()?;
         poll.registry()
-            .register(&mut SourceFd(&reader.conn.raw_fd()), Token(i), Interest::READABLE)
+            .register(
+                &mut SourceFd(&reader.conn.raw_fd()),
+                Token(i),
+                Interest::READABLE,
+            )
             .map_err(|e| format!("register: {e}"))?;
     }
     let mut progress = Instant::now();
@@ -348,7 +358,11 @@ fn read_all(
             let missing: u64 = readers.iter().map(|r| r.left).sum();
             return Err(format!(
                 "{missing} messages missing at {waiting} subscribers after {}",
-                if now > deadline { "the time limit" } else { "10 s without progress" }
+                if now > deadline {
+                    "the time limit"
+                } else {
+                    "10 s without progress"
+                }
             ));
         }
         match poll.poll(&mut events, Some(Duration::from_millis(100))) {
@@ -585,11 +599,7 @@ fn run_reqrep(env: &Env<'_>, size: usize, count: u64) -> Result<Outcome, String>
             let mut start = None;
             for seq in 0..total {
                 if seq == warmup {
-                    start = Some((
-                        Instant::now(),
-                        env.server_cpu()?,
-                        sys::cpu_time(None)?,
-                    ));
+                    start = Some((Instant::now(), env.server_cpu()?, sys::cpu_time(None)?));
                 }
                 let mut request = Vec::with_capacity(size + 48);
                 proto::pub_head(&mut request, "lg.req", Some("_INBOX.lg"), size);
@@ -680,7 +690,12 @@ fn run_idle(env: &Env<'_>, conns: usize) -> Result<Outcome, String> {
     let established = t0.elapsed();
     let server_cpu = env.server_cpu()?.saturating_sub(server_cpu0);
     let client_cpu = sys::cpu_time(None)?.saturating_sub(client_cpu0);
-    std::thread::sleep(Duration::from_secs(2));
+    // Let the server settle (Go returns memory lazily); short for scaled-down trial runs.
+    std::thread::sleep(if env.scale < 1.0 {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(2)
+    });
     let rss1 = sys::rss_bytes(pid)?;
     // Every connection must still be served.
     for conn in &mut all {
@@ -718,4 +733,84 @@ fn run_idle(env: &Env<'_>, conns: usize) -> Result<Outcome, String> {
     ];
     figures.extend(cpu_figures(server_cpu, client_cpu, established));
     Ok(Outcome::Measured(figures))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::{self, Server};
+
+    /// The servers a test can reach: natsws built next to this test (`cargo test --workspace`
+    /// builds it) and the reference nats-server. In CI both must be there.
+    fn servers() -> Vec<std::path::PathBuf> {
+        let exe = std::env::current_exe().unwrap();
+        let natsws = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .map(|d| d.join("natsws"));
+        let found: Vec<_> = [natsws, Some("/usr/sbin/nats-server".into())]
+            .into_iter()
+            .flatten()
+            .filter(|p| p.is_file())
+            .collect();
+        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            assert_eq!(found.len(), 2, "CI needs natsws and nats-server: {found:?}");
+        }
+        found
+    }
+
+    /// Every scenario, with small counts, against each server: the client side, the checks
+    /// and the figures work end to end. (Not a measurement: nothing here is timed.)
+    #[test]
+    fn every_scenario_runs_small_against_real_servers() {
+        let work = std::env::temp_dir().join(format!("loadgen-test-{}", std::process::id()));
+        let pki = server::make_pki(&work.join("pki")).unwrap();
+        let mut runs = 0;
+        for program in servers() {
+            for scenario in ALL {
+                let tls = scenario.needs_tls().then_some(&pki);
+                let dir = work.join(format!("{}-{runs}", scenario.name));
+                let server = Server::start(&program, &dir, &server::config(tls)).unwrap();
+                let env = Env {
+                    server: &server,
+                    tls: tls.map(|p| p.client.clone()),
+                    scale: 0.005,
+                    timeout: Duration::from_secs(60),
+                };
+                let outcome = run(scenario, &env)
+                    .unwrap_or_else(|e| panic!("{} on {}: {e}", scenario.name, program.display()));
+                let Outcome::Measured(figures) = outcome else {
+                    panic!(
+                        "{} skipped on {}: {outcome:?}",
+                        scenario.name,
+                        program.display()
+                    );
+                };
+                let value =
+                    |label: &str| figures.iter().find(|f| f.label == label).map(|f| f.value);
+                match scenario.kind {
+                    Kind::PubSub { json, .. } => {
+                        assert!(value("delivered msgs/s").unwrap() > 0.0);
+                        if json {
+                            let ratio = value("sub wire/payload").unwrap();
+                            assert!(ratio > 0.0 && ratio < 1.0, "{ratio}");
+                        }
+                    }
+                    Kind::ReqRep { .. } => {
+                        let (p50, p999) = (
+                            value("latency p50 µs").unwrap(),
+                            value("latency p99.9 µs").unwrap(),
+                        );
+                        assert!(p50 > 0.0 && p50 <= p999, "{p50} {p999}");
+                    }
+                    Kind::Idle { .. } => {
+                        assert!(value("set-up connections/s").unwrap() > 0.0);
+                    }
+                }
+                runs += 1;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&work);
+        assert!(runs > 0, "no server to run against");
+    }
 }

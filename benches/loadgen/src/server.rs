@@ -44,24 +44,55 @@ pub(crate) fn make_pki(dir: &Path) -> Result<Pki, String> {
         "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
     )
     .map_err(|e| e.to_string())?;
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
     let mut ca = vec!["req", "-x509"];
     ca.extend(ec);
     ca.extend([
-        "-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "2", "-subj", "/CN=loadgen CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=loadgen CA",
     ]);
     openssl(dir, &ca)?;
     let mut csr = vec!["req"];
     csr.extend(ec);
     csr.extend([
-        "-keyout", "server-key.pem", "-out", "server.csr", "-subj", "/CN=127.0.0.1",
+        "-keyout",
+        "server-key.pem",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
     ]);
     openssl(dir, &csr)?;
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
-            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
         ],
     )?;
     use rustls::pki_types::CertificateDer;
@@ -153,7 +184,8 @@ impl Server {
         loop {
             if let Ok(text) = std::fs::read_to_string(&ports_file)
                 && let Ok(ports) = serde_json::from_str::<serde_json::Value>(&text)
-                && let (Some(nats), Some(ws)) = (port_of(&ports, "nats"), port_of(&ports, "websocket"))
+                && let (Some(nats), Some(ws)) =
+                    (port_of(&ports, "nats"), port_of(&ports, "websocket"))
             {
                 server.nats.set_port(nats);
                 server.ws.set_port(ws);

@@ -144,7 +144,8 @@ mod tests {
         let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
                       Max open files            20000                20000                files     \n";
         assert_eq!(parse_open_files(limits), Some((20000, 20000)));
-        let unlimited = "Max open files            unlimited            unlimited            files\n";
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
         assert_eq!(parse_open_files(unlimited), Some((u64::MAX, u64::MAX)));
     }
 }
