@@ -284,6 +284,14 @@ impl Conn {
         self.write_raw(&joined)
     }
 
+    /// Subscribes to `subject` with sid 1 and waits until the server has it (`PING`/`PONG`).
+    pub(crate) fn subscribe(&mut self, subject: &str) -> Result<(), String> {
+        let mut op = Vec::new();
+        proto::sub(&mut op, subject, 1);
+        self.send(Bytes::from(op))?;
+        self.round_trip()
+    }
+
     /// Sends `PING` and reads until its `PONG` (answering the server's pings on the way).
     pub(crate) fn round_trip(&mut self) -> Result<(), String> {
         self.send(Bytes::from_static(b"PING\r\n"))?;

@@ -51,6 +51,21 @@ fn fig(label: &'static str, value: f64, better: Better, unit: Unit) -> Figure {
     }
 }
 
+/// `n` per second of `d`.
+fn per_second(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64().max(1e-9)
+}
+
+/// A rate where more is better.
+fn rate(label: &'static str, value: f64) -> Figure {
+    fig(label, value, Better::Higher, Unit::Rate)
+}
+
+/// A cost where less is better.
+fn cost(label: &'static str, value: f64) -> Figure {
+    fig(label, value, Better::Lower, Unit::Num)
+}
+
 /// What one run gave.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Outcome {
@@ -67,18 +82,22 @@ pub(crate) enum Wire {
     Wss,
 }
 
+/// A publish/subscribe scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PubSub {
+    wire: Wire,
+    size: usize,
+    count: u64,
+    subs: usize,
+    distinct: bool,
+    json: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// One publisher, `subs` subscribers: on one subject (each gets every message), or on
     /// `subs` distinct subjects that the publisher uses round-robin.
-    PubSub {
-        wire: Wire,
-        size: usize,
-        count: u64,
-        subs: usize,
-        distinct: bool,
-        json: bool,
-    },
+    PubSub(PubSub),
     /// One requester with one request in flight, one responder.
     ReqRep { size: usize, count: u64 },
     /// Idle WebSocket connections.
@@ -97,23 +116,23 @@ impl Scenario {
     pub(crate) fn needs_tls(&self) -> bool {
         matches!(
             self.kind,
-            Kind::PubSub {
+            Kind::PubSub(PubSub {
                 wire: Wire::Wss,
                 ..
-            }
+            })
         )
     }
 }
 
 const fn pubsub(wire: Wire, size: usize, count: u64) -> Kind {
-    Kind::PubSub {
+    Kind::PubSub(PubSub {
         wire,
         size,
         count,
         subs: 1,
         distinct: false,
         json: false,
-    }
+    })
 }
 
 /// Every scenario, in table order.
@@ -151,26 +170,26 @@ pub(crate) const ALL: &[Scenario] = &[
     Scenario {
         name: "fanout_100",
         title: "ws fan-out 1×100 128 B",
-        kind: Kind::PubSub {
+        kind: Kind::PubSub(PubSub {
             wire: Wire::Ws,
             size: 128,
             count: 50_000,
             subs: 100,
             distinct: false,
             json: false,
-        },
+        }),
     },
     Scenario {
         name: "fanout_2000",
         title: "ws fan-out 1×2000 128 B",
-        kind: Kind::PubSub {
+        kind: Kind::PubSub(PubSub {
             wire: Wire::Ws,
             size: 128,
             count: 2_000,
             subs: 2_000,
             distinct: false,
             json: false,
-        },
+        }),
     },
     Scenario {
         name: "reqrep",
@@ -183,14 +202,14 @@ pub(crate) const ALL: &[Scenario] = &[
     Scenario {
         name: "compress_json",
         title: "ws deflate 1×1 1 KiB JSON",
-        kind: Kind::PubSub {
+        kind: Kind::PubSub(PubSub {
             wire: Wire::WsDeflate,
             size: 1024,
             count: 100_000,
             subs: 1,
             distinct: false,
             json: true,
-        },
+        }),
     },
     Scenario {
         name: "idle_5000",
@@ -205,14 +224,14 @@ pub(crate) const ALL: &[Scenario] = &[
     Scenario {
         name: "mixed_2000",
         title: "ws 2000 subjects × 1 sub, 1 pub",
-        kind: Kind::PubSub {
+        kind: Kind::PubSub(PubSub {
             wire: Wire::Ws,
             size: 128,
             count: 400_000,
             subs: 2_000,
             distinct: true,
             json: false,
-        },
+        }),
     },
 ];
 
@@ -256,17 +275,17 @@ impl Env<'_> {
 /// Runs `scenario` once against the server of `env`.
 pub(crate) fn run(scenario: &Scenario, env: &Env<'_>) -> Result<Outcome, String> {
     match scenario.kind {
-        Kind::PubSub {
-            wire,
-            size,
-            count,
-            subs,
-            distinct,
-            json,
-        } => {
-            let subs = env.scaled(subs as u64) as usize;
-            let count = env.scaled(count).max(subs as u64);
-            run_pubsub(env, wire, size, count, subs, distinct, json)
+        Kind::PubSub(spec) => {
+            let subs = env.scaled(spec.subs as u64) as usize;
+            let count = env.scaled(spec.count).max(subs as u64);
+            run_pubsub(
+                env,
+                PubSub {
+                    subs,
+                    count,
+                    ..spec
+                },
+            )
         }
         Kind::ReqRep { size, count } => run_reqrep(env, size, env.scaled(count)),
         Kind::Idle { conns } => run_idle(env, env.scaled(conns as u64) as usize),
@@ -382,15 +401,15 @@ fn read_all(
     }
 }
 
-fn run_pubsub(
-    env: &Env<'_>,
-    wire: Wire,
-    size: usize,
-    count: u64,
-    subs: usize,
-    distinct: bool,
-    json: bool,
-) -> Result<Outcome, String> {
+fn run_pubsub(env: &Env<'_>, spec: PubSub) -> Result<Outcome, String> {
+    let PubSub {
+        wire,
+        size,
+        count,
+        subs,
+        distinct,
+        json,
+    } = spec;
     let payloads = if json {
         Payloads::json(size, 64)?
     } else {
@@ -403,10 +422,7 @@ fn run_pubsub(
         vec!["lg.all".to_owned()]
     };
     let subscribers = open_many(&target, subs, 4, env.timeout, &|i, conn| {
-        let mut op = Vec::new();
-        proto::sub(&mut op, subjects.get(i).unwrap_or(&subjects[0]), 1);
-        conn.send(Bytes::from(op))?;
-        conn.round_trip()
+        conn.subscribe(subjects.get(i).unwrap_or(&subjects[0]))
     })?;
     let mut publisher = Conn::open(&target, env.timeout)?;
 
@@ -503,18 +519,8 @@ fn run_pubsub(
     let last = readers.iter().filter_map(|r| r.last).max().unwrap_or(t0);
     let delivery_time = last.duration_since(t0).as_secs_f64().max(1e-9);
     let mut figures = vec![
-        fig(
-            "publish msgs/s",
-            count as f64 / published.as_secs_f64().max(1e-9),
-            Better::Higher,
-            Unit::Rate,
-        ),
-        fig(
-            "delivered msgs/s",
-            delivered as f64 / delivery_time,
-            Better::Higher,
-            Unit::Rate,
-        ),
+        rate("publish msgs/s", per_second(count, published)),
+        rate("delivered msgs/s", delivered as f64 / delivery_time),
     ];
     if size >= 1024 && !json {
         figures.push(fig(
@@ -527,24 +533,18 @@ fn run_pubsub(
     if json {
         let payload_bytes = (count * size as u64) as f64;
         let sub_in: u64 = readers.iter().map(|r| r.conn.wire_in).sum();
-        figures.push(fig(
+        figures.push(cost(
             "pub wire/payload",
             publisher.wire_out as f64 / payload_bytes,
-            Better::Lower,
-            Unit::Num,
         ));
-        figures.push(fig(
+        figures.push(cost(
             "sub wire/payload",
             sub_in as f64 / (payload_bytes * subs as f64),
-            Better::Lower,
-            Unit::Num,
         ));
     }
-    figures.push(fig(
+    figures.push(cost(
         "server CPU ns/msg",
         server_cpu.as_nanos() as f64 / delivered as f64,
-        Better::Lower,
-        Unit::Num,
     ));
     figures.extend(cpu_figures(server_cpu, client_cpu, wall));
     Ok(Outcome::Measured(figures))
@@ -556,15 +556,9 @@ fn run_reqrep(env: &Env<'_>, size: usize, count: u64) -> Result<Outcome, String>
     let target = env.target(Wire::Ws)?;
     let payloads = Payloads::binary(size)?;
     let mut responder = Conn::open(&target, env.timeout)?;
-    let mut sub = Vec::new();
-    proto::sub(&mut sub, "lg.req", 1);
-    responder.send(Bytes::from(sub))?;
-    responder.round_trip()?;
+    responder.subscribe("lg.req")?;
     let mut requester = Conn::open(&target, env.timeout)?;
-    let mut sub = Vec::new();
-    proto::sub(&mut sub, "_INBOX.lg", 1);
-    requester.send(Bytes::from(sub))?;
-    requester.round_trip()?;
+    requester.subscribe("_INBOX.lg")?;
 
     let (samples, wall, server_cpu, client_cpu) = std::thread::scope(|scope| {
         // The responder echoes each request, answering everything read at once in one write.
@@ -641,20 +635,13 @@ fn run_reqrep(env: &Env<'_>, size: usize, count: u64) -> Result<Outcome, String>
     sorted.sort_unstable();
     let us = |p: f64| percentile(&sorted, p).map_or(f64::NAN, |ns| ns as f64 / 1e3);
     let mut figures = vec![
-        fig(
-            "requests/s",
-            count as f64 / wall.as_secs_f64().max(1e-9),
-            Better::Higher,
-            Unit::Rate,
-        ),
-        fig("latency p50 µs", us(50.0), Better::Lower, Unit::Num),
-        fig("latency p99 µs", us(99.0), Better::Lower, Unit::Num),
-        fig("latency p99.9 µs", us(99.9), Better::Lower, Unit::Num),
-        fig(
+        rate("requests/s", per_second(count, wall)),
+        cost("latency p50 µs", us(50.0)),
+        cost("latency p99 µs", us(99.0)),
+        cost("latency p99.9 µs", us(99.9)),
+        cost(
             "server CPU µs/req",
             server_cpu.as_secs_f64() * 1e6 / count as f64,
-            Better::Lower,
-            Unit::Num,
         ),
     ];
     figures.extend(cpu_figures(server_cpu, client_cpu, wall));
@@ -712,23 +699,17 @@ fn run_idle(env: &Env<'_>, conns: usize) -> Result<Outcome, String> {
     }
     drop(all);
     let mut figures = vec![
-        fig(
+        rate(
             "set-up connections/s",
-            conns as f64 / established.as_secs_f64().max(1e-9),
-            Better::Higher,
-            Unit::Rate,
+            per_second(conns as u64, established),
         ),
-        fig(
+        cost(
             "server KiB/connection",
             rss1.saturating_sub(rss0) as f64 / 1024.0 / conns as f64,
-            Better::Lower,
-            Unit::Num,
         ),
-        fig(
+        cost(
             "server CPU µs/connection",
             server_cpu.as_secs_f64() * 1e6 / conns as f64,
-            Better::Lower,
-            Unit::Num,
         ),
     ];
     figures.extend(cpu_figures(server_cpu, client_cpu, established));
@@ -789,7 +770,7 @@ mod tests {
                 let value =
                     |label: &str| figures.iter().find(|f| f.label == label).map(|f| f.value);
                 match scenario.kind {
-                    Kind::PubSub { json, .. } => {
+                    Kind::PubSub(PubSub { json, .. }) => {
                         assert!(value("delivered msgs/s").unwrap() > 0.0);
                         if json {
                             let ratio = value("sub wire/payload").unwrap();
