@@ -368,7 +368,7 @@ fn markdown_header(
     };
     format!(
         "## Run of {date}\n\n\
-         `{command}`, natsws at commit `{commit}` (release profile), {} minutes. \
+         `{command}`, natsws at commit `{commit}` (release profile), {} min. \
          A = {} (`{}`), B = {}. Machine: {cpus} CPUs ({model}), {mem_gib:.0} GiB, Linux {kernel}, \
          everything on loopback; the load generator shares the CPUs with the server. \
          1-minute load average {} before the run, {} after. Each figure is the median over the \

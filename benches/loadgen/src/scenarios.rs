@@ -648,22 +648,21 @@ fn run_reqrep(env: &Env<'_>, size: usize, count: u64) -> Result<Outcome, String>
     Ok(Outcome::Measured(figures))
 }
 
-fn run_idle(env: &Env<'_>, conns: usize) -> Result<Outcome, String> {
+fn run_idle(env: &Env<'_>, wanted: usize) -> Result<Outcome, String> {
     // Descriptors besides the connections: listeners, poller, logs, pipes.
     const SPARE_FILES: u64 = 64;
-    let need = conns as u64 + SPARE_FILES;
     let own = sys::open_files_limit(None)?.0;
-    if own < need {
-        return Ok(Outcome::Skipped(format!(
-            "needs {need} open files, the load generator may have {own} (RLIMIT_NOFILE)"
-        )));
-    }
     let theirs = sys::open_files_limit(Some(env.server.pid))?.0;
-    if theirs < need {
+    let room = usize::try_from(own.min(theirs).saturating_sub(SPARE_FILES)).unwrap_or(usize::MAX);
+    // Within 10 % of the goal, hold as many as the open-files limits allow (the table shows
+    // the number held); further off, the figures would describe another scenario.
+    if room < wanted - wanted / 10 {
         return Ok(Outcome::Skipped(format!(
-            "needs {need} open files, the server was started with a limit of {theirs}"
+            "needs {} open files; RLIMIT_NOFILE allows the load generator {own} and the server {theirs}",
+            wanted as u64 + SPARE_FILES
         )));
     }
+    let conns = wanted.min(room);
     let target = env.target(Wire::Ws)?;
     let pid = env.server.pid;
     let rss0 = sys::rss_bytes(pid)?;
@@ -699,6 +698,7 @@ fn run_idle(env: &Env<'_>, conns: usize) -> Result<Outcome, String> {
     }
     drop(all);
     let mut figures = vec![
+        fig("connections held", conns as f64, Better::Neither, Unit::Num),
         rate(
             "set-up connections/s",
             per_second(conns as u64, established),
