@@ -34,6 +34,7 @@ usage: loadgen [options]
   --scale F         multiply message and connection counts by F (default 1; e.g. 0.01 to try)
   --timeout S       the most one run may take, in seconds (default 120)
   --markdown FILE   also write the run as a Markdown section (header and table) to FILE
+  --busy N          run N busy-looping processes beside every run (a fixed background load)
   --list            list the scenarios and exit
 ";
 
@@ -45,6 +46,7 @@ struct Options {
     scale: f64,
     timeout: Duration,
     markdown: Option<PathBuf>,
+    busy: usize,
 }
 
 fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
@@ -57,6 +59,7 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
         scale: 1.0,
         timeout: Duration::from_secs(120),
         markdown: None,
+        busy: 0,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -95,6 +98,18 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
                 options.timeout = Duration::from_secs(secs);
             }
             "--markdown" => options.markdown = Some(PathBuf::from(value()?)),
+            "--busy" => {
+                options.busy = value()?
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= 16)
+                    .ok_or("--busy: a number from 0 to 16")?;
+            }
+            "--spin" => {
+                let secs: u64 = value()?.parse().map_err(|_| "--spin: seconds")?;
+                spin(Duration::from_secs(secs.min(3600)));
+                return Ok(None);
+            }
             "--list" => {
                 for s in ALL {
                     println!("{:<14} {}", s.name, s.title);
@@ -262,6 +277,46 @@ fn suite(options: &Options) -> Result<bool, String> {
     Ok(!failed)
 }
 
+/// Burns CPU for `limit` (the body of a `--busy` process).
+fn spin(limit: Duration) {
+    let started = Instant::now();
+    let mut x = 1u64;
+    while started.elapsed() < limit {
+        for _ in 0..1_000_000 {
+            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+        }
+    }
+}
+
+/// Busy-looping child processes, stopped when dropped (and by themselves after the run's
+/// time limit, should this process die first).
+struct Busy(Vec<std::process::Child>);
+
+impl Busy {
+    fn start(n: usize, timeout: Duration) -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+        let mut busy = Self(Vec::new());
+        for _ in 0..n {
+            let child = Command::new(&exe)
+                .arg("--spin")
+                .arg((timeout.as_secs() + 60).to_string())
+                .spawn()
+                .map_err(|e| format!("busy process: {e}"))?;
+            busy.0.push(child);
+        }
+        Ok(busy)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 fn run_once(
     scenario: &Scenario,
     program: &Path,
@@ -270,6 +325,7 @@ fn run_once(
     options: &Options,
 ) -> RunResult {
     let tls = if scenario.needs_tls() { pki } else { None };
+    let _busy = Busy::start(options.busy, options.timeout)?;
     let server = Server::start(program, dir, &server::config(tls))?;
     let env = Env {
         server: &server,
@@ -358,6 +414,9 @@ fn markdown_header(
         let names: Vec<&str> = options.only.iter().map(|s| s.name).collect();
         command.push_str(&format!(" --only {}", names.join(",")));
     }
+    if options.busy > 0 {
+        command.push_str(&format!(" --busy {}", options.busy));
+    }
     if options.scale != 1.0 {
         command.push_str(&format!(" --scale {}", options.scale));
     }
@@ -366,11 +425,15 @@ fn markdown_header(
         command_output(&p.display().to_string(), &["--version"])
             .unwrap_or_else(|| p.display().to_string())
     };
+    let busy = match options.busy {
+        0 => String::new(),
+        n => format!(" {n} busy-looping process(es) ran beside every run (`--busy {n}`)."),
+    };
     format!(
         "## Run of {date}\n\n\
          `{command}`, natsws at commit `{commit}` (release profile), {} min. \
          A = {} (`{}`), B = {}. Machine: {cpus} CPUs ({model}), {mem_gib:.0} GiB, Linux {kernel}, \
-         everything on loopback; the load generator shares the CPUs with the server. \
+         everything on loopback; the load generator shares the CPUs with the server.{busy} \
          1-minute load average {} before the run, {} after. Each figure is the median over the \
          rounds, each run on a freshly started server, the servers alternating; spread is half \
          the range in % of the median; every message of every run was checked (count, size, \
@@ -385,4 +448,55 @@ fn markdown_header(
         load(load_before),
         load(load_after),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<Options>, String> {
+        parse_args(&args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn only_selects_known_names_in_table_order() {
+        let names: Vec<&str> = select("reqrep, tcp_128")
+            .unwrap()
+            .iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["tcp_128", "reqrep"]);
+        let err = select("tcp_128,ws_129").err().unwrap();
+        assert!(err.starts_with("no scenario named `ws_129`"), "{err}");
+        assert!(select(",").is_err());
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let o = parse(&[
+            "--rounds", "5", "--vs", "none", "--busy", "2", "--scale", "0.5",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!((o.rounds, o.vs, o.busy, o.scale), (5, None, 2, 0.5));
+        assert_eq!(o.only.len(), ALL.len());
+        for bad in [
+            &["--rounds", "0"][..],
+            &["--busy", "17"],
+            &["--scale", "0"],
+            &["--timeout", "x"],
+            &["--rounds"],
+            &["--frobnicate"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn scenario_names_are_unique() {
+        let mut names: Vec<&str> = ALL.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+    }
 }
