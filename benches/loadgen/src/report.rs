@@ -79,12 +79,15 @@ pub(crate) fn rows(result: &ScenarioRuns) -> Vec<Row> {
                     .zip(&medians)
                     .map(|(runs, m)| match m {
                         None => ("-".to_owned(), String::new()),
-                        Some(m) => (
-                            format(figure.unit, *m),
-                            spread_pct(&values(runs, figure.label))
+                        Some(m) => {
+                            let values = values(runs, figure.label);
+                            // One round has no spread to show.
+                            let spread = spread_pct(&values)
+                                .filter(|_| values.len() > 1)
                                 .map(|s| format!("±{s:.0}%"))
-                                .unwrap_or_default(),
-                        ),
+                                .unwrap_or_default();
+                            (format(figure.unit, *m), spread)
+                        }
                     })
                     .collect();
                 let ratio = match (medians.as_slice(), figure.better) {
@@ -290,6 +293,17 @@ mod tests {
             md.contains("| 2.500M | ±20% | 1.000M | ±0% | 2.50 |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn one_round_shows_no_spread() {
+        let result = ScenarioRuns {
+            scenario: &ALL[0],
+            runs: vec![vec![measured_run(2.0e6, 300.0)]],
+        };
+        let rows = rows(&result);
+        assert_eq!(rows[0].cells, [("2.000M".to_owned(), String::new())]);
+        assert_eq!(rows[0].ratio, "");
     }
 
     #[test]
