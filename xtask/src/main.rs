@@ -22,6 +22,9 @@ commands:
   deny                     cargo deny check licenses bans sources (installs cargo-deny if missing)
   oracle                   build the reference config parser (conforacle) and print its path
   interop                  set up and run the interop suite against natsws and nats-server
+  bench [ARGS]             build release binaries and run the load generator (natsws against
+                           nats-server): --vs PATH|none, --rounds N, --only NAMES, --scale F,
+                           --markdown FILE, --list (see benches/loadgen/README.md)
 ";
 
 type Result<T = ()> = std::result::Result<T, String>;
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         "deny" => deny(),
         "oracle" => oracle().map(|path| println!("{}", path.display())),
         "interop" => interop(),
+        "bench" => bench(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())
@@ -354,6 +358,20 @@ fn oracle() -> Result<PathBuf> {
         .env("GOCACHE", out_dir.join("gocache"))
         .args(["build", "-o", "conforacle", "."]))?;
     Ok(binary)
+}
+
+/// Builds natsws and the load generator in release mode and runs the load generator with
+/// natsws as server A; the remaining arguments go to the load generator.
+fn bench(args: &[String]) -> Result {
+    run(cargo().args(["build", "--release", "-p", "natsws", "-p", "loadgen"]))?;
+    let target =
+        env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    let release = target.join("release");
+    run(Command::new(release.join("loadgen"))
+        .current_dir(root())
+        .arg("--server")
+        .arg(release.join("natsws"))
+        .args(args))
 }
 
 /// Installs the interop suite's tools and runs it against natsws and nats-server.

@@ -1,0 +1,270 @@
+//! The servers under test: a fresh process per run, with its own config, on loopback ports it
+//! picks itself (`127.0.0.1:-1`, read back from `--ports_file_dir`), and the throw-away
+//! certificate authority of the wss scenarios.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a server may take to write its ports file.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A certificate for 127.0.0.1 and localhost, its key, and a client config trusting its CA.
+pub(crate) struct Pki {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) client: Arc<rustls::ClientConfig>,
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .map_err(|e| format!("openssl: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "openssl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Makes a CA and a server certificate signed by it in `dir` with the `openssl` tool, as the
+/// integration tests do (`bins/natsws/tests/tls.rs`); both expire in two days.
+pub(crate) fn make_pki(dir: &Path) -> Result<Pki, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=loadgen CA",
+    ]);
+    openssl(dir, &ca)?;
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "server-key.pem",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(dir, &csr)?;
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    )?;
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(dir.join("ca.pem")).map_err(|e| e.to_string())? {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Pki {
+        cert: dir.join("server.pem"),
+        key: dir.join("server-key.pem"),
+        client: Arc::new(client),
+    })
+}
+
+/// The config of one run: client port, monitoring, and a WebSocket port with compression
+/// allowed, plain or with the given certificate.
+pub(crate) fn config(tls: Option<&Pki>) -> String {
+    let ws_security = match tls {
+        None => "no_tls: true".to_owned(),
+        Some(pki) => format!(
+            "tls {{ cert_file: \"{}\", key_file: \"{}\" }}",
+            pki.cert.display(),
+            pki.key.display()
+        ),
+    };
+    format!(
+        "listen: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\n\
+         websocket {{\n  listen: \"127.0.0.1:-1\"\n  {ws_security}\n  compression: true\n}}\n"
+    )
+}
+
+/// A running server, stopped when dropped.
+pub(crate) struct Server {
+    child: Child,
+    pub(crate) pid: u32,
+    pub(crate) nats: SocketAddr,
+    pub(crate) ws: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Server {
+    /// Starts `program -c <dir>/server.conf` in the fresh directory `dir`, with its soft
+    /// open-files limit raised to the hard limit, and waits for its ports.
+    pub(crate) fn start(program: &Path, dir: &Path, conf: &str) -> Result<Self, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let conf_path = dir.join("server.conf");
+        std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
+        let stderr = std::fs::File::create(dir.join("stderr.log")).map_err(|e| e.to_string())?;
+        // `exec` keeps the shell's pid, so the pid we hold is the server's.
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -n \"$(ulimit -Hn)\" 2>/dev/null; exec \"$0\" \"$@\"")
+            .arg(program)
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("--ports_file_dir")
+            .arg(dir)
+            .arg("-l")
+            .arg(dir.join("server.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", program.display()))?;
+        let pid = child.id();
+        let name = program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ports_file = dir.join(format!("{name}_{pid}.ports"));
+        let mut server = Self {
+            child,
+            pid,
+            nats: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            ws: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            dir: dir.to_owned(),
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&ports_file)
+                && let Ok(ports) = serde_json::from_str::<serde_json::Value>(&text)
+                && let (Some(nats), Some(ws)) =
+                    (port_of(&ports, "nats"), port_of(&ports, "websocket"))
+            {
+                server.nats.set_port(nats);
+                server.ws.set_port(ws);
+                return Ok(server);
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!(
+                    "{} exited at start ({status}): {}{}",
+                    program.display(),
+                    std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default(),
+                    std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{} wrote no ports file", program.display()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The end of the server's log, for error reports.
+    pub(crate) fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join("\n")
+    }
+
+    /// Stops the server: SIGTERM, then SIGKILL after 5 s.
+    pub(crate) fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The port of the first URL under `key` in a ports file (`{"nats":["nats://127.0.0.1:4222"]}`).
+fn port_of(ports: &serde_json::Value, key: &str) -> Option<u16> {
+    let url = ports.get(key)?.get(0)?.as_str()?;
+    url.trim_end_matches('/').rsplit(':').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_ports_files() {
+        let ports: serde_json::Value = serde_json::from_str(
+            r#"{"nats":["nats://127.0.0.1:4222"],"websocket":["wss://127.0.0.1:8443/"]}"#,
+        )
+        .unwrap();
+        assert_eq!(port_of(&ports, "nats"), Some(4222));
+        assert_eq!(port_of(&ports, "websocket"), Some(8443));
+        assert_eq!(port_of(&ports, "monitoring"), None);
+    }
+
+    #[test]
+    fn config_has_the_three_listeners() {
+        let conf = config(None);
+        assert!(conf.contains("listen: \"127.0.0.1:-1\""));
+        assert!(conf.contains("no_tls: true"));
+        assert!(conf.contains("compression: true"));
+    }
+}
