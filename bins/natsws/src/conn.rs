@@ -8,7 +8,7 @@
 
 use std::io::{self, IoSlice, Read as _, Write as _};
 
-use bytes::BytesMut;
+use bytes::{Buf as _, BytesMut};
 use mio::Interest;
 use mio::net::TcpStream;
 
@@ -211,6 +211,19 @@ impl Transport {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Writes a plain byte buffer (handshake refusals, HTTP replies) until it is empty or the
+    /// socket would block. Returns whether it was drained.
+    pub(crate) fn write_buf(&mut self, out: &mut BytesMut) -> io::Result<bool> {
+        while !out.is_empty() {
+            let n = self.write_vectored(&[IoSlice::new(out)])?;
+            if n == 0 {
+                return Ok(false);
+            }
+            out.advance(n.min(out.len()));
+        }
+        Ok(true)
     }
 
     /// True when bytes wait in the transport itself (TLS records not yet on the socket).
