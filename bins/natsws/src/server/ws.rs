@@ -376,26 +376,14 @@ pub(super) fn flush(
     deflater: &mut ws_codec::Deflater,
     arena: &mut BytesMut,
 ) -> io::Result<bool> {
-    let cfg = *ws.encoder.config();
-    // Without compression and without a frame size limit a flush is one frame: write its
-    // header from ws-codec and the queued bytes in place, with no copy.
-    let in_place = !cfg.deflate && cfg.max_frame_payload.is_none();
     loop {
         if ws.wire.is_empty() && ws.frame_remaining == 0 {
             // Every control reply framed so far is written.
             ws.owed_controls = 0;
-            if !q.is_empty() && in_place {
-                let header = ws_codec::FrameHeader {
-                    fin: true,
-                    rsv1: false,
-                    opcode: ws_codec::OpCode::Binary,
-                    mask: None,
-                    payload_len: q.len() as u64,
-                };
-                let mut buf = [0u8; ws_codec::MAX_HEADER_BYTES];
-                let n = ws_codec::encode_header(&header, &mut buf);
-                ws.wire
-                    .push_back(Bytes::copy_from_slice(buf.get(..n).unwrap_or(&[])));
+            if let Some(header) = ws.encoder.in_place_header(q.len()) {
+                // One frame for the whole flush: its header from ws-codec, then the queued
+                // bytes written in place, with no copy.
+                ws.wire.push_back(Bytes::copy_from_slice(header.as_bytes()));
                 ws.frame_remaining = q.len();
             } else if !q.is_empty() {
                 // Compression or browser framing: the encoder reads the queued chunks as they
