@@ -11,7 +11,7 @@ use broker::{Broker, ClientId, CloseReason};
 use bytes::BytesMut;
 use mio::Registry;
 
-use super::table::{Kind, Table};
+use super::table::{Kind, LinkEvent, Table};
 use crate::monitor::{Bound, Clock};
 use crate::settings::Settings;
 
@@ -32,6 +32,8 @@ pub(super) struct Ctx {
     /// Scratch space the WebSocket encoder frames into.
     pub(super) arena: BytesMut,
     pub(super) monitor: MonitorState,
+    /// Outbound link connections established or removed this tick, for `link::Links`.
+    pub(super) link_events: Vec<LinkEvent>,
 }
 
 /// What the monitoring endpoints read besides the broker and the settings.

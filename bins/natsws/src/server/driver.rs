@@ -12,8 +12,9 @@ use broker::CloseReason;
 use mio::net::TcpStream;
 
 use super::ctx::{Ctx, READ_PAUSE_PENDING_BYTES};
+use super::table::LinkEvent;
 use super::table::{self, Kind};
-use super::{http, nats, ws};
+use super::{http, link, nats, ws};
 use crate::conn;
 
 /// A NATS client accepted: INFO goes out in plaintext, then TLS starts when configured.
@@ -103,6 +104,9 @@ pub(super) fn read_conn(ctx: &mut Ctx, key: usize, now: Instant) {
         Err(e) => {
             let tls_err = matches!(e, conn::ReadError::Tls(_));
             if let Some(c) = ctx.conns.get_mut(key) {
+                if let Kind::Link { link } = &mut c.kind {
+                    link.failure.get_or_insert_with(|| e.to_string());
+                }
                 if tls_err {
                     // Send the alert rustls queued.
                     let _ = c.transport.write_tls_pending();
@@ -150,6 +154,7 @@ pub(super) fn process_input(ctx: &mut Ctx, key: usize, now: Instant) {
         Kind::Http { .. } => http::input(ctx, key, now),
         Kind::WsHandshake { .. } => ws::handshake_input(ctx, key, now),
         Kind::Ws { .. } => ws::input(ctx, key, now),
+        Kind::Link { .. } => link::input(ctx, key, now),
     }
 }
 
@@ -202,6 +207,7 @@ pub(super) fn flush_conn(ctx: &mut Ctx, key: usize, now: Instant) {
                 }
             }
             Kind::WsHandshake { out, .. } | Kind::Http { out, .. } => c.transport.write_buf(out),
+            Kind::Link { link } => link::flush(&mut c.transport, link),
         };
     }
     let Some(c) = ctx.conns.get_mut(key) else {
@@ -293,6 +299,7 @@ pub(super) fn fire_timers(ctx: &mut Ctx, now: Instant, ws_on_http: bool) {
             Kind::Ws { .. } => {}
             Kind::WsHandshake { .. } => ws::handshake_timer(ctx, key, now),
             Kind::Http { .. } => http::timer(ctx, key, now, ws_on_http),
+            Kind::Link { .. } => link::timer(ctx, key, now),
         }
     }
 }
@@ -321,6 +328,7 @@ pub(super) fn reap(ctx: &mut Ctx, now: Instant) {
                             || (!ws.close_sent && c.close_reason.is_some_and(CloseReason::flushes))
                     }
                     Kind::WsHandshake { out, .. } | Kind::Http { out, .. } => !out.is_empty(),
+                    Kind::Link { link } => !link.out.is_empty(),
                 });
         if pending && c.linger_until.is_some_and(|t| now < t) {
             // Keep it until the last bytes are out (WRITABLE is registered).
@@ -337,6 +345,13 @@ pub(super) fn reap(ctx: &mut Ctx, now: Instant) {
         let _ = ctx.registry.deregister(&mut c.transport.stream);
         if let Some(client) = client {
             ctx.broker.remove_client(client, now);
+        }
+        if let Kind::Link { link } = c.kind {
+            ctx.link_events.push(LinkEvent::Closed {
+                link: link.link,
+                url: link.url,
+                failure: link.failure,
+            });
         }
     }
 }

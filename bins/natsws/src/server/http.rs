@@ -35,7 +35,7 @@ pub(super) fn accept(
 ) -> Option<usize> {
     let tls = tls
         .and_then(|cfg| rustls::ServerConnection::new(cfg).ok())
-        .map(Box::new);
+        .map(|tls| Box::new(tls.into()));
     let kind = Kind::Http {
         out: BytesMut::new(),
         close_after: false,

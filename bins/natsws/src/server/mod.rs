@@ -12,13 +12,16 @@
 //! - `nats`, `ws`, `http`: the handler of each kind of connection;
 //! - `events`: the broker's events and the bcrypt verdicts;
 //! - `lifecycle`: signals, shutdown, lame duck;
-//! - `reload`: the transactional SIGHUP reload.
+//! - `reload`: the transactional SIGHUP reload;
+//! - `link`: connections natsws dials out (name resolution off the loop, client TLS,
+//!   reconnecting with backoff), today only the test link.
 
 mod ctx;
 mod driver;
 mod events;
 mod http;
 mod lifecycle;
+mod link;
 mod listeners;
 mod nats;
 mod reload;
@@ -27,6 +30,7 @@ mod ws;
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::Arc;
 use std::time::Instant;
 
 use broker::Broker;
@@ -37,6 +41,7 @@ use self::ctx::{Ctx, MonitorState};
 use self::events::PasswordChecks;
 pub(crate) use self::lifecycle::Exit;
 use self::lifecycle::{Lifecycle, Signal};
+use self::link::Links;
 use self::listeners::{CLIENT_LISTENER, HTTP_LISTENER, HTTPS_LISTENER, Listeners, WS_LISTENER};
 use self::table::{CONN_TOKEN_BASE, Table};
 use crate::cli::Cli;
@@ -44,7 +49,8 @@ use crate::monitor::Clock;
 use crate::settings::Settings;
 
 const SIGNALS: Token = Token(4);
-const HASHER: Token = Token(5);
+/// The one waker of the poll: bcrypt verdicts and name resolutions are ready.
+const WAKER: Token = Token(5);
 
 /// The server.
 #[derive(Debug)]
@@ -54,6 +60,7 @@ pub(crate) struct Server {
     ctx: Ctx,
     lifecycle: Lifecycle,
     checks: PasswordChecks,
+    links: Links,
     cli: Cli,
 }
 
@@ -66,7 +73,7 @@ impl Server {
             .try_clone()
             .map_err(|e| format!("poll: {e}"))?;
         let lifecycle = Lifecycle::new(&registry, SIGNALS)?;
-        let waker = mio::Waker::new(&registry, HASHER).map_err(|e| format!("waker: {e}"))?;
+        let waker = Arc::new(mio::Waker::new(&registry, WAKER).map_err(|e| format!("waker: {e}"))?);
         let mut hasher_key = [0u8; 64];
         crate::ids::os_random(&mut hasher_key)?;
         let mut ws_policy = None;
@@ -84,6 +91,7 @@ impl Server {
         let mut broker =
             Broker::try_new(settings.broker.clone(), now).map_err(|e| e.to_string())?;
         broker.set_max_closed_clients(settings.max_closed_clients);
+        let links = Links::from_env(Arc::clone(&waker), now)?;
         log::info!("Server is ready");
         let ctx = Ctx {
             registry,
@@ -94,6 +102,7 @@ impl Server {
             deflater: ws_codec::Deflater::new(),
             inflater: ws_codec::Inflater::new(),
             arena: BytesMut::new(),
+            link_events: Vec::new(),
             monitor: MonitorState {
                 clock: Clock::now(),
                 start: now,
@@ -109,6 +118,7 @@ impl Server {
             ctx,
             lifecycle,
             checks: PasswordChecks::new(crate::hasher::Hasher::new(waker, hasher_key)),
+            links,
             cli,
         })
     }
@@ -159,6 +169,8 @@ impl Server {
             // on the next wake-up.
             events::drain(&mut self.ctx, &mut self.checks, now);
             driver::reap(&mut self.ctx, now);
+            self.links.handle_events(&mut self.ctx, now);
+            self.links.tick(&self.ctx, now);
             if let Some(exit) = self.lifecycle.finished(&self.ctx, now) {
                 self.listeners.remove_ports_file();
                 log::info!("Server Exiting..");
@@ -178,6 +190,7 @@ impl Server {
             self.listeners.paused_until(),
             ctx.conns.next_linger_end(),
             self.lifecycle.next_deadline(),
+            self.links.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -190,7 +203,10 @@ impl Server {
                 self.accept_loop(token, now);
             }
             SIGNALS => self.handle_signals(now),
-            HASHER => events::password_verdicts(&mut self.ctx, &self.checks, now),
+            WAKER => {
+                events::password_verdicts(&mut self.ctx, &self.checks, now);
+                self.links.resolved(&mut self.ctx, now);
+            }
             Token(t) if t >= CONN_TOKEN_BASE => {
                 let key = t - CONN_TOKEN_BASE;
                 if !self.ctx.conns.contains(key) {

@@ -18,6 +18,7 @@ use mio::{Interest, Registry, Token};
 use slab::Slab;
 
 use crate::conn::Transport;
+use crate::outbound::{DialUrl, TestSession};
 
 /// Connection tokens are slab keys offset past the loop's own tokens.
 pub(super) const CONN_TOKEN_BASE: usize = 16;
@@ -51,13 +52,15 @@ pub(super) enum Kind {
     },
     /// NATS over WebSocket.
     Ws { client: ClientId, ws: Box<WsConn> },
+    /// A connection natsws dialed out (`link`).
+    Link { link: Box<LinkConn> },
 }
 
 impl Kind {
     pub(super) fn client(&self) -> Option<ClientId> {
         match self {
             Self::Nats { client } | Self::Ws { client, .. } => Some(*client),
-            Self::Http { .. } | Self::WsHandshake { .. } => None,
+            Self::Http { .. } | Self::WsHandshake { .. } | Self::Link { .. } => None,
         }
     }
 }
@@ -117,6 +120,36 @@ impl WsConn {
     pub(super) fn owes_too_much(&self) -> bool {
         self.owed_controls >= MAX_OWED_CONTROL_REPLIES
     }
+}
+
+/// The connection side of an outbound link (see `link` and `crate::outbound`).
+#[derive(Debug)]
+pub(super) struct LinkConn {
+    /// The link's index in `link::Links`.
+    pub(super) link: usize,
+    pub(super) url: DialUrl,
+    /// The TLS client configuration, for a `tls://` URL.
+    pub(super) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(super) session: TestSession,
+    /// Protocol bytes not yet written.
+    pub(super) out: BytesMut,
+    /// The non-blocking TCP connect completed.
+    pub(super) connected: bool,
+    /// Why the link's connection ended, when the link itself ended it.
+    pub(super) failure: Option<String>,
+}
+
+/// What happened to an outbound link's connection, for `link::Links`.
+#[derive(Debug)]
+pub(super) enum LinkEvent {
+    Established {
+        link: usize,
+    },
+    Closed {
+        link: usize,
+        url: DialUrl,
+        failure: Option<String>,
+    },
 }
 
 /// One connection of the table.
@@ -186,7 +219,7 @@ impl Table {
         mut stream: TcpStream,
         peer: SocketAddr,
         kind: Kind,
-        tls: Option<Box<rustls::ServerConnection>>,
+        tls: Option<Box<rustls::Connection>>,
     ) -> Option<usize> {
         let entry = self.slab.vacant_entry();
         let key = entry.key();

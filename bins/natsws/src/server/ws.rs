@@ -28,7 +28,7 @@ pub(super) fn accept(
 ) -> Option<usize> {
     let tls = tls
         .and_then(|cfg| rustls::ServerConnection::new(cfg).ok())
-        .map(Box::new);
+        .map(|tls| Box::new(tls.into()));
     let handshake = ws_handshake::ServerHandshake::new(tls.is_some());
     let kind = Kind::WsHandshake {
         handshake,
