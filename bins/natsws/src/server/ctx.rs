@@ -1,8 +1,8 @@
 //! What every connection handler works on: the connection table, the broker, the running
 //! settings, the WebSocket codec state shared by all connections (one deflater and inflater
 //! per loop, docs/style.md §4) and what the monitoring endpoints report. Handlers (`nats`,
-//! `ws`, `http`) take a `&mut Ctx`; only the loop (`Server`) holds the listeners, signals and
-//! password checks besides.
+//! `ws`, `http`, `link`) take a `&mut Ctx`; only the loop (`Server`) holds the listeners,
+//! signals, password checks and outbound links besides.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -305,7 +305,7 @@ pub(super) fn input(ctx: &mut Ctx, key: usize, now: Instant) {
         && !ws.close_sent
         && ws.owed_close.is_none()
     {
-        // Sent after the output of what was decoded before the error (`write_ws`).
+        // Sent after the output of what was decoded before the error (`flush`).
         ws.owed_close = Some(ws_codec::Control::Close(Some(e.close_frame())));
     }
     if !ws.nats_in.is_empty() {
