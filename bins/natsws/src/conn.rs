@@ -1,4 +1,6 @@
-//! One accepted socket: its transport (plain or TLS), read buffer and what speaks on it.
+//! One socket's transport: plain, or TLS in either role (the server side of an accepted
+//! connection, the client side of one natsws dialed out), with adaptive reads and vectored
+//! writes.
 //!
 //! Reads follow docs/style.md §4 and §6: read until `WouldBlock` into spare capacity of one
 //! `BytesMut` whose read size adapts (4 KiB doubling to 64 KiB while reads fill it, halving
@@ -8,7 +10,7 @@
 
 use std::io::{self, IoSlice, Read as _, Write as _};
 
-use bytes::BytesMut;
+use bytes::{Buf as _, BytesMut};
 use mio::Interest;
 use mio::net::TcpStream;
 
@@ -19,11 +21,11 @@ pub(crate) const MAX_READ_BYTES: usize = 64 * 1024;
 /// Most bytes read from one connection per tick before others get a turn.
 pub(crate) const READ_BUDGET_BYTES: usize = 256 * 1024;
 
-/// The socket, possibly wrapped in TLS.
+/// The socket, possibly wrapped in TLS (`rustls::Connection`: server or client side).
 #[derive(Debug)]
 pub(crate) struct Transport {
     pub(crate) stream: TcpStream,
-    pub(crate) tls: Option<Box<rustls::ServerConnection>>,
+    pub(crate) tls: Option<Box<rustls::Connection>>,
     /// Adaptive read size.
     read_size: usize,
     short_reads: u8,
@@ -57,7 +59,7 @@ impl std::fmt::Display for ReadError {
 }
 
 impl Transport {
-    pub(crate) fn new(stream: TcpStream, tls: Option<Box<rustls::ServerConnection>>) -> Self {
+    pub(crate) fn new(stream: TcpStream, tls: Option<Box<rustls::Connection>>) -> Self {
         Self {
             stream,
             tls,
@@ -213,6 +215,19 @@ impl Transport {
         }
     }
 
+    /// Writes a plain byte buffer (handshake refusals, HTTP replies) until it is empty or the
+    /// socket would block. Returns whether it was drained.
+    pub(crate) fn write_buf(&mut self, out: &mut BytesMut) -> io::Result<bool> {
+        while !out.is_empty() {
+            let n = self.write_vectored(&[IoSlice::new(out)])?;
+            if n == 0 {
+                return Ok(false);
+            }
+            out.advance(n.min(out.len()));
+        }
+        Ok(true)
+    }
+
     /// True when bytes wait in the transport itself (TLS records not yet on the socket).
     pub(crate) fn has_pending(&self) -> bool {
         self.tls.as_ref().is_some_and(|t| t.wants_write())
@@ -228,7 +243,7 @@ impl Transport {
 }
 
 fn drain_plaintext(
-    tls: &mut rustls::ServerConnection,
+    tls: &mut rustls::Connection,
     buf: &mut BytesMut,
     n_read: &mut usize,
 ) -> Result<(), ReadError> {

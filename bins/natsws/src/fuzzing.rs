@@ -95,7 +95,10 @@ pub fn natsws_monitor(data: &[u8]) {
                     assert!(matches!(resp.status, 200 | 400), "{endpoint:?}: {resp:?}");
                     resp
                 }
-                None => monitor_request::not_found(),
+                None => {
+                    let nf = monitor_request::not_found();
+                    Response::text(nf.status, nf.body)
+                }
             };
             check_response(&resp, head.keep_alive);
             if !head.keep_alive {

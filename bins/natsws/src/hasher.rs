@@ -152,10 +152,10 @@ impl std::fmt::Debug for Hasher {
 impl Hasher {
     /// A pool that wakes the poll through `waker` when a result is ready. `key` keys the
     /// remembered pairs' HMAC: it must come from the OS's random source.
-    pub(crate) fn new(waker: mio::Waker, key: [u8; 64]) -> Self {
+    pub(crate) fn new(waker: Arc<mio::Waker>, key: [u8; 64]) -> Self {
         let (verdicts_tx, verdicts) = channel();
         Self {
-            waker: Arc::new(waker),
+            waker,
             key: <Hmac<Sha256> as hmac::digest::KeyInit>::new(&key.into()),
             shared: Arc::default(),
             started: false,

@@ -55,32 +55,65 @@ pub(crate) fn init(settings: &LogSettings) -> io::Result<()> {
     configure(settings)
 }
 
-/// Applies new settings (reload). Opens the new file first so a bad path leaves the old one.
+/// Applies new settings. Opens the new file first so a bad path leaves the old one.
 pub(crate) fn configure(settings: &LogSettings) -> io::Result<()> {
+    prepare(settings)?.install();
+    Ok(())
+}
+
+/// New logger settings whose log file is already open: installing them cannot fail, so a
+/// reload opens the file while it may still give up, and installs only once nothing can fail.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    settings: LogSettings,
+    /// `Some` when the file changes: the new file (`None`: log to stderr).
+    file: Option<Option<(String, File)>>,
+}
+
+/// Opens what `settings` needs (a changed log file) without touching the running logger.
+pub(crate) fn prepare(settings: &LogSettings) -> io::Result<Prepared> {
     let logger = logger();
-    let level = if settings.trace {
-        LevelFilter::Trace
-    } else if settings.debug {
-        LevelFilter::Debug
-    } else {
-        LevelFilter::Info
-    };
-    let mut inner = logger.inner.lock().unwrap_or_else(|e| e.into_inner());
+    let inner = logger.inner.lock().unwrap_or_else(|e| e.into_inner());
     let same_file = match (&inner.file, &settings.file) {
         (Some((old, _)), Some(new)) => old == new,
         (None, None) => true,
         _ => false,
     };
-    if !same_file {
-        inner.file = match &settings.file {
+    drop(inner);
+    let file = if same_file {
+        None
+    } else {
+        Some(match &settings.file {
             Some(path) => Some((path.clone(), open_log(path)?)),
             None => None,
+        })
+    };
+    Ok(Prepared {
+        settings: settings.clone(),
+        file,
+    })
+}
+
+impl Prepared {
+    /// Switches the logger to these settings.
+    pub(crate) fn install(self) {
+        let logger = logger();
+        let settings = &self.settings;
+        let level = if settings.trace {
+            LevelFilter::Trace
+        } else if settings.debug {
+            LevelFilter::Debug
+        } else {
+            LevelFilter::Info
         };
+        if let Some(file) = self.file {
+            let mut inner = logger.inner.lock().unwrap_or_else(|e| e.into_inner());
+            inner.file = file;
+        }
+        logger.logtime.store(settings.logtime, Ordering::Relaxed);
+        logger.debug.store(settings.debug, Ordering::Relaxed);
+        log::set_max_level(level);
     }
-    logger.logtime.store(settings.logtime, Ordering::Relaxed);
-    logger.debug.store(settings.debug, Ordering::Relaxed);
-    log::set_max_level(level);
-    Ok(())
 }
 
 fn open_log(path: &str) -> io::Result<File> {

@@ -7,7 +7,13 @@
 //! The head is re-tokenised from its start on each read: it is bounded by the caller's limit
 //! (16 KiB in the server), which bounds that work too.
 
-use crate::monitor::Response;
+/// A plain-text response that no endpoint makes: a refused head, or the 404. The loop (and
+/// the fuzz target) renders it as `monitor::Response::text(status, body)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Plain {
+    pub(crate) status: u16,
+    pub(crate) body: &'static str,
+}
 
 /// The header array `httparse` fills on the first try. A head with more header lines is
 /// tokenised again with room for as many lines as its bytes can hold, so that only the byte
@@ -50,10 +56,16 @@ pub(crate) struct RequestHead {
 impl Head {
     /// The response that refuses a [`Head::TooLarge`] or [`Head::Bad`] head (after which the
     /// connection closes); `None` for the other two.
-    pub(crate) fn refusal(&self) -> Option<Response> {
+    pub(crate) fn refusal(&self) -> Option<Plain> {
         match self {
-            Self::TooLarge => Some(Response::text(431, "431 Request Header Fields Too Large")),
-            Self::Bad => Some(Response::text(400, "400 Bad Request")),
+            Self::TooLarge => Some(Plain {
+                status: 431,
+                body: "431 Request Header Fields Too Large",
+            }),
+            Self::Bad => Some(Plain {
+                status: 400,
+                body: "400 Bad Request",
+            }),
             Self::Partial | Self::Complete(_) => None,
         }
     }
@@ -208,8 +220,11 @@ impl Endpoint {
 }
 
 /// The response for a path no endpoint serves, as Go's `http.NotFound` writes it.
-pub(crate) fn not_found() -> Response {
-    Response::text(404, "404 page not found\n")
+pub(crate) fn not_found() -> Plain {
+    Plain {
+        status: 404,
+        body: "404 page not found\n",
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! rustls server configuration from `cert_file`/`key_file`/`ca_file`/`verify` (ring provider).
+//! rustls configuration (ring provider): the server side from `cert_file`/`key_file`/`ca_file`/
+//! `verify`, and the client side of outbound connections, which verifies the server's
+//! certificate and name against a CA file.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,7 +8,7 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 /// A `tls { }` block (or the `--tls*` flags), as files on disk.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -53,18 +55,10 @@ impl TlsSpec {
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS configuration error: {e}"))?;
         let builder = if self.verify || self.ca_file.is_some() {
-            let mut roots = RootCertStore::empty();
-            if let Some(ca) = &self.ca_file {
-                let cas = CertificateDer::pem_file_iter(ca)
-                    .map_err(|e| format!("failed to parse root ca certificate: open {ca}: {e}"))?;
-                for cert in cas {
-                    let cert =
-                        cert.map_err(|e| format!("failed to parse root ca certificate: {e}"))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("failed to parse root ca certificate: {e}"))?;
-                }
-            }
+            let roots = match &self.ca_file {
+                Some(ca) => load_roots(ca)?,
+                None => RootCertStore::empty(),
+            };
             if self.verify {
                 if roots.is_empty() {
                     return Err(
@@ -87,6 +81,36 @@ impl TlsSpec {
             .map_err(|e| format!("error parsing X509 certificate/key pair: {e}"))?;
         Ok(Arc::new(config))
     }
+}
+
+/// Reads every certificate of a PEM CA file into a root store.
+fn load_roots(ca: &str) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    let cas = CertificateDer::pem_file_iter(ca)
+        .map_err(|e| format!("failed to parse root ca certificate: open {ca}: {e}"))?;
+    for cert in cas {
+        let cert = cert.map_err(|e| format!("failed to parse root ca certificate: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("failed to parse root ca certificate: {e}"))?;
+    }
+    Ok(roots)
+}
+
+/// The client side of an outbound TLS connection: the server's certificate must chain to a
+/// certificate of `ca_file` and name the host dialed (rustls' webpki verifier).
+pub(crate) fn client_config(ca_file: &str) -> Result<Arc<ClientConfig>, String> {
+    let roots = load_roots(ca_file)?;
+    if roots.is_empty() {
+        return Err(format!("no CA certificate in {ca_file}"));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS configuration error: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// `"1.3"` / `"1.2"` for `/connz`.

@@ -106,6 +106,50 @@ fn bad_reload_keeps_the_old_config() {
     );
 }
 
+/// A reload is all or nothing: one whose new websocket port is taken fails with nats-server's
+/// words, keeps the old listener serving and changes nothing else it asked for (here,
+/// compression and debug logging); a later reload still works.
+#[test]
+fn reload_to_a_taken_port_changes_nothing() {
+    let port = free_port();
+    let srv = Server::with_config(&conf_with(port, "", ""), &[]);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    reload(
+        &srv,
+        &conf_with(taken_port, "compression: true", "debug: true"),
+        1,
+    );
+    let log = srv.log_text();
+    assert!(
+        log.contains(&format!(
+            "[ERR] Failed to reload server configuration: Unable to listen for websocket connections: listen tcp 127.0.0.1:{taken_port}: bind: address already in use"
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("Reloaded: "), "{log}");
+    let ws = RawWs::connect(port, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+    assert_eq!(ws.status(), 101, "{}", ws.response);
+    assert!(
+        !ws.response.contains("permessage-deflate"),
+        "{}",
+        ws.response
+    );
+    let (_, _, varz) = srv.http_get("/varz");
+    let v: serde_json::Value = serde_json::from_str(&varz).unwrap();
+    assert_eq!(v["websocket"]["port"], port);
+    assert_ne!(v["websocket"]["compression"], true, "{varz}");
+    // The logger was not switched to debug either.
+    let mut c = common::Raw::connect(srv.nats_port());
+    c.send("PING\r\n");
+    let _info = c.line();
+    assert!(!srv.log_text().contains("[DBG]"), "{}", srv.log_text());
+    // Freed, the port is taken by the next reload.
+    drop(taken);
+    reload(&srv, &conf_with(taken_port, "", ""), 2);
+    assert_eq!(RawWs::connect(taken_port, "").status(), 101);
+}
+
 #[test]
 fn reload_limits_apply_to_new_connections() {
     let port = free_port();

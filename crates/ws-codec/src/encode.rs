@@ -159,6 +159,76 @@ impl Encoder<Unmasked> {
     }
 }
 
+/// The header of a frame whose payload the caller writes itself, straight from its own
+/// buffers (see [`Encoder::in_place_header`]): at most [`MAX_HEADER_BYTES`] on the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InPlaceHeader {
+    buf: [u8; MAX_HEADER_BYTES],
+    len: usize,
+}
+
+impl InPlaceHeader {
+    /// The header bytes, to be written just before the payload.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
+    }
+}
+
+impl Encoder<Unmasked> {
+    /// The fast path of [`Encoder::encode_stream`]: when this encoder would send a flush of
+    /// `len` pending bytes as one frame carrying them unchanged (no frame size limit, and no
+    /// compression negotiated or the flush at most the compression threshold), returns that
+    /// frame's header (FIN, binary, unmasked), so that the caller writes the header and then
+    /// its pending bytes from where they are, with no copy and no arena. `None` when the
+    /// flush must go through [`Encoder::encode_stream`] (a frame size limit, a compressed
+    /// flush) or is empty.
+    ///
+    /// The bytes written are exactly those `encode_stream` would produce for the same flush.
+    /// Only unmasked (server-role) encoders have this path: a client must mask its payload.
+    ///
+    /// ```
+    /// use bytes::{Bytes, BytesMut};
+    /// use ws_codec::{Deflater, Encoder, EncoderConfig};
+    ///
+    /// let encoder = Encoder::server(EncoderConfig::default());
+    /// let pending = b"MSG a 1 5\r\nhello\r\n";
+    /// let header = encoder.in_place_header(pending.len()).unwrap();
+    /// assert_eq!(header.as_bytes(), [0x82, 18]);
+    ///
+    /// // The same bytes as the general path.
+    /// let mut framed = Vec::new();
+    /// Encoder::server(EncoderConfig::default())
+    ///     .encode_stream(
+    ///         &[Bytes::from_static(pending)],
+    ///         &mut Deflater::new(),
+    ///         &mut BytesMut::new(),
+    ///         &mut framed,
+    ///     )
+    ///     .unwrap();
+    /// let wire: Vec<u8> = framed.iter().flat_map(|b| b.iter().copied()).collect();
+    /// assert_eq!(wire, [header.as_bytes(), &pending[..]].concat());
+    /// ```
+    #[must_use]
+    pub fn in_place_header(&self, len: usize) -> Option<InPlaceHeader> {
+        let config = &self.config;
+        let compressed = config.deflate && len > config.compress_threshold;
+        if len == 0 || compressed || config.max_frame_payload.is_some() {
+            return None;
+        }
+        let header = FrameHeader {
+            fin: true,
+            rsv1: false,
+            opcode: OpCode::Binary,
+            mask: None,
+            payload_len: len as u64,
+        };
+        let mut buf = [0u8; MAX_HEADER_BYTES];
+        let len = header.encode(&mut buf);
+        Some(InPlaceHeader { buf, len })
+    }
+}
+
 impl<K: MaskKeySource> Encoder<K> {
     /// An encoder that masks each frame with a key from `keys` (client role).
     #[must_use]

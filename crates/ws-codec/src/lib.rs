@@ -19,8 +19,9 @@
 //!   ([`Limits::max_inflated_chunk_bytes`], [`Decoder::is_inflating`]);
 //!   [`Decoder::poll_reply`] yields the obligated pong and close replies.
 //! - [`Encoder`] (one per connection): [`Encoder::encode_stream`] frames a flush's pending
-//!   bytes, [`Encoder::encode_message`] frames one message, [`Encoder::encode_control`] frames
-//!   pings, pongs and closes.
+//!   bytes, [`Encoder::in_place_header`] is its no-copy fast path (the header of a single
+//!   frame whose payload the caller writes from its own buffers), [`Encoder::encode_message`]
+//!   frames one message, [`Encoder::encode_control`] frames pings, pongs and closes.
 //! - [`CloseFrame`], [`CloseCode`], [`CloseReason`] (nats-server's close reasons and their
 //!   codes), [`ProtocolError`] with [`ProtocolError::close_code`].
 //! - [`apply_mask`], the masking fast path.
@@ -75,7 +76,7 @@ pub use decode::{
 pub use deflate::{Deflater, Inflater, SYNC_FLUSH_TAIL};
 pub use encode::{
     BROWSER_MAX_FRAME_BYTES, COMPRESS_THRESHOLD_BYTES, COPY_THRESHOLD_BYTES, Encoder,
-    EncoderConfig, MaskKeySource, Unmasked,
+    EncoderConfig, InPlaceHeader, MaskKeySource, Unmasked,
 };
 pub use error::{DeflateError, ProtocolError};
 pub use frame::{FrameHeader, MAX_CONTROL_PAYLOAD_BYTES, MAX_HEADER_BYTES, OpCode, encode_header};

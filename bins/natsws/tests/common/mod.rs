@@ -4,6 +4,8 @@
     reason = "each test file uses a different part of the harness"
 )]
 
+pub(crate) mod pki;
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -72,9 +74,20 @@ impl Server {
     /// Starts `program` (natsws or nats-server, which share these flags) in `dir` and waits for
     /// its ports file (`<program>_<pid>.ports`).
     pub(crate) fn start_program(program: &str, dir: PathBuf, args: &[&str]) -> Self {
+        Self::start_program_env(program, dir, args, &[])
+    }
+
+    /// [`Server::start_program`] with extra environment variables.
+    pub(crate) fn start_program_env(
+        program: &str,
+        dir: PathBuf,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = dir.join("server.log");
         let child = Command::new(program)
             .args(args)
+            .envs(env.iter().copied())
             .arg("--ports_file_dir")
             .arg(&dir)
             .arg("-l")

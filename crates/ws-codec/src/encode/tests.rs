@@ -286,3 +286,77 @@ fn steady_state_reuses_the_arena_and_the_compressor_output() {
         assert_eq!(out.capacity(), 8);
     }
 }
+
+/// What a flush looks like on the wire through the in-place path: the header, then the
+/// pending bytes as they are. `None` when the encoder has no in-place path for it.
+fn in_place_wire(config: EncoderConfig, chunks: &[Bytes]) -> Option<Vec<u8>> {
+    let total: usize = chunks.iter().map(Bytes::len).sum();
+    let header = Encoder::server(config).in_place_header(total)?;
+    let mut wire = header.as_bytes().to_vec();
+    for c in chunks {
+        wire.extend_from_slice(c);
+    }
+    Some(wire)
+}
+
+#[test]
+fn in_place_header_lengths_and_refusals() {
+    let plain = EncoderConfig::default();
+    let check = |config: EncoderConfig, len: usize, expect: Option<&[u8]>| {
+        let got = Encoder::server(config).in_place_header(len);
+        assert_eq!(got.as_ref().map(InPlaceHeader::as_bytes), expect, "{len}");
+    };
+    check(plain, 0, None);
+    check(plain, 1, Some(&[0x82, 1]));
+    check(plain, 125, Some(&[0x82, 125]));
+    check(plain, 126, Some(&[0x82, 126, 0, 126]));
+    check(plain, 65_535, Some(&[0x82, 126, 0xff, 0xff]));
+    check(plain, 65_536, Some(&[0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]));
+    // A frame size limit (browsers) packs frames: no in-place path.
+    check(browser(), 10, None);
+    // Compression negotiated: only flushes at most the threshold go out as they are.
+    let deflate = EncoderConfig {
+        deflate: true,
+        ..EncoderConfig::default()
+    };
+    check(deflate, COMPRESS_THRESHOLD_BYTES, Some(&[0x82, 64]));
+    check(deflate, COMPRESS_THRESHOLD_BYTES + 1, None);
+}
+
+proptest::proptest! {
+    /// The in-place path writes exactly what `encode_stream` writes, and a client-role decoder
+    /// reads the pending bytes back from it.
+    #[test]
+    fn in_place_matches_encode_stream_and_decodes(
+        lens in proptest::collection::vec(0usize..70_000, 0..4),
+        deflate: bool,
+        limited: bool,
+    ) {
+        let config = EncoderConfig {
+            deflate,
+            max_frame_payload: if limited { NonZeroUsize::new(BROWSER_MAX_FRAME_BYTES) } else { None },
+            ..EncoderConfig::default()
+        };
+        let chunks = sizes(&lens);
+        let total: usize = lens.iter().sum();
+        let expected_path = total > 0 && !limited && !(deflate && total > COMPRESS_THRESHOLD_BYTES);
+        let wire = in_place_wire(config, &chunks);
+        proptest::prop_assert_eq!(wire.is_some(), expected_path);
+        if let Some(wire) = wire {
+            let (_, general) = encode_stream(config, &chunks);
+            proptest::prop_assert_eq!(&wire, &general);
+            let mut decoder = crate::Decoder::new(crate::DecoderConfig::client());
+            let mut src = BytesMut::from(&wire[..]);
+            let mut payload = Vec::new();
+            let mut inflater = Inflater::new();
+            while let Some(ev) = decoder.decode(&mut src, &mut inflater).unwrap() {
+                if let crate::Event::Data(d) = ev {
+                    payload.extend_from_slice(&d);
+                }
+            }
+            let pending: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+            proptest::prop_assert_eq!(payload, pending);
+            proptest::prop_assert!(src.is_empty());
+        }
+    }
+}

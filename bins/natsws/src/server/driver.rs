@@ -1,0 +1,357 @@
+//! Drives one connection through a loop tick and routes each step to the handler of its
+//! kind (`nats`, `ws`, `http`): accept, read (edge-triggered, with a per-tick budget and the
+//! ready queue), input, one vectored flush per dirty connection with `WRITABLE` registered
+//! only while output is pending, deadlines, and removal at the end of the tick.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use broker::CloseReason;
+use mio::net::TcpStream;
+
+use super::ctx::{Ctx, READ_PAUSE_PENDING_BYTES};
+use super::table::LinkEvent;
+use super::table::{self, Kind};
+use super::{http, link, nats, ws};
+use crate::conn;
+
+/// A NATS client accepted: INFO goes out in plaintext, then TLS starts when configured.
+pub(super) fn accept_nats(
+    ctx: &mut Ctx,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    now: Instant,
+) {
+    let Some(key) = nats::accept(ctx, stream, peer, now) else {
+        return;
+    };
+    if let Some(cfg) = tls {
+        flush_conn(ctx, key, now);
+        nats::start_tls(ctx, key, cfg, now);
+    }
+    read_conn(ctx, key, now);
+}
+
+/// A monitoring connection accepted (`ws_capable`: the port is shared with WebSocket).
+pub(super) fn accept_http(
+    ctx: &mut Ctx,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    ws_capable: bool,
+    now: Instant,
+) {
+    if let Some(key) = http::accept(ctx, stream, peer, tls, ws_capable, now) {
+        // Data may already be waiting.
+        read_conn(ctx, key, now);
+    }
+}
+
+/// A connection accepted on the websocket listener.
+pub(super) fn accept_ws(
+    ctx: &mut Ctx,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    now: Instant,
+) {
+    if let Some(key) = ws::accept(ctx, stream, peer, tls, now) {
+        read_conn(ctx, key, now);
+    }
+}
+
+/// Reads until `WouldBlock` or the budget (then the connection is queued to run again), and
+/// hands what was read to its handler.
+pub(super) fn read_conn(ctx: &mut Ctx, key: usize, now: Instant) {
+    let Some(c) = ctx.conns.get_mut(key) else {
+        return;
+    };
+    if c.closing || c.read_paused || c.auth_parked.is_some() {
+        return;
+    }
+    if let Kind::Ws { ws, .. } = &c.kind
+        && ws.decode_paused
+    {
+        return;
+    }
+    if let Kind::Http { out, .. } = &c.kind
+        && out.len() >= http::HTTP_PENDING_REPLY_BYTES
+    {
+        return;
+    }
+    if ws::refuse_plain_http(c) {
+        ctx.conns.mark_dirty(key);
+        return;
+    }
+    let res = c.transport.read_into(&mut c.in_buf);
+    let was_handshaking = c.transport.tls_handshaking();
+    match res {
+        Ok(outcome) => {
+            if c.transport.has_pending() {
+                ctx.conns.mark_dirty(key);
+            }
+            process_input(ctx, key, now);
+            if outcome.budget_exhausted {
+                ctx.conns.queue_ready(key);
+            }
+            if outcome.eof {
+                ctx.close_conn(key, now, CloseReason::ClientClosed);
+            }
+        }
+        Err(e) => {
+            let tls_err = matches!(e, conn::ReadError::Tls(_));
+            if let Some(c) = ctx.conns.get_mut(key) {
+                if let Kind::Link { link } = &mut c.kind {
+                    link.failure.get_or_insert_with(|| e.to_string());
+                }
+                if tls_err {
+                    // Send the alert rustls queued.
+                    let _ = c.transport.write_tls_pending();
+                    log::error!("{} - TLS handshake error: {e}", c.peer);
+                } else {
+                    log::debug!("{} - read error: {e}", c.peer);
+                }
+            }
+            let reason = if tls_err && was_handshaking {
+                CloseReason::TlsHandshakeFailure
+            } else {
+                CloseReason::ReadError
+            };
+            ctx.close_conn(key, now, reason);
+        }
+    }
+    ctx.conns.release_idle_buffer(key);
+}
+
+/// Reads again the connections whose read budget ran out last tick; those that run out now
+/// wait for the next tick, so one tick stays bounded.
+pub(super) fn run_ready(ctx: &mut Ctx, now: Instant) {
+    let n = ctx.conns.ready.len();
+    for _ in 0..n {
+        let Some(key) = ctx.conns.ready.pop_front() else {
+            break;
+        };
+        if let Some(c) = ctx.conns.get_mut(key) {
+            c.queued_ready = false;
+            read_conn(ctx, key, now);
+        }
+    }
+}
+
+/// Hands the connection's buffered input to its handler.
+pub(super) fn process_input(ctx: &mut Ctx, key: usize, now: Instant) {
+    let Some(c) = ctx.conns.get_mut(key) else {
+        return;
+    };
+    match &c.kind {
+        Kind::Nats { client } => {
+            let client = *client;
+            nats::input(ctx, key, client, now);
+        }
+        Kind::Http { .. } => http::input(ctx, key, now),
+        Kind::WsHandshake { .. } => ws::handshake_input(ctx, key, now),
+        Kind::Ws { .. } => ws::input(ctx, key, now),
+        Kind::Link { .. } => link::input(ctx, key, now),
+    }
+}
+
+/// Flushes every connection marked dirty this tick, once each.
+pub(super) fn flush_dirty(ctx: &mut Ctx, now: Instant) {
+    let mut dirty = std::mem::take(&mut ctx.conns.dirty);
+    for key in &dirty {
+        if let Some(c) = ctx.conns.get_mut(*key) {
+            c.dirty = false;
+        }
+        flush_conn(ctx, *key, now);
+    }
+    dirty.clear();
+    if ctx.conns.dirty.is_empty() {
+        ctx.conns.dirty = dirty;
+    }
+}
+
+/// Writes what the connection has pending, once, and updates its interest.
+pub(super) fn flush_conn(ctx: &mut Ctx, key: usize, now: Instant) {
+    let Some(c) = ctx.conns.slab.get_mut(key) else {
+        return;
+    };
+    if c.write_failed {
+        return;
+    }
+    let mut res: std::io::Result<bool> = c.transport.write_tls_pending();
+    if matches!(res, Ok(true)) {
+        res = match &mut c.kind {
+            Kind::Nats { client } => {
+                let client = *client;
+                match ctx.broker.outbound(client) {
+                    Some(q) => nats::flush(&mut c.transport, q),
+                    None => Ok(true),
+                }
+            }
+            Kind::Ws { client, ws } => {
+                let client = *client;
+                let closing_reason = c.close_reason.filter(|r| c.closing && r.flushes());
+                match ctx.broker.outbound(client) {
+                    Some(q) => ws::flush(
+                        &mut c.transport,
+                        q,
+                        ws,
+                        closing_reason,
+                        &mut ctx.deflater,
+                        &mut ctx.arena,
+                    ),
+                    None => Ok(true),
+                }
+            }
+            Kind::WsHandshake { out, .. } | Kind::Http { out, .. } => c.transport.write_buf(out),
+            Kind::Link { link } => link::flush(&mut c.transport, link),
+        };
+    }
+    let Some(c) = ctx.conns.get_mut(key) else {
+        return;
+    };
+    if let Some(client) = c.kind.client() {
+        let mut resume_decoding = false;
+        if let Kind::Ws { ws, .. } = &mut c.kind {
+            ctx.broker.set_transport_backlog(client, ws.backlog(), now);
+            if ws.decode_paused && !ws.owes_too_much() {
+                ws.decode_paused = false;
+                resume_decoding = true;
+            }
+        }
+        ctx.broker.handle_flushed(client, now);
+        if resume_decoding {
+            // Decode what was left in the read buffer, then read again.
+            process_input(ctx, key, now);
+            ctx.conns.queue_ready(key);
+        }
+        let Some(c) = ctx.conns.get_mut(key) else {
+            return;
+        };
+        if c.read_paused
+            && ctx.broker.outbound(client).map_or(0, |q| q.len()) < READ_PAUSE_PENDING_BYTES / 2
+        {
+            c.read_paused = false;
+            ctx.conns.queue_ready(key);
+        }
+    }
+    let Some(c) = ctx.conns.get_mut(key) else {
+        return;
+    };
+    let drained = match res {
+        Ok(d) => d && !c.transport.has_pending(),
+        Err(e) => {
+            log::debug!("{} - write error: {e}", c.peer);
+            c.write_failed = true;
+            match c.kind.client() {
+                Some(client) => ctx
+                    .broker
+                    .close_client(client, now, CloseReason::WriteError),
+                None => ctx.conns.schedule_reap(key, now, false),
+            }
+            return;
+        }
+    };
+    if let Kind::Http {
+        close_after: true, ..
+    } = c.kind
+        && drained
+    {
+        ctx.conns.schedule_reap(key, now, false);
+        return;
+    }
+    if let Kind::Http { out, .. } = &c.kind
+        && out.is_empty()
+        && !c.in_buf.is_empty()
+    {
+        // Answer the pipelined requests held back, then read again.
+        process_input(ctx, key, now);
+        ctx.conns.queue_ready(key);
+    }
+    let Some(c) = ctx.conns.get_mut(key) else {
+        return;
+    };
+    let want = conn::interest(!drained);
+    if want != c.interest {
+        c.interest = want;
+        if let Err(e) = ctx
+            .registry
+            .reregister(&mut c.transport.stream, table::token(key), want)
+        {
+            log::debug!("reregister: {e}");
+        }
+    }
+}
+
+/// Runs the broker's timers and each connection deadline that passed through its handler.
+/// `ws_on_http`: WebSocket shares the monitoring port.
+pub(super) fn fire_timers(ctx: &mut Ctx, now: Instant, ws_on_http: bool) {
+    ctx.broker.handle_timeout(now);
+    while let Some(key) = ctx.conns.pop_expired(now) {
+        let Some(c) = ctx.conns.get(key) else {
+            continue;
+        };
+        match &c.kind {
+            Kind::Nats { .. } => nats::timer(ctx, key, now),
+            Kind::Ws { .. } => {}
+            Kind::WsHandshake { .. } => ws::handshake_timer(ctx, key, now),
+            Kind::Http { .. } => http::timer(ctx, key, now, ws_on_http),
+            Kind::Link { .. } => link::timer(ctx, key, now),
+        }
+    }
+}
+
+/// Removes the connections closed this tick, once their last bytes are out or their linger
+/// is spent.
+pub(super) fn reap(ctx: &mut Ctx, now: Instant) {
+    if ctx.conns.to_reap.is_empty() {
+        return;
+    }
+    let keys = std::mem::take(&mut ctx.conns.to_reap);
+    for key in keys {
+        let Some(c) = ctx.conns.get(key) else {
+            continue;
+        };
+        let client = c.kind.client();
+        let pending = !c.write_failed
+            && (c.transport.has_pending()
+                || match &c.kind {
+                    Kind::Nats { client } => {
+                        ctx.broker.outbound(*client).is_some_and(|q| !q.is_empty())
+                    }
+                    Kind::Ws { client, ws } => {
+                        !ws.wire.is_empty()
+                            || ctx.broker.outbound(*client).is_some_and(|q| !q.is_empty())
+                            || (!ws.close_sent && c.close_reason.is_some_and(CloseReason::flushes))
+                    }
+                    Kind::WsHandshake { out, .. } | Kind::Http { out, .. } => !out.is_empty(),
+                    Kind::Link { link } => !link.out.is_empty(),
+                });
+        if pending && c.linger_until.is_some_and(|t| now < t) {
+            // Keep it until the last bytes are out (WRITABLE is registered).
+            ctx.conns.to_reap.push(key);
+            continue;
+        }
+        let mut c = ctx.conns.remove(key);
+        if let Some(check) = &c.auth_parked {
+            check.store(true, Ordering::Relaxed);
+        }
+        if !c.write_failed {
+            c.transport.send_close_notify();
+        }
+        let _ = ctx.registry.deregister(&mut c.transport.stream);
+        if let Some(client) = client {
+            ctx.broker.remove_client(client, now);
+        }
+        if let Kind::Link { link } = c.kind {
+            ctx.link_events.push(LinkEvent::Closed {
+                link: link.link,
+                url: link.url,
+                failure: link.failure,
+            });
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The broker's events (flush, close, log lines, password checks) and the bcrypt verdicts
+//! that come back from the hasher threads through the loop's waker.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use broker::{ClientId, CloseReason, Event};
+
+use super::ctx::Ctx;
+use crate::hasher::{self, Hasher};
+
+/// The bcrypt workers and the re-checks a reload asked for.
+#[derive(Debug)]
+pub(super) struct PasswordChecks {
+    hasher: Hasher,
+    /// Cancel flags of the password re-checks the last reload asked for.
+    recheck_jobs: Vec<Arc<AtomicBool>>,
+}
+
+impl PasswordChecks {
+    pub(super) fn new(hasher: Hasher) -> Self {
+        Self {
+            hasher,
+            recheck_jobs: Vec::new(),
+        }
+    }
+
+    /// A new configuration re-checks every session afresh: re-checks still queued from an
+    /// earlier reload are moot.
+    pub(super) fn cancel_rechecks(&mut self) {
+        for job in self.recheck_jobs.drain(..) {
+            job.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Acts on everything the broker emitted: flushes, closes, log lines, password checks.
+pub(super) fn drain(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant) {
+    while let Some(ev) = ctx.broker.poll_event() {
+        match ev {
+            Event::Flush(client) => {
+                if let Some(key) = ctx.conns.conn_of(client) {
+                    ctx.conns.mark_dirty(key);
+                }
+            }
+            Event::Closed { client, reason } => {
+                let Some(key) = ctx.conns.conn_of(client) else {
+                    ctx.broker.remove_client(client, now);
+                    continue;
+                };
+                if let Some(c) = ctx.conns.get_mut(key) {
+                    c.close_reason = Some(reason);
+                    if reason == CloseReason::MaxConnectionsExceeded {
+                        // nats-server's maxConnExceeded: sendErrAndErr.
+                        log::error!("{} - maximum connections exceeded", c.log_id);
+                    }
+                    log::debug!("{} - Client connection closed: {reason}", c.log_id);
+                }
+                ctx.conns.schedule_reap(key, now, reason.flushes());
+            }
+            Event::Connected(client) => name_in_log(ctx, client, now),
+            Event::SlowConsumer {
+                client,
+                reason,
+                pending_bytes,
+                chunks,
+            } => {
+                if let Some(c) = ctx.conns.conn_of(client).and_then(|k| ctx.conns.get(k)) {
+                    // nats-server's texts (`client.go`, queueOutbound and
+                    // handleWriteTimeout), logged as notices.
+                    if reason == CloseReason::SlowConsumerWriteDeadline {
+                        log::info!(
+                            "{} - Slow Consumer Detected: WriteDeadline of {} exceeded with {chunks} chunks of {pending_bytes} total bytes.",
+                            c.log_id,
+                            gotext::format_std_duration(ctx.broker.config().write_deadline),
+                        );
+                    } else {
+                        log::info!(
+                            "{} - Slow Consumer Detected: MaxPending of {} Exceeded",
+                            c.log_id,
+                            ctx.broker.config().limits.max_pending,
+                        );
+                    }
+                }
+            }
+            Event::SubscriptionRemoved { detail, .. } => log::info!("{detail}"),
+            Event::Trace { client, line } => {
+                if let Some(key) = ctx.conns.conn_of(client)
+                    && let Some(c) = ctx.conns.get(key)
+                {
+                    log::trace!("{} - {line}", c.log_id);
+                }
+            }
+            Event::CheckPassword {
+                client,
+                check,
+                parked,
+            } => {
+                let key = ctx.conns.conn_of(client);
+                let source = match key.and_then(|k| ctx.conns.get(k)) {
+                    Some(c) if parked => hasher::Source::Client(c.peer.ip()),
+                    _ => hasher::Source::Recheck,
+                };
+                let submitted = checks.hasher.submit(client, source, check);
+                let (cancel, queued) = match submitted {
+                    hasher::Submitted::Queued(cancel) => (cancel, true),
+                    // The verdict is already waiting: the flag only keeps the client
+                    // unread until it is taken.
+                    hasher::Submitted::Answered => (Arc::default(), false),
+                };
+                if parked {
+                    // The connection is not read meanwhile, and closing it withdraws the
+                    // check.
+                    if let Some(c) = key.and_then(|k| ctx.conns.get_mut(k)) {
+                        c.auth_parked = Some(cancel);
+                    }
+                } else if queued {
+                    // A re-check after a reload may stand for several clients: only the
+                    // next reload withdraws it.
+                    checks.recheck_jobs.push(cancel);
+                }
+            }
+            Event::AuthFailed { client, detail } => {
+                // nats-server names the client from its CONNECT before authenticating it.
+                name_in_log(ctx, client, now);
+                if let Some(key) = ctx.conns.conn_of(client)
+                    && let Some(c) = ctx.conns.get(key)
+                {
+                    // `detail` is the whole reference text ("authentication error - User
+                    // \"bob\"").
+                    if detail.is_empty() {
+                        log::error!("{} - authentication error", c.log_id);
+                    } else {
+                        log::error!("{} - {detail}", c.log_id);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Appends nats-server's `"v<version>:<lang>:<name>"` (empty parts left out) to the
+/// client's log prefix once its CONNECT has been read.
+fn name_in_log(ctx: &mut Ctx, client: ClientId, now: Instant) {
+    let Some(key) = ctx.conns.conn_of(client) else {
+        return;
+    };
+    if ctx.conns.get(key).is_none_or(|c| c.log_named) {
+        return;
+    }
+    let Some(info) = ctx.broker.client_summary(client, now) else {
+        return;
+    };
+    let mut parts: Vec<String> = Vec::new();
+    if !info.version.is_empty() {
+        parts.push(format!("v{}", info.version));
+    }
+    parts.extend([info.lang, info.name].into_iter().filter(|s| !s.is_empty()));
+    if let Some(c) = ctx.conns.get_mut(key)
+        && !parts.is_empty()
+    {
+        let ncs = broker::auth::go_quote(parts.join(":").as_bytes());
+        c.log_id = format!("{} - {ncs}", c.log_id);
+        c.log_named = true;
+    }
+}
+
+/// Resumes clients whose password check finished.
+pub(super) fn password_verdicts(ctx: &mut Ctx, checks: &PasswordChecks, now: Instant) {
+    while let Some(v) = checks.hasher.poll() {
+        ctx.broker
+            .password_checked(v.client, &v.check, v.verified, now);
+        // After a reload the broker may have asked for another check instead; a verdict
+        // for a re-check of a running client resumes nothing.
+        if let Some(key) = ctx.conns.conn_of(v.client)
+            && !ctx.broker.is_parked(v.client)
+            && let Some(c) = ctx.conns.get_mut(key)
+            && c.auth_parked.is_some()
+        {
+            c.auth_parked = None;
+            // Parse what arrived with the CONNECT, then read what came meanwhile.
+            super::driver::process_input(ctx, key, now);
+            ctx.conns.queue_ready(key);
+        }
+    }
+}

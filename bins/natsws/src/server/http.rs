@@ -1,0 +1,196 @@
+//! HTTP monitoring connections: accepting (plain or TLS, and on a port shared with
+//! WebSocket the hand-over to the upgrade), reading requests (`monitor_request`), answering
+//! them (`monitor`) with backpressure on pipelined requests, and the idle deadline.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use broker::CloseReason;
+use bytes::BytesMut;
+use mio::net::TcpStream;
+
+use super::ctx::Ctx;
+use super::table::Kind;
+use crate::monitor::{self, MonitorCtx};
+use crate::monitor_request::{self, Endpoint, Head};
+
+/// Largest HTTP request head the monitor accepts.
+const MAX_HTTP_HEAD_BYTES: usize = 16 * 1024;
+/// Pipelined monitoring requests are answered only while less than this many reply bytes
+/// are unsent: a client that never reads stops being read (backpressure).
+pub(super) const HTTP_PENDING_REPLY_BYTES: usize = 64 * 1024;
+/// Idle HTTP keep-alive connections are closed after this long.
+const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Adds a connection accepted on a monitoring listener (`ws_capable`: the port is shared
+/// with WebSocket); idle (or, shared, handshake) deadline set.
+pub(super) fn accept(
+    ctx: &mut Ctx,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    ws_capable: bool,
+    now: Instant,
+) -> Option<usize> {
+    let tls = tls
+        .and_then(|cfg| rustls::ServerConnection::new(cfg).ok())
+        .map(|tls| Box::new(tls.into()));
+    let kind = Kind::Http {
+        out: BytesMut::new(),
+        close_after: false,
+        ws_capable,
+    };
+    let key = ctx.conns.insert(&ctx.registry, stream, peer, kind, tls)?;
+    let timeout = ctx
+        .ws_handshake_timeout()
+        .filter(|_| ws_capable)
+        .unwrap_or(HTTP_IDLE_TIMEOUT);
+    ctx.conns.set_deadline(key, now + timeout);
+    Some(key)
+}
+
+/// Answers the complete monitoring requests read, in order, while the replies owed stay
+/// under [`HTTP_PENDING_REPLY_BYTES`]; hands an upgrade request on a port shared with
+/// WebSocket to the `ws` handler.
+pub(super) fn input(ctx: &mut Ctx, key: usize, now: Instant) {
+    loop {
+        let Some(c) = ctx.conns.slab.get_mut(key) else {
+            return;
+        };
+        if c.transport.tls_handshaking() || c.closing {
+            return;
+        }
+        if let Kind::Http { out, .. } = &c.kind
+            && out.len() >= HTTP_PENDING_REPLY_BYTES
+        {
+            // Resumed by `flush_conn` once the replies are written.
+            return;
+        }
+        let head = match monitor_request::read_head(&c.in_buf, MAX_HTTP_HEAD_BYTES) {
+            Head::Complete(head) => head,
+            Head::Partial => return,
+            refused => {
+                if let Some(plain) = refused.refusal() {
+                    let resp = monitor::Response::text(plain.status, plain.body);
+                    reply(ctx, key, &resp, false);
+                }
+                return;
+            }
+        };
+        let ws_capable = matches!(
+            c.kind,
+            Kind::Http {
+                ws_capable: true,
+                ..
+            }
+        );
+        if ws_capable && head.websocket_upgrade {
+            c.kind = Kind::WsHandshake {
+                handshake: ws_handshake::ServerHandshake::new(false),
+                out: BytesMut::new(),
+            };
+            super::ws::handshake_input(ctx, key, now);
+            return;
+        }
+        let _ = c.in_buf.split_to(head.head_len);
+        let resp = match Endpoint::route(&head.path, &ctx.settings.http_base_path) {
+            Some(endpoint) => {
+                let m = &mut ctx.monitor;
+                *m.http_req_stats
+                    .entry(endpoint.path().to_owned())
+                    .or_insert(0) += 1;
+                let monitor_ctx = MonitorCtx {
+                    settings: &ctx.settings,
+                    bound: &m.bound,
+                    clock: m.clock,
+                    now,
+                    start: m.start,
+                    config_load_time: m.config_load_time,
+                    http_req_stats: &m.http_req_stats,
+                    healthy: m.healthy,
+                    rss_bytes: rss_bytes(),
+                    cpu_percent: cpu_percent(now.saturating_duration_since(m.start)),
+                };
+                monitor::handle(endpoint, &head.query, &mut ctx.broker, &monitor_ctx)
+            }
+            None => {
+                let nf = monitor_request::not_found();
+                monitor::Response::text(nf.status, nf.body)
+            }
+        };
+        reply(ctx, key, &resp, head.keep_alive);
+        ctx.conns.set_deadline(key, now + HTTP_IDLE_TIMEOUT);
+        if !head.keep_alive {
+            return;
+        }
+    }
+}
+
+fn reply(ctx: &mut Ctx, key: usize, resp: &monitor::Response, keep_alive: bool) {
+    if let Some(c) = ctx.conns.slab.get_mut(key)
+        && let Kind::Http {
+            out, close_after, ..
+        } = &mut c.kind
+    {
+        out.extend_from_slice(&resp.to_bytes(keep_alive));
+        if !keep_alive {
+            *close_after = true;
+            c.in_buf.clear();
+        }
+        ctx.conns.mark_dirty(key);
+    }
+}
+
+/// The idle (or, on a port shared with WebSocket, the handshake) deadline passed.
+pub(super) fn timer(ctx: &mut Ctx, key: usize, now: Instant, ws_on_http: bool) {
+    let Some(c) = ctx.conns.get(key) else {
+        return;
+    };
+    if matches!(
+        c.kind,
+        Kind::Http {
+            ws_capable: true,
+            ..
+        }
+    ) && ws_on_http
+    {
+        ctx.conns.schedule_reap(key, now, false);
+    } else {
+        ctx.close_conn(key, now, CloseReason::ClientClosed);
+    }
+}
+
+/// Average CPU use since start, in % of one core (what nats-server's `ps -o pcpu` shows),
+/// from `/proc/self/stat` (utime + stime in clock ticks of 1/100 s).
+fn cpu_percent(uptime: Duration) -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    let secs = uptime.as_secs_f64();
+    if secs <= 0.0 {
+        return 0.0;
+    }
+    ((ticks / 100.0) / secs * 1000.0).round() / 10.0
+}
+
+/// Resident set size from `/proc/self/statm`.
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}

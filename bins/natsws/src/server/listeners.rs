@@ -1,0 +1,478 @@
+//! The listening sockets: binding (one dual-stack socket for an any-address host, as Go's
+//! `net.Listen` does for nats-server), the TLS configuration each listener hands its
+//! connections, accepting with a pause when file descriptors run out, and the ports file.
+//! Start-up and reload bind through the same functions, so both report a taken port in
+//! nats-server's words.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs as _};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
+
+use crate::monitor::Bound;
+use crate::settings::{ListenSpec, Settings, WsSettings};
+
+pub(super) const CLIENT_LISTENER: Token = Token(0);
+pub(super) const WS_LISTENER: Token = Token(1);
+pub(super) const HTTP_LISTENER: Token = Token(2);
+pub(super) const HTTPS_LISTENER: Token = Token(3);
+
+/// How long accepting pauses after EMFILE/ENFILE.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The listeners and what their connections start with.
+#[derive(Debug, Default)]
+pub(super) struct Listeners {
+    client: Option<TcpListener>,
+    ws: Option<TcpListener>,
+    http: Option<TcpListener>,
+    https: Option<TcpListener>,
+    /// WebSocket upgrades are also accepted on the monitoring port.
+    pub(super) ws_on_http: bool,
+    pub(super) client_tls: Option<Arc<rustls::ServerConfig>>,
+    pub(super) ws_tls: Option<Arc<rustls::ServerConfig>>,
+    pub(super) https_tls: Option<Arc<rustls::ServerConfig>>,
+    /// The ports actually bound.
+    pub(super) bound: Bound,
+    accept_paused_until: Option<Instant>,
+    emfile_logged: bool,
+    ports_file: Option<String>,
+}
+
+/// The websocket listener a configuration asks for, bound but not yet registered.
+#[derive(Debug)]
+pub(super) struct WsBinding {
+    /// `None` when WebSocket shares the http monitoring port.
+    pub(super) listener: Option<TcpListener>,
+    pub(super) port: u16,
+}
+
+impl WsBinding {
+    pub(super) fn on_http(&self) -> bool {
+        self.listener.is_none()
+    }
+}
+
+/// True for `0.0.0.0`, `::` and the empty host: every interface.
+fn is_any_host(host: &str) -> bool {
+    host.is_empty()
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_unspecified())
+}
+
+/// Binds a listener. An any-address host listens on IPv4 and IPv6 alike through one
+/// dual-stack socket, as Go's `net.Listen` does for nats-server; where IPv6 is unavailable
+/// it falls back to IPv4 only.
+fn bind(host: &str, port: u16) -> io::Result<TcpListener> {
+    if is_any_host(host) {
+        match bind_dual_stack(port) {
+            Ok(l) => return Ok(l),
+            // No IPv6 on this machine: listen on IPv4 only.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let addr: SocketAddr = (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
+    TcpListener::bind(addr)
+}
+
+fn bind_dual_stack(port: u16) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_only_v6(false)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    let addr = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// The addresses an any-address listener is reachable on, for the ports file: every
+/// interface's global-unicast, loopback and link-local address (Go's `resolveHostPorts`
+/// lists them all), ordered by interface index; `None` for any other host.
+fn interface_hosts(host: &str) -> Option<Vec<String>> {
+    if !is_any_host(host) {
+        return None;
+    }
+    let mut ifaces = if_addrs::get_if_addrs().ok()?;
+    ifaces.sort_by_key(|i| i.index.unwrap_or(u32::MAX));
+    let hosts: Vec<String> = ifaces.iter().map(|i| i.ip().to_string()).collect();
+    (!hosts.is_empty()).then_some(hosts)
+}
+
+pub(super) fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn local_port(l: &TcpListener) -> u16 {
+    l.local_addr().map(|a| a.port()).unwrap_or(0)
+}
+
+/// Binds and registers the websocket listener `ws` asks for, or shares the http monitoring
+/// port (bound on `http_port`) when `ws` names the same address without TLS. Nothing running
+/// changes: the listener is registered under [`WS_LISTENER`] (the loop does not poll before
+/// [`Listeners::swap_websocket`] takes it), and dropping the binding closes and so
+/// unregisters it.
+pub(super) fn bind_websocket(
+    registry: &Registry,
+    ws: &WsSettings,
+    http: Option<&ListenSpec>,
+    http_port: Option<u16>,
+    tls: bool,
+) -> Result<WsBinding, String> {
+    let shared = http
+        .is_some_and(|h| h.host == ws.listen.host && h.port == ws.listen.port && h.port > 0)
+        && !tls;
+    if shared {
+        return Ok(WsBinding {
+            listener: None,
+            port: http_port.unwrap_or(0),
+        });
+    }
+    let mut l = bind(&ws.listen.host, ws.listen.bind_port()).map_err(|e| {
+        format!(
+            "Unable to listen for websocket connections: listen tcp {}: {}",
+            host_port(&ws.listen.host, ws.listen.bind_port()),
+            go_net_error(&e)
+        )
+    })?;
+    registry
+        .register(&mut l, WS_LISTENER, Interest::READABLE)
+        .map_err(|e| e.to_string())?;
+    Ok(WsBinding {
+        port: local_port(&l),
+        listener: Some(l),
+    })
+}
+
+/// An error of `bind` as Go's `net` package words it (`bind: address already in use`), which
+/// nats-server's messages carry.
+fn go_net_error(e: &io::Error) -> String {
+    if e.raw_os_error().is_none() {
+        return e.to_string();
+    }
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut chars = text.chars();
+    let lowered: String = chars
+        .next()
+        .map(|c| c.to_ascii_lowercase())
+        .into_iter()
+        .chain(chars)
+        .collect();
+    format!("bind: {lowered}")
+}
+
+/// Logs what nats-server logs for a websocket listener.
+pub(super) fn log_websocket(ws: &WsSettings, port: u16) {
+    log::info!(
+        "Listening for websocket clients on {}://{}",
+        ws.scheme(),
+        host_port(&ws.listen.host, port)
+    );
+}
+
+impl Listeners {
+    /// Binds and registers every listener `settings` asks for and logs them; fills in the
+    /// listener details the broker's INFO carries. `ws_tls` is the websocket TLS, loaded.
+    pub(super) fn bind(
+        registry: &Registry,
+        settings: &mut Settings,
+        ws_tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Result<Self, String> {
+        let mut this = Self::default();
+        this.client_tls = match &settings.client_tls {
+            Some(spec) => Some(spec.load()?),
+            None => None,
+        };
+        this.https_tls = if settings.https.is_some() {
+            match &this.client_tls {
+                Some(t) => Some(t.clone()),
+                None => return Err("TLS config required for https monitoring".to_owned()),
+            }
+        } else {
+            None
+        };
+        // The http and https monitor listeners differ only in their token and log word.
+        let bind_monitor =
+            |h: &ListenSpec, token: Token, scheme: &str| -> Result<(TcpListener, u16), String> {
+                let mut l = bind(&h.host, h.bind_port()).map_err(|e| {
+                    format!(
+                        "Can't listen to the monitor port: listen tcp {}: {}",
+                        host_port(&h.host, h.bind_port()),
+                        go_net_error(&e)
+                    )
+                })?;
+                let port = local_port(&l);
+                registry
+                    .register(&mut l, token, Interest::READABLE)
+                    .map_err(|e| e.to_string())?;
+                log::info!("Starting {scheme} monitor on {}", host_port(&h.host, port));
+                Ok((l, port))
+            };
+        if let Some(h) = &settings.http {
+            let (l, port) = bind_monitor(h, HTTP_LISTENER, "http")?;
+            this.bound.http_port = Some(port);
+            this.http = Some(l);
+        }
+        if let Some(h) = &settings.https {
+            let (l, port) = bind_monitor(h, HTTPS_LISTENER, "https")?;
+            this.bound.https_port = Some(port);
+            this.https = Some(l);
+        }
+        if let Some(ws) = settings.websocket.clone() {
+            this.ws_tls = ws_tls;
+            let binding = bind_websocket(
+                registry,
+                &ws,
+                settings.http.as_ref(),
+                this.bound.http_port,
+                this.ws_tls.is_some(),
+            )?;
+            let shared = binding.on_http();
+            let port = binding.port;
+            this.swap_websocket(registry, Some(binding));
+            log_websocket(&ws, port);
+            if shared {
+                log::info!("Websocket clients share the http monitoring port");
+            }
+            if this.ws_tls.is_none() {
+                log::warn!("Websocket not configured with TLS. DO NOT USE IN PRODUCTION!");
+            }
+            settings.broker.websocket_listener = this.websocket_info(settings);
+        }
+        let mut client_listener = bind(&settings.client.host, settings.client.bind_port())
+            .map_err(|e| {
+                let addr = host_port(&settings.client.host, settings.client.bind_port());
+                format!(
+                    "Error listening on port: {addr}, \"listen tcp {addr}: {}\"",
+                    go_net_error(&e)
+                )
+            })?;
+        let client_port = local_port(&client_listener);
+        registry
+            .register(&mut client_listener, CLIENT_LISTENER, Interest::READABLE)
+            .map_err(|e| e.to_string())?;
+        this.client = Some(client_listener);
+        this.bound.client_port = client_port;
+        log::info!(
+            "Listening for client connections on {}",
+            host_port(&settings.client.host, client_port)
+        );
+        if settings.client_tls.is_some() {
+            log::info!("TLS required for client connections");
+        }
+        settings.broker.client_listener = broker::ListenerInfo {
+            host: settings.client.host.clone(),
+            port: client_port,
+            tls_required: this.client_tls.is_some(),
+            tls_verify: settings.client_tls.as_ref().is_some_and(|t| t.verify),
+            tls_available: false,
+        };
+        Ok(this)
+    }
+
+    /// Swaps in the websocket listener from [`bind_websocket`] (`None`: no websocket),
+    /// deregistering the old one.
+    pub(super) fn swap_websocket(&mut self, registry: &Registry, binding: Option<WsBinding>) {
+        if let Some(mut l) = self.ws.take() {
+            let _ = registry.deregister(&mut l);
+        }
+        self.ws_on_http = binding.as_ref().is_some_and(WsBinding::on_http);
+        self.bound.ws_port = binding.as_ref().map(|b| b.port);
+        self.ws = binding.and_then(|b| b.listener);
+    }
+
+    /// The websocket listener as the broker's INFO describes it.
+    pub(super) fn websocket_info(&self, settings: &Settings) -> Option<broker::ListenerInfo> {
+        match (&settings.websocket, self.bound.ws_port) {
+            (Some(ws), Some(port)) => Some(broker::ListenerInfo {
+                host: ws.listen.host.clone(),
+                port,
+                tls_required: self.ws_tls.is_some(),
+                tls_verify: ws.tls.as_ref().is_some_and(|t| t.verify),
+                tls_available: false,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Accepts one connection from `token`'s listener: `None` once it would block, or after
+    /// an error (on EMFILE/ENFILE accepting then pauses for [`ACCEPT_BACKOFF`]).
+    pub(super) fn accept(&mut self, token: Token, now: Instant) -> Option<(TcpStream, SocketAddr)> {
+        if self.accept_paused_until.is_some_and(|t| now < t) {
+            return None;
+        }
+        self.accept_paused_until = None;
+        loop {
+            let listener = match token {
+                CLIENT_LISTENER => self.client.as_ref(),
+                HTTP_LISTENER => self.http.as_ref(),
+                HTTPS_LISTENER => self.https.as_ref(),
+                WS_LISTENER => self.ws.as_ref(),
+                _ => None,
+            }?;
+            match listener.accept() {
+                Ok((stream, addr)) => {
+                    self.emfile_logged = false;
+                    // IPv4 peers of a dual-stack listener arrive as `::ffff:a.b.c.d`; Go
+                    // reports them as plain IPv4.
+                    let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+                    return Some((stream, addr));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let fd_exhausted =
+                        matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+                    if !self.emfile_logged {
+                        if fd_exhausted {
+                            log::error!(
+                                "Temporary accept error: {e} (file descriptors exhausted), retrying in {}ms",
+                                ACCEPT_BACKOFF.as_millis()
+                            );
+                        } else {
+                            log::error!("Temporary accept error: {e}");
+                        }
+                        self.emfile_logged = true;
+                    }
+                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// When accepting resumes after a pause.
+    pub(super) fn paused_until(&self) -> Option<Instant> {
+        self.accept_paused_until
+    }
+
+    /// True once a pause for file descriptors has ended: the listeners are to be drained.
+    pub(super) fn take_resumed(&mut self, now: Instant) -> bool {
+        if self.accept_paused_until.is_some_and(|t| now >= t) {
+            self.accept_paused_until = None;
+            return true;
+        }
+        false
+    }
+
+    /// Stops accepting clients (lame duck, shutdown); monitoring stays up.
+    pub(super) fn close_client_listeners(&mut self, registry: &Registry) {
+        for mut l in [self.client.take(), self.ws.take()].into_iter().flatten() {
+            let _ = registry.deregister(&mut l);
+        }
+    }
+
+    /// Closes every listener.
+    pub(super) fn close_all(&mut self, registry: &Registry) {
+        self.close_client_listeners(registry);
+        for mut l in [self.http.take(), self.https.take()].into_iter().flatten() {
+            let _ = registry.deregister(&mut l);
+        }
+    }
+
+    /// The ports file JSON (nats-server's `Ports`).
+    pub(super) fn ports_json(&self, s: &Settings) -> String {
+        #[derive(serde::Serialize)]
+        struct Ports {
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            nats: Vec<String>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            monitoring: Vec<String>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            websocket: Vec<String>,
+        }
+        let hosts = |h: &str| -> Vec<String> {
+            interface_hosts(h).unwrap_or_else(|| {
+                if is_any_host(h) {
+                    vec!["127.0.0.1".to_owned()]
+                } else {
+                    vec![h.to_owned()]
+                }
+            })
+        };
+        let nats_scheme = if self.client_tls.is_some() {
+            "tls"
+        } else {
+            "nats"
+        };
+        let mut ports = Ports {
+            nats: hosts(&s.client.host)
+                .iter()
+                .map(|h| format!("{nats_scheme}://{}", host_port(h, self.bound.client_port)))
+                .collect(),
+            monitoring: Vec::new(),
+            websocket: Vec::new(),
+        };
+        if let (Some(h), Some(p)) = (&s.http, self.bound.http_port) {
+            ports.monitoring.extend(
+                hosts(&h.host)
+                    .iter()
+                    .map(|h| format!("http://{}", host_port(h, p))),
+            );
+        }
+        if let (Some(h), Some(p)) = (&s.https, self.bound.https_port) {
+            ports.monitoring.extend(
+                hosts(&h.host)
+                    .iter()
+                    .map(|h| format!("https://{}", host_port(h, p))),
+            );
+        }
+        if let (Some(ws), Some(p)) = (&s.websocket, self.bound.ws_port) {
+            ports.websocket.extend(
+                hosts(&ws.listen.host)
+                    .iter()
+                    .map(|h| format!("{}://{}", ws.scheme(), host_port(h, p))),
+            );
+        }
+        serde_json::to_string(&ports).unwrap_or_default()
+    }
+
+    /// Writes the ports file into `dir`, named after the program and the pid.
+    pub(super) fn write_ports_file(
+        &mut self,
+        settings: &Settings,
+        dir: &str,
+        argv0: &str,
+    ) -> Result<(), String> {
+        let base = std::path::Path::new(argv0)
+            .file_name()
+            .map_or_else(|| "natsws".into(), |n| n.to_string_lossy().into_owned());
+        let path = std::path::Path::new(dir).join(format!("{base}_{}.ports", std::process::id()));
+        std::fs::write(&path, self.ports_json(settings))
+            .map_err(|e| format!("Error writing ports file ({}): {e}", path.display()))?;
+        self.ports_file = Some(path.to_string_lossy().into_owned());
+        Ok(())
+    }
+
+    /// Rewrites the ports file after a reload changed a port.
+    pub(super) fn refresh_ports_file(&self, settings: &Settings) {
+        if let Some(path) = &self.ports_file {
+            let _ = std::fs::write(path, self.ports_json(settings));
+        }
+    }
+
+    /// Removes the ports file at exit.
+    pub(super) fn remove_ports_file(&self) {
+        if let Some(p) = &self.ports_file {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
