@@ -17,6 +17,7 @@ mod ids;
 mod logger;
 mod monitor;
 mod monitor_request;
+mod render;
 mod server;
 mod settings;
 mod signal;

@@ -27,7 +27,8 @@ const WS_LISTENER: Token = Token(1);
 const HTTP_LISTENER: Token = Token(2);
 const HTTPS_LISTENER: Token = Token(3);
 const SIGNALS: Token = Token(4);
-const HASHER: Token = Token(5);
+/// The worker threads (password checks, monitoring renders) wake the poll through this.
+const WAKER: Token = Token(5);
 const CONN_TOKEN_BASE: usize = 16;
 
 /// Most `IoSlice`s per vectored write.
@@ -45,6 +46,8 @@ const HTTP_PENDING_REPLY_BYTES: usize = 64 * 1024;
 const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Stop reading from a client whose own output queue is above this many bytes.
 const READ_PAUSE_PENDING_BYTES: usize = 4 * 1024 * 1024;
+/// Most subscriptions a tick takes for deferred monitoring replies (`renders`).
+const RENDER_SUBS_PER_TICK: usize = 2048;
 /// Most WebSocket control replies (pongs, at most 127 bytes each) owed to a peer before
 /// its input is no longer decoded until they are written.
 const MAX_OWED_CONTROL_REPLIES: usize = 64;
@@ -153,9 +156,11 @@ struct Conn {
     /// TLS handshake or HTTP idle deadline.
     deadline: Option<Instant>,
     read_paused: bool,
-    /// The broker parked this client's CONNECT for a password check: do not read. Storing
-    /// `true` withdraws the check.
-    auth_parked: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// The broker parked this client's CONNECT for a password check: do not read until its
+    /// verdict is in. Closing the connection withdraws a queued check.
+    auth_parked: Option<crate::hasher::Submitted>,
+    /// An HTTP connection whose reply is being made by `renders`: do not read.
+    awaiting_reply: bool,
     log_id: String,
     /// `log_id` carries the client's CONNECT name.
     log_named: bool,
@@ -209,8 +214,10 @@ pub(crate) struct Server {
     ports_file: Option<String>,
     cli: crate::cli::Cli,
     hasher: crate::hasher::Hasher,
+    /// Monitoring replies too large to make within one tick.
+    renders: crate::render::Renders,
     /// Cancel flags of the password re-checks the last reload asked for.
-    recheck_jobs: Vec<Arc<std::sync::atomic::AtomicBool>>,
+    recheck_jobs: Vec<crate::hasher::Withdraw>,
 }
 
 #[derive(Debug)]
@@ -301,7 +308,9 @@ impl Server {
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| format!("signals: {e}"))?;
-        let waker = mio::Waker::new(poll.registry(), HASHER).map_err(|e| format!("waker: {e}"))?;
+        // mio allows one waker per poll: the worker threads share it.
+        let waker =
+            Arc::new(mio::Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?);
         let mut hasher_key = [0u8; 64];
         crate::ids::os_random(&mut hasher_key)?;
         let client_tls = match &settings.client_tls {
@@ -463,7 +472,8 @@ impl Server {
             lame_duck: None,
             ports_file: None,
             cli,
-            hasher: crate::hasher::Hasher::new(waker, hasher_key),
+            hasher: crate::hasher::Hasher::new(Arc::clone(&waker), hasher_key),
+            renders: crate::render::Renders::new(waker),
             recheck_jobs: Vec::new(),
         })
     }
@@ -562,6 +572,7 @@ impl Server {
             // Connections whose read budget ran out last tick go first; those that run out
             // now wait for the next tick, so one tick stays bounded.
             self.run_ready(now);
+            self.step_renders();
             for ev in &events {
                 self.dispatch(ev, now);
             }
@@ -599,7 +610,7 @@ impl Server {
         if let Some(ld) = &self.lame_duck {
             consider(ld.next_close.or(Some(ld.close_from)));
         }
-        if !self.ready.is_empty() || !self.dirty.is_empty() {
+        if !self.ready.is_empty() || !self.dirty.is_empty() || self.renders.has_work() {
             best = Some(Instant::now());
         }
         best
@@ -612,7 +623,10 @@ impl Server {
             HTTPS_LISTENER => self.accept_loop(HTTPS_LISTENER, now),
             WS_LISTENER => self.accept_loop(WS_LISTENER, now),
             SIGNALS => self.handle_signals(now),
-            HASHER => self.password_verdicts(now),
+            WAKER => {
+                self.password_verdicts(now);
+                self.rendered_replies(now);
+            }
             Token(t) if t >= CONN_TOKEN_BASE => {
                 let key = t - CONN_TOKEN_BASE;
                 if !self.conns.contains(key) {
@@ -711,6 +725,7 @@ impl Server {
             deadline: None,
             read_paused: false,
             auth_parked: None,
+            awaiting_reply: false,
             log_named: false,
             log_id: String::new(),
             close_reason: None,
@@ -848,7 +863,7 @@ impl Server {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        if c.closing || c.read_paused || c.auth_parked.is_some() {
+        if c.closing || c.read_paused || c.auth_parked.is_some() || c.awaiting_reply {
             return;
         }
         if let Kind::Ws { ws, .. } = &c.kind
@@ -1273,7 +1288,7 @@ impl Server {
             let Some(c) = self.conns.get_mut(key) else {
                 return;
             };
-            if c.transport.tls_handshaking() || c.closing {
+            if c.transport.tls_handshaking() || c.closing || c.awaiting_reply {
                 return;
             }
             if let Kind::Http { out, .. } = &c.kind
@@ -1326,7 +1341,13 @@ impl Server {
                         rss_bytes: rss_bytes(),
                         cpu_percent: cpu_percent(now.saturating_duration_since(self.start)),
                     };
-                    monitor::handle(endpoint, &head.query, &mut self.broker, &ctx)
+                    match monitor::answer(endpoint, &head.query, &mut self.broker, &ctx) {
+                        monitor::Reply::Ready(resp) => resp,
+                        monitor::Reply::Connz(page) => {
+                            self.defer_reply(key, page, head.keep_alive, now);
+                            return;
+                        }
+                    }
                 }
                 None => monitor_request::not_found(),
             };
@@ -1339,17 +1360,66 @@ impl Server {
     }
 
     fn http_reply(&mut self, key: usize, resp: &monitor::Response, keep_alive: bool) {
+        self.http_reply_bytes(key, &resp.to_bytes(keep_alive), keep_alive);
+    }
+
+    fn http_reply_bytes(&mut self, key: usize, bytes: &[u8], keep_alive: bool) {
         if let Some(c) = self.conns.get_mut(key)
             && let Kind::Http {
                 out, close_after, ..
             } = &mut c.kind
         {
-            out.extend_from_slice(&resp.to_bytes(keep_alive));
+            out.extend_from_slice(bytes);
             if !keep_alive {
                 *close_after = true;
                 c.in_buf.clear();
             }
             self.mark_dirty(key);
+        }
+    }
+
+    /// Leaves a `/connz` page to `renders`; the connection is not read until its reply is in.
+    fn defer_reply(
+        &mut self,
+        key: usize,
+        page: Box<monitor::ConnzPage>,
+        keep_alive: bool,
+        now: Instant,
+    ) {
+        if let Some(c) = self.conns.get_mut(key) {
+            c.awaiting_reply = true;
+            self.renders.push(key, c.uid, keep_alive, page);
+            self.set_deadline(key, now + HTTP_IDLE_TIMEOUT);
+        }
+    }
+
+    /// Takes a bounded part of the deferred replies' subscriptions (one tick's worth).
+    fn step_renders(&mut self) {
+        let conns = &self.conns;
+        self.renders
+            .step(&self.broker, RENDER_SUBS_PER_TICK, |key, uid| {
+                conns
+                    .get(key)
+                    .is_some_and(|c| c.uid == uid && c.awaiting_reply && !c.closing)
+            });
+    }
+
+    /// Queues the deferred replies that are ready, and resumes their connections.
+    fn rendered_replies(&mut self, now: Instant) {
+        while let Some(done) = self.renders.poll() {
+            let Some(c) = self.conns.get_mut(done.key) else {
+                continue;
+            };
+            if c.uid != done.uid || !c.awaiting_reply {
+                continue;
+            }
+            c.awaiting_reply = false;
+            self.http_reply_bytes(done.key, &done.bytes, done.keep_alive);
+            if done.keep_alive {
+                // Answer what was pipelined behind it, then read again.
+                self.process_input(done.key, now);
+                self.queue_ready(done.key);
+            }
         }
     }
 
@@ -1378,7 +1448,7 @@ impl Server {
         if let Some(c) = self.conns.get_mut(key) {
             if let Some(check) = &c.auth_parked {
                 // Closing: its password check is moot.
-                check.store(true, std::sync::atomic::Ordering::Relaxed);
+                check.withdraw();
             }
             if !c.closing {
                 c.closing = true;
@@ -1463,22 +1533,17 @@ impl Server {
                         _ => crate::hasher::Source::Recheck,
                     };
                     let submitted = self.hasher.submit(client, source, check);
-                    let (cancel, queued) = match submitted {
-                        crate::hasher::Submitted::Queued(cancel) => (cancel, true),
-                        // The verdict is already waiting: the flag only keeps the client
-                        // unread until it is taken.
-                        crate::hasher::Submitted::Answered => (Arc::default(), false),
-                    };
                     if parked {
-                        // The connection is not read meanwhile, and closing it withdraws the
-                        // check.
+                        // The connection is not read until the verdict is in (even one
+                        // answered at once waits in the hasher until the next wake-up), and
+                        // closing it withdraws a queued check.
                         if let Some(c) = key.and_then(|k| self.conns.get_mut(k)) {
-                            c.auth_parked = Some(cancel);
+                            c.auth_parked = Some(submitted);
                         }
-                    } else if queued {
+                    } else if let crate::hasher::Submitted::Queued(withdraw) = submitted {
                         // A re-check after a reload may stand for several clients: only the
                         // next reload withdraws it.
-                        self.recheck_jobs.push(cancel);
+                        self.recheck_jobs.push(withdraw);
                     }
                 }
                 Event::AuthFailed { client, detail } => {
@@ -1777,7 +1842,7 @@ impl Server {
             }
             let mut c = self.conns.remove(key);
             if let Some(check) = &c.auth_parked {
-                check.store(true, std::sync::atomic::Ordering::Relaxed);
+                check.withdraw();
             }
             if !c.write_failed {
                 c.transport.send_close_notify();
@@ -2139,7 +2204,7 @@ impl Server {
         // The new configuration re-checks every session afresh: re-checks still queued from an
         // earlier reload are moot.
         for job in self.recheck_jobs.drain(..) {
-            job.store(true, std::sync::atomic::Ordering::Relaxed);
+            job.withdraw();
         }
         self.broker.reload(cfg, now);
         new.broker

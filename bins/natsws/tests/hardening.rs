@@ -736,3 +736,51 @@ fn max_connections_log_line(target: Target) {
     assert!(cid.is_some_and(|n| n.parse::<u64>().is_ok()), "{line}");
 }
 on_both!(max_connections_log_line);
+
+/// `/connz?subs=detail` over thousands of connections holding subscriptions is megabytes of
+/// JSON. Asked for again and again, it does not stall another client's round trips (nats-
+/// server renders it on the HTTP handler's goroutine), and every connection and subscription
+/// is listed.
+fn connz_with_subscriptions_does_not_stall(target: Target) {
+    const N_CONNS: usize = 5000;
+    const N_SUBS: usize = 10;
+    const N_REQUESTS: usize = 3;
+    let Some(srv) = target.with_config(common::BASIC_CONF, &[]) else {
+        return;
+    };
+    let mut clients: Vec<Raw> = (0..N_CONNS)
+        .map(|_| Raw::connect(srv.nats_port()))
+        .collect();
+    for (i, client) in clients.iter_mut().enumerate() {
+        let subs: String = (0..N_SUBS)
+            .map(|j| format!("SUB conn.{i}.sub.{j} {j}\r\n"))
+            .collect();
+        client.send(&format!("CONNECT {{\"verbose\":false}}\r\n{subs}PING\r\n"));
+    }
+    for client in &mut clients {
+        client.read_until("PONG");
+    }
+    let probe = StallProbe::start(srv.nats_port());
+    let path = format!("/connz?subs=detail&limit={}", N_CONNS + 1);
+    for _ in 0..N_REQUESTS {
+        let (status, _, body) = srv.http_get(&path);
+        assert_eq!(status, 200, "{body}");
+        let connz: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let connections = connz["connections"].as_array().unwrap();
+        // The probe is one more connection, unless a stall made it give up.
+        assert!(connections.len() >= N_CONNS, "{} listed", connections.len());
+        let n_subs: usize = connections
+            .iter()
+            .map(|c| {
+                c["subscriptions_list_detail"]
+                    .as_array()
+                    .map_or(0, Vec::len)
+            })
+            .sum();
+        assert_eq!(n_subs, N_CONNS * N_SUBS);
+    }
+    let (stall, n_round_trips) = probe.stop();
+    eprintln!("{target:?}: slowest other round trip {stall:?} ({n_round_trips} made)");
+    assert!(stall < MAX_STALL, "another client waited {stall:?}");
+}
+on_both!(connz_with_subscriptions_does_not_stall);

@@ -230,6 +230,14 @@ pub(crate) fn http_get(port: u16, path: &str) -> (u16, String, String) {
     s.read_to_end(&mut raw).expect("read http");
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").expect("http head");
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("\r\ntransfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     let status = head
         .split_whitespace()
         .nth(1)
@@ -243,7 +251,22 @@ pub(crate) fn http_get(port: u16, path: &str) -> (u16, String, String) {
                 .then(|| v.trim().to_owned())
         })
         .unwrap_or_default();
-    (status, ctype, body.to_owned())
+    (status, ctype, body)
+}
+
+/// The body of a `Transfer-Encoding: chunked` reply (Go's HTTP server sends large replies so).
+fn dechunk(mut rest: &str) -> String {
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").expect("chunk size line");
+        let size =
+            usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).expect("chunk size");
+        if size == 0 {
+            return body;
+        }
+        body.push_str(&after[..size]);
+        rest = after[size..].strip_prefix("\r\n").expect("chunk end");
+    }
 }
 
 /// A raw NATS TCP client.
