@@ -46,6 +46,8 @@ const HTTP_PENDING_REPLY_BYTES: usize = 64 * 1024;
 const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Stop reading from a client whose own output queue is above this many bytes.
 const READ_PAUSE_PENDING_BYTES: usize = 4 * 1024 * 1024;
+/// Most payload bytes a WebSocket connection's compressed message is inflated by per tick.
+const INFLATE_BYTES_PER_TICK: usize = conn::READ_BUDGET_BYTES;
 /// Most subscriptions a tick takes for deferred monitoring replies (`renders`).
 const RENDER_SUBS_PER_TICK: usize = 2048;
 /// Most WebSocket control replies (pongs, at most 127 bytes each) owed to a peer before
@@ -871,6 +873,16 @@ impl Server {
         {
             return;
         }
+        if let Kind::Ws { ws, .. } = &c.kind
+            && ws.decoder.is_inflating()
+        {
+            // A message is being inflated a budget per tick (`process_ws`): finish it before
+            // reading more, and only from the ready queue, once per tick.
+            if !c.queued_ready {
+                self.process_input(key, now);
+            }
+            return;
+        }
         if let Kind::Http { out, .. } = &c.kind
             && out.len() >= HTTP_PENDING_REPLY_BYTES
         {
@@ -1217,7 +1229,15 @@ impl Server {
         let mut failed: Option<ws_codec::ProtocolError> = None;
         let mut queued_control = false;
         let mut moved = false;
+        let mut handed = 0;
+        let mut inflate_more = false;
         loop {
+            if handed >= INFLATE_BYTES_PER_TICK && ws.decoder.is_inflating() {
+                // The rest of this message is inflated on the next ticks, so that one
+                // compressed batch (up to 64 MiB inflated) does not pause everyone else.
+                inflate_more = true;
+                break;
+            }
             if ws.owes_too_much() {
                 // Resumed by `flush_conn` once the replies are written.
                 ws.decode_paused = true;
@@ -1227,6 +1247,7 @@ impl Server {
             queued_control |= ws.queue_control_replies(&mut self.arena);
             match decoded {
                 Ok(Some(ws_codec::Event::Data(data))) => {
+                    handed += data.len();
                     moved = feed_ws_payload(&mut self.broker, client, now, &mut ws.nats_in, data);
                 }
                 Ok(Some(ws_codec::Event::Message(m))) => {
@@ -1266,6 +1287,9 @@ impl Server {
         self.broker.set_transport_backlog(client, backlog, now);
         if queued_control {
             self.mark_dirty(key);
+        }
+        if inflate_more {
+            self.queue_ready(key);
         }
         if let Some(e) = failed {
             log::debug!("{log_id} - websocket protocol error: {e}");

@@ -784,3 +784,70 @@ fn connz_with_subscriptions_does_not_stall(target: Target) {
     assert!(stall < MAX_STALL, "another client waited {stall:?}");
 }
 on_both!(connz_with_subscriptions_does_not_stall);
+
+/// One WebSocket client sends a compressed message that inflates to over 30 MiB of PUBs: it
+/// is inflated a bounded amount per turn, so another client's round trips stay prompt, and
+/// every message arrives intact and in order.
+fn large_compressed_batch_does_not_stall(target: Target) {
+    const N_PUBS: usize = 300_000;
+    const PAYLOAD_LEN: usize = 100;
+    let Some(srv) = target.with_config(common::BASIC_CONF, &[]) else {
+        return;
+    };
+    let mut sub = Raw::connect(srv.nats_port());
+    sub.line();
+    sub.send("CONNECT {\"verbose\":false}\r\nSUB batch 1\r\nPING\r\n");
+    sub.read_until("PONG");
+    let payload = |i: usize| format!("{i:0>10}{}", "x".repeat(PAYLOAD_LEN - 10));
+    let receiver = std::thread::spawn(move || {
+        let mut n_msgs = 0;
+        while n_msgs < N_PUBS {
+            let head = sub.line();
+            if head == "PING\r\n" {
+                sub.send("PONG\r\n");
+                continue;
+            }
+            assert_eq!(
+                head,
+                format!("MSG batch 1 {PAYLOAD_LEN}\r\n"),
+                "message {n_msgs}"
+            );
+            assert_eq!(sub.line(), format!("{}\r\n", payload(n_msgs)));
+            n_msgs += 1;
+        }
+        n_msgs
+    });
+    let mut ws = RawWs::connect(
+        srv.ws_port(),
+        "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+    );
+    assert!(
+        ws.response.contains("permessage-deflate"),
+        "{}",
+        ws.response
+    );
+    ws.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+    ws.read_until("PONG");
+    let batch: String = (0..N_PUBS)
+        .map(|i| format!("PUB batch {PAYLOAD_LEN}\r\n{}\r\n", payload(i)))
+        .collect();
+    assert!(batch.len() > 30 * 1024 * 1024);
+    let mut compressed = bytes::BytesMut::new();
+    ws_codec::Deflater::new()
+        .deflate(&[batch.as_bytes()], &mut compressed)
+        .unwrap();
+    let mut frame = common::masked_frame(0x2, &compressed);
+    frame[0] |= 0x40;
+    let probe = StallProbe::start(srv.nats_port());
+    std::thread::sleep(Duration::from_millis(100));
+    ws.stream.write_all(&frame).unwrap();
+    let n_msgs = receiver.join().expect("every message, intact and in order");
+    let (stall, n_round_trips) = probe.stop();
+    eprintln!(
+        "{target:?}: {} KiB compressed, slowest other round trip {stall:?} ({n_round_trips} made)",
+        compressed.len() / 1024
+    );
+    assert_eq!(n_msgs, N_PUBS);
+    assert!(stall < MAX_STALL, "another client waited {stall:?}");
+}
+on_both!(large_compressed_batch_does_not_stall);
