@@ -256,7 +256,7 @@ fn ports_file_lists_interface_addresses_for_the_any_address() {
     let ours = any_address_ports(bin());
     assert!(ours.contains(&"nats://127.0.0.1:P".to_owned()), "{ours:?}");
     match common::reference_server() {
-        Some(reference) => assert_eq!(ours, any_address_ports(&reference)),
+        Some(reference) => assert_eq!(ours, any_address_ports(reference)),
         None => eprintln!("nats-server not installed: compared with loopback only"),
     }
     if ours.contains(&"nats://[::1]:P".to_owned()) {
