@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Memory and stall figures of a NATS server under hostile or unlucky clients.
 
-Runs five scenarios against each server given (natsws and/or nats-server, ideally release
+Runs seven scenarios against each server given (natsws and/or nats-server, ideally release
 builds) and prints a markdown table:
 
 1. ping flood: a WebSocket connection sends masked empty PINGs and never reads, once before
