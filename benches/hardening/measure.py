@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Memory and stall figures of a NATS server under hostile or unlucky clients.
 
-Runs five scenarios against each server given (natsws and/or nats-server, ideally release
+Runs seven scenarios against each server given (natsws and/or nats-server, ideally release
 builds) and prints a markdown table:
 
 1. ping flood: a WebSocket connection sends masked empty PINGs and never reads, once before
@@ -13,7 +13,13 @@ builds) and prints a markdown table:
 4. closing connections: how long a connection closed with output it cannot send keeps its
    descriptor on an otherwise idle server;
 5. subscription spike: RSS per subscription for 100,000 subscriptions, and RSS still held
-   once they are gone.
+   once they are gone;
+6. big monitoring render: 10,000 connections with 10 subscriptions each, `/connz?subs=detail`
+   for all of them asked three times; how long a reply takes, and the slowest PING/PONG round
+   trip of another client meanwhile;
+7. large compressed batch: a WebSocket client sends one compressed message that inflates to
+   over 30 MiB of PUBs (300,000); how long until a subscriber has them all, and the slowest
+   round trip of another client meanwhile.
 
 Loopback only, Linux only (/proc). Python standard library only.
 
@@ -31,6 +37,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import zlib
 
 MIB = 1024 * 1024
 
@@ -47,6 +54,7 @@ BCRYPT_CONF = BASE_CONF + (
     "  ]\n}\n"
 )
 LINGER_CONF = BASE_CONF + 'write_deadline: "2s"\n'
+DEFLATE_CONF = BASE_CONF + 'websocket { listen: "127.0.0.1:-1", no_tls: true, compression: true }\n'
 
 
 class Server:
@@ -205,11 +213,12 @@ def flood(sock, chunk, total, seconds):
     return written
 
 
-def ws_connect(port):
+def ws_connect(port, extra=b""):
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.sendall(
         b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        + extra + b"\r\n")
     head = b""
     while b"\r\n\r\n" not in head:
         head += sock.recv(4096)
@@ -217,11 +226,19 @@ def ws_connect(port):
     return sock
 
 
-def masked_frame(opcode, data):
+def masked_frame(opcode, data, rsv1=False):
     key = b"\x12\x34\x56\x78"
-    assert len(data) < 126
-    return bytes([0x80 | opcode, 0x80 | len(data)]) + key + bytes(
-        b ^ key[i % 4] for i, b in enumerate(data))
+    first = 0x80 | opcode | (0x40 if rsv1 else 0)
+    if len(data) < 126:
+        head = bytes([first, 0x80 | len(data)])
+    elif len(data) < 65536:
+        head = bytes([first, 0x80 | 126]) + len(data).to_bytes(2, "big")
+    else:
+        head = bytes([first, 0x80 | 127]) + len(data).to_bytes(8, "big")
+    # XOR as one big integer: fast enough for megabytes in pure Python.
+    pad = (key * (len(data) // 4 + 1))[:len(data)]
+    masked = (int.from_bytes(data, "big") ^ int.from_bytes(pad, "big")).to_bytes(len(data), "big")
+    return head + key + masked
 
 
 def ping_flood(program, connect_first, megabytes):
@@ -360,6 +377,86 @@ def subscription_spike(program, n_subs=100_000):
         srv.stop()
 
 
+def connz_render(program, n_conns=10_000, n_subs=10, n_requests=3):
+    """Seconds per /connz?subs=detail reply over all connections, and the slowest round trip
+    of another client meanwhile."""
+    srv = Server(program, BASE_CONF)
+    clients = []
+    try:
+        port = srv.port("nats")
+        for i in range(n_conns):
+            c = socket.create_connection(("127.0.0.1", port), timeout=30)
+            subs = b"".join(b"SUB conn.%d.sub.%d %d\r\n" % (i, j, j) for j in range(n_subs))
+            c.sendall(b'CONNECT {"verbose":false}\r\n' + subs + b"PING\r\n")
+            clients.append(c)
+        for c in clients:
+            buf = b""
+            while b"PONG\r\n" not in buf:
+                buf += c.recv(65536)
+        probe = stall_probe(port)
+        probe.start()
+        slowest, size = 0.0, 0
+        for _ in range(n_requests):
+            start = time.monotonic()
+            http = socket.create_connection(("127.0.0.1", srv.port("monitoring")), timeout=60)
+            http.sendall(b"GET /connz?subs=detail&limit=%d HTTP/1.1\r\nHost: x\r\n"
+                         b"Connection: close\r\n\r\n" % (n_conns + 1))
+            size = 0
+            while chunk := http.recv(1 << 20):
+                size += len(chunk)
+            http.close()
+            slowest = max(slowest, time.monotonic() - start)
+        return {"reply": slowest, "stall": probe.stop(), "mib": size / MIB}
+    finally:
+        for c in clients:
+            c.close()
+        srv.stop()
+
+
+def large_inflation(program, n_pubs=300_000):
+    """Seconds until a subscriber has every message of one compressed batch, and the slowest
+    round trip of another client meanwhile."""
+    srv = Server(program, DEFLATE_CONF)
+    try:
+        sub = Client(srv.port("nats"))
+        sub.send(b'CONNECT {"verbose":false}\r\nSUB batch 1\r\nPING\r\n')
+        assert sub.reply() == b"PONG\r\n"
+        head = b"MSG batch 1 100\r\n"
+        got = {"n": 0}
+
+        def receive():
+            tail = sub.buf
+            while got["n"] < n_pubs:
+                chunk = sub.sock.recv(1 << 20)
+                if not chunk:
+                    return
+                data = tail + chunk
+                got["n"] += data.count(head)
+                tail = data[-(len(head) - 1):]
+
+        receiver = threading.Thread(target=receive, daemon=True)
+        receiver.start()
+        ws = ws_connect(srv.port("websocket"),
+                        b"Sec-WebSocket-Extensions: permessage-deflate\r\n")
+        ws.sendall(masked_frame(0x2, b'CONNECT {"verbose":false}\r\n'))
+        batch = b"".join(b"PUB batch 100\r\n%010d%s\r\n" % (i, b"x" * 90)
+                         for i in range(n_pubs))
+        z = zlib.compressobj(9, zlib.DEFLATED, -15)
+        compressed = z.compress(batch) + z.flush(zlib.Z_SYNC_FLUSH)
+        frame = masked_frame(0x2, compressed[:-4], rsv1=True)
+        probe = stall_probe(srv.port("nats"))
+        probe.start()
+        time.sleep(0.2)
+        start = time.monotonic()
+        ws.sendall(frame)
+        receiver.join(60)
+        took = time.monotonic() - start
+        return {"delivered": got["n"] == n_pubs, "took": took, "stall": probe.stop(),
+                "inflated": len(batch) / MIB}
+    finally:
+        srv.stop()
+
+
 def measure(program, ping_mb):
     res = {}
     res["ping_no_connect"] = ping_flood(program, False, ping_mb)
@@ -368,6 +465,8 @@ def measure(program, ping_mb):
     res["bcrypt"] = bcrypt_queue(program)
     res["linger"] = closing_linger(program)
     res["subs"] = subscription_spike(program)
+    res["connz"] = connz_render(program)
+    res["inflate"] = large_inflation(program)
     return res
 
 
@@ -393,6 +492,15 @@ def rows(ping_mb):
              lambda r: f"{r['subs']['per_sub']:.0f} B"),
             ("100,000 subscriptions: RSS held after they are gone",
              lambda r: f"{r['subs']['held']:.0f} MiB"),
+            ("/connz?subs=detail, 10,000 connections x 10 subscriptions: slowest reply",
+             lambda r: f"{ms(r['connz']['reply'])} ({r['connz']['mib']:.1f} MiB)"),
+            ("/connz?subs=detail, 10,000 connections x 10 subscriptions: other client's "
+             "slowest round trip", lambda r: ms(r["connz"]["stall"])),
+            ("compressed batch of 300,000 PUBs: all delivered after",
+             lambda r: secs(r["inflate"]["took"]) + ("" if r["inflate"]["delivered"]
+                                                     else " (not all delivered)")),
+            ("compressed batch of 300,000 PUBs: other client's slowest round trip",
+             lambda r: ms(r["inflate"]["stall"])),
         ])
 
 

@@ -123,12 +123,31 @@ impl State {
 /// What became of a submitted check.
 #[derive(Debug)]
 pub(crate) enum Submitted {
-    /// Queued; storing `true` in the flag withdraws it (the connection is gone). A
-    /// [`Verdict`] follows otherwise.
-    Queued(Arc<AtomicBool>),
+    /// Queued: a [`Verdict`] follows unless it is withdrawn first.
+    Queued(Withdraw),
     /// Answered at once (remembered, or refused because its queue is full): the
-    /// [`Verdict`] is already waiting in [`Hasher::poll`].
+    /// [`Verdict`] is already waiting in [`Hasher::poll`], and there is nothing to withdraw.
     Answered,
+}
+
+impl Submitted {
+    /// Withdraws the check if it is queued (its connection is gone).
+    pub(crate) fn withdraw(&self) {
+        match self {
+            Self::Queued(withdraw) => withdraw.withdraw(),
+            Self::Answered => {}
+        }
+    }
+}
+
+/// Withdraws one queued check: the workers skip it and no [`Verdict`] follows.
+#[derive(Debug, Clone)]
+pub(crate) struct Withdraw(Arc<AtomicBool>);
+
+impl Withdraw {
+    pub(crate) fn withdraw(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The worker pool, its queues and its result channel.
@@ -238,7 +257,7 @@ impl Hasher {
                 run(&self.shared, job, &self.verdicts_tx, &self.waker);
             }
         }
-        Submitted::Queued(cancelled)
+        Submitted::Queued(Withdraw(cancelled))
     }
 
     /// The next finished check, if any.

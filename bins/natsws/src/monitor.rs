@@ -84,19 +84,32 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// Go's encoding/json escapes `<`, `>` and `&`; they can only occur inside strings.
+/// Go's encoding/json escapes `<`, `>`, `&`, U+2028 and U+2029; they can only occur inside
+/// strings. Plain runs are copied whole: a `/connz` body can be tens of megabytes.
 fn go_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
+    let mut rest = s;
+    // 0xE2 leads the UTF-8 encodings of U+2028 and U+2029 (and of other characters, which are
+    // copied as they are); every byte matched is a character boundary.
+    while let Some(at) = rest
+        .bytes()
+        .position(|b| matches!(b, b'<' | b'>' | b'&' | 0xE2))
+    {
+        let (plain, tail) = rest.split_at(at);
+        out.push_str(plain);
+        let mut chars = tail.chars();
+        match chars.next() {
+            Some('<') => out.push_str("\\u003c"),
+            Some('>') => out.push_str("\\u003e"),
+            Some('&') => out.push_str("\\u0026"),
+            Some('\u{2028}') => out.push_str("\\u2028"),
+            Some('\u{2029}') => out.push_str("\\u2029"),
+            Some(c) => out.push(c),
+            None => {}
         }
+        rest = chars.as_str();
     }
+    out.push_str(rest);
     out
 }
 
@@ -272,18 +285,51 @@ fn query_int(q: &[(String, String)], key: &str) -> Result<i64, String> {
     }
 }
 
-/// Answers one request for `endpoint` with the raw `query`.
+/// What a request is answered with.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// The response, complete.
+    Ready(Response),
+    /// A `/connz` page still to fill with subscriptions and render, which may take long.
+    Connz(Box<ConnzPage>),
+}
+
+/// Answers one request for `endpoint` with the raw `query`, completely: [`answer`] without
+/// the deferred rendering (the loop defers it; fuzzing and tests do not).
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn handle(
     endpoint: Endpoint,
     query: &str,
     broker: &mut Broker,
     ctx: &MonitorCtx<'_>,
 ) -> Response {
+    match answer(endpoint, query, broker, ctx) {
+        Reply::Ready(resp) => resp,
+        Reply::Connz(mut page) => {
+            let _ = page.take_subscriptions(broker, usize::MAX);
+            page.render()
+        }
+    }
+}
+
+/// Answers one request for `endpoint` with the raw `query`. A `/connz` page comes back
+/// chosen but not rendered: the caller takes its subscriptions and renders it when it likes.
+pub(crate) fn answer(
+    endpoint: Endpoint,
+    query: &str,
+    broker: &mut Broker,
+    ctx: &MonitorCtx<'_>,
+) -> Reply {
     let q = parse_query(query);
     let res = match endpoint {
         Endpoint::Index => Ok(index_page()),
         Endpoint::Varz => Ok(varz(broker, ctx)),
-        Endpoint::Connz => connz(&q, broker, ctx),
+        Endpoint::Connz => {
+            return match connz_page(&q, broker, ctx) {
+                Ok(page) => Reply::Connz(Box::new(page)),
+                Err(resp) => Reply::Ready(resp),
+            };
+        }
         Endpoint::Subsz => subsz(&q, broker, ctx),
         Endpoint::Healthz => Ok(healthz(ctx)),
         Endpoint::Routez => Ok(Response::json(pretty(&Routez {
@@ -316,12 +362,21 @@ pub(crate) fn handle(
             disabled: true,
         }))),
     };
-    let mut resp = match res {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+    Reply::Ready(match res {
+        Ok(resp) => with_callback(resp, callback(&q)),
+        Err(resp) => resp,
+    })
+}
+
+/// The JSONP `callback` a successful reply is wrapped in, if the query names one.
+fn callback(q: &[(String, String)]) -> Option<&str> {
+    query_get(q, "callback").filter(|c| !c.is_empty())
+}
+
+/// Wraps a successful reply in the JSONP `callback`.
+fn with_callback(mut resp: Response, callback: Option<&str>) -> Response {
     if resp.status == 200
-        && let Some(cb) = query_get(&q, "callback").filter(|c| !c.is_empty())
+        && let Some(cb) = callback
     {
         let mut body = format!("{cb}(").into_bytes();
         body.extend_from_slice(&resp.body);
@@ -645,7 +700,7 @@ struct Connz<'a> {
     connections: Vec<ConnInfoJson>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SubsMode {
     None,
     List,
@@ -659,11 +714,14 @@ enum StateFilter {
     Any,
 }
 
-fn connz(
+/// Chooses the `/connz` page: parses the query, takes every candidate connection's summary,
+/// filters, sorts and pages them. Subscriptions are not taken yet
+/// ([`ConnzPage::take_subscriptions`]) and nothing is rendered ([`ConnzPage::render`]).
+fn connz_page(
     q: &[(String, String)],
     broker: &Broker,
     ctx: &MonitorCtx<'_>,
-) -> Result<Response, Response> {
+) -> Result<ConnzPage, Response> {
     let bad = |m: String| Response::text(400, &m);
     let sort = query_get(q, "sort").unwrap_or("").to_owned();
     let auth = query_bool(q, "auth").map_err(bad)?;
@@ -800,75 +858,132 @@ fn connz(
     let end_idx = start_idx
         .saturating_add(usize::try_from(limit).unwrap_or(usize::MAX))
         .min(total);
-    let mut page: Vec<ClientInfo> = infos.drain(start_idx..end_idx).collect();
-    if subs != SubsMode::None {
-        // Only the page's subscriptions are listed: summaries carry none (the closed ring
-        // keeps its own).
-        for c in &mut page {
-            if c.subscriptions.is_empty() && c.num_subscriptions > 0 {
-                c.subscriptions = broker.client_subscriptions(c.id);
-            }
-        }
-    }
-    let connections: Vec<ConnInfoJson> = page
-        .iter()
-        .map(|c| {
-            let closed = c.stop.is_some();
-            let end = c.stop.unwrap_or(now);
-            ConnInfoJson {
-                cid: c.cid,
-                kind: "Client",
-                conn_type: c.conn_type.connz_type(),
-                ip: ip_string(c.remote.ip()),
-                port: c.remote.port(),
-                start: ctx.clock.rfc3339(c.start),
-                last_activity: ctx.clock.rfc3339(c.last_activity),
-                stop: c.stop.map(|s| ctx.clock.rfc3339(s)),
-                reason: c.reason.map(|r| r.as_str()),
-                rtt: rtt_string(c.rtt),
-                uptime: uptime(end.saturating_duration_since(c.start)),
-                idle: uptime(end.saturating_duration_since(c.last_activity)),
-                pending_bytes: c.pending_bytes,
-                in_msgs: c.in_msgs,
-                out_msgs: c.out_msgs,
-                in_bytes: c.in_bytes,
-                out_bytes: c.out_bytes,
-                subscriptions: c.num_subscriptions,
-                name: c.name.clone(),
-                lang: c.lang.clone(),
-                version: c.version.clone(),
-                tls_version: c.tls_version.clone(),
-                tls_cipher_suite: c.tls_cipher.clone(),
-                authorized_user: if auth {
-                    c.authorized_user.clone()
-                } else {
-                    None
-                },
-                subscriptions_list: if subs == SubsMode::List {
-                    c.subscriptions.iter().map(|s| s.subject.clone()).collect()
-                } else {
-                    Vec::new()
-                },
-                subscriptions_list_detail: if subs == SubsMode::Detail {
-                    c.subscriptions
-                        .iter()
-                        .map(|s| sub_detail(s, closed))
-                        .collect()
-                } else {
-                    Vec::new()
-                },
-            }
-        })
-        .collect();
-    Ok(Response::json(pretty(&Connz {
-        server_id: &broker.config().server_id,
-        now: ctx.clock.rfc3339(now),
-        num_connections: connections.len(),
+    let page: Vec<ClientInfo> = infos.drain(start_idx..end_idx).collect();
+    Ok(ConnzPage {
+        page,
+        n_taken: 0,
+        subs,
+        auth,
         total,
         offset,
         limit,
-        connections,
-    })))
+        server_id: broker.config().server_id.clone(),
+        clock: ctx.clock,
+        now,
+        callback: callback(q).map(str::to_owned),
+    })
+}
+
+/// A chosen `/connz` page (from [`connz_page`]). Its connections' subscriptions are taken a
+/// few connections at a time, so that a page of thousands of connections holding many
+/// subscriptions each does not pause the event loop; then it renders on its own, touching
+/// nothing the loop owns (nats-server, too, renders monitoring replies on the HTTP handler's
+/// goroutine, `server/monitor.go` `HandleConnz`).
+#[derive(Debug)]
+pub(crate) struct ConnzPage {
+    page: Vec<ClientInfo>,
+    /// How many connections of `page`, from the front, have their subscriptions taken.
+    n_taken: usize,
+    subs: SubsMode,
+    auth: bool,
+    total: usize,
+    offset: i64,
+    limit: i64,
+    server_id: String,
+    clock: Clock,
+    now: Instant,
+    /// The JSONP `callback` the reply is wrapped in.
+    callback: Option<String>,
+}
+
+impl ConnzPage {
+    /// Takes the subscriptions of the next connections of the page, one connection at a time,
+    /// until about `budget` subscriptions were taken. True once every connection's are taken
+    /// (at once when the query did not ask for subscriptions).
+    pub(crate) fn take_subscriptions(&mut self, broker: &Broker, budget: usize) -> bool {
+        if self.subs == SubsMode::None {
+            return true;
+        }
+        let mut taken = 0;
+        while taken < budget
+            && let Some(c) = self.page.get_mut(self.n_taken)
+        {
+            // Summaries carry no subscriptions (the closed ring keeps its own).
+            if c.subscriptions.is_empty() && c.num_subscriptions > 0 {
+                c.subscriptions = broker.client_subscriptions(c.id);
+            }
+            taken += c.subscriptions.len().max(1);
+            self.n_taken += 1;
+        }
+        self.n_taken >= self.page.len()
+    }
+
+    /// Renders the reply. Subscriptions not yet taken are left out.
+    pub(crate) fn render(self) -> Response {
+        let now = self.now;
+        let clock = self.clock;
+        let connections: Vec<ConnInfoJson> = self
+            .page
+            .iter()
+            .map(|c| {
+                let closed = c.stop.is_some();
+                let end = c.stop.unwrap_or(now);
+                ConnInfoJson {
+                    cid: c.cid,
+                    kind: "Client",
+                    conn_type: c.conn_type.connz_type(),
+                    ip: ip_string(c.remote.ip()),
+                    port: c.remote.port(),
+                    start: clock.rfc3339(c.start),
+                    last_activity: clock.rfc3339(c.last_activity),
+                    stop: c.stop.map(|s| clock.rfc3339(s)),
+                    reason: c.reason.map(|r| r.as_str()),
+                    rtt: rtt_string(c.rtt),
+                    uptime: uptime(end.saturating_duration_since(c.start)),
+                    idle: uptime(end.saturating_duration_since(c.last_activity)),
+                    pending_bytes: c.pending_bytes,
+                    in_msgs: c.in_msgs,
+                    out_msgs: c.out_msgs,
+                    in_bytes: c.in_bytes,
+                    out_bytes: c.out_bytes,
+                    subscriptions: c.num_subscriptions,
+                    name: c.name.clone(),
+                    lang: c.lang.clone(),
+                    version: c.version.clone(),
+                    tls_version: c.tls_version.clone(),
+                    tls_cipher_suite: c.tls_cipher.clone(),
+                    authorized_user: if self.auth {
+                        c.authorized_user.clone()
+                    } else {
+                        None
+                    },
+                    subscriptions_list: if self.subs == SubsMode::List {
+                        c.subscriptions.iter().map(|s| s.subject.clone()).collect()
+                    } else {
+                        Vec::new()
+                    },
+                    subscriptions_list_detail: if self.subs == SubsMode::Detail {
+                        c.subscriptions
+                            .iter()
+                            .map(|s| sub_detail(s, closed))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                }
+            })
+            .collect();
+        let resp = Response::json(pretty(&Connz {
+            server_id: &self.server_id,
+            now: clock.rfc3339(now),
+            num_connections: connections.len(),
+            total: self.total,
+            offset: self.offset,
+            limit: self.limit,
+            connections,
+        }));
+        with_callback(resp, self.callback.as_deref())
+    }
 }
 
 fn ip_string(ip: IpAddr) -> String {
@@ -1080,6 +1195,10 @@ mod tests {
     fn escaping_and_queries() {
         assert_eq!(go_escape("\"foo.>\""), "\"foo.\\u003e\"");
         assert_eq!(
+            go_escape("a<b&c>\u{2028}\u{2029}€é"),
+            "a\\u003cb\\u0026c\\u003e\\u2028\\u2029€é"
+        );
+        assert_eq!(
             parse_query("a=1&b=x%20y&c"),
             vec![
                 ("a".into(), "1".into()),
@@ -1100,7 +1219,13 @@ mod connz_tests {
     use broker::{ClientParams, CloseReason, ConnectionType};
 
     fn count(broker: &Broker, ctx: &MonitorCtx<'_>, query: &str) -> Vec<u64> {
-        let resp = connz(&parse_query(query), broker, ctx).unwrap_or_else(|r| r);
+        let resp = match connz_page(&parse_query(query), broker, ctx) {
+            Ok(mut page) => {
+                assert!(page.take_subscriptions(broker, usize::MAX));
+                page.render()
+            }
+            Err(resp) => resp,
+        };
         let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
         v["connections"]
             .as_array()

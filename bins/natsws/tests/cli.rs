@@ -210,18 +210,6 @@ fn unserved_options_are_refused_by_name() {
     }
 }
 
-/// The reference server, when installed (`tests/interop/setup` installs it; CI always has it).
-fn reference_server() -> Option<String> {
-    [
-        "/usr/sbin/nats-server",
-        "/usr/bin/nats-server",
-        "/usr/local/bin/nats-server",
-    ]
-    .into_iter()
-    .find(|p| std::path::Path::new(p).exists())
-    .map(str::to_owned)
-}
-
 /// The `nats` URLs of a ports file written by `program` listening on `0.0.0.0`, with the port
 /// replaced by `P`.
 fn any_address_ports(program: &str) -> Vec<String> {
@@ -267,8 +255,8 @@ fn any_address_ports(program: &str) -> Vec<String> {
 fn ports_file_lists_interface_addresses_for_the_any_address() {
     let ours = any_address_ports(bin());
     assert!(ours.contains(&"nats://127.0.0.1:P".to_owned()), "{ours:?}");
-    match reference_server() {
-        Some(reference) => assert_eq!(ours, any_address_ports(&reference)),
+    match common::reference_server() {
+        Some(reference) => assert_eq!(ours, any_address_ports(reference)),
         None => eprintln!("nats-server not installed: compared with loopback only"),
     }
     if ours.contains(&"nats://[::1]:P".to_owned()) {

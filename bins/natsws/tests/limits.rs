@@ -1,19 +1,35 @@
 //! Limits through the real binary: max_connections, slow consumers, descriptor exhaustion.
+//! Where the behaviour shows on the wire or in the log, the same case runs against
+//! nats-server too (`on_both!`).
 mod common;
 
 use std::io::Read as _;
 use std::process::{Command, Stdio};
 
-use common::{Raw, RawWs, Server};
+use common::{Raw, RawWs, Target, on_both};
 
-#[test]
-fn max_connections_refuses_with_err_and_close_1008() {
+/// A connection over max_connections gets nats-server's `-ERR` (after INFO), over WebSocket
+/// also the close 1008, and each refusal is logged as nats-server logs it.
+fn max_connections_refused_and_logged(target: Target) {
     let conf = format!("{}max_connections: 1\n", common::BASIC_CONF);
-    let srv = Server::with_config(&conf, &[]);
-    let mut first = Raw::connect(srv.nats_port());
-    first.line();
-    first.send("CONNECT {\"verbose\":false}\r\nPING\r\n");
-    first.read_until("PONG");
+    let Some(srv) = target.with_config(&conf, &[]) else {
+        return;
+    };
+    let _first = Raw::connected(srv.nats_port(), "");
+    let mut second = Raw::connect(srv.nats_port());
+    assert!(second.line().starts_with("INFO "));
+    assert_eq!(second.line(), "-ERR 'maximum connections exceeded'\r\n");
+    let log = srv.wait_log("maximum connections exceeded");
+    let line = log
+        .lines()
+        .find(|l| l.contains("maximum connections exceeded"))
+        .unwrap();
+    let cid = line
+        .split_once("[ERR] 127.0.0.1:")
+        .and_then(|(_, rest)| rest.split_once(" - cid:"))
+        .and_then(|(port, rest)| Some((port.parse::<u16>().ok()?, rest)))
+        .and_then(|(_, rest)| rest.strip_suffix(" - maximum connections exceeded"));
+    assert!(cid.is_some_and(|n| n.parse::<u64>().is_ok()), "{line}");
     let mut ws = RawWs::connect(srv.ws_port(), "");
     // INFO and the -ERR are one flush, so they may share a frame.
     let text = ws.read_until("-ERR 'maximum connections exceeded'\r\n");
@@ -23,44 +39,49 @@ fn max_connections_refuses_with_err_and_close_1008() {
         (1008, "Maximum Connections Exceeded".to_owned())
     );
 }
+on_both!(max_connections_refused_and_logged);
 
-#[test]
-fn slow_consumer_is_closed_and_counted() {
+/// A subscriber that does not keep up is closed as a slow consumer, counted in /varz and
+/// logged with nats-server's reason text; the publisher is not affected.
+fn slow_consumer_is_closed_counted_and_logged(target: Target) {
     let conf = format!(
         "{}max_pending: 200KB\nmax_payload: 100KB\nwrite_deadline: \"500ms\"\n",
         common::BASIC_CONF
     );
-    let srv = Server::with_config(&conf, &[]);
-    let mut slow = Raw::connect(srv.nats_port());
-    slow.line();
-    slow.send("CONNECT {\"verbose\":false}\r\nSUB flood 1\r\nPING\r\n");
-    slow.read_until("PONG");
-    let mut publ = Raw::connect(srv.nats_port());
-    publ.line();
-    publ.send("CONNECT {\"verbose\":false}\r\n");
+    let Some(srv) = target.with_config(&conf, &[]) else {
+        return;
+    };
+    let _slow = Raw::connected(srv.nats_port(), "SUB flood 1\r\n");
+    let mut publ = Raw::connected(srv.nats_port(), "");
     let payload = "z".repeat(64 * 1024);
     for _ in 0..200 {
         publ.send(&format!("PUB flood {}\r\n{payload}\r\n", payload.len()));
     }
     publ.send("PING\r\n");
     publ.read_until("PONG");
-    let deadline = std::time::Instant::now() + common::WAIT;
-    loop {
-        let (_, _, body) = srv.http_get("/varz");
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        if v["slow_consumers"] == 1 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no slow consumer: {body}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    // The publisher is not affected.
+    let log = srv.wait_log("Slow Consumer Detected");
+    let line = log
+        .lines()
+        .find(|l| l.contains("Slow Consumer Detected"))
+        .unwrap();
+    let (_, reason) = line.split_once("Slow Consumer Detected").unwrap();
+    let max_pending = reason == ": MaxPending of 204800 Exceeded";
+    let write_deadline = reason
+        .strip_prefix(": WriteDeadline of 500ms exceeded with ")
+        .and_then(|rest| rest.strip_suffix(" total bytes."))
+        .and_then(|rest| rest.split_once(" chunks of "))
+        .is_some_and(|(chunks, total)| {
+            chunks.parse::<u64>().is_ok() && total.parse::<u64>().is_ok()
+        });
+    assert!(
+        line.contains("[INF] 127.0.0.1:") && (max_pending || write_deadline),
+        "{line}"
+    );
+    srv.wait_varz(|varz| varz["slow_consumers"] == 1);
     publ.send("PING\r\n");
     publ.read_until("PONG");
 }
+on_both!(slow_consumer_is_closed_counted_and_logged);
 
 #[test]
 fn descriptor_exhaustion_backs_off_and_recovers() {

@@ -149,3 +149,33 @@ fn healthz_subsz_leafz_routez_and_404() {
     assert_eq!(ctype, "application/javascript");
     assert!(body.starts_with("cb({") && body.ends_with("})"));
 }
+
+/// Requests pipelined behind a `/connz` (whose reply is made off the event loop) are answered
+/// after it, in order, and `Connection: close` on the last one closes after its reply.
+#[test]
+fn pipelined_requests_behind_connz_are_answered_in_order() {
+    use std::io::{Read as _, Write as _};
+    let srv = Server::basic();
+    let mut client = Raw::connect(srv.nats_port());
+    client.line();
+    client.send("CONNECT {\"verbose\":false}\r\nSUB a 1\r\nPING\r\n");
+    client.read_until("PONG");
+    let mut http = std::net::TcpStream::connect(("127.0.0.1", srv.http_port())).unwrap();
+    http.set_read_timeout(Some(common::WAIT)).unwrap();
+    http.write_all(
+        b"GET /connz?subs=detail HTTP/1.1\r\nHost: x\r\n\r\nGET /connz?callback=cb HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut raw = String::new();
+    http.read_to_string(&mut raw).unwrap();
+    let replies: Vec<&str> = raw.split("HTTP/1.1 200 OK\r\n").skip(1).collect();
+    assert_eq!(replies.len(), 3, "{raw}");
+    assert!(
+        replies[0].contains("\"subscriptions_list_detail\""),
+        "{raw}"
+    );
+    assert!(replies[1].contains("application/javascript") && replies[1].ends_with("})"));
+    assert!(
+        replies[2].contains("Connection: close") && replies[2].ends_with("{\"status\":\"ok\"}")
+    );
+}

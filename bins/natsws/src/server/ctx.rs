@@ -34,6 +34,8 @@ pub(super) struct Ctx {
     pub(super) monitor: MonitorState,
     /// Outbound link connections established or removed this tick, for `link::Links`.
     pub(super) link_events: Vec<LinkEvent>,
+    /// Monitoring replies too large to make within one tick (`http::defer_reply`).
+    pub(super) renders: crate::render::Renders,
 }
 
 /// What the monitoring endpoints read besides the broker and the settings.

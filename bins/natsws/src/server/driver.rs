@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use broker::CloseReason;
@@ -69,12 +68,22 @@ pub(super) fn read_conn(ctx: &mut Ctx, key: usize, now: Instant) {
     let Some(c) = ctx.conns.get_mut(key) else {
         return;
     };
-    if c.closing || c.read_paused || c.auth_parked.is_some() {
+    if c.closing || c.read_paused || c.auth_parked.is_some() || c.awaiting_reply {
         return;
     }
     if let Kind::Ws { ws, .. } = &c.kind
         && ws.decode_paused
     {
+        return;
+    }
+    if let Kind::Ws { ws, .. } = &c.kind
+        && ws.decoder.is_inflating()
+    {
+        // A message is being inflated a budget per tick (`ws::input`): finish it before
+        // reading more, and only from the ready queue, once per tick.
+        if !c.queued_ready {
+            process_input(ctx, key, now);
+        }
         return;
     }
     if let Kind::Http { out, .. } = &c.kind
@@ -337,7 +346,7 @@ pub(super) fn reap(ctx: &mut Ctx, now: Instant) {
         }
         let mut c = ctx.conns.remove(key);
         if let Some(check) = &c.auth_parked {
-            check.store(true, Ordering::Relaxed);
+            check.withdraw();
         }
         if !c.write_failed {
             c.transport.send_close_notify();

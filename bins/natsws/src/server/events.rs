@@ -1,8 +1,6 @@
 //! The broker's events (flush, close, log lines, password checks) and the bcrypt verdicts
 //! that come back from the hasher threads through the loop's waker.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use broker::{ClientId, CloseReason, Event};
@@ -14,8 +12,8 @@ use crate::hasher::{self, Hasher};
 #[derive(Debug)]
 pub(super) struct PasswordChecks {
     hasher: Hasher,
-    /// Cancel flags of the password re-checks the last reload asked for.
-    recheck_jobs: Vec<Arc<AtomicBool>>,
+    /// The password re-checks the last reload asked for, still queued.
+    recheck_jobs: Vec<hasher::Withdraw>,
 }
 
 impl PasswordChecks {
@@ -30,7 +28,7 @@ impl PasswordChecks {
     /// earlier reload are moot.
     pub(super) fn cancel_rechecks(&mut self) {
         for job in self.recheck_jobs.drain(..) {
-            job.store(true, Ordering::Relaxed);
+            job.withdraw();
         }
     }
 }
@@ -103,22 +101,17 @@ pub(super) fn drain(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant) {
                     _ => hasher::Source::Recheck,
                 };
                 let submitted = checks.hasher.submit(client, source, check);
-                let (cancel, queued) = match submitted {
-                    hasher::Submitted::Queued(cancel) => (cancel, true),
-                    // The verdict is already waiting: the flag only keeps the client
-                    // unread until it is taken.
-                    hasher::Submitted::Answered => (Arc::default(), false),
-                };
                 if parked {
-                    // The connection is not read meanwhile, and closing it withdraws the
-                    // check.
+                    // The connection is not read until the verdict is in (even one
+                    // answered at once waits in the hasher until the next wake-up), and
+                    // closing it withdraws a queued check.
                     if let Some(c) = key.and_then(|k| ctx.conns.get_mut(k)) {
-                        c.auth_parked = Some(cancel);
+                        c.auth_parked = Some(submitted);
                     }
-                } else if queued {
+                } else if let hasher::Submitted::Queued(withdraw) = submitted {
                     // A re-check after a reload may stand for several clients: only the
                     // next reload withdraws it.
-                    checks.recheck_jobs.push(cancel);
+                    checks.recheck_jobs.push(withdraw);
                 }
             }
             Event::AuthFailed { client, detail } => {

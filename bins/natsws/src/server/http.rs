@@ -22,6 +22,8 @@ const MAX_HTTP_HEAD_BYTES: usize = 16 * 1024;
 pub(super) const HTTP_PENDING_REPLY_BYTES: usize = 64 * 1024;
 /// Idle HTTP keep-alive connections are closed after this long.
 const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most subscriptions a tick takes for deferred monitoring replies (`Ctx::renders`).
+const RENDER_SUBS_PER_TICK: usize = 2048;
 
 /// Adds a connection accepted on a monitoring listener (`ws_capable`: the port is shared
 /// with WebSocket); idle (or, shared, handshake) deadline set.
@@ -58,7 +60,7 @@ pub(super) fn input(ctx: &mut Ctx, key: usize, now: Instant) {
         let Some(c) = ctx.conns.slab.get_mut(key) else {
             return;
         };
-        if c.transport.tls_handshaking() || c.closing {
+        if c.transport.tls_handshaking() || c.closing || c.awaiting_reply {
             return;
         }
         if let Kind::Http { out, .. } = &c.kind
@@ -112,7 +114,13 @@ pub(super) fn input(ctx: &mut Ctx, key: usize, now: Instant) {
                     rss_bytes: rss_bytes(),
                     cpu_percent: cpu_percent(now.saturating_duration_since(m.start)),
                 };
-                monitor::handle(endpoint, &head.query, &mut ctx.broker, &monitor_ctx)
+                match monitor::answer(endpoint, &head.query, &mut ctx.broker, &monitor_ctx) {
+                    monitor::Reply::Ready(resp) => resp,
+                    monitor::Reply::Connz(page) => {
+                        defer_reply(ctx, key, page, head.keep_alive, now);
+                        return;
+                    }
+                }
             }
             None => {
                 let nf = monitor_request::not_found();
@@ -128,17 +136,67 @@ pub(super) fn input(ctx: &mut Ctx, key: usize, now: Instant) {
 }
 
 fn reply(ctx: &mut Ctx, key: usize, resp: &monitor::Response, keep_alive: bool) {
+    reply_bytes(ctx, key, &resp.to_bytes(keep_alive), keep_alive);
+}
+
+fn reply_bytes(ctx: &mut Ctx, key: usize, bytes: &[u8], keep_alive: bool) {
     if let Some(c) = ctx.conns.slab.get_mut(key)
         && let Kind::Http {
             out, close_after, ..
         } = &mut c.kind
     {
-        out.extend_from_slice(&resp.to_bytes(keep_alive));
+        out.extend_from_slice(bytes);
         if !keep_alive {
             *close_after = true;
             c.in_buf.clear();
         }
         ctx.conns.mark_dirty(key);
+    }
+}
+
+/// Leaves a `/connz` page to `Ctx::renders`; the connection is not read until its reply is
+/// in.
+fn defer_reply(
+    ctx: &mut Ctx,
+    key: usize,
+    page: Box<monitor::ConnzPage>,
+    keep_alive: bool,
+    now: Instant,
+) {
+    if let Some(c) = ctx.conns.get_mut(key) {
+        c.awaiting_reply = true;
+        ctx.renders.push(key, c.uid, keep_alive, page);
+        ctx.conns.set_deadline(key, now + HTTP_IDLE_TIMEOUT);
+    }
+}
+
+/// Takes a bounded part of the deferred replies' subscriptions (one tick's worth).
+pub(super) fn step_renders(ctx: &mut Ctx) {
+    let conns = &ctx.conns;
+    ctx.renders
+        .step(&ctx.broker, RENDER_SUBS_PER_TICK, |key, uid| {
+            conns
+                .get(key)
+                .is_some_and(|c| c.uid == uid && c.awaiting_reply && !c.closing)
+        });
+}
+
+/// Queues the deferred replies that are ready, and resumes their connections.
+pub(super) fn rendered_replies(ctx: &mut Ctx, now: Instant) {
+    while let Some(done) = ctx.renders.poll() {
+        let Some(c) = ctx.conns.get_mut(done.key) else {
+            continue;
+        };
+        if c.uid != done.uid || !c.awaiting_reply {
+            continue;
+        }
+        c.awaiting_reply = false;
+        reply_bytes(ctx, done.key, &done.bytes, done.keep_alive);
+        if done.keep_alive {
+            // Answer what was pipelined behind it, then read again.
+            input(ctx, done.key, now);
+            ctx.conns.queue_ready(done.key);
+        }
     }
 }
 

@@ -103,6 +103,7 @@ impl Server {
             inflater: ws_codec::Inflater::new(),
             arena: BytesMut::new(),
             link_events: Vec::new(),
+            renders: crate::render::Renders::new(Arc::clone(&waker)),
             monitor: MonitorState {
                 clock: Clock::now(),
                 start: now,
@@ -153,6 +154,7 @@ impl Server {
             // Connections whose read budget ran out last tick go first; those that run out
             // now wait for the next tick, so one tick stays bounded.
             driver::run_ready(&mut self.ctx, now);
+            http::step_renders(&mut self.ctx);
             for ev in &events {
                 self.dispatch(ev, now);
             }
@@ -181,7 +183,7 @@ impl Server {
 
     fn next_deadline(&self) -> Option<Instant> {
         let ctx = &self.ctx;
-        if !ctx.conns.ready.is_empty() || !ctx.conns.dirty.is_empty() {
+        if !ctx.conns.ready.is_empty() || !ctx.conns.dirty.is_empty() || ctx.renders.has_work() {
             return Some(Instant::now());
         }
         [
@@ -205,6 +207,7 @@ impl Server {
             SIGNALS => self.handle_signals(now),
             WAKER => {
                 events::password_verdicts(&mut self.ctx, &self.checks, now);
+                http::rendered_replies(&mut self.ctx, now);
                 self.links.resolved(&mut self.ctx, now);
             }
             Token(t) if t >= CONN_TOKEN_BASE => {

@@ -8,7 +8,6 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use broker::{ClientId, CloseReason};
@@ -170,9 +169,11 @@ pub(super) struct Conn {
     /// TLS handshake or HTTP idle deadline.
     pub(super) deadline: Option<Instant>,
     pub(super) read_paused: bool,
-    /// The broker parked this client's CONNECT for a password check: do not read. Storing
-    /// `true` withdraws the check.
-    pub(super) auth_parked: Option<Arc<AtomicBool>>,
+    /// The broker parked this client's CONNECT for a password check: do not read until its
+    /// verdict is in. Closing the connection withdraws a queued check.
+    pub(super) auth_parked: Option<crate::hasher::Submitted>,
+    /// An HTTP connection whose reply is being made by `Ctx::renders`: do not read.
+    pub(super) awaiting_reply: bool,
     pub(super) log_id: String,
     /// `log_id` carries the client's CONNECT name.
     pub(super) log_named: bool,
@@ -245,6 +246,7 @@ impl Table {
             deadline: None,
             read_paused: false,
             auth_parked: None,
+            awaiting_reply: false,
             log_named: false,
             log_id: String::new(),
             close_reason: None,
@@ -348,7 +350,7 @@ impl Table {
         if let Some(c) = self.slab.get_mut(key) {
             if let Some(check) = &c.auth_parked {
                 // Closing: its password check is moot.
-                check.store(true, Ordering::Relaxed);
+                check.withdraw();
             }
             if !c.closing {
                 c.closing = true;

@@ -18,6 +18,9 @@ use super::nats::MAX_IOSLICES;
 use super::table::{Conn, Kind, WsConn};
 use crate::conn::Transport;
 
+/// Most payload bytes a WebSocket connection's compressed message is inflated by per tick.
+const INFLATE_BYTES_PER_TICK: usize = crate::conn::READ_BUDGET_BYTES;
+
 /// Adds a connection accepted on the websocket listener; its upgrade request is read next.
 pub(super) fn accept(
     ctx: &mut Ctx,
@@ -276,7 +279,15 @@ pub(super) fn input(ctx: &mut Ctx, key: usize, now: Instant) {
     let mut failed: Option<ws_codec::ProtocolError> = None;
     let mut queued_control = false;
     let mut moved = false;
+    let mut handed = 0;
+    let mut inflate_more = false;
     loop {
+        if handed >= INFLATE_BYTES_PER_TICK && ws.decoder.is_inflating() {
+            // The rest of this message is inflated on the next ticks, so that one
+            // compressed batch (up to 64 MiB inflated) does not pause everyone else.
+            inflate_more = true;
+            break;
+        }
         if ws.owes_too_much() {
             // Resumed by `flush_conn` once the replies are written.
             ws.decode_paused = true;
@@ -286,6 +297,7 @@ pub(super) fn input(ctx: &mut Ctx, key: usize, now: Instant) {
         queued_control |= ws.queue_control_replies(&mut ctx.arena);
         match decoded {
             Ok(Some(ws_codec::Event::Data(data))) => {
+                handed += data.len();
                 moved = feed_ws_payload(&mut ctx.broker, client, now, &mut ws.nats_in, data);
             }
             Ok(Some(ws_codec::Event::Message(m))) => {
@@ -325,6 +337,9 @@ pub(super) fn input(ctx: &mut Ctx, key: usize, now: Instant) {
     ctx.broker.set_transport_backlog(client, backlog, now);
     if queued_control {
         ctx.conns.mark_dirty(key);
+    }
+    if inflate_more {
+        ctx.conns.queue_ready(key);
     }
     if let Some(e) = failed {
         log::debug!("{log_id} - websocket protocol error: {e}");

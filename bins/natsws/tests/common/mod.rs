@@ -1,6 +1,8 @@
 //! Starts the real `natsws` binary on random ports and talks to it.
 #![allow(
     dead_code,
+    unused_imports,
+    unused_macros,
     reason = "each test file uses a different part of the harness"
 )]
 
@@ -243,6 +245,14 @@ pub(crate) fn http_get(port: u16, path: &str) -> (u16, String, String) {
     s.read_to_end(&mut raw).expect("read http");
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").expect("http head");
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("\r\ntransfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     let status = head
         .split_whitespace()
         .nth(1)
@@ -256,7 +266,22 @@ pub(crate) fn http_get(port: u16, path: &str) -> (u16, String, String) {
                 .then(|| v.trim().to_owned())
         })
         .unwrap_or_default();
-    (status, ctype, body.to_owned())
+    (status, ctype, body)
+}
+
+/// The body of a `Transfer-Encoding: chunked` reply (Go's HTTP server sends large replies so).
+fn dechunk(mut rest: &str) -> String {
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").expect("chunk size line");
+        let size =
+            usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).expect("chunk size");
+        if size == 0 {
+            return body;
+        }
+        body.push_str(&after[..size]);
+        rest = after[size..].strip_prefix("\r\n").expect("chunk end");
+    }
 }
 
 /// A raw NATS TCP client.
@@ -267,10 +292,33 @@ pub(crate) struct Raw {
 
 impl Raw {
     pub(crate) fn connect(port: u16) -> Self {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect nats");
+        Self::over(TcpStream::connect(("127.0.0.1", port)).expect("connect nats"))
+    }
+
+    /// A client on a socket the caller set up (a source address, a receive window), connected
+    /// to `port` on loopback; it has read INFO.
+    pub(crate) fn connect_from(socket: socket2::Socket, port: u16) -> Self {
+        let server = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        socket.connect(&server.into()).expect("connect nats");
+        let mut client = Self::over(socket.into());
+        assert!(client.line().starts_with("INFO "));
+        client
+    }
+
+    fn over(stream: TcpStream) -> Self {
         stream.set_read_timeout(Some(WAIT)).unwrap();
         let reader = BufReader::new(stream.try_clone().unwrap());
         Self { reader, stream }
+    }
+
+    /// A client that has read INFO, sent `CONNECT {"verbose":false}` followed by `then`, and
+    /// had its PING answered.
+    pub(crate) fn connected(port: u16, then: &str) -> Self {
+        let mut client = Self::connect(port);
+        assert!(client.line().starts_with("INFO "));
+        client.send(&format!("CONNECT {{\"verbose\":false}}\r\n{then}PING\r\n"));
+        client.read_until("PONG\r\n");
+        client
     }
 
     pub(crate) fn line(&mut self) -> String {
@@ -358,6 +406,24 @@ impl RawWs {
         }
     }
 
+    /// A client whose upgrade (with `extra` header lines) was accepted.
+    pub(crate) fn upgraded(port: u16, extra: &str) -> Self {
+        let ws = Self::connect(port, extra);
+        assert_eq!(ws.status(), 101, "{}", ws.response);
+        ws
+    }
+
+    /// A client whose upgrade negotiated permessage-deflate.
+    pub(crate) fn compressing(port: u16) -> Self {
+        let ws = Self::upgraded(port, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+        assert!(
+            ws.response.contains("permessage-deflate"),
+            "{}",
+            ws.response
+        );
+        ws
+    }
+
     pub(crate) fn status(&self) -> u16 {
         self.response
             .split_whitespace()
@@ -392,6 +458,17 @@ pub(crate) fn masked_frame(opcode: u8, data: &[u8]) -> Vec<u8> {
     }
     frame.extend_from_slice(&key);
     frame.extend(data.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    frame
+}
+
+/// A final, masked, compressed (RSV1) binary frame carrying `data` deflated as one message.
+pub(crate) fn compressed_frame(data: &[u8]) -> Vec<u8> {
+    let mut compressed = bytes::BytesMut::new();
+    ws_codec::Deflater::new()
+        .deflate(&[data], &mut compressed)
+        .unwrap();
+    let mut frame = masked_frame(0x2, &compressed);
+    frame[0] |= 0x40;
     frame
 }
 
@@ -492,6 +569,34 @@ pub(crate) fn reference_server() -> Option<&'static str> {
     .find(|p| Path::new(p).exists())
 }
 
+/// Runs `scenario(target: Target)` once against natsws and once against nats-server, as the
+/// two tests `<scenario>::natsws` and `<scenario>::nats_server`, with the same assertions: the
+/// reference proves the test right.
+macro_rules! on_both {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[test]
+            fn natsws() {
+                super::$scenario(crate::common::Target::Natsws);
+            }
+
+            #[test]
+            fn nats_server() {
+                super::$scenario(crate::common::Target::Reference);
+            }
+        }
+    };
+}
+pub(crate) use on_both;
+
+/// Checks a bound that only natsws promises; on the reference, prints the figure instead.
+pub(crate) fn check_natsws_bound(target: Target, what: &str, ok: bool, figure: &str) {
+    match target {
+        Target::Natsws => assert!(ok, "{what}: {figure}"),
+        Target::Reference => eprintln!("nats-server {what}: {figure}"),
+    }
+}
+
 /// The server a comparison test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Target {
@@ -530,6 +635,20 @@ impl Target {
 }
 
 impl Server {
+    /// Waits until the server's `/varz` satisfies `done`; returns it.
+    pub(crate) fn wait_varz(&self, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (_, _, body) = self.http_get("/varz");
+            let varz: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if done(&varz) {
+                return varz;
+            }
+            assert!(Instant::now() < deadline, "/varz never as expected: {body}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The server's resident set size, from `/proc/<pid>/status`.
     pub(crate) fn rss_bytes(&self) -> u64 {
         rss_bytes(self.pid())
