@@ -163,6 +163,7 @@ pub fn broker_session(data: &[u8]) {
                 }),
             }),
             allowed_connection_types: Vec::new(),
+            account: None,
         }];
         config.auth.no_auth_user = Some("u".to_owned());
     }
@@ -176,6 +177,7 @@ pub fn broker_session(data: &[u8]) {
             password: "$2a$04$/uaF/uaF/uaF/uaF/uaF/u2N7gzo/QEuw/MVEoYwm3WiVvsKnqQr6".to_owned(),
             permissions: None,
             allowed_connection_types: Vec::new(),
+            account: None,
         });
     }
     let mut now = Instant::now();
