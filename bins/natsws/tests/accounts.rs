@@ -39,6 +39,7 @@ macro_rules! on_both {
 
 const CONF: &str = r#"
 listen: "127.0.0.1:-1"
+http: "127.0.0.1:-1"
 websocket { listen: "127.0.0.1:-1", no_tls: true }
 system_account: SYS
 accounts {
@@ -278,3 +279,66 @@ fn stream_response_type(target: Target, transport: Transport) {
     assert_eq!(b.sync(), "");
 }
 on_both!(stream_response_type);
+
+/// Monitoring shows each connection's and subscription's account and filters by it.
+fn monitoring_by_account(target: Target, transport: Transport) {
+    let Some(srv) = start(target) else {
+        return;
+    };
+    let mut a = Client::login(&srv, transport, "a");
+    let mut b = Client::login(&srv, transport, "b");
+    a.send("SUB mine.a 1\r\n");
+    a.sync();
+    b.send("SUB mine.b 1\r\n");
+    b.sync();
+    let json = |path: &str| -> serde_json::Value {
+        let (status, _, body) = srv.http_get(path);
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let connz = json("/connz?auth=1");
+    let accounts: Vec<&str> = connz["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["account"].as_str().unwrap())
+        .collect();
+    assert_eq!(accounts, ["A", "B"]);
+    let connz = json("/connz?auth=1&acc=B");
+    let conns = connz["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 1);
+    assert_eq!(conns[0]["authorized_user"], "b");
+    let subsz = json("/subsz?acc=B&subs=1");
+    let subs = subsz["subscriptions_list"].as_array().unwrap();
+    assert!(subs.iter().all(|s| s["account"] == "B"), "{subsz}");
+    assert!(subs.iter().any(|s| s["subject"] == "mine.b"), "{subsz}");
+    let accountz = json("/accountz");
+    assert_eq!(accountz["system_account"], "SYS");
+    let mut names: Vec<&str> = accountz["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["$G", "A", "B", "C", "SYS"]);
+    let detail = json("/accountz?acc=B");
+    let detail = &detail["account_detail"];
+    assert_eq!(detail["account_name"], "B");
+    let imports = detail["imports"].as_array().unwrap();
+    assert!(imports.iter().any(|i| i["type"] == "stream"
+        && i["subject"] == "ev.>"
+        && i["local_subject"] == "a.ev.>"
+        && i["account"] == "A"));
+    assert!(
+        imports
+            .iter()
+            .any(|i| i["type"] == "service" && i["subject"] == "single" && i["to"] == "svc.single")
+    );
+    let (status, _, body) = srv.http_get("/accountz?acc=nope");
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "Account nope does not exist")
+    );
+}
+on_both!(monitoring_by_account);
