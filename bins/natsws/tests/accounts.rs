@@ -342,3 +342,42 @@ fn monitoring_by_account(target: Target, transport: Transport) {
     );
 }
 on_both!(monitoring_by_account);
+
+/// A reload that moves a user to another account closes its client, and an account added by
+/// a reload takes logins at once, isolated from the others.
+fn reload_moves_and_adds_accounts(target: Target, transport: Transport) {
+    let Some(srv) = start(target) else {
+        return;
+    };
+    let mut a = Client::login(&srv, transport, "a");
+    let mut b = Client::login(&srv, transport, "b");
+    let moved = CONF
+        .replace("users: [{user: a, password: a}]", "users: []")
+        .replace(
+            "users: [{user: b, password: b}]",
+            "users: [{user: b, password: b}, {user: a, password: a}]",
+        )
+        .replace(
+            "SYS { users: [{user: s, password: s}] }",
+            "SYS { users: [{user: s, password: s}] }\n  D { users: [{user: d, password: d}] }",
+        );
+    assert_ne!(moved, CONF);
+    srv.reload(&moved, 1);
+    // The moved user's connection is closed without an -ERR; the other one stays.
+    match &mut a {
+        Client::Tcp(raw) => assert_eq!(raw.read_to_eof(), ""),
+        Client::Ws(ws) => assert!(ws.frame().is_none_or(|f| f.opcode == 8)),
+    }
+    assert_eq!(b.sync(), "");
+    let mut d = Client::login(&srv, transport, "d");
+    let mut a = Client::login(&srv, transport, "a");
+    for client in [&mut d, &mut a, &mut b] {
+        client.send("SUB x 1\r\n");
+        client.sync();
+    }
+    a.send("PUB x 1\r\n1\r\n");
+    assert_eq!(a.sync(), "MSG x 1 1\r\n1\r\n");
+    assert_eq!(b.sync(), "MSG x 1 1\r\n1\r\n");
+    assert_eq!(d.sync(), "");
+}
+on_both!(reload_moves_and_adds_accounts);
