@@ -907,6 +907,20 @@ struct SubszList<'a> {
     subscriptions_list: Vec<SubDetail>,
 }
 
+/// An index's statistics as `/subsz` and `/accountz` render them.
+fn subsz_stats(st: &broker::sublist::SublistStats, n_subs: u64) -> SubszStats {
+    SubszStats {
+        num_subscriptions: n_subs,
+        num_cache: u64::from(st.num_cache),
+        num_inserts: st.num_inserts,
+        num_removes: st.num_removes,
+        num_matches: st.num_matches,
+        cache_hit_rate: GoFloat(st.cache_hit_rate),
+        max_fanout: u64::from(st.max_fanout),
+        avg_fanout: GoFloat(st.avg_fanout),
+    }
+}
+
 fn subsz(
     q: &[(String, String)],
     broker: &mut Broker,
@@ -937,18 +951,12 @@ fn subsz(
         (broker.sublist_stats(), broker.stats().subscriptions)
     } else {
         let st = broker.account_sublist_stats(acc).unwrap_or_default();
-        (st, st.num_subscriptions as usize)
+        (
+            st,
+            usize::try_from(st.num_subscriptions).unwrap_or(usize::MAX),
+        )
     };
-    let stats = SubszStats {
-        num_subscriptions: u64::try_from(n_subs).unwrap_or(0),
-        num_cache: u64::from(st.num_cache),
-        num_inserts: st.num_inserts,
-        num_removes: st.num_removes,
-        num_matches: st.num_matches,
-        cache_hit_rate: GoFloat(st.cache_hit_rate),
-        max_fanout: u64::from(st.max_fanout),
-        avg_fanout: GoFloat(st.avg_fanout),
-    };
+    let stats = subsz_stats(&st, u64::try_from(n_subs).unwrap_or(0));
     let mut list: Vec<SubInfo> = if subs {
         broker.subscriptions_in(Some(acc).filter(|a| !a.is_empty()), test.map(str::as_bytes))
     } else {
@@ -1181,16 +1189,7 @@ fn accountz(
         subscriptions: st.num_subscriptions,
         exports,
         imports,
-        sublist_stats: SubszStats {
-            num_subscriptions: u64::from(st.num_subscriptions),
-            num_cache: u64::from(st.num_cache),
-            num_inserts: st.num_inserts,
-            num_removes: st.num_removes,
-            num_matches: st.num_matches,
-            cache_hit_rate: GoFloat(st.cache_hit_rate),
-            max_fanout: u64::from(st.max_fanout),
-            avg_fanout: GoFloat(st.avg_fanout),
-        },
+        sublist_stats: subsz_stats(&st, u64::from(st.num_subscriptions)),
     });
     Ok(Response::json(pretty(&out)))
 }
