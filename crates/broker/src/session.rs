@@ -93,6 +93,15 @@ pub(crate) enum Renderer {
     ClientMsg,
 }
 
+/// One delivery as [`Renderer::measure`] found it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Measured {
+    /// Bytes the delivery adds to the queue.
+    pub(crate) queued: usize,
+    /// Header bytes the subscriber does not get.
+    skip: usize,
+}
+
 impl Renderer {
     /// How many header bytes of `publish` the subscriber skips: a client without headers gets
     /// the payload alone (`MSG`), never the header block.
@@ -104,41 +113,44 @@ impl Renderer {
         }
     }
 
-    /// The bytes one delivery of `publish` to subscription `sid` adds to the client's queue.
-    pub(crate) fn delivery_len(
+    /// Measures one delivery of `publish` to subscription `sid`: the bytes it adds to the
+    /// client's queue, and what [`Self::write`] needs to write it.
+    pub(crate) fn measure(
         self,
         client: &Client,
         sid: &[u8],
         publish: &PubRef<'_>,
         rendered: &Rendered,
-    ) -> usize {
+    ) -> Measured {
         match self {
             Self::ClientMsg => {
                 let skip = Self::skipped_header(client, publish);
                 let body_len = publish.message.len() - skip;
-                if skip == 0 {
+                let queued = if skip == 0 {
                     rendered.delivery_len(sid, body_len)
                 } else {
                     wire::msg_line_len(publish.subject, sid, publish.reply, None, body_len)
                         + body_len
                         + 2
-                }
+                };
+                Measured { queued, skip }
             }
         }
     }
 
-    /// Queues one delivery of `publish` to subscription `sid`; returns the message bytes
-    /// delivered (headers included when the client gets them), for the counters.
+    /// Queues the delivery [`Self::measure`] measured; returns the message bytes delivered
+    /// (headers included when the client gets them), for the counters.
     pub(crate) fn write(
         self,
         client: &mut Client,
         sid: &[u8],
         publish: &PubRef<'_>,
         rendered: &Rendered,
+        measured: &Measured,
     ) -> u64 {
         match self {
             Self::ClientMsg => {
-                let skip = Self::skipped_header(client, publish);
+                let skip = measured.skip;
                 let body = publish.message.get(skip..).unwrap_or_default();
                 if skip == 0 {
                     rendered.write(&mut client.out, sid, publish.shared);
