@@ -350,12 +350,7 @@ pub(crate) fn answer(
             outbound_gateways: BTreeMap::new(),
             inbound_gateways: BTreeMap::new(),
         }))),
-        Endpoint::Accountz => Ok(Response::json(pretty(&Accountz {
-            server_id: &broker.config().server_id,
-            now: ctx.clock.rfc3339(ctx.now),
-            system_account: "",
-            accounts: vec!["$G"],
-        }))),
+        Endpoint::Accountz => accountz(&q, broker, ctx),
         Endpoint::Jsz => Ok(Response::json(pretty(&Jsz {
             server_id: &broker.config().server_id,
             now: ctx.clock.rfc3339(ctx.now),
@@ -635,7 +630,7 @@ struct SubDetail {
 fn sub_detail(s: &SubInfo, account: bool) -> SubDetail {
     SubDetail {
         account: if account {
-            "$G".to_owned()
+            s.account.clone()
         } else {
             String::new()
         },
@@ -683,6 +678,9 @@ struct ConnInfoJson {
     tls_cipher_suite: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     authorized_user: Option<String>,
+    /// With `auth`, for a client outside the global account (`server/monitor.go` `Connz`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    account: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     subscriptions_list: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -825,8 +823,8 @@ fn connz_page(
     if !user.is_empty() {
         infos.retain(|c| c.user == user || c.authorized_user.as_deref() == Some(user));
     }
-    if !acc.is_empty() && acc != "$G" {
-        infos.clear();
+    if !acc.is_empty() {
+        infos.retain(|c| c.account == acc);
     }
     let now = ctx.now;
     let life = |c: &ClientInfo| c.stop.unwrap_or(now).saturating_duration_since(c.start);
@@ -957,6 +955,11 @@ impl ConnzPage {
                     } else {
                         None
                     },
+                    account: if self.auth && c.account != broker::GLOBAL_ACCOUNT {
+                        c.account.clone()
+                    } else {
+                        String::new()
+                    },
                     subscriptions_list: if self.subs == SubsMode::List {
                         c.subscriptions.iter().map(|s| s.subject.clone()).collect()
                     } else {
@@ -1019,6 +1022,20 @@ struct SubszList<'a> {
     subscriptions_list: Vec<SubDetail>,
 }
 
+/// An index's statistics as `/subsz` and `/accountz` render them.
+fn subsz_stats(st: &broker::sublist::SublistStats, n_subs: u64) -> SubszStats {
+    SubszStats {
+        num_subscriptions: n_subs,
+        num_cache: u64::from(st.num_cache),
+        num_inserts: st.num_inserts,
+        num_removes: st.num_removes,
+        num_matches: st.num_matches,
+        cache_hit_rate: GoFloat(st.cache_hit_rate),
+        max_fanout: u64::from(st.max_fanout),
+        avg_fanout: GoFloat(st.avg_fanout),
+    }
+}
+
 fn subsz(
     q: &[(String, String)],
     broker: &mut Broker,
@@ -1043,19 +1060,20 @@ fn subsz(
     if limit <= 0 {
         limit = 1024;
     }
-    let st = broker.sublist_stats();
-    let stats = SubszStats {
-        num_subscriptions: u64::try_from(broker.stats().subscriptions).unwrap_or(0),
-        num_cache: u64::from(st.num_cache),
-        num_inserts: st.num_inserts,
-        num_removes: st.num_removes,
-        num_matches: st.num_matches,
-        cache_hit_rate: GoFloat(st.cache_hit_rate),
-        max_fanout: u64::from(st.max_fanout),
-        avg_fanout: GoFloat(st.avg_fanout),
+    // Go sums the index statistics of the accounts the filter keeps (an unknown account:
+    // none).
+    let (st, n_subs) = if acc.is_empty() {
+        (broker.sublist_stats(), broker.stats().subscriptions)
+    } else {
+        let st = broker.account_sublist_stats(acc).unwrap_or_default();
+        (
+            st,
+            usize::try_from(st.num_subscriptions).unwrap_or(usize::MAX),
+        )
     };
-    let mut list: Vec<SubInfo> = if subs && (acc.is_empty() || acc == "$G") {
-        broker.subscriptions(test.map(str::as_bytes))
+    let stats = subsz_stats(&st, u64::try_from(n_subs).unwrap_or(0));
+    let mut list: Vec<SubInfo> = if subs {
+        broker.subscriptions_in(Some(acc).filter(|a| !a.is_empty()), test.map(str::as_bytes))
     } else {
         Vec::new()
     };
@@ -1142,7 +1160,153 @@ struct Accountz<'a> {
     now: String,
     #[serde(skip_serializing_if = "str::is_empty")]
     system_account: &'a str,
-    accounts: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accounts: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account_detail: Option<AccountDetail>,
+}
+
+/// `/accountz?acc=` (`server/monitor.go` `AccountInfo`, the fields a configured account has).
+#[derive(Serialize)]
+struct AccountDetail {
+    account_name: String,
+    update_time: String,
+    expired: bool,
+    complete: bool,
+    jetstream_enabled: bool,
+    leafnode_connections: usize,
+    client_connections: usize,
+    subscriptions: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    exports: Vec<ExportDetail>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    imports: Vec<ImportDetail>,
+    sublist_stats: SubszStats,
+}
+
+#[derive(Serialize)]
+struct ExportDetail {
+    subject: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    approved_accounts: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ImportDetail {
+    subject: String,
+    account: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    local_subject: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    to: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    invalid: bool,
+    share: bool,
+    tracking: bool,
+}
+
+/// `/accountz`: the account names, or with `acc` one account's detail (400 `Account <name>
+/// does not exist` for an unknown one). The reference also lists the service imports of its
+/// system services (`$SYS.REQ.…`) in every account; natsws runs none.
+fn accountz(
+    q: &[(String, String)],
+    broker: &Broker,
+    ctx: &MonitorCtx<'_>,
+) -> Result<Response, Response> {
+    let accounts = broker.accounts();
+    let system_account = broker.system_account().unwrap_or("");
+    let mut out = Accountz {
+        server_id: &broker.config().server_id,
+        now: ctx.clock.rfc3339(ctx.now),
+        system_account,
+        accounts: None,
+        account_detail: None,
+    };
+    let name = query_get(q, "acc").unwrap_or("");
+    if name.is_empty() {
+        out.accounts = Some(accounts.into_iter().map(|a| a.name).collect());
+        return Ok(Response::json(pretty(&out)));
+    }
+    let Some(info) = accounts.into_iter().find(|a| a.name == name) else {
+        return Err(Response::text(
+            400,
+            &format!("Account {name} does not exist"),
+        ));
+    };
+    let config = broker.config().accounts.iter().find(|a| a.name == name);
+    let kind = |k: broker::ExportKind| match k {
+        broker::ExportKind::Stream => "stream",
+        broker::ExportKind::Service => "service",
+    };
+    let exports = config.map_or_else(Vec::new, |a| {
+        a.exports
+            .iter()
+            .map(|e| ExportDetail {
+                subject: e.subject.clone(),
+                kind: kind(e.kind),
+                response_type: (e.kind == broker::ExportKind::Service).then_some(
+                    match e.response_type {
+                        broker::ResponseType::Singleton => "Singleton",
+                        broker::ResponseType::Stream => "Streamed",
+                        broker::ResponseType::Chunked => "Chunked",
+                    },
+                ),
+                approved_accounts: e.accounts.clone(),
+            })
+            .collect()
+    });
+    let imports = config.map_or_else(Vec::new, |a| {
+        a.imports
+            .iter()
+            .map(|i| {
+                let stream = i.kind == broker::ExportKind::Stream;
+                let local = match (&i.prefix, &i.to) {
+                    (Some(p), _) => format!("{}.{}", p.trim_end_matches('.'), i.subject),
+                    (None, Some(to)) => to.clone(),
+                    (None, None) => i.subject.clone(),
+                };
+                ImportDetail {
+                    // A service import shows its local subject and maps `to` the exported one.
+                    subject: if stream {
+                        i.subject.clone()
+                    } else {
+                        local.clone()
+                    },
+                    account: i.account.clone(),
+                    local_subject: if stream { local } else { String::new() },
+                    to: if stream {
+                        String::new()
+                    } else {
+                        i.subject.clone()
+                    },
+                    kind: kind(i.kind),
+                    invalid: false,
+                    share: false,
+                    tracking: false,
+                }
+            })
+            .collect()
+    });
+    let st = info.sublist;
+    out.account_detail = Some(AccountDetail {
+        account_name: info.name,
+        update_time: ctx.clock.rfc3339(broker.start_time()),
+        expired: false,
+        complete: true,
+        jetstream_enabled: false,
+        leafnode_connections: 0,
+        client_connections: info.connections,
+        subscriptions: st.num_subscriptions,
+        exports,
+        imports,
+        sublist_stats: subsz_stats(&st, u64::from(st.num_subscriptions)),
+    });
+    Ok(Response::json(pretty(&out)))
 }
 
 #[derive(Serialize)]

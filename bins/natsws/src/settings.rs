@@ -281,11 +281,23 @@ fn check_served(o: &Options) -> Result<(), String> {
         }
     };
     refuse(o.leafnodes != d.leafnodes, "leafnodes");
+    // Accounts are served; these parts of them are not.
+    refuse(o.accounts.iter().any(|a| a.nkey.is_some()), "accounts.nkey");
+    let exports = || o.accounts.iter().flat_map(|a| a.exports.iter());
     refuse(
-        !o.accounts.is_empty()
-            || o.authorization.users.iter().any(|u| u.account.is_some())
-            || o.authorization.nkeys.iter().any(|n| n.account.is_some()),
-        "accounts",
+        exports().any(|e| e.latency.is_some()),
+        "accounts.exports.latency",
+    );
+    refuse(
+        exports().any(|e| e.account_token_position != 0),
+        "accounts.exports.account_token_position",
+    );
+    refuse(
+        o.accounts
+            .iter()
+            .flat_map(|a| a.imports.iter())
+            .any(|i| i.share),
+        "accounts.imports.share",
     );
     refuse(!o.server_tags.is_empty(), "server_tags");
     refuse(o.client_advertise.is_some(), "client_advertise");
@@ -411,6 +423,16 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
         }
     };
     let auth = auth_config(o);
+    broker.accounts = accounts_config(o);
+    broker.system_account = match &o.system_account {
+        // `server/server.go` `configureAccounts`: a named system account must be defined.
+        Some(name) if !o.accounts.iter().any(|a| &a.name == name) => {
+            return Err("error resolving system account: account missing".to_owned());
+        }
+        Some(name) => Some(name.clone()),
+        None if o.no_system_account => None,
+        None => Some(broker::DEFAULT_SYSTEM_ACCOUNT.to_owned()),
+    };
     Ok(Settings {
         config_file: None,
         client: listen(&o.listen.host, o.listen.port),
@@ -488,6 +510,7 @@ fn auth_config(o: &Options) -> broker::auth::AuthConfig {
             password: u.password.clone(),
             permissions: u.permissions.as_ref().map(perms),
             allowed_connection_types: u.allowed_connection_types.clone(),
+            account: u.account.clone(),
         })
         .collect();
     cfg.nkeys = a
@@ -497,6 +520,7 @@ fn auth_config(o: &Options) -> broker::auth::AuthConfig {
             nkey: n.nkey.clone(),
             permissions: n.permissions.as_ref().map(perms),
             allowed_connection_types: n.allowed_connection_types.clone(),
+            account: n.account.clone(),
         })
         .collect();
     if let Some(ws) = &o.websocket {
@@ -513,6 +537,47 @@ fn auth_config(o: &Options) -> broker::auth::AuthConfig {
         };
     }
     cfg
+}
+
+/// The broker's accounts from the `accounts` block (their users are in [`auth_config`]).
+fn accounts_config(o: &Options) -> Vec<broker::AccountConfig> {
+    use natsconf::options::{ExportKind, ResponseType};
+    let kind = |k: ExportKind| match k {
+        ExportKind::Stream => broker::ExportKind::Stream,
+        ExportKind::Service => broker::ExportKind::Service,
+    };
+    o.accounts
+        .iter()
+        .map(|a| broker::AccountConfig {
+            name: a.name.clone(),
+            exports: a
+                .exports
+                .iter()
+                .map(|e| broker::ExportConfig {
+                    kind: kind(e.kind),
+                    subject: e.subject.clone(),
+                    accounts: e.accounts.clone(),
+                    response_type: match e.response_type {
+                        ResponseType::Singleton => broker::ResponseType::Singleton,
+                        ResponseType::Stream => broker::ResponseType::Stream,
+                        ResponseType::Chunked => broker::ResponseType::Chunked,
+                    },
+                    response_threshold: e.response_threshold,
+                })
+                .collect(),
+            imports: a
+                .imports
+                .iter()
+                .map(|i| broker::ImportConfig {
+                    kind: kind(i.kind),
+                    account: i.account.clone(),
+                    subject: i.subject.clone(),
+                    to: i.to.clone(),
+                    prefix: i.prefix.clone(),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// Fills in generated values and checks cross-option rules.

@@ -182,8 +182,16 @@ fn unserved_options_are_refused_by_name() {
     for (conf, name) in [
         ("leafnodes { port: 7422 }\n", "\"leafnodes\""),
         (
-            "accounts { A { users: [{user: a, password: b}] } }\n",
-            "\"accounts\"",
+            "accounts { A { exports: [{service: \"s\", latency: \"lat\"}] } }\n",
+            "\"accounts.exports.latency\"",
+        ),
+        (
+            "accounts { A { exports: [{stream: \"s.*\", account_token_position: 2}] } }\n",
+            "\"accounts.exports.account_token_position\"",
+        ),
+        (
+            "accounts { A { exports: [{service: \"s\"}] }, B { imports: [{service: {account: A, subject: s}, share: true}] } }\n",
+            "\"accounts.imports.share\"",
         ),
         ("server_tags: [\"a\"]\n", "\"server_tags\""),
         ("client_advertise: \"x:4222\"\n", "\"client_advertise\""),

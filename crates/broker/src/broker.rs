@@ -11,210 +11,27 @@ use serde::Serialize;
 
 use crate::json::{self, ConnectJson};
 
-use crate::authseam::{AuthState, AuthStep, Credentials, Permissions, finish_hash};
+use crate::authseam::{AuthState, AuthStep, Credentials, finish_hash};
 use crate::config::{Config, FIRST_CLIENT_PING_INTERVAL, RTT_MEASUREMENT_INTERVAL};
 use crate::outq::OutQueue;
-use crate::proto::{Op, Parser, ParserLimits, ProtoError, PubRanges, Publish, Role};
-use crate::sublist::{InsertError, Sublist, SublistStats, shrink_map, shrink_vec};
+use crate::proto::{Op, Parser, ParserLimits, ProtoError, PubRanges, Role};
+use crate::router::{
+    AccountId, PubRef, ResponseRoute, Router, ServiceImport, SubKey, Subscription,
+    validate_accounts,
+};
+use crate::session::{Client, ClientAuth, ClientOptions, PendingConnect, Phase, Renderer, Slot};
+use crate::sublist::{InsertError, MatchResult, SublistStats, shrink_map};
 use crate::types::{
-    ClientId, ClientInfo, ClientParams, CloseReason, ConnectionType, Event, ServerStats, SubInfo,
+    AccountInfo, ClientId, ClientInfo, ClientParams, CloseReason, ConnectionType, Event,
+    ServerStats, SubInfo,
 };
 use crate::wire::Rendered;
-use crate::{auth, subject, wire};
+use crate::{auth, subject};
 
 mod reload;
-mod trace;
+pub(crate) mod trace;
 
-use reload::StoredCredentials;
-
-/// Handle of one subscription inside the broker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct SubKey {
-    index: u32,
-    generation: u32,
-}
-
-/// One subscription, as compact as its uses allow: a server may hold millions. The strings are
-/// boxed slices (no capacity word, no reference count); the sid is shared with the client's
-/// sid map.
-#[derive(Debug)]
-struct Subscription {
-    client: ClientId,
-    sid: Arc<[u8]>,
-    subject: Box<[u8]>,
-    queue: Option<Box<[u8]>>,
-    delivered: u64,
-    /// The `UNSUB` limit; only a limit above zero is ever set.
-    max: Option<NonZeroU64>,
-}
-
-#[derive(Debug)]
-struct SubSlot {
-    generation: u32,
-    sub: Option<Subscription>,
-}
-
-/// A published message as the router sees it. On the fast path every part borrows the
-/// client's read buffer; nothing is copied or reference-counted until a delivery needs it.
-#[derive(Debug)]
-struct PubRef<'a> {
-    subject: &'a [u8],
-    reply: Option<&'a [u8]>,
-    header_len: Option<usize>,
-    /// Headers followed by payload.
-    message: &'a [u8],
-    /// `message` as shared `Bytes`, when it was split off the read buffer: large payloads are
-    /// then queued by reference instead of copied (docs/style.md §4).
-    shared: Option<&'a Bytes>,
-}
-
-impl<'a> PubRef<'a> {
-    fn from_publish(publish: &'a Publish) -> Self {
-        Self {
-            subject: &publish.subject,
-            reply: publish.reply.as_deref(),
-            header_len: publish.header_len,
-            message: &publish.message,
-            shared: Some(&publish.message),
-        }
-    }
-}
-
-/// Options a client sets with CONNECT (`server/client.go` `ClientOpts`); defaults apply before
-/// CONNECT.
-#[derive(Debug, Clone)]
-struct ClientOptions {
-    verbose: bool,
-    pedantic: bool,
-    echo: bool,
-    headers: bool,
-    no_responders: bool,
-    protocol: i64,
-    name: String,
-    lang: String,
-    version: String,
-    user: String,
-}
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        Self {
-            verbose: true,
-            pedantic: true,
-            echo: true,
-            headers: false,
-            no_responders: false,
-            protocol: 0,
-            name: String::new(),
-            lang: String::new(),
-            version: String::new(),
-            user: String::new(),
-        }
-    }
-}
-
-/// Where a connection is in its life. Transitions: `AwaitingConnect` → `Connected` (CONNECT
-/// accepted or `no_auth_user` bound) → `Closed`; any phase may go to `Closed`, and nothing
-/// leaves it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// No CONNECT yet. With `auth_expected`, the next operation must be CONNECT.
-    AwaitingConnect { auth_expected: bool },
-    /// CONNECT was accepted (a later CONNECT re-runs the procedure).
-    Connected,
-    /// Closed by the broker or the binary; kept until `remove_client`.
-    Closed { reason: CloseReason, at: Instant },
-}
-
-impl Phase {
-    fn is_closed(self) -> bool {
-        matches!(self, Self::Closed { .. })
-    }
-
-    fn awaiting_auth(self) -> bool {
-        self == Self::AwaitingConnect {
-            auth_expected: true,
-        }
-    }
-
-    fn closed(self) -> Option<(CloseReason, Instant)> {
-        match self {
-            Self::Closed { reason, at } => Some((reason, at)),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Client {
-    cid: u64,
-    params: ClientParams,
-    phase: Phase,
-    parser: Parser,
-    out: OutQueue,
-    opts: ClientOptions,
-    authorized_user: Option<String>,
-    identity: Option<auth::Authenticated>,
-    /// The CONNECT credentials, checked again on reload.
-    creds: StoredCredentials,
-    permissions: Option<Permissions>,
-    subs: HashMap<Arc<[u8]>, SubKey>,
-    nonce: Option<String>,
-    auth_deadline: Option<Instant>,
-    ping_deadline: Option<Instant>,
-    pings_out: u32,
-    last_activity: Instant,
-    last_client_ping: Option<Instant>,
-    rtt: Option<Duration>,
-    rtt_start: Option<Instant>,
-    stall_since: Option<Instant>,
-    consumed_seen: u64,
-    /// Output the transport holds for this client outside `out` (framed WebSocket data and
-    /// owed control replies): it counts toward `max_pending` and the write deadline.
-    backlog: usize,
-    scheduled: Option<Instant>,
-    flush_requested: bool,
-    in_msgs: u64,
-    in_bytes: u64,
-    out_msgs: u64,
-    out_bytes: u64,
-    start: Instant,
-    counts_as_client: bool,
-    closed_subs: Vec<SubInfo>,
-    first_pong_sent: bool,
-    announced_max_payload: usize,
-    urls_epoch: u64,
-    /// The bcrypt hash that verified this client's password, so that a reload keeping the
-    /// same hash does not run bcrypt again.
-    verified_hash: Option<Box<str>>,
-    /// A CONNECT waiting for [`Broker::password_checked`]; no input is parsed meanwhile.
-    parked: Option<Box<(auth::HashCheck, PendingConnect)>>,
-    /// After a reload: the comparison that decides whether this connected client keeps its
-    /// session under the new configuration. It keeps running meanwhile.
-    rechecking: Option<Box<auth::HashCheck>>,
-}
-
-impl Client {
-    /// Output owed to the client: its queue plus what the transport holds for it.
-    fn pending(&self) -> usize {
-        self.out.len() + self.backlog
-    }
-}
-
-/// What CONNECT processing keeps for after authentication.
-#[derive(Debug)]
-struct PendingConnect {
-    creds: StoredCredentials,
-    account_requested: bool,
-    /// [`Broker::auth_epoch`] when authentication started.
-    auth_epoch: u64,
-}
-
-#[derive(Debug)]
-struct Slot {
-    generation: u32,
-    client: Option<Client>,
-}
+pub(crate) use reload::StoredCredentials;
 
 /// A small deterministic generator (splitmix64); the seed comes from [`Config::seed`].
 #[derive(Debug, Clone)]
@@ -287,15 +104,8 @@ pub struct Broker {
     auth: AuthState,
     slots: Vec<Slot>,
     free_slots: Vec<u32>,
-    subs: Vec<SubSlot>,
-    /// Free slots of `subs`, lowest first: reusing the lowest keeps the live subscriptions at
-    /// the front, so that the free slots at the end can be dropped. It may still name slots
-    /// past the end of `subs`, which are skipped.
-    free_subs: BinaryHeap<Reverse<u32>>,
-    /// The generation a slot appended to `subs` starts at: above that of every slot the table
-    /// has dropped, so that no old `SubKey` can name a new subscription.
-    next_sub_generation: u32,
-    sublist: Sublist<SubKey>,
+    /// The accounts, their subject indexes and every subscription.
+    router: Router,
     events: VecDeque<Event>,
     timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     rng: Rng,
@@ -313,6 +123,8 @@ pub struct Broker {
     /// Scratch space for the `MSG` text of the message being routed (reused, never shrinks
     /// past the largest small message).
     rendered: Rendered,
+    /// Scratch space for the subject of a message routed through a stream import.
+    mapped_subject: Vec<u8>,
 }
 
 /// Default size of the closed-connections ring (`/connz?state=closed`).
@@ -330,17 +142,16 @@ impl Broker {
         let rng = Rng(config.seed);
         let auth = AuthState::new(&config.auth);
         let sublist_seed = config.seed.rotate_left(23) ^ 0x6a09_e667_f3bc_c908;
+        let mut router = Router::new(sublist_seed);
+        router.configure(&config.accounts, config.system_account.as_deref());
         Self {
             config,
             auth,
             slots: Vec::new(),
             free_slots: Vec::new(),
-            subs: Vec::new(),
-            free_subs: BinaryHeap::new(),
-            next_sub_generation: 0,
             // Derived from the seed without consuming the generator, so the sequence of queue
             // choices and jitter stays what it was.
-            sublist: Sublist::with_seed(sublist_seed),
+            router,
             events: VecDeque::new(),
             timers: BinaryHeap::new(),
             rng,
@@ -353,12 +164,14 @@ impl Broker {
             auth_epoch: 0,
             rechecking: Vec::new(),
             rendered: Rendered::default(),
+            mapped_subject: Vec::new(),
         }
     }
 
     /// Like [`Broker::new`], but refuses an invalid auth configuration with the reference's
     /// start-up error text. (`new` accepts it and then refuses every CONNECT.)
     pub fn try_new(config: Config, now: Instant) -> Result<Self, auth::AuthConfigError> {
+        validate_accounts(&config.accounts)?;
         let broker = Self::new(config, now);
         match broker.auth.error() {
             Some(err) => Err(err.clone()),
@@ -399,6 +212,8 @@ impl Broker {
             self.urls_epoch += 1;
         }
         self.auth = AuthState::new(&config.auth);
+        self.router
+            .configure(&config.accounts, config.system_account.as_deref());
         self.config = config;
         for slot in &mut self.slots {
             if let Some(c) = slot.client.as_mut() {
@@ -496,15 +311,15 @@ impl Broker {
             params,
             phase: Phase::AwaitingConnect { auth_expected },
             parser: Parser::new(Role::Server, limits),
+            renderer: Renderer::ClientMsg,
             out: OutQueue::new(),
             opts: ClientOptions::default(),
-            authorized_user: None,
-            identity: None,
-            creds: StoredCredentials::default(),
-            permissions: None,
+            auth: ClientAuth {
+                nonce,
+                deadline: auth_deadline,
+                ..ClientAuth::default()
+            },
             subs: HashMap::new(),
-            nonce,
-            auth_deadline,
             ping_deadline: now.checked_add(self.config.ping_interval),
             pings_out: 0,
             last_activity: now,
@@ -526,9 +341,6 @@ impl Broker {
             first_pong_sent: false,
             announced_max_payload: self.config.limits.max_payload,
             urls_epoch: self.urls_epoch,
-            verified_hash: None,
-            parked: None,
-            rechecking: None,
         };
         if let Some(slot) = self.slots.get_mut(index as usize) {
             slot.client = Some(client);
@@ -588,7 +400,7 @@ impl Broker {
             max_payload: c.parser.limits().max_payload,
             client_id: c.cid,
             client_ip: c.params.remote.ip().to_string(),
-            nonce: c.nonce.as_deref(),
+            nonce: c.auth.nonce.as_deref(),
             cluster: &cfg.cluster,
             connect_urls: if ws {
                 &cfg.ws_connect_urls
@@ -626,7 +438,7 @@ impl Broker {
                     src.clear();
                     return;
                 }
-                if c.parked.is_some() {
+                if c.auth.parked.is_some() {
                     break;
                 }
                 auth_cfg_has_no_auth_user = c.phase.awaiting_auth() && c.parser.at_op_start();
@@ -707,13 +519,39 @@ impl Broker {
         let Some(user) = self.auth.no_auth_user(conn_type) else {
             return false;
         };
+        self.bind_account(client, user.identity.as_ref());
         if let Some(c) = self.client_mut(client) {
             c.phase = Phase::Connected;
-            c.auth_deadline = None;
-            c.authorized_user = user.authorized_user;
-            c.permissions = user.permissions;
-            c.identity = user.identity;
+            c.auth.deadline = None;
+            c.auth.authorized_user = user.authorized_user;
+            c.auth.permissions = user.permissions;
+            c.auth.identity = user.identity;
         }
+        true
+    }
+
+    /// Binds a client to the account of the user it authenticated as (`$G` for a user outside
+    /// every account). A client's account changes only before it has subscriptions: a second
+    /// CONNECT naming another account's user is refused. False when refused.
+    fn bind_account(&mut self, client: ClientId, who: Option<&auth::Authenticated>) -> bool {
+        let account = match who.and_then(|w| w.account.as_deref()) {
+            Some(name) => match self.router.lookup(name) {
+                Some(id) => id,
+                None => return false,
+            },
+            None => AccountId::GLOBAL,
+        };
+        let Some(c) = self.client_mut(client) else {
+            return false;
+        };
+        let before = c.auth.account;
+        if before == account {
+            return true;
+        }
+        if !c.subs.is_empty() {
+            return false;
+        }
+        c.auth.account = account;
         true
     }
 
@@ -858,7 +696,7 @@ impl Broker {
             sig: json.sig.as_deref(),
             jwt: json.jwt.as_deref(),
         };
-        let nonce = c.nonce.clone();
+        let nonce = c.auth.nonce.clone();
         let cookies = std::mem::take(&mut c.params.cookies);
         let step = self
             .auth
@@ -894,10 +732,10 @@ impl Broker {
             check: check.check().clone(),
             parked: true,
         };
-        c.parked = Some(Box::new((check, pending)));
+        c.auth.parked = Some(Box::new((check, pending)));
         // The CONNECT arrived in time: as nats-server's processConnect, stop the auth timer
         // before the (slow) password comparison.
-        c.auth_deadline = None;
+        c.auth.deadline = None;
         self.events.push_back(event);
         self.reschedule(id);
     }
@@ -923,7 +761,7 @@ impl Broker {
                 let Some(c) = self.client(*id).filter(|c| !c.phase.is_closed()) else {
                     return false;
                 };
-                match &c.rechecking {
+                match &c.auth.rechecking {
                     Some(r) if r.check() == check => {
                         waiting.push(*id);
                         false
@@ -935,7 +773,7 @@ impl Broker {
             self.rechecking = still;
         }
         for id in waiting {
-            let Some(pending) = self.client_mut(id).and_then(|c| c.rechecking.take()) else {
+            let Some(pending) = self.client_mut(id).and_then(|c| c.auth.rechecking.take()) else {
                 continue;
             };
             let hash = verified.then(|| Box::from(pending.check().hash()));
@@ -944,10 +782,10 @@ impl Broker {
         let Some(c) = self.open_client_mut(client) else {
             return;
         };
-        if c.parked.as_ref().is_none_or(|p| p.0.check() != check) {
+        if c.auth.parked.as_ref().is_none_or(|p| p.0.check() != check) {
             return;
         }
-        let Some(parked) = c.parked.take() else {
+        let Some(parked) = c.auth.parked.take() else {
             return;
         };
         let (mut check, mut pending) = *parked;
@@ -962,7 +800,7 @@ impl Broker {
             let step = self.auth.authenticate(
                 c.params.conn_type,
                 &pending.creds.as_credentials(),
-                c.nonce.as_deref(),
+                c.auth.nonce.as_deref(),
                 &c.params.cookies,
             );
             match step {
@@ -988,7 +826,7 @@ impl Broker {
     /// True while the client's CONNECT waits for [`Broker::password_checked`].
     #[must_use]
     pub fn is_parked(&self, client: ClientId) -> bool {
-        self.client(client).is_some_and(|c| c.parked.is_some())
+        self.client(client).is_some_and(|c| c.auth.parked.is_some())
     }
 
     /// The part of CONNECT processing after authentication.
@@ -1000,19 +838,26 @@ impl Broker {
         pending: PendingConnect,
         verified_hash: Option<Box<str>>,
     ) {
-        let Some(c) = self.open_client_mut(id) else {
+        if !self.is_open(id) {
             return;
-        };
+        }
         match res {
             Ok(user) => {
+                if !self.bind_account(id, user.identity.as_ref()) {
+                    self.auth_violation(id, now, None);
+                    return;
+                }
+                let Some(c) = self.open_client_mut(id) else {
+                    return;
+                };
                 // This CONNECT, authenticated under the configuration in force, supersedes a
                 // re-check from an earlier reload.
-                c.rechecking = None;
-                c.creds = pending.creds;
-                c.verified_hash = verified_hash;
-                c.authorized_user = user.authorized_user;
-                c.permissions = user.permissions;
-                c.identity = user.identity;
+                c.auth.rechecking = None;
+                c.auth.creds = pending.creds;
+                c.auth.verified_hash = verified_hash;
+                c.auth.authorized_user = user.authorized_user;
+                c.auth.permissions = user.permissions;
+                c.auth.identity = user.identity;
             }
             Err(detail) => {
                 self.auth_violation(id, now, Some(detail));
@@ -1022,7 +867,7 @@ impl Broker {
         if pending.account_requested {
             let detail = self
                 .client(id)
-                .and_then(|c| self.auth.violation_after_auth(c.identity.as_ref()));
+                .and_then(|c| self.auth.violation_after_auth(c.auth.identity.as_ref()));
             self.auth_violation(id, now, detail);
             return;
         }
@@ -1033,7 +878,7 @@ impl Broker {
             return;
         };
         c.phase = Phase::Connected;
-        c.auth_deadline = None;
+        c.auth.deadline = None;
         c.last_activity = now;
         c.rtt = Some(now.saturating_duration_since(c.start));
         let protocol = c.opts.protocol;
@@ -1089,9 +934,11 @@ impl Broker {
         let verbose = c.opts.verbose;
         let echo = c.opts.echo;
         let no_responders = c.opts.no_responders;
+        let account = c.auth.account;
         let gr_reply = subj.len() > 5 && subj.starts_with(b"_GR_.");
         let allowed = !gr_reply
-            && c.permissions
+            && c.auth
+                .permissions
                 .as_mut()
                 .is_none_or(|p| p.can_publish(subj, now));
         self.stats.in_msgs += 1;
@@ -1120,7 +967,7 @@ impl Broker {
         if verbose {
             self.send_ok(id, now);
         }
-        let delivered = self.route(id, echo, now, publish);
+        let delivered = self.route(id, account, echo, now, publish);
         if delivered == 0
             && no_responders
             && let Some(reply) = publish.reply
@@ -1129,9 +976,180 @@ impl Broker {
         }
     }
 
-    /// Delivers `publish` to every match. Returns the number of deliveries.
-    fn route(&mut self, from: ClientId, echo: bool, now: Instant, publish: &PubRef<'_>) -> usize {
-        let result = self.sublist.matches(publish.subject);
+    /// Delivers `publish`, published in `account`, to every match there and in the accounts
+    /// that import it as a stream. Returns the number of deliveries.
+    fn route(
+        &mut self,
+        from: ClientId,
+        account: AccountId,
+        echo: bool,
+        now: Instant,
+        publish: &PubRef<'_>,
+    ) -> usize {
+        let Some(acc) = self.router.account_mut(account) else {
+            return 0;
+        };
+        acc.stats.in_msgs += 1;
+        let result = acc.sublist.matches(publish.subject);
+        let crossings = !acc.stream_feeds.is_empty()
+            || !acc.service_imports.is_empty()
+            || !acc.responses.is_empty();
+        let mut delivered = self.deliver_all(from, echo, now, publish, &result);
+        if crossings {
+            delivered += self.route_feeds(from, account, echo, now, publish);
+            if !self.router.account(account).is_some_and(|a| {
+                a.service_imports.is_empty()
+                    && (a.responses.is_empty() || !publish.subject.starts_with(b"_R_."))
+            }) {
+                delivered += self.route_services(from, account, echo, now, publish);
+            }
+        }
+        delivered
+    }
+
+    /// Routes a service response back to its requester's account, and a request on an
+    /// imported service into the exporting account with its reply rewritten to a `_R_.`
+    /// subject that routes the responses back (`server/client.go` `processServiceImport`).
+    fn route_services(
+        &mut self,
+        from: ClientId,
+        account: AccountId,
+        echo: bool,
+        now: Instant,
+        publish: &PubRef<'_>,
+    ) -> usize {
+        let Some(acc) = self.router.account_mut(account) else {
+            return 0;
+        };
+        if publish.subject.starts_with(b"_R_.")
+            && let Some(route) = acc.responses.take(publish.subject, now)
+        {
+            let Some(importer) = self.router.account_mut(route.importer) else {
+                return 0;
+            };
+            let result = importer.sublist.matches(&route.reply);
+            let response = PubRef {
+                subject: &route.reply,
+                ..*publish
+            };
+            return self.deliver_all(from, echo, now, &response, &result);
+        }
+        let Some(import) = acc
+            .service_imports
+            .iter()
+            .find(|si| subject::matches(&si.local, publish.subject))
+            .cloned()
+        else {
+            return 0;
+        };
+        let reply = publish
+            .reply
+            .map(|reply| self.new_response_route(&import, account, reply, now));
+        let remote: &[u8] = if subject::has_wildcard(&import.local) {
+            publish.subject
+        } else {
+            &import.remote
+        };
+        let Some(exporter) = self.router.account_mut(import.exporter) else {
+            return 0;
+        };
+        let result = exporter.sublist.matches(remote);
+        let request = PubRef {
+            subject: remote,
+            reply: reply.as_deref(),
+            ..*publish
+        };
+        // The import itself is an interest (nats-server subscribes it in the importing
+        // account), so a request to it never draws a no-responders status.
+        self.deliver_all(from, echo, now, &request, &result).max(1)
+    }
+
+    /// A fresh `_R_.` reply subject in the exporting account that routes responses to
+    /// `reply` in the requester's account (`server/accounts.go` `newServiceReply`).
+    fn new_response_route(
+        &mut self,
+        import: &ServiceImport,
+        importer: AccountId,
+        reply: &[u8],
+        now: Instant,
+    ) -> Box<[u8]> {
+        const DIGITS: &[u8; 62] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let route = ResponseRoute {
+            importer,
+            reply: reply.into(),
+            response_type: import.response_type,
+            expires: now.checked_add(import.threshold).unwrap_or(now),
+        };
+        loop {
+            let mut subject = b"_R_.".to_vec();
+            for part in [self.rng.next_u64(), self.rng.next_u64()] {
+                let mut n = part;
+                for _ in 0..10 {
+                    subject.push(DIGITS.get((n % 62) as usize).copied().unwrap_or(b'0'));
+                    n /= 62;
+                }
+                subject.push(b'.');
+            }
+            subject.pop();
+            let subject: Box<[u8]> = subject.into();
+            let Some(exporter) = self.router.account_mut(import.exporter) else {
+                return subject;
+            };
+            if exporter.responses.contains(&subject) {
+                continue;
+            }
+            exporter.responses.insert(subject.clone(), route, now);
+            return subject;
+        }
+    }
+
+    /// Routes `publish` into every account importing it from `account` as a stream, under
+    /// the subject the import gives it. One hop: a message an account received through an
+    /// import is not forwarded by that account's own exports, so no configuration can loop.
+    fn route_feeds(
+        &mut self,
+        from: ClientId,
+        account: AccountId,
+        echo: bool,
+        now: Instant,
+        publish: &PubRef<'_>,
+    ) -> usize {
+        let Some(feeds) = self.router.account(account).map(|a| a.stream_feeds.clone()) else {
+            return 0;
+        };
+        let mut mapped = std::mem::take(&mut self.mapped_subject);
+        let mut delivered = 0;
+        for feed in &feeds {
+            if !subject::matches(&feed.from, publish.subject) {
+                continue;
+            }
+            feed.map.apply(publish.subject, &mut mapped);
+            let Some(importer) = self.router.account_mut(feed.importer) else {
+                continue;
+            };
+            let result = importer.sublist.matches(&mapped);
+            let imported = PubRef {
+                subject: &mapped,
+                ..*publish
+            };
+            delivered += self.deliver_all(from, echo, now, &imported, &result);
+        }
+        self.mapped_subject = mapped;
+        delivered
+    }
+
+    /// Delivers `publish` to the subscriptions of one match result: every plain one and one
+    /// member per queue group. Inlined: it is the whole of routing within one account, and a
+    /// call here cost about 70 instructions per message (callgrind, `examples/hotpath.rs`).
+    #[inline(always)]
+    fn deliver_all(
+        &mut self,
+        from: ClientId,
+        echo: bool,
+        now: Instant,
+        publish: &PubRef<'_>,
+        result: &MatchResult<SubKey>,
+    ) -> usize {
         if result.fanout() == 0 {
             return 0;
         }
@@ -1169,22 +1187,6 @@ impl Broker {
         delivered
     }
 
-    fn sub(&self, key: SubKey) -> Option<&Subscription> {
-        let slot = self.subs.get(key.index as usize)?;
-        if slot.generation != key.generation {
-            return None;
-        }
-        slot.sub.as_ref()
-    }
-
-    fn sub_mut(&mut self, key: SubKey) -> Option<&mut Subscription> {
-        let slot = self.subs.get_mut(key.index as usize)?;
-        if slot.generation != key.generation {
-            return None;
-        }
-        slot.sub.as_mut()
-    }
-
     /// Appends one `MSG`/`HMSG` to the subscriber's queue. The subscription and the client are
     /// borrowed from their tables side by side, so nothing is cloned per delivery.
     fn deliver(
@@ -1197,6 +1199,7 @@ impl Broker {
         rendered: &Rendered,
     ) -> bool {
         let Some(sub) = self
+            .router
             .subs
             .get_mut(key.index as usize)
             .filter(|slot| slot.generation == key.generation)
@@ -1217,69 +1220,32 @@ impl Broker {
         else {
             return false;
         };
-        if c.permissions
+        if c.auth
+            .permissions
             .as_mut()
             .is_some_and(|p| p.deny_delivery(publish.subject))
         {
             return false;
         }
-        let headers = c.opts.headers && c.parser.limits().headers;
-        // A client without headers gets the payload alone (`MSG`), never the header block.
-        let skip = match publish.header_len {
-            Some(h) if h > 0 && !headers => h.min(publish.message.len()),
-            _ => 0,
-        };
-        let body = publish.message.get(skip..).unwrap_or_default();
-        let queued = if skip == 0 {
-            rendered.delivery_len(&sub.sid, body.len())
-        } else {
-            wire::msg_line_len(publish.subject, &sub.sid, publish.reply, None, body.len())
-                + body.len()
-                + 2
-        };
-        if c.pending() + queued > self.config.limits.max_pending {
+        let measured = c.renderer.measure(c, &sub.sid, publish, rendered);
+        if c.pending() + measured.queued > self.config.limits.max_pending {
             self.slow_consumer(target, now, CloseReason::SlowConsumerPendingBytes);
             return false;
         }
         let was_empty = c.pending() == 0;
-        if skip == 0 {
-            rendered.write(&mut c.out, &sub.sid, publish.shared);
-        } else {
-            let shared = match publish.shared {
-                Some(message) if body.len() >= crate::outq::SHARE_THRESHOLD_BYTES => {
-                    Some(message.slice(skip..))
-                }
-                _ => None,
-            };
-            wire::write_msg_parts(
-                &mut c.out,
-                publish.subject,
-                &sub.sid,
-                publish.reply,
-                body,
-                shared.as_ref(),
-            );
-        }
+        let body_len = c.renderer.write(c, &sub.sid, publish, rendered, &measured);
         if self.config.trace {
-            let header_len = publish.header_len.filter(|_| skip == 0);
-            let line = trace::delivery(
-                publish.subject,
-                &sub.sid,
-                publish.reply,
-                header_len,
-                body.len(),
-            );
+            let line = c.renderer.trace(c, &sub.sid, publish);
             self.events.push_back(Event::Trace {
                 client: target,
                 line,
             });
         }
-        let body_len = body.len() as u64;
         c.out_msgs += 1;
         c.out_bytes += body_len;
         c.last_activity = now;
         if let Some(reply) = publish.reply
-            && let Some(p) = c.permissions.as_mut()
+            && let Some(p) = c.auth.permissions.as_mut()
         {
             p.record_reply(reply, now);
         }
@@ -1304,11 +1270,17 @@ impl Broker {
     }
 
     fn send_no_responders(&mut self, id: ClientId, now: Instant, reply: &[u8]) {
-        let result = self.sublist.matches(reply);
+        let Some(account) = self.client(id).map(|c| c.auth.account) else {
+            return;
+        };
+        let Some(acc) = self.router.account_mut(account) else {
+            return;
+        };
+        let result = acc.sublist.matches(reply);
         let sid = result
             .plain
             .iter()
-            .filter_map(|k| self.sub(*k))
+            .filter_map(|k| self.router.sub(*k))
             .find(|s| s.client == id)
             .map(|s| Arc::clone(&s.sid));
         let Some(sid) = sid else {
@@ -1343,7 +1315,9 @@ impl Broker {
         };
         c.last_activity = now;
         let verbose = c.opts.verbose;
+        let account = c.auth.account;
         let sub_allowed = c
+            .auth
             .permissions
             .as_mut()
             .is_none_or(|p| p.can_subscribe(&subject, queue.as_deref()));
@@ -1394,37 +1368,21 @@ impl Broker {
             }
             return;
         }
-        let index = match self.pop_free_sub_slot() {
-            Some(i) => i,
-            None => {
-                let i = u32::try_from(self.subs.len()).unwrap_or(u32::MAX);
-                self.subs.push(SubSlot {
-                    generation: self.next_sub_generation,
-                    sub: None,
-                });
-                i
-            }
+        let sub = Subscription {
+            client: id,
+            sid: Arc::clone(&sid),
+            subject,
+            queue,
+            delivered: 0,
+            max: None,
         };
-        let generation = self.subs.get(index as usize).map_or(0, |s| s.generation);
-        let key = SubKey { index, generation };
-        match self.sublist.insert(&subject, queue.as_deref(), key) {
-            Ok(()) => {}
+        let key = match self.router.insert(account, sub) {
+            Ok(key) => key,
             Err(InsertError::InvalidSubject) => {
-                self.free_sub_slot(index);
                 self.send_err(id, now, "Invalid Subject");
                 return;
             }
-        }
-        if let Some(slot) = self.subs.get_mut(index as usize) {
-            slot.sub = Some(Subscription {
-                client: id,
-                sid: Arc::clone(&sid),
-                subject,
-                queue,
-                delivered: 0,
-                max: None,
-            });
-        }
+        };
         if let Some(c) = self.client_mut(id) {
             c.subs.insert(sid, key);
         }
@@ -1446,7 +1404,7 @@ impl Broker {
         let Some(key) = key else {
             return;
         };
-        let remove_now = match (max, self.sub_mut(key)) {
+        let remove_now = match (max, self.router.sub_mut(key)) {
             (Some(m), Some(sub)) if m > sub.delivered => {
                 sub.max = NonZeroU64::new(m);
                 false
@@ -1459,73 +1417,15 @@ impl Broker {
     }
 
     fn remove_sub(&mut self, key: SubKey) {
-        let Some(slot) = self.subs.get_mut(key.index as usize) else {
+        let Some(sub) = self.router.remove(key) else {
             return;
         };
-        if slot.generation != key.generation {
-            return;
-        }
-        let Some(sub) = slot.sub.take() else {
-            return;
-        };
-        slot.generation = slot.generation.wrapping_add(1);
-        self.sublist.remove(&sub.subject, sub.queue.as_deref(), key);
         self.stats.subscriptions = self.stats.subscriptions.saturating_sub(1);
-        self.free_sub_slot(key.index);
         if let Some(c) = self.client_mut(sub.client)
             && c.subs.get(&sub.sid) == Some(&key)
         {
             c.subs.remove(&sub.sid);
             shrink_map(&mut c.subs);
-        }
-    }
-
-    /// The lowest free slot of `subs`. Entries for slots that were dropped (and perhaps
-    /// appended again since) are skipped.
-    fn pop_free_sub_slot(&mut self) -> Option<u32> {
-        while let Some(Reverse(index)) = self.free_subs.pop() {
-            if self
-                .subs
-                .get(index as usize)
-                .is_some_and(|slot| slot.sub.is_none())
-            {
-                return Some(index);
-            }
-        }
-        None
-    }
-
-    /// Marks a slot of `subs` free and gives back the table's memory after many subscriptions
-    /// went away: the free slots at its end are dropped and the table and the free list shrink
-    /// once under a quarter full. A `Vec` never shrinks by itself, so a spike of subscriptions
-    /// would otherwise be held for the server's lifetime. Every step is paid for by the
-    /// removals before it.
-    fn free_sub_slot(&mut self, index: u32) {
-        self.free_subs.push(Reverse(index));
-        if index as usize + 1 == self.subs.len() {
-            while let Some(last) = self.subs.last() {
-                if last.sub.is_some() {
-                    break;
-                }
-                self.next_sub_generation = self.next_sub_generation.max(last.generation);
-                self.subs.pop();
-            }
-            shrink_vec(&mut self.subs);
-        }
-        // Entries for dropped slots are stale; rebuild the list from the free slots once they
-        // are most of it.
-        let n_free = self.subs.len().saturating_sub(self.stats.subscriptions);
-        if self.free_subs.len() > 2 * n_free + 64 {
-            let mut free = std::mem::take(&mut self.free_subs).into_vec();
-            free.retain(|Reverse(i)| {
-                self.subs
-                    .get(*i as usize)
-                    .is_some_and(|slot| slot.sub.is_none())
-            });
-            free.sort_unstable();
-            free.dedup();
-            shrink_vec(&mut free);
-            self.free_subs = BinaryHeap::from(free);
         }
     }
 
@@ -1625,24 +1525,26 @@ impl Broker {
         if !reason.flushes() {
             c.out.clear();
         }
-        c.auth_deadline = None;
+        c.auth.deadline = None;
         c.ping_deadline = None;
         c.stall_since = None;
         let counts = c.counts_as_client;
         let keys: Vec<SubKey> = c.subs.values().copied().collect();
         let cid = c.cid;
+        let account = c.auth.account;
         if counts {
             self.stats.connections = self.stats.connections.saturating_sub(1);
         }
         // Keep the subscription list for the closed-connection record.
-        let mut kept: Vec<SubInfo> = keys
-            .iter()
-            .filter_map(|k| self.sub(*k))
-            .map(|s| sub_info(s, cid))
-            .collect();
-        kept.sort_by(|a, b| a.sid.cmp(&b.sid));
-        kept.truncate(MAX_CLOSED_SUBS);
-        kept.shrink_to_fit();
+        // Only the kept ones are rendered: a client with many subscriptions would otherwise
+        // make a burst of small allocations at close that fragments the heap.
+        let mut by_sid: Vec<&Subscription> =
+            keys.iter().filter_map(|k| self.router.sub(*k)).collect();
+        by_sid
+            .sort_by(|a, b| String::from_utf8_lossy(&a.sid).cmp(&String::from_utf8_lossy(&b.sid)));
+        by_sid.truncate(MAX_CLOSED_SUBS);
+        let name = self.router.name(account);
+        let kept: Vec<SubInfo> = by_sid.iter().map(|s| sub_info(s, cid, name)).collect();
         for key in keys {
             self.remove_sub(key);
         }
@@ -1765,7 +1667,7 @@ impl Broker {
             c.stall_since
                 .and_then(|s| s.checked_add(self.config.write_deadline))
         };
-        [c.auth_deadline, c.ping_deadline, stall]
+        [c.auth.deadline, c.ping_deadline, stall]
             .into_iter()
             .flatten()
             .min()
@@ -1824,7 +1726,7 @@ impl Broker {
         let Some(c) = self.open_client_mut(id) else {
             return;
         };
-        if c.auth_deadline.is_some_and(|d| d <= now) && c.phase.awaiting_auth() {
+        if c.auth.deadline.is_some_and(|d| d <= now) && c.phase.awaiting_auth() {
             self.send_err(id, now, "Authentication Timeout");
             self.close(id, now, CloseReason::AuthenticationTimeout);
             return;
@@ -1910,7 +1812,48 @@ impl Broker {
     /// Subject index statistics for `/subsz`.
     #[must_use]
     pub fn sublist_stats(&self) -> SublistStats {
-        self.sublist.stats()
+        self.router.sublist_stats(None)
+    }
+
+    /// One account's subject index statistics (`/subsz?acc=`), `None` for an unknown account.
+    #[must_use]
+    pub fn account_sublist_stats(&self, account: &str) -> Option<SublistStats> {
+        let id = self.router.lookup(account)?;
+        Some(self.router.sublist_stats(Some(id)))
+    }
+
+    /// The system account's name, when there is one.
+    #[must_use]
+    pub fn system_account(&self) -> Option<&str> {
+        let id = self.router.system_account()?;
+        Some(self.router.name(id))
+    }
+
+    /// Every account (`$G` first, then in configuration order), for `/accountz`.
+    #[must_use]
+    pub fn accounts(&self) -> Vec<AccountInfo> {
+        let mut connections = vec![0usize; self.router.accounts().count()];
+        for slot in &self.slots {
+            if let Some(c) = &slot.client
+                && !c.phase.is_closed()
+                && c.counts_as_client
+                && let Some(n) = connections.get_mut(c.auth.account.index())
+            {
+                *n += 1;
+            }
+        }
+        let system = self.router.system_account();
+        self.router
+            .accounts()
+            .map(|(id, a)| AccountInfo {
+                name: a.name.to_string(),
+                is_system: system == Some(id),
+                connections: connections.get(id.index()).copied().unwrap_or(0),
+                sublist: a.sublist.stats(),
+                in_msgs: a.stats.in_msgs,
+                pending_responses: a.responses.len(),
+            })
+            .collect()
     }
 
     /// Every known client (open, or closed but not yet removed), in cid order.
@@ -1986,10 +1929,11 @@ impl Broker {
             lang: c.opts.lang.clone(),
             version: c.opts.version.clone(),
             user: c.opts.user.clone(),
-            authorized_user: c.authorized_user.clone(),
+            authorized_user: c.auth.authorized_user.clone(),
             tls_version: c.params.tls_version.clone(),
             tls_cipher: c.params.tls_cipher.clone(),
             forwarded_for: c.params.forwarded_for.clone(),
+            account: self.router.name(c.auth.account).to_string(),
         })
     }
 
@@ -2005,8 +1949,8 @@ impl Broker {
         let mut subscriptions: Vec<SubInfo> = c
             .subs
             .values()
-            .filter_map(|k| self.sub(*k))
-            .map(|s| sub_info(s, c.cid))
+            .filter_map(|k| self.router.sub(*k))
+            .map(|s| sub_info(s, c.cid, self.router.name(c.auth.account)))
             .collect();
         subscriptions.sort_by(|a, b| a.sid.cmp(&b.sid));
         subscriptions
@@ -2020,18 +1964,34 @@ impl Broker {
     /// Every subscription, or those matching the literal publish subject `test`, for `/subsz`.
     #[must_use]
     pub fn subscriptions(&self, test: Option<&[u8]>) -> Vec<SubInfo> {
+        self.subscriptions_in(None, test)
+    }
+
+    /// [`Broker::subscriptions`] of one account (`/subsz?acc=`); an unknown account has none.
+    #[must_use]
+    pub fn subscriptions_in(&self, account: Option<&str>, test: Option<&[u8]>) -> Vec<SubInfo> {
+        let only = match account {
+            Some(name) => match self.router.lookup(name) {
+                Some(id) => Some(id),
+                None => return Vec::new(),
+            },
+            None => None,
+        };
         let mut out = Vec::new();
-        for slot in &self.subs {
+        for slot in &self.router.subs {
             let Some(s) = slot.sub.as_ref() else {
                 continue;
             };
+            if only.is_some_and(|a| a != slot.account) {
+                continue;
+            }
             if let Some(t) = test
                 && !subject::matches(&s.subject, t)
             {
                 continue;
             }
             let cid = self.client(s.client).map_or(0, |c| c.cid);
-            out.push(sub_info(s, cid));
+            out.push(sub_info(s, cid, self.router.name(slot.account)));
         }
         out.sort_by(|a, b| a.cid.cmp(&b.cid).then_with(|| a.sid.cmp(&b.sid)));
         out
@@ -2045,7 +2005,7 @@ impl Broker {
     }
 }
 
-fn sub_info(s: &Subscription, cid: u64) -> SubInfo {
+fn sub_info(s: &Subscription, cid: u64, account: &str) -> SubInfo {
     SubInfo {
         subject: String::from_utf8_lossy(&s.subject).into_owned(),
         queue: s
@@ -2056,6 +2016,7 @@ fn sub_info(s: &Subscription, cid: u64) -> SubInfo {
         msgs: s.delivered,
         max: s.max.map(NonZeroU64::get),
         cid,
+        account: account.to_owned(),
     }
 }
 
@@ -2101,33 +2062,27 @@ impl Broker {
             }
             for (sid, key) in &c.subs {
                 let sub = self
+                    .router
                     .sub(*key)
                     .ok_or("client sid maps to a dead subscription")?;
-                if sub.client != id || sub.sid != *sid {
+                if sub.client != id
+                    || sub.sid != *sid
+                    || self.router.sub_account(*key) != Some(c.auth.account)
+                {
                     return Err("subscription owner mismatch".to_owned());
                 }
             }
             n_client_subs += c.subs.len();
         }
-        let n_live = self.subs.iter().filter(|s| s.sub.is_some()).count();
-        if n_live != n_client_subs || n_live != self.sublist.len() {
+        self.router.check_invariants()?;
+        if self.router.n_subs() != n_client_subs {
             return Err(format!(
-                "subscription counts differ: slab {n_live}, clients {n_client_subs}, index {}",
-                self.sublist.len()
+                "subscription counts differ: router {}, clients {n_client_subs}",
+                self.router.n_subs()
             ));
         }
-        if n_live != self.stats.subscriptions {
+        if n_client_subs != self.stats.subscriptions {
             return Err("subscription counter drifted".to_owned());
-        }
-        if self.subs.last().is_some_and(|slot| slot.sub.is_none()) {
-            return Err("the subscription table ends with a free slot".to_owned());
-        }
-        let n_free = self.subs.len() - n_live;
-        if self.free_subs.len() > 2 * n_free + 64 {
-            return Err(format!(
-                "free list of {} entries for {n_free} free slots",
-                self.free_subs.len()
-            ));
         }
         if n_open != self.stats.connections {
             return Err(format!(

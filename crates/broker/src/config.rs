@@ -84,6 +84,71 @@ impl Default for ListenerInfo {
     }
 }
 
+/// Whether an export or import is a stream or a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportKind {
+    /// A stream: messages flow from the exporter to every importer.
+    Stream,
+    /// A service: requests flow from the importer to the exporter, responses back.
+    Service,
+}
+
+/// How many responses a service export may send to one request (`response_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResponseType {
+    /// One response (the default).
+    #[default]
+    Singleton,
+    /// Any number of responses until the threshold passes.
+    Stream,
+    /// Any number of responses (one response in parts) until the threshold passes.
+    Chunked,
+}
+
+/// One entry of an account's `exports`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportConfig {
+    /// Stream or service.
+    pub kind: ExportKind,
+    /// The exported subject; may contain wildcards.
+    pub subject: String,
+    /// The accounts allowed to import it; empty means public.
+    pub accounts: Vec<String>,
+    /// `response_type` (services).
+    pub response_type: ResponseType,
+    /// `response_threshold` (services): how long responses are accepted; `None` is the
+    /// default (2 minutes).
+    pub response_threshold: Option<Duration>,
+}
+
+/// One entry of an account's `imports`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportConfig {
+    /// Stream or service.
+    pub kind: ExportKind,
+    /// The exporting account.
+    pub account: String,
+    /// The subject in the exporting account.
+    pub subject: String,
+    /// `to`: the subject in the importing account (streams: instead of the exported subject;
+    /// services: the subject local clients publish requests to).
+    pub to: Option<String>,
+    /// `prefix` (streams): the imported subjects become `<prefix>.<subject>`.
+    pub prefix: Option<String>,
+}
+
+/// One account of the `accounts` block. Its users are listed in the auth configuration with
+/// [`crate::auth::User::account`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountConfig {
+    /// The account name.
+    pub name: String,
+    /// `exports`.
+    pub exports: Vec<ExportConfig>,
+    /// `imports`.
+    pub imports: Vec<ImportConfig>,
+}
+
 /// Everything the broker needs to know. `Default` equals a stock nats-server.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -122,6 +187,12 @@ pub struct Config {
     pub auth_timeout: Duration,
     /// Authentication and authorization settings.
     pub auth: crate::authseam::AuthConfig,
+    /// Accounts besides the global account `$G` (which always exists and holds every user
+    /// without an account).
+    pub accounts: Vec<AccountConfig>,
+    /// The system account (`system_account`, default `$SYS`): it exists, isolated like any
+    /// other account; `None` when `no_system_account` is set.
+    pub system_account: Option<String>,
     /// Seed for the broker's deterministic random choices (queue member, first-ping jitter,
     /// nonces when the caller gives none). The binary passes OS randomness.
     pub seed: u64,
@@ -157,6 +228,8 @@ impl Default for Config {
             write_deadline: DEFAULT_WRITE_DEADLINE,
             auth_timeout: DEFAULT_AUTH_TIMEOUT,
             auth: crate::authseam::AuthConfig::default(),
+            accounts: Vec::new(),
+            system_account: Some(crate::router::DEFAULT_SYSTEM_ACCOUNT.to_owned()),
             seed: 0x5eed_0f7a_u64,
             defer_password_checks: false,
             trace: false,

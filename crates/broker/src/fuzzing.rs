@@ -129,6 +129,9 @@ const SNIPPETS: &[&[u8]] = &[
     b"CONNECT {\"user\":\"b\",\"pass\":\"pw\",\"verbose\":false}\r\n",
     b"CONNECT {\"user\":\"b\",\"pass\":\"px\"}\r\n",
     b"PUB _INBOX.x 1\r\nr\r\n",
+    b"CONNECT {\"user\":\"c\",\"pass\":\"c\",\"verbose\":false}\r\n",
+    b"PUB svc _INBOX.y 1\r\nq\r\n",
+    b"SUB svc 4\r\n",
 ];
 
 /// Session body: a script of client registrations, inputs, time steps, drains and closes
@@ -163,6 +166,7 @@ pub fn broker_session(data: &[u8]) {
                 }),
             }),
             allowed_connection_types: Vec::new(),
+            account: None,
         }];
         config.auth.no_auth_user = Some("u".to_owned());
     }
@@ -176,7 +180,57 @@ pub fn broker_session(data: &[u8]) {
             password: "$2a$04$/uaF/uaF/uaF/uaF/uaF/u2N7gzo/QEuw/MVEoYwm3WiVvsKnqQr6".to_owned(),
             permissions: None,
             allowed_connection_types: Vec::new(),
+            account: None,
         });
+    }
+    // Bit 3: accounts. User "u" (when configured) is in A, which exports the stream `foo.>`
+    // and the service `svc`; user "c" is in B, which imports both (the stream with a prefix).
+    if data.first().is_some_and(|b| b & 8 == 8) {
+        use crate::config::{AccountConfig, ExportConfig, ExportKind, ImportConfig, ResponseType};
+        for user in &mut config.auth.users {
+            if user.username == "u" {
+                user.account = Some("A".to_owned());
+            }
+        }
+        config.auth.users.push(crate::auth::User {
+            username: "c".to_owned(),
+            password: "c".to_owned(),
+            permissions: None,
+            allowed_connection_types: Vec::new(),
+            account: Some("B".to_owned()),
+        });
+        let export = |kind, subject: &str| ExportConfig {
+            kind,
+            subject: subject.to_owned(),
+            accounts: Vec::new(),
+            response_type: ResponseType::Stream,
+            response_threshold: Some(Duration::from_secs(1)),
+        };
+        let import = |kind, subject: &str, prefix: Option<&str>| ImportConfig {
+            kind,
+            account: "A".to_owned(),
+            subject: subject.to_owned(),
+            to: None,
+            prefix: prefix.map(str::to_owned),
+        };
+        config.accounts = vec![
+            AccountConfig {
+                name: "A".to_owned(),
+                exports: vec![
+                    export(ExportKind::Stream, "foo.>"),
+                    export(ExportKind::Service, "svc"),
+                ],
+                imports: Vec::new(),
+            },
+            AccountConfig {
+                name: "B".to_owned(),
+                exports: Vec::new(),
+                imports: vec![
+                    import(ExportKind::Stream, "foo.>", Some("a")),
+                    import(ExportKind::Service, "svc", None),
+                ],
+            },
+        ];
     }
     let mut now = Instant::now();
     // Two brokers in lockstep: the first gets each read whole (the in-place fast path for

@@ -15,7 +15,8 @@
 //!
 //! # Main types
 //!
-//! - [`Broker`]: the client table, subject index, timers and routing.
+//! - [`Broker`]: the client table (sessions), the router (accounts, each with its own subject
+//!   index, and the stream and service imports between them), timers and routing.
 //! - [`ClientId`]: a slab handle with a generation; [`ClientParams`] describes a new connection.
 //! - [`Event`]: what the loop must do next (flush a client, close a transport).
 //! - [`OutQueue`]: a client's outbound bytes, written with `chunks_vectored` and `advance`.
@@ -66,8 +67,10 @@
 //! 1. **MSG size token.** Go copies the publisher's size text into the `MSG` line
 //!    (`PUB foo 003` → `MSG foo 1 003`); natsws writes plain decimal (`MSG foo 1 3`). Clients
 //!    parse both, and re-encoding avoids keeping the publisher's control line alive.
-//! 2. **cid numbering** starts at 1: there is no system account, whose internal clients take
-//!    cids 1–3 in Go. For the same reason subscription counts contain only client subscriptions.
+//! 2. **cid numbering** starts at 1: the system account exists (isolated, as any account) but
+//!    natsws runs no system services in it, so there are no internal clients taking cids 1–3
+//!    as in Go, and subscription counts contain only client subscriptions. Requests to the
+//!    reference's system services (`$SYS.REQ.…`) find no responder.
 //! 3. **WebSocket INFO** carries the WebSocket listener's `host`, `port` and TLS flags (the
 //!    nats-server 2.10.16+ behaviour): it is the address a browser client can reconnect to.
 //! 4. **Stale Connection over WebSocket** maps to close status 1001 as in 2.10.24+; 2.9.10 sends
@@ -114,6 +117,13 @@
 //! 18. **Trace lines are rebuilt from the parsed operation** ([`Event::Trace`]): runs of spaces
 //!     or tabs between arguments show as one space, where Go prints the argument text as
 //!     received. A line the parser refuses is not traced (Go traces some before refusing).
+//! 19. **Imports route one hop.** A message that reached an account through a stream import is
+//!     not forwarded again by that account's own imports, and a service request is delivered
+//!     to the exporter's subscribers only; nats-server chains imports through its internal
+//!     subscriptions. Its cycle checks are kept, so the configurations both accept route alike
+//!     unless they chain imports. A `to` mapping of a wildcard import (subject transforms) is
+//!     refused at start-up; `prefix` works for wildcards. Response routes are bounded
+//!     ([`MAX_RESPONSE_ROUTES`] per account, the oldest dropped first).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
 #![deny(
@@ -131,6 +141,8 @@ pub mod config;
 mod json;
 pub mod outq;
 pub mod proto;
+mod router;
+mod session;
 pub mod subject;
 pub mod sublist;
 mod types;
@@ -142,9 +154,14 @@ pub mod fuzzing;
 
 pub use authseam::AuthConfig;
 pub use broker::{Broker, DEFAULT_MAX_CLOSED_CLIENTS, MAX_CLOSED_SUBS};
-pub use config::{Config, Limits, ListenerInfo};
+pub use config::{
+    AccountConfig, Config, ExportConfig, ExportKind, ImportConfig, Limits, ListenerInfo,
+    ResponseType,
+};
 pub use outq::OutQueue;
 pub use proto::ProtoError;
+pub use router::{DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT, MAX_RESPONSE_ROUTES};
 pub use types::{
-    ClientId, ClientInfo, ClientParams, CloseReason, ConnectionType, Event, ServerStats, SubInfo,
+    AccountInfo, ClientId, ClientInfo, ClientParams, CloseReason, ConnectionType, Event,
+    ServerStats, SubInfo,
 };

@@ -31,6 +31,67 @@ pub fn is_valid_literal(subject: &[u8]) -> bool {
             .all(|t| !t.is_empty() && t != b"*" && t != b">")
 }
 
+/// True when every subject matching `subject` also matches `pattern` (nats-server's
+/// `isSubsetMatch`, `server/sublist.go`): whether an import of `subject` is covered by an
+/// export of `pattern`.
+#[must_use]
+pub fn is_subset_match(subject: &[u8], pattern: &[u8]) -> bool {
+    let mut tokens = subject.split(|b| *b == b'.');
+    for pattern_token in pattern.split(|b| *b == b'.') {
+        let Some(token) = tokens.next() else {
+            return false;
+        };
+        if pattern_token.is_empty() {
+            return false;
+        }
+        if pattern_token == b">" {
+            return true;
+        }
+        if token.is_empty() || token == b">" {
+            return false;
+        }
+        if token == b"*" {
+            if pattern_token != b"*" {
+                return false;
+            }
+            continue;
+        }
+        if pattern_token != b"*" && token != pattern_token {
+            return false;
+        }
+    }
+    tokens.next().is_none()
+}
+
+/// True when some subject matches both `a` and `b` (nats-server's `SubjectsCollide`).
+#[must_use]
+pub fn collide(a: &[u8], b: &[u8]) -> bool {
+    let mut left = a.split(|b| *b == b'.');
+    let mut right = b.split(|b| *b == b'.');
+    loop {
+        match (left.next(), right.next()) {
+            (None, None) => return true,
+            (Some(l), Some(r)) => {
+                if l == b">" || r == b">" {
+                    return true;
+                }
+                if l != b"*" && r != b"*" && l != r {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// True when `subject` has a `*` or `>` token.
+#[must_use]
+pub fn has_wildcard(subject: &[u8]) -> bool {
+    subject
+        .split(|b| *b == b'.')
+        .any(|t| t == b"*" || t == b">")
+}
+
 /// Number of tokens in `subject`.
 #[must_use]
 pub fn token_count(subject: &[u8]) -> usize {

@@ -249,6 +249,35 @@ pub struct SublistStats {
     pub avg_fanout: f64,
 }
 
+impl SublistStats {
+    /// Adds another index's statistics (`server/sublist.go` `SublistStats.add`): counts are
+    /// summed, the hit rate and the average fanout are weighted by matches and cached results.
+    pub fn add(&mut self, other: &Self) {
+        let hits = self.cache_hit_rate * self.num_matches as f64
+            + other.cache_hit_rate * other.num_matches as f64;
+        let fanout = self.avg_fanout * f64::from(self.num_cache)
+            + other.avg_fanout * f64::from(other.num_cache);
+        self.num_subscriptions = self
+            .num_subscriptions
+            .saturating_add(other.num_subscriptions);
+        self.num_cache = self.num_cache.saturating_add(other.num_cache);
+        self.num_inserts += other.num_inserts;
+        self.num_removes += other.num_removes;
+        self.num_matches += other.num_matches;
+        self.max_fanout = self.max_fanout.max(other.max_fanout);
+        self.cache_hit_rate = if self.num_matches == 0 {
+            0.0
+        } else {
+            hits / self.num_matches as f64
+        };
+        self.avg_fanout = if self.num_cache == 0 {
+            0.0
+        } else {
+            fanout / f64::from(self.num_cache)
+        };
+    }
+}
+
 /// The match cache's hash: a seeded multiply-xor over 8-byte words with a final avalanche.
 ///
 /// Subjects are short, so SipHash's fixed cost dominated a cached match. The seed is secret

@@ -298,6 +298,8 @@ pub struct SubInfo {
     pub max: Option<u64>,
     /// Owner's cid.
     pub cid: u64,
+    /// The account the subscription lives in.
+    pub account: String,
 }
 
 /// A snapshot of one connection for `/connz`.
@@ -351,6 +353,25 @@ pub struct ClientInfo {
     pub tls_cipher: Option<String>,
     /// `X-Forwarded-For` address given at registration.
     pub forwarded_for: Option<String>,
+    /// The account the connection is bound to (`$G` outside every account).
+    pub account: String,
+}
+
+/// One account, for `/accountz`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountInfo {
+    /// Account name.
+    pub name: String,
+    /// True for the system account.
+    pub is_system: bool,
+    /// Open client connections bound to the account.
+    pub connections: usize,
+    /// The account's subject index statistics (its subscription count included).
+    pub sublist: crate::sublist::SublistStats,
+    /// Messages published in the account.
+    pub in_msgs: u64,
+    /// Service responses the account's exports still owe to importers.
+    pub pending_responses: usize,
 }
 
 /// Server-wide counters for `/varz`.

@@ -29,6 +29,7 @@ fn user(name: &str, pass: &str, permissions: Option<PermissionsConfig>) -> User 
         password: pass.into(),
         permissions,
         allowed_connection_types: Vec::new(),
+        account: None,
     }
 }
 
@@ -319,6 +320,7 @@ fn nonce_in_info_with_nkey_users() {
             nkey: "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4".into(),
             permissions: None,
             allowed_connection_types: Vec::new(),
+            account: None,
         }],
         ..AuthConfig::default()
     });

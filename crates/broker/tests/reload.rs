@@ -23,6 +23,7 @@ fn user(name: &str, pass: &str) -> User {
         password: pass.into(),
         permissions: None,
         allowed_connection_types: Vec::new(),
+        account: None,
     }
 }
 

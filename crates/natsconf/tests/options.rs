@@ -589,6 +589,27 @@ fn accounts_values() {
         "accounts { A: { exports: [ {stream: \"a.>\", accounts: [Q]} ] } }",
         &["t.conf:1:0: \"Q\" account not defined for stream export"],
     );
+    // Import errors and cycles, as `nats-server -t` prints them for the same files.
+    check_report(
+        "accounts { A: { exports: [ {stream: \"a.>\"} ] }, B: { imports: [ {stream: {account: A, subject: \"b\"}}, {service: {account: A, subject: \"a.x\"}} ] } }",
+        &[
+            "t.conf:1:0: Error adding stream import \"b\": stream import not authorized",
+            "t.conf:1:0: Error adding service import \"a.x\": service import not authorized",
+        ],
+    );
+    check_report(
+        "accounts {\n A { exports: [{stream: \"foo.>\"}], imports: [{stream: {account: B, subject: \"foo.>\"}}] }\n B { exports: [{stream: \"foo.>\"}], imports: [{stream: {account: A, subject: \"foo.>\"}}] }\n}",
+        &["t.conf:1:0: Error adding stream import \"foo.>\": import forms a cycle"],
+    );
+    check_report(
+        "accounts {\n A { exports: [{service: \"svc.x\"}], imports: [{service: {account: B, subject: \"svc.x\"}}] }\n B { exports: [{service: \"svc.x\"}], imports: [{service: {account: A, subject: \"svc.x\"}}] }\n}",
+        &["t.conf:1:0: Error adding service import \"svc.x\": import forms a cycle"],
+    );
+    // Prefixed imports both ways do not collide: no cycle.
+    check_report(
+        "accounts {\n A { exports: [{stream: \"foo.>\"}], imports: [{stream: {account: B, subject: \"foo.>\"}, prefix: b}] }\n B { exports: [{stream: \"foo.>\"}], imports: [{stream: {account: A, subject: \"foo.>\"}, prefix: a}] }\n}",
+        &[],
+    );
     check_report(
         "accounts { A: { mappings: { a: b } } }",
         &["t.conf:1:16: \"mappings\" is not supported by natsws"],
@@ -924,6 +945,14 @@ fn deliberate_differences_are_errors() {
         &["t.conf:1:0: max_payload value is too small"],
     );
     check_report(
+        "system_account: 1",
+        &["t.conf:1:0: system account name must be a string"],
+    );
+    check_report(
+        "system: 1",
+        &["t.conf:1:0: system account name must be a string"],
+    );
+    check_report(
         "server_name: \"a\\xffb\"",
         &["t.conf:1:0: string value is not valid UTF-8"],
     );
@@ -936,8 +965,6 @@ fn deliberate_differences_are_errors() {
         "operator",
         "resolver",
         "trusted",
-        "system_account",
-        "system",
         "ocsp",
         "mappings",
         "resolver_preload",

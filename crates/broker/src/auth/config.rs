@@ -51,6 +51,9 @@ pub struct User {
     /// `allowed_connection_types` (aliases `connection_types`, `clients`), as written in the
     /// configuration; case-insensitive. Empty means every type.
     pub allowed_connection_types: Vec<String>,
+    /// The account the user belongs to (a user listed in an `accounts` block); `None` is the
+    /// global account `$G`.
+    pub account: Option<String>,
 }
 
 /// A user identified by a public nkey (`users` entry with `nkey`).
@@ -62,6 +65,8 @@ pub struct NkeyUser {
     pub permissions: Option<PermissionsConfig>,
     /// `allowed_connection_types`, as for [`User`].
     pub allowed_connection_types: Vec<String>,
+    /// The account, as for [`User`].
+    pub account: Option<String>,
 }
 
 /// A `permissions` block.
@@ -151,7 +156,7 @@ pub struct AuthConfigError {
 }
 
 impl AuthConfigError {
-    fn new(message: String) -> Self {
+    pub(crate) fn new(message: String) -> Self {
         Self { message }
     }
 

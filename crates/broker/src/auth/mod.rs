@@ -48,7 +48,7 @@
 //!   unless configured. JWTs (CONNECT `jwt`, `jwt_cookie`) need operator mode, which natsws does
 //!   not implement: the JWT is discarded as the reference does without operators, and a
 //!   `jwt_cookie` fails validation with the reference's text.
-//! - **Not modelled:** accounts (every user is in the global account), operator/JWT mode, TLS
+//! - **Not modelled:** operator/JWT mode (accounts come from the configuration), TLS
 //!   certificate user mapping, custom authenticators, the leafnode `authorization` block and the
 //!   leafnode-only reverse match of subscribe permissions. Leafnode connection types are
 //!   accepted the way `processClientOrLeafAuthentication` accepts them when the leafnode block
@@ -189,6 +189,8 @@ pub struct Authenticated {
     pub nkey: Option<String>,
     /// The user name in effect, for log lines.
     pub username: Option<String>,
+    /// The account of the user (`None`: the global account `$G`).
+    pub account: Option<Arc<str>>,
 }
 
 impl Authenticated {
@@ -317,9 +319,22 @@ struct CompiledUser {
     password: String,
     permissions: Option<Arc<Permissions>>,
     allowed: Vec<ConnectionType>,
+    account: Option<Arc<str>>,
 }
 
 impl CompiledUser {
+    /// The identity of a client that authenticated as this user.
+    fn identity(
+        &self,
+        nkey: Option<&str>,
+        user: Option<&str>,
+        token: Option<&str>,
+    ) -> Authenticated {
+        let mut who = identity(nkey, user, token, self.permissions.clone());
+        who.account.clone_from(&self.account);
+        who
+    }
+
     fn allows(&self, conn_type: ConnectionType) -> bool {
         self.allowed.is_empty() || self.allowed.contains(&conn_type)
     }
@@ -378,6 +393,7 @@ impl Authorizer {
                     password: user.password.clone(),
                     permissions: compile(&user.permissions),
                     allowed: parse_connection_types(&user.allowed_connection_types)?,
+                    account: user.account.as_deref().map(Arc::from),
                 },
             );
         }
@@ -390,6 +406,7 @@ impl Authorizer {
                     password: String::new(),
                     permissions: compile(&nkey_user.permissions),
                     allowed: parse_connection_types(&nkey_user.allowed_connection_types)?,
+                    account: nkey_user.account.as_deref().map(Arc::from),
                 },
             );
         }
@@ -587,7 +604,7 @@ impl Authorizer {
             let nonce = req.nonce.unwrap_or_default();
             return AuthOutcome::Decided(
                 match verify_nonce_signature(&nkey_user.name, nonce, non_empty(req.sig)) {
-                    Ok(()) => Ok(identity(nkey, user, token, nkey_user.permissions.clone())),
+                    Ok(()) => Ok(nkey_user.identity(nkey, user, token)),
                     Err(err) => Err(self.failure(nkey, user, err.as_str())),
                 },
             );
@@ -597,7 +614,7 @@ impl Authorizer {
             return AuthOutcome::compare(
                 &known.password,
                 presented,
-                identity(nkey, user, token, known.permissions.clone()),
+                known.identity(nkey, user, token),
                 self.failure(nkey, user, "password mismatch"),
             );
         }
@@ -640,12 +657,7 @@ impl Authorizer {
         if !user.allows(conn_type) {
             return None;
         }
-        Some(identity(
-            None,
-            Some(user.name.as_str()),
-            None,
-            user.permissions.clone(),
-        ))
+        Some(user.identity(None, Some(user.name.as_str()), None))
     }
 }
 
@@ -662,5 +674,6 @@ fn identity(
         permissions,
         nkey: nkey.map(str::to_owned),
         username: user.map(str::to_owned),
+        account: None,
     }
 }

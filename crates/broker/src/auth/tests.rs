@@ -26,6 +26,7 @@ fn user(name: &str, password: &str) -> User {
 fn user_types(name: &str, password: &str, types: &[&str]) -> User {
     User {
         allowed_connection_types: types.iter().map(|t| (*t).to_owned()).collect(),
+        account: None,
         ..user(name, password)
     }
 }
@@ -415,6 +416,7 @@ fn nkey_config(kp: &nkeys::KeyPair, types: &[&str]) -> AuthConfig {
             nkey: kp.public_key(),
             permissions: Some(perms_pub_allow(&["n.>"])),
             allowed_connection_types: types.iter().map(|t| (*t).to_owned()).collect(),
+            account: None,
         }],
         users: vec![user("carol", "pc")],
         ..AuthConfig::default()
@@ -874,6 +876,7 @@ fn validation_errors() {
             nkeys: vec![NkeyUser {
                 nkey: kp.public_key(),
                 allowed_connection_types: list(&["x", "websocket", "In_Process"]),
+                account: None,
                 ..NkeyUser::default()
             }],
             ..AuthConfig::default()

@@ -17,6 +17,7 @@
 //!    nonce, cookies; a `no_auth_user` binding presents that user's previous password, as the
 //!    reference stores it in the client's options). Failure: `-ERR 'Authorization
 //!    Violation'`, close as `Authentication Failure`.
+//!    A user that now belongs to another account closes its clients the same way.
 //! 3. The remaining clients take the new permissions; each subscription the new permissions
 //!    refuse is removed with `-ERR 'Permissions Violation for Subscription to "<subject>" (sid
 //!    "<sid>")'` and an [`Event::SubscriptionRemoved`] for the log. The reference walks a Go
@@ -31,12 +32,13 @@ use super::{Broker, Phase, SubKey};
 use crate::Config;
 use crate::auth::{self, AuthConfig, PasswordCheck};
 use crate::authseam::{AuthState, AuthStep, Credentials, finish_hash};
+use crate::router::AccountId;
 use crate::types::{CloseReason, Event};
 
 /// The CONNECT credentials kept for re-authentication on reload. Bounded by the CONNECT line
 /// (`max_control_line`). `Debug` shows only which fields are set, never a value.
 #[derive(Clone, Default)]
-pub(super) struct StoredCredentials {
+pub(crate) struct StoredCredentials {
     user: Option<Box<str>>,
     pass: Option<Box<str>>,
     auth_token: Option<Box<str>>,
@@ -147,12 +149,12 @@ impl Broker {
     ) {
         // A re-check still out from an earlier reload is superseded by this one.
         if let Some(c) = self.client_mut(id) {
-            c.rechecking = None;
+            c.auth.rechecking = None;
         }
         let Some(c) = self.client(id) else {
             return;
         };
-        if c.parked.is_some() && c.phase != Phase::Connected {
+        if c.auth.parked.is_some() && c.phase != Phase::Connected {
             // Its pending CONNECT is authenticated against this configuration when the check
             // returns.
             return;
@@ -163,8 +165,8 @@ impl Broker {
             Phase::Closed { .. } => return,
         };
         let conn_type = c.params.conn_type;
-        let mut creds = c.creds.clone();
-        let (nkey, username) = match &c.identity {
+        let mut creds = c.auth.creds.clone();
+        let (nkey, username) = match &c.auth.identity {
             Some(who) if connected => (who.nkey.clone(), who.username.clone()),
             _ => (None, None),
         };
@@ -199,7 +201,7 @@ impl Broker {
         let res = self.auth.authenticate(
             conn_type,
             &creds.as_credentials(),
-            c.nonce.as_deref(),
+            c.auth.nonce.as_deref(),
             &c.params.cookies,
         );
         let mut verified_hash = None;
@@ -208,7 +210,7 @@ impl Broker {
             AuthStep::CheckHash(pending) => {
                 // The same hash already verified this client's stored password: no need to
                 // spend another bcrypt run.
-                let known = c.verified_hash.as_deref() == Some(pending.check().hash());
+                let known = c.auth.verified_hash.as_deref() == Some(pending.check().hash());
                 let ok = if known {
                     true
                 } else {
@@ -249,7 +251,7 @@ impl Broker {
     /// ([`Broker::password_checked`]).
     fn await_recheck(&mut self, id: super::ClientId, pending: auth::HashCheck) {
         if let Some(c) = self.client_mut(id) {
-            c.rechecking = Some(Box::new(pending));
+            c.auth.rechecking = Some(Box::new(pending));
             self.rechecking.push(id);
         }
     }
@@ -276,13 +278,24 @@ impl Broker {
             // The next CONNECT authenticates with the new configuration.
             return;
         }
+        // A user that moved to another account closes the client, as a removed one does
+        // (`server/reload.go` `clientHasMovedToDifferentAccount`).
+        let account = user
+            .identity
+            .as_ref()
+            .and_then(|who| who.account.as_deref())
+            .map_or(Some(AccountId::GLOBAL), |name| self.router.lookup(name));
+        if self.client(id).map(|c| c.auth.account) != account {
+            self.close(id, now, CloseReason::ClientClosed);
+            return;
+        }
         let Some(c) = self.client_mut(id) else {
             return;
         };
-        c.authorized_user = user.authorized_user;
-        c.identity = user.identity;
-        c.verified_hash = verified_hash;
-        c.permissions = None;
+        c.auth.authorized_user = user.authorized_user;
+        c.auth.identity = user.identity;
+        c.auth.verified_hash = verified_hash;
+        c.auth.permissions = None;
         let Some(mut perms) = user.permissions else {
             return;
         };
@@ -296,7 +309,7 @@ impl Broker {
         type Removed = (Arc<[u8]>, Box<[u8]>, SubKey);
         let mut removed: Vec<Removed> = Vec::new();
         for (sid, key) in subs {
-            let Some(sub) = self.sub(key) else {
+            let Some(sub) = self.router.sub(key) else {
                 continue;
             };
             let allowed = perms.can_subscribe(&sub.subject, None)
@@ -311,8 +324,8 @@ impl Broker {
         let Some(c) = self.client_mut(id) else {
             return;
         };
-        c.permissions = Some(perms);
-        let who = c.identity.as_ref().map_or_else(
+        c.auth.permissions = Some(perms);
+        let who = c.auth.identity.as_ref().map_or_else(
             || "User \"N/A\"".to_owned(),
             auth::Authenticated::log_identity,
         );

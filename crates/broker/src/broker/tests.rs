@@ -44,10 +44,10 @@ fn subscription_tables_shrink_after_a_spike() {
     let b = connected(&mut broker, now);
     send(&mut broker, a, now, &subs("a", 0..3000));
     send(&mut broker, b, now, &subs("b", 0..3000));
-    assert_eq!(broker.subs.len(), 6000);
+    assert_eq!(broker.router.subs.len(), 6000);
     send(&mut broker, a, now, &unsubs(0..3000));
     // The other client's subscriptions sit at the end, so the slots stay, free.
-    assert_eq!(broker.subs.len(), 6000);
+    assert_eq!(broker.router.subs.len(), 6000);
     assert!(broker.client(a).is_some_and(|c| c.subs.capacity() < 64));
     // The lowest free slots are reused first.
     send(&mut broker, a, now, &subs("a", 0..10));
@@ -58,16 +58,20 @@ fn subscription_tables_shrink_after_a_spike() {
     );
     send(&mut broker, b, now, "PUB a.7 1\r\nx\r\n");
     assert_eq!(take(&mut broker, a), "MSG a.7 7 1\r\nx\r\n");
-    let old_generation = broker.subs.get(5000).map(|slot| slot.generation);
+    let old_generation = broker.router.subs.get(5000).map(|slot| slot.generation);
     broker.remove_client(b, now);
     while broker.poll_event().is_some() {}
     assert_eq!(broker.check_invariants(), Ok(()));
-    assert_eq!(broker.subs.len(), 10);
-    assert!(broker.subs.capacity() < 64, "{}", broker.subs.capacity());
-    assert!(broker.free_subs.capacity() < 128);
+    assert_eq!(broker.router.subs.len(), 10);
+    assert!(
+        broker.router.subs.capacity() < 64,
+        "{}",
+        broker.router.subs.capacity()
+    );
+    assert!(broker.router.free_subs.capacity() < 128);
     // Slots appended again start above every generation the table dropped.
     send(&mut broker, a, now, &subs("c", 100..5100));
-    let new_generation = broker.subs.get(5000).map(|slot| slot.generation);
+    let new_generation = broker.router.subs.get(5000).map(|slot| slot.generation);
     assert!(new_generation > old_generation);
     send(
         &mut broker,
@@ -77,6 +81,6 @@ fn subscription_tables_shrink_after_a_spike() {
     );
     assert_eq!(take(&mut broker, a), "MSG c.4321 4321 1\r\ny\r\n");
     send(&mut broker, a, now, &unsubs(0..5100));
-    assert!(broker.subs.is_empty());
-    assert_eq!(broker.sublist.len(), 0);
+    assert!(broker.router.subs.is_empty());
+    assert_eq!(broker.router.n_subs(), 0);
 }

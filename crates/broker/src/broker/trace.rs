@@ -34,7 +34,7 @@ pub(super) fn publish(
 }
 
 /// The trace of a delivery's `MSG`/`HMSG` line.
-pub(super) fn delivery(
+pub(crate) fn delivery(
     subject: &[u8],
     sid: &[u8],
     reply: Option<&[u8]>,

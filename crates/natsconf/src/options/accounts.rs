@@ -334,6 +334,7 @@ fn import_authorized(accounts: &[Account], import: &Import, importer: &str) -> b
 /// The second half of `parseAccounts`: exports name known accounts, imports refer to
 /// existing, permitted exports. Errors are reported at the `accounts` token.
 fn check_imports_and_exports(accounts: &[Account], ctx: &mut Ctx, v: &V<'_>) {
+    let mut cycles = Cycles::default();
     let exists = |name: &str| accounts.iter().any(|a| a.name == name);
     for account in accounts {
         for export in &account.exports {
@@ -396,8 +397,154 @@ fn check_imports_and_exports(accounts: &[Account], ctx: &mut Ctx, v: &V<'_>) {
                         quote(&import.subject)
                     ),
                 );
+                continue;
+            }
+            if cycles.add(accounts, &account.name, import) {
+                ctx.error(
+                    v,
+                    format!(
+                        "Error adding {what} import {}: import forms a cycle",
+                        quote(&import.subject)
+                    ),
+                );
             }
         }
+    }
+}
+
+/// `SubjectsCollide`: some subject matches both.
+fn subjects_collide(a: &str, b: &str) -> bool {
+    let (mut left, mut right) = (a.split('.'), b.split('.'));
+    loop {
+        match (left.next(), right.next()) {
+            (None, None) => return true,
+            (Some(l), Some(r)) => {
+                if l == ">" || r == ">" {
+                    return true;
+                }
+                if l != "*" && r != "*" && l != r {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// `MaxAccountCycleSearchDepth`.
+const MAX_CYCLE_SEARCH_DEPTH: usize = 1024;
+
+/// One import already added: the exporting account, `to` (streams: the subject in the
+/// importer; services: the subject in the exporter) and `from` (services: the local subject).
+struct Added {
+    exporter: String,
+    to: String,
+    from: String,
+}
+
+/// The imports added so far, per importing account, for the reference's cycle checks
+/// (`streamImportFormsCycle`, `serviceImportFormsCycle`), made as each import is added.
+#[derive(Default)]
+struct Cycles {
+    streams: std::collections::HashMap<String, Vec<Added>>,
+    services: std::collections::HashMap<String, Vec<Added>>,
+}
+
+impl Cycles {
+    /// Adds `import` of `importer`; true when it forms a cycle (it is then not added).
+    fn add(&mut self, accounts: &[Account], importer: &str, import: &Import) -> bool {
+        let mut visited = vec![importer.to_owned()];
+        match import.kind {
+            ExportKind::Stream => {
+                let to = match (&import.prefix, &import.to) {
+                    (Some(p), _) => format!("{}.{}", p.trim_end_matches('.'), import.subject),
+                    (None, Some(to)) => to.clone(),
+                    (None, None) => import.subject.clone(),
+                };
+                if self.stream_cycle(accounts, &import.account, to.clone(), &mut visited) {
+                    return true;
+                }
+                self.streams
+                    .entry(importer.to_owned())
+                    .or_default()
+                    .push(Added {
+                        exporter: import.account.clone(),
+                        to,
+                        from: import.subject.clone(),
+                    });
+            }
+            ExportKind::Service => {
+                let local = import.to.clone().unwrap_or_else(|| import.subject.clone());
+                if self.service_cycle(&import.account, local.clone(), &mut visited) {
+                    return true;
+                }
+                self.services
+                    .entry(importer.to_owned())
+                    .or_default()
+                    .push(Added {
+                        exporter: import.account.clone(),
+                        to: import.subject.clone(),
+                        from: local,
+                    });
+            }
+        }
+        false
+    }
+
+    fn stream_cycle(
+        &self,
+        accounts: &[Account],
+        account: &str,
+        mut to: String,
+        visited: &mut Vec<String>,
+    ) -> bool {
+        if visited.len() >= MAX_CYCLE_SEARCH_DEPTH {
+            return true;
+        }
+        let exported = accounts.iter().filter(|a| a.name == account).any(|a| {
+            a.exports
+                .iter()
+                .any(|e| e.kind == ExportKind::Stream && is_subset_match(&to, &e.subject))
+        });
+        if !exported {
+            return false;
+        }
+        for added in self.streams.get(account).map_or(&[][..], |v| &v[..]) {
+            if subjects_collide(&to, &added.to) {
+                if visited.contains(&added.exporter) {
+                    return true;
+                }
+                visited.push(account.to_owned());
+                if is_subset_match(&added.to, &to) {
+                    to.clone_from(&added.to);
+                }
+                if self.stream_cycle(accounts, &added.exporter, to.clone(), visited) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn service_cycle(&self, account: &str, mut from: String, visited: &mut Vec<String>) -> bool {
+        if visited.len() >= MAX_CYCLE_SEARCH_DEPTH {
+            return true;
+        }
+        for added in self.services.get(account).map_or(&[][..], |v| &v[..]) {
+            if subjects_collide(&from, &added.to) {
+                if visited.contains(&added.exporter) {
+                    return true;
+                }
+                visited.push(account.to_owned());
+                if is_subset_match(&added.from, &from) {
+                    from.clone_from(&added.from);
+                }
+                if self.service_cycle(&added.exporter, from.clone(), visited) {
+                    return true;
+                }
+            }
+        }
+        false
     }
 }
 

@@ -243,8 +243,11 @@ pub struct Options {
     pub no_header_support: bool,
     /// `disable_sublist_cache` / `no_sublist_cache`.
     pub disable_sublist_cache: bool,
-    /// `no_system_account` / `no_system` / `no_sys_acc` (natsws never creates one).
+    /// `no_system_account` / `no_system` / `no_sys_acc`: no default system account `$SYS`.
     pub no_system_account: bool,
+    /// `system_account` / `system`: the account that is the system account; it must be
+    /// defined in `accounts` (else the default `$SYS` is created, unless `no_system_account`).
+    pub system_account: Option<String>,
     /// Client TLS: the top-level `tls` block.
     pub tls: Option<TlsOptions>,
     /// `allow_non_tls`.

@@ -148,6 +148,13 @@ impl Options {
                 new.no_system_account,
             ));
         }
+        if old.system_account != new.system_account {
+            return Err(refuse(
+                "SystemAccount",
+                opt(old.system_account.as_ref()),
+                opt(new.system_account.as_ref()),
+            ));
+        }
         let http_host = |o: &Self| {
             o.http
                 .as_ref()

@@ -46,8 +46,6 @@ const UNSUPPORTED_TOP: &[&str] = &[
     "resolver_tls",
     "resolver_preload",
     "resolver_pinned_accounts",
-    "system_account",
-    "system",
     "trusted",
     "trusted_keys",
     "ocsp",
@@ -89,6 +87,8 @@ pub(crate) struct Raw {
     no_header_support: bool,
     disable_sublist_cache: bool,
     no_system_account: bool,
+    system_account: Option<String>,
+    system_account_key_seen: bool,
     tls: Option<TlsOptions>,
     allow_non_tls: bool,
     pub(crate) username: Option<String>,
@@ -282,6 +282,18 @@ fn parse_entry(raw: &mut Raw, ctx: &mut Ctx, entry: &Entry<'_>) -> Result<(), Pa
         }
         "no_auth_user" => raw.no_auth_user = opt_string(v.string()?),
         "no_system_account" | "no_system" | "no_sys_acc" => raw.no_system_account = v.bool()?,
+        "system_account" | "system" => {
+            // `configureSystemAccount`: `system_account` wins over `system` whatever their
+            // order in the file.
+            if entry.lower == "system" && raw.system_account_key_seen {
+                return Ok(());
+            }
+            raw.system_account_key_seen |= entry.lower == "system_account";
+            match v.value() {
+                crate::value::Value::Str(_) => raw.system_account = Some(v.string()?),
+                _ => ctx.error(v, "system account name must be a string"),
+            }
+        }
         "no_header_support" => raw.no_header_support = v.bool()?,
         "connect_error_reports" => raw.connect_error_reports = v.int()?,
         "reconnect_error_reports" => raw.reconnect_error_reports = v.int()?,
@@ -445,6 +457,7 @@ impl Raw {
             no_header_support: self.no_header_support,
             disable_sublist_cache: self.disable_sublist_cache,
             no_system_account: self.no_system_account,
+            system_account: self.system_account,
             tls: self.tls,
             allow_non_tls: self.allow_non_tls,
             auth_timeout,

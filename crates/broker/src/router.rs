@@ -1,0 +1,812 @@
+//! The router: the accounts table and every subscription.
+//!
+//! Each account is its own subject space (`server/accounts.go` `Account`): its own subject index
+//! ([`Sublist`]), counters, and the imports through which messages cross into it. A message
+//! published in one account matches that account's index only; it reaches another account
+//! only through an import the configuration declared ([`Router::stream_feeds`]).
+//!
+//! The router never sees a connection: subscriptions name their client by [`ClientId`], and
+//! the broker renders and queues each delivery through the subscriber's session.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::num::NonZeroU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::auth::AuthConfigError;
+use crate::config::{AccountConfig, ExportConfig, ExportKind, ImportConfig, ResponseType};
+use crate::subject;
+
+use crate::proto::Publish;
+use crate::sublist::{InsertError, Sublist, SublistStats, shrink_vec};
+use crate::types::ClientId;
+
+/// A published message as the router sees it. On the fast path every part borrows the
+/// client's read buffer; nothing is copied or reference-counted until a delivery needs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PubRef<'a> {
+    pub(crate) subject: &'a [u8],
+    pub(crate) reply: Option<&'a [u8]>,
+    pub(crate) header_len: Option<usize>,
+    /// Headers followed by payload.
+    pub(crate) message: &'a [u8],
+    /// `message` as shared `Bytes`, when it was split off the read buffer: large payloads are
+    /// then queued by reference instead of copied (docs/style.md §4).
+    pub(crate) shared: Option<&'a Bytes>,
+}
+
+impl<'a> PubRef<'a> {
+    pub(crate) fn from_publish(publish: &'a Publish) -> Self {
+        Self {
+            subject: &publish.subject,
+            reply: publish.reply.as_deref(),
+            header_len: publish.header_len,
+            message: &publish.message,
+            shared: Some(&publish.message),
+        }
+    }
+}
+
+/// The global account: users outside any account block (`server/accounts.go` `globalAccountName`).
+pub const GLOBAL_ACCOUNT: &str = "$G";
+
+/// The default system account name (`server/accounts.go` `DEFAULT_SYSTEM_ACCOUNT`).
+pub const DEFAULT_SYSTEM_ACCOUNT: &str = "$SYS";
+
+/// Index of an account in the router's table. Accounts are never removed while the broker
+/// lives (a reload may add accounts; one it drops stays, empty), so the index stays valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct AccountId(u32);
+
+impl AccountId {
+    /// `$G`, always the first account.
+    pub(crate) const GLOBAL: Self = Self(0);
+
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Handle of one subscription inside the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct SubKey {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+/// One subscription, as compact as its uses allow: a server may hold millions. The strings are
+/// boxed slices (no capacity word, no reference count); the sid is shared with the client's
+/// sid map.
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    pub(crate) client: ClientId,
+    pub(crate) sid: Arc<[u8]>,
+    pub(crate) subject: Box<[u8]>,
+    pub(crate) queue: Option<Box<[u8]>>,
+    pub(crate) delivered: u64,
+    /// The `UNSUB` limit; only a limit above zero is ever set.
+    pub(crate) max: Option<NonZeroU64>,
+}
+
+#[derive(Debug)]
+pub(crate) struct SubSlot {
+    pub(crate) generation: u32,
+    /// The account of `sub`: kept here, beside the generation, where it costs no space (a
+    /// field of `Subscription` would grow every slot by 8 bytes).
+    pub(crate) account: AccountId,
+    pub(crate) sub: Option<Subscription>,
+}
+
+/// A stream an account receives from another (`server/accounts.go` `streamImport`), kept on the
+/// exporting side: a message published in the exporter on a subject matching `from` is routed
+/// in `importer` under the subject [`SubjectMap::apply`] gives.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamFeed {
+    pub(crate) from: Box<[u8]>,
+    pub(crate) importer: AccountId,
+    pub(crate) map: SubjectMap,
+}
+
+/// How a stream import renames subjects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SubjectMap {
+    /// The subject is kept.
+    Same,
+    /// `prefix`: `<prefix>.<subject>`; the prefix is stored with its trailing dot.
+    Prefix(Box<[u8]>),
+    /// `to` on a literal `from`: the subject becomes `to`.
+    Literal(Box<[u8]>),
+}
+
+impl SubjectMap {
+    /// The subject in the importing account, written into `out` (cleared first).
+    pub(crate) fn apply(&self, subject: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        match self {
+            Self::Same => out.extend_from_slice(subject),
+            Self::Prefix(prefix) => {
+                out.extend_from_slice(prefix);
+                out.extend_from_slice(subject);
+            }
+            Self::Literal(to) => out.extend_from_slice(to),
+        }
+    }
+}
+
+/// A service an account imports (`server/accounts.go` `serviceImport`), kept on the importing
+/// side: a request published in the importer on a subject matching `local` goes to `exporter`
+/// under `remote` (or the request's own subject when `local` has wildcards).
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceImport {
+    pub(crate) local: Box<[u8]>,
+    pub(crate) remote: Box<[u8]>,
+    pub(crate) exporter: AccountId,
+    pub(crate) response_type: ResponseType,
+    pub(crate) threshold: Duration,
+}
+
+/// Where the responses to one service request go (`server/accounts.go`
+/// `addRespServiceImport`): a message published in the exporter to the rewritten reply subject
+/// is routed in `importer` to the requester's own `reply`, while the route lives.
+#[derive(Debug, Clone)]
+pub(crate) struct ResponseRoute {
+    pub(crate) importer: AccountId,
+    pub(crate) reply: Box<[u8]>,
+    pub(crate) response_type: ResponseType,
+    pub(crate) expires: Instant,
+}
+
+/// Most response routes an account keeps: a flood of requests cannot grow memory without
+/// bound. Past it the oldest route is dropped (its requester gets no more responses).
+pub const MAX_RESPONSE_ROUTES: usize = 65_536;
+
+/// The service responses an exporting account is waiting for, by rewritten reply subject.
+#[derive(Debug, Default)]
+pub(crate) struct Responses {
+    routes: HashMap<Box<[u8]>, ResponseRoute>,
+    /// Reply subjects in the order they were made, for dropping the oldest and the expired.
+    order: VecDeque<(Instant, Box<[u8]>)>,
+}
+
+impl Responses {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    pub(crate) fn contains(&self, reply: &[u8]) -> bool {
+        self.routes.contains_key(reply)
+    }
+
+    /// Adds a route, first dropping expired ones from the front and, when full, the oldest.
+    pub(crate) fn insert(&mut self, reply: Box<[u8]>, route: ResponseRoute, now: Instant) {
+        while let Some((expires, key)) = self.order.front() {
+            let stale = self.routes.get(key).is_none_or(|r| r.expires != *expires);
+            if !stale && *expires > now && self.routes.len() < MAX_RESPONSE_ROUTES {
+                break;
+            }
+            if !stale {
+                self.routes.remove(key);
+            }
+            self.order.pop_front();
+        }
+        self.order.push_back((route.expires, reply.clone()));
+        self.routes.insert(reply, route);
+        if self.order.len() > 2 * self.routes.len() + 64 {
+            let routes = &self.routes;
+            self.order
+                .retain(|(expires, key)| routes.get(key).is_some_and(|r| r.expires == *expires));
+        }
+        if self.routes.is_empty() {
+            self.order = VecDeque::new();
+        }
+    }
+
+    /// The route for a response published to `subject`: `None` when there is none or it
+    /// expired (then it is dropped). A singleton route is used up by this response.
+    pub(crate) fn take(&mut self, subject: &[u8], now: Instant) -> Option<ResponseRoute> {
+        let route = self.routes.get(subject)?;
+        if route.expires <= now || route.response_type == ResponseType::Singleton {
+            let route = self.routes.remove(subject)?;
+            if self.routes.is_empty() {
+                self.order = VecDeque::new();
+            }
+            return (route.expires > now).then_some(route);
+        }
+        Some(route.clone())
+    }
+}
+
+/// Counters of one account, for `/accountz`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AccountStats {
+    /// Messages published in the account.
+    pub(crate) in_msgs: u64,
+}
+
+/// One account: a subject space.
+#[derive(Debug)]
+pub(crate) struct Account {
+    pub(crate) name: Arc<str>,
+    pub(crate) sublist: Sublist<SubKey>,
+    pub(crate) stats: AccountStats,
+    /// Streams other accounts import from this one.
+    pub(crate) stream_feeds: Vec<StreamFeed>,
+    /// Services this account imports from others.
+    pub(crate) service_imports: Vec<ServiceImport>,
+    /// Responses this account's services owe to importers.
+    pub(crate) responses: Responses,
+}
+
+/// The accounts table and the subscription table.
+#[derive(Debug)]
+pub(crate) struct Router {
+    accounts: Vec<Account>,
+    by_name: HashMap<Arc<str>, AccountId>,
+    system: Option<AccountId>,
+    sublist_seed: u64,
+    pub(crate) subs: Vec<SubSlot>,
+    /// Free slots of `subs`, lowest first: reusing the lowest keeps the live subscriptions at
+    /// the front, so that the free slots at the end can be dropped. It may still name slots
+    /// past the end of `subs`, which are skipped.
+    pub(crate) free_subs: BinaryHeap<Reverse<u32>>,
+    /// The generation a slot appended to `subs` starts at: above that of every slot the table
+    /// has dropped, so that no old `SubKey` can name a new subscription.
+    next_sub_generation: u32,
+    n_subs: usize,
+}
+
+impl Router {
+    /// A router with the global account only; `sublist_seed` seeds every account's match cache.
+    pub(crate) fn new(sublist_seed: u64) -> Self {
+        let mut router = Self {
+            accounts: Vec::new(),
+            by_name: HashMap::new(),
+            system: None,
+            sublist_seed,
+            subs: Vec::new(),
+            free_subs: BinaryHeap::new(),
+            next_sub_generation: 0,
+            n_subs: 0,
+        };
+        router.ensure_account(GLOBAL_ACCOUNT);
+        router
+    }
+
+    /// The account named `name`, created empty when it does not exist yet.
+    pub(crate) fn ensure_account(&mut self, name: &str) -> AccountId {
+        if let Some(id) = self.by_name.get(name) {
+            return *id;
+        }
+        let id = AccountId(u32::try_from(self.accounts.len()).unwrap_or(u32::MAX));
+        let name: Arc<str> = Arc::from(name);
+        // Each account's cache gets its own seed, derived from the broker's.
+        let seed = self
+            .sublist_seed
+            .wrapping_add(u64::from(id.0).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        self.accounts.push(Account {
+            name: Arc::clone(&name),
+            sublist: Sublist::with_seed(seed),
+            stats: AccountStats::default(),
+            stream_feeds: Vec::new(),
+            service_imports: Vec::new(),
+            responses: Responses::default(),
+        });
+        self.by_name.insert(name, id);
+        id
+    }
+
+    /// Marks `name` as the system account (created when missing); `None` clears it.
+    pub(crate) fn set_system_account(&mut self, name: Option<&str>) {
+        self.system = name.map(|n| self.ensure_account(n));
+    }
+
+    /// The system account, when there is one.
+    pub(crate) fn system_account(&self) -> Option<AccountId> {
+        self.system
+    }
+
+    pub(crate) fn lookup(&self, name: &str) -> Option<AccountId> {
+        self.by_name.get(name).copied()
+    }
+
+    pub(crate) fn account(&self, id: AccountId) -> Option<&Account> {
+        self.accounts.get(id.index())
+    }
+
+    pub(crate) fn account_mut(&mut self, id: AccountId) -> Option<&mut Account> {
+        self.accounts.get_mut(id.index())
+    }
+
+    /// Every account, in creation order (`$G` first).
+    pub(crate) fn accounts(&self) -> impl Iterator<Item = (AccountId, &Account)> + '_ {
+        self.accounts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| Some((AccountId(u32::try_from(i).ok()?), a)))
+    }
+
+    /// The account's name (`$G` for an unknown id, which cannot happen).
+    pub(crate) fn name(&self, id: AccountId) -> &Arc<str> {
+        match self
+            .accounts
+            .get(id.index())
+            .or_else(|| self.accounts.first())
+        {
+            Some(a) => &a.name,
+            None => unreachable_name(),
+        }
+    }
+
+    /// Applies the accounts configuration: creates the accounts that do not exist yet (none
+    /// is ever removed: a client bound to an account that a reload dropped keeps an empty
+    /// subject space until it is closed) and replaces every import. The configuration must
+    /// have passed [`validate_accounts`].
+    pub(crate) fn configure(&mut self, accounts: &[AccountConfig], system: Option<&str>) {
+        for account in accounts {
+            self.ensure_account(&account.name);
+        }
+        self.set_system_account(system);
+        for account in &mut self.accounts {
+            account.stream_feeds.clear();
+            account.service_imports.clear();
+        }
+        for account in accounts {
+            let Some(importer) = self.lookup(&account.name) else {
+                continue;
+            };
+            for import in &account.imports {
+                let Some(exporter) = self.lookup(&import.account) else {
+                    continue;
+                };
+                let exports = accounts
+                    .iter()
+                    .find(|a| a.name == import.account)
+                    .map_or(&[][..], |a| &a.exports[..]);
+                match import.kind {
+                    ExportKind::Stream => {
+                        let feed = StreamFeed {
+                            from: import.subject.as_bytes().into(),
+                            importer,
+                            map: stream_map(import),
+                        };
+                        if let Some(a) = self.account_mut(exporter) {
+                            a.stream_feeds.push(feed);
+                        }
+                    }
+                    ExportKind::Service => {
+                        let export = authorizing_export(exports, import, &account.name);
+                        let service = ServiceImport {
+                            local: import
+                                .to
+                                .as_deref()
+                                .unwrap_or(&import.subject)
+                                .as_bytes()
+                                .into(),
+                            remote: import.subject.as_bytes().into(),
+                            exporter,
+                            response_type: export.map(|e| e.response_type).unwrap_or_default(),
+                            threshold: export
+                                .and_then(|e| e.response_threshold)
+                                .unwrap_or(DEFAULT_RESPONSE_THRESHOLD),
+                        };
+                        if let Some(a) = self.account_mut(importer) {
+                            a.service_imports.push(service);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Live subscriptions over all accounts.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn n_subs(&self) -> usize {
+        self.n_subs
+    }
+
+    /// Index statistics summed over every account (`/subsz` without `acc`).
+    pub(crate) fn sublist_stats(&self, only: Option<AccountId>) -> SublistStats {
+        let mut total = SublistStats::default();
+        for (id, account) in self.accounts() {
+            if only.is_some_and(|o| o != id) {
+                continue;
+            }
+            let s = account.sublist.stats();
+            total.add(&s);
+        }
+        total
+    }
+
+    pub(crate) fn sub(&self, key: SubKey) -> Option<&Subscription> {
+        let slot = self.subs.get(key.index as usize)?;
+        if slot.generation != key.generation {
+            return None;
+        }
+        slot.sub.as_ref()
+    }
+
+    /// The account a live subscription is in.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn sub_account(&self, key: SubKey) -> Option<AccountId> {
+        let slot = self.subs.get(key.index as usize)?;
+        (slot.generation == key.generation && slot.sub.is_some()).then_some(slot.account)
+    }
+
+    pub(crate) fn sub_mut(&mut self, key: SubKey) -> Option<&mut Subscription> {
+        let slot = self.subs.get_mut(key.index as usize)?;
+        if slot.generation != key.generation {
+            return None;
+        }
+        slot.sub.as_mut()
+    }
+
+    /// Indexes a new subscription in `account`.
+    pub(crate) fn insert(
+        &mut self,
+        account: AccountId,
+        sub: Subscription,
+    ) -> Result<SubKey, InsertError> {
+        let index = match self.pop_free_sub_slot() {
+            Some(i) => i,
+            None => {
+                let i = u32::try_from(self.subs.len()).unwrap_or(u32::MAX);
+                self.subs.push(SubSlot {
+                    generation: self.next_sub_generation,
+                    account: AccountId::GLOBAL,
+                    sub: None,
+                });
+                i
+            }
+        };
+        let generation = self.subs.get(index as usize).map_or(0, |s| s.generation);
+        let key = SubKey { index, generation };
+        let inserted = match self.accounts.get_mut(account.index()) {
+            Some(account) => account
+                .sublist
+                .insert(&sub.subject, sub.queue.as_deref(), key),
+            None => Err(InsertError::InvalidSubject),
+        };
+        if let Err(err) = inserted {
+            self.free_sub_slot(index);
+            return Err(err);
+        }
+        if let Some(slot) = self.subs.get_mut(index as usize) {
+            slot.account = account;
+            slot.sub = Some(sub);
+        }
+        self.n_subs += 1;
+        Ok(key)
+    }
+
+    /// Removes a subscription from its account's index and the table; returns it.
+    pub(crate) fn remove(&mut self, key: SubKey) -> Option<Subscription> {
+        let slot = self.subs.get_mut(key.index as usize)?;
+        if slot.generation != key.generation {
+            return None;
+        }
+        let sub = slot.sub.take()?;
+        slot.generation = slot.generation.wrapping_add(1);
+        if let Some(account) = self.accounts.get_mut(slot.account.index()) {
+            account
+                .sublist
+                .remove(&sub.subject, sub.queue.as_deref(), key);
+        }
+        self.n_subs = self.n_subs.saturating_sub(1);
+        self.free_sub_slot(key.index);
+        Some(sub)
+    }
+
+    /// The lowest free slot of `subs`. Entries for slots that were dropped (and perhaps
+    /// appended again since) are skipped.
+    fn pop_free_sub_slot(&mut self) -> Option<u32> {
+        while let Some(Reverse(index)) = self.free_subs.pop() {
+            if self
+                .subs
+                .get(index as usize)
+                .is_some_and(|slot| slot.sub.is_none())
+            {
+                return Some(index);
+            }
+        }
+        None
+    }
+
+    /// Marks a slot of `subs` free and gives back the table's memory after many subscriptions
+    /// went away: the free slots at its end are dropped and the table and the free list shrink
+    /// once under a quarter full. A `Vec` never shrinks by itself, so a spike of subscriptions
+    /// would otherwise be held for the server's lifetime. Every step is paid for by the
+    /// removals before it.
+    fn free_sub_slot(&mut self, index: u32) {
+        self.free_subs.push(Reverse(index));
+        if index as usize + 1 == self.subs.len() {
+            while let Some(last) = self.subs.last() {
+                if last.sub.is_some() {
+                    break;
+                }
+                self.next_sub_generation = self.next_sub_generation.max(last.generation);
+                self.subs.pop();
+            }
+            shrink_vec(&mut self.subs);
+        }
+        // Entries for dropped slots are stale; rebuild the list from the free slots once they
+        // are most of it.
+        let n_free = self.subs.len().saturating_sub(self.n_subs);
+        if self.free_subs.len() > 2 * n_free + 64 {
+            let mut free = std::mem::take(&mut self.free_subs).into_vec();
+            free.retain(|Reverse(i)| {
+                self.subs
+                    .get(*i as usize)
+                    .is_some_and(|slot| slot.sub.is_none())
+            });
+            free.sort_unstable();
+            free.dedup();
+            shrink_vec(&mut free);
+            self.free_subs = BinaryHeap::from(free);
+        }
+    }
+
+    /// Checks the table against the account indexes (fuzzing and simulation tests).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn check_invariants(&self) -> Result<(), String> {
+        let n_live = self.subs.iter().filter(|s| s.sub.is_some()).count();
+        let n_indexed: usize = self.accounts.iter().map(|a| a.sublist.len()).sum();
+        if n_live != n_indexed || n_live != self.n_subs {
+            return Err(format!(
+                "subscription counts differ: slab {n_live}, indexes {n_indexed}, counter {}",
+                self.n_subs
+            ));
+        }
+        if self.subs.last().is_some_and(|slot| slot.sub.is_none()) {
+            return Err("the subscription table ends with a free slot".to_owned());
+        }
+        let n_free = self.subs.len() - n_live;
+        if self.free_subs.len() > 2 * n_free + 64 {
+            return Err(format!(
+                "free list of {} entries for {n_free} free slots",
+                self.free_subs.len()
+            ));
+        }
+        for slot in &self.subs {
+            if slot.sub.is_some() && self.account(slot.account).is_none() {
+                return Err("subscription in an unknown account".to_owned());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How long a service export's responses are accepted by default (`server/accounts.go`
+/// `DEFAULT_SERVICE_EXPORT_RESPONSE_THRESHOLD`).
+pub(crate) const DEFAULT_RESPONSE_THRESHOLD: Duration = Duration::from_secs(120);
+
+/// Deepest import chain the cycle check follows (`server/accounts.go`
+/// `MaxAccountCycleSearchDepth`).
+const MAX_CYCLE_SEARCH_DEPTH: usize = 1024;
+
+/// How a stream import renames the exporter's subjects (`AddStreamImportWithClaim`: a
+/// prefix becomes `to = <prefix>.<from>`).
+fn stream_map(import: &ImportConfig) -> SubjectMap {
+    if let Some(prefix) = &import.prefix {
+        let mut p = prefix.as_bytes().to_vec();
+        if p.last() != Some(&b'.') {
+            p.push(b'.');
+        }
+        return SubjectMap::Prefix(p.into());
+    }
+    match &import.to {
+        Some(to) if to != &import.subject => SubjectMap::Literal(to.as_bytes().into()),
+        _ => SubjectMap::Same,
+    }
+}
+
+/// The export that allows `import` into `importer`, if any (`checkStreamImportAuthorized`,
+/// `checkServiceImportAuthorized`): same kind, a subject equal to or covering the import's,
+/// public or naming the importer.
+fn authorizing_export<'a>(
+    exports: &'a [ExportConfig],
+    import: &ImportConfig,
+    importer: &str,
+) -> Option<&'a ExportConfig> {
+    if !subject::is_valid_subscription(import.subject.as_bytes()) {
+        return None;
+    }
+    exports.iter().find(|e| {
+        e.kind == import.kind
+            && (e.subject == import.subject
+                || subject::is_subset_match(import.subject.as_bytes(), e.subject.as_bytes()))
+            && (e.accounts.is_empty() || e.accounts.iter().any(|a| a == importer))
+    })
+}
+
+/// An import as the cycle check sees it: its account, and `to` (streams: the subject in the
+/// importer; services: the subject in the exporter) and `from` (services: the local subject).
+struct AddedImport<'a> {
+    exporter: &'a str,
+    to: String,
+    from: &'a str,
+}
+
+/// Checks the accounts configuration as nats-server does at start-up (`server/opts.go`
+/// `parseAccounts`, then `AddStreamImport`/`AddServiceImport`): imports name defined accounts
+/// and authorized exports, a stream prefix is literal, `to` is only given wildcards the
+/// exported subject has, and no import forms a cycle. Errors carry the reference's text.
+pub(crate) fn validate_accounts(accounts: &[AccountConfig]) -> Result<(), AuthConfigError> {
+    let err = |text: String| Err(AuthConfigError::new(text));
+    let mut added: HashMap<&str, (Vec<AddedImport<'_>>, Vec<AddedImport<'_>>)> = HashMap::new();
+    for account in accounts {
+        for import in &account.imports {
+            let what = match import.kind {
+                ExportKind::Stream => "stream",
+                ExportKind::Service => "service",
+            };
+            let quoted = crate::auth::go_quote(import.subject.as_bytes());
+            let Some(exporter) = accounts.iter().find(|a| a.name == import.account) else {
+                return err(format!(
+                    "{} account not defined for {what} import",
+                    crate::auth::go_quote(import.account.as_bytes())
+                ));
+            };
+            if authorizing_export(&exporter.exports, import, &account.name).is_none() {
+                return err(format!(
+                    "Error adding {what} import {quoted}: {what} import not authorized"
+                ));
+            }
+            match import.kind {
+                ExportKind::Stream => {
+                    if let Some(prefix) = &import.prefix
+                        && subject::has_wildcard(prefix.as_bytes())
+                    {
+                        return err(format!(
+                            "Error adding stream import {quoted}: stream import prefix can not contain wildcard tokens"
+                        ));
+                    }
+                    let to = match (&import.prefix, &import.to) {
+                        (Some(prefix), _) => {
+                            format!("{}.{}", prefix.trim_end_matches('.'), import.subject)
+                        }
+                        (None, Some(to)) => to.clone(),
+                        (None, None) => import.subject.clone(),
+                    };
+                    if subject::has_wildcard(import.subject.as_bytes())
+                        && import.prefix.is_none()
+                        && to != import.subject
+                    {
+                        // natsws maps wildcard stream imports by prefix only.
+                        return err(format!(
+                            "Error adding stream import {quoted}: a 'to' mapping of a wildcard stream import is not supported by natsws, use 'prefix'"
+                        ));
+                    }
+                    let mut visited = vec![account.name.as_str()];
+                    if stream_cycle(accounts, &added, &import.account, &to, &mut visited) {
+                        return err(format!(
+                            "Error adding stream import {quoted}: import forms a cycle"
+                        ));
+                    }
+                    added
+                        .entry(account.name.as_str())
+                        .or_default()
+                        .0
+                        .push(AddedImport {
+                            exporter: &import.account,
+                            to,
+                            from: &import.subject,
+                        });
+                }
+                ExportKind::Service => {
+                    let local = import.to.as_deref().unwrap_or(&import.subject);
+                    if local != import.subject
+                        && (subject::has_wildcard(local.as_bytes())
+                            || subject::has_wildcard(import.subject.as_bytes()))
+                    {
+                        return err(format!(
+                            "Error adding service import {quoted}: a 'to' mapping of a wildcard service import is not supported by natsws"
+                        ));
+                    }
+                    let mut visited = vec![account.name.as_str()];
+                    if service_cycle(&added, &import.account, local, &mut visited) {
+                        return err(format!(
+                            "Error adding service import {quoted}: import forms a cycle"
+                        ));
+                    }
+                    added
+                        .entry(account.name.as_str())
+                        .or_default()
+                        .1
+                        .push(AddedImport {
+                            exporter: &import.account,
+                            to: import.subject.clone(),
+                            from: local,
+                        });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `checkStreamImportsForCycles`, over the imports added so far.
+fn stream_cycle<'a>(
+    accounts: &'a [AccountConfig],
+    added: &HashMap<&str, (Vec<AddedImport<'a>>, Vec<AddedImport<'a>>)>,
+    account: &'a str,
+    to: &str,
+    visited: &mut Vec<&'a str>,
+) -> bool {
+    if visited.len() >= MAX_CYCLE_SEARCH_DEPTH {
+        return true;
+    }
+    let exports = accounts
+        .iter()
+        .find(|a| a.name == account)
+        .map_or(&[][..], |a| &a.exports[..]);
+    let exported = exports.iter().any(|e| {
+        e.kind == ExportKind::Stream
+            && subject::is_subset_match(to.as_bytes(), e.subject.as_bytes())
+    });
+    if !exported {
+        return false;
+    }
+    let Some((streams, _)) = added.get(account) else {
+        return false;
+    };
+    let mut to = to.to_owned();
+    for import in streams {
+        if subject::collide(to.as_bytes(), import.to.as_bytes()) {
+            if visited.contains(&import.exporter) {
+                return true;
+            }
+            visited.push(account);
+            if subject::is_subset_match(import.to.as_bytes(), to.as_bytes()) {
+                to.clone_from(&import.to);
+            }
+            if stream_cycle(accounts, added, import.exporter, &to, visited) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// `checkServiceImportsForCycles`, over the imports added so far.
+fn service_cycle<'a>(
+    added: &HashMap<&str, (Vec<AddedImport<'a>>, Vec<AddedImport<'a>>)>,
+    account: &'a str,
+    from: &str,
+    visited: &mut Vec<&'a str>,
+) -> bool {
+    if visited.len() >= MAX_CYCLE_SEARCH_DEPTH {
+        return true;
+    }
+    let Some((_, services)) = added.get(account) else {
+        return false;
+    };
+    let mut from = from.to_owned();
+    for import in services {
+        if subject::collide(from.as_bytes(), import.to.as_bytes()) {
+            if visited.contains(&import.exporter) {
+                return true;
+            }
+            visited.push(account);
+            if subject::is_subset_match(import.from.as_bytes(), from.as_bytes()) {
+                import.from.clone_into(&mut from);
+            }
+            if service_cycle(added, import.exporter, &from, visited) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// The router always holds `$G`; this is the name an empty table would have.
+fn unreachable_name() -> &'static Arc<str> {
+    static GLOBAL: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    GLOBAL.get_or_init(|| Arc::from(GLOBAL_ACCOUNT))
+}

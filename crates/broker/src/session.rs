@@ -1,0 +1,287 @@
+//! Sessions: the per-connection protocol state of the broker's clients.
+//!
+//! A session holds what one connection negotiated (CONNECT options, its account and
+//! authentication state), its parser and outbound queue, its keep-alive and write-deadline
+//! clocks and its counters. How a message is written for a connection is the session's
+//! [`Renderer`]: the router decides *who* receives a message, the subscriber's renderer decides
+//! *what bytes* it receives. Today every connection speaks the client protocol (`MSG`/`HMSG`);
+//! a leaf link (`LMSG`) or an MQTT bridge (`PUBLISH`) will be another renderer beside it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::auth;
+use crate::authseam::Permissions;
+use crate::broker::{StoredCredentials, trace};
+use crate::outq::{OutQueue, SHARE_THRESHOLD_BYTES};
+use crate::proto::Parser;
+use crate::router::{AccountId, PubRef, SubKey};
+use crate::types::{ClientParams, CloseReason, SubInfo};
+use crate::wire::{self, Rendered};
+
+/// Options a client sets with CONNECT (`server/client.go` `ClientOpts`); defaults apply before
+/// CONNECT.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientOptions {
+    pub(crate) verbose: bool,
+    pub(crate) pedantic: bool,
+    pub(crate) echo: bool,
+    pub(crate) headers: bool,
+    pub(crate) no_responders: bool,
+    pub(crate) protocol: i64,
+    pub(crate) name: String,
+    pub(crate) lang: String,
+    pub(crate) version: String,
+    pub(crate) user: String,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            verbose: true,
+            pedantic: true,
+            echo: true,
+            headers: false,
+            no_responders: false,
+            protocol: 0,
+            name: String::new(),
+            lang: String::new(),
+            version: String::new(),
+            user: String::new(),
+        }
+    }
+}
+
+/// Where a connection is in its life. Transitions: `AwaitingConnect` → `Connected` (CONNECT
+/// accepted or `no_auth_user` bound) → `Closed`; any phase may go to `Closed`, and nothing
+/// leaves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// No CONNECT yet. With `auth_expected`, the next operation must be CONNECT.
+    AwaitingConnect { auth_expected: bool },
+    /// CONNECT was accepted (a later CONNECT re-runs the procedure).
+    Connected,
+    /// Closed by the broker or the binary; kept until `remove_client`.
+    Closed { reason: CloseReason, at: Instant },
+}
+
+impl Phase {
+    pub(crate) fn is_closed(self) -> bool {
+        matches!(self, Self::Closed { .. })
+    }
+
+    pub(crate) fn awaiting_auth(self) -> bool {
+        self == Self::AwaitingConnect {
+            auth_expected: true,
+        }
+    }
+
+    pub(crate) fn closed(self) -> Option<(CloseReason, Instant)> {
+        match self {
+            Self::Closed { reason, at } => Some((reason, at)),
+            _ => None,
+        }
+    }
+}
+
+/// How deliveries are written for a connection. Chosen when the connection is registered;
+/// one `match` per delivery, so the choice costs nothing on the routing path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Renderer {
+    /// The NATS client protocol: `MSG`, or `HMSG` for a client that negotiated headers.
+    ClientMsg,
+}
+
+/// One delivery as [`Renderer::measure`] found it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Measured {
+    /// Bytes the delivery adds to the queue.
+    pub(crate) queued: usize,
+    /// Header bytes the subscriber does not get.
+    skip: usize,
+}
+
+impl Renderer {
+    /// How many header bytes of `publish` the subscriber skips: a client without headers gets
+    /// the payload alone (`MSG`), never the header block.
+    fn skipped_header(client: &Client, publish: &PubRef<'_>) -> usize {
+        let headers = client.opts.headers && client.parser.limits().headers;
+        match publish.header_len {
+            Some(h) if h > 0 && !headers => h.min(publish.message.len()),
+            _ => 0,
+        }
+    }
+
+    /// Measures one delivery of `publish` to subscription `sid`: the bytes it adds to the
+    /// client's queue, and what [`Self::write`] needs to write it.
+    pub(crate) fn measure(
+        self,
+        client: &Client,
+        sid: &[u8],
+        publish: &PubRef<'_>,
+        rendered: &Rendered,
+    ) -> Measured {
+        match self {
+            Self::ClientMsg => {
+                let skip = Self::skipped_header(client, publish);
+                let body_len = publish.message.len() - skip;
+                let queued = if skip == 0 {
+                    rendered.delivery_len(sid, body_len)
+                } else {
+                    wire::msg_line_len(publish.subject, sid, publish.reply, None, body_len)
+                        + body_len
+                        + 2
+                };
+                Measured { queued, skip }
+            }
+        }
+    }
+
+    /// Queues the delivery [`Self::measure`] measured; returns the message bytes delivered
+    /// (headers included when the client gets them), for the counters.
+    pub(crate) fn write(
+        self,
+        client: &mut Client,
+        sid: &[u8],
+        publish: &PubRef<'_>,
+        rendered: &Rendered,
+        measured: &Measured,
+    ) -> u64 {
+        match self {
+            Self::ClientMsg => {
+                let skip = measured.skip;
+                let body = publish.message.get(skip..).unwrap_or_default();
+                if skip == 0 {
+                    rendered.write(&mut client.out, sid, publish.shared);
+                } else {
+                    let shared = match publish.shared {
+                        Some(message) if body.len() >= SHARE_THRESHOLD_BYTES => {
+                            Some(message.slice(skip..))
+                        }
+                        _ => None,
+                    };
+                    wire::write_msg_parts(
+                        &mut client.out,
+                        publish.subject,
+                        sid,
+                        publish.reply,
+                        body,
+                        shared.as_ref(),
+                    );
+                }
+                body.len() as u64
+            }
+        }
+    }
+
+    /// The `-V` trace line of one delivery.
+    pub(crate) fn trace(self, client: &Client, sid: &[u8], publish: &PubRef<'_>) -> String {
+        match self {
+            Self::ClientMsg => {
+                let skip = Self::skipped_header(client, publish);
+                let header_len = publish.header_len.filter(|_| skip == 0);
+                trace::delivery(
+                    publish.subject,
+                    sid,
+                    publish.reply,
+                    header_len,
+                    publish.message.len() - skip,
+                )
+            }
+        }
+    }
+}
+
+/// A connection's authentication state, in one place: what it proved, what it may do, and the
+/// comparisons still running for it.
+#[derive(Debug, Default)]
+pub(crate) struct ClientAuth {
+    /// The account the connection is bound to (`$G` until authentication says otherwise).
+    pub(crate) account: AccountId,
+    /// Username, nkey or token shown in `/connz?auth=1`.
+    pub(crate) authorized_user: Option<String>,
+    /// Who authenticated, for log lines and reload checks.
+    pub(crate) identity: Option<auth::Authenticated>,
+    /// The CONNECT credentials, checked again on reload.
+    pub(crate) creds: StoredCredentials,
+    /// Per-connection permission state, if the user is restricted.
+    pub(crate) permissions: Option<Permissions>,
+    /// The nonce sent in INFO, when nkeys are configured.
+    pub(crate) nonce: Option<String>,
+    /// The authentication timeout, while a CONNECT is expected.
+    pub(crate) deadline: Option<Instant>,
+    /// The bcrypt hash that verified this client's password, so that a reload keeping the
+    /// same hash does not run bcrypt again.
+    pub(crate) verified_hash: Option<Box<str>>,
+    /// A CONNECT waiting for [`crate::Broker::password_checked`]; no input is parsed meanwhile.
+    pub(crate) parked: Option<Box<(auth::HashCheck, PendingConnect)>>,
+    /// After a reload: the comparison that decides whether this connected client keeps its
+    /// session under the new configuration. It keeps running meanwhile.
+    pub(crate) rechecking: Option<Box<auth::HashCheck>>,
+}
+
+impl Default for AccountId {
+    fn default() -> Self {
+        Self::GLOBAL
+    }
+}
+
+/// What CONNECT processing keeps for after authentication.
+#[derive(Debug)]
+pub(crate) struct PendingConnect {
+    pub(crate) creds: StoredCredentials,
+    pub(crate) account_requested: bool,
+    /// [`crate::Broker`]'s auth epoch when authentication started.
+    pub(crate) auth_epoch: u64,
+}
+
+/// One connection's session.
+#[derive(Debug)]
+pub(crate) struct Client {
+    pub(crate) cid: u64,
+    pub(crate) params: ClientParams,
+    pub(crate) phase: Phase,
+    pub(crate) parser: Parser,
+    pub(crate) renderer: Renderer,
+    pub(crate) out: OutQueue,
+    pub(crate) opts: ClientOptions,
+    pub(crate) auth: ClientAuth,
+    pub(crate) subs: HashMap<Arc<[u8]>, SubKey>,
+    pub(crate) ping_deadline: Option<Instant>,
+    pub(crate) pings_out: u32,
+    pub(crate) last_activity: Instant,
+    pub(crate) last_client_ping: Option<Instant>,
+    pub(crate) rtt: Option<Duration>,
+    pub(crate) rtt_start: Option<Instant>,
+    pub(crate) stall_since: Option<Instant>,
+    pub(crate) consumed_seen: u64,
+    /// Output the transport holds for this client outside `out` (framed WebSocket data and
+    /// owed control replies): it counts toward `max_pending` and the write deadline.
+    pub(crate) backlog: usize,
+    pub(crate) scheduled: Option<Instant>,
+    pub(crate) flush_requested: bool,
+    pub(crate) in_msgs: u64,
+    pub(crate) in_bytes: u64,
+    pub(crate) out_msgs: u64,
+    pub(crate) out_bytes: u64,
+    pub(crate) start: Instant,
+    pub(crate) counts_as_client: bool,
+    pub(crate) closed_subs: Vec<SubInfo>,
+    pub(crate) first_pong_sent: bool,
+    pub(crate) announced_max_payload: usize,
+    pub(crate) urls_epoch: u64,
+}
+
+impl Client {
+    /// Output owed to the client: its queue plus what the transport holds for it.
+    pub(crate) fn pending(&self) -> usize {
+        self.out.len() + self.backlog
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) generation: u32,
+    pub(crate) client: Option<Client>,
+}
