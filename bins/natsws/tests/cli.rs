@@ -349,3 +349,33 @@ fn signal_commands_through_the_pid_file() {
     signal("term");
     assert_eq!(srv.wait_exit(), 1);
 }
+
+/// docs/natsws.1.md carries the `--help` text verbatim and describes every flag in it.
+#[test]
+fn man_page_matches_help_output() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/natsws.1.md");
+    let doc = std::fs::read_to_string(path).expect("docs/natsws.1.md");
+    let (_, rest) = doc
+        .split_once("<!-- BEGIN natsws --help -->\n```text\n")
+        .expect("begin marker");
+    let (block, options) = rest
+        .split_once("```\n<!-- END natsws --help -->")
+        .expect("end marker");
+    let (code, help, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        block.trim_matches('\n'),
+        help.trim_matches('\n'),
+        "docs/natsws.1.md is out of date: paste the new `natsws --help` output"
+    );
+    // Every flag the help names has an entry in the OPTIONS section.
+    for word in help.split(|c: char| c.is_whitespace() || c == ',') {
+        let flag = word.trim_matches(['[', ']', '(', ')', ':']);
+        if flag.starts_with('-') && flag.len() > 1 && !flag.starts_with("-1") {
+            assert!(
+                options.contains(&format!("`{flag}`")),
+                "docs/natsws.1.md OPTIONS does not describe {flag}"
+            );
+        }
+    }
+}
