@@ -23,6 +23,7 @@ commands:
   oracle                   build the reference config parser (conforacle) and print its path
   interop                  set up and run the interop suite against natsws and nats-server
   packaging                check packaging/: `systemd-analyze verify` on the unit (part of ci)
+  crates                   cargo package the reusable crates (part of ci)
   package                  packaging checks, then build the container image (docker; opt-in:
                            a release build of the workspace in a container takes long)
   bench [ARGS]             build release binaries and run the load generator (natsws against
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         "interop" => interop(),
         "bench" => bench(rest),
         "packaging" => packaging(),
+        "crates" => package_crates(),
         "package" => packaging().and_then(|()| image()),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
@@ -129,6 +131,7 @@ fn ci() -> Result {
     stage("tidy", || tidy::run(&root()))?;
     stage("deny", deny)?;
     stage("packaging", packaging)?;
+    stage("crates package", package_crates)?;
     stage("fuzz smoke", || fuzz(15, None))?;
     stage("interop", interop)?;
     // The test run comes last so that its summary line closes the log.
@@ -441,4 +444,19 @@ fn image() -> Result {
         "natsws:dev",
         ".",
     ]))
+}
+
+/// The crates meant for reuse by other projects; `broker` is not among them yet.
+const PUBLISHED_CRATES: &[&str] = &["gotext", "ws-codec", "ws-handshake", "natsconf"];
+
+/// `cargo package` for the reusable crates, together so that their path dependencies on each
+/// other resolve. No `--verify` build: each would rebuild its dependency tree, and the
+/// workspace build already compiles the same sources; `--offline` because CI has no network.
+fn package_crates() -> Result {
+    let mut cmd = cargo();
+    cmd.args(["package", "--allow-dirty", "--no-verify", "--offline"]);
+    for name in PUBLISHED_CRATES {
+        cmd.args(["-p", name]);
+    }
+    run(&mut cmd)
 }
