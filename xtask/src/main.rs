@@ -22,6 +22,10 @@ commands:
   deny                     cargo deny check licenses bans sources (installs cargo-deny if missing)
   oracle                   build the reference config parser (conforacle) and print its path
   interop                  set up and run the interop suite against natsws and nats-server
+  packaging                check packaging/: `systemd-analyze verify` on the unit (part of ci)
+  crates                   cargo package the reusable crates (part of ci)
+  package                  packaging checks, then build the container image (docker; opt-in:
+                           a release build of the workspace in a container takes long)
   bench [ARGS]             build release binaries and run the load generator (natsws against
                            nats-server): --vs PATH|none, --rounds N, --only NAMES, --scale F,
                            --markdown FILE, --list (see benches/loadgen/README.md)
@@ -44,6 +48,9 @@ fn main() -> ExitCode {
         "oracle" => oracle().map(|path| println!("{}", path.display())),
         "interop" => interop(),
         "bench" => bench(rest),
+        "packaging" => packaging(),
+        "crates" => package_crates(),
+        "package" => packaging().and_then(|()| image()),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())
@@ -123,6 +130,8 @@ fn ci() -> Result {
     })?;
     stage("tidy", || tidy::run(&root()))?;
     stage("deny", deny)?;
+    stage("packaging", packaging)?;
+    stage("crates package", package_crates)?;
     stage("fuzz smoke", || fuzz(15, None))?;
     stage("interop", interop)?;
     // The test run comes last so that its summary line closes the log.
@@ -383,4 +392,71 @@ fn interop() -> Result {
         .current_dir(&root)
         .arg("--natsws")
         .arg(root.join("target/debug/natsws")))
+}
+
+/// Checks the systemd unit with `systemd-analyze verify`, with `ExecStart` pointed at the debug
+/// binary (verify requires the executable to exist). Skips, saying why, where systemd-analyze
+/// is missing. The container image is built by `cargo xtask package`, not here: a release
+/// build inside a container takes most of CI's time budget on two cores.
+fn packaging() -> Result {
+    let root = root();
+    if !have("systemd-analyze") {
+        eprintln!("packaging: SKIP systemd unit check: systemd-analyze is not installed");
+    } else {
+        run(cargo().args(["build", "-p", "natsws"]))?;
+        let unit = root.join("packaging/systemd/natsws.service");
+        let text =
+            std::fs::read_to_string(&unit).map_err(|e| format!("{}: {e}", unit.display()))?;
+        let binary = root.join("target/debug/natsws");
+        let text = text.replace("/usr/bin/natsws", &binary.to_string_lossy());
+        let dir = root.join("target/packaging");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let copy = dir.join("natsws.service");
+        std::fs::write(&copy, text).map_err(|e| format!("{}: {e}", copy.display()))?;
+        run(Command::new("systemd-analyze").arg("verify").arg(&copy))?;
+    }
+    eprintln!("packaging: the container image is built by `cargo xtask package` (opt-in, slow)");
+    Ok(())
+}
+
+/// Builds packaging/Dockerfile where a container runtime answers; says why it skips otherwise.
+fn image() -> Result {
+    if !have("docker") {
+        eprintln!("package: SKIP image build: no docker client on the PATH");
+        return Ok(());
+    }
+    let info = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .map_err(|e| format!("docker info: {e}"))?;
+    if !info.status.success() {
+        eprintln!(
+            "package: SKIP image build: the docker daemon is not reachable ({})",
+            String::from_utf8_lossy(&info.stderr).trim()
+        );
+        return Ok(());
+    }
+    run(Command::new("docker").current_dir(root()).args([
+        "build",
+        "-f",
+        "packaging/Dockerfile",
+        "-t",
+        "natsws:dev",
+        ".",
+    ]))
+}
+
+/// The crates meant for reuse by other projects; `broker` is not among them yet.
+const PUBLISHED_CRATES: &[&str] = &["gotext", "ws-codec", "ws-handshake", "natsconf"];
+
+/// `cargo package` for the reusable crates, together so that their path dependencies on each
+/// other resolve. No `--verify` build: each would rebuild its dependency tree, and the
+/// workspace build already compiles the same sources; `--offline` because CI has no network.
+fn package_crates() -> Result {
+    let mut cmd = cargo();
+    cmd.args(["package", "--allow-dirty", "--no-verify", "--offline"]);
+    for name in PUBLISHED_CRATES {
+        cmd.args(["-p", name]);
+    }
+    run(&mut cmd)
 }

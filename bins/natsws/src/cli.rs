@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use crate::logger::LogFormat;
+
 /// Every option the command line can set. `None` means "not given": the config file (or the
 /// built-in default) decides.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -29,6 +31,8 @@ pub(crate) struct Cli {
     pub(crate) trace: Option<bool>,
     pub(crate) trace_verbose: Option<bool>,
     pub(crate) logtime: Option<bool>,
+    /// `--log_format text|json`, a natsws extension.
+    pub(crate) log_format: Option<LogFormat>,
     pub(crate) user: Option<String>,
     pub(crate) pass: Option<String>,
     pub(crate) auth: Option<String>,
@@ -63,7 +67,8 @@ pub(crate) enum CliError {
     Unknown(String),
     /// `flag needs an argument: -x`
     MissingValue(String),
-    /// `invalid value "v" for flag -x: parse error`
+    /// `invalid value "v" for flag -x: parse error` (`kind` empty), or
+    /// `invalid boolean value "v" for -x: parse error` (Go's `flag` words them differently).
     BadValue {
         flag: String,
         value: String,
@@ -77,10 +82,14 @@ impl fmt::Display for CliError {
             Self::Unknown(name) => write!(f, "flag provided but not defined: -{name}"),
             Self::MissingValue(name) => write!(f, "flag needs an argument: -{name}"),
             Self::BadValue { flag, value, kind } => {
-                write!(
-                    f,
-                    "invalid {kind} value \"{value}\" for flag -{flag}: parse error"
-                )
+                if kind.is_empty() {
+                    write!(f, "invalid value \"{value}\" for flag -{flag}: parse error")
+                } else {
+                    write!(
+                        f,
+                        "invalid {kind} value \"{value}\" for -{flag}: parse error"
+                    )
+                }
             }
         }
     }
@@ -103,7 +112,7 @@ fn kind_of(name: &str) -> Option<Kind> {
         | "pass" | "auth" | "c" | "config" | "sl" | "signal" | "P" | "pid" | "ports_file_dir"
         | "l" | "log" | "r" | "remote_syslog" | "routes" | "cluster" | "cluster_listen"
         | "cluster_advertise" | "cluster_name" | "tlscert" | "tlskey" | "tlscacert" | "sd"
-        | "store_dir" => Kind::Str,
+        | "store_dir" | "log_format" => Kind::Str,
         _ => return None,
     })
 }
@@ -191,9 +200,18 @@ impl Cli {
                         let n = parse_int(&value).ok_or_else(|| CliError::BadValue {
                             flag: name.clone(),
                             value: value.clone(),
-                            kind: "value",
+                            kind: "",
                         })?;
                         cli.set_int(&name, n);
+                    } else if name == "log_format" {
+                        // Go's flag package reports a flag.Value's Set error this way.
+                        let format =
+                            LogFormat::parse(&value).ok_or_else(|| CliError::BadValue {
+                                flag: name.clone(),
+                                value: value.clone(),
+                                kind: "",
+                            })?;
+                        cli.log_format = Some(format);
                     } else {
                         cli.set_str(&name, value);
                     }
@@ -300,6 +318,7 @@ Logging Options:
     -DV                              Debug and trace
     -DVV                             Debug and verbose trace
         --max_traced_msg_len <len>   Maximum printable length for traced messages (default: unlimited)
+        --log_format <format>        Log line format: text (nats-server's) or json, one object per line (default: text)
 
 JetStream Options (accepted, not provided by natsws):
     -js, --jetstream                 Warns that JetStream is not available
@@ -401,12 +420,21 @@ mod tests {
             Err(CliError::BadValue {
                 flag: "p".into(),
                 value: "abc".into(),
-                kind: "value",
+                kind: "",
             }),
         );
         assert_eq!(
             CliError::Unknown("x".into()).to_string(),
             "flag provided but not defined: -x"
+        );
+        // Go's flag package words for an int and a bool flag.
+        assert_eq!(
+            Cli::parse(["-p", "abc"]).map_err(|e| e.to_string()),
+            Err("invalid value \"abc\" for flag -p: parse error".to_owned())
+        );
+        assert_eq!(
+            Cli::parse(["-D=maybe"]).map_err(|e| e.to_string()),
+            Err("invalid boolean value \"maybe\" for -D: parse error".to_owned())
         );
     }
 
@@ -427,6 +455,34 @@ mod tests {
                 dump_positions: true,
                 args: vec!["a.conf".into()],
                 ..Cli::default()
+            }),
+        );
+    }
+
+    #[test]
+    fn log_format() {
+        check(
+            &["--log_format", "json", "-DV"],
+            Ok(Cli {
+                log_format: Some(LogFormat::Json),
+                debug: Some(true),
+                trace: Some(true),
+                ..Cli::default()
+            }),
+        );
+        check(
+            &["--log_format=text"],
+            Ok(Cli {
+                log_format: Some(LogFormat::Text),
+                ..Cli::default()
+            }),
+        );
+        check(
+            &["--log_format=xml"],
+            Err(CliError::BadValue {
+                flag: "log_format".into(),
+                value: "xml".into(),
+                kind: "",
             }),
         );
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use natsconf::options::{Options, TlsOptions};
 
 use crate::cli::Cli;
-use crate::logger::LogSettings;
+use crate::logger::{LogFormat, LogSettings};
 use crate::tls::TlsSpec;
 
 /// Default NATS client port.
@@ -152,6 +152,9 @@ impl Settings {
         }
         if let Some(t) = cli.logtime {
             self.log.logtime = t;
+        }
+        if let Some(format) = cli.log_format {
+            self.log.format = format;
         }
         if cli.jetstream == Some(true) || cli.store_dir.as_deref().is_some_and(|s| !s.is_empty()) {
             self.warnings.push(
@@ -447,6 +450,7 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
             trace: o.logging.trace || o.logging.trace_verbose,
             logtime: o.logging.logtime,
             file: o.logging.log_file.clone(),
+            format: LogFormat::Text,
         },
         pid_file: o.pid_file.clone(),
         max_closed_clients: usize::try_from(o.max_closed_clients).unwrap_or(0),

@@ -134,6 +134,37 @@ fn logtime_off_and_debug_lines() {
 }
 
 #[test]
+fn json_log_format_writes_one_object_per_line() {
+    let srv = Server::with_config(common::BASIC_CONF, &["--log_format", "json", "-D"]);
+    srv.wait_log("Server is ready");
+    let mut tcp = common::Raw::connect(srv.nats_port());
+    tcp.line();
+    let log = srv.wait_log("Client connection created");
+    let mut levels = Vec::new();
+    for line in log.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        let time = v["time"].as_str().expect("time");
+        // RFC 3339 in UTC: 2026-11-23T12:37:50.410423Z
+        assert!(
+            time.len() >= 20 && time.as_bytes()[10] == b'T' && time.ends_with('Z'),
+            "{time}"
+        );
+        assert_eq!(v["pid"], srv.pid());
+        assert!(v["msg"].is_string(), "{line}");
+        levels.push(v["level"].as_str().expect("level").to_owned());
+    }
+    assert_eq!(levels.first().map(String::as_str), Some("info"));
+    assert!(levels.iter().any(|l| l == "debug"), "{levels:?}");
+    let (code, _, err) = run(&["--log_format", "xml"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("invalid value \"xml\" for flag -log_format: parse error"),
+        "{err}"
+    );
+}
+
+#[test]
 fn sigterm_exits_1_and_sigusr1_reopens_log() {
     let mut srv = Server::basic();
     srv.signal("USR1");
@@ -313,4 +344,34 @@ fn signal_commands_through_the_pid_file() {
     let mut srv = Server::with_config(&conf, &[]);
     signal("term");
     assert_eq!(srv.wait_exit(), 1);
+}
+
+/// docs/natsws.1.md carries the `--help` text verbatim and describes every flag in it.
+#[test]
+fn man_page_matches_help_output() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/natsws.1.md");
+    let doc = std::fs::read_to_string(path).expect("docs/natsws.1.md");
+    let (_, rest) = doc
+        .split_once("<!-- BEGIN natsws --help -->\n```text\n")
+        .expect("begin marker");
+    let (block, options) = rest
+        .split_once("```\n<!-- END natsws --help -->")
+        .expect("end marker");
+    let (code, help, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        block.trim_matches('\n'),
+        help.trim_matches('\n'),
+        "docs/natsws.1.md is out of date: paste the new `natsws --help` output"
+    );
+    // Every flag the help names has an entry in the OPTIONS section.
+    for word in help.split(|c: char| c.is_whitespace() || c == ',') {
+        let flag = word.trim_matches(['[', ']', '(', ')', ':']);
+        if flag.starts_with('-') && flag.len() > 1 && !flag.starts_with("-1") {
+            assert!(
+                options.contains(&format!("`{flag}`")),
+                "docs/natsws.1.md OPTIONS does not describe {flag}"
+            );
+        }
+    }
 }

@@ -29,7 +29,8 @@
 //! assert_eq!(gotext::format_rfc3339(951_825_600, 250_000_000), "2000-02-29T12:00:00.25Z");
 //! ```
 #![forbid(unsafe_code)]
-#![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
+#![deny(missing_docs)]
+#![warn(clippy::print_stdout, clippy::print_stderr)]
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -45,7 +45,8 @@
 //! );
 //! ```
 #![forbid(unsafe_code)]
-#![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
+#![deny(missing_docs)]
+#![warn(clippy::print_stdout, clippy::print_stderr)]
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -48,7 +48,8 @@
 //! assert_eq!(n, wire.len());
 //! ```
 #![forbid(unsafe_code)]
-#![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
+#![deny(missing_docs)]
+#![warn(clippy::print_stdout, clippy::print_stderr)]
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,

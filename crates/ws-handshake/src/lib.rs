@@ -64,7 +64,8 @@
 //! 400 for data sent before the `101`; the origin scheme is compared; optional MQTT 404;
 //! `HTTP/1.2`–`1.9` get 505.
 #![forbid(unsafe_code)]
-#![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
+#![deny(missing_docs)]
+#![warn(clippy::print_stdout, clippy::print_stderr)]
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
