@@ -678,7 +678,12 @@ fn large_compressed_batch_does_not_stall(target: Target) {
     let probe = StallProbe::start(srv.nats_port());
     std::thread::sleep(Duration::from_millis(100));
     ws.stream.write_all(&frame).unwrap();
+    // Sent while the batch is being inflated, after the frame was read: it must still be read
+    // once the batch is done (no new readiness edge comes for it).
+    std::thread::sleep(Duration::from_millis(30));
+    ws.send(b"PING\r\n");
     let n_msgs = receiver.join().expect("every message, intact and in order");
+    ws.read_until("PONG");
     let (stall, n_round_trips) = probe.stop();
     eprintln!(
         "{target:?}: {} KiB compressed, slowest other round trip {stall:?} ({n_round_trips} made)",

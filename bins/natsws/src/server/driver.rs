@@ -81,8 +81,17 @@ pub(super) fn read_conn(ctx: &mut Ctx, key: usize, now: Instant) {
     {
         // A message is being inflated a budget per tick (`ws::input`): finish it before
         // reading more, and only from the ready queue, once per tick.
-        if !c.queued_ready {
-            process_input(ctx, key, now);
+        if c.queued_ready {
+            return;
+        }
+        process_input(ctx, key, now);
+        // Done: what waited in the socket meanwhile gets no new readiness edge, so read it on
+        // the next tick. Still inflating: `ws::input` queued the connection already.
+        if let Some(c) = ctx.conns.get(key)
+            && !c.closing
+            && !c.queued_ready
+        {
+            ctx.conns.queue_ready(key);
         }
         return;
     }
