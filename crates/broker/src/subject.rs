@@ -56,7 +56,9 @@ pub fn is_subset_match(subject: &[u8], pattern: &[u8]) -> bool {
             }
             continue;
         }
-        if pattern_token != b"*" && token != pattern_token {
+        // nats-server looks only at the first byte here, so a pattern token such as `*x`
+        // matches any token.
+        if pattern_token.first() != Some(&b'*') && token != pattern_token {
             return false;
         }
     }
@@ -189,6 +191,51 @@ mod tests {
             ("foo.>", "foo.", false),
         ] {
             assert_eq!(matches(p.as_bytes(), s.as_bytes()), ok, "{p} vs {s}");
+        }
+    }
+
+    #[test]
+    fn wildcard_detection() {
+        for (subject, expect) in [
+            ("foo", false),
+            ("foo.*", true),
+            ("*", true),
+            (">", true),
+            ("foo.>", true),
+            ("foo*", false),
+            ("foo.*bar", false),
+            ("*.foo", true),
+            ("", false),
+        ] {
+            assert_eq!(has_wildcard(subject.as_bytes()), expect, "{subject:?}");
+        }
+    }
+
+    #[test]
+    fn subset_matching() {
+        for (subject, test, expect) in [
+            ("foo.bar", "foo.*", true),
+            ("foo.*", "foo.*", true),
+            ("foo.*", ">", true),
+            ("foo.*", "*.*", true),
+            ("foo.*", "foo.bar", false),
+            ("foo.>", "foo.*", false),
+            ("foo.>", "foo.>", true),
+            ("foo.bar.baz", "foo.>", true),
+            ("foo", "foo.>", false),
+            ("foo.bar", "foo", false),
+            ("foo", "foo.bar", false),
+            ("foo..bar", "foo.*.bar", false),
+            ("q1", "q*", false),
+            ("q1", "*", true),
+            ("a.b", "*", false),
+            ("abc", "*x", true),
+        ] {
+            assert_eq!(
+                is_subset_match(subject.as_bytes(), test.as_bytes()),
+                expect,
+                "{subject:?} within {test:?}"
+            );
         }
     }
 }

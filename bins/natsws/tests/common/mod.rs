@@ -60,13 +60,18 @@ impl Server {
 
     /// Starts with a config file written into a fresh directory.
     pub(crate) fn with_config(conf: &str, extra: &[&str]) -> Self {
+        Self::with_config_of(bin(), conf, extra)
+    }
+
+    /// Starts `program` with a config file written into a fresh directory.
+    pub(crate) fn with_config_of(program: &str, conf: &str, extra: &[&str]) -> Self {
         let dir = temp_dir("conf");
         let path = dir.join("server.conf");
         std::fs::write(&path, conf).expect("write conf");
         let path_s = path.to_string_lossy().into_owned();
         let mut args = vec!["-c", &path_s];
         args.extend_from_slice(extra);
-        Self::start_in(dir.clone(), &args)
+        Self::start_program(program, dir.clone(), &args)
     }
 
     pub(crate) fn start_in(dir: PathBuf, args: &[&str]) -> Self {
@@ -623,14 +628,7 @@ impl Target {
 
     /// Starts this target with a config file written into a fresh directory.
     pub(crate) fn with_config(self, conf: &str, extra: &[&str]) -> Option<Server> {
-        let program = self.program()?;
-        let dir = temp_dir("conf");
-        let path = dir.join("server.conf");
-        std::fs::write(&path, conf).expect("write conf");
-        let path_s = path.to_string_lossy().into_owned();
-        let mut args = vec!["-c", &path_s];
-        args.extend_from_slice(extra);
-        Some(Server::start_program(program, dir.clone(), &args))
+        Some(Server::with_config_of(self.program()?, conf, extra))
     }
 }
 

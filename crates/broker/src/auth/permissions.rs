@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use super::config::{PermissionsConfig, ResponsePermission};
 use super::go_quote;
-use super::sublist::{SubjectList, has_wildcard, is_subset_match};
+use super::sublist::SubjectList;
+use crate::subject::{has_wildcard, is_subset_match};
 
 /// `allow_responses` default maximum number of responses (`DEFAULT_ALLOW_RESPONSE_MAX_MSGS`).
 pub const DEFAULT_ALLOW_RESPONSE_MAX_MSGS: i64 = 1;

@@ -171,48 +171,6 @@ fn match_level<'a>(
     }
 }
 
-/// True when some token of `subject` is exactly `*` or `>` (the reference's
-/// `subjectHasWildcard`; it does not validate the subject).
-pub(crate) fn has_wildcard(subject: &[u8]) -> bool {
-    subject
-        .split(|b| *b == b'.')
-        .any(|token| token == b"*" || token == b">")
-}
-
-/// The reference's `subjectIsSubsetMatch(subject, test)`: true when every subject matched by
-/// `subject` is also matched by `test`. Both may contain wildcards; tokens are split on `.`
-/// without validation, and an empty token never matches.
-pub(crate) fn is_subset_match(subject: &[u8], test: &[u8]) -> bool {
-    let tokens: Vec<&[u8]> = subject.split(|b| *b == b'.').collect();
-    let test_tokens: Vec<&[u8]> = test.split(|b| *b == b'.').collect();
-    for (token_idx, test_token) in test_tokens.iter().enumerate() {
-        let Some(token) = tokens.get(token_idx) else {
-            return false;
-        };
-        if test_token.is_empty() {
-            return false;
-        }
-        if *test_token == b">" {
-            return true;
-        }
-        if token.is_empty() || *token == b">" {
-            return false;
-        }
-        if *token == b"*" {
-            if *test_token != b"*" {
-                return false;
-            }
-            continue;
-        }
-        // The reference looks only at the first byte here, so a test token such as `*x`
-        // matches any token.
-        if test_token.first() != Some(&b'*') && token != test_token {
-            return false;
-        }
-    }
-    tokens.len() == test_tokens.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,50 +255,5 @@ mod tests {
         check(&["foo q1"], "foo", false, &["q1"]);
         check(&["foo q1", "foo.* q2", "foo"], "foo", true, &["q1"]);
         check(&["foo q1", "* q2", ">"], "foo", true, &["q1", "q2"]);
-    }
-
-    #[test]
-    fn wildcard_detection() {
-        for (subject, expect) in [
-            ("foo", false),
-            ("foo.*", true),
-            ("*", true),
-            (">", true),
-            ("foo.>", true),
-            ("foo*", false),
-            ("foo.*bar", false),
-            ("*.foo", true),
-            ("", false),
-        ] {
-            assert_eq!(has_wildcard(subject.as_bytes()), expect, "{subject:?}");
-        }
-    }
-
-    #[test]
-    fn subset_matching() {
-        for (subject, test, expect) in [
-            ("foo.bar", "foo.*", true),
-            ("foo.*", "foo.*", true),
-            ("foo.*", ">", true),
-            ("foo.*", "*.*", true),
-            ("foo.*", "foo.bar", false),
-            ("foo.>", "foo.*", false),
-            ("foo.>", "foo.>", true),
-            ("foo.bar.baz", "foo.>", true),
-            ("foo", "foo.>", false),
-            ("foo.bar", "foo", false),
-            ("foo", "foo.bar", false),
-            ("foo..bar", "foo.*.bar", false),
-            ("q1", "q*", false),
-            ("q1", "*", true),
-            ("a.b", "*", false),
-            ("abc", "*x", true),
-        ] {
-            assert_eq!(
-                is_subset_match(subject.as_bytes(), test.as_bytes()),
-                expect,
-                "{subject:?} within {test:?}"
-            );
-        }
     }
 }

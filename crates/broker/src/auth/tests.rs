@@ -1356,8 +1356,8 @@ fn nonce_encoding_is_unpadded_url_safe() {
 // Differential: compiled lists against a per-entry evaluation of the reference's rules.
 
 mod differential {
-    use super::super::sublist::{has_wildcard, is_subset_match};
     use super::*;
+    use crate::subject::{has_wildcard, is_subset_match};
     use proptest::prelude::*;
 
     /// An entry pattern is usable when no token is empty and `>` is last.
