@@ -47,6 +47,7 @@ pub fn natsws_monitor(data: &[u8]) {
         let mut broker = None;
         let bound = Bound::default();
         let mut http_req_stats = BTreeMap::new();
+        let ops = crate::monitor::Ops::default();
         let mut rest = input;
         for _ in 0..MAX_REQUESTS {
             let head = match monitor_request::read_head(rest, MAX_HEAD_BYTES) {
@@ -89,6 +90,7 @@ pub fn natsws_monitor(data: &[u8]) {
                         healthy: true,
                         rss_bytes: 0,
                         cpu_percent: 0.0,
+                        ops: &ops,
                     };
                     let broker = broker.get_or_insert_with(|| small_broker(settings, now));
                     let resp = monitor::handle(endpoint, &head.query, broker, &ctx);
