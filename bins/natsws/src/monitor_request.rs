@@ -363,9 +363,17 @@ mod tests {
         check("/varz/", "", None);
         check("/nope", "", None);
         check("/mon/metrics", "/mon", Some(Endpoint::Metrics));
-        check("/mon/console", "/mon/", Some(Endpoint::Console(crate::monitor::Asset::PAGE)));
+        check(
+            "/mon/console",
+            "/mon/",
+            Some(Endpoint::Console(crate::monitor::Asset::PAGE)),
+        );
         check("/consolex", "", None);
-        check("/console/", "", Some(Endpoint::Console(crate::monitor::Asset::PAGE)));
+        check(
+            "/console/",
+            "",
+            Some(Endpoint::Console(crate::monitor::Asset::PAGE)),
+        );
         check("/natsws/connz", "", Some(Endpoint::NatswsConnz));
         let js = Endpoint::route("/mon/console/console.js", "/mon").unwrap();
         assert!(matches!(js, Endpoint::Console(a) if a != crate::monitor::Asset::PAGE));

@@ -60,14 +60,21 @@ fn status_kib(key: &str) -> u64 {
 /// A `Key:   1234 kB` line of `/proc/<pid>/status`, in bytes.
 fn kib_field(status: &str, key: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(key))?;
-    let kib: u64 = line.strip_prefix(key)?.split_whitespace().next()?.parse().ok()?;
+    let kib: u64 = line
+        .strip_prefix(key)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
     Some(kib.saturating_mul(1024))
 }
 
 /// File descriptors open now (the entries of `/proc/self/fd`, less the one reading it).
 pub(crate) fn open_fds() -> u64 {
     std::fs::read_dir("/proc/self/fd").map_or(0, |dir| {
-        u64::try_from(dir.count()).unwrap_or(u64::MAX).saturating_sub(1)
+        u64::try_from(dir.count())
+            .unwrap_or(u64::MAX)
+            .saturating_sub(1)
     })
 }
 

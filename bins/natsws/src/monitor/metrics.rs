@@ -211,7 +211,10 @@ impl Ops {
 }
 
 /// The `kind` and `transport` labels of a connection.
-pub(crate) fn kind_and_transport(conn_type: ConnectionType, tls: bool) -> (&'static str, &'static str) {
+pub(crate) fn kind_and_transport(
+    conn_type: ConnectionType,
+    tls: bool,
+) -> (&'static str, &'static str) {
     let (kind, websocket) = match conn_type {
         ConnectionType::Standard => ("client", false),
         ConnectionType::WebSocket => ("client", true),
@@ -417,7 +420,11 @@ pub(crate) fn metrics(broker: &Broker, ctx: &MonitorCtx<'_>, process: &Process) 
         "counter",
         "Messages received from clients (in) and delivered to them (out, one per delivery).",
     );
-    t.sample("natsws_messages_total", &[("direction", "in")], stats.in_msgs);
+    t.sample(
+        "natsws_messages_total",
+        &[("direction", "in")],
+        stats.in_msgs,
+    );
     t.sample(
         "natsws_messages_total",
         &[("direction", "out")],
@@ -650,7 +657,10 @@ mod tests {
         let meta = ConnMeta::websocket(&long, false, false);
         assert!(meta.forwarded_for.unwrap().len() <= MAX_HEADER_VALUE_BYTES);
         assert_eq!(meta.user_agent.unwrap().len(), MAX_HEADER_VALUE_BYTES);
-        assert_eq!(ConnMeta::websocket(b"garbage", false, false), ConnMeta::default());
+        assert_eq!(
+            ConnMeta::websocket(b"garbage", false, false),
+            ConnMeta::default()
+        );
     }
 
     #[test]
@@ -683,7 +693,10 @@ mod tests {
         let mut broker = Broker::new(broker::Config::default(), std::time::Instant::now());
         let addr = "127.0.0.1:5000".parse().unwrap();
         let now = std::time::Instant::now();
-        let a = broker.register_client(now, broker::ClientParams::new(ConnectionType::WebSocket, addr));
+        let a = broker.register_client(
+            now,
+            broker::ClientParams::new(ConnectionType::WebSocket, addr),
+        );
         ops.conn_opened(a, ConnMeta::default());
         ops.conn_tls(a);
         assert!(ops.conn(a).unwrap().tls);

@@ -22,9 +22,9 @@ mod subsz;
 
 use accounts::accountz;
 pub(crate) use connz::ConnzPage;
+use connz::connz_page;
 pub(crate) use console::Asset;
 pub(crate) use metrics::{ConnMeta, Ops};
-use connz::connz_page;
 use subsz::{SubDetail, SubszStats, sub_detail, subsz, subsz_stats};
 
 /// An HTTP response to write.

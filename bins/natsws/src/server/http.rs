@@ -112,7 +112,9 @@ pub(super) fn input(ctx: &mut Ctx, key: usize, now: Instant) {
                     http_req_stats: &m.http_req_stats,
                     healthy: m.healthy,
                     rss_bytes: crate::procstat::rss_bytes(),
-                    cpu_percent: crate::procstat::cpu_percent(now.saturating_duration_since(m.start)),
+                    cpu_percent: crate::procstat::cpu_percent(
+                        now.saturating_duration_since(m.start),
+                    ),
                     ops: &m.ops,
                 };
                 match monitor::answer(endpoint, &head.query, &mut ctx.broker, &monitor_ctx) {
