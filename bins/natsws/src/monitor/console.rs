@@ -27,9 +27,10 @@ const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const TEXT: &str = "text/plain; charset=utf-8";
+const SVG: &str = "image/svg+xml";
 
 /// Every file the console serves.
-const FILES: [File; 5] = [
+const FILES: [File; 6] = [
     File {
         name: "",
         content_type: HTML,
@@ -44,6 +45,11 @@ const FILES: [File; 5] = [
         name: "console.css",
         content_type: CSS,
         body: include_bytes!("../../console/console.css"),
+    },
+    File {
+        name: "favicon.svg",
+        content_type: SVG,
+        body: include_bytes!("../../console/favicon.svg"),
     },
     File {
         name: "vendor/nats.ws.js",
@@ -81,7 +87,7 @@ impl Asset {
 /// script, style or connection from another origin than this one (the playground's WebSocket
 /// goes to another port, hence `ws:`/`wss:`), no sniffing, no caching of live figures.
 pub(crate) fn security_headers(content_type: &str) -> &'static str {
-    if [HTML, JS, CSS].contains(&content_type) {
+    if [HTML, JS, CSS, SVG].contains(&content_type) {
         "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\nCache-Control: no-store\r\nContent-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n"
     } else {
         ""
