@@ -24,6 +24,8 @@ use accounts::accountz;
 pub(crate) use connz::ConnzPage;
 use connz::connz_page;
 pub(crate) use console::Asset;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 pub(crate) use metrics::{ConnMeta, Ops};
 use subsz::{SubDetail, SubszStats, sub_detail, subsz, subsz_stats};
 
