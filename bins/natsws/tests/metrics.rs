@@ -400,3 +400,73 @@ fn console_files_honour_base_path_and_only_the_monitoring_port_serves_them() {
     nats.send("GET /mon/console HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(nats.read_to_eof().contains("-ERR"));
 }
+
+#[test]
+fn tls_clients_are_labelled_tls_and_wss() {
+    let pki = common::pki::make_pki();
+    let conf = format!(
+        "listen: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\ntls {{ cert_file: \"{c}\", key_file: \"{k}\" }}\nwebsocket {{ listen: \"127.0.0.1:-1\", compression: true, tls {{ cert_file: \"{c}\", key_file: \"{k}\" }} }}\n",
+        c = pki.path("server.pem"),
+        k = pki.path("server-key.pem")
+    );
+    let srv = Server::with_config(&conf, &[]);
+    let (ws_port, tcp_port) = (srv.ws_port(), srv.nats_port());
+    let ca = pki.path("ca.pem");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (ws, tcp) = rt.block_on(async {
+        let ws = async_nats::ConnectOptions::new()
+            .add_root_certificates(ca.clone().into())
+            .connect(format!("wss://localhost:{ws_port}"))
+            .await
+            .unwrap();
+        let tcp = async_nats::ConnectOptions::new()
+            .add_root_certificates(ca.into())
+            .require_tls(true)
+            .connect(format!("tls://localhost:{tcp_port}"))
+            .await
+            .unwrap();
+        ws.flush().await.unwrap();
+        tcp.flush().await.unwrap();
+        (ws, tcp)
+    });
+    // Plain HTTP on the wss port: Go's TLS server answers 400, counted as a refused upgrade.
+    let mut raw = Raw::connect(ws_port);
+    raw.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(raw.read_to_eof().starts_with("HTTP/1.0 400"));
+    let m = wait_metrics(&srv, |m| {
+        m.get("natsws_websocket_handshake_refusals_total{status=\"400\"}") == Some(&1.0)
+    });
+    let conns = |transport: &str| {
+        get(
+            &m,
+            &format!(
+                "natsws_connections{{kind=\"client\",transport=\"{transport}\",compression=\"none\"}}"
+            ),
+        )
+    };
+    assert_eq!(conns("tls"), 1.0);
+    assert_eq!(conns("wss"), 1.0, "async-nats offers no permessage-deflate");
+    assert_eq!(conns("tcp"), 0.0);
+    assert_eq!(conns("ws"), 0.0);
+    let (_, _, body) = srv.http_get("/natsws/connz");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let transports: Vec<&str> = v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["transport"].as_str().unwrap())
+        .collect();
+    assert_eq!(transports.len(), 2);
+    assert!(
+        transports.contains(&"tls") && transports.contains(&"wss"),
+        "{transports:?}"
+    );
+    assert_eq!(v["websocket"]["tls"], true);
+    rt.block_on(async {
+        drop(ws);
+        drop(tcp);
+    });
+}
