@@ -277,6 +277,10 @@ async function connectPlayground() {
     status("Refused: this server has no WebSocket listener.", true);
     return;
   }
+  if (location.protocol === "https:" && !wsInfo.tls) {
+    status("Refused: this page came over HTTPS and the WebSocket port is plain ws://, which browsers block.", true);
+    return;
+  }
   const user = $("pg-user").value;
   const pass = $("pg-pass").value;
   const token = $("pg-token").value;

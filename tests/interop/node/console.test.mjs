@@ -143,6 +143,13 @@ describe("web console (scenario console)", { skip: SKIP }, () => {
     } finally {
       clearInterval(pump);
     }
+    // The page's nats.ws is the npm package the suite pins, unmodified, with its licence.
+    const served = await within(3000, fetch(`http://127.0.0.1:${server.http}/console/vendor/nats.ws.js`), "bundle");
+    assert.equal(served.headers.get("content-type"), "text/javascript; charset=utf-8");
+    const pinned = fs.readFileSync(path.join(INTEROP_DIR, "node_modules", "nats.ws", "esm", "nats.js"));
+    assert.ok(Buffer.from(await served.arrayBuffer()).equals(pinned), "vendored bundle = node_modules/nats.ws/esm/nats.js");
+    const licence = await within(3000, fetch(`http://127.0.0.1:${server.http}/console/vendor/LICENSE-nats.ws`), "licence");
+    assert.equal(await licence.text(), fs.readFileSync(path.join(INTEROP_DIR, "node_modules", "nats.ws", "LICENSE"), "utf8"));
     await screenshot(page, "console-connections");
     assert.deepEqual(pageErrors, []);
   });

@@ -320,7 +320,7 @@ pub(crate) fn metrics(broker: &Broker, ctx: &MonitorCtx<'_>, process: &Process) 
     t.family(
         "natsws_info",
         "gauge",
-        "Always 1; the labels name the server.",
+        "Always 1; the labels name the server (version: the NATS server version it speaks as).",
     );
     let server_name = if cfg.server_name.is_empty() {
         &cfg.server_id
@@ -331,6 +331,7 @@ pub(crate) fn metrics(broker: &Broker, ctx: &MonitorCtx<'_>, process: &Process) 
         "natsws_info",
         &[
             ("version", &cfg.version),
+            ("natsws_version", crate::VERSION),
             ("server_id", &cfg.server_id),
             ("server_name", server_name),
         ],
