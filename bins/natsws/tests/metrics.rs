@@ -470,3 +470,51 @@ fn tls_clients_are_labelled_tls_and_wss() {
         drop(tcp);
     });
 }
+
+#[test]
+fn per_account_figures() {
+    let conf = r#"
+listen: "127.0.0.1:-1"
+http: "127.0.0.1:-1"
+accounts {
+  A { users: [{user: a, password: a}] }
+  B { users: [{user: b, password: b}] }
+}
+"#;
+    let srv = Server::with_config(conf, &[]);
+    let login = |user: &str| {
+        let mut c = Raw::connect(srv.nats_port());
+        c.line();
+        c.send(&format!(
+            "CONNECT {{\"verbose\":false,\"user\":\"{user}\",\"pass\":\"{user}\"}}\r\n"
+        ));
+        c
+    };
+    let mut a1 = login("a");
+    a1.send("SUB x 1\r\nSUB y 2\r\nPING\r\n");
+    a1.read_until("PONG");
+    let mut a2 = login("a");
+    a2.send("PUB x 1\r\n1\r\nPUB y 1\r\n2\r\nPING\r\n");
+    a2.read_until("PONG");
+    let mut b = login("b");
+    b.send("SUB x 1\r\nPUB x 1\r\n3\r\nPING\r\n");
+    b.read_until("PONG");
+    let a = "account=\"A\"";
+    let m = wait_metrics(&srv, |m| {
+        m.get(&format!("natsws_account_messages_received_total{{{a}}}")) == Some(&2.0)
+    });
+    assert_eq!(get(&m, &format!("natsws_account_connections{{{a}}}")), 2.0);
+    assert_eq!(
+        get(&m, &format!("natsws_account_subscriptions{{{a}}}")),
+        2.0
+    );
+    assert_eq!(get(&m, "natsws_account_connections{account=\"B\"}"), 1.0);
+    assert_eq!(get(&m, "natsws_account_subscriptions{account=\"B\"}"), 1.0);
+    assert_eq!(
+        get(&m, "natsws_account_messages_received_total{account=\"B\"}"),
+        1.0
+    );
+    assert_eq!(get(&m, "natsws_account_connections{account=\"$G\"}"), 0.0);
+    assert_eq!(get(&m, "natsws_messages_total{direction=\"in\"}"), 3.0);
+    assert_eq!(get(&m, "natsws_subscriptions"), 3.0);
+}

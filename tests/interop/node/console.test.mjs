@@ -243,3 +243,59 @@ describe("web console (scenario console)", { skip: SKIP }, () => {
     assert.deepEqual(pageErrors, []);
   });
 });
+
+describe("web console under http_base_path (scenario console_base_path)", { skip: SKIP }, () => {
+  let context;
+  let userDir;
+  let server;
+  const conns = [];
+
+  before(async () => {
+    server = await orError(startServer("console_base_path"));
+    userDir = fs.mkdtempSync(path.join(process.env.INTEROP_RUN_DIR || "/tmp", "chromium-console-"));
+    context = await orError(
+      within(
+        30000,
+        chromium.launchPersistentContext(userDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }),
+        "chromium launch",
+      ),
+    );
+  });
+
+  after(async () => {
+    await closeAll(conns);
+    await within(10000, context?.close() ?? Promise.resolve(), "chromium close").catch(() => {});
+    await server?.stop();
+    if (userDir) fs.rmSync(userDir, { recursive: true, force: true });
+  });
+
+  it("reads every endpoint under the base path and connects the playground without credentials", T, async () => {
+    const tcp = await tcpClient(server, { name: "base-path-client" });
+    conns.push(tcp);
+    const got = listen(tcp, "base.>");
+    await tcp.flush();
+    const page = await context.newPage();
+    const failed = [];
+    page.on("response", (r) => {
+      if (r.status() >= 400) failed.push(`${r.status()} ${r.url()}`);
+    });
+    const res = await page.goto(`http://127.0.0.1:${server.http}/ops/nats/console`, { timeout: 10000 });
+    assert.equal(res.status(), 200);
+    await waitIn(page, "the client's row", () =>
+      [...document.querySelectorAll("#conn-table tbody tr[data-cid]")].some((tr) =>
+        tr.cells[7].textContent.startsWith("base-path-client"),
+      ),
+    );
+    await waitIn(page, "the subscriptions", () => document.getElementById("subs-count").textContent === "(1)");
+    await page.click("#pg-connect");
+    await waitIn(page, "connected", () => document.getElementById("pg-status").textContent.startsWith("connected to ws://"));
+    await page.fill("#pg-pub-subject", "base.path");
+    await page.fill("#pg-pub-payload", "under /ops/nats");
+    await page.click("#pg-pub");
+    const [m] = await got.count(1, 10000);
+    assert.equal(dec.decode(m.data), "under /ops/nats");
+    assert.deepEqual(failed, [], "no request of the page failed");
+    await screenshot(page, "console-base-path");
+    await page.close();
+  });
+});
