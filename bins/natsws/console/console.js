@@ -6,6 +6,8 @@
 const BASE = document.querySelector('meta[name="natsws-base"]')?.content ?? "";
 const POLL_MS = 1000;
 const HISTORY = 120;
+// Connections listed at most (the count shows how many there are in all).
+const MAX_ROWS = 500;
 
 const $ = (id) => document.getElementById(id);
 
@@ -178,7 +180,7 @@ function showConnections(c) {
 
 async function poll() {
   try {
-    const [v, c] = await Promise.all([api("/varz"), api("/natsws/connz")]);
+    const [v, c] = await Promise.all([api("/varz"), api(`/natsws/connz?limit=${MAX_ROWS}`)]);
     wsInfo = c.websocket;
     const r = addSample(v);
     showOverview(v, r);
