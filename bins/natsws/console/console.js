@@ -123,6 +123,8 @@ function drawChart(canvas, inKey, outKey, fmt) {
   ]) {
     g.strokeStyle = color.trim();
     g.lineWidth = 2;
+    // "out" dashed, so that equal rates (one subscriber per message) still show both.
+    g.setLineDash(key === outKey ? [6, 6] : []);
     g.beginPath();
     rates.forEach((r, i) => {
       const px = x(offset + i);
@@ -131,7 +133,15 @@ function drawChart(canvas, inKey, outKey, fmt) {
       else g.lineTo(px, py);
     });
     g.stroke();
+    if (rates.length === 1) {
+      // One rate so far: a dot, until there is a line to draw.
+      g.fillStyle = color.trim();
+      g.beginPath();
+      g.arc(x(offset), y(rates[0][key]), 3, 0, 2 * Math.PI);
+      g.fill();
+    }
   }
+  g.setLineDash([]);
 }
 
 // ---- polling --------------------------------------------------------------------------

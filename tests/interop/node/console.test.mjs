@@ -132,14 +132,21 @@ describe("web console (scenario console)", { skip: SKIP }, () => {
         return /^[1-9]/.test(t) && t;
       });
       assert.match(rate, /·/);
-      const drawn = await page.evaluate(() => {
-        const c = document.getElementById("msg-chart");
-        const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-        let ink = 0;
-        for (let i = 3; i < px.length; i += 4) if (px[i] > 0) ink++;
-        return ink;
+      // Both series are plotted: pixels of the "in" and "out" colours on each chart.
+      const inked = await waitIn(page, "both series on both charts", () => {
+        const ink = (id, [r, g, b]) => {
+          const c = document.getElementById(id);
+          const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+          let n = 0;
+          for (let i = 0; i < px.length; i += 4) {
+            if (Math.abs(px[i] - r) < 40 && Math.abs(px[i + 1] - g) < 40 && Math.abs(px[i + 2] - b) < 40 && px[i + 3] > 200) n++;
+          }
+          return n;
+        };
+        const counts = ["msg-chart", "byte-chart"].flatMap((id) => [ink(id, [43, 125, 233]), ink(id, [232, 119, 46])]);
+        return counts.every((n) => n > 30) && counts;
       });
-      assert.ok(drawn > 500, `chart pixels drawn: ${drawn}`);
+      assert.equal(inked.length, 4);
     } finally {
       clearInterval(pump);
     }
