@@ -688,6 +688,76 @@ mod tests {
         );
     }
 
+    /// Leaf and MQTT connections (served by later work) land under their own `kind` with the
+    /// transport their connection type and TLS give, beside the client series.
+    #[test]
+    fn every_connection_type_has_its_series() {
+        let settings = crate::settings::from_options(&natsconf::options::Options::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let now = std::time::Instant::now();
+        let mut broker = Broker::new(settings.broker.clone(), now);
+        let addr = "127.0.0.1:5000".parse().unwrap();
+        let mut ops = Ops::default();
+        for (conn_type, meta) in [
+            (ConnectionType::Standard, None),
+            (
+                ConnectionType::WebSocket,
+                Some(ConnMeta {
+                    tls: true,
+                    compression: true,
+                    ..ConnMeta::default()
+                }),
+            ),
+            (ConnectionType::Leaf, None),
+            (ConnectionType::LeafWebSocket, None),
+            (
+                ConnectionType::MqttWebSocket,
+                Some(ConnMeta {
+                    tls: true,
+                    ..ConnMeta::default()
+                }),
+            ),
+        ] {
+            let client = broker.register_client(now, broker::ClientParams::new(conn_type, addr));
+            if let Some(meta) = meta {
+                ops.conn_opened(client, meta);
+            }
+        }
+        ops.tick.observe(Duration::from_micros(30));
+        let bound = super::super::Bound::default();
+        let stats = BTreeMap::new();
+        let ctx = MonitorCtx {
+            settings: &settings,
+            bound: &bound,
+            clock: super::super::Clock::now(),
+            now,
+            start: now,
+            config_load_time: now,
+            http_req_stats: &stats,
+            healthy: true,
+            rss_bytes: 0,
+            cpu_percent: 0.0,
+            ops: &ops,
+        };
+        let resp = metrics(&broker, &ctx, &Process::default());
+        let text = String::from_utf8(resp.body).unwrap();
+        for line in [
+            "natsws_connections{kind=\"client\",transport=\"tcp\",compression=\"none\"} 1",
+            "natsws_connections{kind=\"client\",transport=\"wss\",compression=\"deflate\"} 1",
+            "natsws_connections{kind=\"client\",transport=\"ws\",compression=\"none\"} 0",
+            "natsws_connections{kind=\"leaf\",transport=\"tcp\",compression=\"none\"} 1",
+            "natsws_connections{kind=\"leaf\",transport=\"ws\",compression=\"none\"} 1",
+            "natsws_connections{kind=\"mqtt\",transport=\"wss\",compression=\"none\"} 1",
+            "natsws_loop_tick_seconds_bucket{le=\"2.5e-05\"} 0",
+            "natsws_loop_tick_seconds_bucket{le=\"5e-05\"} 1",
+            "natsws_loop_tick_seconds_bucket{le=\"+Inf\"} 1",
+            "natsws_loop_tick_seconds_count 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        assert_eq!(resp.content_type, CONTENT_TYPE);
+    }
+
     #[test]
     fn ops_entries_follow_connections() {
         let mut ops = Ops::default();
