@@ -47,6 +47,7 @@ pub fn natsws_monitor(data: &[u8]) {
         let mut broker = None;
         let bound = Bound::default();
         let mut http_req_stats = BTreeMap::new();
+        let ops = monitor::Ops::default();
         let mut rest = input;
         for _ in 0..MAX_REQUESTS {
             let head = match monitor_request::read_head(rest, MAX_HEAD_BYTES) {
@@ -89,6 +90,7 @@ pub fn natsws_monitor(data: &[u8]) {
                         healthy: true,
                         rss_bytes: 0,
                         cpu_percent: 0.0,
+                        ops: &ops,
                     };
                     let broker = broker.get_or_insert_with(|| small_broker(settings, now));
                     let resp = monitor::handle(endpoint, &head.query, broker, &ctx);
@@ -163,8 +165,27 @@ fn check_response(resp: &Response, keep_alive: bool) {
             assert_eq!(resp.status, 200);
             assert!(resp.body.ends_with(b")") && resp.body.contains(&b'('));
         }
-        "text/html; charset=utf-8" => assert_eq!(resp.status, 200),
+        "text/html; charset=utf-8"
+        | "text/javascript; charset=utf-8"
+        | "text/css; charset=utf-8"
+        | "image/svg+xml" => assert_eq!(resp.status, 200),
+        // The console's copy of the nats.ws licence is the one plain-text 200.
+        "text/plain; charset=utf-8" if resp.status == 200 => {
+            assert!(resp.body.windows(14).any(|w| w == b"Apache License"));
+        }
         "text/plain; charset=utf-8" => assert!(matches!(resp.status, 400 | 404)),
+        monitor::METRICS_CONTENT_TYPE => {
+            assert_eq!(resp.status, 200);
+            let text = std::str::from_utf8(&resp.body);
+            assert!(text.is_ok());
+            for line in text.unwrap_or_default().lines() {
+                if line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+                    continue;
+                }
+                let value = line.rsplit_once(' ').map(|(_, v)| v.parse::<f64>());
+                assert!(matches!(value, Some(Ok(_))), "bad sample line {line:?}");
+            }
+        }
         other => panic!("unexpected content type {other:?}"),
     }
     let bytes = resp.to_bytes(keep_alive);
@@ -233,6 +254,10 @@ mod tests {
             "/gatewayz",
             "/accountz",
             "/jsz",
+            "/metrics",
+            "/console",
+            "/console/console.js",
+            "/natsws/connz",
             "/nope",
         ] {
             assert!(

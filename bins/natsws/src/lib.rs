@@ -18,6 +18,7 @@ mod logger;
 mod monitor;
 mod monitor_request;
 mod outbound;
+mod procstat;
 mod render;
 mod server;
 mod settings;

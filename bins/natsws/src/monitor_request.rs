@@ -157,7 +157,7 @@ fn split_target(target: &str) -> Option<(&str, &str)> {
 }
 
 /// The monitoring endpoints, as nats-server 2.9.10 registers them (`startMonitoring` in
-/// server/server.go).
+/// server/server.go), and natsws' own: `/metrics`, the console and `/natsws/connz`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Endpoint {
     /// `/`: the index page.
@@ -180,10 +180,16 @@ pub(crate) enum Endpoint {
     Jsz,
     /// `/healthz`.
     Healthz,
+    /// `/metrics` (natsws): Prometheus text format.
+    Metrics,
+    /// `/console` and its files (natsws).
+    Console(crate::monitor::Asset),
+    /// `/natsws/connz` (natsws): connections with their transport details, for the console.
+    NatswsConnz,
 }
 
 /// Every path served, each endpoint's own path first.
-const ENDPOINTS: [(&str, Endpoint); 11] = [
+const ENDPOINTS: [(&str, Endpoint); 14] = [
     ("/", Endpoint::Index),
     ("/varz", Endpoint::Varz),
     ("/connz", Endpoint::Connz),
@@ -195,6 +201,9 @@ const ENDPOINTS: [(&str, Endpoint); 11] = [
     ("/accountz", Endpoint::Accountz),
     ("/jsz", Endpoint::Jsz),
     ("/healthz", Endpoint::Healthz),
+    ("/metrics", Endpoint::Metrics),
+    ("/console", Endpoint::Console(crate::monitor::Asset::PAGE)),
+    ("/natsws/connz", Endpoint::NatswsConnz),
 ];
 
 impl Endpoint {
@@ -207,11 +216,18 @@ impl Endpoint {
             .iter()
             .find(|(served, _)| *served == rest)
             .map(|(_, endpoint)| *endpoint)
+            .or_else(|| {
+                let file = rest.strip_prefix("/console")?;
+                crate::monitor::Asset::route(file).map(Self::Console)
+            })
     }
 
     /// The endpoint's own path: the key its requests are counted under in `/varz`'s
     /// `http_req_stats` (nats-server counts `/subscriptionsz` as `/subsz`).
     pub(crate) fn path(self) -> &'static str {
+        if let Self::Console(_) = self {
+            return "/console";
+        }
         ENDPOINTS
             .iter()
             .find(|(_, endpoint)| *endpoint == self)
@@ -346,6 +362,22 @@ mod tests {
         check("/monvarz", "/mon", None);
         check("/varz/", "", None);
         check("/nope", "", None);
+        check("/mon/metrics", "/mon", Some(Endpoint::Metrics));
+        check(
+            "/mon/console",
+            "/mon/",
+            Some(Endpoint::Console(crate::monitor::Asset::PAGE)),
+        );
+        check("/consolex", "", None);
+        check(
+            "/console/",
+            "",
+            Some(Endpoint::Console(crate::monitor::Asset::PAGE)),
+        );
+        check("/natsws/connz", "", Some(Endpoint::NatswsConnz));
+        let js = Endpoint::route("/mon/console/console.js", "/mon").unwrap();
+        assert!(matches!(js, Endpoint::Console(a) if a != crate::monitor::Asset::PAGE));
+        assert_eq!(js.path(), "/console");
         for (path, endpoint) in ENDPOINTS {
             assert_eq!(Endpoint::route(endpoint.path(), ""), Some(endpoint));
             assert_eq!(Endpoint::route(path, ""), Some(endpoint));

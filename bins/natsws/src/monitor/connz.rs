@@ -414,6 +414,7 @@ mod connz_tests {
             healthy: true,
             rss_bytes: 0,
             cpu_percent: 0.0,
+            ops: &Ops::default(),
         };
         assert_eq!(count(&broker, &ctx, ""), vec![1]);
         assert_eq!(count(&broker, &ctx, "state=closed"), vec![2, 3]);

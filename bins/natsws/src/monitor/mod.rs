@@ -16,11 +16,17 @@ use crate::settings::Settings;
 
 mod accounts;
 mod connz;
+mod console;
+mod metrics;
 mod subsz;
 
 use accounts::accountz;
 pub(crate) use connz::ConnzPage;
 use connz::connz_page;
+pub(crate) use console::Asset;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+pub(crate) use metrics::{ConnMeta, Ops};
 use subsz::{SubDetail, SubszStats, sub_detail, subsz, subsz_stats};
 
 /// An HTTP response to write.
@@ -61,6 +67,7 @@ impl Response {
         if self.content_type == "text/plain; charset=utf-8" {
             out.push_str("X-Content-Type-Options: nosniff\r\n");
         }
+        out.push_str(console::security_headers(self.content_type));
         if !keep_alive {
             out.push_str("Connection: close\r\n");
         }
@@ -230,6 +237,8 @@ pub(crate) struct MonitorCtx<'a> {
     pub(crate) healthy: bool,
     pub(crate) rss_bytes: u64,
     pub(crate) cpu_percent: f64,
+    /// What the event loop counts besides the broker (`/metrics`, `/natsws/connz`).
+    pub(crate) ops: &'a Ops,
 }
 
 /// Splits `a=b&c=d` into decoded pairs.
@@ -363,6 +372,13 @@ pub(crate) fn answer(
             now: ctx.clock.rfc3339(ctx.now),
             disabled: true,
         }))),
+        // natsws' own: not JSON (no `callback`), except the console's connections.
+        Endpoint::Metrics => {
+            let process = metrics::Process::read(ctx.rss_bytes);
+            return Reply::Ready(metrics::metrics(broker, ctx, &process));
+        }
+        Endpoint::Console(asset) => return Reply::Ready(console::asset(asset, ctx)),
+        Endpoint::NatswsConnz => console::connections(&q, broker, ctx),
     };
     Reply::Ready(match res {
         Ok(resp) => with_callback(resp, callback(&q)),
@@ -390,7 +406,7 @@ fn with_callback(mut resp: Response, callback: Option<&str>) -> Response {
 }
 
 fn index_page() -> Response {
-    let body = "<html lang=\"en\">\n<head><title>natsws monitoring</title></head>\n<body>\n<a href=\"varz\">General</a><br/>\n<a href=\"connz\">Connections</a><br/>\n<a href=\"routez\">Routes</a><br/>\n<a href=\"gatewayz\">Gateways</a><br/>\n<a href=\"leafz\">Leaf Nodes</a><br/>\n<a href=\"subsz\">Subscriptions</a><br/>\n<a href=\"accountz\">Accounts</a><br/>\n<a href=\"jsz\">JetStream</a><br/>\n<a href=\"healthz\">Health</a><br/>\n</body>\n</html>\n";
+    let body = "<html lang=\"en\">\n<head><title>natsws monitoring</title></head>\n<body>\n<a href=\"varz\">General</a><br/>\n<a href=\"connz\">Connections</a><br/>\n<a href=\"routez\">Routes</a><br/>\n<a href=\"gatewayz\">Gateways</a><br/>\n<a href=\"leafz\">Leaf Nodes</a><br/>\n<a href=\"subsz\">Subscriptions</a><br/>\n<a href=\"accountz\">Accounts</a><br/>\n<a href=\"jsz\">JetStream</a><br/>\n<a href=\"healthz\">Health</a><br/>\n<a href=\"console\">Console</a><br/>\n<a href=\"metrics\">Metrics</a><br/>\n</body>\n</html>\n";
     Response {
         status: 200,
         content_type: "text/html; charset=utf-8",

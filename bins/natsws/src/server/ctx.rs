@@ -49,6 +49,8 @@ pub(super) struct MonitorState {
     pub(super) bound: Bound,
     /// False once shutdown began (`/healthz`).
     pub(super) healthy: bool,
+    /// What `/metrics` and the console show besides the broker's counters.
+    pub(super) ops: crate::monitor::Ops,
 }
 
 impl Ctx {

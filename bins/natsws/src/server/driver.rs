@@ -101,6 +101,7 @@ pub(super) fn read_conn(ctx: &mut Ctx, key: usize, now: Instant) {
         return;
     }
     if ws::refuse_plain_http(c) {
+        ctx.monitor.ops.handshake_refused(400);
         ctx.conns.mark_dirty(key);
         return;
     }
@@ -363,6 +364,7 @@ pub(super) fn reap(ctx: &mut Ctx, now: Instant) {
         let _ = ctx.registry.deregister(&mut c.transport.stream);
         if let Some(client) = client {
             ctx.broker.remove_client(client, now);
+            ctx.monitor.ops.conn_removed(client);
         }
         if let Kind::Link { link } = c.kind {
             ctx.link_events.push(LinkEvent::Closed {

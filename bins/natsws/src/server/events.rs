@@ -43,6 +43,7 @@ pub(super) fn drain(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant) {
                 }
             }
             Event::Closed { client, reason } => {
+                ctx.monitor.ops.closed(reason);
                 let Some(key) = ctx.conns.conn_of(client) else {
                     ctx.broker.remove_client(client, now);
                     continue;
@@ -115,6 +116,7 @@ pub(super) fn drain(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant) {
                 }
             }
             Event::AuthFailed { client, detail } => {
+                ctx.monitor.ops.auth_failed();
                 // nats-server names the client from its CONNECT before authenticating it.
                 name_in_log(ctx, client, now);
                 if let Some(key) = ctx.conns.conn_of(client)

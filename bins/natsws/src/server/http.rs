@@ -111,8 +111,11 @@ pub(super) fn input(ctx: &mut Ctx, key: usize, now: Instant) {
                     config_load_time: m.config_load_time,
                     http_req_stats: &m.http_req_stats,
                     healthy: m.healthy,
-                    rss_bytes: rss_bytes(),
-                    cpu_percent: cpu_percent(now.saturating_duration_since(m.start)),
+                    rss_bytes: crate::procstat::rss_bytes(),
+                    cpu_percent: crate::procstat::cpu_percent(
+                        now.saturating_duration_since(m.start),
+                    ),
+                    ops: &m.ops,
                 };
                 match monitor::answer(endpoint, &head.query, &mut ctx.broker, &monitor_ctx) {
                     monitor::Reply::Ready(resp) => resp,
@@ -217,38 +220,4 @@ pub(super) fn timer(ctx: &mut Ctx, key: usize, now: Instant, ws_on_http: bool) {
     } else {
         ctx.close_conn(key, now, CloseReason::ClientClosed);
     }
-}
-
-/// Average CPU use since start, in % of one core (what nats-server's `ps -o pcpu` shows),
-/// from `/proc/self/stat` (utime + stime in clock ticks of 1/100 s).
-fn cpu_percent(uptime: Duration) -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<f64>().ok()))
-        .sum();
-    let secs = uptime.as_secs_f64();
-    if secs <= 0.0 {
-        return 0.0;
-    }
-    ((ticks / 100.0) / secs * 1000.0).round() / 10.0
-}
-
-/// Resident set size from `/proc/self/statm`.
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
 }

@@ -111,6 +111,7 @@ impl Server {
                 http_req_stats: BTreeMap::new(),
                 bound: listeners.bound.clone(),
                 healthy: true,
+                ops: crate::monitor::Ops::default(),
             },
         };
         Ok(Self {
@@ -140,10 +141,20 @@ impl Server {
     /// Runs until shutdown.
     pub(crate) fn run(&mut self) -> Exit {
         let mut events = Events::with_capacity(1024);
+        let mut tick_start: Option<Instant> = None;
         loop {
+            // The clock read that ends a tick also sets the poll's timeout.
+            let tick_end = Instant::now();
+            if let Some(start) = tick_start {
+                self.ctx
+                    .monitor
+                    .ops
+                    .tick
+                    .observe(tick_end.saturating_duration_since(start));
+            }
             let timeout = self
                 .next_deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()));
+                .map(|d| d.saturating_duration_since(tick_end));
             if let Err(e) = self.poll.poll(&mut events, timeout)
                 && e.kind() != io::ErrorKind::Interrupted
             {
@@ -151,6 +162,7 @@ impl Server {
                 return Exit::Terminated;
             }
             let now = Instant::now();
+            tick_start = Some(now);
             // Connections whose read budget ran out last tick go first; those that run out
             // now wait for the next tick, so one tick stays bounded.
             driver::run_ready(&mut self.ctx, now);

@@ -55,6 +55,7 @@ pub(super) fn start_tls(ctx: &mut Ctx, key: usize, cfg: Arc<rustls::ServerConfig
     match rustls::ServerConnection::new(cfg) {
         Ok(tls) => {
             c.transport.tls = Some(Box::new(tls.into()));
+            ctx.monitor.ops.conn_tls(client);
             let timeout = ctx.settings.tls_timeout;
             ctx.conns.set_deadline(key, now + timeout);
             log::debug!("{log_id} - Starting TLS client connection handshake");

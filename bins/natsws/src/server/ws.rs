@@ -124,6 +124,7 @@ pub(super) fn handshake_input(ctx: &mut Ctx, key: usize, now: Instant) {
             }
             Err(reject) => {
                 log::error!("{} - websocket handshake error: {reject}", c.peer);
+                ctx.monitor.ops.handshake_refused(reject.status());
                 match handshake.after_reject() {
                     Some(after) if after.keep_alive() => {
                         pending.extend_from_slice(&out);
@@ -161,6 +162,11 @@ pub(super) fn handshake_input(ctx: &mut Ctx, key: usize, now: Instant) {
             }
         }
     };
+    let meta = crate::monitor::ConnMeta::websocket(
+        c.in_buf.get(..upgrade.head_len).unwrap_or_default(),
+        c.transport.tls.is_some(),
+        upgrade.compression,
+    );
     c.in_buf.advance(upgrade.head_len.min(c.in_buf.len()));
     c.deadline = None;
     if upgrade.kind != ws_handshake::PathKind::Client {
@@ -232,6 +238,7 @@ pub(super) fn handshake_input(ctx: &mut Ctx, key: usize, now: Instant) {
     wire.push_back(Bytes::from(out));
     let forwarded = params.forwarded_for.clone();
     let client = ctx.broker.register_client(now, params);
+    ctx.monitor.ops.conn_opened(client, meta);
     let cid = ctx.broker.cid(client).unwrap_or(0);
     let Some(c) = ctx.conns.slab.get_mut(key) else {
         return;
