@@ -1,0 +1,319 @@
+// Accounts with nats.ws (ws) and nats.js (tcp): isolation, stream imports with a prefix and with
+// `to`, service imports and their response types, public and restricted exports, no_auth_user
+// inside an account, the system account, and users' permissions and connection types inside
+// account blocks. Scenario `accounts`: SHOP exports, BANK and GUEST import, OTHER imports nothing,
+// SYS is the system account.
+import assert from "node:assert/strict";
+import { after, afterEach, before, describe, it } from "node:test";
+import { closeAll, transports } from "../lib/clients.mjs";
+import { dec, enc, listen, orError, sleep, startServer, within } from "../lib/harness.mjs";
+
+const T = { timeout: 20000 };
+const KINDS = ["ws", "tcp"];
+const other = (kind) => (kind === "ws" ? "tcp" : "ws");
+
+const rejectsAuth = (p) =>
+  assert.rejects(p, (e) => {
+    assert.equal(e.code, "AUTHORIZATION_VIOLATION", `error: ${e.code} ${e.message}`);
+    return true;
+  });
+
+const rejectsNoResponders = (p) =>
+  assert.rejects(p, (e) => {
+    assert.equal(e.code, "503", `error: ${e.code} ${e.message}`);
+    return true;
+  });
+
+describe("accounts (scenario accounts)", () => {
+  let server;
+  const conns = [];
+  before(async () => {
+    server = await orError(startServer("accounts"));
+  });
+  // Every case closes its connections, so no service or subscriber of one case answers in the next.
+  afterEach(async () => {
+    await closeAll(conns.splice(0));
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  /** A connection of `user` (password "pw"; no user: no credentials) over `kind`. */
+  async function as(kind, user) {
+    const creds = user ? { user, pass: "pw" } : {};
+    const nc = await transports[kind].connect(server, creds);
+    conns.push(nc);
+    await nc.flush();
+    return nc;
+  }
+
+  /** A service on `subject` answering `answers(request)` (one response per element). */
+  async function serve(nc, subject, answers, seen = []) {
+    nc.subscribe(subject, {
+      callback: (err, m) => {
+        if (err) return;
+        seen.push(m);
+        for (const a of answers(dec.decode(m.data))) m.respond(enc.encode(a));
+      },
+    });
+    await nc.flush();
+    return seen;
+  }
+
+  for (const kind of KINDS) {
+    it(`two accounts are isolated over ${kind}: nothing crosses without an import, in either direction`, T, async () => {
+      const shop = await as(kind, "shop");
+      const otherA = await as(kind, "other");
+      const otherB = await as(other(kind), "other");
+      const shopSees = listen(shop, ">");
+      const otherSees = listen(otherA, ">");
+      const otherBSees = listen(otherB, "iso.>");
+      await shop.flush();
+      await otherA.flush();
+      await otherB.flush();
+      otherA.publish("iso.from.other", enc.encode("o"));
+      otherA.publish("orders.from.other", enc.encode("o"));
+      shop.publish("iso.from.shop", enc.encode("s"));
+      await otherA.flush();
+      await shop.flush();
+      // Each account hears itself (also across transports), so the listeners work ...
+      assert.equal((await otherBSees.count(1))[0].subject, "iso.from.other");
+      assert.deepEqual(
+        (await shopSees.count(1)).map((m) => m.subject),
+        ["iso.from.shop"],
+      );
+      // ... and nothing of the other account.
+      await shopSees.quiet(1);
+      await otherSees.quiet(2);
+      assert.deepEqual(
+        otherSees.msgs.map((m) => m.subject).sort(),
+        ["iso.from.other", "orders.from.other"],
+      );
+    });
+
+    it(`stream import with prefix: SHOP's orders.> reaches BANK as shop.orders.> (${kind} publisher, ${other(kind)} subscriber), and only that way`, T, async () => {
+      const shop = await as(kind, "shop");
+      const bank = await as(other(kind), "bank");
+      const guest = await as(other(kind), "guest");
+      const otherAcc = await as(other(kind), "other");
+      const bankPrefixed = listen(bank, "shop.orders.>");
+      const bankPlain = listen(bank, "orders.>");
+      const guestPlain = listen(guest, "orders.>");
+      const otherSees = listen(otherAcc, ">");
+      const shopSees = listen(shop, "orders.>");
+      for (const nc of [bank, guest, otherAcc, shop]) await nc.flush();
+      shop.publish("orders.new", enc.encode("order 1"));
+      await shop.flush();
+      const [m] = await bankPrefixed.count(1);
+      assert.equal(m.subject, "shop.orders.new");
+      assert.equal(dec.decode(m.data), "order 1");
+      // GUEST imports the same public export without a prefix.
+      assert.equal((await guestPlain.count(1))[0].subject, "orders.new");
+      await shopSees.count(1);
+      // The importer's own orders.> stays its own; the import does not flow back.
+      bank.publish("orders.local", enc.encode("bank"));
+      bank.publish("shop.orders.back", enc.encode("bank"));
+      await bank.flush();
+      assert.equal((await bankPlain.count(1))[0].subject, "orders.local");
+      await bankPrefixed.quiet(2);
+      await shopSees.quiet(1);
+      await otherSees.quiet(0);
+    });
+
+    it(`stream import with to: SHOP's audit.log (exported to BANK only) reaches BANK as shop.audit over ${kind}`, T, async () => {
+      const shop = await as(other(kind), "shop");
+      const bank = await as(kind, "bank");
+      const guest = await as(kind, "guest");
+      const bankMapped = listen(bank, "shop.audit");
+      const bankRaw = listen(bank, "audit.>");
+      const guestSees = listen(guest, ">");
+      for (const nc of [bank, guest]) await nc.flush();
+      shop.publish("audit.log", enc.encode("entry"));
+      await shop.flush();
+      const [m] = await bankMapped.count(1);
+      assert.equal(m.subject, "shop.audit");
+      assert.equal(dec.decode(m.data), "entry");
+      await bankRaw.quiet(0);
+      await guestSees.quiet(0);
+    });
+
+    it(`service import request/reply over ${kind}: BANK and GUEST (to: echo) reach SHOP's svc.echo; OTHER gets no responders`, T, async () => {
+      const shop = await as(other(kind), "shop");
+      const seen = await serve(shop, "svc.echo", (req) => [`echo:${req}`]);
+      const bank = await as(kind, "bank");
+      const guest = await as(kind, "guest");
+      const otherAcc = await as(kind, "other");
+      const r = await bank.request("svc.echo", enc.encode("from bank"), { timeout: 5000 });
+      assert.equal(dec.decode(r.data), "echo:from bank");
+      // The service sees the exported subject and a reply subject rewritten by the server.
+      assert.equal(seen[0].subject, "svc.echo");
+      assert.match(seen[0].reply, /^_R_\./);
+      const g = await guest.request("echo", enc.encode("from guest"), { timeout: 5000 });
+      assert.equal(dec.decode(g.data), "echo:from guest");
+      assert.equal(seen[1].subject, "svc.echo");
+      // GUEST's own svc.echo and OTHER's are local subjects with nobody behind them.
+      await rejectsNoResponders(guest.request("svc.echo", enc.encode("x"), { timeout: 3000 }));
+      await rejectsNoResponders(otherAcc.request("svc.echo", enc.encode("x"), { timeout: 3000 }));
+      assert.equal(seen.length, 2);
+    });
+
+    it(`response type Singleton over ${kind}: three responses, the requester gets the first only`, T, async () => {
+      const shop = await as(other(kind), "shop");
+      await serve(shop, "svc.echo", (req) => [`${req}-1`, `${req}-2`, `${req}-3`]);
+      const bank = await as(kind, "bank");
+      const inbox = transports[kind].lib.createInbox();
+      const got = listen(bank, inbox);
+      await bank.flush();
+      bank.publish("svc.echo", enc.encode("s"), { reply: inbox });
+      await bank.flush();
+      assert.equal(dec.decode((await got.count(1))[0].data), "s-1");
+      await got.quiet(1, 500);
+    });
+
+    it(`response type Stream over ${kind}: every response arrives until the 1 s threshold, nothing after it expired`, T, async () => {
+      const shop = await as(other(kind), "shop");
+      const requests = await serve(shop, "svc.feed", (req) => [`${req}-1`, `${req}-2`, `${req}-3`]);
+      const bank = await as(kind, "bank");
+      const inbox = transports[kind].lib.createInbox();
+      const got = listen(bank, inbox);
+      await bank.flush();
+      bank.publish("feed", enc.encode("f"), { reply: inbox });
+      await bank.flush();
+      assert.deepEqual((await got.count(3)).map((m) => dec.decode(m.data)), ["f-1", "f-2", "f-3"]);
+      // nats-server sweeps expired routes on a timer of the threshold's period: wait for two.
+      await sleep(2500);
+      const route = requests[0].reply;
+      assert.match(route, /^_R_\./);
+      shop.publish(route, enc.encode("late"));
+      await shop.flush();
+      await got.quiet(3, 500);
+    });
+  }
+
+  it("public vs restricted export: BANK reaches the restricted svc.vip, GUEST has no route to it", T, async () => {
+    const shop = await as("tcp", "shop");
+    await serve(shop, "svc.vip", () => ["vip"]);
+    const bank = await as("ws", "bank");
+    const guest = await as("ws", "guest");
+    assert.equal(dec.decode((await bank.request("vip", enc.encode(""), { timeout: 5000 })).data), "vip");
+    await rejectsNoResponders(guest.request("vip", enc.encode(""), { timeout: 3000 }));
+    await rejectsNoResponders(guest.request("svc.vip", enc.encode(""), { timeout: 3000 }));
+  });
+
+  for (const kind of KINDS) {
+    it(`no_auth_user inside an account over ${kind}: a client without credentials is anon of GUEST`, T, async () => {
+      const shop = await as(other(kind), "shop");
+      await serve(shop, "svc.echo", (req) => [`echo:${req}`]);
+      const anon = await as(kind, null);
+      const guest = await as(other(kind), "guest");
+      const otherAcc = await as(other(kind), "other");
+      const anonOrders = listen(anon, "orders.>");
+      const guestSees = listen(guest, "lobby.>");
+      const otherSees = listen(otherAcc, "lobby.>");
+      await anon.flush();
+      await guest.flush();
+      await otherAcc.flush();
+      // GUEST's imports apply to anon ...
+      const r = await anon.request("echo", enc.encode("anon"), { timeout: 5000 });
+      assert.equal(dec.decode(r.data), "echo:anon");
+      shop.publish("orders.anon", enc.encode("o"));
+      await shop.flush();
+      assert.equal((await anonOrders.count(1))[0].subject, "orders.anon");
+      // ... anon shares GUEST's subject space with guest, and no other account's.
+      anon.publish("lobby.hello", enc.encode("hi"));
+      await anon.flush();
+      assert.equal(dec.decode((await guestSees.count(1))[0].data), "hi");
+      await otherSees.quiet(0);
+    });
+  }
+
+  it("system account isolation: OTHER sees nothing of SYS (no $SYS events, no SYS messages), SYS nothing of OTHER", T, async () => {
+    const sys = await as("tcp", "sys");
+    const watchWs = await as("ws", "other");
+    const watchTcp = await as("tcp", "other");
+    const wsSees = listen(watchWs, ">");
+    const tcpSees = listen(watchTcp, "$SYS.>");
+    const sysSees = listen(sys, "app.>");
+    await watchWs.flush();
+    await watchTcp.flush();
+    await sys.flush();
+    // Connections coming and going make nats-server publish $SYS.ACCOUNT.*.CONNECT/DISCONNECT
+    // events in the system account.
+    const churn = await as("ws", "shop");
+    await churn.close();
+    const churnOther = await as("tcp", "other");
+    await churnOther.close();
+    sys.publish("app.sys", enc.encode("s"));
+    sys.publish("$SYS.custom", enc.encode("s"));
+    await sys.flush();
+    watchWs.publish("app.other", enc.encode("o"));
+    await watchWs.flush();
+    assert.equal((await sysSees.count(1))[0].subject, "app.sys");
+    assert.equal((await wsSees.count(1))[0].subject, "app.other");
+    await wsSees.quiet(1, 500);
+    await tcpSees.quiet(0);
+    await sysSees.quiet(1);
+  });
+
+  for (const kind of KINDS) {
+    it(`permissions of a user inside an account over ${kind}: clerk may use orders.> only, inside SHOP`, T, async () => {
+      const shop = await as(other(kind), "shop");
+      const clerk = await as(kind, "clerk");
+      const bank = await as(other(kind), "bank");
+      const shopSees = listen(shop, ">");
+      const bankSees = listen(bank, "shop.orders.>");
+      await shop.flush();
+      await bank.flush();
+      const denied = listen(clerk, "svc.echo");
+      clerk.publish("svc.secret", enc.encode("dropped"));
+      clerk.publish("orders.by.clerk", enc.encode("ok"));
+      await clerk.flush();
+      await sleep(200);
+      assert.ok(denied.error, "subscription to a forbidden subject reports an error");
+      assert.match(String(denied.error.message), /Permissions Violation for Subscription to "svc.echo"/);
+      // The allowed publish lands in SHOP (and so in BANK through the import); the denied one nowhere.
+      assert.equal((await shopSees.count(1))[0].subject, "orders.by.clerk");
+      assert.equal((await bankSees.count(1))[0].subject, "shop.orders.by.clerk");
+      await shopSees.quiet(1);
+      assert.equal(clerk.isClosed(), false);
+      // An allowed subscription of the clerk receives SHOP's messages.
+      const clerkSees = listen(clerk, "orders.>");
+      await clerk.flush();
+      shop.publish("orders.to.clerk", enc.encode("c"));
+      await shop.flush();
+      assert.equal((await clerkSees.count(1))[0].subject, "orders.to.clerk");
+    });
+  }
+
+  it("allowed_connection_types inside an account: shopws only over ws, shoptcp only over tcp, both in SHOP", T, async () => {
+    await rejectsAuth(transports.tcp.connect(server, { user: "shopws", pass: "pw" }));
+    await rejectsAuth(transports.ws.connect(server, { user: "shoptcp", pass: "pw" }));
+    const w = await as("ws", "shopws");
+    const t = await as("tcp", "shoptcp");
+    const bank = await as("ws", "bank");
+    const tSees = listen(t, "orders.>");
+    const bankSees = listen(bank, "shop.orders.>");
+    await t.flush();
+    await bank.flush();
+    w.publish("orders.ws", enc.encode("w"));
+    await w.flush();
+    assert.equal((await tSees.count(1))[0].subject, "orders.ws");
+    assert.equal((await bankSees.count(1))[0].subject, "shop.orders.ws");
+  });
+
+  it("a wrong password of an account user is refused over ws and tcp (no fallback to no_auth_user)", T, async () => {
+    await rejectsAuth(transports.ws.connect(server, { user: "bank", pass: "nope" }));
+    await rejectsAuth(transports.tcp.connect(server, { user: "bank", pass: "nope" }));
+  });
+});
+
+describe("exports restricted to accounts: [...] (scenarios accounts_restricted_*)", () => {
+  for (const [what, subject] of [["stream", "audit.log"], ["service", "svc.vip"]]) {
+    it(`importing a ${what} exported to other accounts only is a configuration error`, T, async () => {
+      await assert.rejects(within(15000, startServer(`accounts_restricted_${what}`), "server start"), (e) => {
+        assert.match(e.message, new RegExp(`Error adding ${what} import "${subject.replace(".", "\\.")}": ${what} import not authorized`));
+        return true;
+      });
+    });
+  }
+});
