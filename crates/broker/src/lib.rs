@@ -123,7 +123,10 @@
 //!     subscriptions. Its cycle checks are kept, so the configurations both accept route alike
 //!     unless they chain imports. A `to` mapping of a wildcard import (subject transforms) is
 //!     refused at start-up; `prefix` works for wildcards. Response routes are bounded
-//!     ([`MAX_RESPONSE_ROUTES`] per account, the oldest dropped first).
+//!     ([`MAX_RESPONSE_ROUTES`] per account, the oldest dropped first). A request crossing
+//!     a service import carries `Nats-Request-Info` with the requester's account and RTT as
+//!     in nats-server; an import with `share: true` gets the same short form, where
+//!     nats-server adds the requester's details (id, user, name, host, server).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
 #![deny(

@@ -74,8 +74,13 @@ fn plain(name: &str) -> AccountConfig {
 }
 
 fn login(sim: &mut Sim, name: &str) -> ClientId {
+    login_with(sim, name, "")
+}
+
+/// As [`login`], with `extra` CONNECT fields (`,"name":value`).
+fn login_with(sim: &mut Sim, name: &str, extra: &str) -> ClientId {
     let id = sim.connected_client(&format!(
-        "{{\"verbose\":false,\"user\":\"{name}\",\"pass\":\"pw\"}}"
+        "{{\"verbose\":false,\"user\":\"{name}\",\"pass\":\"pw\"{extra}}}"
     ));
     assert!(!sim.closed.contains_key(&id), "{name} refused");
     id
@@ -336,6 +341,63 @@ fn chunked_service_answers_until_the_threshold() {
     );
     sim.advance(Duration::from_secs(1));
     assert_eq!(exchange(&mut sim, service, &answer, &[requester]), [""]);
+}
+
+/// A request that crosses a service import carries `Nats-Request-Info` with the requester's
+/// account and round-trip time (nanoseconds, left out while zero), set over any header the
+/// requester sent; responses get none (nats-server 2.9.10 `processServiceImport`).
+#[test]
+fn requests_across_an_import_carry_the_request_info_header() {
+    let mut sim = Sim::new(service_config(ResponseType::Singleton, None));
+    let service = login_with(&mut sim, "a", ",\"headers\":true");
+    sim.send(service, "SUB svc.echo 7\r\n");
+    let slow = sim.client();
+    sim.advance(Duration::from_millis(3));
+    sim.send(
+        slow,
+        "CONNECT {\"verbose\":false,\"headers\":true,\"user\":\"b\",\"pass\":\"pw\"}\r\n",
+    );
+    let fast = login_with(&mut sim, "b", ",\"headers\":true");
+    sim.take(slow);
+    sim.send(slow, "SUB inbox.> 3\r\n");
+    let reply_of = |msg: &str| msg.split(' ').nth(3).unwrap().to_owned();
+
+    sim.send(slow, "PUB echo inbox.1 3\r\nreq\r\n");
+    let got = sim.take_str(service);
+    let info = "NATS/1.0\r\nNats-Request-Info: {\"acc\":\"B\",\"rtt\":3000000}\r\n\r\n";
+    let reply = reply_of(&got);
+    assert_eq!(
+        got,
+        format!(
+            "HMSG svc.echo 7 {reply} {} {}\r\n{info}req\r\n",
+            info.len(),
+            info.len() + 3
+        )
+    );
+    sim.send(service, &format!("PUB {reply} 2\r\nok\r\n"));
+    assert_eq!(sim.take_str(slow), "MSG inbox.1 3 2\r\nok\r\n");
+
+    // A requester's own header of that name is replaced, its other headers kept.
+    let forged = "NATS/1.0\r\nA: 1\r\nNats-Request-Info: {\"acc\":\"A\"}\r\n\r\n";
+    sim.send(
+        fast,
+        &format!(
+            "HPUB echo inbox.2 {} {}\r\n{forged}x\r\n",
+            forged.len(),
+            forged.len() + 1
+        ),
+    );
+    let got = sim.take_str(service);
+    let header = "NATS/1.0\r\nA: 1\r\nNats-Request-Info: {\"acc\":\"B\"}\r\n\r\n";
+    let reply = reply_of(&got);
+    assert_eq!(
+        got,
+        format!(
+            "HMSG svc.echo 7 {reply} {} {}\r\n{header}x\r\n",
+            header.len(),
+            header.len() + 1
+        )
+    );
 }
 
 #[test]

@@ -301,6 +301,166 @@ describe("accounts (scenario accounts)", () => {
     assert.equal((await bankSees.count(1))[0].subject, "shop.orders.ws");
   });
 
+  for (const kind of KINDS) {
+    it(`the exporter's own wildcard subscriber over ${kind} sees the request and every response; the requester the first only`, T, async () => {
+      const shop = await as(other(kind), "shop");
+      await serve(shop, "svc.echo", (req) => [`${req}-1`, `${req}-2`]);
+      const watcher = await as(kind, "shop");
+      const inShop = listen(watcher, ">");
+      await watcher.flush();
+      const bank = await as(kind, "bank");
+      const inBank = listen(bank, ">");
+      await bank.flush();
+      const inbox = transports[kind].lib.createInbox();
+      const got = listen(bank, inbox);
+      await bank.flush();
+      bank.publish("svc.echo", enc.encode("w"), { reply: inbox });
+      await bank.flush();
+      assert.equal(dec.decode((await got.count(1))[0].data), "w-1");
+      const seen = await inShop.count(3);
+      assert.equal(seen[0].subject, "svc.echo");
+      assert.match(seen[0].reply, /^_R_\./);
+      assert.deepEqual(seen.slice(1).map((m) => [m.subject, dec.decode(m.data)]), [
+        [seen[0].reply, "w-1"],
+        [seen[0].reply, "w-2"],
+      ]);
+      await inShop.quiet(3);
+      await got.quiet(1);
+      // BANK's own > sees its request and the one response, under BANK's subjects.
+      assert.deepEqual(inBank.msgs.map((m) => m.subject), ["svc.echo", inbox]);
+    });
+
+    it(`a service import with nobody serving over ${kind}: the import is an interest, so no 503, the request times out`, T, async () => {
+      const bank = await as(kind, "bank");
+      const timesOut = (p) =>
+        assert.rejects(p, (e) => {
+          assert.equal(e.code, "TIMEOUT", `error: ${e.code} ${e.message}`);
+          return true;
+        });
+      await timesOut(bank.request("vip", enc.encode(""), { timeout: 1000 }));
+      await timesOut(bank.request("svc.echo", enc.encode(""), { timeout: 1000 }));
+    });
+
+    it(`a wildcard service export (calc.*) over ${kind}: each request keeps its subject, headers cross both ways, the server adds Nats-Request-Info`, T, async () => {
+      const { lib } = transports[kind];
+      const shop = await as(other(kind), "shop");
+      const shopLib = transports[other(kind)].lib;
+      const infos = [];
+      shop.subscribe("calc.*", {
+        callback: (err, m) => {
+          if (err) return;
+          infos.push(m.headers?.get("Nats-Request-Info"));
+          const h = shopLib.headers();
+          h.set("Op", m.subject.split(".")[1]);
+          h.set("Seen", m.headers?.get("Req") || "none");
+          m.respond(enc.encode(`${m.subject}:${dec.decode(m.data)}`), { headers: h });
+        },
+      });
+      await shop.flush();
+      const bank = await as(kind, "bank");
+      const h = lib.headers();
+      h.set("Req", "r1");
+      const add = await bank.request("calc.add", enc.encode("1+2"), { timeout: 5000, headers: h });
+      assert.equal(dec.decode(add.data), "calc.add:1+2");
+      assert.equal(add.headers.get("Op"), "add");
+      assert.equal(add.headers.get("Seen"), "r1");
+      const mul = await bank.request("calc.mul", enc.encode("2*3"), { timeout: 5000 });
+      assert.equal(dec.decode(mul.data), "calc.mul:2*3");
+      assert.equal(mul.headers.get("Seen"), "none");
+      // Both requests reached the service with the requester's account (and its RTT, in ns).
+      assert.equal(infos.length, 2);
+      for (const text of infos) {
+        const info = JSON.parse(text);
+        assert.equal(info.acc, "BANK", text);
+        assert.deepEqual(Object.keys(info).filter((k) => k !== "rtt"), ["acc"], text);
+        assert.ok(info.rtt === undefined || (Number.isInteger(info.rtt) && info.rtt > 0), text);
+      }
+      // The responses carry only the service's headers.
+      assert.equal(add.headers.get("Nats-Request-Info"), "");
+      await rejectsNoResponders(bank.request("calc.add.more", enc.encode(""), { timeout: 3000 }));
+    });
+
+    it(`a wildcard stream export (wild.*.x) with prefix over ${kind}: matching subjects only, headers kept`, T, async () => {
+      const shop = await as(other(kind), "shop");
+      const bank = await as(kind, "bank");
+      const got = listen(bank, "shop.wild.>");
+      await bank.flush();
+      const h = transports[other(kind)].lib.headers();
+      h.set("K", "v");
+      shop.publish("wild.a.x", enc.encode("1"), { headers: h });
+      shop.publish("wild.a.y", enc.encode("2"));
+      shop.publish("wild.a.b.x", enc.encode("3"));
+      shop.publish("wild.b.x", enc.encode("4"));
+      await shop.flush();
+      const msgs = await got.count(2);
+      assert.deepEqual(msgs.map((m) => [m.subject, dec.decode(m.data)]), [["shop.wild.a.x", "1"], ["shop.wild.b.x", "4"]]);
+      assert.equal(msgs[0].headers.get("K"), "v");
+      await got.quiet(2);
+    });
+
+    it(`response type Chunked over ${kind}: several responses reach the requester`, T, async () => {
+      const shop = await as(other(kind), "shop");
+      await serve(shop, "svc.chunks", (req) => [`${req}-1`, `${req}-2`, `${req}-3`]);
+      const bank = await as(kind, "bank");
+      const inbox = transports[kind].lib.createInbox();
+      const got = listen(bank, inbox);
+      await bank.flush();
+      bank.publish("chunks", enc.encode("c"), { reply: inbox });
+      await bank.flush();
+      assert.deepEqual((await got.count(3)).map((m) => dec.decode(m.data)), ["c-1", "c-2", "c-3"]);
+      await got.quiet(3);
+    });
+
+    it(`a queue group serving an import over ${kind}: one member answers each request`, T, async () => {
+      const members = [await as(kind, "shop"), await as(other(kind), "shop"), await as(kind, "shop")];
+      const seen = [];
+      for (const [i, nc] of members.entries()) {
+        nc.subscribe("svc.echo", {
+          queue: "q",
+          callback: (err, m) => {
+            if (err) return;
+            seen.push(i);
+            m.respond(enc.encode(`m${i}`));
+          },
+        });
+        await nc.flush();
+      }
+      const bank = await as(kind, "bank");
+      for (let n = 0; n < 20; n++) {
+        const r = await bank.request("svc.echo", enc.encode(`${n}`), { timeout: 5000 });
+        assert.match(dec.decode(r.data), /^m[012]$/);
+      }
+      assert.equal(seen.length, 20);
+    });
+
+    it(`allow_responses inside an account over ${kind}: a worker that may publish nothing answers a request from BANK once`, T, async () => {
+      const worker = await as(other(kind), "worker");
+      const requests = [];
+      worker.subscribe("svc.echo", {
+        callback: (err, m) => {
+          if (err) return;
+          requests.push(m);
+          m.respond(enc.encode("from worker"));
+        },
+      });
+      await worker.flush();
+      const shop = await as(kind, "shop");
+      const shopSees = listen(shop, ">");
+      await shop.flush();
+      const bank = await as(kind, "bank");
+      const r = await bank.request("svc.echo", enc.encode("q"), { timeout: 5000 });
+      assert.equal(dec.decode(r.data), "from worker");
+      // A second answer to the same request and a plain publish are both refused.
+      requests[0].respond(enc.encode("again"));
+      worker.publish("orders.by.worker", enc.encode("no"));
+      await worker.flush();
+      await sleep(300);
+      const subjects = shopSees.msgs.map((m) => [m.subject, dec.decode(m.data)]);
+      assert.deepEqual(subjects, [["svc.echo", "q"], [requests[0].reply, "from worker"]]);
+      assert.equal(worker.isClosed(), false);
+    });
+  }
+
   it("a wrong password of an account user is refused over ws and tcp (no fallback to no_auth_user)", T, async () => {
     await rejectsAuth(transports.ws.connect(server, { user: "bank", pass: "nope" }));
     await rejectsAuth(transports.tcp.connect(server, { user: "bank", pass: "nope" }));
