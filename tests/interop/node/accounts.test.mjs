@@ -188,6 +188,32 @@ describe("accounts (scenario accounts)", () => {
       await shop.flush();
       await got.quiet(3, 500);
     });
+    it(`response type Stream over ${kind}: the route ends when the requester's interest goes; a new subscriber of the inbox gets nothing`, T, async () => {
+      const shop = await as(other(kind), "shop");
+      const requests = await serve(shop, "svc.feed", () => ["first"]);
+      const bank = await as(kind, "bank");
+      const inbox = transports[kind].lib.createInbox();
+      const before = listen(bank, inbox);
+      await bank.flush();
+      bank.publish("feed", enc.encode("q"), { reply: inbox });
+      await bank.flush();
+      assert.equal(dec.decode((await before.count(1))[0].data), "first");
+      before.sub.unsubscribe();
+      await bank.flush();
+      const again = listen(bank, inbox);
+      await bank.flush();
+      shop.publish(requests[0].reply, enc.encode("after the unsubscribe"));
+      await shop.flush();
+      await again.quiet(0, 500);
+      // Within the threshold, a route whose reply still has a subscriber keeps working.
+      bank.publish("feed", enc.encode("q2"), { reply: inbox });
+      await bank.flush();
+      assert.equal(dec.decode((await again.count(1))[0].data), "first");
+      shop.publish(requests[1].reply, enc.encode("more"));
+      await shop.flush();
+      assert.equal(dec.decode((await again.count(2))[1].data), "more");
+    });
+
   }
 
   it("public vs restricted export: BANK reaches the restricted svc.vip, GUEST has no route to it", T, async () => {
