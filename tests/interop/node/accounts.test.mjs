@@ -503,3 +503,35 @@ describe("exports restricted to accounts: [...] (scenarios accounts_restricted_*
     });
   }
 });
+
+describe("websocket no_auth_user in another account than the global one (scenario accounts_ws_no_auth)", () => {
+  let server;
+  const conns = [];
+  before(async () => {
+    server = await orError(startServer("accounts_ws_no_auth"));
+  });
+  after(async () => {
+    await closeAll(conns);
+    await server?.stop();
+  });
+
+  it("an anonymous ws client is bank of BANK and reaches SHOP's service; an anonymous tcp client is anon of GUEST and does not", T, async () => {
+    const shop = await transports.tcp.connect(server, { user: "shop", pass: "pw" });
+    conns.push(shop);
+    shop.subscribe("svc.echo", {
+      callback: (_, m) => m.respond(enc.encode(JSON.parse(m.headers.get("Nats-Request-Info")).acc)),
+    });
+    await shop.flush();
+    const ws = await transports.ws.connect(server);
+    const tcp = await transports.tcp.connect(server);
+    conns.push(ws, tcp);
+    assert.equal(dec.decode((await ws.request("svc.echo", enc.encode(""), { timeout: 5000 })).data), "BANK");
+    await rejectsNoResponders(tcp.request("svc.echo", enc.encode(""), { timeout: 3000 }));
+    // The two anonymous clients are in different accounts.
+    const seen = listen(tcp, "lobby");
+    await tcp.flush();
+    ws.publish("lobby", enc.encode("hi"));
+    await ws.flush();
+    await seen.quiet(0);
+  });
+});
