@@ -4,6 +4,7 @@
 // account blocks. Scenario `accounts`: SHOP exports, BANK and GUEST import, OTHER imports nothing,
 // SYS is the system account.
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import { after, afterEach, before, describe, it } from "node:test";
 import { closeAll, transports } from "../lib/clients.mjs";
 import { dec, enc, listen, orError, sleep, startServer, within } from "../lib/harness.mjs";
@@ -533,5 +534,57 @@ describe("websocket no_auth_user in another account than the global one (scenari
     ws.publish("lobby", enc.encode("hi"));
     await ws.flush();
     await seen.quiet(0);
+  });
+});
+
+describe("imports added by SIGHUP reload (scenario accounts)", () => {
+  let server;
+  const conns = [];
+  before(async () => {
+    server = await orError(startServer("accounts"));
+  });
+  after(async () => {
+    await closeAll(conns);
+    await server?.stop();
+  });
+
+  it("OTHER's connected ws and tcp clients reach SHOP's service and stream once the reload gives OTHER the imports", { timeout: 20000 }, async () => {
+    const shop = await transports.tcp.connect(server, { user: "shop", pass: "pw" });
+    conns.push(shop);
+    shop.subscribe("svc.echo", { callback: (_, m) => m.respond(enc.encode("echo")) });
+    await shop.flush();
+    const clients = [];
+    for (const kind of KINDS) {
+      const nc = await transports[kind].connect(server, { user: "other", pass: "pw" });
+      conns.push(nc);
+      clients.push({ nc, orders: listen(nc, "o.orders.>") });
+      await nc.flush();
+      await rejectsNoResponders(nc.request("svc.echo", enc.encode(""), { timeout: 3000 }));
+    }
+    const conf = fs.readFileSync(server.confPath, "utf8");
+    const changed = conf.replace(
+      "users: [ { user: other, password: pw } ]",
+      'users: [ { user: other, password: pw } ]\n    imports: [ { service: { account: SHOP, subject: "svc.echo" } }, { stream: { account: SHOP, subject: "orders.>" }, prefix: "o" } ]',
+    );
+    assert.notEqual(changed, conf, "scenario has OTHER's users line");
+    fs.writeFileSync(server.confPath, changed);
+    server.child.kill("SIGHUP");
+    // The reload is asynchronous: poll until the import answers.
+    for (const { nc } of clients) {
+      let answer = null;
+      const deadline = Date.now() + 5000;
+      while (!answer && Date.now() < deadline) {
+        answer = await nc.request("svc.echo", enc.encode(""), { timeout: 1000 }).catch(() => null);
+        if (!answer) await sleep(100);
+      }
+      assert.ok(answer, "the service import works after the reload");
+      assert.equal(dec.decode(answer.data), "echo");
+      assert.equal(nc.isClosed(), false, "a client whose user is unchanged stays connected");
+    }
+    shop.publish("orders.reloaded", enc.encode("x"));
+    await shop.flush();
+    for (const { orders } of clients) {
+      assert.equal((await orders.count(1))[0].subject, "o.orders.reloaded");
+    }
   });
 });
