@@ -312,6 +312,30 @@ describe("accounts (scenario accounts)", () => {
     });
   }
 
+  for (const kind of KINDS) {
+    it(`an account's default_permissions over ${kind}: member has them, lead its own`, T, async () => {
+      const member = await as(kind, "member");
+      const lead = await as(other(kind), "lead");
+      const leadSees = listen(lead, ">");
+      await lead.flush();
+      const denied = listen(member, "x.y");
+      const allowed = listen(member, "team.in");
+      member.publish("x.y", enc.encode("dropped"));
+      member.publish("team.out", enc.encode("ok"));
+      await member.flush();
+      await sleep(200);
+      assert.ok(denied.error, "subscription outside team.> reports an error");
+      assert.match(String(denied.error.message), /Permissions Violation for Subscription to "x.y"/);
+      assert.deepEqual((await leadSees.count(1)).map((m) => m.subject), ["team.out"]);
+      lead.publish("x.y", enc.encode("lead may"));
+      lead.publish("team.in", enc.encode("to member"));
+      await lead.flush();
+      assert.equal(dec.decode((await allowed.count(1))[0].data), "to member");
+      await leadSees.quiet(3);
+      assert.deepEqual(leadSees.msgs.map((m) => m.subject), ["team.out", "x.y", "team.in"]);
+    });
+  }
+
   it("allowed_connection_types inside an account: shopws only over ws, shoptcp only over tcp, both in SHOP", T, async () => {
     await rejectsAuth(transports.tcp.connect(server, { user: "shopws", pass: "pw" }));
     await rejectsAuth(transports.ws.connect(server, { user: "shoptcp", pass: "pw" }));
