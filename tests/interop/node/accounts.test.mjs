@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, afterEach, before, describe, it } from "node:test";
-import { closeAll, transports } from "../lib/clients.mjs";
+import { closeAll, natsTcp, transports } from "../lib/clients.mjs";
 import { dec, enc, listen, orError, sleep, startServer, within } from "../lib/harness.mjs";
 
 const T = { timeout: 20000 };
@@ -611,4 +611,41 @@ describe("imports added by SIGHUP reload (scenario accounts)", () => {
       assert.equal((await orders.count(1))[0].subject, "o.orders.reloaded");
     }
   });
+});
+
+describe("an nkey user inside an account (scenario accounts_nkey)", () => {
+  let server;
+  let seed;
+  const conns = [];
+  before(async () => {
+    const kp = natsTcp.nkeys.createUser();
+    seed = kp.getSeed();
+    server = await orError(startServer("accounts_nkey", { NKEY: kp.getPublicKey() }));
+  });
+  after(async () => {
+    await closeAll(conns);
+    await server?.stop();
+  });
+
+  for (const kind of KINDS) {
+    it(`the nkey user over ${kind} is in BANK, with its permissions, and reaches SHOP's service`, T, async () => {
+      const shop = await transports.tcp.connect(server, { user: "shop", pass: "pw" });
+      conns.push(shop);
+      shop.subscribe("svc.echo", {
+        callback: (_, m) => m.respond(enc.encode(JSON.parse(m.headers.get("Nats-Request-Info")).acc)),
+      });
+      await shop.flush();
+      const { connect, lib } = transports[kind];
+      const nc = await connect(server, { authenticator: lib.nkeyAuthenticator(seed) });
+      conns.push(nc);
+      assert.equal(dec.decode((await nc.request("svc.echo", enc.encode(""), { timeout: 5000 })).data), "BANK");
+      const denied = listen(nc, "other");
+      await nc.flush();
+      await sleep(200);
+      assert.match(String(denied.error?.message), /Permissions Violation for Subscription to "other"/);
+      // A wrong key is refused.
+      const stranger = lib.nkeys.createUser().getSeed();
+      await rejectsAuth(connect(server, { authenticator: lib.nkeyAuthenticator(stranger) }));
+    });
+  }
 });
