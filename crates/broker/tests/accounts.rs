@@ -398,6 +398,28 @@ fn requests_across_an_import_carry_the_request_info_header() {
             header.len() + 1
         )
     );
+
+    // A large request (queued by reference) arrives whole, to every subscriber.
+    let second = login_with(&mut sim, "a", ",\"headers\":true");
+    sim.send(second, "SUB svc.echo 8\r\n");
+    let big = "z".repeat(3 * broker::outq::SHARE_THRESHOLD_BYTES);
+    sim.send(
+        fast,
+        &format!("PUB echo inbox.3 {}\r\n{big}\r\n", big.len()),
+    );
+    let header = "NATS/1.0\r\nNats-Request-Info: {\"acc\":\"B\"}\r\n\r\n";
+    for (client, sid) in [(service, 7), (second, 8)] {
+        let got = sim.take_str(client);
+        let reply = reply_of(&got);
+        assert_eq!(
+            got,
+            format!(
+                "HMSG svc.echo {sid} {reply} {} {}\r\n{header}{big}\r\n",
+                header.len(),
+                header.len() + big.len()
+            )
+        );
+    }
 }
 
 /// Routes pending in all accounts.

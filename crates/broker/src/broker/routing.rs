@@ -180,6 +180,8 @@ impl Broker {
         };
         let info = self.request_info(from, account);
         let (message, header_len) = with_header(publish, REQUEST_INFO_HEADER, &info);
+        // Shared, so that a large request is queued by reference to every subscriber.
+        let message = Bytes::from(message);
         let Some(exporter) = self.router.account_mut(import.exporter) else {
             return 0;
         };
@@ -189,7 +191,7 @@ impl Broker {
             reply: reply.as_deref(),
             header_len: Some(header_len),
             message: &message,
-            shared: None,
+            shared: Some(&message),
         };
         // The import itself is an interest (nats-server subscribes it in the importing
         // account), so a request to it never draws a no-responders status.
