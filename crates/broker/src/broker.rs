@@ -831,7 +831,7 @@ impl Broker {
                 self.stats.connections
             ));
         }
-        Ok(())
+        self.router.check_responses()
     }
 }
 

@@ -123,7 +123,13 @@
 //!     subscriptions. Its cycle checks are kept, so the configurations both accept route alike
 //!     unless they chain imports. A `to` mapping of a wildcard import (subject transforms) is
 //!     refused at start-up; `prefix` works for wildcards. Response routes are bounded
-//!     ([`MAX_RESPONSE_ROUTES`] per account, the oldest dropped first).
+//!     ([`MAX_RESPONSE_ROUTES`] per account, the oldest dropped first), and end, as in
+//!     nats-server, when nothing in the requester's account is subscribed to the reply any
+//!     more; one removed subscription looks at no more than [`MAX_RELEASE_SCAN`] of them
+//!     (nats-server scans all), the others end at their threshold. A request crossing
+//!     a service import carries `Nats-Request-Info` with the requester's account and RTT as
+//!     in nats-server; an import with `share: true` gets the same short form, where
+//!     nats-server adds the requester's details (id, user, name, host, server).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
 #![deny(
@@ -160,7 +166,7 @@ pub use config::{
 };
 pub use outq::OutQueue;
 pub use proto::ProtoError;
-pub use router::{DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT, MAX_RESPONSE_ROUTES};
+pub use router::{DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT, MAX_RELEASE_SCAN, MAX_RESPONSE_ROUTES};
 pub use types::{
     AccountInfo, ClientId, ClientInfo, ClientParams, CloseReason, ConnectionType, Event,
     ServerStats, SubInfo,

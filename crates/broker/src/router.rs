@@ -9,7 +9,7 @@
 //! the broker renders and queues each delivery through the subscriber's session.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -163,12 +163,23 @@ pub(crate) struct ResponseRoute {
 /// bound. Past it the oldest route is dropped (its requester gets no more responses).
 pub const MAX_RESPONSE_ROUTES: usize = 65_536;
 
+/// Most owed routes one removed subscription looks at to release those it covered; routes
+/// it does not look at still end at their threshold. Bounds the work of an UNSUB of a
+/// wildcard while many responses are pending (nats-server scans them all).
+pub const MAX_RELEASE_SCAN: usize = 1024;
+
+/// `(importer, reply, rewritten reply)`: one response route, indexed by whom it is owed to.
+type Owed = (AccountId, Box<[u8]>, Box<[u8]>);
+
 /// The service responses an exporting account is waiting for, by rewritten reply subject.
 #[derive(Debug, Default)]
 pub(crate) struct Responses {
     routes: HashMap<Box<[u8]>, ResponseRoute>,
     /// Reply subjects in the order they were made, for dropping the oldest and the expired.
     order: VecDeque<(Instant, Box<[u8]>)>,
+    /// `(importer, reply, rewritten reply)` of every route: the routes owed to one reply
+    /// subject of an importer, for dropping them when its interest goes.
+    owed: BTreeSet<Owed>,
 }
 
 impl Responses {
@@ -184,6 +195,17 @@ impl Responses {
         self.routes.contains_key(reply)
     }
 
+    /// Removes one route and its `owed` entry.
+    fn remove(&mut self, key: &[u8]) -> Option<ResponseRoute> {
+        let (key, route) = self.routes.remove_entry(key)?;
+        self.owed
+            .remove(&(route.importer, route.reply.clone(), key));
+        if self.routes.is_empty() {
+            self.order = VecDeque::new();
+        }
+        Some(route)
+    }
+
     /// Adds a route, first dropping expired ones from the front and, when full, the oldest.
     pub(crate) fn insert(&mut self, reply: Box<[u8]>, route: ResponseRoute, now: Instant) {
         while let Some((expires, key)) = self.order.front() {
@@ -191,20 +213,20 @@ impl Responses {
             if !stale && *expires > now && self.routes.len() < MAX_RESPONSE_ROUTES {
                 break;
             }
-            if !stale {
-                self.routes.remove(key);
+            if let Some((_, key)) = self.order.pop_front()
+                && !stale
+            {
+                self.remove(&key);
             }
-            self.order.pop_front();
         }
         self.order.push_back((route.expires, reply.clone()));
+        self.owed
+            .insert((route.importer, route.reply.clone(), reply.clone()));
         self.routes.insert(reply, route);
         if self.order.len() > 2 * self.routes.len() + 64 {
             let routes = &self.routes;
             self.order
                 .retain(|(expires, key)| routes.get(key).is_some_and(|r| r.expires == *expires));
-        }
-        if self.routes.is_empty() {
-            self.order = VecDeque::new();
         }
     }
 
@@ -213,13 +235,75 @@ impl Responses {
     pub(crate) fn take(&mut self, subject: &[u8], now: Instant) -> Option<ResponseRoute> {
         let route = self.routes.get(subject)?;
         if route.expires <= now || route.response_type == ResponseType::Singleton {
-            let route = self.routes.remove(subject)?;
-            if self.routes.is_empty() {
-                self.order = VecDeque::new();
-            }
+            let route = self.remove(subject)?;
             return (route.expires > now).then_some(route);
         }
         Some(route.clone())
+    }
+
+    /// The distinct reply subjects of `importer` that routes are owed to and that `subject`
+    /// (a subscription's, perhaps with wildcards) matches. Only the replies sharing the
+    /// subject's literal leading tokens are looked at, and at most [`MAX_RELEASE_SCAN`] of them.
+    fn owed_replies(&self, importer: AccountId, subject: &[u8]) -> Vec<Box<[u8]>> {
+        let mut prefix_len = 0;
+        for token in subject.split(|b| *b == b'.') {
+            if token == b"*" || token == b">" {
+                break;
+            }
+            prefix_len += token.len() + 1;
+        }
+        let literal = prefix_len > subject.len();
+        let prefix = subject
+            .get(..prefix_len.min(subject.len()))
+            .unwrap_or_default();
+        let mut replies: Vec<Box<[u8]>> = Vec::new();
+        for (_, reply, _) in self
+            .owed
+            .range((importer, Box::<[u8]>::from(prefix), Box::default())..)
+            .take_while(|(acc, reply, _)| *acc == importer && reply.starts_with(prefix))
+            .take(MAX_RELEASE_SCAN)
+        {
+            if literal && &reply[..] != subject {
+                break;
+            }
+            if replies.last() != Some(reply) && subject::matches(subject, reply) {
+                replies.push(reply.clone());
+            }
+        }
+        replies
+    }
+
+    /// Every route has its `owed` entry and no entry is left over.
+    #[cfg(any(test, feature = "fuzzing"))]
+    fn check(&self) -> Result<(), String> {
+        let indexed = self.owed.len() == self.routes.len()
+            && self.owed.iter().all(|(importer, reply, key)| {
+                self.routes
+                    .get(key)
+                    .is_some_and(|r| r.importer == *importer && r.reply == *reply)
+            });
+        if indexed {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} response routes but {} owed entries, or they differ",
+                self.routes.len(),
+                self.owed.len()
+            ))
+        }
+    }
+
+    /// Drops every route owed to `reply` of `importer`.
+    fn drop_owed(&mut self, importer: AccountId, reply: &[u8]) {
+        let keys: Vec<Box<[u8]>> = self
+            .owed
+            .range((importer, Box::<[u8]>::from(reply), Box::default())..)
+            .take_while(|(acc, r, _)| *acc == importer && &r[..] == reply)
+            .map(|(_, _, key)| key.clone())
+            .collect();
+        for key in keys {
+            self.remove(&key);
+        }
     }
 }
 
@@ -493,14 +577,58 @@ impl Router {
         }
         let sub = slot.sub.take()?;
         slot.generation = slot.generation.wrapping_add(1);
-        if let Some(account) = self.accounts.get_mut(slot.account.index()) {
-            account
-                .sublist
-                .remove(&sub.subject, sub.queue.as_deref(), key);
+        let account = slot.account;
+        if let Some(acc) = self.accounts.get_mut(account.index()) {
+            acc.sublist.remove(&sub.subject, sub.queue.as_deref(), key);
         }
         self.n_subs = self.n_subs.saturating_sub(1);
         self.free_sub_slot(key.index);
+        self.release_responses(account, &sub.subject);
         Some(sub)
+    }
+
+    /// The response routes of every account agree with their index.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn check_responses(&self) -> Result<(), String> {
+        self.accounts
+            .iter()
+            .try_for_each(|a| a.responses.check().map_err(|e| format!("{}: {e}", a.name)))
+    }
+
+    /// After a subscription on `subject` in `importer` went: drops the response routes owed
+    /// to the reply subjects it covered that nothing in `importer` is subscribed to any more,
+    /// so a later subscriber never gets responses to an abandoned request
+    /// (`server/accounts.go` `checkForReverseEntry`, called from `client.unsubscribe`).
+    fn release_responses(&mut self, importer: AccountId, subject: &[u8]) {
+        let Some(acc) = self.accounts.get(importer.index()) else {
+            return;
+        };
+        let mut exporters: Vec<AccountId> =
+            acc.service_imports.iter().map(|si| si.exporter).collect();
+        exporters.sort_unstable();
+        exporters.dedup();
+        for exporter in exporters {
+            let Some(replies) = self
+                .accounts
+                .get(exporter.index())
+                .filter(|e| !e.responses.is_empty())
+                .map(|e| e.responses.owed_replies(importer, subject))
+            else {
+                continue;
+            };
+            for reply in replies {
+                let interest = self
+                    .accounts
+                    .get_mut(importer.index())
+                    .is_some_and(|acc| acc.sublist.matches(&reply).fanout() > 0);
+                if interest {
+                    continue;
+                }
+                if let Some(e) = self.accounts.get_mut(exporter.index()) {
+                    e.responses.drop_owed(importer, &reply);
+                }
+            }
+        }
     }
 
     /// The lowest free slot of `subs`. Entries for slots that were dropped (and perhaps

@@ -74,8 +74,13 @@ fn plain(name: &str) -> AccountConfig {
 }
 
 fn login(sim: &mut Sim, name: &str) -> ClientId {
+    login_with(sim, name, "")
+}
+
+/// As [`login`], with `extra` CONNECT fields (`,"name":value`).
+fn login_with(sim: &mut Sim, name: &str, extra: &str) -> ClientId {
     let id = sim.connected_client(&format!(
-        "{{\"verbose\":false,\"user\":\"{name}\",\"pass\":\"pw\"}}"
+        "{{\"verbose\":false,\"user\":\"{name}\",\"pass\":\"pw\"{extra}}}"
     ));
     assert!(!sim.closed.contains_key(&id), "{name} refused");
     id
@@ -338,6 +343,175 @@ fn chunked_service_answers_until_the_threshold() {
     assert_eq!(exchange(&mut sim, service, &answer, &[requester]), [""]);
 }
 
+/// A request that crosses a service import carries `Nats-Request-Info` with the requester's
+/// account and round-trip time (nanoseconds, left out while zero), set over any header the
+/// requester sent; responses get none (nats-server 2.9.10 `processServiceImport`).
+#[test]
+fn requests_across_an_import_carry_the_request_info_header() {
+    let mut sim = Sim::new(service_config(ResponseType::Singleton, None));
+    let service = login_with(&mut sim, "a", ",\"headers\":true");
+    sim.send(service, "SUB svc.echo 7\r\n");
+    let slow = sim.client();
+    sim.advance(Duration::from_millis(3));
+    sim.send(
+        slow,
+        "CONNECT {\"verbose\":false,\"headers\":true,\"user\":\"b\",\"pass\":\"pw\"}\r\n",
+    );
+    let fast = login_with(&mut sim, "b", ",\"headers\":true");
+    sim.take(slow);
+    sim.send(slow, "SUB inbox.> 3\r\n");
+    let reply_of = |msg: &str| msg.split(' ').nth(3).unwrap().to_owned();
+
+    sim.send(slow, "PUB echo inbox.1 3\r\nreq\r\n");
+    let got = sim.take_str(service);
+    let info = "NATS/1.0\r\nNats-Request-Info: {\"acc\":\"B\",\"rtt\":3000000}\r\n\r\n";
+    let reply = reply_of(&got);
+    assert_eq!(
+        got,
+        format!(
+            "HMSG svc.echo 7 {reply} {} {}\r\n{info}req\r\n",
+            info.len(),
+            info.len() + 3
+        )
+    );
+    sim.send(service, &format!("PUB {reply} 2\r\nok\r\n"));
+    assert_eq!(sim.take_str(slow), "MSG inbox.1 3 2\r\nok\r\n");
+
+    // A requester's own header of that name is replaced, its other headers kept.
+    let forged = "NATS/1.0\r\nA: 1\r\nNats-Request-Info: {\"acc\":\"A\"}\r\n\r\n";
+    sim.send(
+        fast,
+        &format!(
+            "HPUB echo inbox.2 {} {}\r\n{forged}x\r\n",
+            forged.len(),
+            forged.len() + 1
+        ),
+    );
+    let got = sim.take_str(service);
+    let header = "NATS/1.0\r\nA: 1\r\nNats-Request-Info: {\"acc\":\"B\"}\r\n\r\n";
+    let reply = reply_of(&got);
+    assert_eq!(
+        got,
+        format!(
+            "HMSG svc.echo 7 {reply} {} {}\r\n{header}x\r\n",
+            header.len(),
+            header.len() + 1
+        )
+    );
+
+    // A large request (queued by reference) arrives whole, to every subscriber.
+    let second = login_with(&mut sim, "a", ",\"headers\":true");
+    sim.send(second, "SUB svc.echo 8\r\n");
+    let big = "z".repeat(3 * broker::outq::SHARE_THRESHOLD_BYTES);
+    sim.send(
+        fast,
+        &format!("PUB echo inbox.3 {}\r\n{big}\r\n", big.len()),
+    );
+    let header = "NATS/1.0\r\nNats-Request-Info: {\"acc\":\"B\"}\r\n\r\n";
+    for (client, sid) in [(service, 7), (second, 8)] {
+        let got = sim.take_str(client);
+        let reply = reply_of(&got);
+        assert_eq!(
+            got,
+            format!(
+                "HMSG svc.echo {sid} {reply} {} {}\r\n{header}{big}\r\n",
+                header.len(),
+                header.len() + big.len()
+            )
+        );
+    }
+}
+
+/// Routes pending in all accounts.
+fn pending(sim: &Sim) -> usize {
+    sim.broker
+        .accounts()
+        .iter()
+        .map(|a| a.pending_responses)
+        .sum()
+}
+
+/// A stream service in `A` and a requester in `B` whose subscriptions are `subs`; the
+/// requester sends one request with reply `inbox.1`. Returns both and the rewritten reply.
+fn stream_request(sim: &mut Sim, subs: &str) -> (ClientId, ClientId, String) {
+    let service = login(sim, "a");
+    let requester = login(sim, "b");
+    sim.send(service, "SUB svc.echo 7\r\n");
+    sim.send(requester, subs);
+    let got = exchange(sim, requester, "PUB echo inbox.1 1\r\nq\r\n", &[service]);
+    let reply = got[0].split(' ').nth(3).unwrap().to_owned();
+    assert!(reply.starts_with("_R_."), "{got:?}");
+    assert_eq!(pending(sim), 1);
+    (service, requester, reply)
+}
+
+/// When nothing in the requester's account is subscribed to the reply subject any more
+/// (UNSUB of it or of a wildcard covering it, or the requester closing), the response route
+/// goes: a later subscriber to that subject gets no responses (nats-server 2.9.10
+/// `checkForReverseEntry` from `client.unsubscribe`).
+#[test]
+fn response_routes_end_with_the_requesters_interest() {
+    let threshold = Some(Duration::from_secs(60));
+    for (subs, unsub) in [
+        ("SUB inbox.1 3\r\n", "UNSUB 3\r\n"),
+        ("SUB inbox.* 3\r\n", "UNSUB 3\r\n"),
+        ("SUB inbox.> 3\r\n", "UNSUB 3\r\n"),
+        ("SUB *.1 3\r\n", "UNSUB 3\r\n"),
+        ("SUB inbox.1 q 3\r\n", "UNSUB 3\r\n"),
+        // Auto-unsubscribed by the first response.
+        ("SUB inbox.1 3\r\nUNSUB 3 1\r\n", ""),
+    ] {
+        let mut sim = Sim::new(service_config(ResponseType::Stream, threshold));
+        let (service, requester, reply) = stream_request(&mut sim, subs);
+        let answer = format!("PUB {reply} 1\r\nx\r\n");
+        let got = exchange(&mut sim, service, &answer, &[requester]);
+        assert_eq!(got, ["MSG inbox.1 3 1\r\nx\r\n"], "{subs}");
+        sim.send(requester, unsub);
+        assert_eq!(pending(&sim), 0, "{subs}");
+        sim.send(requester, "SUB inbox.1 4\r\n");
+        let got = exchange(&mut sim, service, &answer, &[requester]);
+        assert_eq!(got, [""], "{subs}");
+    }
+
+    // The requester closing ends its routes too; another subscriber then gets nothing.
+    let mut sim = Sim::new(service_config(ResponseType::Stream, threshold));
+    let (service, requester, reply) = stream_request(&mut sim, "SUB inbox.1 3\r\n");
+    let late = login(&mut sim, "b");
+    sim.broker
+        .close_client(requester, sim.now, CloseReason::ClientClosed);
+    sim.pump();
+    assert_eq!(pending(&sim), 0);
+    sim.send(late, "SUB inbox.1 4\r\n");
+    let got = exchange(
+        &mut sim,
+        service,
+        &format!("PUB {reply} 1\r\nx\r\n"),
+        &[late],
+    );
+    assert_eq!(got, [""]);
+}
+
+/// A route stays while anything in the requester's account is still subscribed to the reply
+/// subject, and an UNSUB of an unrelated subject leaves it.
+#[test]
+fn response_routes_stay_while_interest_remains() {
+    let threshold = Some(Duration::from_secs(60));
+    let mut sim = Sim::new(service_config(ResponseType::Stream, threshold));
+    let (service, requester, reply) = stream_request(
+        &mut sim,
+        "SUB inbox.> 3\r\nSUB inbox.1 4\r\nSUB other.1 5\r\nSUB inbox.2 6\r\n",
+    );
+    let watcher = login(&mut sim, "b");
+    sim.send(watcher, "SUB inbox.* 9\r\n");
+    sim.send(requester, "UNSUB 4\r\nUNSUB 5\r\nUNSUB 6\r\nUNSUB 3\r\n");
+    assert_eq!(pending(&sim), 1);
+    let answer = format!("PUB {reply} 1\r\nx\r\n");
+    let got = exchange(&mut sim, service, &answer, &[requester, watcher]);
+    assert_eq!(got, ["", "MSG inbox.1 9 1\r\nx\r\n"]);
+    sim.send(watcher, "UNSUB 9\r\n");
+    assert_eq!(pending(&sim), 0);
+}
+
 #[test]
 fn service_import_is_the_only_way_in() {
     let mut sim = Sim::new(service_config(ResponseType::Singleton, None));
@@ -447,6 +621,21 @@ fn response_routes_are_bounded() {
         .map(|a| a.pending_responses)
         .sum();
     assert_eq!(pending, broker::MAX_RESPONSE_ROUTES);
+}
+
+/// An UNSUB of a wildcard looks at no more than `MAX_RELEASE_SCAN` owed routes: the others
+/// stay until their threshold. A flood of requests cannot make each UNSUB scan them all.
+#[test]
+fn a_wildcard_unsub_looks_at_a_bounded_number_of_routes() {
+    let mut sim = Sim::new(service_config(ResponseType::Stream, None));
+    let requester = login(&mut sim, "b");
+    let n = broker::MAX_RELEASE_SCAN + 10;
+    let mut input = "SUB r.* 1\r\n".to_owned();
+    input.extend((0..n).map(|i| format!("PUB echo r.{i} 0\r\n\r\n")));
+    sim.send(requester, &input);
+    assert_eq!(pending(&sim), n);
+    sim.send(requester, "UNSUB 1\r\n");
+    assert_eq!(pending(&sim), 10);
 }
 
 /// One step of the isolation property: a client (by index) subscribes or publishes.

@@ -6,7 +6,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, afterEach, before, describe, it } from "node:test";
 import { chromium } from "playwright-core";
 import { closeAll, tcpClient, wsClient } from "../lib/clients.mjs";
 import { INTEROP_DIR, dec, enc, listen, makeCerts, startServer, within, orError } from "../lib/harness.mjs";
@@ -413,3 +413,86 @@ describe("browser origin checks", () => {
   });
 });
 
+
+describe("browser with accounts (scenario accounts)", () => {
+  let server;
+  let page;
+  const conns = [];
+  before(async () => {
+    server = await orError(startServer("accounts"));
+    const site = await pageServer();
+    pageServers.push(site);
+    page = await orError(() => openPage(site.origin));
+  });
+  // Each case closes its connections, so no service of one case answers in the next.
+  afterEach(async () => {
+    await closeAll(conns.splice(0));
+  });
+  after(async () => {
+    await page?.close().catch(() => {});
+    await server?.stop();
+  });
+
+  it("browser nats.ws as BANK requests SHOP's svc.echo through the import and gets shop.orders.> through the prefixed stream import", T, async () => {
+    const shop = await tcpClient(server, { user: "shop", pass: "pw" });
+    const bank = await tcpClient(server, { user: "bank", pass: "pw" });
+    conns.push(shop, bank);
+    shop.subscribe("svc.echo", {
+      callback: (_, m) => m.respond(enc.encode(m.headers?.get("Nats-Request-Info") ?? "")),
+    });
+    const ready = listen(bank, "bank.ready");
+    await shop.flush();
+    await bank.flush();
+    const browserSide = inPage(
+      page,
+      async (nats, { url }) => {
+        const nc = await nats.connect({ servers: url, reconnect: false, user: "bank", pass: "pw" });
+        const r = await nc.request("svc.echo", new TextEncoder().encode("browser"), { timeout: 5000 });
+        const sub = nc.subscribe("shop.orders.>", { max: 1 });
+        const unprefixed = nc.subscribe("orders.>");
+        await nc.flush();
+        nc.publish("bank.ready");
+        let order = null;
+        for await (const m of sub) order = [m.subject, new TextDecoder().decode(m.data)];
+        await nc.flush();
+        const stray = unprefixed.getProcessed();
+        await nc.close();
+        return { info: new TextDecoder().decode(r.data), order, stray };
+      },
+      { url: server.wsUrl },
+    );
+    await ready.count(1, 15000);
+    shop.publish("orders.browser", enc.encode("o1"));
+    await shop.flush();
+    const got = await browserSide;
+    assert.equal(JSON.parse(got.info).acc, "BANK", got.info);
+    assert.deepEqual(got.order, ["shop.orders.browser", "o1"]);
+    assert.equal(got.stray, 0);
+  });
+
+  it("a browser without credentials is anon of GUEST (no_auth_user) and is isolated from OTHER", T, async () => {
+    const shop = await tcpClient(server, { user: "shop", pass: "pw" });
+    const lonely = await tcpClient(server, { user: "other", pass: "pw" });
+    const guest = await tcpClient(server, { user: "guest", pass: "pw" });
+    conns.push(shop, lonely, guest);
+    shop.subscribe("svc.echo", { callback: (_, m) => m.respond(enc.encode(`echo:${dec.decode(m.data)}`)) });
+    const inOther = listen(lonely, ">");
+    const inGuest = listen(guest, "lobby.>");
+    for (const nc of [shop, lonely, guest]) await nc.flush();
+    const answer = await inPage(
+      page,
+      async (nats, { url }) => {
+        const nc = await nats.connect({ servers: url, reconnect: false });
+        const r = await nc.request("echo", new TextEncoder().encode("anon"), { timeout: 5000 });
+        nc.publish("lobby.browser", new TextEncoder().encode("hi"));
+        await nc.flush();
+        await nc.close();
+        return new TextDecoder().decode(r.data);
+      },
+      { url: server.wsUrl },
+    );
+    assert.equal(answer, "echo:anon");
+    assert.equal(dec.decode((await inGuest.count(1))[0].data), "hi");
+    await inOther.quiet(0);
+  });
+});

@@ -178,6 +178,10 @@ impl Broker {
         } else {
             &import.remote
         };
+        let info = self.request_info(from, account);
+        let (message, header_len) = with_header(publish, REQUEST_INFO_HEADER, &info);
+        // Shared, so that a large request is queued by reference to every subscriber.
+        let message = Bytes::from(message);
         let Some(exporter) = self.router.account_mut(import.exporter) else {
             return 0;
         };
@@ -185,11 +189,35 @@ impl Broker {
         let request = PubRef {
             subject: remote,
             reply: reply.as_deref(),
-            ..*publish
+            header_len: Some(header_len),
+            message: &message,
+            shared: Some(&message),
         };
         // The import itself is an interest (nats-server subscribes it in the importing
         // account), so a request to it never draws a no-responders status.
         self.deliver_all(from, echo, now, &request, &result).max(1)
+    }
+
+    /// The `Nats-Request-Info` value a request carries into the exporting account: the
+    /// requester's account and, once measured, its round-trip time in nanoseconds
+    /// (`server/client.go` `processServiceImport` and `getClientInfo` without `share`).
+    pub(super) fn request_info(&self, from: ClientId, account: AccountId) -> Vec<u8> {
+        let name = self.router.account(account).map_or("", |a| &a.name);
+        let mut info = b"{\"acc\":".to_vec();
+        info.extend_from_slice(
+            serde_json::to_string(name)
+                .unwrap_or_else(|_| "\"\"".to_owned())
+                .as_bytes(),
+        );
+        let rtt = self
+            .client(from)
+            .and_then(|c| c.rtt)
+            .map_or(0, |d| d.as_nanos());
+        if rtt > 0 {
+            info.extend_from_slice(format!(",\"rtt\":{rtt}").as_bytes());
+        }
+        info.push(b'}');
+        info
     }
 
     /// A fresh `_R_.` reply subject in the exporting account that routes responses to
@@ -422,4 +450,65 @@ impl Broker {
         line.extend_from_slice(b" 16 16\r\nNATS/1.0 503\r\n\r\n\r\n");
         self.queue_bytes(id, now, &line);
     }
+}
+
+/// The header nats-server stamps on a request that crosses a service import.
+pub(super) const REQUEST_INFO_HEADER: &[u8] = b"Nats-Request-Info";
+
+/// `publish`'s message with header `key` set to `value`, and the new header length, as
+/// nats-server's `setHeader` (`server/client.go`) builds it: the original header block
+/// without its first `key` line (a bare `NATS/1.0` line when there is none, or when removing
+/// the line left no other), then `key: value`, then the payload. `value` holds no line break.
+pub(super) fn with_header(publish: &PubRef<'_>, key: &[u8], value: &[u8]) -> (Vec<u8>, usize) {
+    const HDR_LINE: &[u8] = b"NATS/1.0\r\n";
+    let header_len = publish
+        .header_len
+        .filter(|h| *h > 2)
+        .map_or(0, |h| h.min(publish.message.len()));
+    let (header, payload) = publish.message.split_at(header_len);
+    let mut out = Vec::with_capacity(publish.message.len() + key.len() + value.len() + 16);
+    match header.get(..header_len.saturating_sub(2)) {
+        Some(lines) if header_len > 0 => {
+            if remove_header_line(lines, key, &mut out) && out.len() <= b"NATS/1.0\r\n\r\n".len() {
+                out.clear();
+            }
+            if out.is_empty() {
+                out.extend_from_slice(HDR_LINE);
+            }
+        }
+        _ => out.extend_from_slice(HDR_LINE),
+    }
+    out.extend_from_slice(key);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n\r\n");
+    let new_header_len = out.len();
+    out.extend_from_slice(payload);
+    (out, new_header_len)
+}
+
+/// Appends `lines` to `out` without the line of the first occurrence of `key`, when that
+/// occurrence starts a line and is followed by `:` (`server/client.go`
+/// `removeHeaderIfPresent`; a first occurrence elsewhere leaves every line in place).
+/// Returns whether a line was removed.
+fn remove_header_line(lines: &[u8], key: &[u8], out: &mut Vec<u8>) -> bool {
+    let start = lines.windows(key.len().max(1)).position(|w| w == key);
+    let removable = start.filter(|&start| {
+        start >= 1
+            && lines.get(start - 1) == Some(&b'\n')
+            && lines.get(start + key.len()) == Some(&b':')
+    });
+    let end = removable.and_then(|start| {
+        let rest = lines.get(start..).unwrap_or_default();
+        rest.windows(2)
+            .position(|w| w == b"\r\n")
+            .map(|end| (start, start + end + 2))
+    });
+    let Some((start, end)) = end else {
+        out.extend_from_slice(lines);
+        return false;
+    };
+    out.extend_from_slice(lines.get(..start).unwrap_or_default());
+    out.extend_from_slice(lines.get(end..).unwrap_or_default());
+    true
 }

@@ -84,3 +84,52 @@ fn subscription_tables_shrink_after_a_spike() {
     assert!(broker.router.subs.is_empty());
     assert_eq!(broker.router.n_subs(), 0);
 }
+
+/// `with_header` as nats-server's `setHeader`: a header block is added, or an existing line of
+/// the key replaced, other lines and the payload kept.
+#[test]
+fn with_header_builds_the_header_as_set_header_does() {
+    let set = |header_len: Option<usize>, message: &str| {
+        let publish = PubRef {
+            subject: b"s",
+            reply: None,
+            header_len,
+            message: message.as_bytes(),
+            shared: None,
+        };
+        let (out, len) = routing::with_header(&publish, b"K", b"v");
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(out.get(len - 4..len), Some("\r\n\r\n"), "{out:?}");
+        out
+    };
+    assert_eq!(set(None, "hi"), "NATS/1.0\r\nK: v\r\n\r\nhi");
+    assert_eq!(set(None, ""), "NATS/1.0\r\nK: v\r\n\r\n");
+    let h = "NATS/1.0\r\nA: 1\r\n\r\n";
+    assert_eq!(
+        set(Some(h.len()), &format!("{h}p")),
+        "NATS/1.0\r\nA: 1\r\nK: v\r\n\r\np"
+    );
+    let h = "NATS/1.0\r\nA: 1\r\nK: forged\r\nB: 2\r\n\r\n";
+    assert_eq!(
+        set(Some(h.len()), &format!("{h}p")),
+        "NATS/1.0\r\nA: 1\r\nB: 2\r\nK: v\r\n\r\np"
+    );
+    // Only the key's line was there: a bare version line is written again.
+    let h = "NATS/1.0\r\nK: forged\r\n\r\n";
+    assert_eq!(set(Some(h.len()), h), "NATS/1.0\r\nK: v\r\n\r\n");
+    // A status line stays; a first occurrence inside a value removes nothing.
+    let h = "NATS/1.0 1\r\n\r\n";
+    assert_eq!(set(Some(h.len()), h), "NATS/1.0 1\r\nK: v\r\n\r\n");
+    let h = "NATS/1.0\r\nA: K: x\r\nK: y\r\n\r\n";
+    assert_eq!(
+        set(Some(h.len()), h),
+        "NATS/1.0\r\nA: K: x\r\nK: y\r\nK: v\r\n\r\n"
+    );
+    // A header length of 2 or less is no header block (Go: `c.pa.hdr > LEN_CR_LF`).
+    assert_eq!(set(Some(2), "\r\nx"), "NATS/1.0\r\nK: v\r\n\r\n\r\nx");
+    // A header length beyond the message is clamped, never a panic.
+    assert_eq!(
+        set(Some(99), "NATS/1.0\r\n\r\n"),
+        "NATS/1.0\r\nK: v\r\n\r\n"
+    );
+}
