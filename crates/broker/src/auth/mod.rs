@@ -81,6 +81,7 @@
 //! ```
 
 mod config;
+pub mod jwt;
 mod nkey;
 mod password;
 mod permissions;
