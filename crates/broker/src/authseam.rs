@@ -133,6 +133,8 @@ impl AuthState {
         creds: &Credentials<'_>,
         nonce: Option<&str>,
         cookies: &[(String, String)],
+        remote: std::net::IpAddr,
+        now_unix: i64,
     ) -> AuthStep {
         let authorizer = match &self.0 {
             Ok(a) => a,
@@ -151,6 +153,8 @@ impl AuthState {
         req.jwt = creds.jwt;
         req.nonce = nonce;
         req.cookies = cookies;
+        req.remote = Some(remote);
+        req.now_unix = now_unix;
         match authorizer.authenticate_deferred(&req) {
             auth::AuthOutcome::Decided(result) => AuthStep::Done(convert(result)),
             auth::AuthOutcome::CheckHash(pending) => AuthStep::CheckHash(pending),
@@ -161,6 +165,11 @@ impl AuthState {
     pub(crate) fn violation_after_auth(&self, who: Option<&auth::Authenticated>) -> Option<String> {
         let authorizer = self.0.as_ref().ok()?;
         who.map(|w| authorizer.violation_after_auth(w).to_string())
+    }
+
+    /// The operator-mode trust, when configured and valid.
+    pub(crate) fn trust(&self) -> Option<&auth::operator::Trust> {
+        self.0.as_ref().ok().and_then(Authorizer::trust)
     }
 
     /// The `no_auth_user` binding for a connection whose first operation is not CONNECT.

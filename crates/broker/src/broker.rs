@@ -12,7 +12,9 @@ use serde::Serialize;
 use crate::json::{self, ConnectJson};
 
 use crate::authseam::{AuthState, AuthStep, Credentials, finish_hash};
-use crate::config::{Config, FIRST_CLIENT_PING_INTERVAL, RTT_MEASUREMENT_INTERVAL};
+use crate::config::{
+    AccountConfig, Config, FIRST_CLIENT_PING_INTERVAL, RTT_MEASUREMENT_INTERVAL, WallClock,
+};
 use crate::outq::OutQueue;
 use crate::proto::{Op, Parser, ParserLimits, ProtoError, PubRanges, Role};
 use crate::router::{
@@ -149,7 +151,8 @@ impl Broker {
         let auth = AuthState::new(&config.auth);
         let sublist_seed = config.seed.rotate_left(23) ^ 0x6a09_e667_f3bc_c908;
         let mut router = Router::new(sublist_seed);
-        router.configure(&config.accounts, config.system_account.as_deref());
+        let (accounts, system) = served_accounts(&config, &auth);
+        router.configure(&accounts, system.as_deref());
         Self {
             config,
             auth,
@@ -178,6 +181,11 @@ impl Broker {
     /// start-up error text. (`new` accepts it and then refuses every CONNECT.)
     pub fn try_new(config: Config, now: Instant) -> Result<Self, auth::AuthConfigError> {
         validate_accounts(&config.accounts)?;
+        if config.auth.operator.is_some() && config.wall_clock.is_none() {
+            return Err(auth::AuthConfigError::new(
+                "operator mode needs the wall clock (Config::wall_clock)".to_owned(),
+            ));
+        }
         let broker = Self::new(config, now);
         match broker.auth.error() {
             Some(err) => Err(err.clone()),
@@ -218,16 +226,22 @@ impl Broker {
             self.urls_epoch += 1;
         }
         self.auth = AuthState::new(&config.auth);
-        self.router
-            .configure(&config.accounts, config.system_account.as_deref());
+        let (accounts, system) = served_accounts(&config, &self.auth);
+        self.router.configure(&accounts, system.as_deref());
         self.config = config;
         for slot in &mut self.slots {
             if let Some(c) = slot.client.as_mut() {
+                let jwt_payload = c.auth.max_payload;
                 let limits = c.parser.limits_mut();
                 limits.max_control_line = mcl;
-                limits.max_payload = mpay;
+                limits.max_payload = jwt_payload.map_or(mpay, |m| m.min(mpay));
             }
         }
+    }
+
+    /// The wall-clock time at `now` (Unix seconds), from [`Config::wall_clock`].
+    pub(crate) fn unix_now(&self, now: Instant) -> i64 {
+        self.config.wall_clock.map_or(0, |w| w.unix_at(now))
     }
 
     /// Sets the size of the closed-connections ring (default 10000).
@@ -837,3 +851,17 @@ impl Broker {
 
 #[cfg(test)]
 mod tests;
+
+/// The accounts the router serves and the system account: the configured ones, plus in
+/// operator mode the accounts of the resolver's JWTs (named by public key) with the operator's
+/// system account. Activation tokens are checked against the configuration's wall clock (the
+/// start-up or reload time).
+fn served_accounts(config: &Config, auth: &AuthState) -> (Vec<AccountConfig>, Option<String>) {
+    let Some(trust) = auth.trust() else {
+        return (config.accounts.clone(), config.system_account.clone());
+    };
+    let now_unix = config.wall_clock.map_or(0, |w| w.unix_secs);
+    let mut accounts = config.accounts.clone();
+    accounts.extend(trust.account_configs(now_unix));
+    (accounts, trust.system_account().map(str::to_owned))
+}

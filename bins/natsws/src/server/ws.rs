@@ -496,6 +496,9 @@ fn ws_close_frame(reason: CloseReason) -> ws_codec::CloseFrame {
         CloseReason::MaxControlLineExceeded => Ws::MaxControlLineExceeded,
         CloseReason::ServerShutdown => Ws::ServerShutdown,
         CloseReason::NoRespondersRequiresHeaders => Ws::NoRespondersRequiresHeaders,
+        CloseReason::AuthenticationExpired => Ws::AuthenticationExpired,
+        CloseReason::Revocation => Ws::Revocation,
+        CloseReason::MaxAccountConnectionsExceeded => Ws::MaxAccountConnectionsExceeded,
         _ => {
             return ws_codec::CloseFrame::new(ws_codec::CloseCode::INTERNAL_ERROR, reason.as_str());
         }

@@ -89,14 +89,7 @@ impl std::fmt::Display for JwtError {
             Self::Signature => f.write_str("claim failed V2 signature verification"),
             Self::IssuerPrefix => f.write_str("unable to validate expected prefixes"),
             Self::SubjectPrefix => f.write_str("subject is not a valid public key"),
-            Self::WrongKind { expected, found } => {
-                write!(
-                    f,
-                    "not {} claim (found {})",
-                    expected.as_str(),
-                    found.as_str()
-                )
-            }
+            Self::WrongKind { expected, .. } => write!(f, "not {} claim", expected.as_str()),
             Self::Expired => f.write_str("claim is expired"),
             Self::NotYetValid => f.write_str("claim is not yet valid"),
         }
@@ -139,11 +132,16 @@ impl ClaimKind {
         }
     }
 
-    /// The nkey prefix of this kind's issuer (`ExpectedPrefixes`).
-    fn issuer_prefix(self) -> nkeys::KeyPairType {
+    /// Whether `key` may issue this kind (`ExpectedPrefixes`): operators sign operators;
+    /// accounts may be self-signed or signed by an operator key, as activations; users are
+    /// signed by account keys.
+    fn issuer_ok(self, key: &str) -> bool {
+        let op = is_public_key(key, nkeys::KeyPairType::Operator);
+        let acc = is_public_key(key, nkeys::KeyPairType::Account);
         match self {
-            Self::Operator | Self::Account => nkeys::KeyPairType::Operator,
-            Self::User | Self::Activation => nkeys::KeyPairType::Account,
+            Self::Operator => op,
+            Self::Account | Self::Activation => op || acc,
+            Self::User => acc,
         }
     }
 }
@@ -693,7 +691,7 @@ pub fn decode(token: &str) -> Result<AnyClaims, JwtError> {
         .verify(signed.as_bytes(), &sig)
         .map_err(|_| JwtError::Signature)?;
     let kind = any.kind();
-    if !is_public_key(&data.iss, kind.issuer_prefix()) {
+    if !kind.issuer_ok(&data.iss) {
         return Err(JwtError::IssuerPrefix);
     }
     if !is_public_key(&data.sub, kind.subject_prefix()) {

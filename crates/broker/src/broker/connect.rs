@@ -50,6 +50,61 @@ impl Broker {
         true
     }
 
+    /// Operator mode, after a JWT user authenticated: the account's connection limit, the
+    /// user's subscription and payload limits, and the expiry timer (`server/client.go`
+    /// `setExpiration`, `applyAccountLimits`). False when the client was closed.
+    pub(super) fn apply_jwt_limits(&mut self, id: ClientId, now: Instant) -> bool {
+        let Some(jwt) = self
+            .client(id)
+            .and_then(|c| c.auth.identity.as_ref())
+            .and_then(|w| w.jwt.clone())
+        else {
+            return true;
+        };
+        let trust = self.auth.trust();
+        if let Some(max) = trust.and_then(|t| t.max_connections(&jwt.account)) {
+            let account = self.client(id).map(|c| c.auth.account);
+            let others = self
+                .slots
+                .iter()
+                .filter_map(|s| s.client.as_ref())
+                .filter(|c| {
+                    c.phase == Phase::Connected
+                        && Some(c.auth.account) == account
+                        && c.params.conn_type != ConnectionType::Leaf
+                        && c.params.conn_type != ConnectionType::LeafWebSocket
+                })
+                .count();
+            if others >= max {
+                self.send_err(id, now, "maximum account active connections exceeded");
+                self.close(id, now, CloseReason::MaxAccountConnectionsExceeded);
+                return false;
+            }
+        }
+        let account_exp = trust.and_then(|t| t.account_expires(&jwt.account));
+        let clock = self.config.wall_clock.unwrap_or(WallClock {
+            at: self.start,
+            unix_secs: 0,
+        });
+        let expiry = match (jwt.expires_at, account_exp) {
+            (Some(u), Some(a)) if a < u => Some((a, "Account Authentication Expired")),
+            (Some(u), _) => Some((u, "User Authentication Expired")),
+            (None, Some(a)) => Some((a, "Account Authentication Expired")),
+            (None, None) => None,
+        };
+        let Some(c) = self.open_client_mut(id) else {
+            return false;
+        };
+        c.auth.expiry = expiry.map(|(at, text)| (clock.instant_of(at, now), text));
+        c.auth.max_subs = jwt.max_subs;
+        c.auth.max_payload = jwt.max_payload;
+        if let Some(max) = jwt.max_payload {
+            let limits = c.parser.limits_mut();
+            limits.max_payload = limits.max_payload.min(max);
+        }
+        true
+    }
+
     pub(super) fn auth_violation(
         &mut self,
         client: ClientId,
@@ -113,9 +168,16 @@ impl Broker {
         };
         let nonce = c.auth.nonce.clone();
         let cookies = std::mem::take(&mut c.params.cookies);
-        let step = self
-            .auth
-            .authenticate(conn_type, &creds, nonce.as_deref(), &cookies);
+        let remote = c.params.remote.ip();
+        let now_unix = self.unix_now(now);
+        let step = self.auth.authenticate(
+            conn_type,
+            &creds,
+            nonce.as_deref(),
+            &cookies,
+            remote,
+            now_unix,
+        );
         let defer = self.config.defer_password_checks;
         let Some(c) = self.open_client_mut(id) else {
             return;
@@ -217,6 +279,8 @@ impl Broker {
                 &pending.creds.as_credentials(),
                 c.auth.nonce.as_deref(),
                 &c.params.cookies,
+                c.params.remote.ip(),
+                self.unix_now(now),
             );
             match step {
                 AuthStep::Done(res) => {
@@ -273,6 +337,9 @@ impl Broker {
                 c.auth.authorized_user = user.authorized_user;
                 c.auth.permissions = user.permissions;
                 c.auth.identity = user.identity;
+                if !self.apply_jwt_limits(id, now) {
+                    return;
+                }
             }
             Err(detail) => {
                 self.auth_violation(id, now, Some(detail));

@@ -30,6 +30,11 @@ impl Broker {
             .as_mut()
             .is_none_or(|p| p.can_subscribe(&subject, queue.as_deref()));
         let n_subs = c.subs.len();
+        let max_subs = match (c.auth.max_subs, max_subs) {
+            (Some(jwt), 0) => jwt,
+            (Some(jwt), cfg) => jwt.min(cfg),
+            (None, cfg) => cfg,
+        };
         let duplicate = c.subs.contains_key(&sid[..]);
         let queue_err = |q: &[u8]| {
             format!(
