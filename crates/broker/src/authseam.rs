@@ -133,7 +133,7 @@ impl AuthState {
         creds: &Credentials<'_>,
         nonce: Option<&str>,
         cookies: &[(String, String)],
-        remote: std::net::IpAddr,
+        remote: core::net::IpAddr,
         now_unix: i64,
     ) -> AuthStep {
         let authorizer = match &self.0 {

@@ -420,7 +420,12 @@ impl Broker {
             max_payload: c.parser.limits().max_payload,
             client_id: c.cid,
             client_ip: c.params.remote.ip().to_string(),
-            nonce: c.auth.nonce.as_deref(),
+            // Only the first INFO carries the nonce; later ones are the server's INFO.
+            nonce: c
+                .auth
+                .nonce
+                .as_deref()
+                .filter(|_| matches!(c.phase, Phase::AwaitingConnect { .. })),
             cluster: &cfg.cluster,
             connect_urls: if ws {
                 &cfg.ws_connect_urls
@@ -514,28 +519,30 @@ impl Broker {
             } => self.process_sub(id, now, subject, queue, sid),
             Op::Unsub { sid, max } => self.process_unsub(id, now, &sid, max),
             Op::Ping => {
-                let server_max_payload = self.config.limits.max_payload;
                 let urls_epoch = self.urls_epoch;
                 let mut send_info = false;
                 if let Some(c) = self.open_client_mut(id) {
                     c.last_client_ping = Some(now);
                     // The first PING of a protocol-1 client learns about changes since its INFO
-                    // (`server/client.go` `processPing`): the INFO goes before the PONG.
+                    // (`server/client.go` `processPing`): a new cluster topology, or a max
+                    // payload that differs (a reload, or a JWT user's limit). The PONG is
+                    // queued first, then the INFO, as the reference does.
                     if !c.first_pong_sent {
                         c.first_pong_sent = true;
+                        let max_payload = c.parser.limits().max_payload;
                         send_info = c.opts.protocol >= 1
                             && (c.urls_epoch != urls_epoch
-                                || c.announced_max_payload != server_max_payload);
+                                || c.announced_max_payload != max_payload);
                         c.urls_epoch = urls_epoch;
-                        c.announced_max_payload = server_max_payload;
+                        c.announced_max_payload = max_payload;
                     }
                 }
+                self.trace(id, || trace::op(false, "PONG", &[]));
+                self.queue_bytes(id, now, b"PONG\r\n");
                 if send_info {
                     let info = self.build_info(id, false);
                     self.queue_bytes(id, now, &info);
                 }
-                self.trace(id, || trace::op(false, "PONG", &[]));
-                self.queue_bytes(id, now, b"PONG\r\n");
             }
             Op::Pong => {
                 if let Some(c) = self.open_client_mut(id) {

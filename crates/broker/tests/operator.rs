@@ -22,7 +22,18 @@ fn key(kind: KeyPairType, byte: u8) -> KeyPair {
     KeyPair::new_from_raw(kind, [byte; 32]).unwrap()
 }
 
+/// Limits as nsc writes them (unlimited); a JWT without them allows nothing (Go's zero
+/// values), so every helper below adds them unless the case sets its own.
+const ACCOUNT_LIMITS: &str = r#","limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1}"#;
+const USER_LIMITS: &str = r#","subs":-1,"data":-1,"payload":-1"#;
+
 fn claims(iss: &KeyPair, sub: &str, kind: &str, extra: &str, nats: &str) -> String {
+    let defaults = match kind {
+        "account" if !nats.contains("\"limits\"") => ACCOUNT_LIMITS,
+        "user" if !nats.contains("\"subs\"") && !nats.contains("NO_LIMITS") => USER_LIMITS,
+        _ => "",
+    };
+    let nats = format!("{}{defaults}", nats.replace("NO_LIMITS", ""));
     format!(
         r#"{{"jti":"J{sub}","iat":{iat},"iss":"{iss}","name":"n-{kind}","sub":"{sub}"{extra},"nats":{{"type":"{kind}","version":2{nats}}}}}"#,
         iat = NOW - 100,
@@ -269,7 +280,7 @@ fn bearer_tokens_skip_the_signature_unless_the_account_forbids_them() {
         vec![account_jwt(
             &k,
             &k.acc,
-            r#","limits":{"disallow_bearer":true}"#,
+            r#","limits":{"subs":-1,"data":-1,"payload":-1,"conn":-1,"leaf":-1,"disallow_bearer":true}"#,
         )],
         None,
     );
@@ -297,7 +308,7 @@ fn signing_keys_and_scoped_templates() {
         &k,
         &k.acc,
         &format!(
-            r#","signing_keys":["{}",{{"kind":"user_scope","key":"{}","role":"r","template":{{"pub":{{"allow":["{{{{name()}}}}.>"]}},"sub":{{"allow":["_INBOX.>"]}}}}}}]"#,
+            r#","signing_keys":["{}",{{"kind":"user_scope","key":"{}","role":"r","template":{{"pub":{{"allow":["{{{{name()}}}}.>"]}},"sub":{{"allow":["_INBOX.>"]}},"subs":-1,"payload":-1}}}}]"#,
             signer.public_key(),
             scoped.public_key()
         ),
@@ -308,7 +319,8 @@ fn signing_keys_and_scoped_templates() {
     let (_, out) = login(&mut sim, &user_jwt(&signer, &u, "", &issuer_account), &u);
     assert_eq!(out, "PONG\r\n");
     // A scoped user gets the template: its name is `n-user`.
-    let (s, out) = login(&mut sim, &user_jwt(&scoped, &u, "", &issuer_account), &u);
+    let scoped_user = format!("{issuer_account}NO_LIMITS");
+    let (s, out) = login(&mut sim, &user_jwt(&scoped, &u, "", &scoped_user), &u);
     assert_eq!(out, "PONG\r\n");
     sim.send(s, "PUB n-user.x 0\r\n\r\nPUB other 0\r\n\r\nPING\r\n");
     assert_eq!(
@@ -316,7 +328,7 @@ fn signing_keys_and_scoped_templates() {
         "-ERR 'Permissions Violation for Publish to \"other\"'\r\nPONG\r\n"
     );
     // A scoped user may not carry permissions of its own.
-    let own = format!(r#"{issuer_account},"pub":{{"allow":["x"]}}"#);
+    let own = format!(r#"{issuer_account},"pub":{{"allow":["x"]}}NO_LIMITS"#);
     let (_, out) = login(&mut sim, &user_jwt(&scoped, &u, "", &own), &u);
     assert_eq!(out, VIOLATION);
     // An account signing key it does not list.
@@ -353,6 +365,29 @@ fn user_permissions_and_limits() {
     assert_eq!(sim.closed.get(&id), Some(&CloseReason::MaxPayloadExceeded));
 }
 
+/// A JWT without limits allows nothing of what it does not mention: Go's zero values (nsc
+/// always writes -1, unlimited).
+#[test]
+fn missing_limits_are_zero_as_in_go() {
+    let k = keys();
+    let u = key(KeyPairType::User, 52);
+    let mut sim = Sim::new(default_config());
+    let (id, out) = login(&mut sim, &user_jwt(&k.acc, &u, "", "NO_LIMITS"), &u);
+    assert_eq!(out, "PONG\r\n");
+    sim.send(id, "SUB a 1\r\nPING\r\n");
+    assert_eq!(
+        sim.take_str(id),
+        "-ERR 'maximum subscriptions exceeded'\r\nPONG\r\n"
+    );
+    let bare = account_jwt(&k, &k.other, r#","limits":{}"#);
+    let mut sim = Sim::new(config_with(vec![bare], None));
+    let (_, out) = login(&mut sim, &user_jwt(&k.other, &u, "", ""), &u);
+    assert_eq!(
+        out,
+        "-ERR 'maximum account active connections exceeded'\r\n"
+    );
+}
+
 #[test]
 fn account_default_permissions_apply_to_users_without_their_own() {
     let k = keys();
@@ -374,7 +409,11 @@ fn account_default_permissions_apply_to_users_without_their_own() {
 #[test]
 fn account_connection_limit() {
     let k = keys();
-    let acc = account_jwt(&k, &k.acc, r#","limits":{"conn":1}"#);
+    let acc = account_jwt(
+        &k,
+        &k.acc,
+        r#","limits":{"subs":-1,"data":-1,"payload":-1,"conn":1,"leaf":-1}"#,
+    );
     let mut sim = Sim::new(config_with(vec![acc], None));
     let (u1, u2) = (key(KeyPairType::User, 60), key(KeyPairType::User, 61));
     let (_, out) = login(&mut sim, &user_jwt(&k.acc, &u1, "", ""), &u1);

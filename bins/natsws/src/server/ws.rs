@@ -231,6 +231,7 @@ pub(super) fn handshake_input(ctx: &mut Ctx, key: usize, now: Instant) {
     let mut wire = VecDeque::new();
     wire.push_back(Bytes::from(out));
     let forwarded = params.forwarded_for.clone();
+    params.nonce_bytes = crate::ids::nonce_bytes();
     let client = ctx.broker.register_client(now, params);
     let cid = ctx.broker.cid(client).unwrap_or(0);
     let Some(c) = ctx.conns.slab.get_mut(key) else {

@@ -21,6 +21,10 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::Deserialize;
 
+/// The nkeys types, for callers that make or check keys (a leaf node signing a nonce with a
+/// creds file's seed: `KeyPair::from_seed`, then [`sign_nonce`]).
+pub use nkeys::{KeyPair, KeyPairType};
+
 /// The longest JWT accepted, in bytes. Account JWTs with many exports are the large ones; the
 /// reference has no explicit bound (its account resolvers cap a JWT at 1 MiB).
 pub const MAX_JWT_BYTES: usize = 1024 * 1024;
@@ -124,11 +128,11 @@ impl ClaimKind {
     }
 
     /// The nkey prefix of this kind's subject.
-    fn subject_prefix(self) -> nkeys::KeyPairType {
+    fn subject_prefix(self) -> KeyPairType {
         match self {
-            Self::Operator => nkeys::KeyPairType::Operator,
-            Self::Account | Self::Activation => nkeys::KeyPairType::Account,
-            Self::User => nkeys::KeyPairType::User,
+            Self::Operator => KeyPairType::Operator,
+            Self::Account | Self::Activation => KeyPairType::Account,
+            Self::User => KeyPairType::User,
         }
     }
 
@@ -136,8 +140,8 @@ impl ClaimKind {
     /// accounts may be self-signed or signed by an operator key, as activations; users are
     /// signed by account keys.
     fn issuer_ok(self, key: &str) -> bool {
-        let op = is_public_key(key, nkeys::KeyPairType::Operator);
-        let acc = is_public_key(key, nkeys::KeyPairType::Account);
+        let op = is_public_key(key, KeyPairType::Operator);
+        let acc = is_public_key(key, KeyPairType::Account);
         match self {
             Self::Operator => op,
             Self::Account | Self::Activation => op || acc,
@@ -148,16 +152,16 @@ impl ClaimKind {
 
 /// Whether `key` is a valid public nkey of this type (`nkeys.IsValidPublic*Key`).
 #[must_use]
-pub fn is_public_key(key: &str, kind: nkeys::KeyPairType) -> bool {
+pub fn is_public_key(key: &str, kind: KeyPairType) -> bool {
     let prefix = match kind {
-        nkeys::KeyPairType::Operator => 'O',
-        nkeys::KeyPairType::Account => 'A',
-        nkeys::KeyPairType::User => 'U',
-        nkeys::KeyPairType::Server => 'N',
-        nkeys::KeyPairType::Cluster => 'C',
+        KeyPairType::Operator => 'O',
+        KeyPairType::Account => 'A',
+        KeyPairType::User => 'U',
+        KeyPairType::Server => 'N',
+        KeyPairType::Cluster => 'C',
         _ => return false,
     };
-    key.len() == 56 && key.starts_with(prefix) && nkeys::KeyPair::from_public_key(key).is_ok()
+    key.len() == 56 && key.starts_with(prefix) && KeyPair::from_public_key(key).is_ok()
 }
 
 /// The registered claims every kind has (`ClaimsData`).
@@ -231,12 +235,6 @@ pub struct Permission {
     pub deny: Vec<String>,
 }
 
-impl Permission {
-    fn is_empty(&self) -> bool {
-        self.allow.is_empty() && self.deny.is_empty()
-    }
-}
-
 /// `resp` (`ResponsePermission`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
@@ -289,12 +287,13 @@ pub struct UserPermissionLimits {
     pub times: Vec<TimeRange>,
     /// `times_location`: the time zone of `times`.
     pub times_location: String,
-    /// `subs`: most subscriptions; -1 (or 0 in a template-free user) = unlimited.
-    pub subs: Option<i64>,
-    /// `data`: bytes (not enforced by nats-server 2.9 for clients).
-    pub data: Option<i64>,
-    /// `payload`: largest message.
-    pub payload: Option<i64>,
+    /// `subs`: most subscriptions; -1 = unlimited. Missing is 0, which allows none (Go's zero
+    /// value; nsc always writes -1).
+    pub subs: i64,
+    /// `data`: bytes (not enforced for clients by nats-server 2.9).
+    pub data: i64,
+    /// `payload`: largest message; -1 = unlimited, missing = 0.
+    pub payload: i64,
     /// `bearer_token`: no nonce signature needed.
     pub bearer_token: bool,
     /// `allowed_connection_types`.
@@ -302,20 +301,11 @@ pub struct UserPermissionLimits {
 }
 
 impl UserPermissionLimits {
-    /// The library's `HasEmptyPermissions`: no permissions and no limits set (what a user
-    /// issued by a scoped signing key must be). `-1` limits count as unset.
+    /// The library's `HasEmptyPermissions`: every field at its zero value (what a user issued
+    /// by a scoped signing key must be; `-1` limits or a bearer flag make it non-empty).
     #[must_use]
     pub fn has_empty_permissions(&self) -> bool {
-        let unset = |v: Option<i64>| v.is_none_or(|v| v == -1 || v == 0);
-        self.publish.is_empty()
-            && self.subscribe.is_empty()
-            && self.resp.is_none()
-            && self.src.0.is_empty()
-            && self.times.is_empty()
-            && self.times_location.is_empty()
-            && unset(self.subs)
-            && unset(self.data)
-            && unset(self.payload)
+        *self == Self::default()
     }
 }
 
@@ -463,8 +453,9 @@ pub struct Import {
     pub share: bool,
 }
 
-/// An account's `limits` (`OperatorLimits`; JetStream limits are read and ignored).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// An account's `limits` (`OperatorLimits`; JetStream limits are read and ignored). Missing
+/// fields are Go's zero values (0 = none allowed; -1 = unlimited, which nsc writes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct AccountLimits {
     /// `subs`: most subscriptions over the account; -1 = unlimited.
@@ -485,23 +476,6 @@ pub struct AccountLimits {
     pub conn: i64,
     /// `leaf`: most leaf node connections; -1 = unlimited.
     pub leaf: i64,
-}
-
-impl Default for AccountLimits {
-    /// The library's `NewAccountClaims` defaults: everything unlimited.
-    fn default() -> Self {
-        Self {
-            subs: -1,
-            data: -1,
-            payload: -1,
-            imports: -1,
-            exports: -1,
-            wildcards: true,
-            disallow_bearer: false,
-            conn: -1,
-            leaf: -1,
-        }
-    }
 }
 
 /// The `nats` part of an account JWT.
@@ -685,7 +659,7 @@ pub fn decode(token: &str) -> Result<AnyClaims, JwtError> {
     };
     let sig = RAW_URL.decode(sig).map_err(|_| JwtError::Base64)?;
     let data = any.data();
-    let issuer = nkeys::KeyPair::from_public_key(&data.iss).map_err(|_| JwtError::Signature)?;
+    let issuer = KeyPair::from_public_key(&data.iss).map_err(|_| JwtError::Signature)?;
     let signed = token.get(..signed_len).ok_or(JwtError::Chunks)?;
     issuer
         .verify(signed.as_bytes(), &sig)
@@ -749,7 +723,7 @@ pub fn is_revoked(list: &HashMap<String, i64>, key: &str, issued_at: i64) -> boo
 /// Encoding, for tests and for peers that must present a JWT (a leaf node's creds): signs
 /// `claims_json` (the whole claims object) with `signer` as
 /// `{"typ":"JWT","alg":"ed25519-nkey"}`.
-pub fn encode(claims_json: &str, signer: &nkeys::KeyPair) -> Result<String, JwtError> {
+pub fn encode(claims_json: &str, signer: &KeyPair) -> Result<String, JwtError> {
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let header = engine.encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
     let body = engine.encode(claims_json.as_bytes());
@@ -762,7 +736,7 @@ pub fn encode(claims_json: &str, signer: &nkeys::KeyPair) -> Result<String, JwtE
 
 /// Signs a nonce for CONNECT `sig` (unpadded URL-safe base64 of the Ed25519 signature), as a
 /// client with a creds file does.
-pub fn sign_nonce(nonce: &str, key: &nkeys::KeyPair) -> Result<String, JwtError> {
+pub fn sign_nonce(nonce: &str, key: &KeyPair) -> Result<String, JwtError> {
     let sig = key
         .sign(nonce.as_bytes())
         .map_err(|_| JwtError::Signature)?;
@@ -788,8 +762,8 @@ pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    pub(crate) fn key(kind: nkeys::KeyPairType, byte: u8) -> nkeys::KeyPair {
-        nkeys::KeyPair::new_from_raw(kind, [byte; 32]).unwrap()
+    pub(crate) fn key(kind: KeyPairType, byte: u8) -> KeyPair {
+        KeyPair::new_from_raw(kind, [byte; 32]).unwrap()
     }
 
     pub(crate) fn claims(iss: &str, sub: &str, kind: &str, nats: &str) -> String {
@@ -800,9 +774,9 @@ pub(crate) mod tests {
 
     #[test]
     fn operator_account_user_round_trip() {
-        let op = key(nkeys::KeyPairType::Operator, 1);
-        let acc = key(nkeys::KeyPairType::Account, 2);
-        let user = key(nkeys::KeyPairType::User, 3);
+        let op = key(KeyPairType::Operator, 1);
+        let acc = key(KeyPairType::Account, 2);
+        let user = key(KeyPairType::User, 3);
         let t = encode(
             &claims(
                 &op.public_key(),
@@ -827,7 +801,8 @@ pub(crate) mod tests {
         .unwrap();
         let c = decode_account(&t).unwrap();
         assert_eq!(c.nats.limits.conn, 3);
-        assert_eq!(c.nats.limits.subs, -1);
+        // Go's zero value: a missing limit is 0, not unlimited.
+        assert_eq!(c.nats.limits.subs, 0);
         assert_eq!(c.nats.signing_keys.len(), 2);
         assert!(
             matches!(&c.nats.signing_keys[1], SigningKey::Scoped { template, .. } if template.publish.allow == ["a"])
@@ -852,9 +827,9 @@ pub(crate) mod tests {
 
     #[test]
     fn refusals() {
-        let op = key(nkeys::KeyPairType::Operator, 1);
-        let acc = key(nkeys::KeyPairType::Account, 2);
-        let user = key(nkeys::KeyPairType::User, 3);
+        let op = key(KeyPairType::Operator, 1);
+        let acc = key(KeyPairType::Account, 2);
+        let user = key(KeyPairType::User, 3);
         let good = encode(
             &claims(&acc.public_key(), &user.public_key(), "user", ""),
             &acc,
@@ -970,15 +945,15 @@ pub(crate) mod tests {
 
         #[test]
         fn decode_never_panics_on_signed_json(body in "[ -~]{0,200}") {
-            let acc = key(nkeys::KeyPairType::Account, 2);
+            let acc = key(KeyPairType::Account, 2);
             let t = encode(&body, &acc).unwrap();
             let _ = decode(&t);
         }
 
         #[test]
         fn a_flipped_byte_breaks_the_token(pos in 0usize..400, bit in 0u8..8) {
-            let acc = key(nkeys::KeyPairType::Account, 2);
-            let user = key(nkeys::KeyPairType::User, 3);
+            let acc = key(KeyPairType::Account, 2);
+            let user = key(KeyPairType::User, 3);
             let good = encode(&claims(&acc.public_key(), &user.public_key(), "user", r#","pub":{"allow":["a.>"]}"#), &acc).unwrap();
             let mut bytes = good.into_bytes();
             let pos = pos % bytes.len();

@@ -150,7 +150,7 @@ pub struct AuthRequest<'a> {
     /// other connection types.
     pub cookies: &'a [(String, String)],
     /// The peer's address (operator mode: a user JWT's `src`).
-    pub remote: Option<std::net::IpAddr>,
+    pub remote: Option<core::net::IpAddr>,
     /// Wall-clock time in Unix seconds (operator mode: JWT expiry and `times`).
     pub now_unix: i64,
 }

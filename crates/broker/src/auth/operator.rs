@@ -18,7 +18,7 @@
 //!   subjects for one list refuses the user (the reference has no bound).
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
+use core::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -218,17 +218,14 @@ impl Trust {
                 }
                 limits = apply_template(template, &user, account)
                     .ok_or("User JWT generated invalid permissions")?;
-                limits.bearer_token = user.nats.limits.bearer_token;
-                limits
-                    .allowed_connection_types
-                    .clone_from(&user.nats.limits.allowed_connection_types);
             }
             Some(None) => {}
         }
         if account.claims.data.check_times(req.now_unix).is_err() {
             return Err("Account JWT has expired");
         }
-        let bearer = user.nats.limits.bearer_token;
+        // For a scoped user the template's flag counts (the template replaced the limits).
+        let bearer = limits.bearer_token;
         if bearer && account.claims.nats.limits.disallow_bearer {
             return Err("Account does not allow bearer token");
         }
@@ -277,15 +274,13 @@ impl Trust {
     /// The most client connections the account allows (`limits.conn`), `None` = unlimited.
     #[must_use]
     pub fn max_connections(&self, account: &str) -> Option<usize> {
-        let conn = self.accounts.get(account)?.claims.nats.limits.conn;
-        usize::try_from(conn).ok()
+        limit(self.accounts.get(account)?.claims.nats.limits.conn)
     }
 
     /// The most leaf node connections the account allows (`limits.leaf`).
     #[must_use]
     pub fn max_leaf_connections(&self, account: &str) -> Option<usize> {
-        let leaf = self.accounts.get(account)?.claims.nats.limits.leaf;
-        usize::try_from(leaf).ok()
+        limit(self.accounts.get(account)?.claims.nats.limits.leaf)
     }
 
     /// When the account expires (Unix seconds).
@@ -524,14 +519,16 @@ fn jwt_permissions(limits: &UserPermissionLimits) -> Option<PermissionsConfig> {
     })
 }
 
-/// A JWT limit (-1 unlimited; 0 means unlimited too for a user that set nothing) combined
-/// with the account's as `applyAccountLimits` does: the smaller one wins.
-fn min_limit(user: Option<i64>, account: i64) -> Option<usize> {
-    let user = user
-        .and_then(|u| usize::try_from(u).ok())
-        .filter(|u| *u > 0);
-    let account = usize::try_from(account).ok();
-    match (user, account) {
+/// A JWT limit: -1 (`jwt.NoLimit`) is unlimited, any other value a limit (negative ones
+/// allow nothing, as Go's signed comparisons do).
+fn limit(value: i64) -> Option<usize> {
+    (value != -1).then(|| usize::try_from(value).unwrap_or(0))
+}
+
+/// The user's limit combined with the account's as `applyAccountLimits` (`minLimit`) does:
+/// the smaller one wins, unlimited yields.
+fn min_limit(user: i64, account: i64) -> Option<usize> {
+    match (limit(user), limit(account)) {
         (Some(u), Some(a)) => Some(u.min(a)),
         (u, a) => u.or(a),
     }
