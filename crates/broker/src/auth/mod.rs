@@ -45,11 +45,11 @@
 //!   32 random entries; results are the same.
 //! - **Cookies.** `username_cookie`, `password_cookie` and `token_cookie` come from
 //!   nats-server 2.11 (they fill empty CONNECT fields of WebSocket clients); they do nothing
-//!   unless configured. JWTs (CONNECT `jwt`, `jwt_cookie`) need operator mode, which natsws does
-//!   not implement: the JWT is discarded as the reference does without operators, and a
-//!   `jwt_cookie` fails validation with the reference's text.
-//! - **Not modelled:** operator/JWT mode (accounts come from the configuration), TLS
-//!   certificate user mapping, custom authenticators, the leafnode `authorization` block and the
+//!   unless configured. JWTs (CONNECT `jwt`, `jwt_cookie`) are used in operator mode
+//!   ([`operator`], when [`AuthConfig::operator`] is set; see its docs for its own
+//!   differences) and discarded otherwise, as the reference does; a `jwt_cookie` without
+//!   operator mode fails validation with the reference's text.
+//! - **Not modelled:** TLS certificate user mapping, custom authenticators, the leafnode `authorization` block and the
 //!   leafnode-only reverse match of subscribe permissions. Leafnode connection types are
 //!   accepted the way `processClientOrLeafAuthentication` accepts them when the leafnode block
 //!   has no authorization of its own.
