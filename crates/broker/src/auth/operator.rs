@@ -17,8 +17,8 @@
 //! - A template of a scoped signing key that would emit more than [`MAX_TEMPLATE_SUBJECTS`]
 //!   subjects for one list refuses the user (the reference has no bound).
 
-use std::collections::{HashMap, HashSet};
 use core::net::IpAddr;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -750,7 +750,10 @@ fn expand(
             subjects = next;
         }
         for subject in subjects {
-            if crate::subject::is_valid_subscription(subject.as_bytes()) {
+            // Go's `IsValidSubject`: no empty tokens, `>` last, no white space.
+            let valid = crate::subject::is_valid_subscription(subject.as_bytes())
+                && !subject.contains([' ', '\t', '\n', '\r', '\u{c}']);
+            if valid {
                 out.push(subject);
             } else if fail_on_bad {
                 return None;
@@ -761,4 +764,211 @@ fn expand(
         }
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        text.parse().ok()
+    }
+
+    #[test]
+    fn src_cidrs() {
+        assert!(src_allows(&[], None));
+        assert!(!src_allows(&["10.0.0.0/8".into()], None));
+        assert!(src_allows(&["10.0.0.0/8".into()], ip("10.200.1.2")));
+        assert!(!src_allows(&["10.0.0.0/8".into()], ip("11.0.0.1")));
+        assert!(src_allows(&["1.2.3.4/32".into()], ip("1.2.3.4")));
+        assert!(src_allows(&["0.0.0.0/0".into()], ip("203.0.113.9")));
+        // An IPv4-mapped IPv6 peer matches an IPv4 network, as Go's net.IPNet.Contains does.
+        assert!(src_allows(&["127.0.0.0/8".into()], ip("::ffff:127.0.0.1")));
+        assert!(src_allows(&["2001:db8::/32".into()], ip("2001:db8::1")));
+        assert!(!src_allows(&["2001:db8::/32".into()], ip("2001:db9::1")));
+        // A malformed entry refuses, even when a later one would match.
+        for bad in [
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "10.0.0.0/x",
+            "nope/8",
+            "10.0.0.0/-1",
+        ] {
+            assert!(
+                !src_allows(&[bad.into(), "0.0.0.0/0".into()], ip("10.0.0.1")),
+                "{bad}"
+            );
+        }
+    }
+
+    fn times(ranges: &[(&str, &str)], location: &str) -> UserPermissionLimits {
+        UserPermissionLimits {
+            times: ranges
+                .iter()
+                .map(|(s, e)| jwt::TimeRange {
+                    start: (*s).into(),
+                    end: (*e).into(),
+                })
+                .collect(),
+            times_location: location.into(),
+            ..UserPermissionLimits::default()
+        }
+    }
+
+    #[test]
+    fn connect_times_in_utc() {
+        // 2027-01-15 10:30:00 UTC.
+        let day = 1_800_000_000 - 1_800_000_000 % 86_400;
+        let now = day + 10 * 3600 + 30 * 60;
+        assert_eq!(
+            connect_window(&UserPermissionLimits::default(), now),
+            Some(None)
+        );
+        let inside = times(&[("09:00:00", "11:00:00")], "");
+        assert_eq!(connect_window(&inside, now), Some(Some(day + 11 * 3600)));
+        assert_eq!(
+            connect_window(&times(&[("11:00:00", "12:00:00")], "UTC"), now),
+            None
+        );
+        // Overnight windows end the next day; only today's start counts (as the reference).
+        let overnight = times(&[("22:00:00", "02:00:00")], "");
+        assert_eq!(
+            connect_window(&overnight, day + 23 * 3600),
+            Some(Some(day + 86_400 + 2 * 3600))
+        );
+        assert_eq!(connect_window(&overnight, day + 3600), None);
+        // The second window matches.
+        let two = times(&[("01:00:00", "02:00:00"), ("10:00:00", "10:45:00")], "");
+        assert_eq!(
+            connect_window(&two, now),
+            Some(Some(day + 10 * 3600 + 45 * 60))
+        );
+        // Unknown zones and malformed clocks refuse.
+        assert_eq!(
+            connect_window(&times(&[("09:00:00", "11:00:00")], "Europe/Paris"), now),
+            None
+        );
+        assert_eq!(
+            connect_window(&times(&[("9:00", "11:00:00")], ""), now),
+            None
+        );
+        assert_eq!(
+            connect_window(&times(&[("24:00:00", "11:00:00")], ""), now),
+            None
+        );
+    }
+
+    #[test]
+    fn limits_follow_go() {
+        assert_eq!(limit(-1), None);
+        assert_eq!(limit(0), Some(0));
+        assert_eq!(limit(-7), Some(0));
+        assert_eq!(min_limit(-1, -1), None);
+        assert_eq!(min_limit(5, -1), Some(5));
+        assert_eq!(min_limit(-1, 3), Some(3));
+        assert_eq!(min_limit(5, 3), Some(3));
+        assert_eq!(min_limit(0, 3), Some(0));
+    }
+
+    fn user_with_tags(tags: &[&str]) -> Claims<jwt::User> {
+        Claims {
+            data: jwt::ClaimsData {
+                name: "alice".into(),
+                sub: "UALICE".into(),
+                ..jwt::ClaimsData::default()
+            },
+            nats: jwt::User {
+                tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+                issuer_account: "AACC".into(),
+                ..jwt::User::default()
+            },
+        }
+    }
+
+    fn account() -> JwtAccount {
+        JwtAccount {
+            claims: Claims {
+                data: jwt::ClaimsData {
+                    name: "acme".into(),
+                    ..jwt::ClaimsData::default()
+                },
+                nats: jwt::Account {
+                    tags: vec!["dept:ops".into()],
+                    ..jwt::Account::default()
+                },
+            },
+            signers: HashMap::new(),
+            default_permissions: None,
+            trusted: true,
+        }
+    }
+
+    fn list(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn templates_expand_as_the_reference() {
+        let user = user_with_tags(&["room:a", "room:b", "other:x"]);
+        let acc = account();
+        let got = expand(
+            &list(&[
+                "u.{{name()}}.>",
+                "id.{{subject()}}",
+                "{{account-name()}}.{{account-subject()}}",
+                "r.{{tag(room)}}.in",
+                "d.{{account-tag(dept)}}",
+                "plain",
+            ]),
+            false,
+            &user,
+            &acc,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            list(&[
+                "u.alice.>",
+                "id.UALICE",
+                "acme.AACC",
+                "r.a.in",
+                "r.b.in",
+                "d.ops",
+                "plain"
+            ])
+        );
+        // A missing tag or an unknown macro makes an invalid subject: skipped in allow lists,
+        // an error in deny lists.
+        let bad = list(&["x.{{tag(none)}}", "y.{{what()}}"]);
+        assert_eq!(expand(&bad, false, &user, &acc), Some(Vec::new()));
+        assert_eq!(expand(&bad, true, &user, &acc), None);
+        // An allow list that expands to nothing denies everything.
+        let template = UserPermissionLimits {
+            publish: jwt::Permission {
+                allow: list(&["x.{{tag(none)}}"]),
+                deny: Vec::new(),
+            },
+            ..UserPermissionLimits::default()
+        };
+        let lim = apply_template(&template, &user, &acc).unwrap();
+        assert!(lim.publish.allow.is_empty());
+        assert_eq!(lim.publish.deny, [">"]);
+    }
+
+    #[test]
+    fn template_products_are_bounded() {
+        let tags: Vec<String> = (0..40).map(|i| format!("t:{i}")).collect();
+        let refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let user = user_with_tags(&refs);
+        let acc = account();
+        // 40 values fit; 40 × 40 = 1600 subjects exceed the bound.
+        assert_eq!(
+            expand(&list(&["a.{{tag(t)}}"]), false, &user, &acc).map(|v| v.len()),
+            Some(40)
+        );
+        assert_eq!(
+            expand(&list(&["a.{{tag(t)}}.{{tag(t)}}"]), false, &user, &acc),
+            None
+        );
+    }
 }
