@@ -655,3 +655,42 @@ fn start_up_errors_have_the_reference_texts() {
         "error resolving system account: account missing",
     );
 }
+
+#[test]
+fn account_leaf_limit_counts_leaf_connections_only() {
+    let k = keys();
+    let acc = account_jwt(
+        &k,
+        &k.acc,
+        r#","limits":{"subs":-1,"data":-1,"payload":-1,"conn":-1,"leaf":1}"#,
+    );
+    let mut sim = Sim::new(config_with(vec![acc], None));
+    let users: Vec<KeyPair> = (100..104).map(|b| key(KeyPairType::User, b)).collect();
+    let jwt = |u: &KeyPair| user_jwt(&k.acc, u, "", "");
+    let (_, out) = login_kind(
+        &mut sim,
+        ConnectionType::Leaf,
+        Some(&jwt(&users[0])),
+        Some(&users[0]),
+    );
+    assert_eq!(out, "PONG\r\n");
+    let (id, out) = login_kind(
+        &mut sim,
+        ConnectionType::Leaf,
+        Some(&jwt(&users[1])),
+        Some(&users[1]),
+    );
+    assert_eq!(
+        out,
+        "-ERR 'maximum account active connections exceeded'\r\n"
+    );
+    assert_eq!(
+        sim.closed.get(&id),
+        Some(&CloseReason::MaxAccountConnectionsExceeded)
+    );
+    // Clients are not counted against `leaf`.
+    for u in &users[2..] {
+        let (_, out) = login(&mut sim, &jwt(u), u);
+        assert_eq!(out, "PONG\r\n");
+    }
+}

@@ -62,17 +62,30 @@ impl Broker {
             return true;
         };
         let trust = self.auth.trust();
-        if let Some(max) = trust.and_then(|t| t.max_connections(&jwt.account)) {
-            let account = self.client(id).map(|c| c.auth.account);
+        // Clients count against the account's `conn`, leaf nodes against its `leaf`; both
+        // refusals have the same text (`server/client.go` `registerWithAccount`).
+        let is_leaf =
+            |t: ConnectionType| matches!(t, ConnectionType::Leaf | ConnectionType::LeafWebSocket);
+        let (account, leaf) = match self.client(id) {
+            Some(c) => (c.auth.account, is_leaf(c.params.conn_type)),
+            None => return false,
+        };
+        let max = trust.and_then(|t| {
+            if leaf {
+                t.max_leaf_connections(&jwt.account)
+            } else {
+                t.max_connections(&jwt.account)
+            }
+        });
+        if let Some(max) = max {
             let others = self
                 .slots
                 .iter()
                 .filter_map(|s| s.client.as_ref())
                 .filter(|c| {
                     c.phase == Phase::Connected
-                        && Some(c.auth.account) == account
-                        && c.params.conn_type != ConnectionType::Leaf
-                        && c.params.conn_type != ConnectionType::LeafWebSocket
+                        && c.auth.account == account
+                        && is_leaf(c.params.conn_type) == leaf
                 })
                 .count();
             if others >= max {
