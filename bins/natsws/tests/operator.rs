@@ -567,7 +567,8 @@ fn bad_operator_settings_are_refused_at_start() {
 
 /// The full resolver reads `<dir>/<account>.jwt`; a reload that brings an account JWT revoking
 /// a connected user closes that connection (natsws re-reads the directory on reload; the
-/// reference learns of updates through its system account instead, so this runs on natsws).
+/// reference learns of updates through its system account instead, so this runs on natsws
+/// only).
 #[test]
 fn full_resolver_reload_revokes_live_users() {
     let k = keys();
@@ -622,4 +623,45 @@ fn full_resolver_reload_revokes_live_users() {
         "{rest}"
     );
     assert_eq!(kept.sync(), "");
+}
+
+/// A reload whose `resolver_preload` brings an account JWT that revokes a connected user
+/// closes that user's connection and keeps the others. natsws only: nats-server 2.9.10 reads
+/// the preload at start and learns of account updates through its system account (`nsc
+/// push`), which natsws does not serve, so a reload is how natsws takes new account JWTs.
+fn preload_reload_revokes_live_users(transport: Transport) {
+    let target = Target::Natsws;
+    let dir = common::temp_dir("operator-reload");
+    let base = conf(&dir, "", "");
+    let Some(srv) = target.with_config(&base, &[]) else {
+        return;
+    };
+    let k = keys();
+    let (u, keep) = (key(KeyPairType::User, 90), key(KeyPairType::User, 91));
+    let (mut c, out) = Conn::login(&srv, transport, Some(&user_jwt(&k.a, &u, "", "")), Some(&u));
+    assert_eq!(out, "PONG\r\n");
+    let (mut kept, out) = Conn::login(
+        &srv,
+        transport,
+        Some(&user_jwt(&k.a, &keep, "", "")),
+        Some(&keep),
+    );
+    assert_eq!(out, "PONG\r\n");
+    let revoking = format!(r#","revocations":{{"{}":{}}}"#, u.public_key(), now_unix());
+    srv.reload(&conf(&dir, &revoking, ""), 1);
+    let rest = c.read_either("Revoked", "\u{0}never");
+    assert!(
+        rest.contains("-ERR 'User Authentication Revoked'\r\n"),
+        "{rest}"
+    );
+    assert_eq!(kept.sync(), "");
+}
+#[test]
+fn preload_reload_revokes_live_users_tcp() {
+    preload_reload_revokes_live_users(Transport::Tcp);
+}
+
+#[test]
+fn preload_reload_revokes_live_users_ws() {
+    preload_reload_revokes_live_users(Transport::Ws);
 }

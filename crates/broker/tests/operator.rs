@@ -694,3 +694,82 @@ fn account_leaf_limit_counts_leaf_connections_only() {
         assert_eq!(out, "PONG\r\n");
     }
 }
+
+#[test]
+fn operator_signing_keys_and_strict_usage() {
+    let k = keys();
+    let op_signer = key(KeyPairType::Operator, 110);
+    let signing = format!(r#","signing_keys":["{}"]"#, op_signer.public_key());
+    let op = |strict: bool| {
+        let nats = format!(
+            "{signing}{}",
+            if strict {
+                r#","strict_signing_key_usage":true"#
+            } else {
+                ""
+            }
+        );
+        encode(
+            &claims(&k.op, &k.op.public_key(), "operator", "", &nats),
+            &k.op,
+        )
+        .unwrap()
+    };
+    let by_signer = encode(
+        &claims(&op_signer, &k.acc.public_key(), "account", "", ""),
+        &op_signer,
+    )
+    .unwrap();
+    let by_identity = encode(
+        &claims(&k.op, &k.other.public_key(), "account", "", ""),
+        &k.op,
+    )
+    .unwrap();
+    for strict in [false, true] {
+        let mut config = config_with(vec![by_signer.clone(), by_identity.clone()], None);
+        if let Some(o) = config.auth.operator.as_mut() {
+            o.operators = vec![op(strict)];
+        }
+        let mut sim = Sim::new(config);
+        let (u1, u2) = (key(KeyPairType::User, 111), key(KeyPairType::User, 112));
+        let (_, out) = login(&mut sim, &user_jwt(&k.acc, &u1, "", ""), &u1);
+        assert_eq!(
+            out, "PONG\r\n",
+            "signed by the operator's signing key, strict {strict}"
+        );
+        let (_, out) = login(&mut sim, &user_jwt(&k.other, &u2, "", ""), &u2);
+        let want = if strict { VIOLATION } else { "PONG\r\n" };
+        assert_eq!(
+            out, want,
+            "signed by the operator's identity, strict {strict}"
+        );
+    }
+}
+
+#[test]
+fn account_mappings_are_refused_by_name() {
+    let k = keys();
+    let acc = account_jwt(
+        &k,
+        &k.acc,
+        r#","mappings":{"a":[{"subject":"b","weight":100}]}"#,
+    );
+    let auth = AuthConfig {
+        operator: Some(OperatorConfig {
+            operators: vec![operator_jwt(&k)],
+            accounts: vec![acc],
+            ..OperatorConfig::default()
+        }),
+        ..AuthConfig::default()
+    };
+    let err = broker::auth::Authorizer::new(&auth)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "account JWT {}: subject mappings (mappings) are not supported by natsws",
+            k.acc.public_key()
+        )
+    );
+}

@@ -12,7 +12,8 @@
 //! depth is bounded by serde_json's recursion limit; no input panics.
 //!
 //! Deliberate differences from the Go library: version 1 claims (the pre-2.0 format) are
-//! refused; JSON field names match exactly (Go's decoder also accepts other letter cases).
+//! refused; JSON field names match exactly (Go's decoder also accepts other letter cases) and
+//! a repeated field is an error (Go keeps the last one).
 
 use std::collections::HashMap;
 
@@ -494,8 +495,20 @@ pub struct Account {
     pub revocations: HashMap<String, i64>,
     /// `default_permissions`.
     pub default_permissions: Permissions,
+    /// `mappings`: subject mappings (only their subjects are kept; natsws refuses accounts
+    /// that have any, see `operator::Trust::new`).
+    #[serde(deserialize_with = "mapping_subjects")]
+    pub mappings: Vec<String>,
     /// `tags`.
     pub tags: Vec<String>,
+}
+
+/// The subjects of a `mappings` object (its weighted destinations are not kept).
+fn mapping_subjects<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let map: HashMap<String, serde::de::IgnoredAny> = Deserialize::deserialize(d)?;
+    let mut keys: Vec<String> = map.into_keys().collect();
+    keys.sort();
+    Ok(keys)
 }
 
 /// The `nats` part of an operator JWT.

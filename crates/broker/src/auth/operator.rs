@@ -16,6 +16,15 @@
 //!   refusal itself is (`authentication error`).
 //! - A template of a scoped signing key that would emit more than [`MAX_TEMPLATE_SUBJECTS`]
 //!   subjects for one list refuses the user (the reference has no bound).
+//! - New account JWTs are taken on reload (the `resolver_preload` values, or the full
+//!   resolver's directory read again), and a revocation they bring closes live connections
+//!   with `User Authentication Revoked`. nats-server 2.9.10 reads the preload at start only and
+//!   takes updates through its system account (`$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE`, `nsc push`),
+//!   which natsws does not serve.
+//! - Account JWTs with subject `mappings` are refused at start-up (natsws has no subject
+//!   mapping). The account `imports`/`exports` counts, `data`, `wildcards` and the JetStream
+//!   limits are read but not enforced; service latency tracking (which needs the system account)
+//!   is not done.
 
 use core::net::IpAddr;
 use std::collections::{HashMap, HashSet};
@@ -147,6 +156,12 @@ impl Trust {
         for text in &config.accounts {
             let claims = jwt::decode_account(text.trim())
                 .map_err(|_| err("invalid account JWT".to_owned()))?;
+            if !claims.nats.mappings.is_empty() {
+                return Err(err(format!(
+                    "account JWT {}: subject mappings (mappings) are not supported by natsws",
+                    claims.data.sub
+                )));
+            }
             let account = compile_account(claims, &trusted);
             accounts.insert(account.claims.data.sub.clone(), Arc::new(account));
         }
