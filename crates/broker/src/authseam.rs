@@ -100,6 +100,17 @@ impl AuthState {
         Self(Authorizer::new(config))
     }
 
+    /// The auth state of a broker configuration: operator mode without
+    /// [`crate::Config::wall_clock`] fails closed (JWT times could not be checked).
+    pub(crate) fn for_config(config: &crate::Config) -> Self {
+        if config.auth.operator.is_some() && config.wall_clock.is_none() {
+            return Self(Err(auth::AuthConfigError::new(
+                "operator mode needs the wall clock (Config::wall_clock)".to_owned(),
+            )));
+        }
+        Self::new(&config.auth)
+    }
+
     /// The settings in force, when they are valid.
     pub(crate) fn config(&self) -> Option<&AuthConfig> {
         self.0.as_ref().ok().map(Authorizer::config)

@@ -148,7 +148,7 @@ impl Broker {
     #[must_use]
     pub fn new(config: Config, now: Instant) -> Self {
         let rng = Rng(config.seed);
-        let auth = AuthState::new(&config.auth);
+        let auth = AuthState::for_config(&config);
         let sublist_seed = config.seed.rotate_left(23) ^ 0x6a09_e667_f3bc_c908;
         let mut router = Router::new(sublist_seed);
         let (accounts, system) = served_accounts(&config, &auth);
@@ -181,11 +181,6 @@ impl Broker {
     /// start-up error text. (`new` accepts it and then refuses every CONNECT.)
     pub fn try_new(config: Config, now: Instant) -> Result<Self, auth::AuthConfigError> {
         validate_accounts(&config.accounts)?;
-        if config.auth.operator.is_some() && config.wall_clock.is_none() {
-            return Err(auth::AuthConfigError::new(
-                "operator mode needs the wall clock (Config::wall_clock)".to_owned(),
-            ));
-        }
         let broker = Self::new(config, now);
         match broker.auth.error() {
             Some(err) => Err(err.clone()),
@@ -225,7 +220,7 @@ impl Broker {
         {
             self.urls_epoch += 1;
         }
-        self.auth = AuthState::new(&config.auth);
+        self.auth = AuthState::for_config(&config);
         let (accounts, system) = served_accounts(&config, &self.auth);
         self.router.configure(&accounts, system.as_deref());
         self.config = config;

@@ -773,3 +773,26 @@ fn account_mappings_are_refused_by_name() {
         )
     );
 }
+
+/// Without a wall clock JWT times cannot be checked: the broker refuses everyone.
+#[test]
+fn operator_mode_without_a_wall_clock_fails_closed() {
+    let k = keys();
+    let mut config = default_config();
+    config.wall_clock = None;
+    assert_eq!(
+        broker::Broker::try_new(config.clone(), Instant::now())
+            .unwrap_err()
+            .to_string(),
+        "operator mode needs the wall clock (Config::wall_clock)"
+    );
+    let mut sim = Sim::new(config);
+    let u = key(KeyPairType::User, 120);
+    let expired = user_jwt(&k.acc, &u, &format!(",\"exp\":{}", NOW - 1), "");
+    let id = sim.client();
+    sim.send(
+        id,
+        &format!("CONNECT {{\"verbose\":false,\"jwt\":\"{expired}\"}}\r\nPING\r\n"),
+    );
+    assert_eq!(sim.take_str(id), VIOLATION);
+}
