@@ -629,6 +629,26 @@ fn load<T: for<'de> Deserialize<'de> + Default>(bytes: &[u8]) -> Result<Claims<T
     })
 }
 
+/// The claims JSON of a token (its middle part, decoded) as the Go library loads it
+/// (`loadClaims`): version and kind first, then the kind's fields. No signature or prefix
+/// check: [`decode`] does those.
+pub(crate) fn parse_claims(claim_bytes: &[u8]) -> Result<AnyClaims, JwtError> {
+    let id: Identifier = serde_json::from_slice(claim_bytes).map_err(|e| json_err(&e))?;
+    if id.nats.version > 2 {
+        return Err(JwtError::Newer);
+    }
+    if !id.v1_type.is_empty() || id.nats.version < 2 {
+        return Err(JwtError::Version1);
+    }
+    Ok(match id.nats.kind.as_str() {
+        "operator" => AnyClaims::Operator(load(claim_bytes)?),
+        "account" => AnyClaims::Account(load(claim_bytes)?),
+        "user" => AnyClaims::User(load(claim_bytes)?),
+        "activation" => AnyClaims::Activation(load(claim_bytes)?),
+        other => return Err(JwtError::Kind(other.to_owned())),
+    })
+}
+
 /// Decodes `token`, verifies its header, its signature with the issuer's key, the issuer's
 /// prefix for the claim kind and the subject's prefix (`jwt.Decode` plus the subject checks of
 /// each kind's `Validate`). Times are not checked here: see [`ClaimsData::check_times`].
@@ -653,23 +673,7 @@ pub fn decode(token: &str) -> Result<AnyClaims, JwtError> {
         return Err(JwtError::Algorithm(header.alg));
     }
     let claim_bytes = RAW_URL.decode(claims).map_err(|_| JwtError::Base64)?;
-    let id: Identifier = serde_json::from_slice(&claim_bytes).map_err(|e| json_err(&e))?;
-    if !id.v1_type.is_empty() || id.nats.version < 2 {
-        if id.nats.version > 2 {
-            return Err(JwtError::Newer);
-        }
-        return Err(JwtError::Version1);
-    }
-    if id.nats.version > 2 {
-        return Err(JwtError::Newer);
-    }
-    let any = match id.nats.kind.as_str() {
-        "operator" => AnyClaims::Operator(load(&claim_bytes)?),
-        "account" => AnyClaims::Account(load(&claim_bytes)?),
-        "user" => AnyClaims::User(load(&claim_bytes)?),
-        "activation" => AnyClaims::Activation(load(&claim_bytes)?),
-        other => return Err(JwtError::Kind(other.to_owned())),
-    };
+    let any = parse_claims(&claim_bytes)?;
     let sig = RAW_URL.decode(sig).map_err(|_| JwtError::Base64)?;
     let data = any.data();
     let issuer = KeyPair::from_public_key(&data.iss).map_err(|_| JwtError::Signature)?;
