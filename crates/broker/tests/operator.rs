@@ -793,3 +793,31 @@ fn operator_mode_without_a_wall_clock_fails_closed() {
     );
     assert_eq!(sim.take_str(id), VIOLATION);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Hostile `jwt`/`sig` values (random text, or a real token with bytes changed) never
+    /// panic the broker and never log anybody in.
+    #[test]
+    fn hostile_credentials_are_refused(
+        jwt in "[ -~]{0,300}",
+        sig in "[A-Za-z0-9_=+/-]{0,100}",
+        flip in 0usize..2000,
+    ) {
+        let k = keys();
+        let u = key(KeyPairType::User, 130);
+        let mut real = user_jwt(&k.acc, &u, "", "").into_bytes();
+        let at = flip % real.len();
+        real[at] = if real[at] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(real).unwrap();
+        let mut sim = Sim::new(default_config());
+        for token in [jwt.as_str(), tampered.as_str()] {
+            let id = sim.client();
+            let connect = serde_json::json!({"verbose": false, "jwt": token, "sig": sig});
+            sim.send(id, &format!("CONNECT {connect}\r\nPING\r\n"));
+            let out = sim.take_str(id);
+            proptest::prop_assert!(out.starts_with("-ERR"), "{token:?}: {out}");
+        }
+    }
+}
