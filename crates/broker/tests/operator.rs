@@ -821,3 +821,32 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_reload_that_gives_the_account_an_expiry_closes_its_users_then() {
+    let k = keys();
+    let u = key(KeyPairType::User, 140);
+    let mut sim = Sim::new(default_config());
+    let (id, _) = login(&mut sim, &user_jwt(&k.acc, &u, "", ""), &u);
+    let expiring = encode(
+        &claims(
+            &k.op,
+            &k.acc.public_key(),
+            "account",
+            &format!(",\"exp\":{}", NOW + 2),
+            "",
+        ),
+        &k.op,
+    )
+    .unwrap();
+    let now = sim.now;
+    sim.broker.reload(config_with(vec![expiring], None), now);
+    sim.pump();
+    assert!(!sim.closed.contains_key(&id));
+    sim.advance(Duration::from_secs(4));
+    let out = sim.take_str(id);
+    assert!(
+        out.ends_with("-ERR 'Account Authentication Expired'\r\n"),
+        "{out}"
+    );
+}

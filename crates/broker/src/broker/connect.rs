@@ -94,6 +94,21 @@ impl Broker {
                 return false;
             }
         }
+        self.set_jwt_session(id, now);
+        true
+    }
+
+    /// A JWT user's expiry timer and subscription/payload limits, from its identity and the
+    /// account in force (at CONNECT, and again after a reload).
+    pub(super) fn set_jwt_session(&mut self, id: ClientId, now: Instant) {
+        let Some(jwt) = self
+            .client(id)
+            .and_then(|c| c.auth.identity.as_ref())
+            .and_then(|w| w.jwt.clone())
+        else {
+            return;
+        };
+        let trust = self.auth.trust();
         let account_exp = trust.and_then(|t| t.account_expires(&jwt.account));
         let clock = self.config.wall_clock.unwrap_or(WallClock {
             at: self.start,
@@ -105,17 +120,17 @@ impl Broker {
             (None, Some(a)) => Some((a, "Account Authentication Expired")),
             (None, None) => None,
         };
+        let server_max_payload = self.config.limits.max_payload;
         let Some(c) = self.open_client_mut(id) else {
-            return false;
+            return;
         };
         c.auth.expiry = expiry.map(|(at, text)| (clock.instant_of(at, now), text));
         c.auth.max_subs = jwt.max_subs;
         c.auth.max_payload = jwt.max_payload;
-        if let Some(max) = jwt.max_payload {
-            let limits = c.parser.limits_mut();
-            limits.max_payload = limits.max_payload.min(max);
-        }
-        true
+        c.parser.limits_mut().max_payload = jwt
+            .max_payload
+            .map_or(server_max_payload, |m| m.min(server_max_payload));
+        self.reschedule(id);
     }
 
     pub(super) fn auth_violation(

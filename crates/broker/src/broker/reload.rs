@@ -315,6 +315,12 @@ impl Broker {
         c.auth.identity = user.identity;
         c.auth.verified_hash = verified_hash;
         c.auth.permissions = None;
+        // A JWT user takes the reloaded account's expiry and limits (its connection is not
+        // counted again).
+        self.set_jwt_session(id, now);
+        let Some(c) = self.client_mut(id) else {
+            return;
+        };
         let Some(mut perms) = user.permissions else {
             return;
         };
