@@ -20,7 +20,9 @@
 //!   resolver's directory read again), and a revocation they bring closes live connections
 //!   with `User Authentication Revoked`. nats-server 2.9.10 reads the preload at start only and
 //!   takes updates through its system account (`$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE`, `nsc push`),
-//!   which natsws does not serve.
+//!   which natsws does not serve. A reload re-authenticates connected JWT users against the
+//!   new accounts and applies their new expiry and limits; an account `conn` limit lowered by
+//!   a reload is not enforced on connections already open (the reference closes the newest).
 //! - Account JWTs with subject `mappings` are refused at start-up (natsws has no subject
 //!   mapping). The account `imports`/`exports` counts, `data`, `wildcards` and the JetStream
 //!   limits are read but not enforced; service latency tracking (which needs the system account)
