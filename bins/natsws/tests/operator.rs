@@ -339,8 +339,11 @@ fn bad_users_are_refused(target: Target, transport: Transport) {
         let (_, out) = Conn::login(&srv, transport, jwt.as_deref(), seed);
         assert_eq!(out, VIOLATION, "{what}");
     }
-    // The same user with its own signature is fine.
+    // The same user with its own signature is fine, and so is a `src` that holds the peer.
     let (_, out) = Conn::login(&srv, transport, Some(&good), Some(&u));
+    assert_eq!(out, "PONG\r\n");
+    let local = user_jwt(&k.a, &u, "", r#","src":["10.1.2.0/24","127.0.0.0/8"]"#);
+    let (_, out) = Conn::login(&srv, transport, Some(&local), Some(&u));
     assert_eq!(out, "PONG\r\n");
 }
 on_both!(bad_users_are_refused);
@@ -665,3 +668,38 @@ fn preload_reload_revokes_live_users_tcp() {
 fn preload_reload_revokes_live_users_ws() {
     preload_reload_revokes_live_users(Transport::Ws);
 }
+
+/// Connect `times` (UTC; nats-server uses the server's zone, UTC on the test machines, and the
+/// case sets `times_location: UTC` to be sure): outside every window is refused; inside one the
+/// user connects.
+fn connect_times_apply(target: Target, transport: Transport) {
+    let Some(srv) = start(target, "", "") else {
+        return;
+    };
+    let k = keys();
+    let u = key(KeyPairType::User, 95);
+    let clock = |secs: i64| {
+        let s = secs.rem_euclid(86_400);
+        format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+    };
+    let now = now_unix();
+    // Windows that do not wrap past midnight (the reference treats those specially).
+    if (now.rem_euclid(86_400)) < 3 * 3600 || (now.rem_euclid(86_400)) > 21 * 3600 {
+        eprintln!("too close to midnight UTC for this case; skipped");
+        return;
+    }
+    let window = |from: i64, to: i64| {
+        format!(
+            r#","times":[{{"start":"{}","end":"{}"}}],"times_location":"UTC""#,
+            clock(now + from),
+            clock(now + to)
+        )
+    };
+    let inside = user_jwt(&k.a, &u, "", &window(-3600, 3600));
+    let (_, out) = Conn::login(&srv, transport, Some(&inside), Some(&u));
+    assert_eq!(out, "PONG\r\n");
+    let later = user_jwt(&k.a, &u, "", &window(3600, 7200));
+    let (_, out) = Conn::login(&srv, transport, Some(&later), Some(&u));
+    assert_eq!(out, VIOLATION);
+}
+on_both!(connect_times_apply);
