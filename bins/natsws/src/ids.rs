@@ -20,6 +20,14 @@ pub(crate) fn new_server_id() -> Result<String, String> {
     Ok(id)
 }
 
+/// Fresh OS randomness for one connection's nkey/JWT nonce (`server/nkey.go`
+/// `generateNonce` reads crypto/rand too). `None` only when the OS source fails; the broker
+/// then draws from its own generator.
+pub(crate) fn nonce_bytes() -> Option<[u8; 11]> {
+    let mut bytes = [0u8; 11];
+    os_random(&mut bytes).ok().map(|()| bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ mod ids;
 mod logger;
 mod monitor;
 mod monitor_request;
+mod operator;
 mod outbound;
 mod procstat;
 mod render;

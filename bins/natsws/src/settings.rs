@@ -425,9 +425,22 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
             })
         }
     };
-    let auth = auth_config(o);
+    let mut auth = auth_config(o);
+    let mut warnings = Vec::new();
+    auth.operator = crate::operator::operator_config(o, &mut warnings)?;
     broker.accounts = accounts_config(o);
     broker.system_account = match &o.system_account {
+        // Operator mode: the system account is an account JWT; the broker resolves it.
+        _ if auth.operator.is_some() => {
+            if auth
+                .operator
+                .as_ref()
+                .is_some_and(|op| op.system_account.is_none())
+            {
+                warnings.push("Trusted Operators should utilize a System Account".to_owned());
+            }
+            None
+        }
         // `server/server.go` `configureAccounts`: a named system account must be defined.
         Some(name) if !o.accounts.iter().any(|a| &a.name == name) => {
             return Err("error resolving system account: account missing".to_owned());
@@ -462,7 +475,7 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
         auth,
         options: o.clone(),
         config_warnings: Vec::new(),
-        warnings: Vec::new(),
+        warnings,
     })
 }
 
@@ -603,6 +616,14 @@ fn finish(s: &mut Settings) -> Result<(), String> {
         ));
     }
     s.broker.auth = s.auth.clone();
+    // Operator mode reads JWT times against the wall clock; the broker reads no clock.
+    let unix_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    s.broker.wall_clock = Some(broker::WallClock {
+        at: std::time::Instant::now(),
+        unix_secs,
+    });
     broker::Broker::try_new(s.broker.clone(), std::time::Instant::now())
         .map_err(|e| e.to_string())?;
     if let Some(ws) = &s.websocket {

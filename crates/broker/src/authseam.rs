@@ -100,6 +100,17 @@ impl AuthState {
         Self(Authorizer::new(config))
     }
 
+    /// The auth state of a broker configuration: operator mode without
+    /// [`crate::Config::wall_clock`] fails closed (JWT times could not be checked).
+    pub(crate) fn for_config(config: &crate::Config) -> Self {
+        if config.auth.operator.is_some() && config.wall_clock.is_none() {
+            return Self(Err(auth::AuthConfigError::new(
+                "operator mode needs the wall clock (Config::wall_clock)".to_owned(),
+            )));
+        }
+        Self::new(&config.auth)
+    }
+
     /// The settings in force, when they are valid.
     pub(crate) fn config(&self) -> Option<&AuthConfig> {
         self.0.as_ref().ok().map(Authorizer::config)
@@ -133,6 +144,8 @@ impl AuthState {
         creds: &Credentials<'_>,
         nonce: Option<&str>,
         cookies: &[(String, String)],
+        remote: core::net::IpAddr,
+        now_unix: i64,
     ) -> AuthStep {
         let authorizer = match &self.0 {
             Ok(a) => a,
@@ -151,6 +164,8 @@ impl AuthState {
         req.jwt = creds.jwt;
         req.nonce = nonce;
         req.cookies = cookies;
+        req.remote = Some(remote);
+        req.now_unix = now_unix;
         match authorizer.authenticate_deferred(&req) {
             auth::AuthOutcome::Decided(result) => AuthStep::Done(convert(result)),
             auth::AuthOutcome::CheckHash(pending) => AuthStep::CheckHash(pending),
@@ -161,6 +176,11 @@ impl AuthState {
     pub(crate) fn violation_after_auth(&self, who: Option<&auth::Authenticated>) -> Option<String> {
         let authorizer = self.0.as_ref().ok()?;
         who.map(|w| authorizer.violation_after_auth(w).to_string())
+    }
+
+    /// The operator-mode trust, when configured and valid.
+    pub(crate) fn trust(&self) -> Option<&auth::operator::Trust> {
+        self.0.as_ref().ok().and_then(Authorizer::trust)
     }
 
     /// The `no_auth_user` binding for a connection whose first operation is not CONNECT.

@@ -12,7 +12,9 @@ use serde::Serialize;
 use crate::json::{self, ConnectJson};
 
 use crate::authseam::{AuthState, AuthStep, Credentials, finish_hash};
-use crate::config::{Config, FIRST_CLIENT_PING_INTERVAL, RTT_MEASUREMENT_INTERVAL};
+use crate::config::{
+    AccountConfig, Config, FIRST_CLIENT_PING_INTERVAL, RTT_MEASUREMENT_INTERVAL, WallClock,
+};
 use crate::outq::OutQueue;
 use crate::proto::{Op, Parser, ParserLimits, ProtoError, PubRanges, Role};
 use crate::router::{
@@ -146,10 +148,11 @@ impl Broker {
     #[must_use]
     pub fn new(config: Config, now: Instant) -> Self {
         let rng = Rng(config.seed);
-        let auth = AuthState::new(&config.auth);
+        let auth = AuthState::for_config(&config);
         let sublist_seed = config.seed.rotate_left(23) ^ 0x6a09_e667_f3bc_c908;
         let mut router = Router::new(sublist_seed);
-        router.configure(&config.accounts, config.system_account.as_deref());
+        let (accounts, system) = served_accounts(&config, &auth);
+        router.configure(&accounts, system.as_deref());
         Self {
             config,
             auth,
@@ -217,17 +220,23 @@ impl Broker {
         {
             self.urls_epoch += 1;
         }
-        self.auth = AuthState::new(&config.auth);
-        self.router
-            .configure(&config.accounts, config.system_account.as_deref());
+        self.auth = AuthState::for_config(&config);
+        let (accounts, system) = served_accounts(&config, &self.auth);
+        self.router.configure(&accounts, system.as_deref());
         self.config = config;
         for slot in &mut self.slots {
             if let Some(c) = slot.client.as_mut() {
+                let jwt_payload = c.auth.max_payload;
                 let limits = c.parser.limits_mut();
                 limits.max_control_line = mcl;
-                limits.max_payload = mpay;
+                limits.max_payload = jwt_payload.map_or(mpay, |m| m.min(mpay));
             }
         }
+    }
+
+    /// The wall-clock time at `now` (Unix seconds), from [`Config::wall_clock`].
+    pub(crate) fn unix_now(&self, now: Instant) -> i64 {
+        self.config.wall_clock.map_or(0, |w| w.unix_at(now))
     }
 
     /// Sets the size of the closed-connections ring (default 10000).
@@ -406,7 +415,12 @@ impl Broker {
             max_payload: c.parser.limits().max_payload,
             client_id: c.cid,
             client_ip: c.params.remote.ip().to_string(),
-            nonce: c.auth.nonce.as_deref(),
+            // Only the first INFO carries the nonce; later ones are the server's INFO.
+            nonce: c
+                .auth
+                .nonce
+                .as_deref()
+                .filter(|_| matches!(c.phase, Phase::AwaitingConnect { .. })),
             cluster: &cfg.cluster,
             connect_urls: if ws {
                 &cfg.ws_connect_urls
@@ -500,28 +514,30 @@ impl Broker {
             } => self.process_sub(id, now, subject, queue, sid),
             Op::Unsub { sid, max } => self.process_unsub(id, now, &sid, max),
             Op::Ping => {
-                let server_max_payload = self.config.limits.max_payload;
                 let urls_epoch = self.urls_epoch;
                 let mut send_info = false;
                 if let Some(c) = self.open_client_mut(id) {
                     c.last_client_ping = Some(now);
                     // The first PING of a protocol-1 client learns about changes since its INFO
-                    // (`server/client.go` `processPing`): the INFO goes before the PONG.
+                    // (`server/client.go` `processPing`): a new cluster topology, or a max
+                    // payload that differs (a reload, or a JWT user's limit). The PONG is
+                    // queued first, then the INFO, as the reference does.
                     if !c.first_pong_sent {
                         c.first_pong_sent = true;
+                        let max_payload = c.parser.limits().max_payload;
                         send_info = c.opts.protocol >= 1
                             && (c.urls_epoch != urls_epoch
-                                || c.announced_max_payload != server_max_payload);
+                                || c.announced_max_payload != max_payload);
                         c.urls_epoch = urls_epoch;
-                        c.announced_max_payload = server_max_payload;
+                        c.announced_max_payload = max_payload;
                     }
                 }
+                self.trace(id, || trace::op(false, "PONG", &[]));
+                self.queue_bytes(id, now, b"PONG\r\n");
                 if send_info {
                     let info = self.build_info(id, false);
                     self.queue_bytes(id, now, &info);
                 }
-                self.trace(id, || trace::op(false, "PONG", &[]));
-                self.queue_bytes(id, now, b"PONG\r\n");
             }
             Op::Pong => {
                 if let Some(c) = self.open_client_mut(id) {
@@ -837,3 +853,17 @@ impl Broker {
 
 #[cfg(test)]
 mod tests;
+
+/// The accounts the router serves and the system account: the configured ones, plus in
+/// operator mode the accounts of the resolver's JWTs (named by public key) with the operator's
+/// system account. Activation tokens are checked against the configuration's wall clock (the
+/// start-up or reload time).
+fn served_accounts(config: &Config, auth: &AuthState) -> (Vec<AccountConfig>, Option<String>) {
+    let Some(trust) = auth.trust() else {
+        return (config.accounts.clone(), config.system_account.clone());
+    };
+    let now_unix = config.wall_clock.map_or(0, |w| w.unix_secs);
+    let mut accounts = config.accounts.clone();
+    accounts.extend(trust.account_configs(now_unix));
+    (accounts, trust.system_account().map(str::to_owned))
+}

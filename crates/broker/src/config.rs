@@ -206,6 +206,45 @@ pub struct Config {
     /// Longest payload shown by a `MSG_PAYLOAD` trace line before it is cut with `...`;
     /// 0 shows whole payloads (`max_traced_msg_len`).
     pub max_traced_msg_len: usize,
+    /// The wall clock: an instant and the Unix time (seconds) it stands for. Operator mode
+    /// needs it for JWT expiry and connect times; the broker never reads a clock, so the
+    /// binary sets it (at start and on reload). `None` counts as the Unix epoch, so `nbf`
+    /// claims fail and operator mode refuses to start ([`crate::Broker::try_new`]).
+    pub wall_clock: Option<WallClock>,
+}
+
+/// An instant and the wall-clock time it stands for; see [`Config::wall_clock`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallClock {
+    /// The instant.
+    pub at: std::time::Instant,
+    /// The Unix time at `at`, in seconds.
+    pub unix_secs: i64,
+}
+
+impl WallClock {
+    /// The Unix time (seconds) at `now`.
+    #[must_use]
+    pub fn unix_at(&self, now: std::time::Instant) -> i64 {
+        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        if now >= self.at {
+            self.unix_secs.saturating_add(secs(now - self.at))
+        } else {
+            self.unix_secs.saturating_sub(secs(self.at - now))
+        }
+    }
+
+    /// The instant of Unix time `unix` (seconds), saturating at `now` for times past.
+    #[must_use]
+    pub fn instant_of(&self, unix: i64, now: std::time::Instant) -> std::time::Instant {
+        let left = unix.saturating_sub(self.unix_at(now));
+        match u64::try_from(left) {
+            Ok(s) if s > 0 => now
+                .checked_add(Duration::from_secs(s))
+                .unwrap_or(now + Duration::from_secs(86_400 * 365 * 100)),
+            _ => now,
+        }
+    }
 }
 
 impl Default for Config {
@@ -234,6 +273,7 @@ impl Default for Config {
             defer_password_checks: false,
             trace: false,
             max_traced_msg_len: 0,
+            wall_clock: None,
         }
     }
 }

@@ -391,6 +391,42 @@ pub fn broker_session(data: &[u8]) {
     }
 }
 
+/// JWT decoding: never panics, and whatever decodes is signed by its issuer, whose nkey
+/// prefix fits the claim kind, about a subject of the right kind. The input is also read as
+/// the claims JSON itself (what a signature would cover), so the fuzzer reaches every claim
+/// field without forging signatures.
+pub fn broker_jwt(data: &[u8]) {
+    if let Ok(crate::auth::jwt::AnyClaims::User(user)) = crate::auth::jwt::parse_claims(data) {
+        let _ = user.nats.limits.has_empty_permissions();
+    }
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(claims) = crate::auth::jwt::decode(text) else {
+        return;
+    };
+    let data = claims.data();
+    let (iss, sub) = match claims.kind() {
+        crate::auth::jwt::ClaimKind::Operator => ('O', 'O'),
+        crate::auth::jwt::ClaimKind::Account => ('O', 'A'),
+        crate::auth::jwt::ClaimKind::Activation => ('O', 'A'),
+        crate::auth::jwt::ClaimKind::User => ('A', 'U'),
+    };
+    // Accounts and activations may also be signed by an account key.
+    let account_signed = matches!(
+        claims.kind(),
+        crate::auth::jwt::ClaimKind::Account | crate::auth::jwt::ClaimKind::Activation
+    ) && data.iss.starts_with('A');
+    assert!(
+        data.iss.starts_with(iss) || account_signed,
+        "issuer {:?}",
+        data.iss
+    );
+    assert!(data.sub.starts_with(sub), "subject {:?}", data.sub);
+    let _ = data.check_times(i64::MAX);
+    let _ = data.check_times(i64::MIN);
+}
+
 #[cfg(test)]
 #[path = "../../../fuzz/replay.rs"]
 mod replay;
@@ -402,6 +438,11 @@ mod tests {
     #[test]
     fn replay_broker_proto_seeds() {
         assert!(replay("broker_proto", super::broker_proto).seeds >= 5);
+    }
+
+    #[test]
+    fn replay_broker_jwt_seeds() {
+        assert!(replay("broker_jwt", super::broker_jwt).seeds >= 4);
     }
 
     #[test]

@@ -162,7 +162,7 @@ pub use authseam::AuthConfig;
 pub use broker::{Broker, DEFAULT_MAX_CLOSED_CLIENTS, MAX_CLOSED_SUBS};
 pub use config::{
     AccountConfig, Config, ExportConfig, ExportKind, ImportConfig, Limits, ListenerInfo,
-    ResponseType,
+    ResponseType, WallClock,
 };
 pub use outq::OutQueue;
 pub use proto::ProtoError;

@@ -211,6 +211,13 @@ pub(crate) struct ClientAuth {
     pub(crate) nonce: Option<String>,
     /// The authentication timeout, while a CONNECT is expected.
     pub(crate) deadline: Option<Instant>,
+    /// Operator mode: when the user's (or its account's) JWT expires, and the `-ERR` text
+    /// then (`User Authentication Expired` or `Account Authentication Expired`).
+    pub(crate) expiry: Option<(Instant, &'static str)>,
+    /// Operator mode: most subscriptions the user's JWT allows.
+    pub(crate) max_subs: Option<usize>,
+    /// Operator mode: largest message the user's JWT allows.
+    pub(crate) max_payload: Option<usize>,
     /// The bcrypt hash that verified this client's password, so that a reload keeping the
     /// same hash does not run bcrypt again.
     pub(crate) verified_hash: Option<Box<str>>,

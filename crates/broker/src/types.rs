@@ -154,6 +154,12 @@ pub enum CloseReason {
     ServerShutdown,
     /// CONNECT `no_responders` without headers.
     NoRespondersRequiresHeaders,
+    /// The user (or its account) JWT expired while connected.
+    AuthenticationExpired,
+    /// A reload revoked the user's JWT.
+    Revocation,
+    /// The account's JWT `conn` limit was reached.
+    MaxAccountConnectionsExceeded,
 }
 
 impl CloseReason {
@@ -179,6 +185,9 @@ impl CloseReason {
             Self::MaxControlLineExceeded => "Maximum Control Line Exceeded",
             Self::ServerShutdown => "Server Shutdown",
             Self::NoRespondersRequiresHeaders => "No Responders Requires Headers",
+            Self::AuthenticationExpired => "Authentication Expired",
+            Self::Revocation => "Credentials Revoked",
+            Self::MaxAccountConnectionsExceeded => "Maximum Account Connections Exceeded",
         }
     }
 

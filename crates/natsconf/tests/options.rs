@@ -962,17 +962,12 @@ fn deliberate_differences_are_errors() {
         "jetstream",
         "store_dir",
         "mqtt",
-        "operator",
-        "resolver",
-        "trusted",
         "ocsp",
         "mappings",
-        "resolver_preload",
         "prof_port",
         "default_js_domain",
-        "root_operators",
-        "trusted_keys",
         "resolver_tls",
+        "resolver_pinned_accounts",
     ] {
         check_report(
             &format!("{key}: 1"),

@@ -24,7 +24,8 @@ pub(super) fn accept(
     peer: SocketAddr,
     now: Instant,
 ) -> Option<usize> {
-    let params = ClientParams::new(ConnectionType::Standard, peer);
+    let mut params = ClientParams::new(ConnectionType::Standard, peer);
+    params.nonce_bytes = crate::ids::nonce_bytes();
     let client = ctx.broker.register_client(now, params);
     let Some(key) = ctx
         .conns

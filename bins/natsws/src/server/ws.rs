@@ -237,6 +237,7 @@ pub(super) fn handshake_input(ctx: &mut Ctx, key: usize, now: Instant) {
     let mut wire = VecDeque::new();
     wire.push_back(Bytes::from(out));
     let forwarded = params.forwarded_for.clone();
+    params.nonce_bytes = crate::ids::nonce_bytes();
     let client = ctx.broker.register_client(now, params);
     ctx.monitor.ops.conn_opened(client, meta);
     let cid = ctx.broker.cid(client).unwrap_or(0);
@@ -503,6 +504,9 @@ fn ws_close_frame(reason: CloseReason) -> ws_codec::CloseFrame {
         CloseReason::MaxControlLineExceeded => Ws::MaxControlLineExceeded,
         CloseReason::ServerShutdown => Ws::ServerShutdown,
         CloseReason::NoRespondersRequiresHeaders => Ws::NoRespondersRequiresHeaders,
+        CloseReason::AuthenticationExpired => Ws::AuthenticationExpired,
+        CloseReason::Revocation => Ws::Revocation,
+        CloseReason::MaxAccountConnectionsExceeded => Ws::MaxAccountConnectionsExceeded,
         _ => {
             return ws_codec::CloseFrame::new(ws_codec::CloseCode::INTERNAL_ERROR, reason.as_str());
         }

@@ -37,6 +37,8 @@ pub struct AuthConfig {
     pub no_auth_user: Option<String>,
     /// The `websocket { authorization {...}, no_auth_user, *_cookie }` settings.
     pub websocket: WebsocketAuth,
+    /// Operator mode (`operator`, `trusted`, the resolver's accounts); `None` otherwise.
+    pub operator: Option<super::operator::OperatorConfig>,
 }
 
 /// A user with a name and password (`users` entry).
@@ -126,8 +128,8 @@ pub struct WebsocketAuth {
     pub timeout: Option<Duration>,
     /// `websocket { no_auth_user }`: overrides client auth for WebSocket clients.
     pub no_auth_user: Option<String>,
-    /// `websocket { jwt_cookie }`: only valid in operator mode, which natsws does not support,
-    /// so validation refuses it with the reference's text.
+    /// `websocket { jwt_cookie }`: in operator mode, the cookie whose value is the user JWT of
+    /// a WebSocket client whose CONNECT has none; refused without operator mode.
     pub jwt_cookie: Option<String>,
     /// `websocket { username_cookie }` (nats-server 2.11+): cookie whose value fills an empty
     /// CONNECT `user`.
@@ -302,7 +304,11 @@ impl AuthConfig {
                 ));
             }
         }
-        if let Some(cookie) = ws.jwt_cookie.as_deref().filter(|c| !c.is_empty()) {
+        if let Some(cookie) = ws
+            .jwt_cookie
+            .as_deref()
+            .filter(|c| !c.is_empty() && self.operator.is_none())
+        {
             return Err(AuthConfigError::new(format!(
                 "trusted operators or trusted keys configuration is required for JWT authentication via cookie {}",
                 go_quote(cookie.as_bytes())

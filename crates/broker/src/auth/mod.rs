@@ -45,11 +45,11 @@
 //!   32 random entries; results are the same.
 //! - **Cookies.** `username_cookie`, `password_cookie` and `token_cookie` come from
 //!   nats-server 2.11 (they fill empty CONNECT fields of WebSocket clients); they do nothing
-//!   unless configured. JWTs (CONNECT `jwt`, `jwt_cookie`) need operator mode, which natsws does
-//!   not implement: the JWT is discarded as the reference does without operators, and a
-//!   `jwt_cookie` fails validation with the reference's text.
-//! - **Not modelled:** operator/JWT mode (accounts come from the configuration), TLS
-//!   certificate user mapping, custom authenticators, the leafnode `authorization` block and the
+//!   unless configured. JWTs (CONNECT `jwt`, `jwt_cookie`) are used in operator mode
+//!   ([`operator`], when [`AuthConfig::operator`] is set; see its docs for its own
+//!   differences) and discarded otherwise, as the reference does; a `jwt_cookie` without
+//!   operator mode fails validation with the reference's text.
+//! - **Not modelled:** TLS certificate user mapping, custom authenticators, the leafnode `authorization` block and the
 //!   leafnode-only reverse match of subscribe permissions. Leafnode connection types are
 //!   accepted the way `processClientOrLeafAuthentication` accepts them when the leafnode block
 //!   has no authorization of its own.
@@ -81,7 +81,9 @@
 //! ```
 
 mod config;
+pub mod jwt;
 mod nkey;
+pub mod operator;
 mod password;
 mod permissions;
 mod sublist;
@@ -140,13 +142,17 @@ pub struct AuthRequest<'a> {
     pub nkey: Option<&'a str>,
     /// CONNECT `sig` (signature of the nonce).
     pub sig: Option<&'a str>,
-    /// CONNECT `jwt` (discarded: natsws has no operator mode).
+    /// CONNECT `jwt` (used in operator mode, discarded otherwise, as the reference does).
     pub jwt: Option<&'a str>,
     /// The nonce this connection's INFO carried, if any.
     pub nonce: Option<&'a str>,
     /// Cookies of the WebSocket upgrade request, in header order (name, value). Ignored for
     /// other connection types.
     pub cookies: &'a [(String, String)],
+    /// The peer's address (operator mode: a user JWT's `src`).
+    pub remote: Option<core::net::IpAddr>,
+    /// Wall-clock time in Unix seconds (operator mode: JWT expiry and `times`).
+    pub now_unix: i64,
 }
 
 impl<'a> AuthRequest<'a> {
@@ -163,6 +169,8 @@ impl<'a> AuthRequest<'a> {
             jwt: None,
             nonce: None,
             cookies: &[],
+            remote: None,
+            now_unix: 0,
         }
     }
 
@@ -191,6 +199,8 @@ pub struct Authenticated {
     pub username: Option<String>,
     /// The account of the user (`None`: the global account `$G`).
     pub account: Option<Arc<str>>,
+    /// In operator mode: the JWT user's key, issue time, expiry and limits.
+    pub jwt: Option<Arc<operator::JwtIdentity>>,
 }
 
 impl Authenticated {
@@ -268,6 +278,7 @@ impl AuthConfig {
             || is_set(self.token.as_deref())
             || !self.users.is_empty()
             || !self.nkeys.is_empty()
+            || self.operator.is_some()
     }
 
     /// INFO `auth_required` for a new connection of this type. TCP: any client auth configured
@@ -305,10 +316,10 @@ impl AuthConfig {
         global
     }
 
-    /// Whether INFO carries a `nonce` (nkey users exist).
+    /// Whether INFO carries a `nonce` (nkey users exist, or operator mode).
     #[must_use]
     pub fn nonce_required(&self) -> bool {
-        !self.nkeys.is_empty()
+        !self.nkeys.is_empty() || self.operator.is_some()
     }
 }
 
@@ -347,6 +358,7 @@ pub struct Authorizer {
     config: AuthConfig,
     users: HashMap<String, CompiledUser>,
     nkeys: HashMap<String, CompiledUser>,
+    trust: Option<operator::Trust>,
 }
 
 impl Default for Authorizer {
@@ -356,6 +368,7 @@ impl Default for Authorizer {
             config: AuthConfig::default(),
             users: HashMap::new(),
             nkeys: HashMap::new(),
+            trust: None,
         }
     }
 }
@@ -410,11 +423,23 @@ impl Authorizer {
                 },
             );
         }
+        let trust = config
+            .operator
+            .as_ref()
+            .map(operator::Trust::new)
+            .transpose()?;
         Ok(Self {
             config: config.clone(),
             users,
             nkeys,
+            trust,
         })
+    }
+
+    /// The operator-mode trust, when operators or trusted keys are configured.
+    #[must_use]
+    pub fn trust(&self) -> Option<&operator::Trust> {
+        self.trust.as_ref()
     }
 
     /// The settings this was built from.
@@ -475,7 +500,9 @@ impl Authorizer {
         username: Option<&str>,
         detail: &'static str,
     ) -> AuthError {
-        let subject = if !self.nkeys.is_empty() {
+        let subject = if self.trust.is_some() {
+            LogSubject::Anonymous
+        } else if !self.nkeys.is_empty() {
             LogSubject::Nkey(nkey.unwrap_or_default().to_owned())
         } else if !self.users.is_empty() {
             LogSubject::User(username.unwrap_or_default().to_owned())
@@ -538,6 +565,27 @@ impl Authorizer {
             token = token.or_else(|| non_empty(req.cookie(ws.token_cookie.as_deref())));
         }
 
+        if let Some(trust) = &self.trust {
+            // A WebSocket client without a JWT in CONNECT uses the `jwt_cookie` (client.go
+            // processConnect).
+            let mut jwt = non_empty(req.jwt);
+            if is_websocket_client && jwt.is_none() {
+                jwt = req.cookie(ws.jwt_cookie.as_deref());
+            }
+            let jwt_req = operator::JwtRequest {
+                jwt,
+                sig: non_empty(req.sig),
+                nonce: req.nonce.unwrap_or_default(),
+                conn_type,
+                remote: req.remote,
+                now_unix: req.now_unix,
+            };
+            return AuthOutcome::Decided(
+                trust
+                    .authenticate(&jwt_req)
+                    .map_err(|detail| self.failure(None, None, detail)),
+            );
+        }
         let required =
             self.global_auth_required() || (is_websocket_client && self.websocket_override());
         if !required {
@@ -675,5 +723,6 @@ fn identity(
         nkey: nkey.map(str::to_owned),
         username: user.map(str::to_owned),
         account: None,
+        jwt: None,
     }
 }

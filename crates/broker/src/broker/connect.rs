@@ -50,6 +50,89 @@ impl Broker {
         true
     }
 
+    /// Operator mode, after a JWT user authenticated: the account's connection limit, the
+    /// user's subscription and payload limits, and the expiry timer (`server/client.go`
+    /// `setExpiration`, `applyAccountLimits`). False when the client was closed.
+    pub(super) fn apply_jwt_limits(&mut self, id: ClientId, now: Instant) -> bool {
+        let Some(jwt) = self
+            .client(id)
+            .and_then(|c| c.auth.identity.as_ref())
+            .and_then(|w| w.jwt.clone())
+        else {
+            return true;
+        };
+        let trust = self.auth.trust();
+        // Clients count against the account's `conn`, leaf nodes against its `leaf`; both
+        // refusals have the same text (`server/client.go` `registerWithAccount`).
+        let is_leaf =
+            |t: ConnectionType| matches!(t, ConnectionType::Leaf | ConnectionType::LeafWebSocket);
+        let (account, leaf) = match self.client(id) {
+            Some(c) => (c.auth.account, is_leaf(c.params.conn_type)),
+            None => return false,
+        };
+        let max = trust.and_then(|t| {
+            if leaf {
+                t.max_leaf_connections(&jwt.account)
+            } else {
+                t.max_connections(&jwt.account)
+            }
+        });
+        if let Some(max) = max {
+            let others = self
+                .slots
+                .iter()
+                .filter_map(|s| s.client.as_ref())
+                .filter(|c| {
+                    c.phase == Phase::Connected
+                        && c.auth.account == account
+                        && is_leaf(c.params.conn_type) == leaf
+                })
+                .count();
+            if others >= max {
+                self.send_err(id, now, "maximum account active connections exceeded");
+                self.close(id, now, CloseReason::MaxAccountConnectionsExceeded);
+                return false;
+            }
+        }
+        self.set_jwt_session(id, now);
+        true
+    }
+
+    /// A JWT user's expiry timer and subscription/payload limits, from its identity and the
+    /// account in force (at CONNECT, and again after a reload).
+    pub(super) fn set_jwt_session(&mut self, id: ClientId, now: Instant) {
+        let Some(jwt) = self
+            .client(id)
+            .and_then(|c| c.auth.identity.as_ref())
+            .and_then(|w| w.jwt.clone())
+        else {
+            return;
+        };
+        let trust = self.auth.trust();
+        let account_exp = trust.and_then(|t| t.account_expires(&jwt.account));
+        let clock = self.config.wall_clock.unwrap_or(WallClock {
+            at: self.start,
+            unix_secs: 0,
+        });
+        let expiry = match (jwt.expires_at, account_exp) {
+            (Some(u), Some(a)) if a < u => Some((a, "Account Authentication Expired")),
+            (Some(u), _) => Some((u, "User Authentication Expired")),
+            (None, Some(a)) => Some((a, "Account Authentication Expired")),
+            (None, None) => None,
+        };
+        let server_max_payload = self.config.limits.max_payload;
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
+        c.auth.expiry = expiry.map(|(at, text)| (clock.instant_of(at, now), text));
+        c.auth.max_subs = jwt.max_subs;
+        c.auth.max_payload = jwt.max_payload;
+        c.parser.limits_mut().max_payload = jwt
+            .max_payload
+            .map_or(server_max_payload, |m| m.min(server_max_payload));
+        self.reschedule(id);
+    }
+
     pub(super) fn auth_violation(
         &mut self,
         client: ClientId,
@@ -113,9 +196,16 @@ impl Broker {
         };
         let nonce = c.auth.nonce.clone();
         let cookies = std::mem::take(&mut c.params.cookies);
-        let step = self
-            .auth
-            .authenticate(conn_type, &creds, nonce.as_deref(), &cookies);
+        let remote = c.params.remote.ip();
+        let now_unix = self.unix_now(now);
+        let step = self.auth.authenticate(
+            conn_type,
+            &creds,
+            nonce.as_deref(),
+            &cookies,
+            remote,
+            now_unix,
+        );
         let defer = self.config.defer_password_checks;
         let Some(c) = self.open_client_mut(id) else {
             return;
@@ -217,6 +307,8 @@ impl Broker {
                 &pending.creds.as_credentials(),
                 c.auth.nonce.as_deref(),
                 &c.params.cookies,
+                c.params.remote.ip(),
+                self.unix_now(now),
             );
             match step {
                 AuthStep::Done(res) => {
@@ -273,6 +365,9 @@ impl Broker {
                 c.auth.authorized_user = user.authorized_user;
                 c.auth.permissions = user.permissions;
                 c.auth.identity = user.identity;
+                if !self.apply_jwt_limits(id, now) {
+                    return;
+                }
             }
             Err(detail) => {
                 self.auth_violation(id, now, Some(detail));

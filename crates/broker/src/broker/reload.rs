@@ -44,6 +44,7 @@ pub(crate) struct StoredCredentials {
     auth_token: Option<Box<str>>,
     nkey: Option<Box<str>>,
     sig: Option<Box<str>>,
+    jwt: Option<Box<str>>,
 }
 
 fn keep(value: Option<&str>) -> Option<Box<str>> {
@@ -58,6 +59,7 @@ impl StoredCredentials {
             auth_token: keep(creds.auth_token),
             nkey: keep(creds.nkey),
             sig: keep(creds.sig),
+            jwt: keep(creds.jwt),
         }
     }
 
@@ -68,7 +70,7 @@ impl StoredCredentials {
             auth_token: self.auth_token.as_deref(),
             nkey: self.nkey.as_deref(),
             sig: self.sig.as_deref(),
-            jwt: None,
+            jwt: self.jwt.as_deref(),
         }
     }
 }
@@ -82,6 +84,7 @@ impl fmt::Debug for StoredCredentials {
             .field("auth_token", &set(&self.auth_token))
             .field("nkey", &set(&self.nkey))
             .field("sig", &set(&self.sig))
+            .field("jwt", &set(&self.jwt))
             .finish()
     }
 }
@@ -186,8 +189,22 @@ impl Broker {
             creds.user = Some(Box::from(name));
             creds.pass = keep(Some(user.password.as_str()));
         }
+        // Operator mode: a user the reloaded account JWT revokes is told so and closed
+        // (`server/accounts.go` `updateAccountClaimsWithRefresh`).
+        if connected
+            && let Some(jwt) = c.auth.identity.as_ref().and_then(|w| w.jwt.clone())
+            && let Some(trust) = self.auth.trust()
+            && trust.user_revoked(&jwt.account, &jwt.user, jwt.issued_at)
+        {
+            self.send_err(id, now, "User Authentication Revoked");
+            self.close(id, now, CloseReason::Revocation);
+            return;
+        }
+        let is_jwt = c.auth.identity.as_ref().is_some_and(|w| w.jwt.is_some());
         let new_config = self.auth.config();
-        let moved = if let Some(key) = nkey.as_deref().filter(|k| !k.is_empty()) {
+        let moved = if is_jwt {
+            false
+        } else if let Some(key) = nkey.as_deref().filter(|k| !k.is_empty()) {
             !has_nkey(new_config, key)
         } else if let Some(name) = username.as_deref().filter(|n| !n.is_empty()) {
             user_removed(new_config, name)
@@ -203,6 +220,8 @@ impl Broker {
             &creds.as_credentials(),
             c.auth.nonce.as_deref(),
             &c.params.cookies,
+            c.params.remote.ip(),
+            self.unix_now(now),
         );
         let mut verified_hash = None;
         let res = match res {
@@ -296,6 +315,12 @@ impl Broker {
         c.auth.identity = user.identity;
         c.auth.verified_hash = verified_hash;
         c.auth.permissions = None;
+        // A JWT user takes the reloaded account's expiry and limits (its connection is not
+        // counted again).
+        self.set_jwt_session(id, now);
+        let Some(c) = self.client_mut(id) else {
+            return;
+        };
         let Some(mut perms) = user.permissions else {
             return;
         };
@@ -356,17 +381,18 @@ mod tests {
             auth_token: Some("tok3n"),
             nkey: None,
             sig: Some("sig42"),
-            jwt: Some("ignored"),
+            jwt: Some("eyJ0.bearer.jwt"),
         });
         let text = format!("{creds:?}");
-        for secret in ["alice", "hunter2", "tok3n", "sig42", "ignored"] {
+        for secret in ["alice", "hunter2", "tok3n", "sig42", "eyJ0.bearer.jwt"] {
             assert!(!text.contains(secret), "{text}");
         }
         assert!(text.contains("pass: \"<set>\""), "{text}");
         assert!(text.contains("nkey: \"<none>\""), "{text}");
         let back = creds.as_credentials();
         assert_eq!(back.pass, Some("hunter2"));
-        assert_eq!(back.jwt, None);
+        // Kept: a reload re-checks a JWT user against the reloaded account.
+        assert_eq!(back.jwt, Some("eyJ0.bearer.jwt"));
     }
 
     #[test]

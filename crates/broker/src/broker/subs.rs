@@ -30,6 +30,13 @@ impl Broker {
             .as_mut()
             .is_none_or(|p| p.can_subscribe(&subject, queue.as_deref()));
         let n_subs = c.subs.len();
+        // 0 in the configuration is unlimited; a JWT's 0 allows none.
+        let max_subs = match (c.auth.max_subs, max_subs) {
+            (Some(jwt), 0) => Some(jwt),
+            (Some(jwt), cfg) => Some(jwt.min(cfg)),
+            (None, 0) => None,
+            (None, cfg) => Some(cfg),
+        };
         let duplicate = c.subs.contains_key(&sid[..]);
         let queue_err = |q: &[u8]| {
             format!(
@@ -66,7 +73,7 @@ impl Broker {
             self.send_err(id, now, &text);
             return;
         }
-        if max_subs > 0 && n_subs >= max_subs {
+        if max_subs.is_some_and(|max| n_subs >= max) {
             self.send_err(id, now, "maximum subscriptions exceeded");
             return;
         }

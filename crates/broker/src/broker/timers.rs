@@ -60,10 +60,15 @@ impl Broker {
             c.stall_since
                 .and_then(|s| s.checked_add(self.config.write_deadline))
         };
-        [c.auth.deadline, c.ping_deadline, stall]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            c.auth.deadline,
+            c.ping_deadline,
+            stall,
+            c.auth.expiry.map(|(at, _)| at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub(super) fn reschedule(&mut self, id: ClientId) {
@@ -122,6 +127,15 @@ impl Broker {
         if c.auth.deadline.is_some_and(|d| d <= now) && c.phase.awaiting_auth() {
             self.send_err(id, now, "Authentication Timeout");
             self.close(id, now, CloseReason::AuthenticationTimeout);
+            return;
+        }
+        if let Some((at, text)) = c.auth.expiry
+            && at <= now
+            && c.phase == Phase::Connected
+        {
+            c.auth.expiry = None;
+            self.send_err(id, now, text);
+            self.close(id, now, CloseReason::AuthenticationExpired);
             return;
         }
         if c.pending() > 0 {

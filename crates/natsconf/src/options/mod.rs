@@ -35,8 +35,11 @@
 //! );
 //! ```
 //!
-//! Options nats-server knows but natsws does not serve (clustering, gateways, JetStream, MQTT,
-//! operator/JWT trust, account resolvers, OCSP, subject mappings, profiling) are **refused**
+//! Operator mode is read (`operator`, `trusted`, `resolver: MEMORY` or `{ type: full }`,
+//! `resolver_preload`); the binary reads the operator files and checks the JWTs. Options
+//! nats-server knows but natsws does not serve (clustering, gateways, JetStream, MQTT,
+//! the URL and CACHE account resolvers, `resolver_tls`, `resolver_pinned_accounts`, OCSP,
+//! subject mappings, profiling) are **refused**
 //! with `"<key>" is not supported by natsws`, never ignored: a config that asks for them would
 //! otherwise start a server that silently behaves differently. Anything else unknown is
 //! `unknown field "<key>"`, as in the reference.
@@ -56,6 +59,7 @@ mod diag;
 mod fields;
 mod gostd;
 mod leafnode;
+mod operator;
 mod reload;
 mod server;
 mod tls;
@@ -79,6 +83,7 @@ pub use auth::{
 };
 pub use diag::{Diagnostic, Severity, render_report, sort_report};
 pub use leafnode::{LeafAuthorization, LeafNodeOptions, LeafUrl, LeafUser, RemoteLeaf};
+pub use operator::{OperatorOptions, Preload, Resolver};
 pub use tls::TlsOptions;
 pub use url::AllowedOrigin;
 pub use validate::ValidationError;
@@ -265,6 +270,8 @@ pub struct Options {
     pub leafnodes: LeafNodeOptions,
     /// `websocket` / `ws`; `None` when its port is 0 (disabled).
     pub websocket: Option<WebsocketOptions>,
+    /// Operator mode: `operator`, `trusted`, `resolver`, `resolver_preload`.
+    pub operator: OperatorOptions,
 }
 
 impl Default for Options {

@@ -229,6 +229,31 @@ impl Options {
                 format_std_duration(new.lame_duck_grace_period),
             ));
         }
+        // Operator mode: the trust cannot change while running (the reference's default
+        // branch of `diffOptions`); the accounts a resolver serves are reloaded.
+        let (o, n) = (&old.operator, &new.operator);
+        if o.operators != n.operators {
+            return Err(refuse(
+                "TrustedOperators",
+                format_args!("[{}]", o.operators.join(" ")),
+                format_args!("[{}]", n.operators.join(" ")),
+            ));
+        }
+        if o.trusted_keys != n.trusted_keys {
+            return Err(refuse(
+                "TrustedKeys",
+                format_args!("[{}]", o.trusted_keys.join(" ")),
+                format_args!("[{}]", n.trusted_keys.join(" ")),
+            ));
+        }
+        if o.resolver.is_some() != n.resolver.is_some() {
+            return Err(ValidationError::new(
+                "config reload does not support moving to or from an account resolver".to_owned(),
+            ));
+        }
+        if o.resolver != n.resolver {
+            return Err(refuse("AccountResolver", "{…}", "{…}"));
+        }
         Ok(())
     }
 }

@@ -16,6 +16,9 @@ use super::fields::{
 };
 use super::gostd::parse_duration;
 use super::leafnode::{RawLeaf, parse_leafnodes};
+use super::operator::{
+    OperatorOptions, parse_operators, parse_preload, parse_resolver, parse_trusted,
+};
 use super::tls::{TlsOptions, parse_tls};
 use super::websocket::{RawWebsocket, parse_websocket};
 use super::{
@@ -34,20 +37,8 @@ const UNSUPPORTED_TOP: &[&str] = &[
     "store_dir",
     "storedir",
     "mqtt",
-    "operator",
-    "operators",
-    "roots",
-    "root",
-    "root_operators",
-    "root_operator",
-    "resolver",
-    "account_resolver",
-    "accounts_resolver",
     "resolver_tls",
-    "resolver_preload",
     "resolver_pinned_accounts",
-    "trusted",
-    "trusted_keys",
     "ocsp",
     "mappings",
     "maps",
@@ -102,6 +93,7 @@ pub(crate) struct Raw {
     pub(crate) accounts: Vec<Account>,
     leaf: RawLeaf,
     websocket: RawWebsocket,
+    operator: OperatorOptions,
 }
 
 fn string_list(ctx: &mut Ctx, what: &str, at: &V<'_>) -> Result<Option<Vec<String>>, Panic> {
@@ -298,6 +290,14 @@ fn parse_entry(raw: &mut Raw, ctx: &mut Ctx, entry: &Entry<'_>) -> Result<(), Pa
         "connect_error_reports" => raw.connect_error_reports = v.int()?,
         "reconnect_error_reports" => raw.reconnect_error_reports = v.int()?,
         "websocket" | "ws" => parse_websocket(&mut raw.websocket, ctx, v),
+        "operator" | "operators" | "roots" | "root" | "root_operators" | "root_operator" => {
+            parse_operators(&mut raw.operator, ctx, v)?;
+        }
+        "trusted" | "trusted_keys" => parse_trusted(&mut raw.operator, ctx, v)?,
+        "resolver" | "account_resolver" | "accounts_resolver" => {
+            parse_resolver(&mut raw.operator, ctx, entry)?;
+        }
+        "resolver_preload" => parse_preload(&mut raw.operator, ctx, v)?,
         "server_tags" => {
             if let Some(tags) = string_list(ctx, "tags", v)? {
                 // `jwt.TagList.Add`: trimmed, lower-cased, no empties, no duplicates.
@@ -466,6 +466,7 @@ impl Raw {
             accounts: self.accounts,
             leafnodes: self.leaf.finish(),
             websocket: self.websocket.finish(),
+            operator: self.operator,
         }
     }
 }

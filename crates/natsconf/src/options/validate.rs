@@ -89,10 +89,40 @@ impl Options {
             )));
         }
         self.validate_leafnodes()?;
+        self.validate_operator()?;
         if let Some(name) = &self.no_auth_user {
             check_no_auth_user(self, name)?;
         }
         self.validate_websocket()
+    }
+
+    /// The checks of `validateTrustedOperators` that need no JWT decoding, and the operator
+    /// part of `validateNoAuthUser`.
+    fn validate_operator(&self) -> Result<(), ValidationError> {
+        let op = &self.operator;
+        if op.enabled() && self.no_auth_user.is_some() {
+            return Err(ValidationError::new(
+                "no_auth_user not compatible with Trusted Operator".to_owned(),
+            ));
+        }
+        if op.operators.is_empty() {
+            return Ok(());
+        }
+        let err = |text: &str| Err(ValidationError::new(text.to_owned()));
+        if op.resolver.is_none() {
+            return err("operators require an account resolver to be configured");
+        }
+        if !self.accounts.is_empty() {
+            return err("operators do not allow Accounts to be configured directly");
+        }
+        let a = &self.authorization;
+        if !a.users.is_empty() || !a.nkeys.is_empty() {
+            return err("operators do not allow users to be configured directly");
+        }
+        if !op.trusted_keys.is_empty() {
+            return err("conflicting options for 'TrustedKeys' and 'TrustedOperators'");
+        }
+        Ok(())
     }
 
     fn validate_leafnodes(&self) -> Result<(), ValidationError> {
@@ -166,8 +196,7 @@ impl Options {
                 ));
             }
         }
-        if let Some(cookie) = &ws.jwt_cookie {
-            // natsws refuses operators and trusted keys, so a JWT cookie can never be used.
+        if let Some(cookie) = ws.jwt_cookie.as_ref().filter(|_| !self.operator.enabled()) {
             return Err(ValidationError::new(format!(
                 "trusted operators or trusted keys configuration is required for JWT authentication via cookie {}",
                 quote(cookie)

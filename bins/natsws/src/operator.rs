@@ -1,0 +1,196 @@
+//! Operator mode's I/O: reading operator JWTs (a file name or the JWT inline), the
+//! `resolver_preload` accounts, and the full resolver's directory of account JWTs, with
+//! nats-server's texts and positions for what is wrong (`server/opts.go` `operator`,
+//! `trusted`, `resolver_preload`; `server/jwt.go` `readOperatorJWT`, `validateTrustedOperators`;
+//! `server/dirstore.go` for the directory layout `<dir>/<account public key>.jwt`).
+//!
+//! The checks themselves are the broker's (`broker::auth::jwt`, `broker::auth::operator`);
+//! this module only reads files and puts positions on the errors.
+
+use std::path::Path;
+
+use broker::auth::jwt;
+use broker::auth::operator::OperatorConfig;
+use natsconf::Loader as _;
+use natsconf::options::{Options, Resolver};
+use natsconf::value::Pos;
+
+/// The default most JWTs a full resolver keeps (`server/dirstore.go` default limit).
+const DEFAULT_DIR_LIMIT: usize = 1000;
+
+fn at(pos: Option<&Pos>, message: &str) -> String {
+    match pos {
+        Some(p) => format!("{}:{}:{}: {message}", p.file, p.line, p.pos),
+        None => message.to_owned(),
+    }
+}
+
+/// `readOperatorJWT`: the file's contents, else the value itself when it looks like a JWT;
+/// a decorated (creds-style) file gives its first JWT block.
+fn read_operator(value: &str) -> Result<String, String> {
+    let contents = match natsconf::FsLoader::new().read(value.as_bytes()) {
+        Ok(bytes) => String::from_utf8(bytes).map_err(|_| "invalid UTF-8".to_owned())?,
+        Err(e) if !value.starts_with("eyJ") => return Err(String::from_utf8_lossy(&e).into_owned()),
+        Err(_) => value.to_owned(),
+    };
+    let text = decorated_jwt(&contents)
+        .unwrap_or_else(|| contents.trim())
+        .to_owned();
+    jwt::decode_operator(&text).map_err(|e| e.to_string())?;
+    Ok(text)
+}
+
+/// The first `-----BEGIN ... JWT-----` block of a decorated file (`jwt.ParseDecoratedJWT`).
+fn decorated_jwt(contents: &str) -> Option<&str> {
+    let mut lines = contents.lines().map(str::trim);
+    lines.find(|l| l.starts_with("-----BEGIN") && l.ends_with("-----"))?;
+    lines
+        .find(|l| !l.is_empty())
+        .filter(|l| !l.starts_with("---"))
+}
+
+/// The account JWTs of a full resolver's directory: every `<key>.jwt` file, at most `limit`,
+/// in name order. The directory is created when missing, as the reference does. A file that
+/// is unreadable, too large or not an account JWT for its name is skipped with a warning.
+fn read_dir(dir: &str, limit: usize, warnings: &mut Vec<String>) -> Result<Vec<String>, String> {
+    let path = Path::new(dir);
+    if !path.exists() {
+        std::fs::create_dir_all(path).map_err(|e| format!("creating resolver dir {dir}: {e}"))?;
+    }
+    let mut names: Vec<_> = std::fs::read_dir(path)
+        .map_err(|e| format!("reading resolver dir {dir}: {e}"))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jwt"))
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for file in names {
+        if out.len() >= limit {
+            warnings.push(format!(
+                "resolver dir {dir}: more than {limit} account JWTs, the rest is ignored"
+            ));
+            break;
+        }
+        let stem = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let size = std::fs::metadata(&file).map_or(u64::MAX, |m| m.len());
+        if size > jwt::MAX_JWT_BYTES as u64 {
+            warnings.push(format!(
+                "{}: account JWT too large, ignored",
+                file.display()
+            ));
+            continue;
+        }
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t.trim().to_owned(),
+            Err(e) => {
+                warnings.push(format!("{}: {e}, ignored", file.display()));
+                continue;
+            }
+        };
+        match jwt::decode_account(&text) {
+            Ok(c) if c.data.sub == stem => out.push(text),
+            Ok(_) => warnings.push(format!(
+                "{}: account JWT of another account, ignored",
+                file.display()
+            )),
+            Err(e) => warnings.push(format!(
+                "{}: invalid account JWT ({e}), ignored",
+                file.display()
+            )),
+        }
+    }
+    Ok(out)
+}
+
+/// The broker's operator settings from the options, or `None` outside operator mode.
+pub(crate) fn operator_config(
+    o: &Options,
+    warnings: &mut Vec<String>,
+) -> Result<Option<OperatorConfig>, String> {
+    let op = &o.operator;
+    if !op.enabled() {
+        return Ok(None);
+    }
+    let mut cfg = OperatorConfig::default();
+    let mut first_system = None;
+    for value in &op.operators {
+        let text = read_operator(value).map_err(|e| {
+            at(
+                op.operators_pos.as_ref(),
+                &format!("error parsing operator JWT: {e}"),
+            )
+        })?;
+        if first_system.is_none() && cfg.operators.is_empty() {
+            first_system = jwt::decode_operator(&text)
+                .ok()
+                .map(|c| c.nats.system_account)
+                .filter(|s| !s.is_empty());
+        }
+        cfg.operators.push(text);
+    }
+    for key in &op.trusted_keys {
+        if !jwt::is_public_key(key, jwt::KeyPairType::Operator) {
+            return Err(at(
+                op.trusted_pos.as_ref(),
+                &format!(
+                    "trust key {} required to be a valid public operator nkey",
+                    broker::auth::go_quote(key.as_bytes())
+                ),
+            ));
+        }
+    }
+    cfg.trusted_keys.clone_from(&op.trusted_keys);
+    for entry in &op.preload {
+        if jwt::decode_account(&entry.jwt).is_err() {
+            return Err(at(entry.pos.as_ref(), "invalid account JWT"));
+        }
+        cfg.accounts.push(entry.jwt.clone());
+    }
+    // `validateTrustedOperators`: the configured system account must be the operator's.
+    if let (Some(configured), Some(claimed)) = (&o.system_account, &first_system)
+        && configured != claimed
+    {
+        return Err("system_account in config and operator JWT must be identical".to_owned());
+    }
+    cfg.system_account = o.system_account.clone().or(first_system);
+    if let Some(Resolver::Full { dir, limit }) = &op.resolver {
+        if cfg.system_account.is_none() {
+            return Err(
+                "using nats based account resolver - the system account needs to be specified in configuration or the operator jwt"
+                    .to_owned(),
+            );
+        }
+        let limit = usize::try_from(*limit)
+            .ok()
+            .filter(|l| *l > 0)
+            .unwrap_or(DEFAULT_DIR_LIMIT);
+        cfg.accounts.extend(read_dir(dir, limit, warnings)?);
+    }
+    Ok(Some(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decorated_files_give_their_first_jwt() {
+        let text =
+            "-----BEGIN NATS OPERATOR JWT-----\neyJ0.a.b\n------END NATS OPERATOR JWT------\n";
+        assert_eq!(decorated_jwt(text), Some("eyJ0.a.b"));
+        assert_eq!(decorated_jwt("eyJ0.a.b"), None);
+    }
+
+    #[test]
+    fn a_missing_file_that_is_not_a_jwt_names_the_file() {
+        assert_eq!(
+            read_operator("/nonexistent/op.jwt"),
+            Err("open /nonexistent/op.jwt: no such file or directory".to_owned())
+        );
+    }
+}

@@ -1,0 +1,705 @@
+//! Operator mode through the real binary: an operator JWT, account JWTs from the resolver,
+//! users with JWTs signing the INFO nonce (or bearer tokens), over TCP and WebSocket, and the
+//! browser case of a JWT in the `jwt_cookie`. Every scenario runs against nats-server 2.9.10
+//! from the same configuration and the same JWTs, with the same assertions.
+//!
+//! The keys are made at test time from fixed bytes (nothing secret is committed); the JWTs are
+//! signed with `broker::auth::jwt::encode`, the same v2 format nsc writes.
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use broker::auth::jwt::{KeyPair, KeyPairType, encode, sign_nonce};
+use common::{Raw, RawWs, Server, Target};
+
+macro_rules! on_both {
+    ($scenario:ident) => {
+        mod $scenario {
+            use super::{Target, Transport};
+
+            #[test]
+            fn natsws_tcp() {
+                super::$scenario(Target::Natsws, Transport::Tcp);
+            }
+
+            #[test]
+            fn natsws_ws() {
+                super::$scenario(Target::Natsws, Transport::Ws);
+            }
+
+            #[test]
+            fn nats_server_tcp() {
+                super::$scenario(Target::Reference, Transport::Tcp);
+            }
+
+            #[test]
+            fn nats_server_ws() {
+                super::$scenario(Target::Reference, Transport::Ws);
+            }
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    Tcp,
+    Ws,
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+fn key(kind: KeyPairType, byte: u8) -> KeyPair {
+    KeyPair::new_from_raw(kind, [byte; 32]).unwrap()
+}
+
+/// Limits as nsc writes them (unlimited); a JWT without them allows nothing (Go's zero
+/// values), so every helper below adds them unless the case sets its own.
+const ACCOUNT_LIMITS: &str = r#","limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1}"#;
+const USER_LIMITS: &str = r#","subs":-1,"data":-1,"payload":-1"#;
+
+fn claims(iss: &KeyPair, sub: &str, kind: &str, extra: &str, nats: &str) -> String {
+    let defaults = match kind {
+        "account" if !nats.contains("\"limits\"") => ACCOUNT_LIMITS,
+        "user" if !nats.contains("\"subs\"") && !nats.contains("NO_LIMITS") => USER_LIMITS,
+        _ => "",
+    };
+    let nats = format!("{}{defaults}", nats.replace("NO_LIMITS", ""));
+    format!(
+        r#"{{"jti":"J{sub}","iat":{iat},"iss":"{iss}","name":"{kind}-name","sub":"{sub}"{extra},"nats":{{"type":"{kind}","version":2{nats}}}}}"#,
+        iat = now_unix() - 10,
+        iss = iss.public_key(),
+    )
+}
+
+struct Keys {
+    op: KeyPair,
+    a: KeyPair,
+    b: KeyPair,
+}
+
+fn keys() -> Keys {
+    Keys {
+        op: key(KeyPairType::Operator, 1),
+        a: key(KeyPairType::Account, 2),
+        b: key(KeyPairType::Account, 3),
+    }
+}
+
+fn operator_jwt(k: &Keys) -> String {
+    encode(
+        &claims(&k.op, &k.op.public_key(), "operator", "", ""),
+        &k.op,
+    )
+    .unwrap()
+}
+
+fn account_jwt(k: &Keys, acc: &KeyPair, nats: &str) -> String {
+    encode(
+        &claims(&k.op, &acc.public_key(), "account", "", nats),
+        &k.op,
+    )
+    .unwrap()
+}
+
+fn user_jwt(issuer: &KeyPair, user: &KeyPair, extra: &str, nats: &str) -> String {
+    encode(
+        &claims(issuer, &user.public_key(), "user", extra, nats),
+        issuer,
+    )
+    .unwrap()
+}
+
+/// A config with the operator in a file, accounts A and B preloaded (A with `a_nats`).
+fn conf(dir: &std::path::Path, a_nats: &str, ws_extra: &str) -> String {
+    let k = keys();
+    let op = common::write_file(dir, "op.jwt", &operator_jwt(&k));
+    format!(
+        "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", no_tls: true {ws_extra} }}\noperator: \"{op}\"\nresolver: MEMORY\nresolver_preload {{\n  {}: {}\n  {}: {}\n}}\n",
+        k.a.public_key(),
+        account_jwt(&k, &k.a, a_nats),
+        k.b.public_key(),
+        account_jwt(&k, &k.b, ""),
+    )
+}
+
+fn start(target: Target, a_nats: &str, ws_extra: &str) -> Option<Server> {
+    let dir = common::temp_dir("operator");
+    let text = conf(&dir, a_nats, ws_extra);
+    target.with_config(&text, &[])
+}
+
+enum Conn {
+    Tcp(Raw),
+    Ws(RawWs),
+}
+
+impl Conn {
+    /// Opens a connection (a WebSocket upgrade with `headers`) and returns it with the INFO
+    /// nonce.
+    fn open(srv: &Server, transport: Transport, headers: &str) -> (Self, String) {
+        let (conn, info) = match transport {
+            Transport::Tcp => {
+                let mut raw = Raw::connect(srv.nats_port());
+                let info = raw.line();
+                (Self::Tcp(raw), info)
+            }
+            Transport::Ws => {
+                let mut ws = RawWs::connect(srv.ws_port(), headers);
+                assert_eq!(ws.status(), 101, "{}", ws.response);
+                let info = ws.read_until("\r\n");
+                (Self::Ws(ws), info)
+            }
+        };
+        assert!(info.contains("\"auth_required\":true"), "{info}");
+        let start = info.find("\"nonce\":\"").expect("INFO carries a nonce") + 9;
+        let nonce = info[start..]
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        (conn, nonce)
+    }
+
+    /// Connects with `jwt` and, when `seed` is given, the nonce signed with it; returns the
+    /// connection and the answer to `CONNECT` + `PING` (up to the PONG or the `-ERR`).
+    fn login(
+        srv: &Server,
+        transport: Transport,
+        jwt: Option<&str>,
+        seed: Option<&KeyPair>,
+    ) -> (Self, String) {
+        let (mut conn, nonce) = Self::open(srv, transport, "");
+        let answer = conn.connect(&nonce, jwt, seed);
+        (conn, answer)
+    }
+
+    fn connect(&mut self, nonce: &str, jwt: Option<&str>, seed: Option<&KeyPair>) -> String {
+        let mut fields = vec!["\"verbose\":false".to_owned(), "\"protocol\":1".to_owned()];
+        if let Some(jwt) = jwt {
+            fields.push(format!("\"jwt\":\"{jwt}\""));
+        }
+        if let Some(kp) = seed {
+            fields.push(format!("\"sig\":\"{}\"", sign_nonce(nonce, kp).unwrap()));
+        }
+        self.send(&format!("CONNECT {{{}}}\r\nPING\r\n", fields.join(",")));
+        self.read_either("PONG\r\n", "-ERR")
+    }
+
+    fn send(&mut self, data: &str) {
+        match self {
+            Self::Tcp(raw) => raw.send(data),
+            Self::Ws(ws) => ws.send(data.as_bytes()),
+        }
+    }
+
+    /// Reads until a line containing `a` or `b`.
+    fn read_either(&mut self, a: &str, b: &str) -> String {
+        let mut all = String::new();
+        loop {
+            let chunk = match self {
+                Self::Tcp(raw) => raw.line(),
+                Self::Ws(ws) => match ws.frame() {
+                    Some(f) if f.opcode == 8 => String::new(),
+                    Some(f) => String::from_utf8_lossy(&f.payload).into_owned(),
+                    None => String::new(),
+                },
+            };
+            if chunk.is_empty() {
+                return all;
+            }
+            all.push_str(&chunk);
+            if all.contains(a) || all.contains(b) {
+                return all;
+            }
+        }
+    }
+
+    /// What arrived before the PONG of a PING sent now, server PINGs left out.
+    fn sync(&mut self) -> String {
+        self.send("PING\r\n");
+        let all = self.read_either("PONG\r\n", "\u{0}never");
+        all.strip_suffix("PONG\r\n")
+            .unwrap_or(&all)
+            .split_inclusive("\r\n")
+            .filter(|line| *line != "PING\r\n")
+            .collect()
+    }
+}
+
+const VIOLATION: &str = "-ERR 'Authorization Violation'\r\n";
+
+/// Users of one account share its subjects; another account's users see nothing.
+fn users_are_bound_to_their_accounts(target: Target, transport: Transport) {
+    let Some(srv) = start(target, "", "") else {
+        return;
+    };
+    let k = keys();
+    let (u1, u2, u3) = (
+        key(KeyPairType::User, 10),
+        key(KeyPairType::User, 11),
+        key(KeyPairType::User, 12),
+    );
+    let (mut a1, out) = Conn::login(
+        &srv,
+        transport,
+        Some(&user_jwt(&k.a, &u1, "", "")),
+        Some(&u1),
+    );
+    assert_eq!(out, "PONG\r\n");
+    let (mut a2, out) = Conn::login(
+        &srv,
+        transport,
+        Some(&user_jwt(&k.a, &u2, "", "")),
+        Some(&u2),
+    );
+    assert_eq!(out, "PONG\r\n");
+    let (mut b1, out) = Conn::login(
+        &srv,
+        transport,
+        Some(&user_jwt(&k.b, &u3, "", "")),
+        Some(&u3),
+    );
+    assert_eq!(out, "PONG\r\n");
+    a2.send("SUB x 1\r\n");
+    b1.send("SUB x 1\r\n");
+    a2.sync();
+    b1.sync();
+    a1.send("PUB x 2\r\nhi\r\n");
+    a1.sync();
+    assert_eq!(a2.sync(), "MSG x 1 2\r\nhi\r\n");
+    assert_eq!(b1.sync(), "");
+}
+on_both!(users_are_bound_to_their_accounts);
+
+/// Users that must be refused get the reference's `-ERR`.
+fn bad_users_are_refused(target: Target, transport: Transport) {
+    let u = key(KeyPairType::User, 20);
+    let revoked = key(KeyPairType::User, 21);
+    let revocations = format!(
+        r#","revocations":{{"{}":{}}}"#,
+        revoked.public_key(),
+        now_unix()
+    );
+    let Some(srv) = start(target, &revocations, "") else {
+        return;
+    };
+    let k = keys();
+    let stranger = key(KeyPairType::Account, 22);
+    let good = user_jwt(&k.a, &u, "", "");
+    let other_seed = key(KeyPairType::User, 23);
+    let cases: Vec<(&str, Option<String>, Option<&KeyPair>)> = vec![
+        ("no jwt", None, Some(&u)),
+        ("no signature", Some(good.clone()), None),
+        ("wrong signature", Some(good.clone()), Some(&other_seed)),
+        (
+            "unknown account",
+            Some(user_jwt(&stranger, &u, "", "")),
+            Some(&u),
+        ),
+        (
+            "expired",
+            Some(user_jwt(
+                &k.a,
+                &u,
+                &format!(",\"exp\":{}", now_unix() - 5),
+                "",
+            )),
+            Some(&u),
+        ),
+        (
+            "revoked",
+            Some(user_jwt(&k.a, &revoked, "", "")),
+            Some(&revoked),
+        ),
+        (
+            "connection type",
+            Some(user_jwt(
+                &k.a,
+                &u,
+                "",
+                if transport == Transport::Tcp {
+                    r#","allowed_connection_types":["WEBSOCKET"]"#
+                } else {
+                    r#","allowed_connection_types":["STANDARD"]"#
+                },
+            )),
+            Some(&u),
+        ),
+        (
+            "src",
+            Some(user_jwt(&k.a, &u, "", r#","src":["10.1.2.0/24"]"#)),
+            Some(&u),
+        ),
+    ];
+    for (what, jwt, seed) in cases {
+        let (_, out) = Conn::login(&srv, transport, jwt.as_deref(), seed);
+        assert_eq!(out, VIOLATION, "{what}");
+    }
+    // The same user with its own signature is fine, and so is a `src` that holds the peer.
+    let (_, out) = Conn::login(&srv, transport, Some(&good), Some(&u));
+    assert_eq!(out, "PONG\r\n");
+    let local = user_jwt(&k.a, &u, "", r#","src":["10.1.2.0/24","127.0.0.0/8"]"#);
+    let (_, out) = Conn::login(&srv, transport, Some(&local), Some(&u));
+    assert_eq!(out, "PONG\r\n");
+}
+on_both!(bad_users_are_refused);
+
+/// Permissions and limits of the user JWT. A JWT payload limit other than the server's is
+/// announced by an INFO after the first PONG.
+fn user_permissions_apply(target: Target, transport: Transport) {
+    let Some(srv) = start(target, "", "") else {
+        return;
+    };
+    let k = keys();
+    let u = key(KeyPairType::User, 30);
+    let jwt = user_jwt(
+        &k.a,
+        &u,
+        "",
+        r#","pub":{"deny":["secret.>"]},"sub":{"allow":["ok.>"]},"subs":1,"payload":8"#,
+    );
+    let (mut c, mut out) = Conn::login(&srv, transport, Some(&jwt), Some(&u));
+    if !out.contains("INFO") {
+        // Over TCP the INFO line comes on its own.
+        out.push_str(&c.read_either(" \r\n", "\u{0}never"));
+    }
+    let info = out.strip_prefix("PONG\r\n").unwrap_or_default();
+    assert!(info.starts_with("INFO {"), "{out}");
+    assert!(info.contains("\"max_payload\":8,"), "{info}");
+    assert!(!info.contains("nonce"), "{info}");
+    c.send("PUB secret.x 0\r\n\r\nSUB no 1\r\nSUB ok.1 2\r\nSUB ok.2 3\r\n");
+    assert_eq!(
+        c.sync(),
+        "-ERR 'Permissions Violation for Publish to \"secret.x\"'\r\n\
+         -ERR 'Permissions Violation for Subscription to \"no\"'\r\n\
+         -ERR 'maximum subscriptions exceeded'\r\n"
+    );
+    c.send("PUB ok.1 9\r\n123456789\r\n");
+    let rest = c.read_either("Violation", "\u{0}never");
+    assert_eq!(rest, "-ERR 'Maximum Payload Violation'\r\n");
+}
+on_both!(user_permissions_apply);
+
+/// A bearer JWT needs no signature.
+fn bearer_tokens_need_no_signature(target: Target, transport: Transport) {
+    let Some(srv) = start(target, "", "") else {
+        return;
+    };
+    let k = keys();
+    let u = key(KeyPairType::User, 40);
+    let bearer = user_jwt(&k.a, &u, "", r#","bearer_token":true"#);
+    let (_, out) = Conn::login(&srv, transport, Some(&bearer), None);
+    assert_eq!(out, "PONG\r\n");
+}
+on_both!(bearer_tokens_need_no_signature);
+
+/// A connection closes when its user JWT expires.
+fn connections_close_at_expiry(target: Target, transport: Transport) {
+    let Some(srv) = start(target, "", "") else {
+        return;
+    };
+    let k = keys();
+    let u = key(KeyPairType::User, 50);
+    let jwt = user_jwt(&k.a, &u, &format!(",\"exp\":{}", now_unix() + 2), "");
+    let (mut c, out) = Conn::login(&srv, transport, Some(&jwt), Some(&u));
+    assert_eq!(out, "PONG\r\n");
+    let started = std::time::Instant::now();
+    let rest = c.read_either("-ERR 'User Authentication Expired'", "\u{0}never");
+    assert!(
+        rest.contains("-ERR 'User Authentication Expired'\r\n"),
+        "{rest}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+on_both!(connections_close_at_expiry);
+
+/// A browser's login: the page's HTTP server set an HttpOnly cookie with the user JWT (a
+/// bearer token here, as a page holds no seed); the CONNECT carries no credentials.
+fn jwt_cookie_logs_in_websocket_clients(target: Target, transport: Transport) {
+    let Some(srv) = start(target, "", ", jwt_cookie: \"natsjwt\"") else {
+        return;
+    };
+    let k = keys();
+    let u = key(KeyPairType::User, 60);
+    let bearer = user_jwt(&k.a, &u, "", r#","bearer_token":true"#);
+    let cookie = format!("Cookie: theme=dark; natsjwt={bearer}\r\n");
+    let (mut conn, nonce) = Conn::open(&srv, transport, &cookie);
+    let out = conn.connect(&nonce, None, None);
+    match transport {
+        Transport::Ws => assert_eq!(out, "PONG\r\n"),
+        // Cookies come only with a WebSocket upgrade.
+        Transport::Tcp => assert_eq!(out, VIOLATION),
+    }
+    if transport == Transport::Ws {
+        // A JWT in CONNECT wins over the cookie.
+        let other = key(KeyPairType::User, 61);
+        let bad = user_jwt(&k.a, &other, &format!(",\"exp\":{}", now_unix() - 5), "");
+        let (mut conn, nonce) = Conn::open(&srv, transport, &cookie);
+        assert_eq!(conn.connect(&nonce, Some(&bad), Some(&other)), VIOLATION);
+    }
+}
+on_both!(jwt_cookie_logs_in_websocket_clients);
+
+/// A private stream export reaches an importer with a valid activation token.
+fn activation_tokens_open_private_exports(target: Target, transport: Transport) {
+    let k = keys();
+    let activation = encode(
+        &claims(
+            &k.a,
+            &k.b.public_key(),
+            "activation",
+            "",
+            r#","subject":"feed.>","kind":"stream""#,
+        ),
+        &k.a,
+    )
+    .unwrap();
+    let dir = common::temp_dir("operator");
+    let op = common::write_file(&dir, "op.jwt", &operator_jwt(&k));
+    let text = format!(
+        "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", no_tls: true }}\noperator: \"{op}\"\nresolver: MEMORY\nresolver_preload {{\n  {}: {}\n  {}: {}\n}}\n",
+        k.a.public_key(),
+        account_jwt(
+            &k,
+            &k.a,
+            r#","exports":[{"subject":"feed.>","type":"stream","token_req":true},{"subject":"open.>","type":"stream"}]"#
+        ),
+        k.b.public_key(),
+        account_jwt(
+            &k,
+            &k.b,
+            &format!(
+                r#","imports":[{{"subject":"feed.>","account":"{a}","type":"stream","token":"{activation}"}},{{"subject":"open.>","account":"{a}","type":"stream","to":"pre"}}]"#,
+                a = k.a.public_key()
+            )
+        ),
+    );
+    let Some(srv) = target.with_config(&text, &[]) else {
+        return;
+    };
+    let (p, s) = (key(KeyPairType::User, 70), key(KeyPairType::User, 71));
+    let (mut publisher, _) =
+        Conn::login(&srv, transport, Some(&user_jwt(&k.a, &p, "", "")), Some(&p));
+    let (mut subscriber, out) =
+        Conn::login(&srv, transport, Some(&user_jwt(&k.b, &s, "", "")), Some(&s));
+    assert_eq!(out, "PONG\r\n");
+    subscriber.send("SUB feed.> 1\r\nSUB pre.open.> 2\r\n");
+    subscriber.sync();
+    publisher.send("PUB feed.a 1\r\nx\r\nPUB open.b 1\r\ny\r\n");
+    publisher.sync();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        subscriber.sync(),
+        "MSG feed.a 1 1\r\nx\r\nMSG pre.open.b 2 1\r\ny\r\n"
+    );
+}
+on_both!(activation_tokens_open_private_exports);
+
+/// Start-up errors for bad operator settings, as nats-server words them.
+#[test]
+fn bad_operator_settings_are_refused_at_start() {
+    let k = keys();
+    let dir = common::temp_dir("operator-bad");
+    let conf_path = dir.join("bad.conf");
+    let check = |text: &str, want: &str| {
+        std::fs::write(&conf_path, text).unwrap();
+        let out = std::process::Command::new(common::bin())
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-t")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text}: accepted");
+        assert!(err.contains(want), "{text}:\n{err}");
+    };
+    check(
+        "operator: /nonexistent/op.jwt\nresolver: MEMORY\n",
+        "error parsing operator JWT: open /nonexistent/op.jwt: no such file or directory",
+    );
+    check(
+        &format!(
+            "operator: {}\nresolver: MEMORY\n",
+            account_jwt(&k, &k.a, "")
+        ),
+        "error parsing operator JWT: not operator claim",
+    );
+    check(
+        &format!(
+            "operator: {}\nresolver: MEMORY\nresolver_preload {{ {}: abc }}\n",
+            operator_jwt(&k),
+            k.a.public_key()
+        ),
+        "invalid account JWT",
+    );
+    check(
+        "trusted: abc\n",
+        "trust key \"abc\" required to be a valid public operator nkey",
+    );
+    check(
+        &format!(
+            "operator: {}\nresolver: URL(http://127.0.0.1:9/)\n",
+            operator_jwt(&k)
+        ),
+        "the URL account resolver (resolver: URL(...)) is not supported by natsws",
+    );
+    check(
+        &format!("operator: {}\n", operator_jwt(&k)),
+        "operators require an account resolver to be configured",
+    );
+    check(
+        &format!(
+            "operator: {}\nresolver: MEMORY\nauthorization {{ users: [{{user: a, password: b}}] }}\n",
+            operator_jwt(&k)
+        ),
+        "operators do not allow users to be configured directly",
+    );
+    check(
+        &format!(
+            "operator: {}\nsystem_account: {}\nresolver: MEMORY\n",
+            operator_jwt(&k),
+            k.a.public_key()
+        ),
+        "error resolving system account: account missing",
+    );
+}
+
+/// The full resolver reads `<dir>/<account>.jwt`; a reload that brings an account JWT revoking
+/// a connected user closes that connection (natsws re-reads the directory on reload; the
+/// reference learns of updates through its system account instead, so this runs on natsws
+/// only).
+#[test]
+fn full_resolver_reload_revokes_live_users() {
+    let k = keys();
+    let sys = key(KeyPairType::Account, 9);
+    let dir = common::temp_dir("operator-full");
+    let jwts = dir.join("jwt");
+    std::fs::create_dir_all(&jwts).unwrap();
+    let write_account = |nats: &str| {
+        std::fs::write(
+            jwts.join(format!("{}.jwt", k.a.public_key())),
+            account_jwt(&k, &k.a, nats),
+        )
+        .unwrap();
+    };
+    write_account("");
+    std::fs::write(
+        jwts.join(format!("{}.jwt", sys.public_key())),
+        account_jwt(&k, &sys, ""),
+    )
+    .unwrap();
+    let op = common::write_file(&dir, "op.jwt", &operator_jwt(&k));
+    let text = format!(
+        "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", no_tls: true }}\noperator: \"{op}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\" }}\n",
+        sys.public_key(),
+        jwts.display()
+    );
+    let srv = Server::with_config(&text, &[]);
+    let (u, keep) = (key(KeyPairType::User, 80), key(KeyPairType::User, 81));
+    let (mut c, out) = Conn::login(
+        &srv,
+        Transport::Tcp,
+        Some(&user_jwt(&k.a, &u, "", "")),
+        Some(&u),
+    );
+    assert_eq!(out, "PONG\r\n");
+    let (mut kept, out) = Conn::login(
+        &srv,
+        Transport::Ws,
+        Some(&user_jwt(&k.a, &keep, "", "")),
+        Some(&keep),
+    );
+    assert_eq!(out, "PONG\r\n");
+    write_account(&format!(
+        r#","revocations":{{"{}":{}}}"#,
+        u.public_key(),
+        now_unix()
+    ));
+    srv.reload(&text, 1);
+    let rest = c.read_either("Revoked", "\u{0}never");
+    assert!(
+        rest.contains("-ERR 'User Authentication Revoked'\r\n"),
+        "{rest}"
+    );
+    assert_eq!(kept.sync(), "");
+}
+
+/// A reload whose `resolver_preload` brings an account JWT that revokes a connected user
+/// closes that user's connection and keeps the others. natsws only: nats-server 2.9.10 reads
+/// the preload at start and learns of account updates through its system account (`nsc
+/// push`), which natsws does not serve, so a reload is how natsws takes new account JWTs.
+fn preload_reload_revokes_live_users(transport: Transport) {
+    let target = Target::Natsws;
+    let dir = common::temp_dir("operator-reload");
+    let base = conf(&dir, "", "");
+    let Some(srv) = target.with_config(&base, &[]) else {
+        return;
+    };
+    let k = keys();
+    let (u, keep) = (key(KeyPairType::User, 90), key(KeyPairType::User, 91));
+    let (mut c, out) = Conn::login(&srv, transport, Some(&user_jwt(&k.a, &u, "", "")), Some(&u));
+    assert_eq!(out, "PONG\r\n");
+    let (mut kept, out) = Conn::login(
+        &srv,
+        transport,
+        Some(&user_jwt(&k.a, &keep, "", "")),
+        Some(&keep),
+    );
+    assert_eq!(out, "PONG\r\n");
+    let revoking = format!(r#","revocations":{{"{}":{}}}"#, u.public_key(), now_unix());
+    srv.reload(&conf(&dir, &revoking, ""), 1);
+    let rest = c.read_either("Revoked", "\u{0}never");
+    assert!(
+        rest.contains("-ERR 'User Authentication Revoked'\r\n"),
+        "{rest}"
+    );
+    assert_eq!(kept.sync(), "");
+}
+#[test]
+fn preload_reload_revokes_live_users_tcp() {
+    preload_reload_revokes_live_users(Transport::Tcp);
+}
+
+#[test]
+fn preload_reload_revokes_live_users_ws() {
+    preload_reload_revokes_live_users(Transport::Ws);
+}
+
+/// Connect `times` (UTC; nats-server uses the server's zone, UTC on the test machines, and the
+/// case sets `times_location: UTC` to be sure): outside every window is refused; inside one the
+/// user connects.
+fn connect_times_apply(target: Target, transport: Transport) {
+    let Some(srv) = start(target, "", "") else {
+        return;
+    };
+    let k = keys();
+    let u = key(KeyPairType::User, 95);
+    let clock = |secs: i64| {
+        let s = secs.rem_euclid(86_400);
+        format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+    };
+    let now = now_unix();
+    // Windows that do not wrap past midnight (the reference treats those specially).
+    if (now.rem_euclid(86_400)) < 3 * 3600 || (now.rem_euclid(86_400)) > 21 * 3600 {
+        eprintln!("too close to midnight UTC for this case; skipped");
+        return;
+    }
+    let window = |from: i64, to: i64| {
+        format!(
+            r#","times":[{{"start":"{}","end":"{}"}}],"times_location":"UTC""#,
+            clock(now + from),
+            clock(now + to)
+        )
+    };
+    let inside = user_jwt(&k.a, &u, "", &window(-3600, 3600));
+    let (_, out) = Conn::login(&srv, transport, Some(&inside), Some(&u));
+    assert_eq!(out, "PONG\r\n");
+    let later = user_jwt(&k.a, &u, "", &window(3600, 7200));
+    let (_, out) = Conn::login(&srv, transport, Some(&later), Some(&u));
+    assert_eq!(out, VIOLATION);
+}
+on_both!(connect_times_apply);

@@ -1,0 +1,991 @@
+//! Operator mode: the trust chain operator → account → user and what a user JWT grants
+//! (nats-server's `server/auth.go` `processClientOrLeafAuthentication` from `trustedKeys != nil`
+//! on, `server/jwt.go` `validateTrustedOperators`, `server/accounts.go` for signing keys,
+//! revocations and activations).
+//!
+//! [`OperatorConfig`] is plain data (JWT texts already read by the binary); [`Trust::new`]
+//! decodes and checks it once. [`Trust::authenticate`] decides one CONNECT with the wall-clock
+//! time given as an argument. [`Trust::account_configs`] turns the account JWTs into the
+//! router's accounts with their exports and imports (activation tokens checked).
+//!
+//! Deliberate differences from nats-server 2.9.10:
+//! - `times` are evaluated in UTC when `times_location` is empty (the reference uses the
+//!   server's local zone) or `UTC`; any other location refuses the user (natsws carries no time
+//!   zone database).
+//! - The extra error lines `Bad src Ip <ip>` and `Outside connect times` are not logged; the
+//!   refusal itself is (`authentication error`).
+//! - A template of a scoped signing key that would emit more than [`MAX_TEMPLATE_SUBJECTS`]
+//!   subjects for one list refuses the user (the reference has no bound).
+//! - New account JWTs are taken on reload (the `resolver_preload` values, or the full
+//!   resolver's directory read again), and a revocation they bring closes live connections
+//!   with `User Authentication Revoked`. nats-server 2.9.10 reads the preload at start only and
+//!   takes updates through its system account (`$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE`, `nsc push`),
+//!   which natsws does not serve. A reload re-authenticates connected JWT users against the
+//!   new accounts and applies their new expiry and limits; an account `conn` limit lowered by
+//!   a reload is not enforced on connections already open (the reference closes the newest).
+//! - Account JWTs with subject `mappings` are refused at start-up (natsws has no subject
+//!   mapping). The account `imports`/`exports` counts, `data`, `wildcards` and the JetStream
+//!   limits are read but not enforced; service latency tracking (which needs the system account)
+//!   is not done.
+
+use core::net::IpAddr;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::config::{
+    AuthConfigError, PermissionsConfig, ResponsePermission, SubjectPermission,
+    parse_connection_type,
+};
+use super::jwt::{self, Claims, ExportType, SigningKey, UserPermissionLimits};
+use super::permissions::Permissions;
+use super::{Authenticated, go_quote};
+use crate::ConnectionType;
+use crate::config::{AccountConfig, ExportConfig, ExportKind, ImportConfig, ResponseType};
+
+/// Most subjects one permission list of a scoped signing key's template may expand to.
+pub const MAX_TEMPLATE_SUBJECTS: usize = 1024;
+
+/// Operator-mode settings as plain data. The binary reads operator files and the account
+/// resolver; nothing here does I/O.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperatorConfig {
+    /// Operator JWTs (`operator`), as text.
+    pub operators: Vec<String>,
+    /// `trusted` keys (public operator nkeys), for configurations without operator JWTs.
+    pub trusted_keys: Vec<String>,
+    /// Account JWTs the resolver serves (`resolver_preload` values, or the files of a full
+    /// resolver's directory). A later JWT for the same account replaces an earlier one.
+    pub accounts: Vec<String>,
+    /// `system_account`, or the first operator's `system_account` claim.
+    pub system_account: Option<String>,
+}
+
+/// What a JWT user brings besides permissions: the limits the broker enforces on its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtIdentity {
+    /// The user's public key (`sub`).
+    pub user: String,
+    /// The account's public key.
+    pub account: String,
+    /// `iat`, for revocation checks on reload.
+    pub issued_at: i64,
+    /// When the connection must close (Unix seconds): the JWT's `exp` or the end of the
+    /// current `times` window, whichever is first.
+    pub expires_at: Option<i64>,
+    /// Most subscriptions (user and account limits combined).
+    pub max_subs: Option<usize>,
+    /// Largest message (user and account limits combined).
+    pub max_payload: Option<usize>,
+}
+
+/// One CONNECT in operator mode.
+#[derive(Debug, Clone, Copy)]
+pub struct JwtRequest<'a> {
+    /// CONNECT `jwt` (or the `jwt_cookie` of a WebSocket client).
+    pub jwt: Option<&'a str>,
+    /// CONNECT `sig`.
+    pub sig: Option<&'a str>,
+    /// The nonce sent in INFO.
+    pub nonce: &'a str,
+    /// How the connection arrived.
+    pub conn_type: ConnectionType,
+    /// The peer's address, for `src`.
+    pub remote: Option<IpAddr>,
+    /// The wall-clock time, Unix seconds.
+    pub now_unix: i64,
+}
+
+/// An account known from its JWT.
+#[derive(Debug, Clone)]
+pub struct JwtAccount {
+    /// The decoded claims.
+    pub claims: Claims<jwt::Account>,
+    /// The account key and its signing keys, with a scope template for scoped keys.
+    signers: HashMap<String, Option<Box<UserPermissionLimits>>>,
+    /// `default_permissions`, compiled.
+    default_permissions: Option<Arc<Permissions>>,
+    /// Signed by a trusted operator key.
+    trusted: bool,
+}
+
+/// The compiled trust: trusted operator keys and the accounts the resolver holds.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    accounts: HashMap<String, Arc<JwtAccount>>,
+    system_account: Option<String>,
+}
+
+fn err(text: String) -> AuthConfigError {
+    AuthConfigError::new(text)
+}
+
+/// Why a JWT user was refused: the reference's debug text.
+pub type Refusal = &'static str;
+
+impl Trust {
+    /// Decodes the operators and accounts and checks the trust settings with the reference's
+    /// texts (`error parsing operator JWT: ...`, `trust key "..." required to be a valid public
+    /// operator nkey`, `invalid account JWT`).
+    pub fn new(config: &OperatorConfig) -> Result<Self, AuthConfigError> {
+        let mut trusted = HashSet::new();
+        for key in &config.trusted_keys {
+            if !jwt::is_public_key(key, nkeys::KeyPairType::Operator) {
+                return Err(err(format!(
+                    "trust key {} required to be a valid public operator nkey",
+                    go_quote(key.as_bytes())
+                )));
+            }
+            trusted.insert(key.clone());
+        }
+        for text in &config.operators {
+            let op = jwt::decode_operator(text.trim())
+                .map_err(|e| err(format!("error parsing operator JWT: {e}")))?;
+            if !op.nats.strict_signing_key_usage {
+                trusted.insert(op.data.sub.clone());
+            }
+            for key in &op.nats.signing_keys {
+                if !jwt::is_public_key(key, nkeys::KeyPairType::Operator) {
+                    return Err(err(format!(
+                        "trust key {} required to be a valid public operator nkey",
+                        go_quote(key.as_bytes())
+                    )));
+                }
+                trusted.insert(key.clone());
+            }
+        }
+        let mut accounts = HashMap::new();
+        for text in &config.accounts {
+            let claims = jwt::decode_account(text.trim())
+                .map_err(|_| err("invalid account JWT".to_owned()))?;
+            if !claims.nats.mappings.is_empty() {
+                return Err(err(format!(
+                    "account JWT {}: subject mappings (mappings) are not supported by natsws",
+                    claims.data.sub
+                )));
+            }
+            let account = compile_account(claims, &trusted);
+            accounts.insert(account.claims.data.sub.clone(), Arc::new(account));
+        }
+        if let Some(sys) = &config.system_account
+            && !accounts.contains_key(sys)
+        {
+            return Err(err(
+                "error resolving system account: account missing".to_owned()
+            ));
+        }
+        Ok(Self {
+            accounts,
+            system_account: config.system_account.clone(),
+        })
+    }
+
+    /// The system account's public key, when one is configured.
+    #[must_use]
+    pub fn system_account(&self) -> Option<&str> {
+        self.system_account.as_deref()
+    }
+
+    /// The account with this public key.
+    #[must_use]
+    pub fn account(&self, key: &str) -> Option<&Arc<JwtAccount>> {
+        self.accounts.get(key)
+    }
+
+    /// Whether the account revokes `user` issued at `issued_at` (for reload checks).
+    #[must_use]
+    pub fn user_revoked(&self, account: &str, user: &str, issued_at: i64) -> bool {
+        self.accounts
+            .get(account)
+            .is_none_or(|a| jwt::is_revoked(&a.claims.nats.revocations, user, issued_at))
+    }
+
+    /// Authenticates a JWT user, in the reference's order. On success the identity carries the
+    /// account's public key as its account, the user's public key as `nkey`, and the limits.
+    pub fn authenticate(&self, req: &JwtRequest<'_>) -> Result<Authenticated, Refusal> {
+        let Some(token) = req.jwt.filter(|j| !j.is_empty()) else {
+            return Err("Authentication requires a user JWT");
+        };
+        let user = jwt::decode_user(token).map_err(|_| "User JWT not valid")?;
+        user.data
+            .check_times(req.now_unix)
+            .map_err(|_| "User JWT no longer valid")?;
+        let mut limits = user.nats.limits.clone();
+        let allowed = allowed_types(&limits.allowed_connection_types)?;
+        if !allowed.is_empty() && !allowed.contains(&req.conn_type) {
+            return Err("Connection type not allowed");
+        }
+        let issuer_account = if user.nats.issuer_account.is_empty() {
+            &user.data.iss
+        } else {
+            &user.nats.issuer_account
+        };
+        let account = self
+            .accounts
+            .get(issuer_account)
+            .ok_or("Account JWT lookup error")?;
+        if !account.trusted {
+            return Err("Account JWT not signed by trusted operator");
+        }
+        match account.signers.get(&user.data.iss) {
+            None => return Err("User JWT issuer is not known"),
+            Some(Some(template)) => {
+                if !limits.has_empty_permissions() {
+                    return Err("User JWT is not valid");
+                }
+                limits = apply_template(template, &user, account)
+                    .ok_or("User JWT generated invalid permissions")?;
+            }
+            Some(None) => {}
+        }
+        if account.claims.data.check_times(req.now_unix).is_err() {
+            return Err("Account JWT has expired");
+        }
+        // For a scoped user the template's flag counts (the template replaced the limits).
+        let bearer = limits.bearer_token;
+        if bearer && account.claims.nats.limits.disallow_bearer {
+            return Err("Account does not allow bearer token");
+        }
+        if !bearer {
+            super::nkey::verify_nonce_signature(&user.data.sub, req.nonce, req.sig)
+                .map_err(super::nkey::SignatureError::as_str)?;
+        }
+        if jwt::is_revoked(
+            &account.claims.nats.revocations,
+            &user.data.sub,
+            user.data.iat,
+        ) {
+            return Err("User authentication revoked");
+        }
+        if !src_allows(&limits.src.0, req.remote) {
+            return Err("Bad src Ip");
+        }
+        let window_end = connect_window(&limits, req.now_unix).ok_or("Outside connect times")?;
+        let expires_at = match (user.data.exp, window_end) {
+            (0, end) => end,
+            (exp, Some(end)) => Some(exp.min(end)),
+            (exp, None) => Some(exp),
+        };
+        let permissions = jwt_permissions(&limits)
+            .map(|p| Arc::new(Permissions::new(&p)))
+            .or_else(|| account.default_permissions.clone());
+        let acc_limits = &account.claims.nats.limits;
+        let identity = JwtIdentity {
+            user: user.data.sub.clone(),
+            account: account.claims.data.sub.clone(),
+            issued_at: user.data.iat,
+            expires_at,
+            max_subs: min_limit(limits.subs, acc_limits.subs),
+            max_payload: min_limit(limits.payload, acc_limits.payload),
+        };
+        Ok(Authenticated {
+            authorized_user: Some(user.data.sub.clone()),
+            permissions,
+            nkey: Some(user.data.sub.clone()),
+            username: None,
+            account: Some(Arc::from(account.claims.data.sub.as_str())),
+            jwt: Some(Arc::new(identity)),
+        })
+    }
+
+    /// The most client connections the account allows (`limits.conn`), `None` = unlimited.
+    #[must_use]
+    pub fn max_connections(&self, account: &str) -> Option<usize> {
+        limit(self.accounts.get(account)?.claims.nats.limits.conn)
+    }
+
+    /// The most leaf node connections the account allows (`limits.leaf`).
+    #[must_use]
+    pub fn max_leaf_connections(&self, account: &str) -> Option<usize> {
+        limit(self.accounts.get(account)?.claims.nats.limits.leaf)
+    }
+
+    /// When the account expires (Unix seconds).
+    #[must_use]
+    pub fn account_expires(&self, account: &str) -> Option<i64> {
+        let exp = self.accounts.get(account)?.claims.data.exp;
+        (exp > 0).then_some(exp)
+    }
+
+    /// The router accounts (named by public key) with the exports and imports of their JWTs.
+    /// An import of a private export needs a valid activation token (issued by the exporter or
+    /// one of its signing keys, to the importer, for a subject within the export, not expired
+    /// at `now_unix`, not revoked by the export). Imports that do not resolve are dropped, as
+    /// the reference drops them (it logs them at debug level).
+    #[must_use]
+    pub fn account_configs(&self, now_unix: i64) -> Vec<AccountConfig> {
+        let mut keys: Vec<&String> = self.accounts.keys().collect();
+        keys.sort();
+        let mut configs: Vec<AccountConfig> = keys
+            .iter()
+            .filter_map(|k| self.accounts.get(*k))
+            .map(|a| AccountConfig {
+                name: a.claims.data.sub.clone(),
+                exports: a
+                    .claims
+                    .nats
+                    .exports
+                    .iter()
+                    .filter_map(|e| {
+                        Some(ExportConfig {
+                            kind: export_kind(e.kind)?,
+                            subject: e.subject.clone(),
+                            // A private export names its activated importers; the exporter
+                            // itself stands in so that the list is never empty (= public).
+                            accounts: if e.token_req {
+                                vec![a.claims.data.sub.clone()]
+                            } else {
+                                Vec::new()
+                            },
+                            response_type: match e.response_type {
+                                jwt::JwtResponseType::Singleton => ResponseType::Singleton,
+                                jwt::JwtResponseType::Stream => ResponseType::Stream,
+                                jwt::JwtResponseType::Chunked => ResponseType::Chunked,
+                            },
+                            response_threshold: u64::try_from(e.response_threshold)
+                                .ok()
+                                .filter(|n| *n > 0)
+                                .map(Duration::from_nanos),
+                        })
+                    })
+                    .collect(),
+                imports: Vec::new(),
+            })
+            .collect();
+        // Imports, with activations granted on the exporter's side.
+        let mut imports: Vec<(usize, ImportConfig)> = Vec::new();
+        for (index, key) in keys.iter().enumerate() {
+            let Some(importer) = self.accounts.get(*key) else {
+                continue;
+            };
+            for import in &importer.claims.nats.imports {
+                let Some(exporter) = self.accounts.get(&import.account) else {
+                    continue;
+                };
+                let Some(kind) = export_kind(import.kind) else {
+                    continue;
+                };
+                let export = exporter.claims.nats.exports.iter().find(|e| {
+                    export_kind(e.kind) == Some(kind)
+                        && crate::subject::is_subset_match(
+                            import.subject.as_bytes(),
+                            e.subject.as_bytes(),
+                        )
+                });
+                let Some(export) = export else {
+                    continue;
+                };
+                if export.token_req {
+                    if !activation_valid(import, export, exporter, key, now_unix) {
+                        continue;
+                    }
+                    let exporter_key = &exporter.claims.data.sub;
+                    if let Some(cfg) = configs.iter_mut().find(|c| &c.name == exporter_key) {
+                        for e in &mut cfg.exports {
+                            if e.subject == export.subject && !e.accounts.contains(*key) {
+                                e.accounts.push((*key).clone());
+                            }
+                        }
+                    }
+                }
+                imports.push((index, import_config(import, kind)));
+            }
+        }
+        // Add imports one by one, keeping those the router accepts (the reference skips an
+        // import it cannot add and keeps the others).
+        for (index, import) in imports {
+            let Some(cfg) = configs.get_mut(index) else {
+                continue;
+            };
+            cfg.imports.push(import);
+            if crate::router::validate_accounts(&configs).is_err()
+                && let Some(cfg) = configs.get_mut(index)
+            {
+                cfg.imports.pop();
+            }
+        }
+        configs
+    }
+}
+
+fn export_kind(kind: ExportType) -> Option<ExportKind> {
+    match kind {
+        ExportType::Stream => Some(ExportKind::Stream),
+        ExportType::Service => Some(ExportKind::Service),
+        ExportType::Unknown => None,
+    }
+}
+
+/// An import of a JWT as the router's import (`server/accounts.go` `updateAccountClaimsWithRefresh`):
+/// a stream's `to` is a prefix and `local_subject` a mapping; a service's `local_subject` is
+/// what local clients publish to.
+fn import_config(import: &jwt::Import, kind: ExportKind) -> ImportConfig {
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    match kind {
+        ExportKind::Stream => ImportConfig {
+            kind,
+            account: import.account.clone(),
+            subject: import.subject.clone(),
+            to: non_empty(&import.local_subject),
+            prefix: if import.local_subject.is_empty() {
+                non_empty(&import.to)
+            } else {
+                None
+            },
+        },
+        ExportKind::Service => {
+            let (local, remote) = if import.local_subject.is_empty() {
+                (
+                    import.subject.clone(),
+                    non_empty(&import.to).unwrap_or_else(|| import.subject.clone()),
+                )
+            } else {
+                (import.local_subject.clone(), import.subject.clone())
+            };
+            ImportConfig {
+                kind,
+                account: import.account.clone(),
+                subject: remote,
+                to: Some(local),
+                prefix: None,
+            }
+        }
+    }
+}
+
+/// The activation check of `server/accounts.go` `checkActivation` and `validateImportToken`.
+fn activation_valid(
+    import: &jwt::Import,
+    export: &jwt::Export,
+    exporter: &JwtAccount,
+    importer: &str,
+    now_unix: i64,
+) -> bool {
+    let Ok(act) = jwt::decode_activation(&import.token) else {
+        return false;
+    };
+    if act.data.check_times(now_unix).is_err() || act.data.sub != importer {
+        return false;
+    }
+    let exporter_key = &exporter.claims.data.sub;
+    let issuer_ok = if act.nats.issuer_account.is_empty() {
+        &act.data.iss == exporter_key
+    } else {
+        &act.nats.issuer_account == exporter_key && exporter.signers.contains_key(&act.data.iss)
+    };
+    if !issuer_ok || export_kind(act.nats.kind) != export_kind(export.kind) {
+        return false;
+    }
+    if !crate::subject::is_subset_match(import.subject.as_bytes(), act.nats.subject.as_bytes()) {
+        return false;
+    }
+    !jwt::is_revoked(&export.revocations, importer, act.data.iat)
+}
+
+fn compile_account(claims: Claims<jwt::Account>, trusted: &HashSet<String>) -> JwtAccount {
+    let mut signers = HashMap::new();
+    for key in &claims.nats.signing_keys {
+        match key {
+            SigningKey::Plain(k) => {
+                signers.insert(k.clone(), None);
+            }
+            SigningKey::Scoped { key, template, .. } => {
+                signers.insert(key.clone(), Some(template.clone()));
+            }
+        }
+    }
+    signers.insert(claims.data.sub.clone(), None);
+    let defaults = &claims.nats.default_permissions;
+    let default_permissions = jwt_permissions(&UserPermissionLimits {
+        publish: defaults.publish.clone(),
+        subscribe: defaults.subscribe.clone(),
+        resp: defaults.resp,
+        ..UserPermissionLimits::default()
+    })
+    .map(|p| Arc::new(Permissions::new(&p)));
+    let trusted = trusted.contains(&claims.data.iss);
+    JwtAccount {
+        claims,
+        signers,
+        default_permissions,
+        trusted,
+    }
+}
+
+/// `buildInternalNkeyUser`: permissions only for the directions the JWT restricts.
+fn jwt_permissions(limits: &UserPermissionLimits) -> Option<PermissionsConfig> {
+    let direction = |p: &jwt::Permission| {
+        (!p.allow.is_empty() || !p.deny.is_empty()).then(|| SubjectPermission {
+            allow: (!p.allow.is_empty()).then(|| p.allow.clone()),
+            deny: p.deny.clone(),
+        })
+    };
+    let publish = direction(&limits.publish);
+    let subscribe = direction(&limits.subscribe);
+    let allow_responses = limits.resp.map(|r| ResponsePermission {
+        max_msgs: r.max,
+        expires: u64::try_from(r.ttl).ok().map(Duration::from_nanos),
+    });
+    if publish.is_none() && subscribe.is_none() && allow_responses.is_none() {
+        return None;
+    }
+    Some(PermissionsConfig {
+        publish,
+        subscribe,
+        allow_responses,
+    })
+}
+
+/// A JWT limit: -1 (`jwt.NoLimit`) is unlimited, any other value a limit (negative ones
+/// allow nothing, as Go's signed comparisons do).
+fn limit(value: i64) -> Option<usize> {
+    (value != -1).then(|| usize::try_from(value).unwrap_or(0))
+}
+
+/// The user's limit combined with the account's as `applyAccountLimits` (`minLimit`) does:
+/// the smaller one wins, unlimited yields.
+fn min_limit(user: i64, account: i64) -> Option<usize> {
+    match (limit(user), limit(account)) {
+        (Some(u), Some(a)) => Some(u.min(a)),
+        (u, a) => u.or(a),
+    }
+}
+
+/// `convertAllowedConnectionTypes` for a JWT: unknown names are dropped, unless nothing known
+/// remains.
+fn allowed_types(names: &[String]) -> Result<Vec<ConnectionType>, Refusal> {
+    let known: Vec<ConnectionType> = names
+        .iter()
+        .filter_map(|n| parse_connection_type(n).ok())
+        .collect();
+    if known.is_empty() && !names.is_empty() {
+        return Err("Connection type not allowed");
+    }
+    Ok(known)
+}
+
+/// `validateSrc`: no list allows everything; otherwise the peer must be in one of the CIDRs
+/// (a malformed entry refuses).
+fn src_allows(cidrs: &[String], remote: Option<IpAddr>) -> bool {
+    if cidrs.is_empty() {
+        return true;
+    }
+    let Some(ip) = remote else {
+        return false;
+    };
+    for cidr in cidrs {
+        match parse_cidr(cidr) {
+            None => return false,
+            Some((net, bits)) if cidr_contains(net, bits, ip) => return true,
+            Some(_) => {}
+        }
+    }
+    false
+}
+
+fn parse_cidr(text: &str) -> Option<(IpAddr, u32)> {
+    let (addr, bits) = text.trim().split_once('/')?;
+    let addr: IpAddr = addr.parse().ok()?;
+    if bits.is_empty() || !bits.bytes().all(|b| b.is_ascii_digit()) || bits.len() > 3 {
+        return None;
+    }
+    let bits: u32 = bits.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    (bits <= max).then_some((addr, bits))
+}
+
+fn cidr_contains(net: IpAddr, bits: u32, ip: IpAddr) -> bool {
+    let ip = match (net, ip) {
+        (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        _ => ip,
+    };
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(n) & mask == u32::from(i) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(i)) => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(n) & mask == u128::from(i) & mask
+        }
+        _ => false,
+    }
+}
+
+fn parse_clock(text: &str) -> Option<i64> {
+    let mut parts = text.split(':');
+    let mut field = |max: i64| -> Option<i64> {
+        let p = parts.next()?;
+        if p.len() != 2 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let v: i64 = p.parse().ok()?;
+        (v <= max).then_some(v)
+    };
+    let (h, m, s) = (field(23)?, field(59)?, field(59)?);
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(h * 3600 + m * 60 + s)
+}
+
+/// `validateTimes` in UTC: `Some(end)` (Unix seconds) when `now` is inside a window, `Some`
+/// of `None` when there are no windows, `None` when outside every window.
+fn connect_window(limits: &UserPermissionLimits, now_unix: i64) -> Option<Option<i64>> {
+    if limits.times.is_empty() {
+        return Some(None);
+    }
+    if !limits.times_location.is_empty() && !limits.times_location.eq_ignore_ascii_case("UTC") {
+        return None;
+    }
+    let day_start = now_unix - now_unix.rem_euclid(86_400);
+    for range in &limits.times {
+        let (start, end) = (parse_clock(&range.start)?, parse_clock(&range.end)?);
+        let start_at = day_start + start;
+        // A window that ends before it starts ends the next day (and, as in the reference,
+        // only today's start counts).
+        let end_at = if start > end {
+            day_start + 86_400 + end
+        } else {
+            day_start + end
+        };
+        if start_at < now_unix && end_at > now_unix {
+            return Some(Some(end_at));
+        }
+    }
+    None
+}
+
+/// `processUserPermissionsTemplate`.
+fn apply_template(
+    template: &UserPermissionLimits,
+    user: &Claims<jwt::User>,
+    account: &JwtAccount,
+) -> Option<UserPermissionLimits> {
+    let mut lim = template.clone();
+    let sub_allow_was = !lim.subscribe.allow.is_empty();
+    let pub_allow_was = !lim.publish.allow.is_empty();
+    lim.subscribe.allow = expand(&lim.subscribe.allow, false, user, account)?;
+    lim.subscribe.deny = expand(&lim.subscribe.deny, true, user, account)?;
+    lim.publish.allow = expand(&lim.publish.allow, false, user, account)?;
+    lim.publish.deny = expand(&lim.publish.deny, true, user, account)?;
+    if sub_allow_was && lim.subscribe.allow.is_empty() {
+        lim.subscribe.deny.push(">".to_owned());
+    }
+    if pub_allow_was && lim.publish.allow.is_empty() {
+        lim.publish.deny.push(">".to_owned());
+    }
+    Some(lim)
+}
+
+fn is_template(token: &str) -> bool {
+    token.starts_with("{{") && token.ends_with("}}") && token.len() >= 4
+}
+
+/// One token's values: a fixed text, or the values of a tag template.
+enum Piece {
+    Fixed(String),
+    Tags(Vec<String>),
+}
+
+fn tag_values(tags: &[String], name: &str) -> Vec<String> {
+    let prefix = format!("{}:", name.to_lowercase());
+    tags.iter()
+        .filter_map(|t| t.strip_prefix(prefix.as_str()).map(str::to_owned))
+        .collect()
+}
+
+fn expand(
+    list: &[String],
+    fail_on_bad: bool,
+    user: &Claims<jwt::User>,
+    account: &JwtAccount,
+) -> Option<Vec<String>> {
+    if !list.iter().any(|e| e.split('.').any(is_template)) {
+        return Some(list.to_vec());
+    }
+    let mut out = Vec::new();
+    for entry in list {
+        let mut pieces = Vec::new();
+        for token in entry.split('.') {
+            if !is_template(token) {
+                pieces.push(Piece::Fixed(token.to_owned()));
+                continue;
+            }
+            let op = token
+                .get(2..token.len() - 2)
+                .unwrap_or_default()
+                .to_lowercase();
+            let piece = match op.as_str() {
+                "name()" => Piece::Fixed(user.data.name.clone()),
+                "subject()" => Piece::Fixed(user.data.sub.clone()),
+                "account-name()" => Piece::Fixed(account.claims.data.name.clone()),
+                "account-subject()" => Piece::Fixed(user.nats.issuer_account.clone()),
+                _ if op.starts_with("account-tag(") && op.ends_with(')') => {
+                    let name = op.get(12..op.len() - 1).unwrap_or_default();
+                    let values = tag_values(&account.claims.nats.tags, name);
+                    if values.is_empty() {
+                        Piece::Fixed(String::new())
+                    } else {
+                        Piece::Tags(values)
+                    }
+                }
+                _ if op.starts_with("tag(") && op.ends_with(')') => {
+                    let name = op.get(4..op.len() - 1).unwrap_or_default();
+                    let values = tag_values(&user.nats.tags, name);
+                    if values.is_empty() {
+                        Piece::Fixed(String::new())
+                    } else {
+                        Piece::Tags(values)
+                    }
+                }
+                // An unknown macro makes the subject invalid on purpose.
+                _ => Piece::Fixed(" ".to_owned()),
+            };
+            pieces.push(piece);
+        }
+        let mut subjects = vec![String::new()];
+        for (i, piece) in pieces.iter().enumerate() {
+            let values: Vec<&str> = match piece {
+                Piece::Fixed(text) => vec![text.as_str()],
+                Piece::Tags(values) => values.iter().map(String::as_str).collect(),
+            };
+            if subjects.len().saturating_mul(values.len()) > MAX_TEMPLATE_SUBJECTS {
+                return None;
+            }
+            let mut next = Vec::with_capacity(subjects.len() * values.len());
+            for prefix in &subjects {
+                for v in &values {
+                    let mut s = prefix.clone();
+                    if i > 0 {
+                        s.push('.');
+                    }
+                    s.push_str(v);
+                    next.push(s);
+                }
+            }
+            subjects = next;
+        }
+        for subject in subjects {
+            // Go's `IsValidSubject`: no empty tokens, `>` last, no white space.
+            let valid = crate::subject::is_valid_subscription(subject.as_bytes())
+                && !subject.contains([' ', '\t', '\n', '\r', '\u{c}']);
+            if valid {
+                out.push(subject);
+            } else if fail_on_bad {
+                return None;
+            }
+        }
+        if out.len() > MAX_TEMPLATE_SUBJECTS {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        text.parse().ok()
+    }
+
+    #[test]
+    fn src_cidrs() {
+        assert!(src_allows(&[], None));
+        assert!(!src_allows(&["10.0.0.0/8".into()], None));
+        assert!(src_allows(&["10.0.0.0/8".into()], ip("10.200.1.2")));
+        assert!(!src_allows(&["10.0.0.0/8".into()], ip("11.0.0.1")));
+        assert!(src_allows(&["1.2.3.4/32".into()], ip("1.2.3.4")));
+        assert!(src_allows(&["0.0.0.0/0".into()], ip("203.0.113.9")));
+        // An IPv4-mapped IPv6 peer matches an IPv4 network, as Go's net.IPNet.Contains does.
+        assert!(src_allows(&["127.0.0.0/8".into()], ip("::ffff:127.0.0.1")));
+        assert!(src_allows(&["2001:db8::/32".into()], ip("2001:db8::1")));
+        assert!(!src_allows(&["2001:db8::/32".into()], ip("2001:db9::1")));
+        // A malformed entry refuses, even when a later one would match.
+        for bad in [
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "10.0.0.0/x",
+            "nope/8",
+            "10.0.0.0/-1",
+        ] {
+            assert!(
+                !src_allows(&[bad.into(), "0.0.0.0/0".into()], ip("10.0.0.1")),
+                "{bad}"
+            );
+        }
+    }
+
+    fn times(ranges: &[(&str, &str)], location: &str) -> UserPermissionLimits {
+        UserPermissionLimits {
+            times: ranges
+                .iter()
+                .map(|(s, e)| jwt::TimeRange {
+                    start: (*s).into(),
+                    end: (*e).into(),
+                })
+                .collect(),
+            times_location: location.into(),
+            ..UserPermissionLimits::default()
+        }
+    }
+
+    #[test]
+    fn connect_times_in_utc() {
+        // 2027-01-15 10:30:00 UTC.
+        let day = 1_800_000_000 - 1_800_000_000 % 86_400;
+        let now = day + 10 * 3600 + 30 * 60;
+        assert_eq!(
+            connect_window(&UserPermissionLimits::default(), now),
+            Some(None)
+        );
+        let inside = times(&[("09:00:00", "11:00:00")], "");
+        assert_eq!(connect_window(&inside, now), Some(Some(day + 11 * 3600)));
+        assert_eq!(
+            connect_window(&times(&[("11:00:00", "12:00:00")], "UTC"), now),
+            None
+        );
+        // Overnight windows end the next day; only today's start counts (as the reference).
+        let overnight = times(&[("22:00:00", "02:00:00")], "");
+        assert_eq!(
+            connect_window(&overnight, day + 23 * 3600),
+            Some(Some(day + 86_400 + 2 * 3600))
+        );
+        assert_eq!(connect_window(&overnight, day + 3600), None);
+        // The second window matches.
+        let two = times(&[("01:00:00", "02:00:00"), ("10:00:00", "10:45:00")], "");
+        assert_eq!(
+            connect_window(&two, now),
+            Some(Some(day + 10 * 3600 + 45 * 60))
+        );
+        // Unknown zones and malformed clocks refuse.
+        assert_eq!(
+            connect_window(&times(&[("09:00:00", "11:00:00")], "Europe/Paris"), now),
+            None
+        );
+        assert_eq!(
+            connect_window(&times(&[("9:00", "11:00:00")], ""), now),
+            None
+        );
+        assert_eq!(
+            connect_window(&times(&[("24:00:00", "11:00:00")], ""), now),
+            None
+        );
+    }
+
+    #[test]
+    fn limits_follow_go() {
+        assert_eq!(limit(-1), None);
+        assert_eq!(limit(0), Some(0));
+        assert_eq!(limit(-7), Some(0));
+        assert_eq!(min_limit(-1, -1), None);
+        assert_eq!(min_limit(5, -1), Some(5));
+        assert_eq!(min_limit(-1, 3), Some(3));
+        assert_eq!(min_limit(5, 3), Some(3));
+        assert_eq!(min_limit(0, 3), Some(0));
+    }
+
+    fn user_with_tags(tags: &[&str]) -> Claims<jwt::User> {
+        Claims {
+            data: jwt::ClaimsData {
+                name: "alice".into(),
+                sub: "UALICE".into(),
+                ..jwt::ClaimsData::default()
+            },
+            nats: jwt::User {
+                tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+                issuer_account: "AACC".into(),
+                ..jwt::User::default()
+            },
+        }
+    }
+
+    fn account() -> JwtAccount {
+        JwtAccount {
+            claims: Claims {
+                data: jwt::ClaimsData {
+                    name: "acme".into(),
+                    ..jwt::ClaimsData::default()
+                },
+                nats: jwt::Account {
+                    tags: vec!["dept:ops".into()],
+                    ..jwt::Account::default()
+                },
+            },
+            signers: HashMap::new(),
+            default_permissions: None,
+            trusted: true,
+        }
+    }
+
+    fn list(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn templates_expand_as_the_reference() {
+        let user = user_with_tags(&["room:a", "room:b", "other:x"]);
+        let acc = account();
+        let got = expand(
+            &list(&[
+                "u.{{name()}}.>",
+                "id.{{subject()}}",
+                "{{account-name()}}.{{account-subject()}}",
+                "r.{{tag(room)}}.in",
+                "d.{{account-tag(dept)}}",
+                "plain",
+            ]),
+            false,
+            &user,
+            &acc,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            list(&[
+                "u.alice.>",
+                "id.UALICE",
+                "acme.AACC",
+                "r.a.in",
+                "r.b.in",
+                "d.ops",
+                "plain"
+            ])
+        );
+        // A missing tag or an unknown macro makes an invalid subject: skipped in allow lists,
+        // an error in deny lists.
+        let bad = list(&["x.{{tag(none)}}", "y.{{what()}}"]);
+        assert_eq!(expand(&bad, false, &user, &acc), Some(Vec::new()));
+        assert_eq!(expand(&bad, true, &user, &acc), None);
+        // An allow list that expands to nothing denies everything.
+        let template = UserPermissionLimits {
+            publish: jwt::Permission {
+                allow: list(&["x.{{tag(none)}}"]),
+                deny: Vec::new(),
+            },
+            ..UserPermissionLimits::default()
+        };
+        let lim = apply_template(&template, &user, &acc).unwrap();
+        assert!(lim.publish.allow.is_empty());
+        assert_eq!(lim.publish.deny, [">"]);
+    }
+
+    #[test]
+    fn template_products_are_bounded() {
+        let tags: Vec<String> = (0..40).map(|i| format!("t:{i}")).collect();
+        let refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let user = user_with_tags(&refs);
+        let acc = account();
+        // 40 values fit; 40 × 40 = 1600 subjects exceed the bound.
+        assert_eq!(
+            expand(&list(&["a.{{tag(t)}}"]), false, &user, &acc).map(|v| v.len()),
+            Some(40)
+        );
+        assert_eq!(
+            expand(&list(&["a.{{tag(t)}}.{{tag(t)}}"]), false, &user, &acc),
+            None
+        );
+    }
+}

@@ -1,0 +1,852 @@
+//! Operator mode: JWT users authenticated against accounts a trusted operator signed, with
+//! the limits, permissions, exports and imports of their JWTs (nats-server's
+//! `server/auth.go` `processClientOrLeafAuthentication`, `server/jwt_test.go`).
+//!
+//! Every key is made here from fixed bytes; nothing secret is stored.
+
+mod sim;
+
+use std::time::{Duration, Instant};
+
+use broker::auth::jwt::{encode, sign_nonce};
+use broker::auth::operator::OperatorConfig;
+use broker::auth::{AuthConfig, WebsocketAuth};
+use broker::{ClientId, ClientParams, CloseReason, Config, ConnectionType, WallClock};
+use nkeys::{KeyPair, KeyPairType};
+use sim::Sim;
+
+/// The Unix time the tests pretend it is.
+const NOW: i64 = 1_800_000_000;
+
+fn key(kind: KeyPairType, byte: u8) -> KeyPair {
+    KeyPair::new_from_raw(kind, [byte; 32]).unwrap()
+}
+
+/// Limits as nsc writes them (unlimited); a JWT without them allows nothing (Go's zero
+/// values), so every helper below adds them unless the case sets its own.
+const ACCOUNT_LIMITS: &str = r#","limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1}"#;
+const USER_LIMITS: &str = r#","subs":-1,"data":-1,"payload":-1"#;
+
+fn claims(iss: &KeyPair, sub: &str, kind: &str, extra: &str, nats: &str) -> String {
+    let defaults = match kind {
+        "account" if !nats.contains("\"limits\"") => ACCOUNT_LIMITS,
+        "user" if !nats.contains("\"subs\"") && !nats.contains("NO_LIMITS") => USER_LIMITS,
+        _ => "",
+    };
+    let nats = format!("{}{defaults}", nats.replace("NO_LIMITS", ""));
+    format!(
+        r#"{{"jti":"J{sub}","iat":{iat},"iss":"{iss}","name":"n-{kind}","sub":"{sub}"{extra},"nats":{{"type":"{kind}","version":2{nats}}}}}"#,
+        iat = NOW - 100,
+        iss = iss.public_key(),
+    )
+}
+
+struct Keys {
+    op: KeyPair,
+    acc: KeyPair,
+    other: KeyPair,
+}
+
+fn keys() -> Keys {
+    Keys {
+        op: key(KeyPairType::Operator, 1),
+        acc: key(KeyPairType::Account, 2),
+        other: key(KeyPairType::Account, 3),
+    }
+}
+
+fn operator_jwt(k: &Keys) -> String {
+    encode(
+        &claims(&k.op, &k.op.public_key(), "operator", "", ""),
+        &k.op,
+    )
+    .unwrap()
+}
+
+fn account_jwt(k: &Keys, acc: &KeyPair, nats: &str) -> String {
+    encode(
+        &claims(&k.op, &acc.public_key(), "account", "", nats),
+        &k.op,
+    )
+    .unwrap()
+}
+
+fn user_jwt(issuer: &KeyPair, user: &KeyPair, extra: &str, nats: &str) -> String {
+    encode(
+        &claims(issuer, &user.public_key(), "user", extra, nats),
+        issuer,
+    )
+    .unwrap()
+}
+
+fn config_with(accounts: Vec<String>, cookie: Option<&str>) -> Config {
+    let k = keys();
+    Config {
+        auth: AuthConfig {
+            operator: Some(OperatorConfig {
+                operators: vec![operator_jwt(&k)],
+                accounts,
+                ..OperatorConfig::default()
+            }),
+            websocket: WebsocketAuth {
+                jwt_cookie: cookie.map(str::to_owned),
+                ..WebsocketAuth::default()
+            },
+            ..AuthConfig::default()
+        },
+        system_account: None,
+        wall_clock: Some(WallClock {
+            at: Instant::now(),
+            unix_secs: NOW,
+        }),
+        ..Config::default()
+    }
+}
+
+fn default_config() -> Config {
+    let k = keys();
+    config_with(
+        vec![account_jwt(&k, &k.acc, ""), account_jwt(&k, &k.other, "")],
+        None,
+    )
+}
+
+fn nonce_of(info: &str) -> String {
+    let start = info.find("\"nonce\":\"").expect("INFO has a nonce") + 9;
+    info[start..start + 15].to_owned()
+}
+
+/// Connects with `jwt`, signing the nonce with `seed` when given; returns the client and what
+/// the broker answered to `CONNECT` + `PING`.
+fn login_kind(
+    sim: &mut Sim,
+    kind: ConnectionType,
+    jwt: Option<&str>,
+    seed: Option<&KeyPair>,
+) -> (ClientId, String) {
+    let id = sim.connect_kind(kind);
+    let info = sim.take_str(id);
+    let nonce = nonce_of(&info);
+    let mut fields = vec!["\"verbose\":false".to_owned()];
+    if let Some(jwt) = jwt {
+        fields.push(format!("\"jwt\":\"{jwt}\""));
+    }
+    if let Some(kp) = seed {
+        fields.push(format!("\"sig\":\"{}\"", sign_nonce(&nonce, kp).unwrap()));
+    }
+    sim.send(id, &format!("CONNECT {{{}}}\r\nPING\r\n", fields.join(",")));
+    let out = sim.take_str(id);
+    (id, out)
+}
+
+fn login(sim: &mut Sim, jwt: &str, seed: &KeyPair) -> (ClientId, String) {
+    login_kind(sim, ConnectionType::Standard, Some(jwt), Some(seed))
+}
+
+const VIOLATION: &str = "-ERR 'Authorization Violation'\r\n";
+
+#[test]
+fn info_asks_for_auth_and_carries_a_nonce() {
+    let mut sim = Sim::new(default_config());
+    let id = sim.connect_kind(ConnectionType::Standard);
+    let info = sim.take_str(id);
+    assert!(info.contains("\"auth_required\":true"), "{info}");
+    let nonce = nonce_of(&info);
+    assert!(
+        nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "{nonce}"
+    );
+}
+
+#[test]
+fn users_of_one_account_share_it_and_accounts_are_isolated() {
+    let k = keys();
+    let mut sim = Sim::new(default_config());
+    let (u1, u2, u3) = (
+        key(KeyPairType::User, 10),
+        key(KeyPairType::User, 11),
+        key(KeyPairType::User, 12),
+    );
+    let (a, out) = login(&mut sim, &user_jwt(&k.acc, &u1, "", ""), &u1);
+    assert_eq!(out, "PONG\r\n");
+    let (b, out) = login(&mut sim, &user_jwt(&k.acc, &u2, "", ""), &u2);
+    assert_eq!(out, "PONG\r\n");
+    let (c, out) = login(&mut sim, &user_jwt(&k.other, &u3, "", ""), &u3);
+    assert_eq!(out, "PONG\r\n");
+    sim.send(b, "SUB x 1\r\nPING\r\n");
+    sim.send(c, "SUB x 1\r\nPING\r\n");
+    sim.take(b);
+    sim.take(c);
+    sim.send(a, "PUB x 2\r\nhi\r\nPING\r\n");
+    sim.send(b, "PING\r\n");
+    sim.send(c, "PING\r\n");
+    assert_eq!(sim.take_str(b), "MSG x 1 2\r\nhi\r\nPONG\r\n");
+    assert_eq!(sim.take_str(c), "PONG\r\n");
+}
+
+#[test]
+fn refusals_have_the_reference_error() {
+    let k = keys();
+    let u = key(KeyPairType::User, 20);
+    let stranger = key(KeyPairType::Account, 21);
+    let good = user_jwt(&k.acc, &u, "", "");
+    let cases: Vec<(&str, Option<String>, Option<KeyPair>)> = vec![
+        ("no jwt", None, Some(u.clone())),
+        ("no signature", Some(good.clone()), None),
+        (
+            "signature by another key",
+            Some(good.clone()),
+            Some(key(KeyPairType::User, 22)),
+        ),
+        (
+            "unknown account",
+            Some(user_jwt(&stranger, &u, "", "")),
+            Some(u.clone()),
+        ),
+        (
+            "expired",
+            Some(user_jwt(&k.acc, &u, &format!(",\"exp\":{}", NOW - 1), "")),
+            Some(u.clone()),
+        ),
+        (
+            "not yet valid",
+            Some(user_jwt(&k.acc, &u, &format!(",\"nbf\":{}", NOW + 60), "")),
+            Some(u.clone()),
+        ),
+        (
+            "connection type",
+            Some(user_jwt(
+                &k.acc,
+                &u,
+                "",
+                r#","allowed_connection_types":["WEBSOCKET"]"#,
+            )),
+            Some(u.clone()),
+        ),
+        (
+            "src",
+            Some(user_jwt(&k.acc, &u, "", r#","src":["10.0.0.0/8"]"#)),
+            Some(u.clone()),
+        ),
+        (
+            "garbage",
+            Some("eyJ0eXAiOiJKV1QifQ.e30.AAAA".to_owned()),
+            Some(u.clone()),
+        ),
+    ];
+    for (what, jwt, seed) in cases {
+        let mut sim = Sim::new(default_config());
+        let (id, out) = login_kind(
+            &mut sim,
+            ConnectionType::Standard,
+            jwt.as_deref(),
+            seed.as_ref(),
+        );
+        assert_eq!(out, VIOLATION, "{what}");
+        assert_eq!(
+            sim.closed.get(&id),
+            Some(&CloseReason::AuthenticationFailure),
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn the_failure_log_is_bare_in_operator_mode() {
+    // `authViolation` logs the bare error in operator mode, whatever the CONNECT named.
+    let auth = broker::auth::Authorizer::new(&default_config().auth).unwrap();
+    let mut req = broker::auth::AuthRequest::new(ConnectionType::Standard);
+    req.user = Some("x");
+    req.nkey = Some("UABC");
+    let err = auth.authenticate(&req).unwrap_err();
+    assert_eq!(err.to_string(), "authentication error");
+    assert_eq!(err.detail(), "Authentication requires a user JWT");
+}
+
+#[test]
+fn bearer_tokens_skip_the_signature_unless_the_account_forbids_them() {
+    let k = keys();
+    let u = key(KeyPairType::User, 30);
+    let bearer = user_jwt(&k.acc, &u, "", r#","bearer_token":true"#);
+    let mut sim = Sim::new(default_config());
+    let (_, out) = login_kind(&mut sim, ConnectionType::Standard, Some(&bearer), None);
+    assert_eq!(out, "PONG\r\n");
+    let strict = config_with(
+        vec![account_jwt(
+            &k,
+            &k.acc,
+            r#","limits":{"subs":-1,"data":-1,"payload":-1,"conn":-1,"leaf":-1,"disallow_bearer":true}"#,
+        )],
+        None,
+    );
+    let mut sim = Sim::new(strict);
+    let (_, out) = login_kind(&mut sim, ConnectionType::Standard, Some(&bearer), None);
+    assert_eq!(out, VIOLATION);
+}
+
+#[test]
+fn revoked_users_are_refused() {
+    let k = keys();
+    let u = key(KeyPairType::User, 31);
+    let revoking = format!(r#","revocations":{{"{}":{}}}"#, u.public_key(), NOW);
+    let mut sim = Sim::new(config_with(vec![account_jwt(&k, &k.acc, &revoking)], None));
+    let (_, out) = login(&mut sim, &user_jwt(&k.acc, &u, "", ""), &u);
+    assert_eq!(out, VIOLATION);
+}
+
+#[test]
+fn signing_keys_and_scoped_templates() {
+    let k = keys();
+    let signer = key(KeyPairType::Account, 40);
+    let scoped = key(KeyPairType::Account, 41);
+    let acc = account_jwt(
+        &k,
+        &k.acc,
+        &format!(
+            r#","signing_keys":["{}",{{"kind":"user_scope","key":"{}","role":"r","template":{{"pub":{{"allow":["{{{{name()}}}}.>"]}},"sub":{{"allow":["_INBOX.>"]}},"subs":-1,"payload":-1}}}}]"#,
+            signer.public_key(),
+            scoped.public_key()
+        ),
+    );
+    let mut sim = Sim::new(config_with(vec![acc], None));
+    let issuer_account = format!(r#","issuer_account":"{}""#, k.acc.public_key());
+    let u = key(KeyPairType::User, 42);
+    let (_, out) = login(&mut sim, &user_jwt(&signer, &u, "", &issuer_account), &u);
+    assert_eq!(out, "PONG\r\n");
+    // A scoped user gets the template: its name is `n-user`.
+    let scoped_user = format!("{issuer_account}NO_LIMITS");
+    let (s, out) = login(&mut sim, &user_jwt(&scoped, &u, "", &scoped_user), &u);
+    assert_eq!(out, "PONG\r\n");
+    sim.send(s, "PUB n-user.x 0\r\n\r\nPUB other 0\r\n\r\nPING\r\n");
+    assert_eq!(
+        sim.take_str(s),
+        "-ERR 'Permissions Violation for Publish to \"other\"'\r\nPONG\r\n"
+    );
+    // A scoped user may not carry permissions of its own.
+    let own = format!(r#"{issuer_account},"pub":{{"allow":["x"]}}NO_LIMITS"#);
+    let (_, out) = login(&mut sim, &user_jwt(&scoped, &u, "", &own), &u);
+    assert_eq!(out, VIOLATION);
+    // An account signing key it does not list.
+    let stranger = key(KeyPairType::Account, 43);
+    let (_, out) = login(&mut sim, &user_jwt(&stranger, &u, "", &issuer_account), &u);
+    assert_eq!(out, VIOLATION);
+}
+
+#[test]
+fn user_permissions_and_limits() {
+    let k = keys();
+    let u = key(KeyPairType::User, 50);
+    let mut sim = Sim::new(default_config());
+    let jwt = user_jwt(
+        &k.acc,
+        &u,
+        "",
+        r#","pub":{"deny":["secret.>"]},"sub":{"allow":["ok.>"]},"subs":2,"payload":4"#,
+    );
+    let (id, out) = login(&mut sim, &jwt, &u);
+    assert_eq!(out, "PONG\r\n");
+    sim.send(
+        id,
+        "PUB secret.x 0\r\n\r\nSUB no 1\r\nSUB ok.1 2\r\nSUB ok.2 3\r\nSUB ok.3 4\r\nPING\r\n",
+    );
+    assert_eq!(
+        sim.take_str(id),
+        "-ERR 'Permissions Violation for Publish to \"secret.x\"'\r\n\
+         -ERR 'Permissions Violation for Subscription to \"no\"'\r\n\
+         -ERR 'maximum subscriptions exceeded'\r\nPONG\r\n"
+    );
+    sim.send(id, "PUB ok.1 5\r\n12345\r\n");
+    assert_eq!(sim.take_str(id), "-ERR 'Maximum Payload Violation'\r\n");
+    assert_eq!(sim.closed.get(&id), Some(&CloseReason::MaxPayloadExceeded));
+}
+
+/// A JWT without limits allows nothing of what it does not mention: Go's zero values (nsc
+/// always writes -1, unlimited).
+#[test]
+fn missing_limits_are_zero_as_in_go() {
+    let k = keys();
+    let u = key(KeyPairType::User, 52);
+    let mut sim = Sim::new(default_config());
+    let (id, out) = login(&mut sim, &user_jwt(&k.acc, &u, "", "NO_LIMITS"), &u);
+    assert_eq!(out, "PONG\r\n");
+    sim.send(id, "SUB a 1\r\nPING\r\n");
+    assert_eq!(
+        sim.take_str(id),
+        "-ERR 'maximum subscriptions exceeded'\r\nPONG\r\n"
+    );
+    let bare = account_jwt(&k, &k.other, r#","limits":{}"#);
+    let mut sim = Sim::new(config_with(vec![bare], None));
+    let (_, out) = login(&mut sim, &user_jwt(&k.other, &u, "", ""), &u);
+    assert_eq!(
+        out,
+        "-ERR 'maximum account active connections exceeded'\r\n"
+    );
+}
+
+#[test]
+fn account_default_permissions_apply_to_users_without_their_own() {
+    let k = keys();
+    let u = key(KeyPairType::User, 51);
+    let acc = account_jwt(
+        &k,
+        &k.acc,
+        r#","default_permissions":{"pub":{"allow":["only"]}}"#,
+    );
+    let mut sim = Sim::new(config_with(vec![acc], None));
+    let (id, _) = login(&mut sim, &user_jwt(&k.acc, &u, "", ""), &u);
+    sim.send(id, "PUB only 0\r\n\r\nPUB other 0\r\n\r\nPING\r\n");
+    assert_eq!(
+        sim.take_str(id),
+        "-ERR 'Permissions Violation for Publish to \"other\"'\r\nPONG\r\n"
+    );
+}
+
+#[test]
+fn account_connection_limit() {
+    let k = keys();
+    let acc = account_jwt(
+        &k,
+        &k.acc,
+        r#","limits":{"subs":-1,"data":-1,"payload":-1,"conn":1,"leaf":-1}"#,
+    );
+    let mut sim = Sim::new(config_with(vec![acc], None));
+    let (u1, u2) = (key(KeyPairType::User, 60), key(KeyPairType::User, 61));
+    let (_, out) = login(&mut sim, &user_jwt(&k.acc, &u1, "", ""), &u1);
+    assert_eq!(out, "PONG\r\n");
+    let (id, out) = login(&mut sim, &user_jwt(&k.acc, &u2, "", ""), &u2);
+    assert_eq!(
+        out,
+        "-ERR 'maximum account active connections exceeded'\r\n"
+    );
+    assert_eq!(
+        sim.closed.get(&id),
+        Some(&CloseReason::MaxAccountConnectionsExceeded)
+    );
+}
+
+#[test]
+fn a_connection_closes_when_its_jwt_expires() {
+    let k = keys();
+    let u = key(KeyPairType::User, 70);
+    let mut sim = Sim::new(default_config());
+    let jwt = user_jwt(&k.acc, &u, &format!(",\"exp\":{}", NOW + 3), "");
+    let (id, out) = login(&mut sim, &jwt, &u);
+    assert_eq!(out, "PONG\r\n");
+    sim.advance(Duration::from_secs(1));
+    assert!(!sim.closed.contains_key(&id));
+    sim.advance(Duration::from_secs(3));
+    let out = sim.take_str(id);
+    assert!(
+        out.ends_with("-ERR 'User Authentication Expired'\r\n"),
+        "{out}"
+    );
+    assert_eq!(
+        sim.closed.get(&id),
+        Some(&CloseReason::AuthenticationExpired)
+    );
+}
+
+#[test]
+fn an_account_expiry_closes_its_users() {
+    let k = keys();
+    let u = key(KeyPairType::User, 71);
+    let acc = encode(
+        &claims(
+            &k.op,
+            &k.acc.public_key(),
+            "account",
+            &format!(",\"exp\":{}", NOW + 2),
+            "",
+        ),
+        &k.op,
+    )
+    .unwrap();
+    let mut sim = Sim::new(config_with(vec![acc], None));
+    let (id, out) = login(&mut sim, &user_jwt(&k.acc, &u, "", ""), &u);
+    assert_eq!(out, "PONG\r\n");
+    sim.advance(Duration::from_secs(4));
+    let out = sim.take_str(id);
+    assert!(
+        out.ends_with("-ERR 'Account Authentication Expired'\r\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_reload_that_revokes_a_user_closes_its_connection() {
+    let k = keys();
+    let u = key(KeyPairType::User, 72);
+    let keep = key(KeyPairType::User, 73);
+    let mut sim = Sim::new(default_config());
+    let (id, _) = login(&mut sim, &user_jwt(&k.acc, &u, "", ""), &u);
+    let (kept, _) = login(&mut sim, &user_jwt(&k.acc, &keep, "", ""), &keep);
+    let revoking = format!(r#","revocations":{{"{}":{}}}"#, u.public_key(), NOW);
+    let now = sim.now;
+    sim.broker.reload(
+        config_with(vec![account_jwt(&k, &k.acc, &revoking)], None),
+        now,
+    );
+    sim.pump();
+    assert_eq!(sim.take_str(id), "-ERR 'User Authentication Revoked'\r\n");
+    assert_eq!(sim.closed.get(&id), Some(&CloseReason::Revocation));
+    assert!(!sim.closed.contains_key(&kept));
+}
+
+#[test]
+fn private_exports_need_an_activation_token() {
+    let k = keys();
+    let export = r#","exports":[{"subject":"feed.>","type":"stream","token_req":true}]"#;
+    let activation = |sub: &str, subject: &str| {
+        encode(
+            &claims(
+                &k.acc,
+                sub,
+                "activation",
+                "",
+                &format!(r#","subject":"{subject}","kind":"stream""#),
+            ),
+            &k.acc,
+        )
+        .unwrap()
+    };
+    let import = |token: &str| {
+        format!(
+            r#","imports":[{{"subject":"feed.>","account":"{}","type":"stream","token":"{token}"}}]"#,
+            k.acc.public_key()
+        )
+    };
+    for (what, token, delivered) in [
+        ("valid", activation(&k.other.public_key(), "feed.>"), true),
+        (
+            "for another account",
+            activation(&k.acc.public_key(), "feed.>"),
+            false,
+        ),
+        (
+            "for a narrower subject",
+            activation(&k.other.public_key(), "feed.x"),
+            false,
+        ),
+        ("missing", String::new(), false),
+    ] {
+        let config = config_with(
+            vec![
+                account_jwt(&k, &k.acc, export),
+                account_jwt(&k, &k.other, &import(&token)),
+            ],
+            None,
+        );
+        let mut sim = Sim::new(config);
+        let (p, s) = (key(KeyPairType::User, 80), key(KeyPairType::User, 81));
+        let (publisher, _) = login(&mut sim, &user_jwt(&k.acc, &p, "", ""), &p);
+        let (subscriber, _) = login(&mut sim, &user_jwt(&k.other, &s, "", ""), &s);
+        sim.send(subscriber, "SUB feed.> 1\r\nPING\r\n");
+        sim.take(subscriber);
+        sim.send(publisher, "PUB feed.a 1\r\nx\r\nPING\r\n");
+        sim.send(subscriber, "PING\r\n");
+        let got = sim.take_str(subscriber);
+        assert_eq!(got.contains("MSG feed.a 1 1"), delivered, "{what}: {got}");
+    }
+}
+
+#[test]
+fn service_imports_from_jwts() {
+    let k = keys();
+    let exporter = account_jwt(
+        &k,
+        &k.acc,
+        r#","exports":[{"subject":"svc","type":"service"}]"#,
+    );
+    let importer = account_jwt(
+        &k,
+        &k.other,
+        &format!(
+            r#","imports":[{{"subject":"svc","account":"{}","type":"service","local_subject":"ask"}}]"#,
+            k.acc.public_key()
+        ),
+    );
+    let mut sim = Sim::new(config_with(vec![exporter, importer], None));
+    let (r, q) = (key(KeyPairType::User, 90), key(KeyPairType::User, 91));
+    let (responder, _) = login(&mut sim, &user_jwt(&k.acc, &r, "", ""), &r);
+    let (requester, _) = login(&mut sim, &user_jwt(&k.other, &q, "", ""), &q);
+    sim.send(responder, "SUB svc 1\r\nPING\r\n");
+    sim.take(responder);
+    sim.send(requester, "SUB reply 1\r\nPUB ask reply 1\r\nq\r\nPING\r\n");
+    sim.take(requester);
+    sim.send(responder, "PING\r\n");
+    let got = sim.take_str(responder);
+    assert!(got.starts_with("MSG svc 1 _R_."), "{got}");
+}
+
+#[test]
+fn websocket_clients_may_bring_the_jwt_in_a_cookie() {
+    let k = keys();
+    let u = key(KeyPairType::User, 95);
+    let jwt = user_jwt(&k.acc, &u, "", "");
+    let config = config_with(vec![account_jwt(&k, &k.acc, "")], Some("jwt"));
+    let mut sim = Sim::new(config);
+    let addr = "127.0.0.1:40000".parse().unwrap();
+    let mut params = ClientParams::new(ConnectionType::WebSocket, addr);
+    params.cookies = vec![("jwt".to_owned(), jwt.clone())];
+    let id = sim.broker.register_client(sim.now, params);
+    sim.out.insert(id, Vec::new());
+    sim.reading.insert(id, true);
+    sim.pump();
+    let nonce = nonce_of(&sim.take_str(id));
+    let sig = sign_nonce(&nonce, &u).unwrap();
+    sim.send(
+        id,
+        &format!("CONNECT {{\"verbose\":false,\"sig\":\"{sig}\"}}\r\nPING\r\n"),
+    );
+    assert_eq!(sim.take_str(id), "PONG\r\n");
+    // A TCP client gets nothing from cookies.
+    let (_, out) = login_kind(&mut sim, ConnectionType::Standard, None, Some(&u));
+    assert_eq!(out, VIOLATION);
+}
+
+#[test]
+fn start_up_errors_have_the_reference_texts() {
+    let k = keys();
+    let check = |config: OperatorConfig, want: &str| {
+        let auth = AuthConfig {
+            operator: Some(config),
+            ..AuthConfig::default()
+        };
+        assert_eq!(
+            broker::auth::Authorizer::new(&auth)
+                .unwrap_err()
+                .to_string(),
+            want
+        );
+    };
+    check(
+        OperatorConfig {
+            operators: vec![account_jwt(&k, &k.acc, "")],
+            ..OperatorConfig::default()
+        },
+        "error parsing operator JWT: not operator claim",
+    );
+    check(
+        OperatorConfig {
+            trusted_keys: vec!["abc".into()],
+            ..OperatorConfig::default()
+        },
+        "trust key \"abc\" required to be a valid public operator nkey",
+    );
+    check(
+        OperatorConfig {
+            operators: vec![operator_jwt(&k)],
+            accounts: vec!["garbage".into()],
+            ..OperatorConfig::default()
+        },
+        "invalid account JWT",
+    );
+    check(
+        OperatorConfig {
+            operators: vec![operator_jwt(&k)],
+            system_account: Some(k.acc.public_key()),
+            ..OperatorConfig::default()
+        },
+        "error resolving system account: account missing",
+    );
+}
+
+#[test]
+fn account_leaf_limit_counts_leaf_connections_only() {
+    let k = keys();
+    let acc = account_jwt(
+        &k,
+        &k.acc,
+        r#","limits":{"subs":-1,"data":-1,"payload":-1,"conn":-1,"leaf":1}"#,
+    );
+    let mut sim = Sim::new(config_with(vec![acc], None));
+    let users: Vec<KeyPair> = (100..104).map(|b| key(KeyPairType::User, b)).collect();
+    let jwt = |u: &KeyPair| user_jwt(&k.acc, u, "", "");
+    let (_, out) = login_kind(
+        &mut sim,
+        ConnectionType::Leaf,
+        Some(&jwt(&users[0])),
+        Some(&users[0]),
+    );
+    assert_eq!(out, "PONG\r\n");
+    let (id, out) = login_kind(
+        &mut sim,
+        ConnectionType::Leaf,
+        Some(&jwt(&users[1])),
+        Some(&users[1]),
+    );
+    assert_eq!(
+        out,
+        "-ERR 'maximum account active connections exceeded'\r\n"
+    );
+    assert_eq!(
+        sim.closed.get(&id),
+        Some(&CloseReason::MaxAccountConnectionsExceeded)
+    );
+    // Clients are not counted against `leaf`.
+    for u in &users[2..] {
+        let (_, out) = login(&mut sim, &jwt(u), u);
+        assert_eq!(out, "PONG\r\n");
+    }
+}
+
+#[test]
+fn operator_signing_keys_and_strict_usage() {
+    let k = keys();
+    let op_signer = key(KeyPairType::Operator, 110);
+    let signing = format!(r#","signing_keys":["{}"]"#, op_signer.public_key());
+    let op = |strict: bool| {
+        let nats = format!(
+            "{signing}{}",
+            if strict {
+                r#","strict_signing_key_usage":true"#
+            } else {
+                ""
+            }
+        );
+        encode(
+            &claims(&k.op, &k.op.public_key(), "operator", "", &nats),
+            &k.op,
+        )
+        .unwrap()
+    };
+    let by_signer = encode(
+        &claims(&op_signer, &k.acc.public_key(), "account", "", ""),
+        &op_signer,
+    )
+    .unwrap();
+    let by_identity = encode(
+        &claims(&k.op, &k.other.public_key(), "account", "", ""),
+        &k.op,
+    )
+    .unwrap();
+    for strict in [false, true] {
+        let mut config = config_with(vec![by_signer.clone(), by_identity.clone()], None);
+        if let Some(o) = config.auth.operator.as_mut() {
+            o.operators = vec![op(strict)];
+        }
+        let mut sim = Sim::new(config);
+        let (u1, u2) = (key(KeyPairType::User, 111), key(KeyPairType::User, 112));
+        let (_, out) = login(&mut sim, &user_jwt(&k.acc, &u1, "", ""), &u1);
+        assert_eq!(
+            out, "PONG\r\n",
+            "signed by the operator's signing key, strict {strict}"
+        );
+        let (_, out) = login(&mut sim, &user_jwt(&k.other, &u2, "", ""), &u2);
+        let want = if strict { VIOLATION } else { "PONG\r\n" };
+        assert_eq!(
+            out, want,
+            "signed by the operator's identity, strict {strict}"
+        );
+    }
+}
+
+#[test]
+fn account_mappings_are_refused_by_name() {
+    let k = keys();
+    let acc = account_jwt(
+        &k,
+        &k.acc,
+        r#","mappings":{"a":[{"subject":"b","weight":100}]}"#,
+    );
+    let auth = AuthConfig {
+        operator: Some(OperatorConfig {
+            operators: vec![operator_jwt(&k)],
+            accounts: vec![acc],
+            ..OperatorConfig::default()
+        }),
+        ..AuthConfig::default()
+    };
+    let err = broker::auth::Authorizer::new(&auth)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "account JWT {}: subject mappings (mappings) are not supported by natsws",
+            k.acc.public_key()
+        )
+    );
+}
+
+/// Without a wall clock JWT times cannot be checked: the broker refuses everyone.
+#[test]
+fn operator_mode_without_a_wall_clock_fails_closed() {
+    let k = keys();
+    let mut config = default_config();
+    config.wall_clock = None;
+    assert_eq!(
+        broker::Broker::try_new(config.clone(), Instant::now())
+            .unwrap_err()
+            .to_string(),
+        "operator mode needs the wall clock (Config::wall_clock)"
+    );
+    let mut sim = Sim::new(config);
+    let u = key(KeyPairType::User, 120);
+    let expired = user_jwt(&k.acc, &u, &format!(",\"exp\":{}", NOW - 1), "");
+    let id = sim.client();
+    sim.send(
+        id,
+        &format!("CONNECT {{\"verbose\":false,\"jwt\":\"{expired}\"}}\r\nPING\r\n"),
+    );
+    assert_eq!(sim.take_str(id), VIOLATION);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Hostile `jwt`/`sig` values (random text, or a real token with bytes changed) never
+    /// panic the broker and never log anybody in.
+    #[test]
+    fn hostile_credentials_are_refused(
+        jwt in "[ -~]{0,300}",
+        sig in "[A-Za-z0-9_=+/-]{0,100}",
+        flip in 0usize..2000,
+    ) {
+        let k = keys();
+        let u = key(KeyPairType::User, 130);
+        let mut real = user_jwt(&k.acc, &u, "", "").into_bytes();
+        let at = flip % real.len();
+        real[at] = if real[at] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(real).unwrap();
+        let mut sim = Sim::new(default_config());
+        for token in [jwt.as_str(), tampered.as_str()] {
+            let id = sim.client();
+            let connect = serde_json::json!({"verbose": false, "jwt": token, "sig": sig});
+            sim.send(id, &format!("CONNECT {connect}\r\nPING\r\n"));
+            let out = sim.take_str(id);
+            proptest::prop_assert!(out.starts_with("-ERR"), "{token:?}: {out}");
+        }
+    }
+}
+
+#[test]
+fn a_reload_that_gives_the_account_an_expiry_closes_its_users_then() {
+    let k = keys();
+    let u = key(KeyPairType::User, 140);
+    let mut sim = Sim::new(default_config());
+    let (id, _) = login(&mut sim, &user_jwt(&k.acc, &u, "", ""), &u);
+    let expiring = encode(
+        &claims(
+            &k.op,
+            &k.acc.public_key(),
+            "account",
+            &format!(",\"exp\":{}", NOW + 2),
+            "",
+        ),
+        &k.op,
+    )
+    .unwrap();
+    let now = sim.now;
+    sim.broker.reload(config_with(vec![expiring], None), now);
+    sim.pump();
+    assert!(!sim.closed.contains_key(&id));
+    sim.advance(Duration::from_secs(4));
+    let out = sim.take_str(id);
+    assert!(
+        out.ends_with("-ERR 'Account Authentication Expired'\r\n"),
+        "{out}"
+    );
+}
