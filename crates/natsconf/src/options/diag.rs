@@ -98,6 +98,7 @@ pub enum PathSegment {
 /// [`Options`]: super::Options
 /// [`Options::from_map_with`]: super::Options::from_map_with
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Unmodelled {
     /// Where the key sits, from the top-level key down to this key (`accounts`, `A`,
     /// `jetstream`; `leafnodes`, `remotes`, `0`, `js_cluster_migrate`).
