@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use natsconf::options::{Options, TlsOptions};
+use natsconf::options::{Diagnostic, Options, TlsOptions, Unmodelled};
 
 use crate::cli::Cli;
 use crate::logger::{LogFormat, LogSettings};
@@ -246,7 +246,7 @@ pub(crate) fn parse_options(file: Option<&str>) -> Result<(Options, Vec<String>)
         ),
     }
     .map_err(|e| e.render().trim_end().to_owned())?;
-    let loaded = Options::from_map(&map).map_err(|diags| {
+    let loaded = Options::from_map_with(&map, refuse_unmodelled).map_err(|diags| {
         natsconf::options::render_report(&diags)
             .trim_end()
             .to_owned()
@@ -254,6 +254,17 @@ pub(crate) fn parse_options(file: Option<&str>) -> Result<(Options, Vec<String>)
     loaded.options.validate().map_err(|e| e.to_string())?;
     let warnings = loaded.warnings.iter().map(ToString::to_string).collect();
     Ok((loaded.options, warnings))
+}
+
+/// natsws's policy for the options nats-server knows that natsconf does not model: each is a
+/// config error at its value, `"<key>" is not supported by natsws`, reported with the other
+/// option errors (so `-t`, start-up and reload refuse it alike). A config that asks for them
+/// would otherwise start a server that silently behaves differently.
+fn refuse_unmodelled(option: &Unmodelled) -> Option<Diagnostic> {
+    Some(option.error(format!(
+        "{} is not supported by natsws",
+        gotext::quote(&option.key)
+    )))
 }
 
 fn listen(host: &str, port: u16) -> ListenSpec {

@@ -207,6 +207,54 @@ fn check_config_fails_on_warnings_like_nats_server() {
     );
 }
 
+/// Options nats-server knows that natsconf only records as unmodelled are refused by the
+/// binary's policy, as config errors at their values, sorted in with the other option errors
+/// after the warnings: `-t` and start-up print the same report (the text and positions
+/// natsws printed when natsconf itself refused these keys).
+#[test]
+fn unmodelled_options_are_refused_with_the_other_option_errors() {
+    let dir = temp_dir("cli");
+    let conf = write_file(
+        &dir,
+        "unmodelled.conf",
+        "port: -1\nping_interval: 60\nfoo: 1\ncluster { port: 1 }\n\
+         accounts { A: { jetstream: enabled, users: [{user: u, password: p}] }, B: { mappings: {a: b}, foo: 2 } }\n\
+         leafnodes { remotes: [ { url: \"nats://h:1\" }, { url: \"nats://h:2\", js_cluster_migrate: true } ] }\n\
+         PROF_PORT: 1\n",
+    );
+    let want = format!(
+        "natsws: {conf}:2:1: invalid use of field \"ping_interval\": ping_interval should be converted to a duration\n\
+         {conf}:3:1: unknown field \"foo\"\n\
+         {conf}:4:1: \"cluster\" is not supported by natsws\n\
+         {conf}:5:17: \"jetstream\" is not supported by natsws\n\
+         {conf}:5:77: \"mappings\" is not supported by natsws\n\
+         {conf}:5:95: unknown field \"foo\"\n\
+         {conf}:6:68: \"js_cluster_migrate\" is not supported by natsws\n\
+         {conf}:7:1: \"PROF_PORT\" is not supported by natsws\n"
+    );
+    for args in [&["-t", "-c", &conf][..], &["-c", &conf, "-p", "-1"][..]] {
+        let (code, out, err) = run(args);
+        assert_eq!((code, out.as_str()), (1, ""), "{args:?}");
+        assert_eq!(err, want, "{args:?}");
+    }
+    // Refused alone: the warnings, then the refusal; checked before start-up validation
+    // (this websocket block without TLS would fail it).
+    let conf = write_file(
+        &dir,
+        "alone.conf",
+        "ping_interval: 60\nwebsocket { port: -1 }\nresolver: MEMORY\n",
+    );
+    let (code, _, err) = run(&["-t", "-c", &conf]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        format!(
+            "natsws: {conf}:1:0: invalid use of field \"ping_interval\": ping_interval should be converted to a duration\n\
+             {conf}:3:1: \"resolver\" is not supported by natsws\n"
+        )
+    );
+}
+
 #[test]
 fn unserved_options_are_refused_by_name() {
     let dir = temp_dir("cli");

@@ -106,6 +106,42 @@ fn bad_reload_keeps_the_old_config() {
     );
 }
 
+/// A reload that names options natsws does not serve is refused with the report `-t` gives
+/// for the same file, and the server keeps its configuration.
+#[test]
+fn reload_refuses_unmodelled_options_as_start_up_does() {
+    let port = free_port();
+    let srv = Server::with_config(&conf_with(port, "", ""), &[]);
+    let conf = conf_with(
+        port,
+        "",
+        "cluster { port: 6222 }\nfoo: 1\nmqtt { port: 1883 }",
+    );
+    reload(&srv, &conf, 1);
+    let path = srv.dir.join("server.conf").to_string_lossy().into_owned();
+    let check = std::process::Command::new(common::bin())
+        .args(["-t", "-c", &path])
+        .output()
+        .unwrap();
+    let report = String::from_utf8(check.stderr).unwrap();
+    assert_eq!(
+        report,
+        format!(
+            "natsws: {path}:3:1: \"cluster\" is not supported by natsws\n\
+             {path}:4:1: unknown field \"foo\"\n\
+             {path}:5:1: \"mqtt\" is not supported by natsws\n"
+        )
+    );
+    let log = srv.log_text();
+    let want = format!(
+        "[ERR] Failed to reload server configuration: {}",
+        report.strip_prefix("natsws: ").unwrap()
+    );
+    assert!(log.contains(&want), "{log}");
+    assert!(!log.contains("Reloaded server configuration"), "{log}");
+    assert_eq!(RawWs::connect(port, "").status(), 101);
+}
+
 /// A reload is all or nothing: one whose new websocket port is taken fails with nats-server's
 /// words, keeps the old listener serving and changes nothing else it asked for (here,
 /// compression and debug logging); a later reload still works.

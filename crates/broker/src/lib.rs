@@ -25,6 +25,9 @@
 //!
 //! # Call order
 //!
+//! `examples/server.rs` in the crate's repository runs exactly this loop over `std::net`
+//! non-blocking sockets: a NATS server that any client can talk to.
+//!
 //! 1. `register_client(now, params)` on accept (queues INFO).
 //! 2. `handle_input(client, now, &mut read_buf)` after each read.
 //! 3. `handle_timeout(now)` when `poll_timeout()` has passed.
@@ -131,7 +134,8 @@
 //!     in nats-server; an import with `share: true` gets the same short form, where
 //!     nats-server adds the requester's details (id, user, name, host, server).
 #![forbid(unsafe_code)]
-#![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
+#![deny(missing_docs)]
+#![warn(clippy::print_stdout, clippy::print_stderr)]
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -54,8 +54,9 @@ pub fn natsconf_parse(data: &[u8]) {
 ///
 /// Besides "no panic" it checks that interpreting the same tree twice gives the same result; that
 /// a refused config reports at least one error, warnings first, and renders one line per
-/// diagnostic; that an accepted one carries warnings only; and that reloading an accepted
-/// config unchanged is always allowed.
+/// diagnostic; that an accepted one carries warnings only; that reloading an accepted
+/// config unchanged is always allowed; and that an unmodelled-option policy only adds its own
+/// diagnostics (see [`check_policies`]).
 pub fn natsconf_options(data: &[u8]) {
     let Some((map, res)) = interpret(data) else {
         return;
@@ -65,6 +66,7 @@ pub fn natsconf_options(data: &[u8]) {
         Options::from_map(&map),
         "interpretation is deterministic"
     );
+    check_policies(&map, &res);
     match res {
         Ok(loaded) => {
             assert!(
@@ -106,6 +108,44 @@ pub fn natsconf_options(data: &[u8]) {
             assert!(text.lines().count() >= report.len());
         }
     }
+}
+
+/// The policy sees each unmodelled option once, the same ones a loaded config lists; a policy
+/// that returns nothing changes nothing; one that refuses each option adds exactly one error
+/// per option to the report (sorted in), and one that warns makes no config fail.
+fn check_policies(map: &Map, plain: &Result<Loaded, Vec<Diagnostic>>) {
+    let mut seen = Vec::new();
+    let quiet = Options::from_map_with(map, |u| {
+        seen.push(u.clone());
+        None
+    });
+    assert_eq!(&quiet, plain, "a silent policy changes nothing");
+    if let Ok(loaded) = plain {
+        assert_eq!(loaded.options.unmodelled(), seen.as_slice());
+    }
+    let refused = Options::from_map_with(map, |u| Some(u.error("refused")));
+    let extra = |report: &[Diagnostic]| report.iter().filter(|d| d.message == "refused").count();
+    let plain_report = match plain {
+        Ok(loaded) => loaded.warnings.clone(),
+        Err(report) => report.clone(),
+    };
+    match refused {
+        Ok(loaded) => assert!(seen.is_empty(), "refusals fail the config: {loaded:?}"),
+        Err(report) => {
+            assert_eq!(extra(&report) - extra(&plain_report), seen.len());
+            assert_eq!(report.len(), plain_report.len() + seen.len());
+            assert!(
+                report.is_sorted_by_key(|d| d.severity),
+                "warnings come before errors: {report:?}"
+            );
+        }
+    }
+    let warned = Options::from_map_with(map, |u| Some(u.warning("ignored")));
+    assert_eq!(
+        warned.is_ok(),
+        plain.is_ok(),
+        "warnings decide nothing: {warned:?}"
+    );
 }
 
 /// Parses `data` with the includes and variables of the option golden tests (so their cases

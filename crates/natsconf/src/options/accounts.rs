@@ -98,7 +98,7 @@ pub struct Account {
     pub imports: Vec<Import>,
 }
 
-/// Account-level keys natsws refuses.
+/// Account-level keys nats-server knows that natsconf does not model (recorded as `Unmodelled`).
 const UNSUPPORTED_ACCOUNT_KEYS: &[&str] = &["jetstream", "mappings", "maps", "limits"];
 
 /// `%q` of a config value: strings quoted, integers as Go rune literals (`'\x05'`).

@@ -456,6 +456,7 @@ fn parse_variable_permissions(ctx: &mut Ctx, v: &V<'_>) -> Result<Option<Subject
     let bare = V {
         node: v.node,
         pos: None,
+        path: v.path.clone(),
     };
     match parse_perm_subjects(ctx, &bare) {
         Some(subjects) => Ok(Some(SubjectPermission {

@@ -10,6 +10,7 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::rc::Rc;
 
 use gotext::quote;
 
@@ -79,6 +80,130 @@ pub fn render_report(diagnostics: &[Diagnostic]) -> String {
     out
 }
 
+/// One step of an option's path: a map key as written, or an array index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PathSegment {
+    /// A map key, as written in the config (not lower-cased).
+    Key(String),
+    /// A 0-based array index.
+    Index(usize),
+}
+
+/// An option nats-server 2.9.10 knows that natsconf does not model: it is recorded, not
+/// interpreted (its value is not checked, and it changes nothing in [`Options`]).
+///
+/// natsconf reports this as a fact and leaves the decision to the program: ignore it, warn,
+/// or refuse the config (see [`Options::from_map_with`]).
+///
+/// [`Options`]: super::Options
+/// [`Options::from_map_with`]: super::Options::from_map_with
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Unmodelled {
+    /// Where the key sits, from the top-level key down to this key (`accounts`, `A`,
+    /// `jetstream`; `leafnodes`, `remotes`, `0`, `js_cluster_migrate`).
+    pub path: Vec<PathSegment>,
+    /// The key as written (the path's last key).
+    pub key: String,
+    /// The position of the key's value: where the reference reports problems with the option
+    /// (`None` for a value from an environment variable with no enclosing position).
+    pub pos: Option<Pos>,
+}
+
+impl Unmodelled {
+    /// An error [`Diagnostic`] at this option's position.
+    #[must_use]
+    pub fn error(&self, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Error,
+            pos: self.pos.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// A warning [`Diagnostic`] at this option's position.
+    #[must_use]
+    pub fn warning(&self, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..self.error(message)
+        }
+    }
+
+    /// The path as text: keys joined by `.`, indexes in brackets (`leafnodes.remotes[0].hub`).
+    #[must_use]
+    pub fn path_text(&self) -> String {
+        let mut out = String::new();
+        for segment in &self.path {
+            match segment {
+                PathSegment::Key(key) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(key);
+                }
+                PathSegment::Index(i) => {
+                    out.push('[');
+                    out.push_str(&i.to_string());
+                    out.push(']');
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `<file>:<line>:<pos>: <path> is known to nats-server but not modelled by natsconf`.
+impl fmt::Display for Unmodelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(pos) = &self.pos {
+            write!(f, "{}:{}:{}: ", pos.file, pos.line, pos.pos)?;
+        }
+        write!(
+            f,
+            "{} is known to nats-server but not modelled by natsconf",
+            self.path_text()
+        )
+    }
+}
+
+/// A persistent path (shared tails), so that every value knows where it sits for the cost of
+/// one small allocation per map entry or array item.
+#[derive(Debug)]
+pub(crate) struct PathNode<'a> {
+    parent: Path<'a>,
+    segment: Segment<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Segment<'a> {
+    Key(&'a [u8]),
+    Index(usize),
+}
+
+pub(crate) type Path<'a> = Option<Rc<PathNode<'a>>>;
+
+fn extend<'a>(parent: &Path<'a>, segment: Segment<'a>) -> Path<'a> {
+    Some(Rc::new(PathNode {
+        parent: parent.clone(),
+        segment,
+    }))
+}
+
+fn materialize(path: &Path<'_>) -> Vec<PathSegment> {
+    let mut out = Vec::new();
+    let mut at = path.as_deref();
+    while let Some(node) = at {
+        out.push(match node.segment {
+            Segment::Key(key) => PathSegment::Key(String::from_utf8_lossy(key).into_owned()),
+            Segment::Index(i) => PathSegment::Index(i),
+        });
+        at = node.parent.as_deref();
+    }
+    out.reverse();
+    out
+}
+
 /// A recovered Go panic: a failed type assertion (or another problem the reference only finds
 /// by panicking).
 #[derive(Debug)]
@@ -93,6 +218,8 @@ pub(crate) struct Panic {
 pub(crate) struct V<'a> {
     pub(crate) node: &'a Node,
     pub(crate) pos: Option<Pos>,
+    /// Where the value sits (for [`Unmodelled`] records).
+    pub(crate) path: Path<'a>,
 }
 
 /// One map entry: the key lower-cased for matching, the key as written, and the value.
@@ -108,6 +235,15 @@ impl<'a> V<'a> {
         Self {
             node,
             pos: node.pos.clone(),
+            path: None,
+        }
+    }
+
+    /// The value of the top-level entry `key`.
+    pub(crate) fn top(key: &'a [u8], node: &'a Node) -> Self {
+        Self {
+            path: extend(&None, Segment::Key(key)),
+            ..Self::root(node)
         }
     }
 
@@ -116,6 +252,15 @@ impl<'a> V<'a> {
         Self {
             node,
             pos: node.pos.clone().or_else(|| self.pos.clone()),
+            path: self.path.clone(),
+        }
+    }
+
+    /// A value inside this one, one path step down.
+    fn child_at(&self, node: &'a Node, segment: Segment<'a>) -> Self {
+        Self {
+            path: extend(&self.path, segment),
+            ..self.child(node)
         }
     }
 
@@ -182,12 +327,12 @@ impl<'a> V<'a> {
     /// The entries of `map`, with positions derived from this value.
     pub(crate) fn entries(&self, map: &'a Map) -> Vec<Entry<'a>> {
         map.iter()
-            .map(|(key, node)| {
-                let key = String::from_utf8_lossy(key).into_owned();
+            .map(|(raw, node)| {
+                let key = String::from_utf8_lossy(raw).into_owned();
                 Entry {
                     lower: key.to_lowercase(),
                     key,
-                    value: self.child(node),
+                    value: self.child_at(node, Segment::Key(raw)),
                 }
             })
             .collect()
@@ -196,17 +341,32 @@ impl<'a> V<'a> {
     /// `v.([]interface{})`.
     pub(crate) fn array(&self) -> Result<Vec<Self>, Panic> {
         match self.value() {
-            Value::Array(items) => Ok(items.iter().map(|n| self.child(n)).collect()),
+            Value::Array(items) => Ok(items
+                .iter()
+                .enumerate()
+                .map(|(i, n)| self.child_at(n, Segment::Index(i)))
+                .collect()),
             _ => Err(self.conversion("[]interface {}")),
         }
     }
 }
 
-/// Collected errors and warnings.
+/// An [`Unmodelled`] record, with how many errors and warnings were collected before it: a
+/// diagnostic a policy makes of it takes that place in the report (ties in the final sort keep
+/// the order of collection).
+#[derive(Debug)]
+pub(crate) struct Recorded {
+    errors_before: usize,
+    warnings_before: usize,
+    record: Unmodelled,
+}
+
+/// Collected errors, warnings and unmodelled options.
 #[derive(Debug, Default)]
 pub(crate) struct Ctx {
     pub(crate) errors: Vec<Diagnostic>,
     pub(crate) warnings: Vec<Diagnostic>,
+    pub(crate) unmodelled: Vec<Recorded>,
 }
 
 impl Ctx {
@@ -238,12 +398,50 @@ impl Ctx {
         }
     }
 
-    /// An option the reference knows but natsws does not serve.
+    /// An option the reference knows but natsconf does not model: recorded as [`Unmodelled`]
+    /// (not an error; the program's policy decides, see `Options::from_map_with`).
     pub(crate) fn unsupported(&mut self, entry: &Entry<'_>) {
-        self.error(
-            &entry.value,
-            format!("{} is not supported by natsws", quote(&entry.key)),
-        );
+        let mut path = materialize(&entry.value.path);
+        if path.is_empty() {
+            path.push(PathSegment::Key(entry.key.clone()));
+        }
+        self.unmodelled.push(Recorded {
+            errors_before: self.errors.len(),
+            warnings_before: self.warnings.len(),
+            record: Unmodelled {
+                path,
+                key: entry.key.clone(),
+                pos: entry.value.pos.clone(),
+            },
+        });
+    }
+
+    /// Applies `policy` to each unmodelled record in the order they were found, placing the
+    /// diagnostics it returns where the records were collected. Gives the errors, the
+    /// warnings (both unsorted) and the records.
+    pub(crate) fn finish(
+        self,
+        mut policy: impl FnMut(&Unmodelled) -> Option<Diagnostic>,
+    ) -> (Vec<Diagnostic>, Vec<Diagnostic>, Vec<Unmodelled>) {
+        let mut error_inserts = Vec::new();
+        let mut warning_inserts = Vec::new();
+        let mut records = Vec::with_capacity(self.unmodelled.len());
+        for recorded in self.unmodelled {
+            if let Some(diagnostic) = policy(&recorded.record) {
+                match diagnostic.severity {
+                    Severity::Error => error_inserts.push((recorded.errors_before, diagnostic)),
+                    Severity::Warning => {
+                        warning_inserts.push((recorded.warnings_before, diagnostic));
+                    }
+                }
+            }
+            records.push(recorded.record);
+        }
+        (
+            interleave(self.errors, error_inserts),
+            interleave(self.warnings, warning_inserts),
+            records,
+        )
     }
 
     /// The reference's `recover`: a panic becomes an error at its token.
@@ -256,4 +454,21 @@ impl Ctx {
             }
         }
     }
+}
+
+/// `list` with each `(i, item)` of `inserts` (ascending `i`) placed before `list[i]`.
+fn interleave(list: Vec<Diagnostic>, inserts: Vec<(usize, Diagnostic)>) -> Vec<Diagnostic> {
+    if inserts.is_empty() {
+        return list;
+    }
+    let mut out = Vec::with_capacity(list.len() + inserts.len());
+    let mut inserts = inserts.into_iter().peekable();
+    for (i, item) in list.into_iter().enumerate() {
+        while let Some((_, insert)) = inserts.next_if(|(at, _)| *at <= i) {
+            out.push(insert);
+        }
+        out.push(item);
+    }
+    out.extend(inserts.map(|(_, insert)| insert));
+    out
 }

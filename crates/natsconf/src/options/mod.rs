@@ -36,13 +36,40 @@
 //! ```
 //!
 //! Operator mode is read (`operator`, `trusted`, `resolver: MEMORY` or `{ type: full }`,
-//! `resolver_preload`); the binary reads the operator files and checks the JWTs. Options
-//! nats-server knows but natsws does not serve (clustering, gateways, JetStream, MQTT,
-//! the URL and CACHE account resolvers, `resolver_tls`, `resolver_pinned_accounts`, OCSP,
-//! subject mappings, profiling) are **refused**
-//! with `"<key>" is not supported by natsws`, never ignored: a config that asks for them would
-//! otherwise start a server that silently behaves differently. Anything else unknown is
-//! `unknown field "<key>"`, as in the reference.
+//! `resolver_preload`); the program reads the operator files and checks the JWTs. Options
+//! nats-server knows but natsconf does not model (clustering, gateways, JetStream, MQTT, the
+//! URL and CACHE account resolvers, `resolver_tls`, `resolver_pinned_accounts`, OCSP, subject
+//! mappings, profiling, and a few
+//! keys inside accounts and leafnode remotes) are neither errors nor silently dropped: each is
+//! recorded as an [`Unmodelled`] (its path, key and position) in [`Options::unmodelled`].
+//! What to do about them is the program's decision, not this crate's: ignore them, warn, or
+//! refuse the config. [`Options::from_map_with`] takes that policy as a function and places
+//! the diagnostics it returns in the report as if natsconf had found them (sorted with the
+//! others). Anything else unknown is `unknown field "<key>"`, as in the reference.
+//!
+//! ```
+//! use natsconf::options::{render_report, Options};
+//! use natsconf::{parse_source, MemLoader, NoEnv};
+//!
+//! let map = parse_source(b"port: 4333\njetstream: true\n", b"nats.conf", &NoEnv, &MemLoader::new())
+//!     .expect("parses");
+//!
+//! // A program that serves everything it needs from the modelled options can ignore the rest,
+//! // or look at what it skipped.
+//! let loaded = Options::from_map(&map).expect("no option errors");
+//! let skipped: Vec<String> = loaded.options.unmodelled().iter().map(ToString::to_string).collect();
+//! assert_eq!(skipped, ["nats.conf:2:1: jetstream is known to nats-server but not modelled by natsconf"]);
+//!
+//! // A server that must not start with options it ignores refuses them, with its own text.
+//! let refuse = |u: &natsconf::options::Unmodelled| Some(u.error(format!("{} is not served here", u.path_text())));
+//! let report = Options::from_map_with(&map, refuse).expect_err("refused");
+//! assert_eq!(render_report(&report), "nats.conf:2:1: jetstream is not served here\n");
+//!
+//! // Or it starts, and says so.
+//! let warn = |u: &natsconf::options::Unmodelled| Some(u.warning(format!("{} is ignored", u.path_text())));
+//! let loaded = Options::from_map_with(&map, warn).expect("only warnings");
+//! assert_eq!(loaded.warnings[0].to_string(), "nats.conf:2:1: jetstream is ignored");
+//! ```
 //!
 //! Deliberate differences from the reference (each reported as a config error at the option):
 //! strings must be valid UTF-8; ports must be in `-1..=65535`; `ping_interval` and
@@ -81,7 +108,7 @@ pub use auth::{
     Authorization, CONNECTION_TYPES, NkeyUser, Permissions, ResponsePermission, SubjectPermission,
     User,
 };
-pub use diag::{Diagnostic, Severity, render_report, sort_report};
+pub use diag::{Diagnostic, PathSegment, Severity, Unmodelled, render_report, sort_report};
 pub use leafnode::{LeafAuthorization, LeafNodeOptions, LeafUrl, LeafUser, RemoteLeaf};
 pub use operator::{OperatorOptions, Preload, Resolver};
 pub use tls::TlsOptions;
@@ -192,6 +219,8 @@ impl Default for Logging {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Options {
+    /// Options nats-server knows that natsconf does not model ([`Options::unmodelled`]).
+    unmodelled: Vec<Unmodelled>,
     /// Client listener: `host`/`net`, `port`, `listen`. Port 0 in the config means 4222;
     /// `-1` becomes port 0 (random).
     pub listen: HostPort,
@@ -292,24 +321,49 @@ pub struct Loaded {
 impl Options {
     /// Interprets a parsed config (the top-level map). On failure the report holds every
     /// warning and error, sorted as [`sort_report`] does; print it with [`render_report`].
+    /// Options natsconf does not model are no error: they are listed in
+    /// [`Options::unmodelled`] (use [`Options::from_map_with`] to refuse or warn about them).
     ///
     /// # Errors
-    /// Any option error (`unknown field`, a wrong value kind, a refused option, ...).
+    /// Any option error (`unknown field`, a wrong value kind, a value the reference refuses, ...).
     pub fn from_map(map: &Map) -> Result<Loaded, Vec<Diagnostic>> {
+        Self::from_map_with(map, |_| None)
+    }
+
+    /// [`Options::from_map`] with a policy for the options nats-server knows that natsconf
+    /// does not model. `policy` sees each [`Unmodelled`] record once, in file order (also
+    /// when the config has errors), and may return a diagnostic for it (usually
+    /// [`Unmodelled::error`] or [`Unmodelled::warning`]); the diagnostic joins the report in
+    /// the place natsconf found the option, and an error makes the config fail. Every record
+    /// stays in [`Options::unmodelled`] of a config that loads, whatever the policy returned.
+    ///
+    /// # Errors
+    /// Any option error, including those `policy` returned.
+    pub fn from_map_with(
+        map: &Map,
+        policy: impl FnMut(&Unmodelled) -> Option<Diagnostic>,
+    ) -> Result<Loaded, Vec<Diagnostic>> {
         let mut ctx = diag::Ctx::default();
         let raw = server::parse_top(map, &mut ctx);
-        let mut warnings = ctx.warnings;
+        let (mut errors, mut warnings, unmodelled) = ctx.finish(policy);
         sort_report(&mut warnings);
-        if ctx.errors.is_empty() {
-            return Ok(Loaded {
-                options: raw.finish(),
-                warnings,
-            });
+        if errors.is_empty() {
+            let mut options = raw.finish();
+            options.unmodelled = unmodelled;
+            return Ok(Loaded { options, warnings });
         }
         let mut report = warnings;
-        let mut errors = ctx.errors;
         sort_report(&mut errors);
         report.extend(errors);
         Err(report)
+    }
+
+    /// The options in the config that nats-server 2.9.10 knows but natsconf does not model,
+    /// in file order. They changed nothing in these options; a program that would behave
+    /// differently from nats-server by ignoring them should refuse them (see
+    /// [`Options::from_map_with`]). Empty for [`Options::default()`].
+    #[must_use]
+    pub fn unmodelled(&self) -> &[Unmodelled] {
+        &self.unmodelled
     }
 }

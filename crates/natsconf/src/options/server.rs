@@ -29,7 +29,7 @@ use super::{
     DEFAULT_TLS_TIMEOUT, DEFAULT_WRITE_DEADLINE, HostPort, Logging, Options,
 };
 
-/// Top-level keys natsws refuses: options it does not serve.
+/// Top-level keys nats-server knows that natsconf does not model (recorded as `Unmodelled`).
 const UNSUPPORTED_TOP: &[&str] = &[
     "cluster",
     "gateway",
@@ -134,12 +134,12 @@ fn string_list(ctx: &mut Ctx, what: &str, at: &V<'_>) -> Result<Option<Vec<Strin
 
 pub(crate) fn parse_top(map: &Map, ctx: &mut Ctx) -> Raw {
     let mut raw = Raw::default();
-    for (key, node) in map.iter() {
-        let key = String::from_utf8_lossy(key).into_owned();
+    for (raw_key, node) in map.iter() {
+        let key = String::from_utf8_lossy(raw_key).into_owned();
         let entry = Entry {
             lower: key.to_lowercase(),
             key,
-            value: V::root(node),
+            value: V::top(raw_key, node),
         };
         // Each top-level entry has its own `recover` in the reference.
         let res = parse_entry(&mut raw, ctx, &entry);
@@ -412,6 +412,7 @@ impl Raw {
             default_permissions: self.default_permissions,
         };
         Options {
+            unmodelled: Vec::new(),
             http: monitor(self.http_port),
             https: monitor(self.https_port),
             listen: HostPort { host, port },
