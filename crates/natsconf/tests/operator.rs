@@ -90,10 +90,6 @@ fn refused_resolvers_and_bad_shapes() {
             "operator: 1",
             "t.conf:1:0: error parsing operators: unsupported type int64",
         ),
-        (
-            "resolver_tls: {}",
-            "t.conf:1:0: \"resolver_tls\" is not supported by natsws",
-        ),
     ];
     for (text, want) in cases {
         assert_eq!(
@@ -102,6 +98,10 @@ fn refused_resolvers_and_bad_shapes() {
             "{text:?}"
         );
     }
+    // What natsconf does not model is a fact it records, not an error: the program decides.
+    let opts = load("resolver: MEMORY\nresolver_tls: {}");
+    let skipped: Vec<String> = opts.unmodelled().iter().map(|u| u.path_text()).collect();
+    assert_eq!(skipped, ["resolver_tls"]);
 }
 
 /// The texts of nats-server 2.9.10's `validateTrustedOperators` and `validateNoAuthUser`.
