@@ -819,3 +819,59 @@ fn waiting_connz_pages_hold_no_summaries(target: Target) {
     );
 }
 on_both!(waiting_connz_pages_hold_no_summaries);
+
+/// A ping that arrives while a large data frame is only partly written (the subscriber reads
+/// slowly) is answered after that frame, never inside it: every frame the subscriber reads is
+/// whole, the pong among them, and the messages arrive intact.
+fn ping_while_a_frame_is_partly_written(target: Target) {
+    const N_MSGS: usize = 24;
+    const SIZE: usize = 900_000;
+    let Some(srv) = target.with_config(common::BASIC_CONF, &[]) else {
+        return;
+    };
+    let mut ws = RawWs::upgraded(srv.ws_port(), "");
+    ws.send(b"CONNECT {\"verbose\":false}\r\nSUB big 1\r\nPING\r\n");
+    ws.read_until("PONG");
+    let mut publisher = Raw::connected(srv.nats_port(), "");
+    let payload: Vec<u8> = (0..SIZE).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut pubs = Vec::new();
+    for _ in 0..N_MSGS {
+        pubs.extend_from_slice(format!("PUB big {SIZE}\r\n").as_bytes());
+        pubs.extend_from_slice(&payload);
+        pubs.extend_from_slice(b"\r\n");
+    }
+    pubs.extend_from_slice(b"PING\r\n");
+    publisher.stream.write_all(&pubs).unwrap();
+    publisher.read_until("PONG\r\n");
+    // Some 20 MiB are owed to the subscriber, more than the loopback buffers hold.
+    std::thread::sleep(Duration::from_millis(300));
+    ws.send_frame(0x9, b"mid-frame");
+    let mut data = Vec::new();
+    let mut pongs = 0;
+    let mut expected = Vec::new();
+    for _ in 0..N_MSGS {
+        expected.extend_from_slice(format!("MSG big 1 {SIZE}\r\n").as_bytes());
+        expected.extend_from_slice(&payload);
+        expected.extend_from_slice(b"\r\n");
+    }
+    while data.len() < expected.len() || pongs == 0 {
+        let frame = ws.frame().expect("a frame");
+        match frame.opcode {
+            0x0 | 0x2 => data.extend_from_slice(&frame.payload),
+            0xA => {
+                assert_eq!(frame.payload, b"mid-frame");
+                pongs += 1;
+            }
+            // nats-server pings its clients too.
+            0x9 => {}
+            op => panic!("unexpected frame opcode {op}"),
+        }
+        assert!(data.len() <= expected.len(), "more data than sent");
+    }
+    assert_eq!(pongs, 1);
+    assert!(
+        data == expected,
+        "the data frames' payload differs from the messages"
+    );
+}
+on_both!(ping_while_a_frame_is_partly_written);
