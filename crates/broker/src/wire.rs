@@ -200,7 +200,8 @@ impl Rendered {
                 if self
                     .whole
                     .get(self.head_len..self.head_len + n)
-                    .is_some_and(|kept| kept == sid) =>
+                    // Sids are a few bytes: compared in line, not through memcmp.
+                    .is_some_and(|kept| kept.len() == sid.len() && kept.iter().eq(sid)) =>
             {
                 out.push_slice(&self.whole);
             }
