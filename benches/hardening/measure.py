@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Memory and stall figures of a NATS server under hostile or unlucky clients.
 
-Runs seven scenarios against each server given (natsws and/or nats-server, ideally release
+Runs nine scenarios against each server given (natsws and/or nats-server, ideally release
 builds) and prints a markdown table:
 
 1. ping flood: a WebSocket connection sends masked empty PINGs and never reads, once before
@@ -19,7 +19,16 @@ builds) and prints a markdown table:
    trip of another client meanwhile;
 7. large compressed batch: a WebSocket client sends one compressed message that inflates to
    over 30 MiB of PUBs (300,000); how long until a subscriber has them all, and the slowest
-   round trip of another client meanwhile.
+   round trip of another client meanwhile;
+8. big subscription list: 100,000 subscriptions over 10 connections, `/subsz?subs=1` for all
+   of them asked three times; how long a reply takes, and the slowest round trip of another
+   client meanwhile;
+9. waiting /connz pages: 500 closed connections that held 100 subscriptions each, and 20
+   monitoring connections asking at once for `/connz?state=closed&subs=1` of all of them;
+   the server's RSS growth.
+
+`--only NAME[,NAME]` runs some of them (names: ping, varz, bcrypt, linger, subs, connz,
+inflate, subsz, waiting).
 
 Loopback only, Linux only (/proc). Python standard library only.
 
@@ -413,6 +422,78 @@ def connz_render(program, n_conns=10_000, n_subs=10, n_requests=3):
         srv.stop()
 
 
+def http_get(port, path, timeout=60):
+    """One GET with Connection: close; the reply's size in bytes."""
+    http = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    http.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path)
+    size = 0
+    while chunk := http.recv(1 << 20):
+        size += len(chunk)
+    http.close()
+    return size
+
+
+def subsz_render(program, n_conns=10, n_subs=10_000, n_requests=3):
+    """Seconds per /subsz?subs=1 reply listing every subscription, and the slowest round trip
+    of another client meanwhile."""
+    srv = Server(program, BASE_CONF)
+    clients = []
+    try:
+        port = srv.port("nats")
+        for i in range(n_conns):
+            c = Client(port)
+            subs = b"".join(b"SUB conn.%d.sub.%d %d\r\n" % (i, j, j) for j in range(n_subs))
+            c.send(b'CONNECT {"verbose":false}\r\n' + subs + b"PING\r\n")
+            assert c.reply() == b"PONG\r\n"
+            clients.append(c)
+        probe = stall_probe(port)
+        probe.start()
+        slowest, size = 0.0, 0
+        for _ in range(n_requests):
+            start = time.monotonic()
+            size = http_get(srv.port("monitoring"),
+                            b"/subsz?subs=1&limit=%d" % (n_conns * n_subs + 1))
+            slowest = max(slowest, time.monotonic() - start)
+        return {"reply": slowest, "stall": probe.stop(), "mib": size / MIB}
+    finally:
+        for c in clients:
+            c.close()
+        srv.stop()
+
+
+def waiting_connz(program, n_conns=500, n_subs=100, n_requests=20):
+    """RSS growth, in MiB, while `n_requests` monitoring connections ask at once for a
+    `/connz` page of `n_conns` closed connections with their subscriptions."""
+    srv = Server(program, BASE_CONF)
+    try:
+        port = srv.port("nats")
+        for i in range(n_conns):
+            c = Client(port)
+            subs = b"".join(b"SUB closed.conn.%d.with.a.longer.subject.%d %d\r\n" % (i, j, j)
+                            for j in range(n_subs))
+            c.send(b'CONNECT {"verbose":false}\r\n' + subs + b"PING\r\n")
+            assert c.reply() == b"PONG\r\n"
+            c.close()
+        deadline = time.monotonic() + 10
+        while srv.varz()["connections"] != 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        base = srv.rss()
+        peak = Sampler(srv.rss, 0.01)
+        peak.start()
+        path = b"/connz?state=closed&subs=1&limit=%d" % n_conns
+        askers = [threading.Thread(target=http_get, args=(srv.port("monitoring"), path))
+                  for _ in range(n_requests)]
+        for a in askers:
+            a.start()
+        for a in askers:
+            a.join()
+        settle(peak, quiet=1.0)
+        return {"growth": (peak.stop() - base) / MIB}
+    finally:
+        srv.stop()
+
+
 def large_inflation(program, n_pubs=300_000):
     """Seconds until a subscriber has every message of one compressed batch, and the slowest
     round trip of another client meanwhile."""
@@ -457,16 +538,31 @@ def large_inflation(program, n_pubs=300_000):
         srv.stop()
 
 
-def measure(program, ping_mb):
+SCENARIOS = ["ping", "varz", "bcrypt", "linger", "subs", "connz", "inflate", "subsz",
+             "waiting"]
+
+
+def measure(program, ping_mb, only):
     res = {}
-    res["ping_no_connect"] = ping_flood(program, False, ping_mb)
-    res["ping_connect"] = ping_flood(program, True, ping_mb)
-    res["varz"] = pipelined_varz(program)
-    res["bcrypt"] = bcrypt_queue(program)
-    res["linger"] = closing_linger(program)
-    res["subs"] = subscription_spike(program)
-    res["connz"] = connz_render(program)
-    res["inflate"] = large_inflation(program)
+    if "ping" in only:
+        res["ping_no_connect"] = ping_flood(program, False, ping_mb)
+        res["ping_connect"] = ping_flood(program, True, ping_mb)
+    if "varz" in only:
+        res["varz"] = pipelined_varz(program)
+    if "bcrypt" in only:
+        res["bcrypt"] = bcrypt_queue(program)
+    if "linger" in only:
+        res["linger"] = closing_linger(program)
+    if "subs" in only:
+        res["subs"] = subscription_spike(program)
+    if "connz" in only:
+        res["connz"] = connz_render(program)
+    if "inflate" in only:
+        res["inflate"] = large_inflation(program)
+    if "subsz" in only:
+        res["subsz"] = subsz_render(program)
+    if "waiting" in only:
+        res["waiting"] = waiting_connz(program)
     return res
 
 
@@ -501,6 +597,12 @@ def rows(ping_mb):
                                                      else " (not all delivered)")),
             ("compressed batch of 300,000 PUBs: other client's slowest round trip",
              lambda r: ms(r["inflate"]["stall"])),
+            ("/subsz?subs=1, 100,000 subscriptions: slowest reply",
+             lambda r: f"{ms(r['subsz']['reply'])} ({r['subsz']['mib']:.1f} MiB)"),
+            ("/subsz?subs=1, 100,000 subscriptions: other client's slowest round trip",
+             lambda r: ms(r["subsz"]["stall"])),
+            ("20 waiting /connz pages of 500 closed connections x 100 subscriptions: RSS growth",
+             lambda r: f"{r['waiting']['growth']:.0f} MiB"),
         ])
 
 
@@ -518,16 +620,26 @@ def main():
     parser.add_argument("--nats-server", help="path of the nats-server binary")
     parser.add_argument("--ping-mb", type=int, default=20,
                         help="MiB of pings per ping flood (default 20)")
+    parser.add_argument("--only", default=",".join(SCENARIOS),
+                        help="comma-separated scenarios to run (default: all): "
+                        + ", ".join(SCENARIOS))
     args = parser.parse_args()
+    only = set(args.only.split(","))
+    if only - set(SCENARIOS):
+        parser.error(f"unknown scenarios: {', '.join(sorted(only - set(SCENARIOS)))}")
     servers = [(name, path) for name, path in
                (("natsws", args.natsws), ("nats-server", args.nats_server)) if path]
     if not servers:
         parser.error("give --natsws and/or --nats-server")
-    results = [measure(path, args.ping_mb) for _, path in servers]
+    results = [measure(path, args.ping_mb, only) for _, path in servers]
     print("| scenario | " + " | ".join(name for name, _ in servers) + " |")
     print("|---|" + "---:|" * len(servers))
     for label, cell in rows(args.ping_mb):
-        print(f"| {label} | " + " | ".join(cell(r) for r in results) + " |")
+        try:
+            cells = [cell(r) for r in results]
+        except KeyError:
+            continue
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ usage: loadgen [options]
   --only NAMES      comma-separated scenario names (default: all; see --list)
   --scale F         multiply message and connection counts by F (default 1; e.g. 0.01 to try)
   --timeout S       the most one run may take, in seconds (default 120)
+  --stall S         a run fails after S seconds without a message delivered (default 10;
+                    longer for a server run under valgrind)
   --markdown FILE   also write the run as a Markdown section (header and table) to FILE
   --busy N          run N busy-looping processes beside every run (a fixed background load)
   --list            list the scenarios and exit
@@ -45,6 +47,7 @@ struct Options {
     only: Vec<&'static Scenario>,
     scale: f64,
     timeout: Duration,
+    stall: Duration,
     markdown: Option<PathBuf>,
     busy: usize,
 }
@@ -58,6 +61,7 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
         only: ALL.iter().collect(),
         scale: 1.0,
         timeout: Duration::from_secs(120),
+        stall: Duration::from_secs(10),
         markdown: None,
         busy: 0,
     };
@@ -96,6 +100,14 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
                     .filter(|s| (1..=3600).contains(s))
                     .ok_or("--timeout: seconds from 1 to 3600")?;
                 options.timeout = Duration::from_secs(secs);
+            }
+            "--stall" => {
+                let secs: u64 = value()?
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=3600).contains(s))
+                    .ok_or("--stall: seconds from 1 to 3600")?;
+                options.stall = Duration::from_secs(secs);
             }
             "--markdown" => options.markdown = Some(PathBuf::from(value()?)),
             "--busy" => {
@@ -332,6 +344,7 @@ fn run_once(
         tls: tls.map(|p| p.client.clone()),
         scale: options.scale,
         timeout: options.timeout,
+        stall: options.stall,
     };
     scenarios::run(scenario, &env).map_err(|e| {
         let log = server.log_tail();

@@ -243,6 +243,8 @@ pub(crate) struct Env<'a> {
     pub(crate) scale: f64,
     /// The most a run may take, and the socket timeout.
     pub(crate) timeout: Duration,
+    /// A run fails after this long without a message delivered.
+    pub(crate) stall: Duration,
 }
 
 impl Env<'_> {
@@ -352,8 +354,8 @@ fn read_all(
     mut readers: Vec<Reader>,
     payloads: &Payloads,
     deadline: Instant,
+    stall: Duration,
 ) -> Result<Vec<Reader>, String> {
-    const STALL: Duration = Duration::from_secs(10);
     let mut poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
     let mut events = Events::with_capacity(1024);
     for (i, reader) in readers.iter_mut().enumerate() {
@@ -373,14 +375,14 @@ fn read_all(
             return Ok(readers);
         }
         let now = Instant::now();
-        if now > deadline || now.duration_since(progress) > STALL {
+        if now > deadline || now.duration_since(progress) > stall {
             let missing: u64 = readers.iter().map(|r| r.left).sum();
             return Err(format!(
                 "{missing} messages missing at {waiting} subscribers after {}",
                 if now > deadline {
-                    "the time limit"
+                    "the time limit".to_owned()
                 } else {
-                    "10 s without progress"
+                    format!("{} s without progress", stall.as_secs())
                 }
             ));
         }
@@ -490,7 +492,7 @@ fn run_pubsub(env: &Env<'_>, spec: PubSub) -> Result<Outcome, String> {
         let payloads = &payloads;
         let handles: Vec<_> = groups
             .into_iter()
-            .map(|group| scope.spawn(move || read_all(group, payloads, deadline)))
+            .map(|group| scope.spawn(move || read_all(group, payloads, deadline, env.stall)))
             .collect();
         let published = (|| {
             if json {
@@ -757,6 +759,7 @@ mod tests {
                     tls: tls.map(|p| p.client.clone()),
                     scale: 0.005,
                     timeout: Duration::from_secs(60),
+                    stall: Duration::from_secs(10),
                 };
                 let outcome = run(scenario, &env)
                     .unwrap_or_else(|e| panic!("{} on {}: {e}", scenario.name, program.display()));

@@ -25,6 +25,10 @@ const MAX_GROWTH_BYTES: u64 = 16 * MIB;
 /// time allowed (and stalls everyone meanwhile); its release build grows by 145 MiB.
 const MAX_PING_FLOOD_GROWTH_BYTES: u64 = 8 * MIB;
 
+/// The most natsws may grow by while 20 big `/connz` pages are asked for at once: a few pages
+/// (each some 10 MiB of summaries) and their replies in flight.
+const MAX_WAITING_PAGES_GROWTH_BYTES: u64 = 80 * MIB;
+
 /// The slowest PING→PONG round trip another client may see while one client misbehaves.
 /// nats-server stays between 80 and 400 ms here when the tests share two busy cores; natsws
 /// today stalls others for 4 s to over 10 s.
@@ -693,3 +697,181 @@ fn large_compressed_batch_does_not_stall(target: Target) {
     assert!(stall < MAX_STALL, "another client waited {stall:?}");
 }
 on_both!(large_compressed_batch_does_not_stall);
+
+/// `/subsz?subs=1` over 200,000 subscriptions is some forty megabytes of JSON. Asked for
+/// again and again, it does not stall another client's round trips (nats-server renders it on
+/// the HTTP handler's goroutine), and every subscription is listed once.
+fn subsz_with_subscriptions_does_not_stall(target: Target) {
+    const N_CONNS: usize = 20;
+    const N_SUBS: usize = 10_000;
+    const N_REQUESTS: usize = 3;
+    let Some(srv) = target.with_config(common::BASIC_CONF, &[]) else {
+        return;
+    };
+    let clients: Vec<Raw> = (0..N_CONNS)
+        .map(|i| {
+            let subs: String = (0..N_SUBS)
+                .map(|j| format!("SUB conn.{i}.sub.{j} {j}\r\n"))
+                .collect();
+            Raw::connected(srv.nats_port(), &subs)
+        })
+        .collect();
+    let probe = StallProbe::start(srv.nats_port());
+    let path = format!("/subsz?subs=1&limit={}", N_CONNS * N_SUBS + 1);
+    for _ in 0..N_REQUESTS {
+        // Forty megabytes rendered by a debug build on a busy machine: give it time.
+        let (status, _, body) =
+            common::http_get_within(srv.http_port(), &path, Duration::from_secs(60));
+        assert_eq!(status, 200, "{body}");
+        let subsz: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let list = subsz["subscriptions_list"].as_array().unwrap();
+        // nats-server lists its own internal subscriptions too.
+        let subjects: std::collections::HashSet<&str> = list
+            .iter()
+            .map(|s| s["subject"].as_str().unwrap())
+            .filter(|s| s.starts_with("conn."))
+            .collect();
+        // nats-server 2.9.10 lists a few twice and leaves as many out.
+        check_natsws_bound(
+            target,
+            "subscriptions listed once each",
+            subjects.len() == N_CONNS * N_SUBS && list.len() == N_CONNS * N_SUBS,
+            &format!("{} distinct of {} listed", subjects.len(), list.len()),
+        );
+        assert!(subjects.len() > N_CONNS * N_SUBS * 99 / 100);
+        assert_eq!(subsz["total"].as_u64(), u64::try_from(list.len()).ok());
+    }
+    let (stall, n_round_trips) = probe.stop();
+    eprintln!("{target:?}: slowest other round trip {stall:?} ({n_round_trips} made)");
+    drop(clients);
+    assert!(stall < MAX_STALL, "another client waited {stall:?}");
+}
+on_both!(subsz_with_subscriptions_does_not_stall);
+
+/// Many monitoring connections asking at once for big `/connz` pages: a request waiting its
+/// turn holds only its query, not its page, so the server's memory does not grow with the
+/// number of requests waiting. Each page here is 500 closed connections holding 100
+/// subscriptions each (some 10 MiB of summaries); before, every one of the 20 requests chose
+/// its page on arrival and held it until its turn came (natsws grew by 235 MiB; nats-server,
+/// rendering each on its own goroutine, by 286 MiB).
+fn waiting_connz_pages_hold_no_summaries(target: Target) {
+    const N_CONNS: usize = 500;
+    const N_SUBS: usize = 100;
+    const N_REQUESTS: usize = 20;
+    let Some(srv) = target.with_config(common::BASIC_CONF, &[]) else {
+        return;
+    };
+    for i in 0..N_CONNS {
+        let subs: String = (0..N_SUBS)
+            .map(|j| format!("SUB closed.conn.{i}.with.a.longer.subject.{j} {j}\r\n"))
+            .collect();
+        drop(Raw::connected(srv.nats_port(), &subs));
+    }
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        let (_, _, body) = srv.http_get("/connz?state=closed&limit=1");
+        let connz: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if connz["total"].as_u64() == Some(N_CONNS as u64) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never all closed: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let baseline = srv.rss_bytes();
+    let peak = RssPeak::start(srv.pid());
+    let port = srv.http_port();
+    let path = format!("/connz?state=closed&subs=1&limit={N_CONNS}");
+    let start = std::sync::Arc::new(std::sync::Barrier::new(N_REQUESTS));
+    let askers: Vec<_> = (0..N_REQUESTS)
+        .map(|_| {
+            let (path, start) = (path.clone(), std::sync::Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                // The last in line waits for all the others: give it time on a debug build.
+                let (status, _, body) =
+                    common::http_get_within(port, &path, Duration::from_secs(60));
+                assert_eq!(status, 200, "{body}");
+                let connz: serde_json::Value = serde_json::from_str(&body).unwrap();
+                connz["connections"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c["subscriptions_list"].as_array().map_or(0, Vec::len))
+                    .sum::<usize>()
+            })
+        })
+        .collect();
+    for asker in askers {
+        assert_eq!(asker.join().unwrap(), N_CONNS * N_SUBS);
+    }
+    peak.settle(SETTLE_QUIET, SETTLE_CAP);
+    let growth = peak.stop().saturating_sub(baseline);
+    eprintln!(
+        "{target:?}: {N_REQUESTS} pages of {N_CONNS} connections x {N_SUBS} subscriptions at once, RSS grew {} MiB",
+        growth / MIB
+    );
+    check_natsws_bound(
+        target,
+        "RSS growth under many waiting /connz pages",
+        growth < MAX_WAITING_PAGES_GROWTH_BYTES,
+        &format!("{} MiB", growth / MIB),
+    );
+}
+on_both!(waiting_connz_pages_hold_no_summaries);
+
+/// A ping that arrives while a large data frame is only partly written (the subscriber reads
+/// slowly) is answered after that frame, never inside it: every frame the subscriber reads is
+/// whole, the pong among them, and the messages arrive intact.
+fn ping_while_a_frame_is_partly_written(target: Target) {
+    const N_MSGS: usize = 24;
+    const SIZE: usize = 900_000;
+    let Some(srv) = target.with_config(common::BASIC_CONF, &[]) else {
+        return;
+    };
+    let mut ws = RawWs::upgraded(srv.ws_port(), "");
+    ws.send(b"CONNECT {\"verbose\":false}\r\nSUB big 1\r\nPING\r\n");
+    ws.read_until("PONG");
+    let mut publisher = Raw::connected(srv.nats_port(), "");
+    let payload: Vec<u8> = (0..SIZE).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut pubs = Vec::new();
+    for _ in 0..N_MSGS {
+        pubs.extend_from_slice(format!("PUB big {SIZE}\r\n").as_bytes());
+        pubs.extend_from_slice(&payload);
+        pubs.extend_from_slice(b"\r\n");
+    }
+    pubs.extend_from_slice(b"PING\r\n");
+    publisher.stream.write_all(&pubs).unwrap();
+    publisher.read_until("PONG\r\n");
+    // Some 20 MiB are owed to the subscriber, more than the loopback buffers hold.
+    std::thread::sleep(Duration::from_millis(300));
+    ws.send_frame(0x9, b"mid-frame");
+    let mut data = Vec::new();
+    let mut pongs = 0;
+    let mut expected = Vec::new();
+    for _ in 0..N_MSGS {
+        expected.extend_from_slice(format!("MSG big 1 {SIZE}\r\n").as_bytes());
+        expected.extend_from_slice(&payload);
+        expected.extend_from_slice(b"\r\n");
+    }
+    while data.len() < expected.len() || pongs == 0 {
+        let frame = ws.frame().expect("a frame");
+        match frame.opcode {
+            0x0 | 0x2 => data.extend_from_slice(&frame.payload),
+            0xA => {
+                assert_eq!(frame.payload, b"mid-frame");
+                pongs += 1;
+            }
+            // nats-server pings its clients too.
+            0x9 => {}
+            op => panic!("unexpected frame opcode {op}"),
+        }
+        assert!(data.len() <= expected.len(), "more data than sent");
+    }
+    assert_eq!(pongs, 1);
+    assert!(
+        data == expected,
+        "the data frames' payload differs from the messages"
+    );
+}
+on_both!(ping_while_a_frame_is_partly_written);

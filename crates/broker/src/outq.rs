@@ -24,6 +24,9 @@ pub const SHARE_THRESHOLD_BYTES: usize = 1024;
 /// so queued bytes are never moved again by a growing reallocation.
 pub const TAIL_CHUNK_BYTES: usize = 64 * 1024;
 
+/// The smallest tail begun when the one before it is full ([`OutQueue::reserve`]).
+pub const MIN_GROWN_TAIL_BYTES: usize = 1024;
+
 /// A quiet connection's empty queue keeps a tail allocation up to this size for reuse.
 pub const IDLE_KEEP_BYTES: usize = 8 * 1024;
 
@@ -84,15 +87,28 @@ impl OutQueue {
     }
 
     /// Makes room for `additional` more bytes of [`OutQueue::push_slice`] in one allocation.
+    ///
+    /// Queued bytes are never moved: a tail too small for more is frozen into a chunk as it
+    /// is and a new tail begins, twice as large (at least [`MIN_GROWN_TAIL_BYTES`], at most
+    /// [`TAIL_CHUNK_BYTES`] unless `additional` needs more). Growing the tail in place would
+    /// copy everything queued on each doubling: a subscriber of a fan-out whose queue grows
+    /// from nothing to 64 KiB in one tick would copy each byte twice over.
     pub fn reserve(&mut self, additional: usize) {
         if self.tail.capacity() - self.tail.len() >= additional {
             return;
         }
-        if !self.tail.is_empty() && self.tail.len() + additional > TAIL_CHUNK_BYTES {
-            self.chunks.push_back(self.tail.split().freeze());
-            self.tail = BytesMut::with_capacity(TAIL_CHUNK_BYTES.max(additional));
-        } else {
+        if self.tail.is_empty() {
+            // Nothing to move: reuses the allocation when it is large enough.
             self.tail.reserve(additional);
+        } else {
+            let grown = self
+                .tail
+                .capacity()
+                .saturating_mul(2)
+                .clamp(MIN_GROWN_TAIL_BYTES, TAIL_CHUNK_BYTES)
+                .max(additional);
+            self.chunks.push_back(self.tail.split().freeze());
+            self.tail = BytesMut::with_capacity(grown);
         }
         self.tail_alloc = self.tail_alloc.max(self.tail.capacity());
     }
@@ -251,6 +267,41 @@ impl OutQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A queue filled from nothing by small pushes never moves a queued byte (no
+    /// reallocation copies), and the tails it begins double, so the chunks stay few.
+    #[test]
+    fn queued_bytes_never_move() {
+        let mut q = OutQueue::new();
+        let line = b"MSG fan.out 1 128\r\n";
+        let mut starts: Vec<(usize, *const u8)> = Vec::new();
+        while q.len() < 2 * TAIL_CHUNK_BYTES {
+            q.push_parts(&[line, &[b'p'; 130]]);
+            // Every byte queued before keeps its address.
+            let mut at = 0;
+            let mut now = Vec::new();
+            for chunk in q.chunks() {
+                now.push((at, chunk.as_ptr()));
+                at += chunk.len();
+            }
+            for (offset, ptr) in &starts {
+                let (c_at, c_ptr) = now
+                    .iter()
+                    .rev()
+                    .find(|(c_at, _)| c_at <= offset)
+                    .copied()
+                    .unwrap();
+                assert_eq!(
+                    c_ptr.wrapping_add(offset - c_at),
+                    *ptr,
+                    "byte {offset} moved"
+                );
+            }
+            starts = now;
+        }
+        // 1, 2, 4, ... 64 KiB, then 64 KiB chunks.
+        assert!(q.chunks().count() <= 10, "{} chunks", q.chunks().count());
+    }
 
     #[test]
     fn a_growing_tail_is_frozen_into_chunks_not_reallocated() {

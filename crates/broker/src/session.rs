@@ -145,7 +145,7 @@ impl Renderer {
         client: &mut Client,
         sid: &[u8],
         publish: &PubRef<'_>,
-        rendered: &Rendered,
+        rendered: &mut Rendered,
         measured: &Measured,
     ) -> u64 {
         match self {

@@ -123,6 +123,15 @@ pub(crate) struct Rendered {
     /// Whether `tail` ends with the payload and its CRLF (small payloads), or the payload is
     /// queued separately by reference.
     inline_payload: bool,
+    /// Whole deliveries may be kept ([`Rendered::keep_whole`]): the message goes to more
+    /// than one subscriber.
+    keep_whole: bool,
+    /// `head`, a sid, then `tail`, once built for this message: the deliveries with that sid
+    /// (most of a broadcast's: browser clients number their subscriptions from 1) are queued
+    /// with one copy instead of three.
+    whole: Vec<u8>,
+    /// The length of the sid in `whole`; `None` until `whole` is built for this message.
+    whole_sid_len: Option<usize>,
 }
 
 impl Rendered {
@@ -163,6 +172,14 @@ impl Rendered {
             self.buf.extend_from_slice(message);
             self.buf.extend_from_slice(b"\r\n");
         }
+        self.keep_whole = false;
+        self.whole_sid_len = None;
+    }
+
+    /// Lets [`Rendered::write`] keep the first delivery whole, for the deliveries after it
+    /// with the same sid: worth it when the message has more than one subscriber.
+    pub(crate) fn keep_whole(&mut self, keep: bool) {
+        self.keep_whole = keep;
     }
 
     /// Bytes one delivery with `sid` adds to a queue.
@@ -176,9 +193,28 @@ impl Rendered {
     }
 
     /// Appends one delivery for `sid`; `shared` is the payload when it was not rendered inline.
-    pub(crate) fn write(&self, out: &mut OutQueue, sid: &[u8], shared: Option<&Bytes>) {
+    pub(crate) fn write(&mut self, out: &mut OutQueue, sid: &[u8], shared: Option<&Bytes>) {
         let (head, tail) = self.buf.split_at_checked(self.head_len).unwrap_or_default();
-        out.push_parts(&[head, sid, tail]);
+        match self.whole_sid_len {
+            Some(n)
+                if self
+                    .whole
+                    .get(self.head_len..self.head_len + n)
+                    // Sids are a few bytes: compared in line, not through memcmp.
+                    .is_some_and(|kept| kept.len() == sid.len() && kept.iter().eq(sid)) =>
+            {
+                out.push_slice(&self.whole);
+            }
+            None if self.keep_whole => {
+                self.whole.clear();
+                self.whole.extend_from_slice(head);
+                self.whole.extend_from_slice(sid);
+                self.whole.extend_from_slice(tail);
+                self.whole_sid_len = Some(sid.len());
+                out.push_slice(&self.whole);
+            }
+            _ => out.push_parts(&[head, sid, tail]),
+        }
         if !self.inline_payload
             && let Some(message) = shared
         {
@@ -242,6 +278,43 @@ mod tests {
             render("a", "1", Some("r"), Some(0), &[b'x'; 1234]).len(),
             "HMSG a 1 r 0 1234\r\n".len() + 1234 + 2
         );
+    }
+
+    /// A delivery kept whole for its sid is used only for that sid: the queue gets exactly
+    /// what rendering every delivery in parts gives, whatever the order of the sids.
+    #[test]
+    fn whole_deliveries_match_deliveries_in_parts() {
+        let big = vec![b'b'; 2 * crate::outq::SHARE_THRESHOLD_BYTES];
+        for (message, shared) in [(&b"hello"[..], false), (&big[..], true)] {
+            let payload = Bytes::copy_from_slice(message);
+            let shared_payload = shared.then_some(&payload);
+            for reply in [None, Some(&b"_INBOX.x"[..])] {
+                let sids: [&[u8]; 7] = [b"1", b"1", b"22", b"1", b"2", b"22", b"1"];
+                let mut parts = OutQueue::new();
+                let mut whole = OutQueue::new();
+                let mut rendered = Rendered::default();
+                rendered.render(b"fan.out", reply, None, message, shared);
+                for sid in sids {
+                    rendered.write(&mut parts, sid, shared_payload);
+                }
+                rendered.render(b"fan.out", reply, None, message, shared);
+                rendered.keep_whole(true);
+                for sid in sids {
+                    rendered.write(&mut whole, sid, shared_payload);
+                }
+                let flat = |q: &OutQueue| q.chunks().flatten().copied().collect::<Vec<u8>>();
+                assert_eq!(flat(&whole), flat(&parts));
+                let text = String::from_utf8_lossy(&flat(&parts)).into_owned();
+                for sid in ["1", "22", "2"] {
+                    let line = match reply {
+                        Some(_) => format!("MSG fan.out {sid} _INBOX.x {}\r\n", message.len()),
+                        None => format!("MSG fan.out {sid} {}\r\n", message.len()),
+                    };
+                    assert!(text.contains(&line), "{line:?}");
+                }
+                assert_eq!(text.matches("MSG fan.out 1 ").count(), 4);
+            }
+        }
     }
 
     #[test]

@@ -70,21 +70,32 @@ enum SubsMode {
     Detail,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StateFilter {
     Open,
     Closed,
     Any,
 }
 
-/// Chooses the `/connz` page: parses the query, takes every candidate connection's summary,
-/// filters, sorts and pages them. Subscriptions are not taken yet
-/// ([`ConnzPage::take_subscriptions`]) and nothing is rendered ([`ConnzPage::render`]).
-pub(super) fn connz_page(
-    q: &[(String, String)],
-    broker: &Broker,
-    ctx: &MonitorCtx<'_>,
-) -> Result<ConnzPage, Response> {
+/// A checked `/connz` query: what the page will be chosen by ([`ConnzQuery::choose`]). It
+/// holds no more than the query held.
+#[derive(Debug)]
+pub(crate) struct ConnzQuery {
+    sort: String,
+    auth: bool,
+    subs: SubsMode,
+    offset: i64,
+    limit: i64,
+    cid: u64,
+    state: StateFilter,
+    user: String,
+    acc: String,
+    /// The JSONP `callback` the reply is wrapped in.
+    callback: Option<String>,
+}
+
+/// Parses and checks a `/connz` query; a bad one gets its 400 at once.
+pub(super) fn connz_query(q: &[(String, String)]) -> Result<ConnzQuery, Response> {
     let bad = |m: String| Response::text(400, &m);
     let sort = query_get(q, "sort").unwrap_or("").to_owned();
     let auth = query_bool(q, "auth").map_err(bad)?;
@@ -123,8 +134,8 @@ pub(super) fn connz_page(
             )));
         }
     };
-    let user = query_get(q, "user").unwrap_or("");
-    let acc = query_get(q, "acc").unwrap_or("");
+    let user = query_get(q, "user").unwrap_or("").to_owned();
+    let acc = query_get(q, "acc").unwrap_or("").to_owned();
     let valid_sorts = [
         "",
         "cid",
@@ -155,86 +166,123 @@ pub(super) fn connz_page(
     if limit <= 0 {
         limit = 1024;
     }
-    // Connections the broker has closed but whose last bytes are still being written count as
-    // closed: they are not in the closed ring until they are removed.
-    let (open, closing): (Vec<ClientInfo>, Vec<ClientInfo>) = broker
-        .clients()
-        .into_iter()
-        .filter_map(|id| broker.client_summary(id, ctx.now))
-        .partition(|c| c.stop.is_none());
-    // With `max_closed_clients: 0` nothing closed is listed, not even these.
-    let keep_closed = ctx.settings.max_closed_clients > 0;
-    let closed = closing
-        .into_iter()
-        .filter(|_| keep_closed)
-        .chain(broker.closed_clients().cloned());
-    let mut infos: Vec<ClientInfo> = Vec::new();
-    if cid != 0 {
-        // 2.9.10: with state=all only closed connections are searched.
-        if state == StateFilter::Open {
-            infos.extend(open.into_iter().filter(|c| c.cid == cid));
-        } else {
-            infos.extend(closed.filter(|c| c.cid == cid));
-        }
-        limit = 1;
-    } else {
-        if state != StateFilter::Closed {
-            infos.extend(open);
-        }
-        if state != StateFilter::Open {
-            infos.extend(closed);
-        }
-    }
-    if !user.is_empty() {
-        infos.retain(|c| c.user == user || c.authorized_user.as_deref() == Some(user));
-    }
-    if !acc.is_empty() {
-        infos.retain(|c| c.account == acc);
-    }
-    let now = ctx.now;
-    let life = |c: &ClientInfo| c.stop.unwrap_or(now).saturating_duration_since(c.start);
-    match sort.as_str() {
-        "" | "cid" | "start" => infos.sort_by_key(|c| c.cid),
-        "subs" => infos.sort_by_key(|c| Reverse(c.num_subscriptions)),
-        "pending" => infos.sort_by_key(|c| Reverse(c.pending_bytes)),
-        "msgs_to" => infos.sort_by_key(|c| Reverse(c.out_msgs)),
-        "msgs_from" => infos.sort_by_key(|c| Reverse(c.in_msgs)),
-        "bytes_to" => infos.sort_by_key(|c| Reverse(c.out_bytes)),
-        "bytes_from" => infos.sort_by_key(|c| Reverse(c.in_bytes)),
-        "last" => infos.sort_by_key(|c| Reverse(c.last_activity)),
-        "idle" => infos.sort_by(|a, b| {
-            let ia = a.last_activity.saturating_duration_since(a.start);
-            let ib = b.last_activity.saturating_duration_since(b.start);
-            ib.cmp(&ia)
-        }),
-        "uptime" => infos.sort_by_key(|c| life(c)),
-        "stop" => infos.sort_by_key(|c| Reverse(c.stop)),
-        "reason" => infos.sort_by(|a, b| {
-            a.reason
-                .map(|r| r.as_str())
-                .cmp(&b.reason.map(|r| r.as_str()))
-        }),
-        _ => {}
-    }
-    let total = infos.len();
-    let start_idx = usize::try_from(offset).unwrap_or(usize::MAX).min(total);
-    let end_idx = start_idx
-        .saturating_add(usize::try_from(limit).unwrap_or(usize::MAX))
-        .min(total);
-    let page: Vec<ClientInfo> = infos.drain(start_idx..end_idx).collect();
-    Ok(ConnzPage {
-        page,
-        n_taken: 0,
-        subs,
+    Ok(ConnzQuery {
+        sort,
         auth,
-        total,
+        subs,
         offset,
         limit,
-        server_id: broker.config().server_id.clone(),
-        clock: ctx.clock,
-        now,
+        cid,
+        state,
+        user,
+        acc,
         callback: callback(q).map(str::to_owned),
     })
+}
+
+impl ConnzQuery {
+    /// Chooses the page at `now`: takes every candidate connection's summary, filters, sorts
+    /// and pages them (`keep_closed`: closed connections are listed at all). Subscriptions
+    /// are not taken yet ([`ConnzPage::take_subscriptions`]) and nothing is rendered
+    /// ([`ConnzPage::render`]).
+    pub(crate) fn choose(
+        self,
+        broker: &Broker,
+        clock: Clock,
+        now: Instant,
+        keep_closed: bool,
+    ) -> ConnzPage {
+        let Self {
+            sort,
+            auth,
+            subs,
+            offset,
+            mut limit,
+            cid,
+            state,
+            user,
+            acc,
+            callback,
+        } = self;
+        // Connections the broker has closed but whose last bytes are still being written count as
+        // closed: they are not in the closed ring until they are removed.
+        let (open, closing): (Vec<ClientInfo>, Vec<ClientInfo>) = broker
+            .clients()
+            .into_iter()
+            .filter_map(|id| broker.client_summary(id, now))
+            .partition(|c| c.stop.is_none());
+        // With `max_closed_clients: 0` nothing closed is listed, not even these.
+        let closed = closing
+            .into_iter()
+            .filter(|_| keep_closed)
+            .chain(broker.closed_clients().cloned());
+        let mut infos: Vec<ClientInfo> = Vec::new();
+        if cid != 0 {
+            // 2.9.10: with state=all only closed connections are searched.
+            if state == StateFilter::Open {
+                infos.extend(open.into_iter().filter(|c| c.cid == cid));
+            } else {
+                infos.extend(closed.filter(|c| c.cid == cid));
+            }
+            limit = 1;
+        } else {
+            if state != StateFilter::Closed {
+                infos.extend(open);
+            }
+            if state != StateFilter::Open {
+                infos.extend(closed);
+            }
+        }
+        if !user.is_empty() {
+            infos.retain(|c| c.user == user || c.authorized_user.as_deref() == Some(user.as_str()));
+        }
+        if !acc.is_empty() {
+            infos.retain(|c| c.account == acc);
+        }
+        let life = |c: &ClientInfo| c.stop.unwrap_or(now).saturating_duration_since(c.start);
+        match sort.as_str() {
+            "" | "cid" | "start" => infos.sort_by_key(|c| c.cid),
+            "subs" => infos.sort_by_key(|c| Reverse(c.num_subscriptions)),
+            "pending" => infos.sort_by_key(|c| Reverse(c.pending_bytes)),
+            "msgs_to" => infos.sort_by_key(|c| Reverse(c.out_msgs)),
+            "msgs_from" => infos.sort_by_key(|c| Reverse(c.in_msgs)),
+            "bytes_to" => infos.sort_by_key(|c| Reverse(c.out_bytes)),
+            "bytes_from" => infos.sort_by_key(|c| Reverse(c.in_bytes)),
+            "last" => infos.sort_by_key(|c| Reverse(c.last_activity)),
+            "idle" => infos.sort_by(|a, b| {
+                let ia = a.last_activity.saturating_duration_since(a.start);
+                let ib = b.last_activity.saturating_duration_since(b.start);
+                ib.cmp(&ia)
+            }),
+            "uptime" => infos.sort_by_key(|c| life(c)),
+            "stop" => infos.sort_by_key(|c| Reverse(c.stop)),
+            "reason" => infos.sort_by(|a, b| {
+                a.reason
+                    .map(|r| r.as_str())
+                    .cmp(&b.reason.map(|r| r.as_str()))
+            }),
+            _ => {}
+        }
+        let total = infos.len();
+        let start_idx = usize::try_from(offset).unwrap_or(usize::MAX).min(total);
+        let end_idx = start_idx
+            .saturating_add(usize::try_from(limit).unwrap_or(usize::MAX))
+            .min(total);
+        let page: Vec<ClientInfo> = infos.drain(start_idx..end_idx).collect();
+        ConnzPage {
+            page,
+            n_taken: 0,
+            subs,
+            auth,
+            total,
+            offset,
+            limit,
+            server_id: broker.config().server_id.clone(),
+            clock,
+            now,
+            callback,
+        }
+    }
 }
 
 /// A chosen `/connz` page (from [`connz_page`]). Its connections' subscriptions are taken a
@@ -369,8 +417,10 @@ mod connz_tests {
     use broker::{ClientParams, CloseReason, ConnectionType};
 
     fn count(broker: &Broker, ctx: &MonitorCtx<'_>, query: &str) -> Vec<u64> {
-        let resp = match connz_page(&parse_query(query), broker, ctx) {
-            Ok(mut page) => {
+        let resp = match connz_query(&parse_query(query)) {
+            Ok(query) => {
+                let keep = ctx.settings.max_closed_clients > 0;
+                let mut page = query.choose(broker, ctx.clock, ctx.now, keep);
                 assert!(page.take_subscriptions(broker, usize::MAX));
                 page.render()
             }

@@ -21,13 +21,14 @@ mod metrics;
 mod subsz;
 
 use accounts::accountz;
-pub(crate) use connz::ConnzPage;
-use connz::connz_page;
+use connz::connz_query;
+pub(crate) use connz::{ConnzPage, ConnzQuery};
 pub(crate) use console::Asset;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 pub(crate) use metrics::{ConnMeta, Ops};
-use subsz::{SubDetail, SubszStats, sub_detail, subsz, subsz_stats};
+use subsz::{SubDetail, SubszReply, SubszStats, sub_detail, subsz, subsz_stats};
+pub(crate) use subsz::{SubszPage, SubszQuery};
 
 /// An HTTP response to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,8 +307,61 @@ fn query_int(q: &[(String, String)], key: &str) -> Result<i64, String> {
 pub(crate) enum Reply {
     /// The response, complete.
     Ready(Response),
-    /// A `/connz` page still to fill with subscriptions and render, which may take long.
-    Connz(Box<ConnzPage>),
+    /// A checked query whose reply may take long to make: the caller chooses its page when
+    /// it likes ([`Deferred::choose`]), fills it and renders it.
+    Deferred(Box<Deferred>),
+}
+
+/// A checked query whose reply is made later. It holds no more than the request held.
+#[derive(Debug)]
+pub(crate) enum Deferred {
+    /// `/connz`.
+    Connz(ConnzQuery),
+    /// `/subsz?subs=1`.
+    Subsz(SubszQuery),
+}
+
+impl Deferred {
+    /// Starts the page at `now` (`keep_closed`: closed connections are listed at all).
+    pub(crate) fn choose(
+        self,
+        broker: &Broker,
+        clock: Clock,
+        now: Instant,
+        keep_closed: bool,
+    ) -> Page {
+        match self {
+            Self::Connz(q) => Page::Connz(q.choose(broker, clock, now, keep_closed)),
+            Self::Subsz(q) => Page::Subsz(q.choose(broker, clock, now)),
+        }
+    }
+}
+
+/// A page being made: filled from the broker a bounded amount at a time
+/// ([`Page::take_subscriptions`]), then rendered anywhere ([`Page::render`]).
+#[derive(Debug)]
+pub(crate) enum Page {
+    Connz(ConnzPage),
+    Subsz(SubszPage),
+}
+
+impl Page {
+    /// Takes about `budget` more subscriptions (or subscription slots) from the broker. True
+    /// once the page is complete.
+    pub(crate) fn take_subscriptions(&mut self, broker: &Broker, budget: usize) -> bool {
+        match self {
+            Self::Connz(p) => p.take_subscriptions(broker, budget),
+            Self::Subsz(p) => p.take_subscriptions(broker, budget),
+        }
+    }
+
+    /// Renders the reply.
+    pub(crate) fn render(self) -> Response {
+        match self {
+            Self::Connz(p) => p.render(),
+            Self::Subsz(p) => p.render(),
+        }
+    }
 }
 
 /// Answers one request for `endpoint` with the raw `query`, completely: [`answer`] without
@@ -321,15 +375,17 @@ pub(crate) fn handle(
 ) -> Response {
     match answer(endpoint, query, broker, ctx) {
         Reply::Ready(resp) => resp,
-        Reply::Connz(mut page) => {
+        Reply::Deferred(d) => {
+            let keep_closed = ctx.settings.max_closed_clients > 0;
+            let mut page = d.choose(broker, ctx.clock, ctx.now, keep_closed);
             let _ = page.take_subscriptions(broker, usize::MAX);
             page.render()
         }
     }
 }
 
-/// Answers one request for `endpoint` with the raw `query`. A `/connz` page comes back
-/// chosen but not rendered: the caller takes its subscriptions and renders it when it likes.
+/// Answers one request for `endpoint` with the raw `query`. A `/connz` or `/subsz?subs=1`
+/// query comes back checked but not answered ([`Reply::Deferred`]).
 pub(crate) fn answer(
     endpoint: Endpoint,
     query: &str,
@@ -341,12 +397,18 @@ pub(crate) fn answer(
         Endpoint::Index => Ok(index_page()),
         Endpoint::Varz => Ok(varz(broker, ctx)),
         Endpoint::Connz => {
-            return match connz_page(&q, broker, ctx) {
-                Ok(page) => Reply::Connz(Box::new(page)),
+            return match connz_query(&q) {
+                Ok(query) => Reply::Deferred(Box::new(Deferred::Connz(query))),
                 Err(resp) => Reply::Ready(resp),
             };
         }
-        Endpoint::Subsz => subsz(&q, broker, ctx),
+        Endpoint::Subsz => match subsz(&q, broker) {
+            Ok(SubszReply::Ready(resp)) => Ok(resp),
+            Ok(SubszReply::Page(query)) => {
+                return Reply::Deferred(Box::new(Deferred::Subsz(query)));
+            }
+            Err(resp) => Err(resp),
+        },
         Endpoint::Healthz => Ok(healthz(ctx)),
         Endpoint::Routez => Ok(Response::json(pretty(&Routez {
             server_id: &broker.config().server_id,

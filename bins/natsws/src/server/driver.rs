@@ -343,6 +343,7 @@ pub(super) fn reap(ctx: &mut Ctx, now: Instant) {
                     }
                     Kind::Ws { client, ws } => {
                         !ws.wire.is_empty()
+                            || ws.frame_head.is_some()
                             || ctx.broker.outbound(*client).is_some_and(|q| !q.is_empty())
                             || (!ws.close_sent && c.close_reason.is_some_and(CloseReason::flushes))
                     }

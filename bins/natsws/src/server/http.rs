@@ -119,8 +119,8 @@ pub(super) fn input(ctx: &mut Ctx, key: usize, now: Instant) {
                 };
                 match monitor::answer(endpoint, &head.query, &mut ctx.broker, &monitor_ctx) {
                     monitor::Reply::Ready(resp) => resp,
-                    monitor::Reply::Connz(page) => {
-                        defer_reply(ctx, key, page, head.keep_alive, now);
+                    monitor::Reply::Deferred(query) => {
+                        defer_reply(ctx, key, query, head.keep_alive, now);
                         return;
                     }
                 }
@@ -157,27 +157,33 @@ fn reply_bytes(ctx: &mut Ctx, key: usize, bytes: &[u8], keep_alive: bool) {
     }
 }
 
-/// Leaves a `/connz` page to `Ctx::renders`; the connection is not read until its reply is
-/// in.
+/// Leaves a `/connz` or `/subsz?subs=1` request to `Ctx::renders`; the connection is not read
+/// until its reply is in.
 fn defer_reply(
     ctx: &mut Ctx,
     key: usize,
-    page: Box<monitor::ConnzPage>,
+    query: Box<monitor::Deferred>,
     keep_alive: bool,
     now: Instant,
 ) {
     if let Some(c) = ctx.conns.get_mut(key) {
         c.awaiting_reply = true;
-        ctx.renders.push(key, c.uid, keep_alive, page);
+        ctx.renders.push(key, c.uid, keep_alive, query);
         ctx.conns.set_deadline(key, now + HTTP_IDLE_TIMEOUT);
     }
 }
 
-/// Takes a bounded part of the deferred replies' subscriptions (one tick's worth).
-pub(super) fn step_renders(ctx: &mut Ctx) {
+/// Chooses the next deferred reply's page, or takes a bounded part of its subscriptions (one
+/// tick's worth).
+pub(super) fn step_renders(ctx: &mut Ctx, now: Instant) {
     let conns = &ctx.conns;
+    let choose = crate::render::ChooseCtx {
+        clock: ctx.monitor.clock,
+        now,
+        keep_closed: ctx.settings.max_closed_clients > 0,
+    };
     ctx.renders
-        .step(&ctx.broker, RENDER_SUBS_PER_TICK, |key, uid| {
+        .step(&ctx.broker, RENDER_SUBS_PER_TICK, choose, |key, uid| {
             conns
                 .get(key)
                 .is_some_and(|c| c.uid == uid && c.awaiting_reply && !c.closing)
@@ -203,11 +209,16 @@ pub(super) fn rendered_replies(ctx: &mut Ctx, now: Instant) {
     }
 }
 
-/// The idle (or, on a port shared with WebSocket, the handshake) deadline passed.
+/// The idle (or, on a port shared with WebSocket, the handshake) deadline passed. A
+/// connection whose reply is still being made is not idle: it waits for the server.
 pub(super) fn timer(ctx: &mut Ctx, key: usize, now: Instant, ws_on_http: bool) {
     let Some(c) = ctx.conns.get(key) else {
         return;
     };
+    if c.awaiting_reply {
+        ctx.conns.set_deadline(key, now + HTTP_IDLE_TIMEOUT);
+        return;
+    }
     if matches!(
         c.kind,
         Kind::Http {

@@ -166,7 +166,7 @@ impl Server {
             // Connections whose read budget ran out last tick go first; those that run out
             // now wait for the next tick, so one tick stays bounded.
             driver::run_ready(&mut self.ctx, now);
-            http::step_renders(&mut self.ctx);
+            http::step_renders(&mut self.ctx, now);
             for ev in &events {
                 self.dispatch(ev, now);
             }

@@ -78,8 +78,13 @@ pub(super) struct WsConn {
     /// sent after the output of what was decoded before it, then nothing more (RFC 6455
     /// §5.5.1; nats-server's `flushOutbound` also sends its close message last).
     pub(super) owed_close: Option<ws_codec::Control>,
-    /// Bytes at the front of the broker's queue that belong to a frame whose header is
-    /// already in `wire` (the uncompressed single-frame fast path writes them in place).
+    /// The header of the frame being written in place (the uncompressed single-frame fast
+    /// path): it and its payload go out before anything in `wire`.
+    pub(super) frame_head: Option<ws_codec::InPlaceHeader>,
+    /// Bytes of `frame_head` written.
+    pub(super) frame_head_written: usize,
+    /// Bytes at the front of the broker's queue that belong to the frame of `frame_head`,
+    /// not yet written.
     pub(super) frame_remaining: usize,
     /// Control replies (pongs) framed into `wire` since it was last empty.
     pub(super) owed_controls: usize,
@@ -111,7 +116,10 @@ impl WsConn {
     /// Bytes framed and not yet written: what the transport holds for the client outside
     /// the broker's queue.
     pub(super) fn backlog(&self) -> usize {
-        self.wire.iter().map(Bytes::len).sum()
+        let head = self.frame_head.as_ref().map_or(0, |h| {
+            h.as_bytes().len().saturating_sub(self.frame_head_written)
+        });
+        head + self.wire.iter().map(Bytes::len).sum::<usize>()
     }
 
     /// A peer that sends pings and never reads would otherwise make the pongs owed to it grow

@@ -253,6 +253,8 @@ pub(super) fn handshake_input(ctx: &mut Ctx, key: usize, now: Instant) {
             nats_in: BytesMut::new(),
             close_sent: false,
             owed_close: None,
+            frame_head: None,
+            frame_head_written: 0,
             frame_remaining: 0,
             owed_controls: 0,
             decode_paused: false,
@@ -391,6 +393,11 @@ fn feed_ws_payload(
 /// first, then everything queued by the broker as one flush (`wsCollapsePtoNB`), then the
 /// close frame when the connection is closing. New output is framed only once the previous
 /// frames are fully written, so the broker's queue (and its `max_pending`) bounds memory.
+///
+/// The uncompressed single-frame fast path writes its header from `WsConn::frame_head` and
+/// its payload straight from the broker's queue; until that frame is written whole, it goes
+/// before anything framed into `wire` meanwhile (a pong answering a ping that arrived while
+/// the frame was half written), so nothing lands inside it.
 pub(super) fn flush(
     transport: &mut Transport,
     q: &mut broker::OutQueue,
@@ -400,13 +407,14 @@ pub(super) fn flush(
     arena: &mut BytesMut,
 ) -> io::Result<bool> {
     loop {
-        if ws.wire.is_empty() && ws.frame_remaining == 0 {
+        if ws.wire.is_empty() && ws.frame_remaining == 0 && ws.frame_head.is_none() {
             // Every control reply framed so far is written.
             ws.owed_controls = 0;
             if let Some(header) = ws.encoder.in_place_header(q.len()) {
                 // One frame for the whole flush: its header from ws-codec, then the queued
                 // bytes written in place, with no copy.
-                ws.wire.push_back(Bytes::copy_from_slice(header.as_bytes()));
+                ws.frame_head = Some(header);
+                ws.frame_head_written = 0;
                 ws.frame_remaining = q.len();
             } else if !q.is_empty() {
                 // Compression or browser framing: the encoder reads the queued chunks as they
@@ -434,23 +442,38 @@ pub(super) fn flush(
         }
         let mut slices = [IoSlice::new(&[]); MAX_IOSLICES];
         let mut n = 0;
-        for (slot, chunk) in slices.iter_mut().zip(ws.wire.iter()) {
-            *slot = IoSlice::new(chunk);
+        // The in-place frame first: the rest of its header, then its payload.
+        let head = ws.frame_head.as_ref().map_or(&[][..], |h| {
+            h.as_bytes().get(ws.frame_head_written..).unwrap_or(&[])
+        });
+        if !head.is_empty()
+            && let Some(slot) = slices.get_mut(n)
+        {
+            *slot = IoSlice::new(head);
             n += 1;
         }
-        let wire_len: usize = ws.wire.iter().map(Bytes::len).sum();
-        if ws.frame_remaining > 0 && n == ws.wire.len() {
-            // The payload of the in-place frame follows its header.
-            let mut left = ws.frame_remaining;
-            for chunk in q.chunks() {
-                if left == 0 || n >= MAX_IOSLICES {
+        let head_len = head.len();
+        let mut left = ws.frame_remaining;
+        for chunk in q.chunks() {
+            if left == 0 || n >= MAX_IOSLICES {
+                break;
+            }
+            let take = chunk.len().min(left);
+            if let Some(slot) = slices.get_mut(n) {
+                *slot = IoSlice::new(chunk.get(..take).unwrap_or(&[]));
+            }
+            left -= take;
+            n += 1;
+        }
+        let mut wire_len = 0;
+        if left == 0 {
+            // Then what was framed after it.
+            for chunk in &ws.wire {
+                let Some(slot) = slices.get_mut(n) else {
                     break;
-                }
-                let take = chunk.len().min(left);
-                if let Some(slot) = slices.get_mut(n) {
-                    *slot = IoSlice::new(chunk.get(..take).unwrap_or(&[]));
-                }
-                left -= take;
+                };
+                *slot = IoSlice::new(chunk);
+                wire_len += chunk.len();
                 n += 1;
             }
         }
@@ -458,9 +481,23 @@ pub(super) fn flush(
         if written == 0 {
             return Ok(false);
         }
-        let from_wire = written.min(wire_len);
-        written -= from_wire;
-        let mut wire_left = from_wire;
+        let from_head = written.min(head_len);
+        ws.frame_head_written += from_head;
+        written -= from_head;
+        let n_payload = written.min(ws.frame_remaining);
+        if n_payload > 0 {
+            q.advance(n_payload);
+            ws.frame_remaining -= n_payload;
+            written -= n_payload;
+        }
+        if ws.frame_remaining == 0
+            && ws
+                .frame_head
+                .is_some_and(|h| ws.frame_head_written >= h.as_bytes().len())
+        {
+            ws.frame_head = None;
+        }
+        let mut wire_left = written.min(wire_len);
         while wire_left > 0 {
             let Some(front) = ws.wire.front_mut() else {
                 break;
@@ -472,11 +509,6 @@ pub(super) fn flush(
                 front.advance(wire_left);
                 wire_left = 0;
             }
-        }
-        if written > 0 {
-            let n_payload = written.min(ws.frame_remaining);
-            q.advance(n_payload);
-            ws.frame_remaining -= n_payload;
         }
     }
 }

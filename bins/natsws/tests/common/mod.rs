@@ -239,8 +239,13 @@ impl Drop for Server {
 
 /// One HTTP/1.0-style GET (Connection: close): (status, content type, body).
 pub(crate) fn http_get(port: u16, path: &str) -> (u16, String, String) {
+    http_get_within(port, path, WAIT)
+}
+
+/// [`http_get`], waiting up to `wait` for each read.
+pub(crate) fn http_get_within(port: u16, path: &str, wait: Duration) -> (u16, String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect http");
-    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"

@@ -170,15 +170,38 @@ impl Broker {
     /// [`Broker::subscriptions`] of one account (`/subsz?acc=`); an unknown account has none.
     #[must_use]
     pub fn subscriptions_in(&self, account: Option<&str>, test: Option<&[u8]>) -> Vec<SubInfo> {
+        let mut out = Vec::new();
+        let mut cursor = 0;
+        self.scan_subscriptions(&mut cursor, usize::MAX, account, test, |s| out.push(s));
+        out.sort_by(|a, b| a.cid.cmp(&b.cid).then_with(|| a.sid.cmp(&b.sid)));
+        out
+    }
+
+    /// Looks at up to `budget` subscription slots from `*cursor` on, in no particular order,
+    /// and gives `found` each subscription there of `account` (every account's when `None`;
+    /// an unknown account has none) that matches the literal subject `test`. Advances
+    /// `*cursor`; true once every slot was looked at. A scan may take many calls while
+    /// subscriptions come and go: it sees each subscription that lives through it once, and
+    /// those added or removed meanwhile perhaps.
+    pub fn scan_subscriptions(
+        &self,
+        cursor: &mut usize,
+        budget: usize,
+        account: Option<&str>,
+        test: Option<&[u8]>,
+        mut found: impl FnMut(SubInfo),
+    ) -> bool {
         let only = match account {
             Some(name) => match self.router.lookup(name) {
                 Some(id) => Some(id),
-                None => return Vec::new(),
+                None => return true,
             },
             None => None,
         };
-        let mut out = Vec::new();
-        for slot in &self.router.subs {
+        let end = cursor.saturating_add(budget).min(self.router.subs.len());
+        let slots = self.router.subs.get(*cursor..end).unwrap_or(&[]);
+        *cursor = end;
+        for slot in slots {
             let Some(s) = slot.sub.as_ref() else {
                 continue;
             };
@@ -191,10 +214,9 @@ impl Broker {
                 continue;
             }
             let cid = self.client(s.client).map_or(0, |c| c.cid);
-            out.push(sub_info(s, cid, self.router.name(slot.account)));
+            found(sub_info(s, cid, self.router.name(slot.account)));
         }
-        out.sort_by(|a, b| a.cid.cmp(&b.cid).then_with(|| a.sid.cmp(&b.sid)));
-        out
+        *cursor >= self.router.subs.len()
     }
 
     /// True once the client's CONNECT was accepted (or it was bound to the `no_auth_user`).

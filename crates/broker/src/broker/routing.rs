@@ -320,9 +320,10 @@ impl Broker {
             publish.message,
             shared,
         );
+        rendered.keep_whole(result.fanout() > 1);
         let mut delivered = 0;
         for key in &result.plain {
-            if self.deliver(from, echo, *key, now, publish, &rendered) {
+            if self.deliver(from, echo, *key, now, publish, &mut rendered) {
                 delivered += 1;
             }
         }
@@ -333,7 +334,7 @@ impl Broker {
                 let Some(key) = members.get((start + step) % n) else {
                     break;
                 };
-                if self.deliver(from, echo, *key, now, publish, &rendered) {
+                if self.deliver(from, echo, *key, now, publish, &mut rendered) {
                     delivered += 1;
                     break;
                 }
@@ -352,7 +353,7 @@ impl Broker {
         key: SubKey,
         now: Instant,
         publish: &PubRef<'_>,
-        rendered: &Rendered,
+        rendered: &mut Rendered,
     ) -> bool {
         let Some(sub) = self
             .router
