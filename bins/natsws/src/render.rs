@@ -268,7 +268,7 @@ mod tests {
     use broker::{ClientParams, CloseReason, ConnectionType};
     use bytes::BytesMut;
 
-    use crate::monitor::{self, Bound, MonitorCtx, Reply};
+    use crate::monitor::{self, Bound, MonitorCtx, Ops, Reply};
     use crate::monitor_request::Endpoint;
 
     /// However many requests wait, at most `1 + MAX_RENDERING` pages are chosen at once (a
