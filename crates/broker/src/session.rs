@@ -91,6 +91,10 @@ impl Phase {
 pub(crate) enum Renderer {
     /// The NATS client protocol: `MSG`, or `HMSG` for a client that negotiated headers.
     ClientMsg,
+    /// A leaf connection: `LMSG`/`HMSG` without sid, written once per leaf by
+    /// `Broker::deliver_to_leafs` (the router never hands a leaf's subscription to
+    /// [`Renderer::write`]).
+    Leaf,
 }
 
 /// One delivery as [`Renderer::measure`] found it.
@@ -123,7 +127,7 @@ impl Renderer {
         rendered: &Rendered,
     ) -> Measured {
         match self {
-            Self::ClientMsg => {
+            Self::ClientMsg | Self::Leaf => {
                 let skip = Self::skipped_header(client, publish);
                 let body_len = publish.message.len() - skip;
                 let queued = if skip == 0 {
@@ -149,7 +153,7 @@ impl Renderer {
         measured: &Measured,
     ) -> u64 {
         match self {
-            Self::ClientMsg => {
+            Self::ClientMsg | Self::Leaf => {
                 let skip = measured.skip;
                 let body = publish.message.get(skip..).unwrap_or_default();
                 if skip == 0 {
@@ -178,7 +182,7 @@ impl Renderer {
     /// The `-V` trace line of one delivery.
     pub(crate) fn trace(self, client: &Client, sid: &[u8], publish: &PubRef<'_>) -> String {
         match self {
-            Self::ClientMsg => {
+            Self::ClientMsg | Self::Leaf => {
                 let skip = Self::skipped_header(client, publish);
                 let header_len = publish.header_len.filter(|_| skip == 0);
                 trace::delivery(
@@ -271,6 +275,8 @@ pub(crate) struct Client {
     pub(crate) first_pong_sent: bool,
     pub(crate) announced_max_payload: usize,
     pub(crate) urls_epoch: u64,
+    /// The leaf-node state of a leaf connection.
+    pub(crate) leaf: Option<Box<crate::broker::leaf::LeafState>>,
 }
 
 impl Client {

@@ -330,7 +330,7 @@ impl Broker {
             auth::Authenticated::log_identity,
         );
         for (sid, subject, key) in removed {
-            self.remove_sub(key);
+            self.remove_sub(key, now);
             self.send_err(
                 id,
                 now,
