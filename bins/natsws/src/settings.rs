@@ -58,6 +58,30 @@ impl WsSettings {
     }
 }
 
+/// One `leafnodes { remotes [...] }` entry natsws dials.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RemoteSettings {
+    /// The URLs, dialled in turn (shuffled once unless `no_randomize`).
+    pub(crate) urls: Vec<natsconf::options::LeafUrl>,
+    /// The local account (`None`: `$G`).
+    pub(crate) account: Option<String>,
+    /// The CA file the hub's certificate must chain to (`tls { ca_file }`).
+    pub(crate) tls_ca: Option<String>,
+    /// A `tls {}` block was given: TLS is started after the hub's INFO even on `nats://`.
+    pub(crate) tls: bool,
+    pub(crate) deny_imports: Vec<String>,
+    pub(crate) deny_exports: Vec<String>,
+    pub(crate) no_randomize: bool,
+}
+
+/// The `leafnodes` block, the parts natsws serves.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct LeafSettings {
+    pub(crate) remotes: Vec<RemoteSettings>,
+    /// `reconnect`: the longest wait between two attempts to dial a remote.
+    pub(crate) reconnect: Duration,
+}
+
 /// Everything the server runs with.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -69,6 +93,7 @@ pub(crate) struct Settings {
     pub(crate) https: Option<ListenSpec>,
     pub(crate) http_base_path: String,
     pub(crate) websocket: Option<WsSettings>,
+    pub(crate) leaf: LeafSettings,
     pub(crate) log: LogSettings,
     pub(crate) pid_file: Option<String>,
     pub(crate) max_closed_clients: usize,
@@ -283,7 +308,39 @@ fn check_served(o: &Options) -> Result<(), String> {
             refused.push(name.to_owned());
         }
     };
-    refuse(o.leafnodes != d.leafnodes, "leafnodes");
+    // Leaf nodes: the soliciting side over nats://, tls:// and nats-leaf:// is served.
+    let leaf = &o.leafnodes;
+    refuse(leaf.listen.is_some(), "leafnodes.port");
+    refuse(
+        leaf.authorization != d.leafnodes.authorization,
+        "leafnodes.authorization",
+    );
+    refuse(leaf.advertise.is_some(), "leafnodes.advertise");
+    refuse(leaf.no_advertise, "leafnodes.no_advertise");
+    refuse(leaf.min_version.is_some(), "leafnodes.min_version");
+    refuse(leaf.tls.is_some(), "leafnodes.tls");
+    let remotes = || leaf.remotes.iter();
+    refuse(
+        remotes().any(|r| r.credentials.is_some()),
+        "leafnodes.remotes.credentials",
+    );
+    refuse(remotes().any(|r| r.hub), "leafnodes.remotes.hub");
+    refuse(
+        remotes().any(|r| r.urls.iter().any(natsconf::options::LeafUrl::is_websocket)),
+        "leafnodes.remotes.url (ws://, wss://)",
+    );
+    refuse(
+        remotes().any(|r| r.ws_compression || r.ws_no_masking),
+        "leafnodes.remotes.ws_compression/ws_no_masking",
+    );
+    refuse(
+        remotes().any(|r| {
+            r.tls
+                .as_ref()
+                .is_some_and(|t| t.cert_file.is_some() || t.key_file.is_some() || t.insecure)
+        }),
+        "leafnodes.remotes.tls (cert_file, key_file, insecure)",
+    );
     // Accounts are served; these parts of them are not.
     refuse(o.accounts.iter().any(|a| a.nkey.is_some()), "accounts.nkey");
     let exports = || o.accounts.iter().flat_map(|a| a.exports.iter());
@@ -345,6 +402,11 @@ fn check_served(o: &Options) -> Result<(), String> {
         out
     };
     let mut tls_refused = Vec::new();
+    for remote in &o.leafnodes.remotes {
+        if let Some(t) = &remote.tls {
+            tls_refused.extend(check_tls(t, "leafnodes.remotes.tls"));
+        }
+    }
     if let Some(t) = &o.tls {
         tls_refused.extend(check_tls(t, "tls"));
     }
@@ -425,6 +487,7 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
             })
         }
     };
+    let leaf = leaf_settings(o)?;
     let auth = auth_config(o);
     broker.accounts = accounts_config(o);
     broker.system_account = match &o.system_account {
@@ -445,6 +508,7 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
         https: o.https.as_ref().map(|h| listen(&h.host, h.port)),
         http_base_path: normalise_base_path(&o.http_base_path),
         websocket,
+        leaf,
         log: LogSettings {
             debug: o.logging.debug,
             trace: o.logging.trace || o.logging.trace_verbose,
@@ -463,6 +527,52 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
         options: o.clone(),
         config_warnings: Vec::new(),
         warnings: Vec::new(),
+    })
+}
+
+/// The remotes natsws dials, checked as nats-server checks them at start-up.
+fn leaf_settings(o: &Options) -> Result<LeafSettings, String> {
+    let mut remotes = Vec::new();
+    for r in &o.leafnodes.remotes {
+        if let Some(name) = &r.account
+            && name != broker::GLOBAL_ACCOUNT
+            && !o.accounts.iter().any(|a| &a.name == name)
+        {
+            // `server/leafnode.go` `validateLeafNode`.
+            return Err(format!(
+                "cannot find local account {} specified in leafnode remote",
+                gotext::quote(name)
+            ));
+        }
+        for url in &r.urls {
+            if !matches!(url.scheme.as_str(), "nats" | "tls" | "nats-leaf") {
+                return Err(format!(
+                    "leafnode remote url scheme {} is not supported by natsws",
+                    gotext::quote(&url.scheme)
+                ));
+            }
+        }
+        let tls = r.tls.is_some() || r.urls.iter().any(|u| u.scheme == "tls");
+        let tls_ca = r.tls.as_ref().and_then(|t| t.ca_file.clone());
+        if tls && tls_ca.is_none() {
+            return Err(
+                "leafnode remote with TLS needs tls { ca_file } (the hub's certificate is verified)"
+                    .to_owned(),
+            );
+        }
+        remotes.push(RemoteSettings {
+            urls: r.urls.clone(),
+            account: r.account.clone(),
+            tls_ca,
+            tls,
+            deny_imports: r.deny_imports.clone(),
+            deny_exports: r.deny_exports.clone(),
+            no_randomize: r.no_randomize,
+        });
+    }
+    Ok(LeafSettings {
+        remotes,
+        reconnect: o.leafnodes.reconnect_interval,
     })
 }
 

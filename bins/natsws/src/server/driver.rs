@@ -122,7 +122,7 @@ pub(super) fn read_conn(ctx: &mut Ctx, key: usize, now: Instant) {
         Err(e) => {
             let tls_err = matches!(e, conn::ReadError::Tls(_));
             if let Some(c) = ctx.conns.get_mut(key) {
-                if let Kind::Link { link } = &mut c.kind {
+                if let Kind::Leaf { link, .. } = &mut c.kind {
                     link.failure.get_or_insert_with(|| e.to_string());
                 }
                 if tls_err {
@@ -172,7 +172,10 @@ pub(super) fn process_input(ctx: &mut Ctx, key: usize, now: Instant) {
         Kind::Http { .. } => http::input(ctx, key, now),
         Kind::WsHandshake { .. } => ws::handshake_input(ctx, key, now),
         Kind::Ws { .. } => ws::input(ctx, key, now),
-        Kind::Link { .. } => link::input(ctx, key, now),
+        Kind::Leaf { client, .. } => {
+            let client = *client;
+            link::input(ctx, key, client, now);
+        }
     }
 }
 
@@ -225,7 +228,16 @@ pub(super) fn flush_conn(ctx: &mut Ctx, key: usize, now: Instant) {
                 }
             }
             Kind::WsHandshake { out, .. } | Kind::Http { out, .. } => c.transport.write_buf(out),
-            Kind::Link { link } => link::flush(&mut c.transport, link),
+            Kind::Leaf { client, link } => {
+                let client = *client;
+                match link::connected(&mut c.transport, link, &c.log_id) {
+                    Ok(true) => match ctx.broker.outbound(client) {
+                        Some(q) => nats::flush(&mut c.transport, q),
+                        None => Ok(true),
+                    },
+                    other => other,
+                }
+            }
         };
     }
     let Some(c) = ctx.conns.get_mut(key) else {
@@ -317,7 +329,7 @@ pub(super) fn fire_timers(ctx: &mut Ctx, now: Instant, ws_on_http: bool) {
             Kind::Ws { .. } => {}
             Kind::WsHandshake { .. } => ws::handshake_timer(ctx, key, now),
             Kind::Http { .. } => http::timer(ctx, key, now, ws_on_http),
-            Kind::Link { .. } => link::timer(ctx, key, now),
+            Kind::Leaf { .. } => {}
         }
     }
 }
@@ -337,7 +349,7 @@ pub(super) fn reap(ctx: &mut Ctx, now: Instant) {
         let pending = !c.write_failed
             && (c.transport.has_pending()
                 || match &c.kind {
-                    Kind::Nats { client } => {
+                    Kind::Nats { client } | Kind::Leaf { client, .. } => {
                         ctx.broker.outbound(*client).is_some_and(|q| !q.is_empty())
                     }
                     Kind::Ws { client, ws } => {
@@ -346,7 +358,6 @@ pub(super) fn reap(ctx: &mut Ctx, now: Instant) {
                             || (!ws.close_sent && c.close_reason.is_some_and(CloseReason::flushes))
                     }
                     Kind::WsHandshake { out, .. } | Kind::Http { out, .. } => !out.is_empty(),
-                    Kind::Link { link } => !link.out.is_empty(),
                 });
         if pending && c.linger_until.is_some_and(|t| now < t) {
             // Keep it until the last bytes are out (WRITABLE is registered).
@@ -364,12 +375,36 @@ pub(super) fn reap(ctx: &mut Ctx, now: Instant) {
         if let Some(client) = client {
             ctx.broker.remove_client(client, now);
         }
-        if let Kind::Link { link } = c.kind {
+        if let Kind::Leaf { link, .. } = c.kind {
+            // A connect that never completed fails as Go's dialer words it.
+            let failure = if link.connected {
+                link.failure
+            } else {
+                Some(format!(
+                    "dial tcp {}: connect: {}",
+                    c.peer,
+                    link.failure
+                        .as_deref()
+                        .map_or_else(|| "i/o timeout".to_owned(), go_io_text)
+                ))
+            };
             ctx.link_events.push(LinkEvent::Closed {
                 link: link.link,
                 url: link.url,
-                failure: link.failure,
+                failure,
+                delay: link.delay,
             });
         }
+    }
+}
+
+/// An OS error as Go prints it: `connection refused`, not `Connection refused (os error 111)`.
+fn go_io_text(text: &str) -> String {
+    let text = text.rsplit(": ").next().unwrap_or(text);
+    let text = text.split(" (os error").next().unwrap_or(text);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }

@@ -13,8 +13,8 @@
 //! - `events`: the broker's events and the bcrypt verdicts;
 //! - `lifecycle`: signals, shutdown, lame duck;
 //! - `reload`: the transactional SIGHUP reload;
-//! - `link`: connections natsws dials out (name resolution off the loop, client TLS,
-//!   reconnecting with backoff), today only the test link.
+//! - `link`: the leaf-node connections natsws dials to its hubs (name resolution off the
+//!   loop, client TLS, reconnecting with backoff).
 
 mod ctx;
 mod driver;
@@ -91,7 +91,12 @@ impl Server {
         let mut broker =
             Broker::try_new(settings.broker.clone(), now).map_err(|e| e.to_string())?;
         broker.set_max_closed_clients(settings.max_closed_clients);
-        let links = Links::from_env(Arc::clone(&waker), now)?;
+        let links = Links::new(
+            &settings.leaf.remotes,
+            settings.leaf.reconnect,
+            Arc::clone(&waker),
+            now,
+        )?;
         log::info!("Server is ready");
         let ctx = Ctx {
             registry,

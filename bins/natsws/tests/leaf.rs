@@ -1,0 +1,488 @@
+//! Leaf nodes: a nats-server hub (`leafnodes { listen }`) with an edge dialling it, the edge
+//! being natsws and, to prove each test, nats-server itself. Messages, requests and queue
+//! groups cross the link; the hub's `/leafz?subs=1` shows the interest the edge advertised;
+//! a hub restart and a refused password are survived.
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::pki::make_pki;
+use common::{Raw, Server, Target, WAIT, free_port, on_both, reference_server, temp_dir};
+
+/// A nats-server hub: client, monitoring and leafnode ports on loopback; `leaf_extra` goes
+/// inside its `leafnodes {}` block.
+struct Hub {
+    server: Server,
+    client_port: u16,
+    http_port: u16,
+    leaf_port: u16,
+    conf: String,
+}
+
+impl Hub {
+    fn start(leaf_extra: &str) -> Option<Self> {
+        let program = reference_server()?;
+        let (client_port, http_port, leaf_port) = (free_port(), free_port(), free_port());
+        let conf = format!(
+            "server_name: hub\nlisten: \"127.0.0.1:{client_port}\"\nhttp: \"127.0.0.1:{http_port}\"\nleafnodes {{ listen: \"127.0.0.1:{leaf_port}\"\n{leaf_extra}\n}}\n"
+        );
+        let server = Server::with_config_of(program, &conf, &[]);
+        Some(Self {
+            server,
+            client_port,
+            http_port,
+            leaf_port,
+            conf,
+        })
+    }
+
+    /// Stops the hub and starts it again on the same ports.
+    fn restart(&mut self) {
+        let program = reference_server().expect("nats-server");
+        self.server.signal("quit");
+        let _ = self.server.wait_exit();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let server =
+                std::panic::catch_unwind(|| Server::with_config_of(program, &self.conf, &[]));
+            if let Ok(server) = server {
+                self.server = server;
+                return;
+            }
+            assert!(Instant::now() < deadline, "hub did not restart");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn leafz(&self) -> serde_json::Value {
+        let (_, _, body) = common::http_get(self.http_port, "/leafz?subs=1");
+        serde_json::from_str(&body).expect("leafz json")
+    }
+
+    /// Waits until `/leafz?subs=1` satisfies `done`; returns it.
+    fn wait_leafz(
+        &self,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let v = self.leafz();
+            if done(&v) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hub /leafz never showed {what}: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The subscriptions the hub holds for its one leaf.
+    fn leaf_subs(v: &serde_json::Value) -> Vec<String> {
+        v["leafs"][0]["subscriptions_list"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn wait_connected(&self) {
+        self.wait_leafz("one leaf", |v| v["leafnodes"] == 1);
+    }
+
+    fn wait_sub(&self, subject: &str) -> Vec<String> {
+        let v = self.wait_leafz(subject, |v| Self::leaf_subs(v).iter().any(|s| s == subject));
+        Self::leaf_subs(&v)
+    }
+
+    fn wait_no_sub(&self, subject: &str) {
+        self.wait_leafz(&format!("no {subject}"), |v| {
+            v["leafnodes"] == 1 && !Self::leaf_subs(v).iter().any(|s| s == subject)
+        });
+    }
+}
+
+/// The edge (natsws or nats-server) dialling the hub with `remote` as its remote's body.
+fn edge(target: Target, remote: &str, extra: &str) -> Option<Server> {
+    target.with_config(
+        &format!(
+            "server_name: edge\nlisten: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\n{extra}\nleafnodes {{ reconnect: 1\nremotes: [ {{ {remote} }} ] }}\n"
+        ),
+        &[],
+    )
+}
+
+fn wait_log_count(srv: &Server, needle: &str, n: usize) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let log = srv.log_text();
+        if log.matches(needle).count() >= n {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "log never held {needle:?} {n} times:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Publishes `subject` from `from` until `to` (subscribed to it) receives one, so that
+/// interest that is still on its way is waited for; returns what `to` read.
+fn publish_until_received(from: &mut Raw, to: &mut Raw, subject: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    to.stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut got = String::new();
+    loop {
+        from.send(&format!("PUB {subject} 4\r\nping\r\n"));
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut to.reader, &mut line).is_ok() {
+            got.push_str(&line);
+            if got.contains(&format!("MSG {subject} ")) {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "{subject} never crossed: {got}");
+    }
+    to.stream.set_read_timeout(Some(WAIT)).unwrap();
+    got
+}
+
+fn drain(client: &mut Raw) -> String {
+    client
+        .stream
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut all = String::new();
+    loop {
+        let mut line = String::new();
+        match std::io::BufRead::read_line(&mut client.reader, &mut line) {
+            Ok(n) if n > 0 => all.push_str(&line),
+            _ => break,
+        }
+    }
+    client.stream.set_read_timeout(Some(WAIT)).unwrap();
+    all
+}
+
+fn messages_cross_both_ways(target: Target) {
+    let Some(hub) = Hub::start("") else {
+        return;
+    };
+    let Some(edge) = edge(
+        target,
+        &format!("url: \"nats://127.0.0.1:{}\"", hub.leaf_port),
+        "",
+    ) else {
+        return;
+    };
+    hub.wait_connected();
+    edge.wait_log("Leafnode connection created");
+    // Edge → hub: the hub's client is interested, the edge learns it.
+    let mut on_hub = Raw::connected(hub.client_port, "SUB from.edge 1\r\n");
+    let mut on_edge = Raw::connected(edge.nats_port(), "SUB from.hub 2\r\n");
+    publish_until_received(&mut on_edge, &mut on_hub, "from.edge");
+    // Hub → edge: the edge advertised its client's subscription.
+    hub.wait_sub("from.hub");
+    on_hub.send("PUB from.hub reply.x 5\r\nhello\r\nPING\r\n");
+    on_hub.read_until("PONG\r\n");
+    assert_eq!(on_edge.line(), "MSG from.hub 2 reply.x 5\r\n");
+    assert_eq!(on_edge.line(), "hello\r\n");
+    // Headers cross too.
+    on_edge.send("CONNECT {\"verbose\":false,\"headers\":true}\r\nPING\r\n");
+    on_edge.read_until("PONG\r\n");
+    on_hub.send("CONNECT {\"verbose\":false,\"headers\":true}\r\nHPUB from.hub 12 14\r\nNATS/1.0\r\n\r\nhi\r\n");
+    assert_eq!(on_edge.line(), "HMSG from.hub 2 12 14\r\n");
+    let log = edge.log_text();
+    assert!(
+        log.contains("Leafnode connection created for account: $G"),
+        "{log}"
+    );
+}
+on_both!(messages_cross_both_ways);
+
+fn request_reply_across(target: Target) {
+    let Some(hub) = Hub::start("") else {
+        return;
+    };
+    let Some(edge) = edge(
+        target,
+        &format!("url: \"nats://127.0.0.1:{}\"", hub.leaf_port),
+        "",
+    ) else {
+        return;
+    };
+    hub.wait_connected();
+    let mut service = Raw::connected(hub.client_port, "SUB svc.time 1\r\n");
+    let mut requester = Raw::connected(edge.nats_port(), "SUB _INBOX.r1 9\r\n");
+    hub.wait_sub("_INBOX.r1");
+    // The service's interest reaches the edge; ask until it is answered.
+    let got = publish_until_received(&mut requester, &mut service, "svc.time");
+    assert!(got.contains("MSG svc.time 1 "), "{got}");
+    requester.send("PUB svc.time _INBOX.r1 1\r\n?\r\n");
+    let mut line = service.line();
+    while !line.contains("_INBOX.r1") {
+        line = service.line();
+    }
+    assert_eq!(line, "MSG svc.time 1 _INBOX.r1 1\r\n");
+    service.send("PUB _INBOX.r1 3\r\nnow\r\n");
+    requester.read_until("MSG _INBOX.r1 9 3\r\n");
+    assert_eq!(requester.line(), "now\r\n");
+}
+on_both!(request_reply_across);
+
+fn queue_group_across_delivers_each_message_once(target: Target) {
+    let Some(hub) = Hub::start("") else {
+        return;
+    };
+    let Some(edge) = edge(
+        target,
+        &format!("url: \"nats://127.0.0.1:{}\"", hub.leaf_port),
+        "",
+    ) else {
+        return;
+    };
+    hub.wait_connected();
+    let mut m1 = Raw::connected(edge.nats_port(), "SUB work g 1\r\n");
+    let mut m2 = Raw::connected(edge.nats_port(), "SUB work g 1\r\n");
+    // The hub lists a queue subscription under its subject.
+    hub.wait_sub("work");
+    let mut publisher = Raw::connected(hub.client_port, "");
+    for i in 0..20 {
+        publisher.send(&format!("PUB work {} \r\n{i:02}\r\n", 2));
+    }
+    publisher.send("PING\r\n");
+    publisher.read_until("PONG\r\n");
+    let got = format!("{}{}", drain(&mut m1), drain(&mut m2));
+    assert_eq!(got.matches("MSG work 1 2").count(), 20, "{got}");
+    for i in 0..20 {
+        assert_eq!(
+            got.matches(&format!("\r\n{i:02}\r\n")).count()
+                + usize::from(got.starts_with(&format!("{i:02}"))),
+            1,
+            "{i}: {got}"
+        );
+    }
+    // With a member on the hub too, each message still goes to exactly one member.
+    let mut m3 = Raw::connected(hub.client_port, "SUB work g 1\r\n");
+    for i in 20..40 {
+        publisher.send(&format!("PUB work 2\r\n{i:02}\r\n"));
+    }
+    publisher.send("PING\r\n");
+    publisher.read_until("PONG\r\n");
+    let got = format!("{}{}{}", drain(&mut m1), drain(&mut m2), drain(&mut m3));
+    assert_eq!(got.matches("MSG work 1 2").count(), 20, "{got}");
+}
+on_both!(queue_group_across_delivers_each_message_once);
+
+fn unsubscribe_removes_interest_at_the_hub(target: Target) {
+    let Some(hub) = Hub::start("") else {
+        return;
+    };
+    let Some(edge) = edge(
+        target,
+        &format!("url: \"nats://127.0.0.1:{}\"", hub.leaf_port),
+        "",
+    ) else {
+        return;
+    };
+    hub.wait_connected();
+    let mut a = Raw::connected(edge.nats_port(), "SUB gone.soon 1\r\nSUB stays 2\r\n");
+    let mut b = Raw::connected(edge.nats_port(), "SUB gone.soon 1\r\n");
+    let subs = hub.wait_sub("gone.soon");
+    assert_eq!(
+        subs.iter().filter(|s| *s == "gone.soon").count(),
+        1,
+        "{subs:?}"
+    );
+    a.send("UNSUB 1\r\nPING\r\n");
+    a.read_until("PONG\r\n");
+    // Still one subscriber on the edge.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        Hub::leaf_subs(&hub.leafz())
+            .iter()
+            .any(|s| s == "gone.soon")
+    );
+    b.send("UNSUB 1\r\nPING\r\n");
+    b.read_until("PONG\r\n");
+    hub.wait_no_sub("gone.soon");
+    assert!(Hub::leaf_subs(&hub.leafz()).iter().any(|s| s == "stays"));
+    // A closed client's interest goes too.
+    drop(a);
+    hub.wait_no_sub("stays");
+}
+on_both!(unsubscribe_removes_interest_at_the_hub);
+
+fn hub_restart_restores_interest(target: Target) {
+    let Some(mut hub) = Hub::start("") else {
+        return;
+    };
+    let Some(edge) = edge(
+        target,
+        &format!("url: \"nats://127.0.0.1:{}\"", hub.leaf_port),
+        "",
+    ) else {
+        return;
+    };
+    hub.wait_connected();
+    let mut on_edge = Raw::connected(
+        edge.nats_port(),
+        "SUB kept 1\r\nSUB kept.q g 2\r\nSUB kept.q g 3\r\n",
+    );
+    hub.wait_sub("kept");
+    hub.restart();
+    hub.wait_connected();
+    let subs = hub.wait_sub("kept");
+    assert_eq!(subs.iter().filter(|s| *s == "kept").count(), 1, "{subs:?}");
+    assert_eq!(
+        subs.iter().filter(|s| *s == "kept.q").count(),
+        1,
+        "{subs:?}"
+    );
+    let mut on_hub = Raw::connected(hub.client_port, "PUB kept 2\r\nok\r\n");
+    on_hub.send("PING\r\n");
+    on_hub.read_until("PONG\r\n");
+    assert_eq!(on_edge.line(), "MSG kept 1 2\r\n");
+    assert_eq!(on_edge.line(), "ok\r\n");
+    wait_log_count(&edge, "Leafnode connection created", 2);
+}
+on_both!(hub_restart_restores_interest);
+
+fn auth_failure_is_logged_and_retried(target: Target) {
+    let Some(hub) = Hub::start("authorization { user: leaf, password: s3cret }") else {
+        return;
+    };
+    let Some(refused) = edge(
+        target,
+        &format!("url: \"nats://leaf:wrong@127.0.0.1:{}\"", hub.leaf_port),
+        "",
+    ) else {
+        return;
+    };
+    let log = wait_log_count(&refused, "Leafnode Error 'Authorization Violation'", 2);
+    assert!(
+        !log.contains("s3cret") && !log.contains(":wrong@"),
+        "credentials logged: {log}"
+    );
+    let Some(_good) = edge(
+        target,
+        &format!("url: \"nats://leaf:s3cret@127.0.0.1:{}\"", hub.leaf_port),
+        "",
+    ) else {
+        return;
+    };
+    hub.wait_connected();
+}
+on_both!(auth_failure_is_logged_and_retried);
+
+fn hub_down_at_start_is_retried(target: Target) {
+    let port = free_port();
+    let Some(edge) = edge(target, &format!("url: \"nats://127.0.0.1:{port}\""), "") else {
+        return;
+    };
+    let log = edge.wait_log(&format!(
+        "Error trying to connect as leafnode to remote server \"127.0.0.1:{port}\" (attempt 1)"
+    ));
+    assert!(log.contains("connection refused"), "{log}");
+    // Local clients are served meanwhile.
+    let mut c = Raw::connected(edge.nats_port(), "SUB local 1\r\n");
+    c.send("PUB local 1\r\nx\r\n");
+    c.read_until("MSG local 1 1\r\n");
+}
+on_both!(hub_down_at_start_is_retried);
+
+/// The hub's leafnode port over TLS (a throw-away CA; the certificate names localhost): the
+/// edge verifies it; another CA's certificate is refused.
+fn tls_remote_verifies_the_hub(target: Target) {
+    let pki = make_pki();
+    let (cert, key, ca) = (
+        pki.path("server.pem"),
+        pki.path("server-key.pem"),
+        pki.path("ca.pem"),
+    );
+    let Some(hub) = Hub::start(&format!(
+        "tls {{ cert_file: \"{cert}\", key_file: \"{key}\" }}"
+    )) else {
+        return;
+    };
+    let Some(edge) = edge(
+        target,
+        &format!(
+            "url: \"tls://localhost:{}\", tls {{ ca_file: \"{ca}\" }}",
+            hub.leaf_port
+        ),
+        "",
+    ) else {
+        return;
+    };
+    hub.wait_connected();
+    let v = hub.leafz();
+    assert_eq!(v["leafnodes"], 1, "{v}");
+    let mut on_edge = Raw::connected(edge.nats_port(), "SUB secure 1\r\n");
+    hub.wait_sub("secure");
+    let mut on_hub = Raw::connected(hub.client_port, "PUB secure 2\r\nok\r\n");
+    on_hub.send("PING\r\n");
+    on_hub.read_until("PONG\r\n");
+    assert_eq!(on_edge.line(), "MSG secure 1 2\r\n");
+    drop(edge);
+    let other_ca = make_pki().path("ca.pem");
+    let Some(refused) = edge_of(
+        target,
+        &format!(
+            "url: \"tls://localhost:{}\", tls {{ ca_file: \"{other_ca}\" }}",
+            hub.leaf_port
+        ),
+    ) else {
+        return;
+    };
+    // Both servers log the refused certificate (nats-server: "TLS handshake error: x509:
+    // certificate signed by unknown authority").
+    let log = wait_log_count(&refused, "certificate", 1);
+    assert!(log.contains("[ERR]"), "{log}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(hub.leafz()["leafnodes"], 0);
+}
+on_both!(tls_remote_verifies_the_hub);
+
+fn edge_of(target: Target, remote: &str) -> Option<Server> {
+    edge(target, remote, "")
+}
+
+/// natsws refuses at start-up what it does not serve in the `leafnodes` block, naming it.
+#[test]
+fn unserved_leafnode_options_are_refused_by_name() {
+    for (conf, name) in [
+        (
+            "leafnodes { remotes [ { url: \"nats://h:1\", credentials: \"/x.creds\" } ] }",
+            "leafnodes.remotes.credentials",
+        ),
+        (
+            "leafnodes { remotes [ { url: \"ws://h:1\" } ] }",
+            "leafnodes.remotes.url (ws://, wss://)",
+        ),
+        (
+            "leafnodes { remotes [ { url: \"nats://h:1\", hub: true } ] }",
+            "leafnodes.remotes.hub",
+        ),
+    ] {
+        let dir = temp_dir("leafconf");
+        let path = dir.join("s.conf");
+        std::fs::write(&path, format!("listen: \"127.0.0.1:-1\"\n{conf}\n")).unwrap();
+        let out = std::process::Command::new(common::bin())
+            .arg("-c")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("\"{name}\"")), "{name}: {err}");
+    }
+}
