@@ -486,3 +486,122 @@ fn unserved_leafnode_options_are_refused_by_name() {
         assert!(err.contains(&format!("\"{name}\"")), "{name}: {err}");
     }
 }
+
+/// A hostile hub: a listener whose every connection `behave` serves; counts connections.
+struct FakeHub {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FakeHub {
+    fn start(behave: fn(std::net::TcpStream)) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = std::sync::Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::thread::spawn(move || behave(stream));
+            }
+        });
+        Self { port, accepted }
+    }
+
+    fn wait_accepted(&self, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.accepted.load(std::sync::atomic::Ordering::SeqCst) < n {
+            assert!(Instant::now() < deadline, "fewer than {n} connections");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+const FAKE_INFO: &str = "INFO {\"server_id\":\"NFAKE\",\"server_name\":\"fake\",\"version\":\"2.9.10\",\"proto\":1,\"headers\":true,\"max_payload\":1048576,\"client_id\":7,\"info_on_connect\":true,\"leafnode_urls\":[\"127.0.0.1:1\"]} \r\n";
+
+/// The edge keeps redialling a hostile hub while its own clients are served.
+fn survives(target: Target, behave: fn(std::net::TcpStream)) {
+    let hub = FakeHub::start(behave);
+    let Some(edge) = edge(target, &format!("url: \"nats://127.0.0.1:{}\"", hub.port), "") else {
+        return;
+    };
+    hub.wait_accepted(3);
+    let mut c = Raw::connected(edge.nats_port(), "SUB local 1\r\n");
+    c.send("PUB local 1\r\nx\r\n");
+    c.read_until("MSG local 1 1\r\n");
+    hub.wait_accepted(4);
+}
+
+fn garbage_from_the_hub(target: Target) {
+    survives(target, |mut s| {
+        let _ = std::io::Write::write_all(&mut s, b"\x00\xffGARBAGE junk\r\n");
+        std::thread::sleep(Duration::from_secs(2));
+    });
+}
+on_both!(garbage_from_the_hub);
+
+fn hub_closes_mid_line(target: Target) {
+    survives(target, |mut s| {
+        let _ = std::io::Write::write_all(&mut s, b"INFO {\"server_id\":\"NFA");
+    });
+}
+on_both!(hub_closes_mid_line);
+
+fn silent_hub(target: Target) {
+    survives(target, |s| {
+        // Accepts and never speaks: the edge gives up on the INFO and dials again.
+        std::thread::sleep(Duration::from_secs(8));
+        drop(s);
+    });
+}
+on_both!(silent_hub);
+
+/// A hub that answers CONNECT with nothing: the edge closes with nats-server's stale text.
+#[test]
+fn hub_that_never_answers_connect_is_stale() {
+    let hub = FakeHub::start(|mut s| {
+        let _ = std::io::Write::write_all(&mut s, FAKE_INFO.as_bytes());
+        let mut r = std::io::BufReader::new(s);
+        let mut all = String::new();
+        let _ = std::io::Read::read_to_string(&mut r, &mut all);
+        assert!(all.starts_with("CONNECT {"), "{all}");
+        assert!(all.contains("-ERR 'Stale Leaf Node Connection - Closing'"), "{all}");
+    });
+    let Some(edge) = edge(Target::Natsws, &format!("url: \"nats://127.0.0.1:{}\"", hub.port), "") else {
+        return;
+    };
+    hub.wait_accepted(2);
+    let log = edge.log_text();
+    assert!(log.contains("Leafnode connection closed: Stale Connection"), "{log}");
+}
+
+/// A hub line that never ends is cut off at the control-line limit: the edge's buffer stays
+/// bounded (nats-server 2.9.10 has no limit for leaf connections, so natsws only).
+#[test]
+fn endless_hub_line_is_bounded() {
+    let hub = FakeHub::start(|mut s| {
+        let _ = std::io::Write::write_all(&mut s, FAKE_INFO.as_bytes());
+        let mut line = String::new();
+        let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+        let _ = std::io::BufRead::read_line(&mut r, &mut line);
+        let _ = std::io::Write::write_all(&mut s, b"INFO {\"connect_info\":true,\"leafnode_urls\":[]} \r\nLS+ ");
+        let junk = vec![b'x'; 64 * 1024];
+        let mut sent = 0usize;
+        while sent < 64 << 20 {
+            if std::io::Write::write_all(&mut s, &junk).is_err() {
+                break;
+            }
+            sent += junk.len();
+        }
+        assert!(sent < 64 << 20, "the edge read 64 MiB of one line");
+    });
+    let Some(edge) = edge(Target::Natsws, &format!("url: \"nats://127.0.0.1:{}\"", hub.port), "") else {
+        return;
+    };
+    hub.wait_accepted(2);
+    let log = edge.log_text();
+    assert!(
+        log.contains("Leafnode connection closed: Maximum Control Line Exceeded"),
+        "{log}"
+    );
+}
