@@ -77,6 +77,12 @@ pub(crate) struct RemoteSettings {
 /// The `leafnodes` block, the parts natsws serves.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct LeafSettings {
+    /// The accepting side's listener (`port`, `host`, `listen`).
+    pub(crate) listen: Option<ListenSpec>,
+    /// The accepting side's `tls {}` (TLS after INFO, as for clients).
+    pub(crate) tls: Option<TlsSpec>,
+    /// `no_advertise`: accepted leafs get no `leafnode_urls` to reconnect to.
+    pub(crate) no_advertise: bool,
     pub(crate) remotes: Vec<RemoteSettings>,
     /// `reconnect`: the longest wait between two attempts to dial a remote.
     pub(crate) reconnect: Duration,
@@ -310,15 +316,15 @@ fn check_served(o: &Options) -> Result<(), String> {
     };
     // Leaf nodes: the soliciting side over nats://, tls:// and nats-leaf:// is served.
     let leaf = &o.leafnodes;
-    refuse(leaf.listen.is_some(), "leafnodes.port");
-    refuse(
-        leaf.authorization != d.leafnodes.authorization,
-        "leafnodes.authorization",
-    );
     refuse(leaf.advertise.is_some(), "leafnodes.advertise");
-    refuse(leaf.no_advertise, "leafnodes.no_advertise");
     refuse(leaf.min_version.is_some(), "leafnodes.min_version");
-    refuse(leaf.tls.is_some(), "leafnodes.tls");
+    refuse(
+        leaf.authorization
+            .users
+            .iter()
+            .any(|u| u.password.starts_with("$2")),
+        "leafnodes.authorization.users (bcrypt passwords)",
+    );
     let remotes = || leaf.remotes.iter();
     refuse(
         remotes().any(|r| r.credentials.is_some()),
@@ -402,6 +408,9 @@ fn check_served(o: &Options) -> Result<(), String> {
         out
     };
     let mut tls_refused = Vec::new();
+    if let Some(t) = &o.leafnodes.tls {
+        tls_refused.extend(check_tls(t, "leafnodes.tls"));
+    }
     for remote in &o.leafnodes.remotes {
         if let Some(t) = &remote.tls {
             tls_refused.extend(check_tls(t, "leafnodes.remotes.tls"));
@@ -488,6 +497,20 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
         }
     };
     let leaf = leaf_settings(o)?;
+    broker.leaf_auth = leaf_auth(o);
+    for name in broker.leaf_auth.iter().flat_map(|a| {
+        a.users
+            .iter()
+            .filter_map(|u| u.account.as_ref())
+            .chain(&a.account)
+    }) {
+        if name != broker::GLOBAL_ACCOUNT && !o.accounts.iter().any(|a| &a.name == name) {
+            return Err(format!(
+                "cannot find account {} specified in leafnode authorization",
+                gotext::quote(name)
+            ));
+        }
+    }
     let auth = auth_config(o);
     broker.accounts = accounts_config(o);
     broker.system_account = match &o.system_account {
@@ -570,9 +593,43 @@ fn leaf_settings(o: &Options) -> Result<LeafSettings, String> {
             no_randomize: r.no_randomize,
         });
     }
+    let leaf = &o.leafnodes;
     Ok(LeafSettings {
+        listen: leaf.listen.as_ref().map(|l| listen(&l.host, l.port)),
+        tls: leaf.tls.as_ref().map(tls_spec),
+        no_advertise: leaf.no_advertise,
         remotes,
-        reconnect: o.leafnodes.reconnect_interval,
+        reconnect: leaf.reconnect_interval,
+    })
+}
+
+/// `leafnodes { authorization }` for the broker: `None` when it names neither a user nor an
+/// account, and accepted leafs then authenticate as clients do (connection type `LEAFNODE`).
+fn leaf_auth(o: &Options) -> Option<broker::LeafAuthConfig> {
+    let a = &o.leafnodes.authorization;
+    if a.user.is_none() && a.users.is_empty() && a.account.is_none() {
+        return None;
+    }
+    let mut users: Vec<broker::LeafUserConfig> = a
+        .users
+        .iter()
+        .map(|u| broker::LeafUserConfig {
+            username: u.username.clone(),
+            password: u.password.clone(),
+            account: u.account.clone(),
+        })
+        .collect();
+    if let Some(user) = &a.user {
+        users.push(broker::LeafUserConfig {
+            username: user.clone(),
+            password: a.password.clone().unwrap_or_default(),
+            account: None,
+        });
+    }
+    Some(broker::LeafAuthConfig {
+        users,
+        account: a.account.clone(),
+        timeout: a.timeout,
     })
 }
 

@@ -211,7 +211,10 @@ fn check_config_fails_on_warnings_like_nats_server() {
 fn unserved_options_are_refused_by_name() {
     let dir = temp_dir("cli");
     for (conf, name) in [
-        ("leafnodes { min_version: \"2.8.0\" }\n", "\"leafnodes.min_version\""),
+        (
+            "leafnodes { min_version: \"2.8.0\" }\n",
+            "\"leafnodes.min_version\"",
+        ),
         (
             "accounts { A { exports: [{service: \"s\", latency: \"lat\"}] } }\n",
             "\"accounts.exports.latency\"",

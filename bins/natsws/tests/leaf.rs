@@ -522,7 +522,11 @@ const FAKE_INFO: &str = "INFO {\"server_id\":\"NFAKE\",\"server_name\":\"fake\",
 /// The edge keeps redialling a hostile hub while its own clients are served.
 fn survives(target: Target, behave: fn(std::net::TcpStream)) {
     let hub = FakeHub::start(behave);
-    let Some(edge) = edge(target, &format!("url: \"nats://127.0.0.1:{}\"", hub.port), "") else {
+    let Some(edge) = edge(
+        target,
+        &format!("url: \"nats://127.0.0.1:{}\"", hub.port),
+        "",
+    ) else {
         return;
     };
     hub.wait_accepted(3);
@@ -565,14 +569,24 @@ fn hub_that_never_answers_connect_is_stale() {
         let mut all = String::new();
         let _ = std::io::Read::read_to_string(&mut r, &mut all);
         assert!(all.starts_with("CONNECT {"), "{all}");
-        assert!(all.contains("-ERR 'Stale Leaf Node Connection - Closing'"), "{all}");
+        assert!(
+            all.contains("-ERR 'Stale Leaf Node Connection - Closing'"),
+            "{all}"
+        );
     });
-    let Some(edge) = edge(Target::Natsws, &format!("url: \"nats://127.0.0.1:{}\"", hub.port), "") else {
+    let Some(edge) = edge(
+        Target::Natsws,
+        &format!("url: \"nats://127.0.0.1:{}\"", hub.port),
+        "",
+    ) else {
         return;
     };
     hub.wait_accepted(2);
     let log = edge.log_text();
-    assert!(log.contains("Leafnode connection closed: Stale Connection"), "{log}");
+    assert!(
+        log.contains("Leafnode connection closed: Stale Connection"),
+        "{log}"
+    );
 }
 
 /// A hub line that never ends is cut off at the control-line limit: the edge's buffer stays
@@ -584,7 +598,10 @@ fn endless_hub_line_is_bounded() {
         let mut line = String::new();
         let mut r = std::io::BufReader::new(s.try_clone().unwrap());
         let _ = std::io::BufRead::read_line(&mut r, &mut line);
-        let _ = std::io::Write::write_all(&mut s, b"INFO {\"connect_info\":true,\"leafnode_urls\":[]} \r\nLS+ ");
+        let _ = std::io::Write::write_all(
+            &mut s,
+            b"INFO {\"connect_info\":true,\"leafnode_urls\":[]} \r\nLS+ ",
+        );
         let junk = vec![b'x'; 64 * 1024];
         let mut sent = 0usize;
         while sent < 64 << 20 {
@@ -595,7 +612,11 @@ fn endless_hub_line_is_bounded() {
         }
         assert!(sent < 64 << 20, "the edge read 64 MiB of one line");
     });
-    let Some(edge) = edge(Target::Natsws, &format!("url: \"nats://127.0.0.1:{}\"", hub.port), "") else {
+    let Some(edge) = edge(
+        Target::Natsws,
+        &format!("url: \"nats://127.0.0.1:{}\"", hub.port),
+        "",
+    ) else {
         return;
     };
     hub.wait_accepted(2);
@@ -604,4 +625,116 @@ fn endless_hub_line_is_bounded() {
         log.contains("Leafnode connection closed: Maximum Control Line Exceeded"),
         "{log}"
     );
+}
+
+/// A hub that is `target` (natsws, or nats-server to prove the test) with `leafnodes {
+/// listen, authorization }`; returns it and its leafnode port.
+fn hub_of(target: Target, leaf_extra: &str) -> Option<(Server, u16)> {
+    let leaf_port = free_port();
+    let srv = target.with_config(
+        &format!(
+            "server_name: hub\nlisten: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\nleafnodes {{ listen: \"127.0.0.1:{leaf_port}\"\n{leaf_extra}\n}}\n"
+        ),
+        &[],
+    )?;
+    Some((srv, leaf_port))
+}
+
+/// Messages and queue groups both ways between `hub` and a leaf `leaf` of it.
+fn check_traffic(hub: &Server, leaf: &Server) {
+    let mut on_hub = Raw::connected(hub.nats_port(), "SUB to.hub 1\r\nSUB work g 5\r\n");
+    let mut on_leaf = Raw::connected(leaf.nats_port(), "SUB to.leaf 2\r\n");
+    publish_until_received(&mut on_leaf, &mut on_hub, "to.hub");
+    publish_until_received(&mut on_hub, &mut on_leaf, "to.leaf");
+    // Requests from the leaf reach the hub's queue group once each; replies come back.
+    on_leaf.send("SUB _INBOX.q 3\r\n");
+    std::thread::sleep(Duration::from_millis(300));
+    drain(&mut on_hub);
+    for i in 0..10 {
+        on_leaf.send(&format!("PUB work _INBOX.q 1\r\n{i}\r\n"));
+    }
+    on_leaf.send("PING\r\n");
+    on_leaf.read_until("PONG\r\n");
+    std::thread::sleep(Duration::from_millis(300));
+    let got = drain(&mut on_hub);
+    assert_eq!(got.matches("MSG work 5 _INBOX.q 1").count(), 10, "{got}");
+    on_hub.send("PUB _INBOX.q 2\r\nok\r\n");
+    on_leaf.read_until("MSG _INBOX.q 3 2\r\n");
+}
+
+fn hub_with_a_nats_server_leaf(target: Target) {
+    let Some(leaf_program) = reference_server() else {
+        return;
+    };
+    let Some((hub, leaf_port)) = hub_of(target, "authorization { user: leaf, password: pw }")
+    else {
+        return;
+    };
+    let leaf = Server::with_config_of(
+        leaf_program,
+        &format!(
+            "server_name: spoke\nlisten: \"127.0.0.1:-1\"\nleafnodes {{ reconnect: 1, remotes: [ {{ url: \"nats://leaf:pw@127.0.0.1:{leaf_port}\" }} ] }}\n"
+        ),
+        &[],
+    );
+    check_traffic(&hub, &leaf);
+    hub.wait_log("Leafnode connection created");
+    // A wrong password is refused with nats-server's error.
+    let refused = Server::with_config_of(
+        leaf_program,
+        &format!(
+            "server_name: bad\nlisten: \"127.0.0.1:-1\"\nleafnodes {{ reconnect: 1, remotes: [ {{ url: \"nats://leaf:nope@127.0.0.1:{leaf_port}\" }} ] }}\n"
+        ),
+        &[],
+    );
+    refused.wait_log("Leafnode Error 'Authorization Violation'");
+}
+on_both!(hub_with_a_nats_server_leaf);
+
+/// natsws as both the edge and the hub.
+#[test]
+fn natsws_edge_with_a_natsws_hub() {
+    let Some((hub, leaf_port)) = hub_of(Target::Natsws, "") else {
+        return;
+    };
+    let Some(leaf) = edge(
+        Target::Natsws,
+        &format!("url: \"nats://127.0.0.1:{leaf_port}\""),
+        "",
+    ) else {
+        return;
+    };
+    check_traffic(&hub, &leaf);
+    let log = leaf.log_text();
+    assert!(
+        log.contains("Leafnode connection created for account: $G"),
+        "{log}"
+    );
+    // A client port is not a leafnode port.
+    let Some(wrong) = edge(
+        Target::Natsws,
+        &format!("url: \"nats://127.0.0.1:{}\"", hub.nats_port()),
+        "",
+    ) else {
+        return;
+    };
+    wrong.wait_log("Leafnode Error 'attempted to connect to wrong port'");
+}
+
+/// A leaf that dials natsws' client port, or a client that dials its leafnode port, gets
+/// nats-server's errors.
+#[test]
+fn a_client_on_the_leafnode_port_is_refused() {
+    let Some((hub, leaf_port)) = hub_of(Target::Natsws, "") else {
+        return;
+    };
+    let mut c = Raw::connect(leaf_port);
+    let info = c.line();
+    assert!(info.contains("\"leafnode_urls\""), "{info}");
+    c.send("CONNECT {\"lang\":\"go\",\"verbose\":false}\r\n");
+    assert_eq!(
+        c.line(),
+        "-ERR 'attempted to connect to leaf node port'\r\n"
+    );
+    drop(hub);
 }

@@ -94,6 +94,14 @@ struct InfoJson<'a> {
     connect_urls: &'a [String],
     #[serde(skip_serializing_if = "is_false")]
     ldm: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    leafnode_urls: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "is_false")]
+    info_on_connect: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    connect_info: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_account: Option<&'a str>,
 }
 
 #[expect(
@@ -309,7 +317,8 @@ impl Broker {
             conn_type,
             ConnectionType::Leaf | ConnectionType::LeafWebSocket
         );
-        let auth_expected = !solicited && self.auth.auth_expected(conn_type);
+        // A leaf on the leafnode port must authenticate first, whatever the client auth.
+        let auth_expected = !solicited && (is_leaf || self.auth.auth_expected(conn_type));
         let nonce = if self.auth.nonce_required() && !solicited {
             let bytes = params.nonce_bytes.unwrap_or_else(|| {
                 let a = self.rng.next_u64().to_le_bytes();
@@ -324,13 +333,19 @@ impl Broker {
         } else {
             None
         };
-        let auth_deadline = (auth_expected || (is_leaf && !solicited))
+        let leaf_timeout = self
+            .config
+            .leaf_auth
+            .as_ref()
+            .and_then(|a| a.timeout)
+            .filter(|_| is_leaf);
+        let auth_deadline = auth_expected
             .then(|| {
-                now.checked_add(
+                now.checked_add(leaf_timeout.unwrap_or_else(|| {
                     self.auth
                         .auth_timeout(conn_type)
-                        .unwrap_or(self.config.auth_timeout),
-                )
+                        .unwrap_or(self.config.auth_timeout)
+                }))
             })
             .flatten();
         let limits = ParserLimits {
@@ -407,13 +422,27 @@ impl Broker {
     }
 
     fn build_info(&self, id: ClientId, ldm: bool) -> Vec<u8> {
+        self.build_info_for(id, ldm, None)
+    }
+
+    /// The INFO line; for an accepted leaf, `connect_info` names its bound account (the
+    /// INFO that answers its CONNECT).
+    pub(super) fn build_info_for(
+        &self,
+        id: ClientId,
+        ldm: bool,
+        connect_info: Option<&str>,
+    ) -> Vec<u8> {
         let Some(c) = self.client(id) else {
             return Vec::new();
         };
         let cfg = &self.config;
         let conn_type = c.params.conn_type;
         let ws = conn_type.is_websocket();
-        let listener = if ws {
+        let leaf = c.leaf.is_some();
+        let listener = if leaf {
+            cfg.leaf_listener.as_ref().unwrap_or(&cfg.client_listener)
+        } else if ws {
             cfg.websocket_listener
                 .as_ref()
                 .unwrap_or(&cfg.client_listener)
@@ -435,7 +464,8 @@ impl Broker {
             host: &listener.host,
             port: listener.port,
             headers: cfg.headers,
-            auth_required: self.auth.auth_required(conn_type),
+            // Always true on the leafnode port (`server/leafnode.go`).
+            auth_required: leaf || self.auth.auth_required(conn_type),
             tls_required: listener.tls_required,
             tls_verify: listener.tls_verify,
             tls_available: listener.tls_available,
@@ -444,12 +474,18 @@ impl Broker {
             client_ip: c.params.remote.ip().to_string(),
             nonce: c.auth.nonce.as_deref(),
             cluster: &cfg.cluster,
-            connect_urls: if ws {
+            connect_urls: if leaf {
+                &[]
+            } else if ws {
                 &cfg.ws_connect_urls
             } else {
                 &cfg.connect_urls
             },
             ldm,
+            leafnode_urls: leaf.then_some(&cfg.leaf_urls[..]),
+            info_on_connect: leaf,
+            connect_info: connect_info.is_some(),
+            remote_account: connect_info,
         };
         let mut out = b"INFO ".to_vec();
         if serde_json::to_writer(&mut out, &info).is_err() {

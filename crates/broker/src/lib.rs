@@ -157,8 +157,8 @@ pub use authseam::AuthConfig;
 pub use broker::leaf::LeafInfo;
 pub use broker::{Broker, DEFAULT_MAX_CLOSED_CLIENTS, MAX_CLOSED_SUBS};
 pub use config::{
-    AccountConfig, Config, ExportConfig, ExportKind, ImportConfig, Limits, ListenerInfo,
-    ResponseType,
+    AccountConfig, Config, ExportConfig, ExportKind, ImportConfig, LeafAuthConfig, LeafUserConfig,
+    Limits, ListenerInfo, ResponseType,
 };
 pub use outq::OutQueue;
 pub use proto::ProtoError;

@@ -34,6 +34,25 @@ pub(super) fn accept_nats(
     read_conn(ctx, key, now);
 }
 
+/// A leaf accepted on the leafnode port: the leafnode INFO goes out in plaintext, then TLS
+/// starts when configured, as for clients.
+pub(super) fn accept_leaf(
+    ctx: &mut Ctx,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    now: Instant,
+) {
+    let Some(key) = nats::accept_as(ctx, stream, peer, broker::ConnectionType::Leaf, now) else {
+        return;
+    };
+    if let Some(cfg) = tls {
+        flush_conn(ctx, key, now);
+        nats::start_tls(ctx, key, cfg, now);
+    }
+    read_conn(ctx, key, now);
+}
+
 /// A monitoring connection accepted (`ws_capable`: the port is shared with WebSocket).
 pub(super) fn accept_http(
     ctx: &mut Ctx,

@@ -47,10 +47,13 @@ pub(super) fn drain(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant) {
                     ctx.broker.remove_client(client, now);
                     continue;
                 };
+                let leaf_connected = ctx.conns.get(key).and_then(|c| match &c.kind {
+                    super::table::Kind::Leaf { link, .. } => Some(link.connected),
+                    _ => ctx.broker.is_leaf(client).then_some(true),
+                });
                 if let Some(c) = ctx.conns.get_mut(key)
-                    && let super::table::Kind::Leaf { link, .. } = &c.kind
+                    && let Some(connected) = leaf_connected
                 {
-                    let connected = link.connected;
                     c.close_reason = Some(reason);
                     let account = ctx
                         .broker

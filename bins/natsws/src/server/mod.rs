@@ -42,7 +42,9 @@ use self::events::PasswordChecks;
 pub(crate) use self::lifecycle::Exit;
 use self::lifecycle::{Lifecycle, Signal};
 use self::link::Links;
-use self::listeners::{CLIENT_LISTENER, HTTP_LISTENER, HTTPS_LISTENER, Listeners, WS_LISTENER};
+use self::listeners::{
+    CLIENT_LISTENER, HTTP_LISTENER, HTTPS_LISTENER, LEAF_LISTENER, Listeners, WS_LISTENER,
+};
 use self::table::{CONN_TOKEN_BASE, Table};
 use crate::cli::Cli;
 use crate::monitor::Clock;
@@ -165,7 +167,13 @@ impl Server {
             }
             driver::fire_timers(&mut self.ctx, now, self.listeners.ws_on_http);
             if self.listeners.take_resumed(now) {
-                for token in [CLIENT_LISTENER, WS_LISTENER, HTTP_LISTENER, HTTPS_LISTENER] {
+                for token in [
+                    CLIENT_LISTENER,
+                    WS_LISTENER,
+                    HTTP_LISTENER,
+                    HTTPS_LISTENER,
+                    LEAF_LISTENER,
+                ] {
                     self.accept_loop(token, now);
                 }
             }
@@ -206,7 +214,8 @@ impl Server {
 
     fn dispatch(&mut self, ev: &mio::event::Event, now: Instant) {
         match ev.token() {
-            token @ (CLIENT_LISTENER | HTTP_LISTENER | HTTPS_LISTENER | WS_LISTENER) => {
+            token @ (CLIENT_LISTENER | HTTP_LISTENER | HTTPS_LISTENER | WS_LISTENER
+            | LEAF_LISTENER) => {
                 self.accept_loop(token, now);
             }
             SIGNALS => self.handle_signals(now),
@@ -244,6 +253,7 @@ impl Server {
                     driver::accept_http(ctx, stream, peer, l.https_tls.clone(), false, now);
                 }
                 WS_LISTENER => driver::accept_ws(ctx, stream, peer, l.ws_tls.clone(), now),
+                LEAF_LISTENER => driver::accept_leaf(ctx, stream, peer, l.leaf_tls.clone(), now),
                 _ => {}
             }
         }

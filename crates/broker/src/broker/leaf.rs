@@ -12,6 +12,7 @@
 //! every change of its weight.
 
 use super::*;
+use crate::config::FIRST_CLIENT_PING_INTERVAL;
 use crate::json::{LeafConnectJson, LeafInfoJson, SubjectPermissionJson};
 use crate::types::LeafRemote;
 
@@ -453,6 +454,10 @@ impl Broker {
         if let Some(version) = json.version {
             c.opts.version = version;
         }
+        if let Some(leaf_auth) = self.config.leaf_auth.clone() {
+            self.leaf_authenticate(id, now, arg, &leaf_auth);
+            return;
+        }
         // Authentication runs as for a client; `connected` opens the leaf on success.
         self.process_connect(id, now, arg);
         // A client's CONNECT options must not change how a leaf is treated.
@@ -462,6 +467,58 @@ impl Broker {
             c.opts.echo = false;
             c.opts.headers = headers;
         }
+    }
+
+    /// `leafnodes { authorization }` (`server/auth.go` `isLeafNodeAuthorized`): the single
+    /// user or one of the users, or no credentials with only an account; the leaf binds to
+    /// the user's account, else the authorization's, else `$G`.
+    fn leaf_authenticate(
+        &mut self,
+        id: ClientId,
+        now: Instant,
+        arg: &[u8],
+        leaf_auth: &crate::config::LeafAuthConfig,
+    ) {
+        let Ok(json) = ConnectJson::parse(arg) else {
+            self.close(id, now, CloseReason::ProtocolViolation);
+            return;
+        };
+        let user = json.user.as_deref().unwrap_or_default();
+        let pass = json.pass.as_deref().unwrap_or_default();
+        let account = if leaf_auth.users.is_empty() {
+            Some(leaf_auth.account.clone())
+        } else {
+            leaf_auth
+                .users
+                .iter()
+                // A bcrypt hash is compared inline: leaf connections are few, unlike clients.
+                .find(|u| u.username == user && auth::compare_passwords(&u.password, pass))
+                .map(|u| u.account.clone().or_else(|| leaf_auth.account.clone()))
+        };
+        let Some(account) = account else {
+            let detail = format!(
+                "authentication error - User {}",
+                auth::go_quote(user.as_bytes())
+            );
+            self.auth_violation(id, now, Some(detail));
+            return;
+        };
+        let account = match account.as_deref() {
+            None => Some(AccountId::GLOBAL),
+            Some(name) => self.router.lookup(name),
+        };
+        let Some(account) = account else {
+            self.auth_violation(id, now, None);
+            return;
+        };
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
+        c.auth.account = account;
+        c.auth.authorized_user = (!user.is_empty()).then(|| user.to_owned());
+        c.ping_deadline = now.checked_add(FIRST_CLIENT_PING_INTERVAL);
+        c.rtt = Some(now.saturating_duration_since(c.start));
+        self.leaf_open(id, now);
     }
 
     /// The handshake is over: send the interest set and start propagating.
@@ -486,6 +543,13 @@ impl Broker {
         leaf.stage = LeafStage::Open;
         let spoke = leaf.is_spoke();
         let remote_name = leaf.remote_name.clone();
+        if !spoke {
+            // The INFO that answers an accepted leaf's CONNECT, before its interest set
+            // (`server/leafnode.go` `sendPermsAndAccountInfo`).
+            let name = self.router.name(account).to_string();
+            let info = self.build_info_for(id, false, Some(&name));
+            self.queue_bytes(id, now, &info);
+        }
         // The whole interest of the account, counted per key.
         let mut smap: HashMap<Box<[u8]>, i64> = HashMap::new();
         for (owner, sub, weight) in self.router.account_subs(account) {
@@ -969,6 +1033,12 @@ impl Broker {
         delivered
     }
 
+    /// Whether `client` is a leaf connection (either side).
+    #[must_use]
+    pub fn is_leaf(&self, client: ClientId) -> bool {
+        self.client(client).is_some_and(|c| c.leaf.is_some())
+    }
+
     /// A leaf connection closed: it no longer receives interest updates.
     pub(super) fn forget_leaf(&mut self, id: ClientId) {
         self.leafs.retain(|l| *l != id);
@@ -1001,8 +1071,21 @@ pub struct LeafInfo {
     pub remote_name: String,
     /// This side dialled it.
     pub solicited: bool,
-    /// The subscriptions the other side made here (`subject` or `subject queue`).
+    /// The subjects of the subscriptions the other side made here (a queue subscription
+    /// shows its subject, as in nats-server's `/leafz`).
     pub subscriptions: Vec<String>,
+    /// The remote's address as the connection sees it.
+    pub remote: core::net::SocketAddr,
+    /// Messages and bytes received from and sent to the other side.
+    pub in_msgs: u64,
+    /// See `in_msgs`.
+    pub out_msgs: u64,
+    /// See `in_msgs`.
+    pub in_bytes: u64,
+    /// See `in_msgs`.
+    pub out_bytes: u64,
+    /// The round-trip time last measured.
+    pub rtt: Option<Duration>,
 }
 
 impl Broker {
@@ -1016,8 +1099,9 @@ impl Broker {
                 let leaf = c.leaf.as_ref()?;
                 let mut subscriptions: Vec<String> = c
                     .subs
-                    .keys()
-                    .map(|k| String::from_utf8_lossy(k).into_owned())
+                    .values()
+                    .filter_map(|k| self.router.sub(*k))
+                    .map(|s| String::from_utf8_lossy(&s.subject).into_owned())
                     .collect();
                 subscriptions.sort();
                 Some(LeafInfo {
@@ -1027,6 +1111,12 @@ impl Broker {
                     remote_name: leaf.remote_name.clone(),
                     solicited: leaf.is_spoke(),
                     subscriptions,
+                    remote: c.params.remote,
+                    in_msgs: c.in_msgs,
+                    out_msgs: c.out_msgs,
+                    in_bytes: c.in_bytes,
+                    out_bytes: c.out_bytes,
+                    rtt: c.rtt,
                 })
             })
             .collect()

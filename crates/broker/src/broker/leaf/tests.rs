@@ -291,6 +291,12 @@ fn leaf_queue_weights_add_up_and_interest_passes_between_leafs() {
         "CONNECT {\"server_id\":\"NLEAF\",\"name\":\"spoke\",\"cluster\":\"spoke\",\"headers\":true}\r\n",
     );
     let set = h.take(accepted);
+    let (info, set) = set.split_once("\r\n").unwrap();
+    assert!(info.starts_with("INFO {"), "{info}");
+    let info: serde_json::Value =
+        serde_json::from_str(info.trim_start_matches("INFO ").trim()).unwrap();
+    assert_eq!(info["connect_info"], true);
+    assert_eq!(info["remote_account"], "$G");
     assert!(set.starts_with("LS+ $LDS."), "{set}");
     let (hub, _) = h.leaf(LeafRemote::default());
     assert!(h.take(accepted).is_empty());
@@ -486,5 +492,67 @@ fn leafs_are_listed_with_their_subscriptions() {
     assert_eq!(leafs[0].account, "$G");
     assert_eq!(leafs[0].remote_name, "hub");
     assert!(leafs[0].solicited);
-    assert_eq!(leafs[0].subscriptions, vec!["qq grp".to_owned()]);
+    assert_eq!(leafs[0].subscriptions, vec!["qq".to_owned()]);
+}
+
+#[test]
+fn the_accepting_side_sends_the_leafnode_info_and_checks_leaf_users() {
+    let now = Instant::now();
+    let config = Config {
+        server_name: "hub".to_owned(),
+        leaf_urls: vec!["127.0.0.1:7422".to_owned()],
+        leaf_auth: Some(crate::LeafAuthConfig {
+            users: vec![crate::LeafUserConfig {
+                username: "leaf".to_owned(),
+                password: "pw".to_owned(),
+                account: Some("A".to_owned()),
+            }],
+            account: None,
+            timeout: None,
+        }),
+        accounts: vec![crate::AccountConfig {
+            name: "A".to_owned(),
+            ..crate::AccountConfig::default()
+        }],
+        ..Config::default()
+    };
+    let mut h = Harness {
+        broker: Broker::new(config, now),
+        now,
+        events: Vec::new(),
+    };
+    let id = h
+        .broker
+        .register_client(now, ClientParams::new(ConnectionType::Leaf, addr()));
+    h.drain_events();
+    let info = h.take(id);
+    let info: serde_json::Value =
+        serde_json::from_str(info.trim_start_matches("INFO ").trim()).unwrap();
+    assert_eq!(info["auth_required"], true);
+    assert_eq!(info["info_on_connect"], true);
+    assert_eq!(info["leafnode_urls"], serde_json::json!(["127.0.0.1:7422"]));
+    assert!(info["client_id"].as_u64().unwrap() > 0);
+    h.send(
+        id,
+        "CONNECT {\"user\":\"leaf\",\"pass\":\"bad\",\"name\":\"s\"}\r\n",
+    );
+    assert_eq!(h.take(id), "-ERR 'Authorization Violation'\r\n");
+    assert_eq!(h.closed(id), Some(CloseReason::AuthenticationFailure));
+    let good = h
+        .broker
+        .register_client(now, ClientParams::new(ConnectionType::Leaf, addr()));
+    h.drain_events();
+    h.take(good);
+    h.send(
+        good,
+        "CONNECT {\"user\":\"leaf\",\"pass\":\"pw\",\"name\":\"s\"}\r\n",
+    );
+    let out = h.take(good);
+    assert!(out.contains("\"remote_account\":\"A\""), "{out}");
+    assert_eq!(h.broker.leafs()[0].account, "A");
+    // A client in $G does not reach the leaf bound to A.
+    let client = h.client();
+    h.send(good, "LS+ foo\r\n");
+    h.send(client, "PUB foo 1\r\nx\r\n");
+    assert_eq!(h.take(good), "");
 }
