@@ -640,8 +640,9 @@ fn hub_of(target: Target, leaf_extra: &str) -> Option<(Server, u16)> {
     Some((srv, leaf_port))
 }
 
-/// Messages and queue groups both ways between `hub` and a leaf `leaf` of it.
-fn check_traffic(hub: &Server, leaf: &Server) {
+/// Messages and queue groups both ways between `hub` and a leaf `leaf` of it; returns the
+/// two clients (their subscriptions live as long as they do).
+fn check_traffic(hub: &Server, leaf: &Server) -> (Raw, Raw) {
     let mut on_hub = Raw::connected(hub.nats_port(), "SUB to.hub 1\r\nSUB work g 5\r\n");
     let mut on_leaf = Raw::connected(leaf.nats_port(), "SUB to.leaf 2\r\n");
     publish_until_received(&mut on_leaf, &mut on_hub, "to.hub");
@@ -660,6 +661,7 @@ fn check_traffic(hub: &Server, leaf: &Server) {
     assert_eq!(got.matches("MSG work 5 _INBOX.q 1").count(), 10, "{got}");
     on_hub.send("PUB _INBOX.q 2\r\nok\r\n");
     on_leaf.read_until("MSG _INBOX.q 3 2\r\n");
+    (on_hub, on_leaf)
 }
 
 fn hub_with_a_nats_server_leaf(target: Target) {
@@ -677,8 +679,24 @@ fn hub_with_a_nats_server_leaf(target: Target) {
         ),
         &[],
     );
-    check_traffic(&hub, &leaf);
+    let _clients = check_traffic(&hub, &leaf);
     hub.wait_log("Leafnode connection created");
+    let (_, _, body) = hub.http_get("/leafz?subs=1&acc=$G");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["leafnodes"], 1, "{v}");
+    let list = v["leafs"][0]["subscriptions_list"].to_string();
+    assert!(
+        list.contains("\"to.leaf\"") && list.contains("$LDS."),
+        "{v}"
+    );
+    let (_, _, body) = hub.http_get("/leafz?acc=OTHER");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["leafnodes"], 0, "{v}");
+    assert!(v["leafs"].is_null(), "{v}");
+    let varz: serde_json::Value = serde_json::from_str(&hub.http_get("/varz").2).unwrap();
+    assert_eq!(varz["leaf"]["port"], leaf_port, "{varz}");
+    assert_eq!(varz["leaf"]["host"], "127.0.0.1", "{varz}");
+    assert_eq!(varz["leafnodes"], 1, "{varz}");
     // A wrong password is refused with nats-server's error.
     let refused = Server::with_config_of(
         leaf_program,
@@ -704,7 +722,7 @@ fn natsws_edge_with_a_natsws_hub() {
     ) else {
         return;
     };
-    check_traffic(&hub, &leaf);
+    let _clients = check_traffic(&hub, &leaf);
     let log = leaf.log_text();
     assert!(
         log.contains("Leafnode connection created for account: $G"),

@@ -38,8 +38,6 @@ pub(super) struct Listeners {
     pub(super) ws_tls: Option<Arc<rustls::ServerConfig>>,
     pub(super) https_tls: Option<Arc<rustls::ServerConfig>>,
     pub(super) leaf_tls: Option<Arc<rustls::ServerConfig>>,
-    /// The leafnode port bound.
-    pub(super) leaf_port: Option<u16>,
     /// The ports actually bound.
     pub(super) bound: Bound,
     accept_paused_until: Option<Instant>,
@@ -307,7 +305,7 @@ impl Listeners {
                 .register(&mut l, LEAF_LISTENER, Interest::READABLE)
                 .map_err(|e| e.to_string())?;
             this.leaf = Some(l);
-            this.leaf_port = Some(port);
+            this.bound.leaf_port = Some(port);
             log::info!(
                 "Listening for leafnode connections on {}",
                 host_port(&leaf.host, port)
@@ -475,7 +473,7 @@ impl Listeners {
             websocket: Vec::new(),
             leafnodes: Vec::new(),
         };
-        if let (Some(leaf), Some(p)) = (&s.leaf.listen, self.leaf_port) {
+        if let (Some(leaf), Some(p)) = (&s.leaf.listen, self.bound.leaf_port) {
             let scheme = if self.leaf_tls.is_some() {
                 "tls"
             } else {
