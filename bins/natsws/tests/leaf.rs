@@ -756,3 +756,37 @@ fn a_client_on_the_leafnode_port_is_refused() {
     );
     drop(hub);
 }
+
+/// A nats-server leaf dialling the hub's WebSocket port (`ws://`, path `/leafnode`), with
+/// and without `ws_no_masking`, and with compression.
+fn leaf_over_websocket_to_the_hub(target: Target) {
+    let Some(leaf_program) = reference_server() else {
+        return;
+    };
+    let (leaf_port, ws_port) = (free_port(), free_port());
+    let Some(hub) = target.with_config(
+        &format!(
+            "server_name: hub\nlisten: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:{ws_port}\", no_tls: true, compression: true }}\nleafnodes {{ listen: \"127.0.0.1:{leaf_port}\" }}\n"
+        ),
+        &[],
+    ) else {
+        return;
+    };
+    for (name, extra) in [
+        ("wsleaf", ""),
+        ("wsnomask", ", ws_no_masking: true"),
+        ("wsdeflate", ", ws_compression: true"),
+    ] {
+        let leaf = Server::with_config_of(
+            leaf_program,
+            &format!(
+                "server_name: {name}\nlisten: \"127.0.0.1:-1\"\nleafnodes {{ reconnect: 1, remotes: [ {{ url: \"ws://127.0.0.1:{ws_port}\"{extra} }} ] }}\n"
+            ),
+            &[],
+        );
+        let _clients = check_traffic(&hub, &leaf);
+        drop(leaf);
+    }
+    hub.wait_log("Leafnode connection created");
+}
+on_both!(leaf_over_websocket_to_the_hub);
