@@ -20,6 +20,17 @@ pub(crate) enum Scheme {
     Nats,
     /// `tls://`: TLS, started after the hub's INFO as nats-server expects.
     Tls,
+    /// `ws://`: a WebSocket upgrade to the hub's websocket port (path `/leafnode`).
+    Ws,
+    /// `wss://`: TLS first, then the WebSocket upgrade.
+    Wss,
+}
+
+impl Scheme {
+    /// WebSocket (`ws://` or `wss://`).
+    pub(crate) fn is_websocket(self) -> bool {
+        matches!(self, Self::Ws | Self::Wss)
+    }
 }
 
 /// One URL of a remote (port 7422 when left out, as nats-server's leafnode default).
@@ -38,10 +49,11 @@ impl DialUrl {
     /// The URL natsconf parsed.
     pub(crate) fn from_leaf(url: &natsconf::options::LeafUrl) -> Self {
         Self {
-            scheme: if url.scheme == "tls" {
-                Scheme::Tls
-            } else {
-                Scheme::Nats
+            scheme: match url.scheme.as_str() {
+                "tls" => Scheme::Tls,
+                "ws" => Scheme::Ws,
+                "wss" => Scheme::Wss,
+                _ => Scheme::Nats,
             },
             host: url.host.clone(),
             port: url.port,
@@ -66,6 +78,8 @@ impl fmt::Display for DialUrl {
         let scheme = match self.scheme {
             Scheme::Nats => "nats",
             Scheme::Tls => "tls",
+            Scheme::Ws => "ws",
+            Scheme::Wss => "wss",
         };
         write!(f, "{scheme}://{}", self.host_port())
     }

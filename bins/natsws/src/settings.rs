@@ -69,6 +69,10 @@ pub(crate) struct RemoteSettings {
     pub(crate) tls_ca: Option<String>,
     /// A `tls {}` block was given: TLS is started after the hub's INFO even on `nats://`.
     pub(crate) tls: bool,
+    /// `ws_compression`: offer permessage-deflate on `ws://`/`wss://`.
+    pub(crate) ws_compression: bool,
+    /// `ws_no_masking`: ask the hub to accept unmasked frames.
+    pub(crate) ws_no_masking: bool,
     pub(crate) deny_imports: Vec<String>,
     pub(crate) deny_exports: Vec<String>,
     pub(crate) no_randomize: bool,
@@ -332,14 +336,6 @@ fn check_served(o: &Options) -> Result<(), String> {
     );
     refuse(remotes().any(|r| r.hub), "leafnodes.remotes.hub");
     refuse(
-        remotes().any(|r| r.urls.iter().any(natsconf::options::LeafUrl::is_websocket)),
-        "leafnodes.remotes.url (ws://, wss://)",
-    );
-    refuse(
-        remotes().any(|r| r.ws_compression || r.ws_no_masking),
-        "leafnodes.remotes.ws_compression/ws_no_masking",
-    );
-    refuse(
         remotes().any(|r| {
             r.tls
                 .as_ref()
@@ -567,15 +563,30 @@ fn leaf_settings(o: &Options) -> Result<LeafSettings, String> {
                 gotext::quote(name)
             ));
         }
+        let ws = r.urls.iter().filter(|u| u.is_websocket()).count();
+        if ws != 0 && ws != r.urls.len() {
+            // `server/opts.go` `parseRemoteLeafNodes`.
+            let urls: Vec<&str> = r.urls.iter().map(|u| u.raw.as_str()).collect();
+            return Err(format!(
+                "remote leaf node configuration cannot have a mix of websocket and non-websocket urls: {}",
+                urls.join(", ")
+            ));
+        }
         for url in &r.urls {
-            if !matches!(url.scheme.as_str(), "nats" | "tls" | "nats-leaf") {
+            if !matches!(
+                url.scheme.as_str(),
+                "nats" | "tls" | "nats-leaf" | "ws" | "wss"
+            ) {
                 return Err(format!(
                     "leafnode remote url scheme {} is not supported by natsws",
                     gotext::quote(&url.scheme)
                 ));
             }
         }
-        let tls = r.tls.is_some() || r.urls.iter().any(|u| u.scheme == "tls");
+        let tls = r.tls.is_some()
+            || r.urls
+                .iter()
+                .any(|u| u.scheme == "tls" || u.scheme == "wss");
         let tls_ca = r.tls.as_ref().and_then(|t| t.ca_file.clone());
         if tls && tls_ca.is_none() {
             return Err(
@@ -588,6 +599,8 @@ fn leaf_settings(o: &Options) -> Result<LeafSettings, String> {
             account: r.account.clone(),
             tls_ca,
             tls,
+            ws_compression: r.ws_compression,
+            ws_no_masking: r.ws_no_masking,
             deny_imports: r.deny_imports.clone(),
             deny_exports: r.deny_exports.clone(),
             no_randomize: r.no_randomize,

@@ -465,8 +465,8 @@ fn unserved_leafnode_options_are_refused_by_name() {
             "leafnodes.remotes.credentials",
         ),
         (
-            "leafnodes { remotes [ { url: \"ws://h:1\" } ] }",
-            "leafnodes.remotes.url (ws://, wss://)",
+            "leafnodes { min_version: \"2.8.0\" }",
+            "leafnodes.min_version",
         ),
         (
             "leafnodes { remotes [ { url: \"nats://h:1\", hub: true } ] }",
@@ -484,6 +484,29 @@ fn unserved_leafnode_options_are_refused_by_name() {
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(&format!("\"{name}\"")), "{name}: {err}");
+    }
+    // As nats-server checks at start-up.
+    for (conf, text) in [
+        (
+            "leafnodes { remotes [ { urls: [\"ws://h:1\", \"nats://h:2\"] } ] }",
+            "remote leaf node configuration cannot have a mix of websocket and non-websocket urls",
+        ),
+        (
+            "leafnodes { remotes [ { url: \"nats://h:1\", account: NOPE } ] }",
+            "cannot find local account \"NOPE\" specified in leafnode remote",
+        ),
+    ] {
+        let dir = temp_dir("leafconf");
+        let path = dir.join("s.conf");
+        std::fs::write(&path, format!("listen: \"127.0.0.1:-1\"\n{conf}\n")).unwrap();
+        let out = std::process::Command::new(common::bin())
+            .arg("-c")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(text), "{text}: {err}");
     }
 }
 
@@ -790,3 +813,53 @@ fn leaf_over_websocket_to_the_hub(target: Target) {
     hub.wait_log("Leafnode connection created");
 }
 on_both!(leaf_over_websocket_to_the_hub);
+
+/// The edge dials the hub's WebSocket port: `ws://` (masked, unmasked after
+/// `ws_no_masking`, compressed) and `wss://` with the hub's certificate verified.
+fn edge_over_websocket(target: Target) {
+    let Some(program) = reference_server() else {
+        return;
+    };
+    let pki = make_pki();
+    let (cert, key, ca) = (
+        pki.path("server.pem"),
+        pki.path("server-key.pem"),
+        pki.path("ca.pem"),
+    );
+    let (leaf_port, ws_port, wss_port, client_port) =
+        (free_port(), free_port(), free_port(), free_port());
+    let plain_hub = Server::with_config_of(
+        program,
+        &format!(
+            "server_name: hub\nlisten: \"127.0.0.1:{client_port}\"\nwebsocket {{ listen: \"127.0.0.1:{ws_port}\", no_tls: true, compression: true }}\nleafnodes {{ listen: \"127.0.0.1:{leaf_port}\" }}\n"
+        ),
+        &[],
+    );
+    for extra in ["", ", ws_no_masking: true", ", ws_compression: true"] {
+        let Some(edge) = edge(
+            target,
+            &format!("url: \"ws://127.0.0.1:{ws_port}\"{extra}"),
+            "",
+        ) else {
+            return;
+        };
+        let _clients = check_traffic(&plain_hub, &edge);
+    }
+    drop(plain_hub);
+    let tls_hub = Server::with_config_of(
+        program,
+        &format!(
+            "server_name: hub\nlisten: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:{wss_port}\", tls {{ cert_file: \"{cert}\", key_file: \"{key}\" }} }}\nleafnodes {{ listen: \"127.0.0.1:-1\" }}\n"
+        ),
+        &[],
+    );
+    let Some(edge) = edge(
+        target,
+        &format!("url: \"wss://localhost:{wss_port}\", tls {{ ca_file: \"{ca}\" }}"),
+        "",
+    ) else {
+        return;
+    };
+    let _clients = check_traffic(&tls_hub, &edge);
+}
+on_both!(edge_over_websocket);

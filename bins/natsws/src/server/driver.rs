@@ -250,9 +250,16 @@ pub(super) fn flush_conn(ctx: &mut Ctx, key: usize, now: Instant) {
             Kind::Leaf { client, link } => {
                 let client = *client;
                 match link::connected(&mut c.transport, link, &c.log_id) {
-                    Ok(true) => match ctx.broker.outbound(client) {
-                        Some(q) => nats::flush(&mut c.transport, q),
-                        None => Ok(true),
+                    Ok(true) => match (ctx.broker.outbound(client), link.ws.as_mut()) {
+                        (Some(q), Some(ws)) => link::flush_ws(
+                            &mut c.transport,
+                            ws,
+                            q,
+                            &mut ctx.deflater,
+                            &mut ctx.arena,
+                        ),
+                        (Some(q), None) => nats::flush(&mut c.transport, q),
+                        (None, _) => Ok(true),
                     },
                     other => other,
                 }
@@ -264,6 +271,11 @@ pub(super) fn flush_conn(ctx: &mut Ctx, key: usize, now: Instant) {
     };
     if let Some(client) = c.kind.client() {
         let mut resume_decoding = false;
+        if let Kind::Leaf { link, .. } = &c.kind
+            && let Some(ws) = &link.ws
+        {
+            ctx.broker.set_transport_backlog(client, ws.backlog(), now);
+        }
         if let Kind::Ws { ws, .. } = &mut c.kind {
             ctx.broker.set_transport_backlog(client, ws.backlog(), now);
             if ws.decode_paused && !ws.owes_too_much() {
@@ -368,8 +380,12 @@ pub(super) fn reap(ctx: &mut Ctx, now: Instant) {
         let pending = !c.write_failed
             && (c.transport.has_pending()
                 || match &c.kind {
-                    Kind::Nats { client } | Kind::Leaf { client, .. } => {
+                    Kind::Nats { client } => {
                         ctx.broker.outbound(*client).is_some_and(|q| !q.is_empty())
+                    }
+                    Kind::Leaf { client, link } => {
+                        link.ws.as_ref().is_some_and(|ws| !ws.wire.is_empty())
+                            || ctx.broker.outbound(*client).is_some_and(|q| !q.is_empty())
                     }
                     Kind::Ws { client, ws } => {
                         !ws.wire.is_empty()

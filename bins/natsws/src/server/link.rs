@@ -273,8 +273,9 @@ fn connect(
         account: link.remote.account.clone(),
         user: url.user.clone(),
         password: url.password.clone(),
-        tls: url.scheme == Scheme::Tls || link.remote.tls,
-        tls_established: false,
+        // `wss://` has TLS up before the hub says anything.
+        tls: url.scheme == Scheme::Tls || (link.remote.tls && url.scheme != Scheme::Wss),
+        tls_established: url.scheme == Scheme::Wss,
         deny_imports: link.remote.deny_imports.clone(),
         deny_exports: link.remote.deny_exports.clone(),
     };
@@ -297,6 +298,11 @@ fn connect(
             tls_done: false,
             failure: None,
             delay: None,
+            ws: if url.scheme.is_websocket() {
+                Some(Box::new(ws_upgrade(url, &link.remote)?))
+            } else {
+                None
+            },
         }),
     };
     let Some(key) = ctx.conns.insert(&ctx.registry, stream, addr, kind, None) else {
@@ -306,6 +312,33 @@ fn connect(
     };
     ctx.conns.link_client(client, key);
     let cid = ctx.broker.cid(client).unwrap_or(0);
+    if url.scheme == Scheme::Wss {
+        // TLS first: the ClientHello waits in rustls until the connect completes.
+        let tls = link
+            .tls
+            .clone()
+            .ok_or_else(|| "wss:// needs a tls { ca_file } block".to_owned())
+            .and_then(|cfg| {
+                let name = rustls::pki_types::ServerName::try_from(url.host.clone())
+                    .map_err(|e| format!("TLS server name {}: {e}", url.host))?;
+                rustls::ClientConnection::new(cfg, name).map_err(|e| format!("TLS: {e}"))
+            });
+        match tls {
+            Ok(tls) => {
+                if let Some(c) = ctx.conns.get_mut(key) {
+                    c.transport.tls = Some(Box::new(tls.into()));
+                    if let Kind::Leaf { link, .. } = &mut c.kind {
+                        link.tls_started = true;
+                    }
+                }
+            }
+            Err(e) => {
+                ctx.broker
+                    .close_client(client, now, CloseReason::TlsHandshakeFailure);
+                return Err(e);
+            }
+        }
+    }
     if let Some(c) = ctx.conns.get_mut(key) {
         let want = Interest::READABLE | Interest::WRITABLE;
         c.interest = want;
@@ -346,13 +379,179 @@ pub(super) fn input(ctx: &mut Ctx, key: usize, client: ClientId, now: Instant) {
         }
         ctx.broker.leaf_tls_established(client, now);
     }
-    let Some(c) = ctx.conns.get_mut(key) else {
+    let Some(c) = ctx.conns.slab.get_mut(key) else {
         return;
     };
-    if !c.in_buf.is_empty() {
-        ctx.broker.handle_input(client, now, &mut c.in_buf);
+    let Kind::Leaf { link, .. } = &mut c.kind else {
+        return;
+    };
+    let Some(ws) = link.ws.as_mut() else {
+        if !c.in_buf.is_empty() {
+            ctx.broker.handle_input(client, now, &mut c.in_buf);
+        }
+        ctx.pause_if_backlogged(key, client);
+        return;
+    };
+    if let Some(handshake) = ws.handshake.as_mut() {
+        match handshake.handle_input(&c.in_buf) {
+            Ok(None) => return,
+            Ok(Some(accepted)) => {
+                let head_len = accepted.head_len.min(c.in_buf.len());
+                bytes::Buf::advance(&mut c.in_buf, head_len);
+                ws.handshake = None;
+                ws.decoder = ws_codec::Decoder::new(
+                    ws_codec::DecoderConfig::client().with_deflate(accepted.compression),
+                );
+                ws.encoder = ws_codec::Encoder::with_mask_keys(
+                    ws_codec::EncoderConfig {
+                        deflate: accepted.compression,
+                        ..ws_codec::EncoderConfig::default()
+                    },
+                    table::OsMaskKeys {
+                        masking: accepted.mask_writes,
+                    },
+                );
+                log::debug!(
+                    "{} - Websocket upgrade accepted (compression {}, masking {})",
+                    c.log_id,
+                    accepted.compression,
+                    accepted.mask_writes
+                );
+            }
+            Err(e) => {
+                link.failure = Some(e.to_string());
+                ctx.broker
+                    .close_client(client, now, CloseReason::ProtocolViolation);
+                return;
+            }
+        }
+    }
+    let mut failed = None;
+    let mut closed = false;
+    loop {
+        match ws.decoder.decode(&mut c.in_buf, &mut ctx.inflater) {
+            Ok(Some(ws_codec::Event::Data(data))) => ws.nats_in.extend_from_slice(&data),
+            Ok(Some(ws_codec::Event::Message(m))) => ws.nats_in.extend_from_slice(&m.payload),
+            Ok(Some(ws_codec::Event::Close(_))) => {
+                closed = true;
+                break;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => {
+                failed = Some(e.to_string());
+                break;
+            }
+        }
+        // The hub's pings are answered; a hub that pings without reading is cut by the
+        // write deadline, as its backlog counts against max_pending.
+        while let Some(reply) = ws.decoder.poll_reply() {
+            if !matches!(reply, ws_codec::Control::Close(_)) {
+                ws.encoder
+                    .encode_control(&reply, &mut ctx.arena, &mut ws.wire);
+            }
+        }
+        if ws.nats_in.len() > 1 << 20 {
+            // Bounded: hand what was decoded to the parser before decoding more.
+            ctx.broker.handle_input(client, now, &mut ws.nats_in);
+        }
+    }
+    if !ws.nats_in.is_empty() {
+        ctx.broker.handle_input(client, now, &mut ws.nats_in);
+    }
+    if !ws.wire.is_empty() {
+        ctx.conns.mark_dirty(key);
+    }
+    if let Some(e) = failed {
+        if let Some(Kind::Leaf { link, .. }) = ctx.conns.get_mut(key).map(|c| &mut c.kind) {
+            link.failure = Some(e);
+        }
+        ctx.broker
+            .close_client(client, now, CloseReason::ProtocolViolation);
+    } else if closed {
+        ctx.broker
+            .close_client(client, now, CloseReason::ClientClosed);
     }
     ctx.pause_if_backlogged(key, client);
+}
+
+/// The upgrade request for a `ws://`/`wss://` remote (`server/leafnode.go`
+/// `leafNodeSolicitWSConnection`): path `/leafnode`, compression and no-masking as the remote
+/// asks.
+fn ws_upgrade(url: &DialUrl, remote: &RemoteSettings) -> Result<table::WsLink, String> {
+    let mut nonce = [0u8; 16];
+    crate::ids::os_random(&mut nonce)?;
+    let host = url.host_port();
+    let request = ws_handshake::ClientRequest {
+        path: "/leafnode",
+        host: &host,
+        user_agent: "natsws",
+        compression: remote.ws_compression,
+        no_masking: remote.ws_no_masking,
+        extra_headers: &[],
+    };
+    let limits = ws_handshake::Limits {
+        max_head_bytes: 16 * 1024,
+        ..ws_handshake::Limits::default()
+    };
+    let mut out = Vec::new();
+    let handshake = ws_handshake::ClientHandshake::new(&request, &nonce, limits, &mut out)
+        .map_err(|e| e.to_string())?;
+    let mut wire = std::collections::VecDeque::new();
+    wire.push_back(bytes::Bytes::from(out));
+    Ok(table::WsLink {
+        handshake: Some(handshake),
+        decoder: ws_codec::Decoder::new(ws_codec::DecoderConfig::client()),
+        encoder: ws_codec::Encoder::with_mask_keys(
+            ws_codec::EncoderConfig::default(),
+            table::OsMaskKeys { masking: true },
+        ),
+        wire,
+        nats_in: bytes::BytesMut::new(),
+    })
+}
+
+/// Frames what the broker queued for a WebSocket leaf and writes the frames. Returns whether
+/// everything was written.
+pub(super) fn flush_ws(
+    transport: &mut Transport,
+    ws: &mut table::WsLink,
+    q: &mut broker::OutQueue,
+    deflater: &mut ws_codec::Deflater,
+    arena: &mut bytes::BytesMut,
+) -> io::Result<bool> {
+    if ws.handshake.is_none() && !q.is_empty() {
+        let mut chunks = Vec::new();
+        q.drain_chunks(&mut chunks);
+        ws.encoder
+            .encode_stream(&chunks, deflater, arena, &mut ws.wire)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+    }
+    while !ws.wire.is_empty() {
+        let mut slices = [io::IoSlice::new(&[]); super::nats::MAX_IOSLICES];
+        let mut n = 0;
+        for (slot, chunk) in slices.iter_mut().zip(ws.wire.iter()) {
+            *slot = io::IoSlice::new(chunk);
+            n += 1;
+        }
+        let mut written = transport.write_vectored(slices.get(..n).unwrap_or(&[]))?;
+        if written == 0 {
+            return Ok(false);
+        }
+        while written > 0 {
+            let Some(front) = ws.wire.front_mut() else {
+                break;
+            };
+            if written >= front.len() {
+                written -= front.len();
+                ws.wire.pop_front();
+            } else {
+                bytes::Buf::advance(front, written);
+                written = 0;
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// The broker asked for TLS after the hub's INFO: start the client side on the socket.

@@ -145,6 +145,47 @@ pub(super) struct LeafConn {
     pub(super) failure: Option<String>,
     /// The wait before dialing again that the broker asked for (a loop, 30 s).
     pub(super) delay: Option<Duration>,
+    /// The WebSocket side of a `ws://`/`wss://` remote.
+    pub(super) ws: Option<Box<WsLink>>,
+}
+
+/// Mask keys for the frames a leaf sends as a WebSocket client (RFC 6455 §5.3), from the
+/// OS; none once the hub agreed to `Nats-No-Masking`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct OsMaskKeys {
+    pub(super) masking: bool,
+}
+
+impl ws_codec::MaskKeySource for OsMaskKeys {
+    fn next_mask_key(&mut self) -> Option<[u8; 4]> {
+        if !self.masking {
+            return None;
+        }
+        let mut key = [0u8; 4];
+        // Without OS randomness the key is still a key; RFC 6455 asks for unpredictability
+        // to protect proxies, which a failing OS generator cannot give anyway.
+        let _ = crate::ids::os_random(&mut key);
+        Some(key)
+    }
+}
+
+/// The client side of a leaf connection over WebSocket.
+#[derive(Debug)]
+pub(super) struct WsLink {
+    /// The upgrade, until the hub's `101` is read.
+    pub(super) handshake: Option<ws_handshake::ClientHandshake>,
+    pub(super) decoder: ws_codec::Decoder,
+    pub(super) encoder: ws_codec::Encoder<OsMaskKeys>,
+    /// Framed bytes (the upgrade request, frames) not yet written, in order.
+    pub(super) wire: VecDeque<Bytes>,
+    /// Payload bytes taken out of data frames, waiting for the broker's parser.
+    pub(super) nats_in: BytesMut,
+}
+
+impl WsLink {
+    pub(super) fn backlog(&self) -> usize {
+        self.wire.iter().map(Bytes::len).sum()
+    }
 }
 
 /// What happened to an outbound link's connection, for `link::Links`.
