@@ -4,8 +4,9 @@
 //! authentication state), its parser and outbound queue, its keep-alive and write-deadline
 //! clocks and its counters. How a message is written for a connection is the session's
 //! [`Renderer`]: the router decides *who* receives a message, the subscriber's renderer decides
-//! *what bytes* it receives. Today every connection speaks the client protocol (`MSG`/`HMSG`);
-//! a leaf link (`LMSG`) or an MQTT bridge (`PUBLISH`) will be another renderer beside it.
+//! *what bytes* it receives. Clients speak the client protocol (`MSG`/`HMSG`); a leaf
+//! connection's deliveries are collected per leaf and written as `LMSG`/`HMSG` by the broker's
+//! leaf module; an MQTT bridge (`PUBLISH`) would be another renderer beside them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
