@@ -41,6 +41,8 @@ pub(crate) struct WsSettings {
     pub(crate) no_tls: bool,
     pub(crate) tls: Option<TlsSpec>,
     pub(crate) compression: bool,
+    /// `reuse_port`: bind with `SO_REUSEPORT` (several processes share the port).
+    pub(crate) reuse_port: bool,
     pub(crate) handshake_timeout: Duration,
     pub(crate) same_origin: bool,
     pub(crate) allowed_origins: Vec<String>,
@@ -471,6 +473,7 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
                 no_tls: ws.no_tls,
                 tls: ws.tls.as_ref().map(tls_spec),
                 compression: ws.compression,
+                reuse_port: ws.reuse_port,
                 handshake_timeout: ws.handshake_timeout.unwrap_or(Duration::ZERO),
                 same_origin: ws.same_origin,
                 allowed_origins: ws.allowed_origins.clone(),

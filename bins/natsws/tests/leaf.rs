@@ -863,3 +863,64 @@ fn edge_over_websocket(target: Target) {
     let _clients = check_traffic(&tls_hub, &edge);
 }
 on_both!(edge_over_websocket);
+
+/// Two natsws processes share one WebSocket port (`reuse_port`), each a leaf of the same
+/// hub: a browser-like client on one receives what a client on the other publishes.
+#[test]
+fn two_edges_share_the_websocket_port_through_the_hub() {
+    let Some(hub) = Hub::start("") else {
+        return;
+    };
+    let ws_port = free_port();
+    let start = |name: &str| {
+        edge(
+            Target::Natsws,
+            &format!("url: \"nats://127.0.0.1:{}\"", hub.leaf_port),
+            &format!(
+                "server_name: {name}\nwebsocket {{ listen: \"127.0.0.1:{ws_port}\", no_tls: true, reuse_port: true }}\n"
+            ),
+        )
+        .expect("natsws")
+    };
+    // `edge` already names the server `edge`; the second `server_name` wins in both.
+    let one = start("edge1");
+    let two = start("edge2");
+    hub.wait_leafz("two leafs", |v| v["leafnodes"] == 2);
+    // Connections spread over both processes; keep one client of each.
+    let mut clients: std::collections::HashMap<String, common::RawWs> = Default::default();
+    for _ in 0..64 {
+        if clients.len() == 2 {
+            break;
+        }
+        let mut ws = common::RawWs::upgraded(ws_port, "");
+        let info = ws.read_until("\r\n");
+        let name = ["edge1", "edge2"]
+            .into_iter()
+            .find(|n| info.contains(&format!("\"server_name\":\"{n}\"")))
+            .expect("an edge's INFO")
+            .to_owned();
+        clients.entry(name).or_insert(ws);
+    }
+    assert_eq!(clients.len(), 2, "every connection went to one process");
+    let mut sub = clients.remove("edge1").unwrap();
+    let mut publisher = clients.remove("edge2").unwrap();
+    sub.send(b"CONNECT {\"verbose\":false}\r\nSUB across 1\r\nPING\r\n");
+    sub.read_until("PONG\r\n");
+    publisher.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+    publisher.read_until("PONG\r\n");
+    let deadline = Instant::now() + WAIT;
+    // The subscription reaches the hub and from there the other edge; publish until it does.
+    loop {
+        publisher.send(b"PUB across 2\r\nhi\r\n");
+        sub.stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        if let Some(frame) = sub.frame()
+            && String::from_utf8_lossy(&frame.payload).contains("MSG across 1 2")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing crossed");
+    }
+    drop((one, two));
+}

@@ -148,7 +148,12 @@ pub(super) fn bind_websocket(
             port: http_port.unwrap_or(0),
         });
     }
-    let mut l = bind(&ws.listen.host, ws.listen.bind_port()).map_err(|e| {
+    let bound = if ws.reuse_port {
+        bind_reuse_port(&ws.listen.host, ws.listen.bind_port())
+    } else {
+        bind(&ws.listen.host, ws.listen.bind_port())
+    };
+    let mut l = bound.map_err(|e| {
         format!(
             "Unable to listen for websocket connections: listen tcp {}: {}",
             host_port(&ws.listen.host, ws.listen.bind_port()),
@@ -162,6 +167,37 @@ pub(super) fn bind_websocket(
         port: local_port(&l),
         listener: Some(l),
     })
+}
+
+/// `bind` with `SO_REUSEPORT` (`websocket { reuse_port: true }`): every natsws process bound
+/// so shares the port, and the kernel spreads new connections over them.
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+fn bind_reuse_port(host: &str, port: u16) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addr: SocketAddr = if is_any_host(host) {
+        SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port))
+    } else {
+        (host, port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::AddrNotAvailable, "no address"))?
+    };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// This system has no `SO_REUSEPORT`: the setting is refused.
+#[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos")))))]
+fn bind_reuse_port(_host: &str, _port: u16) -> io::Result<TcpListener> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "websocket reuse_port: SO_REUSEPORT is not available on this system",
+    ))
 }
 
 /// An error of `bind` as Go's `net` package words it (`bind: address already in use`), which
