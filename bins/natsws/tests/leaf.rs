@@ -924,3 +924,35 @@ fn two_edges_share_the_websocket_port_through_the_hub() {
     }
     drop((one, two));
 }
+
+/// A reload keeps the leafnode port and its links: the INFO still names the leafnode URL and
+/// messages still cross.
+#[test]
+fn reload_keeps_leaf_links() {
+    let Some(leaf_program) = reference_server() else {
+        return;
+    };
+    let leaf_port = free_port();
+    let conf = format!(
+        "server_name: hub\nlisten: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\nleafnodes {{ listen: \"127.0.0.1:{leaf_port}\" }}\n"
+    );
+    let hub = Server::with_config(&conf, &[]);
+    let leaf = Server::with_config_of(
+        leaf_program,
+        &format!(
+            "server_name: spoke\nlisten: \"127.0.0.1:-1\"\nleafnodes {{ reconnect: 1, remotes: [ {{ url: \"nats://127.0.0.1:{leaf_port}\" }} ] }}\n"
+        ),
+        &[],
+    );
+    drop(check_traffic(&hub, &leaf));
+    hub.reload(&format!("{conf}max_payload: 100000\n"), 1);
+    assert!(hub.log_text().contains("Reloaded server configuration"));
+    let mut c = Raw::connect(leaf_port);
+    let info = c.line();
+    assert!(
+        info.contains(&format!("\"leafnode_urls\":[\"127.0.0.1:{leaf_port}\"]")),
+        "{info}"
+    );
+    assert!(info.contains(&format!("\"port\":{leaf_port}")), "{info}");
+    let _clients = check_traffic(&hub, &leaf);
+}
