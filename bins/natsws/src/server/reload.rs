@@ -245,7 +245,7 @@ impl Plan {
                 .broker
                 .clients()
                 .into_iter()
-                .filter(|id| ctx.broker.is_open(*id))
+                .filter(|id| ctx.broker.is_open(*id) && !ctx.broker.is_leaf(*id))
                 .collect();
             ids.reverse();
             for id in ids.into_iter().take(open - max) {

@@ -154,6 +154,11 @@ impl Broker {
         let Some(c) = self.client(id) else {
             return;
         };
+        if c.leaf.is_some() {
+            // Leaf connections are not re-authenticated: natsconf refuses a reload that
+            // changes the `leafnodes` block, and a dialled leaf has no client credentials.
+            return;
+        }
         if c.auth.parked.is_some() && c.phase != Phase::Connected {
             // Its pending CONNECT is authenticated against this configuration when the check
             // returns.
