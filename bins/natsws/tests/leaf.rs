@@ -956,3 +956,44 @@ fn reload_keeps_leaf_links() {
     assert!(info.contains(&format!("\"port\":{leaf_port}")), "{info}");
     let _clients = check_traffic(&hub, &leaf);
 }
+
+/// A hub that asks for everything and then stops reading: what the edge owes it is bounded by
+/// `max_pending`, the link is cut as a slow consumer, and local clients are unharmed.
+#[test]
+fn hub_that_stops_reading_is_cut_at_max_pending() {
+    let hub = FakeHub::start(|mut s| {
+        let _ = std::io::Write::write_all(&mut s, FAKE_INFO.as_bytes());
+        let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut r, &mut line);
+        let _ = std::io::Write::write_all(
+            &mut s,
+            b"INFO {\"connect_info\":true,\"leafnode_urls\":[]} \r\nLS+ >\r\n",
+        );
+        // Never read again.
+        std::thread::sleep(Duration::from_secs(20));
+    });
+    let Some(edge) = edge(
+        Target::Natsws,
+        &format!("url: \"nats://127.0.0.1:{}\"", hub.port),
+        "max_pending: 1MB\nwrite_deadline: \"30s\"",
+    ) else {
+        return;
+    };
+    edge.wait_log("Leafnode connection created");
+    let mut publisher = Raw::connected(edge.nats_port(), "");
+    let payload = "x".repeat(60_000);
+    let deadline = Instant::now() + WAIT;
+    while !edge.log_text().contains("Slow Consumer Detected") {
+        for _ in 0..20 {
+            publisher.send(&format!("PUB big {}\r\n{payload}\r\n", payload.len()));
+        }
+        publisher.send("PING\r\n");
+        publisher.read_until("PONG\r\n");
+        assert!(Instant::now() < deadline, "never cut: {}", edge.log_text());
+    }
+    edge.wait_log("Leafnode connection closed: Slow Consumer (Pending Bytes)");
+    // The publisher is still served.
+    publisher.send("SUB local 1\r\nPUB local 1\r\nx\r\n");
+    publisher.read_until("MSG local 1 1\r\n");
+}
