@@ -78,6 +78,8 @@ pub(crate) struct RemoteSettings {
     pub(crate) deny_imports: Vec<String>,
     pub(crate) deny_exports: Vec<String>,
     pub(crate) no_randomize: bool,
+    /// `credentials`, read at start-up.
+    pub(crate) credentials: Option<broker::LeafCredentials>,
 }
 
 /// The `leafnodes` block, the parts natsws serves.
@@ -332,10 +334,6 @@ fn check_served(o: &Options) -> Result<(), String> {
         "leafnodes.authorization.users (bcrypt passwords)",
     );
     let remotes = || leaf.remotes.iter();
-    refuse(
-        remotes().any(|r| r.credentials.is_some()),
-        "leafnodes.remotes.credentials",
-    );
     refuse(remotes().any(|r| r.hub), "leafnodes.remotes.hub");
     refuse(
         remotes().any(|r| {
@@ -607,6 +605,10 @@ fn leaf_settings(o: &Options) -> Result<LeafSettings, String> {
             deny_imports: r.deny_imports.clone(),
             deny_exports: r.deny_exports.clone(),
             no_randomize: r.no_randomize,
+            credentials: match &r.credentials {
+                Some(path) => Some(read_credentials(path)?),
+                None => None,
+            },
         });
     }
     let leaf = &o.leafnodes;
@@ -617,6 +619,36 @@ fn leaf_settings(o: &Options) -> Result<LeafSettings, String> {
         remotes,
         reconnect: leaf.reconnect_interval,
     })
+}
+
+/// A `.creds` file (`nsc`'s format, `jwt.DecorateJWT` and `jwt.DecorateSeed`): the first
+/// line after the `BEGIN ... JWT` marker, and the first after `BEGIN ... SEED`.
+fn read_credentials(path: &str) -> Result<broker::LeafCredentials, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "error reading leafnode credentials {}: {e}",
+            gotext::quote(path)
+        )
+    })?;
+    let after = |marker: &str| {
+        let mut lines = text.lines();
+        lines
+            .by_ref()
+            .find(|l| l.contains("BEGIN") && l.contains(marker))?;
+        lines
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_owned)
+    };
+    let jwt = after("JWT").filter(|j| j.split('.').count() == 3);
+    let seed = after("SEED").filter(|s| s.starts_with("SU"));
+    match (jwt, seed) {
+        (Some(jwt), Some(seed)) => Ok(broker::LeafCredentials { jwt, seed }),
+        _ => Err(format!(
+            "leafnode credentials {}: no user JWT and user seed found",
+            gotext::quote(path)
+        )),
+    }
 }
 
 /// `leafnodes { authorization }` for the broker: `None` when it names neither a user nor an

@@ -461,10 +461,6 @@ fn edge_of(target: Target, remote: &str) -> Option<Server> {
 fn unserved_leafnode_options_are_refused_by_name() {
     for (conf, name) in [
         (
-            "leafnodes { remotes [ { url: \"nats://h:1\", credentials: \"/x.creds\" } ] }",
-            "leafnodes.remotes.credentials",
-        ),
-        (
             "leafnodes { min_version: \"2.8.0\" }",
             "leafnodes.min_version",
         ),
@@ -997,3 +993,107 @@ fn hub_that_stops_reading_is_cut_at_max_pending() {
     publisher.send("SUB local 1\r\nPUB local 1\r\nx\r\n");
     publisher.read_until("MSG local 1 1\r\n");
 }
+
+/// A JWT as `nsc` writes it: `{"typ":"JWT","alg":"ed25519-nkey"}`, the claims, and the
+/// issuer's signature over both (unpadded base64url).
+fn jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = b64.encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = serde_json::json!({
+        "jti": format!("J{}", name.to_uppercase()),
+        "iat": 1_700_000_000,
+        "iss": issuer.public_key(),
+        "name": name,
+        "sub": subject,
+        "nats": nats,
+    });
+    let payload = b64.encode(claims.to_string());
+    let signed = format!("{header}.{payload}");
+    let sig = b64.encode(issuer.sign(signed.as_bytes()).unwrap());
+    format!("{signed}.{sig}")
+}
+
+/// `credentials` in a remote: the edge sends the user JWT and signs the hub's nonce; an
+/// operator-mode nats-server hub binds it to the JWT's account.
+fn credentials_sign_the_nonce(target: Target) {
+    use nkeys::{KeyPair, KeyPairType};
+    let Some(program) = reference_server() else {
+        return;
+    };
+    let operator = KeyPair::new_from_raw(KeyPairType::Operator, [1; 32]).unwrap();
+    let account = KeyPair::new_from_raw(KeyPairType::Account, [2; 32]).unwrap();
+    let user = KeyPair::new_from_raw(KeyPairType::User, [3; 32]).unwrap();
+    let op_jwt = jwt(
+        &operator,
+        &operator.public_key(),
+        "op",
+        serde_json::json!({"type": "operator", "version": 2}),
+    );
+    let acc_jwt = jwt(
+        &operator,
+        &account.public_key(),
+        "acc",
+        serde_json::json!({"type": "account", "version": 2, "limits": {
+            "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+            "wildcards": true, "conn": -1, "leaf": -1}}),
+    );
+    let user_jwt = jwt(
+        &account,
+        &user.public_key(),
+        "leafuser",
+        serde_json::json!({"type": "user", "version": 2, "pub": {}, "sub": {},
+            "subs": -1, "data": -1, "payload": -1}),
+    );
+    let dir = temp_dir("creds");
+    let op_path = common::write_file(&dir, "op.jwt", &op_jwt);
+    let creds = format!(
+        "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n************************* IMPORTANT *************************\nNKEY Seed printed below can be used to sign and prove identity.\n\n-----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+        user.seed().unwrap()
+    );
+    let creds_path = common::write_file(&dir, "leaf.creds", &creds);
+    let (http_port, leaf_port) = (free_port(), free_port());
+    let hub = Server::with_config_of(
+        program,
+        &format!(
+            "server_name: hub\nlisten: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:{http_port}\"\noperator: \"{op_path}\"\nresolver: MEMORY\nresolver_preload: {{ {}: \"{acc_jwt}\" }}\nleafnodes {{ listen: \"127.0.0.1:{leaf_port}\" }}\n",
+            account.public_key()
+        ),
+        &[],
+    );
+    let Some(edge) = edge(
+        target,
+        &format!("url: \"nats://127.0.0.1:{leaf_port}\", credentials: \"{creds_path}\""),
+        "",
+    ) else {
+        return;
+    };
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, _, body) = common::http_get(http_port, "/leafz");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if v["leafnodes"] == 1 {
+            assert_eq!(v["leafs"][0]["account"], account.public_key(), "{v}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leaf: {v}\nhub: {}\nedge: {}",
+            hub.log_text(),
+            edge.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A seed that does not match the JWT is refused by the hub.
+    let other = KeyPair::new_from_raw(KeyPairType::User, [4; 32]).unwrap();
+    let bad = creds.replace(&user.seed().unwrap(), &other.seed().unwrap());
+    let bad_path = common::write_file(&dir, "bad.creds", &bad);
+    let Some(refused) = edge_of(
+        target,
+        &format!("url: \"nats://127.0.0.1:{leaf_port}\", credentials: \"{bad_path}\""),
+    ) else {
+        return;
+    };
+    refused.wait_log("Leafnode Error 'Authorization Violation'");
+}
+on_both!(credentials_sign_the_nonce);

@@ -165,5 +165,5 @@ pub use proto::ProtoError;
 pub use router::{DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT, MAX_RESPONSE_ROUTES};
 pub use types::{
     AccountInfo, ClientId, ClientInfo, ClientParams, CloseReason, ConnectionType, Event,
-    LeafRemote, ServerStats, SubInfo,
+    LeafCredentials, LeafRemote, ServerStats, SubInfo,
 };

@@ -134,6 +134,27 @@ pub struct LeafRemote {
     pub deny_imports: Vec<String>,
     /// Subjects this side must not send to the hub.
     pub deny_exports: Vec<String>,
+    /// `credentials`: the user JWT and nkey seed that sign the hub's nonce.
+    pub credentials: Option<LeafCredentials>,
+}
+
+/// A remote's `credentials` file, read: the user JWT sent in CONNECT, and the seed that signs
+/// the hub's nonce (never printed: `Debug` hides it).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct LeafCredentials {
+    /// The user JWT.
+    pub jwt: String,
+    /// The user's nkey seed (`SU...`).
+    pub seed: String,
+}
+
+impl fmt::Debug for LeafCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeafCredentials")
+            .field("jwt", &self.jwt)
+            .field("seed", &"[redacted]")
+            .finish()
+    }
 }
 
 /// Why a connection was closed; the strings are nats-server's `/connz` `reason` values.

@@ -278,6 +278,7 @@ fn connect(
         tls_established: url.scheme == Scheme::Wss,
         deny_imports: link.remote.deny_imports.clone(),
         deny_exports: link.remote.deny_exports.clone(),
+        credentials: link.remote.credentials.clone(),
     };
     let client =
         ctx.broker

@@ -1,6 +1,7 @@
 //! Leaf-node connections (`server/leafnode.go`): the soliciting side's handshake (the hub's
 //! INFO, TLS when asked, CONNECT, the INFO that answers it), the accepting side's CONNECT,
-//! `LS+`/`LS-` in both directions, `LMSG`/`HMSG` and loop detection.
+//! `LS+`/`LS-` in both directions, `LMSG`/`HMSG`, loop detection and the signature of the
+//! hub's nonce for `credentials`.
 //!
 //! A leaf connection is a session like a client's, with [`Renderer::Leaf`] and a
 //! [`LeafState`]. What the other side is interested in becomes subscriptions the leaf owns in
@@ -340,6 +341,10 @@ impl Broker {
         struct LeafConnect<'a> {
             version: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
+            jwt: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            sig: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
             user: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
             pass: Option<&'a str>,
@@ -368,8 +373,19 @@ impl Broker {
         let Some(remote) = leaf.solicited.as_deref() else {
             return;
         };
+        // `credentials`: the JWT, and the hub's nonce signed with the seed
+        // (`server/leafnode.go` `sendLeafConnect`), unpadded base64url.
+        let sig = match (&remote.credentials, &leaf.nonce) {
+            (Some(creds), Some(nonce)) => nkeys::KeyPair::from_seed(&creds.seed)
+                .and_then(|kp| kp.sign(nonce.as_bytes()))
+                .ok()
+                .map(|sig| base64_url(&sig)),
+            _ => None,
+        };
         let connect = LeafConnect {
             version: &cfg.version,
+            jwt: remote.credentials.as_ref().map(|c| c.jwt.as_str()),
+            sig,
             user: remote.user.as_deref(),
             pass: remote.password.as_deref(),
             tls_required: remote.tls || remote.tls_established || leaf.tls,

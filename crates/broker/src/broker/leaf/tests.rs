@@ -556,3 +556,36 @@ fn the_accepting_side_sends_the_leafnode_info_and_checks_leaf_users() {
     h.send(client, "PUB foo 1\r\nx\r\n");
     assert_eq!(h.take(good), "");
 }
+
+#[test]
+fn credentials_send_the_jwt_and_sign_the_nonce() {
+    let user = nkeys::KeyPair::new_from_raw(nkeys::KeyPairType::User, [7; 32]).unwrap();
+    let mut h = Harness::new();
+    let id = h.broker.register_leaf(
+        h.now,
+        ClientParams::new(ConnectionType::Leaf, addr()),
+        LeafRemote {
+            credentials: Some(crate::LeafCredentials {
+                jwt: "a.b.c".to_owned(),
+                seed: user.seed().unwrap(),
+            }),
+            ..LeafRemote::default()
+        },
+    );
+    h.drain_events();
+    h.send(id, HUB_INFO);
+    let connect = h.take(id);
+    let json: serde_json::Value =
+        serde_json::from_str(connect.strip_prefix("CONNECT ").unwrap().trim_end()).unwrap();
+    assert_eq!(json["jwt"], "a.b.c");
+    use base64::Engine as _;
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(json["sig"].as_str().unwrap())
+        .unwrap();
+    // HUB_INFO's nonce.
+    assert!(user.verify(b"abc", &sig).is_ok());
+    assert!(
+        !format!("{:?}", h.broker).contains(&user.seed().unwrap()),
+        "seed in Debug"
+    );
+}
