@@ -41,6 +41,8 @@ pub(crate) struct WsSettings {
     pub(crate) no_tls: bool,
     pub(crate) tls: Option<TlsSpec>,
     pub(crate) compression: bool,
+    /// `reuse_port`: bind with `SO_REUSEPORT` (several processes share the port).
+    pub(crate) reuse_port: bool,
     pub(crate) handshake_timeout: Duration,
     pub(crate) same_origin: bool,
     pub(crate) allowed_origins: Vec<String>,
@@ -58,6 +60,42 @@ impl WsSettings {
     }
 }
 
+/// One `leafnodes { remotes [...] }` entry natsws dials.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RemoteSettings {
+    /// The URLs, dialled in turn (shuffled once unless `no_randomize`).
+    pub(crate) urls: Vec<natsconf::options::LeafUrl>,
+    /// The local account (`None`: `$G`).
+    pub(crate) account: Option<String>,
+    /// The CA file the hub's certificate must chain to (`tls { ca_file }`).
+    pub(crate) tls_ca: Option<String>,
+    /// A `tls {}` block was given: TLS is started after the hub's INFO even on `nats://`.
+    pub(crate) tls: bool,
+    /// `ws_compression`: offer permessage-deflate on `ws://`/`wss://`.
+    pub(crate) ws_compression: bool,
+    /// `ws_no_masking`: ask the hub to accept unmasked frames.
+    pub(crate) ws_no_masking: bool,
+    pub(crate) deny_imports: Vec<String>,
+    pub(crate) deny_exports: Vec<String>,
+    pub(crate) no_randomize: bool,
+    /// `credentials`, read at start-up.
+    pub(crate) credentials: Option<broker::LeafCredentials>,
+}
+
+/// The `leafnodes` block, the parts natsws serves.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct LeafSettings {
+    /// The accepting side's listener (`port`, `host`, `listen`).
+    pub(crate) listen: Option<ListenSpec>,
+    /// The accepting side's `tls {}` (TLS after INFO, as for clients).
+    pub(crate) tls: Option<TlsSpec>,
+    /// `no_advertise`: accepted leafs get no `leafnode_urls` to reconnect to.
+    pub(crate) no_advertise: bool,
+    pub(crate) remotes: Vec<RemoteSettings>,
+    /// `reconnect`: the longest wait between two attempts to dial a remote.
+    pub(crate) reconnect: Duration,
+}
+
 /// Everything the server runs with.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -69,6 +107,7 @@ pub(crate) struct Settings {
     pub(crate) https: Option<ListenSpec>,
     pub(crate) http_base_path: String,
     pub(crate) websocket: Option<WsSettings>,
+    pub(crate) leaf: LeafSettings,
     pub(crate) log: LogSettings,
     pub(crate) pid_file: Option<String>,
     pub(crate) max_closed_clients: usize,
@@ -294,7 +333,27 @@ fn check_served(o: &Options) -> Result<(), String> {
             refused.push(name.to_owned());
         }
     };
-    refuse(o.leafnodes != d.leafnodes, "leafnodes");
+    // Leaf nodes: the soliciting side over nats://, tls:// and nats-leaf:// is served.
+    let leaf = &o.leafnodes;
+    refuse(leaf.advertise.is_some(), "leafnodes.advertise");
+    refuse(leaf.min_version.is_some(), "leafnodes.min_version");
+    refuse(
+        leaf.authorization
+            .users
+            .iter()
+            .any(|u| u.password.starts_with("$2")),
+        "leafnodes.authorization.users (bcrypt passwords)",
+    );
+    let remotes = || leaf.remotes.iter();
+    refuse(remotes().any(|r| r.hub), "leafnodes.remotes.hub");
+    refuse(
+        remotes().any(|r| {
+            r.tls
+                .as_ref()
+                .is_some_and(|t| t.cert_file.is_some() || t.key_file.is_some() || t.insecure)
+        }),
+        "leafnodes.remotes.tls (cert_file, key_file, insecure)",
+    );
     // Accounts are served; these parts of them are not.
     refuse(o.accounts.iter().any(|a| a.nkey.is_some()), "accounts.nkey");
     let exports = || o.accounts.iter().flat_map(|a| a.exports.iter());
@@ -356,6 +415,14 @@ fn check_served(o: &Options) -> Result<(), String> {
         out
     };
     let mut tls_refused = Vec::new();
+    if let Some(t) = &o.leafnodes.tls {
+        tls_refused.extend(check_tls(t, "leafnodes.tls"));
+    }
+    for remote in &o.leafnodes.remotes {
+        if let Some(t) = &remote.tls {
+            tls_refused.extend(check_tls(t, "leafnodes.remotes.tls"));
+        }
+    }
     if let Some(t) = &o.tls {
         tls_refused.extend(check_tls(t, "tls"));
     }
@@ -415,6 +482,7 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
                 no_tls: ws.no_tls,
                 tls: ws.tls.as_ref().map(tls_spec),
                 compression: ws.compression,
+                reuse_port: ws.reuse_port,
                 handshake_timeout: ws.handshake_timeout.unwrap_or(Duration::ZERO),
                 same_origin: ws.same_origin,
                 allowed_origins: ws.allowed_origins.clone(),
@@ -436,6 +504,21 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
             })
         }
     };
+    let leaf = leaf_settings(o)?;
+    broker.leaf_auth = leaf_auth(o);
+    for name in broker.leaf_auth.iter().flat_map(|a| {
+        a.users
+            .iter()
+            .filter_map(|u| u.account.as_ref())
+            .chain(&a.account)
+    }) {
+        if name != broker::GLOBAL_ACCOUNT && !o.accounts.iter().any(|a| &a.name == name) {
+            return Err(format!(
+                "cannot find account {} specified in leafnode authorization",
+                gotext::quote(name)
+            ));
+        }
+    }
     let mut auth = auth_config(o);
     let mut warnings = Vec::new();
     auth.operator = crate::operator::operator_config(o, &mut warnings)?;
@@ -469,6 +552,7 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
         https: o.https.as_ref().map(|h| listen(&h.host, h.port)),
         http_base_path: normalise_base_path(&o.http_base_path),
         websocket,
+        leaf,
         log: LogSettings {
             debug: o.logging.debug,
             trace: o.logging.trace || o.logging.trace_verbose,
@@ -487,6 +571,137 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
         options: o.clone(),
         config_warnings: Vec::new(),
         warnings,
+    })
+}
+
+/// The remotes natsws dials, checked as nats-server checks them at start-up.
+fn leaf_settings(o: &Options) -> Result<LeafSettings, String> {
+    let mut remotes = Vec::new();
+    for r in &o.leafnodes.remotes {
+        if let Some(name) = &r.account
+            && name != broker::GLOBAL_ACCOUNT
+            && !o.accounts.iter().any(|a| &a.name == name)
+        {
+            // `server/leafnode.go` `validateLeafNode`.
+            return Err(format!(
+                "cannot find local account {} specified in leafnode remote",
+                gotext::quote(name)
+            ));
+        }
+        let ws = r.urls.iter().filter(|u| u.is_websocket()).count();
+        if ws != 0 && ws != r.urls.len() {
+            // `server/opts.go` `parseRemoteLeafNodes`.
+            let urls: Vec<&str> = r.urls.iter().map(|u| u.raw.as_str()).collect();
+            return Err(format!(
+                "remote leaf node configuration cannot have a mix of websocket and non-websocket urls: {}",
+                urls.join(", ")
+            ));
+        }
+        for url in &r.urls {
+            if !matches!(
+                url.scheme.as_str(),
+                "nats" | "tls" | "nats-leaf" | "ws" | "wss"
+            ) {
+                return Err(format!(
+                    "leafnode remote url scheme {} is not supported by natsws",
+                    gotext::quote(&url.scheme)
+                ));
+            }
+        }
+        let tls = r.tls.is_some()
+            || r.urls
+                .iter()
+                .any(|u| u.scheme == "tls" || u.scheme == "wss");
+        let tls_ca = r.tls.as_ref().and_then(|t| t.ca_file.clone());
+        if tls && tls_ca.is_none() {
+            return Err(
+                "leafnode remote with TLS needs tls { ca_file } (the hub's certificate is verified)"
+                    .to_owned(),
+            );
+        }
+        remotes.push(RemoteSettings {
+            urls: r.urls.clone(),
+            account: r.account.clone(),
+            tls_ca,
+            tls,
+            ws_compression: r.ws_compression,
+            ws_no_masking: r.ws_no_masking,
+            deny_imports: r.deny_imports.clone(),
+            deny_exports: r.deny_exports.clone(),
+            no_randomize: r.no_randomize,
+            credentials: match &r.credentials {
+                Some(path) => Some(read_credentials(path)?),
+                None => None,
+            },
+        });
+    }
+    let leaf = &o.leafnodes;
+    Ok(LeafSettings {
+        listen: leaf.listen.as_ref().map(|l| listen(&l.host, l.port)),
+        tls: leaf.tls.as_ref().map(tls_spec),
+        no_advertise: leaf.no_advertise,
+        remotes,
+        reconnect: leaf.reconnect_interval,
+    })
+}
+
+/// A `.creds` file (`nsc`'s format, `jwt.DecorateJWT` and `jwt.DecorateSeed`): the first
+/// line after the `BEGIN ... JWT` marker, and the first after `BEGIN ... SEED`.
+fn read_credentials(path: &str) -> Result<broker::LeafCredentials, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "error reading leafnode credentials {}: {e}",
+            gotext::quote(path)
+        )
+    })?;
+    let after = |marker: &str| {
+        let mut lines = text.lines();
+        lines
+            .by_ref()
+            .find(|l| l.contains("BEGIN") && l.contains(marker))?;
+        lines
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_owned)
+    };
+    let jwt = after("JWT").filter(|j| j.split('.').count() == 3);
+    let seed = after("SEED").filter(|s| s.starts_with("SU"));
+    match (jwt, seed) {
+        (Some(jwt), Some(seed)) => Ok(broker::LeafCredentials { jwt, seed }),
+        _ => Err(format!(
+            "leafnode credentials {}: no user JWT and user seed found",
+            gotext::quote(path)
+        )),
+    }
+}
+
+/// `leafnodes { authorization }` for the broker: `None` when it names neither a user nor an
+/// account, and accepted leafs then authenticate as clients do (connection type `LEAFNODE`).
+fn leaf_auth(o: &Options) -> Option<broker::LeafAuthConfig> {
+    let a = &o.leafnodes.authorization;
+    if a.user.is_none() && a.users.is_empty() && a.account.is_none() {
+        return None;
+    }
+    let mut users: Vec<broker::LeafUserConfig> = a
+        .users
+        .iter()
+        .map(|u| broker::LeafUserConfig {
+            username: u.username.clone(),
+            password: u.password.clone(),
+            account: u.account.clone(),
+        })
+        .collect();
+    if let Some(user) = &a.user {
+        users.push(broker::LeafUserConfig {
+            username: user.clone(),
+            password: a.password.clone().unwrap_or_default(),
+            account: None,
+        });
+    }
+    Some(broker::LeafAuthConfig {
+        users,
+        account: a.account.clone(),
+        timeout: a.timeout,
     })
 }
 

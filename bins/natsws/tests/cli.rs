@@ -259,7 +259,10 @@ fn unmodelled_options_are_refused_with_the_other_option_errors() {
 fn unserved_options_are_refused_by_name() {
     let dir = temp_dir("cli");
     for (conf, name) in [
-        ("leafnodes { port: 7422 }\n", "\"leafnodes\""),
+        (
+            "leafnodes { min_version: \"2.8.0\" }\n",
+            "\"leafnodes.min_version\"",
+        ),
         (
             "accounts { A { exports: [{service: \"s\", latency: \"lat\"}] } }\n",
             "\"accounts.exports.latency\"",

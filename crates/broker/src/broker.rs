@@ -16,9 +16,9 @@ use crate::config::{
     AccountConfig, Config, FIRST_CLIENT_PING_INTERVAL, RTT_MEASUREMENT_INTERVAL, WallClock,
 };
 use crate::outq::OutQueue;
-use crate::proto::{Op, Parser, ParserLimits, ProtoError, PubRanges, Role};
+use crate::proto::{LeafDelivery, Op, Parser, ParserLimits, ProtoError, PubRanges, Role};
 use crate::router::{
-    AccountId, PubRef, ResponseRoute, Router, ServiceImport, SubKey, Subscription,
+    AccountId, PubRef, QueueFilter, ResponseRoute, Router, ServiceImport, SubKey, Subscription,
     validate_accounts,
 };
 use crate::session::{Client, ClientAuth, ClientOptions, PendingConnect, Phase, Renderer, Slot};
@@ -32,6 +32,7 @@ use crate::{auth, subject};
 
 mod connect;
 mod introspect;
+pub(crate) mod leaf;
 mod reload;
 mod routing;
 mod subs;
@@ -95,6 +96,14 @@ struct InfoJson<'a> {
     connect_urls: &'a [String],
     #[serde(skip_serializing_if = "is_false")]
     ldm: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    leafnode_urls: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "is_false")]
+    info_on_connect: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    connect_info: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_account: Option<&'a str>,
 }
 
 #[expect(
@@ -133,6 +142,14 @@ pub struct Broker {
     rendered: Rendered,
     /// Scratch space for the subject of a message routed through a stream import.
     mapped_subject: Vec<u8>,
+    /// The open leaf connections (interest propagates to each).
+    leafs: Vec<ClientId>,
+    /// Each account's loop-detection subject (`$LDS.` and a random suffix), made on first use.
+    lds: HashMap<AccountId, Box<[u8]>>,
+    /// Scratch space: the leaf subscriptions one message matched (leaf, subscription, queue).
+    leaf_targets: Vec<(ClientId, SubKey, bool)>,
+    /// Scratch space for one `LMSG` line.
+    leaf_line: Vec<u8>,
 }
 
 /// Default size of the closed-connections ring (`/connz?state=closed`).
@@ -174,6 +191,10 @@ impl Broker {
             rechecking: Vec::new(),
             rendered: Rendered::default(),
             mapped_subject: Vec::new(),
+            leafs: Vec::new(),
+            lds: HashMap::new(),
+            leaf_targets: Vec::new(),
+            leaf_line: Vec::new(),
         }
     }
 
@@ -270,8 +291,21 @@ impl Broker {
     /// Registers a new connection and queues its INFO. May close it at once (poll events):
     /// with `max_connections` reached it gets INFO, `-ERR 'maximum connections exceeded'` and
     /// [`Event::Closed`]. Call [`Broker::poll_timeout`] afterwards: the auth and ping timers run.
+    ///
+    /// A [`ConnectionType::Leaf`] or [`ConnectionType::LeafWebSocket`] connection registered
+    /// here is an accepted leaf: its INFO is the leafnode port's and it must send a leaf
+    /// CONNECT. A leaf connection natsws dialled is registered with [`Broker::register_leaf`].
     #[must_use = "the handle is the only way to address the client"]
     pub fn register_client(&mut self, now: Instant, params: ClientParams) -> ClientId {
+        self.register(now, params, false)
+    }
+
+    pub(super) fn register(
+        &mut self,
+        now: Instant,
+        params: ClientParams,
+        solicited: bool,
+    ) -> ClientId {
         let index = match self.free_slots.pop() {
             Some(i) => i,
             None => {
@@ -288,8 +322,13 @@ impl Broker {
         let cid = self.next_cid;
         self.next_cid += 1;
         let conn_type = params.conn_type;
-        let auth_expected = self.auth.auth_expected(conn_type);
-        let nonce = if self.auth.nonce_required() {
+        let is_leaf = matches!(
+            conn_type,
+            ConnectionType::Leaf | ConnectionType::LeafWebSocket
+        );
+        // A leaf on the leafnode port must authenticate first, whatever the client auth.
+        let auth_expected = !solicited && (is_leaf || self.auth.auth_expected(conn_type));
+        let nonce = if self.auth.nonce_required() && !solicited {
             let bytes = params.nonce_bytes.unwrap_or_else(|| {
                 let a = self.rng.next_u64().to_le_bytes();
                 let b = self.rng.next_u64().to_le_bytes();
@@ -303,13 +342,19 @@ impl Broker {
         } else {
             None
         };
+        let leaf_timeout = self
+            .config
+            .leaf_auth
+            .as_ref()
+            .and_then(|a| a.timeout)
+            .filter(|_| is_leaf);
         let auth_deadline = auth_expected
             .then(|| {
-                now.checked_add(
+                now.checked_add(leaf_timeout.unwrap_or_else(|| {
                     self.auth
                         .auth_timeout(conn_type)
-                        .unwrap_or(self.config.auth_timeout),
-                )
+                        .unwrap_or(self.config.auth_timeout)
+                }))
             })
             .flatten();
         let limits = ParserLimits {
@@ -325,7 +370,7 @@ impl Broker {
             cid,
             params,
             phase: Phase::AwaitingConnect { auth_expected },
-            parser: Parser::new(Role::Server, limits),
+            parser: Parser::new(if is_leaf { Role::Leaf } else { Role::Server }, limits),
             renderer: Renderer::ClientMsg,
             out: OutQueue::new(),
             opts: ClientOptions::default(),
@@ -356,13 +401,19 @@ impl Broker {
             first_pong_sent: false,
             announced_max_payload: self.config.limits.max_payload,
             urls_epoch: self.urls_epoch,
+            leaf: None,
         };
         if let Some(slot) = self.slots.get_mut(index as usize) {
             slot.client = Some(client);
         }
         self.stats.total_connections += 1;
-        let info = self.build_info(id, false);
-        self.queue_bytes(id, now, &info);
+        if is_leaf && !solicited {
+            self.init_accepted_leaf(id);
+        }
+        if !solicited {
+            let info = self.build_info(id, false);
+            self.queue_bytes(id, now, &info);
+        }
         if counts_as_client {
             if self.stats.connections >= self.config.limits.max_connections {
                 // Never registered, so closing it must not decrement the count.
@@ -380,13 +431,27 @@ impl Broker {
     }
 
     fn build_info(&self, id: ClientId, ldm: bool) -> Vec<u8> {
+        self.build_info_for(id, ldm, None)
+    }
+
+    /// The INFO line; for an accepted leaf, `connect_info` names its bound account (the
+    /// INFO that answers its CONNECT).
+    pub(super) fn build_info_for(
+        &self,
+        id: ClientId,
+        ldm: bool,
+        connect_info: Option<&str>,
+    ) -> Vec<u8> {
         let Some(c) = self.client(id) else {
             return Vec::new();
         };
         let cfg = &self.config;
         let conn_type = c.params.conn_type;
         let ws = conn_type.is_websocket();
-        let listener = if ws {
+        let leaf = c.leaf.is_some();
+        let listener = if leaf {
+            cfg.leaf_listener.as_ref().unwrap_or(&cfg.client_listener)
+        } else if ws {
             cfg.websocket_listener
                 .as_ref()
                 .unwrap_or(&cfg.client_listener)
@@ -408,7 +473,8 @@ impl Broker {
             host: &listener.host,
             port: listener.port,
             headers: cfg.headers,
-            auth_required: self.auth.auth_required(conn_type),
+            // Always true on the leafnode port (`server/leafnode.go`).
+            auth_required: leaf || self.auth.auth_required(conn_type),
             tls_required: listener.tls_required,
             tls_verify: listener.tls_verify,
             tls_available: listener.tls_available,
@@ -422,12 +488,18 @@ impl Broker {
                 .as_deref()
                 .filter(|_| matches!(c.phase, Phase::AwaitingConnect { .. })),
             cluster: &cfg.cluster,
-            connect_urls: if ws {
+            connect_urls: if leaf {
+                &[]
+            } else if ws {
                 &cfg.ws_connect_urls
             } else {
                 &cfg.connect_urls
             },
             ldm,
+            leafnode_urls: leaf.then_some(&cfg.leaf_urls[..]),
+            info_on_connect: leaf,
+            connect_info: connect_info.is_some(),
+            remote_account: connect_info,
         };
         let mut out = b"INFO ".to_vec();
         if serde_json::to_writer(&mut out, &info).is_err() {
@@ -458,7 +530,11 @@ impl Broker {
                     src.clear();
                     return;
                 }
-                if c.auth.parked.is_some() {
+                if c.auth.parked.is_some()
+                    || c.leaf
+                        .as_ref()
+                        .is_some_and(|l| l.stage == leaf::LeafStage::AwaitTls)
+                {
                     break;
                 }
                 auth_cfg_has_no_auth_user = c.phase.awaiting_auth() && c.parser.at_op_start();
@@ -504,8 +580,23 @@ impl Broker {
         if self.config.trace {
             self.trace_in(id, &op);
         }
+        let leaf = self
+            .client(id)
+            .and_then(|c| c.leaf.as_ref())
+            .map(|l| l.is_spoke());
         match op {
-            Op::Connect(arg) => self.process_connect(id, now, &arg),
+            Op::Connect(arg) => match leaf {
+                None => self.process_connect(id, now, &arg),
+                Some(false) => self.leaf_connect(id, now, &arg),
+                Some(true) => self.close(id, now, CloseReason::ProtocolViolation),
+            },
+            Op::Info(arg) if leaf.is_some() => self.leaf_info(id, now, &arg),
+            Op::Err(arg) if leaf.is_some() => self.leaf_err(id, now, &arg),
+            Op::LeafSub { subject, queue } => self.process_leaf_sub(id, now, &subject, queue),
+            Op::LeafUnsub { subject, queue } => {
+                self.process_leaf_unsub(id, now, &subject, queue.as_ref());
+            }
+            Op::LeafMsg(msg) => self.process_leaf_msg(id, now, &msg),
             Op::Pub(publish) => self.process_pub(id, now, &PubRef::from_publish(&publish)),
             Op::Sub {
                 subject,
@@ -582,7 +673,17 @@ impl Broker {
             },
             Op::Ping => trace::op(true, "PING", &[]),
             Op::Pong => trace::op(true, "PONG", &[]),
-            Op::Pub(_) | Op::Ok | Op::Info(_) | Op::Err(_) | Op::Msg(_) => return,
+            Op::LeafSub { subject, queue } => match queue {
+                Some((q, w)) => trace::op(true, "LS+", &[subject, q, w.to_string().as_bytes()]),
+                None => trace::op(true, "LS+", &[subject]),
+            },
+            Op::LeafUnsub { subject, queue } => match queue {
+                Some(q) => trace::op(true, "LS-", &[subject, q]),
+                None => trace::op(true, "LS-", &[subject]),
+            },
+            Op::Pub(_) | Op::Ok | Op::Info(_) | Op::Err(_) | Op::Msg(_) | Op::LeafMsg(_) => {
+                return;
+            }
         };
         self.trace(id, || line);
     }
@@ -683,11 +784,18 @@ impl Broker {
         if !reason.flushes() {
             c.out.clear();
         }
+        let was_leaf = c.leaf.is_some();
         c.auth.deadline = None;
         c.ping_deadline = None;
         c.stall_since = None;
         let counts = c.counts_as_client;
         let keys: Vec<SubKey> = c.subs.values().copied().collect();
+        if was_leaf {
+            self.forget_leaf(id);
+        }
+        let Some(c) = self.client(id) else {
+            return;
+        };
         let cid = c.cid;
         let account = c.auth.account;
         if counts {
@@ -704,7 +812,7 @@ impl Broker {
         let name = self.router.name(account);
         let kept: Vec<SubInfo> = by_sid.iter().map(|s| sub_info(s, cid, name)).collect();
         for key in keys {
-            self.remove_sub(key);
+            self.remove_sub(key, now);
         }
         if let Some(c) = self.client_mut(id) {
             c.closed_subs = kept;

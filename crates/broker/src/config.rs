@@ -149,6 +149,29 @@ pub struct AccountConfig {
     pub imports: Vec<ImportConfig>,
 }
 
+/// One user of `leafnodes { authorization }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeafUserConfig {
+    /// User name.
+    pub username: String,
+    /// Password (plain text).
+    pub password: String,
+    /// The account the leaf binds to (`None`: the authorization's `account`, else `$G`).
+    pub account: Option<String>,
+}
+
+/// `leafnodes { authorization }`: when set, a leaf that connects here authenticates against
+/// it alone (`server/auth.go` `isLeafNodeAuthorized`), not against the client users.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeafAuthConfig {
+    /// The single user, or the `users` list; empty: no credentials are asked for.
+    pub users: Vec<LeafUserConfig>,
+    /// `account`: where a leaf without a user of its own binds.
+    pub account: Option<String>,
+    /// `timeout`.
+    pub timeout: Option<Duration>,
+}
+
 /// Everything the broker needs to know. `Default` equals a stock nats-server.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -173,6 +196,14 @@ pub struct Config {
     pub ws_connect_urls: Vec<String>,
     /// Cluster name for INFO `cluster`; omitted when empty.
     pub cluster: String,
+    /// The leafnode listener, when natsws accepts leafs: accepted leaf connections get its
+    /// host, port and TLS flags in INFO.
+    pub leaf_listener: Option<ListenerInfo>,
+    /// `leafnode_urls` in the INFO accepted leafs get (`host:port`); empty with
+    /// `no_advertise`.
+    pub leaf_urls: Vec<String>,
+    /// `leafnodes { authorization }`.
+    pub leaf_auth: Option<LeafAuthConfig>,
     /// Header support (`!no_header_support`).
     pub headers: bool,
     /// Limits.
@@ -260,6 +291,9 @@ impl Default for Config {
             connect_urls: Vec::new(),
             ws_connect_urls: Vec::new(),
             cluster: String::new(),
+            leaf_listener: None,
+            leaf_urls: Vec::new(),
+            leaf_auth: None,
             headers: true,
             limits: Limits::default(),
             ping_interval: DEFAULT_PING_INTERVAL,

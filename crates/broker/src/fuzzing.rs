@@ -67,7 +67,7 @@ pub(crate) fn check_peek_pub(parser: &Parser, buf: &BytesMut) {
 }
 
 /// Parser body: no panic, and splitting the input at `data[0]` (and byte by byte for short
-/// inputs) gives the same ops and error as parsing it whole, for both roles.
+/// inputs) gives the same ops and error as parsing it whole, for every role.
 pub fn broker_proto(data: &[u8]) {
     let Some((&split, rest)) = data.split_first() else {
         return;
@@ -77,7 +77,7 @@ pub fn broker_proto(data: &[u8]) {
         max_payload: 4096,
         headers: split & 1 == 1,
     };
-    for role in [Role::Server, Role::Client] {
+    for role in [Role::Server, Role::Client, Role::Leaf] {
         let whole = parse_all(role, limits, &[rest]);
         let at = usize::from(split).min(rest.len());
         let (a, b) = rest.split_at(at);
@@ -132,6 +132,21 @@ const SNIPPETS: &[&[u8]] = &[
     b"CONNECT {\"user\":\"c\",\"pass\":\"c\",\"verbose\":false}\r\n",
     b"PUB svc _INBOX.y 1\r\nq\r\n",
     b"SUB svc 4\r\n",
+    // Leaf connections (a client sending these is refused).
+    b"INFO {\"server_id\":\"H\",\"server_name\":\"hub\",\"client_id\":5,\"headers\":true,\"info_on_connect\":true,\"leafnode_urls\":[\"h:7422\"]} \r\n",
+    b"INFO {\"connect_info\":true,\"leafnode_urls\":[],\"export\":{\"deny\":[\"foo.bar\"]}} \r\n",
+    b"INFO {\"client_id\":5,\"tls_required\":true,\"leafnode_urls\":[]} \r\n",
+    b"CONNECT {\"server_id\":\"L\",\"name\":\"spoke\",\"cluster\":\"spoke\",\"headers\":true}\r\n",
+    b"LS+ foo\r\n",
+    b"LS+ foo.* q 3\r\n",
+    b"LS+ > q 1\r\n",
+    b"LS- foo\r\n",
+    b"LS- foo.* q\r\n",
+    b"LMSG foo 2\r\nhi\r\n",
+    b"LMSG foo.bar + _INBOX.x q 1\r\nr\r\n",
+    b"LMSG svc | q 1\r\ns\r\n",
+    b"HMSG foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\n",
+    b"-ERR 'Loop detected'\r\n",
 ];
 
 /// Session body: a script of client registrations, inputs, time steps, drains and closes
@@ -249,15 +264,32 @@ pub fn broker_session(data: &[u8]) {
         let mut input: Option<&[u8]> = None;
         match op & 0x0f {
             0 | 1 => {
-                let kind = if op & 1 == 0 {
-                    ConnectionType::Standard
-                } else {
-                    ConnectionType::WebSocket
+                // The high bits choose: a client (TCP or WebSocket), an accepted leaf or a
+                // leaf connection this side dialled.
+                let kind = match (op & 1, (op >> 4) & 3) {
+                    (_, 2) => ConnectionType::Leaf,
+                    (1, 3) => ConnectionType::LeafWebSocket,
+                    (0, _) => ConnectionType::Standard,
+                    _ => ConnectionType::WebSocket,
                 };
+                let solicited = (op >> 4) & 3 == 3;
                 if clients.len() < 8 {
-                    let ids = brokers
-                        .each_mut()
-                        .map(|b| b.register_client(now, ClientParams::new(kind, addr)));
+                    let ids = brokers.each_mut().map(|b| {
+                        let params = ClientParams::new(kind, addr);
+                        if solicited {
+                            b.register_leaf(
+                                now,
+                                params,
+                                crate::LeafRemote {
+                                    deny_exports: vec!["svc".to_owned()],
+                                    deny_imports: vec!["_INBOX.>".to_owned()],
+                                    ..crate::LeafRemote::default()
+                                },
+                            )
+                        } else {
+                            b.register_client(now, params)
+                        }
+                    });
                     assert_eq!(ids[0], ids[1], "client handles differ");
                     clients.push(ids[0]);
                 }
@@ -353,7 +385,24 @@ pub fn broker_session(data: &[u8]) {
                     _ => None,
                 })
                 .collect();
-            if checks.is_empty() {
+            // Finish the TLS a leaf connection asked for, as the loop would.
+            let tls: Vec<ClientId> = events[0]
+                .get(seen..)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|ev| match ev {
+                    Event::LeafStartTls(client) => Some(*client),
+                    _ => None,
+                })
+                .collect();
+            for id in &tls {
+                let bufs = read_bufs.entry(*id).or_default();
+                for (broker, buf) in brokers.iter_mut().zip(bufs.iter_mut()) {
+                    broker.leaf_tls_established(*id, now);
+                    broker.handle_input(*id, now, buf);
+                }
+            }
+            if checks.is_empty() && tls.is_empty() {
                 break;
             }
             for (id, check, verified) in checks {

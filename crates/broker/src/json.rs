@@ -218,6 +218,142 @@ impl ConnectJson {
     }
 }
 
+/// A list of strings (`null` items skipped); `None` when absent.
+fn get_strings(obj: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, JsonError> {
+    match field(obj, name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter(|v| !v.is_null())
+            .map(|v| v.as_str().map(str::to_owned).ok_or(JsonError))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(JsonError),
+    }
+}
+
+/// `allow`/`deny` lists of one direction of the hub's `import`/`export` permissions.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct SubjectPermissionJson {
+    pub(crate) allow: Option<Vec<String>>,
+    pub(crate) deny: Option<Vec<String>>,
+}
+
+fn get_permission(
+    obj: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<SubjectPermissionJson>, JsonError> {
+    match field(obj, name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(inner)) => Ok(Some(SubjectPermissionJson {
+            allow: get_strings(inner, "allow")?,
+            deny: get_strings(inner, "deny")?,
+        })),
+        Some(_) => Err(JsonError),
+    }
+}
+
+/// The INFO a hub sends on its leafnode port (`server/server.go` `Info`), the fields a
+/// soliciting leaf uses.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct LeafInfoJson {
+    pub(crate) server_id: Option<String>,
+    pub(crate) server_name: Option<String>,
+    pub(crate) cluster: Option<String>,
+    pub(crate) headers: Option<bool>,
+    pub(crate) tls_required: Option<bool>,
+    pub(crate) client_id: Option<i64>,
+    pub(crate) nonce: Option<String>,
+    pub(crate) info_on_connect: Option<bool>,
+    pub(crate) connect_info: Option<bool>,
+    pub(crate) leafnode_urls: Option<Vec<String>>,
+    pub(crate) remote_account: Option<String>,
+    pub(crate) import: Option<SubjectPermissionJson>,
+    pub(crate) export: Option<SubjectPermissionJson>,
+}
+
+impl LeafInfoJson {
+    pub(crate) fn parse(arg: &[u8]) -> Result<Self, JsonError> {
+        const NAMES: &[&str] = &[
+            "server_id",
+            "server_name",
+            "cluster",
+            "headers",
+            "tls_required",
+            "client_id",
+            "nonce",
+            "info_on_connect",
+            "connect_info",
+            "leafnode_urls",
+            "remote_account",
+            "import",
+            "export",
+        ];
+        let obj = object(arg, NAMES)?;
+        Ok(Self {
+            server_id: get_string(&obj, "server_id")?,
+            server_name: get_string(&obj, "server_name")?,
+            cluster: get_string(&obj, "cluster")?,
+            headers: get_bool(&obj, "headers")?,
+            tls_required: get_bool(&obj, "tls_required")?,
+            client_id: get_int(&obj, "client_id")?,
+            nonce: get_string(&obj, "nonce")?,
+            info_on_connect: get_bool(&obj, "info_on_connect")?,
+            connect_info: get_bool(&obj, "connect_info")?,
+            leafnode_urls: get_strings(&obj, "leafnode_urls")?,
+            remote_account: get_string(&obj, "remote_account")?,
+            import: get_permission(&obj, "import")?,
+            export: get_permission(&obj, "export")?,
+        })
+    }
+}
+
+/// The CONNECT a leaf sends to the accepting side (`server/leafnode.go` `leafConnectInfo`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct LeafConnectJson {
+    pub(crate) has_lang: bool,
+    pub(crate) has_gateway: bool,
+    pub(crate) gateway: Option<String>,
+    pub(crate) server_id: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) cluster: Option<String>,
+    pub(crate) headers: Option<bool>,
+    pub(crate) deny_pub: Option<Vec<String>>,
+    pub(crate) hub: Option<bool>,
+    pub(crate) version: Option<String>,
+}
+
+impl LeafConnectJson {
+    pub(crate) fn parse(arg: &[u8]) -> Result<Self, JsonError> {
+        const NAMES: &[&str] = &[
+            "lang",
+            "gateway",
+            "server_id",
+            "name",
+            "cluster",
+            "headers",
+            "deny_pub",
+            "is_hub",
+            "version",
+        ];
+        let obj = object(arg, NAMES)?;
+        let lang = get_string(&obj, "lang")?;
+        let gateway = get_string(&obj, "gateway")?;
+        Ok(Self {
+            has_lang: lang.is_some_and(|l| !l.is_empty()),
+            has_gateway: gateway.as_deref().is_some_and(|g| !g.is_empty()),
+            gateway,
+            server_id: get_string(&obj, "server_id")?,
+            name: get_string(&obj, "name")?,
+            cluster: get_string(&obj, "cluster")?,
+            headers: get_bool(&obj, "headers")?,
+            deny_pub: get_strings(&obj, "deny_pub")?,
+            hub: get_bool(&obj, "is_hub")?,
+            version: get_string(&obj, "version")?,
+        })
+    }
+}
+
 /// Validates an INFO sent by a client: nats-server decodes it and closes on a type error,
 /// otherwise ignores it.
 pub(crate) fn check_info(arg: &[u8]) -> Result<(), JsonError> {

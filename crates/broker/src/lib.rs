@@ -102,9 +102,10 @@
 //! 12. **CONNECT field names** match case-insensitively in ASCII, like Go's `encoding/json`,
 //!     but without Go's Unicode folding (`K` vs the Kelvin sign). INFO strings are not
 //!     HTML-escaped (`\u003c` for `<`); JSON decoders read both forms identically.
-//! 13. **Leaf nodes.** [`ConnectionType::Leaf`] connections can be registered and are treated as
-//!     clients for the protocol, but the leaf protocol (`LS+`, `LMSG`, interest propagation) is
-//!     not implemented in this crate yet.
+//! 13. **Leaf nodes** ([`Broker::register_leaf`], and [`ConnectionType::Leaf`] connections
+//!     accepted): interest from leafs of one remote cluster is not kept from other leafs of
+//!     that cluster (nats-server's `origin` check), service-import and mapping subjects are
+//!     not advertised, and a queue `LS+` weight outside `u32` is refused as bad arguments.
 //! 14. **Closed-connection records** keep at most [`MAX_CLOSED_SUBS`] subscriptions (lowest
 //!     sids); nats-server keeps every one, which makes `/connz?state=closed` memory unbounded.
 //! 15. **Match cache.** Cached results hold at most [`sublist::MAX_CACHE_HANDLES`]
@@ -163,15 +164,16 @@ pub mod wire;
 pub mod fuzzing;
 
 pub use authseam::AuthConfig;
+pub use broker::leaf::LeafInfo;
 pub use broker::{Broker, DEFAULT_MAX_CLOSED_CLIENTS, MAX_CLOSED_SUBS};
 pub use config::{
-    AccountConfig, Config, ExportConfig, ExportKind, ImportConfig, Limits, ListenerInfo,
-    ResponseType, WallClock,
+    AccountConfig, Config, ExportConfig, ExportKind, ImportConfig, LeafAuthConfig, LeafUserConfig,
+    Limits, ListenerInfo, ResponseType, WallClock,
 };
 pub use outq::OutQueue;
 pub use proto::ProtoError;
 pub use router::{DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT, MAX_RELEASE_SCAN, MAX_RESPONSE_ROUTES};
 pub use types::{
     AccountInfo, ClientId, ClientInfo, ClientParams, CloseReason, ConnectionType, Event,
-    ServerStats, SubInfo,
+    LeafCredentials, LeafRemote, ServerStats, SubInfo,
 };

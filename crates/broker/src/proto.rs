@@ -24,6 +24,10 @@ pub enum Role {
     /// A client reading what a server sends: `INFO`, `MSG`, `HMSG`, `PING`, `PONG`, `+OK` and
     /// `-ERR`. Used by tests and by the client side of links.
     Client,
+    /// Either side of a leaf-node connection (`server/parser.go` for `LEAF`): `CONNECT`,
+    /// `INFO`, `LS+`, `LS-`, `LMSG`, `HMSG` (the leaf form, without a sid), `PING`, `PONG`,
+    /// `+OK` and `-ERR`.
+    Leaf,
 }
 
 /// The limits the parser enforces, with nats-server's defaults.
@@ -82,6 +86,40 @@ pub enum Op {
     Err(Bytes),
     /// `MSG` or `HMSG` from a server (client role only).
     Msg(Delivery),
+    /// `LS+ <subject> [<queue> <weight>]` (leaf role).
+    LeafSub {
+        /// Subject (not yet validated).
+        subject: Bytes,
+        /// Queue group and its weight (the number of members behind the link).
+        queue: Option<(Bytes, u32)>,
+    },
+    /// `LS- <subject> [<queue>]` (leaf role).
+    LeafUnsub {
+        /// Subject.
+        subject: Bytes,
+        /// Queue group.
+        queue: Option<Bytes>,
+    },
+    /// `LMSG` or a leaf `HMSG` (leaf role).
+    LeafMsg(LeafDelivery),
+}
+
+/// A message over a leaf connection: `LMSG <subject> [<reply>] <size>`, `LMSG <subject> +
+/// <reply> <queue>... <size>`, `LMSG <subject> | <queue>... <size>`, and the same with `HMSG`
+/// and a header length before the total size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafDelivery {
+    /// Subject (unvalidated).
+    pub subject: Bytes,
+    /// Reply subject.
+    pub reply: Option<Bytes>,
+    /// The queue groups the sender chose this side for, separated by spaces or tabs;
+    /// `None` when the line named none.
+    pub queues: Option<Bytes>,
+    /// Header length for `HMSG`; `None` for `LMSG`.
+    pub header_len: Option<usize>,
+    /// Headers followed by payload.
+    pub message: Bytes,
 }
 
 /// A published message: `PUB` (no headers) or `HPUB`.
@@ -127,6 +165,12 @@ pub enum OpName {
     Msg,
     /// `HMSG`.
     Hmsg,
+    /// `LS+`.
+    LeafSub,
+    /// `LS-`.
+    LeafUnsub,
+    /// `LMSG`.
+    Lmsg,
 }
 
 /// A protocol error found while parsing. Each is fatal for the connection.
@@ -204,6 +248,9 @@ enum Kw {
     MinusErr,
     Msg,
     Hmsg,
+    LsPlus,
+    LsMinus,
+    Lmsg,
 }
 
 const SERVER_KEYWORDS: &[(&[u8], Kw)] = &[
@@ -222,6 +269,19 @@ const SERVER_KEYWORDS: &[(&[u8], Kw)] = &[
 const CLIENT_KEYWORDS: &[(&[u8], Kw)] = &[
     (b"INFO", Kw::Info),
     (b"MSG", Kw::Msg),
+    (b"HMSG", Kw::Hmsg),
+    (b"PING", Kw::Ping),
+    (b"PONG", Kw::Pong),
+    (b"+OK", Kw::PlusOk),
+    (b"-ERR", Kw::MinusErr),
+];
+
+const LEAF_KEYWORDS: &[(&[u8], Kw)] = &[
+    (b"CONNECT", Kw::Connect),
+    (b"INFO", Kw::Info),
+    (b"LS+", Kw::LsPlus),
+    (b"LS-", Kw::LsMinus),
+    (b"LMSG", Kw::Lmsg),
     (b"HMSG", Kw::Hmsg),
     (b"PING", Kw::Ping),
     (b"PONG", Kw::Pong),
@@ -258,6 +318,8 @@ struct PayloadHead {
     subject: Bytes,
     reply: Option<Bytes>,
     sid: Option<Bytes>,
+    /// The queue list of a leaf message (`Some` marks a leaf message, even when empty).
+    leaf_queues: Option<Option<Bytes>>,
     header_len: Option<usize>,
 }
 
@@ -588,6 +650,7 @@ impl Parser {
                     let table = match self.role {
                         Role::Server => SERVER_KEYWORDS,
                         Role::Client => CLIENT_KEYWORDS,
+                        Role::Leaf => LEAF_KEYWORDS,
                     };
                     let mut prefix = false;
                     let mut found = None;
@@ -697,6 +760,15 @@ impl Parser {
                     else {
                         return self.fail(ProtoError::UnknownOp);
                     };
+                    if let Some(queues) = head.leaf_queues {
+                        return Ok(Some(Op::LeafMsg(LeafDelivery {
+                            subject: head.subject,
+                            reply: head.reply,
+                            queues,
+                            header_len: head.header_len,
+                            message,
+                        })));
+                    }
                     return Ok(Some(match head.sid {
                         None => Op::Pub(Publish {
                             subject: head.subject,
@@ -756,6 +828,7 @@ impl Parser {
                         subject: slice(subject),
                         reply: reply.map(slice),
                         sid: None,
+                        leaf_queues: None,
                         header_len: None,
                     },
                     size,
@@ -787,6 +860,7 @@ impl Parser {
                         subject: slice(subject),
                         reply: reply.map(slice),
                         sid: None,
+                        leaf_queues: None,
                         header_len: Some(hdr),
                     },
                     total,
@@ -840,10 +914,50 @@ impl Parser {
                         subject: slice(subject),
                         reply: reply.map(slice),
                         sid: Some(slice(sid)),
+                        leaf_queues: None,
                         header_len: None,
                     },
                     size,
                 )
+            }
+            Kw::Hmsg if self.role == Role::Leaf => self.leaf_msg_line(&line, true),
+            Kw::Lmsg => self.leaf_msg_line(&line, false),
+            Kw::LsPlus => {
+                let bad = ProtoError::BadArgs(OpName::LeafSub);
+                let (args, n) = split_args::<3>(&line, sub_sep).ok_or(bad)?;
+                match (n, args) {
+                    (1, [s, _, _]) => Ok(Some(Op::LeafSub {
+                        subject: slice(s),
+                        queue: None,
+                    })),
+                    (3, [s, q, w]) => {
+                        // `parseSize`: a bad weight is -1 in Go, which the hub stores; natsws
+                        // refuses it.
+                        let weight = parse_size(line.get(w.0..w.1).unwrap_or_default())
+                            .and_then(|w| u32::try_from(w).ok())
+                            .ok_or(bad)?;
+                        Ok(Some(Op::LeafSub {
+                            subject: slice(s),
+                            queue: Some((slice(q), weight)),
+                        }))
+                    }
+                    _ => Err(bad),
+                }
+            }
+            Kw::LsMinus => {
+                let bad = ProtoError::BadArgs(OpName::LeafUnsub);
+                let (args, n) = split_args::<2>(&line, sub_sep).ok_or(bad)?;
+                match (n, args) {
+                    (1, [s, _]) => Ok(Some(Op::LeafUnsub {
+                        subject: slice(s),
+                        queue: None,
+                    })),
+                    (2, [s, q]) => Ok(Some(Op::LeafUnsub {
+                        subject: slice(s),
+                        queue: Some(slice(q)),
+                    })),
+                    _ => Err(bad),
+                }
             }
             Kw::Hmsg => {
                 let bad = ProtoError::BadArgs(OpName::Hmsg);
@@ -865,6 +979,7 @@ impl Parser {
                         subject: slice(subject),
                         reply: reply.map(slice),
                         sid: Some(slice(sid)),
+                        leaf_queues: None,
                         header_len: Some(hdr),
                     },
                     total,
@@ -872,6 +987,88 @@ impl Parser {
             }
             Kw::Ping | Kw::Pong | Kw::PlusOk => Err(ProtoError::UnknownOp),
         }
+    }
+
+    /// A leaf `LMSG` (or `HMSG`, `headers`) argument line (`server/parser.go`
+    /// `processLeafMsgArgs`, `processLeafHeaderMsgArgs`): the subject, then either the sizes
+    /// alone, a reply and the sizes, `+ <reply> <queue>...` or `| <queue>...` before them.
+    /// The tokens are walked once, keeping only the first three and the last two, so a
+    /// long queue list costs no allocation.
+    fn leaf_msg_line(&mut self, line: &Bytes, headers: bool) -> Result<Option<Op>, ProtoError> {
+        let bad = ProtoError::BadArgs(if headers { OpName::Hmsg } else { OpName::Lmsg });
+        let mut first = [(0usize, 0usize); 3];
+        let mut last = [(0usize, 0usize); 2];
+        let mut n = 0usize;
+        let mut idx = 0;
+        loop {
+            while line.get(idx).is_some_and(|b| is_ws(*b)) {
+                idx += 1;
+            }
+            let Some(rest) = line.get(idx..).filter(|r| !r.is_empty()) else {
+                break;
+            };
+            let len = find_ws(rest).unwrap_or(rest.len());
+            let token = (idx, idx + len);
+            if let Some(slot) = first.get_mut(n) {
+                *slot = token;
+            }
+            let [_, newest] = last;
+            last = [newest, token];
+            n += 1;
+            idx += len;
+        }
+        let sizes = if headers { 2 } else { 1 };
+        if n < 1 + sizes {
+            return Err(bad);
+        }
+        let token = |r: (usize, usize)| line.get(r.0..r.1).unwrap_or_default();
+        let slice = |r: (usize, usize)| line.slice(r.0..r.1);
+        let [f0, f1, f2] = first;
+        let [l0, l1] = last;
+        let size = parse_size(token(l1)).ok_or(bad)?;
+        let header_len = if headers {
+            let hdr = parse_size(token(l0)).ok_or(bad)?;
+            if hdr > size {
+                return Err(bad);
+            }
+            Some(hdr)
+        } else {
+            None
+        };
+        let middle = n - 1 - sizes;
+        // The end of the queue list: the start of the first size token, less separators.
+        let sizes_start = if headers { l0.0 } else { l1.0 };
+        let queues_until = |start: usize| {
+            let mut end = sizes_start;
+            while end > start && line.get(end - 1).is_some_and(|b| is_ws(*b)) {
+                end -= 1;
+            }
+            (start, end)
+        };
+        let (reply, queues) = match middle {
+            0 => (None, None),
+            1 => (Some(slice(f1)), None),
+            _ => match token(f1) {
+                b"+" if middle >= 3 => (Some(slice(f2)), Some(slice(queues_until(f2.1)))),
+                b"|" => (None, Some(slice(queues_until(f1.1)))),
+                _ => return Err(bad),
+            },
+        };
+        // Trim the separators the list starts with.
+        let queues = queues.map(|q| {
+            let lead = q.iter().take_while(|b| is_ws(**b)).count();
+            q.slice(lead..)
+        });
+        self.start_payload(
+            PayloadHead {
+                subject: slice(f0),
+                reply,
+                sid: None,
+                leaf_queues: Some(queues),
+                header_len,
+            },
+            size,
+        )
     }
 
     fn start_payload(&mut self, head: PayloadHead, size: usize) -> Result<Option<Op>, ProtoError> {

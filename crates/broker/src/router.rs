@@ -36,6 +36,20 @@ pub(crate) struct PubRef<'a> {
     /// `message` as shared `Bytes`, when it was split off the read buffer: large payloads are
     /// then queued by reference instead of copied (docs/style.md §4).
     pub(crate) shared: Option<&'a Bytes>,
+    /// Which queue groups may receive it: all for a client's message, only those a leaf's
+    /// `LMSG` names for a leaf's.
+    pub(crate) queues: QueueFilter<'a>,
+}
+
+/// The queue groups a message may be delivered to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum QueueFilter<'a> {
+    /// Every matching group (a client's message).
+    All,
+    /// None (a leaf's message that names no group).
+    None,
+    /// The groups named in this space-separated list.
+    Only(&'a [u8]),
 }
 
 impl<'a> PubRef<'a> {
@@ -46,6 +60,7 @@ impl<'a> PubRef<'a> {
             header_len: publish.header_len,
             message: &publish.message,
             shared: Some(&publish.message),
+            queues: QueueFilter::All,
         }
     }
 }
@@ -89,6 +104,27 @@ pub(crate) struct Subscription {
     pub(crate) delivered: u64,
     /// The `UNSUB` limit; only a limit above zero is ever set.
     pub(crate) max: Option<NonZeroU64>,
+    /// A client's or a leaf's (the router delivers to a leaf's subscriptions through the
+    /// leaf's renderer, once per leaf).
+    pub(crate) owner: crate::broker::leaf::SubOwner,
+    /// The number of queue members it stands for: 1, or a leaf queue group's weight.
+    pub(crate) weight: u32,
+}
+
+impl Subscription {
+    /// A copy of what interest propagation needs (no delivery counters).
+    pub(crate) fn clone_meta(&self) -> Self {
+        Self {
+            client: self.client,
+            sid: Arc::clone(&self.sid),
+            subject: self.subject.clone(),
+            queue: self.queue.clone(),
+            delivered: 0,
+            max: None,
+            owner: self.owner,
+            weight: self.weight,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -489,6 +525,18 @@ impl Router {
         }
     }
 
+    /// Every subscription of `account` with its owner kind and weight.
+    pub(crate) fn account_subs(
+        &self,
+        account: AccountId,
+    ) -> impl Iterator<Item = (crate::broker::leaf::SubOwner, &Subscription, u32)> + '_ {
+        self.subs
+            .iter()
+            .filter(move |slot| slot.account == account)
+            .filter_map(|slot| slot.sub.as_ref())
+            .map(|sub| (sub.owner, sub, sub.weight))
+    }
+
     /// Live subscriptions over all accounts.
     #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn n_subs(&self) -> usize {
@@ -517,7 +565,6 @@ impl Router {
     }
 
     /// The account a live subscription is in.
-    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn sub_account(&self, key: SubKey) -> Option<AccountId> {
         let slot = self.subs.get(key.index as usize)?;
         (slot.generation == key.generation && slot.sub.is_some()).then_some(slot.account)

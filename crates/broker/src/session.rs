@@ -4,8 +4,9 @@
 //! authentication state), its parser and outbound queue, its keep-alive and write-deadline
 //! clocks and its counters. How a message is written for a connection is the session's
 //! [`Renderer`]: the router decides *who* receives a message, the subscriber's renderer decides
-//! *what bytes* it receives. Today every connection speaks the client protocol (`MSG`/`HMSG`);
-//! a leaf link (`LMSG`) or an MQTT bridge (`PUBLISH`) will be another renderer beside it.
+//! *what bytes* it receives. Clients speak the client protocol (`MSG`/`HMSG`); a leaf
+//! connection's deliveries are collected per leaf and written as `LMSG`/`HMSG` by the broker's
+//! leaf module; an MQTT bridge (`PUBLISH`) would be another renderer beside them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -91,6 +92,10 @@ impl Phase {
 pub(crate) enum Renderer {
     /// The NATS client protocol: `MSG`, or `HMSG` for a client that negotiated headers.
     ClientMsg,
+    /// A leaf connection: `LMSG`/`HMSG` without sid, written once per leaf by
+    /// `Broker::deliver_to_leafs` (the router never hands a leaf's subscription to
+    /// [`Renderer::write`]).
+    Leaf,
 }
 
 /// One delivery as [`Renderer::measure`] found it.
@@ -123,7 +128,7 @@ impl Renderer {
         rendered: &Rendered,
     ) -> Measured {
         match self {
-            Self::ClientMsg => {
+            Self::ClientMsg | Self::Leaf => {
                 let skip = Self::skipped_header(client, publish);
                 let body_len = publish.message.len() - skip;
                 let queued = if skip == 0 {
@@ -149,7 +154,7 @@ impl Renderer {
         measured: &Measured,
     ) -> u64 {
         match self {
-            Self::ClientMsg => {
+            Self::ClientMsg | Self::Leaf => {
                 let skip = measured.skip;
                 let body = publish.message.get(skip..).unwrap_or_default();
                 if skip == 0 {
@@ -178,7 +183,7 @@ impl Renderer {
     /// The `-V` trace line of one delivery.
     pub(crate) fn trace(self, client: &Client, sid: &[u8], publish: &PubRef<'_>) -> String {
         match self {
-            Self::ClientMsg => {
+            Self::ClientMsg | Self::Leaf => {
                 let skip = Self::skipped_header(client, publish);
                 let header_len = publish.header_len.filter(|_| skip == 0);
                 trace::delivery(
@@ -278,6 +283,8 @@ pub(crate) struct Client {
     pub(crate) first_pong_sent: bool,
     pub(crate) announced_max_payload: usize,
     pub(crate) urls_epoch: u64,
+    /// The leaf-node state of a leaf connection.
+    pub(crate) leaf: Option<Box<crate::broker::leaf::LeafState>>,
 }
 
 impl Client {

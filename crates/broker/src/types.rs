@@ -114,6 +114,49 @@ impl ClientParams {
     }
 }
 
+/// What the configuration says about a leaf connection natsws dials (one `remotes` entry
+/// of the `leafnodes` block, and the URL being dialled).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeafRemote {
+    /// The local account the connection binds to (`None`: `$G`).
+    pub account: Option<String>,
+    /// User name from the URL.
+    pub user: Option<String>,
+    /// Password from the URL.
+    pub password: Option<String>,
+    /// TLS was configured for the remote (`tls://`, `wss://` or a `tls {}` block): it is
+    /// started after the hub's INFO even if the hub does not ask for it.
+    pub tls: bool,
+    /// TLS is already up (`wss://`, where TLS comes before the WebSocket upgrade).
+    pub tls_established: bool,
+    /// Subjects this side must not receive: never advertised, and sent to the hub as
+    /// `deny_pub`.
+    pub deny_imports: Vec<String>,
+    /// Subjects this side must not send to the hub.
+    pub deny_exports: Vec<String>,
+    /// `credentials`: the user JWT and nkey seed that sign the hub's nonce.
+    pub credentials: Option<LeafCredentials>,
+}
+
+/// A remote's `credentials` file, read: the user JWT sent in CONNECT, and the seed that signs
+/// the hub's nonce (never printed: `Debug` hides it).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct LeafCredentials {
+    /// The user JWT.
+    pub jwt: String,
+    /// The user's nkey seed (`SU...`).
+    pub seed: String,
+}
+
+impl fmt::Debug for LeafCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeafCredentials")
+            .field("jwt", &self.jwt)
+            .field("seed", &"[redacted]")
+            .finish()
+    }
+}
+
 /// Why a connection was closed; the strings are nats-server's `/connz` `reason` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -144,6 +187,10 @@ pub enum CloseReason {
     BadClientProtocolVersion,
     /// Wrong port for this kind of peer.
     IncorrectPort,
+    /// A leaf connection whose two sides have the same cluster name.
+    ClusterNamesIdentical,
+    /// The leaf connection's local account does not exist.
+    MissingAccount,
     /// `max_connections` reached.
     MaxConnectionsExceeded,
     /// Payload above `max_payload`.
@@ -180,6 +227,8 @@ impl CloseReason {
             Self::ProtocolViolation => "Protocol Violation",
             Self::BadClientProtocolVersion => "Bad Client Protocol Version",
             Self::IncorrectPort => "Incorrect Port",
+            Self::ClusterNamesIdentical => "Cluster Names Identical",
+            Self::MissingAccount => "Missing Account",
             Self::MaxConnectionsExceeded => "Maximum Connections Exceeded",
             Self::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
             Self::MaxControlLineExceeded => "Maximum Control Line Exceeded",
@@ -289,6 +338,36 @@ pub enum Event {
         client: ClientId,
         /// Log text.
         detail: String,
+    },
+    /// A leaf connection natsws dialled read the hub's INFO, which asks for TLS (or the
+    /// remote's configuration does): start the TLS client now, and once its handshake is done
+    /// call [`crate::Broker::leaf_tls_established`]. No input is parsed meanwhile.
+    LeafStartTls(ClientId),
+    /// A leaf connection finished its handshake: interest flows from now on. nats-server logs
+    /// `Leafnode connection created for account: <account> <remote_name>`.
+    LeafConnected {
+        /// The leaf connection.
+        client: ClientId,
+        /// The local account it is bound to.
+        account: String,
+        /// The other side's server name.
+        remote_name: String,
+    },
+    /// The other side of a leaf connection sent `-ERR`; the connection stays open unless
+    /// the broker closes it (nats-server logs `Leafnode Error '<text>'`).
+    LeafError {
+        /// The leaf connection.
+        client: ClientId,
+        /// The error text, without the quotes.
+        text: String,
+    },
+    /// Dial this leaf connection's remote again only after `delay` (a loop, identical
+    /// cluster names or a permissions violation: nats-server waits 30 s).
+    LeafReconnectDelay {
+        /// The leaf connection.
+        client: ClientId,
+        /// The wait.
+        delay: Duration,
     },
 }
 

@@ -206,16 +206,24 @@ impl ConnzQuery {
         } = self;
         // Connections the broker has closed but whose last bytes are still being written count as
         // closed: they are not in the closed ring until they are removed.
+        // Leaf connections are shown by /leafz, not here (nats-server lists clients only).
+        let is_client = |c: &ClientInfo| {
+            !matches!(
+                c.conn_type,
+                broker::ConnectionType::Leaf | broker::ConnectionType::LeafWebSocket
+            )
+        };
         let (open, closing): (Vec<ClientInfo>, Vec<ClientInfo>) = broker
             .clients()
             .into_iter()
             .filter_map(|id| broker.client_summary(id, now))
+            .filter(is_client)
             .partition(|c| c.stop.is_none());
         // With `max_closed_clients: 0` nothing closed is listed, not even these.
         let closed = closing
             .into_iter()
             .filter(|_| keep_closed)
-            .chain(broker.closed_clients().cloned());
+            .chain(broker.closed_clients().filter(|c| is_client(c)).cloned());
         let mut infos: Vec<ClientInfo> = Vec::new();
         if cid != 0 {
             // 2.9.10: with state=all only closed connections are searched.

@@ -223,6 +223,7 @@ pub(crate) struct Bound {
     pub(crate) ws_port: Option<u16>,
     pub(crate) http_port: Option<u16>,
     pub(crate) https_port: Option<u16>,
+    pub(crate) leaf_port: Option<u16>,
 }
 
 /// What the endpoints read besides the broker.
@@ -416,12 +417,7 @@ pub(crate) fn answer(
             num_routes: 0,
             routes: Vec::new(),
         }))),
-        Endpoint::Leafz => Ok(Response::json(pretty(&Leafz {
-            server_id: &broker.config().server_id,
-            now: ctx.clock.rfc3339(ctx.now),
-            leafnodes: 0,
-            leafs: None,
-        }))),
+        Endpoint::Leafz => leafz(&q, broker, ctx),
         Endpoint::Gatewayz => Ok(Response::json(pretty(&Gatewayz {
             server_id: &broker.config().server_id,
             now: ctx.clock.rfc3339(ctx.now),
@@ -579,7 +575,7 @@ struct Varz<'a> {
     max_pending: usize,
     cluster: Empty,
     gateway: Empty,
-    leaf: Empty,
+    leaf: LeafVarz,
     mqtt: Empty,
     websocket: WsVarz,
     jetstream: Empty,
@@ -668,7 +664,7 @@ fn varz(broker: &Broker, ctx: &MonitorCtx<'_>) -> Response {
         max_pending: cfg.limits.max_pending,
         cluster: Empty {},
         gateway: Empty {},
-        leaf: Empty {},
+        leaf: leaf_varz(ctx),
         mqtt: Empty {},
         websocket,
         jetstream: Empty {},
@@ -685,7 +681,7 @@ fn varz(broker: &Broker, ctx: &MonitorCtx<'_>) -> Response {
         total_connections: stats.total_connections,
         routes: 0,
         remotes: 0,
-        leafnodes: 0,
+        leafnodes: u32::try_from(broker.leafs().len()).unwrap_or(u32::MAX),
         in_msgs: stats.in_msgs,
         out_msgs: stats.out_msgs,
         in_bytes: stats.in_bytes,
@@ -741,8 +737,149 @@ struct Routez<'a> {
 struct Leafz<'a> {
     server_id: &'a str,
     now: String,
-    leafnodes: u32,
-    leafs: Option<Vec<Empty>>,
+    leafnodes: usize,
+    /// `null` when there are none, as nats-server renders it.
+    leafs: Option<Vec<LeafzEntry>>,
+}
+
+/// One leaf connection (`server/monitor.go` `LeafInfo`).
+#[derive(Serialize)]
+struct LeafzEntry {
+    account: String,
+    ip: String,
+    port: u16,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    rtt: String,
+    in_msgs: u64,
+    out_msgs: u64,
+    in_bytes: u64,
+    out_bytes: u64,
+    subscriptions: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subscriptions_list: Vec<String>,
+}
+
+/// `/leafz` (`?subs=1` lists each leaf's subscriptions, `?acc=` keeps one account's).
+fn leafz(
+    q: &[(String, String)],
+    broker: &Broker,
+    ctx: &MonitorCtx<'_>,
+) -> Result<Response, Response> {
+    let bad = |m: String| Response::text(400, &m);
+    let subs = query_bool(q, "subs").map_err(bad)?;
+    let acc = query_get(q, "acc").filter(|a| !a.is_empty());
+    let leafs: Vec<LeafzEntry> = broker
+        .leafs()
+        .into_iter()
+        .filter(|l| acc.is_none_or(|a| a == l.account))
+        .map(|l| LeafzEntry {
+            account: l.account,
+            ip: l.remote.ip().to_string(),
+            port: l.remote.port(),
+            rtt: l.rtt.map(gotext::format_std_duration).unwrap_or_default(),
+            in_msgs: l.in_msgs,
+            out_msgs: l.out_msgs,
+            in_bytes: l.in_bytes,
+            out_bytes: l.out_bytes,
+            subscriptions: l.subscriptions.len(),
+            subscriptions_list: if subs { l.subscriptions } else { Vec::new() },
+        })
+        .collect();
+    Ok(Response::json(pretty(&Leafz {
+        server_id: &broker.config().server_id,
+        now: ctx.clock.rfc3339(ctx.now),
+        leafnodes: leafs.len(),
+        leafs: (!leafs.is_empty()).then_some(leafs),
+    })))
+}
+
+/// The `leaf` section of `/varz` (`server/monitor.go` `LeafNodeOptsVarz`).
+#[derive(Serialize, Default)]
+struct LeafVarz {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    host: String,
+    #[serde(skip_serializing_if = "is_zero_u16")]
+    port: u16,
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    auth_timeout: f64,
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    tls_timeout: f64,
+    #[serde(skip_serializing_if = "is_false")]
+    tls_required: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    tls_verify: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    remotes: Vec<RemoteLeafVarz>,
+}
+
+#[derive(Serialize)]
+struct RemoteLeafVarz {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    local_account: String,
+    urls: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deny: Option<DenyVarz>,
+}
+
+#[derive(Serialize)]
+struct DenyVarz {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    exports: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    imports: Vec<String>,
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero_u16(n: &u16) -> bool {
+    *n == 0
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero_f64(n: &f64) -> bool {
+    *n == 0.0
+}
+
+fn leaf_varz(ctx: &MonitorCtx<'_>) -> LeafVarz {
+    let leaf = &ctx.settings.leaf;
+    let options = &ctx.settings.options.leafnodes;
+    let mut v = LeafVarz::default();
+    if let Some(listen) = &leaf.listen {
+        v.host.clone_from(&listen.host);
+        v.port = ctx.bound.leaf_port.unwrap_or(0);
+        v.auth_timeout = options.auth_timeout().as_secs_f64();
+        v.tls_required = leaf.tls.is_some();
+        v.tls_verify = leaf.tls.as_ref().is_some_and(|t| t.verify);
+        v.tls_timeout = options
+            .tls
+            .as_ref()
+            .map_or(0.0, |t| t.timeout.as_secs_f64());
+    }
+    v.remotes = leaf
+        .remotes
+        .iter()
+        .map(|r| RemoteLeafVarz {
+            local_account: r
+                .account
+                .clone()
+                .unwrap_or_else(|| broker::GLOBAL_ACCOUNT.to_owned()),
+            urls: r
+                .urls
+                .iter()
+                .map(|u| crate::outbound::DialUrl::from_leaf(u).to_string())
+                .collect(),
+            deny: (!r.deny_exports.is_empty() || !r.deny_imports.is_empty()).then(|| DenyVarz {
+                exports: r.deny_exports.clone(),
+                imports: r.deny_imports.clone(),
+            }),
+        })
+        .collect();
+    v
 }
 
 #[derive(Serialize)]

@@ -34,6 +34,25 @@ pub(super) fn accept_nats(
     read_conn(ctx, key, now);
 }
 
+/// A leaf accepted on the leafnode port: the leafnode INFO goes out in plaintext, then TLS
+/// starts when configured, as for clients.
+pub(super) fn accept_leaf(
+    ctx: &mut Ctx,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    now: Instant,
+) {
+    let Some(key) = nats::accept_as(ctx, stream, peer, broker::ConnectionType::Leaf, now) else {
+        return;
+    };
+    if let Some(cfg) = tls {
+        flush_conn(ctx, key, now);
+        nats::start_tls(ctx, key, cfg, now);
+    }
+    read_conn(ctx, key, now);
+}
+
 /// A monitoring connection accepted (`ws_capable`: the port is shared with WebSocket).
 pub(super) fn accept_http(
     ctx: &mut Ctx,
@@ -123,7 +142,7 @@ pub(super) fn read_conn(ctx: &mut Ctx, key: usize, now: Instant) {
         Err(e) => {
             let tls_err = matches!(e, conn::ReadError::Tls(_));
             if let Some(c) = ctx.conns.get_mut(key) {
-                if let Kind::Link { link } = &mut c.kind {
+                if let Kind::Leaf { link, .. } = &mut c.kind {
                     link.failure.get_or_insert_with(|| e.to_string());
                 }
                 if tls_err {
@@ -173,7 +192,10 @@ pub(super) fn process_input(ctx: &mut Ctx, key: usize, now: Instant) {
         Kind::Http { .. } => http::input(ctx, key, now),
         Kind::WsHandshake { .. } => ws::handshake_input(ctx, key, now),
         Kind::Ws { .. } => ws::input(ctx, key, now),
-        Kind::Link { .. } => link::input(ctx, key, now),
+        Kind::Leaf { client, .. } => {
+            let client = *client;
+            link::input(ctx, key, client, now);
+        }
     }
 }
 
@@ -226,7 +248,23 @@ pub(super) fn flush_conn(ctx: &mut Ctx, key: usize, now: Instant) {
                 }
             }
             Kind::WsHandshake { out, .. } | Kind::Http { out, .. } => c.transport.write_buf(out),
-            Kind::Link { link } => link::flush(&mut c.transport, link),
+            Kind::Leaf { client, link } => {
+                let client = *client;
+                match link::connected(&mut c.transport, link, &c.log_id) {
+                    Ok(true) => match (ctx.broker.outbound(client), link.ws.as_mut()) {
+                        (Some(q), Some(ws)) => link::flush_ws(
+                            &mut c.transport,
+                            ws,
+                            q,
+                            &mut ctx.deflater,
+                            &mut ctx.arena,
+                        ),
+                        (Some(q), None) => nats::flush(&mut c.transport, q),
+                        (None, _) => Ok(true),
+                    },
+                    other => other,
+                }
+            }
         };
     }
     let Some(c) = ctx.conns.get_mut(key) else {
@@ -234,6 +272,11 @@ pub(super) fn flush_conn(ctx: &mut Ctx, key: usize, now: Instant) {
     };
     if let Some(client) = c.kind.client() {
         let mut resume_decoding = false;
+        if let Kind::Leaf { link, .. } = &c.kind
+            && let Some(ws) = &link.ws
+        {
+            ctx.broker.set_transport_backlog(client, ws.backlog(), now);
+        }
         if let Kind::Ws { ws, .. } = &mut c.kind {
             ctx.broker.set_transport_backlog(client, ws.backlog(), now);
             if ws.decode_paused && !ws.owes_too_much() {
@@ -318,7 +361,7 @@ pub(super) fn fire_timers(ctx: &mut Ctx, now: Instant, ws_on_http: bool) {
             Kind::Ws { .. } => {}
             Kind::WsHandshake { .. } => ws::handshake_timer(ctx, key, now),
             Kind::Http { .. } => http::timer(ctx, key, now, ws_on_http),
-            Kind::Link { .. } => link::timer(ctx, key, now),
+            Kind::Leaf { .. } => {}
         }
     }
 }
@@ -341,6 +384,10 @@ pub(super) fn reap(ctx: &mut Ctx, now: Instant) {
                     Kind::Nats { client } => {
                         ctx.broker.outbound(*client).is_some_and(|q| !q.is_empty())
                     }
+                    Kind::Leaf { client, link } => {
+                        link.ws.as_ref().is_some_and(|ws| !ws.wire.is_empty())
+                            || ctx.broker.outbound(*client).is_some_and(|q| !q.is_empty())
+                    }
                     Kind::Ws { client, ws } => {
                         !ws.wire.is_empty()
                             || ws.frame_head.is_some()
@@ -348,7 +395,6 @@ pub(super) fn reap(ctx: &mut Ctx, now: Instant) {
                             || (!ws.close_sent && c.close_reason.is_some_and(CloseReason::flushes))
                     }
                     Kind::WsHandshake { out, .. } | Kind::Http { out, .. } => !out.is_empty(),
-                    Kind::Link { link } => !link.out.is_empty(),
                 });
         if pending && c.linger_until.is_some_and(|t| now < t) {
             // Keep it until the last bytes are out (WRITABLE is registered).
@@ -367,12 +413,36 @@ pub(super) fn reap(ctx: &mut Ctx, now: Instant) {
             ctx.broker.remove_client(client, now);
             ctx.monitor.ops.conn_removed(client);
         }
-        if let Kind::Link { link } = c.kind {
+        if let Kind::Leaf { link, .. } = c.kind {
+            // A connect that never completed fails as Go's dialer words it.
+            let failure = if link.connected {
+                link.failure
+            } else {
+                Some(format!(
+                    "dial tcp {}: connect: {}",
+                    c.peer,
+                    link.failure
+                        .as_deref()
+                        .map_or_else(|| "i/o timeout".to_owned(), go_io_text)
+                ))
+            };
             ctx.link_events.push(LinkEvent::Closed {
                 link: link.link,
                 url: link.url,
-                failure: link.failure,
+                failure,
+                delay: link.delay,
             });
         }
+    }
+}
+
+/// An OS error as Go prints it: `connection refused`, not `Connection refused (os error 111)`.
+fn go_io_text(text: &str) -> String {
+    let text = text.rsplit(": ").next().unwrap_or(text);
+    let text = text.split(" (os error").next().unwrap_or(text);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }

@@ -48,7 +48,27 @@ pub(super) fn drain(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant) {
                     ctx.broker.remove_client(client, now);
                     continue;
                 };
-                if let Some(c) = ctx.conns.get_mut(key) {
+                let leaf_connected = ctx.conns.get(key).and_then(|c| match &c.kind {
+                    super::table::Kind::Leaf { link, .. } => Some(link.connected),
+                    _ => ctx.broker.is_leaf(client).then_some(true),
+                });
+                if let Some(c) = ctx.conns.get_mut(key)
+                    && let Some(connected) = leaf_connected
+                {
+                    c.close_reason = Some(reason);
+                    let account = ctx
+                        .broker
+                        .client_summary(client, now)
+                        .map(|i| i.account)
+                        .unwrap_or_default();
+                    // A dial that failed is reported by the retry, not as a closed connection.
+                    if connected {
+                        log::info!(
+                            "{} - Leafnode connection closed: {reason} account: {account}",
+                            c.log_id
+                        );
+                    }
+                } else if let Some(c) = ctx.conns.get_mut(key) {
                     c.close_reason = Some(reason);
                     if reason == CloseReason::MaxConnectionsExceeded {
                         // nats-server's maxConnExceeded: sendErrAndErr.
@@ -84,6 +104,39 @@ pub(super) fn drain(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant) {
                 }
             }
             Event::SubscriptionRemoved { detail, .. } => log::info!("{detail}"),
+            Event::LeafStartTls(client) => super::link::start_tls(ctx, client, now),
+            Event::LeafConnected {
+                client,
+                account,
+                remote_name,
+            } => {
+                if let Some(key) = ctx.conns.conn_of(client) {
+                    if let Some(c) = ctx.conns.get(key) {
+                        log::debug!(
+                            "{} - Leafnode handshake complete with {remote_name:?} (account {account})",
+                            c.log_id
+                        );
+                    }
+                    if let Some(c) = ctx.conns.get(key)
+                        && let super::table::Kind::Leaf { link, .. } = &c.kind
+                    {
+                        ctx.link_events
+                            .push(super::table::LinkEvent::Established { link: link.link });
+                    }
+                }
+            }
+            Event::LeafError { client, text } => {
+                if let Some(c) = ctx.conns.conn_of(client).and_then(|k| ctx.conns.get(k)) {
+                    log::error!("{} - Leafnode Error '{text}'", c.log_id);
+                }
+            }
+            Event::LeafReconnectDelay { client, delay } => {
+                if let Some(c) = ctx.conns.conn_of(client).and_then(|k| ctx.conns.get_mut(k))
+                    && let super::table::Kind::Leaf { link, .. } = &mut c.kind
+                {
+                    link.delay = Some(delay);
+                }
+            }
             Event::Trace { client, line } => {
                 if let Some(key) = ctx.conns.conn_of(client)
                     && let Some(c) = ctx.conns.get(key)

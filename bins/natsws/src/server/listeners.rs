@@ -19,6 +19,7 @@ pub(super) const CLIENT_LISTENER: Token = Token(0);
 pub(super) const WS_LISTENER: Token = Token(1);
 pub(super) const HTTP_LISTENER: Token = Token(2);
 pub(super) const HTTPS_LISTENER: Token = Token(3);
+pub(super) const LEAF_LISTENER: Token = Token(6);
 
 /// How long accepting pauses after EMFILE/ENFILE.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -30,11 +31,13 @@ pub(super) struct Listeners {
     ws: Option<TcpListener>,
     http: Option<TcpListener>,
     https: Option<TcpListener>,
+    leaf: Option<TcpListener>,
     /// WebSocket upgrades are also accepted on the monitoring port.
     pub(super) ws_on_http: bool,
     pub(super) client_tls: Option<Arc<rustls::ServerConfig>>,
     pub(super) ws_tls: Option<Arc<rustls::ServerConfig>>,
     pub(super) https_tls: Option<Arc<rustls::ServerConfig>>,
+    pub(super) leaf_tls: Option<Arc<rustls::ServerConfig>>,
     /// The ports actually bound.
     pub(super) bound: Bound,
     accept_paused_until: Option<Instant>,
@@ -145,7 +148,12 @@ pub(super) fn bind_websocket(
             port: http_port.unwrap_or(0),
         });
     }
-    let mut l = bind(&ws.listen.host, ws.listen.bind_port()).map_err(|e| {
+    let bound = if ws.reuse_port {
+        bind_reuse_port(&ws.listen.host, ws.listen.bind_port())
+    } else {
+        bind(&ws.listen.host, ws.listen.bind_port())
+    };
+    let mut l = bound.map_err(|e| {
         format!(
             "Unable to listen for websocket connections: listen tcp {}: {}",
             host_port(&ws.listen.host, ws.listen.bind_port()),
@@ -159,6 +167,37 @@ pub(super) fn bind_websocket(
         port: local_port(&l),
         listener: Some(l),
     })
+}
+
+/// `bind` with `SO_REUSEPORT` (`websocket { reuse_port: true }`): every natsws process bound
+/// so shares the port, and the kernel spreads new connections over them.
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+fn bind_reuse_port(host: &str, port: u16) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addr: SocketAddr = if is_any_host(host) {
+        SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port))
+    } else {
+        (host, port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::AddrNotAvailable, "no address"))?
+    };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// This system has no `SO_REUSEPORT`: the setting is refused.
+#[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos")))))]
+fn bind_reuse_port(_host: &str, _port: u16) -> io::Result<TcpListener> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "websocket reuse_port: SO_REUSEPORT is not available on this system",
+    ))
 }
 
 /// An error of `bind` as Go's `net` package words it (`bind: address already in use`), which
@@ -285,6 +324,48 @@ impl Listeners {
             tls_verify: settings.client_tls.as_ref().is_some_and(|t| t.verify),
             tls_available: false,
         };
+        if let Some(leaf) = settings.leaf.listen.clone() {
+            this.leaf_tls = match &settings.leaf.tls {
+                Some(spec) => Some(spec.load()?),
+                None => None,
+            };
+            let mut l = bind(&leaf.host, leaf.bind_port()).map_err(|e| {
+                let addr = host_port(&leaf.host, leaf.bind_port());
+                format!(
+                    "Error listening on leafnode port: {addr}, \"listen tcp {addr}: {}\"",
+                    go_net_error(&e)
+                )
+            })?;
+            let port = local_port(&l);
+            registry
+                .register(&mut l, LEAF_LISTENER, Interest::READABLE)
+                .map_err(|e| e.to_string())?;
+            this.leaf = Some(l);
+            this.bound.leaf_port = Some(port);
+            log::info!(
+                "Listening for leafnode connections on {}",
+                host_port(&leaf.host, port)
+            );
+            let advertised = if is_any_host(&leaf.host) {
+                interface_hosts(&leaf.host)
+                    .and_then(|h| h.into_iter().next())
+                    .unwrap_or_else(|| "127.0.0.1".to_owned())
+            } else {
+                leaf.host.clone()
+            };
+            settings.broker.leaf_urls = if settings.leaf.no_advertise {
+                Vec::new()
+            } else {
+                vec![host_port(&advertised, port)]
+            };
+            settings.broker.leaf_listener = Some(broker::ListenerInfo {
+                host: leaf.host.clone(),
+                port,
+                tls_required: this.leaf_tls.is_some(),
+                tls_verify: settings.leaf.tls.as_ref().is_some_and(|t| t.verify),
+                tls_available: false,
+            });
+        }
         Ok(this)
     }
 
@@ -326,6 +407,7 @@ impl Listeners {
                 HTTP_LISTENER => self.http.as_ref(),
                 HTTPS_LISTENER => self.https.as_ref(),
                 WS_LISTENER => self.ws.as_ref(),
+                LEAF_LISTENER => self.leaf.as_ref(),
                 _ => None,
             }?;
             match listener.accept() {
@@ -375,7 +457,10 @@ impl Listeners {
 
     /// Stops accepting clients (lame duck, shutdown); monitoring stays up.
     pub(super) fn close_client_listeners(&mut self, registry: &Registry) {
-        for mut l in [self.client.take(), self.ws.take()].into_iter().flatten() {
+        for mut l in [self.client.take(), self.ws.take(), self.leaf.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = registry.deregister(&mut l);
         }
     }
@@ -398,6 +483,8 @@ impl Listeners {
             monitoring: Vec<String>,
             #[serde(skip_serializing_if = "Vec::is_empty")]
             websocket: Vec<String>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            leafnodes: Vec<String>,
         }
         let hosts = |h: &str| -> Vec<String> {
             interface_hosts(h).unwrap_or_else(|| {
@@ -420,7 +507,20 @@ impl Listeners {
                 .collect(),
             monitoring: Vec::new(),
             websocket: Vec::new(),
+            leafnodes: Vec::new(),
         };
+        if let (Some(leaf), Some(p)) = (&s.leaf.listen, self.bound.leaf_port) {
+            let scheme = if self.leaf_tls.is_some() {
+                "tls"
+            } else {
+                "nats"
+            };
+            ports.leafnodes.extend(
+                hosts(&leaf.host)
+                    .iter()
+                    .map(|h| format!("{scheme}://{}", host_port(h, p))),
+            );
+        }
         if let (Some(h), Some(p)) = (&s.http, self.bound.http_port) {
             ports.monitoring.extend(
                 hosts(&h.host)

@@ -13,8 +13,8 @@
 //! - `events`: the broker's events and the bcrypt verdicts;
 //! - `lifecycle`: signals, shutdown, lame duck;
 //! - `reload`: the transactional SIGHUP reload;
-//! - `link`: connections natsws dials out (name resolution off the loop, client TLS,
-//!   reconnecting with backoff), today only the test link.
+//! - `link`: the leaf-node connections natsws dials to its hubs (name resolution off the
+//!   loop, client TLS, reconnecting with backoff).
 
 mod ctx;
 mod driver;
@@ -42,7 +42,9 @@ use self::events::PasswordChecks;
 pub(crate) use self::lifecycle::Exit;
 use self::lifecycle::{Lifecycle, Signal};
 use self::link::Links;
-use self::listeners::{CLIENT_LISTENER, HTTP_LISTENER, HTTPS_LISTENER, Listeners, WS_LISTENER};
+use self::listeners::{
+    CLIENT_LISTENER, HTTP_LISTENER, HTTPS_LISTENER, LEAF_LISTENER, Listeners, WS_LISTENER,
+};
 use self::table::{CONN_TOKEN_BASE, Table};
 use crate::cli::Cli;
 use crate::monitor::Clock;
@@ -91,7 +93,12 @@ impl Server {
         let mut broker =
             Broker::try_new(settings.broker.clone(), now).map_err(|e| e.to_string())?;
         broker.set_max_closed_clients(settings.max_closed_clients);
-        let links = Links::from_env(Arc::clone(&waker), now)?;
+        let links = Links::new(
+            &settings.leaf.remotes,
+            settings.leaf.reconnect,
+            Arc::clone(&waker),
+            now,
+        )?;
         log::info!("Server is ready");
         let ctx = Ctx {
             registry,
@@ -172,7 +179,13 @@ impl Server {
             }
             driver::fire_timers(&mut self.ctx, now, self.listeners.ws_on_http);
             if self.listeners.take_resumed(now) {
-                for token in [CLIENT_LISTENER, WS_LISTENER, HTTP_LISTENER, HTTPS_LISTENER] {
+                for token in [
+                    CLIENT_LISTENER,
+                    WS_LISTENER,
+                    HTTP_LISTENER,
+                    HTTPS_LISTENER,
+                    LEAF_LISTENER,
+                ] {
                     self.accept_loop(token, now);
                 }
             }
@@ -213,7 +226,8 @@ impl Server {
 
     fn dispatch(&mut self, ev: &mio::event::Event, now: Instant) {
         match ev.token() {
-            token @ (CLIENT_LISTENER | HTTP_LISTENER | HTTPS_LISTENER | WS_LISTENER) => {
+            token @ (CLIENT_LISTENER | HTTP_LISTENER | HTTPS_LISTENER | WS_LISTENER
+            | LEAF_LISTENER) => {
                 self.accept_loop(token, now);
             }
             SIGNALS => self.handle_signals(now),
@@ -251,6 +265,7 @@ impl Server {
                     driver::accept_http(ctx, stream, peer, l.https_tls.clone(), false, now);
                 }
                 WS_LISTENER => driver::accept_ws(ctx, stream, peer, l.ws_tls.clone(), now),
+                LEAF_LISTENER => driver::accept_leaf(ctx, stream, peer, l.leaf_tls.clone(), now),
                 _ => {}
             }
         }

@@ -24,7 +24,18 @@ pub(super) fn accept(
     peer: SocketAddr,
     now: Instant,
 ) -> Option<usize> {
-    let mut params = ClientParams::new(ConnectionType::Standard, peer);
+    accept_as(ctx, stream, peer, ConnectionType::Standard, now)
+}
+
+/// [`accept`] for a connection type: a leaf (on the leafnode port) is a broker leaf session.
+pub(super) fn accept_as(
+    ctx: &mut Ctx,
+    stream: TcpStream,
+    peer: SocketAddr,
+    conn_type: ConnectionType,
+    now: Instant,
+) -> Option<usize> {
+    let mut params = ClientParams::new(conn_type, peer);
     params.nonce_bytes = crate::ids::nonce_bytes();
     let client = ctx.broker.register_client(now, params);
     let Some(key) = ctx
@@ -37,10 +48,20 @@ pub(super) fn accept(
     };
     ctx.conns.link_client(client, key);
     let cid = ctx.broker.cid(client).unwrap_or(0);
+    let leaf = conn_type == ConnectionType::Leaf;
     if let Some(c) = ctx.conns.get_mut(key) {
-        c.log_id = format!("{peer} - cid:{cid}");
+        c.log_id = if leaf {
+            format!("{peer} - lid:{cid}")
+        } else {
+            format!("{peer} - cid:{cid}")
+        };
     }
-    log::debug!("{peer} - cid:{cid} - Client connection created");
+    if leaf {
+        // nats-server names no account yet: the leaf has not authenticated.
+        log::info!("{peer} - lid:{cid} - Leafnode connection created ");
+    } else {
+        log::debug!("{peer} - cid:{cid} - Client connection created");
+    }
     Some(key)
 }
 

@@ -229,6 +229,9 @@ impl Plan {
         cfg.seed = current.seed;
         cfg.client_listener = current.client_listener.clone();
         cfg.websocket_listener = listeners.websocket_info(&new);
+        // The leafnode listener is not reloadable (natsconf refuses a changed `leafnodes`).
+        cfg.leaf_listener = current.leaf_listener.clone();
+        cfg.leaf_urls = current.leaf_urls.clone();
         checks.cancel_rechecks();
         ctx.broker.reload(cfg, now);
         new.broker
@@ -242,7 +245,7 @@ impl Plan {
                 .broker
                 .clients()
                 .into_iter()
-                .filter(|id| ctx.broker.is_open(*id))
+                .filter(|id| ctx.broker.is_open(*id) && !ctx.broker.is_leaf(*id))
                 .collect();
             ids.reverse();
             for id in ids.into_iter().take(open - max) {

@@ -17,7 +17,7 @@ use mio::{Interest, Registry, Token};
 use slab::Slab;
 
 use crate::conn::Transport;
-use crate::outbound::{DialUrl, TestSession};
+use crate::outbound::DialUrl;
 
 /// Connection tokens are slab keys offset past the loop's own tokens.
 pub(super) const CONN_TOKEN_BASE: usize = 16;
@@ -51,15 +51,20 @@ pub(super) enum Kind {
     },
     /// NATS over WebSocket.
     Ws { client: ClientId, ws: Box<WsConn> },
-    /// A connection natsws dialed out (`link`).
-    Link { link: Box<LinkConn> },
+    /// A leaf-node connection natsws dialed to a hub (`link`): a broker leaf session.
+    Leaf {
+        client: ClientId,
+        link: Box<LeafConn>,
+    },
 }
 
 impl Kind {
     pub(super) fn client(&self) -> Option<ClientId> {
         match self {
-            Self::Nats { client } | Self::Ws { client, .. } => Some(*client),
-            Self::Http { .. } | Self::WsHandshake { .. } | Self::Link { .. } => None,
+            Self::Nats { client } | Self::Ws { client, .. } | Self::Leaf { client, .. } => {
+                Some(*client)
+            }
+            Self::Http { .. } | Self::WsHandshake { .. } => None,
         }
     }
 }
@@ -129,21 +134,66 @@ impl WsConn {
     }
 }
 
-/// The connection side of an outbound link (see `link` and `crate::outbound`).
+/// The dialing side of a leaf connection (see `link` and `crate::outbound`).
 #[derive(Debug)]
-pub(super) struct LinkConn {
-    /// The link's index in `link::Links`.
+pub(super) struct LeafConn {
+    /// The remote's index in `link::Links`.
     pub(super) link: usize,
     pub(super) url: DialUrl,
-    /// The TLS client configuration, for a `tls://` URL.
+    /// The TLS client configuration, when the remote has one.
     pub(super) tls: Option<Arc<rustls::ClientConfig>>,
-    pub(super) session: TestSession,
-    /// Protocol bytes not yet written.
-    pub(super) out: BytesMut,
     /// The non-blocking TCP connect completed.
     pub(super) connected: bool,
-    /// Why the link's connection ended, when the link itself ended it.
+    /// The local account, for the logs.
+    pub(super) account: String,
+    /// TLS was started after the hub's INFO, and its handshake finished.
+    pub(super) tls_started: bool,
+    pub(super) tls_done: bool,
+    /// Why the connection ended, when the loop (not the hub) ended it.
     pub(super) failure: Option<String>,
+    /// The wait before dialing again that the broker asked for (a loop, 30 s).
+    pub(super) delay: Option<Duration>,
+    /// The WebSocket side of a `ws://`/`wss://` remote.
+    pub(super) ws: Option<Box<WsLink>>,
+}
+
+/// Mask keys for the frames a leaf sends as a WebSocket client (RFC 6455 §5.3), from the
+/// OS; none once the hub agreed to `Nats-No-Masking`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct OsMaskKeys {
+    pub(super) masking: bool,
+}
+
+impl ws_codec::MaskKeySource for OsMaskKeys {
+    fn next_mask_key(&mut self) -> Option<[u8; 4]> {
+        if !self.masking {
+            return None;
+        }
+        let mut key = [0u8; 4];
+        // Without OS randomness the key is still a key; RFC 6455 asks for unpredictability
+        // to protect proxies, which a failing OS generator cannot give anyway.
+        let _ = crate::ids::os_random(&mut key);
+        Some(key)
+    }
+}
+
+/// The client side of a leaf connection over WebSocket.
+#[derive(Debug)]
+pub(super) struct WsLink {
+    /// The upgrade, until the hub's `101` is read.
+    pub(super) handshake: Option<ws_handshake::ClientHandshake>,
+    pub(super) decoder: ws_codec::Decoder,
+    pub(super) encoder: ws_codec::Encoder<OsMaskKeys>,
+    /// Framed bytes (the upgrade request, frames) not yet written, in order.
+    pub(super) wire: VecDeque<Bytes>,
+    /// Payload bytes taken out of data frames, waiting for the broker's parser.
+    pub(super) nats_in: BytesMut,
+}
+
+impl WsLink {
+    pub(super) fn backlog(&self) -> usize {
+        self.wire.iter().map(Bytes::len).sum()
+    }
 }
 
 /// What happened to an outbound link's connection, for `link::Links`.
@@ -156,6 +206,7 @@ pub(super) enum LinkEvent {
         link: usize,
         url: DialUrl,
         failure: Option<String>,
+        delay: Option<Duration>,
     },
 }
 

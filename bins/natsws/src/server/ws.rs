@@ -169,7 +169,10 @@ pub(super) fn handshake_input(ctx: &mut Ctx, key: usize, now: Instant) {
     );
     c.in_buf.advance(upgrade.head_len.min(c.in_buf.len()));
     c.deadline = None;
-    if upgrade.kind != ws_handshake::PathKind::Client {
+    // A leaf on the WebSocket port is served when the leafnode port is configured, as
+    // nats-server requires.
+    let leaf = upgrade.kind == ws_handshake::PathKind::Leaf && ctx.settings.leaf.listen.is_some();
+    if upgrade.kind != ws_handshake::PathKind::Client && !leaf {
         // No leafnode (or MQTT) listener: nats-server closes right after the 101.
         log::debug!(
             "{} - websocket {} connections are not served; closing",
@@ -185,7 +188,12 @@ pub(super) fn handshake_input(ctx: &mut Ctx, key: usize, now: Instant) {
         return;
     }
     let peer = c.peer;
-    let mut params = ClientParams::new(ConnectionType::WebSocket, peer);
+    let conn_type = if leaf {
+        ConnectionType::LeafWebSocket
+    } else {
+        ConnectionType::WebSocket
+    };
+    let mut params = ClientParams::new(conn_type, peer);
     params.forwarded_for = upgrade.forwarded_for.map(|ip| ip.to_string());
     if let Some(ws) = &ctx.settings.websocket {
         let h = &ws.handshake;
@@ -260,11 +268,16 @@ pub(super) fn handshake_input(ctx: &mut Ctx, key: usize, now: Instant) {
             decode_paused: false,
         }),
     };
+    let tag = if leaf { "lid" } else { "wid" };
     c.log_id = match &forwarded {
-        Some(ip) => format!("{ip}/{peer} - wid:{cid}"),
-        None => format!("{peer} - wid:{cid}"),
+        Some(ip) => format!("{ip}/{peer} - {tag}:{cid}"),
+        None => format!("{peer} - {tag}:{cid}"),
     };
-    log::debug!("{} - Client connection created", c.log_id);
+    if leaf {
+        log::info!("{} - Leafnode connection created ", c.log_id);
+    } else {
+        log::debug!("{} - Client connection created", c.log_id);
+    }
     if upgrade.compression {
         log::trace!("{} - Websocket compression negotiated", c.log_id);
     }

@@ -416,6 +416,10 @@ impl Broker {
             first += Duration::from_nanos(jitter_seed % fifth_nanos);
         }
         c.ping_deadline = now.checked_add(first);
+        if c.leaf.is_some() {
+            self.leaf_open(id, now);
+            return;
+        }
         let verbose = c.opts.verbose;
         self.events.push_back(Event::Connected(id));
         if verbose {

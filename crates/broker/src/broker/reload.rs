@@ -157,6 +157,11 @@ impl Broker {
         let Some(c) = self.client(id) else {
             return;
         };
+        if c.leaf.is_some() {
+            // Leaf connections are not re-authenticated: natsconf refuses a reload that
+            // changes the `leafnodes` block, and a dialled leaf has no client credentials.
+            return;
+        }
         if c.auth.parked.is_some() && c.phase != Phase::Connected {
             // Its pending CONNECT is authenticated against this configuration when the check
             // returns.
@@ -355,7 +360,7 @@ impl Broker {
             auth::Authenticated::log_identity,
         );
         for (sid, subject, key) in removed {
-            self.remove_sub(key);
+            self.remove_sub(key, now);
             self.send_err(
                 id,
                 now,

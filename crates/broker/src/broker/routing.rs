@@ -24,6 +24,7 @@ impl Broker {
                 header_len: found.header_len,
                 message: &message,
                 shared: Some(&message),
+                queues: QueueFilter::All,
             };
             self.process_pub(client, now, &publish);
         } else {
@@ -35,6 +36,7 @@ impl Broker {
                 header_len: found.header_len,
                 message: range((found.payload_start, found.payload_start + found.size)),
                 shared: None,
+                queues: QueueFilter::All,
             };
             self.process_pub(client, now, &publish);
             src.advance(found.total_len());
@@ -192,6 +194,7 @@ impl Broker {
             header_len: Some(header_len),
             message: &message,
             shared: Some(&message),
+            queues: QueueFilter::All,
         };
         // The import itself is an interest (nats-server subscribes it in the importing
         // account), so a request to it never draws a no-responders status.
@@ -327,20 +330,44 @@ impl Broker {
                 delivered += 1;
             }
         }
-        for (_, members) in &result.queues {
+        for (queue, members) in &result.queues {
+            if !matches!(publish.queues, QueueFilter::All)
+                && !Self::queue_allowed(&publish.queues, queue)
+            {
+                continue;
+            }
             let n = members.len();
             let start = self.rng.below(n);
+            // A local member is preferred; a leaf's queue subscription takes the message
+            // only when none can (`server/client.go` `processMsgResults`).
+            let mut fallback = None;
+            let mut done = false;
             for step in 0..n {
                 let Some(key) = members.get((start + step) % n) else {
                     break;
                 };
-                if self.deliver(from, echo, *key, now, publish, &mut rendered) {
-                    delivered += 1;
-                    break;
+                match self.router.sub(*key).map(|s| (s.owner.is_leaf(), s.client)) {
+                    Some((true, owner)) if owner != from && fallback.is_none() => {
+                        fallback = Some((owner, *key));
+                    }
+                    Some((false, _))
+                        if self.deliver(from, echo, *key, now, publish, &mut rendered) =>
+                    {
+                        delivered += 1;
+                        done = true;
+                        break;
+                    }
+                    _ => {}
                 }
+            }
+            if !done && let Some((owner, key)) = fallback {
+                self.leaf_targets.push((owner, key, true));
             }
         }
         self.rendered = rendered;
+        if !self.leaf_targets.is_empty() {
+            delivered += self.deliver_to_leafs(from, now, publish);
+        }
         delivered
     }
 
@@ -365,6 +392,14 @@ impl Broker {
             return false;
         };
         let target = sub.client;
+        if sub.owner.is_leaf() {
+            // Written once per leaf after the match result is walked; never back to the leaf
+            // the message came from.
+            if target != from {
+                self.leaf_targets.push((target, key, false));
+            }
+            return false;
+        }
         if target == from && !echo {
             return false;
         }
@@ -418,7 +453,7 @@ impl Broker {
         self.stats.out_bytes += body_len;
         sub.delivered += 1;
         if sub.max.is_some_and(|m| sub.delivered >= m.get()) {
-            self.remove_sub(key);
+            self.remove_sub(key, now);
         }
         if was_empty {
             self.reschedule(target);

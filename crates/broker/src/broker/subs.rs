@@ -90,7 +90,10 @@ impl Broker {
             queue,
             delivered: 0,
             max: None,
+            owner: leaf::SubOwner::Client,
+            weight: 1,
         };
+        let snapshot = (!self.leafs.is_empty()).then(|| sub.clone_meta());
         let key = match self.router.insert(account, sub) {
             Ok(key) => key,
             Err(InsertError::InvalidSubject) => {
@@ -104,6 +107,9 @@ impl Broker {
         self.stats.subscriptions += 1;
         if verbose {
             self.send_ok(id, now);
+        }
+        if let Some(sub) = snapshot {
+            self.leaf_interest(account, &sub, 1, now);
         }
     }
 
@@ -133,14 +139,18 @@ impl Broker {
             _ => true,
         };
         if remove_now {
-            self.remove_sub(key);
+            self.remove_sub(key, now);
         }
     }
 
-    pub(super) fn remove_sub(&mut self, key: SubKey) {
+    pub(super) fn remove_sub(&mut self, key: SubKey, now: Instant) {
+        let account = self.router.sub_account(key);
         let Some(sub) = self.router.remove(key) else {
             return;
         };
+        if let Some(account) = account {
+            self.leaf_interest(account, &sub, -i64::from(sub.weight), now);
+        }
         self.stats.subscriptions = self.stats.subscriptions.saturating_sub(1);
         if let Some(c) = self.client_mut(sub.client)
             && c.subs.get(&sub.sid) == Some(&key)

@@ -96,6 +96,7 @@ fn with_header_builds_the_header_as_set_header_does() {
             header_len,
             message: message.as_bytes(),
             shared: None,
+            queues: QueueFilter::All,
         };
         let (out, len) = routing::with_header(&publish, b"K", b"v");
         let out = String::from_utf8(out).unwrap();

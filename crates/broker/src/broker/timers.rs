@@ -124,6 +124,15 @@ impl Broker {
         let Some(c) = self.open_client_mut(id) else {
             return;
         };
+        let leaf_handshaking = c
+            .leaf
+            .as_ref()
+            .is_some_and(|l| l.is_spoke() && l.stage != leaf::LeafStage::Open);
+        if c.auth.deadline.is_some_and(|d| d <= now) && leaf_handshaking {
+            self.send_err(id, now, "Stale Leaf Node Connection - Closing");
+            self.close(id, now, CloseReason::StaleConnection);
+            return;
+        }
         if c.auth.deadline.is_some_and(|d| d <= now) && c.phase.awaiting_auth() {
             self.send_err(id, now, "Authentication Timeout");
             self.close(id, now, CloseReason::AuthenticationTimeout);

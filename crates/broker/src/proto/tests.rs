@@ -436,6 +436,36 @@ proptest! {
         check_round_trip(Role::Server, &ops)?;
     }
 
+    /// The same for what a leaf connection reads, and any split of it gives the same ops
+    /// (chunk invariance of `LS+`, `LS-`, `LMSG` and the leaf `HMSG`).
+    #[test]
+    fn leaf_ops_round_trip(ops in prop::collection::vec(leaf_op_strategy(), 1..10), cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8)) {
+        check_round_trip(Role::Leaf, &ops)?;
+        let input: Vec<u8> = ops.iter().flat_map(render).collect();
+        let whole = run_chunks(Role::Leaf, hdr_limits(), &[&input]);
+        let mut points: Vec<usize> = cuts.iter().map(|i| i.index(input.len() + 1)).collect();
+        points.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut prev = 0;
+        for p in points {
+            chunks.push(&input[prev..p]);
+            prev = p;
+        }
+        chunks.push(&input[prev..]);
+        prop_assert_eq!(&run_chunks(Role::Leaf, hdr_limits(), &chunks), &whole);
+    }
+
+    /// Arbitrary bytes on a leaf connection end in ops or an error, never a panic, and
+    /// splitting them changes nothing.
+    #[test]
+    fn leaf_bytes_are_split_invariant(data in prop::collection::vec(prop_oneof![any::<u8>(), Just(b' '), Just(b'\n'), Just(b'L'), Just(b'S'), Just(b'+')], 0..200), cut in any::<prop::sample::Index>()) {
+        let whole = run_chunks(Role::Leaf, hdr_limits(), &[&data]);
+        let at = cut.index(data.len() + 1);
+        prop_assert_eq!(&run_chunks(Role::Leaf, hdr_limits(), &[&data[..at], &data[at..]]), &whole);
+        let bytewise: Vec<&[u8]> = data.chunks(1).collect();
+        prop_assert_eq!(&run_chunks(Role::Leaf, hdr_limits(), &bytewise), &whole);
+    }
+
     /// The same for what a client reads, `MSG` and `HMSG` included.
     #[test]
     fn client_ops_round_trip(ops in prop::collection::vec(client_op_strategy(), 1..10)) {
@@ -507,8 +537,182 @@ fn render(op: &Op) -> Vec<u8> {
             out.extend_from_slice(&delivery.message);
             out.extend_from_slice(b"\r\n");
         }
+        Op::LeafSub { subject, queue } => {
+            let weight = queue.as_ref().map(|(_, w)| w.to_string());
+            let mut parts: Vec<&[u8]> = vec![b"LS+", subject];
+            if let (Some((q, _)), Some(w)) = (queue, &weight) {
+                parts.push(q);
+                parts.push(w.as_bytes());
+            }
+            line(&mut out, &parts);
+        }
+        Op::LeafUnsub { subject, queue } => {
+            let mut parts: Vec<&[u8]> = vec![b"LS-", subject];
+            parts.extend(queue.as_deref());
+            line(&mut out, &parts);
+        }
+        Op::LeafMsg(msg) => {
+            let sizes = sizes(msg.header_len, msg.message.len());
+            let mut parts: Vec<&[u8]> = vec![
+                if msg.header_len.is_some() {
+                    b"HMSG"
+                } else {
+                    b"LMSG"
+                },
+                &msg.subject,
+            ];
+            match (&msg.reply, &msg.queues) {
+                (Some(r), Some(q)) => parts.extend([&b"+"[..], r, q]),
+                (None, Some(q)) => parts.extend([&b"|"[..], q]),
+                (Some(r), None) => parts.push(r),
+                (None, None) => {}
+            }
+            parts.extend(sizes.iter().map(String::as_bytes));
+            line(&mut out, &parts);
+            out.extend_from_slice(&msg.message);
+            out.extend_from_slice(b"\r\n");
+        }
     }
     out
+}
+
+fn lmsg(
+    subject: &str,
+    reply: Option<&str>,
+    queues: Option<&str>,
+    hdr: Option<usize>,
+    msg: &str,
+) -> Op {
+    Op::LeafMsg(LeafDelivery {
+        subject: b(subject),
+        reply: reply.map(b),
+        queues: queues.map(b),
+        header_len: hdr,
+        message: b(msg),
+    })
+}
+
+fn check_leaf(input: &str, expect_ops: &[Op], expect_err: Option<ProtoError>) {
+    let (ops, err) = run_chunks(Role::Leaf, hdr_limits(), &[input.as_bytes()]);
+    assert_eq!(ops, expect_ops, "input {input:?}");
+    assert_eq!(err, expect_err, "input {input:?}");
+}
+
+#[test]
+fn leaf_ops() {
+    check_leaf(
+        "LS+ foo\r\nls+ bar q1 3\r\nLS- foo\r\nLS- bar q1\r\n",
+        &[
+            Op::LeafSub {
+                subject: b("foo"),
+                queue: None,
+            },
+            Op::LeafSub {
+                subject: b("bar"),
+                queue: Some((b("q1"), 3)),
+            },
+            Op::LeafUnsub {
+                subject: b("foo"),
+                queue: None,
+            },
+            Op::LeafUnsub {
+                subject: b("bar"),
+                queue: Some(b("q1")),
+            },
+        ],
+        None,
+    );
+    // The forms nats-server 2.9.10 sends (captured on the wire).
+    check_leaf(
+        "LMSG baz 2\r\nhi\r\nLMSG baz rep 2\r\nhi\r\nLMSG qq | grp 1\r\nq\r\nLMSG qq + rep grp 1\r\nr\r\n",
+        &[
+            lmsg("baz", None, None, None, "hi"),
+            lmsg("baz", Some("rep"), None, None, "hi"),
+            lmsg("qq", None, Some("grp"), None, "q"),
+            lmsg("qq", Some("rep"), Some("grp"), None, "r"),
+        ],
+        None,
+    );
+    check_leaf(
+        "HMSG baz rep 18 20\r\nNATS/1.0\r\nA: B\r\n\r\nhi\r\nHMSG q | a  b\tc 12 12\r\nNATS/1.0\r\n\r\n\r\n",
+        &[
+            lmsg(
+                "baz",
+                Some("rep"),
+                None,
+                Some(18),
+                "NATS/1.0\r\nA: B\r\n\r\nhi",
+            ),
+            lmsg("q", None, Some("a  b\tc"), Some(12), "NATS/1.0\r\n\r\n"),
+        ],
+        None,
+    );
+    check_leaf(
+        "CONNECT {}\r\nINFO {}\r\nPING\r\n-ERR 'x'\r\n",
+        &[
+            Op::Connect(b("{}")),
+            Op::Info(b("{}")),
+            Op::Ping,
+            Op::Err(b("'x'")),
+        ],
+        None,
+    );
+    // Bad argument lines.
+    for (line, op) in [
+        ("LS+ a q\r\n", OpName::LeafSub),
+        ("LS+ a q x\r\n", OpName::LeafSub),
+        ("LS+ a q 1 2\r\n", OpName::LeafSub),
+        ("LS- a q r\r\n", OpName::LeafUnsub),
+        ("LMSG a\r\n", OpName::Lmsg),
+        ("LMSG a x y\r\n", OpName::Lmsg),
+        ("LMSG a b c 1\r\n", OpName::Lmsg),
+        ("LMSG a + r 1\r\n", OpName::Lmsg),
+        ("HMSG a 3 2\r\n", OpName::Hmsg),
+        ("HMSG a 2\r\n", OpName::Hmsg),
+    ] {
+        check_leaf(line, &[], Some(ProtoError::BadArgs(op)));
+    }
+    // Client operations are unknown on a leaf connection, and the payload size is bounded.
+    check_leaf("PUB a 1\r\nx\r\n", &[], Some(ProtoError::UnknownOp));
+    check_leaf("MSG a 1 1\r\n", &[], Some(ProtoError::UnknownOp));
+    check_leaf("LMSG a 1048577\r\n", &[], Some(ProtoError::MaxPayload));
+}
+
+fn leaf_op_strategy() -> impl Strategy<Value = Op> {
+    let token = "[a-zA-Z0-9_]{1,6}".prop_map(|t| b(&t));
+    let subject = prop::collection::vec("[a-zA-Z0-9_]{1,6}", 1..4).prop_map(|t| b(&t.join(".")));
+    let queues = prop::collection::vec("[a-z]{1,4}", 1..4).prop_map(|q| b(&q.join(" ")));
+    prop_oneof![
+        Just(Op::Ping),
+        Just(Op::Pong),
+        (
+            subject.clone(),
+            proptest::option::of((token.clone(), 0..1000u32))
+        )
+            .prop_map(|(subject, queue)| Op::LeafSub { subject, queue }),
+        (subject.clone(), proptest::option::of(token.clone()))
+            .prop_map(|(subject, queue)| Op::LeafUnsub { subject, queue }),
+        (
+            subject,
+            proptest::option::of(token),
+            proptest::option::of(queues),
+            proptest::option::of(0..4usize),
+            "[ -~]{0,20}",
+        )
+            .prop_map(|(subject, reply, queues, hdr, payload)| {
+                let message = match hdr {
+                    Some(h) => format!("{}{payload}", "h".repeat(h)),
+                    None => payload,
+                };
+                Op::LeafMsg(LeafDelivery {
+                    subject,
+                    reply,
+                    queues,
+                    header_len: hdr,
+                    message: b(&message),
+                })
+            }),
+    ]
 }
 
 /// The size arguments: `<size>`, or `<header size> <total size>` with headers.

@@ -68,6 +68,9 @@ pub struct WebsocketOptions {
     pub headers: Vec<(String, String)>,
     /// `ping_interval` for WebSocket clients (nats-server 2.11.12+); `None` = the global one.
     pub ping_interval: Option<Duration>,
+    /// `reuse_port` (a natsws extension): bind with `SO_REUSEPORT`, so that several natsws
+    /// processes share the port.
+    pub reuse_port: bool,
 }
 
 impl WebsocketOptions {
@@ -103,6 +106,7 @@ pub(crate) struct RawWebsocket {
     allowed_origins: Vec<String>,
     handshake_timeout: i64,
     compression: bool,
+    reuse_port: bool,
     authorization: WebsocketAuthorization,
     jwt_cookie: Option<String>,
     user_cookie: Option<String>,
@@ -169,6 +173,7 @@ fn parse_entries(ws: &mut RawWebsocket, ctx: &mut Ctx, v: &V<'_>) -> Result<(), 
                 };
             }
             "compress" | "compression" => ws.compression = mv.bool()?,
+            "reuse_port" => ws.reuse_port = mv.bool()?,
             "authorization" | "authentication" => {
                 ws.authorization = parse_simple_auth(ctx, mv);
             }
@@ -257,6 +262,7 @@ impl RawWebsocket {
             no_auth_user: self.no_auth_user,
             headers: self.headers,
             ping_interval: self.ping_interval.filter(|n| *n > 0).map(nanos_to_duration),
+            reuse_port: self.reuse_port,
         })
     }
 }

@@ -1,0 +1,591 @@
+//! Leaf-node connections through the broker's API: the soliciting handshake, interest
+//! propagation (`LS+`/`LS-`), `LMSG`/`HMSG` both ways, queue groups, loop detection and the
+//! deny lists. Every expected line is nats-server 2.9.10's wire form.
+
+use std::time::{Duration, Instant};
+
+use crate::{
+    Broker, ClientId, ClientParams, CloseReason, Config, ConnectionType, Event, LeafRemote,
+};
+use bytes::BytesMut;
+
+const HUB_INFO: &str = "INFO {\"server_id\":\"NHUB\",\"server_name\":\"hub\",\"version\":\"2.9.10\",\"proto\":1,\"headers\":true,\"auth_required\":true,\"max_payload\":1048576,\"client_id\":5,\"nonce\":\"abc\",\"info_on_connect\":true,\"leafnode_urls\":[\"127.0.0.1:7422\"]} \r\n";
+const CONNECT_INFO: &str = "INFO {\"server_id\":\"NHUB\",\"server_name\":\"hub\",\"client_id\":5,\"connect_info\":true,\"remote_account\":\"$G\",\"leafnode_urls\":[\"127.0.0.1:7422\"]} \r\n";
+
+fn addr() -> core::net::SocketAddr {
+    core::net::SocketAddr::from(([127, 0, 0, 1], 7422))
+}
+
+struct Harness {
+    broker: Broker,
+    now: Instant,
+    events: Vec<Event>,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let now = Instant::now();
+        let config = Config {
+            server_name: "edge".to_owned(),
+            ..Config::default()
+        };
+        Self {
+            broker: Broker::new(config, now),
+            now,
+            events: Vec::new(),
+        }
+    }
+
+    fn drain_events(&mut self) {
+        while let Some(ev) = self.broker.poll_event() {
+            self.events.push(ev);
+        }
+        assert_eq!(self.broker.check_invariants(), Ok(()));
+    }
+
+    fn send(&mut self, id: ClientId, input: &str) {
+        let mut buf = BytesMut::from(input.as_bytes());
+        self.broker.handle_input(id, self.now, &mut buf);
+        self.drain_events();
+    }
+
+    fn take(&mut self, id: ClientId) -> String {
+        let mut buf = BytesMut::new();
+        if let Some(q) = self.broker.outbound(id) {
+            q.drain_into(&mut buf);
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    fn client(&mut self) -> ClientId {
+        let id = self.broker.register_client(
+            self.now,
+            ClientParams::new(ConnectionType::Standard, addr()),
+        );
+        self.send(id, "CONNECT {\"verbose\":false,\"headers\":true}\r\n");
+        self.take(id);
+        id
+    }
+
+    /// A soliciting leaf through its handshake; returns it and the `LS+` set it sent.
+    fn leaf(&mut self, remote: LeafRemote) -> (ClientId, String) {
+        let id = self.broker.register_leaf(
+            self.now,
+            ClientParams::new(ConnectionType::Leaf, addr()),
+            remote,
+        );
+        self.drain_events();
+        assert_eq!(self.take(id), "", "the hub speaks first");
+        self.send(id, HUB_INFO);
+        let connect = self.take(id);
+        assert!(connect.starts_with("CONNECT {"), "{connect}");
+        self.send(id, CONNECT_INFO);
+        assert!(
+            self.events.iter().any(
+                |e| matches!(e, Event::LeafConnected { client, account, remote_name }
+                    if *client == id && account == "$G" && remote_name == "hub")
+            ),
+            "{:?}",
+            self.events
+        );
+        let set = self.take(id);
+        (id, set)
+    }
+
+    fn closed(&self, id: ClientId) -> Option<CloseReason> {
+        self.events.iter().find_map(|e| match e {
+            Event::Closed { client, reason } if *client == id => Some(*reason),
+            _ => None,
+        })
+    }
+}
+
+fn lds_of(set: &str) -> String {
+    set.lines()
+        .find_map(|l| l.strip_prefix("LS+ $LDS."))
+        .map(|s| format!("$LDS.{s}"))
+        .unwrap_or_default()
+}
+
+#[test]
+fn soliciting_handshake_sends_connect_then_the_interest_set() {
+    let mut h = Harness::new();
+    let sub = h.client();
+    h.send(sub, "SUB foo 1\r\nSUB bar q1 2\r\nSUB bar q1 3\r\n");
+    let id = h.broker.register_leaf(
+        h.now,
+        ClientParams::new(ConnectionType::Leaf, addr()),
+        LeafRemote {
+            user: Some("leaf".to_owned()),
+            password: Some("pw".to_owned()),
+            deny_imports: vec!["private.>".to_owned()],
+            ..LeafRemote::default()
+        },
+    );
+    h.drain_events();
+    h.send(id, HUB_INFO);
+    let connect = h.take(id);
+    let json: serde_json::Value =
+        serde_json::from_str(connect.strip_prefix("CONNECT ").unwrap().trim_end()).unwrap();
+    assert_eq!(json["user"], "leaf");
+    assert_eq!(json["pass"], "pw");
+    assert_eq!(json["name"], "edge");
+    assert_eq!(json["cluster"], "edge");
+    assert_eq!(json["headers"], true);
+    assert_eq!(json["tls_required"], false);
+    assert_eq!(json["deny_pub"], serde_json::json!(["private.>"]));
+    assert!(
+        json.get("lang").is_none(),
+        "a lang field makes the hub see a client"
+    );
+    // Nothing flows until the INFO that answers CONNECT.
+    h.send(sub, "SUB early 4\r\n");
+    assert_eq!(h.take(id), "");
+    h.send(id, CONNECT_INFO);
+    let set = h.take(id);
+    let mut lines: Vec<&str> = set.lines().collect();
+    lines.sort_unstable();
+    let lds = lds_of(&set);
+    assert_eq!(lds.len(), "$LDS.".len() + 22, "{set}");
+    assert_eq!(
+        lines,
+        vec![
+            format!("LS+ {lds}").as_str(),
+            "LS+ bar q1 2",
+            "LS+ early",
+            "LS+ foo"
+        ]
+    );
+}
+
+#[test]
+fn a_client_port_is_the_wrong_port() {
+    let mut h = Harness::new();
+    let id = h.broker.register_leaf(
+        h.now,
+        ClientParams::new(ConnectionType::Leaf, addr()),
+        LeafRemote::default(),
+    );
+    h.send(id, "INFO {\"server_id\":\"x\",\"client_id\":3} \r\n");
+    assert_eq!(h.closed(id), Some(CloseReason::IncorrectPort));
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::LeafError { text, .. }
+        if text == "attempted to connect to wrong port"))
+    );
+}
+
+#[test]
+fn local_interest_is_advertised_once_per_subject_and_weighted_per_queue() {
+    let mut h = Harness::new();
+    let (leaf, _) = h.leaf(LeafRemote::default());
+    let a = h.client();
+    let b = h.client();
+    h.send(a, "SUB foo 1\r\n");
+    assert_eq!(h.take(leaf), "LS+ foo\r\n");
+    h.send(b, "SUB foo 1\r\n");
+    assert_eq!(h.take(leaf), "", "no duplicate LS+");
+    h.send(a, "UNSUB 1\r\n");
+    assert_eq!(h.take(leaf), "");
+    h.send(b, "UNSUB 1\r\n");
+    assert_eq!(h.take(leaf), "LS- foo\r\n");
+    h.send(a, "SUB work g 2\r\n");
+    h.send(b, "SUB work g 2\r\n");
+    assert_eq!(h.take(leaf), "LS+ work g 1\r\nLS+ work g 2\r\n");
+    h.send(a, "UNSUB 2\r\n");
+    assert_eq!(h.take(leaf), "LS+ work g 1\r\n");
+    // Closing a client withdraws its interest.
+    h.broker.close_client(b, h.now, CloseReason::ClientClosed);
+    h.drain_events();
+    assert_eq!(h.take(leaf), "LS- work g\r\n");
+}
+
+#[test]
+fn messages_cross_in_both_directions_with_replies_and_headers() {
+    let mut h = Harness::new();
+    let (leaf, _) = h.leaf(LeafRemote::default());
+    let client = h.client();
+    h.send(client, "SUB local 7\r\n");
+    h.take(leaf);
+    // Hub → here.
+    h.send(leaf, "LMSG local 2\r\nhi\r\nLMSG local rep 2\r\nyo\r\n");
+    assert_eq!(
+        h.take(client),
+        "MSG local 7 2\r\nhi\r\nMSG local 7 rep 2\r\nyo\r\n"
+    );
+    h.send(leaf, "HMSG local 12 14\r\nNATS/1.0\r\n\r\nhi\r\n");
+    assert_eq!(
+        h.take(client),
+        "HMSG local 7 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"
+    );
+    // Here → hub, once the hub is interested.
+    h.send(client, "PUB remote 2\r\nno\r\n");
+    assert_eq!(h.take(leaf), "");
+    h.send(leaf, "LS+ remote\r\nLS+ rem*\r\nLS+ >\r\n");
+    h.send(client, "PUB remote r 2\r\nok\r\n");
+    assert_eq!(h.take(leaf), "LMSG remote r 2\r\nok\r\n", "once per leaf");
+    h.send(client, "HPUB remote 12 14\r\nNATS/1.0\r\n\r\nhi\r\n");
+    assert_eq!(h.take(leaf), "HMSG remote 12 14\r\nNATS/1.0\r\n\r\nhi\r\n");
+    h.send(leaf, "LS- >\r\nLS- rem*\r\nLS- remote\r\n");
+    h.send(client, "PUB remote 2\r\nno\r\n");
+    assert_eq!(h.take(leaf), "");
+}
+
+#[test]
+fn a_leaf_message_never_goes_back_to_its_leaf() {
+    let mut h = Harness::new();
+    let (leaf, _) = h.leaf(LeafRemote::default());
+    let client = h.client();
+    h.send(client, "SUB echo 1\r\n");
+    h.send(leaf, "LS+ echo\r\n");
+    h.take(leaf);
+    h.send(leaf, "LMSG echo 1\r\nx\r\n");
+    assert_eq!(h.take(client), "MSG echo 1 1\r\nx\r\n");
+    assert_eq!(h.take(leaf), "");
+}
+
+#[test]
+fn queue_groups_prefer_local_members_and_name_the_group_otherwise() {
+    let mut h = Harness::new();
+    let (leaf, _) = h.leaf(LeafRemote::default());
+    let client = h.client();
+    h.send(leaf, "LS+ qq grp 3\r\n");
+    let publisher = h.client();
+    h.send(publisher, "PUB qq 1\r\nq\r\nPUB qq rep 1\r\nr\r\n");
+    assert_eq!(
+        h.take(leaf),
+        "LMSG qq | grp 1\r\nq\r\nLMSG qq + rep grp 1\r\nr\r\n"
+    );
+    h.send(client, "SUB qq grp 1\r\n");
+    h.take(leaf);
+    for _ in 0..20 {
+        h.send(publisher, "PUB qq 1\r\nq\r\n");
+    }
+    assert_eq!(h.take(leaf), "", "a local member takes every message");
+    assert_eq!(h.take(client).matches("MSG qq 1 1").count(), 20);
+    // From the leaf: a plain LMSG reaches no queue group, a named one reaches one member.
+    h.send(leaf, "LMSG qq 1\r\nx\r\n");
+    assert_eq!(h.take(client), "");
+    h.send(
+        leaf,
+        "LMSG qq | other grp 1\r\ny\r\nLMSG qq + r grp 1\r\nz\r\n",
+    );
+    assert_eq!(h.take(client), "MSG qq 1 1\r\ny\r\nMSG qq 1 r 1\r\nz\r\n");
+    h.send(leaf, "LMSG qq | other 1\r\nw\r\n");
+    assert_eq!(h.take(client), "");
+}
+
+#[test]
+fn leaf_queue_weights_add_up_and_interest_passes_between_leafs() {
+    let mut h = Harness::new();
+    // An accepted leaf (a leaf of this server) and a solicited one (to a hub).
+    let accepted = h
+        .broker
+        .register_client(h.now, ClientParams::new(ConnectionType::Leaf, addr()));
+    h.drain_events();
+    let info = h.take(accepted);
+    assert!(info.starts_with("INFO {"), "{info}");
+    h.send(
+        accepted,
+        "CONNECT {\"server_id\":\"NLEAF\",\"name\":\"spoke\",\"cluster\":\"spoke\",\"headers\":true}\r\n",
+    );
+    let set = h.take(accepted);
+    let (info, set) = set.split_once("\r\n").unwrap();
+    assert!(info.starts_with("INFO {"), "{info}");
+    let info: serde_json::Value =
+        serde_json::from_str(info.trim_start_matches("INFO ").trim()).unwrap();
+    assert_eq!(info["connect_info"], true);
+    assert_eq!(info["remote_account"], "$G");
+    assert!(set.starts_with("LS+ $LDS."), "{set}");
+    let (hub, _) = h.leaf(LeafRemote::default());
+    assert!(h.take(accepted).is_empty());
+    // The spoke's interest goes on to the hub, weights included.
+    h.send(accepted, "LS+ w g 3\r\nLS+ plain\r\n");
+    assert_eq!(h.take(hub), "LS+ w g 3\r\nLS+ plain\r\n");
+    h.send(accepted, "LS+ w g 5\r\n");
+    assert_eq!(h.take(hub), "LS+ w g 5\r\n");
+    // The hub's interest is not advertised to the hub's... but a hub gets its spokes'.
+    h.send(hub, "LS+ fromhub\r\n");
+    assert_eq!(h.take(accepted), "LS+ fromhub\r\n");
+    // A message from the hub reaches the spoke, and the reverse.
+    h.send(hub, "LMSG plain 1\r\na\r\n");
+    assert_eq!(h.take(accepted), "LMSG plain 1\r\na\r\n");
+    h.send(accepted, "LMSG fromhub 1\r\nb\r\n");
+    assert_eq!(h.take(hub), "LMSG fromhub 1\r\nb\r\n");
+    h.send(accepted, "LS- w g\r\n");
+    assert_eq!(h.take(hub), "LS- w g\r\n");
+    // A closed spoke withdraws all it advertised.
+    h.broker
+        .close_client(accepted, h.now, CloseReason::ClientClosed);
+    h.drain_events();
+    let mut gone: Vec<String> = h.take(hub).lines().map(str::to_owned).collect();
+    gone.sort();
+    assert!(gone.contains(&"LS- plain".to_owned()), "{gone:?}");
+}
+
+#[test]
+fn a_spoke_does_not_pass_hub_interest_to_another_hub() {
+    let mut h = Harness::new();
+    let (hub_a, _) = h.leaf(LeafRemote::default());
+    let (hub_b, _) = h.leaf(LeafRemote::default());
+    h.send(hub_a, "LS+ only.a\r\n");
+    assert_eq!(h.take(hub_b), "");
+}
+
+#[test]
+fn its_own_loop_detection_subject_coming_back_is_a_loop() {
+    let mut h = Harness::new();
+    let (leaf, set) = h.leaf(LeafRemote::default());
+    let lds = lds_of(&set);
+    h.send(leaf, &format!("LS+ {lds}\r\n"));
+    assert_eq!(
+        h.take(leaf),
+        "-ERR 'Loop detected for leafnode account=\"$G\". Delaying attempt to reconnect for 30s'\r\n"
+    );
+    assert_eq!(h.closed(leaf), Some(CloseReason::ProtocolViolation));
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::LeafReconnectDelay { delay, .. }
+        if *delay == Duration::from_secs(30)))
+    );
+    // Another server's loop-detection subject is ordinary interest.
+    let (other, _) = h.leaf(LeafRemote::default());
+    h.send(other, "LS+ $LDS.someoneelse\r\n");
+    assert_eq!(h.closed(other), None);
+}
+
+#[test]
+fn deny_lists_filter_both_directions() {
+    let mut h = Harness::new();
+    let (leaf, _) = h.leaf(LeafRemote {
+        deny_imports: vec!["private.>".to_owned()],
+        deny_exports: vec!["secret.*".to_owned()],
+        ..LeafRemote::default()
+    });
+    let client = h.client();
+    h.send(client, "SUB private.x 1\r\nSUB public 2\r\n");
+    assert_eq!(h.take(leaf), "LS+ public\r\n");
+    h.send(leaf, "LS+ secret.x\r\nLS+ >\r\n");
+    h.send(client, "PUB secret.x 1\r\ns\r\nPUB open 1\r\no\r\n");
+    assert_eq!(h.take(leaf), "LMSG open 1\r\no\r\n");
+}
+
+#[test]
+fn the_hub_permissions_in_the_connect_info_apply() {
+    let mut h = Harness::new();
+    let id = h.broker.register_leaf(
+        h.now,
+        ClientParams::new(ConnectionType::Leaf, addr()),
+        LeafRemote::default(),
+    );
+    h.drain_events();
+    h.send(id, HUB_INFO);
+    h.take(id);
+    h.send(
+        id,
+        "INFO {\"connect_info\":true,\"import\":{\"allow\":[\"in.>\"]},\"export\":{\"deny\":[\"out.no\"]},\"leafnode_urls\":[]} \r\n",
+    );
+    h.take(id);
+    let client = h.client();
+    h.send(client, "SUB in.a 1\r\nSUB other 2\r\n");
+    assert_eq!(h.take(id), "LS+ in.a\r\n");
+    h.send(id, "LS+ out.>\r\n");
+    h.send(client, "PUB out.no 1\r\nn\r\nPUB out.yes 1\r\ny\r\n");
+    assert_eq!(h.take(id), "LMSG out.yes 1\r\ny\r\n");
+}
+
+#[test]
+fn tls_asked_by_the_hub_holds_connect_until_the_handshake() {
+    let mut h = Harness::new();
+    let id = h.broker.register_leaf(
+        h.now,
+        ClientParams::new(ConnectionType::Leaf, addr()),
+        LeafRemote::default(),
+    );
+    h.drain_events();
+    let info = HUB_INFO.replace("\"headers\":true", "\"headers\":true,\"tls_required\":true");
+    // Bytes after the INFO wait: they are TLS records.
+    h.send(id, &info);
+    assert!(h.events.contains(&Event::LeafStartTls(id)));
+    assert_eq!(h.take(id), "");
+    let mut rest = BytesMut::from(&b"\x16\x03\x01"[..]);
+    h.broker.handle_input(id, h.now, &mut rest);
+    assert_eq!(&rest[..], b"\x16\x03\x01");
+    h.broker.leaf_tls_established(id, h.now);
+    h.drain_events();
+    let connect = h.take(id);
+    assert!(connect.contains("\"tls_required\":true"), "{connect}");
+}
+
+#[test]
+fn no_answer_to_connect_is_a_stale_leaf() {
+    let mut h = Harness::new();
+    let id = h.broker.register_leaf(
+        h.now,
+        ClientParams::new(ConnectionType::Leaf, addr()),
+        LeafRemote::default(),
+    );
+    h.drain_events();
+    h.send(id, HUB_INFO);
+    h.take(id);
+    let deadline = h.broker.poll_timeout().unwrap();
+    assert!(deadline <= h.now + Duration::from_secs(2));
+    h.broker.handle_timeout(h.now + Duration::from_secs(3));
+    h.drain_events();
+    assert_eq!(
+        h.take(id),
+        "-ERR 'Stale Leaf Node Connection - Closing'\r\n"
+    );
+    assert_eq!(h.closed(id), Some(CloseReason::StaleConnection));
+}
+
+#[test]
+fn an_err_from_the_hub_is_reported_and_keeps_the_connection() {
+    let mut h = Harness::new();
+    let (leaf, _) = h.leaf(LeafRemote::default());
+    h.send(
+        leaf,
+        "-ERR 'Permissions Violation for Subscription to \"x\"'\r\n",
+    );
+    assert_eq!(h.closed(leaf), None);
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::LeafReconnectDelay { .. }))
+    );
+    h.send(leaf, "PING\r\n");
+    assert_eq!(h.take(leaf), "PONG\r\n");
+    h.send(leaf, "LS+ bad..subject\r\n");
+    assert_eq!(h.take(leaf), "-ERR 'Invalid Subscription'\r\n");
+    assert_eq!(h.closed(leaf), None);
+    // A client operation on a leaf connection is a protocol error.
+    h.send(leaf, "PUB x 1\r\nx\r\n");
+    assert_eq!(h.closed(leaf), Some(CloseReason::ProtocolViolation));
+}
+
+#[test]
+fn the_accepting_side_refuses_a_client_connect() {
+    let mut h = Harness::new();
+    let id = h
+        .broker
+        .register_client(h.now, ClientParams::new(ConnectionType::Leaf, addr()));
+    h.drain_events();
+    h.take(id);
+    h.send(id, "CONNECT {\"lang\":\"go\",\"verbose\":false}\r\n");
+    assert_eq!(
+        h.take(id),
+        "-ERR 'attempted to connect to leaf node port'\r\n"
+    );
+    assert_eq!(h.closed(id), Some(CloseReason::IncorrectPort));
+}
+
+#[test]
+fn leafs_are_listed_with_their_subscriptions() {
+    let mut h = Harness::new();
+    let (leaf, _) = h.leaf(LeafRemote::default());
+    h.send(leaf, "LS+ baz\r\nLS+ qq grp 3\r\nLS- baz\r\n");
+    let leafs = h.broker.leafs();
+    assert_eq!(leafs.len(), 1);
+    assert_eq!(leafs[0].client, leaf);
+    assert_eq!(leafs[0].account, "$G");
+    assert_eq!(leafs[0].remote_name, "hub");
+    assert!(leafs[0].solicited);
+    assert_eq!(leafs[0].subscriptions, vec!["qq".to_owned()]);
+}
+
+#[test]
+fn the_accepting_side_sends_the_leafnode_info_and_checks_leaf_users() {
+    let now = Instant::now();
+    let config = Config {
+        server_name: "hub".to_owned(),
+        leaf_urls: vec!["127.0.0.1:7422".to_owned()],
+        leaf_auth: Some(crate::LeafAuthConfig {
+            users: vec![crate::LeafUserConfig {
+                username: "leaf".to_owned(),
+                password: "pw".to_owned(),
+                account: Some("A".to_owned()),
+            }],
+            account: None,
+            timeout: None,
+        }),
+        accounts: vec![crate::AccountConfig {
+            name: "A".to_owned(),
+            ..crate::AccountConfig::default()
+        }],
+        ..Config::default()
+    };
+    let mut h = Harness {
+        broker: Broker::new(config, now),
+        now,
+        events: Vec::new(),
+    };
+    let id = h
+        .broker
+        .register_client(now, ClientParams::new(ConnectionType::Leaf, addr()));
+    h.drain_events();
+    let info = h.take(id);
+    let info: serde_json::Value =
+        serde_json::from_str(info.trim_start_matches("INFO ").trim()).unwrap();
+    assert_eq!(info["auth_required"], true);
+    assert_eq!(info["info_on_connect"], true);
+    assert_eq!(info["leafnode_urls"], serde_json::json!(["127.0.0.1:7422"]));
+    assert!(info["client_id"].as_u64().unwrap() > 0);
+    h.send(
+        id,
+        "CONNECT {\"user\":\"leaf\",\"pass\":\"bad\",\"name\":\"s\"}\r\n",
+    );
+    assert_eq!(h.take(id), "-ERR 'Authorization Violation'\r\n");
+    assert_eq!(h.closed(id), Some(CloseReason::AuthenticationFailure));
+    let good = h
+        .broker
+        .register_client(now, ClientParams::new(ConnectionType::Leaf, addr()));
+    h.drain_events();
+    h.take(good);
+    h.send(
+        good,
+        "CONNECT {\"user\":\"leaf\",\"pass\":\"pw\",\"name\":\"s\"}\r\n",
+    );
+    let out = h.take(good);
+    assert!(out.contains("\"remote_account\":\"A\""), "{out}");
+    assert_eq!(h.broker.leafs()[0].account, "A");
+    // A client in $G does not reach the leaf bound to A.
+    let client = h.client();
+    h.send(good, "LS+ foo\r\n");
+    h.send(client, "PUB foo 1\r\nx\r\n");
+    assert_eq!(h.take(good), "");
+}
+
+#[test]
+fn credentials_send_the_jwt_and_sign_the_nonce() {
+    let user = nkeys::KeyPair::new_from_raw(nkeys::KeyPairType::User, [7; 32]).unwrap();
+    let mut h = Harness::new();
+    let id = h.broker.register_leaf(
+        h.now,
+        ClientParams::new(ConnectionType::Leaf, addr()),
+        LeafRemote {
+            credentials: Some(crate::LeafCredentials {
+                jwt: "a.b.c".to_owned(),
+                seed: user.seed().unwrap(),
+            }),
+            ..LeafRemote::default()
+        },
+    );
+    h.drain_events();
+    h.send(id, HUB_INFO);
+    let connect = h.take(id);
+    let json: serde_json::Value =
+        serde_json::from_str(connect.strip_prefix("CONNECT ").unwrap().trim_end()).unwrap();
+    assert_eq!(json["jwt"], "a.b.c");
+    use base64::Engine as _;
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(json["sig"].as_str().unwrap())
+        .unwrap();
+    // HUB_INFO's nonce.
+    assert!(user.verify(b"abc", &sig).is_ok());
+    assert!(
+        !format!("{:?}", h.broker).contains(&user.seed().unwrap()),
+        "seed in Debug"
+    );
+}
