@@ -64,17 +64,25 @@ export async function startNode(bin, role, scenario, vars = {}) {
   const kind = bin === REF_BIN ? "nats-server" : KIND;
   const dir = path.join(RUN_DIR, `${scenario}-${role}-${process.pid}-${serial++}`);
   fs.mkdirSync(dir, { recursive: true });
-  const ports = {};
-  for (const key of PORT_KEYS) {
-    if (template.includes(`{{${key}}}`)) ports[key] = await freePort();
-  }
-  const all = { ...ports, DIR: dir, NAME: role, ...vars };
-  const conf = template.replace(/\{\{([A-Z_0-9]+)\}\}/g, (m, k) => {
-    if (!(k in all)) throw new Error(`scenario ${scenario}: no value for ${m}`);
-    return String(all[k]);
-  });
   const confPath = path.join(dir, `${scenario}.conf`);
-  fs.writeFileSync(confPath, conf);
+  let ports = {};
+  /** Fresh distinct free ports and the config written with them. */
+  const configure = async () => {
+    ports = {};
+    for (const key of PORT_KEYS) {
+      if (!template.includes(`{{${key}}}`)) continue;
+      let p;
+      do p = await freePort();
+      while (Object.values(ports).includes(p));
+      ports[key] = p;
+    }
+    const all = { ...ports, DIR: dir, NAME: role, ...vars };
+    const conf = template.replace(/\{\{([A-Z_0-9]+)\}\}/g, (m, k) => {
+      if (!(k in all)) throw new Error(`scenario ${scenario}: no value for ${m}`);
+      return String(all[k]);
+    });
+    fs.writeFileSync(confPath, conf);
+  };
   const logPath = path.join(dir, "server.log");
   const logText = () => {
     try {
@@ -87,7 +95,10 @@ export async function startNode(bin, role, scenario, vars = {}) {
   let child = null;
   let exited = null;
   let starts = 0;
+  let logFrom = 0;
+  const thisStart = () => logText().slice(logFrom);
   const launch = async () => {
+    logFrom = logText().length;
     const log = fs.openSync(logPath, "a");
     fs.writeSync(log, `--- start ${++starts} of ${role} (${kind})\n`);
     const c = spawn(bin, ["-c", confPath], { stdio: ["ignore", log, log] });
@@ -126,14 +137,23 @@ export async function startNode(bin, role, scenario, vars = {}) {
       throw new Error(`${kind} as ${role} (scenario ${scenario}) listens but sent no INFO; log:\n${logText().slice(-2000)}`);
     }
     c.kill("SIGKILL");
-    const text = logText();
+    const text = thisStart();
     const why = exited ? `exited code=${exited.code} signal=${exited.sig}` : "ports not listening after 10 s";
     if (bin !== REF_BIN && LEAF_REFUSAL.test(text)) {
       throw new LeafRefused(`${kind} refuses the leafnodes block at start-up: ${text.match(/^.*"leafnodes" is not supported.*$/m)[0].trim()}`);
     }
     throw new Error(`${kind} as ${role} did not start with scenario ${scenario} (${why}); log:\n${text.slice(-2000)}`);
   };
-  await launch();
+  // Ports are free a moment before the server binds them; retry with new ones when one was taken.
+  for (let attempt = 0; ; attempt++) {
+    await configure();
+    try {
+      await launch();
+      break;
+    } catch (e) {
+      if (attempt >= 2 || e instanceof LeafRefused || !/in use/i.test(thisStart())) throw e;
+    }
+  }
 
   const server = {
     role,
@@ -174,7 +194,7 @@ export async function startNode(bin, role, scenario, vars = {}) {
           return;
         } catch (e) {
           last = e;
-          if (!/in use/i.test(logText())) break;
+          if (!/in use/i.test(thisStart())) break;
           await sleep(300);
         }
       }

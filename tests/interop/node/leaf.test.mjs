@@ -192,7 +192,9 @@ describe("leaf edges: nats-server hub, edge A over tcp, edge B over wss", () => 
     const edgeA = got[0].msgs.length + got[1].msgs.length;
     const edgeB = got[2].msgs.length + got[3].msgs.length;
     assert.ok(edgeA > 0 && edgeB > 0, `the hub spreads the group over both edges (A ${edgeA}, B ${edgeB})`);
-    // From an edge: still exactly once across the whole group.
+    // From an edge: still exactly once, and (as nats-server does) only to that edge's own members
+    // while it has any: a local queue member is preferred to the hub's.
+    const before = got.map((l) => l.msgs.length);
     const pubA = await tcpClient(s.a);
     conns.push(pubA);
     for (let i = 0; i < N; i++) pubA.publish("leaf.work", enc.encode(`a${i}`));
@@ -204,6 +206,8 @@ describe("leaf edges: nats-server hub, edge A over tcp, edge B over wss", () => 
     const all = got.flatMap((l) => l.msgs.map((m) => dec.decode(m.data)));
     assert.equal(all.length, 2 * N, "each message from edge A delivered once");
     assert.equal(new Set(all).size, 2 * N, "no duplicates");
+    const fromA = got.map((l, i) => l.msgs.length - before[i]);
+    assert.equal(fromA[0] + fromA[1], N, `edge A's members got all of edge A's messages (per member: ${fromA})`);
   });
 
   // Last in the group: it restarts the hub.

@@ -47,21 +47,38 @@ class Node:
         Node._serial += 1
         self.dir = RUN_DIR / f"py-{scenario}-{role}-{os.getpid()}-{Node._serial}"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.ports = {k: free_port() for k in PORT_KEYS if "{{%s}}" % k in template}
-        values = {**self.ports, "DIR": str(self.dir), "NAME": role, **vars}
-
-        def fill(m):
-            if m.group(1) not in values:
-                raise KeyError(f"scenario {scenario}: no value for {m.group(0)}")
-            return str(values[m.group(1)])
-
         self.conf = self.dir / f"{scenario}.conf"
-        self.conf.write_text(re.sub(r"\{\{([A-Z_0-9]+)\}\}", fill, template))
         self.log_path = self.dir / "server.log"
         self.proc = None
-        self._launch()
+        # Ports are free a moment before the server binds them; retry with new ones if one was taken.
+        for attempt in range(3):
+            self.ports = {}
+            for k in PORT_KEYS:
+                if "{{%s}}" % k in template:
+                    p = free_port()
+                    while p in self.ports.values():
+                        p = free_port()
+                    self.ports[k] = p
+            values = {**self.ports, "DIR": str(self.dir), "NAME": role, **vars}
+
+            def fill(m):
+                if m.group(1) not in values:
+                    raise KeyError(f"scenario {scenario}: no value for {m.group(0)}")
+                return str(values[m.group(1)])
+
+            self.conf.write_text(re.sub(r"\{\{([A-Z_0-9]+)\}\}", fill, template))
+            try:
+                self._launch()
+                return
+            except RuntimeError:
+                if attempt == 2 or "in use" not in self._this_start():
+                    raise
+
+    def _this_start(self):
+        return self.log()[self._log_from :]
 
     def _launch(self):
+        self._log_from = len(self.log())
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([self.bin, "-c", str(self.conf)], stdout=log, stderr=log)
         if PID_DIR:
@@ -72,7 +89,7 @@ class Node:
                 return
             time.sleep(0.05)
         self.stop()
-        text = self.log()
+        text = self._this_start()
         refusal = LEAF_REFUSAL.search(text)
         if self.bin != REF_BIN and refusal:
             raise LeafRefused(f"{self.kind} refuses the leafnodes block at start-up: {refusal.group(0).strip()}")
