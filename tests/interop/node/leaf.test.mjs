@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { closeAll, natsTcp, tcpClient, wsClient } from "../lib/clients.mjs";
 import { dec, enc, listen, sleep, within } from "../lib/harness.mjs";
-import { LeafRefused, edgeTopology, eventually, hubTopology, openBrowser, waitLeafs } from "../lib/topology.mjs";
+import { LeafRefused, edgeTopology, eventually, hubTopology, monitorJson, openBrowser, waitLeafs } from "../lib/topology.mjs";
 
 const T = { timeout: 45000 };
 
@@ -208,6 +208,58 @@ describe("leaf edges: nats-server hub, edge A over tcp, edge B over wss", () => 
     assert.equal(new Set(all).size, 2 * N, "no duplicates");
     const fromA = got.map((l, i) => l.msgs.length - before[i]);
     assert.equal(fromA[0] + fromA[1], N, `edge A's members got all of edge A's messages (per member: ${fromA})`);
+  });
+
+  it("overlapping subscriptions on edge A (ws, tcp, wildcards) each get one copy of what edge B publishes", T, async (t) => {
+    const s = topo.use(t);
+    if (!s) return;
+    const ws = await wsClient(s.a);
+    const tcp = await tcpClient(s.a);
+    const pub = await wsClient(s.b);
+    conns.push(ws, tcp, pub);
+    const subs = [
+      listen(ws, "leafdup.x"),
+      listen(ws, "leafdup.*"),
+      listen(ws, "leafdup.>"),
+      listen(tcp, "leafdup.x"),
+      listen(tcp, "*.x"),
+    ];
+    await ws.flush();
+    await awaitInterest(tcp, pub, "leafprobe.dup");
+    for (let i = 0; i < 10; i++) pub.publish("leafdup.x", enc.encode(`${i}`));
+    await pub.flush();
+    const want = Array.from({ length: 10 }, (_, i) => `${i}`);
+    for (const l of subs) assert.deepEqual((await l.count(10)).map((m) => dec.decode(m.data)), want);
+    await Promise.all(subs.map((l) => l.quiet(10)));
+    await closeAll([ws, tcp, pub]);
+  });
+
+  it("monitoring: each edge's /leafz and /varz show its one hub connection and the interest it learnt", T, async (t) => {
+    const s = topo.use(t);
+    if (!s) return;
+    const onB = await tcpClient(s.b);
+    const onA = await tcpClient(s.a);
+    conns.push(onA, onB);
+    onB.subscribe("leaf.monitor.from-b", { callback: () => {} });
+    await awaitInterest(onB, onA, "leaf.monitor.ready");
+    for (const [edge, hubPort] of [
+      [s.a, s.hub.leaf],
+      [s.b, s.hub.ws],
+    ]) {
+      const lz = await monitorJson(edge, "/leafz?subs=1");
+      assert.equal(lz.leafnodes, 1, `${edge.role} /leafz leafnodes: ${JSON.stringify(lz).slice(0, 300)}`);
+      assert.equal(lz.leafs.length, 1);
+      assert.equal(lz.leafs[0].account, "$G");
+      assert.equal(lz.leafs[0].ip, "127.0.0.1");
+      assert.equal(lz.leafs[0].port, hubPort, `${edge.role} /leafz names the hub's port`);
+      const v = await monitorJson(edge, "/varz");
+      assert.equal(v.leafnodes, 1, `${edge.role} /varz leafnodes`);
+    }
+    const lzA = await monitorJson(s.a, "/leafz?subs=1");
+    assert.ok(
+      lzA.leafs[0].subscriptions_list.includes("leaf.monitor.from-b"),
+      `edge A's hub connection carries edge B's interest: ${JSON.stringify(lzA.leafs[0].subscriptions_list)}`,
+    );
   });
 
   // Last in the group: it restarts the hub.
