@@ -124,6 +124,7 @@ describe("leaf edges: nats-server hub, edge A over tcp, edge B over wss", () => 
       { url: s.a.wsUrl },
       30000,
     );
+    inBrowser.catch(() => {}); // awaited below; a failure before that must not go unhandled
     await eventually(
       "the browser's interest on edge A reaching edge B",
       async () => {
