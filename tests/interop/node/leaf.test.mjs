@@ -404,6 +404,8 @@ describe("leaf JetStream: nats-server hub with jetstream, KV from the edges", ()
       },
       { ms: 15000, every: 200 },
     );
+    // Without the domain there is nobody: the hub denies $JS.API.> on leaf connections of "$G".
+    await assert.rejects(onB.request("$JS.API.INFO", enc.encode(""), { timeout: 3000 }), (e) => e.code === "503");
     // Edge B answers "leaf.kv.go" by reading what the browser put and writing a key of its own.
     let kvB = null;
     let bError = null;
