@@ -5,9 +5,10 @@
 // the reference, natsws in a `--kind natsws` run). In the "server under test as hub" topology the
 // roles swap: the hub is the server under test and the leafs are the reference.
 //
-// A server under test that refuses the `leafnodes` block at start-up ("\"leafnodes\" is not
-// supported by natsws") raises LeafRefused, which the cases turn into a skip naming that message;
-// every other start-up failure is a failure. Every wait is bounded.
+// A server under test that refuses the `leafnodes` block, or an option of it, at start-up
+// ("\"leafnodes\" is not supported by natsws", "\"leafnodes.port\" is not supported by natsws")
+// raises LeafRefused, which the cases turn into a skip naming that line; every other start-up
+// failure is a failure. Every wait is bounded.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
@@ -20,8 +21,11 @@ export const REF_BIN = process.env.INTEROP_REF_BIN || "/usr/sbin/nats-server";
 export const SUT_BIN = process.env.INTEROP_SERVER_BIN;
 const RUN_DIR = process.env.INTEROP_RUN_DIR || path.join(INTEROP_DIR, "results");
 
-/** The one start-up refusal that turns the cases into skips: natsws does not serve leafnodes yet. */
-export const LEAF_REFUSAL = /"leafnodes" is not supported by natsws/;
+/**
+ * The one start-up refusal that turns the cases into skips: natsws does not serve the leafnodes
+ * block, or the part of it a scenario uses (`"leafnodes.port" is not supported by natsws`), yet.
+ */
+export const LEAF_REFUSAL = /^.*"leafnodes(?:\.[^"]*)?" is not supported by natsws.*$/m;
 
 /** The server under test refused the `leafnodes` block; `message` is its own log line. */
 export class LeafRefused extends Error {}
@@ -140,7 +144,7 @@ export async function startNode(bin, role, scenario, vars = {}) {
     const text = thisStart();
     const why = exited ? `exited code=${exited.code} signal=${exited.sig}` : "ports not listening after 10 s";
     if (bin !== REF_BIN && LEAF_REFUSAL.test(text)) {
-      throw new LeafRefused(`${kind} refuses the leafnodes block at start-up: ${text.match(/^.*"leafnodes" is not supported.*$/m)[0].trim()}`);
+      throw new LeafRefused(`${kind} as ${role} refuses (part of) the leafnodes block at start-up: ${text.match(LEAF_REFUSAL)[0].trim()}`);
     }
     throw new Error(`${kind} as ${role} did not start with scenario ${scenario} (${why}); log:\n${text.slice(-2000)}`);
   };
@@ -257,6 +261,8 @@ export function topologyCerts() {
  * The edge topology: the reference hub (`leaf_hub` or `leaf_hub_js`), edge A of the server under
  * test joining it over TCP (nats://) and edge B joining over wss to the hub's WebSocket port. Both
  * edges have WebSocket ports for browsers. Resolves when the hub lists both leafs.
+ * INTEROP_LEAF_EDGE_B=tcp joins edge B over TCP instead (for trying an edge that cannot dial
+ * WebSocket remotes yet; never in CI).
  */
 export async function edgeTopology({ hubScenario = "leaf_hub" } = {}) {
   const c = topologyCerts();
@@ -266,10 +272,15 @@ export async function edgeTopology({ hubScenario = "leaf_hub" } = {}) {
     started.push(hub);
     const a = await startNode(SUT_BIN, "edge-a", "leaf_edge_tcp", { HUB_LEAF: hub.leaf });
     started.push(a);
-    const b = await startNode(SUT_BIN, "edge-b", "leaf_edge_wss", { HUB_WS: hub.ws, CA: c.ca });
+    const bOverTcp = process.env.INTEROP_LEAF_EDGE_B === "tcp";
+    const b = bOverTcp
+      ? await startNode(SUT_BIN, "edge-b", "leaf_edge_tcp", { HUB_LEAF: hub.leaf })
+      : await startNode(SUT_BIN, "edge-b", "leaf_edge_wss", { HUB_WS: hub.ws, CA: c.ca });
     started.push(b);
     await waitLeafs(hub, 2);
-    return { hub, a, b, stop: () => stopAll(started) };
+    // The hub port each edge's leaf connection goes to.
+    const hubPortOf = { [a.role]: hub.leaf, [b.role]: bOverTcp ? hub.leaf : hub.ws };
+    return { hub, a, b, hubPortOf, stop: () => stopAll(started) };
   } catch (e) {
     await stopAll(started);
     throw e;

@@ -243,10 +243,8 @@ describe("leaf edges: nats-server hub, edge A over tcp, edge B over wss", () => 
     conns.push(onA, onB);
     onB.subscribe("leaf.monitor.from-b", { callback: () => {} });
     await awaitInterest(onB, onA, "leaf.monitor.ready");
-    for (const [edge, hubPort] of [
-      [s.a, s.hub.leaf],
-      [s.b, s.hub.ws],
-    ]) {
+    for (const edge of [s.a, s.b]) {
+      const hubPort = s.hubPortOf[edge.role];
       const lz = await monitorJson(edge, "/leafz?subs=1");
       assert.equal(lz.leafnodes, 1, `${edge.role} /leafz leafnodes: ${JSON.stringify(lz).slice(0, 300)}`);
       assert.equal(lz.leafs.length, 1);
