@@ -288,8 +288,9 @@ export async function edgeTopology({ hubScenario = "leaf_hub" } = {}) {
 }
 
 /**
- * The server under test as the hub (`leaf_as_hub`), with two reference leafs: one over TCP to the
- * leafnode port, one over ws to the hub's WebSocket port. Resolves when each leaf lists its hub.
+ * The server under test as the hub (`leaf_as_hub`), with three reference leafs: over TCP to the
+ * leafnode port, over ws to the hub's WebSocket port, and over ws with compression and unmasked
+ * frames (`leaf_edge_ws_nomask`). Resolves when each leaf lists its hub.
  */
 export async function hubTopology() {
   const started = [];
@@ -300,9 +301,12 @@ export async function hubTopology() {
     started.push(tcp);
     const ws = await startNode(REF_BIN, "leaf-ws", "leaf_edge_ws", { HUB_WS: hub.ws });
     started.push(ws);
+    const wsx = await startNode(REF_BIN, "leaf-wsx", "leaf_edge_ws_nomask", { HUB_WS: hub.ws });
+    started.push(wsx);
     await waitLeafs(tcp, 1);
     await waitLeafs(ws, 1);
-    return { hub, tcp, ws, stop: () => stopAll(started) };
+    await waitLeafs(wsx, 1);
+    return { hub, tcp, ws, wsx, stop: () => stopAll(started) };
   } catch (e) {
     await stopAll(started);
     throw e;

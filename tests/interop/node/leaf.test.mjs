@@ -311,38 +311,56 @@ describe("leaf edges: nats-server hub, edge A over tcp, edge B over wss", () => 
   });
 });
 
-describe("leaf hub: the server under test as hub, nats-server leafs over tcp and over ws", () => {
+describe("leaf hub: the server under test as hub, nats-server leafs over tcp, ws, and ws compressed and unmasked", () => {
   const topo = topology(() => hubTopology());
   const conns = [];
   after(async () => {
     await closeAll(conns);
   });
 
-  it("pub/sub between hub clients and both leafs, each way", T, async (t) => {
+  it("pub/sub between hub clients and each leaf (tcp, ws, ws compressed and unmasked), each way, with headers", T, async (t) => {
     const s = topo.use(t);
     if (!s) return;
     const onHub = await wsClient(s.hub);
-    const onTcp = await tcpClient(s.tcp);
-    const onWs = await wsClient(s.ws);
-    conns.push(onHub, onTcp, onWs);
+    const leafs = { tcp: await tcpClient(s.tcp), ws: await wsClient(s.ws), wsx: await wsClient(s.wsx) };
+    conns.push(onHub, ...Object.values(leafs));
     const hubGot = listen(onHub, "hubleaf.to.hub");
-    const tcpGot = listen(onTcp, "hubleaf.to.leaf");
-    const wsGot = listen(onWs, "hubleaf.to.leaf");
-    await awaitInterest(onTcp, onHub, "hubleaf.ready.tcp");
-    await awaitInterest(onWs, onHub, "hubleaf.ready.ws");
-    await awaitInterest(onHub, onTcp, "hubleaf.ready.hub.tcp");
-    await awaitInterest(onHub, onWs, "hubleaf.ready.hub.ws");
+    const leafGot = Object.fromEntries(Object.entries(leafs).map(([k, nc]) => [k, listen(nc, "hubleaf.to.leaf")]));
+    for (const [k, nc] of Object.entries(leafs)) {
+      await awaitInterest(nc, onHub, `hubleaf.ready.${k}`);
+      await awaitInterest(onHub, nc, `hubleaf.ready.hub.${k}`);
+    }
+    // A 200 kB payload too, so the compressed leaf's frames carry real deflate data.
+    const big = enc.encode("hub ".repeat(50000));
     for (let i = 0; i < 10; i++) onHub.publish("hubleaf.to.leaf", enc.encode(`h${i}`));
-    onTcp.publish("hubleaf.to.hub", enc.encode("from-tcp-leaf"));
-    onWs.publish("hubleaf.to.hub", enc.encode("from-ws-leaf"));
-    await Promise.all([onHub.flush(), onTcp.flush(), onWs.flush()]);
-    const want = Array.from({ length: 10 }, (_, i) => `h${i}`);
-    assert.deepEqual((await tcpGot.count(10)).map((m) => dec.decode(m.data)), want);
-    assert.deepEqual((await wsGot.count(10)).map((m) => dec.decode(m.data)), want);
-    assert.deepEqual((await hubGot.count(2)).map((m) => dec.decode(m.data)).sort(), ["from-tcp-leaf", "from-ws-leaf"]);
-    await tcpGot.quiet(10);
-    await wsGot.quiet(10);
-    await hubGot.quiet(2, 0);
+    onHub.publish("hubleaf.to.leaf", big);
+    for (const [k, nc] of Object.entries(leafs)) {
+      const h = natsTcp.headers();
+      h.set("X-Leaf", k);
+      nc.publish("hubleaf.to.hub", enc.encode(`from-${k}`), { headers: h });
+    }
+    await Promise.all([onHub, ...Object.values(leafs)].map((nc) => nc.flush()));
+    const want = [...Array.from({ length: 10 }, (_, i) => `h${i}`), dec.decode(big)];
+    for (const [k, l] of Object.entries(leafGot)) {
+      assert.deepEqual((await l.count(11)).map((m) => dec.decode(m.data)), want, `leaf ${k}`);
+    }
+    const fromLeafs = (await hubGot.count(3)).map((m) => `${dec.decode(m.data)}/${m.headers?.get("X-Leaf")}`).sort();
+    assert.deepEqual(fromLeafs, ["from-tcp/tcp", "from-ws/ws", "from-wsx/wsx"]);
+    await Promise.all(Object.values(leafGot).map((l) => l.quiet(11)));
+    await hubGot.quiet(3, 0);
+  });
+
+  it("monitoring: the hub's /leafz and /varz list its three leafs", T, async (t) => {
+    const s = topo.use(t);
+    if (!s) return;
+    const lz = await monitorJson(s.hub, "/leafz");
+    assert.equal(lz.leafnodes, 3, `/leafz: ${JSON.stringify(lz).slice(0, 400)}`);
+    assert.equal(lz.leafs.length, 3);
+    for (const l of lz.leafs) {
+      assert.equal(l.account, "$G");
+      assert.equal(l.ip, "127.0.0.1");
+    }
+    assert.equal((await monitorJson(s.hub, "/varz")).leafnodes, 3);
   });
 
   it("request/reply from the tcp leaf to the ws leaf through the hub", T, async (t) => {
