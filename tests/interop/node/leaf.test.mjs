@@ -405,6 +405,22 @@ describe("leaf JetStream: nats-server hub with jetstream, KV from the edges", ()
     await closeAll(conns);
   });
 
+  it("without the domain an edge client's $JS.API request gets no responders (JetStream is not extended over the leaf)", T, async (t) => {
+    const s = topo.use(t);
+    if (!s) return;
+    // nats-server without JetStream logs "JetStream Not Extended, adding deny [$JS.API.> $KV.> $OBJ.>]
+    // for account "$G"" on each leaf connection and so never forwards these, though the JetStream
+    // hub advertises LS+ $JS.API.> to it.
+    const onA = await tcpClient(s.a);
+    const onB = await wsClient(s.b);
+    conns.push(onA, onB);
+    await awaitInterest(onA, onB, "leaf.js.ready");
+    for (const nc of [onA, onB]) {
+      await assert.rejects(nc.request("$JS.API.INFO", enc.encode(""), { timeout: 3000 }), (e) => e.code === "503", "$JS.API.INFO");
+      await assert.rejects(nc.request("$KV.nobucket.key", enc.encode("v"), { timeout: 3000 }), (e) => e.code === "503", "$KV.>");
+    }
+  });
+
   it("a nats.ws client in Chromium on edge A creates a KV bucket, puts and watches keys; edge B sees them", { timeout: 60000 }, async (t) => {
     const s = topo.use(t);
     if (!s) return;
@@ -420,8 +436,6 @@ describe("leaf JetStream: nats-server hub with jetstream, KV from the edges", ()
       },
       { ms: 15000, every: 200 },
     );
-    // Without the domain there is nobody: the hub denies $JS.API.> on leaf connections of "$G".
-    await assert.rejects(onB.request("$JS.API.INFO", enc.encode(""), { timeout: 3000 }), (e) => e.code === "503");
     // Edge B answers "leaf.kv.go" by reading what the browser put and writing a key of its own.
     let kvB = null;
     let bError = null;
