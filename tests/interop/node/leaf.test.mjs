@@ -469,6 +469,8 @@ describe("leaf JetStream: nats-server hub with jetstream, KV from the edges", ()
             }
           }
         };
+        const bounded = (p, what, ms = 5000) =>
+          Promise.race([p, new Promise((_, j) => setTimeout(() => j(new Error(`in the page: ${what()} took over ${ms} ms`)), ms))]);
         const kv = await retry(() => nc.jetstream({ domain: "hub", timeout: 2000 }).views.kv("leafkv", { history: 5 }));
         const watched = [];
         const w = await kv.watch({ key: "k.>" });
@@ -483,10 +485,15 @@ describe("leaf JetStream: nats-server hub with jetstream, KV from the edges", ()
         await kv.put("k.two", te.encode("x"));
         const got = td.decode((await kv.get("k.one")).value);
         const hist = [];
-        for await (const e of await kv.history({ key: "k.one" })) hist.push(td.decode(e.value));
+        await bounded(
+          (async () => {
+            for await (const e of await kv.history({ key: "k.one" })) hist.push(td.decode(e.value));
+          })(),
+          () => `kv.history (got ${hist})`,
+        );
         // Edge B reads k.two and puts k.from-b; the watcher must see that put.
         const fromB = await retry(async () => td.decode((await nc.request("leaf.kv.go", te.encode("?"), { timeout: 5000 })).data));
-        await Promise.race([done, new Promise((_, j) => setTimeout(() => j(new Error(`watch saw only ${watched}`)), 10000))]);
+        await bounded(done, () => `the watcher seeing k.from-b (it saw ${watched})`);
         w.stop();
         await nc.close();
         return { seqs: [seq1, seq2], got, hist, watched, fromB };
