@@ -421,6 +421,47 @@ describe("leaf JetStream: nats-server hub with jetstream, KV from the edges", ()
     }
   });
 
+  it("a push consumer's messages reach edge clients with the stream subject and the $JS.ACK reply", T, async (t) => {
+    const s = topo.use(t);
+    if (!s) return;
+    // The hub sends them over the leaf as LMSG <deliver> $JS.ACK.…@<stream subject>; the edge
+    // delivers with the subject after the last "@" and the reply before it.
+    const onA = await tcpClient(s.a);
+    const onB = await wsClient(s.b);
+    conns.push(onA, onB);
+    const jsm = await eventually("JetStream through the domain from edge A", () => onA.jetstreamManager({ domain: "hub" }), {
+      ms: 15000,
+      every: 200,
+    });
+    await jsm.streams.add({ name: "LEAFPUSH", subjects: ["leafpush.>"] });
+    try {
+      await onA.jetstream({ domain: "hub" }).publish("leafpush.one", enc.encode("1"));
+      await onA.jetstream({ domain: "hub" }).publish("leafpush.two", enc.encode("2"));
+      for (const [nc, name] of [
+        [onA, "a"],
+        [onB, "b"],
+      ]) {
+        const got = listen(nc, `leafdeliver.${name}`);
+        await awaitInterest(nc, onA === nc ? onB : onA, `leafdeliver.ready.${name}`);
+        await jsm.consumers.add("LEAFPUSH", { durable_name: `d${name}`, deliver_subject: `leafdeliver.${name}`, ack_policy: "explicit" });
+        const msgs = await got.count(2, 10000);
+        const seen = msgs.map((m) => [m.subject, dec.decode(m.data)]);
+        assert.deepEqual(seen, [["leafpush.one", "1"], ["leafpush.two", "2"]], `edge ${name} saw ${JSON.stringify(seen)} (reply ${msgs[0].reply})`);
+        for (const m of msgs) assert.match(m.reply, /^\$JS\.ACK\.LEAFPUSH\.d[ab]\.1\.\d+\.\d+\.\d+\.\d+$/, `edge ${name} reply ${m.reply}`);
+        // The acks go back through the hub: nothing is pending afterwards.
+        for (const m of msgs) m.respond(enc.encode("+ACK"));
+        await nc.flush();
+        await eventually(`edge ${name}'s acks reaching the hub`, async () => {
+          const ci = await jsm.consumers.info("LEAFPUSH", `d${name}`);
+          assert.equal(ci.num_ack_pending, 0, `ack pending ${ci.num_ack_pending}`);
+        }, { ms: 5000 });
+        await got.quiet(2);
+      }
+    } finally {
+      await jsm.streams.delete("LEAFPUSH").catch(() => {});
+    }
+  });
+
   it("a nats.ws client in Chromium on edge A creates a KV bucket, puts and watches keys; edge B sees them", { timeout: 60000 }, async (t) => {
     const s = topo.use(t);
     if (!s) return;
