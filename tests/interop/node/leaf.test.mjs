@@ -1,8 +1,9 @@
 // Leaf-node topologies (lib/topology.mjs): the reference nats-server as hub with two edges of the
-// server under test (edge A over TCP, edge B over wss to the hub's WebSocket port), and the server
-// under test as hub of two reference leafs (over TCP and over ws). In a `--kind nats-server` run
-// every role is nats-server, which proves the cases. A server under test that refuses the
-// `leafnodes` block at start-up skips these cases with its refusal as the reason.
+// server under test (edge A over TCP, edge B over wss to the hub's WebSocket port), the same with
+// JetStream on the hub, and the server under test as hub of three reference leafs (over TCP, ws,
+// and ws compressed and unmasked). In a `--kind nats-server` run every role is nats-server, which
+// proves the cases. A server under test that refuses the `leafnodes` block, or the option of it a
+// topology uses, at start-up skips that topology's cases with its refusal line as the reason.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { closeAll, natsTcp, tcpClient, wsClient } from "../lib/clients.mjs";
@@ -20,9 +21,9 @@ after(async () => {
 });
 
 /**
- * Starts a topology in a `before` hook. Returns { get(), skip } where get() gives the topology or
- * throws the start-up error, and `skip` is the refusal when the server under test does not serve
- * leafnodes (then every case of the group is skipped with that reason; nothing else skips).
+ * Starts a topology in a `before` hook. `use(t)` gives it to a case, throws its start-up error, or,
+ * when the server under test refused the leafnodes block (LeafRefused), skips the case with that
+ * refusal and returns null. Nothing else skips.
  */
 function topology(start) {
   const state = { topo: null, error: null, skip: null };
