@@ -4,7 +4,8 @@
 //! into [`Packet`] values and packet values into bytes, for either end. It follows nats-server
 //! 2.9.10's reading of the protocol (`server/mqtt.go`: which faults close the connection, which
 //! are answered with a CONNACK refusal first, and its error texts), bounded where nats-server
-//! is not. It knows nothing of NATS, sessions or topics beyond their syntax.
+//! is not. It knows nothing of NATS or sessions, except for [`nats`]: the mapping between MQTT
+//! topics and NATS subjects that nats-server bridges with.
 //!
 //! What it deliberately does not do: no I/O, no clock (keep-alive is the caller's timer), no
 //! session state, no topic-filter matching, no `unsafe`. The caller owns the buffers: the
@@ -18,6 +19,8 @@
 //!   buffered), topic length and filters per packet.
 //! - [`encode`] for any packet, [`encode_publish_head`] for a PUBLISH whose payload the caller
 //!   writes from its own buffer.
+//! - [`nats::topic_to_subject`], [`nats::filter_to_subject`], [`nats::subject_to_topic`]:
+//!   nats-server's topic ↔ subject mapping (`/` ↔ `.`, `+` ↔ `*`, `#` ↔ `>`, empty levels).
 //! - [`DecodeError`], each with [`DecodeError::connack_code`]: the CONNACK refusal MQTT 3.1.1
 //!   requires before closing, if any. Every decode error closes the connection.
 //!
@@ -79,6 +82,7 @@
 mod decode;
 mod encode;
 mod error;
+pub mod nats;
 mod packet;
 
 #[cfg(any(test, feature = "fuzzing"))]
