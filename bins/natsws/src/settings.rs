@@ -284,6 +284,8 @@ fn check_served(o: &Options) -> Result<(), String> {
         }
     };
     refuse(o.leafnodes != d.leafnodes, "leafnodes");
+    // natsconf reads the block; the server does not serve MQTT yet.
+    refuse(o.mqtt.is_some(), "mqtt");
     // Accounts are served; these parts of them are not.
     refuse(o.accounts.iter().any(|a| a.nkey.is_some()), "accounts.nkey");
     let exports = || o.accounts.iter().flat_map(|a| a.exports.iter());

@@ -20,7 +20,7 @@ use natsconf::{FsLoader, ParseSettings, parse_file_with};
 const DIFFERENT_FROM_REFERENCE: &[(&str, &str)] = &[
     (
         "unsupported",
-        "cluster, jetstream, system_account and mqtt are refused",
+        "cluster, jetstream, system_account and mqtt stream_replicas are refused",
     ),
     ("accounts_errors", "account-level jetstream is refused"),
     (

@@ -56,6 +56,7 @@ mod diag;
 mod fields;
 mod gostd;
 mod leafnode;
+mod mqtt;
 mod reload;
 mod server;
 mod tls;
@@ -79,6 +80,7 @@ pub use auth::{
 };
 pub use diag::{Diagnostic, Severity, render_report, sort_report};
 pub use leafnode::{LeafAuthorization, LeafNodeOptions, LeafUrl, LeafUser, RemoteLeaf};
+pub use mqtt::{DEFAULT_MQTT_ACK_WAIT, DEFAULT_MQTT_MAX_ACK_PENDING, MqttOptions};
 pub use tls::TlsOptions;
 pub use url::AllowedOrigin;
 pub use validate::ValidationError;
@@ -265,6 +267,8 @@ pub struct Options {
     pub leafnodes: LeafNodeOptions,
     /// `websocket` / `ws`; `None` when its port is 0 (disabled).
     pub websocket: Option<WebsocketOptions>,
+    /// `mqtt`; `None` when its port is 0 (disabled).
+    pub mqtt: Option<MqttOptions>,
 }
 
 impl Default for Options {

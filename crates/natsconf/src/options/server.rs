@@ -16,6 +16,7 @@ use super::fields::{
 };
 use super::gostd::parse_duration;
 use super::leafnode::{RawLeaf, parse_leafnodes};
+use super::mqtt::{RawMqtt, parse_mqtt};
 use super::tls::{TlsOptions, parse_tls};
 use super::websocket::{RawWebsocket, parse_websocket};
 use super::{
@@ -33,7 +34,6 @@ const UNSUPPORTED_TOP: &[&str] = &[
     "jetstream",
     "store_dir",
     "storedir",
-    "mqtt",
     "operator",
     "operators",
     "roots",
@@ -102,6 +102,7 @@ pub(crate) struct Raw {
     pub(crate) accounts: Vec<Account>,
     leaf: RawLeaf,
     websocket: RawWebsocket,
+    mqtt: RawMqtt,
 }
 
 fn string_list(ctx: &mut Ctx, what: &str, at: &V<'_>) -> Result<Option<Vec<String>>, Panic> {
@@ -298,6 +299,7 @@ fn parse_entry(raw: &mut Raw, ctx: &mut Ctx, entry: &Entry<'_>) -> Result<(), Pa
         "connect_error_reports" => raw.connect_error_reports = v.int()?,
         "reconnect_error_reports" => raw.reconnect_error_reports = v.int()?,
         "websocket" | "ws" => parse_websocket(&mut raw.websocket, ctx, v),
+        "mqtt" => parse_mqtt(&mut raw.mqtt, ctx, v),
         "server_tags" => {
             if let Some(tags) = string_list(ctx, "tags", v)? {
                 // `jwt.TagList.Add`: trimmed, lower-cased, no empties, no duplicates.
@@ -466,6 +468,7 @@ impl Raw {
             accounts: self.accounts,
             leafnodes: self.leaf.finish(),
             websocket: self.websocket.finish(),
+            mqtt: self.mqtt.finish(),
         }
     }
 }
