@@ -30,6 +30,7 @@ use crate::{auth, subject};
 
 mod connect;
 mod introspect;
+mod mqtt;
 mod reload;
 mod routing;
 mod subs;
@@ -310,23 +311,55 @@ impl Broker {
         };
         let counts_as_client = matches!(
             conn_type,
-            ConnectionType::Standard | ConnectionType::WebSocket
+            ConnectionType::Standard
+                | ConnectionType::WebSocket
+                | ConnectionType::Mqtt
+                | ConnectionType::MqttWebSocket
         );
+        let mqtt = self.mqtt_state_for(conn_type);
+        let is_mqtt = mqtt.is_some();
+        // An MQTT connection must send CONNECT within the auth timeout whether or not auth is
+        // configured, and gets no INFO and no server PINGs (its keep-alive is its own).
+        let auth_deadline = if is_mqtt {
+            now.checked_add(
+                self.auth
+                    .auth_timeout(conn_type)
+                    .unwrap_or(self.config.auth_timeout),
+            )
+        } else {
+            auth_deadline
+        };
+        let mut opts = ClientOptions::default();
+        if is_mqtt {
+            opts.verbose = false;
+            opts.pedantic = false;
+        }
         let client = Client {
             cid,
             params,
-            phase: Phase::AwaitingConnect { auth_expected },
+            phase: Phase::AwaitingConnect {
+                auth_expected: auth_expected || is_mqtt,
+            },
             parser: Parser::new(Role::Server, limits),
-            renderer: Renderer::ClientMsg,
+            renderer: if is_mqtt {
+                Renderer::Mqtt
+            } else {
+                Renderer::ClientMsg
+            },
+            mqtt,
             out: OutQueue::new(),
-            opts: ClientOptions::default(),
+            opts,
             auth: ClientAuth {
                 nonce,
                 deadline: auth_deadline,
                 ..ClientAuth::default()
             },
             subs: HashMap::new(),
-            ping_deadline: now.checked_add(self.config.ping_interval),
+            ping_deadline: if is_mqtt {
+                None
+            } else {
+                now.checked_add(self.config.ping_interval)
+            },
             pings_out: 0,
             last_activity: now,
             last_client_ping: None,
@@ -352,8 +385,10 @@ impl Broker {
             slot.client = Some(client);
         }
         self.stats.total_connections += 1;
-        let info = self.build_info(id, false);
-        self.queue_bytes(id, now, &info);
+        if !is_mqtt {
+            let info = self.build_info(id, false);
+            self.queue_bytes(id, now, &info);
+        }
         if counts_as_client {
             if self.stats.connections >= self.config.limits.max_connections {
                 // Never registered, so closing it must not decrement the count.
@@ -433,6 +468,11 @@ impl Broker {
     /// partial tail in place. Then poll [`Broker::poll_event`] until `None` and re-read
     /// [`Broker::poll_timeout`]. Input for a closed or unknown client is discarded.
     pub fn handle_input(&mut self, client: ClientId, now: Instant, src: &mut BytesMut) {
+        if self.is_mqtt(client) {
+            self.mqtt_input(client, now, src);
+            self.reschedule(client);
+            return;
+        }
         loop {
             let auth_cfg_has_no_auth_user;
             {
@@ -587,6 +627,14 @@ impl Broker {
     }
 
     fn send_err(&mut self, id: ClientId, now: Instant, text: &str) {
+        if self.is_mqtt(id) {
+            // MQTT has no -ERR: nats-server logs the error instead.
+            self.events.push_back(Event::ClientError {
+                client: id,
+                detail: text.to_owned(),
+            });
+            return;
+        }
         self.trace(id, || trace::op(false, "-ERR", &[text.as_bytes()]));
         let mut line = Vec::with_capacity(text.len() + 10);
         line.extend_from_slice(b"-ERR '");
@@ -693,6 +741,7 @@ impl Broker {
         if let Some(c) = self.client_mut(id) {
             c.closed_subs = kept;
         }
+        self.mqtt_publish_will(id, now);
         self.events.push_back(Event::Closed { client: id, reason });
     }
 

@@ -139,6 +139,7 @@ mod authseam;
 mod broker;
 pub mod config;
 mod json;
+mod mqtt;
 pub mod outq;
 pub mod proto;
 mod router;

@@ -4,16 +4,19 @@
 //! authentication state), its parser and outbound queue, its keep-alive and write-deadline
 //! clocks and its counters. How a message is written for a connection is the session's
 //! [`Renderer`]: the router decides *who* receives a message, the subscriber's renderer decides
-//! *what bytes* it receives. Today every connection speaks the client protocol (`MSG`/`HMSG`);
-//! a leaf link (`LMSG`) or an MQTT bridge (`PUBLISH`) will be another renderer beside it.
+//! *what bytes* it receives: the client protocol (`MSG`/`HMSG`), or MQTT (`PUBLISH`, see
+//! [`crate::mqtt`]); a leaf link (`LMSG`) will be another renderer beside them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
+
 use crate::auth;
 use crate::authseam::Permissions;
 use crate::broker::{StoredCredentials, trace};
+use crate::mqtt::{self, MqttState};
 use crate::outq::{OutQueue, SHARE_THRESHOLD_BYTES};
 use crate::proto::Parser;
 use crate::router::{AccountId, PubRef, SubKey};
@@ -91,6 +94,8 @@ impl Phase {
 pub(crate) enum Renderer {
     /// The NATS client protocol: `MSG`, or `HMSG` for a client that negotiated headers.
     ClientMsg,
+    /// MQTT 3.1.1: `PUBLISH` on the topic the subject maps to, without the NATS headers.
+    Mqtt,
 }
 
 /// One delivery as [`Renderer::measure`] found it.
@@ -123,6 +128,13 @@ impl Renderer {
         rendered: &Rendered,
     ) -> Measured {
         match self {
+            Self::Mqtt => {
+                let skip = publish.header_len.unwrap_or(0).min(publish.message.len());
+                let subject = String::from_utf8_lossy(publish.subject);
+                let topic = mqtt_codec::nats::subject_to_topic(&subject);
+                let queued = mqtt::publish_len(&topic, publish.message.len() - skip);
+                Measured { queued, skip }
+            }
             Self::ClientMsg => {
                 let skip = Self::skipped_header(client, publish);
                 let body_len = publish.message.len() - skip;
@@ -149,6 +161,24 @@ impl Renderer {
         measured: &Measured,
     ) -> u64 {
         match self {
+            Self::Mqtt => {
+                let skip = measured.skip;
+                let body = publish.message.get(skip..).unwrap_or_default();
+                let subject = String::from_utf8_lossy(publish.subject);
+                let topic = mqtt_codec::nats::subject_to_topic(&subject);
+                let mut head = BytesMut::with_capacity(topic.len() + 8);
+                if !mqtt::publish_head(&topic, body.len(), &mut head) {
+                    return 0;
+                }
+                client.out.push_slice(&head);
+                match publish.shared {
+                    Some(message) if body.len() >= SHARE_THRESHOLD_BYTES => {
+                        client.out.push_bytes(&message.slice(skip..));
+                    }
+                    _ => client.out.push_slice(body),
+                }
+                body.len() as u64
+            }
             Self::ClientMsg => {
                 let skip = measured.skip;
                 let body = publish.message.get(skip..).unwrap_or_default();
@@ -178,6 +208,15 @@ impl Renderer {
     /// The `-V` trace line of one delivery.
     pub(crate) fn trace(self, client: &Client, sid: &[u8], publish: &PubRef<'_>) -> String {
         match self {
+            Self::Mqtt => {
+                let skip = publish.header_len.unwrap_or(0).min(publish.message.len());
+                let subject = String::from_utf8_lossy(publish.subject);
+                let topic = mqtt_codec::nats::subject_to_topic(&subject);
+                format!(
+                    "->> [PUBLISH {topic} pi=0 size={}]",
+                    publish.message.len() - skip
+                )
+            }
             Self::ClientMsg => {
                 let skip = Self::skipped_header(client, publish);
                 let header_len = publish.header_len.filter(|_| skip == 0);
@@ -244,6 +283,8 @@ pub(crate) struct Client {
     pub(crate) phase: Phase,
     pub(crate) parser: Parser,
     pub(crate) renderer: Renderer,
+    /// The MQTT session state, for an MQTT connection.
+    pub(crate) mqtt: Option<Box<MqttState>>,
     pub(crate) out: OutQueue,
     pub(crate) opts: ClientOptions,
     pub(crate) auth: ClientAuth,

@@ -140,7 +140,12 @@ impl Broker {
             c.stall_since = None;
         }
         if c.ping_deadline.is_some_and(|d| d <= now) {
-            self.ping_timer(id, now);
+            if c.mqtt.is_some() {
+                // Nothing arrived for one and a half keep-alive periods (MQTT-3.1.2-24).
+                self.close(id, now, CloseReason::StaleConnection);
+            } else {
+                self.ping_timer(id, now);
+            }
         }
     }
 

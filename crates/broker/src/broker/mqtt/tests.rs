@@ -1,0 +1,307 @@
+//! MQTT sessions in the broker, driven with mqtt-codec's client role.
+
+use mqtt_codec::{ConnAck, Decoder, Will};
+
+use super::*;
+
+fn addr() -> core::net::SocketAddr {
+    core::net::SocketAddr::from(([127, 0, 0, 1], 4000))
+}
+
+fn nats(broker: &mut Broker, now: Instant) -> ClientId {
+    let id = broker.register_client(now, ClientParams::new(ConnectionType::Standard, addr()));
+    feed(
+        broker,
+        id,
+        now,
+        b"CONNECT {\"verbose\":false,\"headers\":true}\r\n",
+    );
+    take(broker, id);
+    id
+}
+
+fn feed(broker: &mut Broker, id: ClientId, now: Instant, input: &[u8]) -> Vec<Event> {
+    let mut buf = BytesMut::from(input);
+    broker.handle_input(id, now, &mut buf);
+    assert!(buf.is_empty(), "input left over");
+    let mut events = Vec::new();
+    while let Some(ev) = broker.poll_event() {
+        events.push(ev);
+    }
+    assert_eq!(broker.check_invariants(), Ok(()));
+    events
+}
+
+fn take(broker: &mut Broker, id: ClientId) -> BytesMut {
+    let mut buf = BytesMut::new();
+    if let Some(q) = broker.outbound(id) {
+        q.drain_into(&mut buf);
+    }
+    buf
+}
+
+fn packets(bytes: &[u8], client: &mut Decoder) -> Vec<Packet> {
+    let mut buf = BytesMut::from(bytes);
+    let mut out = Vec::new();
+    while let Some(p) = client.decode(&mut buf).unwrap() {
+        out.push(p);
+    }
+    assert!(buf.is_empty());
+    out
+}
+
+fn wire(packets: &[Packet]) -> BytesMut {
+    let mut out = BytesMut::new();
+    for p in packets {
+        mqtt_codec::encode(p, &mut out).unwrap();
+    }
+    out
+}
+
+fn connect(client_id: &str) -> Packet {
+    Packet::Connect(Connect {
+        clean_session: true,
+        keep_alive: 10,
+        client_id: client_id.into(),
+        ..Connect::default()
+    })
+}
+
+const ACCEPTED: Packet = Packet::ConnAck(ConnAck {
+    session_present: false,
+    code: ConnectReturnCode::Accepted,
+});
+
+/// An MQTT client that connected; returns it and its client-role decoder (CONNACK consumed).
+fn mqtt(broker: &mut Broker, now: Instant, client_id: &str) -> (ClientId, Decoder) {
+    let id = broker.register_client(now, ClientParams::new(ConnectionType::Mqtt, addr()));
+    assert!(take(broker, id).is_empty(), "no INFO for MQTT");
+    feed(broker, id, now, &wire(&[connect(client_id)]));
+    let mut dec = Decoder::client();
+    assert_eq!(packets(&take(broker, id), &mut dec), [ACCEPTED]);
+    (id, dec)
+}
+
+fn publish(topic: &str, qos: QoS, payload: &'static [u8]) -> Packet {
+    Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: topic.into(),
+        packet_id: (qos != QoS::AtMostOnce).then_some(5),
+        payload: Bytes::from_static(payload),
+    })
+}
+
+fn subscribe(filters: &[(&str, QoS)]) -> Packet {
+    Packet::Subscribe(Subscribe {
+        packet_id: 3,
+        filters: filters.iter().map(|(f, q)| ((*f).to_owned(), *q)).collect(),
+    })
+}
+
+#[test]
+fn mqtt_and_nats_see_each_other() {
+    let now = Instant::now();
+    let mut broker = Broker::new(Config::default(), now);
+    let (m, mut dec) = mqtt(&mut broker, now, "m1");
+    let n = nats(&mut broker, now);
+    feed(&mut broker, n, now, b"SUB sensors.> 1\r\n");
+    feed(
+        &mut broker,
+        m,
+        now,
+        &wire(&[subscribe(&[
+            ("a/+/c", QoS::AtLeastOnce),
+            ("x.y", QoS::AtMostOnce),
+            ("/#", QoS::ExactlyOnce),
+        ])]),
+    );
+    assert_eq!(
+        packets(&take(&mut broker, m), &mut dec),
+        [Packet::SubAck(SubAck {
+            packet_id: 3,
+            returns: vec![
+                SubAckReturn::Success(QoS::AtMostOnce),
+                SubAckReturn::Failure,
+                SubAckReturn::Success(QoS::AtMostOnce),
+            ],
+        })]
+    );
+    // NATS → MQTT: subject a.b.c is topic a/b/c; `/#` matches `/.foo` and its parent `/`.
+    feed(
+        &mut broker,
+        n,
+        now,
+        b"PUB a.b.c 2\r\nhi\r\nPUB /.foo 1\r\nx\r\nPUB /./ 1\r\ny\r\nPUB a.b 1\r\nz\r\n",
+    );
+    let got = packets(&take(&mut broker, m), &mut dec);
+    let topics: Vec<(String, Bytes)> = got
+        .into_iter()
+        .map(|p| match p {
+            Packet::Publish(p) => (p.topic, p.payload),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        topics,
+        [
+            ("a/b/c".to_owned(), Bytes::from_static(b"hi")),
+            ("/foo".to_owned(), Bytes::from_static(b"x")),
+            ("/".to_owned(), Bytes::from_static(b"y")),
+        ]
+    );
+    // MQTT → NATS: with nats-server's header; QoS 1 is acknowledged.
+    feed(
+        &mut broker,
+        m,
+        now,
+        &wire(&[publish("sensors/1", QoS::AtLeastOnce, b"21.5")]),
+    );
+    assert_eq!(
+        packets(&take(&mut broker, m), &mut dec),
+        [Packet::PubAck(5)]
+    );
+    assert_eq!(
+        &take(&mut broker, n)[..],
+        b"HMSG sensors.1 1 25 29\r\nNATS/1.0\r\nNmqtt-Pub:1\r\n\r\n21.5\r\n"
+    );
+    // PINGREQ, UNSUBSCRIBE, DISCONNECT.
+    feed(
+        &mut broker,
+        m,
+        now,
+        &wire(&[
+            Packet::PingReq,
+            Packet::Unsubscribe(Unsubscribe {
+                packet_id: 9,
+                filters: vec!["a/+/c".into()],
+            }),
+        ]),
+    );
+    assert_eq!(
+        packets(&take(&mut broker, m), &mut dec),
+        [Packet::PingResp, Packet::UnsubAck(9)]
+    );
+    feed(&mut broker, n, now, b"PUB a.b.c 2\r\nhi\r\n");
+    assert!(take(&mut broker, m).is_empty());
+    let events = feed(&mut broker, m, now, &wire(&[Packet::Disconnect]));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Closed {
+            reason: CloseReason::ClientClosed,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn will_is_published_unless_disconnected() {
+    let now = Instant::now();
+    let mut broker = Broker::new(Config::default(), now);
+    let n = nats(&mut broker, now);
+    feed(&mut broker, n, now, b"SUB will.> 1\r\n");
+    for (graceful, expect) in [(true, false), (false, true)] {
+        let id = broker.register_client(now, ClientParams::new(ConnectionType::Mqtt, addr()));
+        let connect = Packet::Connect(Connect {
+            clean_session: true,
+            client_id: "w".into(),
+            will: Some(Will {
+                topic: "will/w".into(),
+                message: Bytes::from_static(b"gone"),
+                qos: QoS::AtMostOnce,
+                retain: false,
+            }),
+            ..Connect::default()
+        });
+        feed(&mut broker, id, now, &wire(&[connect]));
+        if graceful {
+            feed(&mut broker, id, now, &wire(&[Packet::Disconnect]));
+        } else {
+            broker.close_client(id, now, CloseReason::ReadError);
+        }
+        while broker.poll_event().is_some() {}
+        broker.remove_client(id, now);
+        let out = take(&mut broker, n);
+        assert_eq!(out.ends_with(b"gone\r\n"), expect, "{out:?}");
+    }
+}
+
+#[test]
+fn takeover_keep_alive_and_protocol_errors() {
+    let now = Instant::now();
+    let mut broker = Broker::new(Config::default(), now);
+    let (old, _) = mqtt(&mut broker, now, "same");
+    let (new, _) = mqtt(&mut broker, now, "same");
+    assert!(
+        broker.client(old).is_some_and(
+            |c| c.phase.closed().map(|(r, _)| r) == Some(CloseReason::DuplicateClientId)
+        )
+    );
+    assert!(broker.is_open(new));
+    // Keep-alive 10 s: nothing for 15 s closes the connection.
+    broker.handle_timeout(now + Duration::from_secs(14));
+    assert!(broker.is_open(new));
+    broker.handle_timeout(now + Duration::from_secs(16));
+    assert!(broker.client(new).is_some_and(|c| c.phase.closed().map(|(r, _)| r) == Some(CloseReason::StaleConnection)));
+    // A second CONNECT closes with a logged error; QoS 2 publishes are refused as 2.9.10.
+    let (m, _) = mqtt(&mut broker, now, "x");
+    let events = feed(&mut broker, m, now, &wire(&[connect("x")]));
+    assert!(events.iter().any(|e| matches!(e, Event::ClientError { detail, .. } if detail == "received a second CONNECT packet")));
+    let (m, _) = mqtt(&mut broker, now, "y");
+    let events = feed(
+        &mut broker,
+        m,
+        now,
+        &wire(&[publish("t", QoS::ExactlyOnce, b"x")]),
+    );
+    assert!(events.iter().any(|e| matches!(e, Event::ClientError { detail, .. } if detail == "publish QoS=2 not supported")));
+    // A bad protocol level is answered with CONNACK 1 before the close.
+    let id = broker.register_client(now, ClientParams::new(ConnectionType::Mqtt, addr()));
+    feed(
+        &mut broker,
+        id,
+        now,
+        &[0x10, 10, 0, 4, b'M', b'Q', b'T', b'T', 3, 2, 0, 0, 0, 0],
+    );
+    assert_eq!(&take(&mut broker, id)[..], [0x20, 2, 0, 1]);
+}
+
+#[test]
+fn mqtt_auth_uses_the_nats_users() {
+    let now = Instant::now();
+    let config = Config {
+        auth: crate::AuthConfig {
+            users: vec![auth::User {
+                username: "alice".into(),
+                password: "secret".into(),
+                ..auth::User::default()
+            }],
+            ..crate::AuthConfig::default()
+        },
+        ..Config::default()
+    };
+    let mut broker = Broker::new(config, now);
+    for (user, pass, code) in [
+        ("alice", "secret", ConnectReturnCode::Accepted),
+        ("alice", "wrong", ConnectReturnCode::NotAuthorized),
+    ] {
+        let id = broker.register_client(now, ClientParams::new(ConnectionType::Mqtt, addr()));
+        let connect = Packet::Connect(Connect {
+            clean_session: true,
+            client_id: "a".into(),
+            username: Some(user.into()),
+            password: Some(Bytes::from_static(pass.as_bytes())),
+            ..Connect::default()
+        });
+        feed(&mut broker, id, now, &wire(&[connect]));
+        let mut dec = Decoder::client();
+        assert_eq!(
+            packets(&take(&mut broker, id), &mut dec),
+            [Packet::ConnAck(ConnAck {
+                session_present: false,
+                code
+            })]
+        );
+    }
+}
