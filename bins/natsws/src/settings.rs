@@ -33,6 +33,14 @@ impl ListenSpec {
     }
 }
 
+/// The `mqtt { }` block: its listener (MQTT over WebSocket uses the websocket listener's
+/// `/mqtt` path).
+#[derive(Debug, Clone)]
+pub(crate) struct MqttSettings {
+    pub(crate) listen: ListenSpec,
+    pub(crate) tls: Option<TlsSpec>,
+}
+
 /// The `websocket { }` block.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct WsSettings {
@@ -69,6 +77,8 @@ pub(crate) struct Settings {
     pub(crate) https: Option<ListenSpec>,
     pub(crate) http_base_path: String,
     pub(crate) websocket: Option<WsSettings>,
+    /// The `mqtt { }` listener.
+    pub(crate) mqtt: Option<MqttSettings>,
     pub(crate) log: LogSettings,
     pub(crate) pid_file: Option<String>,
     pub(crate) max_closed_clients: usize,
@@ -284,8 +294,23 @@ fn check_served(o: &Options) -> Result<(), String> {
         }
     };
     refuse(o.leafnodes != d.leafnodes, "leafnodes");
-    // natsconf reads the block; the server does not serve MQTT yet.
-    refuse(o.mqtt.is_some(), "mqtt");
+    if let Some(mqtt) = &o.mqtt {
+        // Served: host, port, tls. Not yet: MQTT's own credentials, and the QoS 1 redelivery
+        // settings (natsws grants QoS 0 subscriptions only).
+        refuse(
+            mqtt.authorization != Default::default(),
+            "mqtt.authorization",
+        );
+        refuse(mqtt.no_auth_user.is_some(), "mqtt.no_auth_user");
+        refuse(
+            mqtt.ack_wait != natsconf::options::DEFAULT_MQTT_ACK_WAIT,
+            "mqtt.ack_wait",
+        );
+        refuse(
+            mqtt.max_ack_pending != natsconf::options::DEFAULT_MQTT_MAX_ACK_PENDING,
+            "mqtt.max_ack_pending",
+        );
+    }
     // Accounts are served; these parts of them are not.
     refuse(o.accounts.iter().any(|a| a.nkey.is_some()), "accounts.nkey");
     let exports = || o.accounts.iter().flat_map(|a| a.exports.iter());
@@ -361,6 +386,9 @@ fn check_served(o: &Options) -> Result<(), String> {
             tls_refused.push("websocket.advertise".to_owned());
         }
     }
+    if let Some(t) = o.mqtt.as_ref().and_then(|m| m.tls.as_ref()) {
+        tls_refused.extend(check_tls(t, "mqtt.tls"));
+    }
     refused.extend(tls_refused);
     if refused.is_empty() {
         return Ok(());
@@ -421,7 +449,7 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
                     pass_cookie: ws.pass_cookie.clone(),
                     token_cookie: ws.token_cookie.clone(),
                     headers: ws.headers.clone(),
-                    reject_mqtt: true,
+                    reject_mqtt: o.mqtt.is_none(),
                     ..ws_handshake::Options::default()
                 },
             })
@@ -447,6 +475,10 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
         https: o.https.as_ref().map(|h| listen(&h.host, h.port)),
         http_base_path: normalise_base_path(&o.http_base_path),
         websocket,
+        mqtt: o.mqtt.as_ref().map(|m| MqttSettings {
+            listen: listen(&m.listen.host, m.listen.port),
+            tls: m.tls.as_ref().map(tls_spec),
+        }),
         log: LogSettings {
             debug: o.logging.debug,
             trace: o.logging.trace || o.logging.trace_verbose,

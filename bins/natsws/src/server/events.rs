@@ -83,6 +83,13 @@ pub(super) fn drain(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant) {
                 }
             }
             Event::SubscriptionRemoved { detail, .. } => log::info!("{detail}"),
+            Event::ClientError { client, detail } => {
+                if let Some(key) = ctx.conns.conn_of(client)
+                    && let Some(c) = ctx.conns.get(key)
+                {
+                    log::error!("{} - {detail}", c.log_id);
+                }
+            }
             Event::Trace { client, line } => {
                 if let Some(key) = ctx.conns.conn_of(client)
                     && let Some(c) = ctx.conns.get(key)

@@ -42,7 +42,9 @@ use self::events::PasswordChecks;
 pub(crate) use self::lifecycle::Exit;
 use self::lifecycle::{Lifecycle, Signal};
 use self::link::Links;
-use self::listeners::{CLIENT_LISTENER, HTTP_LISTENER, HTTPS_LISTENER, Listeners, WS_LISTENER};
+use self::listeners::{
+    CLIENT_LISTENER, HTTP_LISTENER, HTTPS_LISTENER, Listeners, MQTT_LISTENER, WS_LISTENER,
+};
 use self::table::{CONN_TOKEN_BASE, Table};
 use crate::cli::Cli;
 use crate::monitor::Clock;
@@ -160,7 +162,13 @@ impl Server {
             }
             driver::fire_timers(&mut self.ctx, now, self.listeners.ws_on_http);
             if self.listeners.take_resumed(now) {
-                for token in [CLIENT_LISTENER, WS_LISTENER, HTTP_LISTENER, HTTPS_LISTENER] {
+                for token in [
+                    CLIENT_LISTENER,
+                    WS_LISTENER,
+                    HTTP_LISTENER,
+                    HTTPS_LISTENER,
+                    MQTT_LISTENER,
+                ] {
                     self.accept_loop(token, now);
                 }
             }
@@ -201,7 +209,8 @@ impl Server {
 
     fn dispatch(&mut self, ev: &mio::event::Event, now: Instant) {
         match ev.token() {
-            token @ (CLIENT_LISTENER | HTTP_LISTENER | HTTPS_LISTENER | WS_LISTENER) => {
+            token @ (CLIENT_LISTENER | HTTP_LISTENER | HTTPS_LISTENER | WS_LISTENER
+            | MQTT_LISTENER) => {
                 self.accept_loop(token, now);
             }
             SIGNALS => self.handle_signals(now),
@@ -239,6 +248,9 @@ impl Server {
                     driver::accept_http(ctx, stream, peer, l.https_tls.clone(), false, now);
                 }
                 WS_LISTENER => driver::accept_ws(ctx, stream, peer, l.ws_tls.clone(), now),
+                MQTT_LISTENER => {
+                    driver::accept_mqtt(ctx, stream, peer, l.mqtt_tls.clone(), now);
+                }
                 _ => {}
             }
         }

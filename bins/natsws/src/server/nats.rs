@@ -22,9 +22,10 @@ pub(super) fn accept(
     ctx: &mut Ctx,
     stream: TcpStream,
     peer: SocketAddr,
+    conn_type: ConnectionType,
     now: Instant,
 ) -> Option<usize> {
-    let params = ClientParams::new(ConnectionType::Standard, peer);
+    let params = ClientParams::new(conn_type, peer);
     let client = ctx.broker.register_client(now, params);
     let Some(key) = ctx
         .conns

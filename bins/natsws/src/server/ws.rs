@@ -163,8 +163,9 @@ pub(super) fn handshake_input(ctx: &mut Ctx, key: usize, now: Instant) {
     };
     c.in_buf.advance(upgrade.head_len.min(c.in_buf.len()));
     c.deadline = None;
-    if upgrade.kind != ws_handshake::PathKind::Client {
-        // No leafnode (or MQTT) listener: nats-server closes right after the 101.
+    let mqtt_ws = upgrade.kind == ws_handshake::PathKind::Mqtt && ctx.settings.mqtt.is_some();
+    if upgrade.kind != ws_handshake::PathKind::Client && !mqtt_ws {
+        // No leafnode listener: nats-server closes right after the 101.
         log::debug!(
             "{} - websocket {} connections are not served; closing",
             c.peer,
@@ -179,7 +180,12 @@ pub(super) fn handshake_input(ctx: &mut Ctx, key: usize, now: Instant) {
         return;
     }
     let peer = c.peer;
-    let mut params = ClientParams::new(ConnectionType::WebSocket, peer);
+    let conn_type = if mqtt_ws {
+        ConnectionType::MqttWebSocket
+    } else {
+        ConnectionType::WebSocket
+    };
+    let mut params = ClientParams::new(conn_type, peer);
     params.forwarded_for = upgrade.forwarded_for.map(|ip| ip.to_string());
     if let Some(ws) = &ctx.settings.websocket {
         let h = &ws.handshake;
