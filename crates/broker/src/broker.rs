@@ -132,6 +132,8 @@ pub struct Broker {
     rendered: Rendered,
     /// Scratch space for the subject of a message routed through a stream import.
     mapped_subject: Vec<u8>,
+    /// MQTT retained messages.
+    retained: crate::mqtt::RetainedStore,
 }
 
 /// Default size of the closed-connections ring (`/connz?state=closed`).
@@ -172,6 +174,7 @@ impl Broker {
             rechecking: Vec::new(),
             rendered: Rendered::default(),
             mapped_subject: Vec::new(),
+            retained: crate::mqtt::RetainedStore::default(),
         }
     }
 

@@ -84,3 +84,78 @@ pub(crate) fn publish_len(topic: &str, payload_len: usize) -> usize {
     };
     mqtt_codec::publish_len(&head, payload_len).unwrap_or(0)
 }
+
+/// Most retained messages kept per account. nats-server keeps them in a JetStream stream
+/// bounded by its limits; here they are in memory, so the count is bounded: a retained
+/// publish on a new topic beyond it is not retained (it is still delivered).
+pub(crate) const MAX_RETAINED_PER_ACCOUNT: usize = 10_000;
+
+/// A retained message (MQTT-3.3.1-5): the last retained publish on its topic.
+#[derive(Debug, Clone)]
+pub(crate) struct Retained {
+    pub(crate) topic: String,
+    pub(crate) payload: bytes::Bytes,
+}
+
+/// The retained messages of every account, by account and NATS subject.
+#[derive(Debug, Default)]
+pub(crate) struct RetainedStore {
+    by_account: HashMap<crate::router::AccountId, std::collections::BTreeMap<String, Retained>>,
+}
+
+impl RetainedStore {
+    /// Stores, replaces or (with an empty payload, MQTT-3.3.1-10/-11) clears the retained
+    /// message of `subject`. False when the account is at its bound and `subject` is new.
+    pub(crate) fn set(
+        &mut self,
+        account: crate::router::AccountId,
+        subject: &str,
+        topic: &str,
+        payload: &[u8],
+    ) -> bool {
+        let map = self.by_account.entry(account).or_default();
+        if payload.is_empty() {
+            map.remove(subject);
+            if map.is_empty() {
+                self.by_account.remove(&account);
+            }
+            return true;
+        }
+        if map.len() >= MAX_RETAINED_PER_ACCOUNT && !map.contains_key(subject) {
+            return false;
+        }
+        map.insert(
+            subject.to_owned(),
+            Retained {
+                topic: topic.to_owned(),
+                payload: bytes::Bytes::copy_from_slice(payload),
+            },
+        );
+        true
+    }
+
+    /// The retained messages whose subject `pattern` matches, in subject order.
+    pub(crate) fn matching(
+        &self,
+        account: crate::router::AccountId,
+        pattern: &str,
+    ) -> Vec<Retained> {
+        self.by_account.get(&account).map_or_else(Vec::new, |map| {
+            map.iter()
+                .filter(|(subject, _)| {
+                    crate::subject::matches(pattern.as_bytes(), subject.as_bytes())
+                })
+                .map(|(_, r)| r.clone())
+                .collect()
+        })
+    }
+
+    /// How many retained messages are held, over all accounts.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.by_account
+            .values()
+            .map(std::collections::BTreeMap::len)
+            .sum()
+    }
+}

@@ -297,3 +297,26 @@ def test_mqtt_auth_with_server_users(start):
         # CONNACK 5 (bob may connect over STANDARD only); paho names the code.
         assert str(rc) == "Not authorized", (user, rc)
         c.c.loop_stop()
+
+
+def test_retained_message_for_late_subscriber(start):
+    s = scenario(start, "mqtt")
+    pub = Client("ret-pub")
+    assert pub.connect(s.mqtt) == 0
+    try:
+        pub.c.publish("ret/a", b"old", qos=1, retain=True).wait_for_publish(WAIT)
+        pub.c.publish("ret/a", b"new", qos=1, retain=True).wait_for_publish(WAIT)
+        pub.c.publish("ret/b", b"gone", qos=1, retain=True).wait_for_publish(WAIT)
+        # An empty retained publish clears the topic.
+        pub.c.publish("ret/b", b"", qos=1, retain=True).wait_for_publish(WAIT)
+        late = Client("ret-late")
+        assert late.connect(s.mqtt) == 0
+        try:
+            late.subscribe(("ret/+", 0))
+            msg = late.message()
+            assert (msg.topic, msg.payload, msg.retain) == ("ret/a", b"new", True)
+            late.no_message()
+        finally:
+            late.close()
+    finally:
+        pub.close()

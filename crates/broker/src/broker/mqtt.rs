@@ -259,6 +259,9 @@ impl Broker {
                 return;
             }
         };
+        if publish.retain {
+            self.mqtt_retain(id, now, &subject, &publish.topic, &publish.payload);
+        }
         let (message, header_len) = nats_message(publish.qos, &publish.payload);
         let pub_ref = PubRef {
             subject: subject.as_bytes(),
@@ -276,11 +279,42 @@ impl Broker {
         }
     }
 
+    /// `mqttHandlePubRetain`: a retained publish that the client may publish is kept (an
+    /// empty one clears its topic), for subscriptions made later.
+    fn mqtt_retain(
+        &mut self,
+        id: ClientId,
+        now: Instant,
+        subject: &str,
+        topic: &str,
+        payload: &[u8],
+    ) {
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
+        let account = c.auth.account;
+        let allowed = c
+            .auth
+            .permissions
+            .as_mut()
+            .is_none_or(|p| p.can_publish(subject.as_bytes(), now));
+        if allowed && !self.retained.set(account, subject, topic, payload) {
+            self.client_error(
+                id,
+                format!(
+                    "retained message on {topic:?} not kept: {} retained messages in the account",
+                    crate::mqtt::MAX_RETAINED_PER_ACCOUNT
+                ),
+            );
+        }
+    }
+
     /// `mqttProcessSubs`: each filter becomes a subscription on its subject (and, for a
     /// trailing `#`, one on the parent level too); the SUBACK grants QoS 0, or refuses a
     /// filter that has no subject or that the account's permissions refuse.
     fn mqtt_subscribe(&mut self, id: ClientId, now: Instant, sub: Subscribe) {
         let mut returns = Vec::with_capacity(sub.filters.len());
+        let mut retained = Vec::new();
         for (filter, _requested) in &sub.filters {
             let ok = match filter_to_subject(filter) {
                 Ok(subject) if !subject.starts_with(RESERVED_SUB_PREFIX) => {
@@ -290,6 +324,12 @@ impl Broker {
                     if ok && let Some(parent) = needs_parent_subscription(&subject) {
                         let parent_sid = format!("{subject}{PARENT_SID_SUFFIX}");
                         ok = self.mqtt_sub(id, now, parent, &parent_sid);
+                        if ok {
+                            self.collect_retained(id, parent, &mut retained);
+                        }
+                    }
+                    if ok {
+                        self.collect_retained(id, &subject, &mut retained);
                     }
                     ok
                 }
@@ -314,6 +354,37 @@ impl Broker {
             returns,
         };
         self.mqtt_send(id, now, &Packet::SubAck(ack));
+        // `mqttSendRetainedMsgsToNewSubs`: matching retained messages follow the SUBACK, with
+        // the retain flag set (MQTT-3.3.1-8).
+        for r in retained {
+            self.trace(id, || {
+                format!(
+                    "->> [PUBLISH {} retained size={}]",
+                    r.topic,
+                    r.payload.len()
+                )
+            });
+            let publish = Publish {
+                dup: false,
+                qos: QoS::AtMostOnce,
+                retain: true,
+                topic: r.topic,
+                packet_id: None,
+                payload: r.payload,
+            };
+            self.mqtt_send(id, now, &Packet::Publish(publish));
+        }
+    }
+
+    fn collect_retained(&self, id: ClientId, subject: &str, into: &mut Vec<crate::mqtt::Retained>) {
+        let Some(c) = self.client(id) else {
+            return;
+        };
+        for r in self.retained.matching(c.auth.account, subject) {
+            if !into.iter().any(|seen| seen.topic == r.topic) {
+                into.push(r);
+            }
+        }
     }
 
     /// One subscription of an MQTT client; true when it exists afterwards.

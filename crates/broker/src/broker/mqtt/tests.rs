@@ -305,3 +305,68 @@ fn mqtt_auth_uses_the_nats_users() {
         );
     }
 }
+
+#[test]
+fn retained_set_replace_clear_and_delivered_on_subscribe() {
+    let now = Instant::now();
+    let mut broker = Broker::new(Config::default(), now);
+    let (p, mut pdec) = mqtt(&mut broker, now, "pub");
+    let retained = |topic: &str, payload: &'static [u8]| {
+        Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: true,
+            topic: topic.into(),
+            packet_id: None,
+            payload: Bytes::from_static(payload),
+        })
+    };
+    feed(
+        &mut broker,
+        p,
+        now,
+        &wire(&[
+            retained("r/a", b"1"),
+            retained("r/a", b"2"),
+            retained("r/b", b"x"),
+            retained("r", b"top"),
+        ]),
+    );
+    assert!(packets(&take(&mut broker, p), &mut pdec).is_empty());
+    assert_eq!(broker.retained.len(), 3);
+    let (s, mut sdec) = mqtt(&mut broker, now, "sub");
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[("r/#", QoS::AtMostOnce)])]),
+    );
+    let got = packets(&take(&mut broker, s), &mut sdec);
+    assert!(matches!(got.first(), Some(Packet::SubAck(_))));
+    let rest: Vec<(String, Bytes, bool)> = got[1..]
+        .iter()
+        .map(|p| match p {
+            Packet::Publish(p) => (p.topic.clone(), p.payload.clone(), p.retain),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // The parent level `r` too; each topic once; the replaced value.
+    assert_eq!(
+        rest,
+        [
+            ("r".to_owned(), Bytes::from_static(b"top"), true),
+            ("r/a".to_owned(), Bytes::from_static(b"2"), true),
+            ("r/b".to_owned(), Bytes::from_static(b"x"), true),
+        ]
+    );
+    // An empty retained publish clears the topic (and is delivered as usual).
+    feed(&mut broker, p, now, &wire(&[retained("r/a", b"")]));
+    assert_eq!(broker.retained.len(), 2);
+    let live = packets(&take(&mut broker, s), &mut sdec);
+    assert!(
+        matches!(&live[..], [Packet::Publish(p)] if p.topic == "r/a" && p.payload.is_empty() && !p.retain)
+    );
+    // The store matches NATS subject patterns.
+    let other = broker.retained.matching(AccountId::GLOBAL, "r.*");
+    assert_eq!(other.len(), 1);
+}
