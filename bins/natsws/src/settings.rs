@@ -39,6 +39,8 @@ impl ListenSpec {
 pub(crate) struct MqttSettings {
     pub(crate) listen: ListenSpec,
     pub(crate) tls: Option<TlsSpec>,
+    /// `tls { timeout }` (nats-server shows its 2 s default in `/varz` without TLS too).
+    pub(crate) tls_timeout: Duration,
 }
 
 /// The `websocket { }` block.
@@ -478,6 +480,7 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
         mqtt: o.mqtt.as_ref().map(|m| MqttSettings {
             listen: listen(&m.listen.host, m.listen.port),
             tls: m.tls.as_ref().map(tls_spec),
+            tls_timeout: m.tls.as_ref().map_or(DEFAULT_TLS_TIMEOUT, |t| t.timeout),
         }),
         log: LogSettings {
             debug: o.logging.debug,

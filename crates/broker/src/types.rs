@@ -364,6 +364,8 @@ pub struct ClientInfo {
     pub tls_cipher: Option<String>,
     /// `X-Forwarded-For` address given at registration.
     pub forwarded_for: Option<String>,
+    /// The MQTT client id, for an MQTT connection that sent CONNECT.
+    pub mqtt_client: Option<String>,
     /// The account the connection is bound to (`$G` outside every account).
     pub account: String,
 }

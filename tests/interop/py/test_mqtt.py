@@ -320,3 +320,26 @@ def test_retained_message_for_late_subscriber(start):
             late.close()
     finally:
         pub.close()
+
+
+def test_mqtt_clients_in_connz_and_varz(start):
+    import json
+    import urllib.request
+
+    s = scenario(start, "mqtt")
+    c = Client("mon-1")
+    assert c.connect(s.mqtt) == 0
+    try:
+        assert c.subscribe(("a/b", 0)) == [0]
+
+        def get(path):
+            with urllib.request.urlopen(f"http://127.0.0.1:{s.http}{path}", timeout=WAIT) as r:
+                return json.load(r)
+
+        conns = [x for x in get("/connz?subs=1")["connections"] if x.get("type") == "mqtt"]
+        assert len(conns) == 1
+        x = conns[0]
+        assert (x["kind"], x["mqtt_client"], x["subscriptions_list"]) == ("Client", "mon-1", ["a.b"])
+        assert get("/varz")["mqtt"] == {"host": "127.0.0.1", "port": s.mqtt, "tls_timeout": 2}
+    finally:
+        c.close()
