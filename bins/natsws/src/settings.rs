@@ -297,21 +297,12 @@ fn check_served(o: &Options) -> Result<(), String> {
     };
     refuse(o.leafnodes != d.leafnodes, "leafnodes");
     if let Some(mqtt) = &o.mqtt {
-        // Served: host, port, tls. Not yet: MQTT's own credentials, and the QoS 1 redelivery
-        // settings (natsws grants QoS 0 subscriptions only).
+        // Served: host, port, tls, ack_wait, max_ack_pending. Not yet: MQTT's own credentials.
         refuse(
             mqtt.authorization != Default::default(),
             "mqtt.authorization",
         );
         refuse(mqtt.no_auth_user.is_some(), "mqtt.no_auth_user");
-        refuse(
-            mqtt.ack_wait != natsconf::options::DEFAULT_MQTT_ACK_WAIT,
-            "mqtt.ack_wait",
-        );
-        refuse(
-            mqtt.max_ack_pending != natsconf::options::DEFAULT_MQTT_MAX_ACK_PENDING,
-            "mqtt.max_ack_pending",
-        );
     }
     // Accounts are served; these parts of them are not.
     refuse(o.accounts.iter().any(|a| a.nkey.is_some()), "accounts.nkey");
@@ -419,6 +410,10 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
         max_subscriptions: usize::try_from(o.max_subscriptions).unwrap_or(0),
         max_subscription_tokens: o.max_subscription_tokens.map(usize::from),
     };
+    if let Some(mqtt) = &o.mqtt {
+        broker.mqtt_ack_wait = mqtt.ack_wait;
+        broker.mqtt_max_ack_pending = mqtt.max_ack_pending;
+    }
     broker.ping_interval = o.ping_interval;
     broker.ping_max = u32::try_from(o.ping_max).unwrap_or(2);
     broker.write_deadline = o.write_deadline;

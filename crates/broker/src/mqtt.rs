@@ -8,11 +8,11 @@
 //! are routed as NATS messages carrying nats-server's `Nmqtt-Pub` header (the publish QoS), so
 //! NATS subscribers see them as nats-server shows them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use mqtt_codec::{Decoder, Limits, PublishHead, QoS, Role, Will};
 
 /// nats-server's header naming the MQTT publish QoS on the NATS message (`mqttNatsHeader`).
@@ -30,6 +30,153 @@ pub(crate) struct MqttState {
     pub(crate) will: Option<Will>,
     /// The QoS granted to each subscription, by sid.
     pub(crate) granted: HashMap<Arc<[u8]>, QoS>,
+    /// QoS 1 deliveries awaiting PUBACK, by packet identifier.
+    pub(crate) inflight: HashMap<u16, Inflight>,
+    /// Redelivery times in sending order (`ack_wait` is fixed, so this is time order);
+    /// entries whose delivery was acknowledged or resent since are skipped.
+    pub(crate) due: VecDeque<(Instant, u16)>,
+    pub(crate) next_packet_id: u16,
+    pub(crate) max_ack_pending: usize,
+    pub(crate) ack_wait: Duration,
+}
+
+/// A QoS 1 delivery awaiting its PUBACK.
+#[derive(Debug, Clone)]
+pub(crate) struct Inflight {
+    pub(crate) topic: String,
+    pub(crate) payload: Bytes,
+    pub(crate) due: Instant,
+}
+
+/// How one message is delivered to an MQTT subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// Not an MQTT delivery.
+    None,
+    /// PUBLISH at QoS 0.
+    AtMostOnce,
+    /// PUBLISH at QoS 1 with a new packet identifier, kept until PUBACK.
+    AtLeastOnce,
+    /// Not sent: `max_ack_pending` QoS 1 deliveries already await PUBACK.
+    Dropped,
+}
+
+impl MqttState {
+    /// The delivery of a message published at `message_qos` to subscription `sid`: the lower
+    /// of the two QoS (MQTT-3.8.4-6).
+    pub(crate) fn delivery(&self, sid: &[u8], message_qos: QoS) -> Delivery {
+        let granted = self.granted.get(sid).copied().unwrap_or_default();
+        if granted.min(message_qos) == QoS::AtMostOnce {
+            Delivery::AtMostOnce
+        } else if self.inflight.len() >= self.max_ack_pending {
+            Delivery::Dropped
+        } else {
+            Delivery::AtLeastOnce
+        }
+    }
+
+    /// Records a QoS 1 delivery; returns its packet identifier (the next one not in use).
+    pub(crate) fn track(&mut self, topic: &str, payload: Bytes, now: Instant) -> u16 {
+        let mut id = self.next_packet_id;
+        loop {
+            id = id.checked_add(1).unwrap_or(1);
+            if !self.inflight.contains_key(&id) {
+                break;
+            }
+        }
+        self.next_packet_id = id;
+        let due = now.checked_add(self.ack_wait).unwrap_or(now);
+        self.inflight.insert(
+            id,
+            Inflight {
+                topic: topic.to_owned(),
+                payload,
+                due,
+            },
+        );
+        self.due.push_back((due, id));
+        id
+    }
+
+    /// The earliest redelivery time still pending.
+    pub(crate) fn next_due(&mut self) -> Option<Instant> {
+        while let Some(&(due, id)) = self.due.front() {
+            if self.inflight.get(&id).is_some_and(|f| f.due == due) {
+                return Some(due);
+            }
+            self.due.pop_front();
+        }
+        None
+    }
+
+    /// [`Self::next_due`] without dropping the stale entries it passes.
+    pub(crate) fn peek_due(&self) -> Option<Instant> {
+        self.due
+            .iter()
+            .find(|(due, id)| self.inflight.get(id).is_some_and(|f| f.due == *due))
+            .map(|(due, _)| *due)
+    }
+
+    /// A PUBACK: forgets the delivery, and keeps the redelivery queue short (acknowledged
+    /// entries at its front are dropped; a queue grown past twice `max_ack_pending` is
+    /// compacted), so its length stays bounded whatever the acknowledgement order.
+    pub(crate) fn acked(&mut self, packet_id: u16) {
+        self.inflight.remove(&packet_id);
+        self.next_due();
+        if self.due.len() > 2 * self.max_ack_pending + 16 {
+            let inflight = &self.inflight;
+            self.due
+                .retain(|(due, id)| inflight.get(id).is_some_and(|f| f.due == *due));
+        }
+    }
+
+    /// The deliveries due for redelivery at `now`, each given a new due time.
+    pub(crate) fn take_due(&mut self, now: Instant) -> Vec<(u16, String, Bytes)> {
+        let mut out = Vec::new();
+        while let Some(due) = self.next_due() {
+            if due > now {
+                break;
+            }
+            let Some((_, id)) = self.due.pop_front() else {
+                break;
+            };
+            let next = now.checked_add(self.ack_wait).unwrap_or(now);
+            if let Some(f) = self.inflight.get_mut(&id) {
+                f.due = next;
+                out.push((id, f.topic.clone(), f.payload.clone()));
+            }
+        }
+        for (id, _, _) in &out {
+            if let Some(f) = self.inflight.get(id) {
+                self.due.push_back((f.due, *id));
+            }
+        }
+        out
+    }
+}
+
+/// The QoS an MQTT publisher gave a message: nats-server's `Nmqtt-Pub` header; QoS 0 for a
+/// message without it (a NATS publish).
+pub(crate) fn message_qos(message: &[u8], header_len: Option<usize>) -> QoS {
+    let Some(header) = header_len.and_then(|h| message.get(..h)) else {
+        return QoS::AtMostOnce;
+    };
+    let name = NATS_HEADER.as_bytes();
+    for line in header.split(|b| *b == b'\n').skip(1) {
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            continue;
+        };
+        let (key, value) = line.split_at(colon);
+        if key.eq_ignore_ascii_case(name) {
+            let value = value.get(1..).unwrap_or_default();
+            let digit = value.iter().find(|b| !b.is_ascii_whitespace());
+            return match digit {
+                Some(b'1' | b'2') => QoS::AtLeastOnce,
+                _ => QoS::AtMostOnce,
+            };
+        }
+    }
+    QoS::AtMostOnce
 }
 
 impl MqttState {
@@ -46,6 +193,11 @@ impl MqttState {
             keep_alive: None,
             will: None,
             granted: HashMap::new(),
+            inflight: HashMap::new(),
+            due: VecDeque::new(),
+            next_packet_id: 0,
+            max_ack_pending: 1024,
+            ack_wait: Duration::from_secs(30),
         }
     }
 }
@@ -60,27 +212,41 @@ pub(crate) fn nats_message(qos: QoS, payload: &[u8]) -> (Vec<u8>, usize) {
     (message, header.len())
 }
 
-/// The PUBLISH head for a delivery on `topic` of `payload_len` bytes at QoS 0, written into
-/// `dst`; false when the topic or size cannot be expressed (the delivery is dropped).
-pub(crate) fn publish_head(topic: &str, payload_len: usize, dst: &mut BytesMut) -> bool {
+/// The head of a PUBLISH delivering `payload_len` bytes on `topic`, written into `dst`; false
+/// when the topic or size cannot be expressed (the delivery is dropped).
+pub(crate) fn publish_head(
+    topic: &str,
+    packet_id: Option<u16>,
+    dup: bool,
+    payload_len: usize,
+    dst: &mut BytesMut,
+) -> bool {
     let head = PublishHead {
-        dup: false,
-        qos: QoS::AtMostOnce,
+        dup,
+        qos: if packet_id.is_some() {
+            QoS::AtLeastOnce
+        } else {
+            QoS::AtMostOnce
+        },
         retain: false,
         topic,
-        packet_id: None,
+        packet_id,
     };
     mqtt_codec::encode_publish_head(&head, payload_len, dst).is_ok()
 }
 
-/// The size of that PUBLISH, head and payload.
-pub(crate) fn publish_len(topic: &str, payload_len: usize) -> usize {
+/// The size of that PUBLISH, head and payload (`qos1`: with a packet identifier).
+pub(crate) fn publish_len(topic: &str, qos1: bool, payload_len: usize) -> usize {
     let head = PublishHead {
         dup: false,
-        qos: QoS::AtMostOnce,
+        qos: if qos1 {
+            QoS::AtLeastOnce
+        } else {
+            QoS::AtMostOnce
+        },
         retain: false,
         topic,
-        packet_id: None,
+        packet_id: qos1.then_some(1),
     };
     mqtt_codec::publish_len(&head, payload_len).unwrap_or(0)
 }
@@ -94,7 +260,7 @@ pub(crate) const MAX_RETAINED_PER_ACCOUNT: usize = 10_000;
 #[derive(Debug, Clone)]
 pub(crate) struct Retained {
     pub(crate) topic: String,
-    pub(crate) payload: bytes::Bytes,
+    pub(crate) payload: Bytes,
 }
 
 /// The retained messages of every account, by account and NATS subject.
@@ -128,7 +294,7 @@ impl RetainedStore {
             subject.to_owned(),
             Retained {
                 topic: topic.to_owned(),
-                payload: bytes::Bytes::copy_from_slice(payload),
+                payload: Bytes::copy_from_slice(payload),
             },
         );
         true

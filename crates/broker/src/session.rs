@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use crate::auth;
 use crate::authseam::Permissions;
@@ -105,6 +105,8 @@ pub(crate) struct Measured {
     pub(crate) queued: usize,
     /// Header bytes the subscriber does not get.
     skip: usize,
+    /// How an MQTT subscriber gets it.
+    pub(crate) mqtt: mqtt::Delivery,
 }
 
 impl Renderer {
@@ -130,10 +132,24 @@ impl Renderer {
         match self {
             Self::Mqtt => {
                 let skip = publish.header_len.unwrap_or(0).min(publish.message.len());
+                let message_qos = mqtt::message_qos(publish.message, publish.header_len);
+                let delivery = client
+                    .mqtt
+                    .as_ref()
+                    .map_or(mqtt::Delivery::AtMostOnce, |m| m.delivery(sid, message_qos));
                 let subject = String::from_utf8_lossy(publish.subject);
                 let topic = mqtt_codec::nats::subject_to_topic(&subject);
-                let queued = mqtt::publish_len(&topic, publish.message.len() - skip);
-                Measured { queued, skip }
+                let body_len = publish.message.len() - skip;
+                let queued = match delivery {
+                    mqtt::Delivery::Dropped => 0,
+                    mqtt::Delivery::AtLeastOnce => mqtt::publish_len(&topic, true, body_len),
+                    _ => mqtt::publish_len(&topic, false, body_len),
+                };
+                Measured {
+                    queued,
+                    skip,
+                    mqtt: delivery,
+                }
             }
             Self::ClientMsg => {
                 let skip = Self::skipped_header(client, publish);
@@ -145,7 +161,11 @@ impl Renderer {
                         + body_len
                         + 2
                 };
-                Measured { queued, skip }
+                Measured {
+                    queued,
+                    skip,
+                    mqtt: mqtt::Delivery::None,
+                }
             }
         }
     }
@@ -159,6 +179,7 @@ impl Renderer {
         publish: &PubRef<'_>,
         rendered: &Rendered,
         measured: &Measured,
+        now: Instant,
     ) -> u64 {
         match self {
             Self::Mqtt => {
@@ -166,8 +187,19 @@ impl Renderer {
                 let body = publish.message.get(skip..).unwrap_or_default();
                 let subject = String::from_utf8_lossy(publish.subject);
                 let topic = mqtt_codec::nats::subject_to_topic(&subject);
+                let packet_id = match measured.mqtt {
+                    mqtt::Delivery::Dropped => return 0,
+                    mqtt::Delivery::AtLeastOnce => {
+                        let payload = match publish.shared {
+                            Some(message) => message.slice(skip..),
+                            None => Bytes::copy_from_slice(body),
+                        };
+                        client.mqtt.as_mut().map(|m| m.track(&topic, payload, now))
+                    }
+                    _ => None,
+                };
                 let mut head = BytesMut::with_capacity(topic.len() + 8);
-                if !mqtt::publish_head(&topic, body.len(), &mut head) {
+                if !mqtt::publish_head(&topic, packet_id, false, body.len(), &mut head) {
                     return 0;
                 }
                 client.out.push_slice(&head);

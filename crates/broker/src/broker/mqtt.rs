@@ -1,7 +1,8 @@
 //! MQTT 3.1.1 connections (`server/mqtt.go` `mqttParse` and the `mqttProcess*` functions):
 //! CONNECT with the NATS auth, session takeover, keep-alive, SUBSCRIBE/UNSUBSCRIBE on the
-//! mapped subjects, PUBLISH at QoS 0 and 1 (acknowledged; delivered at QoS 0), PINGREQ,
-//! DISCONNECT and will messages.
+//! mapped subjects, PUBLISH at QoS 0 and 1 both ways (QoS 1 deliveries tracked until PUBACK
+//! and sent again with DUP after `ack_wait`, at most `max_ack_pending` at a time), retained
+//! messages, PINGREQ, DISCONNECT and will messages.
 
 use mqtt_codec::nats::{filter_to_subject, needs_parent_subscription, topic_to_subject};
 use mqtt_codec::{
@@ -29,7 +30,10 @@ impl Broker {
         )
         .then(|| {
             let max = self.config.limits.max_payload + 2 + mqtt_codec::MAX_STRING_BYTES + 2;
-            Box::new(MqttState::new(max))
+            let mut state = MqttState::new(max);
+            state.ack_wait = self.config.mqtt_ack_wait;
+            state.max_ack_pending = usize::from(self.config.mqtt_max_ack_pending.max(1));
+            Box::new(state)
         })
     }
 
@@ -107,7 +111,11 @@ impl Broker {
         match packet {
             Packet::Connect(connect) => self.mqtt_connect(id, now, connect),
             Packet::Publish(publish) => self.mqtt_publish(id, now, &publish),
-            Packet::PubAck(_) => {}
+            Packet::PubAck(packet_id) => {
+                if let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) {
+                    m.acked(packet_id);
+                }
+            }
             Packet::Subscribe(sub) => self.mqtt_subscribe(id, now, sub),
             Packet::Unsubscribe(unsub) => self.mqtt_unsubscribe(id, now, &unsub),
             Packet::PingReq => {
@@ -310,20 +318,22 @@ impl Broker {
     }
 
     /// `mqttProcessSubs`: each filter becomes a subscription on its subject (and, for a
-    /// trailing `#`, one on the parent level too); the SUBACK grants QoS 0, or refuses a
-    /// filter that has no subject or that the account's permissions refuse.
+    /// trailing `#`, one on the parent level too); the SUBACK grants the requested QoS (2 as
+    /// 1), or refuses a filter that has no subject or that the account's permissions refuse.
     fn mqtt_subscribe(&mut self, id: ClientId, now: Instant, sub: Subscribe) {
         let mut returns = Vec::with_capacity(sub.filters.len());
         let mut retained = Vec::new();
-        for (filter, _requested) in &sub.filters {
+        for (filter, requested) in &sub.filters {
+            // nats-server 2.9.10 grants QoS 2 as QoS 1.
+            let granted = (*requested).min(QoS::AtLeastOnce);
             let ok = match filter_to_subject(filter) {
                 Ok(subject) if !subject.starts_with(RESERVED_SUB_PREFIX) => {
                     let subject = subject.into_owned();
                     let sid = subject.clone();
-                    let mut ok = self.mqtt_sub(id, now, &subject, &sid);
+                    let mut ok = self.mqtt_sub(id, now, &subject, &sid, granted);
                     if ok && let Some(parent) = needs_parent_subscription(&subject) {
                         let parent_sid = format!("{subject}{PARENT_SID_SUFFIX}");
-                        ok = self.mqtt_sub(id, now, parent, &parent_sid);
+                        ok = self.mqtt_sub(id, now, parent, &parent_sid, granted);
                         if ok {
                             self.collect_retained(id, parent, &mut retained);
                         }
@@ -340,7 +350,7 @@ impl Broker {
                 }
             };
             returns.push(if ok {
-                SubAckReturn::Success(QoS::AtMostOnce)
+                SubAckReturn::Success(granted)
             } else {
                 SubAckReturn::Failure
             });
@@ -388,7 +398,14 @@ impl Broker {
     }
 
     /// One subscription of an MQTT client; true when it exists afterwards.
-    fn mqtt_sub(&mut self, id: ClientId, now: Instant, subject: &str, sid: &str) -> bool {
+    fn mqtt_sub(
+        &mut self,
+        id: ClientId,
+        now: Instant,
+        subject: &str,
+        sid: &str,
+        granted: QoS,
+    ) -> bool {
         self.process_sub(
             id,
             now,
@@ -400,7 +417,7 @@ impl Broker {
             .client(id)
             .is_some_and(|c| c.subs.contains_key(sid.as_bytes()));
         if exists && let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) {
-            m.granted.insert(Arc::from(sid.as_bytes()), QoS::AtMostOnce);
+            m.granted.insert(Arc::from(sid.as_bytes()), granted);
         }
         exists
     }
@@ -424,6 +441,23 @@ impl Broker {
         }
         self.trace(id, || format!("->> [UNSUBACK pi={}]", unsub.packet_id));
         self.mqtt_send(id, now, &Packet::UnsubAck(unsub.packet_id));
+    }
+
+    /// Sends again, with DUP, every QoS 1 delivery whose PUBACK did not come within
+    /// `ack_wait` (nats-server: JetStream's redelivery of the session's consumer).
+    pub(super) fn mqtt_redeliver(&mut self, id: ClientId, now: Instant) {
+        let Some(m) = self.open_client_mut(id).and_then(|c| c.mqtt.as_mut()) else {
+            return;
+        };
+        for (packet_id, topic, payload) in m.take_due(now) {
+            self.trace(id, || format!("->> [PUBLISH {topic} dup pi={packet_id}]"));
+            let mut head = BytesMut::with_capacity(topic.len() + 8);
+            if crate::mqtt::publish_head(&topic, Some(packet_id), true, payload.len(), &mut head) {
+                let mut packet = head.to_vec();
+                packet.extend_from_slice(&payload);
+                self.queue_bytes(id, now, &packet);
+            }
+        }
     }
 
     /// Publishes the will of an MQTT connection that ended without DISCONNECT

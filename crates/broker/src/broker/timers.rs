@@ -60,7 +60,8 @@ impl Broker {
             c.stall_since
                 .and_then(|s| s.checked_add(self.config.write_deadline))
         };
-        [c.auth.deadline, c.ping_deadline, stall]
+        let redelivery = c.mqtt.as_ref().and_then(|m| m.peek_due());
+        [c.auth.deadline, c.ping_deadline, stall, redelivery]
             .into_iter()
             .flatten()
             .min()
@@ -139,6 +140,12 @@ impl Broker {
         } else {
             c.stall_since = None;
         }
+        if c.mqtt.is_some() {
+            self.mqtt_redeliver(id, now);
+        }
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
         if c.ping_deadline.is_some_and(|d| d <= now) {
             if c.mqtt.is_some() {
                 // Nothing arrived for one and a half keep-alive periods (MQTT-3.1.2-24).

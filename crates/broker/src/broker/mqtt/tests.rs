@@ -122,9 +122,10 @@ fn mqtt_and_nats_see_each_other() {
         [Packet::SubAck(SubAck {
             packet_id: 3,
             returns: vec![
-                SubAckReturn::Success(QoS::AtMostOnce),
+                SubAckReturn::Success(QoS::AtLeastOnce),
                 SubAckReturn::Failure,
-                SubAckReturn::Success(QoS::AtMostOnce),
+                // nats-server 2.9.10 grants QoS 2 as 1.
+                SubAckReturn::Success(QoS::AtLeastOnce),
             ],
         })]
     );
@@ -369,4 +370,96 @@ fn retained_set_replace_clear_and_delivered_on_subscribe() {
     // The store matches NATS subject patterns.
     let other = broker.retained.matching(AccountId::GLOBAL, "r.*");
     assert_eq!(other.len(), 1);
+}
+
+#[test]
+fn qos1_delivery_redelivered_with_dup_until_acked() {
+    let now = Instant::now();
+    let config = Config {
+        mqtt_ack_wait: Duration::from_secs(5),
+        mqtt_max_ack_pending: 2,
+        ..Config::default()
+    };
+    let mut broker = Broker::new(config, now);
+    let (p, mut pdec) = mqtt(&mut broker, now, "pub");
+    let (s, mut sdec) = mqtt(&mut broker, now, "sub");
+    let n = nats(&mut broker, now);
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[
+            ("q/+", QoS::AtLeastOnce),
+            ("z", QoS::AtMostOnce),
+        ])]),
+    );
+    take(&mut broker, s);
+    // A QoS 1 publish to a QoS 1 subscription: QoS 1 with a packet id; a NATS publish and a
+    // QoS 1 publish to the QoS 0 subscription: QoS 0.
+    feed(
+        &mut broker,
+        p,
+        now,
+        &wire(&[
+            publish("q/1", QoS::AtLeastOnce, b"a"),
+            publish("z", QoS::AtLeastOnce, b"c"),
+        ]),
+    );
+    feed(&mut broker, n, now, b"PUB q.2 1\r\nb\r\n");
+    // The publisher's PUBACKs are written (an unwritten queue would hit the write deadline).
+    assert_eq!(
+        packets(&take(&mut broker, p), &mut pdec),
+        [Packet::PubAck(5), Packet::PubAck(5)]
+    );
+    let got = packets(&take(&mut broker, s), &mut sdec);
+    let summary: Vec<(String, QoS, Option<u16>, bool)> = got
+        .iter()
+        .map(|p| match p {
+            Packet::Publish(p) => (p.topic.clone(), p.qos, p.packet_id, p.dup),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("q/1".to_owned(), QoS::AtLeastOnce, Some(1), false),
+            ("z".to_owned(), QoS::AtMostOnce, None, false),
+            ("q/2".to_owned(), QoS::AtMostOnce, None, false),
+        ]
+    );
+    // No PUBACK within ack_wait: sent again with DUP and the same packet id.
+    broker.handle_timeout(now + Duration::from_secs(4));
+    assert!(take(&mut broker, s).is_empty());
+    let later = now + Duration::from_secs(6);
+    broker.handle_timeout(later);
+    let again = packets(&take(&mut broker, s), &mut sdec);
+    assert!(
+        matches!(&again[..], [Packet::Publish(p)] if p.dup && p.packet_id == Some(1) && &p.payload[..] == b"a"),
+        "{again:?}"
+    );
+    // PUBACK ends it.
+    feed(&mut broker, s, later, &wire(&[Packet::PubAck(1)]));
+    broker.handle_timeout(later + Duration::from_secs(8));
+    assert!(take(&mut broker, s).is_empty());
+    // max_ack_pending 2: a third unacknowledged QoS 1 delivery is not sent.
+    feed(
+        &mut broker,
+        p,
+        later,
+        &wire(&[
+            publish("q/1", QoS::AtLeastOnce, b"1"),
+            publish("q/1", QoS::AtLeastOnce, b"2"),
+            publish("q/1", QoS::AtLeastOnce, b"3"),
+        ]),
+    );
+    let ids: Vec<Option<u16>> = packets(&take(&mut broker, s), &mut sdec)
+        .iter()
+        .map(|p| match p {
+            Packet::Publish(p) => p.packet_id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(ids, [Some(2), Some(3)]);
+    let m = broker.client(s).and_then(|c| c.mqtt.as_ref()).unwrap();
+    assert_eq!(m.inflight.len(), 2);
 }
