@@ -28,6 +28,8 @@ pub(crate) struct MqttState {
     pub(crate) keep_alive: Option<Duration>,
     /// Published when the connection ends without DISCONNECT.
     pub(crate) will: Option<Will>,
+    /// A CONNECT waiting for its bcrypt comparison.
+    pub(crate) parked_connect: Option<Box<mqtt_codec::Connect>>,
     /// The QoS granted to each subscription, by sid.
     pub(crate) granted: HashMap<Arc<[u8]>, QoS>,
     /// QoS 1 deliveries awaiting PUBACK, by packet identifier.
@@ -192,6 +194,7 @@ impl MqttState {
             client_id: String::new(),
             keep_alive: None,
             will: None,
+            parked_connect: None,
             granted: HashMap::new(),
             inflight: HashMap::new(),
             due: VecDeque::new(),

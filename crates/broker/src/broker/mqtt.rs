@@ -48,6 +48,10 @@ impl Broker {
                 src.clear();
                 return;
             };
+            if c.auth.parked.is_some() {
+                // The CONNECT waits for its password check; the rest stays in `src`.
+                return;
+            }
             let Some(m) = c.mqtt.as_mut() else {
                 return;
             };
@@ -166,14 +170,40 @@ impl Broker {
             jwt: None,
         };
         let step = self.auth.authenticate(conn_type, &creds, None, &[]);
+        let stored = StoredCredentials::new(&creds);
         let res = match step {
             AuthStep::Done(res) => res,
-            // bcrypt runs inline for MQTT connections (no parked CONNECT for them).
+            AuthStep::CheckHash(check) if self.config.defer_password_checks => {
+                // As a NATS CONNECT: parked until `password_checked`, no input read meanwhile.
+                if let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) {
+                    m.parked_connect = Some(Box::new(connect));
+                }
+                let pending = PendingConnect {
+                    creds: stored,
+                    account_requested: false,
+                    auth_epoch: self.auth_epoch,
+                };
+                self.park(id, check, pending);
+                return;
+            }
             AuthStep::CheckHash(check) => {
                 let verified = check.check().verify();
                 finish_hash(check, verified)
             }
         };
+        self.mqtt_finish_connect(id, now, res, connect, stored);
+    }
+
+    /// The part of CONNECT after authentication (also for a parked CONNECT, from
+    /// `finish_connect`).
+    pub(super) fn mqtt_finish_connect(
+        &mut self,
+        id: ClientId,
+        now: Instant,
+        res: Result<crate::authseam::Authenticated, String>,
+        connect: Connect,
+        creds: StoredCredentials,
+    ) {
         let user = match res {
             Ok(user) => user,
             Err(detail) => {
@@ -197,7 +227,7 @@ impl Broker {
         let Some(c) = self.open_client_mut(id) else {
             return;
         };
-        c.auth.creds = StoredCredentials::new(&creds);
+        c.auth.creds = creds;
         c.auth.authorized_user = user.authorized_user;
         c.auth.permissions = user.permissions;
         c.auth.identity = user.identity;

@@ -463,3 +463,58 @@ fn qos1_delivery_redelivered_with_dup_until_acked() {
     let m = broker.client(s).and_then(|c| c.mqtt.as_ref()).unwrap();
     assert_eq!(m.inflight.len(), 2);
 }
+
+/// With deferred password checks, an MQTT CONNECT against a bcrypt hash is parked like a NATS
+/// one: nothing after it is decoded until the verdict, which then answers CONNACK.
+#[test]
+fn bcrypt_connect_is_parked_not_run_on_the_loop() {
+    let now = Instant::now();
+    let hash = bcrypt::hash("secret", 4).unwrap();
+    let config = Config {
+        defer_password_checks: true,
+        auth: crate::AuthConfig {
+            users: vec![auth::User {
+                username: "alice".into(),
+                password: hash,
+                ..auth::User::default()
+            }],
+            ..crate::AuthConfig::default()
+        },
+        ..Config::default()
+    };
+    let mut broker = Broker::new(config, now);
+    let id = broker.register_client(now, ClientParams::new(ConnectionType::Mqtt, addr()));
+    let connect = Packet::Connect(Connect {
+        clean_session: true,
+        client_id: "b".into(),
+        username: Some("alice".into()),
+        password: Some(Bytes::from_static(b"secret")),
+        ..Connect::default()
+    });
+    let mut buf = wire(&[connect, Packet::PingReq]);
+    broker.handle_input(id, now, &mut buf);
+    assert_eq!(&buf[..], [0xc0, 0], "the PINGREQ waits");
+    let mut check = None;
+    while let Some(ev) = broker.poll_event() {
+        if let Event::CheckPassword {
+            check: c,
+            parked: true,
+            ..
+        } = ev
+        {
+            check = Some(c);
+        }
+    }
+    let check = check.expect("a parked check");
+    assert!(broker.is_parked(id));
+    assert!(take(&mut broker, id).is_empty());
+    let verified = check.verify();
+    broker.password_checked(id, &check, verified, now);
+    broker.handle_input(id, now, &mut buf);
+    assert!(buf.is_empty());
+    let mut dec = Decoder::client();
+    assert_eq!(
+        packets(&take(&mut broker, id), &mut dec),
+        [ACCEPTED, Packet::PingResp]
+    );
+}
