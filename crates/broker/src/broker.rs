@@ -134,6 +134,8 @@ pub struct Broker {
     mapped_subject: Vec<u8>,
     /// MQTT retained messages.
     retained: crate::mqtt::RetainedStore,
+    /// MQTT sessions of `clean_session: false` clients between connections.
+    mqtt_sessions: crate::mqtt::SessionStore,
 }
 
 /// Default size of the closed-connections ring (`/connz?state=closed`).
@@ -175,6 +177,7 @@ impl Broker {
             rendered: Rendered::default(),
             mapped_subject: Vec::new(),
             retained: crate::mqtt::RetainedStore::default(),
+            mqtt_sessions: crate::mqtt::SessionStore::default(),
         }
     }
 
@@ -745,6 +748,7 @@ impl Broker {
             c.closed_subs = kept;
         }
         self.mqtt_publish_will(id, now);
+        self.mqtt_save_session(id);
         self.events.push_back(Event::Closed { client: id, reason });
     }
 

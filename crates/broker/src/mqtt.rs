@@ -28,6 +28,10 @@ pub(crate) struct MqttState {
     pub(crate) keep_alive: Option<Duration>,
     /// Published when the connection ends without DISCONNECT.
     pub(crate) will: Option<Will>,
+    /// CONNECT's clean-session flag: false keeps the session for the next connection.
+    pub(crate) clean_session: bool,
+    /// The filters subscribed, with their granted QoS (what a kept session restores).
+    pub(crate) filters: std::collections::BTreeMap<String, QoS>,
     /// A CONNECT waiting for its bcrypt comparison.
     pub(crate) parked_connect: Option<Box<mqtt_codec::Connect>>,
     /// The QoS granted to each subscription, by sid.
@@ -195,6 +199,8 @@ impl MqttState {
             keep_alive: None,
             will: None,
             parked_connect: None,
+            clean_session: true,
+            filters: std::collections::BTreeMap::new(),
             granted: HashMap::new(),
             inflight: HashMap::new(),
             due: VecDeque::new(),
@@ -326,5 +332,51 @@ impl RetainedStore {
             .values()
             .map(std::collections::BTreeMap::len)
             .sum()
+    }
+}
+
+/// Most sessions kept for disconnected `clean_session: false` clients. nats-server keeps them
+/// in JetStream; here they are in memory, so their number is bounded: past it, the session of
+/// a client that disconnects is not kept (the oldest are not evicted).
+pub(crate) const MAX_SAVED_SESSIONS: usize = 10_000;
+
+/// What a `clean_session: false` client leaves behind (MQTT-3.1.2-4): its subscriptions and
+/// its QoS 1 deliveries not yet acknowledged.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SavedSession {
+    pub(crate) filters: std::collections::BTreeMap<String, QoS>,
+    pub(crate) inflight: Vec<(u16, Inflight)>,
+    pub(crate) next_packet_id: u16,
+}
+
+/// Sessions by account and client id, between connections.
+#[derive(Debug, Default)]
+pub(crate) struct SessionStore {
+    sessions: HashMap<(crate::router::AccountId, String), SavedSession>,
+}
+
+impl SessionStore {
+    /// Keeps a session; false when the store is full and the client id is new.
+    pub(crate) fn save(
+        &mut self,
+        account: crate::router::AccountId,
+        client_id: &str,
+        session: SavedSession,
+    ) -> bool {
+        let key = (account, client_id.to_owned());
+        if self.sessions.len() >= MAX_SAVED_SESSIONS && !self.sessions.contains_key(&key) {
+            return false;
+        }
+        self.sessions.insert(key, session);
+        true
+    }
+
+    /// Takes the session of a client id (to resume it, or to discard it on a clean start).
+    pub(crate) fn take(
+        &mut self,
+        account: crate::router::AccountId,
+        client_id: &str,
+    ) -> Option<SavedSession> {
+        self.sessions.remove(&(account, client_id.to_owned()))
     }
 }

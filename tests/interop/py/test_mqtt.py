@@ -189,9 +189,9 @@ def test_unsubscribe_and_ping(start):
         c.close()
 
 
-def raw_connect(port, client_id, keepalive=0, will=None):
+def raw_connect(port, client_id, keepalive=0, will=None, clean=True, session_present=False):
     """An MQTT connection on a plain socket (paho cannot drop a connection without DISCONNECT)."""
-    flags = 0x02
+    flags = 0x02 if clean else 0x00
     payload = struct.pack(">H", len(client_id)) + client_id.encode()
     if will:
         topic, message = will
@@ -200,7 +200,7 @@ def raw_connect(port, client_id, keepalive=0, will=None):
     body = struct.pack(">H", 4) + b"MQTT" + bytes([4, flags]) + struct.pack(">H", keepalive) + payload
     sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
     sock.sendall(bytes([0x10, len(body)]) + body)
-    assert sock.recv(4) == b"\x20\x02\x00\x00"
+    assert sock.recv(4) == bytes([0x20, 0x02, int(session_present), 0x00])
     return sock
 
 
@@ -402,3 +402,39 @@ def test_qos1_redelivered_with_dup_after_ack_wait(start):
     finally:
         pub.close()
         sub.close()
+
+
+def test_session_resumed_and_qos1_redelivered_after_drop(start):
+    s = scenario(start, "mqtt_ackwait")
+    sub = raw_connect(s.mqtt, "resumer", clean=False)
+    body = b"\x00\x01" + struct.pack(">H", 3) + b"s/r" + b"\x01"
+    sub.sendall(bytes([0x82, len(body)]) + body)
+    assert read_packet(sub) == (0x90, b"\x00\x01\x01")
+    pub = Client("resume-pub")
+    assert pub.connect(s.mqtt) == 0
+    try:
+        pub.c.publish("s/r", b"keep me", qos=1).wait_for_publish(WAIT)
+        sub.settimeout(5)
+        first, body = read_packet(sub)
+        assert first & 0xF6 == 0x32 and body.endswith(b"keep me"), (first, body)
+        # Dropped without PUBACK (and without DISCONNECT).
+        sub.close()
+        time.sleep(0.3)
+        again = raw_connect(s.mqtt, "resumer", clean=False, session_present=True)
+        again.settimeout(5)
+        first, body = read_packet(again)
+        assert first & 0xF0 == 0x30 and first & 0x08, "redelivered with DUP"
+        assert body.endswith(b"keep me")
+        # The subscription is part of the session.
+        pi = body[5:7]
+        again.sendall(b"\x40\x02" + pi)
+        pub.c.publish("s/r", b"after", qos=0)
+        first, body = read_packet(again)
+        assert body.endswith(b"after")
+        again.sendall(b"\xe0\x00")
+        again.close()
+        # A clean start discards the session.
+        clean = raw_connect(s.mqtt, "resumer", clean=True)
+        clean.close()
+    finally:
+        pub.close()

@@ -242,6 +242,7 @@ impl Broker {
             m.client_id.clone_from(&client_id);
             m.keep_alive = keep_alive;
             m.will = connect.will;
+            m.clean_session = connect.clean_session;
         }
         // Session takeover: an open connection with the same client id in the same account
         // is closed (nats-server: "Replacing old client ... since both have the same client ID").
@@ -265,8 +266,98 @@ impl Broker {
             );
             self.close(old, now, CloseReason::DuplicateClientId);
         }
+        // A replaced connection has saved its session by now. A clean start discards the
+        // kept session (MQTT-3.1.2-6); otherwise it is resumed (MQTT-3.1.2-4).
+        let saved = self.mqtt_sessions.take(account, &client_id);
+        let session_present = !connect.clean_session && saved.is_some();
         self.events.push_back(Event::Connected(id));
-        self.mqtt_connack(id, now, false, ConnectReturnCode::Accepted);
+        self.mqtt_connack(id, now, session_present, ConnectReturnCode::Accepted);
+        if let (false, Some(saved)) = (connect.clean_session, saved) {
+            self.mqtt_resume(id, now, saved);
+        }
+    }
+
+    /// Restores a kept session: its subscriptions, then its unacknowledged QoS 1 deliveries,
+    /// sent again with DUP (MQTT-4.4.0-1).
+    fn mqtt_resume(&mut self, id: ClientId, now: Instant, saved: crate::mqtt::SavedSession) {
+        for (filter, granted) in &saved.filters {
+            let Ok(subject) = filter_to_subject(filter) else {
+                continue;
+            };
+            let subject = subject.into_owned();
+            let mut ok = self.mqtt_sub(id, now, &subject, &subject, *granted);
+            if ok && let Some(parent) = needs_parent_subscription(&subject) {
+                let parent_sid = format!("{subject}{PARENT_SID_SUFFIX}");
+                ok = self.mqtt_sub(id, now, parent, &parent_sid, *granted);
+            }
+            if ok && let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) {
+                m.filters.insert(filter.clone(), *granted);
+            }
+        }
+        let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) else {
+            return;
+        };
+        m.next_packet_id = saved.next_packet_id;
+        let mut resend = Vec::new();
+        for (packet_id, mut inflight) in saved.inflight {
+            inflight.due = now.checked_add(m.ack_wait).unwrap_or(now);
+            m.due.push_back((inflight.due, packet_id));
+            resend.push((packet_id, inflight.topic.clone(), inflight.payload.clone()));
+            m.inflight.insert(packet_id, inflight);
+        }
+        for (packet_id, topic, payload) in resend {
+            self.mqtt_send_publish(id, now, packet_id, &topic, &payload);
+        }
+    }
+
+    /// Keeps the session of a closing `clean_session: false` connection.
+    pub(super) fn mqtt_save_session(&mut self, id: ClientId) {
+        let Some(c) = self.client_mut(id) else {
+            return;
+        };
+        let account = c.auth.account;
+        let Some(m) = c.mqtt.as_mut() else {
+            return;
+        };
+        if m.clean_session || m.client_id.is_empty() {
+            return;
+        }
+        let mut inflight: Vec<(u16, crate::mqtt::Inflight)> = m.inflight.drain().collect();
+        inflight.sort_by_key(|(_, f)| f.due);
+        m.due.clear();
+        let saved = crate::mqtt::SavedSession {
+            filters: std::mem::take(&mut m.filters),
+            inflight,
+            next_packet_id: m.next_packet_id,
+        };
+        let client_id = m.client_id.clone();
+        if !self.mqtt_sessions.save(account, &client_id, saved) {
+            self.client_error(
+                id,
+                format!(
+                    "session {client_id:?} not kept: {} sessions are kept already",
+                    crate::mqtt::MAX_SAVED_SESSIONS
+                ),
+            );
+        }
+    }
+
+    /// A QoS 1 PUBLISH sent again with DUP.
+    fn mqtt_send_publish(
+        &mut self,
+        id: ClientId,
+        now: Instant,
+        packet_id: u16,
+        topic: &str,
+        payload: &[u8],
+    ) {
+        self.trace(id, || format!("->> [PUBLISH {topic} dup pi={packet_id}]"));
+        let mut head = BytesMut::with_capacity(topic.len() + 8);
+        if crate::mqtt::publish_head(topic, Some(packet_id), true, payload.len(), &mut head) {
+            let mut packet = head.to_vec();
+            packet.extend_from_slice(payload);
+            self.queue_bytes(id, now, &packet);
+        }
     }
 
     /// A client id for a CONNECT without one (MQTT-3.1.3-6), as nats-server's `nuid.Next()`
@@ -370,6 +461,9 @@ impl Broker {
                     }
                     if ok {
                         self.collect_retained(id, &subject, &mut retained);
+                        if let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) {
+                            m.filters.insert(filter.clone(), granted);
+                        }
                     }
                     ok
                 }
@@ -455,6 +549,9 @@ impl Broker {
     /// `mqttProcessUnsubs`: the subscriptions of each filter are removed, then UNSUBACK.
     fn mqtt_unsubscribe(&mut self, id: ClientId, now: Instant, unsub: &Unsubscribe) {
         for filter in &unsub.filters {
+            if let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) {
+                m.filters.remove(filter);
+            }
             let Ok(subject) = filter_to_subject(filter) else {
                 continue;
             };
@@ -480,13 +577,7 @@ impl Broker {
             return;
         };
         for (packet_id, topic, payload) in m.take_due(now) {
-            self.trace(id, || format!("->> [PUBLISH {topic} dup pi={packet_id}]"));
-            let mut head = BytesMut::with_capacity(topic.len() + 8);
-            if crate::mqtt::publish_head(&topic, Some(packet_id), true, payload.len(), &mut head) {
-                let mut packet = head.to_vec();
-                packet.extend_from_slice(&payload);
-                self.queue_bytes(id, now, &packet);
-            }
+            self.mqtt_send_publish(id, now, packet_id, &topic, &payload);
         }
     }
 

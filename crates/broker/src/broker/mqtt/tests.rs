@@ -518,3 +518,90 @@ fn bcrypt_connect_is_parked_not_run_on_the_loop() {
         [ACCEPTED, Packet::PingResp]
     );
 }
+
+/// `clean_session: false`: subscriptions and unacknowledged QoS 1 deliveries outlive the
+/// connection; the next CONNECT resumes them (session present, DUP resend); a clean CONNECT
+/// discards them.
+#[test]
+fn kept_session_resumed_then_discarded_by_a_clean_start() {
+    let now = Instant::now();
+    let mut broker = Broker::new(Config::default(), now);
+    let (p, mut pdec) = mqtt(&mut broker, now, "pub");
+    let persistent = |clean: bool| {
+        Packet::Connect(Connect {
+            clean_session: clean,
+            client_id: "keep".into(),
+            ..Connect::default()
+        })
+    };
+    let connect = |broker: &mut Broker, clean: bool| {
+        let id = broker.register_client(now, ClientParams::new(ConnectionType::Mqtt, addr()));
+        feed(broker, id, now, &wire(&[persistent(clean)]));
+        let mut dec = Decoder::client();
+        let got = packets(&take(broker, id), &mut dec);
+        (id, dec, got)
+    };
+    let (s, mut sdec, got) = connect(&mut broker, false);
+    assert_eq!(got, [ACCEPTED]);
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[("k/#", QoS::AtLeastOnce)])]),
+    );
+    take(&mut broker, s);
+    feed(
+        &mut broker,
+        p,
+        now,
+        &wire(&[publish("k/1", QoS::AtLeastOnce, b"unacked")]),
+    );
+    take(&mut broker, p);
+    let first = packets(&take(&mut broker, s), &mut sdec);
+    assert!(matches!(&first[..], [Packet::Publish(p)] if p.packet_id == Some(1) && !p.dup));
+    broker.close_client(s, now, CloseReason::ReadError);
+    while broker.poll_event().is_some() {}
+    broker.remove_client(s, now);
+    // Resumed: session present, the delivery again with DUP, the subscription back.
+    let (s, mut sdec, got) = connect(&mut broker, false);
+    assert_eq!(
+        got[0],
+        Packet::ConnAck(ConnAck {
+            session_present: true,
+            code: ConnectReturnCode::Accepted
+        })
+    );
+    assert!(
+        matches!(&got[1..], [Packet::Publish(p)] if p.packet_id == Some(1) && p.dup && &p.payload[..] == b"unacked"),
+        "{got:?}"
+    );
+    feed(
+        &mut broker,
+        p,
+        now,
+        &wire(&[publish("k", QoS::AtMostOnce, b"parent")]),
+    );
+    let _ = packets(&take(&mut broker, p), &mut pdec);
+    let live = packets(&take(&mut broker, s), &mut sdec);
+    assert!(
+        matches!(&live[..], [Packet::Publish(p)] if &p.payload[..] == b"parent"),
+        "{live:?}"
+    );
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[Packet::PubAck(1), Packet::Disconnect]),
+    );
+    broker.remove_client(s, now);
+    // A clean start discards it.
+    let (s2, _, got) = connect(&mut broker, true);
+    assert_eq!(got, [ACCEPTED]);
+    feed(
+        &mut broker,
+        p,
+        now,
+        &wire(&[publish("k/1", QoS::AtMostOnce, b"x")]),
+    );
+    assert!(take(&mut broker, s2).is_empty());
+}
