@@ -296,14 +296,6 @@ fn check_served(o: &Options) -> Result<(), String> {
         }
     };
     refuse(o.leafnodes != d.leafnodes, "leafnodes");
-    if let Some(mqtt) = &o.mqtt {
-        // Served: host, port, tls, ack_wait, max_ack_pending. Not yet: MQTT's own credentials.
-        refuse(
-            mqtt.authorization != Default::default(),
-            "mqtt.authorization",
-        );
-        refuse(mqtt.no_auth_user.is_some(), "mqtt.no_auth_user");
-    }
     // Accounts are served; these parts of them are not.
     refuse(o.accounts.iter().any(|a| a.nkey.is_some()), "accounts.nkey");
     let exports = || o.accounts.iter().flat_map(|a| a.exports.iter());
@@ -570,6 +562,16 @@ fn auth_config(o: &Options) -> broker::auth::AuthConfig {
             username_cookie: ws.user_cookie.clone(),
             password_cookie: ws.pass_cookie.clone(),
             token_cookie: ws.token_cookie.clone(),
+        };
+    }
+    if let Some(mqtt) = &o.mqtt {
+        cfg.mqtt = ba::WebsocketAuth {
+            username: mqtt.authorization.user.clone(),
+            password: mqtt.authorization.password.clone(),
+            token: mqtt.authorization.token.clone(),
+            timeout: mqtt.authorization.timeout,
+            no_auth_user: mqtt.no_auth_user.clone(),
+            ..ba::WebsocketAuth::default()
         };
     }
     cfg

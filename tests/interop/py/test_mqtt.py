@@ -438,3 +438,27 @@ def test_session_resumed_and_qos1_redelivered_after_drop(start):
         clean.close()
     finally:
         pub.close()
+
+
+def test_mqtt_block_credentials_override(start):
+    s = scenario(start, "mqtt_override")
+    for user, password, expect in [
+        ("mq", "mqpass", "Success"),
+        ("mq", "nope", "Not authorized"),
+        # The server's token is not an MQTT credential when the block has its own.
+        ("any", "nats-token", "Not authorized"),
+    ]:
+        c = Client("override")
+        c.c.username_pw_set(user, password)
+        rc = c.connect(s.mqtt)
+        assert str(rc) == expect, (user, rc)
+        if expect == "Success":
+            c.close()
+        else:
+            c.c.loop_stop()
+
+    async def nats_client():
+        nc = await nats.connect(s.tcp_url, token="nats-token")
+        await nc.close()
+
+    asyncio.run(nats_client())

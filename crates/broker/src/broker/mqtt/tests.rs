@@ -605,3 +605,35 @@ fn kept_session_resumed_then_discarded_by_a_clean_start() {
     );
     assert!(take(&mut broker, s2).is_empty());
 }
+
+/// The mqtt block's `no_auth_user` binds an MQTT CONNECT without credentials to that user;
+/// NATS clients still need credentials.
+#[test]
+fn mqtt_no_auth_user_override() {
+    let now = Instant::now();
+    let config = Config {
+        auth: crate::AuthConfig {
+            users: vec![auth::User {
+                username: "dev".into(),
+                password: "pw".into(),
+                ..auth::User::default()
+            }],
+            mqtt: auth::WebsocketAuth {
+                no_auth_user: Some("dev".into()),
+                ..auth::WebsocketAuth::default()
+            },
+            ..crate::AuthConfig::default()
+        },
+        ..Config::default()
+    };
+    let mut broker = Broker::new(config, now);
+    let (m, _) = mqtt(&mut broker, now, "anon");
+    assert!(
+        broker
+            .client(m)
+            .is_some_and(|c| c.auth.authorized_user.as_deref() == Some("dev"))
+    );
+    let n = broker.register_client(now, ClientParams::new(ConnectionType::Standard, addr()));
+    let events = feed(&mut broker, n, now, b"CONNECT {\"verbose\":false}\r\n");
+    assert!(events.iter().any(|e| matches!(e, Event::AuthFailed { .. })));
+}
