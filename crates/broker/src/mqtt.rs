@@ -44,6 +44,11 @@ pub(crate) struct MqttState {
     pub(crate) next_packet_id: u16,
     pub(crate) max_ack_pending: usize,
     pub(crate) ack_wait: Duration,
+    /// Payload bytes held by `inflight`.
+    pub(crate) inflight_bytes: usize,
+    /// The most payload bytes `inflight` may hold (the broker's `max_pending`): a QoS 1
+    /// delivery past it is not sent, as one past `max_ack_pending` is not.
+    pub(crate) max_inflight_bytes: usize,
 }
 
 /// A QoS 1 delivery awaiting its PUBACK.
@@ -70,11 +75,13 @@ pub(crate) enum Delivery {
 impl MqttState {
     /// The delivery of a message published at `message_qos` to subscription `sid`: the lower
     /// of the two QoS (MQTT-3.8.4-6).
-    pub(crate) fn delivery(&self, sid: &[u8], message_qos: QoS) -> Delivery {
+    pub(crate) fn delivery(&self, sid: &[u8], message_qos: QoS, payload_len: usize) -> Delivery {
         let granted = self.granted.get(sid).copied().unwrap_or_default();
         if granted.min(message_qos) == QoS::AtMostOnce {
             Delivery::AtMostOnce
-        } else if self.inflight.len() >= self.max_ack_pending {
+        } else if self.inflight.len() >= self.max_ack_pending
+            || self.inflight_bytes.saturating_add(payload_len) > self.max_inflight_bytes
+        {
             Delivery::Dropped
         } else {
             Delivery::AtLeastOnce
@@ -92,6 +99,7 @@ impl MqttState {
         }
         self.next_packet_id = id;
         let due = now.checked_add(self.ack_wait).unwrap_or(now);
+        self.inflight_bytes += payload.len();
         self.inflight.insert(
             id,
             Inflight {
@@ -127,7 +135,9 @@ impl MqttState {
     /// entries at its front are dropped; a queue grown past twice `max_ack_pending` is
     /// compacted), so its length stays bounded whatever the acknowledgement order.
     pub(crate) fn acked(&mut self, packet_id: u16) {
-        self.inflight.remove(&packet_id);
+        if let Some(f) = self.inflight.remove(&packet_id) {
+            self.inflight_bytes = self.inflight_bytes.saturating_sub(f.payload.len());
+        }
         self.next_due();
         if self.due.len() > 2 * self.max_ack_pending + 16 {
             let inflight = &self.inflight;
@@ -207,6 +217,8 @@ impl MqttState {
             next_packet_id: 0,
             max_ack_pending: 1024,
             ack_wait: Duration::from_secs(30),
+            inflight_bytes: 0,
+            max_inflight_bytes: 64 << 20,
         }
     }
 }
@@ -349,10 +361,34 @@ pub(crate) struct SavedSession {
     pub(crate) next_packet_id: u16,
 }
 
+/// The most payload bytes all kept sessions' unacknowledged deliveries may hold together; a
+/// session saved past it keeps its subscriptions but not its deliveries.
+pub(crate) const MAX_SAVED_SESSION_BYTES: usize = 64 << 20;
+
 /// Sessions by account and client id, between connections.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SessionStore {
     sessions: HashMap<(crate::router::AccountId, String), SavedSession>,
+    /// Payload bytes of every kept session's deliveries.
+    bytes: usize,
+    /// [`MAX_SAVED_SESSIONS`] and [`MAX_SAVED_SESSION_BYTES`] (smaller in tests).
+    max_sessions: usize,
+    max_bytes: usize,
+}
+
+impl Default for SessionStore {
+    fn default() -> Self {
+        Self {
+            sessions: HashMap::new(),
+            bytes: 0,
+            max_sessions: MAX_SAVED_SESSIONS,
+            max_bytes: MAX_SAVED_SESSION_BYTES,
+        }
+    }
+}
+
+fn session_bytes(session: &SavedSession) -> usize {
+    session.inflight.iter().map(|(_, f)| f.payload.len()).sum()
 }
 
 impl SessionStore {
@@ -364,9 +400,17 @@ impl SessionStore {
         session: SavedSession,
     ) -> bool {
         let key = (account, client_id.to_owned());
-        if self.sessions.len() >= MAX_SAVED_SESSIONS && !self.sessions.contains_key(&key) {
+        if self.sessions.len() >= self.max_sessions && !self.sessions.contains_key(&key) {
             return false;
         }
+        let mut session = session;
+        if let Some(old) = self.sessions.remove(&key) {
+            self.bytes = self.bytes.saturating_sub(session_bytes(&old));
+        }
+        if self.bytes.saturating_add(session_bytes(&session)) > self.max_bytes {
+            session.inflight.clear();
+        }
+        self.bytes += session_bytes(&session);
         self.sessions.insert(key, session);
         true
     }
@@ -377,6 +421,90 @@ impl SessionStore {
         account: crate::router::AccountId,
         client_id: &str,
     ) -> Option<SavedSession> {
-        self.sessions.remove(&(account, client_id.to_owned()))
+        let session = self.sessions.remove(&(account, client_id.to_owned()))?;
+        self.bytes = self.bytes.saturating_sub(session_bytes(&session));
+        Some(session)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::AccountId;
+
+    fn session(payload_len: usize) -> SavedSession {
+        let inflight = Inflight {
+            topic: "t".into(),
+            payload: Bytes::from(vec![0u8; payload_len]),
+            due: Instant::now(),
+        };
+        SavedSession {
+            filters: std::collections::BTreeMap::from([("t".to_owned(), QoS::AtLeastOnce)]),
+            inflight: vec![(1, inflight)],
+            next_packet_id: 1,
+        }
+    }
+
+    /// Kept sessions are bounded in number and in the bytes of their deliveries.
+    #[test]
+    fn session_store_bounds() {
+        let mut store = SessionStore {
+            max_sessions: 2,
+            max_bytes: 100,
+            ..SessionStore::default()
+        };
+        let g = AccountId::GLOBAL;
+        assert!(store.save(g, "a", session(60)));
+        // Over the byte bound: the subscriptions are kept, the deliveries are not.
+        assert!(store.save(g, "b", session(60)));
+        assert!(!store.save(g, "c", session(1)), "count bound");
+        let b = store.take(g, "b").unwrap();
+        assert!(b.inflight.is_empty() && !b.filters.is_empty());
+        assert_eq!(store.bytes, 60);
+        // Replacing a session releases its bytes first.
+        assert!(store.save(g, "a", session(90)));
+        assert_eq!(store.bytes, 90);
+        assert_eq!(store.take(g, "a").unwrap().inflight.len(), 1);
+        assert_eq!(store.bytes, 0);
+    }
+
+    /// QoS 1 deliveries are bounded by count and by payload bytes; PUBACK frees both.
+    #[test]
+    fn inflight_bounds() {
+        let now = Instant::now();
+        let mut m = MqttState::new(1024);
+        m.max_ack_pending = 3;
+        m.max_inflight_bytes = 10;
+        let sid: Arc<[u8]> = Arc::from(&b"s"[..]);
+        m.granted.insert(Arc::clone(&sid), QoS::AtLeastOnce);
+        assert_eq!(m.delivery(&sid, QoS::AtLeastOnce, 6), Delivery::AtLeastOnce);
+        let id = m.track("t", Bytes::from_static(b"123456"), now);
+        assert_eq!(
+            m.delivery(&sid, QoS::AtLeastOnce, 5),
+            Delivery::Dropped,
+            "bytes"
+        );
+        assert_eq!(m.delivery(&sid, QoS::AtMostOnce, 5), Delivery::AtMostOnce);
+        assert_eq!(m.delivery(&sid, QoS::AtLeastOnce, 4), Delivery::AtLeastOnce);
+        m.track("t", Bytes::from_static(b"1234"), now);
+        m.acked(id);
+        assert_eq!(m.inflight_bytes, 4);
+        m.track("t", Bytes::from_static(b"1"), now);
+        m.track("t", Bytes::from_static(b"2"), now);
+        assert_eq!(
+            m.delivery(&sid, QoS::AtLeastOnce, 0),
+            Delivery::Dropped,
+            "count"
+        );
+        // Acknowledged out of order, the redelivery queue stays bounded.
+        for _ in 0..1000 {
+            let id = m.track("t", Bytes::new(), now);
+            m.acked(id);
+        }
+        assert!(
+            m.due.len() <= 2 * m.max_ack_pending + 16 + 1,
+            "{}",
+            m.due.len()
+        );
     }
 }

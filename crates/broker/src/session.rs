@@ -133,13 +133,15 @@ impl Renderer {
             Self::Mqtt => {
                 let skip = publish.header_len.unwrap_or(0).min(publish.message.len());
                 let message_qos = mqtt::message_qos(publish.message, publish.header_len);
+                let body_len = publish.message.len() - skip;
                 let delivery = client
                     .mqtt
                     .as_ref()
-                    .map_or(mqtt::Delivery::AtMostOnce, |m| m.delivery(sid, message_qos));
+                    .map_or(mqtt::Delivery::AtMostOnce, |m| {
+                        m.delivery(sid, message_qos, body_len)
+                    });
                 let subject = String::from_utf8_lossy(publish.subject);
                 let topic = mqtt_codec::nats::subject_to_topic(&subject);
-                let body_len = publish.message.len() - skip;
                 let queued = match delivery {
                     mqtt::Delivery::Dropped => 0,
                     mqtt::Delivery::AtLeastOnce => mqtt::publish_len(&topic, true, body_len),

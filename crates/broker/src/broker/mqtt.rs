@@ -33,6 +33,7 @@ impl Broker {
             let mut state = MqttState::new(max);
             state.ack_wait = self.config.mqtt_ack_wait;
             state.max_ack_pending = usize::from(self.config.mqtt_max_ack_pending.max(1));
+            state.max_inflight_bytes = self.config.limits.max_pending;
             Box::new(state)
         })
     }
@@ -301,6 +302,7 @@ impl Broker {
         let mut resend = Vec::new();
         for (packet_id, mut inflight) in saved.inflight {
             inflight.due = now.checked_add(m.ack_wait).unwrap_or(now);
+            m.inflight_bytes += inflight.payload.len();
             m.due.push_back((inflight.due, packet_id));
             resend.push((packet_id, inflight.topic.clone(), inflight.payload.clone()));
             m.inflight.insert(packet_id, inflight);
@@ -325,6 +327,7 @@ impl Broker {
         let mut inflight: Vec<(u16, crate::mqtt::Inflight)> = m.inflight.drain().collect();
         inflight.sort_by_key(|(_, f)| f.due);
         m.due.clear();
+        m.inflight_bytes = 0;
         let saved = crate::mqtt::SavedSession {
             filters: std::mem::take(&mut m.filters),
             inflight,
