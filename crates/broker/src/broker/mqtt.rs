@@ -615,6 +615,13 @@ impl Broker {
             .as_mut()
             .is_none_or(|p| p.can_publish(subject.as_bytes(), now));
         if allowed {
+            if will.retain
+                && !self
+                    .retained
+                    .set(account, &subject, &will.topic, &will.message)
+            {
+                self.client_error(id, format!("retained will on {:?} not kept", will.topic));
+            }
             self.route(id, account, true, now, &publish);
         }
     }

@@ -211,7 +211,7 @@ fn will_is_published_unless_disconnected() {
                 topic: "will/w".into(),
                 message: Bytes::from_static(b"gone"),
                 qos: QoS::AtMostOnce,
-                retain: false,
+                retain: true,
             }),
             ..Connect::default()
         });
@@ -225,6 +225,8 @@ fn will_is_published_unless_disconnected() {
         broker.remove_client(id, now);
         let out = take(&mut broker, n);
         assert_eq!(out.ends_with(b"gone\r\n"), expect, "{out:?}");
+        // A will with the retain flag is kept as the topic's retained message.
+        assert_eq!(broker.retained.len(), usize::from(expect));
     }
 }
 
