@@ -124,6 +124,14 @@
 //!     unless they chain imports. A `to` mapping of a wildcard import (subject transforms) is
 //!     refused at start-up; `prefix` works for wildcards. Response routes are bounded
 //!     ([`MAX_RESPONSE_ROUTES`] per account, the oldest dropped first).
+//! 20. **MQTT without JetStream.** MQTT connections ([`ConnectionType::Mqtt`],
+//!     [`ConnectionType::MqttWebSocket`]) keep their state in memory: QoS 1 deliveries are
+//!     tracked per connection (a delivery past `max_ack_pending` or `max_pending` bytes in
+//!     flight is not sent, where nats-server's JetStream consumer would hold it), retained
+//!     messages and `clean_session: false` sessions are bounded in number, and messages
+//!     published while a kept session's client is away are not queued for it. Deliveries to
+//!     existing subscriptions carry retain 0 (MQTT-3.3.1-9; 2.9.10 passes the publisher's
+//!     flag). MQTT errors are [`Event::ClientError`] log lines, never `-ERR`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
 #![deny(
