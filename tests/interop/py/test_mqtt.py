@@ -227,11 +227,12 @@ def test_will_on_abrupt_close_not_on_disconnect(start):
 def test_keep_alive_expiry_closes(start):
     s = scenario(start, "mqtt")
     sock = raw_connect(s.mqtt, "sleepy", keepalive=1)
-    # Nothing sent for 1.5 × 1 s: the server closes the connection.
+    # Nothing sent for 1.5 × the keep-alive: the server closes the connection. (nats-server
+    # computes Duration(1 * 1.5) * time.Second, which truncates to 1 s for a keep-alive of 1.)
     sock.settimeout(5)
     started = time.monotonic()
     assert sock.recv(1) == b""
-    assert 1.0 <= time.monotonic() - started < 4.5
+    assert 0.5 <= time.monotonic() - started < 4.5
     sock.close()
 
 
