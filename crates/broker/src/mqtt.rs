@@ -24,7 +24,8 @@ pub(crate) struct MqttState {
     pub(crate) decoder: Decoder,
     /// The client identifier (assigned by the server when the client sent none).
     pub(crate) client_id: String,
-    /// One and a half times the CONNECT keep-alive (MQTT-3.1.2-24); `None` when 0.
+    /// One and a half times the CONNECT keep-alive in whole seconds (MQTT-3.1.2-24, truncated
+    /// as nats-server does); `None` when 0.
     pub(crate) keep_alive: Option<Duration>,
     /// Published when the connection ends without DISCONNECT.
     pub(crate) will: Option<Will>,

@@ -236,8 +236,10 @@ impl Broker {
         c.auth.deadline = None;
         c.rtt = Some(now.saturating_duration_since(c.start));
         let account = c.auth.account;
+        // One and a half keep-alives (MQTT-3.1.2-24) in whole seconds, as nats-server computes
+        // it (`time.Duration(float64(ka)*1.5) * time.Second` truncates: 1 s for 1, 4 s for 3).
         let keep_alive = (connect.keep_alive > 0)
-            .then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500));
+            .then(|| Duration::from_secs(u64::from(connect.keep_alive) * 3 / 2));
         c.ping_deadline = keep_alive.and_then(|ka| now.checked_add(ka));
         if let Some(m) = c.mqtt.as_mut() {
             m.client_id.clone_from(&client_id);
