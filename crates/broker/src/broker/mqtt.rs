@@ -292,6 +292,9 @@ impl Broker {
             if ok && let Some(parent) = needs_parent_subscription(&subject) {
                 let parent_sid = format!("{subject}{PARENT_SID_SUFFIX}");
                 ok = self.mqtt_sub(id, now, parent, &parent_sid, *granted);
+                if !ok {
+                    self.mqtt_drop_sub(id, &subject);
+                }
             }
             if ok && let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) {
                 m.filters.insert(filter.clone(), *granted);
@@ -462,6 +465,9 @@ impl Broker {
                         ok = self.mqtt_sub(id, now, parent, &parent_sid, granted);
                         if ok {
                             self.collect_retained(id, parent, &mut retained);
+                        } else {
+                            // The filter is refused whole: no half of it stays subscribed.
+                            self.mqtt_drop_sub(id, &sid);
                         }
                     }
                     if ok {
@@ -551,6 +557,19 @@ impl Broker {
         exists
     }
 
+    /// Removes one subscription of an MQTT client by sid.
+    fn mqtt_drop_sub(&mut self, id: ClientId, sid: &str) {
+        let key = self
+            .client(id)
+            .and_then(|c| c.subs.get(sid.as_bytes()).copied());
+        if let Some(key) = key {
+            self.remove_sub(key);
+        }
+        if let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) {
+            m.granted.remove(sid.as_bytes());
+        }
+    }
+
     /// `mqttProcessUnsubs`: the subscriptions of each filter are removed, then UNSUBACK.
     fn mqtt_unsubscribe(&mut self, id: ClientId, now: Instant, unsub: &Unsubscribe) {
         for filter in &unsub.filters {
@@ -561,15 +580,8 @@ impl Broker {
                 continue;
             };
             let parent_sid = format!("{subject}{PARENT_SID_SUFFIX}");
-            for sid in [subject.as_bytes(), parent_sid.as_bytes()] {
-                let key = self.client(id).and_then(|c| c.subs.get(sid).copied());
-                if let Some(key) = key {
-                    self.remove_sub(key);
-                }
-                if let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) {
-                    m.granted.remove(sid);
-                }
-            }
+            self.mqtt_drop_sub(id, &subject);
+            self.mqtt_drop_sub(id, &parent_sid);
         }
         self.trace(id, || format!("->> [UNSUBACK pi={}]", unsub.packet_id));
         self.mqtt_send(id, now, &Packet::UnsubAck(unsub.packet_id));

@@ -639,3 +639,92 @@ fn mqtt_no_auth_user_override() {
     let events = feed(&mut broker, n, now, b"CONNECT {\"verbose\":false}\r\n");
     assert!(events.iter().any(|e| matches!(e, Event::AuthFailed { .. })));
 }
+
+/// The NATS user's permissions apply to MQTT: a refused publish is not delivered (but still
+/// acknowledged, as nats-server does) and logged; a refused subscription is SUBACK 0x80.
+#[test]
+fn permissions_apply_to_mqtt() {
+    let now = Instant::now();
+    let allow = |subjects: &[&str]| auth::SubjectPermission {
+        allow: Some(subjects.iter().map(|s| (*s).to_owned()).collect()),
+        deny: Vec::new(),
+    };
+    let config = Config {
+        auth: crate::AuthConfig {
+            users: vec![auth::User {
+                username: "m".into(),
+                password: "pw".into(),
+                permissions: Some(auth::PermissionsConfig {
+                    publish: Some(allow(&["ok.>"])),
+                    subscribe: Some(allow(&["ok.>"])),
+                    allow_responses: None,
+                }),
+                ..auth::User::default()
+            }],
+            ..crate::AuthConfig::default()
+        },
+        ..Config::default()
+    };
+    let mut broker = Broker::new(config, now);
+    let id = broker.register_client(now, ClientParams::new(ConnectionType::Mqtt, addr()));
+    let connect = Packet::Connect(Connect {
+        clean_session: true,
+        client_id: "p".into(),
+        username: Some("m".into()),
+        password: Some(Bytes::from_static(b"pw")),
+        ..Connect::default()
+    });
+    feed(&mut broker, id, now, &wire(&[connect]));
+    let mut dec = Decoder::client();
+    assert_eq!(packets(&take(&mut broker, id), &mut dec), [ACCEPTED]);
+    feed(
+        &mut broker,
+        id,
+        now,
+        &wire(&[subscribe(&[
+            ("ok/x/#", QoS::AtMostOnce),
+            ("no/#", QoS::AtMostOnce),
+        ])]),
+    );
+    assert_eq!(
+        packets(&take(&mut broker, id), &mut dec),
+        [Packet::SubAck(SubAck {
+            packet_id: 3,
+            returns: vec![
+                SubAckReturn::Success(QoS::AtMostOnce),
+                SubAckReturn::Failure
+            ],
+        })]
+    );
+    // `ok/#` needs `ok.>` and `ok`; the second is refused, so neither stays.
+    feed(
+        &mut broker,
+        id,
+        now,
+        &wire(&[subscribe(&[("ok/#", QoS::AtMostOnce)])]),
+    );
+    assert!(
+        matches!(&packets(&take(&mut broker, id), &mut dec)[..], [Packet::SubAck(a)] if a.returns == [SubAckReturn::Failure])
+    );
+    assert_eq!(
+        broker.client(id).map(|c| c.subs.len()),
+        Some(2),
+        "ok.x.> and ok.x only"
+    );
+    let events = feed(
+        &mut broker,
+        id,
+        now,
+        &wire(&[
+            publish("no/x", QoS::AtLeastOnce, b"x"),
+            publish("ok/x", QoS::AtMostOnce, b"y"),
+        ]),
+    );
+    assert!(events.iter().any(|e| matches!(e, Event::ClientError { detail, .. } if detail.starts_with("Permissions Violation for Publish to"))));
+    let got = packets(&take(&mut broker, id), &mut dec);
+    assert!(
+        matches!(&got[..], [Packet::PubAck(5), Packet::Publish(p)] if p.topic == "ok/x"),
+        "{got:?}"
+    );
+    assert!(broker.is_open(id));
+}
