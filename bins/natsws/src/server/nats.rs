@@ -38,9 +38,17 @@ pub(super) fn accept(
     ctx.conns.link_client(client, key);
     let cid = ctx.broker.cid(client).unwrap_or(0);
     if let Some(c) = ctx.conns.get_mut(key) {
-        c.log_id = format!("{peer} - cid:{cid}");
+        // nats-server's `cid:` for NATS clients, `mid:` for MQTT ones.
+        let kind = if conn_type == ConnectionType::Mqtt {
+            "mid"
+        } else {
+            "cid"
+        };
+        c.log_id = format!("{peer} - {kind}:{cid}");
     }
-    log::debug!("{peer} - cid:{cid} - Client connection created");
+    if let Some(c) = ctx.conns.get(key) {
+        log::debug!("{} - Client connection created", c.log_id);
+    }
     Some(key)
 }
 

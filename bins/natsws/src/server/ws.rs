@@ -256,9 +256,11 @@ pub(super) fn handshake_input(ctx: &mut Ctx, key: usize, now: Instant) {
             decode_paused: false,
         }),
     };
+    // nats-server's `wid:` for NATS clients, `mid_ws:` for MQTT ones.
+    let kind = if mqtt_ws { "mid_ws" } else { "wid" };
     c.log_id = match &forwarded {
-        Some(ip) => format!("{ip}/{peer} - wid:{cid}"),
-        None => format!("{peer} - wid:{cid}"),
+        Some(ip) => format!("{ip}/{peer} - {kind}:{cid}"),
+        None => format!("{peer} - {kind}:{cid}"),
     };
     log::debug!("{} - Client connection created", c.log_id);
     if upgrade.compression {
