@@ -447,7 +447,14 @@ fn image() -> Result {
 }
 
 /// The crates meant for reuse by other projects; `broker` is not among them yet.
-const PUBLISHED_CRATES: &[&str] = &["gotext", "ws-codec", "ws-handshake", "natsconf", "broker"];
+const PUBLISHED_CRATES: &[&str] = &[
+    "gotext",
+    "ws-codec",
+    "ws-handshake",
+    "natsconf",
+    "broker",
+    "mqtt-codec",
+];
 
 /// `cargo package` for the reusable crates, together so that their path dependencies on each
 /// other resolve. No `--verify` build: each would rebuild its dependency tree, and the

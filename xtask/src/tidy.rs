@@ -46,6 +46,17 @@ const FORBIDDEN_DEPENDENCIES: &[(&str, &[&str])] = &[
         &["natsconf", "ws-codec", "ws-handshake", "mio", "rustls"],
     ),
     (
+        "mqtt-codec",
+        &[
+            "broker",
+            "natsconf",
+            "ws-codec",
+            "ws-handshake",
+            "mio",
+            "rustls",
+        ],
+    ),
+    (
         "gotext",
         &[
             "broker",

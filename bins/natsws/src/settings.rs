@@ -33,6 +33,16 @@ impl ListenSpec {
     }
 }
 
+/// The `mqtt { }` block: its listener (MQTT over WebSocket uses the websocket listener's
+/// `/mqtt` path).
+#[derive(Debug, Clone)]
+pub(crate) struct MqttSettings {
+    pub(crate) listen: ListenSpec,
+    pub(crate) tls: Option<TlsSpec>,
+    /// `tls { timeout }` (nats-server shows its 2 s default in `/varz` without TLS too).
+    pub(crate) tls_timeout: Duration,
+}
+
 /// The `websocket { }` block.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct WsSettings {
@@ -108,6 +118,8 @@ pub(crate) struct Settings {
     pub(crate) http_base_path: String,
     pub(crate) websocket: Option<WsSettings>,
     pub(crate) leaf: LeafSettings,
+    /// The `mqtt { }` listener.
+    pub(crate) mqtt: Option<MqttSettings>,
     pub(crate) log: LogSettings,
     pub(crate) pid_file: Option<String>,
     pub(crate) max_closed_clients: usize,
@@ -437,6 +449,9 @@ fn check_served(o: &Options) -> Result<(), String> {
             tls_refused.push("websocket.advertise".to_owned());
         }
     }
+    if let Some(t) = o.mqtt.as_ref().and_then(|m| m.tls.as_ref()) {
+        tls_refused.extend(check_tls(t, "mqtt.tls"));
+    }
     refused.extend(tls_refused);
     if refused.is_empty() {
         return Ok(());
@@ -465,6 +480,10 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
         max_subscriptions: usize::try_from(o.max_subscriptions).unwrap_or(0),
         max_subscription_tokens: o.max_subscription_tokens.map(usize::from),
     };
+    if let Some(mqtt) = &o.mqtt {
+        broker.mqtt_ack_wait = mqtt.ack_wait;
+        broker.mqtt_max_ack_pending = mqtt.max_ack_pending;
+    }
     broker.ping_interval = o.ping_interval;
     broker.ping_max = u32::try_from(o.ping_max).unwrap_or(2);
     broker.write_deadline = o.write_deadline;
@@ -498,7 +517,7 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
                     pass_cookie: ws.pass_cookie.clone(),
                     token_cookie: ws.token_cookie.clone(),
                     headers: ws.headers.clone(),
-                    reject_mqtt: true,
+                    reject_mqtt: o.mqtt.is_none(),
                     ..ws_handshake::Options::default()
                 },
             })
@@ -553,6 +572,11 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
         http_base_path: normalise_base_path(&o.http_base_path),
         websocket,
         leaf,
+        mqtt: o.mqtt.as_ref().map(|m| MqttSettings {
+            listen: listen(&m.listen.host, m.listen.port),
+            tls: m.tls.as_ref().map(tls_spec),
+            tls_timeout: m.tls.as_ref().map_or(DEFAULT_TLS_TIMEOUT, |t| t.timeout),
+        }),
         log: LogSettings {
             debug: o.logging.debug,
             trace: o.logging.trace || o.logging.trace_verbose,
@@ -777,6 +801,16 @@ fn auth_config(o: &Options) -> broker::auth::AuthConfig {
             username_cookie: ws.user_cookie.clone(),
             password_cookie: ws.pass_cookie.clone(),
             token_cookie: ws.token_cookie.clone(),
+        };
+    }
+    if let Some(mqtt) = &o.mqtt {
+        cfg.mqtt = ba::WebsocketAuth {
+            username: mqtt.authorization.user.clone(),
+            password: mqtt.authorization.password.clone(),
+            token: mqtt.authorization.token.clone(),
+            timeout: mqtt.authorization.timeout,
+            no_auth_user: mqtt.no_auth_user.clone(),
+            ..ba::WebsocketAuth::default()
         };
     }
     cfg

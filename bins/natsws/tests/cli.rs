@@ -242,7 +242,7 @@ fn unmodelled_options_are_refused_with_the_other_option_errors() {
     let conf = write_file(
         &dir,
         "alone.conf",
-        "ping_interval: 60\nwebsocket { port: -1 }\nresolver: MEMORY\n",
+        "ping_interval: 60\nwebsocket { port: -1 }\ncluster { port: -1 }\n",
     );
     let (code, _, err) = run(&["-t", "-c", &conf]);
     assert_eq!(code, 1);
@@ -250,7 +250,7 @@ fn unmodelled_options_are_refused_with_the_other_option_errors() {
         err,
         format!(
             "natsws: {conf}:1:0: invalid use of field \"ping_interval\": ping_interval should be converted to a duration\n\
-             {conf}:3:1: \"resolver\" is not supported by natsws\n"
+             {conf}:3:1: \"cluster\" is not supported by natsws\n"
         )
     );
 }

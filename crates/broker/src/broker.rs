@@ -33,6 +33,7 @@ use crate::{auth, subject};
 mod connect;
 mod introspect;
 pub(crate) mod leaf;
+mod mqtt;
 mod reload;
 mod routing;
 mod subs;
@@ -150,6 +151,10 @@ pub struct Broker {
     leaf_targets: Vec<(ClientId, SubKey, bool)>,
     /// Scratch space for one `LMSG` line.
     leaf_line: Vec<u8>,
+    /// MQTT retained messages.
+    retained: crate::mqtt::RetainedStore,
+    /// MQTT sessions of `clean_session: false` clients between connections.
+    mqtt_sessions: crate::mqtt::SessionStore,
 }
 
 /// Default size of the closed-connections ring (`/connz?state=closed`).
@@ -195,6 +200,8 @@ impl Broker {
             lds: HashMap::new(),
             leaf_targets: Vec::new(),
             leaf_line: Vec::new(),
+            retained: crate::mqtt::RetainedStore::default(),
+            mqtt_sessions: crate::mqtt::SessionStore::default(),
         }
     }
 
@@ -364,23 +371,55 @@ impl Broker {
         };
         let counts_as_client = matches!(
             conn_type,
-            ConnectionType::Standard | ConnectionType::WebSocket
+            ConnectionType::Standard
+                | ConnectionType::WebSocket
+                | ConnectionType::Mqtt
+                | ConnectionType::MqttWebSocket
         );
+        let mqtt = self.mqtt_state_for(conn_type);
+        let is_mqtt = mqtt.is_some();
+        // An MQTT connection must send CONNECT within the auth timeout whether or not auth is
+        // configured, and gets no INFO and no server PINGs (its keep-alive is its own).
+        let auth_deadline = if is_mqtt {
+            now.checked_add(
+                self.auth
+                    .auth_timeout(conn_type)
+                    .unwrap_or(self.config.auth_timeout),
+            )
+        } else {
+            auth_deadline
+        };
+        let mut opts = ClientOptions::default();
+        if is_mqtt {
+            opts.verbose = false;
+            opts.pedantic = false;
+        }
         let client = Client {
             cid,
             params,
-            phase: Phase::AwaitingConnect { auth_expected },
+            phase: Phase::AwaitingConnect {
+                auth_expected: auth_expected || is_mqtt,
+            },
             parser: Parser::new(if is_leaf { Role::Leaf } else { Role::Server }, limits),
-            renderer: Renderer::ClientMsg,
+            renderer: if is_mqtt {
+                Renderer::Mqtt
+            } else {
+                Renderer::ClientMsg
+            },
+            mqtt,
             out: OutQueue::new(),
-            opts: ClientOptions::default(),
+            opts,
             auth: ClientAuth {
                 nonce,
                 deadline: auth_deadline,
                 ..ClientAuth::default()
             },
             subs: HashMap::new(),
-            ping_deadline: now.checked_add(self.config.ping_interval),
+            ping_deadline: if is_mqtt {
+                None
+            } else {
+                now.checked_add(self.config.ping_interval)
+            },
             pings_out: 0,
             last_activity: now,
             last_client_ping: None,
@@ -410,7 +449,7 @@ impl Broker {
         if is_leaf && !solicited {
             self.init_accepted_leaf(id);
         }
-        if !solicited {
+        if !solicited && !is_mqtt {
             let info = self.build_info(id, false);
             self.queue_bytes(id, now, &info);
         }
@@ -519,6 +558,11 @@ impl Broker {
     /// partial tail in place. Then poll [`Broker::poll_event`] until `None` and re-read
     /// [`Broker::poll_timeout`]. Input for a closed or unknown client is discarded.
     pub fn handle_input(&mut self, client: ClientId, now: Instant, src: &mut BytesMut) {
+        if self.is_mqtt(client) {
+            self.mqtt_input(client, now, src);
+            self.reschedule(client);
+            return;
+        }
         loop {
             let auth_cfg_has_no_auth_user;
             {
@@ -704,6 +748,14 @@ impl Broker {
     }
 
     fn send_err(&mut self, id: ClientId, now: Instant, text: &str) {
+        if self.is_mqtt(id) {
+            // MQTT has no -ERR: nats-server logs the error instead.
+            self.events.push_back(Event::ClientError {
+                client: id,
+                detail: text.to_owned(),
+            });
+            return;
+        }
         self.trace(id, || trace::op(false, "-ERR", &[text.as_bytes()]));
         let mut line = Vec::with_capacity(text.len() + 10);
         line.extend_from_slice(b"-ERR '");
@@ -817,6 +869,8 @@ impl Broker {
         if let Some(c) = self.client_mut(id) {
             c.closed_subs = kept;
         }
+        self.mqtt_publish_will(id, now);
+        self.mqtt_save_session(id);
         self.events.push_back(Event::Closed { client: id, reason });
     }
 

@@ -175,6 +175,11 @@ pub struct LeafAuthConfig {
 /// Everything the broker needs to know. `Default` equals a stock nats-server.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// MQTT `ack_wait`: how long a QoS 1 delivery waits for its PUBACK before it is sent
+    /// again with DUP (nats-server's default 30 s).
+    pub mqtt_ack_wait: Duration,
+    /// MQTT `max_ack_pending`: QoS 1 deliveries awaiting PUBACK per connection (default 1024).
+    pub mqtt_max_ack_pending: u16,
     /// Server id (a public nkey starting with `N` in nats-server; any string works).
     pub server_id: String,
     /// Server name; when empty INFO uses `server_id`.
@@ -281,6 +286,8 @@ impl WallClock {
 impl Default for Config {
     fn default() -> Self {
         Self {
+            mqtt_ack_wait: Duration::from_secs(30),
+            mqtt_max_ack_pending: 1024,
             server_id: "NATSWS".to_owned(),
             server_name: String::new(),
             version: "2.9.10".to_owned(),

@@ -147,10 +147,22 @@ const SNIPPETS: &[&[u8]] = &[
     b"LMSG svc | q 1\r\ns\r\n",
     b"HMSG foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\n",
     b"-ERR 'Loop detected'\r\n",
+    // MQTT packets, for the MQTT connections (op 15).
+    b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x01\x00\x01m",
+    b"\x10\x11\x00\x04MQTT\x04\x04\x00\x00\x00\x01k\x00\x01w\x00\x01x",
+    b"\x10\x11\x00\x04MQTT\x04\xc2\x00\x00\x00\x01a\x00\x01u\x00\x01p",
+    b"\x82\x0a\x00\x01\x00\x05foo/#\x01",
+    b"\x82\x06\x00\x02\x00\x01+\x00",
+    b"\x30\x07\x00\x03foohi",
+    b"\x33\x0c\x00\x07foo/bar\x00\x03x",
+    b"\x40\x02\x00\x01",
+    b"\xa2\x09\x00\x04\x00\x05foo/#",
+    b"\xc0\x00",
+    b"\xe0\x00",
 ];
 
-/// Session body: a script of client registrations, inputs, time steps, drains and closes
-/// against a whole broker. No panic, and the broker's invariants hold after every step.
+/// Session body: a script of client registrations (NATS over TCP and WebSocket, and MQTT),
+/// inputs, time steps, drains and closes against a whole broker. No panic, and the broker's invariants hold after every step.
 pub fn broker_session(data: &[u8]) {
     let mut script = Script { data };
     let mut config = Config::default();
@@ -342,6 +354,15 @@ pub fn broker_session(data: &[u8]) {
                     }
                     clients.retain(|c| *c != id);
                     read_bufs.remove(&id);
+                }
+            }
+            15 => {
+                if clients.len() < 8 {
+                    let ids = brokers.each_mut().map(|b| {
+                        b.register_client(now, ClientParams::new(ConnectionType::Mqtt, addr))
+                    });
+                    assert_eq!(ids[0], ids[1], "client handles differ");
+                    clients.push(ids[0]);
                 }
             }
             _ => {

@@ -134,6 +134,14 @@
 //!     a service import carries `Nats-Request-Info` with the requester's account and RTT as
 //!     in nats-server; an import with `share: true` gets the same short form, where
 //!     nats-server adds the requester's details (id, user, name, host, server).
+//! 20. **MQTT without JetStream.** MQTT connections ([`ConnectionType::Mqtt`],
+//!     [`ConnectionType::MqttWebSocket`]) keep their state in memory: QoS 1 deliveries are
+//!     tracked per connection (a delivery past `max_ack_pending` or `max_pending` bytes in
+//!     flight is not sent, where nats-server's JetStream consumer would hold it), retained
+//!     messages and `clean_session: false` sessions are bounded in number, and messages
+//!     published while a kept session's client is away are not queued for it. Deliveries to
+//!     existing subscriptions carry retain 0 (MQTT-3.3.1-9; 2.9.10 passes the publisher's
+//!     flag). MQTT errors are [`Event::ClientError`] log lines, never `-ERR`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
@@ -150,6 +158,7 @@ mod authseam;
 mod broker;
 pub mod config;
 mod json;
+mod mqtt;
 pub mod outq;
 pub mod proto;
 mod router;

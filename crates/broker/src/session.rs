@@ -6,15 +6,18 @@
 //! [`Renderer`]: the router decides *who* receives a message, the subscriber's renderer decides
 //! *what bytes* it receives. Clients speak the client protocol (`MSG`/`HMSG`); a leaf
 //! connection's deliveries are collected per leaf and written as `LMSG`/`HMSG` by the broker's
-//! leaf module; an MQTT bridge (`PUBLISH`) would be another renderer beside them.
+//! leaf module; MQTT connections get `PUBLISH` (see [`crate::mqtt`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
+
 use crate::auth;
 use crate::authseam::Permissions;
 use crate::broker::{StoredCredentials, trace};
+use crate::mqtt::{self, MqttState};
 use crate::outq::{OutQueue, SHARE_THRESHOLD_BYTES};
 use crate::proto::Parser;
 use crate::router::{AccountId, PubRef, SubKey};
@@ -96,6 +99,8 @@ pub(crate) enum Renderer {
     /// `Broker::deliver_to_leafs` (the router never hands a leaf's subscription to
     /// [`Renderer::write`]).
     Leaf,
+    /// MQTT 3.1.1: `PUBLISH` on the topic the subject maps to, without the NATS headers.
+    Mqtt,
 }
 
 /// One delivery as [`Renderer::measure`] found it.
@@ -105,6 +110,8 @@ pub(crate) struct Measured {
     pub(crate) queued: usize,
     /// Header bytes the subscriber does not get.
     skip: usize,
+    /// How an MQTT subscriber gets it.
+    pub(crate) mqtt: mqtt::Delivery,
 }
 
 impl Renderer {
@@ -128,6 +135,29 @@ impl Renderer {
         rendered: &Rendered,
     ) -> Measured {
         match self {
+            Self::Mqtt => {
+                let skip = publish.header_len.unwrap_or(0).min(publish.message.len());
+                let message_qos = mqtt::message_qos(publish.message, publish.header_len);
+                let body_len = publish.message.len() - skip;
+                let delivery = client
+                    .mqtt
+                    .as_ref()
+                    .map_or(mqtt::Delivery::AtMostOnce, |m| {
+                        m.delivery(sid, message_qos, body_len)
+                    });
+                let subject = String::from_utf8_lossy(publish.subject);
+                let topic = mqtt_codec::nats::subject_to_topic(&subject);
+                let queued = match delivery {
+                    mqtt::Delivery::Dropped => 0,
+                    mqtt::Delivery::AtLeastOnce => mqtt::publish_len(&topic, true, body_len),
+                    _ => mqtt::publish_len(&topic, false, body_len),
+                };
+                Measured {
+                    queued,
+                    skip,
+                    mqtt: delivery,
+                }
+            }
             Self::ClientMsg | Self::Leaf => {
                 let skip = Self::skipped_header(client, publish);
                 let body_len = publish.message.len() - skip;
@@ -138,7 +168,11 @@ impl Renderer {
                         + body_len
                         + 2
                 };
-                Measured { queued, skip }
+                Measured {
+                    queued,
+                    skip,
+                    mqtt: mqtt::Delivery::None,
+                }
             }
         }
     }
@@ -152,8 +186,38 @@ impl Renderer {
         publish: &PubRef<'_>,
         rendered: &mut Rendered,
         measured: &Measured,
+        now: Instant,
     ) -> u64 {
         match self {
+            Self::Mqtt => {
+                let skip = measured.skip;
+                let body = publish.message.get(skip..).unwrap_or_default();
+                let subject = String::from_utf8_lossy(publish.subject);
+                let topic = mqtt_codec::nats::subject_to_topic(&subject);
+                let packet_id = match measured.mqtt {
+                    mqtt::Delivery::Dropped => return 0,
+                    mqtt::Delivery::AtLeastOnce => {
+                        let payload = match publish.shared {
+                            Some(message) => message.slice(skip..),
+                            None => Bytes::copy_from_slice(body),
+                        };
+                        client.mqtt.as_mut().map(|m| m.track(&topic, payload, now))
+                    }
+                    _ => None,
+                };
+                let mut head = BytesMut::with_capacity(topic.len() + 8);
+                if !mqtt::publish_head(&topic, packet_id, false, body.len(), &mut head) {
+                    return 0;
+                }
+                client.out.push_slice(&head);
+                match publish.shared {
+                    Some(message) if body.len() >= SHARE_THRESHOLD_BYTES => {
+                        client.out.push_bytes(&message.slice(skip..));
+                    }
+                    _ => client.out.push_slice(body),
+                }
+                body.len() as u64
+            }
             Self::ClientMsg | Self::Leaf => {
                 let skip = measured.skip;
                 let body = publish.message.get(skip..).unwrap_or_default();
@@ -183,6 +247,15 @@ impl Renderer {
     /// The `-V` trace line of one delivery.
     pub(crate) fn trace(self, client: &Client, sid: &[u8], publish: &PubRef<'_>) -> String {
         match self {
+            Self::Mqtt => {
+                let skip = publish.header_len.unwrap_or(0).min(publish.message.len());
+                let subject = String::from_utf8_lossy(publish.subject);
+                let topic = mqtt_codec::nats::subject_to_topic(&subject);
+                format!(
+                    "->> [PUBLISH {topic} pi=0 size={}]",
+                    publish.message.len() - skip
+                )
+            }
             Self::ClientMsg | Self::Leaf => {
                 let skip = Self::skipped_header(client, publish);
                 let header_len = publish.header_len.filter(|_| skip == 0);
@@ -256,6 +329,8 @@ pub(crate) struct Client {
     pub(crate) phase: Phase,
     pub(crate) parser: Parser,
     pub(crate) renderer: Renderer,
+    /// The MQTT session state, for an MQTT connection.
+    pub(crate) mqtt: Option<Box<MqttState>>,
     pub(crate) out: OutQueue,
     pub(crate) opts: ClientOptions,
     pub(crate) auth: ClientAuth,

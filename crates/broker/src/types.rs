@@ -38,9 +38,9 @@ pub enum ConnectionType {
     Leaf,
     /// Leaf node over WebSocket.
     LeafWebSocket,
-    /// MQTT over TCP (not implemented by natsws; named for `allowed_connection_types`).
+    /// MQTT 3.1.1 over TCP (or TLS).
     Mqtt,
-    /// MQTT over WebSocket (not implemented by natsws).
+    /// MQTT 3.1.1 over WebSocket (`/mqtt`).
     MqttWebSocket,
 }
 
@@ -163,6 +163,8 @@ impl fmt::Debug for LeafCredentials {
 pub enum CloseReason {
     /// The peer closed the connection.
     ClientClosed,
+    /// An MQTT connection with the same client id replaced this one.
+    DuplicateClientId,
     /// No CONNECT within the auth timeout.
     AuthenticationTimeout,
     /// Credentials rejected.
@@ -215,6 +217,7 @@ impl CloseReason {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientClosed => "Client Closed",
+            Self::DuplicateClientId => "Duplicate Client ID",
             Self::AuthenticationTimeout => "Authentication Timeout",
             Self::AuthenticationFailure => "Authentication Failure",
             Self::TlsHandshakeFailure => "TLS Handshake Failure",
@@ -296,6 +299,14 @@ pub enum Event {
     },
     /// A CONNECT was accepted (for the debug log).
     Connected(ClientId),
+    /// An error nats-server logs for this client rather than sending it: MQTT connections get
+    /// no `-ERR` (permission violations, protocol errors and takeovers are logged).
+    ClientError {
+        /// The client.
+        client: ClientId,
+        /// Log detail.
+        detail: String,
+    },
     /// Authentication failed; `detail` is the reference's whole log text
     /// (`authentication error - User "bob"`), never a secret.
     AuthFailed {
@@ -441,6 +452,8 @@ pub struct ClientInfo {
     pub tls_cipher: Option<String>,
     /// `X-Forwarded-For` address given at registration.
     pub forwarded_for: Option<String>,
+    /// The MQTT client id, for an MQTT connection that sent CONNECT.
+    pub mqtt_client: Option<String>,
     /// The account the connection is bound to (`$G` outside every account).
     pub account: String,
 }

@@ -670,7 +670,11 @@ fn account_leaf_limit_counts_leaf_connections_only() {
         Some(&jwt(&users[0])),
         Some(&users[0]),
     );
-    assert_eq!(out, "PONG\r\n");
+    // An accepted leaf gets the leafnode INFO and the loop-detection subscription first.
+    assert!(
+        out.contains("LS+ $LDS.") && out.ends_with("PONG\r\n"),
+        "{out}"
+    );
     let (id, out) = login_kind(
         &mut sim,
         ConnectionType::Leaf,

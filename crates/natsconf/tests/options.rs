@@ -712,6 +712,93 @@ fn leafnode_values() {
 }
 
 #[test]
+fn mqtt_values() {
+    let options = load(
+        "server_name: s
+        mqtt {
+          listen: \"127.0.0.1:1884\"
+          authorization { user: u, password: p, timeout: 3 }
+          no_auth_user: n
+          ack_wait: \"5s\"
+          max_inflight: 10
+        }",
+    );
+    let mqtt = options.mqtt.clone().unwrap();
+    assert_eq!(
+        mqtt.listen,
+        HostPort {
+            host: "127.0.0.1".into(),
+            port: 1884
+        }
+    );
+    assert_eq!(mqtt.authorization.user.as_deref(), Some("u"));
+    assert_eq!(mqtt.authorization.password.as_deref(), Some("p"));
+    assert_eq!(mqtt.authorization.timeout, Some(3 * S));
+    assert_eq!(mqtt.no_auth_user.as_deref(), Some("n"));
+    assert_eq!(mqtt.ack_wait, 5 * S);
+    assert_eq!(mqtt.max_ack_pending, 10);
+    assert!(mqtt.auth_override());
+    // Defaults (nats-server's mqttDefaultAckWait and mqttDefaultMaxAckPending); port 0 is off.
+    check(
+        "mqtt { port: 1883, ack_wait: 0 }",
+        |o| {
+            o.mqtt
+                .clone()
+                .map(|m| (m.ack_wait, m.max_ack_pending, m.listen.host))
+        },
+        Some((30 * S, 1024, "0.0.0.0".to_owned())),
+    );
+    check("mqtt { host: h }", |o| o.mqtt.is_none(), true);
+    check_report(
+        "mqtt { max_ack_pending: 65536 }",
+        &["t.conf:1:7: invalid value 65536, should in [0..65535] range"],
+    );
+    check_report(
+        "mqtt: 1",
+        &["t.conf:1:0: Expected mqtt to be a map, got int64"],
+    );
+    for key in [
+        "js_domain",
+        "stream_replicas",
+        "consumer_replicas",
+        "consumer_memory_storage",
+        "consumer_inactive_threshold",
+        "consumer_auto_cleanup",
+    ] {
+        check_report(
+            &format!("mqtt {{ {key}: 1 }}"),
+            &[format!("t.conf:1:7: \"{key}\" is not supported by natsws").as_str()],
+        );
+    }
+    check_report(
+        "mqtt { bogus: 1 }",
+        &["t.conf:1:7: unknown field \"bogus\""],
+    );
+    // validateMQTTOptions, without its JetStream requirement.
+    check_validate(
+        "mqtt { port: 1883 }",
+        Err("mqtt requires server name to be explicitly set"),
+    );
+    check_validate("server_name: s, mqtt { port: 1883 }", Ok(()));
+    check_validate(
+        "server_name: s, mqtt { port: 1883, ack_wait: \"-1s\" }",
+        Err("ack wait must be a positive value"),
+    );
+    check_validate(
+        "server_name: s, authorization { users: [ {user: a, password: b} ] }, mqtt { port: 1883, authorization { user: x, password: y } }",
+        Err("mqtt authentication username not compatible with presence of users/nkeys"),
+    );
+    check_validate(
+        "server_name: s, authorization { users: [ {user: a, password: b} ] }, mqtt { port: 1883, authorization { token: t } }",
+        Err("mqtt authentication token not compatible with presence of users/nkeys"),
+    );
+    check_validate(
+        "server_name: s, mqtt { port: 1883, no_auth_user: nobody }",
+        Err("no_auth_user: \"nobody\" present, but users are not defined"),
+    );
+}
+
+#[test]
 fn websocket_values() {
     let options = load(
         "websocket {
@@ -977,7 +1064,6 @@ fn deliberate_differences_are_errors() {
         "gateway",
         "jetstream",
         "store_dir",
-        "mqtt",
         "ocsp",
         "mappings",
         "prof_port",

@@ -68,7 +68,7 @@ class Server:
             Server._serial += 1
             self.dir = RUN_DIR / f"py-{name}-{os.getpid()}-{Server._serial}"
             self.dir.mkdir(parents=True, exist_ok=True)
-            self.ports = {k: free_port() for k in ("PORT", "WS", "HTTP") if "{{%s}}" % k in template}
+            self.ports = {k: free_port() for k in ("PORT", "WS", "HTTP", "MQTT") if "{{%s}}" % k in template}
             values = {**self.ports, "DIR": str(self.dir), **vars}
 
             def fill(m):
@@ -117,6 +117,10 @@ class Server:
     @property
     def http(self):
         return self.ports.get("HTTP")
+
+    @property
+    def mqtt(self):
+        return self.ports["MQTT"]
 
     @property
     def ws_url(self):

@@ -50,6 +50,9 @@ struct ConnInfoJson {
     subscriptions_list: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     subscriptions_list_detail: Vec<SubDetail>,
+    /// The MQTT client id (`server/monitor.go` `ConnInfo.MQTTClient`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    mqtt_client: String,
 }
 
 #[derive(Serialize)]
@@ -394,6 +397,7 @@ impl ConnzPage {
                     } else {
                         Vec::new()
                     },
+                    mqtt_client: c.mqtt_client.clone().unwrap_or_default(),
                 }
             })
             .collect();

@@ -539,6 +539,17 @@ struct WsVarz {
     compression: bool,
 }
 
+/// `/varz` `mqtt` (`server/monitor.go` `MQTTOptsVarz`), for the options natsws serves.
+#[derive(Serialize, Default)]
+struct MqttVarz {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    host: String,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    port: i64,
+    #[serde(skip_serializing_if = "is_zero_go")]
+    tls_timeout: GoFloat,
+}
+
 #[derive(Serialize)]
 struct Varz<'a> {
     server_id: &'a str,
@@ -576,7 +587,7 @@ struct Varz<'a> {
     cluster: Empty,
     gateway: Empty,
     leaf: LeafVarz,
-    mqtt: Empty,
+    mqtt: MqttVarz,
     websocket: WsVarz,
     jetstream: Empty,
     tls_timeout: GoFloat,
@@ -665,7 +676,14 @@ fn varz(broker: &Broker, ctx: &MonitorCtx<'_>) -> Response {
         cluster: Empty {},
         gateway: Empty {},
         leaf: leaf_varz(ctx),
-        mqtt: Empty {},
+        mqtt: s
+            .mqtt
+            .as_ref()
+            .map_or_else(MqttVarz::default, |m| MqttVarz {
+                host: m.listen.host.clone(),
+                port: m.listen.port.max(0),
+                tls_timeout: GoFloat(m.tls_timeout.as_secs_f64()),
+            }),
         websocket,
         jetstream: Empty {},
         tls_timeout: GoFloat(s.tls_timeout.as_secs_f64()),

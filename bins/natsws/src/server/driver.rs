@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use broker::CloseReason;
+use broker::{CloseReason, ConnectionType};
 use mio::net::TcpStream;
 
 use super::ctx::{Ctx, READ_PAUSE_PENDING_BYTES};
@@ -24,7 +24,7 @@ pub(super) fn accept_nats(
     tls: Option<Arc<rustls::ServerConfig>>,
     now: Instant,
 ) {
-    let Some(key) = nats::accept(ctx, stream, peer, now) else {
+    let Some(key) = nats::accept(ctx, stream, peer, ConnectionType::Standard, now) else {
         return;
     };
     if let Some(cfg) = tls {
@@ -43,11 +43,30 @@ pub(super) fn accept_leaf(
     tls: Option<Arc<rustls::ServerConfig>>,
     now: Instant,
 ) {
-    let Some(key) = nats::accept_as(ctx, stream, peer, broker::ConnectionType::Leaf, now) else {
+    let Some(key) = nats::accept(ctx, stream, peer, ConnectionType::Leaf, now) else {
         return;
     };
     if let Some(cfg) = tls {
         flush_conn(ctx, key, now);
+        nats::start_tls(ctx, key, cfg, now);
+    }
+    read_conn(ctx, key, now);
+}
+
+/// An MQTT client accepted on the mqtt listener: the same byte-stream connection as a NATS
+/// client, registered as MQTT (the broker sends it nothing before CONNECT, so TLS starts at
+/// once).
+pub(super) fn accept_mqtt(
+    ctx: &mut Ctx,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    now: Instant,
+) {
+    let Some(key) = nats::accept(ctx, stream, peer, ConnectionType::Mqtt, now) else {
+        return;
+    };
+    if let Some(cfg) = tls {
         nats::start_tls(ctx, key, cfg, now);
     }
     read_conn(ctx, key, now);

@@ -137,6 +137,13 @@ pub(super) fn drain(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant) {
                     link.delay = Some(delay);
                 }
             }
+            Event::ClientError { client, detail } => {
+                if let Some(key) = ctx.conns.conn_of(client)
+                    && let Some(c) = ctx.conns.get(key)
+                {
+                    log::error!("{} - {detail}", c.log_id);
+                }
+            }
             Event::Trace { client, line } => {
                 if let Some(key) = ctx.conns.conn_of(client)
                     && let Some(c) = ctx.conns.get(key)

@@ -20,6 +20,7 @@ pub(super) const WS_LISTENER: Token = Token(1);
 pub(super) const HTTP_LISTENER: Token = Token(2);
 pub(super) const HTTPS_LISTENER: Token = Token(3);
 pub(super) const LEAF_LISTENER: Token = Token(6);
+pub(super) const MQTT_LISTENER: Token = Token(7);
 
 /// How long accepting pauses after EMFILE/ENFILE.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -32,6 +33,8 @@ pub(super) struct Listeners {
     http: Option<TcpListener>,
     https: Option<TcpListener>,
     leaf: Option<TcpListener>,
+    mqtt: Option<TcpListener>,
+    pub(super) mqtt_tls: Option<Arc<rustls::ServerConfig>>,
     /// WebSocket upgrades are also accepted on the monitoring port.
     pub(super) ws_on_http: bool,
     pub(super) client_tls: Option<Arc<rustls::ServerConfig>>,
@@ -296,6 +299,34 @@ impl Listeners {
             }
             settings.broker.websocket_listener = this.websocket_info(settings);
         }
+        if let Some(mqtt) = settings.mqtt.clone() {
+            this.mqtt_tls = match &mqtt.tls {
+                Some(spec) => Some(spec.load()?),
+                None => None,
+            };
+            let (host, port) = (&mqtt.listen.host, mqtt.listen.bind_port());
+            let mut l = bind(host, port).map_err(|e| {
+                format!(
+                    "Unable to listen for MQTT connections: listen tcp {}: {}",
+                    host_port(host, port),
+                    go_net_error(&e)
+                )
+            })?;
+            let port = local_port(&l);
+            registry
+                .register(&mut l, MQTT_LISTENER, Interest::READABLE)
+                .map_err(|e| e.to_string())?;
+            let scheme = if this.mqtt_tls.is_some() {
+                "tls"
+            } else {
+                "mqtt"
+            };
+            log::info!(
+                "Listening for MQTT clients on {scheme}://{}",
+                host_port(host, port)
+            );
+            this.mqtt = Some(l);
+        }
         let mut client_listener = bind(&settings.client.host, settings.client.bind_port())
             .map_err(|e| {
                 let addr = host_port(&settings.client.host, settings.client.bind_port());
@@ -408,6 +439,7 @@ impl Listeners {
                 HTTPS_LISTENER => self.https.as_ref(),
                 WS_LISTENER => self.ws.as_ref(),
                 LEAF_LISTENER => self.leaf.as_ref(),
+                MQTT_LISTENER => self.mqtt.as_ref(),
                 _ => None,
             }?;
             match listener.accept() {
@@ -457,9 +489,14 @@ impl Listeners {
 
     /// Stops accepting clients (lame duck, shutdown); monitoring stays up.
     pub(super) fn close_client_listeners(&mut self, registry: &Registry) {
-        for mut l in [self.client.take(), self.ws.take(), self.leaf.take()]
-            .into_iter()
-            .flatten()
+        for mut l in [
+            self.client.take(),
+            self.ws.take(),
+            self.leaf.take(),
+            self.mqtt.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             let _ = registry.deregister(&mut l);
         }

@@ -43,7 +43,8 @@ pub(crate) use self::lifecycle::Exit;
 use self::lifecycle::{Lifecycle, Signal};
 use self::link::Links;
 use self::listeners::{
-    CLIENT_LISTENER, HTTP_LISTENER, HTTPS_LISTENER, LEAF_LISTENER, Listeners, WS_LISTENER,
+    CLIENT_LISTENER, HTTP_LISTENER, HTTPS_LISTENER, LEAF_LISTENER, Listeners, MQTT_LISTENER,
+    WS_LISTENER,
 };
 use self::table::{CONN_TOKEN_BASE, Table};
 use crate::cli::Cli;
@@ -185,6 +186,7 @@ impl Server {
                     HTTP_LISTENER,
                     HTTPS_LISTENER,
                     LEAF_LISTENER,
+                    MQTT_LISTENER,
                 ] {
                     self.accept_loop(token, now);
                 }
@@ -227,7 +229,7 @@ impl Server {
     fn dispatch(&mut self, ev: &mio::event::Event, now: Instant) {
         match ev.token() {
             token @ (CLIENT_LISTENER | HTTP_LISTENER | HTTPS_LISTENER | WS_LISTENER
-            | LEAF_LISTENER) => {
+            | LEAF_LISTENER | MQTT_LISTENER) => {
                 self.accept_loop(token, now);
             }
             SIGNALS => self.handle_signals(now),
@@ -266,6 +268,9 @@ impl Server {
                 }
                 WS_LISTENER => driver::accept_ws(ctx, stream, peer, l.ws_tls.clone(), now),
                 LEAF_LISTENER => driver::accept_leaf(ctx, stream, peer, l.leaf_tls.clone(), now),
+                MQTT_LISTENER => {
+                    driver::accept_mqtt(ctx, stream, peer, l.mqtt_tls.clone(), now);
+                }
                 _ => {}
             }
         }

@@ -22,16 +22,6 @@ pub(super) fn accept(
     ctx: &mut Ctx,
     stream: TcpStream,
     peer: SocketAddr,
-    now: Instant,
-) -> Option<usize> {
-    accept_as(ctx, stream, peer, ConnectionType::Standard, now)
-}
-
-/// [`accept`] for a connection type: a leaf (on the leafnode port) is a broker leaf session.
-pub(super) fn accept_as(
-    ctx: &mut Ctx,
-    stream: TcpStream,
-    peer: SocketAddr,
     conn_type: ConnectionType,
     now: Instant,
 ) -> Option<usize> {
@@ -50,17 +40,19 @@ pub(super) fn accept_as(
     let cid = ctx.broker.cid(client).unwrap_or(0);
     let leaf = conn_type == ConnectionType::Leaf;
     if let Some(c) = ctx.conns.get_mut(key) {
-        c.log_id = if leaf {
-            format!("{peer} - lid:{cid}")
-        } else {
-            format!("{peer} - cid:{cid}")
+        // nats-server's `cid:` for NATS clients, `lid:` for leafs, `mid:` for MQTT ones.
+        let kind = match conn_type {
+            ConnectionType::Leaf => "lid",
+            ConnectionType::Mqtt => "mid",
+            _ => "cid",
         };
+        c.log_id = format!("{peer} - {kind}:{cid}");
     }
     if leaf {
         // nats-server names no account yet: the leaf has not authenticated.
         log::info!("{peer} - lid:{cid} - Leafnode connection created ");
-    } else {
-        log::debug!("{peer} - cid:{cid} - Client connection created");
+    } else if let Some(c) = ctx.conns.get(key) {
+        log::debug!("{} - Client connection created", c.log_id);
     }
     Some(key)
 }

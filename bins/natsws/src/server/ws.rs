@@ -170,9 +170,10 @@ pub(super) fn handshake_input(ctx: &mut Ctx, key: usize, now: Instant) {
     c.in_buf.advance(upgrade.head_len.min(c.in_buf.len()));
     c.deadline = None;
     // A leaf on the WebSocket port is served when the leafnode port is configured, as
-    // nats-server requires.
+    // nats-server requires; MQTT when the mqtt block is.
     let leaf = upgrade.kind == ws_handshake::PathKind::Leaf && ctx.settings.leaf.listen.is_some();
-    if upgrade.kind != ws_handshake::PathKind::Client && !leaf {
+    let mqtt_ws = upgrade.kind == ws_handshake::PathKind::Mqtt && ctx.settings.mqtt.is_some();
+    if upgrade.kind != ws_handshake::PathKind::Client && !leaf && !mqtt_ws {
         // No leafnode (or MQTT) listener: nats-server closes right after the 101.
         log::debug!(
             "{} - websocket {} connections are not served; closing",
@@ -190,6 +191,8 @@ pub(super) fn handshake_input(ctx: &mut Ctx, key: usize, now: Instant) {
     let peer = c.peer;
     let conn_type = if leaf {
         ConnectionType::LeafWebSocket
+    } else if mqtt_ws {
+        ConnectionType::MqttWebSocket
     } else {
         ConnectionType::WebSocket
     };
@@ -268,7 +271,14 @@ pub(super) fn handshake_input(ctx: &mut Ctx, key: usize, now: Instant) {
             decode_paused: false,
         }),
     };
-    let tag = if leaf { "lid" } else { "wid" };
+    // nats-server's `wid:` for NATS clients, `lid:` for leafs, `mid_ws:` for MQTT ones.
+    let tag = if leaf {
+        "lid"
+    } else if mqtt_ws {
+        "mid_ws"
+    } else {
+        "wid"
+    };
     c.log_id = match &forwarded {
         Some(ip) => format!("{ip}/{peer} - {tag}:{cid}"),
         None => format!("{peer} - {tag}:{cid}"),

@@ -39,6 +39,9 @@ pub struct AuthConfig {
     pub websocket: WebsocketAuth,
     /// Operator mode (`operator`, `trusted`, the resolver's accounts); `None` otherwise.
     pub operator: Option<super::operator::OperatorConfig>,
+    /// The `mqtt { authorization {...}, no_auth_user }` settings (`server/mqtt.go`: an
+    /// override for MQTT clients, over TCP and WebSocket alike); the cookie fields are unused.
+    pub mqtt: WebsocketAuth,
 }
 
 /// A user with a name and password (`users` entry).
@@ -289,6 +292,23 @@ impl AuthConfig {
         let ws = &self.websocket;
         if let Some(name) = ws.no_auth_user.as_deref().filter(|n| !n.is_empty()) {
             self.validate_no_auth_user(name)?;
+        }
+        if let Some(name) = self.mqtt.no_auth_user.as_deref().filter(|n| !n.is_empty()) {
+            self.validate_no_auth_user(name)?;
+        }
+        if has_users_array {
+            if is_set(self.mqtt.username.as_deref()) {
+                return Err(AuthConfigError::new(
+                    "mqtt authentication username not compatible with presence of users/nkeys"
+                        .to_owned(),
+                ));
+            }
+            if is_set(self.mqtt.token.as_deref()) {
+                return Err(AuthConfigError::new(
+                    "mqtt authentication token not compatible with presence of users/nkeys"
+                        .to_owned(),
+                ));
+            }
         }
         if has_users_array {
             if is_set(ws.username.as_deref()) {

@@ -288,6 +288,9 @@ impl AuthConfig {
     pub fn auth_required(&self, conn_type: ConnectionType) -> bool {
         match conn_type {
             ConnectionType::WebSocket => self.global_auth_required() || self.websocket.overrides(),
+            ConnectionType::Mqtt | ConnectionType::MqttWebSocket => {
+                self.global_auth_required() || self.mqtt.overrides()
+            }
             _ => self.global_auth_required() && !is_set(self.no_auth_user.as_deref()),
         }
     }
@@ -298,6 +301,9 @@ impl AuthConfig {
     pub fn auth_expected(&self, conn_type: ConnectionType) -> bool {
         match conn_type {
             ConnectionType::WebSocket => self.global_auth_required() || self.websocket.overrides(),
+            ConnectionType::Mqtt | ConnectionType::MqttWebSocket => {
+                self.global_auth_required() || self.mqtt.overrides()
+            }
             _ => self.global_auth_required(),
         }
     }
@@ -312,6 +318,13 @@ impl AuthConfig {
             && let Some(ws) = self.websocket.timeout.filter(|t| !t.is_zero())
         {
             return Some(ws);
+        }
+        if matches!(
+            conn_type,
+            ConnectionType::Mqtt | ConnectionType::MqttWebSocket
+        ) && let Some(mqtt) = self.mqtt.timeout.filter(|t| !t.is_zero())
+        {
+            return Some(mqtt);
         }
         global
     }
@@ -586,14 +599,29 @@ impl Authorizer {
                     .map_err(|detail| self.failure(None, None, detail)),
             );
         }
-        let required =
-            self.global_auth_required() || (is_websocket_client && self.websocket_override());
+        let is_mqtt_client = matches!(
+            conn_type,
+            ConnectionType::Mqtt | ConnectionType::MqttWebSocket
+        );
+        let use_mqtt_settings = is_mqtt_client && self.config.mqtt.overrides();
+        let required = self.global_auth_required()
+            || (is_websocket_client && self.websocket_override())
+            || use_mqtt_settings;
         if !required {
             return AuthOutcome::Decided(Ok(identity(nkey, user, token, None)));
         }
 
         let use_ws_settings = is_websocket_client && self.websocket_override();
-        let (no_auth_user, cfg_username, cfg_password, cfg_token) = if use_ws_settings {
+        let mqtt = &self.config.mqtt;
+        let (no_auth_user, cfg_username, cfg_password, cfg_token) = if use_mqtt_settings {
+            // `processClientOrLeafAuthentication`: the mqtt block's override.
+            (
+                non_empty(mqtt.no_auth_user.as_deref()),
+                non_empty(mqtt.username.as_deref()),
+                mqtt.password.as_deref().unwrap_or_default(),
+                non_empty(mqtt.token.as_deref()),
+            )
+        } else if use_ws_settings {
             (
                 non_empty(ws.no_auth_user.as_deref()),
                 non_empty(ws.username.as_deref()),

@@ -348,6 +348,17 @@ impl Broker {
         if !self.is_open(id) {
             return;
         }
+        if let Some(connect) = self
+            .client_mut(id)
+            .and_then(|c| c.mqtt.as_mut())
+            .and_then(|m| m.parked_connect.take())
+        {
+            self.mqtt_finish_connect(id, now, res, *connect, pending.creds);
+            if let Some(c) = self.open_client_mut(id) {
+                c.auth.verified_hash = verified_hash;
+            }
+            return;
+        }
         match res {
             Ok(user) => {
                 if !self.bind_account(id, user.identity.as_ref()) {

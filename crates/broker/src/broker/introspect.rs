@@ -133,6 +133,11 @@ impl Broker {
             tls_version: c.params.tls_version.clone(),
             tls_cipher: c.params.tls_cipher.clone(),
             forwarded_for: c.params.forwarded_for.clone(),
+            mqtt_client: c
+                .mqtt
+                .as_ref()
+                .map(|m| m.client_id.clone())
+                .filter(|id| !id.is_empty()),
             account: self.router.name(c.auth.account).to_string(),
         })
     }

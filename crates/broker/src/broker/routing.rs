@@ -425,7 +425,9 @@ impl Broker {
             return false;
         }
         let was_empty = c.pending() == 0;
-        let body_len = c.renderer.write(c, &sub.sid, publish, rendered, &measured);
+        let body_len = c
+            .renderer
+            .write(c, &sub.sid, publish, rendered, &measured, now);
         if self.config.trace {
             let line = c.renderer.trace(c, &sub.sid, publish);
             self.events.push_back(Event::Trace {
@@ -455,7 +457,8 @@ impl Broker {
         if sub.max.is_some_and(|m| sub.delivered >= m.get()) {
             self.remove_sub(key, now);
         }
-        if was_empty {
+        if was_empty || measured.mqtt == crate::mqtt::Delivery::AtLeastOnce {
+            // The write-deadline clock, or a QoS 1 redelivery time.
             self.reschedule(target);
         }
         true

@@ -60,11 +60,13 @@ impl Broker {
             c.stall_since
                 .and_then(|s| s.checked_add(self.config.write_deadline))
         };
+        let redelivery = c.mqtt.as_ref().and_then(|m| m.peek_due());
         [
             c.auth.deadline,
             c.ping_deadline,
             stall,
             c.auth.expiry.map(|(at, _)| at),
+            redelivery,
         ]
         .into_iter()
         .flatten()
@@ -162,8 +164,19 @@ impl Broker {
         } else {
             c.stall_since = None;
         }
+        if c.mqtt.is_some() {
+            self.mqtt_redeliver(id, now);
+        }
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
         if c.ping_deadline.is_some_and(|d| d <= now) {
-            self.ping_timer(id, now);
+            if c.mqtt.is_some() {
+                // Nothing arrived for one and a half keep-alive periods (MQTT-3.1.2-24).
+                self.close(id, now, CloseReason::StaleConnection);
+            } else {
+                self.ping_timer(id, now);
+            }
         }
     }
 

@@ -86,6 +86,7 @@ mod diag;
 mod fields;
 mod gostd;
 mod leafnode;
+mod mqtt;
 mod operator;
 mod reload;
 mod server;
@@ -110,6 +111,7 @@ pub use auth::{
 };
 pub use diag::{Diagnostic, PathSegment, Severity, Unmodelled, render_report, sort_report};
 pub use leafnode::{LeafAuthorization, LeafNodeOptions, LeafUrl, LeafUser, RemoteLeaf};
+pub use mqtt::{DEFAULT_MQTT_ACK_WAIT, DEFAULT_MQTT_MAX_ACK_PENDING, MqttOptions};
 pub use operator::{OperatorOptions, Preload, Resolver};
 pub use tls::TlsOptions;
 pub use url::AllowedOrigin;
@@ -301,6 +303,8 @@ pub struct Options {
     pub websocket: Option<WebsocketOptions>,
     /// Operator mode: `operator`, `trusted`, `resolver`, `resolver_preload`.
     pub operator: OperatorOptions,
+    /// `mqtt`; `None` when its port is 0 (disabled).
+    pub mqtt: Option<MqttOptions>,
 }
 
 impl Default for Options {

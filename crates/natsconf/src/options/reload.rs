@@ -197,6 +197,11 @@ impl Options {
         {
             return Err(refuse("Websocket", "{…}", "{…}"));
         }
+        // nats-server also applies new `ack_wait`, `max_ack_pending` and TLS material; natsws
+        // refuses every change to the block.
+        if old.mqtt != new.mqtt {
+            return Err(refuse("MQTT", "{…}", "{…}"));
+        }
         if old.logging.log_size_limit != new.logging.log_size_limit {
             return Err(refuse(
                 "LogSizeLimit",

@@ -16,6 +16,7 @@ use super::fields::{
 };
 use super::gostd::parse_duration;
 use super::leafnode::{RawLeaf, parse_leafnodes};
+use super::mqtt::{RawMqtt, parse_mqtt};
 use super::operator::{
     OperatorOptions, parse_operators, parse_preload, parse_resolver, parse_trusted,
 };
@@ -36,7 +37,6 @@ const UNSUPPORTED_TOP: &[&str] = &[
     "jetstream",
     "store_dir",
     "storedir",
-    "mqtt",
     "resolver_tls",
     "resolver_pinned_accounts",
     "ocsp",
@@ -94,6 +94,7 @@ pub(crate) struct Raw {
     leaf: RawLeaf,
     websocket: RawWebsocket,
     operator: OperatorOptions,
+    mqtt: RawMqtt,
 }
 
 fn string_list(ctx: &mut Ctx, what: &str, at: &V<'_>) -> Result<Option<Vec<String>>, Panic> {
@@ -298,6 +299,7 @@ fn parse_entry(raw: &mut Raw, ctx: &mut Ctx, entry: &Entry<'_>) -> Result<(), Pa
             parse_resolver(&mut raw.operator, ctx, entry)?;
         }
         "resolver_preload" => parse_preload(&mut raw.operator, ctx, v)?,
+        "mqtt" => parse_mqtt(&mut raw.mqtt, ctx, v),
         "server_tags" => {
             if let Some(tags) = string_list(ctx, "tags", v)? {
                 // `jwt.TagList.Add`: trimmed, lower-cased, no empties, no duplicates.
@@ -468,6 +470,7 @@ impl Raw {
             leafnodes: self.leaf.finish(),
             websocket: self.websocket.finish(),
             operator: self.operator,
+            mqtt: self.mqtt.finish(),
         }
     }
 }

@@ -93,7 +93,40 @@ impl Options {
         if let Some(name) = &self.no_auth_user {
             check_no_auth_user(self, name)?;
         }
-        self.validate_websocket()
+        self.validate_websocket()?;
+        self.validate_mqtt()
+    }
+
+    /// `server/mqtt.go` `validateMQTTOptions`, without its JetStream requirement (natsws keeps
+    /// MQTT state itself).
+    fn validate_mqtt(&self) -> Result<(), ValidationError> {
+        let Some(mqtt) = &self.mqtt else {
+            return Ok(());
+        };
+        if self.server_name.is_none() {
+            return Err(ValidationError::new(
+                "mqtt requires server name to be explicitly set",
+            ));
+        }
+        if let Some(name) = &mqtt.no_auth_user {
+            check_no_auth_user(self, name)?;
+        }
+        if !self.authorization.users.is_empty() || !self.authorization.nkeys.is_empty() {
+            if mqtt.authorization.user.is_some() {
+                return Err(ValidationError::new(
+                    "mqtt authentication username not compatible with presence of users/nkeys",
+                ));
+            }
+            if mqtt.authorization.token.is_some() {
+                return Err(ValidationError::new(
+                    "mqtt authentication token not compatible with presence of users/nkeys",
+                ));
+            }
+        }
+        if mqtt.ack_wait.is_zero() {
+            return Err(ValidationError::new("ack wait must be a positive value"));
+        }
+        Ok(())
     }
 
     /// The checks of `validateTrustedOperators` that need no JWT decoding, and the operator

@@ -220,7 +220,7 @@ fn parse_entries(ws: &mut RawWebsocket, ctx: &mut Ctx, v: &V<'_>) -> Result<(), 
 }
 
 /// `parseSimpleAuth`: `user`, `password`, `token`, `timeout`; anything else is unknown.
-fn parse_simple_auth(ctx: &mut Ctx, v: &V<'_>) -> WebsocketAuthorization {
+pub(crate) fn parse_simple_auth(ctx: &mut Ctx, v: &V<'_>) -> WebsocketAuthorization {
     let mut auth = WebsocketAuthorization::default();
     let res = (|| -> Result<(), Panic> {
         for entry in v.map()? {
