@@ -113,10 +113,18 @@ fn user_jwt(issuer: &KeyPair, user: &KeyPair, extra: &str, nats: &str) -> String
     .unwrap()
 }
 
-/// A config with the operator in a file, accounts A and B preloaded (A with `a_nats`).
+/// A config with the operator in a file, accounts A and B preloaded (A with `a_nats`). The
+/// operator file is written once per directory: a config made again for a reload must name
+/// the same operator JWT (its `iat` would differ, and nats-server refuses to reload a
+/// changed operator).
 fn conf(dir: &std::path::Path, a_nats: &str, ws_extra: &str) -> String {
     let k = keys();
-    let op = common::write_file(dir, "op.jwt", &operator_jwt(&k));
+    let existing = dir.join("op.jwt");
+    let op = if existing.exists() {
+        existing.to_string_lossy().into_owned()
+    } else {
+        common::write_file(dir, "op.jwt", &operator_jwt(&k))
+    };
     format!(
         "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", no_tls: true {ws_extra} }}\noperator: \"{op}\"\nresolver: MEMORY\nresolver_preload {{\n  {}: {}\n  {}: {}\n}}\n",
         k.a.public_key(),
@@ -569,11 +577,13 @@ fn bad_operator_settings_are_refused_at_start() {
 }
 
 /// The full resolver reads `<dir>/<account>.jwt`; a reload that brings an account JWT revoking
-/// a connected user closes that connection (natsws re-reads the directory on reload; the
-/// reference learns of updates through its system account instead, so this runs on natsws
-/// only).
+/// a connected user closes that connection. natsws only: nats-server 2.9.10 takes directory
+/// changes through its system account (`nsc push`), which natsws does not serve, and a reload
+/// does not apply them (the revoked user stays connected; its reload swaps in the new, not yet
+/// started resolver: `server/reload.go` `reloadAuthorization`).
 #[test]
 fn full_resolver_reload_revokes_live_users() {
+    let target = Target::Natsws;
     let k = keys();
     let sys = key(KeyPairType::Account, 9);
     let dir = common::temp_dir("operator-full");
@@ -598,7 +608,9 @@ fn full_resolver_reload_revokes_live_users() {
         sys.public_key(),
         jwts.display()
     );
-    let srv = Server::with_config(&text, &[]);
+    let Some(srv) = target.with_config(&text, &[]) else {
+        return;
+    };
     let (u, keep) = (key(KeyPairType::User, 80), key(KeyPairType::User, 81));
     let (mut c, out) = Conn::login(
         &srv,
@@ -629,11 +641,10 @@ fn full_resolver_reload_revokes_live_users() {
 }
 
 /// A reload whose `resolver_preload` brings an account JWT that revokes a connected user
-/// closes that user's connection and keeps the others. natsws only: nats-server 2.9.10 reads
-/// the preload at start and learns of account updates through its system account (`nsc
-/// push`), which natsws does not serve, so a reload is how natsws takes new account JWTs.
-fn preload_reload_revokes_live_users(transport: Transport) {
-    let target = Target::Natsws;
+/// closes that user's connection and keeps the others. nats-server re-reads a MEMORY
+/// resolver's preload on reload too (`server/reload.go` `reloadAuthorization`: the accounts
+/// are fetched again and `updateAccountWithClaimJWT` applies them).
+fn preload_reload_revokes_live_users(target: Target, transport: Transport) {
     let dir = common::temp_dir("operator-reload");
     let base = conf(&dir, "", "");
     let Some(srv) = target.with_config(&base, &[]) else {
@@ -652,6 +663,8 @@ fn preload_reload_revokes_live_users(transport: Transport) {
     assert_eq!(out, "PONG\r\n");
     let revoking = format!(r#","revocations":{{"{}":{}}}"#, u.public_key(), now_unix());
     srv.reload(&conf(&dir, &revoking, ""), 1);
+    let log = srv.log_text();
+    assert!(!log.contains("Failed to reload"), "{log}");
     let rest = c.read_either("Revoked", "\u{0}never");
     assert!(
         rest.contains("-ERR 'User Authentication Revoked'\r\n"),
@@ -659,15 +672,7 @@ fn preload_reload_revokes_live_users(transport: Transport) {
     );
     assert_eq!(kept.sync(), "");
 }
-#[test]
-fn preload_reload_revokes_live_users_tcp() {
-    preload_reload_revokes_live_users(Transport::Tcp);
-}
-
-#[test]
-fn preload_reload_revokes_live_users_ws() {
-    preload_reload_revokes_live_users(Transport::Ws);
-}
+on_both!(preload_reload_revokes_live_users);
 
 /// Connect `times` (UTC; nats-server uses the server's zone, UTC on the test machines, and the
 /// case sets `times_location: UTC` to be sure): outside every window is refused; inside one the
@@ -703,3 +708,90 @@ fn connect_times_apply(target: Target, transport: Transport) {
     assert_eq!(out, VIOLATION);
 }
 on_both!(connect_times_apply);
+
+/// A reload whose account JWT lowers `conn` below the account's open connections closes the
+/// oldest ones with `-ERR 'maximum account active connections exceeded'` and keeps the newest
+/// (`server/accounts.go` `updateAccountClaimsWithRefresh`); another account is untouched, and
+/// a new connection over the limit is refused at CONNECT.
+fn account_conn_limit_lowered_by_reload(target: Target, transport: Transport) {
+    let dir = common::temp_dir("operator-conn-reload");
+    let Some(srv) = target.with_config(&conf(&dir, "", ""), &[]) else {
+        return;
+    };
+    let k = keys();
+    let mut conns = Vec::new();
+    for byte in 100..103 {
+        let u = key(KeyPairType::User, byte);
+        let (c, out) = Conn::login(&srv, transport, Some(&user_jwt(&k.a, &u, "", "")), Some(&u));
+        assert_eq!(out, "PONG\r\n");
+        conns.push(c);
+        // Distinct start times: the reference orders connections by them.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ub = key(KeyPairType::User, 103);
+    let (mut other, out) = Conn::login(
+        &srv,
+        transport,
+        Some(&user_jwt(&k.b, &ub, "", "")),
+        Some(&ub),
+    );
+    assert_eq!(out, "PONG\r\n");
+    let two = ACCOUNT_LIMITS.replace("\"conn\":-1", "\"conn\":2");
+    srv.reload(&conf(&dir, &two, ""), 1);
+    let log = srv.log_text();
+    assert!(!log.contains("Failed to reload"), "{log}");
+    let oldest = conns[0].read_either("exceeded", "\u{0}never");
+    assert_eq!(
+        oldest,
+        "-ERR 'maximum account active connections exceeded'\r\n"
+    );
+    assert_eq!(conns[1].sync(), "");
+    assert_eq!(conns[2].sync(), "");
+    assert_eq!(other.sync(), "");
+    let u = key(KeyPairType::User, 104);
+    let (_, out) = Conn::login(&srv, transport, Some(&user_jwt(&k.a, &u, "", "")), Some(&u));
+    assert_eq!(
+        out,
+        "-ERR 'maximum account active connections exceeded'\r\n"
+    );
+}
+on_both!(account_conn_limit_lowered_by_reload);
+
+/// Connect `times` in a named zone (`times_location: Asia/Tokyo`, UTC+9 all year): a window
+/// around Tokyo's wall-clock now admits the user, the same clock times read in UTC would not,
+/// and a zone the database does not know refuses (the reference: `time.LoadLocation` fails).
+fn connect_times_in_a_named_zone(target: Target, transport: Transport) {
+    let Some(srv) = start(target, "", "") else {
+        return;
+    };
+    let k = keys();
+    let u = key(KeyPairType::User, 96);
+    let clock = |secs: i64| {
+        let s = secs.rem_euclid(86_400);
+        format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+    };
+    let tokyo_now = now_unix() + 9 * 3600;
+    let local = tokyo_now.rem_euclid(86_400);
+    if !(3 * 3600..=21 * 3600).contains(&local) {
+        eprintln!("too close to midnight in Tokyo for this case; skipped");
+        return;
+    }
+    let window = |from: i64, to: i64, zone: &str| {
+        format!(
+            r#","times":[{{"start":"{}","end":"{}"}}],"times_location":"{zone}""#,
+            clock(tokyo_now + from),
+            clock(tokyo_now + to)
+        )
+    };
+    let inside = user_jwt(&k.a, &u, "", &window(-3600, 3600, "Asia/Tokyo"));
+    let (_, out) = Conn::login(&srv, transport, Some(&inside), Some(&u));
+    assert_eq!(out, "PONG\r\n");
+    // Tokyo's clock is 9 hours ahead: read as UTC, the same window is hours away.
+    let as_utc = user_jwt(&k.a, &u, "", &window(-3600, 3600, "UTC"));
+    let (_, out) = Conn::login(&srv, transport, Some(&as_utc), Some(&u));
+    assert_eq!(out, VIOLATION);
+    let unknown = user_jwt(&k.a, &u, "", &window(-3600, 3600, "Mars/Olympus"));
+    let (_, out) = Conn::login(&srv, transport, Some(&unknown), Some(&u));
+    assert_eq!(out, VIOLATION);
+}
+on_both!(connect_times_in_a_named_zone);

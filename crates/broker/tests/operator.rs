@@ -692,6 +692,96 @@ fn account_leaf_limit_counts_leaf_connections_only() {
     }
 }
 
+/// `conn` counts every connection of the account, leaf nodes too, as the reference's
+/// `MaxTotalConnectionsReached` does (its account's client set holds both kinds).
+#[test]
+fn account_conn_limit_counts_leaf_nodes_too() {
+    let k = keys();
+    let acc = account_jwt(
+        &k,
+        &k.acc,
+        r#","limits":{"subs":-1,"data":-1,"payload":-1,"conn":2,"leaf":-1}"#,
+    );
+    let mut sim = Sim::new(config_with(vec![acc], None));
+    let users: Vec<KeyPair> = (120..123).map(|b| key(KeyPairType::User, b)).collect();
+    let jwt = |u: &KeyPair| user_jwt(&k.acc, u, "", "");
+    let (_, out) = login_kind(
+        &mut sim,
+        ConnectionType::Leaf,
+        Some(&jwt(&users[0])),
+        Some(&users[0]),
+    );
+    assert_eq!(out, "PONG\r\n");
+    let (_, out) = login(&mut sim, &jwt(&users[1]), &users[1]);
+    assert_eq!(out, "PONG\r\n");
+    let (id, out) = login(&mut sim, &jwt(&users[2]), &users[2]);
+    assert_eq!(
+        out,
+        "-ERR 'maximum account active connections exceeded'\r\n"
+    );
+    assert_eq!(
+        sim.closed.get(&id),
+        Some(&CloseReason::MaxAccountConnectionsExceeded)
+    );
+}
+
+/// A reload that lowers `conn` closes the account's oldest connections (leaf nodes among
+/// them) and keeps the newest, before any revocation is applied; other accounts are untouched.
+#[test]
+fn a_reload_that_lowers_conn_closes_the_oldest_connections() {
+    let k = keys();
+    let other = key(KeyPairType::Account, 124);
+    let other_jwt = account_jwt(&k, &other, "");
+    let mut sim = Sim::new(config_with(
+        vec![account_jwt(&k, &k.acc, ""), other_jwt.clone()],
+        None,
+    ));
+    let users: Vec<KeyPair> = (125..130).map(|b| key(KeyPairType::User, b)).collect();
+    let jwt = |u: &KeyPair| user_jwt(&k.acc, u, "", "");
+    let (leaf, out) = login_kind(
+        &mut sim,
+        ConnectionType::Leaf,
+        Some(&jwt(&users[0])),
+        Some(&users[0]),
+    );
+    assert_eq!(out, "PONG\r\n");
+    let mut ids = vec![leaf];
+    for u in &users[1..4] {
+        let (id, out) = login(&mut sim, &jwt(u), u);
+        assert_eq!(out, "PONG\r\n");
+        ids.push(id);
+    }
+    let (elsewhere, out) = login(&mut sim, &user_jwt(&other, &users[4], "", ""), &users[4]);
+    assert_eq!(out, "PONG\r\n");
+    // conn 2, and the newest connection is revoked: it still counts as one of the two kept.
+    let lowered = format!(
+        r#","limits":{{"subs":-1,"data":-1,"payload":-1,"conn":2,"leaf":-1}},"revocations":{{"{}":{NOW}}}"#,
+        users[3].public_key()
+    );
+    let now = sim.now;
+    sim.broker.reload(
+        config_with(vec![account_jwt(&k, &k.acc, &lowered), other_jwt], None),
+        now,
+    );
+    sim.pump();
+    for id in &ids[..2] {
+        assert_eq!(
+            sim.take_str(*id),
+            "-ERR 'maximum account active connections exceeded'\r\n"
+        );
+        assert_eq!(
+            sim.closed.get(id),
+            Some(&CloseReason::MaxAccountConnectionsExceeded)
+        );
+    }
+    assert!(!sim.closed.contains_key(&ids[2]));
+    assert_eq!(
+        sim.take_str(ids[3]),
+        "-ERR 'User Authentication Revoked'\r\n"
+    );
+    assert!(!sim.closed.contains_key(&elsewhere));
+}
+
 #[test]
 fn operator_signing_keys_and_strict_usage() {
     let k = keys();

@@ -9,20 +9,24 @@
 //! router's accounts with their exports and imports (activation tokens checked).
 //!
 //! Deliberate differences from nats-server 2.9.10:
-//! - `times` are evaluated in UTC when `times_location` is empty (the reference uses the
-//!   server's local zone) or `UTC`; any other location refuses the user (natsws carries no time
-//!   zone database).
+//! - `times` are wall-clock windows in `times_location` (an IANA zone name; empty is the
+//!   server's local zone, as Go's `time.Local`), converted by the [`TimeZones`] the binary
+//!   gives in [`OperatorConfig::time_zones`] (natsws reads the system's zone database).
+//!   Without one, only an empty location or `UTC` is known, both as UTC, and any other
+//!   location refuses the user. A window start or end that falls in a daylight-saving gap or
+//!   fold resolves as [`TimeZones::unix_seconds`] says (Go's `time.Date` does not promise
+//!   which of the two instants it picks).
 //! - The extra error lines `Bad src Ip <ip>` and `Outside connect times` are not logged; the
 //!   refusal itself is (`authentication error`).
 //! - A template of a scoped signing key that would emit more than [`MAX_TEMPLATE_SUBJECTS`]
 //!   subjects for one list refuses the user (the reference has no bound).
-//! - New account JWTs are taken on reload (the `resolver_preload` values, or the full
-//!   resolver's directory read again), and a revocation they bring closes live connections
-//!   with `User Authentication Revoked`. nats-server 2.9.10 reads the preload at start only and
-//!   takes updates through its system account (`$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE`, `nsc push`),
-//!   which natsws does not serve. A reload re-authenticates connected JWT users against the
-//!   new accounts and applies their new expiry and limits; an account `conn` limit lowered by
-//!   a reload is not enforced on connections already open (the reference closes the newest).
+//! - New account JWTs are taken on reload: the `resolver_preload` values (as the reference
+//!   does), or the full resolver's directory read again (nats-server 2.9.10 takes directory
+//!   updates only through its system account, `$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE` / `nsc push`,
+//!   which natsws does not serve). A revocation they bring closes live connections with `User
+//!   Authentication Revoked`; an account `conn` lowered below its open connections closes the
+//!   oldest ones (`maximum account active connections exceeded`, see `Broker::reload`); the
+//!   remaining JWT users are authenticated again and take their new expiry and limits.
 //! - Account JWTs with subject `mappings` are refused at start-up (natsws has no subject
 //!   mapping). The account `imports`/`exports` counts, `data`, `wildcards` and the JetStream
 //!   limits are read but not enforced; service latency tracking (which needs the system account)
@@ -46,6 +50,54 @@ use crate::config::{AccountConfig, ExportConfig, ExportKind, ImportConfig, Respo
 /// Most subjects one permission list of a scoped signing key's template may expand to.
 pub const MAX_TEMPLATE_SUBJECTS: usize = 1024;
 
+/// Wall-clock conversions in named time zones, for the `times` of user JWTs. The binary
+/// implements it over a time zone database; the broker only calls it (it does no I/O).
+///
+/// Local seconds count wall-clock time in the zone's calendar from 1970-01-01 00:00:00 (so
+/// `local.rem_euclid(86_400)` is the time of day there). `zone` is an IANA name such as
+/// `Europe/Paris`, or empty for the server's local zone.
+pub trait TimeZones: Send + Sync {
+    /// The local seconds at the Unix time `unix` in `zone`; `None` when the zone is unknown.
+    fn local_seconds(&self, zone: &str, unix: i64) -> Option<i64>;
+    /// The Unix time of the local seconds `local` in `zone`; `None` when the zone is unknown.
+    /// A local time that a daylight-saving change skips or repeats resolves to one of its
+    /// instants (the implementation documents which).
+    fn unix_seconds(&self, zone: &str, local: i64) -> Option<i64>;
+}
+
+/// An optional shared [`TimeZones`]. Two sources are equal when they are the same object (or
+/// both absent), so a configuration compares equal to itself across reloads.
+#[derive(Clone, Default)]
+pub struct ZoneSource(pub Option<Arc<dyn TimeZones>>);
+
+impl ZoneSource {
+    fn get(&self) -> Option<&dyn TimeZones> {
+        self.0.as_deref()
+    }
+}
+
+impl std::fmt::Debug for ZoneSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ZoneSource(Some(..))"
+        } else {
+            "ZoneSource(None)"
+        })
+    }
+}
+
+impl PartialEq for ZoneSource {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b)),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ZoneSource {}
+
 /// Operator-mode settings as plain data. The binary reads operator files and the account
 /// resolver; nothing here does I/O.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,6 +111,8 @@ pub struct OperatorConfig {
     pub accounts: Vec<String>,
     /// `system_account`, or the first operator's `system_account` claim.
     pub system_account: Option<String>,
+    /// How the `times` of user JWTs are converted (see [`TimeZones`]).
+    pub time_zones: ZoneSource,
 }
 
 /// What a JWT user brings besides permissions: the limits the broker enforces on its session.
@@ -114,6 +168,7 @@ pub struct JwtAccount {
 pub struct Trust {
     accounts: HashMap<String, Arc<JwtAccount>>,
     system_account: Option<String>,
+    time_zones: ZoneSource,
 }
 
 fn err(text: String) -> AuthConfigError {
@@ -177,6 +232,7 @@ impl Trust {
         Ok(Self {
             accounts,
             system_account: config.system_account.clone(),
+            time_zones: config.time_zones.clone(),
         })
     }
 
@@ -260,7 +316,8 @@ impl Trust {
         if !src_allows(&limits.src.0, req.remote) {
             return Err("Bad src Ip");
         }
-        let window_end = connect_window(&limits, req.now_unix).ok_or("Outside connect times")?;
+        let window_end = connect_window(&limits, req.now_unix, self.time_zones.get())
+            .ok_or("Outside connect times")?;
         let expires_at = match (user.data.exp, window_end) {
             (0, end) => end,
             (exp, Some(end)) => Some(exp.min(end)),
@@ -629,28 +686,48 @@ fn parse_clock(text: &str) -> Option<i64> {
     Some(h * 3600 + m * 60 + s)
 }
 
-/// `validateTimes` in UTC: `Some(end)` (Unix seconds) when `now` is inside a window, `Some`
-/// of `None` when there are no windows, `None` when outside every window.
-fn connect_window(limits: &UserPermissionLimits, now_unix: i64) -> Option<Option<i64>> {
+/// UTC, the only zone known without a [`TimeZones`].
+struct Utc;
+
+impl TimeZones for Utc {
+    fn local_seconds(&self, zone: &str, unix: i64) -> Option<i64> {
+        (zone.is_empty() || zone.eq_ignore_ascii_case("UTC")).then_some(unix)
+    }
+
+    fn unix_seconds(&self, zone: &str, local: i64) -> Option<i64> {
+        self.local_seconds(zone, local)
+    }
+}
+
+/// `validateTimes`: `Some(end)` (Unix seconds) when `now` is inside a window, `Some` of `None`
+/// when there are no windows, `None` when outside every window (or the zone is unknown). A
+/// window is today's wall-clock `start`..`end` in the zone; one whose end is before its start
+/// ends the next day, and, as in the reference, only today's start counts.
+fn connect_window(
+    limits: &UserPermissionLimits,
+    now_unix: i64,
+    zones: Option<&dyn TimeZones>,
+) -> Option<Option<i64>> {
     if limits.times.is_empty() {
         return Some(None);
     }
-    if !limits.times_location.is_empty() && !limits.times_location.eq_ignore_ascii_case("UTC") {
-        return None;
-    }
-    let day_start = now_unix - now_unix.rem_euclid(86_400);
+    let zones = zones.unwrap_or(&Utc);
+    let zone = limits.times_location.as_str();
+    let now_local = zones.local_seconds(zone, now_unix)?;
+    let day_start = now_local - now_local.rem_euclid(86_400);
     for range in &limits.times {
         let (start, end) = (parse_clock(&range.start)?, parse_clock(&range.end)?);
-        let start_at = day_start + start;
-        // A window that ends before it starts ends the next day (and, as in the reference,
-        // only today's start counts).
-        let end_at = if start > end {
-            day_start + 86_400 + end
+        let end_day = if start > end {
+            day_start + 86_400
         } else {
-            day_start + end
+            day_start
         };
-        if start_at < now_unix && end_at > now_unix {
-            return Some(Some(end_at));
+        let start_at = zones.unix_seconds(zone, day_start + start)?;
+        if start_at < now_unix {
+            let end_at = zones.unix_seconds(zone, end_day + end)?;
+            if end_at > now_unix {
+                return Some(Some(end_at));
+            }
         }
     }
     None
@@ -838,39 +915,99 @@ mod tests {
         let day = 1_800_000_000 - 1_800_000_000 % 86_400;
         let now = day + 10 * 3600 + 30 * 60;
         assert_eq!(
-            connect_window(&UserPermissionLimits::default(), now),
+            connect_window(&UserPermissionLimits::default(), now, None),
             Some(None)
         );
         let inside = times(&[("09:00:00", "11:00:00")], "");
-        assert_eq!(connect_window(&inside, now), Some(Some(day + 11 * 3600)));
         assert_eq!(
-            connect_window(&times(&[("11:00:00", "12:00:00")], "UTC"), now),
+            connect_window(&inside, now, None),
+            Some(Some(day + 11 * 3600))
+        );
+        assert_eq!(
+            connect_window(&times(&[("11:00:00", "12:00:00")], "UTC"), now, None),
             None
         );
         // Overnight windows end the next day; only today's start counts (as the reference).
         let overnight = times(&[("22:00:00", "02:00:00")], "");
         assert_eq!(
-            connect_window(&overnight, day + 23 * 3600),
+            connect_window(&overnight, day + 23 * 3600, None),
             Some(Some(day + 86_400 + 2 * 3600))
         );
-        assert_eq!(connect_window(&overnight, day + 3600), None);
+        assert_eq!(connect_window(&overnight, day + 3600, None), None);
         // The second window matches.
         let two = times(&[("01:00:00", "02:00:00"), ("10:00:00", "10:45:00")], "");
         assert_eq!(
-            connect_window(&two, now),
+            connect_window(&two, now, None),
             Some(Some(day + 10 * 3600 + 45 * 60))
         );
         // Unknown zones and malformed clocks refuse.
         assert_eq!(
-            connect_window(&times(&[("09:00:00", "11:00:00")], "Europe/Paris"), now),
+            connect_window(
+                &times(&[("09:00:00", "11:00:00")], "Europe/Paris"),
+                now,
+                None
+            ),
             None
         );
         assert_eq!(
-            connect_window(&times(&[("9:00", "11:00:00")], ""), now),
+            connect_window(&times(&[("9:00", "11:00:00")], ""), now, None),
             None
         );
         assert_eq!(
-            connect_window(&times(&[("24:00:00", "11:00:00")], ""), now),
+            connect_window(&times(&[("24:00:00", "11:00:00")], ""), now, None),
+            None
+        );
+    }
+
+    /// Fixed-offset zones named `+HH` / `-HH`, for the local-time arithmetic.
+    struct Fixed;
+
+    impl Fixed {
+        fn offset(zone: &str) -> Option<i64> {
+            let hours: i64 = zone.parse().ok()?;
+            Some(hours * 3600)
+        }
+    }
+
+    impl TimeZones for Fixed {
+        fn local_seconds(&self, zone: &str, unix: i64) -> Option<i64> {
+            Some(unix + Self::offset(zone)?)
+        }
+
+        fn unix_seconds(&self, zone: &str, local: i64) -> Option<i64> {
+            Some(local - Self::offset(zone)?)
+        }
+    }
+
+    #[test]
+    fn connect_times_in_a_named_zone() {
+        let day = 1_800_000_000 - 1_800_000_000 % 86_400;
+        // 10:30 UTC is 12:30 at +02.
+        let now = day + 10 * 3600 + 30 * 60;
+        let z: Option<&dyn TimeZones> = Some(&Fixed);
+        assert_eq!(
+            connect_window(&times(&[("12:00:00", "13:00:00")], "+2"), now, z),
+            Some(Some(day + 11 * 3600))
+        );
+        // The same window read as UTC would hold 10:30; at +02 it is 08:00-09:00 UTC.
+        assert_eq!(
+            connect_window(&times(&[("10:00:00", "11:00:00")], "+2"), now, z),
+            None
+        );
+        // 03:00 UTC is 22:00 of the day before at -05: the local day counts.
+        let early = day + 3 * 3600;
+        assert_eq!(
+            connect_window(&times(&[("21:00:00", "23:00:00")], "-5"), early, z),
+            Some(Some(day + 4 * 3600))
+        );
+        // An overnight window at -05 that started at 20:00 local ends at 01:00 local.
+        assert_eq!(
+            connect_window(&times(&[("20:00:00", "01:00:00")], "-5"), early, z),
+            Some(Some(day + 6 * 3600))
+        );
+        // A zone the source does not know refuses.
+        assert_eq!(
+            connect_window(&times(&[("00:00:00", "23:59:59")], "Mars/Olympus"), now, z),
             None
         );
     }

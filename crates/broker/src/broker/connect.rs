@@ -62,8 +62,10 @@ impl Broker {
             return true;
         };
         let trust = self.auth.trust();
-        // Clients count against the account's `conn`, leaf nodes against its `leaf`; both
-        // refusals have the same text (`server/client.go` `registerWithAccount`).
+        // A client is refused when the account's connections, clients and leaf nodes alike,
+        // reach `conn`; a leaf node when its leaf nodes reach `leaf`. Both refusals have the
+        // same text (`server/client.go` `registerWithAccount`, `server/accounts.go`
+        // `MaxTotalConnectionsReached` counts every connection of the account).
         let is_leaf =
             |t: ConnectionType| matches!(t, ConnectionType::Leaf | ConnectionType::LeafWebSocket);
         let (account, leaf) = match self.client(id) {
@@ -85,7 +87,7 @@ impl Broker {
                 .filter(|c| {
                     c.phase == Phase::Connected
                         && c.auth.account == account
-                        && is_leaf(c.params.conn_type) == leaf
+                        && (!leaf || is_leaf(c.params.conn_type))
                 })
                 .count();
             if others >= max {
