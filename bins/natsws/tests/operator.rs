@@ -795,3 +795,86 @@ fn connect_times_in_a_named_zone(target: Target, transport: Transport) {
     assert_eq!(out, VIOLATION);
 }
 on_both!(connect_times_in_a_named_zone);
+
+/// The log lines of refused users, as nats-server writes them with `-D`: the reason at debug
+/// level (error level for `Bad src Ip`), then `authentication error`, each after the client's
+/// prefix.
+fn refusals_are_logged_as_the_reference(target: Target, transport: Transport) {
+    let u = key(KeyPairType::User, 150);
+    let revoked = key(KeyPairType::User, 151);
+    let revocations = format!(
+        r#","revocations":{{"{}":{}}}"#,
+        revoked.public_key(),
+        now_unix()
+    );
+    let dir = common::temp_dir("operator-log");
+    let Some(srv) = target.with_config(&conf(&dir, &revocations, ""), &["-D"]) else {
+        return;
+    };
+    let k = keys();
+    let stranger = key(KeyPairType::Account, 152);
+    let forged = encode(&claims(&k.a, &u.public_key(), "user", "", ""), &stranger).unwrap();
+    let cases: Vec<(String, &KeyPair, &str)> = vec![
+        (
+            user_jwt(&k.a, &u, &format!(",\"exp\":{}", now_unix() - 5), ""),
+            &u,
+            "[DBG] - User JWT no longer valid: &{Issues:[claim is expired]}",
+        ),
+        (
+            user_jwt(&k.a, &revoked, "", ""),
+            &revoked,
+            "[DBG] - User authentication revoked",
+        ),
+        (
+            user_jwt(
+                &stranger,
+                &u,
+                "",
+                &format!(r#","issuer_account":"{}""#, k.a.public_key()),
+            ),
+            &u,
+            "[DBG] - User JWT issuer is not known",
+        ),
+        (
+            forged,
+            &u,
+            "[DBG] - User JWT not valid: claim failed V2 signature verification",
+        ),
+        (
+            user_jwt(&k.a, &u, "", r#","pub":{"allow":["a b"]}"#),
+            &u,
+            "[DBG] - User JWT no longer valid: &{Issues:[Permission Subject \"a b\" is not allowed to contain queue]}",
+        ),
+        (
+            user_jwt(&k.a, &u, "", r#","src":["10.0.0.0/8"]"#),
+            &u,
+            "[ERR] - Bad src Ip 127.0.0.1",
+        ),
+    ];
+    for (jwt, seed, want) in &cases {
+        let (_, out) = Conn::login(&srv, transport, Some(jwt), Some(seed));
+        assert_eq!(out, VIOLATION, "{want}");
+    }
+    // Each reason is followed by the bare error line of the same client.
+    let log = srv.wait_log("Bad src Ip");
+    let lines: Vec<String> = log
+        .lines()
+        .filter(|l| l.contains("[DBG]") || l.contains("[ERR]"))
+        .filter_map(|l| {
+            // "[pid] date time [LVL] 127.0.0.1:port - cid:N - <text>" (wid: for WebSocket).
+            let at = l.find("[DBG] ").or_else(|| l.find("[ERR] "))?;
+            let (lvl, rest) = l[at..].split_once(' ')?;
+            let text = rest.rsplit_once(" - ").map(|(_, t)| t)?;
+            (rest.contains(" - cid:") || rest.contains(" - wid:"))
+                .then(|| format!("{lvl} - {text}"))
+        })
+        .filter(|l| !l.contains("Client connection") && !l.contains("connection closed"))
+        .collect();
+    let mut want = Vec::new();
+    for (_, _, line) in &cases {
+        want.push((*line).to_owned());
+        want.push("[ERR] - authentication error".to_owned());
+    }
+    assert_eq!(lines, want, "{log}");
+}
+on_both!(refusals_are_logged_as_the_reference);

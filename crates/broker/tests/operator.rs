@@ -940,3 +940,129 @@ fn a_reload_that_gives_the_account_an_expiry_closes_its_users_then() {
         "{out}"
     );
 }
+
+/// The reasons nats-server logs for refused JWT users (`server/auth.go`
+/// `processClientOrLeafAuthentication`), each with its text: the library's validation issues
+/// (`User JWT no longer valid: &{Issues:[...]}`, Go's `%+v`), decoding errors, the lookups,
+/// the nonce signature, revocation, and the two error-level ones.
+#[test]
+fn refusal_reasons_have_the_reference_texts() {
+    let k = keys();
+    let revoked = key(KeyPairType::User, 141);
+    let acc = account_jwt(
+        &k,
+        &k.acc,
+        &format!(r#","revocations":{{"{}":{NOW}}}"#, revoked.public_key()),
+    );
+    let config = config_with(vec![acc], None).auth;
+    let auth = broker::auth::Authorizer::new(&config).unwrap();
+    let u = key(KeyPairType::User, 140);
+    let stranger = key(KeyPairType::Account, 142);
+    let nonce = "abcdefghijklmno";
+    let check = |jwt: &str, seed: &KeyPair, want: &str| {
+        let sig = sign_nonce(nonce, seed).unwrap();
+        let mut req = broker::auth::AuthRequest::new(ConnectionType::Standard);
+        req.jwt = Some(jwt);
+        req.sig = Some(&sig);
+        req.nonce = Some(nonce);
+        req.remote = "127.0.0.1".parse().ok();
+        req.now_unix = NOW;
+        let err = auth.authenticate(&req).unwrap_err();
+        assert_eq!(err.detail(), want, "{jwt}");
+        assert_eq!(err.to_string(), "authentication error");
+        assert_eq!(
+            broker::auth::operator::is_error_level(err.detail()),
+            want.starts_with("Bad src Ip") || want == "Outside connect times"
+        );
+    };
+    let user = |extra: &str, nats: &str| user_jwt(&k.acc, &u, extra, nats);
+    check(
+        &user(&format!(",\"exp\":{}", NOW - 1), ""),
+        &u,
+        "User JWT no longer valid: &{Issues:[claim is expired]}",
+    );
+    check(
+        &user(&format!(",\"nbf\":{}", NOW + 60), ""),
+        &u,
+        "User JWT no longer valid: &{Issues:[claim is not yet valid]}",
+    );
+    check(
+        &user(
+            "",
+            r#","pub":{"allow":["a b c","q g"]},"sub":{"deny":[""]}"#,
+        ),
+        &u,
+        "User JWT no longer valid: &{Issues:[subject cannot be empty Permission Subject \"a b c\" contains too many spaces Permission Subject \"q g\" is not allowed to contain queue]}",
+    );
+    check(
+        &user(
+            "",
+            r#","src":["nope"],"times":[{"start":"","end":"25:00:00"}]"#,
+        ),
+        &u,
+        "User JWT no longer valid: &{Issues:[invalid cidr \"nope\" in user src limits time ranges start must contain a start end in time range is invalid \"25:00:00\"]}",
+    );
+    check(
+        &user(
+            "",
+            r#","times":[{"start":"00:00:00","end":"23:59:59"}],"times_location":"Mars/Olympus""#,
+        ),
+        &u,
+        "User JWT no longer valid: &{Issues:[could not parse iana time zone by name: unknown time zone Mars/Olympus]}",
+    );
+    check(
+        &user("", r#","issuer_account":"nope""#),
+        &u,
+        "User JWT no longer valid: &{Issues:[account_id is not an account public key]}",
+    );
+    // Claims in the account's name, signed by another key.
+    let forged = encode(
+        &claims(
+            &k.acc,
+            &u.public_key(),
+            "user",
+            "",
+            ",\"subs\":-1,\"data\":-1,\"payload\":-1",
+        ),
+        &stranger,
+    )
+    .unwrap();
+    check(
+        &forged,
+        &u,
+        "User JWT not valid: claim failed V2 signature verification",
+    );
+    check(
+        &user_jwt(&stranger, &u, "", ""),
+        &u,
+        "Account JWT lookup error: account missing",
+    );
+    let wrong_signer = user_jwt(
+        &stranger,
+        &u,
+        "",
+        &format!(r#","issuer_account":"{}""#, k.acc.public_key()),
+    );
+    check(&wrong_signer, &u, "User JWT issuer is not known");
+    check(
+        &user("", ""),
+        &key(KeyPairType::User, 143),
+        "Signature not verified",
+    );
+    check(
+        &user_jwt(&k.acc, &revoked, "", ""),
+        &revoked,
+        "User authentication revoked",
+    );
+    check(
+        &user("", r#","src":["10.0.0.0/8"]"#),
+        &u,
+        "Bad src Ip 127.0.0.1",
+    );
+    // 1_800_000_000 is 08:00:00 UTC; a single-digit hour is valid, as in Go's "15:04:05".
+    check(
+        &user("", r#","times":[{"start":"9:00:00","end":"10:00:00"}]"#),
+        &u,
+        "Outside connect times",
+    );
+}

@@ -16,8 +16,11 @@
 //!   location refuses the user. A window start or end that falls in a daylight-saving gap or
 //!   fold resolves as [`TimeZones::unix_seconds`] says (Go's `time.Date` does not promise
 //!   which of the two instants it picks).
-//! - The extra error lines `Bad src Ip <ip>` and `Outside connect times` are not logged; the
-//!   refusal itself is (`authentication error`).
+//! - A refused user's reason is logged as the reference logs it ([`Refusal`], at debug level
+//!   or, for `Bad src Ip <ip>` and `Outside connect times`, error level), except the server's
+//!   own `Account fetch failed: account missing` warning for an unknown account.
+//! - The user JWT is validated as `UserClaims.Validate` does (see `user_issues`), except that a
+//!   clock with a fractional second (`09:00:00.5`, which Go's parser accepts) is invalid.
 //! - A template of a scoped signing key that would emit more than [`MAX_TEMPLATE_SUBJECTS`]
 //!   subjects for one list refuses the user (the reference has no bound).
 //! - New account JWTs are taken on reload: the `resolver_preload` values (as the reference
@@ -33,6 +36,7 @@
 //!   is not done.
 
 use core::net::IpAddr;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -175,8 +179,16 @@ fn err(text: String) -> AuthConfigError {
     AuthConfigError::new(text)
 }
 
-/// Why a JWT user was refused: the reference's debug text.
-pub type Refusal = &'static str;
+/// Why a JWT user was refused: the reference's log text (debug level, except the two
+/// [`is_error_level`] ones).
+pub type Refusal = Cow<'static, str>;
+
+/// Whether the reference logs this refusal at error level (`Bad src Ip <ip>`, `Outside
+/// connect times`) rather than debug.
+#[must_use]
+pub fn is_error_level(refusal: &str) -> bool {
+    refusal.starts_with("Bad src Ip") || refusal == "Outside connect times"
+}
 
 impl Trust {
     /// Decodes the operators and accounts and checks the trust settings with the reference's
@@ -260,16 +272,23 @@ impl Trust {
     /// account's public key as its account, the user's public key as `nkey`, and the limits.
     pub fn authenticate(&self, req: &JwtRequest<'_>) -> Result<Authenticated, Refusal> {
         let Some(token) = req.jwt.filter(|j| !j.is_empty()) else {
-            return Err("Authentication requires a user JWT");
+            return Err("Authentication requires a user JWT".into());
         };
-        let user = jwt::decode_user(token).map_err(|_| "User JWT not valid")?;
-        user.data
-            .check_times(req.now_unix)
-            .map_err(|_| "User JWT no longer valid")?;
+        let user =
+            jwt::decode_user(token).map_err(|e| Cow::Owned(format!("User JWT not valid: {e}")))?;
+        let issues = user_issues(&user, req.now_unix, self.time_zones.get());
+        if !issues.is_empty() {
+            // Go's `%+v` of the validation results.
+            return Err(format!(
+                "User JWT no longer valid: &{{Issues:[{}]}}",
+                issues.join(" ")
+            )
+            .into());
+        }
         let mut limits = user.nats.limits.clone();
         let allowed = allowed_types(&limits.allowed_connection_types)?;
         if !allowed.is_empty() && !allowed.contains(&req.conn_type) {
-            return Err("Connection type not allowed");
+            return Err("Connection type not allowed".into());
         }
         let issuer_account = if user.nats.issuer_account.is_empty() {
             &user.data.iss
@@ -279,15 +298,18 @@ impl Trust {
         let account = self
             .accounts
             .get(issuer_account)
-            .ok_or("Account JWT lookup error")?;
+            .ok_or("Account JWT lookup error: account missing")?;
         if !account.trusted {
-            return Err("Account JWT not signed by trusted operator");
+            return Err("Account JWT not signed by trusted operator".into());
         }
         match account.signers.get(&user.data.iss) {
-            None => return Err("User JWT issuer is not known"),
+            None => return Err("User JWT issuer is not known".into()),
             Some(Some(template)) => {
                 if !limits.has_empty_permissions() {
-                    return Err("User JWT is not valid");
+                    return Err(
+                        "User JWT is not valid: scoped users require no permissions or limits set"
+                            .into(),
+                    );
                 }
                 limits = apply_template(template, &user, account)
                     .ok_or("User JWT generated invalid permissions")?;
@@ -295,12 +317,12 @@ impl Trust {
             Some(None) => {}
         }
         if account.claims.data.check_times(req.now_unix).is_err() {
-            return Err("Account JWT has expired");
+            return Err("Account JWT has expired".into());
         }
         // For a scoped user the template's flag counts (the template replaced the limits).
         let bearer = limits.bearer_token;
         if bearer && account.claims.nats.limits.disallow_bearer {
-            return Err("Account does not allow bearer token");
+            return Err("Account does not allow bearer token".into());
         }
         if !bearer {
             super::nkey::verify_nonce_signature(&user.data.sub, req.nonce, req.sig)
@@ -311,10 +333,11 @@ impl Trust {
             &user.data.sub,
             user.data.iat,
         ) {
-            return Err("User authentication revoked");
+            return Err("User authentication revoked".into());
         }
         if !src_allows(&limits.src.0, req.remote) {
-            return Err("Bad src Ip");
+            let host = req.remote.map(|ip| ip.to_string()).unwrap_or_default();
+            return Err(format!("Bad src Ip {host}").into());
         }
         let window_end = connect_window(&limits, req.now_unix, self.time_zones.get())
             .ok_or("Outside connect times")?;
@@ -616,7 +639,7 @@ fn allowed_types(names: &[String]) -> Result<Vec<ConnectionType>, Refusal> {
         .filter_map(|n| parse_connection_type(n).ok())
         .collect();
     if known.is_empty() && !names.is_empty() {
-        return Err("Connection type not allowed");
+        return Err("Connection type not allowed".into());
     }
     Ok(known)
 }
@@ -669,21 +692,121 @@ fn cidr_contains(net: IpAddr, bits: u32, ip: IpAddr) -> bool {
     }
 }
 
+/// Go's `time.Parse("15:04:05", text)` as seconds of the day: the hour in one or two digits
+/// (0-23), minutes and seconds in exactly two (0-59).
 fn parse_clock(text: &str) -> Option<i64> {
     let mut parts = text.split(':');
-    let mut field = |max: i64| -> Option<i64> {
+    let mut field = |widths: &[usize], max: i64| -> Option<i64> {
         let p = parts.next()?;
-        if p.len() != 2 || !p.bytes().all(|b| b.is_ascii_digit()) {
+        if !widths.contains(&p.len()) || !p.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         let v: i64 = p.parse().ok()?;
         (v <= max).then_some(v)
     };
-    let (h, m, s) = (field(23)?, field(59)?, field(59)?);
+    let (h, m, s) = (field(&[1, 2], 23)?, field(&[2], 59)?, field(&[2], 59)?);
     if parts.next().is_some() {
         return None;
     }
     Some(h * 3600 + m * 60 + s)
+}
+
+/// Go's `checkPermission` for one permission subject (`jwt/v2/types.go`): a subject, or (for
+/// subscriptions) a subject and a queue separated by one space.
+fn permission_issues(subject: &str, permit_queue: bool, issues: &mut Vec<String>) {
+    let mut check = |s: &str| {
+        if s.is_empty() {
+            issues.push("subject cannot be empty".to_owned());
+        }
+        if s.contains(' ') {
+            issues.push(format!(
+                "subject {} cannot have spaces",
+                go_quote(s.as_bytes())
+            ));
+        }
+    };
+    let tokens: Vec<&str> = subject.split(' ').collect();
+    match tokens.as_slice() {
+        [one] => check(one),
+        [subject_part, queue] => {
+            check(subject_part);
+            check(queue);
+            if !permit_queue {
+                issues.push(format!(
+                    "Permission Subject \"{subject}\" is not allowed to contain queue"
+                ));
+            }
+        }
+        _ => issues.push(format!(
+            "Permission Subject \"{subject}\" contains too many spaces"
+        )),
+    }
+}
+
+/// The blocking issues of `UserClaims.Validate` (`jwt/v2/user_claims.go`, `types.go`) that
+/// nats-server checks at CONNECT, in the library's order and with its texts: expiry and
+/// not-before, permission subjects, `src` CIDRs, `times` clocks, `times_location`, and
+/// `issuer_account`.
+fn user_issues(
+    user: &Claims<jwt::User>,
+    now_unix: i64,
+    zones: Option<&dyn TimeZones>,
+) -> Vec<String> {
+    let mut issues = Vec::new();
+    if user.data.exp > 0 && now_unix > user.data.exp {
+        issues.push("claim is expired".to_owned());
+    }
+    if user.data.nbf > 0 && user.data.nbf > now_unix {
+        issues.push("claim is not yet valid".to_owned());
+    }
+    let limits = &user.nats.limits;
+    for s in limits.subscribe.allow.iter().chain(&limits.subscribe.deny) {
+        permission_issues(s, true, &mut issues);
+    }
+    for s in limits.publish.allow.iter().chain(&limits.publish.deny) {
+        permission_issues(s, false, &mut issues);
+    }
+    for cidr in &limits.src.0 {
+        if parse_cidr(cidr).is_none() {
+            issues.push(format!(
+                "invalid cidr {} in user src limits",
+                go_quote(cidr.as_bytes())
+            ));
+        }
+    }
+    for range in &limits.times {
+        for (value, name) in [(&range.start, "start"), (&range.end, "end")] {
+            if value.is_empty() {
+                issues.push(format!(
+                    "time ranges {name} must contain a{} {name}",
+                    if name == "end" { "n" } else { "" }
+                ));
+            } else if parse_clock(value).is_none() {
+                issues.push(format!(
+                    "{name} in time range is invalid {}",
+                    go_quote(value.as_bytes())
+                ));
+            }
+        }
+    }
+    let zone = limits.times_location.as_str();
+    if !zone.is_empty()
+        && zones
+            .unwrap_or(&Utc)
+            .local_seconds(zone, now_unix)
+            .is_none()
+    {
+        issues.push(format!(
+            "could not parse iana time zone by name: unknown time zone {zone}"
+        ));
+    }
+    let issuer_account = &user.nats.issuer_account;
+    if !issuer_account.is_empty()
+        && !jwt::is_public_key(issuer_account, nkeys::KeyPairType::Account)
+    {
+        issues.push("account_id is not an account public key".to_owned());
+    }
+    issues
 }
 
 /// UTC, the only zone known without a [`TimeZones`].

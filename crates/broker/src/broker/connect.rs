@@ -135,6 +135,25 @@ impl Broker {
         self.reschedule(id);
     }
 
+    /// [`Self::auth_violation`] for a refused authentication, after the reason the reference
+    /// logs first, when there is one.
+    pub(super) fn auth_refused(
+        &mut self,
+        client: ClientId,
+        now: Instant,
+        refused: crate::authseam::Refused,
+    ) {
+        if let Some(reason) = refused.reason {
+            let error = auth::operator::is_error_level(&reason);
+            self.events.push_back(Event::AuthReason {
+                client,
+                reason,
+                error,
+            });
+        }
+        self.auth_violation(client, now, Some(refused.log));
+    }
+
     pub(super) fn auth_violation(
         &mut self,
         client: ClientId,
@@ -343,7 +362,7 @@ impl Broker {
         &mut self,
         id: ClientId,
         now: Instant,
-        res: Result<crate::authseam::Authenticated, String>,
+        res: Result<crate::authseam::Authenticated, crate::authseam::Refused>,
         pending: PendingConnect,
         verified_hash: Option<Box<str>>,
     ) {
@@ -371,8 +390,8 @@ impl Broker {
                     return;
                 }
             }
-            Err(detail) => {
-                self.auth_violation(id, now, Some(detail));
+            Err(refused) => {
+                self.auth_refused(id, now, refused);
                 return;
             }
         }

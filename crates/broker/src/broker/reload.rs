@@ -335,15 +335,15 @@ impl Broker {
     pub(super) fn apply_recheck(
         &mut self,
         id: super::ClientId,
-        res: Result<crate::authseam::Authenticated, String>,
+        res: Result<crate::authseam::Authenticated, crate::authseam::Refused>,
         connected: bool,
         verified_hash: Option<Box<str>>,
         now: Instant,
     ) {
         let user = match res {
             Ok(user) => user,
-            Err(detail) => {
-                self.auth_violation(id, now, Some(detail));
+            Err(refused) => {
+                self.auth_refused(id, now, refused);
                 return;
             }
         };
