@@ -878,3 +878,34 @@ fn refusals_are_logged_as_the_reference(target: Target, transport: Transport) {
     assert_eq!(lines, want, "{log}");
 }
 on_both!(refusals_are_logged_as_the_reference);
+
+/// An account JWT over its operator limits is never loaded (`verifyAccountClaims`): its users
+/// are refused, with the reference's reason in the debug log.
+fn accounts_over_their_limits_are_not_loaded(target: Target, transport: Transport) {
+    let k = keys();
+    let bad = [
+        // A wildcard export while exports are limited and wildcards are not allowed.
+        r#","exports":[{"subject":"a.>","type":"stream"}],"limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":5,"wildcards":false,"conn":-1,"leaf":-1}"#.to_owned(),
+        // More exports than allowed.
+        r#","exports":[{"subject":"a","type":"stream"},{"subject":"b","type":"stream"}],"limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":1,"wildcards":true,"conn":-1,"leaf":-1}"#.to_owned(),
+        // An import with no `imports` limit written: Go's zero allows none.
+        format!(
+            r#","imports":[{{"subject":"x","account":"{}","type":"stream"}}],"limits":{{"subs":-1,"data":-1,"payload":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1}}"#,
+            k.b.public_key()
+        ),
+    ];
+    for nats in &bad {
+        let dir = common::temp_dir("operator-invalid");
+        let Some(srv) = target.with_config(&conf(&dir, nats, ""), &["-D"]) else {
+            return;
+        };
+        let u = key(KeyPairType::User, 170);
+        let (_, out) = Conn::login(&srv, transport, Some(&user_jwt(&k.a, &u, "", "")), Some(&u));
+        assert_eq!(out, VIOLATION, "{nats}");
+        srv.wait_log("Account JWT lookup error: account validation failed");
+        // Account B is fine.
+        let (_, out) = Conn::login(&srv, transport, Some(&user_jwt(&k.b, &u, "", "")), Some(&u));
+        assert_eq!(out, "PONG\r\n");
+    }
+}
+on_both!(accounts_over_their_limits_are_not_loaded);

@@ -1066,3 +1066,81 @@ fn refusal_reasons_have_the_reference_texts() {
         "Outside connect times",
     );
 }
+
+/// An account JWT over its operator limits (more imports or exports than `limits.imports` /
+/// `limits.exports`, a wildcard export without `limits.wildcards`) or signed by an untrusted
+/// key is never loaded, as nats-server's `verifyAccountClaims`: its users are refused with
+/// `Account JWT lookup error: account validation failed` and its exports serve nobody.
+#[test]
+fn accounts_that_fail_validation_are_not_loaded() {
+    let k = keys();
+    let u = key(KeyPairType::User, 160);
+    let stranger_op = key(KeyPairType::Operator, 161);
+    let bad = [
+        r#","exports":[{"subject":"a.>","type":"stream"}],"limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":5,"wildcards":false,"conn":-1,"leaf":-1}"#,
+        r#","exports":[{"subject":"a","type":"stream"},{"subject":"b","type":"stream"}],"limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":1,"wildcards":true,"conn":-1,"leaf":-1}"#,
+        // A missing `imports` limit is Go's zero: no import allowed.
+        &format!(
+            r#","imports":[{{"subject":"x","account":"{}","type":"stream"}}],"limits":{{"subs":-1,"data":-1,"payload":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1}}"#,
+            k.other.public_key()
+        ),
+    ];
+    let nonce = "abcdefghijklmno";
+    let refused = |config: Config| {
+        let auth = broker::auth::Authorizer::new(&config.auth).unwrap();
+        let jwt = user_jwt(&k.acc, &u, "", "");
+        let sig = sign_nonce(nonce, &u).unwrap();
+        let mut req = broker::auth::AuthRequest::new(ConnectionType::Standard);
+        req.jwt = Some(&jwt);
+        req.sig = Some(&sig);
+        req.nonce = Some(nonce);
+        req.now_unix = NOW;
+        auth.authenticate(&req).err().map(|e| e.detail().to_owned())
+    };
+    for nats in bad {
+        assert_eq!(
+            refused(config_with(vec![account_jwt(&k, &k.acc, nats)], None)),
+            Some("Account JWT lookup error: account validation failed".to_owned()),
+            "{nats}"
+        );
+    }
+    let untrusted = encode(
+        &claims(
+            &stranger_op,
+            &k.acc.public_key(),
+            "account",
+            "",
+            ACCOUNT_LIMITS,
+        ),
+        &stranger_op,
+    )
+    .unwrap();
+    assert_eq!(
+        refused(config_with(vec![untrusted], None)),
+        Some("Account JWT lookup error: account validation failed".to_owned())
+    );
+    // Within its limits the same account loads.
+    let ok = r#","exports":[{"subject":"a.>","type":"stream"}],"limits":{"subs":-1,"data":-1,"payload":-1,"imports":0,"exports":1,"wildcards":true,"conn":-1,"leaf":-1}"#;
+    assert_eq!(
+        refused(config_with(vec![account_jwt(&k, &k.acc, ok)], None)),
+        None
+    );
+    // An invalid exporter's stream reaches no importer.
+    let exporter = account_jwt(&k, &k.acc, bad[0]);
+    let importer = account_jwt(
+        &k,
+        &k.other,
+        &format!(
+            r#","imports":[{{"subject":"a.>","account":"{}","type":"stream"}}]"#,
+            k.acc.public_key()
+        ),
+    );
+    let mut sim = Sim::new(config_with(vec![exporter, importer], None));
+    let s = key(KeyPairType::User, 162);
+    let (sub, out) = login(&mut sim, &user_jwt(&k.other, &s, "", ""), &s);
+    assert_eq!(out, "PONG\r\n");
+    sim.send(sub, "SUB a.> 1\r\nPING\r\n");
+    assert_eq!(sim.take_str(sub), "PONG\r\n");
+    let (_, out) = login(&mut sim, &user_jwt(&k.acc, &u, "", ""), &u);
+    assert_eq!(out, VIOLATION);
+}

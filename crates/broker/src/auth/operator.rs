@@ -31,9 +31,13 @@
 //!   oldest ones (`maximum account active connections exceeded`, see `Broker::reload`); the
 //!   remaining JWT users are authenticated again and take their new expiry and limits.
 //! - Account JWTs with subject `mappings` are refused at start-up (natsws has no subject
-//!   mapping). The account `imports`/`exports` counts, `data`, `wildcards` and the JetStream
-//!   limits are read but not enforced; service latency tracking (which needs the system account)
-//!   is not done.
+//!   mapping). An account over its `imports`/`exports`/`wildcards` limits, or signed by an
+//!   untrusted key, is never loaded, as in the reference (`account_issues`); the rest of the
+//!   library's `Account.Validate` (the validity and overlap of export and import subjects,
+//!   signing keys, `default_permissions`, `info` URLs) is not applied, so such an account is
+//!   served where the reference would refuse its users. The account `data` and JetStream
+//!   limits are read but not enforced (natsws has no JetStream); service latency tracking
+//!   (which needs the system account) is not done.
 
 use core::net::IpAddr;
 use std::borrow::Cow;
@@ -165,6 +169,9 @@ pub struct JwtAccount {
     default_permissions: Option<Arc<Permissions>>,
     /// Signed by a trusted operator key.
     trusted: bool,
+    /// Passes the library's account validation that nats-server applies when it loads the
+    /// account (`account_issues`); an account that fails is never loaded.
+    valid: bool,
 }
 
 /// The compiled trust: trusted operator keys and the accounts the resolver holds.
@@ -299,8 +306,10 @@ impl Trust {
             .accounts
             .get(issuer_account)
             .ok_or("Account JWT lookup error: account missing")?;
-        if !account.trusted {
-            return Err("Account JWT not signed by trusted operator".into());
+        // nats-server never loads an account whose issuer is not trusted or whose claims do
+        // not validate (`verifyAccountClaims`), so its lookup fails.
+        if !account.valid || !account.trusted {
+            return Err("Account JWT lookup error: account validation failed".into());
         }
         match account.signers.get(&user.data.iss) {
             None => return Err("User JWT issuer is not known".into()),
@@ -399,6 +408,7 @@ impl Trust {
         let mut configs: Vec<AccountConfig> = keys
             .iter()
             .filter_map(|k| self.accounts.get(*k))
+            .filter(|a| a.valid)
             .map(|a| AccountConfig {
                 name: a.claims.data.sub.clone(),
                 exports: a
@@ -434,12 +444,17 @@ impl Trust {
             .collect();
         // Imports, with activations granted on the exporter's side.
         let mut imports: Vec<(usize, ImportConfig)> = Vec::new();
-        for (index, key) in keys.iter().enumerate() {
+        let valid_keys: Vec<&String> = keys
+            .iter()
+            .copied()
+            .filter(|k| self.accounts.get(*k).is_some_and(|a| a.valid))
+            .collect();
+        for (index, key) in valid_keys.iter().enumerate() {
             let Some(importer) = self.accounts.get(*key) else {
                 continue;
             };
             for import in &importer.claims.nats.imports {
-                let Some(exporter) = self.accounts.get(&import.account) else {
+                let Some(exporter) = self.accounts.get(&import.account).filter(|a| a.valid) else {
                     continue;
                 };
                 let Some(kind) = export_kind(import.kind) else {
@@ -584,12 +599,48 @@ fn compile_account(claims: Claims<jwt::Account>, trusted: &HashSet<String>) -> J
     })
     .map(|p| Arc::new(Permissions::new(&p)));
     let trusted = trusted.contains(&claims.data.iss);
+    let valid = account_issues(&claims).is_empty();
     JwtAccount {
         claims,
         signers,
         default_permissions,
         trusted,
+        valid,
     }
+}
+
+/// Go's `Subject.HasWildCards` (`jwt/v2/types.go`).
+fn has_wildcards(subject: &str) -> bool {
+    subject.ends_with(".>")
+        || subject.contains(".*.")
+        || subject.ends_with(".*")
+        || subject.starts_with("*.")
+        || subject == "*"
+        || subject == ">"
+}
+
+/// The operator limits' checks of `Account.Validate` (`jwt/v2/account_claims.go`): no more
+/// imports or exports than `limits.imports` / `limits.exports` allow (-1 = unlimited; Go's
+/// zero value, a missing limit, allows none) and, unless `limits.wildcards`, no wildcard
+/// export when exports are limited. nats-server does not load an account that fails
+/// (`verifyAccountClaims`: `account validation failed`).
+fn account_issues(claims: &Claims<jwt::Account>) -> Vec<String> {
+    let (nats, limits) = (&claims.nats, &claims.nats.limits);
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let mut issues = Vec::new();
+    if limits.imports != -1 && count(nats.imports.len()) > limits.imports {
+        issues.push("the account contains more imports than allowed by the operator");
+    }
+    if limits.exports != -1 {
+        if count(nats.exports.len()) > limits.exports {
+            issues.push("the account contains more exports than allowed by the operator");
+        }
+        if !limits.wildcards && nats.exports.iter().any(|e| has_wildcards(&e.subject)) {
+            issues
+                .push("the account contains wildcard exports that are not allowed by the operator");
+        }
+    }
+    issues.into_iter().map(str::to_owned).collect()
 }
 
 /// `buildInternalNkeyUser`: permissions only for the directions the JWT restricts.
@@ -1177,6 +1228,7 @@ mod tests {
             signers: HashMap::new(),
             default_permissions: None,
             trusted: true,
+            valid: true,
         }
     }
 
