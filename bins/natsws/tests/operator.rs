@@ -909,3 +909,102 @@ fn accounts_over_their_limits_are_not_loaded(target: Target, transport: Transpor
     }
 }
 on_both!(accounts_over_their_limits_are_not_loaded);
+
+/// An operator's `assert_server_version` newer than 2.9.10 (the protocol natsws serves) is a
+/// start-up error with the reference's text; an older or equal one starts. Run on both
+/// servers.
+#[test]
+fn operator_assert_server_version() {
+    let k = keys();
+    let dir = common::temp_dir("operator-version");
+    let op = |version: &str| {
+        encode(
+            &claims(
+                &k.op,
+                &k.op.public_key(),
+                "operator",
+                "",
+                &format!(r#","assert_server_version":"{version}""#),
+            ),
+            &k.op,
+        )
+        .unwrap()
+    };
+    let sub = k.op.public_key();
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("2.9.10", None),
+        ("2.8.99", None),
+        ("1.99.99", None),
+        (
+            "2.9.11",
+            Some(format!(
+                "operator {sub} expected update version 11 > server update version 10"
+            )),
+        ),
+        (
+            "2.10.0",
+            Some(format!(
+                "operator {sub} expected minor version 10 > server minor version 9"
+            )),
+        ),
+        (
+            "3.0.0",
+            Some(format!(
+                "operator {sub} expected major version 3 > server major version 2"
+            )),
+        ),
+        (
+            "2.x.0",
+            Some(format!(
+                "operator {sub} expects version 2.x.0 got error instead: asserted server version cant parse x to int"
+            )),
+        ),
+    ];
+    let programs = [Some(common::bin()), common::reference_server()];
+    for program in programs.into_iter().flatten() {
+        for (version, want) in &cases {
+            let path = dir.join("v.conf");
+            std::fs::write(
+                &path,
+                format!(
+                    "listen: \"127.0.0.1:-1\"\noperator: {}\nresolver: MEMORY\n",
+                    op(version)
+                ),
+            )
+            .unwrap();
+            // nats-server checks the operator when the server is made, which `-t` skips:
+            // refused cases start for real (and exit at once).
+            let mut cmd = std::process::Command::new(program);
+            cmd.arg("-c").arg(&path);
+            if want.is_none() {
+                cmd.arg("-t");
+            }
+            let mut child = cmd
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while child.try_wait().unwrap().is_none() {
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let out = child.wait_with_output().unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            match want {
+                None => assert!(out.status.success(), "{program} {version}: {text}"),
+                Some(want) => {
+                    assert!(!out.status.success(), "{program} {version}: accepted");
+                    assert!(text.contains(want.as_str()), "{program} {version}: {text}");
+                }
+            }
+        }
+    }
+}

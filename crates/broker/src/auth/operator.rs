@@ -55,6 +55,10 @@ use super::{Authenticated, go_quote};
 use crate::ConnectionType;
 use crate::config::{AccountConfig, ExportConfig, ExportKind, ImportConfig, ResponseType};
 
+/// The server version an operator's `assert_server_version` is checked against: natsws
+/// serves the protocol of nats-server 2.9.10.
+pub const SERVER_VERSION: (i64, i64, i64) = (2, 9, 10);
+
 /// Most subjects one permission list of a scoped signing key's template may expand to.
 pub const MAX_TEMPLATE_SUBJECTS: usize = 1024;
 
@@ -215,6 +219,7 @@ impl Trust {
         for text in &config.operators {
             let op = jwt::decode_operator(text.trim())
                 .map_err(|e| err(format!("error parsing operator JWT: {e}")))?;
+            check_server_version(&op)?;
             if !op.nats.strict_signing_key_usage {
                 trusted.insert(op.data.sub.clone());
             }
@@ -501,6 +506,41 @@ impl Trust {
         }
         configs
     }
+}
+
+/// `validateTrustedOperators`' check of `assert_server_version` against [`SERVER_VERSION`],
+/// with the reference's texts.
+fn check_server_version(op: &Claims<jwt::Operator>) -> Result<(), AuthConfigError> {
+    let (sub, asserted) = (&op.data.sub, &op.nats.assert_server_version);
+    let (major, minor, update) = jwt::parse_server_version(asserted).map_err(|e| {
+        err(format!(
+            "operator {sub} expects version {asserted} got error instead: {e}"
+        ))
+    })?;
+    let (srv_major, srv_minor, srv_update) = SERVER_VERSION;
+    let refused = |what: &str, want: i64, have: i64| {
+        Err(err(format!(
+            "operator {sub} expected {what} version {want} > server {what} version {have}"
+        )))
+    };
+    if major != srv_major {
+        return if major > srv_major {
+            refused("major", major, srv_major)
+        } else {
+            Ok(())
+        };
+    }
+    if minor != srv_minor {
+        return if minor > srv_minor {
+            refused("minor", minor, srv_minor)
+        } else {
+            Ok(())
+        };
+    }
+    if update > srv_update {
+        return refused("update", update, srv_update);
+    }
+    Ok(())
 }
 
 fn export_kind(kind: ExportType) -> Option<ExportKind> {
