@@ -1008,3 +1008,59 @@ fn operator_assert_server_version() {
         }
     }
 }
+
+/// A reload whose account JWT drops a signing key, or changes a scoped key's template, closes
+/// the users that key issued without an `-ERR` (`updateAccountClaimsWithRefresh` when the
+/// signers changed); users issued by the account itself stay.
+fn reload_of_signing_keys_closes_their_users(target: Target, transport: Transport) {
+    let k = keys();
+    let (plain, scoped) = (
+        key(KeyPairType::Account, 180),
+        key(KeyPairType::Account, 181),
+    );
+    let signing = |template_subject: &str, with_plain: bool| {
+        let scope = format!(
+            r#"{{"kind":"user_scope","key":"{}","role":"r","template":{{"pub":{{"allow":["{template_subject}"]}},"subs":-1,"data":-1,"payload":-1}}}}"#,
+            scoped.public_key()
+        );
+        if with_plain {
+            format!(r#","signing_keys":["{}",{scope}]"#, plain.public_key())
+        } else {
+            format!(r#","signing_keys":[{scope}]"#)
+        }
+    };
+    let dir = common::temp_dir("operator-signers");
+    let Some(srv) = target.with_config(&conf(&dir, &signing("a.>", true), ""), &[]) else {
+        return;
+    };
+    let issuer = format!(r#","issuer_account":"{}""#, k.a.public_key());
+    let (u1, u2, u3) = (
+        key(KeyPairType::User, 182),
+        key(KeyPairType::User, 183),
+        key(KeyPairType::User, 184),
+    );
+    let (mut by_plain, out) = Conn::login(
+        &srv,
+        transport,
+        Some(&user_jwt(&plain, &u1, "", &issuer)),
+        Some(&u1),
+    );
+    assert_eq!(out, "PONG\r\n");
+    let scoped_user = user_jwt(&scoped, &u2, "", &format!("NO_LIMITS{issuer}"));
+    let (mut by_scoped, out) = Conn::login(&srv, transport, Some(&scoped_user), Some(&u2));
+    assert_eq!(out, "PONG\r\n");
+    let (mut by_account, out) = Conn::login(
+        &srv,
+        transport,
+        Some(&user_jwt(&k.a, &u3, "", "")),
+        Some(&u3),
+    );
+    assert_eq!(out, "PONG\r\n");
+    srv.reload(&conf(&dir, &signing("b.>", false), ""), 1);
+    let log = srv.log_text();
+    assert!(!log.contains("Failed to reload"), "{log}");
+    assert_eq!(by_plain.read_either("\u{0}never", "\u{0}never"), "");
+    assert_eq!(by_scoped.read_either("\u{0}never", "\u{0}never"), "");
+    assert_eq!(by_account.sync(), "");
+}
+on_both!(reload_of_signing_keys_closes_their_users);

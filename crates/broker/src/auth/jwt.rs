@@ -978,12 +978,20 @@ pub(crate) mod tests {
         assert_eq!(parse_server_version(""), Ok((0, 0, 0)));
         assert_eq!(parse_server_version("2.9.10"), Ok((2, 9, 10)));
         assert_eq!(parse_server_version("+2.09.1"), Ok((2, 9, 1)));
-        assert!(parse_server_version("2.9").unwrap_err().contains("must be of the form"));
+        assert!(
+            parse_server_version("2.9")
+                .unwrap_err()
+                .contains("must be of the form")
+        );
         assert_eq!(
             parse_server_version("2.x.1"),
             Err("asserted server version cant parse x to int".to_owned())
         );
-        assert!(parse_server_version("2.-1.0").unwrap_err().contains("negative"));
+        assert!(
+            parse_server_version("2.-1.0")
+                .unwrap_err()
+                .contains("negative")
+        );
         assert!(parse_server_version("2..0").is_err());
     }
 

@@ -143,6 +143,10 @@ pub struct JwtIdentity {
     pub max_subs: Option<usize>,
     /// Largest message (user and account limits combined).
     pub max_payload: Option<usize>,
+    /// The account signing key that issued the JWT (its `iss` when it names an
+    /// `issuer_account`), for the reload check of `server/accounts.go`
+    /// `updateAccountClaimsWithRefresh`.
+    pub signing_key: Option<String>,
 }
 
 /// One CONNECT in operator mode.
@@ -371,6 +375,7 @@ impl Trust {
             expires_at,
             max_subs: min_limit(limits.subs, acc_limits.subs),
             max_payload: min_limit(limits.payload, acc_limits.payload),
+            signing_key: (!user.nats.issuer_account.is_empty()).then(|| user.data.iss.clone()),
         };
         Ok(Authenticated {
             authorized_user: Some(user.data.sub.clone()),
@@ -380,6 +385,17 @@ impl Trust {
             account: Some(Arc::from(account.claims.data.sub.as_str())),
             jwt: Some(Arc::new(identity)),
         })
+    }
+
+    /// Whether `key` is a signing key of `account` (the account's own key included), and with
+    /// which scope template: `None` when it is not, `Some(None)` for a plain key.
+    #[must_use]
+    pub fn signer(&self, account: &str, key: &str) -> Option<Option<&UserPermissionLimits>> {
+        self.accounts
+            .get(account)?
+            .signers
+            .get(key)
+            .map(Option::as_deref)
     }
 
     /// The most client connections the account allows (`limits.conn`), `None` = unlimited.

@@ -3,8 +3,10 @@
 //! As nats-server 2.9.10 (`server/reload.go` `reloadAuthorization`,
 //! `clientHasMovedToDifferentAccount`, `server/client.go` `processSubsOnConfigReload`), every
 //! open client is checked again with the credentials of its CONNECT:
-//! 0. Operator mode: an account whose reloaded JWT lowers `conn` below its open connections
-//!    closes the oldest ones (`server/accounts.go` `updateAccountClaimsWithRefresh`).
+//! 0. Operator mode (`server/accounts.go` `updateAccountClaimsWithRefresh`): an account whose
+//!    reloaded JWT lowers `conn` below its open connections closes the oldest ones; a user it
+//!    revokes gets `-ERR 'User Authentication Revoked'`; a user issued by a signing key the
+//!    account no longer has, or whose scope changed, is closed without an `-ERR`.
 //! 1. A client whose nkey, else user name, is no longer configured is closed as
 //!    `Client Closed` without an `-ERR` (the reference treats it as having moved account).
 //!    The user name is the one in effect: the `no_auth_user` a client was bound to counts.
@@ -254,6 +256,23 @@ impl Broker {
             self.close(id, now, CloseReason::Revocation);
             return;
         }
+        // A user issued by an account signing key that the reloaded account no longer has, or
+        // whose scope changed, is closed without an `-ERR` (`updateAccountClaimsWithRefresh`:
+        // `closeConnection(AuthenticationViolation)` when the signers changed).
+        if connected
+            && let Some(jwt) = c.auth.identity.as_ref().and_then(|w| w.jwt.clone())
+            && let Some(key) = jwt.signing_key.as_deref()
+        {
+            let before = old_auth.trust().and_then(|t| t.signer(&jwt.account, key));
+            let after = self.auth.trust().and_then(|t| t.signer(&jwt.account, key));
+            if after.is_none() || before != after {
+                self.close(id, now, CloseReason::AuthenticationFailure);
+                return;
+            }
+        }
+        let Some(c) = self.client(id) else {
+            return;
+        };
         let is_jwt = c.auth.identity.as_ref().is_some_and(|w| w.jwt.is_some());
         let new_config = self.auth.config();
         let moved = if is_jwt {
