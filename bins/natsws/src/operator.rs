@@ -8,9 +8,10 @@
 //! this module only reads files and puts positions on the errors.
 
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use broker::auth::jwt;
-use broker::auth::operator::OperatorConfig;
+use broker::auth::operator::{OperatorConfig, TimeZones, ZoneSource};
 use natsconf::Loader as _;
 use natsconf::options::{Options, Resolver};
 use natsconf::value::Pos;
@@ -23,6 +24,45 @@ fn at(pos: Option<&Pos>, message: &str) -> String {
         Some(p) => format!("{}:{}:{}: {message}", p.file, p.line, p.pos),
         None => message.to_owned(),
     }
+}
+
+/// The `times_location` zones of user JWTs from the system's time zone database
+/// (`/usr/share/zoneinfo`, or `TZDIR`), as Go's `time.LoadLocation` reads it; an empty name
+/// (or `Local`) is the server's local zone, Go's `time.Local` (`TZ`, else `/etc/localtime`,
+/// else UTC). A wall-clock time that a daylight-saving change skips resolves to the instant
+/// after the change, and one it repeats to the first of its two instants (jiff's
+/// "compatible" disambiguation).
+struct SystemZones;
+
+impl SystemZones {
+    fn zone(name: &str) -> Option<jiff::tz::TimeZone> {
+        if name.is_empty() || name == "Local" {
+            Some(jiff::tz::TimeZone::system())
+        } else {
+            jiff::tz::TimeZone::get(name).ok()
+        }
+    }
+}
+
+impl TimeZones for SystemZones {
+    fn local_seconds(&self, zone: &str, unix: i64) -> Option<i64> {
+        let tz = Self::zone(zone)?;
+        let at = jiff::Timestamp::from_second(unix).ok()?;
+        Some(unix + i64::from(tz.to_offset(at).seconds()))
+    }
+
+    fn unix_seconds(&self, zone: &str, local: i64) -> Option<i64> {
+        let tz = Self::zone(zone)?;
+        let wall = jiff::tz::Offset::UTC.to_datetime(jiff::Timestamp::from_second(local).ok()?);
+        let at = tz.to_ambiguous_timestamp(wall).compatible().ok()?;
+        Some(at.as_second())
+    }
+}
+
+/// The one [`SystemZones`] every configuration shares (so reloads compare equal).
+fn system_zones() -> ZoneSource {
+    static ZONES: OnceLock<Arc<dyn TimeZones>> = OnceLock::new();
+    ZoneSource(Some(ZONES.get_or_init(|| Arc::new(SystemZones)).clone()))
 }
 
 /// `readOperatorJWT`: the file's contents, else the value itself when it looks like a JWT;
@@ -116,7 +156,10 @@ pub(crate) fn operator_config(
     if !op.enabled() {
         return Ok(None);
     }
-    let mut cfg = OperatorConfig::default();
+    let mut cfg = OperatorConfig {
+        time_zones: system_zones(),
+        ..OperatorConfig::default()
+    };
     let mut first_system = None;
     for value in &op.operators {
         let text = read_operator(value).map_err(|e| {
@@ -177,6 +220,36 @@ pub(crate) fn operator_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn system_zones_follow_the_zone_database() {
+        let z = SystemZones;
+        // 2026-07-01 12:00:00 UTC: 14:00 in Paris (CEST), 08:00 in New York (EDT).
+        let noon = 1_782_907_200;
+        if SystemZones::zone("Europe/Paris").is_none() {
+            eprintln!("no time zone database on this machine; skipped");
+            return;
+        }
+        assert_eq!(z.local_seconds("Europe/Paris", noon), Some(noon + 2 * 3600));
+        assert_eq!(
+            z.local_seconds("America/New_York", noon),
+            Some(noon - 4 * 3600)
+        );
+        assert_eq!(z.unix_seconds("Europe/Paris", noon + 2 * 3600), Some(noon));
+        // In winter Paris is UTC+1.
+        let winter = noon - 182 * 86_400;
+        assert_eq!(z.local_seconds("Europe/Paris", winter), Some(winter + 3600));
+        assert_eq!(z.local_seconds("UTC", noon), Some(noon));
+        assert_eq!(z.local_seconds("Mars/Olympus", noon), None);
+        assert_eq!(z.unix_seconds("Mars/Olympus", noon), None);
+        // 2026-03-29 02:30 does not exist in Paris (clocks jump from 02:00 to 03:00): the
+        // instant after the change, 01:30 UTC.
+        let gap_local = 1_774_742_400 + 3600 * 2 + 1800; // 2026-03-29 00:00 UTC + 02:30
+        assert_eq!(
+            z.unix_seconds("Europe/Paris", gap_local),
+            Some(1_774_742_400 + 3600 + 1800)
+        );
+    }
 
     #[test]
     fn decorated_files_give_their_first_jwt() {

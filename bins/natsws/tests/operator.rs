@@ -113,10 +113,18 @@ fn user_jwt(issuer: &KeyPair, user: &KeyPair, extra: &str, nats: &str) -> String
     .unwrap()
 }
 
-/// A config with the operator in a file, accounts A and B preloaded (A with `a_nats`).
+/// A config with the operator in a file, accounts A and B preloaded (A with `a_nats`). The
+/// operator file is written once per directory: a config made again for a reload must name
+/// the same operator JWT (its `iat` would differ, and nats-server refuses to reload a
+/// changed operator).
 fn conf(dir: &std::path::Path, a_nats: &str, ws_extra: &str) -> String {
     let k = keys();
-    let op = common::write_file(dir, "op.jwt", &operator_jwt(&k));
+    let existing = dir.join("op.jwt");
+    let op = if existing.exists() {
+        existing.to_string_lossy().into_owned()
+    } else {
+        common::write_file(dir, "op.jwt", &operator_jwt(&k))
+    };
     format!(
         "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", no_tls: true {ws_extra} }}\noperator: \"{op}\"\nresolver: MEMORY\nresolver_preload {{\n  {}: {}\n  {}: {}\n}}\n",
         k.a.public_key(),
@@ -569,11 +577,13 @@ fn bad_operator_settings_are_refused_at_start() {
 }
 
 /// The full resolver reads `<dir>/<account>.jwt`; a reload that brings an account JWT revoking
-/// a connected user closes that connection (natsws re-reads the directory on reload; the
-/// reference learns of updates through its system account instead, so this runs on natsws
-/// only).
+/// a connected user closes that connection. natsws only: nats-server 2.9.10 takes directory
+/// changes through its system account (`nsc push`), which natsws does not serve, and a reload
+/// does not apply them (the revoked user stays connected; its reload swaps in the new, not yet
+/// started resolver: `server/reload.go` `reloadAuthorization`).
 #[test]
 fn full_resolver_reload_revokes_live_users() {
+    let target = Target::Natsws;
     let k = keys();
     let sys = key(KeyPairType::Account, 9);
     let dir = common::temp_dir("operator-full");
@@ -598,7 +608,9 @@ fn full_resolver_reload_revokes_live_users() {
         sys.public_key(),
         jwts.display()
     );
-    let srv = Server::with_config(&text, &[]);
+    let Some(srv) = target.with_config(&text, &[]) else {
+        return;
+    };
     let (u, keep) = (key(KeyPairType::User, 80), key(KeyPairType::User, 81));
     let (mut c, out) = Conn::login(
         &srv,
@@ -629,11 +641,10 @@ fn full_resolver_reload_revokes_live_users() {
 }
 
 /// A reload whose `resolver_preload` brings an account JWT that revokes a connected user
-/// closes that user's connection and keeps the others. natsws only: nats-server 2.9.10 reads
-/// the preload at start and learns of account updates through its system account (`nsc
-/// push`), which natsws does not serve, so a reload is how natsws takes new account JWTs.
-fn preload_reload_revokes_live_users(transport: Transport) {
-    let target = Target::Natsws;
+/// closes that user's connection and keeps the others. nats-server re-reads a MEMORY
+/// resolver's preload on reload too (`server/reload.go` `reloadAuthorization`: the accounts
+/// are fetched again and `updateAccountWithClaimJWT` applies them).
+fn preload_reload_revokes_live_users(target: Target, transport: Transport) {
     let dir = common::temp_dir("operator-reload");
     let base = conf(&dir, "", "");
     let Some(srv) = target.with_config(&base, &[]) else {
@@ -652,6 +663,8 @@ fn preload_reload_revokes_live_users(transport: Transport) {
     assert_eq!(out, "PONG\r\n");
     let revoking = format!(r#","revocations":{{"{}":{}}}"#, u.public_key(), now_unix());
     srv.reload(&conf(&dir, &revoking, ""), 1);
+    let log = srv.log_text();
+    assert!(!log.contains("Failed to reload"), "{log}");
     let rest = c.read_either("Revoked", "\u{0}never");
     assert!(
         rest.contains("-ERR 'User Authentication Revoked'\r\n"),
@@ -659,15 +672,7 @@ fn preload_reload_revokes_live_users(transport: Transport) {
     );
     assert_eq!(kept.sync(), "");
 }
-#[test]
-fn preload_reload_revokes_live_users_tcp() {
-    preload_reload_revokes_live_users(Transport::Tcp);
-}
-
-#[test]
-fn preload_reload_revokes_live_users_ws() {
-    preload_reload_revokes_live_users(Transport::Ws);
-}
+on_both!(preload_reload_revokes_live_users);
 
 /// Connect `times` (UTC; nats-server uses the server's zone, UTC on the test machines, and the
 /// case sets `times_location: UTC` to be sure): outside every window is refused; inside one the
@@ -703,3 +708,359 @@ fn connect_times_apply(target: Target, transport: Transport) {
     assert_eq!(out, VIOLATION);
 }
 on_both!(connect_times_apply);
+
+/// A reload whose account JWT lowers `conn` below the account's open connections closes the
+/// oldest ones with `-ERR 'maximum account active connections exceeded'` and keeps the newest
+/// (`server/accounts.go` `updateAccountClaimsWithRefresh`); another account is untouched, and
+/// a new connection over the limit is refused at CONNECT.
+fn account_conn_limit_lowered_by_reload(target: Target, transport: Transport) {
+    let dir = common::temp_dir("operator-conn-reload");
+    let Some(srv) = target.with_config(&conf(&dir, "", ""), &[]) else {
+        return;
+    };
+    let k = keys();
+    let mut conns = Vec::new();
+    for byte in 100..103 {
+        let u = key(KeyPairType::User, byte);
+        let (c, out) = Conn::login(&srv, transport, Some(&user_jwt(&k.a, &u, "", "")), Some(&u));
+        assert_eq!(out, "PONG\r\n");
+        conns.push(c);
+        // Distinct start times: the reference orders connections by them.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ub = key(KeyPairType::User, 103);
+    let (mut other, out) = Conn::login(
+        &srv,
+        transport,
+        Some(&user_jwt(&k.b, &ub, "", "")),
+        Some(&ub),
+    );
+    assert_eq!(out, "PONG\r\n");
+    let two = ACCOUNT_LIMITS.replace("\"conn\":-1", "\"conn\":2");
+    srv.reload(&conf(&dir, &two, ""), 1);
+    let log = srv.log_text();
+    assert!(!log.contains("Failed to reload"), "{log}");
+    let oldest = conns[0].read_either("exceeded", "\u{0}never");
+    assert_eq!(
+        oldest,
+        "-ERR 'maximum account active connections exceeded'\r\n"
+    );
+    assert_eq!(conns[1].sync(), "");
+    assert_eq!(conns[2].sync(), "");
+    assert_eq!(other.sync(), "");
+    let u = key(KeyPairType::User, 104);
+    let (_, out) = Conn::login(&srv, transport, Some(&user_jwt(&k.a, &u, "", "")), Some(&u));
+    assert_eq!(
+        out,
+        "-ERR 'maximum account active connections exceeded'\r\n"
+    );
+}
+on_both!(account_conn_limit_lowered_by_reload);
+
+/// Connect `times` in a named zone (`times_location: Asia/Tokyo`, UTC+9 all year): a window
+/// around Tokyo's wall-clock now admits the user, the same clock times read in UTC would not,
+/// and a zone the database does not know refuses (the reference: `time.LoadLocation` fails).
+fn connect_times_in_a_named_zone(target: Target, transport: Transport) {
+    let Some(srv) = start(target, "", "") else {
+        return;
+    };
+    let k = keys();
+    let u = key(KeyPairType::User, 96);
+    let clock = |secs: i64| {
+        let s = secs.rem_euclid(86_400);
+        format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+    };
+    let tokyo_now = now_unix() + 9 * 3600;
+    let local = tokyo_now.rem_euclid(86_400);
+    if !(3 * 3600..=21 * 3600).contains(&local) {
+        eprintln!("too close to midnight in Tokyo for this case; skipped");
+        return;
+    }
+    let window = |from: i64, to: i64, zone: &str| {
+        format!(
+            r#","times":[{{"start":"{}","end":"{}"}}],"times_location":"{zone}""#,
+            clock(tokyo_now + from),
+            clock(tokyo_now + to)
+        )
+    };
+    let inside = user_jwt(&k.a, &u, "", &window(-3600, 3600, "Asia/Tokyo"));
+    let (_, out) = Conn::login(&srv, transport, Some(&inside), Some(&u));
+    assert_eq!(out, "PONG\r\n");
+    // Tokyo's clock is 9 hours ahead: read as UTC, the same window is hours away.
+    let as_utc = user_jwt(&k.a, &u, "", &window(-3600, 3600, "UTC"));
+    let (_, out) = Conn::login(&srv, transport, Some(&as_utc), Some(&u));
+    assert_eq!(out, VIOLATION);
+    let unknown = user_jwt(&k.a, &u, "", &window(-3600, 3600, "Mars/Olympus"));
+    let (_, out) = Conn::login(&srv, transport, Some(&unknown), Some(&u));
+    assert_eq!(out, VIOLATION);
+}
+on_both!(connect_times_in_a_named_zone);
+
+/// The log lines of refused users, as nats-server writes them with `-D`: the reason at debug
+/// level (error level for `Bad src Ip`), then `authentication error`, each after the client's
+/// prefix.
+fn refusals_are_logged_as_the_reference(target: Target, transport: Transport) {
+    let u = key(KeyPairType::User, 150);
+    let revoked = key(KeyPairType::User, 151);
+    let revocations = format!(
+        r#","revocations":{{"{}":{}}}"#,
+        revoked.public_key(),
+        now_unix()
+    );
+    let dir = common::temp_dir("operator-log");
+    let Some(srv) = target.with_config(&conf(&dir, &revocations, ""), &["-D"]) else {
+        return;
+    };
+    let k = keys();
+    let stranger = key(KeyPairType::Account, 152);
+    let forged = encode(&claims(&k.a, &u.public_key(), "user", "", ""), &stranger).unwrap();
+    let cases: Vec<(String, &KeyPair, &str)> = vec![
+        (
+            user_jwt(&k.a, &u, &format!(",\"exp\":{}", now_unix() - 5), ""),
+            &u,
+            "[DBG] - User JWT no longer valid: &{Issues:[claim is expired]}",
+        ),
+        (
+            user_jwt(&k.a, &revoked, "", ""),
+            &revoked,
+            "[DBG] - User authentication revoked",
+        ),
+        (
+            user_jwt(
+                &stranger,
+                &u,
+                "",
+                &format!(r#","issuer_account":"{}""#, k.a.public_key()),
+            ),
+            &u,
+            "[DBG] - User JWT issuer is not known",
+        ),
+        (
+            forged,
+            &u,
+            "[DBG] - User JWT not valid: claim failed V2 signature verification",
+        ),
+        (
+            user_jwt(&k.a, &u, "", r#","pub":{"allow":["a b"]}"#),
+            &u,
+            "[DBG] - User JWT no longer valid: &{Issues:[Permission Subject \"a b\" is not allowed to contain queue]}",
+        ),
+        (
+            user_jwt(&k.a, &u, "", r#","src":["10.0.0.0/8"]"#),
+            &u,
+            "[ERR] - Bad src Ip 127.0.0.1",
+        ),
+    ];
+    for (jwt, seed, want) in &cases {
+        let (_, out) = Conn::login(&srv, transport, Some(jwt), Some(seed));
+        assert_eq!(out, VIOLATION, "{want}");
+    }
+    // Each reason is followed by the bare error line of the same client.
+    let log = srv.wait_log("Bad src Ip");
+    let lines: Vec<String> = log
+        .lines()
+        .filter(|l| l.contains("[DBG]") || l.contains("[ERR]"))
+        .filter_map(|l| {
+            // "[pid] date time [LVL] 127.0.0.1:port - cid:N - <text>" (wid: for WebSocket).
+            let at = l.find("[DBG] ").or_else(|| l.find("[ERR] "))?;
+            let (lvl, rest) = l[at..].split_once(' ')?;
+            let text = rest.rsplit_once(" - ").map(|(_, t)| t)?;
+            (rest.contains(" - cid:") || rest.contains(" - wid:"))
+                .then(|| format!("{lvl} - {text}"))
+        })
+        .filter(|l| !l.contains("Client connection") && !l.contains("connection closed"))
+        .collect();
+    let mut want = Vec::new();
+    for (_, _, line) in &cases {
+        want.push((*line).to_owned());
+        want.push("[ERR] - authentication error".to_owned());
+    }
+    assert_eq!(lines, want, "{log}");
+}
+on_both!(refusals_are_logged_as_the_reference);
+
+/// An account JWT over its operator limits is never loaded (`verifyAccountClaims`): its users
+/// are refused, with the reference's reason in the debug log.
+fn accounts_over_their_limits_are_not_loaded(target: Target, transport: Transport) {
+    let k = keys();
+    let bad = [
+        // A wildcard export while exports are limited and wildcards are not allowed.
+        r#","exports":[{"subject":"a.>","type":"stream"}],"limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":5,"wildcards":false,"conn":-1,"leaf":-1}"#.to_owned(),
+        // More exports than allowed.
+        r#","exports":[{"subject":"a","type":"stream"},{"subject":"b","type":"stream"}],"limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":1,"wildcards":true,"conn":-1,"leaf":-1}"#.to_owned(),
+        // An import with no `imports` limit written: Go's zero allows none.
+        format!(
+            r#","imports":[{{"subject":"x","account":"{}","type":"stream"}}],"limits":{{"subs":-1,"data":-1,"payload":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1}}"#,
+            k.b.public_key()
+        ),
+    ];
+    for nats in &bad {
+        let dir = common::temp_dir("operator-invalid");
+        let Some(srv) = target.with_config(&conf(&dir, nats, ""), &["-D"]) else {
+            return;
+        };
+        let u = key(KeyPairType::User, 170);
+        let (_, out) = Conn::login(&srv, transport, Some(&user_jwt(&k.a, &u, "", "")), Some(&u));
+        assert_eq!(out, VIOLATION, "{nats}");
+        srv.wait_log("Account JWT lookup error: account validation failed");
+        // Account B is fine.
+        let (_, out) = Conn::login(&srv, transport, Some(&user_jwt(&k.b, &u, "", "")), Some(&u));
+        assert_eq!(out, "PONG\r\n");
+    }
+}
+on_both!(accounts_over_their_limits_are_not_loaded);
+
+/// An operator's `assert_server_version` newer than 2.9.10 (the protocol natsws serves) is a
+/// start-up error with the reference's text; an older or equal one starts. Run on both
+/// servers.
+#[test]
+fn operator_assert_server_version() {
+    let k = keys();
+    let dir = common::temp_dir("operator-version");
+    let op = |version: &str| {
+        encode(
+            &claims(
+                &k.op,
+                &k.op.public_key(),
+                "operator",
+                "",
+                &format!(r#","assert_server_version":"{version}""#),
+            ),
+            &k.op,
+        )
+        .unwrap()
+    };
+    let sub = k.op.public_key();
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("2.9.10", None),
+        ("2.8.99", None),
+        ("1.99.99", None),
+        (
+            "2.9.11",
+            Some(format!(
+                "operator {sub} expected update version 11 > server update version 10"
+            )),
+        ),
+        (
+            "2.10.0",
+            Some(format!(
+                "operator {sub} expected minor version 10 > server minor version 9"
+            )),
+        ),
+        (
+            "3.0.0",
+            Some(format!(
+                "operator {sub} expected major version 3 > server major version 2"
+            )),
+        ),
+        (
+            "2.x.0",
+            Some(format!(
+                "operator {sub} expects version 2.x.0 got error instead: asserted server version cant parse x to int"
+            )),
+        ),
+    ];
+    let programs = [Some(common::bin()), common::reference_server()];
+    for program in programs.into_iter().flatten() {
+        for (version, want) in &cases {
+            let path = dir.join("v.conf");
+            std::fs::write(
+                &path,
+                format!(
+                    "listen: \"127.0.0.1:-1\"\noperator: {}\nresolver: MEMORY\n",
+                    op(version)
+                ),
+            )
+            .unwrap();
+            // nats-server checks the operator when the server is made, which `-t` skips:
+            // refused cases start for real (and exit at once).
+            let mut cmd = std::process::Command::new(program);
+            cmd.arg("-c").arg(&path);
+            if want.is_none() {
+                cmd.arg("-t");
+            }
+            let mut child = cmd
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while child.try_wait().unwrap().is_none() {
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let out = child.wait_with_output().unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            match want {
+                None => assert!(out.status.success(), "{program} {version}: {text}"),
+                Some(want) => {
+                    assert!(!out.status.success(), "{program} {version}: accepted");
+                    assert!(text.contains(want.as_str()), "{program} {version}: {text}");
+                }
+            }
+        }
+    }
+}
+
+/// A reload whose account JWT drops a signing key, or changes a scoped key's template, closes
+/// the users that key issued without an `-ERR` (`updateAccountClaimsWithRefresh` when the
+/// signers changed); users issued by the account itself stay.
+fn reload_of_signing_keys_closes_their_users(target: Target, transport: Transport) {
+    let k = keys();
+    let (plain, scoped) = (
+        key(KeyPairType::Account, 180),
+        key(KeyPairType::Account, 181),
+    );
+    let signing = |template_subject: &str, with_plain: bool| {
+        let scope = format!(
+            r#"{{"kind":"user_scope","key":"{}","role":"r","template":{{"pub":{{"allow":["{template_subject}"]}},"subs":-1,"data":-1,"payload":-1}}}}"#,
+            scoped.public_key()
+        );
+        if with_plain {
+            format!(r#","signing_keys":["{}",{scope}]"#, plain.public_key())
+        } else {
+            format!(r#","signing_keys":[{scope}]"#)
+        }
+    };
+    let dir = common::temp_dir("operator-signers");
+    let Some(srv) = target.with_config(&conf(&dir, &signing("a.>", true), ""), &[]) else {
+        return;
+    };
+    let issuer = format!(r#","issuer_account":"{}""#, k.a.public_key());
+    let (u1, u2, u3) = (
+        key(KeyPairType::User, 182),
+        key(KeyPairType::User, 183),
+        key(KeyPairType::User, 184),
+    );
+    let (mut by_plain, out) = Conn::login(
+        &srv,
+        transport,
+        Some(&user_jwt(&plain, &u1, "", &issuer)),
+        Some(&u1),
+    );
+    assert_eq!(out, "PONG\r\n");
+    let scoped_user = user_jwt(&scoped, &u2, "", &format!("NO_LIMITS{issuer}"));
+    let (mut by_scoped, out) = Conn::login(&srv, transport, Some(&scoped_user), Some(&u2));
+    assert_eq!(out, "PONG\r\n");
+    let (mut by_account, out) = Conn::login(
+        &srv,
+        transport,
+        Some(&user_jwt(&k.a, &u3, "", "")),
+        Some(&u3),
+    );
+    assert_eq!(out, "PONG\r\n");
+    srv.reload(&conf(&dir, &signing("b.>", false), ""), 1);
+    let log = srv.log_text();
+    assert!(!log.contains("Failed to reload"), "{log}");
+    assert_eq!(by_plain.read_either("\u{0}never", "\u{0}never"), "");
+    assert_eq!(by_scoped.read_either("\u{0}never", "\u{0}never"), "");
+    assert_eq!(by_account.sync(), "");
+}
+on_both!(reload_of_signing_keys_closes_their_users);

@@ -50,7 +50,7 @@ impl Authenticated {
 #[derive(Debug)]
 pub(crate) enum AuthStep {
     /// Decided.
-    Done(Result<Authenticated, String>),
+    Done(Result<Authenticated, Refused>),
     /// Waiting for a bcrypt comparison; [`finish_hash`] completes it.
     CheckHash(auth::HashCheck),
 }
@@ -59,14 +59,29 @@ pub(crate) enum AuthStep {
 pub(crate) fn finish_hash(
     pending: auth::HashCheck,
     verified: bool,
-) -> Result<Authenticated, String> {
+) -> Result<Authenticated, Refused> {
     convert(pending.finish(verified))
 }
 
-fn convert(result: Result<auth::Authenticated, auth::AuthError>) -> Result<Authenticated, String> {
-    result
-        .map(Authenticated::from_auth)
-        .map_err(|e| e.to_string())
+/// A refused authentication: the `authentication error ...` log line, and the reason the
+/// reference logs before it, when it logs one (operator mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refused {
+    pub(crate) log: String,
+    pub(crate) reason: Option<String>,
+}
+
+impl From<String> for Refused {
+    fn from(log: String) -> Self {
+        Self { log, reason: None }
+    }
+}
+
+fn convert(result: Result<auth::Authenticated, auth::AuthError>) -> Result<Authenticated, Refused> {
+    result.map(Authenticated::from_auth).map_err(|e| Refused {
+        log: e.to_string(),
+        reason: e.logged_reason().map(str::to_owned),
+    })
 }
 
 /// One connection's permission state (caches and the allow_responses reply table).
@@ -152,7 +167,8 @@ impl AuthState {
             Err(e) => {
                 return AuthStep::Done(Err(format!(
                     "authentication error - invalid auth configuration: {e}"
-                )));
+                )
+                .into()));
             }
         };
         let mut req = AuthRequest::new(conn_type);

@@ -315,6 +315,18 @@ pub enum Event {
         /// Log detail.
         detail: String,
     },
+    /// Operator mode: the reason nats-server logs for a refused JWT user just before its
+    /// `authentication error` line ([`Event::AuthFailed`]), e.g. `User JWT not valid: claim
+    /// failed V2 signature verification`; at debug level, or at error level when `error`
+    /// (`Bad src Ip <ip>`, `Outside connect times`).
+    AuthReason {
+        /// The client.
+        client: ClientId,
+        /// The reference's text.
+        reason: String,
+        /// Logged at error level rather than debug.
+        error: bool,
+    },
     /// A bcrypt comparison is needed (only with [`crate::Config::defer_password_checks`]); run
     /// [`crate::auth::PasswordCheck::verify`] and pass the result to
     /// [`crate::Broker::password_checked`]. Either the client's CONNECT needs it: the client is

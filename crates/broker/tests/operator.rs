@@ -696,6 +696,96 @@ fn account_leaf_limit_counts_leaf_connections_only() {
     }
 }
 
+/// `conn` counts every connection of the account, leaf nodes too, as the reference's
+/// `MaxTotalConnectionsReached` does (its account's client set holds both kinds).
+#[test]
+fn account_conn_limit_counts_leaf_nodes_too() {
+    let k = keys();
+    let acc = account_jwt(
+        &k,
+        &k.acc,
+        r#","limits":{"subs":-1,"data":-1,"payload":-1,"conn":2,"leaf":-1}"#,
+    );
+    let mut sim = Sim::new(config_with(vec![acc], None));
+    let users: Vec<KeyPair> = (120..123).map(|b| key(KeyPairType::User, b)).collect();
+    let jwt = |u: &KeyPair| user_jwt(&k.acc, u, "", "");
+    let (_, out) = login_kind(
+        &mut sim,
+        ConnectionType::Leaf,
+        Some(&jwt(&users[0])),
+        Some(&users[0]),
+    );
+    assert_eq!(out, "PONG\r\n");
+    let (_, out) = login(&mut sim, &jwt(&users[1]), &users[1]);
+    assert_eq!(out, "PONG\r\n");
+    let (id, out) = login(&mut sim, &jwt(&users[2]), &users[2]);
+    assert_eq!(
+        out,
+        "-ERR 'maximum account active connections exceeded'\r\n"
+    );
+    assert_eq!(
+        sim.closed.get(&id),
+        Some(&CloseReason::MaxAccountConnectionsExceeded)
+    );
+}
+
+/// A reload that lowers `conn` closes the account's oldest connections (leaf nodes among
+/// them) and keeps the newest, before any revocation is applied; other accounts are untouched.
+#[test]
+fn a_reload_that_lowers_conn_closes_the_oldest_connections() {
+    let k = keys();
+    let other = key(KeyPairType::Account, 124);
+    let other_jwt = account_jwt(&k, &other, "");
+    let mut sim = Sim::new(config_with(
+        vec![account_jwt(&k, &k.acc, ""), other_jwt.clone()],
+        None,
+    ));
+    let users: Vec<KeyPair> = (125..130).map(|b| key(KeyPairType::User, b)).collect();
+    let jwt = |u: &KeyPair| user_jwt(&k.acc, u, "", "");
+    let (leaf, out) = login_kind(
+        &mut sim,
+        ConnectionType::Leaf,
+        Some(&jwt(&users[0])),
+        Some(&users[0]),
+    );
+    assert_eq!(out, "PONG\r\n");
+    let mut ids = vec![leaf];
+    for u in &users[1..4] {
+        let (id, out) = login(&mut sim, &jwt(u), u);
+        assert_eq!(out, "PONG\r\n");
+        ids.push(id);
+    }
+    let (elsewhere, out) = login(&mut sim, &user_jwt(&other, &users[4], "", ""), &users[4]);
+    assert_eq!(out, "PONG\r\n");
+    // conn 2, and the newest connection is revoked: it still counts as one of the two kept.
+    let lowered = format!(
+        r#","limits":{{"subs":-1,"data":-1,"payload":-1,"conn":2,"leaf":-1}},"revocations":{{"{}":{NOW}}}"#,
+        users[3].public_key()
+    );
+    let now = sim.now;
+    sim.broker.reload(
+        config_with(vec![account_jwt(&k, &k.acc, &lowered), other_jwt], None),
+        now,
+    );
+    sim.pump();
+    for id in &ids[..2] {
+        assert_eq!(
+            sim.take_str(*id),
+            "-ERR 'maximum account active connections exceeded'\r\n"
+        );
+        assert_eq!(
+            sim.closed.get(id),
+            Some(&CloseReason::MaxAccountConnectionsExceeded)
+        );
+    }
+    assert!(!sim.closed.contains_key(&ids[2]));
+    assert_eq!(
+        sim.take_str(ids[3]),
+        "-ERR 'User Authentication Revoked'\r\n"
+    );
+    assert!(!sim.closed.contains_key(&elsewhere));
+}
+
 #[test]
 fn operator_signing_keys_and_strict_usage() {
     let k = keys();
@@ -853,4 +943,208 @@ fn a_reload_that_gives_the_account_an_expiry_closes_its_users_then() {
         out.ends_with("-ERR 'Account Authentication Expired'\r\n"),
         "{out}"
     );
+}
+
+/// The reasons nats-server logs for refused JWT users (`server/auth.go`
+/// `processClientOrLeafAuthentication`), each with its text: the library's validation issues
+/// (`User JWT no longer valid: &{Issues:[...]}`, Go's `%+v`), decoding errors, the lookups,
+/// the nonce signature, revocation, and the two error-level ones.
+#[test]
+fn refusal_reasons_have_the_reference_texts() {
+    let k = keys();
+    let revoked = key(KeyPairType::User, 141);
+    let acc = account_jwt(
+        &k,
+        &k.acc,
+        &format!(r#","revocations":{{"{}":{NOW}}}"#, revoked.public_key()),
+    );
+    let config = config_with(vec![acc], None).auth;
+    let auth = broker::auth::Authorizer::new(&config).unwrap();
+    let u = key(KeyPairType::User, 140);
+    let stranger = key(KeyPairType::Account, 142);
+    let nonce = "abcdefghijklmno";
+    let check = |jwt: &str, seed: &KeyPair, want: &str| {
+        let sig = sign_nonce(nonce, seed).unwrap();
+        let mut req = broker::auth::AuthRequest::new(ConnectionType::Standard);
+        req.jwt = Some(jwt);
+        req.sig = Some(&sig);
+        req.nonce = Some(nonce);
+        req.remote = "127.0.0.1".parse().ok();
+        req.now_unix = NOW;
+        let err = auth.authenticate(&req).unwrap_err();
+        assert_eq!(err.detail(), want, "{jwt}");
+        assert_eq!(err.to_string(), "authentication error");
+        assert_eq!(
+            broker::auth::operator::is_error_level(err.detail()),
+            want.starts_with("Bad src Ip") || want == "Outside connect times"
+        );
+    };
+    let user = |extra: &str, nats: &str| user_jwt(&k.acc, &u, extra, nats);
+    check(
+        &user(&format!(",\"exp\":{}", NOW - 1), ""),
+        &u,
+        "User JWT no longer valid: &{Issues:[claim is expired]}",
+    );
+    check(
+        &user(&format!(",\"nbf\":{}", NOW + 60), ""),
+        &u,
+        "User JWT no longer valid: &{Issues:[claim is not yet valid]}",
+    );
+    check(
+        &user(
+            "",
+            r#","pub":{"allow":["a b c","q g"]},"sub":{"deny":[""]}"#,
+        ),
+        &u,
+        "User JWT no longer valid: &{Issues:[subject cannot be empty Permission Subject \"a b c\" contains too many spaces Permission Subject \"q g\" is not allowed to contain queue]}",
+    );
+    check(
+        &user(
+            "",
+            r#","src":["nope"],"times":[{"start":"","end":"25:00:00"}]"#,
+        ),
+        &u,
+        "User JWT no longer valid: &{Issues:[invalid cidr \"nope\" in user src limits time ranges start must contain a start end in time range is invalid \"25:00:00\"]}",
+    );
+    check(
+        &user(
+            "",
+            r#","times":[{"start":"00:00:00","end":"23:59:59"}],"times_location":"Mars/Olympus""#,
+        ),
+        &u,
+        "User JWT no longer valid: &{Issues:[could not parse iana time zone by name: unknown time zone Mars/Olympus]}",
+    );
+    check(
+        &user("", r#","issuer_account":"nope""#),
+        &u,
+        "User JWT no longer valid: &{Issues:[account_id is not an account public key]}",
+    );
+    // Claims in the account's name, signed by another key.
+    let forged = encode(
+        &claims(
+            &k.acc,
+            &u.public_key(),
+            "user",
+            "",
+            ",\"subs\":-1,\"data\":-1,\"payload\":-1",
+        ),
+        &stranger,
+    )
+    .unwrap();
+    check(
+        &forged,
+        &u,
+        "User JWT not valid: claim failed V2 signature verification",
+    );
+    check(
+        &user_jwt(&stranger, &u, "", ""),
+        &u,
+        "Account JWT lookup error: account missing",
+    );
+    let wrong_signer = user_jwt(
+        &stranger,
+        &u,
+        "",
+        &format!(r#","issuer_account":"{}""#, k.acc.public_key()),
+    );
+    check(&wrong_signer, &u, "User JWT issuer is not known");
+    check(
+        &user("", ""),
+        &key(KeyPairType::User, 143),
+        "Signature not verified",
+    );
+    check(
+        &user_jwt(&k.acc, &revoked, "", ""),
+        &revoked,
+        "User authentication revoked",
+    );
+    check(
+        &user("", r#","src":["10.0.0.0/8"]"#),
+        &u,
+        "Bad src Ip 127.0.0.1",
+    );
+    // 1_800_000_000 is 08:00:00 UTC; a single-digit hour is valid, as in Go's "15:04:05".
+    check(
+        &user("", r#","times":[{"start":"9:00:00","end":"10:00:00"}]"#),
+        &u,
+        "Outside connect times",
+    );
+}
+
+/// An account JWT over its operator limits (more imports or exports than `limits.imports` /
+/// `limits.exports`, a wildcard export without `limits.wildcards`) or signed by an untrusted
+/// key is never loaded, as nats-server's `verifyAccountClaims`: its users are refused with
+/// `Account JWT lookup error: account validation failed` and its exports serve nobody.
+#[test]
+fn accounts_that_fail_validation_are_not_loaded() {
+    let k = keys();
+    let u = key(KeyPairType::User, 160);
+    let stranger_op = key(KeyPairType::Operator, 161);
+    let bad = [
+        r#","exports":[{"subject":"a.>","type":"stream"}],"limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":5,"wildcards":false,"conn":-1,"leaf":-1}"#,
+        r#","exports":[{"subject":"a","type":"stream"},{"subject":"b","type":"stream"}],"limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":1,"wildcards":true,"conn":-1,"leaf":-1}"#,
+        // A missing `imports` limit is Go's zero: no import allowed.
+        &format!(
+            r#","imports":[{{"subject":"x","account":"{}","type":"stream"}}],"limits":{{"subs":-1,"data":-1,"payload":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1}}"#,
+            k.other.public_key()
+        ),
+    ];
+    let nonce = "abcdefghijklmno";
+    let refused = |config: Config| {
+        let auth = broker::auth::Authorizer::new(&config.auth).unwrap();
+        let jwt = user_jwt(&k.acc, &u, "", "");
+        let sig = sign_nonce(nonce, &u).unwrap();
+        let mut req = broker::auth::AuthRequest::new(ConnectionType::Standard);
+        req.jwt = Some(&jwt);
+        req.sig = Some(&sig);
+        req.nonce = Some(nonce);
+        req.now_unix = NOW;
+        auth.authenticate(&req).err().map(|e| e.detail().to_owned())
+    };
+    for nats in bad {
+        assert_eq!(
+            refused(config_with(vec![account_jwt(&k, &k.acc, nats)], None)),
+            Some("Account JWT lookup error: account validation failed".to_owned()),
+            "{nats}"
+        );
+    }
+    let untrusted = encode(
+        &claims(
+            &stranger_op,
+            &k.acc.public_key(),
+            "account",
+            "",
+            ACCOUNT_LIMITS,
+        ),
+        &stranger_op,
+    )
+    .unwrap();
+    assert_eq!(
+        refused(config_with(vec![untrusted], None)),
+        Some("Account JWT lookup error: account validation failed".to_owned())
+    );
+    // Within its limits the same account loads.
+    let ok = r#","exports":[{"subject":"a.>","type":"stream"}],"limits":{"subs":-1,"data":-1,"payload":-1,"imports":0,"exports":1,"wildcards":true,"conn":-1,"leaf":-1}"#;
+    assert_eq!(
+        refused(config_with(vec![account_jwt(&k, &k.acc, ok)], None)),
+        None
+    );
+    // An invalid exporter's stream reaches no importer.
+    let exporter = account_jwt(&k, &k.acc, bad[0]);
+    let importer = account_jwt(
+        &k,
+        &k.other,
+        &format!(
+            r#","imports":[{{"subject":"a.>","account":"{}","type":"stream"}}]"#,
+            k.acc.public_key()
+        ),
+    );
+    let mut sim = Sim::new(config_with(vec![exporter, importer], None));
+    let s = key(KeyPairType::User, 162);
+    let (sub, out) = login(&mut sim, &user_jwt(&k.other, &s, "", ""), &s);
+    assert_eq!(out, "PONG\r\n");
+    sim.send(sub, "SUB a.> 1\r\nPING\r\n");
+    assert_eq!(sim.take_str(sub), "PONG\r\n");
+    let (_, out) = login(&mut sim, &user_jwt(&k.acc, &u, "", ""), &u);
+    assert_eq!(out, VIOLATION);
 }

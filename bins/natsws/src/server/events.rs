@@ -175,6 +175,22 @@ pub(super) fn drain(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant) {
                     checks.recheck_jobs.push(withdraw);
                 }
             }
+            Event::AuthReason {
+                client,
+                reason,
+                error,
+            } => {
+                name_in_log(ctx, client, now);
+                if let Some(key) = ctx.conns.conn_of(client)
+                    && let Some(c) = ctx.conns.get(key)
+                {
+                    if error {
+                        log::error!("{} - {reason}", c.log_id);
+                    } else {
+                        log::debug!("{} - {reason}", c.log_id);
+                    }
+                }
+            }
             Event::AuthFailed { client, detail } => {
                 ctx.monitor.ops.auth_failed();
                 // nats-server names the client from its CONNECT before authenticating it.

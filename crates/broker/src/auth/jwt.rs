@@ -523,6 +523,9 @@ pub struct Operator {
     pub system_account: String,
     /// `strict_signing_key_usage`: accounts must be signed by a signing key, not the identity.
     pub strict_signing_key_usage: bool,
+    /// `assert_server_version`: the oldest server version (`major.minor.update`) the
+    /// operator accepts; empty = any.
+    pub assert_server_version: String,
     /// `tags`.
     pub tags: Vec<String>,
 }
@@ -728,6 +731,34 @@ pub fn decode_activation(token: &str) -> Result<Claims<Activation>, JwtError> {
         AnyClaims::Activation(c) => Ok(c),
         other => Err(wrong(ClaimKind::Activation, &other)),
     }
+}
+
+/// `ParseServerVersion`: `major.minor.update` (each a Go `strconv.Atoi` integer, not
+/// negative), `(0, 0, 0)` for an empty text; the error is the library's text.
+pub fn parse_server_version(version: &str) -> Result<(i64, i64, i64), String> {
+    if version.is_empty() {
+        return Ok((0, 0, 0));
+    }
+    let parts: Vec<&str> = version.split('.').collect();
+    let [a, b, c] = parts.as_slice() else {
+        return Err("asserted server version must be of the form <major>.<minor>.<update>".into());
+    };
+    let atoi = |p: &str| -> Result<i64, String> {
+        let digits = p.strip_prefix(['+', '-']).unwrap_or(p);
+        let parsed = if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            None
+        } else {
+            p.parse::<i64>().ok()
+        };
+        parsed.ok_or_else(|| format!("asserted server version cant parse {p} to int"))
+    };
+    let (major, minor, update) = (atoi(a)?, atoi(b)?, atoi(c)?);
+    if major < 0 || minor < 0 || update < 0 {
+        return Err(format!(
+            "asserted server version can'b contain negative values: {version}"
+        ));
+    }
+    Ok((major, minor, update))
 }
 
 /// Whether `list` revokes `key` issued at `issued_at` (`RevocationList.IsRevoked`): an entry
@@ -940,6 +971,28 @@ pub(crate) mod tests {
         list.insert("*".to_owned(), 5);
         assert!(is_revoked(&list, "U2", 5));
         assert!(!is_revoked(&list, "U2", 6));
+    }
+
+    #[test]
+    fn server_versions_parse_as_the_library() {
+        assert_eq!(parse_server_version(""), Ok((0, 0, 0)));
+        assert_eq!(parse_server_version("2.9.10"), Ok((2, 9, 10)));
+        assert_eq!(parse_server_version("+2.09.1"), Ok((2, 9, 1)));
+        assert!(
+            parse_server_version("2.9")
+                .unwrap_err()
+                .contains("must be of the form")
+        );
+        assert_eq!(
+            parse_server_version("2.x.1"),
+            Err("asserted server version cant parse x to int".to_owned())
+        );
+        assert!(
+            parse_server_version("2.-1.0")
+                .unwrap_err()
+                .contains("negative")
+        );
+        assert!(parse_server_version("2..0").is_err());
     }
 
     #[test]

@@ -240,15 +240,24 @@ enum LogSubject {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthError {
     subject: LogSubject,
-    detail: &'static str,
+    detail: std::borrow::Cow<'static, str>,
+    /// The detail is a line the reference logs (operator mode).
+    logged: bool,
 }
 
 impl AuthError {
+    /// The reason the reference logs before `authentication error`, when it logs one
+    /// (operator mode; [`operator::is_error_level`] tells the level).
+    #[must_use]
+    pub fn logged_reason(&self) -> Option<&str> {
+        self.logged.then_some(&*self.detail)
+    }
+
     /// The reference's debug-level reason, when it logs one (`Signature missing`, ...), else a
     /// short description of the refusal.
     #[must_use]
-    pub fn detail(&self) -> &'static str {
-        self.detail
+    pub fn detail(&self) -> &str {
+        &self.detail
     }
 
     /// The text to send after `-ERR `.
@@ -511,7 +520,7 @@ impl Authorizer {
         &self,
         nkey: Option<&str>,
         username: Option<&str>,
-        detail: &'static str,
+        detail: impl Into<std::borrow::Cow<'static, str>>,
     ) -> AuthError {
         let subject = if self.trust.is_some() {
             LogSubject::Anonymous
@@ -522,7 +531,11 @@ impl Authorizer {
         } else {
             LogSubject::Anonymous
         };
-        AuthError { subject, detail }
+        AuthError {
+            subject,
+            detail: detail.into(),
+            logged: false,
+        }
     }
 
     /// The failure log for a connection that authenticated but must still be refused (CONNECT
@@ -593,11 +606,12 @@ impl Authorizer {
                 remote: req.remote,
                 now_unix: req.now_unix,
             };
-            return AuthOutcome::Decided(
-                trust
-                    .authenticate(&jwt_req)
-                    .map_err(|detail| self.failure(None, None, detail)),
-            );
+            return AuthOutcome::Decided(trust.authenticate(&jwt_req).map_err(|detail| {
+                AuthError {
+                    logged: true,
+                    ..self.failure(None, None, detail)
+                }
+            }));
         }
         let is_mqtt_client = matches!(
             conn_type,

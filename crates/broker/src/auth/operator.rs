@@ -9,26 +9,38 @@
 //! router's accounts with their exports and imports (activation tokens checked).
 //!
 //! Deliberate differences from nats-server 2.9.10:
-//! - `times` are evaluated in UTC when `times_location` is empty (the reference uses the
-//!   server's local zone) or `UTC`; any other location refuses the user (natsws carries no time
-//!   zone database).
-//! - The extra error lines `Bad src Ip <ip>` and `Outside connect times` are not logged; the
-//!   refusal itself is (`authentication error`).
+//! - `times` are wall-clock windows in `times_location` (an IANA zone name; empty is the
+//!   server's local zone, as Go's `time.Local`), converted by the [`TimeZones`] the binary
+//!   gives in [`OperatorConfig::time_zones`] (natsws reads the system's zone database).
+//!   Without one, only an empty location or `UTC` is known, both as UTC, and any other
+//!   location refuses the user. A window start or end that falls in a daylight-saving gap or
+//!   fold resolves as [`TimeZones::unix_seconds`] says (Go's `time.Date` does not promise
+//!   which of the two instants it picks).
+//! - A refused user's reason is logged as the reference logs it ([`Refusal`], at debug level
+//!   or, for `Bad src Ip <ip>` and `Outside connect times`, error level), except the server's
+//!   own `Account fetch failed: account missing` warning for an unknown account.
+//! - The user JWT is validated as `UserClaims.Validate` does (see `user_issues`), except that a
+//!   clock with a fractional second (`09:00:00.5`, which Go's parser accepts) is invalid.
 //! - A template of a scoped signing key that would emit more than [`MAX_TEMPLATE_SUBJECTS`]
 //!   subjects for one list refuses the user (the reference has no bound).
-//! - New account JWTs are taken on reload (the `resolver_preload` values, or the full
-//!   resolver's directory read again), and a revocation they bring closes live connections
-//!   with `User Authentication Revoked`. nats-server 2.9.10 reads the preload at start only and
-//!   takes updates through its system account (`$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE`, `nsc push`),
-//!   which natsws does not serve. A reload re-authenticates connected JWT users against the
-//!   new accounts and applies their new expiry and limits; an account `conn` limit lowered by
-//!   a reload is not enforced on connections already open (the reference closes the newest).
+//! - New account JWTs are taken on reload: the `resolver_preload` values (as the reference
+//!   does), or the full resolver's directory read again (nats-server 2.9.10 takes directory
+//!   updates only through its system account, `$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE` / `nsc push`,
+//!   which natsws does not serve). A revocation they bring closes live connections with `User
+//!   Authentication Revoked`; an account `conn` lowered below its open connections closes the
+//!   oldest ones (`maximum account active connections exceeded`, see `Broker::reload`); the
+//!   remaining JWT users are authenticated again and take their new expiry and limits.
 //! - Account JWTs with subject `mappings` are refused at start-up (natsws has no subject
-//!   mapping). The account `imports`/`exports` counts, `data`, `wildcards` and the JetStream
-//!   limits are read but not enforced; service latency tracking (which needs the system account)
-//!   is not done.
+//!   mapping). An account over its `imports`/`exports`/`wildcards` limits, or signed by an
+//!   untrusted key, is never loaded, as in the reference (`account_issues`); the rest of the
+//!   library's `Account.Validate` (the validity and overlap of export and import subjects,
+//!   signing keys, `default_permissions`, `info` URLs) is not applied, so such an account is
+//!   served where the reference would refuse its users. The account `data` and JetStream
+//!   limits are read but not enforced (natsws has no JetStream); service latency tracking
+//!   (which needs the system account) is not done.
 
 use core::net::IpAddr;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,8 +55,60 @@ use super::{Authenticated, go_quote};
 use crate::ConnectionType;
 use crate::config::{AccountConfig, ExportConfig, ExportKind, ImportConfig, ResponseType};
 
+/// The server version an operator's `assert_server_version` is checked against: natsws
+/// serves the protocol of nats-server 2.9.10.
+pub const SERVER_VERSION: (i64, i64, i64) = (2, 9, 10);
+
 /// Most subjects one permission list of a scoped signing key's template may expand to.
 pub const MAX_TEMPLATE_SUBJECTS: usize = 1024;
+
+/// Wall-clock conversions in named time zones, for the `times` of user JWTs. The binary
+/// implements it over a time zone database; the broker only calls it (it does no I/O).
+///
+/// Local seconds count wall-clock time in the zone's calendar from 1970-01-01 00:00:00 (so
+/// `local.rem_euclid(86_400)` is the time of day there). `zone` is an IANA name such as
+/// `Europe/Paris`, or empty for the server's local zone.
+pub trait TimeZones: Send + Sync {
+    /// The local seconds at the Unix time `unix` in `zone`; `None` when the zone is unknown.
+    fn local_seconds(&self, zone: &str, unix: i64) -> Option<i64>;
+    /// The Unix time of the local seconds `local` in `zone`; `None` when the zone is unknown.
+    /// A local time that a daylight-saving change skips or repeats resolves to one of its
+    /// instants (the implementation documents which).
+    fn unix_seconds(&self, zone: &str, local: i64) -> Option<i64>;
+}
+
+/// An optional shared [`TimeZones`]. Two sources are equal when they are the same object (or
+/// both absent), so a configuration compares equal to itself across reloads.
+#[derive(Clone, Default)]
+pub struct ZoneSource(pub Option<Arc<dyn TimeZones>>);
+
+impl ZoneSource {
+    fn get(&self) -> Option<&dyn TimeZones> {
+        self.0.as_deref()
+    }
+}
+
+impl std::fmt::Debug for ZoneSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ZoneSource(Some(..))"
+        } else {
+            "ZoneSource(None)"
+        })
+    }
+}
+
+impl PartialEq for ZoneSource {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b)),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ZoneSource {}
 
 /// Operator-mode settings as plain data. The binary reads operator files and the account
 /// resolver; nothing here does I/O.
@@ -59,6 +123,8 @@ pub struct OperatorConfig {
     pub accounts: Vec<String>,
     /// `system_account`, or the first operator's `system_account` claim.
     pub system_account: Option<String>,
+    /// How the `times` of user JWTs are converted (see [`TimeZones`]).
+    pub time_zones: ZoneSource,
 }
 
 /// What a JWT user brings besides permissions: the limits the broker enforces on its session.
@@ -77,6 +143,10 @@ pub struct JwtIdentity {
     pub max_subs: Option<usize>,
     /// Largest message (user and account limits combined).
     pub max_payload: Option<usize>,
+    /// The account signing key that issued the JWT (its `iss` when it names an
+    /// `issuer_account`), for the reload check of `server/accounts.go`
+    /// `updateAccountClaimsWithRefresh`.
+    pub signing_key: Option<String>,
 }
 
 /// One CONNECT in operator mode.
@@ -107,6 +177,9 @@ pub struct JwtAccount {
     default_permissions: Option<Arc<Permissions>>,
     /// Signed by a trusted operator key.
     trusted: bool,
+    /// Passes the library's account validation that nats-server applies when it loads the
+    /// account (`account_issues`); an account that fails is never loaded.
+    valid: bool,
 }
 
 /// The compiled trust: trusted operator keys and the accounts the resolver holds.
@@ -114,14 +187,23 @@ pub struct JwtAccount {
 pub struct Trust {
     accounts: HashMap<String, Arc<JwtAccount>>,
     system_account: Option<String>,
+    time_zones: ZoneSource,
 }
 
 fn err(text: String) -> AuthConfigError {
     AuthConfigError::new(text)
 }
 
-/// Why a JWT user was refused: the reference's debug text.
-pub type Refusal = &'static str;
+/// Why a JWT user was refused: the reference's log text (debug level, except the two
+/// [`is_error_level`] ones).
+pub type Refusal = Cow<'static, str>;
+
+/// Whether the reference logs this refusal at error level (`Bad src Ip <ip>`, `Outside
+/// connect times`) rather than debug.
+#[must_use]
+pub fn is_error_level(refusal: &str) -> bool {
+    refusal.starts_with("Bad src Ip") || refusal == "Outside connect times"
+}
 
 impl Trust {
     /// Decodes the operators and accounts and checks the trust settings with the reference's
@@ -141,6 +223,7 @@ impl Trust {
         for text in &config.operators {
             let op = jwt::decode_operator(text.trim())
                 .map_err(|e| err(format!("error parsing operator JWT: {e}")))?;
+            check_server_version(&op)?;
             if !op.nats.strict_signing_key_usage {
                 trusted.insert(op.data.sub.clone());
             }
@@ -177,6 +260,7 @@ impl Trust {
         Ok(Self {
             accounts,
             system_account: config.system_account.clone(),
+            time_zones: config.time_zones.clone(),
         })
     }
 
@@ -204,16 +288,23 @@ impl Trust {
     /// account's public key as its account, the user's public key as `nkey`, and the limits.
     pub fn authenticate(&self, req: &JwtRequest<'_>) -> Result<Authenticated, Refusal> {
         let Some(token) = req.jwt.filter(|j| !j.is_empty()) else {
-            return Err("Authentication requires a user JWT");
+            return Err("Authentication requires a user JWT".into());
         };
-        let user = jwt::decode_user(token).map_err(|_| "User JWT not valid")?;
-        user.data
-            .check_times(req.now_unix)
-            .map_err(|_| "User JWT no longer valid")?;
+        let user =
+            jwt::decode_user(token).map_err(|e| Cow::Owned(format!("User JWT not valid: {e}")))?;
+        let issues = user_issues(&user, req.now_unix, self.time_zones.get());
+        if !issues.is_empty() {
+            // Go's `%+v` of the validation results.
+            return Err(format!(
+                "User JWT no longer valid: &{{Issues:[{}]}}",
+                issues.join(" ")
+            )
+            .into());
+        }
         let mut limits = user.nats.limits.clone();
         let allowed = allowed_types(&limits.allowed_connection_types)?;
         if !allowed.is_empty() && !allowed.contains(&req.conn_type) {
-            return Err("Connection type not allowed");
+            return Err("Connection type not allowed".into());
         }
         let issuer_account = if user.nats.issuer_account.is_empty() {
             &user.data.iss
@@ -223,15 +314,20 @@ impl Trust {
         let account = self
             .accounts
             .get(issuer_account)
-            .ok_or("Account JWT lookup error")?;
-        if !account.trusted {
-            return Err("Account JWT not signed by trusted operator");
+            .ok_or("Account JWT lookup error: account missing")?;
+        // nats-server never loads an account whose issuer is not trusted or whose claims do
+        // not validate (`verifyAccountClaims`), so its lookup fails.
+        if !account.valid || !account.trusted {
+            return Err("Account JWT lookup error: account validation failed".into());
         }
         match account.signers.get(&user.data.iss) {
-            None => return Err("User JWT issuer is not known"),
+            None => return Err("User JWT issuer is not known".into()),
             Some(Some(template)) => {
                 if !limits.has_empty_permissions() {
-                    return Err("User JWT is not valid");
+                    return Err(
+                        "User JWT is not valid: scoped users require no permissions or limits set"
+                            .into(),
+                    );
                 }
                 limits = apply_template(template, &user, account)
                     .ok_or("User JWT generated invalid permissions")?;
@@ -239,12 +335,12 @@ impl Trust {
             Some(None) => {}
         }
         if account.claims.data.check_times(req.now_unix).is_err() {
-            return Err("Account JWT has expired");
+            return Err("Account JWT has expired".into());
         }
         // For a scoped user the template's flag counts (the template replaced the limits).
         let bearer = limits.bearer_token;
         if bearer && account.claims.nats.limits.disallow_bearer {
-            return Err("Account does not allow bearer token");
+            return Err("Account does not allow bearer token".into());
         }
         if !bearer {
             super::nkey::verify_nonce_signature(&user.data.sub, req.nonce, req.sig)
@@ -255,12 +351,14 @@ impl Trust {
             &user.data.sub,
             user.data.iat,
         ) {
-            return Err("User authentication revoked");
+            return Err("User authentication revoked".into());
         }
         if !src_allows(&limits.src.0, req.remote) {
-            return Err("Bad src Ip");
+            let host = req.remote.map(|ip| ip.to_string()).unwrap_or_default();
+            return Err(format!("Bad src Ip {host}").into());
         }
-        let window_end = connect_window(&limits, req.now_unix).ok_or("Outside connect times")?;
+        let window_end = connect_window(&limits, req.now_unix, self.time_zones.get())
+            .ok_or("Outside connect times")?;
         let expires_at = match (user.data.exp, window_end) {
             (0, end) => end,
             (exp, Some(end)) => Some(exp.min(end)),
@@ -277,6 +375,7 @@ impl Trust {
             expires_at,
             max_subs: min_limit(limits.subs, acc_limits.subs),
             max_payload: min_limit(limits.payload, acc_limits.payload),
+            signing_key: (!user.nats.issuer_account.is_empty()).then(|| user.data.iss.clone()),
         };
         Ok(Authenticated {
             authorized_user: Some(user.data.sub.clone()),
@@ -286,6 +385,17 @@ impl Trust {
             account: Some(Arc::from(account.claims.data.sub.as_str())),
             jwt: Some(Arc::new(identity)),
         })
+    }
+
+    /// Whether `key` is a signing key of `account` (the account's own key included), and with
+    /// which scope template: `None` when it is not, `Some(None)` for a plain key.
+    #[must_use]
+    pub fn signer(&self, account: &str, key: &str) -> Option<Option<&UserPermissionLimits>> {
+        self.accounts
+            .get(account)?
+            .signers
+            .get(key)
+            .map(Option::as_deref)
     }
 
     /// The most client connections the account allows (`limits.conn`), `None` = unlimited.
@@ -319,6 +429,7 @@ impl Trust {
         let mut configs: Vec<AccountConfig> = keys
             .iter()
             .filter_map(|k| self.accounts.get(*k))
+            .filter(|a| a.valid)
             .map(|a| AccountConfig {
                 name: a.claims.data.sub.clone(),
                 exports: a
@@ -354,12 +465,17 @@ impl Trust {
             .collect();
         // Imports, with activations granted on the exporter's side.
         let mut imports: Vec<(usize, ImportConfig)> = Vec::new();
-        for (index, key) in keys.iter().enumerate() {
+        let valid_keys: Vec<&String> = keys
+            .iter()
+            .copied()
+            .filter(|k| self.accounts.get(*k).is_some_and(|a| a.valid))
+            .collect();
+        for (index, key) in valid_keys.iter().enumerate() {
             let Some(importer) = self.accounts.get(*key) else {
                 continue;
             };
             for import in &importer.claims.nats.imports {
-                let Some(exporter) = self.accounts.get(&import.account) else {
+                let Some(exporter) = self.accounts.get(&import.account).filter(|a| a.valid) else {
                     continue;
                 };
                 let Some(kind) = export_kind(import.kind) else {
@@ -406,6 +522,41 @@ impl Trust {
         }
         configs
     }
+}
+
+/// `validateTrustedOperators`' check of `assert_server_version` against [`SERVER_VERSION`],
+/// with the reference's texts.
+fn check_server_version(op: &Claims<jwt::Operator>) -> Result<(), AuthConfigError> {
+    let (sub, asserted) = (&op.data.sub, &op.nats.assert_server_version);
+    let (major, minor, update) = jwt::parse_server_version(asserted).map_err(|e| {
+        err(format!(
+            "operator {sub} expects version {asserted} got error instead: {e}"
+        ))
+    })?;
+    let (srv_major, srv_minor, srv_update) = SERVER_VERSION;
+    let refused = |what: &str, want: i64, have: i64| {
+        Err(err(format!(
+            "operator {sub} expected {what} version {want} > server {what} version {have}"
+        )))
+    };
+    if major != srv_major {
+        return if major > srv_major {
+            refused("major", major, srv_major)
+        } else {
+            Ok(())
+        };
+    }
+    if minor != srv_minor {
+        return if minor > srv_minor {
+            refused("minor", minor, srv_minor)
+        } else {
+            Ok(())
+        };
+    }
+    if update > srv_update {
+        return refused("update", update, srv_update);
+    }
+    Ok(())
 }
 
 fn export_kind(kind: ExportType) -> Option<ExportKind> {
@@ -504,12 +655,48 @@ fn compile_account(claims: Claims<jwt::Account>, trusted: &HashSet<String>) -> J
     })
     .map(|p| Arc::new(Permissions::new(&p)));
     let trusted = trusted.contains(&claims.data.iss);
+    let valid = account_issues(&claims).is_empty();
     JwtAccount {
         claims,
         signers,
         default_permissions,
         trusted,
+        valid,
     }
+}
+
+/// Go's `Subject.HasWildCards` (`jwt/v2/types.go`).
+fn has_wildcards(subject: &str) -> bool {
+    subject.ends_with(".>")
+        || subject.contains(".*.")
+        || subject.ends_with(".*")
+        || subject.starts_with("*.")
+        || subject == "*"
+        || subject == ">"
+}
+
+/// The operator limits' checks of `Account.Validate` (`jwt/v2/account_claims.go`): no more
+/// imports or exports than `limits.imports` / `limits.exports` allow (-1 = unlimited; Go's
+/// zero value, a missing limit, allows none) and, unless `limits.wildcards`, no wildcard
+/// export when exports are limited. nats-server does not load an account that fails
+/// (`verifyAccountClaims`: `account validation failed`).
+fn account_issues(claims: &Claims<jwt::Account>) -> Vec<String> {
+    let (nats, limits) = (&claims.nats, &claims.nats.limits);
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let mut issues = Vec::new();
+    if limits.imports != -1 && count(nats.imports.len()) > limits.imports {
+        issues.push("the account contains more imports than allowed by the operator");
+    }
+    if limits.exports != -1 {
+        if count(nats.exports.len()) > limits.exports {
+            issues.push("the account contains more exports than allowed by the operator");
+        }
+        if !limits.wildcards && nats.exports.iter().any(|e| has_wildcards(&e.subject)) {
+            issues
+                .push("the account contains wildcard exports that are not allowed by the operator");
+        }
+    }
+    issues.into_iter().map(str::to_owned).collect()
 }
 
 /// `buildInternalNkeyUser`: permissions only for the directions the JWT restricts.
@@ -559,7 +746,7 @@ fn allowed_types(names: &[String]) -> Result<Vec<ConnectionType>, Refusal> {
         .filter_map(|n| parse_connection_type(n).ok())
         .collect();
     if known.is_empty() && !names.is_empty() {
-        return Err("Connection type not allowed");
+        return Err("Connection type not allowed".into());
     }
     Ok(known)
 }
@@ -612,45 +799,165 @@ fn cidr_contains(net: IpAddr, bits: u32, ip: IpAddr) -> bool {
     }
 }
 
+/// Go's `time.Parse("15:04:05", text)` as seconds of the day: the hour in one or two digits
+/// (0-23), minutes and seconds in exactly two (0-59).
 fn parse_clock(text: &str) -> Option<i64> {
     let mut parts = text.split(':');
-    let mut field = |max: i64| -> Option<i64> {
+    let mut field = |widths: &[usize], max: i64| -> Option<i64> {
         let p = parts.next()?;
-        if p.len() != 2 || !p.bytes().all(|b| b.is_ascii_digit()) {
+        if !widths.contains(&p.len()) || !p.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         let v: i64 = p.parse().ok()?;
         (v <= max).then_some(v)
     };
-    let (h, m, s) = (field(23)?, field(59)?, field(59)?);
+    let (h, m, s) = (field(&[1, 2], 23)?, field(&[2], 59)?, field(&[2], 59)?);
     if parts.next().is_some() {
         return None;
     }
     Some(h * 3600 + m * 60 + s)
 }
 
-/// `validateTimes` in UTC: `Some(end)` (Unix seconds) when `now` is inside a window, `Some`
-/// of `None` when there are no windows, `None` when outside every window.
-fn connect_window(limits: &UserPermissionLimits, now_unix: i64) -> Option<Option<i64>> {
+/// Go's `checkPermission` for one permission subject (`jwt/v2/types.go`): a subject, or (for
+/// subscriptions) a subject and a queue separated by one space.
+fn permission_issues(subject: &str, permit_queue: bool, issues: &mut Vec<String>) {
+    let mut check = |s: &str| {
+        if s.is_empty() {
+            issues.push("subject cannot be empty".to_owned());
+        }
+        if s.contains(' ') {
+            issues.push(format!(
+                "subject {} cannot have spaces",
+                go_quote(s.as_bytes())
+            ));
+        }
+    };
+    let tokens: Vec<&str> = subject.split(' ').collect();
+    match tokens.as_slice() {
+        [one] => check(one),
+        [subject_part, queue] => {
+            check(subject_part);
+            check(queue);
+            if !permit_queue {
+                issues.push(format!(
+                    "Permission Subject \"{subject}\" is not allowed to contain queue"
+                ));
+            }
+        }
+        _ => issues.push(format!(
+            "Permission Subject \"{subject}\" contains too many spaces"
+        )),
+    }
+}
+
+/// The blocking issues of `UserClaims.Validate` (`jwt/v2/user_claims.go`, `types.go`) that
+/// nats-server checks at CONNECT, in the library's order and with its texts: expiry and
+/// not-before, permission subjects, `src` CIDRs, `times` clocks, `times_location`, and
+/// `issuer_account`.
+fn user_issues(
+    user: &Claims<jwt::User>,
+    now_unix: i64,
+    zones: Option<&dyn TimeZones>,
+) -> Vec<String> {
+    let mut issues = Vec::new();
+    if user.data.exp > 0 && now_unix > user.data.exp {
+        issues.push("claim is expired".to_owned());
+    }
+    if user.data.nbf > 0 && user.data.nbf > now_unix {
+        issues.push("claim is not yet valid".to_owned());
+    }
+    let limits = &user.nats.limits;
+    for s in limits.subscribe.allow.iter().chain(&limits.subscribe.deny) {
+        permission_issues(s, true, &mut issues);
+    }
+    for s in limits.publish.allow.iter().chain(&limits.publish.deny) {
+        permission_issues(s, false, &mut issues);
+    }
+    for cidr in &limits.src.0 {
+        if parse_cidr(cidr).is_none() {
+            issues.push(format!(
+                "invalid cidr {} in user src limits",
+                go_quote(cidr.as_bytes())
+            ));
+        }
+    }
+    for range in &limits.times {
+        for (value, name) in [(&range.start, "start"), (&range.end, "end")] {
+            if value.is_empty() {
+                issues.push(format!(
+                    "time ranges {name} must contain a{} {name}",
+                    if name == "end" { "n" } else { "" }
+                ));
+            } else if parse_clock(value).is_none() {
+                issues.push(format!(
+                    "{name} in time range is invalid {}",
+                    go_quote(value.as_bytes())
+                ));
+            }
+        }
+    }
+    let zone = limits.times_location.as_str();
+    if !zone.is_empty()
+        && zones
+            .unwrap_or(&Utc)
+            .local_seconds(zone, now_unix)
+            .is_none()
+    {
+        issues.push(format!(
+            "could not parse iana time zone by name: unknown time zone {zone}"
+        ));
+    }
+    let issuer_account = &user.nats.issuer_account;
+    if !issuer_account.is_empty()
+        && !jwt::is_public_key(issuer_account, nkeys::KeyPairType::Account)
+    {
+        issues.push("account_id is not an account public key".to_owned());
+    }
+    issues
+}
+
+/// UTC, the only zone known without a [`TimeZones`].
+struct Utc;
+
+impl TimeZones for Utc {
+    fn local_seconds(&self, zone: &str, unix: i64) -> Option<i64> {
+        (zone.is_empty() || zone.eq_ignore_ascii_case("UTC")).then_some(unix)
+    }
+
+    fn unix_seconds(&self, zone: &str, local: i64) -> Option<i64> {
+        self.local_seconds(zone, local)
+    }
+}
+
+/// `validateTimes`: `Some(end)` (Unix seconds) when `now` is inside a window, `Some` of `None`
+/// when there are no windows, `None` when outside every window (or the zone is unknown). A
+/// window is today's wall-clock `start`..`end` in the zone; one whose end is before its start
+/// ends the next day, and, as in the reference, only today's start counts.
+fn connect_window(
+    limits: &UserPermissionLimits,
+    now_unix: i64,
+    zones: Option<&dyn TimeZones>,
+) -> Option<Option<i64>> {
     if limits.times.is_empty() {
         return Some(None);
     }
-    if !limits.times_location.is_empty() && !limits.times_location.eq_ignore_ascii_case("UTC") {
-        return None;
-    }
-    let day_start = now_unix - now_unix.rem_euclid(86_400);
+    let zones = zones.unwrap_or(&Utc);
+    let zone = limits.times_location.as_str();
+    let now_local = zones.local_seconds(zone, now_unix)?;
+    let day_start = now_local - now_local.rem_euclid(86_400);
     for range in &limits.times {
         let (start, end) = (parse_clock(&range.start)?, parse_clock(&range.end)?);
-        let start_at = day_start + start;
-        // A window that ends before it starts ends the next day (and, as in the reference,
-        // only today's start counts).
-        let end_at = if start > end {
-            day_start + 86_400 + end
+        let end_day = if start > end {
+            day_start + 86_400
         } else {
-            day_start + end
+            day_start
         };
-        if start_at < now_unix && end_at > now_unix {
-            return Some(Some(end_at));
+        let start_at = zones.unix_seconds(zone, day_start + start)?;
+        if start_at < now_unix {
+            let end_at = zones.unix_seconds(zone, end_day + end)?;
+            if end_at > now_unix {
+                return Some(Some(end_at));
+            }
         }
     }
     None
@@ -838,39 +1145,99 @@ mod tests {
         let day = 1_800_000_000 - 1_800_000_000 % 86_400;
         let now = day + 10 * 3600 + 30 * 60;
         assert_eq!(
-            connect_window(&UserPermissionLimits::default(), now),
+            connect_window(&UserPermissionLimits::default(), now, None),
             Some(None)
         );
         let inside = times(&[("09:00:00", "11:00:00")], "");
-        assert_eq!(connect_window(&inside, now), Some(Some(day + 11 * 3600)));
         assert_eq!(
-            connect_window(&times(&[("11:00:00", "12:00:00")], "UTC"), now),
+            connect_window(&inside, now, None),
+            Some(Some(day + 11 * 3600))
+        );
+        assert_eq!(
+            connect_window(&times(&[("11:00:00", "12:00:00")], "UTC"), now, None),
             None
         );
         // Overnight windows end the next day; only today's start counts (as the reference).
         let overnight = times(&[("22:00:00", "02:00:00")], "");
         assert_eq!(
-            connect_window(&overnight, day + 23 * 3600),
+            connect_window(&overnight, day + 23 * 3600, None),
             Some(Some(day + 86_400 + 2 * 3600))
         );
-        assert_eq!(connect_window(&overnight, day + 3600), None);
+        assert_eq!(connect_window(&overnight, day + 3600, None), None);
         // The second window matches.
         let two = times(&[("01:00:00", "02:00:00"), ("10:00:00", "10:45:00")], "");
         assert_eq!(
-            connect_window(&two, now),
+            connect_window(&two, now, None),
             Some(Some(day + 10 * 3600 + 45 * 60))
         );
         // Unknown zones and malformed clocks refuse.
         assert_eq!(
-            connect_window(&times(&[("09:00:00", "11:00:00")], "Europe/Paris"), now),
+            connect_window(
+                &times(&[("09:00:00", "11:00:00")], "Europe/Paris"),
+                now,
+                None
+            ),
             None
         );
         assert_eq!(
-            connect_window(&times(&[("9:00", "11:00:00")], ""), now),
+            connect_window(&times(&[("9:00", "11:00:00")], ""), now, None),
             None
         );
         assert_eq!(
-            connect_window(&times(&[("24:00:00", "11:00:00")], ""), now),
+            connect_window(&times(&[("24:00:00", "11:00:00")], ""), now, None),
+            None
+        );
+    }
+
+    /// Fixed-offset zones named `+HH` / `-HH`, for the local-time arithmetic.
+    struct Fixed;
+
+    impl Fixed {
+        fn offset(zone: &str) -> Option<i64> {
+            let hours: i64 = zone.parse().ok()?;
+            Some(hours * 3600)
+        }
+    }
+
+    impl TimeZones for Fixed {
+        fn local_seconds(&self, zone: &str, unix: i64) -> Option<i64> {
+            Some(unix + Self::offset(zone)?)
+        }
+
+        fn unix_seconds(&self, zone: &str, local: i64) -> Option<i64> {
+            Some(local - Self::offset(zone)?)
+        }
+    }
+
+    #[test]
+    fn connect_times_in_a_named_zone() {
+        let day = 1_800_000_000 - 1_800_000_000 % 86_400;
+        // 10:30 UTC is 12:30 at +02.
+        let now = day + 10 * 3600 + 30 * 60;
+        let z: Option<&dyn TimeZones> = Some(&Fixed);
+        assert_eq!(
+            connect_window(&times(&[("12:00:00", "13:00:00")], "+2"), now, z),
+            Some(Some(day + 11 * 3600))
+        );
+        // The same window read as UTC would hold 10:30; at +02 it is 08:00-09:00 UTC.
+        assert_eq!(
+            connect_window(&times(&[("10:00:00", "11:00:00")], "+2"), now, z),
+            None
+        );
+        // 03:00 UTC is 22:00 of the day before at -05: the local day counts.
+        let early = day + 3 * 3600;
+        assert_eq!(
+            connect_window(&times(&[("21:00:00", "23:00:00")], "-5"), early, z),
+            Some(Some(day + 4 * 3600))
+        );
+        // An overnight window at -05 that started at 20:00 local ends at 01:00 local.
+        assert_eq!(
+            connect_window(&times(&[("20:00:00", "01:00:00")], "-5"), early, z),
+            Some(Some(day + 6 * 3600))
+        );
+        // A zone the source does not know refuses.
+        assert_eq!(
+            connect_window(&times(&[("00:00:00", "23:59:59")], "Mars/Olympus"), now, z),
             None
         );
     }
@@ -917,6 +1284,7 @@ mod tests {
             signers: HashMap::new(),
             default_permissions: None,
             trusted: true,
+            valid: true,
         }
     }
 

@@ -62,8 +62,10 @@ impl Broker {
             return true;
         };
         let trust = self.auth.trust();
-        // Clients count against the account's `conn`, leaf nodes against its `leaf`; both
-        // refusals have the same text (`server/client.go` `registerWithAccount`).
+        // A client is refused when the account's connections, clients and leaf nodes alike,
+        // reach `conn`; a leaf node when its leaf nodes reach `leaf`. Both refusals have the
+        // same text (`server/client.go` `registerWithAccount`, `server/accounts.go`
+        // `MaxTotalConnectionsReached` counts every connection of the account).
         let is_leaf =
             |t: ConnectionType| matches!(t, ConnectionType::Leaf | ConnectionType::LeafWebSocket);
         let (account, leaf) = match self.client(id) {
@@ -85,7 +87,7 @@ impl Broker {
                 .filter(|c| {
                     c.phase == Phase::Connected
                         && c.auth.account == account
-                        && is_leaf(c.params.conn_type) == leaf
+                        && (!leaf || is_leaf(c.params.conn_type))
                 })
                 .count();
             if others >= max {
@@ -131,6 +133,25 @@ impl Broker {
             .max_payload
             .map_or(server_max_payload, |m| m.min(server_max_payload));
         self.reschedule(id);
+    }
+
+    /// [`Self::auth_violation`] for a refused authentication, after the reason the reference
+    /// logs first, when there is one.
+    pub(super) fn auth_refused(
+        &mut self,
+        client: ClientId,
+        now: Instant,
+        refused: crate::authseam::Refused,
+    ) {
+        if let Some(reason) = refused.reason {
+            let error = auth::operator::is_error_level(&reason);
+            self.events.push_back(Event::AuthReason {
+                client,
+                reason,
+                error,
+            });
+        }
+        self.auth_violation(client, now, Some(refused.log));
     }
 
     pub(super) fn auth_violation(
@@ -341,7 +362,7 @@ impl Broker {
         &mut self,
         id: ClientId,
         now: Instant,
-        res: Result<crate::authseam::Authenticated, String>,
+        res: Result<crate::authseam::Authenticated, crate::authseam::Refused>,
         pending: PendingConnect,
         verified_hash: Option<Box<str>>,
     ) {
@@ -380,8 +401,8 @@ impl Broker {
                     return;
                 }
             }
-            Err(detail) => {
-                self.auth_violation(id, now, Some(detail));
+            Err(refused) => {
+                self.auth_refused(id, now, refused);
                 return;
             }
         }

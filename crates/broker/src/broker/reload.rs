@@ -3,6 +3,10 @@
 //! As nats-server 2.9.10 (`server/reload.go` `reloadAuthorization`,
 //! `clientHasMovedToDifferentAccount`, `server/client.go` `processSubsOnConfigReload`), every
 //! open client is checked again with the credentials of its CONNECT:
+//! 0. Operator mode (`server/accounts.go` `updateAccountClaimsWithRefresh`): an account whose
+//!    reloaded JWT lowers `conn` below its open connections closes the oldest ones; a user it
+//!    revokes gets `-ERR 'User Authentication Revoked'`; a user issued by a signing key the
+//!    account no longer has, or whose scope changed, is closed without an `-ERR`.
 //! 1. A client whose nkey, else user name, is no longer configured is closed as
 //!    `Client Closed` without an `-ERR` (the reference treats it as having moved account).
 //!    The user name is the one in effect: the `no_auth_user` a client was bound to counts.
@@ -138,8 +142,60 @@ impl Broker {
         // The clients of one user normally present one password: one bcrypt run per distinct
         // (hash, password) in a reload, not one per client. `None`: asked for, not back yet.
         let mut verdicts: HashMap<PasswordCheck, Option<bool>> = HashMap::new();
+        // As in the reference, the account limits apply before the clients are checked again.
+        self.enforce_account_connection_limits(now);
         for id in self.clients() {
             self.recheck_client(id, &old_auth, &mut verdicts, now);
+        }
+    }
+
+    /// Operator mode: an account whose reloaded JWT has a `conn` limit below its open
+    /// connections closes the excess, as `server/accounts.go` `updateAccountClaimsWithRefresh`
+    /// does: the account's connections (clients and leaf nodes) newest first, and each past the
+    /// limit gets `-ERR 'maximum account active connections exceeded'` and is closed as
+    /// `Maximum Account Connections Exceeded`. The newest connections stay.
+    fn enforce_account_connection_limits(&mut self, now: Instant) {
+        let Some(trust) = self.auth.trust() else {
+            return;
+        };
+        let mut by_account: HashMap<&str, Vec<(u64, super::ClientId)>> = HashMap::new();
+        for (index, slot) in self.slots.iter().enumerate() {
+            let Some(c) = slot.client.as_ref() else {
+                continue;
+            };
+            if c.phase != Phase::Connected {
+                continue;
+            }
+            let Some(jwt) = c.auth.identity.as_ref().and_then(|w| w.jwt.as_ref()) else {
+                continue;
+            };
+            let Ok(index) = u32::try_from(index) else {
+                continue;
+            };
+            let id = super::ClientId {
+                index,
+                generation: slot.generation,
+            };
+            by_account
+                .entry(jwt.account.as_str())
+                .or_default()
+                .push((c.cid, id));
+        }
+        let mut excess = Vec::new();
+        for (account, mut conns) in by_account {
+            let Some(max) = trust.max_connections(account) else {
+                continue;
+            };
+            if conns.len() <= max {
+                continue;
+            }
+            conns.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
+            excess.extend(conns.into_iter().skip(max).map(|(_, id)| id));
+        }
+        excess.sort_unstable_by_key(|id| self.client(*id).map(|c| c.cid));
+        for id in excess {
+            self.send_err(id, now, "maximum account active connections exceeded");
+            self.close(id, now, CloseReason::MaxAccountConnectionsExceeded);
         }
     }
 
@@ -205,6 +261,23 @@ impl Broker {
             self.close(id, now, CloseReason::Revocation);
             return;
         }
+        // A user issued by an account signing key that the reloaded account no longer has, or
+        // whose scope changed, is closed without an `-ERR` (`updateAccountClaimsWithRefresh`:
+        // `closeConnection(AuthenticationViolation)` when the signers changed).
+        if connected
+            && let Some(jwt) = c.auth.identity.as_ref().and_then(|w| w.jwt.clone())
+            && let Some(key) = jwt.signing_key.as_deref()
+        {
+            let before = old_auth.trust().and_then(|t| t.signer(&jwt.account, key));
+            let after = self.auth.trust().and_then(|t| t.signer(&jwt.account, key));
+            if after.is_none() || before != after {
+                self.close(id, now, CloseReason::AuthenticationFailure);
+                return;
+            }
+        }
+        let Some(c) = self.client(id) else {
+            return;
+        };
         let is_jwt = c.auth.identity.as_ref().is_some_and(|w| w.jwt.is_some());
         let new_config = self.auth.config();
         let moved = if is_jwt {
@@ -286,15 +359,15 @@ impl Broker {
     pub(super) fn apply_recheck(
         &mut self,
         id: super::ClientId,
-        res: Result<crate::authseam::Authenticated, String>,
+        res: Result<crate::authseam::Authenticated, crate::authseam::Refused>,
         connected: bool,
         verified_hash: Option<Box<str>>,
         now: Instant,
     ) {
         let user = match res {
             Ok(user) => user,
-            Err(detail) => {
-                self.auth_violation(id, now, Some(detail));
+            Err(refused) => {
+                self.auth_refused(id, now, refused);
                 return;
             }
         };
