@@ -112,11 +112,7 @@ fn bad_reload_keeps_the_old_config() {
 fn reload_refuses_unmodelled_options_as_start_up_does() {
     let port = free_port();
     let srv = Server::with_config(&conf_with(port, "", ""), &[]);
-    let conf = conf_with(
-        port,
-        "",
-        "cluster { port: 6222 }\nfoo: 1\nmqtt { port: 1883 }",
-    );
+    let conf = conf_with(port, "", "cluster { port: 6222 }\nfoo: 1\njetstream: true");
     reload(&srv, &conf, 1);
     let path = srv.dir.join("server.conf").to_string_lossy().into_owned();
     let check = std::process::Command::new(common::bin())
@@ -129,7 +125,7 @@ fn reload_refuses_unmodelled_options_as_start_up_does() {
         format!(
             "natsws: {path}:3:1: \"cluster\" is not supported by natsws\n\
              {path}:4:1: unknown field \"foo\"\n\
-             {path}:5:1: \"mqtt\" is not supported by natsws\n"
+             {path}:5:1: \"jetstream\" is not supported by natsws\n"
         )
     );
     let log = srv.log_text();

@@ -207,15 +207,25 @@ impl Broker {
         &mut self,
         id: ClientId,
         now: Instant,
-        res: Result<crate::authseam::Authenticated, String>,
+        res: Result<crate::authseam::Authenticated, crate::authseam::Refused>,
         connect: Connect,
         creds: StoredCredentials,
     ) {
         let user = match res {
             Ok(user) => user,
-            Err(detail) => {
-                self.events
-                    .push_back(Event::AuthFailed { client: id, detail });
+            Err(refused) => {
+                if let Some(reason) = refused.reason {
+                    let error = auth::operator::is_error_level(&reason);
+                    self.events.push_back(Event::AuthReason {
+                        client: id,
+                        reason,
+                        error,
+                    });
+                }
+                self.events.push_back(Event::AuthFailed {
+                    client: id,
+                    detail: refused.log,
+                });
                 self.mqtt_connack(id, now, false, ConnectReturnCode::NotAuthorized);
                 self.close(id, now, CloseReason::AuthenticationFailure);
                 return;
