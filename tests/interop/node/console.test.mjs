@@ -1,10 +1,11 @@
 // natsws' web console (<monitoring port>/console) in headless Debian Chromium, driven by
 // playwright-core: the page is loaded from a live natsws, its tables fill from the server, and
-// its playground publishes over natsws' WebSocket port to a nats.js subscriber on TCP.
+// its playground publishes over natsws' WebSocket port to a nats.js and a nats-py subscriber on TCP.
 // nats-server has no console (it is a natsws extension), so these cases are skipped against it.
 // Each case is skipped (not left out) against nats-server, so that both servers report the same
 // case names. Screenshots go to tests/interop/results/console/ (or $INTEROP_SCREENSHOTS), kept by CI.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -33,6 +34,45 @@ async function screenshot(page, name) {
   const file = path.join(SHOTS, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   assert.ok(fs.statSync(file).size > 10000, `${file} is a real screenshot`);
+}
+
+/** A nats-py subscriber in its own process (the interop venv's Python): resolves once it is
+ * subscribed, then `message` resolves with the first payload it received on `subject`. */
+async function pySubscriber(server, subject, opts) {
+  const script = `
+import asyncio, sys, nats
+async def main():
+    nc = await nats.connect(sys.argv[1], user=sys.argv[3], password=sys.argv[4], allow_reconnect=False)
+    sub = await nc.subscribe(sys.argv[2])
+    await nc.flush()
+    print("ready", flush=True)
+    msg = await sub.next_msg(timeout=20)
+    print("msg " + msg.data.decode(), flush=True)
+    await nc.close()
+asyncio.run(main())
+`;
+  const py = spawn(path.join(INTEROP_DIR, ".venv", "bin", "python3"), ["-c", script, server.tcpUrl, subject, opts.user, opts.pass], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  const waiters = [];
+  const check = () => waiters.forEach((w) => w());
+  py.stdout.on("data", (d) => { out += d; check(); });
+  py.stderr.on("data", (d) => { err += d; });
+  py.on("exit", check);
+  const waitFor = (re, what) =>
+    within(20000, new Promise((resolve, reject) => {
+      const w = () => {
+        const m = out.match(re);
+        if (m) resolve(m[1]);
+        else if (py.exitCode !== null) reject(new Error(`nats-py exited (${py.exitCode}) before ${what}: ${err}`));
+      };
+      waiters.push(w);
+      w();
+    }), `nats-py ${what}`);
+  await waitFor(/^(ready)$/m, "subscribing");
+  return { message: waitFor(/^msg (.*)$/m, "a message"), kill: () => py.kill() };
 }
 
 /** Waits (bounded) until `fn` evaluated in the page returns a truthy value; returns it. */
@@ -195,7 +235,7 @@ describe("web console (scenario console)", () => {
     await screenshot(page, "console-subscriptions");
   });
 
-  it("playground refuses without credentials, then publishes to a nats.js subscriber and receives", { ...T, skip: SKIP }, async () => {
+  it("playground refuses without credentials, then publishes to nats.js and nats-py subscribers and receives", { ...T, skip: SKIP }, async () => {
     const before = await monitor(server, "/natsws/connz");
     await page.click("#pg-connect");
     const refusal = await waitIn(page, "the refusal", () => {
@@ -209,6 +249,8 @@ describe("web console (scenario console)", () => {
     conns.push(tcp);
     const fromConsole = listen(tcp, "play.out");
     await tcp.flush();
+    // It exits by itself 20 s after subscribing if no message came.
+    const py = await pySubscriber(server, "play.out", USER);
     await page.fill("#pg-user", USER.user);
     await page.fill("#pg-pass", USER.pass);
     await page.click("#pg-connect");
@@ -221,6 +263,7 @@ describe("web console (scenario console)", () => {
     await page.click("#pg-pub");
     const [m] = await fromConsole.count(1, 10000);
     assert.equal(dec.decode(m.data), "hello from the console");
+    assert.equal(await py.message, "hello from the console", "the nats-py subscriber got it too");
 
     // The subscription reached the server before the flush of the publish behind it.
     tcp.publish("play.in", enc.encode("hello to the console"));
