@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use report::{RunResult, ScenarioRuns};
 use scenarios::{ALL, Env, Outcome, Scenario};
-use server::{Pki, Server};
+use server::Pki;
 
 const USAGE: &str = "\
 usage: loadgen [options]
@@ -338,9 +338,10 @@ fn run_once(
 ) -> RunResult {
     let tls = if scenario.needs_tls() { pki } else { None };
     let _busy = Busy::start(options.busy, options.timeout)?;
-    let server = Server::start(program, dir, &server::config(tls))?;
+    let (server, hub) = server::start_run(program, dir, tls, scenario.is_leaf())?;
     let env = Env {
         server: &server,
+        hub: hub.as_ref(),
         tls: tls.map(|p| p.client.clone()),
         scale: options.scale,
         timeout: options.timeout,

@@ -91,6 +91,9 @@ pub(crate) struct PubSub {
     subs: usize,
     distinct: bool,
     json: bool,
+    /// Leaf topology: the publisher is a TCP client of the hub, the subscribers WebSocket
+    /// clients of the edge under test.
+    leaf: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,8 +101,9 @@ pub(crate) enum Kind {
     /// One publisher, `subs` subscribers: on one subject (each gets every message), or on
     /// `subs` distinct subjects that the publisher uses round-robin.
     PubSub(PubSub),
-    /// One requester with one request in flight, one responder.
-    ReqRep { size: usize, count: u64 },
+    /// One requester with one request in flight, one responder; with `leaf`, the requester is
+    /// a WebSocket client of the edge and the responder a TCP client of the hub.
+    ReqRep { size: usize, count: u64, leaf: bool },
     /// Idle WebSocket connections.
     Idle { conns: usize },
 }
@@ -113,6 +117,14 @@ pub(crate) struct Scenario {
 }
 
 impl Scenario {
+    /// Whether the scenario runs on a hub (nats-server) with the server under test its leaf.
+    pub(crate) fn is_leaf(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::PubSub(PubSub { leaf: true, .. }) | Kind::ReqRep { leaf: true, .. }
+        )
+    }
+
     pub(crate) fn needs_tls(&self) -> bool {
         matches!(
             self.kind,
@@ -132,6 +144,7 @@ const fn pubsub(wire: Wire, size: usize, count: u64) -> Kind {
         subs: 1,
         distinct: false,
         json: false,
+        leaf: false,
     })
 }
 
@@ -177,6 +190,7 @@ pub(crate) const ALL: &[Scenario] = &[
             subs: 100,
             distinct: false,
             json: false,
+            leaf: false,
         }),
     },
     Scenario {
@@ -189,6 +203,7 @@ pub(crate) const ALL: &[Scenario] = &[
             subs: 2_000,
             distinct: false,
             json: false,
+            leaf: false,
         }),
     },
     Scenario {
@@ -197,6 +212,7 @@ pub(crate) const ALL: &[Scenario] = &[
         kind: Kind::ReqRep {
             size: 128,
             count: 20_000,
+            leaf: false,
         },
     },
     Scenario {
@@ -209,6 +225,7 @@ pub(crate) const ALL: &[Scenario] = &[
             subs: 1,
             distinct: false,
             json: true,
+            leaf: false,
         }),
     },
     Scenario {
@@ -231,13 +248,52 @@ pub(crate) const ALL: &[Scenario] = &[
             subs: 2_000,
             distinct: true,
             json: false,
+            leaf: false,
         }),
+    },
+    Scenario {
+        name: "leaf_128",
+        title: "leaf: hub tcp pub → edge ws sub 128 B",
+        kind: Kind::PubSub(PubSub {
+            wire: Wire::Ws,
+            size: 128,
+            count: 1_000_000,
+            subs: 1,
+            distinct: false,
+            json: false,
+            leaf: true,
+        }),
+    },
+    Scenario {
+        name: "leaf_fanout_100",
+        title: "leaf: hub tcp pub → 100 edge ws subs 128 B",
+        kind: Kind::PubSub(PubSub {
+            wire: Wire::Ws,
+            size: 128,
+            count: 20_000,
+            subs: 100,
+            distinct: false,
+            json: false,
+            leaf: true,
+        }),
+    },
+    Scenario {
+        name: "leaf_reqrep",
+        title: "leaf: edge ws requester, hub tcp responder",
+        kind: Kind::ReqRep {
+            size: 128,
+            count: 10_000,
+            leaf: true,
+        },
     },
 ];
 
 /// What a run needs besides the scenario.
 pub(crate) struct Env<'a> {
+    /// The server under test (in leaf scenarios: the edge).
     pub(crate) server: &'a Server,
+    /// The hub of the leaf scenarios.
+    pub(crate) hub: Option<&'a Server>,
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     /// Multiplies message and connection counts (1 for the real thing; small for smoke runs).
     pub(crate) scale: f64,
@@ -269,6 +325,15 @@ impl Env<'_> {
         Ok(Target { addr, transport })
     }
 
+    /// A plain TCP client of the hub.
+    fn hub_target(&self) -> Result<Target, String> {
+        let hub = self.hub.ok_or("a leaf scenario needs a hub")?;
+        Ok(Target {
+            addr: hub.nats,
+            transport: Transport::Tcp,
+        })
+    }
+
     fn server_cpu(&self) -> Result<Duration, String> {
         sys::cpu_time(Some(self.server.pid))
     }
@@ -289,7 +354,7 @@ pub(crate) fn run(scenario: &Scenario, env: &Env<'_>) -> Result<Outcome, String>
                 },
             )
         }
-        Kind::ReqRep { size, count } => run_reqrep(env, size, env.scaled(count)),
+        Kind::ReqRep { size, count, leaf } => run_reqrep(env, size, env.scaled(count), leaf),
         Kind::Idle { conns } => run_idle(env, env.scaled(conns as u64) as usize),
     }
 }
@@ -411,6 +476,7 @@ fn run_pubsub(env: &Env<'_>, spec: PubSub) -> Result<Outcome, String> {
         subs,
         distinct,
         json,
+        leaf,
     } = spec;
     let payloads = if json {
         Payloads::json(size, 64)?
@@ -426,7 +492,15 @@ fn run_pubsub(env: &Env<'_>, spec: PubSub) -> Result<Outcome, String> {
     let subscribers = open_many(&target, subs, 4, env.timeout, &|i, conn| {
         conn.subscribe(subjects.get(i).unwrap_or(&subjects[0]))
     })?;
-    let mut publisher = Conn::open(&target, env.timeout)?;
+    let mut publisher = if leaf {
+        // The subscriptions must have reached the hub before the first message.
+        let hub = env.hub.ok_or("a leaf scenario needs a hub")?;
+        let wanted: Vec<&str> = subjects.iter().map(String::as_str).collect();
+        crate::server::wait_leaf_interest(hub, &wanted)?;
+        Conn::open(&env.hub_target()?, env.timeout)?
+    } else {
+        Conn::open(&target, env.timeout)?
+    };
 
     // The publisher's writes: batches of about 32 KiB of PUBs (one WebSocket message each).
     let batch_bytes = 32 * 1024;
@@ -552,15 +626,29 @@ fn run_pubsub(env: &Env<'_>, spec: PubSub) -> Result<Outcome, String> {
     Ok(Outcome::Measured(figures))
 }
 
-fn run_reqrep(env: &Env<'_>, size: usize, count: u64) -> Result<Outcome, String> {
+fn run_reqrep(env: &Env<'_>, size: usize, count: u64, leaf: bool) -> Result<Outcome, String> {
     let warmup = env.scaled(500u64);
     let total = warmup + count;
     let target = env.target(Wire::Ws)?;
     let payloads = Payloads::binary(size)?;
-    let mut responder = Conn::open(&target, env.timeout)?;
+    let mut responder = Conn::open(
+        &if leaf {
+            env.hub_target()?
+        } else {
+            target.clone()
+        },
+        env.timeout,
+    )?;
     responder.subscribe("lg.req")?;
     let mut requester = Conn::open(&target, env.timeout)?;
     requester.subscribe("_INBOX.lg")?;
+    if leaf {
+        // Each side's interest must have crossed the link: the reply subject to the hub,
+        // the request subject to the edge.
+        let hub = env.hub.ok_or("a leaf scenario needs a hub")?;
+        crate::server::wait_leaf_interest(hub, &["_INBOX.lg"])?;
+        crate::server::wait_leaf_interest(env.server, &["lg.req"])?;
+    }
 
     let (samples, wall, server_cpu, client_cpu) = std::thread::scope(|scope| {
         // The responder echoes each request, answering everything read at once in one write.
@@ -721,7 +809,7 @@ fn run_idle(env: &Env<'_>, wanted: usize) -> Result<Outcome, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::{self, Server};
+    use crate::server;
 
     /// The servers a test can reach: natsws built next to this test (`cargo test --workspace`
     /// builds it) and the reference nats-server. In CI both must be there.
@@ -753,9 +841,11 @@ mod tests {
             for scenario in ALL {
                 let tls = scenario.needs_tls().then_some(&pki);
                 let dir = work.join(format!("{}-{runs}", scenario.name));
-                let server = Server::start(&program, &dir, &server::config(tls)).unwrap();
+                let (server, hub) =
+                    server::start_run(&program, &dir, tls, scenario.is_leaf()).unwrap();
                 let env = Env {
                     server: &server,
+                    hub: hub.as_ref(),
                     tls: tls.map(|p| p.client.clone()),
                     scale: 0.005,
                     timeout: Duration::from_secs(60),

@@ -134,12 +134,95 @@ pub(crate) fn config(tls: Option<&Pki>) -> String {
     )
 }
 
+/// The hub of the leaf scenarios: client and WebSocket ports as [`config`], and a leafnode port.
+pub(crate) fn hub_config() -> String {
+    format!("{}leafnodes {{ listen: \"127.0.0.1:-1\" }}\n", config(None))
+}
+
+/// An edge: [`config`] and a remote dialling the hub's leafnode port over TCP.
+pub(crate) fn edge_config(hub_leaf: SocketAddr) -> String {
+    format!(
+        "{}leafnodes {{ reconnect: 1, remotes: [ {{ url: \"nats://{hub_leaf}\" }} ] }}\n",
+        config(None)
+    )
+}
+
+/// `GET path` on `addr` (HTTP/1.0, the connection closed by the server); the body.
+pub(crate) fn http_get(addr: SocketAddr, path: &str) -> Result<String, String> {
+    use std::io::{Read as _, Write as _};
+    let mut sock = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|e| format!("monitoring {addr}: {e}"))?;
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        sock,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("monitoring {addr}: {e}"))?;
+    let mut text = String::new();
+    sock.read_to_string(&mut text)
+        .map_err(|e| format!("monitoring {addr}: {e}"))?;
+    text.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .ok_or_else(|| format!("monitoring {addr}: no HTTP body"))
+}
+
+/// Waits until the one leaf connection of `server` (its `/leafz?subs=1`) carries interest
+/// in every one of `subjects`.
+pub(crate) fn wait_leaf_interest(server: &Server, subjects: &[&str]) -> Result<(), String> {
+    let http = server.http.ok_or("no monitoring port")?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Ok(body) = http_get(http, "/leafz?subs=1") {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let subs: Vec<&str> = v["leafs"][0]["subscriptions_list"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
+                .unwrap_or_default();
+            if v["leafnodes"] == 1 && subjects.iter().all(|s| subs.contains(s)) {
+                return Ok(());
+            }
+            last = body;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(format!(
+        "no leaf interest in {subjects:?} after {START_TIMEOUT:?}: {last}"
+    ))
+}
+
+/// The hub of the leaf scenarios: Debian's nats-server.
+pub(crate) const HUB: &str = "/usr/sbin/nats-server";
+
+/// The servers of one run: `program` alone, or (`leaf`) a fresh nats-server hub and `program`
+/// as its leaf over TCP, linked before this returns. The edge (or the server) comes first.
+pub(crate) fn start_run(
+    program: &Path,
+    dir: &Path,
+    tls: Option<&Pki>,
+    leaf: bool,
+) -> Result<(Server, Option<Server>), String> {
+    if !leaf {
+        return Ok((Server::start(program, dir, &config(tls))?, None));
+    }
+    let hub = Server::start(Path::new(HUB), &dir.join("hub"), &hub_config())?;
+    let hub_leaf = hub.leaf.ok_or("the hub's /varz has no leafnode port")?;
+    let edge = Server::start(program, &dir.join("edge"), &edge_config(hub_leaf))?;
+    wait_leaf_interest(&hub, &[])?;
+    Ok((edge, Some(hub)))
+}
+
 /// A running server, stopped when dropped.
 pub(crate) struct Server {
     child: Child,
     pub(crate) pid: u32,
     pub(crate) nats: SocketAddr,
     pub(crate) ws: SocketAddr,
+    /// The leafnode port, when the config has one.
+    pub(crate) leaf: Option<SocketAddr>,
+    /// The monitoring port.
+    pub(crate) http: Option<SocketAddr>,
     dir: PathBuf,
 }
 
@@ -178,6 +261,8 @@ impl Server {
             pid,
             nats: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             ws: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            leaf: None,
+            http: None,
             dir: dir.to_owned(),
         };
         let deadline = Instant::now() + START_TIMEOUT;
@@ -189,6 +274,19 @@ impl Server {
             {
                 server.nats.set_port(nats);
                 server.ws.set_port(ws);
+                let local = |p| SocketAddr::from((Ipv4Addr::LOCALHOST, p));
+                server.http = port_of(&ports, "monitoring").map(local);
+                // nats-server's ports file has no leafnode port: /varz has it.
+                if let Some(http) = server.http
+                    && conf.contains("leafnodes { listen")
+                {
+                    let varz = http_get(http, "/varz")?;
+                    let v: serde_json::Value = serde_json::from_str(&varz).unwrap_or_default();
+                    server.leaf = v["leaf"]["port"]
+                        .as_u64()
+                        .and_then(|p| u16::try_from(p).ok())
+                        .map(local);
+                }
                 return Ok(server);
             }
             if let Ok(Some(status)) = server.child.try_wait() {
