@@ -149,6 +149,10 @@ pub mod config;
 mod json;
 mod mqtt;
 pub mod outq;
+/// The records that keep MQTT state across restarts.
+pub mod mqtt_store {
+    pub use crate::mqtt::store::{StoreError, StoreKind, StoreWrite};
+}
 pub mod proto;
 mod router;
 mod session;
