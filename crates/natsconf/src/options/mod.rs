@@ -35,11 +35,12 @@
 //! );
 //! ```
 //!
-//! Options nats-server knows but natsws does not serve (clustering, gateways, JetStream, MQTT,
+//! Options nats-server knows but natsws does not serve (clustering, gateways, JetStream,
 //! operator/JWT trust, account resolvers, OCSP, subject mappings, profiling) are **refused**
 //! with `"<key>" is not supported by natsws`, never ignored: a config that asks for them would
 //! otherwise start a server that silently behaves differently. Anything else unknown is
-//! `unknown field "<key>"`, as in the reference.
+//! `unknown field "<key>"`, as in the reference. The top-level `store_dir`, JetStream's
+//! directory in nats-server (where it keeps MQTT state), is where natsws keeps its MQTT state.
 //!
 //! Deliberate differences from the reference (each reported as a config error at the option):
 //! strings must be valid UTF-8; ports must be in `-1..=65535`; `ping_interval` and
@@ -269,6 +270,9 @@ pub struct Options {
     pub websocket: Option<WebsocketOptions>,
     /// `mqtt`; `None` when its port is 0 (disabled).
     pub mqtt: Option<MqttOptions>,
+    /// Top-level `store_dir` / `storedir`: nats-server's storage directory (JetStream's, where
+    /// it keeps MQTT state); natsws keeps its MQTT state in `<store_dir>/mqtt`.
+    pub store_dir: Option<String>,
 }
 
 impl Default for Options {
