@@ -131,7 +131,10 @@
 //!     messages and `clean_session: false` sessions are bounded in number, and messages
 //!     published while a kept session's client is away are not queued for it. Deliveries to
 //!     existing subscriptions carry retain 0 (MQTT-3.3.1-9; 2.9.10 passes the publisher's
-//!     flag). MQTT errors are [`Event::ClientError`] log lines, never `-ERR`.
+//!     flag). MQTT errors are [`Event::ClientError`] log lines, never `-ERR`. With
+//!     [`Config::mqtt_persist`], each change to retained messages and kept sessions is also
+//!     given out as a record ([`Broker::poll_mqtt_store`], [`mqtt_store`]) for the caller to
+//!     write, and read back with [`Broker::restore_mqtt`]; the broker itself touches no file.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
 #![deny(
