@@ -308,7 +308,8 @@ impl Broker {
     /// (its subscriptions and the deliveries it has not acknowledged), so a restart finds it
     /// even if the server stops without closing the connection.
     pub(super) fn persist_live_session(&mut self, id: ClientId) {
-        if !self.config.mqtt_persist {
+        // A connection closed meanwhile has saved (and persisted) its session already.
+        if !self.config.mqtt_persist || !self.is_open(id) {
             return;
         }
         let Some(c) = self.client(id) else {
