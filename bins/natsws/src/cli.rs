@@ -320,9 +320,9 @@ Logging Options:
         --max_traced_msg_len <len>   Maximum printable length for traced messages (default: unlimited)
         --log_format <format>        Log line format: text (nats-server's) or json, one object per line (default: text)
 
-JetStream Options (accepted, not provided by natsws):
+JetStream Options (natsws has no JetStream):
     -js, --jetstream                 Warns that JetStream is not available
-    -sd, --store_dir <dir>           Warns that JetStream is not available
+    -sd, --store_dir <dir>           Keeps MQTT state in <dir>/mqtt across restarts
 
 Authorization Options:
         --user <user>                User required for connections

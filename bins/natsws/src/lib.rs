@@ -17,6 +17,7 @@ mod ids;
 mod logger;
 mod monitor;
 mod monitor_request;
+mod mqtt_store;
 mod operator;
 mod outbound;
 mod procstat;

@@ -122,6 +122,8 @@ pub(crate) struct Settings {
     pub(crate) mqtt: Option<MqttSettings>,
     pub(crate) log: LogSettings,
     pub(crate) pid_file: Option<String>,
+    /// `store_dir` (or `-sd`): MQTT state is kept in `<store_dir>/mqtt` across restarts.
+    pub(crate) store_dir: Option<String>,
     pub(crate) max_closed_clients: usize,
     pub(crate) ports_file_dir: Option<String>,
     pub(crate) lame_duck_duration: Duration,
@@ -207,10 +209,12 @@ impl Settings {
         if let Some(format) = cli.log_format {
             self.log.format = format;
         }
-        if cli.jetstream == Some(true) || cli.store_dir.as_deref().is_some_and(|s| !s.is_empty()) {
-            self.warnings.push(
-                "JetStream is not provided by natsws: -js/--store_dir are ignored".to_owned(),
-            );
+        if cli.jetstream == Some(true) {
+            self.warnings
+                .push("JetStream is not provided by natsws: -js is ignored".to_owned());
+        }
+        if let Some(dir) = cli.store_dir.as_deref().filter(|d| !d.is_empty()) {
+            self.store_dir = Some(dir.to_owned());
         }
         self.apply_cli_auth(cli);
         self.apply_cli_tls(cli)?;
@@ -585,6 +589,7 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
             format: LogFormat::Text,
         },
         pid_file: o.pid_file.clone(),
+        store_dir: o.store_dir.clone(),
         max_closed_clients: usize::try_from(o.max_closed_clients).unwrap_or(0),
         ports_file_dir: o.ports_file_dir.clone(),
         lame_duck_duration: o.lame_duck_duration,
@@ -866,6 +871,7 @@ fn finish(s: &mut Settings) -> Result<(), String> {
     crate::ids::os_random(&mut seed)?;
     s.broker.seed = u64::from_le_bytes(seed);
     s.broker.trace = s.log.trace;
+    s.broker.mqtt_persist = s.store_dir.is_some();
     // bcrypt comparisons run on the hasher threads, never on the event loop.
     s.broker.defer_password_checks = true;
     let limits = &s.broker.limits;

@@ -155,6 +155,9 @@ pub struct Broker {
     retained: crate::mqtt::RetainedStore,
     /// MQTT sessions of `clean_session: false` clients between connections.
     mqtt_sessions: crate::mqtt::SessionStore,
+    /// MQTT state changes to persist (only with [`Config::mqtt_persist`]), drained by
+    /// [`Broker::poll_mqtt_store`].
+    mqtt_store: VecDeque<crate::mqtt::store::StoreWrite>,
 }
 
 /// Default size of the closed-connections ring (`/connz?state=closed`).
@@ -202,6 +205,7 @@ impl Broker {
             leaf_line: Vec::new(),
             retained: crate::mqtt::RetainedStore::default(),
             mqtt_sessions: crate::mqtt::SessionStore::default(),
+            mqtt_store: VecDeque::new(),
         }
     }
 

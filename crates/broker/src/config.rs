@@ -180,6 +180,11 @@ pub struct Config {
     pub mqtt_ack_wait: Duration,
     /// MQTT `max_ack_pending`: QoS 1 deliveries awaiting PUBACK per connection (default 1024).
     pub mqtt_max_ack_pending: u16,
+    /// Persist MQTT retained messages and kept sessions: every change is queued as a
+    /// [`crate::mqtt_store::StoreWrite`] for [`crate::Broker::poll_mqtt_store`], and the caller
+    /// gives the records back to [`crate::Broker::restore_mqtt`] at start-up. When false
+    /// (the default) nothing is queued.
+    pub mqtt_persist: bool,
     /// Server id (a public nkey starting with `N` in nats-server; any string works).
     pub server_id: String,
     /// Server name; when empty INFO uses `server_id`.
@@ -288,6 +293,7 @@ impl Default for Config {
         Self {
             mqtt_ack_wait: Duration::from_secs(30),
             mqtt_max_ack_pending: 1024,
+            mqtt_persist: false,
             server_id: "NATSWS".to_owned(),
             server_name: String::new(),
             version: "2.9.10".to_owned(),

@@ -497,6 +497,66 @@ pub fn broker_jwt(data: &[u8]) {
     let _ = data.check_times(i64::MIN);
 }
 
+/// The MQTT store record decoder (`fuzz_targets/mqtt_store.rs`): any bytes decode or are
+/// refused without panicking; a record that decodes encodes again to one that decodes to the
+/// same state; restoring it into a broker keeps the broker's invariants and queues no write.
+pub fn mqtt_store(data: &[u8]) {
+    use crate::mqtt::store::{Record, decode, encode_retained, encode_session};
+    let decoded = decode(data);
+    if let Ok(record) = &decoded {
+        let again = match record {
+            Record::Retained(r) => encode_retained(&r.account, &r.topic, &r.payload),
+            Record::Session(s) => {
+                let now = Instant::now();
+                let session = crate::mqtt::SavedSession {
+                    filters: s.filters.clone(),
+                    inflight: s
+                        .inflight
+                        .iter()
+                        .map(|(id, topic, payload)| {
+                            let f = crate::mqtt::Inflight {
+                                topic: topic.clone(),
+                                payload: payload.clone(),
+                                due: now,
+                            };
+                            (*id, f)
+                        })
+                        .collect(),
+                    next_packet_id: s.next_packet_id,
+                };
+                encode_session(&s.account, &s.client_id, &session)
+            }
+        };
+        assert_eq!(
+            decode(&again).as_ref(),
+            Ok(record),
+            "round trip changed the record"
+        );
+    }
+    let now = Instant::now();
+    let mut broker = Broker::new(
+        Config {
+            mqtt_persist: true,
+            ..Config::default()
+        },
+        now,
+    );
+    let restored = broker.restore_mqtt(now, data);
+    if decoded.is_err() {
+        assert!(
+            restored.is_err(),
+            "a record refused by the decoder was restored"
+        );
+    }
+    assert!(
+        broker.poll_mqtt_store().is_none(),
+        "restoring queued a write"
+    );
+    if let Err(e) = broker.check_invariants() {
+        panic!("invariant broken: {e}");
+    }
+}
+
 #[cfg(test)]
 #[path = "../../../fuzz/replay.rs"]
 mod replay;
@@ -513,6 +573,11 @@ mod tests {
     #[test]
     fn replay_broker_jwt_seeds() {
         assert!(replay("broker_jwt", super::broker_jwt).seeds >= 4);
+    }
+
+    #[test]
+    fn replay_mqtt_store_seeds() {
+        assert!(replay("mqtt_store", super::mqtt_store).seeds >= 4);
     }
 
     #[test]

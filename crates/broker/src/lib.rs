@@ -141,7 +141,10 @@
 //!     messages and `clean_session: false` sessions are bounded in number, and messages
 //!     published while a kept session's client is away are not queued for it. Deliveries to
 //!     existing subscriptions carry retain 0 (MQTT-3.3.1-9; 2.9.10 passes the publisher's
-//!     flag). MQTT errors are [`Event::ClientError`] log lines, never `-ERR`.
+//!     flag). MQTT errors are [`Event::ClientError`] log lines, never `-ERR`. With
+//!     [`Config::mqtt_persist`], each change to retained messages and kept sessions is also
+//!     given out as a record ([`Broker::poll_mqtt_store`], [`mqtt_store`]) for the caller to
+//!     write, and read back with [`Broker::restore_mqtt`]; the broker itself touches no file.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
@@ -160,6 +163,10 @@ pub mod config;
 mod json;
 mod mqtt;
 pub mod outq;
+/// The records that keep MQTT state across restarts.
+pub mod mqtt_store {
+    pub use crate::mqtt::store::{StoreError, StoreKind, StoreWrite};
+}
 pub mod proto;
 mod router;
 mod session;

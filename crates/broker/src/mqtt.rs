@@ -416,6 +416,15 @@ impl SessionStore {
         true
     }
 
+    /// The session kept for a client id.
+    pub(crate) fn get(
+        &self,
+        account: crate::router::AccountId,
+        client_id: &str,
+    ) -> Option<&SavedSession> {
+        self.sessions.get(&(account, client_id.to_owned()))
+    }
+
     /// Takes the session of a client id (to resume it, or to discard it on a clean start).
     pub(crate) fn take(
         &mut self,
@@ -427,6 +436,8 @@ impl SessionStore {
         Some(session)
     }
 }
+
+pub(crate) mod store;
 
 #[cfg(test)]
 mod tests;

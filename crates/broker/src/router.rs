@@ -39,6 +39,24 @@ pub(crate) struct PubRef<'a> {
     /// Which queue groups may receive it: all for a client's message, only those a leaf's
     /// `LMSG` names for a leaf's.
     pub(crate) queues: QueueFilter<'a>,
+    /// What clients see instead of `subject` and `reply`: a JetStream delivery that reached
+    /// this server over a leaf carries its stream subject after an `@` in its `$JS.ACK.`
+    /// reply (`server/client.go` `processMsgResults`); leafs are given it unchanged.
+    pub(crate) client_view: Option<(&'a [u8], &'a [u8])>,
+}
+
+impl PubRef<'_> {
+    /// The subject a client's `MSG` (or an MQTT `PUBLISH`) names.
+    pub(crate) fn client_subject(&self) -> &[u8] {
+        self.client_view
+            .map_or(self.subject, |(subject, _)| subject)
+    }
+
+    /// The reply a client's `MSG` names.
+    pub(crate) fn client_reply(&self) -> Option<&[u8]> {
+        self.client_view
+            .map_or(self.reply, |(_, reply)| Some(reply))
+    }
 }
 
 /// The queue groups a message may be delivered to.
@@ -61,6 +79,7 @@ impl<'a> PubRef<'a> {
             message: &publish.message,
             shared: Some(&publish.message),
             queues: QueueFilter::All,
+            client_view: None,
         }
     }
 }

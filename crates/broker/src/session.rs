@@ -145,7 +145,7 @@ impl Renderer {
                     .map_or(mqtt::Delivery::AtMostOnce, |m| {
                         m.delivery(sid, message_qos, body_len)
                     });
-                let subject = String::from_utf8_lossy(publish.subject);
+                let subject = String::from_utf8_lossy(publish.client_subject());
                 let topic = mqtt_codec::nats::subject_to_topic(&subject);
                 let queued = match delivery {
                     mqtt::Delivery::Dropped => 0,
@@ -164,8 +164,13 @@ impl Renderer {
                 let queued = if skip == 0 {
                     rendered.delivery_len(sid, body_len)
                 } else {
-                    wire::msg_line_len(publish.subject, sid, publish.reply, None, body_len)
-                        + body_len
+                    wire::msg_line_len(
+                        publish.client_subject(),
+                        sid,
+                        publish.client_reply(),
+                        None,
+                        body_len,
+                    ) + body_len
                         + 2
                 };
                 Measured {
@@ -192,7 +197,7 @@ impl Renderer {
             Self::Mqtt => {
                 let skip = measured.skip;
                 let body = publish.message.get(skip..).unwrap_or_default();
-                let subject = String::from_utf8_lossy(publish.subject);
+                let subject = String::from_utf8_lossy(publish.client_subject());
                 let topic = mqtt_codec::nats::subject_to_topic(&subject);
                 let packet_id = match measured.mqtt {
                     mqtt::Delivery::Dropped => return 0,
@@ -232,9 +237,9 @@ impl Renderer {
                     };
                     wire::write_msg_parts(
                         &mut client.out,
-                        publish.subject,
+                        publish.client_subject(),
                         sid,
-                        publish.reply,
+                        publish.client_reply(),
                         body,
                         shared.as_ref(),
                     );
@@ -249,7 +254,7 @@ impl Renderer {
         match self {
             Self::Mqtt => {
                 let skip = publish.header_len.unwrap_or(0).min(publish.message.len());
-                let subject = String::from_utf8_lossy(publish.subject);
+                let subject = String::from_utf8_lossy(publish.client_subject());
                 let topic = mqtt_codec::nats::subject_to_topic(&subject);
                 format!(
                     "->> [PUBLISH {topic} pi=0 size={}]",
@@ -260,9 +265,9 @@ impl Renderer {
                 let skip = Self::skipped_header(client, publish);
                 let header_len = publish.header_len.filter(|_| skip == 0);
                 trace::delivery(
-                    publish.subject,
+                    publish.client_subject(),
                     sid,
-                    publish.reply,
+                    publish.client_reply(),
                     header_len,
                     publish.message.len() - skip,
                 )

@@ -366,6 +366,14 @@ pub enum Event {
     /// remote's configuration does): start the TLS client now, and once its handshake is done
     /// call [`crate::Broker::leaf_tls_established`]. No input is parsed meanwhile.
     LeafStartTls(ClientId),
+    /// A notice about a leaf connection, logged by nats-server at info level (e.g. the
+    /// JetStream denies added when the link opens).
+    LeafNotice {
+        /// The leaf connection.
+        client: ClientId,
+        /// The notice, as nats-server words it.
+        text: String,
+    },
     /// A leaf connection finished its handshake: interest flows from now on. nats-server logs
     /// `Leafnode connection created for account: <account> <remote_name>`.
     LeafConnected {

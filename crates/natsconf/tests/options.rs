@@ -258,6 +258,13 @@ fn server_core_values() {
     check("no_sys_acc: true", |o| o.no_system_account, true);
     check("allow_non_tls: true", |o| o.allow_non_tls, true);
     check("pidfile: /p", |o| o.pid_file.clone(), Some("/p".into()));
+    check("store_dir: /s", |o| o.store_dir.clone(), Some("/s".into()));
+    check(
+        "storedir: \"/s d\"",
+        |o| o.store_dir.clone(),
+        Some("/s d".into()),
+    );
+    check("store_dir: \"\"", |o| o.store_dir.clone(), None);
     check(
         "ports_file_dir: /d",
         |o| o.ports_file_dir.clone(),
@@ -1066,7 +1073,6 @@ fn deliberate_differences_are_errors() {
         "cluster",
         "gateway",
         "jetstream",
-        "store_dir",
         "ocsp",
         "mappings",
         "prof_port",

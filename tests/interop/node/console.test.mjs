@@ -280,7 +280,8 @@ describe("web console (scenario console)", () => {
       "the console's own row",
       (o) => {
         const tr = [...document.querySelectorAll("#conn-table tbody tr[data-cid]")].find(
-          (r) => r.cells[5].textContent === o,
+          // A refresh may list the connection before its CONNECT names the user; wait for one after.
+          (r) => r.cells[5].textContent === o && r.cells[8].textContent.includes("alice"),
         );
         return tr && [...tr.cells].map((td) => td.textContent);
       },

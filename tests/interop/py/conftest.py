@@ -136,6 +136,20 @@ class Server:
         except OSError:
             return ""
 
+    def restart(self):
+        """Stops the server (SIGTERM) and starts it again on the same config and ports."""
+        self.stop()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([SERVER_BIN, "-c", str(self.conf)], stdout=log, stderr=log)
+        if PID_DIR:
+            Path(PID_DIR, str(self.proc.pid)).touch()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if all(_listening(p) for p in self.ports.values()):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{KIND} did not restart; log:\n{self.log()[-2000:]}")
+
     def stop(self):
         if self.proc.poll() is not None:
             return

@@ -463,3 +463,59 @@ def test_mqtt_block_credentials_override(start):
         await nc.close()
 
     asyncio.run(nats_client())
+
+
+def test_state_survives_restart_with_store_dir(start):
+    """A retained message and a clean_session=false session (its subscription and a QoS 1
+    delivery left unacknowledged) survive a restart with a storage directory: nats-server keeps
+    them in JetStream under `jetstream { store_dir }`, natsws in `store_dir`/mqtt."""
+    store = tempfile.mkdtemp(prefix="store-", dir=RUN_DIR)
+    block = ('jetstream { store_dir: "%s" }' if KIND == "nats-server" else 'store_dir: "%s"') % store
+    s = start("mqtt_store", STORE=block)
+    sub = raw_connect(s.mqtt, "durable", clean=False)
+    body = b"\x00\x01" + struct.pack(">H", 3) + b"d/x" + b"\x01"
+    sub.sendall(bytes([0x82, len(body)]) + body)
+    assert read_packet(sub) == (0x90, b"\x00\x01\x01")
+    pub = Client("store-pub")
+    assert pub.connect(s.mqtt) == 0
+    pub.c.publish("keep/r", b"retained", qos=1, retain=True).wait_for_publish(WAIT)
+    pub.c.publish("d/x", b"unacked", qos=1).wait_for_publish(WAIT)
+    sub.settimeout(5)
+    first, body = read_packet(sub)
+    assert first & 0xF6 == 0x32 and body.endswith(b"unacked"), (first, body)
+    pub.close()
+    # Dropped without PUBACK, then the server restarts.
+    sub.close()
+    time.sleep(0.3)
+    s.restart()
+
+    def connect_retrying(client_id, **kw):
+        # nats-server recovers its JetStream streams after it starts listening.
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                return raw_connect(s.mqtt, client_id, **kw)
+            except (AssertionError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    again = connect_retrying("durable", clean=False, session_present=True)
+    again.settimeout(5)
+    first, body = read_packet(again)
+    assert first & 0xF0 == 0x30 and body.endswith(b"unacked"), (first, body)
+    again.sendall(b"\x40\x02" + body[5:7])
+    late = Client("store-late")
+    assert late.connect(s.mqtt) == 0
+    try:
+        late.subscribe(("keep/+", 0))
+        msg = late.message()
+        assert (msg.topic, msg.payload, msg.retain) == ("keep/r", b"retained", True)
+        # The subscription came back with the session.
+        late.c.publish("d/x", b"after restart", qos=0)
+        first, body = read_packet(again)
+        assert body.endswith(b"after restart"), (first, body)
+    finally:
+        late.close()
+        again.sendall(b"\xe0\x00")
+        again.close()

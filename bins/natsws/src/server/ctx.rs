@@ -36,6 +36,8 @@ pub(super) struct Ctx {
     pub(super) link_events: Vec<LinkEvent>,
     /// Monitoring replies too large to make within one tick (`http::defer_reply`).
     pub(super) renders: crate::render::Renders,
+    /// The MQTT store directory, when `store_dir` is configured.
+    pub(super) mqtt_store: Option<crate::mqtt_store::MqttStore>,
 }
 
 /// What the monitoring endpoints read besides the broker and the settings.

@@ -125,6 +125,11 @@ pub(super) fn drain(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant) {
                     }
                 }
             }
+            Event::LeafNotice { client, text } => {
+                if let Some(c) = ctx.conns.conn_of(client).and_then(|k| ctx.conns.get(k)) {
+                    log::info!("{} - {text}", c.log_id);
+                }
+            }
             Event::LeafError { client, text } => {
                 if let Some(c) = ctx.conns.conn_of(client).and_then(|k| ctx.conns.get(k)) {
                     log::error!("{} - Leafnode Error '{text}'", c.log_id);

@@ -94,6 +94,14 @@ impl Server {
         let mut broker =
             Broker::try_new(settings.broker.clone(), now).map_err(|e| e.to_string())?;
         broker.set_max_closed_clients(settings.max_closed_clients);
+        let mqtt_store = match &settings.store_dir {
+            Some(dir) => Some(open_mqtt_store(
+                std::path::Path::new(dir),
+                &mut broker,
+                now,
+            )?),
+            None => None,
+        };
         let links = Links::new(
             &settings.leaf.remotes,
             settings.leaf.reconnect,
@@ -112,6 +120,7 @@ impl Server {
             arena: BytesMut::new(),
             link_events: Vec::new(),
             renders: crate::render::Renders::new(Arc::clone(&waker)),
+            mqtt_store,
             monitor: MonitorState {
                 clock: Clock::now(),
                 start: now,
@@ -198,10 +207,16 @@ impl Server {
             // on the next wake-up.
             events::drain(&mut self.ctx, &mut self.checks, now);
             driver::reap(&mut self.ctx, now);
+            crate::mqtt_store::drain(&mut self.ctx.broker, self.ctx.mqtt_store.as_ref());
             self.links.handle_events(&mut self.ctx, now);
             self.links.tick(&self.ctx, now);
             if let Some(exit) = self.lifecycle.finished(&self.ctx, now) {
                 self.listeners.remove_ports_file();
+                // Closing the connections kept their sessions: write them before exiting.
+                crate::mqtt_store::drain(&mut self.ctx.broker, self.ctx.mqtt_store.as_ref());
+                if let Some(store) = self.ctx.mqtt_store.take() {
+                    store.finish();
+                }
                 log::info!("Server Exiting..");
                 return exit;
             }
@@ -292,4 +307,26 @@ impl Server {
             }
         }
     }
+}
+
+/// Opens `<store_dir>/mqtt` and restores the MQTT state kept there into `broker`.
+fn open_mqtt_store(
+    store_dir: &std::path::Path,
+    broker: &mut Broker,
+    now: Instant,
+) -> Result<crate::mqtt_store::MqttStore, String> {
+    let store = crate::mqtt_store::MqttStore::open(store_dir)?;
+    log::info!("MQTT state is kept in {}", store.root().display());
+    let loaded = store.load(broker, now);
+    log::info!(
+        "MQTT store: restored {} retained message(s) and {} session(s){}",
+        loaded.retained,
+        loaded.sessions,
+        if loaded.skipped > 0 {
+            format!(", skipped {} file(s)", loaded.skipped)
+        } else {
+            String::new()
+        }
+    );
+    Ok(store)
 }

@@ -578,9 +578,44 @@ impl Broker {
         }
         let lds = self.lds_subject(account);
         smap.entry(lds).or_insert(1);
+        let is_system = self.router.system_account() == Some(account);
+        let account_name = self.router.name(account).to_string();
+        let server_name = if self.config.server_name.is_empty() {
+            self.config.server_id.clone()
+        } else {
+            self.config.server_name.clone()
+        };
         let Some(leaf) = self.client_mut(id).and_then(|c| c.leaf.as_mut()) else {
             return;
         };
+        // This server has no JetStream (and no domain): JetStream is not extended over the
+        // link, so its API and the KV/object-store subjects are denied in both directions
+        // (`server/leafnode.go` `addLeafNodeConnection`).
+        let (denied, notices) = if is_system {
+            (
+                DENY_ALL_JS,
+                vec![
+                    format!("System Account Connected from {server_name}"),
+                    format!(
+                        "JetStream Not Extended, adding denies {}",
+                        go_list(DENY_ALL_JS)
+                    ),
+                ],
+            )
+        } else {
+            (
+                DENY_CLIENT_JS,
+                vec![format!(
+                    "JetStream Not Extended, adding deny {} for account {}",
+                    go_list(DENY_CLIENT_JS),
+                    gotext::quote(&account_name)
+                )],
+            )
+        };
+        for subject in denied {
+            leaf.import.deny.push(subject.as_bytes().into());
+            leaf.export.deny.push(subject.as_bytes().into());
+        }
         smap.retain(|key, _| {
             let subject = key.split(|b| *b == b' ').next().unwrap_or_default();
             is_lds_exempt(subject) || leaf.import.permits(subject)
@@ -606,6 +641,10 @@ impl Broker {
                 }
             }
             self.queue_bytes(id, now, &out);
+        }
+        for text in notices {
+            self.events
+                .push_back(Event::LeafNotice { client: id, text });
         }
         let account = self.router.name(account).to_string();
         self.events.push_back(Event::LeafConnected {
@@ -908,6 +947,7 @@ impl Broker {
                 None => QueueFilter::None,
                 Some(list) => QueueFilter::Only(list),
             },
+            client_view: msg.reply.as_deref().and_then(jetstream_remap),
         };
         self.route(id, account, false, now, &publish);
     }
@@ -1141,3 +1181,27 @@ impl Broker {
 
 #[cfg(test)]
 mod tests;
+
+/// A JetStream delivery's reply `$JS.ACK.…@<stream subject>` split into the subject and the
+/// reply clients are given (`server/client.go` `processMsgResults`: only `$JS.ACK.` replies,
+/// only with something after the last `@`).
+fn jetstream_remap(reply: &[u8]) -> Option<(&[u8], &[u8])> {
+    if !reply.starts_with(b"$JS.ACK.") {
+        return None;
+    }
+    let at = memchr::memrchr(b'@', reply)?;
+    let subject = reply.get(at + 1..).filter(|s| !s.is_empty())?;
+    Some((subject, reply.get(..at)?))
+}
+
+/// What a server without JetStream denies on a leaf of an account (`server/jetstream_api.go`
+/// `denyAllClientJs`).
+const DENY_CLIENT_JS: &[&str] = &["$JS.API.>", "$KV.>", "$OBJ.>"];
+
+/// What it denies on a leaf of the system account (`denyAllJs`).
+const DENY_ALL_JS: &[&str] = &["$JSC.>", "$NRG.>", "$JS.API.>", "$KV.>", "$OBJ.>"];
+
+/// A list as Go's `%+v` prints a `[]string`.
+fn go_list(list: &[&str]) -> String {
+    format!("[{}]", list.join(" "))
+}

@@ -289,10 +289,168 @@ impl Broker {
         // kept session (MQTT-3.1.2-6); otherwise it is resumed (MQTT-3.1.2-4).
         let saved = self.mqtt_sessions.take(account, &client_id);
         let session_present = !connect.clean_session && saved.is_some();
+        if connect.clean_session && saved.is_some() {
+            self.persist_session(account, &client_id, None);
+        }
         self.events.push_back(Event::Connected(id));
         self.mqtt_connack(id, now, session_present, ConnectReturnCode::Accepted);
         if let (false, Some(saved)) = (connect.clean_session, saved) {
             self.mqtt_resume(id, now, saved);
+        }
+        if !connect.clean_session {
+            self.persist_live_session(id);
+        }
+    }
+
+    /// Queues the record of a session (or its removal) when MQTT state is persisted.
+    fn persist_session(
+        &mut self,
+        account: AccountId,
+        client_id: &str,
+        session: Option<&crate::mqtt::SavedSession>,
+    ) {
+        if !self.config.mqtt_persist {
+            return;
+        }
+        let name = Arc::clone(self.router.name(account));
+        self.mqtt_store.push_back(crate::mqtt::store::StoreWrite {
+            kind: crate::mqtt::store::StoreKind::Session,
+            key: crate::mqtt::store::key(&name, client_id),
+            record: session.map(|s| crate::mqtt::store::encode_session(&name, client_id, s)),
+        });
+    }
+
+    /// Queues the record of a connected `clean_session: false` client's session as it stands
+    /// (its subscriptions and the deliveries it has not acknowledged), so a restart finds it
+    /// even if the server stops without closing the connection.
+    pub(super) fn persist_live_session(&mut self, id: ClientId) {
+        // A connection closed meanwhile has saved (and persisted) its session already.
+        if !self.config.mqtt_persist || !self.is_open(id) {
+            return;
+        }
+        let Some(c) = self.client(id) else {
+            return;
+        };
+        let account = c.auth.account;
+        let Some(m) = c.mqtt.as_ref() else {
+            return;
+        };
+        if m.clean_session || m.client_id.is_empty() {
+            return;
+        }
+        let mut inflight: Vec<(u16, crate::mqtt::Inflight)> =
+            m.inflight.iter().map(|(k, f)| (*k, f.clone())).collect();
+        inflight.sort_by_key(|(_, f)| f.due);
+        let session = crate::mqtt::SavedSession {
+            filters: m.filters.clone(),
+            inflight,
+            next_packet_id: m.next_packet_id,
+        };
+        let client_id = m.client_id.clone();
+        self.persist_session(account, &client_id, Some(&session));
+    }
+
+    /// Queues the record of a retained message (`None`: its removal).
+    fn persist_retained(
+        &mut self,
+        account: AccountId,
+        subject: &str,
+        retained: Option<(&str, &[u8])>,
+    ) {
+        if !self.config.mqtt_persist {
+            return;
+        }
+        let name = Arc::clone(self.router.name(account));
+        self.mqtt_store.push_back(crate::mqtt::store::StoreWrite {
+            kind: crate::mqtt::store::StoreKind::Retained,
+            key: crate::mqtt::store::key(&name, subject),
+            record: retained
+                .filter(|(_, payload)| !payload.is_empty())
+                .map(|(topic, payload)| crate::mqtt::store::encode_retained(&name, topic, payload)),
+        });
+    }
+
+    /// The next MQTT state change to persist (only with [`Config::mqtt_persist`]); call until
+    /// `None` after every `handle_*` call, and apply the writes in order.
+    pub fn poll_mqtt_store(&mut self) -> Option<crate::mqtt_store::StoreWrite> {
+        self.mqtt_store.pop_front()
+    }
+
+    /// The largest record of `kind` the broker writes with its configuration: a caller
+    /// reading records back may skip larger files unread.
+    #[must_use]
+    pub fn mqtt_record_limit(&self, kind: crate::mqtt_store::StoreKind) -> usize {
+        // Account names, topics and client ids are MQTT strings (at most 64 KiB) or
+        // configured names; 1 MiB covers them and the framing.
+        const NAMES: usize = 1 << 20;
+        match kind {
+            crate::mqtt_store::StoreKind::Retained => {
+                self.config.limits.max_payload.saturating_add(NAMES)
+            }
+            crate::mqtt_store::StoreKind::Session => crate::mqtt::MAX_SAVED_SESSION_BYTES
+                .saturating_add(
+                    usize::from(self.config.mqtt_max_ack_pending)
+                        .saturating_mul(mqtt_codec::MAX_STRING_BYTES + 16),
+                )
+                .saturating_add(NAMES.saturating_mul(16)),
+        }
+    }
+
+    /// Restores one record written from [`Broker::poll_mqtt_store`] (at start-up, before
+    /// clients connect): a retained message, or a kept session whose unacknowledged
+    /// deliveries are sent again when its client resumes it. Each goes through the bounds live
+    /// state has; a record that is damaged, names an unknown account or finds its bound reached
+    /// is refused with the reason, and nothing of it is kept. Restoring queues no writes.
+    pub fn restore_mqtt(
+        &mut self,
+        now: Instant,
+        record: &[u8],
+    ) -> Result<crate::mqtt_store::StoreKind, crate::mqtt_store::StoreError> {
+        use crate::mqtt::store::{Record, StoreError, StoreKind, decode};
+        let account_of = |router: &Router, name: &str| {
+            router
+                .lookup(name)
+                .ok_or_else(|| StoreError::UnknownAccount(name.to_owned()))
+        };
+        match decode(record)? {
+            Record::Retained(r) => {
+                let account = account_of(&self.router, &r.account)?;
+                let subject = topic_to_subject(&r.topic)
+                    .map_err(|_| StoreError::Invalid("topic"))?
+                    .into_owned();
+                if !self.retained.set(account, &subject, &r.topic, &r.payload) {
+                    return Err(StoreError::Full(
+                        "the account's retained messages are at their bound",
+                    ));
+                }
+                Ok(StoreKind::Retained)
+            }
+            Record::Session(r) => {
+                let account = account_of(&self.router, &r.account)?;
+                let session = crate::mqtt::SavedSession {
+                    filters: r.filters,
+                    inflight: r
+                        .inflight
+                        .into_iter()
+                        .map(|(packet_id, topic, payload)| {
+                            let f = crate::mqtt::Inflight {
+                                topic,
+                                payload,
+                                due: now,
+                            };
+                            (packet_id, f)
+                        })
+                        .collect(),
+                    next_packet_id: r.next_packet_id,
+                };
+                if self.mqtt_sessions.get(account, &r.client_id).is_some() {
+                    return Err(StoreError::Invalid("client id (a second record for it)"));
+                }
+                if !self.mqtt_sessions.save(account, &r.client_id, session) {
+                    return Err(StoreError::Full("the kept sessions are at their bound"));
+                }
+                Ok(StoreKind::Session)
+            }
         }
     }
 
@@ -355,7 +513,13 @@ impl Broker {
             next_packet_id: m.next_packet_id,
         };
         let client_id = m.client_id.clone();
-        if !self.mqtt_sessions.save(account, &client_id, saved) {
+        if self.mqtt_sessions.save(account, &client_id, saved) {
+            if self.config.mqtt_persist {
+                let kept = self.mqtt_sessions.get(account, &client_id).cloned();
+                self.persist_session(account, &client_id, kept.as_ref());
+            }
+        } else {
+            self.persist_session(account, &client_id, None);
             self.client_error(
                 id,
                 format!(
@@ -423,6 +587,7 @@ impl Broker {
             message: &message,
             shared: None,
             queues: QueueFilter::All,
+            client_view: None,
         };
         self.process_pub(id, now, &pub_ref);
         if let Some(packet_id) = publish.packet_id
@@ -452,7 +617,12 @@ impl Broker {
             .permissions
             .as_mut()
             .is_none_or(|p| p.can_publish(subject.as_bytes(), now));
-        if allowed && !self.retained.set(account, subject, topic, payload) {
+        if !allowed {
+            return;
+        }
+        if self.retained.set(account, subject, topic, payload) {
+            self.persist_retained(account, subject, Some((topic, payload)));
+        } else {
             self.client_error(
                 id,
                 format!(
@@ -510,6 +680,7 @@ impl Broker {
         if !self.is_open(id) {
             return;
         }
+        self.persist_live_session(id);
         self.trace(id, || format!("->> [SUBACK pi={}]", sub.packet_id));
         let ack = SubAck {
             packet_id: sub.packet_id,
@@ -600,6 +771,7 @@ impl Broker {
             self.mqtt_drop_sub(id, &subject, now);
             self.mqtt_drop_sub(id, &parent_sid, now);
         }
+        self.persist_live_session(id);
         self.trace(id, || format!("->> [UNSUBACK pi={}]", unsub.packet_id));
         self.mqtt_send(id, now, &Packet::UnsubAck(unsub.packet_id));
     }
@@ -636,6 +808,7 @@ impl Broker {
             message: &message,
             shared: None,
             queues: QueueFilter::All,
+            client_view: None,
         };
         let Some(c) = self.client_mut(id) else {
             return;
@@ -647,12 +820,15 @@ impl Broker {
             .as_mut()
             .is_none_or(|p| p.can_publish(subject.as_bytes(), now));
         if allowed {
-            if will.retain
-                && !self
+            if will.retain {
+                if self
                     .retained
                     .set(account, &subject, &will.topic, &will.message)
-            {
-                self.client_error(id, format!("retained will on {:?} not kept", will.topic));
+                {
+                    self.persist_retained(account, &subject, Some((&will.topic, &will.message)));
+                } else {
+                    self.client_error(id, format!("retained will on {:?} not kept", will.topic));
+                }
             }
             self.route(id, account, true, now, &publish);
         }

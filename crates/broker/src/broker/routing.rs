@@ -25,6 +25,7 @@ impl Broker {
                 message: &message,
                 shared: Some(&message),
                 queues: QueueFilter::All,
+                client_view: None,
             };
             self.process_pub(client, now, &publish);
         } else {
@@ -37,6 +38,7 @@ impl Broker {
                 message: range((found.payload_start, found.payload_start + found.size)),
                 shared: None,
                 queues: QueueFilter::All,
+                client_view: None,
             };
             self.process_pub(client, now, &publish);
             src.advance(found.total_len());
@@ -160,6 +162,7 @@ impl Broker {
             let result = importer.sublist.matches(&route.reply);
             let response = PubRef {
                 subject: &route.reply,
+                client_view: None,
                 ..*publish
             };
             return self.deliver_all(from, echo, now, &response, &result);
@@ -195,6 +198,7 @@ impl Broker {
             message: &message,
             shared: Some(&message),
             queues: QueueFilter::All,
+            client_view: None,
         };
         // The import itself is an interest (nats-server subscribes it in the importing
         // account), so a request to it never draws a no-responders status.
@@ -289,6 +293,7 @@ impl Broker {
             let result = importer.sublist.matches(&mapped);
             let imported = PubRef {
                 subject: &mapped,
+                client_view: None,
                 ..*publish
             };
             delivered += self.deliver_all(from, echo, now, &imported, &result);
@@ -317,8 +322,8 @@ impl Broker {
         let shared =
             publish.shared.is_some() && publish.message.len() >= crate::outq::SHARE_THRESHOLD_BYTES;
         rendered.render(
-            publish.subject,
-            publish.reply,
+            publish.client_subject(),
+            publish.client_reply(),
             publish.header_len.filter(|h| *h > 0),
             publish.message,
             shared,
@@ -415,7 +420,7 @@ impl Broker {
         if c.auth
             .permissions
             .as_mut()
-            .is_some_and(|p| p.deny_delivery(publish.subject))
+            .is_some_and(|p| p.deny_delivery(publish.client_subject()))
         {
             return false;
         }
@@ -438,7 +443,7 @@ impl Broker {
         c.out_msgs += 1;
         c.out_bytes += body_len;
         c.last_activity = now;
-        if let Some(reply) = publish.reply
+        if let Some(reply) = publish.client_reply()
             && let Some(p) = c.auth.permissions.as_mut()
         {
             p.record_reply(reply, now);

@@ -97,6 +97,7 @@ fn with_header_builds_the_header_as_set_header_does() {
             message: message.as_bytes(),
             shared: None,
             queues: QueueFilter::All,
+            client_view: None,
         };
         let (out, len) = routing::with_header(&publish, b"K", b"v");
         let out = String::from_utf8(out).unwrap();

@@ -45,7 +45,9 @@
 //! What to do about them is the program's decision, not this crate's: ignore them, warn, or
 //! refuse the config. [`Options::from_map_with`] takes that policy as a function and places
 //! the diagnostics it returns in the report as if natsconf had found them (sorted with the
-//! others). Anything else unknown is `unknown field "<key>"`, as in the reference.
+//! others). Anything else unknown is `unknown field "<key>"`, as in the reference. The
+//! top-level `store_dir` (JetStream's directory in nats-server, where it keeps MQTT state) is
+//! read; what a program keeps there is its own choice.
 //!
 //! ```
 //! use natsconf::options::{render_report, Options};
@@ -305,6 +307,9 @@ pub struct Options {
     pub operator: OperatorOptions,
     /// `mqtt`; `None` when its port is 0 (disabled).
     pub mqtt: Option<MqttOptions>,
+    /// Top-level `store_dir` / `storedir`: nats-server's storage directory (JetStream's, where
+    /// it keeps MQTT state); natsws keeps its MQTT state in `<store_dir>/mqtt`.
+    pub store_dir: Option<String>,
 }
 
 impl Default for Options {

@@ -202,6 +202,12 @@ impl Options {
         if old.mqtt != new.mqtt {
             return Err(refuse("MQTT", "{…}", "{…}"));
         }
+        if old.store_dir != new.store_dir {
+            // nats-server: "config reload not supported for jetstream storage directory".
+            return Err(ValidationError::new(
+                "config reload not supported for jetstream storage directory".to_owned(),
+            ));
+        }
         if old.logging.log_size_limit != new.logging.log_size_limit {
             return Err(refuse(
                 "LogSizeLimit",

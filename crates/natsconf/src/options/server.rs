@@ -35,8 +35,6 @@ const UNSUPPORTED_TOP: &[&str] = &[
     "cluster",
     "gateway",
     "jetstream",
-    "store_dir",
-    "storedir",
     "resolver_tls",
     "resolver_pinned_accounts",
     "ocsp",
@@ -72,6 +70,7 @@ pub(crate) struct Raw {
     lame_duck_grace_period: i64,
     logging: Logging,
     pid_file: Option<String>,
+    store_dir: Option<String>,
     ports_file_dir: Option<String>,
     connect_error_reports: i64,
     reconnect_error_reports: i64,
@@ -196,6 +195,9 @@ fn parse_entry(raw: &mut Raw, ctx: &mut Ctx, entry: &Entry<'_>) -> Result<(), Pa
         "syslog" => raw.logging.syslog = v.bool()?,
         "remote_syslog" => raw.logging.remote_syslog = opt_string(v.string()?),
         "pidfile" | "pid_file" => raw.pid_file = opt_string(v.string()?),
+        // nats-server's JetStream directory, where it keeps MQTT state; natsws keeps its MQTT
+        // state under it (no JetStream).
+        "store_dir" | "storedir" => raw.store_dir = opt_string(v.string()?),
         "ports_file_dir" => raw.ports_file_dir = opt_string(v.string()?),
         "max_control_line" | "max_payload" => {
             let n = v.int()?;
@@ -448,6 +450,7 @@ impl Raw {
             max_closed_clients: DEFAULT_MAX_CLOSED_CLIENTS,
             logging: self.logging,
             pid_file: self.pid_file,
+            store_dir: self.store_dir,
             ports_file_dir: self.ports_file_dir,
             connect_error_reports: nonzero(
                 self.connect_error_reports,

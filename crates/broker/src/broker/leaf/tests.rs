@@ -232,6 +232,60 @@ fn messages_cross_in_both_directions_with_replies_and_headers() {
     assert_eq!(h.take(leaf), "");
 }
 
+/// A JetStream push delivery over the leaf (`LMSG <deliver> $JS.ACK.…@<stream subject>`)
+/// reaches clients with the stream subject and the bare ack reply; other leafs get it as it
+/// came, and a reply that is not an ack, or has nothing after `@`, is not rewritten.
+#[test]
+fn jetstream_deliveries_are_given_their_stream_subject() {
+    let mut h = Harness::new();
+    let (hub, _) = h.leaf(LeafRemote::default());
+    let (other, _) = h.leaf(LeafRemote::default());
+    let client = h.client();
+    h.send(client, "SUB deliver.a 3\r\n");
+    h.send(other, "LS+ deliver.a\r\n");
+    h.take(hub);
+    h.take(other);
+    h.send(
+        hub,
+        "LMSG deliver.a $JS.ACK.S.c.1.1.1.9.0@orders.one 1\r\nx\r\n",
+    );
+    assert_eq!(
+        h.take(client),
+        "MSG orders.one 3 $JS.ACK.S.c.1.1.1.9.0 1\r\nx\r\n"
+    );
+    assert_eq!(
+        h.take(other),
+        "LMSG deliver.a $JS.ACK.S.c.1.1.1.9.0@orders.one 1\r\nx\r\n"
+    );
+    h.send(hub, "LMSG deliver.a _INBOX.x@orders.one 1\r\ny\r\n");
+    assert_eq!(
+        h.take(client),
+        "MSG deliver.a 3 _INBOX.x@orders.one 1\r\ny\r\n"
+    );
+    h.send(hub, "LMSG deliver.a $JS.ACK.S.c@ 1\r\nz\r\n");
+    assert_eq!(h.take(client), "MSG deliver.a 3 $JS.ACK.S.c@ 1\r\nz\r\n");
+}
+
+/// Without JetStream here, JetStream is not extended over a leaf: its API and the KV and
+/// object-store subjects are neither advertised nor sent (what arrives is not filtered,
+/// as in nats-server: the other side only sends what was advertised).
+#[test]
+fn jetstream_subjects_do_not_cross_a_leaf() {
+    let mut h = Harness::new();
+    let (hub, _) = h.leaf(LeafRemote::default());
+    let client = h.client();
+    h.send(client, "SUB $KV.> 1\r\nSUB plain 2\r\n");
+    let advertised = h.take(hub);
+    assert!(!advertised.contains("$KV"), "{advertised}");
+    assert!(advertised.contains("LS+ plain"), "{advertised}");
+    h.send(hub, "LS+ $JS.API.>\r\nLS+ $OBJ.>\r\nLS+ other\r\n");
+    h.send(
+        client,
+        "PUB $JS.API.INFO 0\r\n\r\nPUB $OBJ.b 0\r\n\r\nPUB other 0\r\n\r\n",
+    );
+    assert_eq!(h.take(hub), "LMSG other 0\r\n\r\n");
+}
+
 #[test]
 fn a_leaf_message_never_goes_back_to_its_leaf() {
     let mut h = Harness::new();

@@ -728,3 +728,170 @@ fn permissions_apply_to_mqtt() {
     );
     assert!(broker.is_open(id));
 }
+
+/// What a store directory would hold after applying `broker`'s writes in order.
+fn apply_writes(
+    broker: &mut Broker,
+    disk: &mut std::collections::BTreeMap<(crate::mqtt_store::StoreKind, Vec<u8>), Vec<u8>>,
+) -> usize {
+    let mut n = 0;
+    while let Some(w) = broker.poll_mqtt_store() {
+        n += 1;
+        match w.record {
+            Some(record) => disk.insert((w.kind, w.key), record),
+            None => disk.remove(&(w.kind, w.key)),
+        };
+    }
+    n
+}
+
+/// With `mqtt_persist`, retained messages and kept sessions are written as records that a
+/// new broker restores: the late subscriber gets the retained message, the kept session
+/// resumes with its subscription and its unacknowledged delivery.
+#[test]
+fn persisted_state_restores_into_a_new_broker() {
+    use crate::mqtt_store::{StoreError, StoreKind};
+    let now = Instant::now();
+    let config = Config {
+        mqtt_persist: true,
+        ..Config::default()
+    };
+    let mut disk = std::collections::BTreeMap::new();
+    let mut broker = Broker::new(config.clone(), now);
+    let (p, _) = mqtt(&mut broker, now, "pub");
+    let mut retain = publish("r/1", QoS::AtMostOnce, b"kept");
+    if let Packet::Publish(p) = &mut retain {
+        p.retain = true;
+    }
+    let mut cleared = publish("r/2", QoS::AtMostOnce, b"gone");
+    if let Packet::Publish(p) = &mut cleared {
+        p.retain = true;
+    }
+    feed(&mut broker, p, now, &wire(&[retain, cleared.clone()]));
+    if let Packet::Publish(p) = &mut cleared {
+        p.payload = Bytes::new();
+    }
+    feed(&mut broker, p, now, &wire(&[cleared]));
+    let keep = Packet::Connect(Connect {
+        clean_session: false,
+        client_id: "keep".into(),
+        ..Connect::default()
+    });
+    let s = broker.register_client(now, ClientParams::new(ConnectionType::Mqtt, addr()));
+    feed(&mut broker, s, now, &wire(std::slice::from_ref(&keep)));
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[("k/#", QoS::AtLeastOnce)])]),
+    );
+    take(&mut broker, s);
+    feed(
+        &mut broker,
+        p,
+        now,
+        &wire(&[publish("k/1", QoS::AtLeastOnce, b"unacked")]),
+    );
+    take(&mut broker, p);
+    take(&mut broker, s);
+    broker.close_client(s, now, CloseReason::ReadError);
+    while broker.poll_event().is_some() {}
+    broker.remove_client(s, now);
+    assert!(apply_writes(&mut broker, &mut disk) >= 4);
+    let kinds: Vec<StoreKind> = disk.keys().map(|(k, _)| *k).collect();
+    assert_eq!(kinds, [StoreKind::Retained, StoreKind::Session]);
+
+    let mut restarted = Broker::new(config.clone(), now);
+    for record in disk.values() {
+        assert!(restarted.restore_mqtt(now, record).is_ok());
+    }
+    assert_eq!(
+        restarted.poll_mqtt_store(),
+        None,
+        "restoring writes nothing"
+    );
+    // The late subscriber gets the retained message, and only the one not cleared.
+    let (late, mut ldec) = mqtt(&mut restarted, now, "late");
+    feed(
+        &mut restarted,
+        late,
+        now,
+        &wire(&[subscribe(&[("r/#", QoS::AtMostOnce)])]),
+    );
+    let got = packets(&take(&mut restarted, late), &mut ldec);
+    assert!(
+        matches!(&got[..], [Packet::SubAck(_), Packet::Publish(p)] if p.retain && &p.payload[..] == b"kept"),
+        "{got:?}"
+    );
+    // The session resumes: present, the delivery again with DUP, the subscription back.
+    let s = restarted.register_client(now, ClientParams::new(ConnectionType::Mqtt, addr()));
+    feed(&mut restarted, s, now, &wire(&[keep]));
+    let mut sdec = Decoder::client();
+    let got = packets(&take(&mut restarted, s), &mut sdec);
+    assert_eq!(
+        got[0],
+        Packet::ConnAck(ConnAck {
+            session_present: true,
+            code: ConnectReturnCode::Accepted
+        })
+    );
+    assert!(
+        matches!(&got[1..], [Packet::Publish(p)] if p.dup && p.packet_id == Some(1) && &p.payload[..] == b"unacked"),
+        "{got:?}"
+    );
+    let (p2, _) = mqtt(&mut restarted, now, "pub2");
+    feed(
+        &mut restarted,
+        p2,
+        now,
+        &wire(&[publish("k/2", QoS::AtMostOnce, b"live")]),
+    );
+    let got = packets(&take(&mut restarted, s), &mut sdec);
+    assert!(
+        matches!(&got[..], [Packet::Publish(p)] if &p.payload[..] == b"live"),
+        "{got:?}"
+    );
+    // A clean start of the same client id removes the session's record.
+    restarted.close_client(s, now, CloseReason::ReadError);
+    while restarted.poll_event().is_some() {}
+    restarted.remove_client(s, now);
+    apply_writes(&mut restarted, &mut disk);
+    assert_eq!(disk.len(), 2);
+    mqtt(&mut restarted, now, "keep");
+    apply_writes(&mut restarted, &mut disk);
+    assert_eq!(disk.len(), 1);
+
+    // Damaged records, unknown accounts and a second record for one session are refused.
+    let mut fresh = Broker::new(config, now);
+    let record = disk.values().next().unwrap().clone();
+    let mut damaged = record.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    assert_eq!(fresh.restore_mqtt(now, &damaged), Err(StoreError::Checksum));
+    let foreign = crate::mqtt::store::encode_retained("NOPE", "a", b"x");
+    assert_eq!(
+        fresh.restore_mqtt(now, &foreign),
+        Err(StoreError::UnknownAccount("NOPE".to_owned()))
+    );
+    let twice =
+        crate::mqtt::store::encode_session("$G", "c", &crate::mqtt::SavedSession::default());
+    assert_eq!(fresh.restore_mqtt(now, &twice), Ok(StoreKind::Session));
+    assert!(matches!(
+        fresh.restore_mqtt(now, &twice),
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+/// Without `mqtt_persist` nothing is queued, however much state changes.
+#[test]
+fn nothing_is_queued_without_persist() {
+    let now = Instant::now();
+    let mut broker = Broker::new(Config::default(), now);
+    let (p, _) = mqtt(&mut broker, now, "pub");
+    let mut retain = publish("r/1", QoS::AtMostOnce, b"kept");
+    if let Packet::Publish(p) = &mut retain {
+        p.retain = true;
+    }
+    feed(&mut broker, p, now, &wire(&[retain]));
+    assert_eq!(broker.poll_mqtt_store(), None);
+}
