@@ -845,7 +845,10 @@ impl Broker {
         c.ping_deadline = None;
         c.stall_since = None;
         let counts = c.counts_as_client;
-        let keys: Vec<SubKey> = c.subs.values().copied().collect();
+        let mut keys: Vec<SubKey> = c.subs.values().copied().collect();
+        // In slot order, not the map's (random) order: what the removal sends
+        // (a leaf's `LS-` lines) is the same for the same input.
+        keys.sort_unstable_by_key(|k| (k.index, k.generation));
         if was_leaf {
             self.forget_leaf(id);
         }
