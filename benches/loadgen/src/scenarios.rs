@@ -1103,7 +1103,9 @@ mod tests {
                     }
                     Kind::Mqtt { .. } => {
                         assert!(value("delivered msgs/s").unwrap() > 0.0);
-                        assert!(value("server CPU ns/msg").unwrap() > 0.0);
+                        assert!(value("publish msgs/s").unwrap() > 0.0);
+                        // Clock ticks: a run this small may take none.
+                        assert!(value("server CPU ns/msg").unwrap() >= 0.0);
                     }
                 }
                 runs += 1;
