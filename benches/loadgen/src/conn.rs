@@ -104,6 +104,45 @@ impl Conn {
     /// Connects, does the TLS and WebSocket handshakes, reads `INFO`, sends `CONNECT` and
     /// waits for the `PONG` to a `PING`. Socket reads and writes time out after `timeout`.
     pub(crate) fn open(target: &Target, timeout: Duration) -> Result<Self, String> {
+        let mut conn = Self::connect(target, timeout, "/", &[])?;
+        match conn.read_op()? {
+            Op::Info(_) => {}
+            other => return Err(format!("expected INFO, got {other:?}")),
+        }
+        let mut hello = Vec::new();
+        proto::connect(&mut hello);
+        conn.send(Bytes::from(hello))?;
+        conn.round_trip()?;
+        Ok(conn)
+    }
+
+    /// A WebSocket connection to `path` offering the subprotocol `protocol`, for another
+    /// protocol than NATS (MQTT at `/mqtt`): the byte stream is then read with
+    /// [`Conn::fill`] and [`Conn::input`], and written with [`Conn::send`].
+    pub(crate) fn open_ws(
+        target: &Target,
+        timeout: Duration,
+        path: &str,
+        protocol: &str,
+    ) -> Result<Self, String> {
+        if matches!(target.transport, Transport::Tcp) {
+            return Err(format!("{path} needs a WebSocket target"));
+        }
+        Self::connect(
+            target,
+            timeout,
+            path,
+            &[("Sec-WebSocket-Protocol", protocol)],
+        )
+    }
+
+    /// The TCP connection and the TLS and WebSocket handshakes of `target`.
+    fn connect(
+        target: &Target,
+        timeout: Duration,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let sock = TcpStream::connect_timeout(&target.addr, timeout)
             .map_err(err(&format!("connect {}", target.addr)))?;
         sock.set_nodelay(true).map_err(err("nodelay"))?;
@@ -138,33 +177,31 @@ impl Conn {
             }
         };
         if let Some(compress) = compress {
-            conn.upgrade(target, compress)?;
+            conn.upgrade(target, compress, path, headers)?;
         }
-        match conn.read_op()? {
-            Op::Info(_) => {}
-            other => return Err(format!("expected INFO, got {other:?}")),
-        }
-        let mut hello = Vec::new();
-        proto::connect(&mut hello);
-        conn.send(Bytes::from(hello))?;
-        conn.round_trip()?;
         Ok(conn)
     }
 
-    fn upgrade(&mut self, target: &Target, compress: bool) -> Result<(), String> {
+    fn upgrade(
+        &mut self,
+        target: &Target,
+        compress: bool,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(), String> {
         let mut rng = XorShift::from_entropy();
         let mut nonce = [0u8; 16];
         nonce[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
         nonce[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
         let host = target.addr.to_string();
         let request = ClientRequest {
-            path: "/",
+            path,
             host: &host,
             // Not `Mozilla/...`: nats-server would frame for browsers (4 KiB frames).
             user_agent: concat!("natsws-loadgen/", env!("CARGO_PKG_VERSION")),
             compression: compress,
             no_masking: false,
-            extra_headers: &[],
+            extra_headers: headers,
         };
         let mut out = Vec::new();
         let mut handshake =
@@ -213,6 +250,18 @@ impl Conn {
     /// The socket, for registering with a poller.
     pub(crate) fn raw_fd(&self) -> RawFd {
         self.sock.as_raw_fd()
+    }
+
+    /// The byte stream read and not yet consumed (of a connection made by [`Conn::open_ws`]).
+    pub(crate) fn input(&mut self) -> &mut BytesMut {
+        &mut self.input
+    }
+
+    /// Sets how long a blocking read waits.
+    pub(crate) fn set_read_timeout(&mut self, timeout: Duration) -> Result<(), String> {
+        self.sock
+            .set_read_timeout(Some(timeout))
+            .map_err(err("timeout"))
     }
 
     /// Switches to non-blocking reads ([`Conn::fill`] may then fail with `WouldBlock`).

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod conn;
+mod mqtt;
 mod payload;
 mod proto;
 mod report;
@@ -338,7 +339,8 @@ fn run_once(
 ) -> RunResult {
     let tls = if scenario.needs_tls() { pki } else { None };
     let _busy = Busy::start(options.busy, options.timeout)?;
-    let (server, hub) = server::start_run(program, dir, tls, scenario.is_leaf())?;
+    let (server, hub) =
+        server::start_run(program, dir, tls, scenario.is_leaf(), scenario.is_mqtt())?;
     let env = Env {
         server: &server,
         hub: hub.as_ref(),

@@ -2,13 +2,17 @@
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
+use mqtt_codec::{Packet, QoS};
+
 use crate::conn::{Conn, Target, Transport, open_many};
+use crate::mqtt;
 use crate::payload::Payloads;
 use crate::proto::{self, Op};
 use crate::server::Server;
@@ -106,6 +110,16 @@ pub(crate) enum Kind {
     ReqRep { size: usize, count: u64, leaf: bool },
     /// Idle WebSocket connections.
     Idle { conns: usize },
+    /// One MQTT publisher and one MQTT subscriber over WebSocket (`/mqtt`) on one topic; at
+    /// QoS 1 the publisher keeps at most `window` PUBLISHes unacknowledged (and at most
+    /// `window` not yet received by the subscriber), and the subscriber acknowledges every
+    /// delivery.
+    Mqtt {
+        qos: QoS,
+        size: usize,
+        count: u64,
+        window: usize,
+    },
 }
 
 /// One row group of the table.
@@ -123,6 +137,11 @@ impl Scenario {
             self.kind,
             Kind::PubSub(PubSub { leaf: true, .. }) | Kind::ReqRep { leaf: true, .. }
         )
+    }
+
+    /// Whether the server needs its MQTT config ([`crate::server::mqtt_config`]).
+    pub(crate) fn is_mqtt(&self) -> bool {
+        matches!(self.kind, Kind::Mqtt { .. })
     }
 
     pub(crate) fn needs_tls(&self) -> bool {
@@ -286,6 +305,26 @@ pub(crate) const ALL: &[Scenario] = &[
             leaf: true,
         },
     },
+    Scenario {
+        name: "mqtt_qos0_ws",
+        title: "mqtt ws QoS 0 pub/sub 1×1 128 B",
+        kind: Kind::Mqtt {
+            qos: QoS::AtMostOnce,
+            size: 128,
+            count: 200_000,
+            window: 0,
+        },
+    },
+    Scenario {
+        name: "mqtt_qos1_ws",
+        title: "mqtt ws QoS 1 pub/sub 1×1 128 B, 256 in flight",
+        kind: Kind::Mqtt {
+            qos: QoS::AtLeastOnce,
+            size: 128,
+            count: 50_000,
+            window: 256,
+        },
+    },
 ];
 
 /// What a run needs besides the scenario.
@@ -356,6 +395,12 @@ pub(crate) fn run(scenario: &Scenario, env: &Env<'_>) -> Result<Outcome, String>
         }
         Kind::ReqRep { size, count, leaf } => run_reqrep(env, size, env.scaled(count), leaf),
         Kind::Idle { conns } => run_idle(env, env.scaled(conns as u64) as usize),
+        Kind::Mqtt {
+            qos,
+            size,
+            count,
+            window,
+        } => run_mqtt(env, qos, size, env.scaled(count), window),
     }
 }
 
@@ -738,6 +783,222 @@ fn run_reqrep(env: &Env<'_>, size: usize, count: u64, leaf: bool) -> Result<Outc
     Ok(Outcome::Measured(figures))
 }
 
+/// The MQTT scenarios' topic.
+const MQTT_TOPIC: &str = "bench/t";
+
+fn run_mqtt(
+    env: &Env<'_>,
+    qos: QoS,
+    size: usize,
+    count: u64,
+    window: usize,
+) -> Result<Outcome, String> {
+    let payloads = Payloads::binary(size)?;
+    let target = env.target(Wire::Ws)?;
+    let mut sub = mqtt::Client::open(&target, env.timeout, "lg-sub")?;
+    sub.subscribe(MQTT_TOPIC, qos)?;
+    sub.conn.set_read_timeout(env.stall)?;
+    let mut publisher = mqtt::Client::open(&target, env.timeout, "lg-pub")?;
+    publisher.conn.set_read_timeout(env.stall)?;
+    let acked = qos != QoS::AtMostOnce;
+    let deadline = Instant::now() + env.timeout;
+
+    let server_cpu0 = env.server_cpu()?;
+    let client_cpu0 = sys::cpu_time(None)?;
+    let t0 = Instant::now();
+    let progress = AtomicU64::new(0);
+    let (published, received) = std::thread::scope(|scope| {
+        let payloads = &payloads;
+        let progress = &progress;
+        let reader =
+            scope.spawn(move || mqtt_subscriber(sub, payloads, qos, count, progress, deadline));
+        let published = (|| {
+            if acked {
+                mqtt_publish_acked(
+                    &mut publisher,
+                    payloads,
+                    count,
+                    window,
+                    progress,
+                    deadline,
+                    env.stall,
+                )?;
+            } else {
+                let batch_bytes = 32 * 1024;
+                let mut batch = BytesMut::with_capacity(batch_bytes + size + 64);
+                let mut body = Vec::with_capacity(size);
+                for seq in 0..count {
+                    body.clear();
+                    payloads.write(seq, &mut body);
+                    mqtt::put_publish(&mut batch, MQTT_TOPIC, None, &body)?;
+                    if batch.len() >= batch_bytes {
+                        publisher.send_encoded(batch.split())?;
+                    }
+                }
+                if !batch.is_empty() {
+                    publisher.send_encoded(batch)?;
+                }
+            }
+            // Everything sent has been handled once the PINGRESP is back.
+            publisher.round_trip()?;
+            Ok::<_, String>(t0.elapsed())
+        })();
+        let received = reader
+            .join()
+            .map_err(|_| "the subscriber panicked".to_owned())
+            .and_then(|r| r);
+        (published, received)
+    });
+    let wall = t0.elapsed();
+    let server_cpu = env.server_cpu()?.saturating_sub(server_cpu0);
+    let client_cpu = sys::cpu_time(None)?.saturating_sub(client_cpu0);
+    let last = received?;
+    let published = published?;
+    let delivery_time = last.duration_since(t0);
+    let mut figures = vec![
+        rate("publish msgs/s", per_second(count, published)),
+        rate("delivered msgs/s", per_second(count, delivery_time)),
+        cost(
+            "server CPU ns/msg",
+            server_cpu.as_nanos() as f64 / count as f64,
+        ),
+    ];
+    figures.extend(cpu_figures(server_cpu, client_cpu, wall));
+    Ok(Outcome::Measured(figures))
+}
+
+/// Publishes `count` QoS 1 messages keeping at most `window` unacknowledged; every PUBACK
+/// must name an outstanding packet identifier.
+///
+/// The window is also end to end: at most `window` messages published and not yet received
+/// by the subscriber (`received`). natsws does not send a QoS 1 delivery past the
+/// subscriber's `max_ack_pending` (1024) unacknowledged ones, where nats-server's JetStream
+/// consumer holds it for later; since a PUBACK to the publisher says nothing of the
+/// subscriber, a PUBACK window alone would let the subscriber's backlog pass that limit.
+fn mqtt_publish_acked(
+    publisher: &mut mqtt::Client,
+    payloads: &Payloads,
+    count: u64,
+    window: usize,
+    received: &AtomicU64,
+    deadline: Instant,
+    stall: Duration,
+) -> Result<(), String> {
+    let mut waiting_since: Option<Instant> = None;
+    let mut outstanding = vec![false; usize::from(u16::MAX) + 1];
+    let mut in_flight = 0usize;
+    let mut next_id: u16 = 1;
+    let mut seq = 0u64;
+    let mut acks = 0u64;
+    let mut batch = BytesMut::new();
+    let mut body = Vec::new();
+    while acks < count {
+        if Instant::now() > deadline {
+            return Err(format!("{acks} of {count} PUBACKs after the time limit"));
+        }
+        let window = window.max(1);
+        while in_flight < window
+            && seq < count
+            && seq - received.load(Ordering::Acquire) < window as u64
+        {
+            if outstanding[usize::from(next_id)] {
+                break;
+            }
+            body.clear();
+            payloads.write(seq, &mut body);
+            mqtt::put_publish(&mut batch, MQTT_TOPIC, Some(next_id), &body)?;
+            outstanding[usize::from(next_id)] = true;
+            in_flight += 1;
+            seq += 1;
+            next_id = next_id.checked_add(1).unwrap_or(1);
+        }
+        if !batch.is_empty() {
+            publisher.send_encoded(batch.split())?;
+        }
+        if in_flight == 0 {
+            // Everything acknowledged; the subscriber is behind by a window.
+            let since = *waiting_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > stall {
+                return Err(format!(
+                    "the subscriber received nothing for {} s",
+                    stall.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_micros(20));
+            continue;
+        }
+        waiting_since = None;
+        // Wait for one PUBACK, then take every one already read.
+        let mut packet = Some(publisher.read()?);
+        while let Some(p) = packet {
+            match p {
+                Packet::PubAck(id) if outstanding[usize::from(id)] => {
+                    outstanding[usize::from(id)] = false;
+                    in_flight -= 1;
+                    acks += 1;
+                }
+                other => return Err(format!("publisher: unexpected {other:?}")),
+            }
+            packet = publisher.next()?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads `count` deliveries on the MQTT topic, checking each (QoS, order, content) and, at
+/// QoS 1, acknowledging everything read at once in one write. Returns when the last came.
+fn mqtt_subscriber(
+    mut sub: mqtt::Client,
+    payloads: &Payloads,
+    qos: QoS,
+    count: u64,
+    received: &AtomicU64,
+    deadline: Instant,
+) -> Result<Instant, String> {
+    let mut next = 0u64;
+    let mut acks = BytesMut::new();
+    while next < count {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{} messages missing after the time limit",
+                count - next
+            ));
+        }
+        let mut packet = Some(
+            sub.read()
+                .map_err(|e| format!("subscriber, {} messages missing: {e}", count - next))?,
+        );
+        while let Some(p) = packet {
+            let Packet::Publish(publish) = p else {
+                return Err(format!("subscriber: unexpected {p:?}"));
+            };
+            if next == count {
+                return Err(format!("message {next} was not published"));
+            }
+            if publish.topic != MQTT_TOPIC || publish.qos != qos || publish.dup || publish.retain {
+                return Err(format!(
+                    "message {next}: topic {:?}, {:?}, dup {}, retain {}",
+                    publish.topic, publish.qos, publish.dup, publish.retain
+                ));
+            }
+            payloads
+                .check(next, &publish.payload)
+                .map_err(|e| e.to_string())?;
+            next += 1;
+            if let Some(id) = publish.packet_id {
+                mqtt_codec::encode(&Packet::PubAck(id), &mut acks)
+                    .map_err(|e| format!("encode: {e}"))?;
+            }
+            packet = sub.next()?;
+        }
+        if !acks.is_empty() {
+            sub.send_encoded(acks.split())?;
+        }
+        received.store(next, Ordering::Release);
+    }
+    Ok(Instant::now())
+}
+
 fn run_idle(env: &Env<'_>, wanted: usize) -> Result<Outcome, String> {
     // Descriptors besides the connections: listeners, poller, logs, pipes.
     const SPARE_FILES: u64 = 64;
@@ -842,7 +1103,8 @@ mod tests {
                 let tls = scenario.needs_tls().then_some(&pki);
                 let dir = work.join(format!("{}-{runs}", scenario.name));
                 let (server, hub) =
-                    server::start_run(&program, &dir, tls, scenario.is_leaf()).unwrap();
+                    server::start_run(&program, &dir, tls, scenario.is_leaf(), scenario.is_mqtt())
+                        .unwrap();
                 let env = Env {
                     server: &server,
                     hub: hub.as_ref(),
@@ -879,6 +1141,12 @@ mod tests {
                     }
                     Kind::Idle { .. } => {
                         assert!(value("set-up connections/s").unwrap() > 0.0);
+                    }
+                    Kind::Mqtt { .. } => {
+                        assert!(value("delivered msgs/s").unwrap() > 0.0);
+                        assert!(value("publish msgs/s").unwrap() > 0.0);
+                        // Clock ticks: a run this small may take none.
+                        assert!(value("server CPU ns/msg").unwrap() >= 0.0);
                     }
                 }
                 runs += 1;

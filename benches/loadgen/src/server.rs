@@ -134,6 +134,30 @@ pub(crate) fn config(tls: Option<&Pki>) -> String {
     )
 }
 
+/// Whether `program` is nats-server (by its file name): MQTT there needs JetStream, which
+/// natsws refuses as an option it does not serve.
+pub(crate) fn is_nats_server(program: &Path) -> bool {
+    program
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("nats-server"))
+}
+
+/// The MQTT scenarios' config: [`config`] with a server name and an `mqtt` block, so that the
+/// WebSocket port also serves MQTT at `/mqtt`. State goes under `store` on both servers:
+/// nats-server 2.9.10 needs JetStream for MQTT (its sessions and QoS 1 messages are streams
+/// there); natsws keeps its MQTT sessions and retained messages under `store_dir`.
+pub(crate) fn mqtt_config(nats_server: bool, store: &Path) -> String {
+    let state = if nats_server {
+        format!("jetstream {{ store_dir: \"{}\" }}\n", store.display())
+    } else {
+        format!("store_dir: \"{}\"\n", store.display())
+    };
+    format!(
+        "{}server_name: loadgen\nmqtt {{ listen: \"127.0.0.1:-1\" }}\n{state}",
+        config(None)
+    )
+}
+
 /// The hub of the leaf scenarios: client and WebSocket ports as [`config`], and a leafnode port.
 pub(crate) fn hub_config() -> String {
     format!("{}leafnodes {{ listen: \"127.0.0.1:-1\" }}\n", config(None))
@@ -197,12 +221,18 @@ pub(crate) const HUB: &str = "/usr/sbin/nats-server";
 
 /// The servers of one run: `program` alone, or (`leaf`) a fresh nats-server hub and `program`
 /// as its leaf over TCP, linked before this returns. The edge (or the server) comes first.
+/// With `mqtt`, the server's config is [`mqtt_config`].
 pub(crate) fn start_run(
     program: &Path,
     dir: &Path,
     tls: Option<&Pki>,
     leaf: bool,
+    mqtt: bool,
 ) -> Result<(Server, Option<Server>), String> {
+    if mqtt {
+        let conf = mqtt_config(is_nats_server(program), &dir.join("store"));
+        return Ok((Server::start(program, dir, &conf)?, None));
+    }
     if !leaf {
         return Ok((Server::start(program, dir, &config(tls))?, None));
     }
@@ -356,6 +386,20 @@ mod tests {
         assert_eq!(port_of(&ports, "nats"), Some(4222));
         assert_eq!(port_of(&ports, "websocket"), Some(8443));
         assert_eq!(port_of(&ports, "monitoring"), None);
+    }
+
+    #[test]
+    fn mqtt_config_names_the_store_each_server_needs() {
+        let store = Path::new("/tmp/x");
+        let theirs = mqtt_config(true, store);
+        assert!(theirs.contains("jetstream { store_dir: \"/tmp/x\" }"));
+        assert!(theirs.contains("server_name: loadgen"));
+        assert!(theirs.contains("mqtt { listen"));
+        let ours = mqtt_config(false, store);
+        assert!(ours.contains("\nstore_dir: \"/tmp/x\""));
+        assert!(!ours.contains("jetstream"));
+        assert!(is_nats_server(Path::new("/usr/sbin/nats-server")));
+        assert!(!is_nats_server(Path::new("target/release/natsws")));
     }
 
     #[test]
