@@ -10,6 +10,11 @@ use crate::cli::Cli;
 use crate::logger::{LogFormat, LogSettings};
 use crate::tls::TlsSpec;
 
+mod leaf;
+
+pub(crate) use leaf::{LeafSettings, RemoteSettings};
+use leaf::{leaf_auth, leaf_settings};
+
 /// Default NATS client port.
 pub(crate) const DEFAULT_CLIENT_PORT: u16 = 4222;
 /// Default TLS handshake timeout (`tls.timeout`).
@@ -68,42 +73,6 @@ impl WsSettings {
     pub(crate) fn scheme(&self) -> &'static str {
         if self.tls.is_some() { "wss" } else { "ws" }
     }
-}
-
-/// One `leafnodes { remotes [...] }` entry natsws dials.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct RemoteSettings {
-    /// The URLs, dialled in turn (shuffled once unless `no_randomize`).
-    pub(crate) urls: Vec<natsconf::options::LeafUrl>,
-    /// The local account (`None`: `$G`).
-    pub(crate) account: Option<String>,
-    /// The CA file the hub's certificate must chain to (`tls { ca_file }`).
-    pub(crate) tls_ca: Option<String>,
-    /// A `tls {}` block was given: TLS is started after the hub's INFO even on `nats://`.
-    pub(crate) tls: bool,
-    /// `ws_compression`: offer permessage-deflate on `ws://`/`wss://`.
-    pub(crate) ws_compression: bool,
-    /// `ws_no_masking`: ask the hub to accept unmasked frames.
-    pub(crate) ws_no_masking: bool,
-    pub(crate) deny_imports: Vec<String>,
-    pub(crate) deny_exports: Vec<String>,
-    pub(crate) no_randomize: bool,
-    /// `credentials`, read at start-up.
-    pub(crate) credentials: Option<broker::LeafCredentials>,
-}
-
-/// The `leafnodes` block, the parts natsws serves.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct LeafSettings {
-    /// The accepting side's listener (`port`, `host`, `listen`).
-    pub(crate) listen: Option<ListenSpec>,
-    /// The accepting side's `tls {}` (TLS after INFO, as for clients).
-    pub(crate) tls: Option<TlsSpec>,
-    /// `no_advertise`: accepted leafs get no `leafnode_urls` to reconnect to.
-    pub(crate) no_advertise: bool,
-    pub(crate) remotes: Vec<RemoteSettings>,
-    /// `reconnect`: the longest wait between two attempts to dial a remote.
-    pub(crate) reconnect: Duration,
 }
 
 /// Everything the server runs with.
@@ -600,137 +569,6 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
         options: o.clone(),
         config_warnings: Vec::new(),
         warnings,
-    })
-}
-
-/// The remotes natsws dials, checked as nats-server checks them at start-up.
-fn leaf_settings(o: &Options) -> Result<LeafSettings, String> {
-    let mut remotes = Vec::new();
-    for r in &o.leafnodes.remotes {
-        if let Some(name) = &r.account
-            && name != broker::GLOBAL_ACCOUNT
-            && !o.accounts.iter().any(|a| &a.name == name)
-        {
-            // `server/leafnode.go` `validateLeafNode`.
-            return Err(format!(
-                "cannot find local account {} specified in leafnode remote",
-                gotext::quote(name)
-            ));
-        }
-        let ws = r.urls.iter().filter(|u| u.is_websocket()).count();
-        if ws != 0 && ws != r.urls.len() {
-            // `server/opts.go` `parseRemoteLeafNodes`.
-            let urls: Vec<&str> = r.urls.iter().map(|u| u.raw.as_str()).collect();
-            return Err(format!(
-                "remote leaf node configuration cannot have a mix of websocket and non-websocket urls: {}",
-                urls.join(", ")
-            ));
-        }
-        for url in &r.urls {
-            if !matches!(
-                url.scheme.as_str(),
-                "nats" | "tls" | "nats-leaf" | "ws" | "wss"
-            ) {
-                return Err(format!(
-                    "leafnode remote url scheme {} is not supported by natsws",
-                    gotext::quote(&url.scheme)
-                ));
-            }
-        }
-        let tls = r.tls.is_some()
-            || r.urls
-                .iter()
-                .any(|u| u.scheme == "tls" || u.scheme == "wss");
-        let tls_ca = r.tls.as_ref().and_then(|t| t.ca_file.clone());
-        if tls && tls_ca.is_none() {
-            return Err(
-                "leafnode remote with TLS needs tls { ca_file } (the hub's certificate is verified)"
-                    .to_owned(),
-            );
-        }
-        remotes.push(RemoteSettings {
-            urls: r.urls.clone(),
-            account: r.account.clone(),
-            tls_ca,
-            tls,
-            ws_compression: r.ws_compression,
-            ws_no_masking: r.ws_no_masking,
-            deny_imports: r.deny_imports.clone(),
-            deny_exports: r.deny_exports.clone(),
-            no_randomize: r.no_randomize,
-            credentials: match &r.credentials {
-                Some(path) => Some(read_credentials(path)?),
-                None => None,
-            },
-        });
-    }
-    let leaf = &o.leafnodes;
-    Ok(LeafSettings {
-        listen: leaf.listen.as_ref().map(|l| listen(&l.host, l.port)),
-        tls: leaf.tls.as_ref().map(tls_spec),
-        no_advertise: leaf.no_advertise,
-        remotes,
-        reconnect: leaf.reconnect_interval,
-    })
-}
-
-/// A `.creds` file (`nsc`'s format, `jwt.DecorateJWT` and `jwt.DecorateSeed`): the first
-/// line after the `BEGIN ... JWT` marker, and the first after `BEGIN ... SEED`.
-fn read_credentials(path: &str) -> Result<broker::LeafCredentials, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "error reading leafnode credentials {}: {e}",
-            gotext::quote(path)
-        )
-    })?;
-    let after = |marker: &str| {
-        let mut lines = text.lines();
-        lines
-            .by_ref()
-            .find(|l| l.contains("BEGIN") && l.contains(marker))?;
-        lines
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(str::to_owned)
-    };
-    let jwt = after("JWT").filter(|j| j.split('.').count() == 3);
-    let seed = after("SEED").filter(|s| s.starts_with("SU"));
-    match (jwt, seed) {
-        (Some(jwt), Some(seed)) => Ok(broker::LeafCredentials { jwt, seed }),
-        _ => Err(format!(
-            "leafnode credentials {}: no user JWT and user seed found",
-            gotext::quote(path)
-        )),
-    }
-}
-
-/// `leafnodes { authorization }` for the broker: `None` when it names neither a user nor an
-/// account, and accepted leafs then authenticate as clients do (connection type `LEAFNODE`).
-fn leaf_auth(o: &Options) -> Option<broker::LeafAuthConfig> {
-    let a = &o.leafnodes.authorization;
-    if a.user.is_none() && a.users.is_empty() && a.account.is_none() {
-        return None;
-    }
-    let mut users: Vec<broker::LeafUserConfig> = a
-        .users
-        .iter()
-        .map(|u| broker::LeafUserConfig {
-            username: u.username.clone(),
-            password: u.password.clone(),
-            account: u.account.clone(),
-        })
-        .collect();
-    if let Some(user) = &a.user {
-        users.push(broker::LeafUserConfig {
-            username: user.clone(),
-            password: a.password.clone().unwrap_or_default(),
-            account: None,
-        });
-    }
-    Some(broker::LeafAuthConfig {
-        users,
-        account: a.account.clone(),
-        timeout: a.timeout,
     })
 }
 
