@@ -130,6 +130,15 @@ impl OutQueue {
             self.push_slice(data);
             return;
         }
+        self.push_shared(data);
+    }
+
+    /// Queues `data` by reference whatever its size: for buffers made to be shared by many
+    /// queues (one rendered message of a broadcast), which pin no larger parent allocation.
+    pub fn push_shared(&mut self, data: &Bytes) {
+        if data.is_empty() {
+            return;
+        }
         if !self.tail.is_empty() {
             self.chunks.push_back(self.tail.split().freeze());
         }

@@ -132,7 +132,21 @@ pub(crate) struct Rendered {
     whole: Vec<u8>,
     /// The length of the sid in `whole`; `None` until `whole` is built for this message.
     whole_sid_len: Option<usize>,
+    /// The message's deliveries add up to at least [`SHARE_WHOLE_BYTES`]: `whole` is built
+    /// once as `shared` and each delivery with its sid queues a reference to it.
+    share_whole: bool,
+    /// `whole` as one shared buffer (when `share_whole`).
+    shared: Option<Bytes>,
 }
+
+/// When one message's deliveries add up to this many bytes, the whole delivery is queued by
+/// reference rather than copied into each queue. A broadcast to thousands then holds one copy
+/// of each message instead of one per subscriber: when subscribers fall behind, first touching
+/// the memory of those copies (page faults) dominated the cost of a delivery at fan-out
+/// 1×2000 (BENCHMARKS.md). Below it, copying into a queue's hot tail is cheaper than a
+/// reference count and a chunk per delivery (fan-out 1×100 measured 1.26× the CPU per
+/// message shared).
+pub(crate) const SHARE_WHOLE_BYTES: usize = 128 * 1024;
 
 impl Rendered {
     /// Renders `subject`, `reply`, `header_len` and the payload size; the payload itself is
@@ -173,13 +187,17 @@ impl Rendered {
             self.buf.extend_from_slice(b"\r\n");
         }
         self.keep_whole = false;
+        self.share_whole = false;
         self.whole_sid_len = None;
+        self.shared = None;
     }
 
     /// Lets [`Rendered::write`] keep the first delivery whole, for the deliveries after it
-    /// with the same sid: worth it when the message has more than one subscriber.
-    pub(crate) fn keep_whole(&mut self, keep: bool) {
-        self.keep_whole = keep;
+    /// with the same sid: worth it when the message has more than one subscriber, and shared
+    /// by reference when the deliveries add up to [`SHARE_WHOLE_BYTES`].
+    pub(crate) fn keep_whole(&mut self, fanout: usize) {
+        self.keep_whole = fanout > 1;
+        self.share_whole = fanout.saturating_mul(self.buf.len()) >= SHARE_WHOLE_BYTES;
     }
 
     /// Bytes one delivery with `sid` adds to a queue.
@@ -198,20 +216,31 @@ impl Rendered {
         match self.whole_sid_len {
             Some(n)
                 if self
-                    .whole
+                    .shared
+                    .as_deref()
+                    .unwrap_or(&self.whole)
                     .get(self.head_len..self.head_len + n)
                     // Sids are a few bytes: compared in line, not through memcmp.
                     .is_some_and(|kept| kept.len() == sid.len() && kept.iter().eq(sid)) =>
             {
-                out.push_slice(&self.whole);
+                match &self.shared {
+                    Some(whole) => out.push_shared(whole),
+                    None => out.push_slice(&self.whole),
+                }
             }
             None if self.keep_whole => {
-                self.whole.clear();
-                self.whole.extend_from_slice(head);
-                self.whole.extend_from_slice(sid);
-                self.whole.extend_from_slice(tail);
                 self.whole_sid_len = Some(sid.len());
-                out.push_slice(&self.whole);
+                if self.share_whole {
+                    let whole = Bytes::from([head, sid, tail].concat());
+                    out.push_shared(&whole);
+                    self.shared = Some(whole);
+                } else {
+                    self.whole.clear();
+                    self.whole.extend_from_slice(head);
+                    self.whole.extend_from_slice(sid);
+                    self.whole.extend_from_slice(tail);
+                    out.push_slice(&self.whole);
+                }
             }
             _ => out.push_parts(&[head, sid, tail]),
         }
@@ -280,6 +309,28 @@ mod tests {
         );
     }
 
+    /// A broadcast's deliveries with one sid share one rendered copy of the message.
+    #[test]
+    fn a_broadcast_queues_one_shared_copy() {
+        let mut rendered = Rendered::default();
+        rendered.render(b"all", None, None, b"hello", false);
+        rendered.keep_whole(SHARE_WHOLE_BYTES);
+        let mut queues: Vec<OutQueue> = (0..3).map(|_| OutQueue::new()).collect();
+        for q in &mut queues {
+            rendered.write(q, b"1", None);
+        }
+        let fronts: Vec<*const u8> = queues.iter().map(|q| q.front().as_ptr()).collect();
+        assert!(fronts.windows(2).all(|w| w[0] == w[1]), "{fronts:?}");
+        assert_eq!(queues[2].front(), b"MSG all 1 5\r\nhello\r\n");
+        // A different sid gets its own rendering.
+        let mut other = OutQueue::new();
+        rendered.write(&mut other, b"2", None);
+        assert_eq!(
+            other.chunks().flatten().copied().collect::<Vec<u8>>(),
+            b"MSG all 2 5\r\nhello\r\n"
+        );
+    }
+
     /// A delivery kept whole for its sid is used only for that sid: the queue gets exactly
     /// what rendering every delivery in parts gives, whatever the order of the sids.
     #[test]
@@ -291,19 +342,22 @@ mod tests {
             for reply in [None, Some(&b"_INBOX.x"[..])] {
                 let sids: [&[u8]; 7] = [b"1", b"1", b"22", b"1", b"2", b"22", b"1"];
                 let mut parts = OutQueue::new();
-                let mut whole = OutQueue::new();
                 let mut rendered = Rendered::default();
                 rendered.render(b"fan.out", reply, None, message, shared);
                 for sid in sids {
                     rendered.write(&mut parts, sid, shared_payload);
                 }
-                rendered.render(b"fan.out", reply, None, message, shared);
-                rendered.keep_whole(true);
-                for sid in sids {
-                    rendered.write(&mut whole, sid, shared_payload);
-                }
                 let flat = |q: &OutQueue| q.chunks().flatten().copied().collect::<Vec<u8>>();
-                assert_eq!(flat(&whole), flat(&parts));
+                // Copied whole, then (a broadcast's worth of deliveries) shared whole.
+                for fanout in [2, SHARE_WHOLE_BYTES] {
+                    let mut whole = OutQueue::new();
+                    rendered.render(b"fan.out", reply, None, message, shared);
+                    rendered.keep_whole(fanout);
+                    for sid in sids {
+                        rendered.write(&mut whole, sid, shared_payload);
+                    }
+                    assert_eq!(flat(&whole), flat(&parts), "fan-out {fanout}");
+                }
                 let text = String::from_utf8_lossy(&flat(&parts)).into_owned();
                 for sid in ["1", "22", "2"] {
                     let line = match reply {

@@ -157,6 +157,18 @@ impl Server {
 
     /// Runs until shutdown.
     pub(crate) fn run(&mut self) -> Exit {
+        match crate::sched::request_slice(crate::sched::LOOP_SLICE) {
+            Ok(crate::sched::Outcome::Set(slice)) => {
+                log::debug!("event loop scheduler slice set to {slice:?}");
+            }
+            Ok(crate::sched::Outcome::Kept) => {
+                log::debug!("event loop scheduler policy and slice kept as started");
+            }
+            Ok(crate::sched::Outcome::Unsupported) => {
+                log::debug!("event loop scheduler slice: not supported by this kernel");
+            }
+            Err(e) => log::debug!("event loop scheduler slice not set: {e}"),
+        }
         let mut events = Events::with_capacity(1024);
         let mut tick_start: Option<Instant> = None;
         loop {

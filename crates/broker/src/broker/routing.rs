@@ -328,7 +328,7 @@ impl Broker {
             publish.message,
             shared,
         );
-        rendered.keep_whole(result.fanout() > 1);
+        rendered.keep_whole(result.fanout());
         let mut delivered = 0;
         for key in &result.plain {
             if self.deliver(from, echo, *key, now, publish, &mut rendered) {
