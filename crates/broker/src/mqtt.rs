@@ -173,6 +173,24 @@ impl HeldQueue {
         n
     }
 
+    /// Keeps only the messages `keep` accepts, in order; returns how many went.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Held) -> bool) -> usize {
+        let before = self.msgs.len();
+        let mut bytes = 0;
+        self.msgs.retain(|h| {
+            let kept = keep(h);
+            if kept {
+                bytes += h.size();
+            }
+            kept
+        });
+        self.bytes = bytes;
+        if self.msgs.is_empty() {
+            self.dropped = 0;
+        }
+        before - self.msgs.len()
+    }
+
     pub(crate) fn front(&self) -> Option<&Held> {
         self.msgs.front()
     }
@@ -254,6 +272,31 @@ impl MqttState {
         if self.persist && self.persist_due.is_none() {
             self.persist_due = Some(now.checked_add(PERSIST_INTERVAL).unwrap_or(now));
         }
+    }
+
+    /// Forgets the held deliveries no QoS 1 filter of the session matches any more (after
+    /// UNSUBSCRIBE, or a subscription made again at QoS 0): nats-server deletes that
+    /// subscription's consumer, and what it had not delivered with it.
+    pub(crate) fn forget_unmatched_held(&mut self) -> usize {
+        if self.held.is_empty() {
+            return 0;
+        }
+        let session = SavedSession {
+            filters: self.filters.clone(),
+            ..SavedSession::default()
+        };
+        let subjects = collected_subjects(&session);
+        self.held.retain(|h| {
+            let Ok(subject) = mqtt_codec::nats::topic_to_subject(&h.topic) else {
+                return false;
+            };
+            subjects.iter().any(|(s, parent)| {
+                crate::subject::matches(s.as_bytes(), subject.as_bytes())
+                    || parent
+                        .as_ref()
+                        .is_some_and(|p| crate::subject::matches(p.as_bytes(), subject.as_bytes()))
+            })
+        })
     }
 
     /// The next held delivery when the window has room for it.
@@ -349,6 +392,13 @@ impl MqttState {
         }
         out
     }
+}
+
+/// Sorts unacknowledged deliveries into sending order: by redelivery time, then (deliveries
+/// restored together share one) oldest packet identifier first, counting back from
+/// `next_packet_id`, the last one given out.
+pub(crate) fn sending_order(inflight: &mut [(u16, Inflight)], next_packet_id: u16) {
+    inflight.sort_by_key(|(id, f)| (f.due, std::cmp::Reverse(next_packet_id.wrapping_sub(*id))));
 }
 
 /// The QoS an MQTT publisher gave a message: nats-server's `Nmqtt-Pub` header; QoS 0 for a

@@ -354,7 +354,7 @@ impl Broker {
         }
         let mut inflight: Vec<(u16, crate::mqtt::Inflight)> =
             m.inflight.iter().map(|(k, f)| (*k, f.clone())).collect();
-        inflight.sort_by_key(|(_, f)| f.due);
+        crate::mqtt::sending_order(&mut inflight, m.next_packet_id);
         let session = crate::mqtt::SavedSession {
             filters: m.filters.clone(),
             inflight,
@@ -685,7 +685,7 @@ impl Broker {
             return;
         }
         let mut inflight: Vec<(u16, crate::mqtt::Inflight)> = m.inflight.drain().collect();
-        inflight.sort_by_key(|(_, f)| f.due);
+        crate::mqtt::sending_order(&mut inflight, m.next_packet_id);
         m.due.clear();
         m.inflight_bytes = 0;
         m.persist_due = None;
@@ -873,6 +873,9 @@ impl Broker {
         if !self.is_open(id) {
             return;
         }
+        if let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) {
+            m.forget_unmatched_held();
+        }
         self.persist_live_session(id);
         self.trace(id, || format!("->> [SUBACK pi={}]", sub.packet_id));
         let ack = SubAck {
@@ -963,6 +966,9 @@ impl Broker {
             let parent_sid = format!("{subject}{PARENT_SID_SUFFIX}");
             self.mqtt_drop_sub(id, &subject, now);
             self.mqtt_drop_sub(id, &parent_sid, now);
+        }
+        if let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) {
+            m.forget_unmatched_held();
         }
         self.persist_live_session(id);
         self.trace(id, || format!("->> [UNSUBACK pi={}]", unsub.packet_id));

@@ -475,3 +475,56 @@ fn flush_writes_pending_session_records() {
     assert_eq!(apply_writes(&mut broker, &mut disk), 1);
     assert_eq!(broker.mqtt_store_due, None, "nothing left to write");
 }
+
+/// UNSUBSCRIBE (or subscribing again at QoS 0) forgets the held deliveries only that filter
+/// matched, as nats-server deletes the filter's consumer; those another QoS 1 filter matches
+/// stay.
+#[test]
+fn unsubscribe_forgets_what_only_that_filter_held() {
+    let now = Instant::now();
+    let mut broker = Broker::new(config(1), now);
+    let (p, _) = mqtt(&mut broker, now, "pub");
+    let (s, mut sdec) = mqtt(&mut broker, now, "sub");
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[
+            ("u/a", QoS::AtLeastOnce),
+            ("u/b", QoS::AtLeastOnce),
+            ("u/c", QoS::AtLeastOnce),
+        ])]),
+    );
+    take(&mut broker, s);
+    let batch = [
+        qos1("u/a", "a0"),
+        qos1("u/a", "a1"),
+        qos1("u/b", "b1"),
+        qos1("u/c", "c1"),
+    ];
+    feed(&mut broker, p, now, &wire(&batch));
+    let first = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&first), ["a0"]);
+    let unsub = Packet::Unsubscribe(Unsubscribe {
+        packet_id: 4,
+        filters: vec!["u/a".to_owned()],
+    });
+    feed(&mut broker, s, now, &wire(&[unsub]));
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[("u/c", QoS::AtMostOnce)])]),
+    );
+    take(&mut broker, s);
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[Packet::PubAck(first[0].1.unwrap())]),
+    );
+    let next = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&next), ["b1"]);
+    let m = broker.client(s).and_then(|c| c.mqtt.as_ref()).unwrap();
+    assert!(m.held.is_empty(), "a1 and c1 forgotten");
+}
