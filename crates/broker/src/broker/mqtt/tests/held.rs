@@ -67,7 +67,7 @@ fn drop_connection(broker: &mut Broker, id: ClientId, now: Instant) {
 /// arrives once, in order, never more than `max_ack_pending` unacknowledged.
 #[test]
 fn window_releases_held_in_order_as_pubacks_arrive() {
-    let now = Instant::now();
+    let now = start_time();
     let mut broker = Broker::new(config(4), now);
     let (p, _) = mqtt(&mut broker, now, "pub");
     let (s, mut sdec) = mqtt(&mut broker, now, "sub");
@@ -111,7 +111,7 @@ fn window_releases_held_in_order_as_pubacks_arrive() {
 /// behind the held ones even when the window has room.
 #[test]
 fn redelivery_and_held_interleave() {
-    let now = Instant::now();
+    let now = start_time();
     let mut broker = Broker::new(config(2), now);
     let (p, _) = mqtt(&mut broker, now, "pub");
     let (s, mut sdec) = mqtt(&mut broker, now, "sub");
@@ -181,7 +181,7 @@ fn redelivery_and_held_interleave() {
 /// deliveries are dropped and one warning names the client, until the queue empties again.
 #[test]
 fn held_queue_bound_drops_oldest_with_one_warning() {
-    let now = Instant::now();
+    let now = start_time();
     let mut broker = Broker::new(config(1), now);
     let (p, _) = mqtt(&mut broker, now, "pub");
     let (s, mut sdec) = mqtt(&mut broker, now, "slow");
@@ -271,7 +271,7 @@ fn held_queue_bound_drops_oldest_with_one_warning() {
 /// window goes, the rest as PUBACKs free it.
 #[test]
 fn kept_session_collects_while_away_and_resumes() {
-    let now = Instant::now();
+    let now = start_time();
     let mut broker = Broker::new(config(3), now);
     let (p, _) = mqtt(&mut broker, now, "pub");
     let n = nats(&mut broker, now);
@@ -358,7 +358,7 @@ fn kept_session_collects_while_away_and_resumes() {
 /// the client every delivery it had not acknowledged.
 #[test]
 fn dirty_sessions_are_written_on_the_timer() {
-    let now = Instant::now();
+    let now = start_time();
     let config = Config {
         mqtt_persist: true,
         ..config(2)
@@ -452,7 +452,7 @@ fn dirty_sessions_are_written_on_the_timer() {
 /// A clean stop writes what the timer had not written yet.
 #[test]
 fn flush_writes_pending_session_records() {
-    let now = Instant::now();
+    let now = start_time();
     let config = Config {
         mqtt_persist: true,
         ..config(2)
@@ -481,7 +481,7 @@ fn flush_writes_pending_session_records() {
 /// stay.
 #[test]
 fn unsubscribe_forgets_what_only_that_filter_held() {
-    let now = Instant::now();
+    let now = start_time();
     let mut broker = Broker::new(config(1), now);
     let (p, _) = mqtt(&mut broker, now, "pub");
     let (s, mut sdec) = mqtt(&mut broker, now, "sub");
