@@ -760,7 +760,9 @@ impl SessionStore {
     /// A QoS 1 message published on `subject` in `account` while the sessions are kept: each
     /// whose QoS 1 filter matches holds a copy (one per matching filter, as each subscription
     /// of a connected session gets one), within its own bounds and the store's. Returns the
-    /// sessions that dropped deliveries for it.
+    /// sessions that dropped deliveries for it. The cost is linear in the account's kept
+    /// sessions with a QoS 1 filter (not in the subject index); it is paid only for QoS 1
+    /// messages in an account that has such sessions.
     pub(crate) fn collect(
         &mut self,
         account: crate::router::AccountId,
