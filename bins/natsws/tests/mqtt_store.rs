@@ -220,3 +220,60 @@ fn retained_and_sessions_survive_restarts() {
     );
     stop(srv);
 }
+
+/// After a kill, sessions keep what changed up to about a second before it: deliveries made
+/// to a connected session and not acknowledged, and QoS 1 messages a kept session collected
+/// while its client was away (both written by the session-record timer, not at an event).
+#[test]
+fn deliveries_since_the_last_event_survive_a_kill() {
+    let dir = temp_dir("mqtt-store-kill");
+    let store = dir.join("store");
+    let port = free_port();
+    write_file(
+        &dir,
+        "server.conf",
+        &format!(
+            "listen: \"127.0.0.1:-1\"\nserver_name: s1\nstore_dir: \"{}\"\nmqtt {{ listen: \"127.0.0.1:{port}\" }}\n",
+            store.display()
+        ),
+    );
+    let srv = start(&dir);
+    srv.wait_log("MQTT state is kept in");
+    let (mut live, _) = Client::connect(port, "live", false);
+    live.subscribe("l/#", QoS::AtLeastOnce);
+    let (mut away, _) = Client::connect(port, "away", false);
+    away.subscribe("w/+", QoS::AtLeastOnce);
+    // Dropped without DISCONNECT: the session is kept.
+    drop(away);
+    let (mut p, _) = Client::connect(port, "pub", true);
+    p.publish("l/1", QoS::AtLeastOnce, false, b"inflight-live");
+    assert_eq!(&live.publish_in().payload[..], b"inflight-live");
+    let collected: [&'static [u8]; 3] = [b"collected-1", b"collected-2", b"collected-3"];
+    for payload in collected {
+        p.publish("w/x", QoS::AtLeastOnce, false, payload);
+    }
+    let sessions = store.join("mqtt").join("sessions");
+    wait_record_containing(&sessions, b"inflight-live");
+    wait_record_containing(&sessions, b"collected-3");
+    let mut srv = srv;
+    srv.child.kill().unwrap();
+    srv.child.wait().unwrap();
+    drop(srv);
+
+    let srv = start(&dir);
+    srv.wait_log("MQTT store: restored 0 retained message(s) and 2 session(s)");
+    let (mut live, ack) = Client::connect(port, "live", false);
+    assert!(ack.session_present);
+    let again = live.publish_in();
+    assert!(again.dup);
+    assert_eq!(&again.payload[..], b"inflight-live");
+    let (mut away, ack) = Client::connect(port, "away", false);
+    assert!(ack.session_present);
+    for payload in collected {
+        let got = away.publish_in();
+        assert!(!got.dup);
+        assert_eq!(&got.payload[..], payload);
+        away.send(&Packet::PubAck(got.packet_id.unwrap()));
+    }
+    stop(srv);
+}

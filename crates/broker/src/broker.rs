@@ -158,6 +158,8 @@ pub struct Broker {
     /// MQTT state changes to persist (only with [`Config::mqtt_persist`]), drained by
     /// [`Broker::poll_mqtt_store`].
     mqtt_store: VecDeque<crate::mqtt::store::StoreWrite>,
+    /// When the kept sessions that collected deliveries are next written.
+    mqtt_store_due: Option<Instant>,
 }
 
 /// Default size of the closed-connections ring (`/connz?state=closed`).
@@ -178,6 +180,7 @@ impl Broker {
         let mut router = Router::new(sublist_seed);
         let (accounts, system) = served_accounts(&config, &auth);
         router.configure(&accounts, system.as_deref());
+        let max_pending = config.limits.max_pending;
         Self {
             config,
             auth,
@@ -204,8 +207,12 @@ impl Broker {
             leaf_targets: Vec::new(),
             leaf_line: Vec::new(),
             retained: crate::mqtt::RetainedStore::default(),
-            mqtt_sessions: crate::mqtt::SessionStore::default(),
+            mqtt_sessions: crate::mqtt::SessionStore::with_held_limits(crate::mqtt::HeldLimits {
+                max_msgs: crate::mqtt::MAX_HELD_MESSAGES,
+                max_bytes: max_pending,
+            }),
             mqtt_store: VecDeque::new(),
+            mqtt_store_due: None,
         }
     }
 

@@ -522,6 +522,21 @@ pub fn mqtt_store(data: &[u8]) {
                             (*id, f)
                         })
                         .collect(),
+                    held: {
+                        let mut held = crate::mqtt::HeldQueue::default();
+                        let limits = crate::mqtt::HeldLimits {
+                            max_msgs: usize::MAX,
+                            max_bytes: usize::MAX,
+                        };
+                        for (topic, payload) in &s.held {
+                            let h = crate::mqtt::Held {
+                                topic: topic.clone(),
+                                payload: payload.clone(),
+                            };
+                            let _ = held.push(h, limits);
+                        }
+                        held
+                    },
                     next_packet_id: s.next_packet_id,
                 };
                 encode_session(&s.account, &s.client_id, &session)

@@ -135,16 +135,32 @@
 //!     in nats-server; an import with `share: true` gets the same short form, where
 //!     nats-server adds the requester's details (id, user, name, host, server).
 //! 20. **MQTT without JetStream.** MQTT connections ([`ConnectionType::Mqtt`],
-//!     [`ConnectionType::MqttWebSocket`]) keep their state in memory: QoS 1 deliveries are
-//!     tracked per connection (a delivery past `max_ack_pending` or `max_pending` bytes in
-//!     flight is not sent, where nats-server's JetStream consumer would hold it), retained
-//!     messages and `clean_session: false` sessions are bounded in number, and messages
-//!     published while a kept session's client is away are not queued for it. Deliveries to
+//!     [`ConnectionType::MqttWebSocket`]) keep their state in memory. QoS 1 deliveries are
+//!     tracked per session; one past the window (`max_ack_pending` awaiting PUBACK, or
+//!     `max_pending` bytes of them) is held in arrival order and sent as PUBACKs free the
+//!     window, as nats-server's JetStream consumer (`MaxAckPending`) keeps it in the
+//!     `$MQTT_msgs` stream. A `clean_session: false` session whose client is away keeps
+//!     collecting the QoS 1 messages its QoS 1 filters match (QoS 0 ones are not kept); on
+//!     resume its unacknowledged deliveries go again with DUP, then the collected ones.
+//!     nats-server's stream has no limit of its own (only the account's JetStream storage);
+//!     here the held deliveries are bounded per session (65,536 messages and `max_pending`
+//!     bytes of topic and payload) and, for kept sessions, together (256 MiB with their
+//!     unacknowledged ones). At a bound the oldest held deliveries are dropped (a JetStream
+//!     stream at its limits discards old messages by default) and one
+//!     [`Event::MqttHeldDropped`] warning names the client, not repeated until its held
+//!     queue has emptied. Retained messages and kept sessions are bounded in number. Deliveries to
 //!     existing subscriptions carry retain 0 (MQTT-3.3.1-9; 2.9.10 passes the publisher's
 //!     flag). MQTT errors are [`Event::ClientError`] log lines, never `-ERR`. With
 //!     [`Config::mqtt_persist`], each change to retained messages and kept sessions is also
 //!     given out as a record ([`Broker::poll_mqtt_store`], [`mqtt_store`]) for the caller to
 //!     write, and read back with [`Broker::restore_mqtt`]; the broker itself touches no file.
+//!     A session's record holds its subscriptions, unacknowledged and held deliveries. It is
+//!     written at once on connect, SUBSCRIBE, UNSUBSCRIBE and close, and otherwise (deliveries
+//!     sent, acknowledged, held or collected) at most 1 s after the first change, batched: a
+//!     kill loses at most the last second of such changes. nats-server's file store syncs
+//!     every 60 s by default (`defaultSyncInterval`, `server/filestore.go`), though it hands
+//!     each message to the OS at once; [`Broker::flush_mqtt_sessions`] writes everything
+//!     pending at a clean stop.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]

@@ -48,8 +48,178 @@ pub(crate) struct MqttState {
     /// Payload bytes held by `inflight`.
     pub(crate) inflight_bytes: usize,
     /// The most payload bytes `inflight` may hold (the broker's `max_pending`): a QoS 1
-    /// delivery past it is not sent, as one past `max_ack_pending` is not.
+    /// delivery past it waits in `held`, as one past `max_ack_pending` does.
     pub(crate) max_inflight_bytes: usize,
+    /// QoS 1 deliveries waiting, in arrival order, for room in the window (`max_ack_pending`
+    /// and `max_inflight_bytes`); sent as PUBACKs free it.
+    pub(crate) held: HeldQueue,
+    /// The bounds of `held`.
+    pub(crate) held_limits: HeldLimits,
+    /// The session is written to the store (a `clean_session: false` session with
+    /// persistence on).
+    pub(crate) persist: bool,
+    /// When the session's record is next written: set by the first change after the last
+    /// write, [`PERSIST_INTERVAL`] after it.
+    pub(crate) persist_due: Option<Instant>,
+}
+
+/// The longest a change to a kept session (a delivery sent, acknowledged or held) waits
+/// before the session's record is written again. Writes are batched to this interval rather
+/// than made per message; a kill loses at most the changes of the last interval (and what the
+/// writer thread has not yet synced). nats-server's JetStream file store syncs to disk every
+/// 60 s by default (`defaultSyncInterval`, `server/filestore.go`).
+pub(crate) const PERSIST_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Most QoS 1 deliveries one session holds waiting for room in its window (or for its client
+/// to come back). nats-server keeps them in the `$MQTT_msgs` JetStream stream, which has no
+/// limit of its own (only the account's JetStream storage); here they are in memory, so they
+/// are bounded per session in count (this) and in bytes (the broker's `max_pending`).
+pub(crate) const MAX_HELD_MESSAGES: usize = 65_536;
+
+/// The bounds of one session's [`HeldQueue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeldLimits {
+    pub(crate) max_msgs: usize,
+    /// Topic and payload bytes.
+    pub(crate) max_bytes: usize,
+}
+
+impl Default for HeldLimits {
+    fn default() -> Self {
+        Self {
+            max_msgs: MAX_HELD_MESSAGES,
+            max_bytes: 64 << 20,
+        }
+    }
+}
+
+/// A QoS 1 delivery not yet sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Held {
+    pub(crate) topic: String,
+    pub(crate) payload: Bytes,
+}
+
+impl Held {
+    /// The bytes it counts against [`HeldLimits::max_bytes`].
+    pub(crate) fn size(&self) -> usize {
+        self.topic.len() + self.payload.len()
+    }
+}
+
+/// QoS 1 deliveries in arrival order, bounded by [`HeldLimits`]: a push past either bound
+/// drops the oldest ones (as a JetStream stream at its limits discards old messages by
+/// default), and says so once per episode.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HeldQueue {
+    msgs: VecDeque<Held>,
+    bytes: usize,
+    /// Messages dropped since the queue was last empty.
+    dropped: u64,
+}
+
+/// What a [`HeldQueue::push`] dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Dropped {
+    /// Messages dropped by this push (the oldest first; the pushed one too when it alone
+    /// is over the byte bound).
+    pub(crate) now: usize,
+    /// True when these are the first drops since the queue was last empty: the moment to warn.
+    pub(crate) first: bool,
+}
+
+impl HeldQueue {
+    /// Appends `held`, then drops the oldest messages while either bound is passed.
+    pub(crate) fn push(&mut self, held: Held, limits: HeldLimits) -> Dropped {
+        self.bytes += held.size();
+        self.msgs.push_back(held);
+        let mut dropped = Dropped::default();
+        while self.msgs.len() > limits.max_msgs || self.bytes > limits.max_bytes {
+            let Some(old) = self.msgs.pop_front() else {
+                break;
+            };
+            self.bytes = self.bytes.saturating_sub(old.size());
+            dropped.now += 1;
+        }
+        if dropped.now > 0 {
+            dropped.first = self.dropped == 0;
+            self.dropped = self.dropped.saturating_add(dropped.now as u64);
+        }
+        if self.msgs.is_empty() {
+            self.dropped = 0;
+        }
+        dropped
+    }
+
+    /// Whether messages were dropped since the queue was last empty (the warning is out).
+    pub(crate) fn dropping(&self) -> bool {
+        self.dropped > 0
+    }
+
+    /// Drops the oldest messages until the queue holds at most `max_bytes`; returns how many.
+    pub(crate) fn trim_to(&mut self, max_bytes: usize) -> usize {
+        let mut n = 0;
+        while self.bytes > max_bytes {
+            let Some(old) = self.msgs.pop_front() else {
+                break;
+            };
+            self.bytes = self.bytes.saturating_sub(old.size());
+            n += 1;
+        }
+        self.dropped = self.dropped.saturating_add(n as u64);
+        if self.msgs.is_empty() {
+            self.dropped = 0;
+        }
+        n
+    }
+
+    /// Keeps only the messages `keep` accepts, in order; returns how many went.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Held) -> bool) -> usize {
+        let before = self.msgs.len();
+        let mut bytes = 0;
+        self.msgs.retain(|h| {
+            let kept = keep(h);
+            if kept {
+                bytes += h.size();
+            }
+            kept
+        });
+        self.bytes = bytes;
+        if self.msgs.is_empty() {
+            self.dropped = 0;
+        }
+        before - self.msgs.len()
+    }
+
+    pub(crate) fn front(&self) -> Option<&Held> {
+        self.msgs.front()
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<Held> {
+        let held = self.msgs.pop_front()?;
+        self.bytes = self.bytes.saturating_sub(held.size());
+        if self.msgs.is_empty() {
+            self.dropped = 0;
+        }
+        Some(held)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.msgs.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.msgs.is_empty()
+    }
+
+    /// Topic and payload bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Held> {
+        self.msgs.iter()
+    }
 }
 
 /// A QoS 1 delivery awaiting its PUBACK.
@@ -69,8 +239,10 @@ pub(crate) enum Delivery {
     AtMostOnce,
     /// PUBLISH at QoS 1 with a new packet identifier, kept until PUBACK.
     AtLeastOnce,
-    /// Not sent: `max_ack_pending` QoS 1 deliveries already await PUBACK.
-    Dropped,
+    /// Not sent yet: the window is full (`max_ack_pending` QoS 1 deliveries await PUBACK, or
+    /// their bytes are at the bound) or earlier ones are held already; it joins the held
+    /// queue and goes out as PUBACKs free the window.
+    Held,
 }
 
 impl MqttState {
@@ -80,12 +252,60 @@ impl MqttState {
         let granted = self.granted.get(sid).copied().unwrap_or_default();
         if granted.min(message_qos) == QoS::AtMostOnce {
             Delivery::AtMostOnce
-        } else if self.inflight.len() >= self.max_ack_pending
-            || self.inflight_bytes.saturating_add(payload_len) > self.max_inflight_bytes
-        {
-            Delivery::Dropped
+        } else if !self.held.is_empty() || !self.has_room(payload_len) {
+            Delivery::Held
         } else {
             Delivery::AtLeastOnce
+        }
+    }
+
+    /// Whether the window takes one more delivery of `payload_len` bytes. An empty window
+    /// takes any one, so a payload larger than the byte bound is not held for ever.
+    pub(crate) fn has_room(&self, payload_len: usize) -> bool {
+        self.inflight.is_empty()
+            || (self.inflight.len() < self.max_ack_pending
+                && self.inflight_bytes.saturating_add(payload_len) <= self.max_inflight_bytes)
+    }
+
+    /// Marks the session changed at `now`: its record is written within [`PERSIST_INTERVAL`].
+    pub(crate) fn changed(&mut self, now: Instant) {
+        if self.persist && self.persist_due.is_none() {
+            self.persist_due = Some(now.checked_add(PERSIST_INTERVAL).unwrap_or(now));
+        }
+    }
+
+    /// Forgets the held deliveries no QoS 1 filter of the session matches any more (after
+    /// UNSUBSCRIBE, or a subscription made again at QoS 0): nats-server deletes that
+    /// subscription's consumer, and what it had not delivered with it.
+    pub(crate) fn forget_unmatched_held(&mut self) -> usize {
+        if self.held.is_empty() {
+            return 0;
+        }
+        let session = SavedSession {
+            filters: self.filters.clone(),
+            ..SavedSession::default()
+        };
+        let subjects = collected_subjects(&session);
+        self.held.retain(|h| {
+            let Ok(subject) = mqtt_codec::nats::topic_to_subject(&h.topic) else {
+                return false;
+            };
+            subjects.iter().any(|(s, parent)| {
+                crate::subject::matches(s.as_bytes(), subject.as_bytes())
+                    || parent
+                        .as_ref()
+                        .is_some_and(|p| crate::subject::matches(p.as_bytes(), subject.as_bytes()))
+            })
+        })
+    }
+
+    /// The next held delivery when the window has room for it.
+    pub(crate) fn release(&mut self) -> Option<Held> {
+        let len = self.held.front()?.payload.len();
+        if self.has_room(len) {
+            self.held.pop_front()
+        } else {
+            None
         }
     }
 
@@ -110,6 +330,7 @@ impl MqttState {
             },
         );
         self.due.push_back((due, id));
+        self.changed(now);
         id
     }
 
@@ -135,9 +356,10 @@ impl MqttState {
     /// A PUBACK: forgets the delivery, and keeps the redelivery queue short (acknowledged
     /// entries at its front are dropped; a queue grown past twice `max_ack_pending` is
     /// compacted), so its length stays bounded whatever the acknowledgement order.
-    pub(crate) fn acked(&mut self, packet_id: u16) {
+    pub(crate) fn acked(&mut self, packet_id: u16, now: Instant) {
         if let Some(f) = self.inflight.remove(&packet_id) {
             self.inflight_bytes = self.inflight_bytes.saturating_sub(f.payload.len());
+            self.changed(now);
         }
         self.next_due();
         if self.due.len() > 2 * self.max_ack_pending + 16 {
@@ -170,6 +392,13 @@ impl MqttState {
         }
         out
     }
+}
+
+/// Sorts unacknowledged deliveries into sending order: by redelivery time, then (deliveries
+/// restored together share one) oldest packet identifier first, counting back from
+/// `next_packet_id`, the last one given out.
+pub(crate) fn sending_order(inflight: &mut [(u16, Inflight)], next_packet_id: u16) {
+    inflight.sort_by_key(|(id, f)| (f.due, std::cmp::Reverse(next_packet_id.wrapping_sub(*id))));
 }
 
 /// The QoS an MQTT publisher gave a message: nats-server's `Nmqtt-Pub` header; QoS 0 for a
@@ -220,6 +449,10 @@ impl MqttState {
             ack_wait: Duration::from_secs(30),
             inflight_bytes: 0,
             max_inflight_bytes: 64 << 20,
+            held: HeldQueue::default(),
+            held_limits: HeldLimits::default(),
+            persist: false,
+            persist_due: None,
         }
     }
 }
@@ -353,67 +586,140 @@ impl RetainedStore {
 /// a client that disconnects is not kept (the oldest are not evicted).
 pub(crate) const MAX_SAVED_SESSIONS: usize = 10_000;
 
-/// What a `clean_session: false` client leaves behind (MQTT-3.1.2-4): its subscriptions and
-/// its QoS 1 deliveries not yet acknowledged.
+/// What a `clean_session: false` client leaves behind (MQTT-3.1.2-4): its subscriptions, its
+/// QoS 1 deliveries not yet acknowledged, and those not yet sent (held by its window, or
+/// published while no client was connected).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SavedSession {
     pub(crate) filters: std::collections::BTreeMap<String, QoS>,
     pub(crate) inflight: Vec<(u16, Inflight)>,
+    pub(crate) held: HeldQueue,
     pub(crate) next_packet_id: u16,
 }
 
-/// The most payload bytes all kept sessions' unacknowledged deliveries may hold together; a
-/// session saved past it keeps its subscriptions but not its deliveries.
-pub(crate) const MAX_SAVED_SESSION_BYTES: usize = 64 << 20;
+/// The most bytes all kept sessions' deliveries (unacknowledged and held) may hold together.
+/// A session saved past it loses its oldest held deliveries first, then its unacknowledged
+/// ones; a delivery collected past it drops the session's oldest held ones.
+pub(crate) const MAX_SAVED_SESSION_BYTES: usize = 256 << 20;
+
+#[derive(Debug)]
+struct Kept {
+    session: SavedSession,
+    /// The subjects of its QoS 1 filters, each with the parent-level subject a trailing `#`
+    /// also matches: what it collects while no client is connected.
+    collects: Vec<(String, Option<String>)>,
+}
 
 /// Sessions by account and client id, between connections.
 #[derive(Debug)]
 pub(crate) struct SessionStore {
-    sessions: HashMap<(crate::router::AccountId, String), SavedSession>,
-    /// Payload bytes of every kept session's deliveries.
+    sessions: HashMap<(crate::router::AccountId, String), Kept>,
+    /// The client ids of the kept sessions with a QoS 1 filter, by account.
+    collecting: HashMap<crate::router::AccountId, std::collections::BTreeSet<String>>,
+    /// Sessions changed since their record was last written.
+    dirty: std::collections::BTreeSet<(crate::router::AccountId, String)>,
+    /// Bytes of every kept session's deliveries.
     bytes: usize,
     /// [`MAX_SAVED_SESSIONS`] and [`MAX_SAVED_SESSION_BYTES`] (smaller in tests).
     max_sessions: usize,
     max_bytes: usize,
+    /// The bounds of each session's held deliveries (as a connected session's).
+    pub(crate) held_limits: HeldLimits,
 }
 
 impl Default for SessionStore {
     fn default() -> Self {
         Self {
             sessions: HashMap::new(),
+            collecting: HashMap::new(),
+            dirty: std::collections::BTreeSet::new(),
             bytes: 0,
             max_sessions: MAX_SAVED_SESSIONS,
             max_bytes: MAX_SAVED_SESSION_BYTES,
+            held_limits: HeldLimits::default(),
         }
     }
 }
 
 fn session_bytes(session: &SavedSession) -> usize {
-    session.inflight.iter().map(|(_, f)| f.payload.len()).sum()
+    let inflight: usize = session.inflight.iter().map(|(_, f)| f.payload.len()).sum();
+    inflight + session.held.bytes()
+}
+
+/// The subjects a session's QoS 1 filters collect.
+fn collected_subjects(session: &SavedSession) -> Vec<(String, Option<String>)> {
+    session
+        .filters
+        .iter()
+        .filter(|(_, qos)| **qos != QoS::AtMostOnce)
+        .filter_map(|(filter, _)| mqtt_codec::nats::filter_to_subject(filter).ok())
+        .map(|subject| {
+            let parent = mqtt_codec::nats::needs_parent_subscription(&subject).map(str::to_owned);
+            (subject.into_owned(), parent)
+        })
+        .collect()
+}
+
+/// What one kept session dropped while collecting a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CollectDrop {
+    pub(crate) client_id: String,
+    pub(crate) dropped: Dropped,
 }
 
 impl SessionStore {
-    /// Keeps a session; false when the store is full and the client id is new.
+    /// An empty store whose sessions hold at most `held_limits` deliveries each.
+    pub(crate) fn with_held_limits(held_limits: HeldLimits) -> Self {
+        Self {
+            held_limits,
+            ..Self::default()
+        }
+    }
+
+    /// Keeps a session; `None` when the store is full and the client id is new, otherwise
+    /// how many of its deliveries the byte bound dropped.
     pub(crate) fn save(
         &mut self,
         account: crate::router::AccountId,
         client_id: &str,
         session: SavedSession,
-    ) -> bool {
+    ) -> Option<usize> {
         let key = (account, client_id.to_owned());
         if self.sessions.len() >= self.max_sessions && !self.sessions.contains_key(&key) {
-            return false;
+            return None;
         }
         let mut session = session;
         if let Some(old) = self.sessions.remove(&key) {
-            self.bytes = self.bytes.saturating_sub(session_bytes(&old));
+            self.bytes = self.bytes.saturating_sub(session_bytes(&old.session));
         }
-        if self.bytes.saturating_add(session_bytes(&session)) > self.max_bytes {
-            session.inflight.clear();
+        let room = self.max_bytes.saturating_sub(self.bytes);
+        let mut dropped = 0;
+        if session_bytes(&session) > room {
+            let inflight = session_bytes(&session) - session.held.bytes();
+            if inflight > room {
+                dropped += session.inflight.len();
+                session.inflight.clear();
+            }
+            let room = room.saturating_sub(session_bytes(&session) - session.held.bytes());
+            dropped += session.held.trim_to(room);
         }
         self.bytes += session_bytes(&session);
-        self.sessions.insert(key, session);
-        true
+        let collects = collected_subjects(&session);
+        if collects.is_empty() {
+            if let Some(set) = self.collecting.get_mut(&account) {
+                set.remove(client_id);
+                if set.is_empty() {
+                    self.collecting.remove(&account);
+                }
+            }
+        } else {
+            self.collecting
+                .entry(account)
+                .or_default()
+                .insert(client_id.to_owned());
+        }
+        self.sessions.insert(key, Kept { session, collects });
+        Some(dropped)
     }
 
     /// The session kept for a client id.
@@ -422,7 +728,9 @@ impl SessionStore {
         account: crate::router::AccountId,
         client_id: &str,
     ) -> Option<&SavedSession> {
-        self.sessions.get(&(account, client_id.to_owned()))
+        self.sessions
+            .get(&(account, client_id.to_owned()))
+            .map(|k| &k.session)
     }
 
     /// Takes the session of a client id (to resume it, or to discard it on a clean start).
@@ -431,9 +739,100 @@ impl SessionStore {
         account: crate::router::AccountId,
         client_id: &str,
     ) -> Option<SavedSession> {
-        let session = self.sessions.remove(&(account, client_id.to_owned()))?;
-        self.bytes = self.bytes.saturating_sub(session_bytes(&session));
-        Some(session)
+        let key = (account, client_id.to_owned());
+        self.dirty.remove(&key);
+        let kept = self.sessions.remove(&key)?;
+        if let Some(set) = self.collecting.get_mut(&account) {
+            set.remove(client_id);
+            if set.is_empty() {
+                self.collecting.remove(&account);
+            }
+        }
+        self.bytes = self.bytes.saturating_sub(session_bytes(&kept.session));
+        Some(kept.session)
+    }
+
+    /// Whether a kept session of `account` collects QoS 1 deliveries.
+    pub(crate) fn collects_in(&self, account: crate::router::AccountId) -> bool {
+        self.collecting.contains_key(&account)
+    }
+
+    /// A QoS 1 message published on `subject` in `account` while the sessions are kept: each
+    /// whose QoS 1 filter matches holds a copy (one per matching filter, as each subscription
+    /// of a connected session gets one), within its own bounds and the store's. Returns the
+    /// sessions that dropped deliveries for it. The cost is linear in the account's kept
+    /// sessions with a QoS 1 filter (not in the subject index); it is paid only for QoS 1
+    /// messages in an account that has such sessions.
+    pub(crate) fn collect(
+        &mut self,
+        account: crate::router::AccountId,
+        subject: &str,
+        topic: &str,
+        payload: &Bytes,
+    ) -> Vec<CollectDrop> {
+        let mut drops = Vec::new();
+        let Some(ids) = self.collecting.get(&account) else {
+            return drops;
+        };
+        for client_id in ids {
+            let key = (account, client_id.clone());
+            let Some(kept) = self.sessions.get_mut(&key) else {
+                continue;
+            };
+            let matching = kept
+                .collects
+                .iter()
+                .filter(|(s, parent)| {
+                    crate::subject::matches(s.as_bytes(), subject.as_bytes())
+                        || parent.as_ref().is_some_and(|p| {
+                            crate::subject::matches(p.as_bytes(), subject.as_bytes())
+                        })
+                })
+                .count();
+            for _ in 0..matching {
+                let was_dropping = kept.session.held.dropping();
+                let before = kept.session.held.bytes();
+                let held = Held {
+                    topic: topic.to_owned(),
+                    payload: payload.clone(),
+                };
+                let mut n = kept.session.held.push(held, self.held_limits).now;
+                self.bytes = (self.bytes + kept.session.held.bytes()).saturating_sub(before);
+                if self.bytes > self.max_bytes {
+                    let excess = self.bytes - self.max_bytes;
+                    let before = kept.session.held.bytes();
+                    n += kept.session.held.trim_to(before.saturating_sub(excess));
+                    self.bytes = (self.bytes + kept.session.held.bytes()).saturating_sub(before);
+                }
+                if n > 0 {
+                    drops.push(CollectDrop {
+                        client_id: client_id.clone(),
+                        dropped: Dropped {
+                            now: n,
+                            first: !was_dropping,
+                        },
+                    });
+                }
+                self.dirty.insert(key.clone());
+            }
+        }
+        drops
+    }
+
+    /// The kept sessions changed since [`Self::take_dirty`] was last called.
+    pub(crate) fn take_dirty(&mut self) -> Vec<(crate::router::AccountId, String)> {
+        std::mem::take(&mut self.dirty).into_iter().collect()
+    }
+
+    /// Whether a kept session changed since its record was written.
+    pub(crate) fn has_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// Bytes of every kept session's deliveries.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 }
 

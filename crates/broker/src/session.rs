@@ -148,7 +148,7 @@ impl Renderer {
                 let subject = String::from_utf8_lossy(publish.client_subject());
                 let topic = mqtt_codec::nats::subject_to_topic(&subject);
                 let queued = match delivery {
-                    mqtt::Delivery::Dropped => 0,
+                    mqtt::Delivery::Held => 0,
                     mqtt::Delivery::AtLeastOnce => mqtt::publish_len(&topic, true, body_len),
                     _ => mqtt::publish_len(&topic, false, body_len),
                 };
@@ -200,7 +200,7 @@ impl Renderer {
                 let subject = String::from_utf8_lossy(publish.client_subject());
                 let topic = mqtt_codec::nats::subject_to_topic(&subject);
                 let packet_id = match measured.mqtt {
-                    mqtt::Delivery::Dropped => return 0,
+                    mqtt::Delivery::Held => return 0,
                     mqtt::Delivery::AtLeastOnce => {
                         let payload = match publish.shared {
                             Some(message) => message.slice(skip..),

@@ -362,6 +362,21 @@ pub enum Event {
         /// Log text.
         detail: String,
     },
+    /// An MQTT session's held QoS 1 deliveries (waiting for room in its `max_ack_pending`
+    /// window, or for its client to come back) passed their bound and the oldest were dropped.
+    /// Emitted once per episode: not again until the session's held queue has emptied.
+    MqttHeldDropped {
+        /// The session's account.
+        account: String,
+        /// The session's MQTT client id.
+        client_id: String,
+        /// Deliveries dropped at this moment.
+        dropped: usize,
+        /// The session's bound in messages.
+        max_msgs: usize,
+        /// The session's bound in bytes (topics and payloads).
+        max_bytes: usize,
+    },
     /// A leaf connection natsws dialled read the hub's INFO, which asks for TLS (or the
     /// remote's configuration does): start the TLS client now, and once its handshake is done
     /// call [`crate::Broker::leaf_tls_established`]. No input is parsed meanwhile.

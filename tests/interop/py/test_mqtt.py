@@ -519,3 +519,145 @@ def test_state_survives_restart_with_store_dir(start):
         late.close()
         again.sendall(b"\xe0\x00")
         again.close()
+
+
+def raw_subscribe(sock, topic, packet_id=1):
+    """SUBSCRIBE to `topic` at QoS 1 on a raw socket; checks the SUBACK grants QoS 1."""
+    body = struct.pack(">H", packet_id) + struct.pack(">H", len(topic)) + topic.encode() + b"\x01"
+    sock.sendall(bytes([0x82, len(body)]) + body)
+    assert read_packet(sock) == (0x90, struct.pack(">H", packet_id) + b"\x01")
+
+
+def publish_fields(packet):
+    """(dup, qos, topic, packet id, payload) of a QoS 1 PUBLISH."""
+    first, body = packet
+    assert first & 0xF0 == 0x30, packet
+    n = struct.unpack(">H", body[:2])[0]
+    pi = struct.unpack(">H", body[2 + n:4 + n])[0]
+    return (bool(first & 0x08), (first >> 1) & 3, body[2:2 + n].decode(), pi, body[4 + n:])
+
+
+def receive_acking(sock, count, window):
+    """Reads `count` first deliveries (DUPs of ones already seen skipped), never seeing more
+    than `window` unacknowledged, and PUBACKs each after reading it; returns the payloads in
+    arrival order."""
+    got, seen = [], set()
+    unacked = 0
+    while len(got) < count:
+        dup, qos, _, pi, payload = publish_fields(read_packet(sock))
+        assert qos == 1
+        if dup and payload in seen:
+            continue
+        unacked += 1
+        assert unacked <= window, "more than max_ack_pending unacknowledged"
+        got.append(payload)
+        seen.add(payload)
+        sock.sendall(b"\x40\x02" + struct.pack(">H", pi))
+        unacked -= 1
+    return got
+
+
+def test_qos1_beyond_max_ack_pending_waits_for_pubacks(start):
+    """Three times max_ack_pending QoS 1 messages to a subscriber that acknowledges slowly:
+    the first four arrive, nothing more until a PUBACK, then one per PUBACK; every message
+    arrives once, in order (nats-server: the subscription's JetStream consumer has
+    MaxAckPending 4; natsws holds them in the session)."""
+    s = scenario(start, "mqtt_held")
+    sub = raw_connect(s.mqtt, "slow-acker")
+    raw_subscribe(sub, "h/q")
+    pub = Client("held-pub")
+    assert pub.connect(s.mqtt) == 0
+    sent = [b"m%02d" % i for i in range(12)]
+    try:
+        for payload in sent:
+            pub.c.publish("h/q", payload, qos=1).wait_for_publish(WAIT)
+        sub.settimeout(5)
+        window = [publish_fields(read_packet(sub)) for _ in range(4)]
+        assert [(dup, data) for dup, _, _, _, data in window] == [(False, m) for m in sent[:4]]
+        sub.settimeout(0.7)
+        with pytest.raises(socket.timeout):
+            read_packet(sub)
+        sub.settimeout(5)
+        got = [data for *_, data in window]
+        unacked = [pi for _, _, _, pi, _ in window]
+        while unacked:
+            sub.sendall(b"\x40\x02" + struct.pack(">H", unacked.pop(0)))
+            if len(got) < len(sent):
+                # Each PUBACK frees one place: exactly one new delivery follows.
+                dup, _, _, pi, data = publish_fields(read_packet(sub))
+                assert not dup
+                got.append(data)
+                unacked.append(pi)
+        assert got == sent, "every message once, in order"
+        sub.settimeout(0.7)
+        with pytest.raises(socket.timeout):
+            read_packet(sub)
+    finally:
+        pub.close()
+        sub.close()
+
+
+def test_kept_session_gets_qos1_published_while_away(start):
+    """A clean_session=false subscriber disconnects; QoS 1 messages published meanwhile (more
+    than max_ack_pending) are all delivered, in order, when it comes back (nats-server: its
+    durable consumer kept collecting)."""
+    s = scenario(start, "mqtt_held")
+    sub = raw_connect(s.mqtt, "away-sub", clean=False)
+    raw_subscribe(sub, "away/#")
+    sub.sendall(b"\xe0\x00")
+    sub.close()
+    time.sleep(0.3)
+    pub = Client("away-pub")
+    assert pub.connect(s.mqtt) == 0
+    sent = [b"a%02d" % i for i in range(10)]
+    try:
+        for payload in sent:
+            pub.c.publish("away/x", payload, qos=1).wait_for_publish(WAIT)
+        pub.c.publish("away/x", b"qos0 not kept", qos=0).wait_for_publish(WAIT)
+        again = raw_connect(s.mqtt, "away-sub", clean=False, session_present=True)
+        again.settimeout(5)
+        assert receive_acking(again, len(sent), 4) == sent
+        again.settimeout(0.7)
+        with pytest.raises(socket.timeout):
+            read_packet(again)
+        again.sendall(b"\xe0\x00")
+        again.close()
+        raw_connect(s.mqtt, "away-sub", clean=True).close()
+    finally:
+        pub.close()
+
+
+def test_kept_session_messages_survive_restart(start):
+    """The same across a restart with a storage directory: QoS 1 messages published while
+    the clean_session=false subscriber was away are delivered after the server restarts."""
+    store = tempfile.mkdtemp(prefix="store-", dir=RUN_DIR)
+    block = ('jetstream { store_dir: "%s" }' if KIND == "nats-server" else 'store_dir: "%s"') % store
+    s = start("mqtt_store", STORE=block)
+    sub = raw_connect(s.mqtt, "restart-sub", clean=False)
+    raw_subscribe(sub, "rs/+")
+    sub.sendall(b"\xe0\x00")
+    sub.close()
+    time.sleep(0.3)
+    pub = Client("restart-pub")
+    assert pub.connect(s.mqtt) == 0
+    sent = [b"r%02d" % i for i in range(10)]
+    for payload in sent:
+        pub.c.publish("rs/x", payload, qos=1).wait_for_publish(WAIT)
+    pub.close()
+    s.restart()
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            again = raw_connect(s.mqtt, "restart-sub", clean=False, session_present=True)
+            break
+        except (AssertionError, OSError):
+            # nats-server recovers its JetStream streams after it starts listening.
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    again.settimeout(5)
+    try:
+        assert receive_acking(again, len(sent), 1024) == sent
+    finally:
+        again.sendall(b"\xe0\x00")
+        again.close()

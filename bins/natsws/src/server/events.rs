@@ -125,6 +125,19 @@ pub(super) fn drain(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant) {
                     }
                 }
             }
+            Event::MqttHeldDropped {
+                account,
+                client_id,
+                dropped,
+                max_msgs,
+                max_bytes,
+            } => {
+                log::warn!(
+                    "MQTT client {client_id:?} (account {account}): held QoS 1 messages at their \
+                     bound ({max_msgs} messages, {max_bytes} bytes), dropping the oldest \
+                     ({dropped} now, more may follow until the client catches up)"
+                );
+            }
             Event::LeafNotice { client, text } => {
                 if let Some(c) = ctx.conns.conn_of(client).and_then(|k| ctx.conns.get(k)) {
                     log::info!("{} - {text}", c.log_id);

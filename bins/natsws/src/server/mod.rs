@@ -224,7 +224,9 @@ impl Server {
             self.links.tick(&self.ctx, now);
             if let Some(exit) = self.lifecycle.finished(&self.ctx, now) {
                 self.listeners.remove_ports_file();
-                // Closing the connections kept their sessions: write them before exiting.
+                // Closing the connections kept their sessions: write them (and the kept
+                // sessions' records the timer had not written yet) before exiting.
+                self.ctx.broker.flush_mqtt_sessions();
                 crate::mqtt_store::drain(&mut self.ctx.broker, self.ctx.mqtt_store.as_ref());
                 if let Some(store) = self.ctx.mqtt_store.take() {
                     store.finish();

@@ -34,8 +34,18 @@ impl Broker {
             state.ack_wait = self.config.mqtt_ack_wait;
             state.max_ack_pending = usize::from(self.config.mqtt_max_ack_pending.max(1));
             state.max_inflight_bytes = self.config.limits.max_pending;
+            state.held_limits = self.mqtt_held_limits();
             Box::new(state)
         })
+    }
+
+    /// The bounds of each MQTT session's held QoS 1 deliveries: [`crate::mqtt::MAX_HELD_MESSAGES`]
+    /// and `max_pending` bytes.
+    pub(super) fn mqtt_held_limits(&self) -> crate::mqtt::HeldLimits {
+        crate::mqtt::HeldLimits {
+            max_msgs: crate::mqtt::MAX_HELD_MESSAGES,
+            max_bytes: self.config.limits.max_pending,
+        }
     }
 
     pub(super) fn is_mqtt(&self, id: ClientId) -> bool {
@@ -118,8 +128,10 @@ impl Broker {
             Packet::Publish(publish) => self.mqtt_publish(id, now, &publish),
             Packet::PubAck(packet_id) => {
                 if let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) {
-                    m.acked(packet_id);
+                    m.acked(packet_id, now);
                 }
+                self.mqtt_release_held(id, now);
+                self.reschedule(id);
             }
             Packet::Subscribe(sub) => self.mqtt_subscribe(id, now, sub),
             Packet::Unsubscribe(unsub) => self.mqtt_unsubscribe(id, now, &unsub),
@@ -241,6 +253,7 @@ impl Broker {
         } else {
             connect.client_id.clone()
         };
+        let persist = self.config.mqtt_persist;
         let Some(c) = self.open_client_mut(id) else {
             return;
         };
@@ -262,6 +275,7 @@ impl Broker {
             m.keep_alive = keep_alive;
             m.will = connect.will;
             m.clean_session = connect.clean_session;
+            m.persist = persist && !connect.clean_session;
         }
         // Session takeover: an open connection with the same client id in the same account
         // is closed (nats-server: "Replacing old client ... since both have the same client ID").
@@ -340,14 +354,163 @@ impl Broker {
         }
         let mut inflight: Vec<(u16, crate::mqtt::Inflight)> =
             m.inflight.iter().map(|(k, f)| (*k, f.clone())).collect();
-        inflight.sort_by_key(|(_, f)| f.due);
+        crate::mqtt::sending_order(&mut inflight, m.next_packet_id);
         let session = crate::mqtt::SavedSession {
             filters: m.filters.clone(),
             inflight,
+            held: m.held.clone(),
             next_packet_id: m.next_packet_id,
         };
         let client_id = m.client_id.clone();
+        if let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) {
+            m.persist_due = None;
+        }
         self.persist_session(account, &client_id, Some(&session));
+    }
+
+    /// Writes the records of the kept sessions (of disconnected clients) that collected
+    /// deliveries since their last record.
+    pub(super) fn persist_kept_sessions(&mut self) {
+        self.mqtt_store_due = None;
+        for (account, client_id) in self.mqtt_sessions.take_dirty() {
+            if let Some(session) = self.mqtt_sessions.get(account, &client_id).cloned() {
+                self.persist_session(account, &client_id, Some(&session));
+            }
+        }
+    }
+
+    /// Writes now every MQTT session record a timer would write later (connected
+    /// `clean_session: false` clients and kept sessions that changed): for a clean stop, after
+    /// [`Broker::close_all`] and before the last [`Broker::poll_mqtt_store`].
+    pub fn flush_mqtt_sessions(&mut self) {
+        for id in self.clients() {
+            if self
+                .client(id)
+                .and_then(|c| c.mqtt.as_ref())
+                .is_some_and(|m| m.persist_due.is_some())
+            {
+                self.persist_live_session(id);
+            }
+        }
+        self.persist_kept_sessions();
+    }
+
+    /// Holds a QoS 1 delivery that the window of subscriber `id` has no room for (or that
+    /// must wait behind earlier held ones): `nats-server` leaves it in the session's
+    /// JetStream consumer, which sends it once fewer than `MaxAckPending` await PUBACK.
+    pub(super) fn mqtt_hold(&mut self, id: ClientId, now: Instant, publish: &PubRef<'_>) {
+        let skip = publish.header_len.unwrap_or(0).min(publish.message.len());
+        let subject = String::from_utf8_lossy(publish.client_subject());
+        let topic = mqtt_codec::nats::subject_to_topic(&subject);
+        let payload = match publish.shared {
+            Some(message) => message.slice(skip..),
+            None => Bytes::copy_from_slice(publish.message.get(skip..).unwrap_or_default()),
+        };
+        let Some(c) = self.open_client_mut(id) else {
+            return;
+        };
+        let account = c.auth.account;
+        let Some(m) = c.mqtt.as_mut() else {
+            return;
+        };
+        let held = crate::mqtt::Held {
+            topic: topic.into_owned(),
+            payload,
+        };
+        let limits = m.held_limits;
+        let dropped = m.held.push(held, limits);
+        m.changed(now);
+        if dropped.first {
+            let client_id = m.client_id.clone();
+            self.mqtt_held_warning(account, client_id, dropped.now, limits);
+        }
+        self.reschedule(id);
+    }
+
+    fn mqtt_held_warning(
+        &mut self,
+        account: AccountId,
+        client_id: String,
+        dropped: usize,
+        limits: crate::mqtt::HeldLimits,
+    ) {
+        self.events.push_back(Event::MqttHeldDropped {
+            account: self.router.name(account).to_string(),
+            client_id,
+            dropped,
+            max_msgs: limits.max_msgs,
+            max_bytes: limits.max_bytes,
+        });
+    }
+
+    /// Sends the held QoS 1 deliveries the window now has room for, oldest first.
+    pub(super) fn mqtt_release_held(&mut self, id: ClientId, now: Instant) {
+        loop {
+            let Some(m) = self.open_client_mut(id).and_then(|c| c.mqtt.as_mut()) else {
+                return;
+            };
+            let Some(held) = m.release() else {
+                return;
+            };
+            let packet_id = m.track(&held.topic, held.payload.clone(), now);
+            self.trace(id, || {
+                format!(
+                    "->> [PUBLISH {} pi={packet_id} size={}]",
+                    held.topic,
+                    held.payload.len()
+                )
+            });
+            let mut packet = BytesMut::with_capacity(held.topic.len() + 8 + held.payload.len());
+            if crate::mqtt::publish_head(
+                &held.topic,
+                Some(packet_id),
+                false,
+                held.payload.len(),
+                &mut packet,
+            ) {
+                packet.extend_from_slice(&held.payload);
+                self.queue_bytes(id, now, &packet);
+            }
+            if let Some(c) = self.open_client_mut(id) {
+                c.out_msgs += 1;
+                c.out_bytes += held.payload.len() as u64;
+                self.stats.out_msgs += 1;
+                self.stats.out_bytes += held.payload.len() as u64;
+            }
+        }
+    }
+
+    /// Offers a QoS 1 message routed in `account` to the kept sessions of disconnected
+    /// clients whose QoS 1 filters match: nats-server's durable consumers keep collecting
+    /// while no client is connected, and the session gets them when it resumes.
+    pub(super) fn mqtt_collect(&mut self, account: AccountId, now: Instant, publish: &PubRef<'_>) {
+        if crate::mqtt::message_qos(publish.message, publish.header_len) != QoS::AtLeastOnce {
+            return;
+        }
+        let Ok(subject) = std::str::from_utf8(publish.subject) else {
+            return;
+        };
+        let skip = publish.header_len.unwrap_or(0).min(publish.message.len());
+        let payload = match publish.shared {
+            Some(message) => message.slice(skip..),
+            None => Bytes::copy_from_slice(publish.message.get(skip..).unwrap_or_default()),
+        };
+        let topic = mqtt_codec::nats::subject_to_topic(subject);
+        let drops = self
+            .mqtt_sessions
+            .collect(account, subject, &topic, &payload);
+        let limits = self.mqtt_sessions.held_limits;
+        for drop in drops {
+            if drop.dropped.first {
+                self.mqtt_held_warning(account, drop.client_id, drop.dropped.now, limits);
+            }
+        }
+        if self.config.mqtt_persist
+            && self.mqtt_sessions.has_dirty()
+            && self.mqtt_store_due.is_none()
+        {
+            self.mqtt_store_due = now.checked_add(crate::mqtt::PERSIST_INTERVAL);
+        }
     }
 
     /// Queues the record of a retained message (`None`: its removal).
@@ -388,6 +551,8 @@ impl Broker {
                 self.config.limits.max_payload.saturating_add(NAMES)
             }
             crate::mqtt_store::StoreKind::Session => crate::mqtt::MAX_SAVED_SESSION_BYTES
+                .max(self.config.limits.max_pending.saturating_mul(2))
+                .saturating_add(crate::mqtt::MAX_HELD_MESSAGES.saturating_mul(16))
                 .saturating_add(
                     usize::from(self.config.mqtt_max_ack_pending)
                         .saturating_mul(mqtt_codec::MAX_STRING_BYTES + 16),
@@ -441,12 +606,24 @@ impl Broker {
                             (packet_id, f)
                         })
                         .collect(),
+                    held: {
+                        let mut held = crate::mqtt::HeldQueue::default();
+                        let limits = self.mqtt_sessions.held_limits;
+                        for (topic, payload) in r.held {
+                            let _ = held.push(crate::mqtt::Held { topic, payload }, limits);
+                        }
+                        held
+                    },
                     next_packet_id: r.next_packet_id,
                 };
                 if self.mqtt_sessions.get(account, &r.client_id).is_some() {
                     return Err(StoreError::Invalid("client id (a second record for it)"));
                 }
-                if !self.mqtt_sessions.save(account, &r.client_id, session) {
+                if self
+                    .mqtt_sessions
+                    .save(account, &r.client_id, session)
+                    .is_none()
+                {
                     return Err(StoreError::Full("the kept sessions are at their bound"));
                 }
                 Ok(StoreKind::Session)
@@ -478,6 +655,7 @@ impl Broker {
             return;
         };
         m.next_packet_id = saved.next_packet_id;
+        m.held = saved.held;
         let mut resend = Vec::new();
         for (packet_id, mut inflight) in saved.inflight {
             inflight.due = now.checked_add(m.ack_wait).unwrap_or(now);
@@ -489,6 +667,9 @@ impl Broker {
         for (packet_id, topic, payload) in resend {
             self.mqtt_send_publish(id, now, packet_id, &topic, &payload);
         }
+        // Then what it collected meanwhile, as far as the window goes.
+        self.mqtt_release_held(id, now);
+        self.reschedule(id);
     }
 
     /// Keeps the session of a closing `clean_session: false` connection.
@@ -504,16 +685,28 @@ impl Broker {
             return;
         }
         let mut inflight: Vec<(u16, crate::mqtt::Inflight)> = m.inflight.drain().collect();
-        inflight.sort_by_key(|(_, f)| f.due);
+        crate::mqtt::sending_order(&mut inflight, m.next_packet_id);
         m.due.clear();
         m.inflight_bytes = 0;
+        m.persist_due = None;
         let saved = crate::mqtt::SavedSession {
             filters: std::mem::take(&mut m.filters),
             inflight,
+            held: std::mem::take(&mut m.held),
             next_packet_id: m.next_packet_id,
         };
         let client_id = m.client_id.clone();
-        if self.mqtt_sessions.save(account, &client_id, saved) {
+        if let Some(dropped) = self.mqtt_sessions.save(account, &client_id, saved) {
+            if dropped > 0 {
+                self.client_error(
+                    id,
+                    format!(
+                        "session {client_id:?} kept without its {dropped} oldest QoS 1 \
+                         deliveries: the kept sessions' deliveries are at their bound ({} bytes)",
+                        crate::mqtt::MAX_SAVED_SESSION_BYTES
+                    ),
+                );
+            }
             if self.config.mqtt_persist {
                 let kept = self.mqtt_sessions.get(account, &client_id).cloned();
                 self.persist_session(account, &client_id, kept.as_ref());
@@ -680,6 +873,9 @@ impl Broker {
         if !self.is_open(id) {
             return;
         }
+        if let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) {
+            m.forget_unmatched_held();
+        }
         self.persist_live_session(id);
         self.trace(id, || format!("->> [SUBACK pi={}]", sub.packet_id));
         let ack = SubAck {
@@ -770,6 +966,9 @@ impl Broker {
             let parent_sid = format!("{subject}{PARENT_SID_SUFFIX}");
             self.mqtt_drop_sub(id, &subject, now);
             self.mqtt_drop_sub(id, &parent_sid, now);
+        }
+        if let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) {
+            m.forget_unmatched_held();
         }
         self.persist_live_session(id);
         self.trace(id, || format!("->> [UNSUBACK pi={}]", unsub.packet_id));

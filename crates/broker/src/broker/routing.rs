@@ -127,6 +127,9 @@ impl Broker {
             || !acc.service_imports.is_empty()
             || !acc.responses.is_empty();
         let mut delivered = self.deliver_all(from, echo, now, publish, &result);
+        if self.mqtt_sessions.collects_in(account) {
+            self.mqtt_collect(account, now, publish);
+        }
         if crossings {
             delivered += self.route_feeds(from, account, echo, now, publish);
             if !self.router.account(account).is_some_and(|a| {
@@ -425,6 +428,10 @@ impl Broker {
             return false;
         }
         let measured = c.renderer.measure(c, &sub.sid, publish, rendered);
+        if measured.mqtt == crate::mqtt::Delivery::Held {
+            self.mqtt_hold(target, now, publish);
+            return true;
+        }
         if c.pending() + measured.queued > self.config.limits.max_pending {
             self.slow_consumer(target, now, CloseReason::SlowConsumerPendingBytes);
             return false;

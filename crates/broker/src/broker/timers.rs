@@ -61,12 +61,14 @@ impl Broker {
                 .and_then(|s| s.checked_add(self.config.write_deadline))
         };
         let redelivery = c.mqtt.as_ref().and_then(|m| m.peek_due());
+        let persist = c.mqtt.as_ref().and_then(|m| m.persist_due);
         [
             c.auth.deadline,
             c.ping_deadline,
             stall,
             c.auth.expiry.map(|(at, _)| at),
             redelivery,
+            persist,
         ]
         .into_iter()
         .flatten()
@@ -93,16 +95,21 @@ impl Broker {
         }
     }
 
-    /// The earliest deadline over all clients (auth timeout, ping, write deadline), or `None`.
+    /// The earliest deadline over all clients (auth timeout, ping, write deadline, MQTT
+    /// redelivery and session records to write), or `None`.
     /// May be earlier than necessary (a spurious [`Broker::handle_timeout`] is harmless).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((t, _, _))| *t)
+        let client = self.timers.peek().map(|Reverse((t, _, _))| *t);
+        [client, self.mqtt_store_due].into_iter().flatten().min()
     }
 
     /// Runs every timer due at `now`: auth timeouts, pings and stale connections, write
     /// deadlines. Then poll events and re-read [`Broker::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.mqtt_store_due.is_some_and(|d| d <= now) {
+            self.persist_kept_sessions();
+        }
         while let Some(Reverse((deadline, index, generation))) = self.timers.peek().copied() {
             if deadline > now {
                 break;
@@ -166,6 +173,16 @@ impl Broker {
         }
         if c.mqtt.is_some() {
             self.mqtt_redeliver(id, now);
+            let persist_due = self
+                .client(id)
+                .and_then(|c| c.mqtt.as_ref())
+                .and_then(|m| m.persist_due);
+            if persist_due.is_some_and(|d| d <= now) {
+                if let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) {
+                    m.persist_due = None;
+                }
+                self.persist_live_session(id);
+            }
         }
         let Some(c) = self.open_client_mut(id) else {
             return;

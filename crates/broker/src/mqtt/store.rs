@@ -13,8 +13,10 @@
 //! integers big-endian, the CRC-32 (IEEE) over everything before it. Strings and byte strings
 //! in the body are a `u32` length and the bytes. A retained body is account, topic, payload;
 //! a session body is account, client id, next packet id (`u16`), the filters (a `u32` count,
-//! then filter and granted QoS each) and the unacknowledged QoS 1 deliveries (a `u32` count,
-//! then packet id, topic and payload each).
+//! then filter and granted QoS each), the unacknowledged QoS 1 deliveries (a `u32` count,
+//! then packet id, topic and payload each) and, from version 2, the QoS 1 deliveries not yet
+//! sent, in arrival order (a `u32` count, then topic and payload each). Version 1 records
+//! (without the last list) are still read.
 //!
 //! The decoder trusts nothing: every length is checked against the bytes left before anything
 //! is allocated, so a record never decodes into more memory than its own size, and a truncated,
@@ -27,7 +29,9 @@ use bytes::Bytes;
 use mqtt_codec::QoS;
 
 const MAGIC: &[u8; 4] = b"NWMQ";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// Records without the held deliveries.
+const VERSION_1: u8 = 1;
 const KIND_RETAINED: u8 = 1;
 const KIND_SESSION: u8 = 2;
 /// Magic, version, kind and body length.
@@ -114,6 +118,8 @@ pub(crate) struct SessionRecord {
     pub(crate) filters: BTreeMap<String, QoS>,
     /// Packet id, topic and payload of each unacknowledged delivery, in sending order.
     pub(crate) inflight: Vec<(u16, String, Bytes)>,
+    /// Topic and payload of each delivery not yet sent, in arrival order.
+    pub(crate) held: Vec<(String, Bytes)>,
 }
 
 /// A decoded record of either kind.
@@ -216,6 +222,11 @@ pub(crate) fn encode_session(
         w.bytes(f.topic.as_bytes());
         w.bytes(&f.payload);
     }
+    w.count(session.held.len());
+    for held in session.held.iter() {
+        w.bytes(held.topic.as_bytes());
+        w.bytes(&held.payload);
+    }
     w.finish()
 }
 
@@ -277,7 +288,7 @@ pub(crate) fn decode(data: &[u8]) -> Result<Record, StoreError> {
         return Err(StoreError::BadMagic);
     }
     let version = r.u8()?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_1 {
         return Err(StoreError::UnsupportedVersion(version));
     }
     let kind = r.u8()?;
@@ -296,7 +307,7 @@ pub(crate) fn decode(data: &[u8]) -> Result<Record, StoreError> {
     let mut b = Reader(body);
     let record = match kind {
         KIND_RETAINED => Record::Retained(decode_retained(&mut b)?),
-        KIND_SESSION => Record::Session(decode_session(&mut b)?),
+        KIND_SESSION => Record::Session(decode_session(&mut b, version)?),
         other => return Err(StoreError::UnknownKind(other)),
     };
     if !b.0.is_empty() {
@@ -323,7 +334,7 @@ fn decode_retained(b: &mut Reader<'_>) -> Result<RetainedRecord, StoreError> {
     })
 }
 
-fn decode_session(b: &mut Reader<'_>) -> Result<SessionRecord, StoreError> {
+fn decode_session(b: &mut Reader<'_>, version: u8) -> Result<SessionRecord, StoreError> {
     let account = b.string("account name")?;
     let client_id = b.string("client id")?;
     if client_id.is_empty() {
@@ -360,12 +371,27 @@ fn decode_session(b: &mut Reader<'_>) -> Result<SessionRecord, StoreError> {
         }
         inflight.push((packet_id, topic, payload));
     }
+    let mut held = Vec::new();
+    if version != VERSION_1 {
+        // A held delivery is at least two lengths.
+        let n = b.count(4 + 4)?;
+        held.reserve_exact(n);
+        for _ in 0..n {
+            let topic = b.string("topic")?;
+            let payload = Bytes::copy_from_slice(b.bytes()?);
+            if topic.is_empty() {
+                return Err(StoreError::Invalid("topic"));
+            }
+            held.push((topic, payload));
+        }
+    }
     Ok(SessionRecord {
         account,
         client_id,
         next_packet_id,
         filters,
         inflight,
+        held,
     })
 }
 

@@ -18,17 +18,33 @@ fn session(filters: &[(&str, QoS)], inflight: &[(u16, &str, &[u8])]) -> SavedSes
                 (*id, f)
             })
             .collect(),
+        held: crate::mqtt::HeldQueue::default(),
         next_packet_id: 7,
     }
+}
+
+/// A session whose held deliveries are `held` (topic, payload), in that order.
+fn with_held(mut session: SavedSession, held: &[(&str, &[u8])]) -> SavedSession {
+    for (topic, payload) in held {
+        let held = crate::mqtt::Held {
+            topic: (*topic).to_owned(),
+            payload: Bytes::copy_from_slice(payload),
+        };
+        let _ = session.held.push(held, crate::mqtt::HeldLimits::default());
+    }
+    session
 }
 
 fn session_record() -> Vec<u8> {
     encode_session(
         "ACC",
         "client-1",
-        &session(
-            &[("a/+/c", QoS::AtLeastOnce), ("#", QoS::AtMostOnce)],
-            &[(3, "a/b/c", b"one"), (9, "a/x/c", b"")],
+        &with_held(
+            session(
+                &[("a/+/c", QoS::AtLeastOnce), ("#", QoS::AtMostOnce)],
+                &[(3, "a/b/c", b"one"), (9, "a/x/c", b"")],
+            ),
+            &[("a/h/c", b"held 1"), ("a/h/c", b"held 2")],
         ),
     )
 }
@@ -75,6 +91,35 @@ fn session_round_trip() {
             (9, "a/x/c".to_owned(), Bytes::new())
         ]
     );
+    assert_eq!(
+        s.held,
+        [
+            ("a/h/c".to_owned(), Bytes::from_static(b"held 1")),
+            ("a/h/c".to_owned(), Bytes::from_static(b"held 2"))
+        ]
+    );
+}
+
+/// A version 1 record (written before held deliveries were kept) still reads, with none.
+#[test]
+fn version_1_session_reads_without_held() {
+    let mut v1 = encode_session(
+        "$G",
+        "c",
+        &session(&[("t", QoS::AtLeastOnce)], &[(1, "t", b"x")]),
+    );
+    // Version 1 ends after the unacknowledged deliveries: no held count.
+    v1[4] = 1;
+    let crc_at = v1.len() - 4;
+    v1.drain(crc_at - 4..crc_at);
+    let Ok(Record::Session(s)) = decode(&resum(v1.clone())) else {
+        panic!("version 1 not read");
+    };
+    assert_eq!(s.inflight.len(), 1);
+    assert!(s.held.is_empty());
+    // The same bytes as version 2 lack the held count.
+    v1[4] = 2;
+    assert_eq!(decode(&resum(v1)), Err(StoreError::Truncated));
 }
 
 /// A file cut short by a crash, or any byte of it changed, is refused, never half read.
@@ -113,9 +158,9 @@ fn resum(mut record: Vec<u8>) -> Vec<u8> {
 #[test]
 fn field_checks() {
     assert_eq!(decode(b"NOPE"), Err(StoreError::BadMagic));
-    let mut v2 = encode_retained("$G", "a", b"x");
-    v2[4] = 2;
-    assert_eq!(decode(&resum(v2)), Err(StoreError::UnsupportedVersion(2)));
+    let mut v3 = encode_retained("$G", "a", b"x");
+    v3[4] = 3;
+    assert_eq!(decode(&resum(v3)), Err(StoreError::UnsupportedVersion(3)));
     let mut kind = encode_retained("$G", "a", b"x");
     kind[5] = 9;
     assert_eq!(decode(&resum(kind)), Err(StoreError::UnknownKind(9)));

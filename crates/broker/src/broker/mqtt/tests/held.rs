@@ -1,0 +1,530 @@
+//! QoS 1 deliveries past the window: held in arrival order, sent as PUBACKs free the window,
+//! bounded, collected for kept sessions while their client is away, and written to the store.
+
+use super::*;
+
+/// The PUBLISHes in `packets` as (payload, packet id, dup); panics on any other packet.
+fn publishes(packets: &[Packet]) -> Vec<(String, Option<u16>, bool)> {
+    packets
+        .iter()
+        .map(|p| match p {
+            Packet::Publish(p) => (
+                String::from_utf8_lossy(&p.payload).into_owned(),
+                p.packet_id,
+                p.dup,
+            ),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+fn payloads(got: &[(String, Option<u16>, bool)]) -> Vec<&str> {
+    got.iter().map(|(p, _, _)| p.as_str()).collect()
+}
+
+fn qos1(topic: &str, payload: &str) -> Packet {
+    Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        topic: topic.into(),
+        packet_id: Some(5),
+        payload: Bytes::copy_from_slice(payload.as_bytes()),
+    })
+}
+
+fn config(max_ack_pending: u16) -> Config {
+    Config {
+        mqtt_ack_wait: Duration::from_secs(5),
+        mqtt_max_ack_pending: max_ack_pending,
+        ..Config::default()
+    }
+}
+
+/// A `clean_session: false` client `client_id`; returns it, its decoder and what it got
+/// after CONNECT (CONNACK first).
+fn kept(broker: &mut Broker, now: Instant, client_id: &str) -> (ClientId, Decoder, Vec<Packet>) {
+    let id = broker.register_client(now, ClientParams::new(ConnectionType::Mqtt, addr()));
+    let connect = Packet::Connect(Connect {
+        clean_session: false,
+        client_id: client_id.into(),
+        ..Connect::default()
+    });
+    feed(broker, id, now, &wire(&[connect]));
+    let mut dec = Decoder::client();
+    let got = packets(&take(broker, id), &mut dec);
+    (id, dec, got)
+}
+
+fn drop_connection(broker: &mut Broker, id: ClientId, now: Instant) {
+    broker.close_client(id, now, CloseReason::ReadError);
+    while broker.poll_event().is_some() {}
+    broker.remove_client(id, now);
+}
+
+/// Three times `max_ack_pending` QoS 1 messages to a subscriber that acknowledges one at a
+/// time: the first window goes out at once, each PUBACK sends the next, and every message
+/// arrives once, in order, never more than `max_ack_pending` unacknowledged.
+#[test]
+fn window_releases_held_in_order_as_pubacks_arrive() {
+    let now = start_time();
+    let mut broker = Broker::new(config(4), now);
+    let (p, _) = mqtt(&mut broker, now, "pub");
+    let (s, mut sdec) = mqtt(&mut broker, now, "sub");
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[("w/#", QoS::AtLeastOnce)])]),
+    );
+    take(&mut broker, s);
+    let sent: Vec<String> = (0..12).map(|i| format!("m{i}")).collect();
+    let batch: Vec<Packet> = sent.iter().map(|m| qos1("w/x", m)).collect();
+    feed(&mut broker, p, now, &wire(&batch));
+    take(&mut broker, p);
+    let mut got = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&got), ["m0", "m1", "m2", "m3"]);
+    let m = broker.client(s).and_then(|c| c.mqtt.as_ref()).unwrap();
+    assert_eq!((m.inflight.len(), m.held.len()), (4, 8));
+    let mut next_ack = 0;
+    while next_ack < got.len() {
+        let (_, id, dup) = got[next_ack].clone();
+        assert!(!dup);
+        feed(&mut broker, s, now, &wire(&[Packet::PubAck(id.unwrap())]));
+        next_ack += 1;
+        got.extend(publishes(&packets(&take(&mut broker, s), &mut sdec)));
+        let m = broker.client(s).and_then(|c| c.mqtt.as_ref()).unwrap();
+        assert!(m.inflight.len() <= 4);
+    }
+    let want: Vec<&str> = sent.iter().map(String::as_str).collect();
+    assert_eq!(payloads(&got), want);
+    let m = broker.client(s).and_then(|c| c.mqtt.as_ref()).unwrap();
+    assert!(m.inflight.is_empty() && m.held.is_empty());
+    // Packet ids in use are never reused while unacknowledged: all twelve were distinct
+    // among any window.
+    let ids: std::collections::BTreeSet<u16> = got.iter().filter_map(|(_, id, _)| *id).collect();
+    assert_eq!(ids.len(), 12);
+}
+
+/// Redelivery after `ack_wait` resends the unacknowledged ones with DUP and sends nothing
+/// held; a PUBACK then sends the oldest held one, new, and a later QoS 1 message waits
+/// behind the held ones even when the window has room.
+#[test]
+fn redelivery_and_held_interleave() {
+    let now = start_time();
+    let mut broker = Broker::new(config(2), now);
+    let (p, _) = mqtt(&mut broker, now, "pub");
+    let (s, mut sdec) = mqtt(&mut broker, now, "sub");
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[("r", QoS::AtLeastOnce)])]),
+    );
+    take(&mut broker, s);
+    let batch: Vec<Packet> = ["a", "b", "c", "d"].iter().map(|m| qos1("r", m)).collect();
+    feed(&mut broker, p, now, &wire(&batch));
+    take(&mut broker, p);
+    let first = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&first), ["a", "b"]);
+    let later = now + Duration::from_secs(6);
+    broker.handle_timeout(later);
+    let again = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(
+        again,
+        [
+            ("a".to_owned(), first[0].1, true),
+            ("b".to_owned(), first[1].1, true)
+        ]
+    );
+    feed(
+        &mut broker,
+        s,
+        later,
+        &wire(&[Packet::PubAck(first[0].1.unwrap())]),
+    );
+    let next = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert!(
+        matches!(&next[..], [(c, Some(_), false)] if c == "c"),
+        "{next:?}"
+    );
+    // "b" and "c" await PUBACK; "d" is held. Acknowledging both leaves room for two, and
+    // "d" then "e" follow in that order.
+    feed(
+        &mut broker,
+        s,
+        later,
+        &wire(&[Packet::PubAck(first[1].1.unwrap())]),
+    );
+    feed(
+        &mut broker,
+        s,
+        later,
+        &wire(&[Packet::PubAck(next[0].1.unwrap())]),
+    );
+    feed(&mut broker, p, later, &wire(&[qos1("r", "e")]));
+    let rest = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&rest), ["d", "e"]);
+    // Redelivery of "d" and "e" keeps their packet ids; nothing else comes.
+    broker.handle_timeout(later + Duration::from_secs(6));
+    let dup = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(
+        dup,
+        [
+            ("d".to_owned(), rest[0].1, true),
+            ("e".to_owned(), rest[1].1, true)
+        ]
+    );
+}
+
+/// The held queue is bounded in messages and in bytes; past either bound the oldest held
+/// deliveries are dropped and one warning names the client, until the queue empties again.
+#[test]
+fn held_queue_bound_drops_oldest_with_one_warning() {
+    let now = start_time();
+    let mut broker = Broker::new(config(1), now);
+    let (p, _) = mqtt(&mut broker, now, "pub");
+    let (s, mut sdec) = mqtt(&mut broker, now, "slow");
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[("b", QoS::AtLeastOnce)])]),
+    );
+    take(&mut broker, s);
+    if let Some(m) = broker.client_mut(s).and_then(|c| c.mqtt.as_mut()) {
+        // Topic "b" and a two-byte payload: three bytes each.
+        m.held_limits = crate::mqtt::HeldLimits {
+            max_msgs: 3,
+            max_bytes: 100,
+        };
+    }
+    let batch: Vec<Packet> = (0..6).map(|i| qos1("b", &format!("m{i}"))).collect();
+    let events = feed(&mut broker, p, now, &wire(&batch));
+    let warnings: Vec<&Event> = events
+        .iter()
+        .filter(|e| matches!(e, Event::MqttHeldDropped { .. }))
+        .collect();
+    assert_eq!(
+        warnings,
+        [&Event::MqttHeldDropped {
+            account: "$G".to_owned(),
+            client_id: "slow".to_owned(),
+            dropped: 1,
+            max_msgs: 3,
+            max_bytes: 100,
+        }],
+        "one warning for the episode"
+    );
+    take(&mut broker, p);
+    let first = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&first), ["m0"]);
+    let m = broker.client(s).and_then(|c| c.mqtt.as_ref()).unwrap();
+    let held: Vec<&[u8]> = m.held.iter().map(|h| &h.payload[..]).collect();
+    assert_eq!(
+        held,
+        [&b"m3"[..], b"m4", b"m5"],
+        "the oldest two were dropped"
+    );
+    assert_eq!(m.held.bytes(), 9);
+    // The byte bound: 7 bytes hold two.
+    if let Some(m) = broker.client_mut(s).and_then(|c| c.mqtt.as_mut()) {
+        m.held_limits.max_bytes = 7;
+    }
+    let events = feed(&mut broker, p, now, &wire(&[qos1("b", "m6")]));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::MqttHeldDropped { .. })),
+        "still the same episode"
+    );
+    let m = broker.client(s).and_then(|c| c.mqtt.as_ref()).unwrap();
+    let held: Vec<&[u8]> = m.held.iter().map(|h| &h.payload[..]).collect();
+    assert_eq!(held, [&b"m5"[..], b"m6"]);
+    assert!(m.held.bytes() <= 7);
+    // Drained by PUBACKs, the queue empties; the next overflow warns again.
+    let mut last = first[0].1.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        feed(&mut broker, s, now, &wire(&[Packet::PubAck(last)]));
+        let next = publishes(&packets(&take(&mut broker, s), &mut sdec));
+        if let Some((_, Some(id), _)) = next.first() {
+            last = *id;
+        }
+        got.extend(next);
+    }
+    assert_eq!(payloads(&got), ["m5", "m6"]);
+    let batch: Vec<Packet> = (7..11).map(|i| qos1("b", &format!("m{i}"))).collect();
+    let events = feed(&mut broker, p, now, &wire(&batch));
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::MqttHeldDropped { .. }))
+            .count(),
+        1
+    );
+}
+
+/// A kept session collects the QoS 1 messages its QoS 1 filters match while its client is
+/// away (not QoS 0 ones, nor messages to its QoS 0 filters); on resume its unacknowledged
+/// deliveries come first with DUP, then the collected ones in arrival order, as far as the
+/// window goes, the rest as PUBACKs free it.
+#[test]
+fn kept_session_collects_while_away_and_resumes() {
+    let now = start_time();
+    let mut broker = Broker::new(config(3), now);
+    let (p, _) = mqtt(&mut broker, now, "pub");
+    let n = nats(&mut broker, now);
+    let (s, mut sdec, got) = kept(&mut broker, now, "away");
+    assert_eq!(got, [ACCEPTED]);
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[
+            ("k/#", QoS::AtLeastOnce),
+            ("z", QoS::AtMostOnce),
+        ])]),
+    );
+    take(&mut broker, s);
+    feed(&mut broker, p, now, &wire(&[qos1("k/1", "unacked")]));
+    let first = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&first), ["unacked"]);
+    drop_connection(&mut broker, s, now);
+    // While away: QoS 1 on k/# (the parent level k too), QoS 0 on k, QoS 1 on z, and a NATS
+    // message carrying the MQTT QoS 1 header.
+    feed(
+        &mut broker,
+        p,
+        now,
+        &wire(&[
+            qos1("k/2", "c1"),
+            publish("k/3", QoS::AtMostOnce, b"qos0"),
+            qos1("k", "c2"),
+            qos1("z", "zq1"),
+            qos1("other", "no"),
+        ]),
+    );
+    feed(
+        &mut broker,
+        n,
+        now,
+        b"HPUB k.4 25 27\r\nNATS/1.0\r\nNmqtt-Pub:1\r\n\r\nc3\r\n",
+    );
+    feed(
+        &mut broker,
+        p,
+        now,
+        &wire(&[qos1("k/5", "c4"), qos1("k/6", "c5")]),
+    );
+    take(&mut broker, p);
+    let (s, mut sdec, got) = kept(&mut broker, now, "away");
+    assert_eq!(
+        got[0],
+        Packet::ConnAck(ConnAck {
+            session_present: true,
+            code: ConnectReturnCode::Accepted
+        })
+    );
+    let resumed = publishes(&got[1..]);
+    assert_eq!(
+        resumed,
+        [
+            ("unacked".to_owned(), first[0].1, true),
+            ("c1".to_owned(), resumed[1].1, false),
+            ("c2".to_owned(), resumed[2].1, false),
+        ],
+        "DUP first, then the window's worth of collected ones"
+    );
+    let mut all = resumed.clone();
+    for (_, id, _) in resumed {
+        feed(&mut broker, s, now, &wire(&[Packet::PubAck(id.unwrap())]));
+        all.extend(publishes(&packets(&take(&mut broker, s), &mut sdec)));
+    }
+    assert_eq!(payloads(&all), ["unacked", "c1", "c2", "c3", "c4", "c5"]);
+    // Connected again, it collects nothing more in the store.
+    assert!(
+        broker
+            .mqtt_sessions
+            .get(AccountId::GLOBAL, "away")
+            .is_none()
+    );
+    assert!(!broker.mqtt_sessions.collects_in(AccountId::GLOBAL));
+}
+
+/// With a store, changes to a kept session (deliveries sent, acknowledged, held, collected
+/// while away) are written within the persist interval, not per message and not only at
+/// subscribe or close: a broker restored from what was written at that point (a kill) gives
+/// the client every delivery it had not acknowledged.
+#[test]
+fn dirty_sessions_are_written_on_the_timer() {
+    let now = start_time();
+    let config = Config {
+        mqtt_persist: true,
+        ..config(2)
+    };
+    let mut disk = std::collections::BTreeMap::new();
+    let mut broker = Broker::new(config.clone(), now);
+    let (p, _) = mqtt(&mut broker, now, "pub");
+    let (s, mut sdec, _) = kept(&mut broker, now, "durable");
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[("d", QoS::AtLeastOnce)])]),
+    );
+    take(&mut broker, s);
+    apply_writes(&mut broker, &mut disk);
+    let batch: Vec<Packet> = ["1", "2", "3"].iter().map(|m| qos1("d", m)).collect();
+    feed(&mut broker, p, now, &wire(&batch));
+    take(&mut broker, p);
+    let sent = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&sent), ["1", "2"]);
+    assert_eq!(apply_writes(&mut broker, &mut disk), 0, "not per message");
+    let deadline = broker.poll_timeout().unwrap();
+    assert!(
+        deadline <= now + crate::mqtt::PERSIST_INTERVAL,
+        "{deadline:?}"
+    );
+    broker.handle_timeout(now + crate::mqtt::PERSIST_INTERVAL);
+    assert_eq!(apply_writes(&mut broker, &mut disk), 1, "one batched write");
+    // A PUBACK changes the session again: written at the next interval.
+    let t1 = now + Duration::from_millis(1500);
+    feed(
+        &mut broker,
+        s,
+        t1,
+        &wire(&[Packet::PubAck(sent[0].1.unwrap())]),
+    );
+    let third = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&third), ["3"]);
+    broker.handle_timeout(t1 + Duration::from_millis(500));
+    assert_eq!(apply_writes(&mut broker, &mut disk), 0);
+    let t2 = t1 + crate::mqtt::PERSIST_INTERVAL;
+    broker.handle_timeout(t2);
+    assert_eq!(apply_writes(&mut broker, &mut disk), 1);
+
+    // Killed now (no close): a broker restored from the disk resends "2" and "3".
+    let mut restarted = Broker::new(config.clone(), t2);
+    for record in disk.values() {
+        assert!(restarted.restore_mqtt(t2, record).is_ok());
+    }
+    let (s2, _, got) = kept(&mut restarted, t2, "durable");
+    let again = publishes(&got[1..]);
+    assert_eq!(
+        again,
+        [
+            ("2".to_owned(), sent[1].1, true),
+            ("3".to_owned(), third[0].1, true)
+        ]
+    );
+    // Away, it collects; the store writes the kept session on the timer too, and a broker
+    // restored from that has the collected one waiting behind the unacknowledged ones.
+    drop_connection(&mut restarted, s2, t2);
+    apply_writes(&mut restarted, &mut disk);
+    let (p2, _) = mqtt(&mut restarted, t2, "pub2");
+    feed(&mut restarted, p2, t2, &wire(&[qos1("d", "while away")]));
+    assert_eq!(apply_writes(&mut restarted, &mut disk), 0);
+    assert!(restarted.poll_timeout().unwrap() <= t2 + crate::mqtt::PERSIST_INTERVAL);
+    restarted.handle_timeout(t2 + crate::mqtt::PERSIST_INTERVAL);
+    assert_eq!(apply_writes(&mut restarted, &mut disk), 1);
+    let t3 = t2 + Duration::from_secs(2);
+    let mut third_broker = Broker::new(config, t3);
+    for record in disk.values() {
+        assert!(third_broker.restore_mqtt(t3, record).is_ok());
+    }
+    let (s3, mut dec3, got) = kept(&mut third_broker, t3, "durable");
+    let resumed = publishes(&got[1..]);
+    assert_eq!(payloads(&resumed), ["2", "3"]);
+    feed(
+        &mut third_broker,
+        s3,
+        t3,
+        &wire(&[Packet::PubAck(resumed[0].1.unwrap())]),
+    );
+    let last = publishes(&packets(&take(&mut third_broker, s3), &mut dec3));
+    assert!(
+        matches!(&last[..], [(m, Some(_), false)] if m == "while away"),
+        "{last:?}"
+    );
+}
+
+/// A clean stop writes what the timer had not written yet.
+#[test]
+fn flush_writes_pending_session_records() {
+    let now = start_time();
+    let config = Config {
+        mqtt_persist: true,
+        ..config(2)
+    };
+    let mut disk = std::collections::BTreeMap::new();
+    let mut broker = Broker::new(config, now);
+    let (p, _) = mqtt(&mut broker, now, "pub");
+    let (s, _, _) = kept(&mut broker, now, "gone");
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[("f", QoS::AtLeastOnce)])]),
+    );
+    drop_connection(&mut broker, s, now);
+    apply_writes(&mut broker, &mut disk);
+    feed(&mut broker, p, now, &wire(&[qos1("f", "x")]));
+    assert_eq!(apply_writes(&mut broker, &mut disk), 0);
+    broker.flush_mqtt_sessions();
+    assert_eq!(apply_writes(&mut broker, &mut disk), 1);
+    assert_eq!(broker.mqtt_store_due, None, "nothing left to write");
+}
+
+/// UNSUBSCRIBE (or subscribing again at QoS 0) forgets the held deliveries only that filter
+/// matched, as nats-server deletes the filter's consumer; those another QoS 1 filter matches
+/// stay.
+#[test]
+fn unsubscribe_forgets_what_only_that_filter_held() {
+    let now = start_time();
+    let mut broker = Broker::new(config(1), now);
+    let (p, _) = mqtt(&mut broker, now, "pub");
+    let (s, mut sdec) = mqtt(&mut broker, now, "sub");
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[
+            ("u/a", QoS::AtLeastOnce),
+            ("u/b", QoS::AtLeastOnce),
+            ("u/c", QoS::AtLeastOnce),
+        ])]),
+    );
+    take(&mut broker, s);
+    let batch = [
+        qos1("u/a", "a0"),
+        qos1("u/a", "a1"),
+        qos1("u/b", "b1"),
+        qos1("u/c", "c1"),
+    ];
+    feed(&mut broker, p, now, &wire(&batch));
+    let first = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&first), ["a0"]);
+    let unsub = Packet::Unsubscribe(Unsubscribe {
+        packet_id: 4,
+        filters: vec!["u/a".to_owned()],
+    });
+    feed(&mut broker, s, now, &wire(&[unsub]));
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[("u/c", QoS::AtMostOnce)])]),
+    );
+    take(&mut broker, s);
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[Packet::PubAck(first[0].1.unwrap())]),
+    );
+    let next = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&next), ["b1"]);
+    let m = broker.client(s).and_then(|c| c.mqtt.as_ref()).unwrap();
+    assert!(m.held.is_empty(), "a1 and c1 forgotten");
+}
