@@ -780,7 +780,14 @@ fn type_name(kind: ExportType) -> &'static str {
 }
 
 /// `Imports.Validate` and `Import.Validate` (`jwt/v2/imports.go`) for the account `account`.
-fn import_issues(account: &str, imports: &[jwt::Import], issues: &mut Vec<String>) {
+/// Warnings (never blocking) go to `warnings` with the length `issues` had then, so that a
+/// report can list both in the library's order.
+fn import_issues(
+    account: &str,
+    imports: &[jwt::Import],
+    issues: &mut Vec<String>,
+    warnings: &mut Vec<(usize, String)>,
+) {
     let mut services: Vec<String> = Vec::new();
     for import in imports {
         if import.kind == ExportType::Service {
@@ -806,6 +813,13 @@ fn import_issues(account: &str, imports: &[jwt::Import], issues: &mut Vec<String
         }
         if import.account.is_empty() {
             issues.push("account to import from is not specified".to_owned());
+        }
+        // `GetTo` is `to`, whatever the type.
+        if !import.to.is_empty() {
+            warnings.push((
+                issues.len(),
+                "the field to has been deprecated (use LocalSubject instead)".to_owned(),
+            ));
         }
         subject_issues(subject, issues);
         if !import.local_subject.is_empty() {
@@ -945,10 +959,54 @@ fn export_issues(exports: &[jwt::Export], issues: &mut Vec<String>) {
 /// wildcard export when exports are limited, unless `limits.wildcards`) and that every signing
 /// key, plain or scoped, is an account public key.
 fn account_issues(claims: &Claims<jwt::Account>) -> Vec<String> {
+    account_validation(claims, &mut Vec::new())
+}
+
+/// What nats-server logs for a `resolver_preload` account at start-up and on reload
+/// (`server/server.go` `checkResolvePreloads`): when `AccountClaims.Validate` finds a blocking
+/// issue (the time checks included: `claim is expired`, `claim is not yet valid`), the lines
+/// `Account [<key>] has validation issues:` and `  - <issue>` for every issue, warnings
+/// included, in the library's order. Empty when the account is valid. `key` is the preload
+/// map's key; a JWT that does not decode gives `Preloaded account [<key>] not valid`.
+#[must_use]
+pub fn preload_report(key: &str, token: &str, now_unix: i64) -> Vec<String> {
+    let Ok(claims) = jwt::decode_account(token) else {
+        return vec![format!("Preloaded account [{key}] not valid")];
+    };
+    let mut time = Vec::new();
+    if claims.data.exp > 0 && now_unix > claims.data.exp {
+        time.push("claim is expired".to_owned());
+    }
+    if claims.data.nbf > 0 && claims.data.nbf > now_unix {
+        time.push("claim is not yet valid".to_owned());
+    }
+    let mut warnings = Vec::new();
+    let issues = account_validation(&claims, &mut warnings);
+    if time.is_empty() && issues.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![format!("Account [{key}] has validation issues:")];
+    lines.extend(time.iter().map(|t| format!("  - {t}")));
+    let mut pending = warnings.into_iter().peekable();
+    for (i, issue) in issues.iter().enumerate() {
+        while let Some((_, w)) = pending.next_if(|(at, _)| *at <= i) {
+            lines.push(format!("  - {w}"));
+        }
+        lines.push(format!("  - {issue}"));
+    }
+    lines.extend(pending.map(|(_, w)| format!("  - {w}")));
+    lines
+}
+
+/// The blocking issues of [`account_issues`], with the warnings beside them.
+fn account_validation(
+    claims: &Claims<jwt::Account>,
+    warnings: &mut Vec<(usize, String)>,
+) -> Vec<String> {
     let (nats, limits) = (&claims.nats, &claims.nats.limits);
     let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
     let mut issues = Vec::new();
-    import_issues(&claims.data.sub, &nats.imports, &mut issues);
+    import_issues(&claims.data.sub, &nats.imports, &mut issues, warnings);
     export_issues(&nats.exports, &mut issues);
     let defaults = &nats.default_permissions;
     for s in defaults
@@ -1750,6 +1808,55 @@ mod tests {
                 &format!("\"{user}\" is not a valid account signing key"),
                 &format!("{user} is not an account public key"),
             ],
+        );
+    }
+
+    #[test]
+    fn preload_reports_list_every_issue_of_a_blocked_account() {
+        use crate::auth::jwt::tests::{claims, key};
+        let op = key(nkeys::KeyPairType::Operator, 1);
+        let acc = key(nkeys::KeyPairType::Account, 2).public_key();
+        let ex = key(nkeys::KeyPairType::Account, 3).public_key();
+        let sign = |extra: &str, nats: &str| {
+            let body = claims(
+                &op.public_key(),
+                &acc,
+                "account",
+                &format!("{nats}{UNLIMITED}"),
+            )
+            .replacen(r#""jti":"X""#, &format!(r#""jti":"X"{extra}"#), 1);
+            jwt::encode(&body, &op).unwrap()
+        };
+        assert_eq!(
+            preload_report("K", "junk", 0),
+            ["Preloaded account [K] not valid"]
+        );
+        // A warning alone does not block, so nothing is logged.
+        let warned = sign(
+            "",
+            &format!(r#","imports":[{{"subject":"a","account":"{ex}","type":"stream","to":"b"}}]"#),
+        );
+        assert!(preload_report("K", &warned, 2000).is_empty());
+        let blocked = sign(
+            r#","exp":1500"#,
+            &format!(
+                r#","imports":[{{"subject":"a","account":"","type":"stream","to":"b"}},{{"subject":"c d","account":"{ex}","type":"stream"}}]"#
+            ),
+        );
+        assert_eq!(
+            preload_report("K", &blocked, 2000),
+            [
+                "Account [K] has validation issues:",
+                "  - claim is expired",
+                "  - account to import from is not specified",
+                "  - the field to has been deprecated (use LocalSubject instead)",
+                "  - subject \"c d\" cannot have spaces",
+            ]
+        );
+        // Expired but otherwise valid: blocking too (`IsBlocking(true)`).
+        assert_eq!(
+            preload_report("K", &sign(r#","exp":1500"#, ""), 2000),
+            ["Account [K] has validation issues:", "  - claim is expired"]
         );
     }
 
