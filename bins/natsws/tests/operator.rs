@@ -706,6 +706,24 @@ fn connect_times_apply(target: Target, transport: Transport) {
     let later = user_jwt(&k.a, &u, "", &window(3600, 7200));
     let (_, out) = Conn::login(&srv, transport, Some(&later), Some(&u));
     assert_eq!(out, VIOLATION);
+    // Go's time.Parse("15:04:05") takes a fractional second the layout does not name.
+    let fractional = format!(
+        r#","times":[{{"start":"{}.25","end":"{},5"}}],"times_location":"UTC""#,
+        clock(now - 3600),
+        clock(now + 3600)
+    );
+    let inside = user_jwt(&k.a, &u, "", &fractional);
+    let (_, out) = Conn::login(&srv, transport, Some(&inside), Some(&u));
+    assert_eq!(out, "PONG\r\n");
+    // A period with no digit after it is extra text: the JWT does not validate.
+    let dangling = format!(
+        r#","times":[{{"start":"{}.","end":"{}"}}],"times_location":"UTC""#,
+        clock(now - 3600),
+        clock(now + 3600)
+    );
+    let bad = user_jwt(&k.a, &u, "", &dangling);
+    let (_, out) = Conn::login(&srv, transport, Some(&bad), Some(&u));
+    assert_eq!(out, VIOLATION);
 }
 on_both!(connect_times_apply);
 
