@@ -194,6 +194,18 @@ pub(crate) fn operator_config(
         }
         cfg.accounts.push(entry.jwt.clone());
     }
+    // `checkResolvePreloads`: the validation issues of blocked preloaded accounts, logged as
+    // warnings at start-up.
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    for entry in &op.preload {
+        warnings.extend(broker::auth::operator::preload_report(
+            &entry.account,
+            &entry.jwt,
+            now_unix,
+        ));
+    }
     // `validateTrustedOperators`: the configured system account must be the operator's.
     if let (Some(configured), Some(claimed)) = (&o.system_account, &first_system)
         && configured != claimed

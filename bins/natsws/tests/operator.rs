@@ -706,6 +706,24 @@ fn connect_times_apply(target: Target, transport: Transport) {
     let later = user_jwt(&k.a, &u, "", &window(3600, 7200));
     let (_, out) = Conn::login(&srv, transport, Some(&later), Some(&u));
     assert_eq!(out, VIOLATION);
+    // Go's time.Parse("15:04:05") takes a fractional second the layout does not name.
+    let fractional = format!(
+        r#","times":[{{"start":"{}.25","end":"{},5"}}],"times_location":"UTC""#,
+        clock(now - 3600),
+        clock(now + 3600)
+    );
+    let inside = user_jwt(&k.a, &u, "", &fractional);
+    let (_, out) = Conn::login(&srv, transport, Some(&inside), Some(&u));
+    assert_eq!(out, "PONG\r\n");
+    // A period with no digit after it is extra text: the JWT does not validate.
+    let dangling = format!(
+        r#","times":[{{"start":"{}.","end":"{}"}}],"times_location":"UTC""#,
+        clock(now - 3600),
+        clock(now + 3600)
+    );
+    let bad = user_jwt(&k.a, &u, "", &dangling);
+    let (_, out) = Conn::login(&srv, transport, Some(&bad), Some(&u));
+    assert_eq!(out, VIOLATION);
 }
 on_both!(connect_times_apply);
 
@@ -879,26 +897,67 @@ fn refusals_are_logged_as_the_reference(target: Target, transport: Transport) {
 }
 on_both!(refusals_are_logged_as_the_reference);
 
-/// An account JWT over its operator limits is never loaded (`verifyAccountClaims`): its users
-/// are refused, with the reference's reason in the debug log.
+/// An account JWT with a blocking issue of `AccountClaims.Validate` (over its operator
+/// limits, or an invalid import, export, default permission or signing key) is never loaded
+/// (`verifyAccountClaims`): its users are refused, with the reference's reason in the debug
+/// log, and the preload check logs its issues at start-up (`checkResolvePreloads`).
 fn accounts_over_their_limits_are_not_loaded(target: Target, transport: Transport) {
     let k = keys();
+    let b = k.b.public_key();
+    let tail = ACCOUNT_LIMITS;
     let bad = [
         // A wildcard export while exports are limited and wildcards are not allowed.
-        r#","exports":[{"subject":"a.>","type":"stream"}],"limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":5,"wildcards":false,"conn":-1,"leaf":-1}"#.to_owned(),
+        (
+            r#","exports":[{"subject":"a.>","type":"stream"}],"limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":5,"wildcards":false,"conn":-1,"leaf":-1}"#.to_owned(),
+            "the account contains wildcard exports that are not allowed by the operator".to_owned(),
+        ),
         // More exports than allowed.
-        r#","exports":[{"subject":"a","type":"stream"},{"subject":"b","type":"stream"}],"limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":1,"wildcards":true,"conn":-1,"leaf":-1}"#.to_owned(),
+        (
+            r#","exports":[{"subject":"a","type":"stream"},{"subject":"b","type":"stream"}],"limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":1,"wildcards":true,"conn":-1,"leaf":-1}"#.to_owned(),
+            "the account contains more exports than allowed by the operator".to_owned(),
+        ),
         // An import with no `imports` limit written: Go's zero allows none.
-        format!(
-            r#","imports":[{{"subject":"x","account":"{}","type":"stream"}}],"limits":{{"subs":-1,"data":-1,"payload":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1}}"#,
-            k.b.public_key()
+        (
+            format!(
+                r#","imports":[{{"subject":"x","account":"{b}","type":"stream"}}],"limits":{{"subs":-1,"data":-1,"payload":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1}}"#
+            ),
+            "the account contains more imports than allowed by the operator".to_owned(),
+        ),
+        (
+            format!(r#","imports":[{{"subject":"x y","account":"{b}","type":"stream"}}]{tail}"#),
+            r#"subject "x y" cannot have spaces"#.to_owned(),
+        ),
+        (
+            format!(
+                r#","imports":[{{"subject":"x","account":"{b}","type":"stream","token":"nope"}}]{tail}"#
+            ),
+            r#"import "x" contains an invalid activation token"#.to_owned(),
+        ),
+        (
+            format!(
+                r#","exports":[{{"subject":"s.>","type":"service"}},{{"subject":"s.a","type":"service"}}]{tail}"#
+            ),
+            r#"service export subject "s.>" already exports "s.a""#.to_owned(),
+        ),
+        (
+            format!(r#","exports":[{{"subject":"s","type":"stream","response_threshold":5}}]{tail}"#),
+            "response threshold only valid for services".to_owned(),
+        ),
+        (
+            format!(r#","signing_keys":["{}"]{tail}"#, k.op.public_key()),
+            format!(r#""{}" is not a valid account signing key"#, k.op.public_key()),
         ),
     ];
-    for nats in &bad {
+    for (nats, issue) in &bad {
         let dir = common::temp_dir("operator-invalid");
         let Some(srv) = target.with_config(&conf(&dir, nats, ""), &["-D"]) else {
             return;
         };
+        srv.wait_log(&format!(
+            "[WRN] Account [{}] has validation issues:",
+            k.a.public_key()
+        ));
+        srv.wait_log(&format!("[WRN]   - {issue}"));
         let u = key(KeyPairType::User, 170);
         let (_, out) = Conn::login(&srv, transport, Some(&user_jwt(&k.a, &u, "", "")), Some(&u));
         assert_eq!(out, VIOLATION, "{nats}");
@@ -906,6 +965,12 @@ fn accounts_over_their_limits_are_not_loaded(target: Target, transport: Transpor
         // Account B is fine.
         let (_, out) = Conn::login(&srv, transport, Some(&user_jwt(&k.b, &u, "", "")), Some(&u));
         assert_eq!(out, "PONG\r\n");
+        assert!(
+            !srv.log_text()
+                .contains(&format!("Account [{b}] has validation issues")),
+            "{}",
+            srv.log_text()
+        );
     }
 }
 on_both!(accounts_over_their_limits_are_not_loaded);

@@ -1077,7 +1077,10 @@ fn refusal_reasons_have_the_reference_texts() {
     );
 }
 
-/// An account JWT over its operator limits (more imports or exports than `limits.imports` /
+/// An account JWT with a blocking validation issue (here: invalid import subjects or
+/// activation tokens, service exports that contain each other, bad response types or
+/// thresholds, a non-account signing key, an invalid default permission) or over its operator
+/// limits (more imports or exports than `limits.imports` /
 /// `limits.exports`, a wildcard export without `limits.wildcards`) or signed by an untrusted
 /// key is never loaded, as nats-server's `verifyAccountClaims`: its users are refused with
 /// `Account JWT lookup error: account validation failed` and its exports serve nobody.
@@ -1094,6 +1097,20 @@ fn accounts_that_fail_validation_are_not_loaded() {
             r#","imports":[{{"subject":"x","account":"{}","type":"stream"}}],"limits":{{"subs":-1,"data":-1,"payload":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1}}"#,
             k.other.public_key()
         ),
+        // The library's other blocking issues (`AccountClaims.Validate`).
+        &format!(
+            r#","imports":[{{"subject":"x y","account":"{}","type":"stream"}}]"#,
+            k.other.public_key()
+        ),
+        &format!(
+            r#","imports":[{{"subject":"x","account":"{}","type":"stream","token":"bad"}}]"#,
+            k.other.public_key()
+        ),
+        r#","exports":[{"subject":"a.>","type":"service"},{"subject":"a.b","type":"service"}]"#,
+        r#","exports":[{"subject":"a","type":"service","response_threshold":-5}]"#,
+        r#","exports":[{"subject":"a","type":"stream","response_type":"Stream"}]"#,
+        &format!(r#","signing_keys":["{}"]"#, k.op.public_key()),
+        r#","default_permissions":{"pub":{"allow":["a q"]}}"#,
     ];
     let nonce = "abcdefghijklmno";
     let refused = |config: Config| {

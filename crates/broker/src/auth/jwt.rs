@@ -386,26 +386,33 @@ impl<'de> Deserialize<'de> for SigningKey {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportType {
-    /// Missing (`Unknown`): invalid in an export or import.
-    #[default]
-    #[serde(skip)]
-    Unknown,
     /// `stream`.
     Stream,
     /// `service`.
     Service,
+    /// Missing or any other text (`Unknown`): invalid in an export, import or activation
+    /// (the library's `invalid export type` / `invalid import type`).
+    #[default]
+    #[serde(other)]
+    Unknown,
 }
 
 /// A service export's `response_type`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub enum JwtResponseType {
-    /// `Singleton` (the default).
+    /// Missing or empty: a singleton for a service, the only valid value for a stream.
     #[default]
+    #[serde(rename = "")]
+    Unset,
+    /// `Singleton`.
     Singleton,
     /// `Stream`.
     Stream,
     /// `Chunked`.
     Chunked,
+    /// Any other text: invalid (`invalid response type for service`).
+    #[serde(other)]
+    Invalid,
 }
 
 /// One of an account's `exports`.

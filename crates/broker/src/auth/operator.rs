@@ -449,7 +449,10 @@ impl Trust {
                                 Vec::new()
                             },
                             response_type: match e.response_type {
-                                jwt::JwtResponseType::Singleton => ResponseType::Singleton,
+                                // An invalid type never gets here: the account is not loaded.
+                                jwt::JwtResponseType::Unset
+                                | jwt::JwtResponseType::Singleton
+                                | jwt::JwtResponseType::Invalid => ResponseType::Singleton,
                                 jwt::JwtResponseType::Stream => ResponseType::Stream,
                                 jwt::JwtResponseType::Chunked => ResponseType::Chunked,
                             },
@@ -675,28 +678,372 @@ fn has_wildcards(subject: &str) -> bool {
         || subject == ">"
 }
 
-/// The operator limits' checks of `Account.Validate` (`jwt/v2/account_claims.go`): no more
-/// imports or exports than `limits.imports` / `limits.exports` allow (-1 = unlimited; Go's
-/// zero value, a missing limit, allows none) and, unless `limits.wildcards`, no wildcard
-/// export when exports are limited. nats-server does not load an account that fails
-/// (`verifyAccountClaims`: `account validation failed`).
+/// Go's `Subject.IsContainedIn` (`jwt/v2/types.go`): every message on `subject` is also on
+/// `other`.
+fn is_contained_in(subject: &str, other: &str) -> bool {
+    let mine: Vec<&str> = subject.split('.').collect();
+    let theirs: Vec<&str> = other.split('.').collect();
+    let last_is_full = theirs.last() == Some(&">");
+    if (mine.len() > theirs.len() && !last_is_full) || mine.len() < theirs.len() {
+        return false;
+    }
+    for (i, tok) in theirs.iter().enumerate() {
+        if i == theirs.len() - 1 && *tok == ">" {
+            return true;
+        }
+        if mine.get(i) != Some(tok) && *tok != "*" {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether a token is a `$<n>` reference of a renaming subject (Go's `strconv.Atoi` of the
+/// rest: an optional sign, then decimal digits).
+fn reference_index(token: &str) -> Option<i64> {
+    let rest = token.strip_prefix('$').filter(|_| token.len() >= 2)?;
+    rest.parse::<i64>().ok()
+}
+
+/// Go's `RenamingSubject.ToSubject`: references become `*`.
+fn renaming_to_subject(subject: &str) -> String {
+    if !subject.contains('$') {
+        return subject.to_owned();
+    }
+    subject
+        .split('.')
+        .map(|t| if reference_index(t).is_some() { "*" } else { t })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Go's `Subject.Validate`.
+fn subject_issues(subject: &str, issues: &mut Vec<String>) {
+    if subject.is_empty() {
+        issues.push("subject cannot be empty".to_owned());
+    }
+    if subject.contains(' ') {
+        issues.push(format!(
+            "subject {} cannot have spaces",
+            go_quote(subject.as_bytes())
+        ));
+    }
+}
+
+/// Go's `RenamingSubject.Validate`: a `local_subject` against the import's `subject`.
+fn renaming_issues(local: &str, from: &str, issues: &mut Vec<String>) {
+    subject_issues(local, issues);
+    if from.is_empty() {
+        issues.push("subject cannot be empty".to_owned());
+    }
+    if local.contains(' ') {
+        issues.push(format!(
+            "subject {} cannot have spaces",
+            go_quote(local.as_bytes())
+        ));
+    }
+    let full = |s: &str| s == ">" || s.ends_with(".>");
+    if full(local) != full(from) {
+        issues.push("both, renaming subject and subject, need to end or not end in >".to_owned());
+    }
+    let from_count = if from == "*" {
+        1
+    } else {
+        i64::try_from(from.split('.').filter(|t| *t == "*").count()).unwrap_or(i64::MAX)
+    };
+    let mut refs = 0i64;
+    for tok in local.split('.') {
+        if tok == "*" {
+            refs += 1;
+        }
+        if let Some(idx) = reference_index(tok) {
+            if idx > from_count {
+                issues.push(format!(
+                    "Reference ${idx} in \"{local}\" reference * in \"{from}\" that do not exist"
+                ));
+            } else {
+                refs += 1;
+            }
+        }
+    }
+    if refs != from_count {
+        issues.push("subject does not contain enough * or reference wildcards $[0-9]".to_owned());
+    }
+}
+
+fn type_name(kind: ExportType) -> &'static str {
+    match kind {
+        ExportType::Unknown => "unknown",
+        ExportType::Stream => "stream",
+        ExportType::Service => "service",
+    }
+}
+
+/// `Imports.Validate` and `Import.Validate` (`jwt/v2/imports.go`) for the account `account`.
+/// Warnings (never blocking) go to `warnings` with the length `issues` had then, so that a
+/// report can list both in the library's order.
+fn import_issues(
+    account: &str,
+    imports: &[jwt::Import],
+    issues: &mut Vec<String>,
+    warnings: &mut Vec<(usize, String)>,
+) {
+    let mut services: Vec<String> = Vec::new();
+    for import in imports {
+        if import.kind == ExportType::Service {
+            let sub = if !import.to.is_empty() {
+                import.to.clone()
+            } else if !import.local_subject.is_empty() {
+                renaming_to_subject(&import.local_subject)
+            } else {
+                import.subject.clone()
+            };
+            for k in &services {
+                if is_contained_in(&sub, k) || is_contained_in(k, &sub) {
+                    issues.push(format!(
+                        "overlapping subject namespace for \"{sub}\" and \"{k}\""
+                    ));
+                }
+            }
+            services.push(sub);
+        }
+        let subject = &import.subject;
+        if import.kind == ExportType::Unknown {
+            issues.push("invalid import type: \"unknown\"".to_owned());
+        }
+        if import.account.is_empty() {
+            issues.push("account to import from is not specified".to_owned());
+        }
+        // `GetTo` is `to`, whatever the type.
+        if !import.to.is_empty() {
+            warnings.push((
+                issues.len(),
+                "the field to has been deprecated (use LocalSubject instead)".to_owned(),
+            ));
+        }
+        subject_issues(subject, issues);
+        if !import.local_subject.is_empty() {
+            renaming_issues(&import.local_subject, subject, issues);
+            if !import.to.is_empty() {
+                issues.push("Local Subject replaces To".to_owned());
+            }
+        }
+        if import.share && import.kind != ExportType::Service {
+            issues.push(format!(
+                "sharing information (for latency tracking) is only valid for services: \"{subject}\""
+            ));
+        }
+        if import.token.is_empty() {
+            continue;
+        }
+        let Ok(act) = jwt::decode_activation(&import.token) else {
+            issues.push(format!(
+                "import \"{subject}\" contains an invalid activation token"
+            ));
+            continue;
+        };
+        if act.data.iss != import.account && act.nats.issuer_account != import.account {
+            issues.push(format!(
+                "activation token doesn't match account for import \"{subject}\""
+            ));
+        }
+        if act.data.sub != account {
+            issues.push(format!(
+                "activation token doesn't match account it is being included in, \"{subject}\""
+            ));
+        }
+        if act.nats.kind != import.kind {
+            issues.push(format!(
+                "mismatch between token import type {} and type of import {}",
+                type_name(act.nats.kind),
+                type_name(import.kind)
+            ));
+        }
+        // `Activation.Validate` (the time checks are skipped here).
+        if act.nats.kind == ExportType::Unknown {
+            issues.push("invalid import type: \"unknown\"".to_owned());
+        }
+        subject_issues(&act.nats.subject, issues);
+        let within = if import.kind == ExportType::Service && !import.to.is_empty() {
+            &import.to
+        } else {
+            subject
+        };
+        if !is_contained_in(within, &act.nats.subject) {
+            issues.push(format!(
+                "activation token import subject \"{}\" doesn't match import \"{subject}\"",
+                act.nats.subject
+            ));
+        }
+    }
+}
+
+/// `Exports.Validate` and `Export.Validate` (`jwt/v2/exports.go`).
+fn export_issues(exports: &[jwt::Export], issues: &mut Vec<String>) {
+    use jwt::JwtResponseType as R;
+    for e in exports {
+        let service = e.kind == ExportType::Service;
+        if e.kind == ExportType::Unknown {
+            issues.push("invalid export type: \"unknown\"".to_owned());
+        }
+        if service && e.response_type == R::Invalid {
+            issues.push("invalid response type for service".to_owned());
+        }
+        if e.kind == ExportType::Stream && e.response_type != R::Unset {
+            issues.push("invalid response type for stream".to_owned());
+        }
+        if e.response_threshold < 0 {
+            issues.push("negative response threshold is invalid".to_owned());
+        }
+        if e.response_threshold > 0 && !service {
+            issues.push("response threshold only valid for services".to_owned());
+        }
+        subject_issues(&e.subject, issues);
+        let position = e.account_token_position;
+        if position > 0 {
+            let tokens: Vec<&str> = e.subject.split('.').collect();
+            if !has_wildcards(&e.subject) {
+                issues.push(format!(
+                    "Account Token Position can only be used with wildcard subjects: {}",
+                    e.subject
+                ));
+            } else if let Some(tok) = usize::try_from(position - 1)
+                .ok()
+                .and_then(|i| tokens.get(i))
+            {
+                if *tok != "*" {
+                    issues.push(format!(
+                        "Account Token Position {position} matches '{tok}' but must match a * in: {}",
+                        e.subject
+                    ));
+                }
+            } else {
+                issues.push(format!(
+                    "Account Token Position {position} exceeds length of subject '{}'",
+                    e.subject
+                ));
+            }
+        }
+    }
+    // `isContainedIn`: one issue for each export subject that contains another of its kind
+    // (a missing type counts as a stream, as in Go).
+    for service in [true, false] {
+        let subjects: Vec<&str> = exports
+            .iter()
+            .filter(|e| (e.kind == ExportType::Service) == service)
+            .map(|e| e.subject.as_str())
+            .collect();
+        let mut seen: Vec<&str> = Vec::new();
+        for (i, ns) in subjects.iter().enumerate() {
+            for (j, s) in subjects.iter().enumerate() {
+                if i != j && is_contained_in(ns, s) && !seen.contains(s) {
+                    seen.push(s);
+                    issues.push(format!(
+                        "{} export subject \"{s}\" already exports \"{ns}\"",
+                        if service { "service" } else { "stream" }
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The blocking issues of `AccountClaims.Validate` (`jwt/v2/account_claims.go`) that
+/// nats-server's `verifyAccountClaims` refuses an account for (`vr.IsBlocking(true)`:
+/// `account validation failed`; its users are then refused and its exports serve nobody).
+/// Warnings (the deprecated `to`) never block. Checked: imports (type, exporter key, subject,
+/// `local_subject`, `share`, the activation token), exports (type, response type and
+/// threshold, subject, `account_token_position`, exports of a kind that contain each other),
+/// `default_permissions` subjects, the operator limits (no more imports or exports than
+/// `limits.imports` / `limits.exports` allow, -1 = unlimited, Go's zero value = none; no
+/// wildcard export when exports are limited, unless `limits.wildcards`) and that every signing
+/// key, plain or scoped, is an account public key.
 fn account_issues(claims: &Claims<jwt::Account>) -> Vec<String> {
+    account_validation(claims, &mut Vec::new())
+}
+
+/// What nats-server logs for a `resolver_preload` account at start-up and on reload
+/// (`server/server.go` `checkResolvePreloads`): when `AccountClaims.Validate` finds a blocking
+/// issue (the time checks included: `claim is expired`, `claim is not yet valid`), the lines
+/// `Account [<key>] has validation issues:` and `  - <issue>` for every issue, warnings
+/// included, in the library's order. Empty when the account is valid. `key` is the preload
+/// map's key; a JWT that does not decode gives `Preloaded account [<key>] not valid`.
+#[must_use]
+pub fn preload_report(key: &str, token: &str, now_unix: i64) -> Vec<String> {
+    let Ok(claims) = jwt::decode_account(token) else {
+        return vec![format!("Preloaded account [{key}] not valid")];
+    };
+    let mut time = Vec::new();
+    if claims.data.exp > 0 && now_unix > claims.data.exp {
+        time.push("claim is expired".to_owned());
+    }
+    if claims.data.nbf > 0 && claims.data.nbf > now_unix {
+        time.push("claim is not yet valid".to_owned());
+    }
+    let mut warnings = Vec::new();
+    let issues = account_validation(&claims, &mut warnings);
+    if time.is_empty() && issues.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![format!("Account [{key}] has validation issues:")];
+    lines.extend(time.iter().map(|t| format!("  - {t}")));
+    let mut pending = warnings.into_iter().peekable();
+    for (i, issue) in issues.iter().enumerate() {
+        while let Some((_, w)) = pending.next_if(|(at, _)| *at <= i) {
+            lines.push(format!("  - {w}"));
+        }
+        lines.push(format!("  - {issue}"));
+    }
+    lines.extend(pending.map(|(_, w)| format!("  - {w}")));
+    lines
+}
+
+/// The blocking issues of [`account_issues`], with the warnings beside them.
+fn account_validation(
+    claims: &Claims<jwt::Account>,
+    warnings: &mut Vec<(usize, String)>,
+) -> Vec<String> {
     let (nats, limits) = (&claims.nats, &claims.nats.limits);
     let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
     let mut issues = Vec::new();
+    import_issues(&claims.data.sub, &nats.imports, &mut issues, warnings);
+    export_issues(&nats.exports, &mut issues);
+    let defaults = &nats.default_permissions;
+    for s in defaults
+        .subscribe
+        .allow
+        .iter()
+        .chain(&defaults.subscribe.deny)
+    {
+        permission_issues(s, true, &mut issues);
+    }
+    for s in defaults.publish.allow.iter().chain(&defaults.publish.deny) {
+        permission_issues(s, false, &mut issues);
+    }
     if limits.imports != -1 && count(nats.imports.len()) > limits.imports {
-        issues.push("the account contains more imports than allowed by the operator");
+        issues.push("the account contains more imports than allowed by the operator".to_owned());
     }
     if limits.exports != -1 {
         if count(nats.exports.len()) > limits.exports {
-            issues.push("the account contains more exports than allowed by the operator");
+            issues
+                .push("the account contains more exports than allowed by the operator".to_owned());
         }
         if !limits.wildcards && nats.exports.iter().any(|e| has_wildcards(&e.subject)) {
-            issues
-                .push("the account contains wildcard exports that are not allowed by the operator");
+            issues.push(
+                "the account contains wildcard exports that are not allowed by the operator"
+                    .to_owned(),
+            );
         }
     }
-    issues.into_iter().map(str::to_owned).collect()
+    for key in &nats.signing_keys {
+        if !jwt::is_public_key(key.key(), nkeys::KeyPairType::Account) {
+            issues.push(match key {
+                SigningKey::Plain(k) => format!("\"{k}\" is not a valid account signing key"),
+                SigningKey::Scoped { key, .. } => format!("{key} is not an account public key"),
+            });
+        }
+    }
+    issues
 }
 
 /// `buildInternalNkeyUser`: permissions only for the directions the JWT restricts.
@@ -799,10 +1146,17 @@ fn cidr_contains(net: IpAddr, bits: u32, ip: IpAddr) -> bool {
     }
 }
 
-/// Go's `time.Parse("15:04:05", text)` as seconds of the day: the hour in one or two digits
-/// (0-23), minutes and seconds in exactly two (0-59).
+/// Go's `time.Parse("15:04:05", text)` as nanoseconds of the day: the hour in one or two
+/// digits (0-23), minutes and seconds in exactly two (0-59), then optionally a fractional
+/// second that the layout does not name, which Go accepts anyway: `.` or `,` and at least one
+/// digit, any number of them (only the first nine count). Anything else after the seconds is
+/// refused (`extra text`).
 fn parse_clock(text: &str) -> Option<i64> {
-    let mut parts = text.split(':');
+    let (clock, fraction) = match text.find(['.', ',']) {
+        Some(i) => (&text[..i], Some(&text[i + 1..])),
+        None => (text, None),
+    };
+    let mut parts = clock.split(':');
     let mut field = |widths: &[usize], max: i64| -> Option<i64> {
         let p = parts.next()?;
         if !widths.contains(&p.len()) || !p.bytes().all(|b| b.is_ascii_digit()) {
@@ -815,7 +1169,18 @@ fn parse_clock(text: &str) -> Option<i64> {
     if parts.next().is_some() {
         return None;
     }
-    Some(h * 3600 + m * 60 + s)
+    let mut nanos = 0;
+    if let Some(digits) = fraction {
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let mut scale = 100_000_000;
+        for d in digits.bytes().take(9) {
+            nanos += i64::from(d - b'0') * scale;
+            scale /= 10;
+        }
+    }
+    Some((h * 3600 + m * 60 + s) * 1_000_000_000 + nanos)
 }
 
 /// Go's `checkPermission` for one permission subject (`jwt/v2/types.go`): a subject, or (for
@@ -946,8 +1311,12 @@ fn connect_window(
     let now_local = zones.local_seconds(zone, now_unix)?;
     let day_start = now_local - now_local.rem_euclid(86_400);
     for range in &limits.times {
-        let (start, end) = (parse_clock(&range.start)?, parse_clock(&range.end)?);
-        let end_day = if start > end {
+        let (start_ns, end_ns) = (parse_clock(&range.start)?, parse_clock(&range.end)?);
+        // `now` is whole seconds: a fractional start has begun once its second has passed
+        // (floor), a fractional end is still ahead during its second (ceiling).
+        let start = start_ns.div_euclid(1_000_000_000);
+        let end = (end_ns + 999_999_999).div_euclid(1_000_000_000);
+        let end_day = if start_ns > end_ns {
             day_start + 86_400
         } else {
             day_start
@@ -1239,6 +1608,255 @@ mod tests {
         assert_eq!(
             connect_window(&times(&[("00:00:00", "23:59:59")], "Mars/Olympus"), now, z),
             None
+        );
+    }
+
+    #[test]
+    fn clocks_parse_as_go_time_parse() {
+        let sec = 1_000_000_000;
+        for (text, want) in [
+            ("09:00:00", Some(9 * 3600 * sec)),
+            ("9:00:00", Some(9 * 3600 * sec)),
+            ("23:59:59", Some(86_399 * sec)),
+            // A fractional second the layout does not name: `.` or `,`, one or more digits,
+            // only the first nine counting.
+            ("10:00:00.5", Some(36_000 * sec + 500_000_000)),
+            ("10:00:00,25", Some(36_000 * sec + 250_000_000)),
+            ("10:00:00.1234567899", Some(36_000 * sec + 123_456_789)),
+            ("10:00:00.", None),
+            ("10:00:00.x", None),
+            ("10:00:00.5 ", None),
+            ("10:00:00.5.5", None),
+            ("10.5:00:00", None),
+            ("10:00.5:00", None),
+            ("24:00:00", None),
+            ("10:60:00", None),
+            ("10:00:60", None),
+            ("10:0:00", None),
+            ("100:00:00", None),
+            ("10:00", None),
+            ("10:00:00:00", None),
+            ("", None),
+        ] {
+            assert_eq!(parse_clock(text), want, "{text:?}");
+        }
+        // A fractional window: started once its second passed, open through its last second.
+        let day = 1_800_000_000 - 1_800_000_000 % 86_400;
+        let window = times(&[("10:00:00.5", "10:00:02.5")], "");
+        assert_eq!(connect_window(&window, day + 36_000, None), None);
+        assert_eq!(
+            connect_window(&window, day + 36_001, None),
+            Some(Some(day + 36_003))
+        );
+        assert_eq!(
+            connect_window(&window, day + 36_002, None),
+            Some(Some(day + 36_003))
+        );
+        assert_eq!(connect_window(&window, day + 36_003, None), None);
+    }
+
+    fn issues_of(nats: &str) -> Vec<String> {
+        use crate::auth::jwt::tests::{claims, key};
+        let op = key(nkeys::KeyPairType::Operator, 1);
+        let acc = key(nkeys::KeyPairType::Account, 2);
+        let token = jwt::encode(
+            &claims(&op.public_key(), &acc.public_key(), "account", nats),
+            &op,
+        )
+        .unwrap();
+        account_issues(&jwt::decode_account(&token).unwrap())
+    }
+
+    fn activation(iss: &nkeys::KeyPair, sub: &str, subject: &str, kind: &str) -> String {
+        use crate::auth::jwt::tests::claims;
+        jwt::encode(
+            &claims(
+                &iss.public_key(),
+                sub,
+                "activation",
+                &format!(r#","subject":"{subject}","kind":"{kind}""#),
+            ),
+            iss,
+        )
+        .unwrap()
+    }
+
+    const UNLIMITED: &str = r#","limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1}"#;
+
+    #[test]
+    fn account_validation_follows_the_library() {
+        use crate::auth::jwt::tests::key;
+        let exporter = key(nkeys::KeyPairType::Account, 3);
+        let ex = exporter.public_key();
+        let me = key(nkeys::KeyPairType::Account, 2).public_key();
+        let check = |body: String, want: &[&str]| {
+            assert_eq!(issues_of(&format!("{body}{UNLIMITED}")), want, "{body}");
+        };
+        check(String::new(), &[]);
+        check(
+            format!(r#","imports":[{{"subject":"a","account":"{ex}","type":"stream","to":"b"}}]"#),
+            &[],
+        );
+        check(
+            r#","imports":[{"subject":"a b","account":"","type":"strem"}]"#.to_owned(),
+            &[
+                "invalid import type: \"unknown\"",
+                "account to import from is not specified",
+                "subject \"a b\" cannot have spaces",
+            ],
+        );
+        check(
+            format!(
+                r#","imports":[{{"subject":"a.*","account":"{ex}","type":"stream","local_subject":"b.>","share":true}}]"#
+            ),
+            &[
+                "both, renaming subject and subject, need to end or not end in >",
+                "subject does not contain enough * or reference wildcards $[0-9]",
+                "sharing information (for latency tracking) is only valid for services: \"a.*\"",
+            ],
+        );
+        check(
+            format!(
+                r#","imports":[{{"subject":"a.*","account":"{ex}","type":"service","local_subject":"b.$2","to":"c"}}]"#
+            ),
+            &[
+                "Reference $2 in \"b.$2\" reference * in \"a.*\" that do not exist",
+                "subject does not contain enough * or reference wildcards $[0-9]",
+                "Local Subject replaces To",
+            ],
+        );
+        check(
+            format!(
+                r#","imports":[{{"subject":"a.>","account":"{ex}","type":"service"}},{{"subject":"a.b","account":"{ex}","type":"service"}}]"#
+            ),
+            &["overlapping subject namespace for \"a.b\" and \"a.>\""],
+        );
+        // Streams may overlap.
+        check(
+            format!(
+                r#","imports":[{{"subject":"a.>","account":"{ex}","type":"stream"}},{{"subject":"a.b","account":"{ex}","type":"stream"}}]"#
+            ),
+            &[],
+        );
+        let good = activation(&exporter, &me, "a.>", "stream");
+        check(
+            format!(
+                r#","imports":[{{"subject":"a.b","account":"{ex}","type":"stream","token":"{good}"}}]"#
+            ),
+            &[],
+        );
+        check(
+            format!(
+                r#","imports":[{{"subject":"a.b","account":"{ex}","type":"stream","token":"nope"}}]"#
+            ),
+            &["import \"a.b\" contains an invalid activation token"],
+        );
+        let other = key(nkeys::KeyPairType::Account, 4);
+        let wrong = activation(&other, &other.public_key(), "x", "service");
+        check(
+            format!(
+                r#","imports":[{{"subject":"a.b","account":"{ex}","type":"stream","token":"{wrong}"}}]"#
+            ),
+            &[
+                "activation token doesn't match account for import \"a.b\"",
+                "activation token doesn't match account it is being included in, \"a.b\"",
+                "mismatch between token import type service and type of import stream",
+                "activation token import subject \"x\" doesn't match import \"a.b\"",
+            ],
+        );
+        check(
+            r#","exports":[{"subject":"","type":"stream","response_type":"Singleton","response_threshold":5},{"subject":"s","type":"service","response_type":"Many","response_threshold":-1}]"#.to_owned(),
+            &[
+                "invalid response type for stream",
+                "response threshold only valid for services",
+                "subject cannot be empty",
+                "invalid response type for service",
+                "negative response threshold is invalid",
+            ],
+        );
+        check(
+            r#","exports":[{"subject":"a","type":"stream","account_token_position":1},{"subject":"b.*","type":"service","account_token_position":3},{"subject":"c.*","type":"service","account_token_position":1}]"#.to_owned(),
+            &[
+                "Account Token Position can only be used with wildcard subjects: a",
+                "Account Token Position 3 exceeds length of subject 'b.*'",
+                "Account Token Position 1 matches 'c' but must match a * in: c.*",
+            ],
+        );
+        check(
+            r#","exports":[{"subject":"a.*","type":"stream","account_token_position":2},{"subject":"a.b","type":"stream"},{"subject":"a.b","type":"service"}]"#.to_owned(),
+            &["stream export subject \"a.*\" already exports \"a.b\""],
+        );
+        check(
+            r#","exports":[{"subject":"a","type":"service"},{"subject":"a","type":"service"}]"#
+                .to_owned(),
+            &["service export subject \"a\" already exports \"a\""],
+        );
+        check(
+            r#","exports":[{"subject":"a"}]"#.to_owned(),
+            &["invalid export type: \"unknown\""],
+        );
+        check(
+            r#","default_permissions":{"pub":{"allow":["a q"]},"sub":{"deny":["a q"]}}"#.to_owned(),
+            &["Permission Subject \"a q\" is not allowed to contain queue"],
+        );
+        let user = key(nkeys::KeyPairType::User, 5).public_key();
+        check(
+            format!(
+                r#","signing_keys":["{ex}","{user}",{{"kind":"user_scope","key":"{user}","role":"r","template":{{}}}}]"#
+            ),
+            &[
+                &format!("\"{user}\" is not a valid account signing key"),
+                &format!("{user} is not an account public key"),
+            ],
+        );
+    }
+
+    #[test]
+    fn preload_reports_list_every_issue_of_a_blocked_account() {
+        use crate::auth::jwt::tests::{claims, key};
+        let op = key(nkeys::KeyPairType::Operator, 1);
+        let acc = key(nkeys::KeyPairType::Account, 2).public_key();
+        let ex = key(nkeys::KeyPairType::Account, 3).public_key();
+        let sign = |extra: &str, nats: &str| {
+            let body = claims(
+                &op.public_key(),
+                &acc,
+                "account",
+                &format!("{nats}{UNLIMITED}"),
+            )
+            .replacen(r#""jti":"X""#, &format!(r#""jti":"X"{extra}"#), 1);
+            jwt::encode(&body, &op).unwrap()
+        };
+        assert_eq!(
+            preload_report("K", "junk", 0),
+            ["Preloaded account [K] not valid"]
+        );
+        // A warning alone does not block, so nothing is logged.
+        let warned = sign(
+            "",
+            &format!(r#","imports":[{{"subject":"a","account":"{ex}","type":"stream","to":"b"}}]"#),
+        );
+        assert!(preload_report("K", &warned, 2000).is_empty());
+        let blocked = sign(
+            r#","exp":1500"#,
+            &format!(
+                r#","imports":[{{"subject":"a","account":"","type":"stream","to":"b"}},{{"subject":"c d","account":"{ex}","type":"stream"}}]"#
+            ),
+        );
+        assert_eq!(
+            preload_report("K", &blocked, 2000),
+            [
+                "Account [K] has validation issues:",
+                "  - claim is expired",
+                "  - account to import from is not specified",
+                "  - the field to has been deprecated (use LocalSubject instead)",
+                "  - subject \"c d\" cannot have spaces",
+            ]
+        );
+        // Expired but otherwise valid: blocking too (`IsBlocking(true)`).
+        assert_eq!(
+            preload_report("K", &sign(r#","exp":1500"#, ""), 2000),
+            ["Account [K] has validation issues:", "  - claim is expired"]
         );
     }
 
