@@ -643,3 +643,83 @@ fn credentials_send_the_jwt_and_sign_the_nonce() {
         "seed in Debug"
     );
 }
+
+/// An accepted leaf with `CONNECT` naming `cluster`, its interest set drained.
+fn accepted_leaf(h: &mut Harness, name: &str, cluster: &str) -> ClientId {
+    let id = h
+        .broker
+        .register_client(h.now, ClientParams::new(ConnectionType::Leaf, addr()));
+    h.drain_events();
+    let _info = h.take(id);
+    h.send(
+        id,
+        &format!(
+            "CONNECT {{\"server_id\":\"N{name}\",\"name\":\"{name}\",\"cluster\":\"{cluster}\",\"headers\":true}}\r\n"
+        ),
+    );
+    let set = h.take(id);
+    assert!(set.contains("LS+ $LDS."), "{set}");
+    id
+}
+
+#[test]
+fn interest_from_a_leaf_is_not_advertised_to_leafs_of_its_own_cluster() {
+    let mut h = Harness::new();
+    let a1 = accepted_leaf(&mut h, "a1", "spoke");
+    let a2 = accepted_leaf(&mut h, "a2", "spoke");
+    let other = accepted_leaf(&mut h, "b", "other");
+    // What a1 (cluster spoke) subscribes reaches the leaf of another cluster only.
+    h.send(a1, "LS+ from.a1\r\nLS+ q.a1 g 2\r\n");
+    assert_eq!(h.take(a2), "");
+    assert_eq!(h.take(other), "LS+ from.a1\r\nLS+ q.a1 g 2\r\n");
+    // The other cluster's interest reaches both leafs of cluster spoke.
+    h.send(other, "LS+ from.b\r\n");
+    assert_eq!(h.take(a1), "LS+ from.b\r\n");
+    assert_eq!(h.take(a2), "LS+ from.b\r\n");
+    // A loop-detection subject still crosses between leafs of one cluster.
+    h.send(a1, "LS+ $LDS.a1\r\n");
+    assert_eq!(h.take(a2), "LS+ $LDS.a1\r\n");
+    assert_eq!(h.take(other), "LS+ $LDS.a1\r\n");
+    // A leaf of cluster spoke that connects later is not given a1's interest, and its
+    // withdrawals are not sent to a2 either.
+    let a3 = accepted_leaf(&mut h, "a3", "spoke");
+    h.send(a1, "LS- from.a1\r\n");
+    assert_eq!(h.take(a2), "");
+    assert_eq!(h.take(a3), "");
+    assert_eq!(h.take(other), "LS- from.a1\r\n");
+    // A client's interest goes to every leaf.
+    let client = h.client();
+    h.send(client, "SUB local 1\r\n");
+    for leaf in [a1, a2, a3, other] {
+        assert_eq!(h.take(leaf), "LS+ local\r\n");
+    }
+}
+
+#[test]
+fn a_new_leaf_is_not_given_interest_from_its_own_cluster() {
+    let mut h = Harness::new();
+    let a1 = accepted_leaf(&mut h, "a1", "spoke");
+    h.send(a1, "LS+ from.a1\r\nLS+ $LDS.a1\r\n");
+    let id = h
+        .broker
+        .register_client(h.now, ClientParams::new(ConnectionType::Leaf, addr()));
+    h.drain_events();
+    let _info = h.take(id);
+    h.send(
+        id,
+        "CONNECT {\"server_id\":\"Na2\",\"name\":\"a2\",\"cluster\":\"spoke\",\"headers\":true}\r\n",
+    );
+    let set = h.take(id);
+    assert!(!set.contains("from.a1"), "{set}");
+    let id = h
+        .broker
+        .register_client(h.now, ClientParams::new(ConnectionType::Leaf, addr()));
+    h.drain_events();
+    let _info = h.take(id);
+    h.send(
+        id,
+        "CONNECT {\"server_id\":\"Nb\",\"name\":\"b\",\"cluster\":\"other\",\"headers\":true}\r\n",
+    );
+    let set = h.take(id);
+    assert!(set.contains("LS+ from.a1\r\n"), "{set}");
+}
