@@ -587,6 +587,14 @@ impl Broker {
                 .entry(interest_key(&sub.subject, sub.queue.as_deref()))
                 .or_insert(0) += i64::from(weight);
         }
+        // Leafs send only on interest, so the services the account imports are advertised:
+        // a request from the other side reaches the import and goes on to the exporter
+        // (`server/leafnode.go` `initLeafNodeSmapAndSendSubs`).
+        if let Some(acc) = self.router.account(account) {
+            for import in &acc.service_imports {
+                *smap.entry(import.local.clone()).or_insert(0) += 1;
+            }
+        }
         let lds = self.lds_subject(account);
         smap.entry(lds).or_insert(1);
         let is_system = self.router.system_account() == Some(account);

@@ -723,3 +723,76 @@ fn a_new_leaf_is_not_given_interest_from_its_own_cluster() {
     let set = h.take(id);
     assert!(set.contains("LS+ from.a1\r\n"), "{set}");
 }
+
+#[test]
+fn an_imported_service_is_advertised_and_requests_from_the_hub_reach_it() {
+    let now = Instant::now();
+    let config = Config {
+        server_name: "edge".to_owned(),
+        accounts: vec![
+            crate::AccountConfig {
+                name: "A".to_owned(),
+                exports: vec![crate::ExportConfig {
+                    kind: crate::ExportKind::Service,
+                    subject: "svc".to_owned(),
+                    accounts: Vec::new(),
+                    response_type: crate::ResponseType::Singleton,
+                    response_threshold: None,
+                }],
+                ..crate::AccountConfig::default()
+            },
+            crate::AccountConfig {
+                name: "B".to_owned(),
+                imports: vec![crate::ImportConfig {
+                    kind: crate::ExportKind::Service,
+                    account: "A".to_owned(),
+                    subject: "svc".to_owned(),
+                    to: Some("b.svc".to_owned()),
+                    prefix: None,
+                }],
+                ..crate::AccountConfig::default()
+            },
+        ],
+        ..Config::default()
+    };
+    let mut h = Harness {
+        broker: Broker::new(config, now),
+        now,
+        events: Vec::new(),
+    };
+    let open = |h: &mut Harness, account: &str| {
+        let id = h.broker.register_leaf(
+            h.now,
+            ClientParams::new(ConnectionType::Leaf, addr()),
+            LeafRemote {
+                account: Some(account.to_owned()),
+                ..LeafRemote::default()
+            },
+        );
+        h.drain_events();
+        h.send(id, HUB_INFO);
+        let connect = h.take(id);
+        assert!(connect.starts_with("CONNECT {"), "{connect}");
+        h.send(id, CONNECT_INFO);
+        (id, h.take(id))
+    };
+    // The importing account's leaf advertises the import; the exporter's does not.
+    let (importer, set) = open(&mut h, "B");
+    assert!(set.contains("LS+ b.svc\r\n"), "{set}");
+    let (exporter, set) = open(&mut h, "A");
+    assert!(!set.contains("svc"), "{set}");
+    // A responder on the exporter's side, a requester on the importer's.
+    h.send(exporter, "LS+ svc\r\n");
+    h.send(importer, "LS+ _INBOX.r\r\n");
+    h.send(importer, "LMSG b.svc _INBOX.r 2\r\nhi\r\n");
+    let request = h.take(exporter);
+    assert!(request.starts_with("HMSG svc _R_."), "{request}");
+    assert!(request.ends_with("hi\r\n"), "{request}");
+    let reply = request
+        .split(' ')
+        .nth(2)
+        .expect("a reply subject")
+        .to_owned();
+    h.send(exporter, &format!("LMSG {reply} 3\r\nyes\r\n"));
+    assert_eq!(h.take(importer), "LMSG _INBOX.r 3\r\nyes\r\n");
+}
