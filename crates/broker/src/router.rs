@@ -128,6 +128,9 @@ pub(crate) struct Subscription {
     pub(crate) owner: crate::broker::leaf::SubOwner,
     /// The number of queue members it stands for: 1, or a leaf queue group's weight.
     pub(crate) weight: u32,
+    /// The cluster name of the leaf it came from (`server/leafnode.go` `sub.origin`):
+    /// interest is never advertised to a leaf of that same cluster.
+    pub(crate) origin: Option<Arc<str>>,
 }
 
 impl Subscription {
@@ -142,6 +145,7 @@ impl Subscription {
             max: None,
             owner: self.owner,
             weight: self.weight,
+            origin: self.origin.clone(),
         }
     }
 }

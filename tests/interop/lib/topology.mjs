@@ -288,6 +288,26 @@ export async function edgeTopology({ hubScenario = "leaf_hub" } = {}) {
 }
 
 /**
+ * The reference hub (`leaf_hub`) and one edge of the server under test whose leaf binds the
+ * account that imports a service (`leaf_edge_import`). Resolves when the hub lists the leaf.
+ */
+export async function importTopology() {
+  const c = topologyCerts();
+  const started = [];
+  try {
+    const hub = await startNode(REF_BIN, "hub", "leaf_hub", { CERT: c.cert, KEY: c.key });
+    started.push(hub);
+    const edge = await startNode(SUT_BIN, "edge", "leaf_edge_import", { HUB_LEAF: hub.leaf });
+    started.push(edge);
+    await waitLeafs(hub, 1);
+    return { hub, edge, stop: () => stopAll(started) };
+  } catch (e) {
+    await stopAll(started);
+    throw e;
+  }
+}
+
+/**
  * The server under test as the hub (`leaf_as_hub`), with three reference leafs: over TCP to the
  * leafnode port, over ws to the hub's WebSocket port, and over ws with compression and unmasked
  * frames (`leaf_edge_ws_nomask`). Resolves when each leaf lists its hub.

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { closeAll, natsTcp, tcpClient, wsClient } from "../lib/clients.mjs";
 import { dec, enc, listen, sleep, within } from "../lib/harness.mjs";
-import { LeafRefused, edgeTopology, eventually, hubTopology, monitorJson, openBrowser, waitLeafs } from "../lib/topology.mjs";
+import { LeafRefused, edgeTopology, eventually, hubTopology, importTopology, monitorJson, openBrowser, waitLeafs } from "../lib/topology.mjs";
 
 const T = { timeout: 45000 };
 
@@ -396,6 +396,37 @@ describe("leaf hub: the server under test as hub, nats-server leafs over tcp, ws
     const seen = got.flatMap((l) => l.msgs.map((m) => dec.decode(m.data)));
     assert.equal(seen.length, N);
     assert.equal(new Set(seen).size, N);
+  });
+});
+
+describe("leaf service import: the edge's leaf binds an account that imports a service", () => {
+  const topo = topology(() => importTopology());
+  const conns = [];
+  after(async () => {
+    await closeAll(conns);
+  });
+
+  it("a hub client's request to the imported subject reaches the exporter's responder on the edge", T, async (t) => {
+    const s = topo.use(t);
+    if (!s) return;
+    const responder = await tcpClient(s.edge, { user: "svc", pass: "pw" });
+    conns.push(responder);
+    const requester = await tcpClient(s.hub);
+    conns.push(requester);
+    responder.subscribe("svc.echo", { callback: (_, m) => m.respond(enc.encode(`echo:${dec.decode(m.data)}`)) });
+    await responder.flush();
+    // The import's subject is advertised by the edge however long the responder has been there:
+    // the first request may race the leaf's interest set, so ask until it answers.
+    await eventually(
+      "the imported service answering from the hub",
+      async () => {
+        const r = await requester.request("app.echo", enc.encode("hi"), { timeout: 1000 });
+        assert.equal(dec.decode(r.data), "echo:hi");
+      },
+      { ms: 10000, every: 100 },
+    );
+    // The exporter's own subject is not visible from the hub (the leaf binds the importer).
+    await assert.rejects(requester.request("svc.echo", enc.encode("x"), { timeout: 1000 }), (e) => e.code === "503");
   });
 });
 

@@ -184,6 +184,12 @@ fn interest_key(subject: &[u8], queue: Option<&[u8]>) -> Box<[u8]> {
     }
 }
 
+/// Whether `sub` came from a leaf of the cluster `cluster` (a non-empty name): such
+/// interest is not advertised to a leaf of that cluster (nats-server's origin check).
+fn same_origin(sub: &Subscription, cluster: &str) -> bool {
+    !cluster.is_empty() && sub.origin.as_deref() == Some(cluster)
+}
+
 /// One `LS+`/`LS-` line for `key` with count `n` (`server/leafnode.go` `writeLeafSub`).
 fn write_leaf_sub(out: &mut Vec<u8>, key: &[u8], n: i64) {
     if n > 0 {
@@ -568,13 +574,26 @@ impl Broker {
         }
         // The whole interest of the account, counted per key.
         let mut smap: HashMap<Box<[u8]>, i64> = HashMap::new();
+        let cluster = self
+            .client(id)
+            .and_then(|c| c.leaf.as_ref())
+            .map(|l| l.remote_cluster.clone())
+            .unwrap_or_default();
         for (owner, sub, weight) in self.router.account_subs(account) {
-            if !self.leaf_carries(id, spoke, owner, sub.client) {
+            if !self.leaf_carries(id, spoke, owner, sub.client) || same_origin(sub, &cluster) {
                 continue;
             }
             *smap
                 .entry(interest_key(&sub.subject, sub.queue.as_deref()))
                 .or_insert(0) += i64::from(weight);
+        }
+        // Leafs send only on interest, so the services the account imports are advertised:
+        // a request from the other side reaches the import and goes on to the exporter
+        // (`server/leafnode.go` `initLeafNodeSmapAndSendSubs`).
+        if let Some(acc) = self.router.account(account) {
+            for import in &acc.service_imports {
+                *smap.entry(import.local.clone()).or_insert(0) += 1;
+            }
         }
         let lds = self.lds_subject(account);
         smap.entry(lds).or_insert(1);
@@ -695,7 +714,14 @@ impl Broker {
             if !self.leaf_carries(leaf_id, leaf.is_spoke(), sub.owner, sub.client) {
                 continue;
             }
-            if !is_lds_exempt(&sub.subject) && !leaf.import.permits(&sub.subject) {
+            // Interest from a leaf of this leaf's own cluster is not sent back to it, but
+            // the `$LDS.` subject still goes so that a loop is detected
+            // (`server/leafnode.go` `updateLeafNodes`).
+            let lds_exempt = is_lds_exempt(&sub.subject);
+            if same_origin(sub, &leaf.remote_cluster) && !sub.subject.starts_with(LDS_PREFIX) {
+                continue;
+            }
+            if !lds_exempt && !leaf.import.permits(&sub.subject) {
                 continue;
             }
             let key = interest_key(&sub.subject, sub.queue.as_deref());
@@ -795,6 +821,11 @@ impl Broker {
         } else {
             SubOwner::AcceptedLeaf
         };
+        let origin: Option<Arc<str>> = c
+            .leaf
+            .as_ref()
+            .filter(|l| !l.remote_cluster.is_empty())
+            .map(|l| l.remote_cluster.as_str().into());
         match existing {
             Some(sub_key) => {
                 // A repeated queue LS+ updates the weight; a repeated plain one is nothing.
@@ -825,6 +856,7 @@ impl Broker {
                     max: None,
                     owner,
                     weight,
+                    origin,
                 };
                 let snapshot = sub.clone_meta();
                 let Ok(sub_key) = self.router.insert(account, sub) else {

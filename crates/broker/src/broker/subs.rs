@@ -92,6 +92,7 @@ impl Broker {
             max: None,
             owner: leaf::SubOwner::Client,
             weight: 1,
+            origin: None,
         };
         let snapshot = (!self.leafs.is_empty()).then(|| sub.clone_meta());
         let key = match self.router.insert(account, sub) {

@@ -643,3 +643,156 @@ fn credentials_send_the_jwt_and_sign_the_nonce() {
         "seed in Debug"
     );
 }
+
+/// An accepted leaf with `CONNECT` naming `cluster`, its interest set drained.
+fn accepted_leaf(h: &mut Harness, name: &str, cluster: &str) -> ClientId {
+    let id = h
+        .broker
+        .register_client(h.now, ClientParams::new(ConnectionType::Leaf, addr()));
+    h.drain_events();
+    let _info = h.take(id);
+    h.send(
+        id,
+        &format!(
+            "CONNECT {{\"server_id\":\"N{name}\",\"name\":\"{name}\",\"cluster\":\"{cluster}\",\"headers\":true}}\r\n"
+        ),
+    );
+    let set = h.take(id);
+    assert!(set.contains("LS+ $LDS."), "{set}");
+    id
+}
+
+#[test]
+fn interest_from_a_leaf_is_not_advertised_to_leafs_of_its_own_cluster() {
+    let mut h = Harness::new();
+    let a1 = accepted_leaf(&mut h, "a1", "spoke");
+    let a2 = accepted_leaf(&mut h, "a2", "spoke");
+    let other = accepted_leaf(&mut h, "b", "other");
+    // What a1 (cluster spoke) subscribes reaches the leaf of another cluster only.
+    h.send(a1, "LS+ from.a1\r\nLS+ q.a1 g 2\r\n");
+    assert_eq!(h.take(a2), "");
+    assert_eq!(h.take(other), "LS+ from.a1\r\nLS+ q.a1 g 2\r\n");
+    // The other cluster's interest reaches both leafs of cluster spoke.
+    h.send(other, "LS+ from.b\r\n");
+    assert_eq!(h.take(a1), "LS+ from.b\r\n");
+    assert_eq!(h.take(a2), "LS+ from.b\r\n");
+    // A loop-detection subject still crosses between leafs of one cluster.
+    h.send(a1, "LS+ $LDS.a1\r\n");
+    assert_eq!(h.take(a2), "LS+ $LDS.a1\r\n");
+    assert_eq!(h.take(other), "LS+ $LDS.a1\r\n");
+    // A leaf of cluster spoke that connects later is not given a1's interest, and its
+    // withdrawals are not sent to a2 either.
+    let a3 = accepted_leaf(&mut h, "a3", "spoke");
+    h.send(a1, "LS- from.a1\r\n");
+    assert_eq!(h.take(a2), "");
+    assert_eq!(h.take(a3), "");
+    assert_eq!(h.take(other), "LS- from.a1\r\n");
+    // A client's interest goes to every leaf.
+    let client = h.client();
+    h.send(client, "SUB local 1\r\n");
+    for leaf in [a1, a2, a3, other] {
+        assert_eq!(h.take(leaf), "LS+ local\r\n");
+    }
+}
+
+#[test]
+fn a_new_leaf_is_not_given_interest_from_its_own_cluster() {
+    let mut h = Harness::new();
+    let a1 = accepted_leaf(&mut h, "a1", "spoke");
+    h.send(a1, "LS+ from.a1\r\nLS+ $LDS.a1\r\n");
+    let id = h
+        .broker
+        .register_client(h.now, ClientParams::new(ConnectionType::Leaf, addr()));
+    h.drain_events();
+    let _info = h.take(id);
+    h.send(
+        id,
+        "CONNECT {\"server_id\":\"Na2\",\"name\":\"a2\",\"cluster\":\"spoke\",\"headers\":true}\r\n",
+    );
+    let set = h.take(id);
+    assert!(!set.contains("from.a1"), "{set}");
+    let id = h
+        .broker
+        .register_client(h.now, ClientParams::new(ConnectionType::Leaf, addr()));
+    h.drain_events();
+    let _info = h.take(id);
+    h.send(
+        id,
+        "CONNECT {\"server_id\":\"Nb\",\"name\":\"b\",\"cluster\":\"other\",\"headers\":true}\r\n",
+    );
+    let set = h.take(id);
+    assert!(set.contains("LS+ from.a1\r\n"), "{set}");
+}
+
+#[test]
+fn an_imported_service_is_advertised_and_requests_from_the_hub_reach_it() {
+    let now = Instant::now();
+    let config = Config {
+        server_name: "edge".to_owned(),
+        accounts: vec![
+            crate::AccountConfig {
+                name: "A".to_owned(),
+                exports: vec![crate::ExportConfig {
+                    kind: crate::ExportKind::Service,
+                    subject: "svc".to_owned(),
+                    accounts: Vec::new(),
+                    response_type: crate::ResponseType::Singleton,
+                    response_threshold: None,
+                }],
+                ..crate::AccountConfig::default()
+            },
+            crate::AccountConfig {
+                name: "B".to_owned(),
+                imports: vec![crate::ImportConfig {
+                    kind: crate::ExportKind::Service,
+                    account: "A".to_owned(),
+                    subject: "svc".to_owned(),
+                    to: Some("b.svc".to_owned()),
+                    prefix: None,
+                }],
+                ..crate::AccountConfig::default()
+            },
+        ],
+        ..Config::default()
+    };
+    let mut h = Harness {
+        broker: Broker::new(config, now),
+        now,
+        events: Vec::new(),
+    };
+    let open = |h: &mut Harness, account: &str| {
+        let id = h.broker.register_leaf(
+            h.now,
+            ClientParams::new(ConnectionType::Leaf, addr()),
+            LeafRemote {
+                account: Some(account.to_owned()),
+                ..LeafRemote::default()
+            },
+        );
+        h.drain_events();
+        h.send(id, HUB_INFO);
+        let connect = h.take(id);
+        assert!(connect.starts_with("CONNECT {"), "{connect}");
+        h.send(id, CONNECT_INFO);
+        (id, h.take(id))
+    };
+    // The importing account's leaf advertises the import; the exporter's does not.
+    let (importer, set) = open(&mut h, "B");
+    assert!(set.contains("LS+ b.svc\r\n"), "{set}");
+    let (exporter, set) = open(&mut h, "A");
+    assert!(!set.contains("svc"), "{set}");
+    // A responder on the exporter's side, a requester on the importer's.
+    h.send(exporter, "LS+ svc\r\n");
+    h.send(importer, "LS+ _INBOX.r\r\n");
+    h.send(importer, "LMSG b.svc _INBOX.r 2\r\nhi\r\n");
+    let request = h.take(exporter);
+    assert!(request.starts_with("HMSG svc _R_."), "{request}");
+    assert!(request.ends_with("hi\r\n"), "{request}");
+    let reply = request
+        .split(' ')
+        .nth(2)
+        .expect("a reply subject")
+        .to_owned();
+    h.send(exporter, &format!("LMSG {reply} 3\r\nyes\r\n"));
+    assert_eq!(h.take(importer), "LMSG _INBOX.r 3\r\nyes\r\n");
+}
