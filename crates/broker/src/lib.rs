@@ -103,9 +103,10 @@
 //!     but without Go's Unicode folding (`K` vs the Kelvin sign). INFO strings are not
 //!     HTML-escaped (`\u003c` for `<`); JSON decoders read both forms identically.
 //! 13. **Leaf nodes** ([`Broker::register_leaf`], and [`ConnectionType::Leaf`] connections
-//!     accepted): interest from leafs of one remote cluster is not kept from other leafs of
-//!     that cluster (nats-server's `origin` check), service-import and mapping subjects are
-//!     not advertised, and a queue `LS+` weight outside `u32` is refused as bad arguments.
+//!     accepted): subject-mapping sources are not advertised to leafs (service-import
+//!     subjects are, and interest from a leaf is kept from other leafs of its cluster, as
+//!     nats-server's `origin` check does), and a queue `LS+` weight outside `u32` is refused
+//!     as bad arguments.
 //! 14. **Closed-connection records** keep at most [`MAX_CLOSED_SUBS`] subscriptions (lowest
 //!     sids); nats-server keeps every one, which makes `/connz?state=closed` memory unbounded.
 //! 15. **Match cache.** Cached results hold at most [`sublist::MAX_CACHE_HANDLES`]
