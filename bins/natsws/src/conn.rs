@@ -150,7 +150,7 @@ impl Transport {
                     if state.peer_has_closed() {
                         out.eof = true;
                     }
-                    drain_plaintext(tls, buf, &mut out.n_read)?;
+                    drain_plaintext(tls, buf, state.plaintext_bytes_to_read(), &mut out.n_read)?;
                     if out.eof {
                         break;
                     }
@@ -161,7 +161,7 @@ impl Transport {
             }
         }
         // Plaintext may remain buffered even after WouldBlock.
-        drain_plaintext(tls, buf, &mut out.n_read)?;
+        drain_plaintext(tls, buf, 0, &mut out.n_read)?;
         Ok(out)
     }
 
@@ -189,16 +189,12 @@ impl Transport {
             if !self.write_tls_pending()? {
                 return Ok(0);
             }
-            let mut accepted = 0;
-            if let Some(tls) = self.tls.as_mut() {
-                for s in slices {
-                    let n = tls.writer().write(s)?;
-                    accepted += n;
-                    if n < s.len() {
-                        break;
-                    }
-                }
-            }
+            // One vectored write: rustls fragments the slices together into full records
+            // (a write per slice would seal a record per slice, the frame header alone in one).
+            let accepted = match self.tls.as_mut() {
+                Some(tls) => tls.writer().write_vectored(slices)?,
+                None => 0,
+            };
             self.write_tls_pending()?;
             return Ok(accepted);
         }
@@ -242,14 +238,20 @@ impl Transport {
     }
 }
 
+/// Moves the plaintext rustls holds into `buf`. `available` is what `process_new_packets`
+/// reported (0 when unknown): that much is taken in one read, not in [`MIN_READ_BYTES`] pieces
+/// each zeroed first.
 fn drain_plaintext(
     tls: &mut rustls::Connection,
     buf: &mut BytesMut,
+    available: usize,
     n_read: &mut usize,
 ) -> Result<(), ReadError> {
+    let mut want = available.max(MIN_READ_BYTES);
     loop {
         let start = buf.len();
-        buf.resize(start + MIN_READ_BYTES, 0);
+        buf.resize(start + want, 0);
+        want = MIN_READ_BYTES;
         match tls.reader().read(&mut buf[start..]) {
             Ok(0) => {
                 buf.truncate(start);
