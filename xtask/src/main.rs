@@ -134,7 +134,6 @@ fn ci() -> Result {
     stage("crates package", package_crates)?;
     stage("fuzz smoke", || fuzz(15, None))?;
     stage("interop", interop)?;
-    stage("bench smoke", bench_smoke)?;
     // The test run comes last so that its summary line closes the log.
     stage("test", test)
 }
@@ -383,19 +382,6 @@ fn bench(args: &[String]) -> Result {
         .arg("--server")
         .arg(release.join("natsws"))
         .args(args))
-}
-
-/// Runs every load-generator scenario once at 1% of its size, debug builds, against natsws and
-/// (where installed) nats-server: proves that `cargo xtask bench` works from a fresh clone and
-/// that every message of every scenario arrives intact. It measures nothing.
-fn bench_smoke() -> Result {
-    let root = root();
-    run(cargo().args(["build", "-p", "natsws", "-p", "loadgen"]))?;
-    run(Command::new(root.join("target/debug/loadgen"))
-        .current_dir(&root)
-        .arg("--server")
-        .arg(root.join("target/debug/natsws"))
-        .args(["--rounds", "1", "--scale", "0.01", "--timeout", "60"]))
 }
 
 /// Installs the interop suite's tools and runs it against natsws and nats-server.
