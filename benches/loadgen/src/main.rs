@@ -340,7 +340,7 @@ fn run_once(
     let tls = if scenario.needs_tls() { pki } else { None };
     let _busy = Busy::start(options.busy, options.timeout)?;
     let (server, hub) =
-        server::start_run(program, dir, tls, scenario.is_leaf(), scenario.is_mqtt())?;
+        server::start_run(program, dir, tls, scenario.leaf_link(), scenario.is_mqtt())?;
     let env = Env {
         server: &server,
         hub: hub.as_ref(),

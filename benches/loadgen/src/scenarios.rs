@@ -95,9 +95,33 @@ pub(crate) struct PubSub {
     subs: usize,
     distinct: bool,
     json: bool,
-    /// Leaf topology: the publisher is a TCP client of the hub, the subscribers WebSocket
-    /// clients of the edge under test.
-    leaf: bool,
+    /// Leaf topology: which side the publisher is on, and the edge's link to the hub.
+    leaf: Option<Leaf>,
+}
+
+/// How the edge of a leaf scenario reaches the hub: its remote dials the hub's leafnode port
+/// (`nats://`) or the hub's WebSocket port (`ws://`, path `/leafnode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    Tcp,
+    Ws,
+}
+
+/// The direction of a leaf pub/sub scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leaf {
+    /// The publisher is a TCP client of the hub, the subscribers clients of the edge.
+    Down(Link),
+    /// The publisher is a client of the edge, the subscribers TCP clients of the hub.
+    Up(Link),
+}
+
+impl Leaf {
+    fn link(self) -> Link {
+        match self {
+            Self::Down(link) | Self::Up(link) => link,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,12 +154,14 @@ pub(crate) struct Scenario {
 }
 
 impl Scenario {
-    /// Whether the scenario runs on a hub (nats-server) with the server under test its leaf.
-    pub(crate) fn is_leaf(&self) -> bool {
-        matches!(
-            self.kind,
-            Kind::PubSub(PubSub { leaf: true, .. }) | Kind::ReqRep { leaf: true, .. }
-        )
+    /// How the server under test reaches its hub (nats-server), when the scenario runs on a
+    /// hub with the server under test its leaf.
+    pub(crate) fn leaf_link(&self) -> Option<Link> {
+        match self.kind {
+            Kind::PubSub(PubSub { leaf, .. }) => leaf.map(Leaf::link),
+            Kind::ReqRep { leaf: true, .. } => Some(Link::Tcp),
+            _ => None,
+        }
     }
 
     /// Whether the server needs its MQTT config ([`crate::server::mqtt_config`]).
@@ -162,7 +188,7 @@ const fn pubsub(wire: Wire, size: usize, count: u64) -> Kind {
         subs: 1,
         distinct: false,
         json: false,
-        leaf: false,
+        leaf: None,
     })
 }
 
@@ -208,7 +234,7 @@ pub(crate) const ALL: &[Scenario] = &[
             subs: 100,
             distinct: false,
             json: false,
-            leaf: false,
+            leaf: None,
         }),
     },
     Scenario {
@@ -221,7 +247,7 @@ pub(crate) const ALL: &[Scenario] = &[
             subs: 2_000,
             distinct: false,
             json: false,
-            leaf: false,
+            leaf: None,
         }),
     },
     Scenario {
@@ -243,7 +269,7 @@ pub(crate) const ALL: &[Scenario] = &[
             subs: 1,
             distinct: false,
             json: true,
-            leaf: false,
+            leaf: None,
         }),
     },
     Scenario {
@@ -266,7 +292,7 @@ pub(crate) const ALL: &[Scenario] = &[
             subs: 2_000,
             distinct: true,
             json: false,
-            leaf: false,
+            leaf: None,
         }),
     },
     Scenario {
@@ -279,7 +305,7 @@ pub(crate) const ALL: &[Scenario] = &[
             subs: 1,
             distinct: false,
             json: false,
-            leaf: true,
+            leaf: Some(Leaf::Down(Link::Tcp)),
         }),
     },
     Scenario {
@@ -292,7 +318,7 @@ pub(crate) const ALL: &[Scenario] = &[
             subs: 100,
             distinct: false,
             json: false,
-            leaf: true,
+            leaf: Some(Leaf::Down(Link::Tcp)),
         }),
     },
     Scenario {
@@ -303,6 +329,32 @@ pub(crate) const ALL: &[Scenario] = &[
             count: 10_000,
             leaf: true,
         },
+    },
+    Scenario {
+        name: "leaf_ws_128",
+        title: "leaf over ws: hub tcp pub → edge ws sub 128 B",
+        kind: Kind::PubSub(PubSub {
+            wire: Wire::Ws,
+            size: 128,
+            count: 1_000_000,
+            subs: 1,
+            distinct: false,
+            json: false,
+            leaf: Some(Leaf::Down(Link::Ws)),
+        }),
+    },
+    Scenario {
+        name: "leaf_up_128",
+        title: "leaf: edge ws pub → hub tcp sub 128 B",
+        kind: Kind::PubSub(PubSub {
+            wire: Wire::Ws,
+            size: 128,
+            count: 1_000_000,
+            subs: 1,
+            distinct: false,
+            json: false,
+            leaf: Some(Leaf::Up(Link::Tcp)),
+        }),
     },
     Scenario {
         name: "mqtt_qos0_ws",
@@ -533,18 +585,26 @@ fn run_pubsub(env: &Env<'_>, spec: PubSub) -> Result<Outcome, String> {
     } else {
         vec!["lg.all".to_owned()]
     };
-    let subscribers = open_many(&target, subs, 4, env.timeout, &|i, conn| {
+    let (sub_target, pub_target) = match leaf {
+        None => (target.clone(), target),
+        Some(Leaf::Down(_)) => (target, env.hub_target()?),
+        Some(Leaf::Up(_)) => (env.hub_target()?, target),
+    };
+    let subscribers = open_many(&sub_target, subs, 4, env.timeout, &|i, conn| {
         conn.subscribe(subjects.get(i).unwrap_or(&subjects[0]))
     })?;
-    let mut publisher = if leaf {
-        // The subscriptions must have reached the hub before the first message.
-        let hub = env.hub.ok_or("a leaf scenario needs a hub")?;
-        let wanted: Vec<&str> = subjects.iter().map(String::as_str).collect();
-        crate::server::wait_leaf_interest(hub, &wanted)?;
-        Conn::open(&env.hub_target()?, env.timeout)?
-    } else {
-        Conn::open(&target, env.timeout)?
+    // The subscriptions must have crossed the link before the first message: to the hub
+    // (its `/leafz`) from edge subscribers, to the edge from hub subscribers.
+    let far_side = match leaf {
+        None => None,
+        Some(Leaf::Down(_)) => Some(env.hub.ok_or("a leaf scenario needs a hub")?),
+        Some(Leaf::Up(_)) => Some(env.server),
     };
+    if let Some(far_side) = far_side {
+        let wanted: Vec<&str> = subjects.iter().map(String::as_str).collect();
+        crate::server::wait_leaf_interest(far_side, &wanted)?;
+    }
+    let mut publisher = Conn::open(&pub_target, env.timeout)?;
 
     // The publisher's writes: batches of about 32 KiB of PUBs (one WebSocket message each).
     let batch_bytes = 32 * 1024;
@@ -1073,9 +1133,14 @@ mod tests {
             for scenario in ALL {
                 let tls = scenario.needs_tls().then_some(&pki);
                 let dir = work.join(format!("{}-{runs}", scenario.name));
-                let (server, hub) =
-                    server::start_run(&program, &dir, tls, scenario.is_leaf(), scenario.is_mqtt())
-                        .unwrap();
+                let (server, hub) = server::start_run(
+                    &program,
+                    &dir,
+                    tls,
+                    scenario.leaf_link(),
+                    scenario.is_mqtt(),
+                )
+                .unwrap();
                 let env = Env {
                     server: &server,
                     hub: hub.as_ref(),

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::scenarios::Link;
+
 /// How long a server may take to write its ports file.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -163,10 +165,11 @@ pub(crate) fn hub_config() -> String {
     format!("{}leafnodes {{ listen: \"127.0.0.1:-1\" }}\n", config(None))
 }
 
-/// An edge: [`config`] and a remote dialling the hub's leafnode port over TCP.
-pub(crate) fn edge_config(hub_leaf: SocketAddr) -> String {
+/// An edge: [`config`] and a remote dialling `url` (the hub's leafnode port over TCP, or its
+/// WebSocket port).
+pub(crate) fn edge_config(url: &str) -> String {
     format!(
-        "{}leafnodes {{ reconnect: 1, remotes: [ {{ url: \"nats://{hub_leaf}\" }} ] }}\n",
+        "{}leafnodes {{ reconnect: 1, remotes: [ {{ url: \"{url}\" }} ] }}\n",
         config(None)
     )
 }
@@ -220,25 +223,32 @@ pub(crate) fn wait_leaf_interest(server: &Server, subjects: &[&str]) -> Result<(
 pub(crate) const HUB: &str = "/usr/sbin/nats-server";
 
 /// The servers of one run: `program` alone, or (`leaf`) a fresh nats-server hub and `program`
-/// as its leaf over TCP, linked before this returns. The edge (or the server) comes first.
+/// as its leaf over that link (TCP to the hub's leafnode port, or `ws://` to its WebSocket
+/// port), linked before this returns. The edge (or the server) comes first.
 /// With `mqtt`, the server's config is [`mqtt_config`].
 pub(crate) fn start_run(
     program: &Path,
     dir: &Path,
     tls: Option<&Pki>,
-    leaf: bool,
+    leaf: Option<Link>,
     mqtt: bool,
 ) -> Result<(Server, Option<Server>), String> {
     if mqtt {
         let conf = mqtt_config(is_nats_server(program), &dir.join("store"));
         return Ok((Server::start(program, dir, &conf)?, None));
     }
-    if !leaf {
+    let Some(link) = leaf else {
         return Ok((Server::start(program, dir, &config(tls))?, None));
-    }
+    };
     let hub = Server::start(Path::new(HUB), &dir.join("hub"), &hub_config())?;
-    let hub_leaf = hub.leaf.ok_or("the hub's /varz has no leafnode port")?;
-    let edge = Server::start(program, &dir.join("edge"), &edge_config(hub_leaf))?;
+    let url = match link {
+        Link::Tcp => format!(
+            "nats://{}",
+            hub.leaf.ok_or("the hub's /varz has no leafnode port")?
+        ),
+        Link::Ws => format!("ws://{}", hub.ws),
+    };
+    let edge = Server::start(program, &dir.join("edge"), &edge_config(&url))?;
     wait_leaf_interest(&hub, &[])?;
     Ok((edge, Some(hub)))
 }
