@@ -114,12 +114,36 @@ pub(crate) enum Leaf {
     Down(Link),
     /// The publisher is a client of the edge, the subscribers TCP clients of the hub.
     Up(Link),
+    /// The publisher is a TCP client of the hub, the subscribers clients of `edges` natsws
+    /// edges that share one WebSocket port (`websocket { reuse_port: true }`), each its own
+    /// leaf of the hub over TCP; the kernel spreads the subscribers over the edges.
+    Shared { edges: usize },
+}
+
+/// The servers a leaf scenario needs besides the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Edges {
+    /// How each edge's remote reaches the hub.
+    pub(crate) link: Link,
+    /// How many edges.
+    pub(crate) count: usize,
+    /// Whether the edges bind their WebSocket port with `reuse_port` (and share it).
+    pub(crate) reuse_port: bool,
 }
 
 impl Leaf {
-    fn link(self) -> Link {
+    fn edges(self) -> Edges {
         match self {
-            Self::Down(link) | Self::Up(link) => link,
+            Self::Down(link) | Self::Up(link) => Edges {
+                link,
+                count: 1,
+                reuse_port: false,
+            },
+            Self::Shared { edges } => Edges {
+                link: Link::Tcp,
+                count: edges,
+                reuse_port: true,
+            },
         }
     }
 }
@@ -154,12 +178,27 @@ pub(crate) struct Scenario {
 }
 
 impl Scenario {
-    /// How the server under test reaches its hub (nats-server), when the scenario runs on a
-    /// hub with the server under test its leaf.
-    pub(crate) fn leaf_link(&self) -> Option<Link> {
+    /// The edges and how they reach their hub (nats-server), when the scenario runs on a hub
+    /// with the server under test its leaf.
+    pub(crate) fn leaf_edges(&self) -> Option<Edges> {
         match self.kind {
-            Kind::PubSub(PubSub { leaf, .. }) => leaf.map(Leaf::link),
-            Kind::ReqRep { leaf: true, .. } => Some(Link::Tcp),
+            Kind::PubSub(PubSub { leaf, .. }) => leaf.map(Leaf::edges),
+            Kind::ReqRep { leaf: true, .. } => Some(Edges {
+                link: Link::Tcp,
+                count: 1,
+                reuse_port: false,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Why the scenario cannot run on nats-server, when it needs what only natsws serves.
+    pub(crate) fn natsws_only(&self) -> Option<&'static str> {
+        match self.kind {
+            Kind::PubSub(PubSub {
+                leaf: Some(Leaf::Shared { .. }),
+                ..
+            }) => Some("nats-server has no websocket reuse_port"),
             _ => None,
         }
     }
@@ -357,6 +396,32 @@ pub(crate) const ALL: &[Scenario] = &[
         }),
     },
     Scenario {
+        name: "leaf_reuseport_1",
+        title: "leaf: hub tcp pub → 400 ws subs on 1 reuse_port edge 128 B",
+        kind: Kind::PubSub(PubSub {
+            wire: Wire::Ws,
+            size: 128,
+            count: 20_000,
+            subs: 400,
+            distinct: false,
+            json: false,
+            leaf: Some(Leaf::Shared { edges: 1 }),
+        }),
+    },
+    Scenario {
+        name: "leaf_reuseport_4",
+        title: "leaf: hub tcp pub → 400 ws subs on 4 edges, one port 128 B",
+        kind: Kind::PubSub(PubSub {
+            wire: Wire::Ws,
+            size: 128,
+            count: 20_000,
+            subs: 400,
+            distinct: false,
+            json: false,
+            leaf: Some(Leaf::Shared { edges: 4 }),
+        }),
+    },
+    Scenario {
         name: "mqtt_qos0_ws",
         title: "mqtt ws QoS 0 pub/sub 1×1 128 B",
         kind: Kind::Mqtt {
@@ -380,8 +445,11 @@ pub(crate) const ALL: &[Scenario] = &[
 
 /// What a run needs besides the scenario.
 pub(crate) struct Env<'a> {
-    /// The server under test (in leaf scenarios: the edge).
+    /// The server under test (in leaf scenarios: the edge, the first one where there are
+    /// several).
     pub(crate) server: &'a Server,
+    /// The other edges, sharing the first one's WebSocket port.
+    pub(crate) more_edges: &'a [Server],
     /// The hub of the leaf scenarios.
     pub(crate) hub: Option<&'a Server>,
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
@@ -424,8 +492,13 @@ impl Env<'_> {
         })
     }
 
+    /// The CPU time of the server under test (of all its edges).
     fn server_cpu(&self) -> Result<Duration, String> {
-        sys::cpu_time(Some(self.server.pid))
+        let mut total = sys::cpu_time(Some(self.server.pid))?;
+        for edge in self.more_edges {
+            total += sys::cpu_time(Some(edge.pid))?;
+        }
+        Ok(total)
     }
 }
 
@@ -587,7 +660,7 @@ fn run_pubsub(env: &Env<'_>, spec: PubSub) -> Result<Outcome, String> {
     };
     let (sub_target, pub_target) = match leaf {
         None => (target.clone(), target),
-        Some(Leaf::Down(_)) => (target, env.hub_target()?),
+        Some(Leaf::Down(_) | Leaf::Shared { .. }) => (target, env.hub_target()?),
         Some(Leaf::Up(_)) => (env.hub_target()?, target),
     };
     let subscribers = open_many(&sub_target, subs, 4, env.timeout, &|i, conn| {
@@ -597,12 +670,29 @@ fn run_pubsub(env: &Env<'_>, spec: PubSub) -> Result<Outcome, String> {
     // (its `/leafz`) from edge subscribers, to the edge from hub subscribers.
     let far_side = match leaf {
         None => None,
-        Some(Leaf::Down(_)) => Some(env.hub.ok_or("a leaf scenario needs a hub")?),
+        Some(Leaf::Down(_) | Leaf::Shared { .. }) => {
+            Some(env.hub.ok_or("a leaf scenario needs a hub")?)
+        }
         Some(Leaf::Up(_)) => Some(env.server),
     };
+    // With several edges on one port: the subscribers on the busiest edge.
+    let mut busiest = None;
     if let Some(far_side) = far_side {
         let wanted: Vec<&str> = subjects.iter().map(String::as_str).collect();
-        crate::server::wait_leaf_interest(far_side, &wanted)?;
+        // Every edge that a subscriber landed on (the kernel chose) must have told the hub.
+        let mut carrying = 1;
+        if !env.more_edges.is_empty() {
+            carrying = 0;
+            let mut most = 0;
+            for edge in std::iter::once(env.server).chain(env.more_edges) {
+                let clients = crate::server::client_count(edge)?;
+                carrying += usize::from(clients > 0);
+                most = most.max(clients);
+            }
+            busiest = Some(most);
+        }
+        let leafs = 1 + env.more_edges.len();
+        crate::server::wait_leafs(far_side, leafs, carrying, &wanted)?;
     }
     let mut publisher = Conn::open(&pub_target, env.timeout)?;
 
@@ -641,7 +731,14 @@ fn run_pubsub(env: &Env<'_>, spec: PubSub) -> Result<Outcome, String> {
 
     publisher.reset_counters();
     let deadline = Instant::now() + env.timeout;
-    let mut groups: Vec<Vec<Reader>> = (0..subs.clamp(1, 2)).map(|_| Vec::new()).collect();
+    // Two reader threads; eight for the scenarios on edges sharing a port, whatever their
+    // number, so that 1 and 4 edges meet the same load generator.
+    let readers = if matches!(leaf, Some(Leaf::Shared { .. })) {
+        8
+    } else {
+        2
+    };
+    let mut groups: Vec<Vec<Reader>> = (0..subs.clamp(1, readers)).map(|_| Vec::new()).collect();
     let groups_len = groups.len();
     for (i, mut conn) in subscribers.into_iter().enumerate() {
         conn.reset_counters();
@@ -727,6 +824,14 @@ fn run_pubsub(env: &Env<'_>, spec: PubSub) -> Result<Outcome, String> {
         server_cpu.as_nanos() as f64 / delivered as f64,
     ));
     figures.extend(cpu_figures(server_cpu, client_cpu, wall));
+    if let Some(most) = busiest {
+        figures.push(fig(
+            "subs on busiest edge",
+            most as f64,
+            Better::Neither,
+            Unit::Num,
+        ));
+    }
     Ok(Outcome::Measured(figures))
 }
 
@@ -1133,16 +1238,24 @@ mod tests {
             for scenario in ALL {
                 let tls = scenario.needs_tls().then_some(&pki);
                 let dir = work.join(format!("{}-{runs}", scenario.name));
-                let (server, hub) = server::start_run(
+                if scenario.natsws_only().is_some() && server::is_nats_server(&program) {
+                    continue;
+                }
+                let server::Run {
+                    server,
+                    hub,
+                    more_edges,
+                } = server::start_run(
                     &program,
                     &dir,
                     tls,
-                    scenario.leaf_link(),
+                    scenario.leaf_edges(),
                     scenario.is_mqtt(),
                 )
                 .unwrap();
                 let env = Env {
                     server: &server,
+                    more_edges: &more_edges,
                     hub: hub.as_ref(),
                     tls: tls.map(|p| p.client.clone()),
                     scale: 0.005,
