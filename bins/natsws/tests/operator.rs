@@ -7,111 +7,11 @@
 //! signed with `broker::auth::jwt::encode`, the same v2 format nsc writes.
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use broker::auth::jwt::{KeyPair, KeyPairType, encode, sign_nonce};
-use common::{Raw, RawWs, Server, Target};
-
-macro_rules! on_both {
-    ($scenario:ident) => {
-        mod $scenario {
-            use super::{Target, Transport};
-
-            #[test]
-            fn natsws_tcp() {
-                super::$scenario(Target::Natsws, Transport::Tcp);
-            }
-
-            #[test]
-            fn natsws_ws() {
-                super::$scenario(Target::Natsws, Transport::Ws);
-            }
-
-            #[test]
-            fn nats_server_tcp() {
-                super::$scenario(Target::Reference, Transport::Tcp);
-            }
-
-            #[test]
-            fn nats_server_ws() {
-                super::$scenario(Target::Reference, Transport::Ws);
-            }
-        }
-    };
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Transport {
-    Tcp,
-    Ws,
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
-}
-
-fn key(kind: KeyPairType, byte: u8) -> KeyPair {
-    KeyPair::new_from_raw(kind, [byte; 32]).unwrap()
-}
-
-/// Limits as nsc writes them (unlimited); a JWT without them allows nothing (Go's zero
-/// values), so every helper below adds them unless the case sets its own.
-const ACCOUNT_LIMITS: &str = r#","limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1}"#;
-const USER_LIMITS: &str = r#","subs":-1,"data":-1,"payload":-1"#;
-
-fn claims(iss: &KeyPair, sub: &str, kind: &str, extra: &str, nats: &str) -> String {
-    let defaults = match kind {
-        "account" if !nats.contains("\"limits\"") => ACCOUNT_LIMITS,
-        "user" if !nats.contains("\"subs\"") && !nats.contains("NO_LIMITS") => USER_LIMITS,
-        _ => "",
-    };
-    let nats = format!("{}{defaults}", nats.replace("NO_LIMITS", ""));
-    format!(
-        r#"{{"jti":"J{sub}","iat":{iat},"iss":"{iss}","name":"{kind}-name","sub":"{sub}"{extra},"nats":{{"type":"{kind}","version":2{nats}}}}}"#,
-        iat = now_unix() - 10,
-        iss = iss.public_key(),
-    )
-}
-
-struct Keys {
-    op: KeyPair,
-    a: KeyPair,
-    b: KeyPair,
-}
-
-fn keys() -> Keys {
-    Keys {
-        op: key(KeyPairType::Operator, 1),
-        a: key(KeyPairType::Account, 2),
-        b: key(KeyPairType::Account, 3),
-    }
-}
-
-fn operator_jwt(k: &Keys) -> String {
-    encode(
-        &claims(&k.op, &k.op.public_key(), "operator", "", ""),
-        &k.op,
-    )
-    .unwrap()
-}
-
-fn account_jwt(k: &Keys, acc: &KeyPair, nats: &str) -> String {
-    encode(
-        &claims(&k.op, &acc.public_key(), "account", "", nats),
-        &k.op,
-    )
-    .unwrap()
-}
-
-fn user_jwt(issuer: &KeyPair, user: &KeyPair, extra: &str, nats: &str) -> String {
-    encode(
-        &claims(issuer, &user.public_key(), "user", extra, nats),
-        issuer,
-    )
-    .unwrap()
-}
+use common::signer::{ACCOUNT_LIMITS, account_jwt, claims, key, keys, operator_jwt, user_jwt};
+use common::{Conn, Server, Target, Transport, now_unix, on_both_transports};
 
 /// A config with the operator in a file, accounts A and B preloaded (A with `a_nats`). The
 /// operator file is written once per directory: a config made again for a reload must name
@@ -140,28 +40,11 @@ fn start(target: Target, a_nats: &str, ws_extra: &str) -> Option<Server> {
     target.with_config(&text, &[])
 }
 
-enum Conn {
-    Tcp(Raw),
-    Ws(RawWs),
-}
-
 impl Conn {
     /// Opens a connection (a WebSocket upgrade with `headers`) and returns it with the INFO
     /// nonce.
     fn open(srv: &Server, transport: Transport, headers: &str) -> (Self, String) {
-        let (conn, info) = match transport {
-            Transport::Tcp => {
-                let mut raw = Raw::connect(srv.nats_port());
-                let info = raw.line();
-                (Self::Tcp(raw), info)
-            }
-            Transport::Ws => {
-                let mut ws = RawWs::connect(srv.ws_port(), headers);
-                assert_eq!(ws.status(), 101, "{}", ws.response);
-                let info = ws.read_until("\r\n");
-                (Self::Ws(ws), info)
-            }
-        };
+        let (conn, info) = Self::dial(srv, transport, headers);
         assert!(info.contains("\"auth_required\":true"), "{info}");
         let start = info.find("\"nonce\":\"").expect("INFO carries a nonce") + 9;
         let nonce = info[start..]
@@ -195,46 +78,6 @@ impl Conn {
         }
         self.send(&format!("CONNECT {{{}}}\r\nPING\r\n", fields.join(",")));
         self.read_either("PONG\r\n", "-ERR")
-    }
-
-    fn send(&mut self, data: &str) {
-        match self {
-            Self::Tcp(raw) => raw.send(data),
-            Self::Ws(ws) => ws.send(data.as_bytes()),
-        }
-    }
-
-    /// Reads until a line containing `a` or `b`.
-    fn read_either(&mut self, a: &str, b: &str) -> String {
-        let mut all = String::new();
-        loop {
-            let chunk = match self {
-                Self::Tcp(raw) => raw.line(),
-                Self::Ws(ws) => match ws.frame() {
-                    Some(f) if f.opcode == 8 => String::new(),
-                    Some(f) => String::from_utf8_lossy(&f.payload).into_owned(),
-                    None => String::new(),
-                },
-            };
-            if chunk.is_empty() {
-                return all;
-            }
-            all.push_str(&chunk);
-            if all.contains(a) || all.contains(b) {
-                return all;
-            }
-        }
-    }
-
-    /// What arrived before the PONG of a PING sent now, server PINGs left out.
-    fn sync(&mut self) -> String {
-        self.send("PING\r\n");
-        let all = self.read_either("PONG\r\n", "\u{0}never");
-        all.strip_suffix("PONG\r\n")
-            .unwrap_or(&all)
-            .split_inclusive("\r\n")
-            .filter(|line| *line != "PING\r\n")
-            .collect()
     }
 }
 
@@ -281,7 +124,7 @@ fn users_are_bound_to_their_accounts(target: Target, transport: Transport) {
     assert_eq!(a2.sync(), "MSG x 1 2\r\nhi\r\n");
     assert_eq!(b1.sync(), "");
 }
-on_both!(users_are_bound_to_their_accounts);
+on_both_transports!(users_are_bound_to_their_accounts);
 
 /// Users that must be refused get the reference's `-ERR`.
 fn bad_users_are_refused(target: Target, transport: Transport) {
@@ -354,7 +197,7 @@ fn bad_users_are_refused(target: Target, transport: Transport) {
     let (_, out) = Conn::login(&srv, transport, Some(&local), Some(&u));
     assert_eq!(out, "PONG\r\n");
 }
-on_both!(bad_users_are_refused);
+on_both_transports!(bad_users_are_refused);
 
 /// Permissions and limits of the user JWT. A JWT payload limit other than the server's is
 /// announced by an INFO after the first PONG.
@@ -390,7 +233,7 @@ fn user_permissions_apply(target: Target, transport: Transport) {
     let rest = c.read_either("Violation", "\u{0}never");
     assert_eq!(rest, "-ERR 'Maximum Payload Violation'\r\n");
 }
-on_both!(user_permissions_apply);
+on_both_transports!(user_permissions_apply);
 
 /// A bearer JWT needs no signature.
 fn bearer_tokens_need_no_signature(target: Target, transport: Transport) {
@@ -403,7 +246,7 @@ fn bearer_tokens_need_no_signature(target: Target, transport: Transport) {
     let (_, out) = Conn::login(&srv, transport, Some(&bearer), None);
     assert_eq!(out, "PONG\r\n");
 }
-on_both!(bearer_tokens_need_no_signature);
+on_both_transports!(bearer_tokens_need_no_signature);
 
 /// A connection closes when its user JWT expires.
 fn connections_close_at_expiry(target: Target, transport: Transport) {
@@ -423,7 +266,7 @@ fn connections_close_at_expiry(target: Target, transport: Transport) {
     );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
-on_both!(connections_close_at_expiry);
+on_both_transports!(connections_close_at_expiry);
 
 /// A browser's login: the page's HTTP server set an HttpOnly cookie with the user JWT (a
 /// bearer token here, as a page holds no seed); the CONNECT carries no credentials.
@@ -450,7 +293,7 @@ fn jwt_cookie_logs_in_websocket_clients(target: Target, transport: Transport) {
         assert_eq!(conn.connect(&nonce, Some(&bad), Some(&other)), VIOLATION);
     }
 }
-on_both!(jwt_cookie_logs_in_websocket_clients);
+on_both_transports!(jwt_cookie_logs_in_websocket_clients);
 
 /// A private stream export reaches an importer with a valid activation token.
 fn activation_tokens_open_private_exports(target: Target, transport: Transport) {
@@ -505,7 +348,7 @@ fn activation_tokens_open_private_exports(target: Target, transport: Transport) 
         "MSG feed.a 1 1\r\nx\r\nMSG pre.open.b 2 1\r\ny\r\n"
     );
 }
-on_both!(activation_tokens_open_private_exports);
+on_both_transports!(activation_tokens_open_private_exports);
 
 /// Start-up errors for bad operator settings, as nats-server words them.
 #[test]
@@ -672,7 +515,7 @@ fn preload_reload_revokes_live_users(target: Target, transport: Transport) {
     );
     assert_eq!(kept.sync(), "");
 }
-on_both!(preload_reload_revokes_live_users);
+on_both_transports!(preload_reload_revokes_live_users);
 
 /// Connect `times` (UTC; nats-server uses the server's zone, UTC on the test machines, and the
 /// case sets `times_location: UTC` to be sure): outside every window is refused; inside one the
@@ -725,7 +568,7 @@ fn connect_times_apply(target: Target, transport: Transport) {
     let (_, out) = Conn::login(&srv, transport, Some(&bad), Some(&u));
     assert_eq!(out, VIOLATION);
 }
-on_both!(connect_times_apply);
+on_both_transports!(connect_times_apply);
 
 /// A reload whose account JWT lowers `conn` below the account's open connections closes the
 /// oldest ones with `-ERR 'maximum account active connections exceeded'` and keeps the newest
@@ -773,7 +616,7 @@ fn account_conn_limit_lowered_by_reload(target: Target, transport: Transport) {
         "-ERR 'maximum account active connections exceeded'\r\n"
     );
 }
-on_both!(account_conn_limit_lowered_by_reload);
+on_both_transports!(account_conn_limit_lowered_by_reload);
 
 /// Connect `times` in a named zone (`times_location: Asia/Tokyo`, UTC+9 all year): a window
 /// around Tokyo's wall-clock now admits the user, the same clock times read in UTC would not,
@@ -812,7 +655,7 @@ fn connect_times_in_a_named_zone(target: Target, transport: Transport) {
     let (_, out) = Conn::login(&srv, transport, Some(&unknown), Some(&u));
     assert_eq!(out, VIOLATION);
 }
-on_both!(connect_times_in_a_named_zone);
+on_both_transports!(connect_times_in_a_named_zone);
 
 /// The log lines of refused users, as nats-server writes them with `-D`: the reason at debug
 /// level (error level for `Bad src Ip`), then `authentication error`, each after the client's
@@ -895,7 +738,7 @@ fn refusals_are_logged_as_the_reference(target: Target, transport: Transport) {
     }
     assert_eq!(lines, want, "{log}");
 }
-on_both!(refusals_are_logged_as_the_reference);
+on_both_transports!(refusals_are_logged_as_the_reference);
 
 /// An account JWT with a blocking issue of `AccountClaims.Validate` (over its operator
 /// limits, or an invalid import, export, default permission or signing key) is never loaded
@@ -973,7 +816,7 @@ fn accounts_over_their_limits_are_not_loaded(target: Target, transport: Transpor
         );
     }
 }
-on_both!(accounts_over_their_limits_are_not_loaded);
+on_both_transports!(accounts_over_their_limits_are_not_loaded);
 
 /// An operator's `assert_server_version` newer than 2.9.10 (the protocol natsws serves) is a
 /// start-up error with the reference's text; an older or equal one starts. Run on both
@@ -1128,4 +971,4 @@ fn reload_of_signing_keys_closes_their_users(target: Target, transport: Transpor
     assert_eq!(by_scoped.read_either("\u{0}never", "\u{0}never"), "");
     assert_eq!(by_account.sync(), "");
 }
-on_both!(reload_of_signing_keys_closes_their_users);
+on_both_transports!(reload_of_signing_keys_closes_their_users);
