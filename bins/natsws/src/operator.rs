@@ -213,7 +213,7 @@ pub(crate) fn operator_config(
         return Err("system_account in config and operator JWT must be identical".to_owned());
     }
     cfg.system_account = o.system_account.clone().or(first_system);
-    if let Some(Resolver::Full { dir, limit }) = &op.resolver {
+    if let Some(Resolver::Full { dir, limit, .. }) = &op.resolver {
         if cfg.system_account.is_none() {
             return Err(
                 "using nats based account resolver - the system account needs to be specified in configuration or the operator jwt"

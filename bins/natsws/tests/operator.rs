@@ -421,17 +421,18 @@ fn bad_operator_settings_are_refused_at_start() {
 
 /// The full resolver reads `<dir>/<account>.jwt`; a reload that brings an account JWT revoking
 /// a connected user closes that connection. natsws only: nats-server 2.9.10 takes directory
-/// changes through its system account (`nsc push`), which natsws does not serve, and a reload
+/// changes only through its system account (`nsc push`, see `claims_update`), and a reload
 /// does not apply them (the revoked user stays connected; its reload swaps in the new, not yet
 /// started resolver: `server/reload.go` `reloadAuthorization`).
 #[test]
 fn full_resolver_reload_revokes_live_users() {
-    let target = Target::Natsws;
     let k = keys();
-    let sys = key(KeyPairType::Account, 9);
-    let dir = common::temp_dir("operator-full");
-    let jwts = dir.join("jwt");
-    std::fs::create_dir_all(&jwts).unwrap();
+    let Some(Full {
+        srv, jwts, text, ..
+    }) = start_full(Target::Natsws, false)
+    else {
+        return;
+    };
     let write_account = |nats: &str| {
         std::fs::write(
             jwts.join(format!("{}.jwt", k.a.public_key())),
@@ -439,36 +440,9 @@ fn full_resolver_reload_revokes_live_users() {
         )
         .unwrap();
     };
-    write_account("");
-    std::fs::write(
-        jwts.join(format!("{}.jwt", sys.public_key())),
-        account_jwt(&k, &sys, ""),
-    )
-    .unwrap();
-    let op = common::write_file(&dir, "op.jwt", &operator_jwt(&k));
-    let text = format!(
-        "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", no_tls: true }}\noperator: \"{op}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\" }}\n",
-        sys.public_key(),
-        jwts.display()
-    );
-    let Some(srv) = target.with_config(&text, &[]) else {
-        return;
-    };
     let (u, keep) = (key(KeyPairType::User, 80), key(KeyPairType::User, 81));
-    let (mut c, out) = Conn::login(
-        &srv,
-        Transport::Tcp,
-        Some(&user_jwt(&k.a, &u, "", "")),
-        Some(&u),
-    );
-    assert_eq!(out, "PONG\r\n");
-    let (mut kept, out) = Conn::login(
-        &srv,
-        Transport::Ws,
-        Some(&user_jwt(&k.a, &keep, "", "")),
-        Some(&keep),
-    );
-    assert_eq!(out, "PONG\r\n");
+    let mut c = logged_in(&srv, Transport::Tcp, &k.a, &u);
+    let mut kept = logged_in(&srv, Transport::Ws, &k.a, &keep);
     write_account(&format!(
         r#","revocations":{{"{}":{}}}"#,
         u.public_key(),
@@ -972,3 +946,311 @@ fn reload_of_signing_keys_closes_their_users(target: Target, transport: Transpor
     assert_eq!(by_account.sync(), "");
 }
 on_both_transports!(reload_of_signing_keys_closes_their_users);
+
+/// A JWT user of the account `issuer` (or one issued by its key), logged in.
+fn logged_in(srv: &Server, transport: Transport, issuer: &KeyPair, user: &KeyPair) -> Conn {
+    let (c, out) = Conn::login(
+        srv,
+        transport,
+        Some(&user_jwt(issuer, user, "", "")),
+        Some(user),
+    );
+    assert_eq!(out, "PONG\r\n");
+    c
+}
+
+/// The answer refusing a delete request signed by `signer`.
+fn delete_refused(signer: &str, why: &str) -> serde_json::Value {
+    serde_json::json!({"error": {"code": 500,
+        "description": format!("delete accounts request by {signer} failed - {why}")}})
+}
+
+/// A server with a full resolver whose directory holds the system account and account A
+/// (account B is not there yet).
+struct Full {
+    srv: Server,
+    /// The resolver directory.
+    jwts: std::path::PathBuf,
+    /// The system account's key.
+    sys: KeyPair,
+    /// The configuration text (for a reload).
+    text: String,
+}
+
+fn start_full(target: Target, allow_delete: bool) -> Option<Full> {
+    let k = keys();
+    let sys = key(KeyPairType::Account, 9);
+    let dir = common::temp_dir("operator-claims");
+    let jwts = dir.join("jwt");
+    std::fs::create_dir_all(&jwts).unwrap();
+    for acc in [&sys, &k.a] {
+        std::fs::write(
+            jwts.join(format!("{}.jwt", acc.public_key())),
+            account_jwt(&k, acc, ""),
+        )
+        .unwrap();
+    }
+    let op = common::write_file(&dir, "op.jwt", &operator_jwt(&k));
+    let text = format!(
+        "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", no_tls: true }}\noperator: \"{op}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\", allow_delete: {allow_delete} }}\n",
+        sys.public_key(),
+        jwts.display()
+    );
+    let srv = target.with_config(&text, &[])?;
+    Some(Full {
+        srv,
+        jwts,
+        sys,
+        text,
+    })
+}
+
+/// A client of the system account, subscribed to its reply inbox.
+fn system_client(srv: &Server, sys: &KeyPair) -> Conn {
+    let u = key(KeyPairType::User, 70);
+    let mut c = logged_in(srv, Transport::Tcp, sys, &u);
+    c.send("SUB _INBOX.claims 77\r\n");
+    assert_eq!(c.sync(), "");
+    c
+}
+
+/// Sends a request and returns the body of the first answer.
+fn request(c: &mut Conn, subject: &str, body: &str) -> String {
+    c.send(&format!(
+        "PUB {subject} _INBOX.claims {}\r\n{body}\r\n",
+        body.len()
+    ));
+    let Conn::Tcp(raw) = c else {
+        panic!("the claim requests go over TCP");
+    };
+    loop {
+        let line = raw.line();
+        if line.starts_with("MSG _INBOX.claims 77 ") {
+            return raw.line().trim_end().to_owned();
+        }
+        assert!(line == "PING\r\n" || line == "PONG\r\n", "{line:?}");
+    }
+}
+
+/// The answer as JSON, with its `server` object checked and removed (its values differ
+/// between servers).
+fn answer(text: &str) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let server = v
+        .as_object_mut()
+        .and_then(|o| o.remove("server"))
+        .unwrap_or_else(|| panic!("no server: {text}"));
+    for field in ["name", "host", "id", "ver", "seq", "jetstream", "time"] {
+        assert!(server.get(field).is_some(), "server.{field}: {text}");
+    }
+    v
+}
+
+fn updated(account: &str) -> serde_json::Value {
+    serde_json::json!({"data": {"account": account, "code": 200, "message": "jwt updated"}})
+}
+
+fn refused(account: &str, description: &str) -> serde_json::Value {
+    serde_json::json!({"error": {"account": account, "code": 500, "description": description}})
+}
+
+/// `nsc push`: a system account user sends a new account's JWT; it is stored in the
+/// directory and its users can connect. An update that revokes a user closes that user's
+/// connection. Malformed, mismatched and foreign JWTs get the reference's answers.
+fn claims_update(target: Target) {
+    let Some(Full { srv, jwts, sys, .. }) = start_full(target, false) else {
+        return;
+    };
+    let k = keys();
+    let mut s = system_client(&srv, &sys);
+    let u = key(KeyPairType::User, 71);
+    let (_, out) = Conn::login(
+        &srv,
+        Transport::Tcp,
+        Some(&user_jwt(&k.b, &u, "", "")),
+        Some(&u),
+    );
+    assert_eq!(out, VIOLATION, "B is not known yet");
+    let b_jwt = account_jwt(&k, &k.b, "");
+    let b = k.b.public_key();
+    let got = request(
+        &mut s,
+        &format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE"),
+        &b_jwt,
+    );
+    assert_eq!(answer(&got), updated(&b));
+    let file = jwts.join(format!("{b}.jwt"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), b_jwt);
+    let mut c = logged_in(&srv, Transport::Tcp, &k.b, &u);
+    let keep = key(KeyPairType::User, 72);
+    let mut kept = logged_in(&srv, Transport::Ws, &k.b, &keep);
+
+    // The update that revokes u, through the subject that names no account.
+    let revoking = account_jwt(
+        &k,
+        &k.b,
+        &format!(r#","revocations":{{"{}":{}}}"#, u.public_key(), now_unix()),
+    );
+    let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", &revoking);
+    assert_eq!(answer(&got), updated(&b));
+    let rest = c.read_either("Revoked", "\u{0}never");
+    assert!(
+        rest.contains("-ERR 'User Authentication Revoked'\r\n"),
+        "{rest}"
+    );
+    assert_eq!(kept.sync(), "");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), revoking);
+
+    // The old subject is served too; a JWT for another account than the subject's is not.
+    let got = request(
+        &mut s,
+        &format!("$SYS.ACCOUNT.{b}.CLAIMS.UPDATE"),
+        &account_jwt(&k, &k.a, ""),
+    );
+    assert_eq!(
+        answer(&got),
+        refused(
+            &b,
+            "jwt update resulted in error - subject does not match jwt content"
+        )
+    );
+    let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", "not a jwt");
+    assert_eq!(
+        answer(&got),
+        refused("n/a", "jwt update resulted in error - expected 3 chunks")
+    );
+    // Signed by a user key: not an account JWT the library decodes.
+    let forged = encode(&claims(&u, &b, "account", "", ""), &u).unwrap();
+    let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", &forged);
+    assert_eq!(
+        answer(&got),
+        refused(
+            "n/a",
+            "jwt update resulted in error - unable to validate expected prefixes - [account operator]"
+        )
+    );
+    // Signed by an operator the server does not trust: stored and answered as the reference
+    // does, but the live account keeps its trusted JWT (kept's connection stays).
+    let stranger = key(KeyPairType::Operator, 73);
+    let foreign = encode(&claims(&stranger, &b, "account", "", ""), &stranger).unwrap();
+    let got = request(
+        &mut s,
+        &format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE"),
+        &foreign,
+    );
+    assert_eq!(answer(&got), updated(&b));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), foreign);
+    assert_eq!(kept.sync(), "");
+}
+common::on_both!(claims_update);
+
+/// Lookups return the stored JWT (an unknown account gets no answer); a list names every
+/// stored account.
+fn claims_lookup_and_list(target: Target) {
+    let Some(Full { srv, sys, .. }) = start_full(target, false) else {
+        return;
+    };
+    let k = keys();
+    let mut s = system_client(&srv, &sys);
+    let b_jwt = account_jwt(&k, &k.b, "");
+    let b = k.b.public_key();
+    let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", &b_jwt);
+    assert_eq!(answer(&got), updated(&b));
+    let got = request(&mut s, &format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.LOOKUP"), "");
+    assert_eq!(got, b_jwt);
+    // No answer for an account not stored: the list's answer is the next to come.
+    let stranger = key(KeyPairType::Account, 74).public_key();
+    s.send(&format!(
+        "PUB $SYS.REQ.ACCOUNT.{stranger}.CLAIMS.LOOKUP _INBOX.claims 0\r\n\r\n"
+    ));
+    let got = answer(&request(&mut s, "$SYS.REQ.CLAIMS.LIST", ""));
+    let mut listed: Vec<String> = got["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{got}"))
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_owned())
+        .collect();
+    listed.sort();
+    let mut expected = vec![k.a.public_key(), b, sys.public_key()];
+    expected.sort();
+    assert_eq!(listed, expected);
+}
+common::on_both!(claims_lookup_and_list);
+
+/// A delete request the operator signed, naming `accounts`.
+fn delete_request(signer: &KeyPair, accounts: &[String]) -> String {
+    let op = signer.public_key();
+    let list = accounts
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect::<Vec<_>>()
+        .join(",");
+    encode(
+        &format!(
+            r#"{{"jti":"DEL","iat":{},"iss":"{op}","sub":"{op}","nats":{{"accounts":[{list}]}}}}"#,
+            now_unix()
+        ),
+        signer,
+    )
+    .unwrap()
+}
+
+/// The answer to a delete request `signer` made for `accounts`.
+fn delete(s: &mut Conn, signer: &KeyPair, accounts: &[String]) -> serde_json::Value {
+    answer(&request(
+        s,
+        "$SYS.REQ.CLAIMS.DELETE",
+        &delete_request(signer, accounts),
+    ))
+}
+
+/// Deletes need `allow_delete`, a request the operator signed itself, and never name the
+/// system account; a deleted JWT's file is renamed to `<key>.jwt.deleted`.
+fn claims_delete(target: Target) {
+    let k = keys();
+    let a = k.a.public_key();
+    let op = k.op.public_key();
+    let Some(Full { srv, jwts, sys, .. }) = start_full(target, false) else {
+        return;
+    };
+    let mut s = system_client(&srv, &sys);
+    assert_eq!(
+        delete(&mut s, &k.op, std::slice::from_ref(&a)),
+        delete_refused(&op, "delete must be enabled in server config")
+    );
+    assert!(jwts.join(format!("{a}.jwt")).exists());
+    drop((s, srv));
+
+    let Some(Full { srv, jwts, sys, .. }) = start_full(target, true) else {
+        return;
+    };
+    let mut s = system_client(&srv, &sys);
+    assert_eq!(
+        delete(&mut s, &k.op, &[sys.public_key()]),
+        delete_refused(&op, "not allowed to delete system account")
+    );
+    let stranger = key(KeyPairType::Operator, 75);
+    assert_eq!(
+        delete(&mut s, &stranger, std::slice::from_ref(&a)),
+        delete_refused(&stranger.public_key(), "not trusted")
+    );
+    assert_eq!(
+        delete(&mut s, &k.op, &["nope".to_owned()]),
+        delete_refused(&op, "malformed request")
+    );
+    let u = key(KeyPairType::User, 76);
+    let mut c = logged_in(&srv, Transport::Tcp, &k.a, &u);
+    assert_eq!(
+        delete(&mut s, &k.op, std::slice::from_ref(&a)),
+        serde_json::json!({"data": {"code": 200, "message": "deleted 1 accounts"}})
+    );
+    // The deleted account's users are closed as its expiry would close them.
+    let rest = c.read_either("-ERR", "\u{0}never");
+    assert_eq!(rest, "-ERR 'Account Authentication Expired'\r\n");
+    assert!(!jwts.join(format!("{a}.jwt")).exists());
+    assert!(jwts.join(format!("{a}.jwt.deleted")).exists());
+    let got = answer(&request(&mut s, "$SYS.REQ.CLAIMS.LIST", ""));
+    assert_eq!(got["data"], serde_json::json!([sys.public_key()]));
+}
+common::on_both!(claims_delete);
