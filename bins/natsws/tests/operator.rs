@@ -792,6 +792,40 @@ fn accounts_over_their_limits_are_not_loaded(target: Target, transport: Transpor
 }
 on_both_transports!(accounts_over_their_limits_are_not_loaded);
 
+/// The validation issues of a preloaded account are logged at start-up and again on every
+/// reload (nats-server's `reloadAuthorization` checks the MEMORY resolver's preloads again).
+fn preload_issues_are_logged_again_on_reload(target: Target) {
+    let k = keys();
+    let bad = format!(
+        r#","signing_keys":["{}"]{ACCOUNT_LIMITS}"#,
+        k.op.public_key()
+    );
+    let dir = common::temp_dir("operator-preload-reload");
+    let text = conf(&dir, &bad, "");
+    let Some(srv) = target.with_config(&text, &[]) else {
+        return;
+    };
+    let header = format!(
+        "[WRN] Account [{}] has validation issues:",
+        k.a.public_key()
+    );
+    let issue = format!(
+        r#"[WRN]   - "{}" is not a valid account signing key"#,
+        k.op.public_key()
+    );
+    srv.wait_log(&issue);
+    assert_eq!(srv.log_text().matches(&header).count(), 1);
+    srv.reload(&conf(&dir, &bad, ""), 1);
+    let log = srv.log_text();
+    assert!(!log.contains("Failed to reload"), "{log}");
+    assert_eq!(log.matches(&header).count(), 2, "{log}");
+    assert_eq!(log.matches(&issue).count(), 2, "{log}");
+    // A reload that fixes the account logs nothing more.
+    srv.reload(&conf(&dir, "", ""), 2);
+    assert_eq!(srv.log_text().matches(&header).count(), 2);
+}
+common::on_both!(preload_issues_are_logged_again_on_reload);
+
 /// An operator's `assert_server_version` newer than 2.9.10 (the protocol natsws serves) is a
 /// start-up error with the reference's text; an older or equal one starts. Run on both
 /// servers.
