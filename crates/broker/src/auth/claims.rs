@@ -363,6 +363,80 @@ mod tests {
         assert_eq!(ClaimsRequest::parse("$SYS.REQ.CLAIMS"), None);
     }
 
+    proptest::proptest! {
+        /// Hostile requests never panic: any subject parses or not, and any body is refused
+        /// with an answer (no key here signs anything).
+        #[test]
+        fn hostile_requests_are_refused(subject in "[$A-Z.*>a-z]{0,40}", body in ".{0,200}") {
+            let _ = ClaimsRequest::parse(&subject);
+            let keys = OperatorKeys::default();
+            proptest::prop_assert!(check_update(Some("ACC"), &body, &keys).is_err());
+            proptest::prop_assert!(check_update(None, &body, &keys).is_err());
+            proptest::prop_assert!(check_delete(&body, &keys, true, Some("SYS")).is_err());
+        }
+    }
+
+    fn key(kind: nkeys::KeyPairType, byte: u8) -> nkeys::KeyPair {
+        nkeys::KeyPair::new_from_raw(kind, [byte; 32]).unwrap()
+    }
+
+    fn signed(signer: &nkeys::KeyPair, sub: &str, nats: &str) -> String {
+        let claims = format!(
+            r#"{{"jti":"J","iat":1,"iss":"{}","sub":"{sub}","nats":{{{nats}}}}}"#,
+            signer.public_key()
+        );
+        jwt::encode(&claims, signer).unwrap()
+    }
+
+    /// An operator with strict signing keys refuses accounts its identity key signed, on both
+    /// update subjects; its signing key's are taken, and only the identity key deletes.
+    #[test]
+    fn strict_operators_need_signing_keys() {
+        let op = key(nkeys::KeyPairType::Operator, 1);
+        let sk = key(nkeys::KeyPairType::Operator, 2);
+        let acc = key(nkeys::KeyPairType::Account, 3).public_key();
+        let op_jwt = signed(
+            &op,
+            &op.public_key(),
+            &format!(
+                r#""type":"operator","version":2,"strict_signing_key_usage":true,"signing_keys":["{}"]"#,
+                sk.public_key()
+            ),
+        );
+        let keys = OperatorKeys::new(&[op_jwt]).unwrap();
+        let account =
+            r#""type":"account","version":2,"limits":{"imports":-1,"exports":-1,"wildcards":true}"#;
+        let by_op = signed(&op, &acc, account);
+        for subject in [Some(acc.as_str()), None] {
+            let refused = check_update(subject, &by_op, &keys).unwrap_err();
+            assert_eq!(
+                refused.log_line(),
+                format!(
+                    "jwt update resulted in error - {acc} - operator requires issuer to be a signing key"
+                )
+            );
+        }
+        assert_eq!(
+            check_update(None, &signed(&sk, &acc, account), &keys),
+            Ok(acc.clone())
+        );
+        let delete = |signer: &nkeys::KeyPair| {
+            let nats = format!(r#""accounts":["{acc}"]"#);
+            check_delete(
+                &signed(signer, &signer.public_key(), &nats),
+                &keys,
+                true,
+                None,
+            )
+        };
+        // The identity key is not among a strict operator's keys; a signing key signs itself.
+        assert_eq!(
+            delete(&op).unwrap_err().error.as_deref(),
+            Some("not trusted")
+        );
+        assert_eq!(delete(&sk), Ok(vec![acc.clone()]));
+    }
+
     #[test]
     fn responses_have_the_reference_shape() {
         let server = ServerInfo::default();
