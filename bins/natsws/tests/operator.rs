@@ -1288,3 +1288,77 @@ fn claims_delete(target: Target) {
     assert_eq!(got["data"], serde_json::json!([sys.public_key()]));
 }
 common::on_both!(claims_delete);
+
+/// With the MEMORY resolver, an update naming a loaded account applies to it at once (a
+/// revocation closes the user) and is not stored; an account the server does not have is
+/// skipped, and an empty, mismatched or untrusted JWT gets the reference's answer.
+fn memory_resolver_updates(target: Target) {
+    let k = keys();
+    let sys = key(KeyPairType::Account, 9);
+    let dir = common::temp_dir("operator-memory-claims");
+    let op = common::write_file(&dir, "op.jwt", &operator_jwt(&k));
+    let text = format!(
+        "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", no_tls: true }}\noperator: \"{op}\"\nsystem_account: {s}\nresolver: MEMORY\nresolver_preload {{\n  {s}: {}\n  {a}: {}\n}}\n",
+        account_jwt(&k, &sys, ""),
+        account_jwt(&k, &k.a, ""),
+        s = sys.public_key(),
+        a = k.a.public_key(),
+    );
+    let Some(srv) = target.with_config(&text, &[]) else {
+        return;
+    };
+    let mut s = system_client(&srv, &sys);
+    let a = k.a.public_key();
+    let (u, keep) = (key(KeyPairType::User, 77), key(KeyPairType::User, 78));
+    let mut c = logged_in(&srv, Transport::Tcp, &k.a, &u);
+    let mut kept = logged_in(&srv, Transport::Ws, &k.a, &keep);
+    let subject = format!("$SYS.REQ.ACCOUNT.{a}.CLAIMS.UPDATE");
+    let revoking = account_jwt(
+        &k,
+        &k.a,
+        &format!(r#","revocations":{{"{}":{}}}"#, u.public_key(), now_unix()),
+    );
+    assert_eq!(answer(&request(&mut s, &subject, &revoking)), updated(&a));
+    let rest = c.read_either("Revoked", "\u{0}never");
+    assert!(
+        rest.contains("-ERR 'User Authentication Revoked'\r\n"),
+        "{rest}"
+    );
+    assert_eq!(kept.sync(), "");
+    assert_eq!(
+        answer(&request(&mut s, &subject, "")),
+        refused(&a, "jwt update error - request body is empty")
+    );
+    assert_eq!(
+        answer(&request(&mut s, &subject, &account_jwt(&k, &k.b, ""))),
+        refused(
+            &a,
+            "jwt update resulted in error - subject does not match jwt content"
+        )
+    );
+    let stranger = key(KeyPairType::Operator, 79);
+    let foreign = encode(&claims(&stranger, &a, "account", "", ""), &stranger).unwrap();
+    assert_eq!(
+        answer(&request(
+            &mut s,
+            &format!("$SYS.ACCOUNT.{a}.CLAIMS.UPDATE"),
+            &foreign
+        )),
+        refused(
+            &a,
+            "jwt update resulted in error - account validation failed"
+        )
+    );
+    assert_eq!(kept.sync(), "");
+    let b = k.b.public_key();
+    let got = request(
+        &mut s,
+        &format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE"),
+        &account_jwt(&k, &k.b, ""),
+    );
+    assert_eq!(
+        answer(&got),
+        serde_json::json!({"data": {"account": b, "code": 200, "message": "jwt update skipped"}})
+    );
+}
+common::on_both!(memory_resolver_updates);

@@ -7,8 +7,10 @@
 //! A stored JWT applies as a reload that brings a changed directory does: the broker's
 //! operator accounts are replaced and every client checked again ([`broker::Broker::reload`]),
 //! so a revocation closes live connections and changed limits apply at once. As in the
-//! reference, a JWT whose issuer is not a trusted operator key is stored and answered `jwt
-//! updated`, but the live server keeps the account it had (and logs the error).
+//! reference, a JWT the live server does not take (its issuer is not a trusted operator key,
+//! or it has expired) is stored and answered `jwt updated`, but the live server keeps the
+//! account it had (and logs the error). A MEMORY resolver serves only the updates that name
+//! the account, applies them to an account the server has, and stores nothing.
 
 use std::fs;
 use std::io::{self, Write as _};
@@ -29,83 +31,75 @@ const DEFAULT_LIMIT: usize = 1000;
 /// What a deleted JWT's file is renamed to (`server/dirstore.go` `RenameDeleted`).
 const DELETED_SUFFIX: &str = ".deleted";
 
-/// The resolver directory the claim services work on.
+/// The resolver the claim services work on.
 #[derive(Debug)]
 pub(super) struct ClaimsStore {
-    dir: PathBuf,
-    limit: usize,
-    allow_delete: bool,
+    /// The full resolver's directory; `None` for the MEMORY resolver (updates only, not
+    /// stored).
+    dir: Option<Dir>,
     keys: OperatorKeys,
     services: Vec<ServiceId>,
     /// The sequence number of the server's answers (`ServerInfo.seq`).
     seq: u64,
 }
 
+/// A full resolver's directory.
+#[derive(Debug)]
+struct Dir {
+    path: PathBuf,
+    limit: usize,
+    allow_delete: bool,
+}
+
 impl ClaimsStore {
-    /// Registers the claim services when the server runs a full resolver with a system
-    /// account (natsws refuses a full resolver without one at start-up).
+    /// Registers the claim services when the server runs in operator mode with a system
+    /// account (natsws refuses a full resolver without one at start-up): all of them for a
+    /// full resolver, the account updates for a MEMORY resolver.
     pub(super) fn start(
         settings: &crate::settings::Settings,
         broker: &mut broker::Broker,
     ) -> Result<Option<Self>, String> {
-        let Some(Resolver::Full {
-            dir,
-            limit,
-            allow_delete,
-        }) = &settings.options.operator.resolver
-        else {
-            return Ok(None);
-        };
         let Some(op) = settings.broker.auth.operator.as_ref() else {
             return Ok(None);
         };
+        if op.system_account.is_none() {
+            return Ok(None);
+        }
+        let (dir, subjects): (_, &[&str]) = match &settings.options.operator.resolver {
+            Some(Resolver::Full {
+                dir,
+                limit,
+                allow_delete,
+            }) => {
+                log::info!("Managing all jwt in exclusive directory {dir}");
+                let dir = Dir {
+                    path: PathBuf::from(dir),
+                    limit: usize::try_from(*limit)
+                        .ok()
+                        .filter(|l| *l > 0)
+                        .unwrap_or(DEFAULT_LIMIT),
+                    allow_delete: *allow_delete,
+                };
+                (Some(dir), &claims::SUBJECTS)
+            }
+            Some(Resolver::Memory) => (None, &claims::MEMORY_SUBJECTS),
+            None => return Ok(None),
+        };
         let keys = OperatorKeys::new(&op.operators).ok_or("no operator key found")?;
         let mut services = Vec::new();
-        for subject in claims::SUBJECTS {
+        for subject in subjects {
             services.push(
                 broker
                     .add_system_service(subject)
                     .map_err(|e| format!("error setting up update handling: {e}"))?,
             );
         }
-        log::info!("Managing all jwt in exclusive directory {dir}");
         Ok(Some(Self {
-            dir: PathBuf::from(dir),
-            limit: usize::try_from(*limit)
-                .ok()
-                .filter(|l| *l > 0)
-                .unwrap_or(DEFAULT_LIMIT),
-            allow_delete: *allow_delete,
+            dir,
             keys,
             services,
             seq: 0,
         }))
-    }
-
-    fn path(&self, account: &str) -> PathBuf {
-        self.dir.join(format!("{account}.jwt"))
-    }
-
-    /// The stored account keys, in name order (`PackWalk`).
-    fn list(&self) -> io::Result<Vec<String>> {
-        let mut keys: Vec<String> = fs::read_dir(&self.dir)?
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter_map(|name| name.strip_suffix(".jwt").map(str::to_owned))
-            .filter(|k| jwt::is_public_key(k, jwt::KeyPairType::Account))
-            .collect();
-        keys.sort();
-        Ok(keys)
-    }
-
-    /// Stores `token` as `account`'s JWT; a new account beyond `limit` is refused
-    /// (`jwt store is full`).
-    fn save(&self, account: &str, token: &str) -> Result<(), String> {
-        let path = self.path(account);
-        if !path.exists() && self.list().map_err(|e| e.to_string())?.len() >= self.limit {
-            return Err("jwt store is full".to_owned());
-        }
-        write_atomic(&self.dir, &path, token.as_bytes()).map_err(|e| e.to_string())
     }
 
     fn server_info(&mut self, cfg: &broker::Config) -> ServerInfo {
@@ -123,6 +117,34 @@ impl ClaimsStore {
             jetstream: false,
             time: jiff::Timestamp::now().to_string(),
         }
+    }
+}
+
+impl Dir {
+    fn path(&self, account: &str) -> PathBuf {
+        self.path.join(format!("{account}.jwt"))
+    }
+
+    /// The stored account keys, in name order (`PackWalk`).
+    fn list(&self) -> io::Result<Vec<String>> {
+        let mut keys: Vec<String> = fs::read_dir(&self.path)?
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|name| name.strip_suffix(".jwt").map(str::to_owned))
+            .filter(|k| jwt::is_public_key(k, jwt::KeyPairType::Account))
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Stores `token` as `account`'s JWT; a new account beyond `limit` is refused
+    /// (`jwt store is full`).
+    fn save(&self, account: &str, token: &str) -> Result<(), String> {
+        let path = self.path(account);
+        if !path.exists() && self.list().map_err(|e| e.to_string())?.len() >= self.limit {
+            return Err("jwt store is full".to_owned());
+        }
+        write_atomic(&self.path, &path, token.as_bytes()).map_err(|e| e.to_string())
     }
 }
 
@@ -167,11 +189,18 @@ pub(super) fn serve(
         return;
     };
     let body = String::from_utf8_lossy(payload);
+    let Some(dir) = store.dir.as_ref() else {
+        if let ClaimsRequest::Update(Some(account)) = request {
+            let response = memory_update(ctx, checks, account, &body, now);
+            respond(ctx, reply, &response, now);
+        }
+        return;
+    };
     match request {
         ClaimsRequest::Update(account) => {
             let response = match claims::check_update(account, &body, &store.keys) {
                 Err(refused) => refused,
-                Ok(account) => match store.save(&account, body.trim()) {
+                Ok(account) => match dir.save(&account, body.trim()) {
                     Err(e) => Response::not_saved(&account, &e),
                     Ok(()) => {
                         apply_update(ctx, checks, &account, body.trim(), now);
@@ -186,7 +215,7 @@ pub(super) fn serve(
                 return;
             };
             let found = if jwt::is_public_key(account, jwt::KeyPairType::Account) {
-                read_jwt(&store.path(account))
+                read_jwt(&dir.path(account))
             } else {
                 Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -202,7 +231,7 @@ pub(super) fn serve(
             let Some(reply) = reply else {
                 return;
             };
-            match store.list() {
+            match dir.list() {
                 Ok(keys) => {
                     log::debug!("list request responded with {} account ids", keys.len());
                     let server = store.server_info(ctx.broker.config());
@@ -220,26 +249,23 @@ pub(super) fn serve(
                 .as_ref()
                 .and_then(|op| op.system_account.clone())
                 .or_else(|| cfg.system_account.clone());
-            let response = match claims::check_delete(
-                &body,
-                &store.keys,
-                store.allow_delete,
-                system.as_deref(),
-            ) {
-                Err(refused) => refused,
-                Ok(accounts) => {
-                    let mut errors = Vec::new();
-                    let mut deleted = Vec::new();
-                    for account in &accounts {
-                        match delete(&store.path(account)) {
-                            Ok(()) => deleted.push(account.clone()),
-                            Err(e) => errors.push(e.to_string()),
+            let response =
+                match claims::check_delete(&body, &store.keys, dir.allow_delete, system.as_deref())
+                {
+                    Err(refused) => refused,
+                    Ok(accounts) => {
+                        let mut errors = Vec::new();
+                        let mut deleted = Vec::new();
+                        for account in &accounts {
+                            match delete(&dir.path(account)) {
+                                Ok(()) => deleted.push(account.clone()),
+                                Err(e) => errors.push(e.to_string()),
+                            }
                         }
+                        apply_deletes(ctx, checks, &deleted, now);
+                        claims::delete_response(deleted.len(), &errors)
                     }
-                    apply_deletes(ctx, checks, &deleted, now);
-                    claims::delete_response(deleted.len(), &errors)
-                }
-            };
+                };
             respond(ctx, reply, &response, now);
         }
     }
@@ -282,7 +308,56 @@ fn subject_of(token: &str) -> Option<String> {
     jwt::decode_account(token.trim()).ok().map(|c| c.data.sub)
 }
 
-/// Applies a stored JWT to the live server, when its issuer is trusted (otherwise the account
+/// The wall clock's Unix seconds.
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Whether the live server takes `token` (`verifyAccountClaims`).
+fn check_live(ctx: &Ctx, token: &str) -> Result<(), String> {
+    let keys = ctx
+        .claims
+        .as_ref()
+        .ok_or_else(|| "no operator key found".to_owned())?;
+    claims::check_live(token, &keys.keys, now_unix())
+}
+
+/// A MEMORY resolver's update (`accountClaimUpdate`): applied to the account when the server
+/// has it and takes the JWT, never stored.
+fn memory_update(
+    ctx: &mut Ctx,
+    checks: &mut PasswordChecks,
+    account: &str,
+    token: &str,
+    now: Instant,
+) -> Response {
+    if let Err(refused) = claims::check_memory_update(account, token) {
+        return refused;
+    }
+    let loaded = ctx
+        .broker
+        .config()
+        .auth
+        .operator
+        .as_ref()
+        .is_some_and(|op| {
+            op.accounts
+                .iter()
+                .any(|t| subject_of(t).as_deref() == Some(account))
+        });
+    if !loaded {
+        return Response::skipped(account);
+    }
+    if let Err(e) = check_live(ctx, token) {
+        return Response::not_applied(account, &e);
+    }
+    apply_update(ctx, checks, account, token.trim(), now);
+    Response::updated(account)
+}
+
+/// Applies a stored JWT to the live server, when the server takes it (otherwise the account
 /// stays as it was, as in the reference's `updateAccountWithClaimJWT`).
 fn apply_update(
     ctx: &mut Ctx,
@@ -291,13 +366,8 @@ fn apply_update(
     token: &str,
     now: Instant,
 ) {
-    let trusted = jwt::decode_account(token).is_ok_and(|c| {
-        ctx.claims
-            .as_ref()
-            .is_some_and(|s| claims::is_trusted(&s.keys, &c.data.iss))
-    });
-    if !trusted {
-        log::error!("update resulted in error account validation failed");
+    if let Err(e) = check_live(ctx, token) {
+        log::error!("update resulted in error {e}");
         return;
     }
     reload_accounts(ctx, checks, now, |accounts| {

@@ -14,6 +14,10 @@
 //! when the account's issuer is trusted), reads the directory for lookups and lists, and
 //! removes what [`check_delete`] accepts. `$SYS.REQ.CLAIMS.PACK` (the cluster
 //! synchronisation between servers) is not served: natsws does not cluster.
+//!
+//! A MEMORY resolver serves only the two update subjects that name the account
+//! ([`MEMORY_SUBJECTS`], [`check_memory_update`]): the JWT applies to the live account
+//! ([`check_live`]) and is not kept past a reload or restart.
 
 use std::collections::HashSet;
 
@@ -123,6 +127,23 @@ impl Response {
             message: "jwt updated".to_owned(),
             error: None,
         }
+    }
+
+    /// The answer for an update of an account the server has not loaded (`jwt update
+    /// skipped`, a success).
+    #[must_use]
+    pub fn skipped(account: &str) -> Self {
+        Self {
+            account: account.to_owned(),
+            message: "jwt update skipped".to_owned(),
+            error: None,
+        }
+    }
+
+    /// The answer for an update the live account refused (`error` from [`check_live`]).
+    #[must_use]
+    pub fn not_applied(account: &str, error: &str) -> Self {
+        Self::failed(account, "jwt update resulted in error", error)
     }
 
     /// The answer for an update that could not be stored (`error` is the I/O error's text).
@@ -249,6 +270,47 @@ pub fn check_update(
         }
     }
     Ok(sub.to_owned())
+}
+
+/// The subjects a MEMORY resolver serves (`server/events.go` `initEventTracking`): account
+/// updates naming the account, applied to the live account without being stored.
+pub const MEMORY_SUBJECTS: [&str; 2] = [
+    "$SYS.ACCOUNT.*.CLAIMS.UPDATE",
+    "$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE",
+];
+
+/// Checks a MEMORY resolver's update of `account` (`accountClaimUpdate`): a body, an account
+/// JWT that decodes, for that account. The caller then answers [`Response::skipped`] for an
+/// account the server has not loaded, and checks the JWT with [`check_live`].
+pub fn check_memory_update(account: &str, token: &str) -> Result<(), Response> {
+    if token.trim().is_empty() {
+        return Err(Response::failed(
+            account,
+            "jwt update error",
+            "request body is empty",
+        ));
+    }
+    let failed = |e: String| Response::failed(account, "jwt update resulted in error", e);
+    let claims = jwt::decode_account(token.trim()).map_err(|e| failed(e.to_string()))?;
+    if claims.data.sub != account {
+        return Err(failed("subject does not match jwt content".to_owned()));
+    }
+    Ok(())
+}
+
+/// Whether the live server takes `token` for an account (`verifyAccountClaims`): issued by a
+/// trusted key, without blocking validation issues, and within its times at `now_unix`.
+/// The error is the reference's (`account validation failed`).
+pub fn check_live(token: &str, keys: &OperatorKeys, now_unix: i64) -> Result<(), String> {
+    let refused = || "account validation failed".to_owned();
+    let claims = jwt::decode_account(token.trim()).map_err(|e| e.to_string())?;
+    if !is_trusted(keys, &claims.data.iss)
+        || !account_issues(&claims).is_empty()
+        || claims.data.check_times(now_unix).is_err()
+    {
+        return Err(refused());
+    }
+    Ok(())
 }
 
 /// Whether `issuer` may sign accounts the live server takes (the trusted keys).

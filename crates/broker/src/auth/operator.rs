@@ -32,8 +32,11 @@
 //!   an account `conn` lowered below its open connections closes the oldest ones (`maximum
 //!   account active connections exceeded`, see `Broker::reload`); the remaining JWT users
 //!   are authenticated again and take their new expiry and limits; the users of a deleted
-//!   account get `Account Authentication Expired`. The MEMORY resolver's claim updates
-//!   (which the reference applies to a loaded account without storing them) are not served.
+//!   account get `Account Authentication Expired`. With the MEMORY resolver (and a system
+//!   account), the updates naming an account apply to it without being stored, as in the
+//!   reference; natsws loads every preloaded account at start, so an update of one no client
+//!   has used yet applies where the reference (which loads accounts on first use) answers
+//!   `jwt update skipped`.
 //! - Account JWTs with subject `mappings` are refused at start-up (natsws has no subject
 //!   mapping). An account over its `imports`/`exports`/`wildcards` limits, or signed by an
 //!   untrusted key, is never loaded, as in the reference (`account_issues`); the rest of the
