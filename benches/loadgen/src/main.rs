@@ -338,11 +338,20 @@ fn run_once(
     options: &Options,
 ) -> RunResult {
     let tls = if scenario.needs_tls() { pki } else { None };
+    if let Some(why) = scenario.natsws_only()
+        && server::is_nats_server(program)
+    {
+        return Ok(Outcome::Skipped(why.to_owned()));
+    }
     let _busy = Busy::start(options.busy, options.timeout)?;
-    let (server, hub) =
-        server::start_run(program, dir, tls, scenario.is_leaf(), scenario.is_mqtt())?;
+    let server::Run {
+        server,
+        hub,
+        more_edges,
+    } = server::start_run(program, dir, tls, scenario.leaf_edges(), scenario.is_mqtt())?;
     let env = Env {
         server: &server,
+        more_edges: &more_edges,
         hub: hub.as_ref(),
         tls: tls.map(|p| p.client.clone()),
         scale: options.scale,

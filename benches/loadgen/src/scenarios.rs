@@ -95,9 +95,57 @@ pub(crate) struct PubSub {
     subs: usize,
     distinct: bool,
     json: bool,
-    /// Leaf topology: the publisher is a TCP client of the hub, the subscribers WebSocket
-    /// clients of the edge under test.
-    leaf: bool,
+    /// Leaf topology: which side the publisher is on, and the edge's link to the hub.
+    leaf: Option<Leaf>,
+}
+
+/// How the edge of a leaf scenario reaches the hub: its remote dials the hub's leafnode port
+/// (`nats://`) or the hub's WebSocket port (`ws://`, path `/leafnode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    Tcp,
+    Ws,
+}
+
+/// The direction of a leaf pub/sub scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leaf {
+    /// The publisher is a TCP client of the hub, the subscribers clients of the edge.
+    Down(Link),
+    /// The publisher is a client of the edge, the subscribers TCP clients of the hub.
+    Up(Link),
+    /// The publisher is a TCP client of the hub, the subscribers clients of `edges` natsws
+    /// edges that share one WebSocket port (`websocket { reuse_port: true }`), each its own
+    /// leaf of the hub over TCP; the kernel spreads the subscribers over the edges.
+    Shared { edges: usize },
+}
+
+/// The servers a leaf scenario needs besides the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Edges {
+    /// How each edge's remote reaches the hub.
+    pub(crate) link: Link,
+    /// How many edges.
+    pub(crate) count: usize,
+    /// Whether the edges bind their WebSocket port with `reuse_port` (and share it).
+    pub(crate) reuse_port: bool,
+}
+
+impl Leaf {
+    fn edges(self) -> Edges {
+        match self {
+            Self::Down(link) | Self::Up(link) => Edges {
+                link,
+                count: 1,
+                reuse_port: false,
+            },
+            Self::Shared { edges } => Edges {
+                link: Link::Tcp,
+                count: edges,
+                reuse_port: true,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,12 +178,29 @@ pub(crate) struct Scenario {
 }
 
 impl Scenario {
-    /// Whether the scenario runs on a hub (nats-server) with the server under test its leaf.
-    pub(crate) fn is_leaf(&self) -> bool {
-        matches!(
-            self.kind,
-            Kind::PubSub(PubSub { leaf: true, .. }) | Kind::ReqRep { leaf: true, .. }
-        )
+    /// The edges and how they reach their hub (nats-server), when the scenario runs on a hub
+    /// with the server under test its leaf.
+    pub(crate) fn leaf_edges(&self) -> Option<Edges> {
+        match self.kind {
+            Kind::PubSub(PubSub { leaf, .. }) => leaf.map(Leaf::edges),
+            Kind::ReqRep { leaf: true, .. } => Some(Edges {
+                link: Link::Tcp,
+                count: 1,
+                reuse_port: false,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Why the scenario cannot run on nats-server, when it needs what only natsws serves.
+    pub(crate) fn natsws_only(&self) -> Option<&'static str> {
+        match self.kind {
+            Kind::PubSub(PubSub {
+                leaf: Some(Leaf::Shared { .. }),
+                ..
+            }) => Some("nats-server has no websocket reuse_port"),
+            _ => None,
+        }
     }
 
     /// Whether the server needs its MQTT config ([`crate::server::mqtt_config`]).
@@ -162,7 +227,7 @@ const fn pubsub(wire: Wire, size: usize, count: u64) -> Kind {
         subs: 1,
         distinct: false,
         json: false,
-        leaf: false,
+        leaf: None,
     })
 }
 
@@ -208,7 +273,7 @@ pub(crate) const ALL: &[Scenario] = &[
             subs: 100,
             distinct: false,
             json: false,
-            leaf: false,
+            leaf: None,
         }),
     },
     Scenario {
@@ -221,7 +286,7 @@ pub(crate) const ALL: &[Scenario] = &[
             subs: 2_000,
             distinct: false,
             json: false,
-            leaf: false,
+            leaf: None,
         }),
     },
     Scenario {
@@ -243,7 +308,7 @@ pub(crate) const ALL: &[Scenario] = &[
             subs: 1,
             distinct: false,
             json: true,
-            leaf: false,
+            leaf: None,
         }),
     },
     Scenario {
@@ -266,7 +331,7 @@ pub(crate) const ALL: &[Scenario] = &[
             subs: 2_000,
             distinct: true,
             json: false,
-            leaf: false,
+            leaf: None,
         }),
     },
     Scenario {
@@ -279,7 +344,7 @@ pub(crate) const ALL: &[Scenario] = &[
             subs: 1,
             distinct: false,
             json: false,
-            leaf: true,
+            leaf: Some(Leaf::Down(Link::Tcp)),
         }),
     },
     Scenario {
@@ -292,7 +357,7 @@ pub(crate) const ALL: &[Scenario] = &[
             subs: 100,
             distinct: false,
             json: false,
-            leaf: true,
+            leaf: Some(Leaf::Down(Link::Tcp)),
         }),
     },
     Scenario {
@@ -303,6 +368,58 @@ pub(crate) const ALL: &[Scenario] = &[
             count: 10_000,
             leaf: true,
         },
+    },
+    Scenario {
+        name: "leaf_ws_128",
+        title: "leaf over ws: hub tcp pub → edge ws sub 128 B",
+        kind: Kind::PubSub(PubSub {
+            wire: Wire::Ws,
+            size: 128,
+            count: 1_000_000,
+            subs: 1,
+            distinct: false,
+            json: false,
+            leaf: Some(Leaf::Down(Link::Ws)),
+        }),
+    },
+    Scenario {
+        name: "leaf_up_128",
+        title: "leaf: edge ws pub → hub tcp sub 128 B",
+        kind: Kind::PubSub(PubSub {
+            wire: Wire::Ws,
+            size: 128,
+            count: 1_000_000,
+            subs: 1,
+            distinct: false,
+            json: false,
+            leaf: Some(Leaf::Up(Link::Tcp)),
+        }),
+    },
+    Scenario {
+        name: "leaf_reuseport_1",
+        title: "leaf: hub tcp pub → 400 ws subs on 1 reuse_port edge 128 B",
+        kind: Kind::PubSub(PubSub {
+            wire: Wire::Ws,
+            size: 128,
+            count: 20_000,
+            subs: 400,
+            distinct: false,
+            json: false,
+            leaf: Some(Leaf::Shared { edges: 1 }),
+        }),
+    },
+    Scenario {
+        name: "leaf_reuseport_4",
+        title: "leaf: hub tcp pub → 400 ws subs on 4 edges, one port 128 B",
+        kind: Kind::PubSub(PubSub {
+            wire: Wire::Ws,
+            size: 128,
+            count: 20_000,
+            subs: 400,
+            distinct: false,
+            json: false,
+            leaf: Some(Leaf::Shared { edges: 4 }),
+        }),
     },
     Scenario {
         name: "mqtt_qos0_ws",
@@ -328,8 +445,11 @@ pub(crate) const ALL: &[Scenario] = &[
 
 /// What a run needs besides the scenario.
 pub(crate) struct Env<'a> {
-    /// The server under test (in leaf scenarios: the edge).
+    /// The server under test (in leaf scenarios: the edge, the first one where there are
+    /// several).
     pub(crate) server: &'a Server,
+    /// The other edges, sharing the first one's WebSocket port.
+    pub(crate) more_edges: &'a [Server],
     /// The hub of the leaf scenarios.
     pub(crate) hub: Option<&'a Server>,
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
@@ -372,8 +492,13 @@ impl Env<'_> {
         })
     }
 
+    /// The CPU time of the server under test (of all its edges).
     fn server_cpu(&self) -> Result<Duration, String> {
-        sys::cpu_time(Some(self.server.pid))
+        let mut total = sys::cpu_time(Some(self.server.pid))?;
+        for edge in self.more_edges {
+            total += sys::cpu_time(Some(edge.pid))?;
+        }
+        Ok(total)
     }
 }
 
@@ -533,18 +658,43 @@ fn run_pubsub(env: &Env<'_>, spec: PubSub) -> Result<Outcome, String> {
     } else {
         vec!["lg.all".to_owned()]
     };
-    let subscribers = open_many(&target, subs, 4, env.timeout, &|i, conn| {
+    let (sub_target, pub_target) = match leaf {
+        None => (target.clone(), target),
+        Some(Leaf::Down(_) | Leaf::Shared { .. }) => (target, env.hub_target()?),
+        Some(Leaf::Up(_)) => (env.hub_target()?, target),
+    };
+    let subscribers = open_many(&sub_target, subs, 4, env.timeout, &|i, conn| {
         conn.subscribe(subjects.get(i).unwrap_or(&subjects[0]))
     })?;
-    let mut publisher = if leaf {
-        // The subscriptions must have reached the hub before the first message.
-        let hub = env.hub.ok_or("a leaf scenario needs a hub")?;
-        let wanted: Vec<&str> = subjects.iter().map(String::as_str).collect();
-        crate::server::wait_leaf_interest(hub, &wanted)?;
-        Conn::open(&env.hub_target()?, env.timeout)?
-    } else {
-        Conn::open(&target, env.timeout)?
+    // The subscriptions must have crossed the link before the first message: to the hub
+    // (its `/leafz`) from edge subscribers, to the edge from hub subscribers.
+    let far_side = match leaf {
+        None => None,
+        Some(Leaf::Down(_) | Leaf::Shared { .. }) => {
+            Some(env.hub.ok_or("a leaf scenario needs a hub")?)
+        }
+        Some(Leaf::Up(_)) => Some(env.server),
     };
+    // With several edges on one port: the subscribers on the busiest edge.
+    let mut busiest = None;
+    if let Some(far_side) = far_side {
+        let wanted: Vec<&str> = subjects.iter().map(String::as_str).collect();
+        // Every edge that a subscriber landed on (the kernel chose) must have told the hub.
+        let mut carrying = 1;
+        if !env.more_edges.is_empty() {
+            carrying = 0;
+            let mut most = 0;
+            for edge in std::iter::once(env.server).chain(env.more_edges) {
+                let clients = crate::server::client_count(edge)?;
+                carrying += usize::from(clients > 0);
+                most = most.max(clients);
+            }
+            busiest = Some(most);
+        }
+        let leafs = 1 + env.more_edges.len();
+        crate::server::wait_leafs(far_side, leafs, carrying, &wanted)?;
+    }
+    let mut publisher = Conn::open(&pub_target, env.timeout)?;
 
     // The publisher's writes: batches of about 32 KiB of PUBs (one WebSocket message each).
     let batch_bytes = 32 * 1024;
@@ -581,7 +731,14 @@ fn run_pubsub(env: &Env<'_>, spec: PubSub) -> Result<Outcome, String> {
 
     publisher.reset_counters();
     let deadline = Instant::now() + env.timeout;
-    let mut groups: Vec<Vec<Reader>> = (0..subs.clamp(1, 2)).map(|_| Vec::new()).collect();
+    // Two reader threads; eight for the scenarios on edges sharing a port, whatever their
+    // number, so that 1 and 4 edges meet the same load generator.
+    let readers = if matches!(leaf, Some(Leaf::Shared { .. })) {
+        8
+    } else {
+        2
+    };
+    let mut groups: Vec<Vec<Reader>> = (0..subs.clamp(1, readers)).map(|_| Vec::new()).collect();
     let groups_len = groups.len();
     for (i, mut conn) in subscribers.into_iter().enumerate() {
         conn.reset_counters();
@@ -667,6 +824,14 @@ fn run_pubsub(env: &Env<'_>, spec: PubSub) -> Result<Outcome, String> {
         server_cpu.as_nanos() as f64 / delivered as f64,
     ));
     figures.extend(cpu_figures(server_cpu, client_cpu, wall));
+    if let Some(most) = busiest {
+        figures.push(fig(
+            "subs on busiest edge",
+            most as f64,
+            Better::Neither,
+            Unit::Num,
+        ));
+    }
     Ok(Outcome::Measured(figures))
 }
 
@@ -1073,11 +1238,24 @@ mod tests {
             for scenario in ALL {
                 let tls = scenario.needs_tls().then_some(&pki);
                 let dir = work.join(format!("{}-{runs}", scenario.name));
-                let (server, hub) =
-                    server::start_run(&program, &dir, tls, scenario.is_leaf(), scenario.is_mqtt())
-                        .unwrap();
+                if scenario.natsws_only().is_some() && server::is_nats_server(&program) {
+                    continue;
+                }
+                let server::Run {
+                    server,
+                    hub,
+                    more_edges,
+                } = server::start_run(
+                    &program,
+                    &dir,
+                    tls,
+                    scenario.leaf_edges(),
+                    scenario.is_mqtt(),
+                )
+                .unwrap();
                 let env = Env {
                     server: &server,
+                    more_edges: &more_edges,
                     hub: hub.as_ref(),
                     tls: tls.map(|p| p.client.clone()),
                     scale: 0.005,

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::scenarios::{Edges, Link};
+
 /// How long a server may take to write its ports file.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -163,11 +165,24 @@ pub(crate) fn hub_config() -> String {
     format!("{}leafnodes {{ listen: \"127.0.0.1:-1\" }}\n", config(None))
 }
 
-/// An edge: [`config`] and a remote dialling the hub's leafnode port over TCP.
-pub(crate) fn edge_config(hub_leaf: SocketAddr) -> String {
+/// An edge: [`config`] and a remote dialling `url` (the hub's leafnode port over TCP, or its
+/// WebSocket port).
+pub(crate) fn edge_config(url: &str) -> String {
     format!(
-        "{}leafnodes {{ reconnect: 1, remotes: [ {{ url: \"nats://{hub_leaf}\" }} ] }}\n",
+        "{}leafnodes {{ reconnect: 1, remotes: [ {{ url: \"{url}\" }} ] }}\n",
         config(None)
+    )
+}
+
+/// One of several natsws edges on one WebSocket port (`ws_port`, or `-1` for the first one):
+/// client and monitoring ports of its own, the WebSocket port bound with `reuse_port`, and a
+/// remote dialling `url`.
+pub(crate) fn shared_edge_config(ws_port: Option<u16>, url: &str) -> String {
+    let port = ws_port.map_or_else(|| "-1".to_owned(), |p| p.to_string());
+    format!(
+        "listen: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\n\
+         websocket {{\n  listen: \"127.0.0.1:{port}\"\n  no_tls: true\n  compression: true\n  reuse_port: true\n}}\n\
+         leafnodes {{ reconnect: 1, remotes: [ {{ url: \"{url}\" }} ] }}\n"
     )
 }
 
@@ -194,17 +209,35 @@ pub(crate) fn http_get(addr: SocketAddr, path: &str) -> Result<String, String> {
 /// Waits until the one leaf connection of `server` (its `/leafz?subs=1`) carries interest
 /// in every one of `subjects`.
 pub(crate) fn wait_leaf_interest(server: &Server, subjects: &[&str]) -> Result<(), String> {
+    wait_leafs(server, 1, 1, subjects)
+}
+
+/// Waits until `server` has `leafs` leaf connections (its `/leafz?subs=1`) and at least
+/// `carrying` of them carry interest in every one of `subjects`.
+pub(crate) fn wait_leafs(
+    server: &Server,
+    leafs: usize,
+    carrying: usize,
+    subjects: &[&str],
+) -> Result<(), String> {
     let http = server.http.ok_or("no monitoring port")?;
     let deadline = Instant::now() + START_TIMEOUT;
     let mut last = String::new();
     while Instant::now() < deadline {
         if let Ok(body) = http_get(http, "/leafz?subs=1") {
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-            let subs: Vec<&str> = v["leafs"][0]["subscriptions_list"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
-                .unwrap_or_default();
-            if v["leafnodes"] == 1 && subjects.iter().all(|s| subs.contains(s)) {
+            let full = v["leafs"].as_array().map_or(0, |all| {
+                all.iter()
+                    .filter(|leaf| {
+                        let subs: Vec<&str> = leaf["subscriptions_list"]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
+                            .unwrap_or_default();
+                        subjects.iter().all(|s| subs.contains(s))
+                    })
+                    .count()
+            });
+            if v["leafnodes"] == leafs && full >= carrying {
                 return Ok(());
             }
             last = body;
@@ -212,35 +245,97 @@ pub(crate) fn wait_leaf_interest(server: &Server, subjects: &[&str]) -> Result<(
         std::thread::sleep(Duration::from_millis(20));
     }
     Err(format!(
-        "no leaf interest in {subjects:?} after {START_TIMEOUT:?}: {last}"
+        "not {carrying} of {leafs} leafs with interest in {subjects:?} after {START_TIMEOUT:?}: {last}"
     ))
+}
+
+/// How many client connections `server` holds (its `/varz`).
+pub(crate) fn client_count(server: &Server) -> Result<u64, String> {
+    let http = server.http.ok_or("no monitoring port")?;
+    let v: serde_json::Value =
+        serde_json::from_str(&http_get(http, "/varz")?).map_err(|e| format!("/varz: {e}"))?;
+    v["connections"]
+        .as_u64()
+        .ok_or_else(|| "/varz has no connections".to_owned())
 }
 
 /// The hub of the leaf scenarios: Debian's nats-server.
 pub(crate) const HUB: &str = "/usr/sbin/nats-server";
 
+/// The servers of one run.
+pub(crate) struct Run {
+    /// The server under test; in leaf scenarios the (first) edge.
+    pub(crate) server: Server,
+    /// The hub of a leaf scenario.
+    pub(crate) hub: Option<Server>,
+    /// The other edges, on the first one's WebSocket port.
+    pub(crate) more_edges: Vec<Server>,
+}
+
 /// The servers of one run: `program` alone, or (`leaf`) a fresh nats-server hub and `program`
-/// as its leaf over TCP, linked before this returns. The edge (or the server) comes first.
-/// With `mqtt`, the server's config is [`mqtt_config`].
+/// as its leaf over that link (TCP to the hub's leafnode port, or `ws://` to its WebSocket
+/// port), linked before this returns; several edges share one WebSocket port with
+/// `reuse_port`. With `mqtt`, the server's config is [`mqtt_config`].
 pub(crate) fn start_run(
     program: &Path,
     dir: &Path,
     tls: Option<&Pki>,
-    leaf: bool,
+    leaf: Option<Edges>,
     mqtt: bool,
-) -> Result<(Server, Option<Server>), String> {
+) -> Result<Run, String> {
+    let alone = |server| Run {
+        server,
+        hub: None,
+        more_edges: Vec::new(),
+    };
     if mqtt {
         let conf = mqtt_config(is_nats_server(program), &dir.join("store"));
-        return Ok((Server::start(program, dir, &conf)?, None));
+        return Ok(alone(Server::start(program, dir, &conf)?));
     }
-    if !leaf {
-        return Ok((Server::start(program, dir, &config(tls))?, None));
-    }
+    let Some(Edges {
+        link,
+        count,
+        reuse_port,
+    }) = leaf
+    else {
+        return Ok(alone(Server::start(program, dir, &config(tls))?));
+    };
     let hub = Server::start(Path::new(HUB), &dir.join("hub"), &hub_config())?;
-    let hub_leaf = hub.leaf.ok_or("the hub's /varz has no leafnode port")?;
-    let edge = Server::start(program, &dir.join("edge"), &edge_config(hub_leaf))?;
-    wait_leaf_interest(&hub, &[])?;
-    Ok((edge, Some(hub)))
+    let url = match link {
+        Link::Tcp => format!(
+            "nats://{}",
+            hub.leaf.ok_or("the hub's /varz has no leafnode port")?
+        ),
+        Link::Ws => format!("ws://{}", hub.ws),
+    };
+    if !reuse_port {
+        let edge = Server::start(program, &dir.join("edge"), &edge_config(&url))?;
+        wait_leaf_interest(&hub, &[])?;
+        return Ok(Run {
+            server: edge,
+            hub: Some(hub),
+            more_edges: Vec::new(),
+        });
+    }
+    let first = Server::start(
+        program,
+        &dir.join("edge-1"),
+        &shared_edge_config(None, &url),
+    )?;
+    let mut more_edges = Vec::new();
+    for i in 2..=count {
+        more_edges.push(Server::start(
+            program,
+            &dir.join(format!("edge-{i}")),
+            &shared_edge_config(Some(first.ws.port()), &url),
+        )?);
+    }
+    wait_leafs(&hub, count, 0, &[])?;
+    Ok(Run {
+        server: first,
+        hub: Some(hub),
+        more_edges,
+    })
 }
 
 /// A running server, stopped when dropped.

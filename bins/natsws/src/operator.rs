@@ -80,6 +80,22 @@ fn read_operator(value: &str) -> Result<String, String> {
     Ok(text)
 }
 
+/// `checkResolvePreloads`: the validation issues of blocked preloaded accounts, checked
+/// against the wall clock now; logged as warnings at start-up and again on every reload
+/// with the MEMORY resolver, as nats-server does (`server/reload.go` `reloadAuthorization`).
+pub(crate) fn preload_issues(o: &Options) -> Vec<String> {
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    o.operator
+        .preload
+        .iter()
+        .flat_map(|entry| {
+            broker::auth::operator::preload_report(&entry.account, &entry.jwt, now_unix)
+        })
+        .collect()
+}
+
 /// The first `-----BEGIN ... JWT-----` block of a decorated file (`jwt.ParseDecoratedJWT`).
 fn decorated_jwt(contents: &str) -> Option<&str> {
     let mut lines = contents.lines().map(str::trim);
@@ -194,18 +210,7 @@ pub(crate) fn operator_config(
         }
         cfg.accounts.push(entry.jwt.clone());
     }
-    // `checkResolvePreloads`: the validation issues of blocked preloaded accounts, logged as
-    // warnings at start-up.
-    let now_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    for entry in &op.preload {
-        warnings.extend(broker::auth::operator::preload_report(
-            &entry.account,
-            &entry.jwt,
-            now_unix,
-        ));
-    }
+    warnings.extend(preload_issues(o));
     // `validateTrustedOperators`: the configured system account must be the operator's.
     if let (Some(configured), Some(claimed)) = (&o.system_account, &first_system)
         && configured != claimed
@@ -213,7 +218,7 @@ pub(crate) fn operator_config(
         return Err("system_account in config and operator JWT must be identical".to_owned());
     }
     cfg.system_account = o.system_account.clone().or(first_system);
-    if let Some(Resolver::Full { dir, limit }) = &op.resolver {
+    if let Some(Resolver::Full { dir, limit, .. }) = &op.resolver {
         if cfg.system_account.is_none() {
             return Err(
                 "using nats based account resolver - the system account needs to be specified in configuration or the operator jwt"

@@ -6,36 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Raw, RawWs, Server, Target};
-
-/// Runs `scenario` against both servers over both transports, as four tests.
-macro_rules! on_both {
-    ($scenario:ident) => {
-        mod $scenario {
-            use super::{Target, Transport};
-
-            #[test]
-            fn natsws_tcp() {
-                super::$scenario(Target::Natsws, Transport::Tcp);
-            }
-
-            #[test]
-            fn natsws_ws() {
-                super::$scenario(Target::Natsws, Transport::Ws);
-            }
-
-            #[test]
-            fn nats_server_tcp() {
-                super::$scenario(Target::Reference, Transport::Tcp);
-            }
-
-            #[test]
-            fn nats_server_ws() {
-                super::$scenario(Target::Reference, Transport::Ws);
-            }
-        }
-    };
-}
+use common::{Conn, Raw, Server, Target, Transport, on_both_transports};
 
 const CONF: &str = r#"
 listen: "127.0.0.1:-1"
@@ -70,63 +41,14 @@ accounts {
 }
 "#;
 
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Transport {
-    Tcp,
-    Ws,
-}
-
-/// A logged-in client over either transport.
-enum Client {
-    Tcp(Raw),
-    Ws(RawWs),
-}
-
-impl Client {
-    fn login(srv: &Server, transport: Transport, user: &str) -> Self {
-        let mut client = match transport {
-            Transport::Tcp => {
-                let mut raw = Raw::connect(srv.nats_port());
-                raw.line();
-                Self::Tcp(raw)
-            }
-            Transport::Ws => {
-                let mut ws = RawWs::connect(srv.ws_port(), "");
-                assert_eq!(ws.status(), 101, "{}", ws.response);
-                ws.read_until("\r\n");
-                Self::Ws(ws)
-            }
-        };
-        client.send(&format!(
-            "CONNECT {{\"verbose\":false,\"user\":\"{user}\",\"pass\":\"{user}\"}}\r\n"
-        ));
-        assert_eq!(client.sync(), "", "{user} logged in");
-        client
-    }
-
-    fn send(&mut self, data: &str) {
-        match self {
-            Self::Tcp(raw) => raw.send(data),
-            Self::Ws(ws) => ws.send(data.as_bytes()),
-        }
-    }
-
-    /// Everything the server sent before the PONG to a PING sent now: the messages delivered
-    /// before it (and, for a publisher, the proof that its publishes were routed).
-    fn sync(&mut self) -> String {
-        self.send("PING\r\n");
-        let all = match self {
-            Self::Tcp(raw) => raw.read_until("PONG\r\n"),
-            Self::Ws(ws) => ws.read_until("PONG\r\n"),
-        };
-        // The server's own keep-alive PINGs (the first comes ~2 s after CONNECT) are not
-        // deliveries; no payload here is a line reading PING.
-        all.strip_suffix("PONG\r\n")
-            .unwrap_or(&all)
-            .split_inclusive("\r\n")
-            .filter(|line| *line != "PING\r\n")
-            .collect()
-    }
+/// A client of `user` (password = user name), logged in.
+fn login(srv: &Server, transport: Transport, user: &str) -> Conn {
+    let (mut client, _) = Conn::dial(srv, transport, "");
+    client.send(&format!(
+        "CONNECT {{\"verbose\":false,\"user\":\"{user}\",\"pass\":\"{user}\"}}\r\n"
+    ));
+    assert_eq!(client.sync(), "", "{user} logged in");
+    client
 }
 
 /// A user of an account keeps its `allowed_connection_types` and permissions.
@@ -141,8 +63,8 @@ fn account_users_keep_their_restrictions(target: Target, transport: Transport) {
         assert_eq!(raw.line(), "-ERR 'Authorization Violation'\r\n");
         return;
     }
-    let mut w = Client::login(&srv, transport, "w");
-    let mut c = Client::login(&srv, transport, "c");
+    let mut w = login(&srv, transport, "w");
+    let mut c = login(&srv, transport, "c");
     c.send("SUB > 1\r\n");
     c.sync();
     w.send("PUB forbidden 1\r\nx\r\nPUB allowed 1\r\ny\r\n");
@@ -152,7 +74,7 @@ fn account_users_keep_their_restrictions(target: Target, transport: Transport) {
     );
     assert_eq!(c.sync(), "MSG allowed 1 1\r\ny\r\n");
 }
-on_both!(account_users_keep_their_restrictions);
+on_both_transports!(account_users_keep_their_restrictions);
 
 fn start(target: Target) -> Option<Server> {
     target.with_config(CONF, &[])
@@ -163,9 +85,9 @@ fn accounts_are_isolated(target: Target, transport: Transport) {
     let Some(srv) = start(target) else {
         return;
     };
-    let mut a = Client::login(&srv, transport, "a");
-    let mut c = Client::login(&srv, transport, "c");
-    let mut s = Client::login(&srv, transport, "s");
+    let mut a = login(&srv, transport, "a");
+    let mut c = login(&srv, transport, "c");
+    let mut s = login(&srv, transport, "s");
     for client in [&mut a, &mut c, &mut s] {
         client.send("SUB foo 1\r\n");
         client.sync();
@@ -179,7 +101,7 @@ fn accounts_are_isolated(target: Target, transport: Transport) {
     assert_eq!(a.sync(), "");
     assert_eq!(c.sync(), "");
 }
-on_both!(accounts_are_isolated);
+on_both_transports!(accounts_are_isolated);
 
 /// An imported stream arrives under its prefix, only what is exported crosses, and only
 /// from the exporter to the importer.
@@ -187,9 +109,9 @@ fn stream_import_with_prefix(target: Target, transport: Transport) {
     let Some(srv) = start(target) else {
         return;
     };
-    let mut a = Client::login(&srv, transport, "a");
-    let mut b = Client::login(&srv, transport, "b");
-    let mut c = Client::login(&srv, transport, "c");
+    let mut a = login(&srv, transport, "a");
+    let mut b = login(&srv, transport, "b");
+    let mut c = login(&srv, transport, "c");
     a.send("SUB ev.> 1\r\n");
     a.sync();
     b.send("SUB a.ev.> 1\r\nSUB ev.> 2\r\nSUB private.> 3\r\n");
@@ -204,11 +126,11 @@ fn stream_import_with_prefix(target: Target, transport: Transport) {
     assert_eq!(b.sync(), "MSG ev.y 2 1\r\n3\r\n");
     assert_eq!(a.sync(), "");
 }
-on_both!(stream_import_with_prefix);
+on_both_transports!(stream_import_with_prefix);
 
 /// Sends a request from `requester` to `subject` with reply `inbox.1`; returns the rewritten
 /// reply subject the service saw.
-fn request(service: &mut Client, requester: &mut Client, subject: &str, exported: &str) -> String {
+fn request(service: &mut Conn, requester: &mut Conn, subject: &str, exported: &str) -> String {
     requester.send(&format!("PUB {subject} inbox.1 3\r\nreq\r\n"));
     assert_eq!(requester.sync(), "");
     let got = service.sync();
@@ -228,9 +150,9 @@ fn service_import_request_reply(target: Target, transport: Transport) {
     let Some(srv) = start(target) else {
         return;
     };
-    let mut a = Client::login(&srv, transport, "a");
-    let mut b = Client::login(&srv, transport, "b");
-    let mut c = Client::login(&srv, transport, "c");
+    let mut a = login(&srv, transport, "a");
+    let mut b = login(&srv, transport, "b");
+    let mut c = login(&srv, transport, "c");
     a.send("SUB svc.single 1\r\n");
     a.sync();
     b.send("SUB inbox.> 9\r\n");
@@ -249,15 +171,15 @@ fn service_import_request_reply(target: Target, transport: Transport) {
     b.sync();
     assert_eq!(a.sync(), "");
 }
-on_both!(service_import_request_reply);
+on_both_transports!(service_import_request_reply);
 
 /// A stream service answers any number of times until its threshold, then nothing arrives.
 fn stream_response_type(target: Target, transport: Transport) {
     let Some(srv) = start(target) else {
         return;
     };
-    let mut a = Client::login(&srv, transport, "a");
-    let mut b = Client::login(&srv, transport, "b");
+    let mut a = login(&srv, transport, "a");
+    let mut b = login(&srv, transport, "b");
     a.send("SUB svc.stream 1\r\n");
     a.sync();
     b.send("SUB inbox.> 9\r\n");
@@ -278,15 +200,15 @@ fn stream_response_type(target: Target, transport: Transport) {
     a.sync();
     assert_eq!(b.sync(), "");
 }
-on_both!(stream_response_type);
+on_both_transports!(stream_response_type);
 
 /// Monitoring shows each connection's and subscription's account and filters by it.
 fn monitoring_by_account(target: Target, transport: Transport) {
     let Some(srv) = start(target) else {
         return;
     };
-    let mut a = Client::login(&srv, transport, "a");
-    let mut b = Client::login(&srv, transport, "b");
+    let mut a = login(&srv, transport, "a");
+    let mut b = login(&srv, transport, "b");
     a.send("SUB mine.a 1\r\n");
     a.sync();
     b.send("SUB mine.b 1\r\n");
@@ -341,7 +263,7 @@ fn monitoring_by_account(target: Target, transport: Transport) {
         (400, "Account nope does not exist")
     );
 }
-on_both!(monitoring_by_account);
+on_both_transports!(monitoring_by_account);
 
 /// A reload that moves a user to another account closes its client, and an account added by
 /// a reload takes logins at once, isolated from the others.
@@ -349,8 +271,8 @@ fn reload_moves_and_adds_accounts(target: Target, transport: Transport) {
     let Some(srv) = start(target) else {
         return;
     };
-    let mut a = Client::login(&srv, transport, "a");
-    let mut b = Client::login(&srv, transport, "b");
+    let mut a = login(&srv, transport, "a");
+    let mut b = login(&srv, transport, "b");
     let moved = CONF
         .replace("users: [{user: a, password: a}]", "users: []")
         .replace(
@@ -365,12 +287,12 @@ fn reload_moves_and_adds_accounts(target: Target, transport: Transport) {
     srv.reload(&moved, 1);
     // The moved user's connection is closed without an -ERR; the other one stays.
     match &mut a {
-        Client::Tcp(raw) => assert_eq!(raw.read_to_eof(), ""),
-        Client::Ws(ws) => assert!(ws.frame().is_none_or(|f| f.opcode == 8)),
+        Conn::Tcp(raw) => assert_eq!(raw.read_to_eof(), ""),
+        Conn::Ws(ws) => assert!(ws.frame().is_none_or(|f| f.opcode == 8)),
     }
     assert_eq!(b.sync(), "");
-    let mut d = Client::login(&srv, transport, "d");
-    let mut a = Client::login(&srv, transport, "a");
+    let mut d = login(&srv, transport, "d");
+    let mut a = login(&srv, transport, "a");
     for client in [&mut d, &mut a, &mut b] {
         client.send("SUB x 1\r\n");
         client.sync();
@@ -380,4 +302,4 @@ fn reload_moves_and_adds_accounts(target: Target, transport: Transport) {
     assert_eq!(b.sync(), "MSG x 1 1\r\n1\r\n");
     assert_eq!(d.sync(), "");
 }
-on_both!(reload_moves_and_adds_accounts);
+on_both_transports!(reload_moves_and_adds_accounts);

@@ -1,7 +1,8 @@
 //! Leaf nodes: a nats-server hub (`leafnodes { listen }`) with an edge dialling it, the edge
 //! being natsws and, to prove each test, nats-server itself. Messages, requests and queue
 //! groups cross the link; the hub's `/leafz?subs=1` shows the interest the edge advertised;
-//! a hub restart and a refused password are survived.
+//! a hub restart and a refused password are survived. As a hub (natsws, or nats-server to
+//! prove the test), interest from a leaf is not advertised to leafs of the same cluster.
 mod common;
 
 use std::time::{Duration, Instant};
@@ -1097,3 +1098,97 @@ fn credentials_sign_the_nonce(target: Target) {
     refused.wait_log("Leafnode Error 'Authorization Violation'");
 }
 on_both!(credentials_sign_the_nonce);
+
+/// Waits until `srv`'s monitoring `path` (JSON) satisfies `done`; returns it.
+fn wait_json(
+    srv: &Server,
+    path: &str,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, _, body) = srv.http_get(path);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} never showed {what}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether any leaf connection in a `/leafz?subs=1` body holds interest in `subject`.
+fn leafz_has(v: &serde_json::Value, subject: &str) -> bool {
+    v["leafs"].as_array().is_some_and(|leafs| {
+        leafs.iter().any(|l| {
+            l["subscriptions_list"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s == subject))
+        })
+    })
+}
+
+/// The origin check: two nats-server leafs of one cluster (routes between them, the same
+/// `cluster { name }`) are both leafs of the hub. Interest from leaf 1 reaches leaf 2 over the
+/// route, so the hub must not advertise it to leaf 2 as well: a message published on leaf 2
+/// would then cross both the route and the hub and arrive twice (nats-server
+/// `server/leafnode.go` `updateLeafNodes` skips a leaf whose cluster is the sub's origin).
+/// Leaf 2's own `/leafz?subs=1` shows what the hub sent it.
+fn same_cluster_leafs_get_no_interest_from_each_other(target: Target) {
+    let Some(leaf_program) = reference_server() else {
+        return;
+    };
+    let Some((hub, leaf_port)) = hub_of(target, "") else {
+        return;
+    };
+    let routes = [free_port(), free_port()];
+    let spoke = |i: usize| {
+        Server::with_config_of(
+            leaf_program,
+            &format!(
+                "server_name: spoke{i}\nlisten: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\n\
+                 cluster {{ name: spokes, listen: \"127.0.0.1:{}\", routes: [ \"nats://127.0.0.1:{}\" ] }}\n\
+                 leafnodes {{ reconnect: 1, remotes: [ {{ url: \"nats://127.0.0.1:{leaf_port}\" }} ] }}\n",
+                routes[i - 1],
+                routes[2 - i]
+            ),
+            &[],
+        )
+    };
+    let (leaf1, leaf2) = (spoke(1), spoke(2));
+    for leaf in [&leaf1, &leaf2] {
+        wait_json(leaf, "/routez", "one route", |v| v["num_routes"] == 1);
+        wait_json(leaf, "/leafz", "the hub", |v| v["leafnodes"] == 1);
+    }
+    wait_json(&hub, "/leafz", "two leafs", |v| v["leafnodes"] == 2);
+
+    let mut sub = Raw::connected(leaf1.nats_port(), "SUB origin.x 1\r\n");
+    wait_json(&hub, "/leafz?subs=1", "origin.x from leaf 1", |v| {
+        leafz_has(v, "origin.x")
+    });
+    // A hub subscription made after the hub had leaf 1's interest: once leaf 2 holds it, the
+    // hub has sent leaf 2 everything it was going to send for origin.x.
+    let _marker = Raw::connected(hub.nats_port(), "SUB origin.marker 1\r\n");
+    let v = wait_json(&leaf2, "/leafz?subs=1", "origin.marker from the hub", |v| {
+        leafz_has(v, "origin.marker")
+    });
+    assert!(
+        !leafz_has(&v, "origin.x"),
+        "the hub advertised leaf 1's interest to leaf 2 of the same cluster: {v}"
+    );
+
+    // Leaf 2 reaches the subscriber over the route (once that interest is there), and only so.
+    let mut publisher = Raw::connected(leaf2.nats_port(), "");
+    publish_until_received(&mut publisher, &mut sub, "origin.x");
+    drain(&mut sub);
+    publisher.send("PUB origin.x 4\r\nonce\r\nPING\r\n");
+    publisher.read_until("PONG\r\n");
+    std::thread::sleep(Duration::from_millis(500));
+    let got = drain(&mut sub);
+    assert_eq!(got.matches("MSG origin.x 1 4\r\nonce").count(), 1, "{got}");
+}
+on_both!(same_cluster_leafs_get_no_interest_from_each_other);

@@ -7,111 +7,11 @@
 //! signed with `broker::auth::jwt::encode`, the same v2 format nsc writes.
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use broker::auth::jwt::{KeyPair, KeyPairType, encode, sign_nonce};
-use common::{Raw, RawWs, Server, Target};
-
-macro_rules! on_both {
-    ($scenario:ident) => {
-        mod $scenario {
-            use super::{Target, Transport};
-
-            #[test]
-            fn natsws_tcp() {
-                super::$scenario(Target::Natsws, Transport::Tcp);
-            }
-
-            #[test]
-            fn natsws_ws() {
-                super::$scenario(Target::Natsws, Transport::Ws);
-            }
-
-            #[test]
-            fn nats_server_tcp() {
-                super::$scenario(Target::Reference, Transport::Tcp);
-            }
-
-            #[test]
-            fn nats_server_ws() {
-                super::$scenario(Target::Reference, Transport::Ws);
-            }
-        }
-    };
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Transport {
-    Tcp,
-    Ws,
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
-}
-
-fn key(kind: KeyPairType, byte: u8) -> KeyPair {
-    KeyPair::new_from_raw(kind, [byte; 32]).unwrap()
-}
-
-/// Limits as nsc writes them (unlimited); a JWT without them allows nothing (Go's zero
-/// values), so every helper below adds them unless the case sets its own.
-const ACCOUNT_LIMITS: &str = r#","limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1}"#;
-const USER_LIMITS: &str = r#","subs":-1,"data":-1,"payload":-1"#;
-
-fn claims(iss: &KeyPair, sub: &str, kind: &str, extra: &str, nats: &str) -> String {
-    let defaults = match kind {
-        "account" if !nats.contains("\"limits\"") => ACCOUNT_LIMITS,
-        "user" if !nats.contains("\"subs\"") && !nats.contains("NO_LIMITS") => USER_LIMITS,
-        _ => "",
-    };
-    let nats = format!("{}{defaults}", nats.replace("NO_LIMITS", ""));
-    format!(
-        r#"{{"jti":"J{sub}","iat":{iat},"iss":"{iss}","name":"{kind}-name","sub":"{sub}"{extra},"nats":{{"type":"{kind}","version":2{nats}}}}}"#,
-        iat = now_unix() - 10,
-        iss = iss.public_key(),
-    )
-}
-
-struct Keys {
-    op: KeyPair,
-    a: KeyPair,
-    b: KeyPair,
-}
-
-fn keys() -> Keys {
-    Keys {
-        op: key(KeyPairType::Operator, 1),
-        a: key(KeyPairType::Account, 2),
-        b: key(KeyPairType::Account, 3),
-    }
-}
-
-fn operator_jwt(k: &Keys) -> String {
-    encode(
-        &claims(&k.op, &k.op.public_key(), "operator", "", ""),
-        &k.op,
-    )
-    .unwrap()
-}
-
-fn account_jwt(k: &Keys, acc: &KeyPair, nats: &str) -> String {
-    encode(
-        &claims(&k.op, &acc.public_key(), "account", "", nats),
-        &k.op,
-    )
-    .unwrap()
-}
-
-fn user_jwt(issuer: &KeyPair, user: &KeyPair, extra: &str, nats: &str) -> String {
-    encode(
-        &claims(issuer, &user.public_key(), "user", extra, nats),
-        issuer,
-    )
-    .unwrap()
-}
+use common::signer::{ACCOUNT_LIMITS, account_jwt, claims, key, keys, operator_jwt, user_jwt};
+use common::{Conn, Server, Target, Transport, now_unix, on_both_transports};
 
 /// A config with the operator in a file, accounts A and B preloaded (A with `a_nats`). The
 /// operator file is written once per directory: a config made again for a reload must name
@@ -140,28 +40,11 @@ fn start(target: Target, a_nats: &str, ws_extra: &str) -> Option<Server> {
     target.with_config(&text, &[])
 }
 
-enum Conn {
-    Tcp(Raw),
-    Ws(RawWs),
-}
-
 impl Conn {
     /// Opens a connection (a WebSocket upgrade with `headers`) and returns it with the INFO
     /// nonce.
     fn open(srv: &Server, transport: Transport, headers: &str) -> (Self, String) {
-        let (conn, info) = match transport {
-            Transport::Tcp => {
-                let mut raw = Raw::connect(srv.nats_port());
-                let info = raw.line();
-                (Self::Tcp(raw), info)
-            }
-            Transport::Ws => {
-                let mut ws = RawWs::connect(srv.ws_port(), headers);
-                assert_eq!(ws.status(), 101, "{}", ws.response);
-                let info = ws.read_until("\r\n");
-                (Self::Ws(ws), info)
-            }
-        };
+        let (conn, info) = Self::dial(srv, transport, headers);
         assert!(info.contains("\"auth_required\":true"), "{info}");
         let start = info.find("\"nonce\":\"").expect("INFO carries a nonce") + 9;
         let nonce = info[start..]
@@ -195,46 +78,6 @@ impl Conn {
         }
         self.send(&format!("CONNECT {{{}}}\r\nPING\r\n", fields.join(",")));
         self.read_either("PONG\r\n", "-ERR")
-    }
-
-    fn send(&mut self, data: &str) {
-        match self {
-            Self::Tcp(raw) => raw.send(data),
-            Self::Ws(ws) => ws.send(data.as_bytes()),
-        }
-    }
-
-    /// Reads until a line containing `a` or `b`.
-    fn read_either(&mut self, a: &str, b: &str) -> String {
-        let mut all = String::new();
-        loop {
-            let chunk = match self {
-                Self::Tcp(raw) => raw.line(),
-                Self::Ws(ws) => match ws.frame() {
-                    Some(f) if f.opcode == 8 => String::new(),
-                    Some(f) => String::from_utf8_lossy(&f.payload).into_owned(),
-                    None => String::new(),
-                },
-            };
-            if chunk.is_empty() {
-                return all;
-            }
-            all.push_str(&chunk);
-            if all.contains(a) || all.contains(b) {
-                return all;
-            }
-        }
-    }
-
-    /// What arrived before the PONG of a PING sent now, server PINGs left out.
-    fn sync(&mut self) -> String {
-        self.send("PING\r\n");
-        let all = self.read_either("PONG\r\n", "\u{0}never");
-        all.strip_suffix("PONG\r\n")
-            .unwrap_or(&all)
-            .split_inclusive("\r\n")
-            .filter(|line| *line != "PING\r\n")
-            .collect()
     }
 }
 
@@ -281,7 +124,7 @@ fn users_are_bound_to_their_accounts(target: Target, transport: Transport) {
     assert_eq!(a2.sync(), "MSG x 1 2\r\nhi\r\n");
     assert_eq!(b1.sync(), "");
 }
-on_both!(users_are_bound_to_their_accounts);
+on_both_transports!(users_are_bound_to_their_accounts);
 
 /// Users that must be refused get the reference's `-ERR`.
 fn bad_users_are_refused(target: Target, transport: Transport) {
@@ -354,7 +197,7 @@ fn bad_users_are_refused(target: Target, transport: Transport) {
     let (_, out) = Conn::login(&srv, transport, Some(&local), Some(&u));
     assert_eq!(out, "PONG\r\n");
 }
-on_both!(bad_users_are_refused);
+on_both_transports!(bad_users_are_refused);
 
 /// Permissions and limits of the user JWT. A JWT payload limit other than the server's is
 /// announced by an INFO after the first PONG.
@@ -390,7 +233,7 @@ fn user_permissions_apply(target: Target, transport: Transport) {
     let rest = c.read_either("Violation", "\u{0}never");
     assert_eq!(rest, "-ERR 'Maximum Payload Violation'\r\n");
 }
-on_both!(user_permissions_apply);
+on_both_transports!(user_permissions_apply);
 
 /// A bearer JWT needs no signature.
 fn bearer_tokens_need_no_signature(target: Target, transport: Transport) {
@@ -403,7 +246,7 @@ fn bearer_tokens_need_no_signature(target: Target, transport: Transport) {
     let (_, out) = Conn::login(&srv, transport, Some(&bearer), None);
     assert_eq!(out, "PONG\r\n");
 }
-on_both!(bearer_tokens_need_no_signature);
+on_both_transports!(bearer_tokens_need_no_signature);
 
 /// A connection closes when its user JWT expires.
 fn connections_close_at_expiry(target: Target, transport: Transport) {
@@ -423,7 +266,7 @@ fn connections_close_at_expiry(target: Target, transport: Transport) {
     );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
-on_both!(connections_close_at_expiry);
+on_both_transports!(connections_close_at_expiry);
 
 /// A browser's login: the page's HTTP server set an HttpOnly cookie with the user JWT (a
 /// bearer token here, as a page holds no seed); the CONNECT carries no credentials.
@@ -450,7 +293,7 @@ fn jwt_cookie_logs_in_websocket_clients(target: Target, transport: Transport) {
         assert_eq!(conn.connect(&nonce, Some(&bad), Some(&other)), VIOLATION);
     }
 }
-on_both!(jwt_cookie_logs_in_websocket_clients);
+on_both_transports!(jwt_cookie_logs_in_websocket_clients);
 
 /// A private stream export reaches an importer with a valid activation token.
 fn activation_tokens_open_private_exports(target: Target, transport: Transport) {
@@ -505,7 +348,7 @@ fn activation_tokens_open_private_exports(target: Target, transport: Transport) 
         "MSG feed.a 1 1\r\nx\r\nMSG pre.open.b 2 1\r\ny\r\n"
     );
 }
-on_both!(activation_tokens_open_private_exports);
+on_both_transports!(activation_tokens_open_private_exports);
 
 /// Start-up errors for bad operator settings, as nats-server words them.
 #[test]
@@ -578,17 +421,18 @@ fn bad_operator_settings_are_refused_at_start() {
 
 /// The full resolver reads `<dir>/<account>.jwt`; a reload that brings an account JWT revoking
 /// a connected user closes that connection. natsws only: nats-server 2.9.10 takes directory
-/// changes through its system account (`nsc push`), which natsws does not serve, and a reload
+/// changes only through its system account (`nsc push`, see `claims_update`), and a reload
 /// does not apply them (the revoked user stays connected; its reload swaps in the new, not yet
 /// started resolver: `server/reload.go` `reloadAuthorization`).
 #[test]
 fn full_resolver_reload_revokes_live_users() {
-    let target = Target::Natsws;
     let k = keys();
-    let sys = key(KeyPairType::Account, 9);
-    let dir = common::temp_dir("operator-full");
-    let jwts = dir.join("jwt");
-    std::fs::create_dir_all(&jwts).unwrap();
+    let Some(Full {
+        srv, jwts, text, ..
+    }) = start_full(Target::Natsws, false)
+    else {
+        return;
+    };
     let write_account = |nats: &str| {
         std::fs::write(
             jwts.join(format!("{}.jwt", k.a.public_key())),
@@ -596,36 +440,9 @@ fn full_resolver_reload_revokes_live_users() {
         )
         .unwrap();
     };
-    write_account("");
-    std::fs::write(
-        jwts.join(format!("{}.jwt", sys.public_key())),
-        account_jwt(&k, &sys, ""),
-    )
-    .unwrap();
-    let op = common::write_file(&dir, "op.jwt", &operator_jwt(&k));
-    let text = format!(
-        "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", no_tls: true }}\noperator: \"{op}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\" }}\n",
-        sys.public_key(),
-        jwts.display()
-    );
-    let Some(srv) = target.with_config(&text, &[]) else {
-        return;
-    };
     let (u, keep) = (key(KeyPairType::User, 80), key(KeyPairType::User, 81));
-    let (mut c, out) = Conn::login(
-        &srv,
-        Transport::Tcp,
-        Some(&user_jwt(&k.a, &u, "", "")),
-        Some(&u),
-    );
-    assert_eq!(out, "PONG\r\n");
-    let (mut kept, out) = Conn::login(
-        &srv,
-        Transport::Ws,
-        Some(&user_jwt(&k.a, &keep, "", "")),
-        Some(&keep),
-    );
-    assert_eq!(out, "PONG\r\n");
+    let mut c = logged_in(&srv, Transport::Tcp, &k.a, &u);
+    let mut kept = logged_in(&srv, Transport::Ws, &k.a, &keep);
     write_account(&format!(
         r#","revocations":{{"{}":{}}}"#,
         u.public_key(),
@@ -672,7 +489,7 @@ fn preload_reload_revokes_live_users(target: Target, transport: Transport) {
     );
     assert_eq!(kept.sync(), "");
 }
-on_both!(preload_reload_revokes_live_users);
+on_both_transports!(preload_reload_revokes_live_users);
 
 /// Connect `times` (UTC; nats-server uses the server's zone, UTC on the test machines, and the
 /// case sets `times_location: UTC` to be sure): outside every window is refused; inside one the
@@ -725,7 +542,7 @@ fn connect_times_apply(target: Target, transport: Transport) {
     let (_, out) = Conn::login(&srv, transport, Some(&bad), Some(&u));
     assert_eq!(out, VIOLATION);
 }
-on_both!(connect_times_apply);
+on_both_transports!(connect_times_apply);
 
 /// A reload whose account JWT lowers `conn` below the account's open connections closes the
 /// oldest ones with `-ERR 'maximum account active connections exceeded'` and keeps the newest
@@ -773,7 +590,7 @@ fn account_conn_limit_lowered_by_reload(target: Target, transport: Transport) {
         "-ERR 'maximum account active connections exceeded'\r\n"
     );
 }
-on_both!(account_conn_limit_lowered_by_reload);
+on_both_transports!(account_conn_limit_lowered_by_reload);
 
 /// Connect `times` in a named zone (`times_location: Asia/Tokyo`, UTC+9 all year): a window
 /// around Tokyo's wall-clock now admits the user, the same clock times read in UTC would not,
@@ -812,7 +629,7 @@ fn connect_times_in_a_named_zone(target: Target, transport: Transport) {
     let (_, out) = Conn::login(&srv, transport, Some(&unknown), Some(&u));
     assert_eq!(out, VIOLATION);
 }
-on_both!(connect_times_in_a_named_zone);
+on_both_transports!(connect_times_in_a_named_zone);
 
 /// The log lines of refused users, as nats-server writes them with `-D`: the reason at debug
 /// level (error level for `Bad src Ip`), then `authentication error`, each after the client's
@@ -895,7 +712,7 @@ fn refusals_are_logged_as_the_reference(target: Target, transport: Transport) {
     }
     assert_eq!(lines, want, "{log}");
 }
-on_both!(refusals_are_logged_as_the_reference);
+on_both_transports!(refusals_are_logged_as_the_reference);
 
 /// An account JWT with a blocking issue of `AccountClaims.Validate` (over its operator
 /// limits, or an invalid import, export, default permission or signing key) is never loaded
@@ -973,7 +790,41 @@ fn accounts_over_their_limits_are_not_loaded(target: Target, transport: Transpor
         );
     }
 }
-on_both!(accounts_over_their_limits_are_not_loaded);
+on_both_transports!(accounts_over_their_limits_are_not_loaded);
+
+/// The validation issues of a preloaded account are logged at start-up and again on every
+/// reload (nats-server's `reloadAuthorization` checks the MEMORY resolver's preloads again).
+fn preload_issues_are_logged_again_on_reload(target: Target) {
+    let k = keys();
+    let bad = format!(
+        r#","signing_keys":["{}"]{ACCOUNT_LIMITS}"#,
+        k.op.public_key()
+    );
+    let dir = common::temp_dir("operator-preload-reload");
+    let text = conf(&dir, &bad, "");
+    let Some(srv) = target.with_config(&text, &[]) else {
+        return;
+    };
+    let header = format!(
+        "[WRN] Account [{}] has validation issues:",
+        k.a.public_key()
+    );
+    let issue = format!(
+        r#"[WRN]   - "{}" is not a valid account signing key"#,
+        k.op.public_key()
+    );
+    srv.wait_log(&issue);
+    assert_eq!(srv.log_text().matches(&header).count(), 1);
+    srv.reload(&conf(&dir, &bad, ""), 1);
+    let log = srv.log_text();
+    assert!(!log.contains("Failed to reload"), "{log}");
+    assert_eq!(log.matches(&header).count(), 2, "{log}");
+    assert_eq!(log.matches(&issue).count(), 2, "{log}");
+    // A reload that fixes the account logs nothing more.
+    srv.reload(&conf(&dir, "", ""), 2);
+    assert_eq!(srv.log_text().matches(&header).count(), 2);
+}
+common::on_both!(preload_issues_are_logged_again_on_reload);
 
 /// An operator's `assert_server_version` newer than 2.9.10 (the protocol natsws serves) is a
 /// start-up error with the reference's text; an older or equal one starts. Run on both
@@ -1128,4 +979,386 @@ fn reload_of_signing_keys_closes_their_users(target: Target, transport: Transpor
     assert_eq!(by_scoped.read_either("\u{0}never", "\u{0}never"), "");
     assert_eq!(by_account.sync(), "");
 }
-on_both!(reload_of_signing_keys_closes_their_users);
+on_both_transports!(reload_of_signing_keys_closes_their_users);
+
+/// A JWT user of the account `issuer` (or one issued by its key), logged in.
+fn logged_in(srv: &Server, transport: Transport, issuer: &KeyPair, user: &KeyPair) -> Conn {
+    let (c, out) = Conn::login(
+        srv,
+        transport,
+        Some(&user_jwt(issuer, user, "", "")),
+        Some(user),
+    );
+    assert_eq!(out, "PONG\r\n");
+    c
+}
+
+/// The answer refusing a delete request signed by `signer`.
+fn delete_refused(signer: &str, why: &str) -> serde_json::Value {
+    serde_json::json!({"error": {"code": 500,
+        "description": format!("delete accounts request by {signer} failed - {why}")}})
+}
+
+/// A server with a full resolver whose directory holds the system account and account A
+/// (account B is not there yet).
+struct Full {
+    srv: Server,
+    /// The resolver directory.
+    jwts: std::path::PathBuf,
+    /// The system account's key.
+    sys: KeyPair,
+    /// The configuration text (for a reload).
+    text: String,
+}
+
+fn start_full(target: Target, allow_delete: bool) -> Option<Full> {
+    let k = keys();
+    let sys = key(KeyPairType::Account, 9);
+    let dir = common::temp_dir("operator-claims");
+    let jwts = dir.join("jwt");
+    std::fs::create_dir_all(&jwts).unwrap();
+    for acc in [&sys, &k.a] {
+        std::fs::write(
+            jwts.join(format!("{}.jwt", acc.public_key())),
+            account_jwt(&k, acc, ""),
+        )
+        .unwrap();
+    }
+    let op = common::write_file(&dir, "op.jwt", &operator_jwt(&k));
+    let text = format!(
+        "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", no_tls: true }}\noperator: \"{op}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\", allow_delete: {allow_delete} }}\n",
+        sys.public_key(),
+        jwts.display()
+    );
+    let srv = target.with_config(&text, &[])?;
+    Some(Full {
+        srv,
+        jwts,
+        sys,
+        text,
+    })
+}
+
+/// A client of the system account, subscribed to its reply inbox.
+fn system_client(srv: &Server, sys: &KeyPair) -> Conn {
+    let u = key(KeyPairType::User, 70);
+    let mut c = logged_in(srv, Transport::Tcp, sys, &u);
+    c.send("SUB _INBOX.claims 77\r\n");
+    assert_eq!(c.sync(), "");
+    c
+}
+
+/// Sends a request and returns the body of the first answer.
+fn request(c: &mut Conn, subject: &str, body: &str) -> String {
+    c.send(&format!(
+        "PUB {subject} _INBOX.claims {}\r\n{body}\r\n",
+        body.len()
+    ));
+    let Conn::Tcp(raw) = c else {
+        panic!("the claim requests go over TCP");
+    };
+    loop {
+        let line = raw.line();
+        if line.starts_with("MSG _INBOX.claims 77 ") {
+            return raw.line().trim_end().to_owned();
+        }
+        assert!(line == "PING\r\n" || line == "PONG\r\n", "{line:?}");
+    }
+}
+
+/// The answer as JSON, with its `server` object checked and removed (its values differ
+/// between servers).
+fn answer(text: &str) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let server = v
+        .as_object_mut()
+        .and_then(|o| o.remove("server"))
+        .unwrap_or_else(|| panic!("no server: {text}"));
+    for field in ["name", "host", "id", "ver", "seq", "jetstream", "time"] {
+        assert!(server.get(field).is_some(), "server.{field}: {text}");
+    }
+    v
+}
+
+fn updated(account: &str) -> serde_json::Value {
+    serde_json::json!({"data": {"account": account, "code": 200, "message": "jwt updated"}})
+}
+
+fn refused(account: &str, description: &str) -> serde_json::Value {
+    serde_json::json!({"error": {"account": account, "code": 500, "description": description}})
+}
+
+/// `nsc push`: a system account user sends a new account's JWT; it is stored in the
+/// directory and its users can connect. An update that revokes a user closes that user's
+/// connection. Malformed, mismatched and foreign JWTs get the reference's answers.
+fn claims_update(target: Target) {
+    let Some(Full { srv, jwts, sys, .. }) = start_full(target, false) else {
+        return;
+    };
+    let k = keys();
+    let mut s = system_client(&srv, &sys);
+    let u = key(KeyPairType::User, 71);
+    let (_, out) = Conn::login(
+        &srv,
+        Transport::Tcp,
+        Some(&user_jwt(&k.b, &u, "", "")),
+        Some(&u),
+    );
+    assert_eq!(out, VIOLATION, "B is not known yet");
+    let b_jwt = account_jwt(&k, &k.b, "");
+    let b = k.b.public_key();
+    let got = request(
+        &mut s,
+        &format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE"),
+        &b_jwt,
+    );
+    assert_eq!(answer(&got), updated(&b));
+    let file = jwts.join(format!("{b}.jwt"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), b_jwt);
+    let mut c = logged_in(&srv, Transport::Tcp, &k.b, &u);
+    let keep = key(KeyPairType::User, 72);
+    let mut kept = logged_in(&srv, Transport::Ws, &k.b, &keep);
+
+    // The update that revokes u, through the subject that names no account.
+    let revoking = account_jwt(
+        &k,
+        &k.b,
+        &format!(r#","revocations":{{"{}":{}}}"#, u.public_key(), now_unix()),
+    );
+    let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", &revoking);
+    assert_eq!(answer(&got), updated(&b));
+    let rest = c.read_either("Revoked", "\u{0}never");
+    assert!(
+        rest.contains("-ERR 'User Authentication Revoked'\r\n"),
+        "{rest}"
+    );
+    assert_eq!(kept.sync(), "");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), revoking);
+
+    // The old subject is served too; a JWT for another account than the subject's is not.
+    let got = request(
+        &mut s,
+        &format!("$SYS.ACCOUNT.{b}.CLAIMS.UPDATE"),
+        &account_jwt(&k, &k.a, ""),
+    );
+    assert_eq!(
+        answer(&got),
+        refused(
+            &b,
+            "jwt update resulted in error - subject does not match jwt content"
+        )
+    );
+    let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", "not a jwt");
+    assert_eq!(
+        answer(&got),
+        refused("n/a", "jwt update resulted in error - expected 3 chunks")
+    );
+    // Signed by a user key: not an account JWT the library decodes.
+    let forged = encode(&claims(&u, &b, "account", "", ""), &u).unwrap();
+    let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", &forged);
+    assert_eq!(
+        answer(&got),
+        refused(
+            "n/a",
+            "jwt update resulted in error - unable to validate expected prefixes - [account operator]"
+        )
+    );
+    // Signed by an operator the server does not trust: stored and answered as the reference
+    // does, but the live account keeps its trusted JWT (kept's connection stays).
+    let stranger = key(KeyPairType::Operator, 73);
+    let foreign = encode(&claims(&stranger, &b, "account", "", ""), &stranger).unwrap();
+    let got = request(
+        &mut s,
+        &format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE"),
+        &foreign,
+    );
+    assert_eq!(answer(&got), updated(&b));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), foreign);
+    assert_eq!(kept.sync(), "");
+}
+common::on_both!(claims_update);
+
+/// Lookups return the stored JWT (an unknown account gets no answer); a list names every
+/// stored account.
+fn claims_lookup_and_list(target: Target) {
+    let Some(Full { srv, sys, .. }) = start_full(target, false) else {
+        return;
+    };
+    let k = keys();
+    let mut s = system_client(&srv, &sys);
+    let b_jwt = account_jwt(&k, &k.b, "");
+    let b = k.b.public_key();
+    let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", &b_jwt);
+    assert_eq!(answer(&got), updated(&b));
+    let got = request(&mut s, &format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.LOOKUP"), "");
+    assert_eq!(got, b_jwt);
+    // No answer for an account not stored: the list's answer is the next to come.
+    let stranger = key(KeyPairType::Account, 74).public_key();
+    s.send(&format!(
+        "PUB $SYS.REQ.ACCOUNT.{stranger}.CLAIMS.LOOKUP _INBOX.claims 0\r\n\r\n"
+    ));
+    let got = answer(&request(&mut s, "$SYS.REQ.CLAIMS.LIST", ""));
+    let mut listed: Vec<String> = got["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{got}"))
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_owned())
+        .collect();
+    listed.sort();
+    let mut expected = vec![k.a.public_key(), b, sys.public_key()];
+    expected.sort();
+    assert_eq!(listed, expected);
+}
+common::on_both!(claims_lookup_and_list);
+
+/// A delete request the operator signed, naming `accounts`.
+fn delete_request(signer: &KeyPair, accounts: &[String]) -> String {
+    let op = signer.public_key();
+    let list = accounts
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect::<Vec<_>>()
+        .join(",");
+    encode(
+        &format!(
+            r#"{{"jti":"DEL","iat":{},"iss":"{op}","sub":"{op}","nats":{{"accounts":[{list}]}}}}"#,
+            now_unix()
+        ),
+        signer,
+    )
+    .unwrap()
+}
+
+/// The answer to a delete request `signer` made for `accounts`.
+fn delete(s: &mut Conn, signer: &KeyPair, accounts: &[String]) -> serde_json::Value {
+    answer(&request(
+        s,
+        "$SYS.REQ.CLAIMS.DELETE",
+        &delete_request(signer, accounts),
+    ))
+}
+
+/// Deletes need `allow_delete`, a request the operator signed itself, and never name the
+/// system account; a deleted JWT's file is renamed to `<key>.jwt.deleted`.
+fn claims_delete(target: Target) {
+    let k = keys();
+    let a = k.a.public_key();
+    let op = k.op.public_key();
+    let Some(Full { srv, jwts, sys, .. }) = start_full(target, false) else {
+        return;
+    };
+    let mut s = system_client(&srv, &sys);
+    assert_eq!(
+        delete(&mut s, &k.op, std::slice::from_ref(&a)),
+        delete_refused(&op, "delete must be enabled in server config")
+    );
+    assert!(jwts.join(format!("{a}.jwt")).exists());
+    drop((s, srv));
+
+    let Some(Full { srv, jwts, sys, .. }) = start_full(target, true) else {
+        return;
+    };
+    let mut s = system_client(&srv, &sys);
+    assert_eq!(
+        delete(&mut s, &k.op, &[sys.public_key()]),
+        delete_refused(&op, "not allowed to delete system account")
+    );
+    let stranger = key(KeyPairType::Operator, 75);
+    assert_eq!(
+        delete(&mut s, &stranger, std::slice::from_ref(&a)),
+        delete_refused(&stranger.public_key(), "not trusted")
+    );
+    assert_eq!(
+        delete(&mut s, &k.op, &["nope".to_owned()]),
+        delete_refused(&op, "malformed request")
+    );
+    let u = key(KeyPairType::User, 76);
+    let mut c = logged_in(&srv, Transport::Tcp, &k.a, &u);
+    assert_eq!(
+        delete(&mut s, &k.op, std::slice::from_ref(&a)),
+        serde_json::json!({"data": {"code": 200, "message": "deleted 1 accounts"}})
+    );
+    // The deleted account's users are closed as its expiry would close them.
+    let rest = c.read_either("-ERR", "\u{0}never");
+    assert_eq!(rest, "-ERR 'Account Authentication Expired'\r\n");
+    assert!(!jwts.join(format!("{a}.jwt")).exists());
+    assert!(jwts.join(format!("{a}.jwt.deleted")).exists());
+    let got = answer(&request(&mut s, "$SYS.REQ.CLAIMS.LIST", ""));
+    assert_eq!(got["data"], serde_json::json!([sys.public_key()]));
+}
+common::on_both!(claims_delete);
+
+/// With the MEMORY resolver, an update naming a loaded account applies to it at once (a
+/// revocation closes the user) and is not stored; an account the server does not have is
+/// skipped, and an empty, mismatched or untrusted JWT gets the reference's answer.
+fn memory_resolver_updates(target: Target) {
+    let k = keys();
+    let sys = key(KeyPairType::Account, 9);
+    let dir = common::temp_dir("operator-memory-claims");
+    let op = common::write_file(&dir, "op.jwt", &operator_jwt(&k));
+    let text = format!(
+        "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", no_tls: true }}\noperator: \"{op}\"\nsystem_account: {s}\nresolver: MEMORY\nresolver_preload {{\n  {s}: {}\n  {a}: {}\n}}\n",
+        account_jwt(&k, &sys, ""),
+        account_jwt(&k, &k.a, ""),
+        s = sys.public_key(),
+        a = k.a.public_key(),
+    );
+    let Some(srv) = target.with_config(&text, &[]) else {
+        return;
+    };
+    let mut s = system_client(&srv, &sys);
+    let a = k.a.public_key();
+    let (u, keep) = (key(KeyPairType::User, 77), key(KeyPairType::User, 78));
+    let mut c = logged_in(&srv, Transport::Tcp, &k.a, &u);
+    let mut kept = logged_in(&srv, Transport::Ws, &k.a, &keep);
+    let subject = format!("$SYS.REQ.ACCOUNT.{a}.CLAIMS.UPDATE");
+    let revoking = account_jwt(
+        &k,
+        &k.a,
+        &format!(r#","revocations":{{"{}":{}}}"#, u.public_key(), now_unix()),
+    );
+    assert_eq!(answer(&request(&mut s, &subject, &revoking)), updated(&a));
+    let rest = c.read_either("Revoked", "\u{0}never");
+    assert!(
+        rest.contains("-ERR 'User Authentication Revoked'\r\n"),
+        "{rest}"
+    );
+    assert_eq!(kept.sync(), "");
+    assert_eq!(
+        answer(&request(&mut s, &subject, "")),
+        refused(&a, "jwt update error - request body is empty")
+    );
+    assert_eq!(
+        answer(&request(&mut s, &subject, &account_jwt(&k, &k.b, ""))),
+        refused(
+            &a,
+            "jwt update resulted in error - subject does not match jwt content"
+        )
+    );
+    let stranger = key(KeyPairType::Operator, 79);
+    let foreign = encode(&claims(&stranger, &a, "account", "", ""), &stranger).unwrap();
+    assert_eq!(
+        answer(&request(
+            &mut s,
+            &format!("$SYS.ACCOUNT.{a}.CLAIMS.UPDATE"),
+            &foreign
+        )),
+        refused(
+            &a,
+            "jwt update resulted in error - account validation failed"
+        )
+    );
+    assert_eq!(kept.sync(), "");
+    let b = k.b.public_key();
+    let got = request(
+        &mut s,
+        &format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE"),
+        &account_jwt(&k, &k.b, ""),
+    );
+    assert_eq!(
+        answer(&got),
+        serde_json::json!({"data": {"account": b, "code": 200, "message": "jwt update skipped"}})
+    );
+}
+common::on_both!(memory_resolver_updates);

@@ -36,6 +36,7 @@ pub(crate) mod leaf;
 mod mqtt;
 mod reload;
 mod routing;
+pub(crate) mod services;
 mod subs;
 mod timers;
 pub(crate) mod trace;
@@ -160,6 +161,8 @@ pub struct Broker {
     mqtt_store: VecDeque<crate::mqtt::store::StoreWrite>,
     /// When the kept sessions that collected deliveries are next written.
     mqtt_store_due: Option<Instant>,
+    /// The subjects of the system services, by [`ServiceId`] index.
+    services: Vec<Box<[u8]>>,
 }
 
 /// Default size of the closed-connections ring (`/connz?state=closed`).
@@ -213,6 +216,7 @@ impl Broker {
             }),
             mqtt_store: VecDeque::new(),
             mqtt_store_due: None,
+            services: Vec::new(),
         }
     }
 

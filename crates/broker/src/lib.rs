@@ -70,10 +70,14 @@
 //! 1. **MSG size token.** Go copies the publisher's size text into the `MSG` line
 //!    (`PUB foo 003` → `MSG foo 1 003`); natsws writes plain decimal (`MSG foo 1 3`). Clients
 //!    parse both, and re-encoding avoids keeping the publisher's control line alive.
-//! 2. **cid numbering** starts at 1: the system account exists (isolated, as any account) but
-//!    natsws runs no system services in it, so there are no internal clients taking cids 1–3
-//!    as in Go, and subscription counts contain only client subscriptions. Requests to the
-//!    reference's system services (`$SYS.REQ.…`) find no responder.
+//! 2. **cid numbering** starts at 1: the system account exists (isolated, as any account) and
+//!    its services are not clients: a service is a subject the broker hands to the binary
+//!    ([`Broker::add_system_service`], [`Event::SystemRequest`], answered with
+//!    [`Broker::publish_system`]), so there are no internal clients taking cids 1–3 as in Go,
+//!    and subscription counts contain only client subscriptions. The only services natsws
+//!    serves are the full resolver's claim services ([`auth::claims`], `nsc push`); requests
+//!    to the reference's other system services (`$SYS.REQ.SERVER.…`, `$SYS.REQ.ACCOUNT.…`
+//!    besides the claims) find no responder.
 //! 3. **WebSocket INFO** carries the WebSocket listener's `host`, `port` and TLS flags (the
 //!    nats-server 2.10.16+ behaviour): it is the address a browser client can reconnect to.
 //! 4. **Stale Connection over WebSocket** maps to close status 1001 as in 2.10.24+; 2.9.10 sends
@@ -198,6 +202,7 @@ pub mod fuzzing;
 
 pub use authseam::AuthConfig;
 pub use broker::leaf::LeafInfo;
+pub use broker::services::{MAX_SYSTEM_SERVICES, ServiceError, ServiceId};
 pub use broker::{Broker, DEFAULT_MAX_CLOSED_CLIENTS, MAX_CLOSED_SUBS};
 pub use config::{
     AccountConfig, Config, ExportConfig, ExportKind, ImportConfig, LeafAuthConfig, LeafUserConfig,

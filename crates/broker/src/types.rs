@@ -1,5 +1,6 @@
 //! Handles, connection facts, events and close reasons shared by the broker's API.
 
+use bytes::Bytes;
 use core::net::SocketAddr;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -414,6 +415,19 @@ pub enum Event {
         client: ClientId,
         /// The wait.
         delay: Duration,
+    },
+    /// A message published in the system account matched the subject of a system service
+    /// (see [`crate::Broker::add_system_service`]). The binary answers it, when it has a
+    /// `reply`, with [`crate::Broker::publish_system`].
+    SystemRequest {
+        /// The service, as [`crate::Broker::add_system_service`] returned it.
+        service: crate::ServiceId,
+        /// The subject the message was published to.
+        subject: String,
+        /// Its reply subject.
+        reply: Option<String>,
+        /// The message body (headers left out), at most `max_payload` bytes.
+        payload: Bytes,
     },
 }
 

@@ -723,3 +723,42 @@ proptest! {
         }
     }
 }
+
+/// A system service takes the messages published in the system account on its subject (the
+/// body without headers) and counts as an interest; the server's answer reaches the requester.
+/// Other accounts' messages on the same subject are not its.
+#[test]
+fn system_services_answer_in_the_system_account() {
+    let mut sim = Sim::new(config(plain("A"), plain("B")));
+    let svc = sim.broker.add_system_service("$SYS.REQ.X.*").unwrap();
+    assert_eq!(
+        sim.broker.add_system_service("bad subject"),
+        Err(broker::ServiceError::InvalidSubject)
+    );
+    let s = login_with(&mut sim, "s", ",\"headers\":true,\"no_responders\":true");
+    let a = login_with(&mut sim, "a", ",\"headers\":true,\"no_responders\":true");
+    sim.send(
+        s,
+        "SUB _INBOX.1 9\r\nHPUB $SYS.REQ.X.y _INBOX.1 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPING\r\n",
+    );
+    assert_eq!(sim.take_str(s), "PONG\r\n", "no no-responders status");
+    assert_eq!(
+        sim.requests,
+        [(
+            svc,
+            "$SYS.REQ.X.y".to_owned(),
+            Some("_INBOX.1".to_owned()),
+            b"hi".to_vec()
+        )]
+    );
+    let now = sim.now;
+    sim.broker.publish_system(now, "_INBOX.1", b"answer");
+    sim.pump();
+    assert_eq!(sim.take_str(s), "MSG _INBOX.1 9 6\r\nanswer\r\n");
+    sim.send(
+        a,
+        "SUB _INBOX.1 9\r\nHPUB $SYS.REQ.X.y _INBOX.1 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPING\r\n",
+    );
+    assert_eq!(sim.requests.len(), 1, "not a system account message");
+    assert!(sim.take_str(a).contains("NATS/1.0 503"));
+}

@@ -4,79 +4,25 @@
 //!
 //! Every key is made here from fixed bytes; nothing secret is stored.
 
+#[path = "support/signer.rs"]
+mod signer;
 mod sim;
 
 use std::time::{Duration, Instant};
 
-use broker::auth::jwt::{encode, sign_nonce};
+use broker::auth::jwt::{KeyPair, KeyPairType, encode, sign_nonce};
 use broker::auth::operator::OperatorConfig;
 use broker::auth::{AuthConfig, WebsocketAuth};
 use broker::{ClientId, ClientParams, CloseReason, Config, ConnectionType, WallClock};
-use nkeys::{KeyPair, KeyPairType};
+use signer::{ACCOUNT_LIMITS, account_jwt, claims, key, keys, operator_jwt, user_jwt};
 use sim::Sim;
 
 /// The Unix time the tests pretend it is.
 const NOW: i64 = 1_800_000_000;
 
-fn key(kind: KeyPairType, byte: u8) -> KeyPair {
-    KeyPair::new_from_raw(kind, [byte; 32]).unwrap()
-}
-
-/// Limits as nsc writes them (unlimited); a JWT without them allows nothing (Go's zero
-/// values), so every helper below adds them unless the case sets its own.
-const ACCOUNT_LIMITS: &str = r#","limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1}"#;
-const USER_LIMITS: &str = r#","subs":-1,"data":-1,"payload":-1"#;
-
-fn claims(iss: &KeyPair, sub: &str, kind: &str, extra: &str, nats: &str) -> String {
-    let defaults = match kind {
-        "account" if !nats.contains("\"limits\"") => ACCOUNT_LIMITS,
-        "user" if !nats.contains("\"subs\"") && !nats.contains("NO_LIMITS") => USER_LIMITS,
-        _ => "",
-    };
-    let nats = format!("{}{defaults}", nats.replace("NO_LIMITS", ""));
-    format!(
-        r#"{{"jti":"J{sub}","iat":{iat},"iss":"{iss}","name":"n-{kind}","sub":"{sub}"{extra},"nats":{{"type":"{kind}","version":2{nats}}}}}"#,
-        iat = NOW - 100,
-        iss = iss.public_key(),
-    )
-}
-
-struct Keys {
-    op: KeyPair,
-    acc: KeyPair,
-    other: KeyPair,
-}
-
-fn keys() -> Keys {
-    Keys {
-        op: key(KeyPairType::Operator, 1),
-        acc: key(KeyPairType::Account, 2),
-        other: key(KeyPairType::Account, 3),
-    }
-}
-
-fn operator_jwt(k: &Keys) -> String {
-    encode(
-        &claims(&k.op, &k.op.public_key(), "operator", "", ""),
-        &k.op,
-    )
-    .unwrap()
-}
-
-fn account_jwt(k: &Keys, acc: &KeyPair, nats: &str) -> String {
-    encode(
-        &claims(&k.op, &acc.public_key(), "account", "", nats),
-        &k.op,
-    )
-    .unwrap()
-}
-
-fn user_jwt(issuer: &KeyPair, user: &KeyPair, extra: &str, nats: &str) -> String {
-    encode(
-        &claims(issuer, &user.public_key(), "user", extra, nats),
-        issuer,
-    )
-    .unwrap()
+/// The issue time of the JWTs the signer makes.
+fn iat() -> i64 {
+    NOW - 100
 }
 
 fn config_with(accounts: Vec<String>, cookie: Option<&str>) -> Config {
@@ -106,7 +52,7 @@ fn config_with(accounts: Vec<String>, cookie: Option<&str>) -> Config {
 fn default_config() -> Config {
     let k = keys();
     config_with(
-        vec![account_jwt(&k, &k.acc, ""), account_jwt(&k, &k.other, "")],
+        vec![account_jwt(&k, &k.a, ""), account_jwt(&k, &k.b, "")],
         None,
     )
 }
@@ -169,11 +115,11 @@ fn users_of_one_account_share_it_and_accounts_are_isolated() {
         key(KeyPairType::User, 11),
         key(KeyPairType::User, 12),
     );
-    let (a, out) = login(&mut sim, &user_jwt(&k.acc, &u1, "", ""), &u1);
+    let (a, out) = login(&mut sim, &user_jwt(&k.a, &u1, "", ""), &u1);
     assert_eq!(out, "PONG\r\n");
-    let (b, out) = login(&mut sim, &user_jwt(&k.acc, &u2, "", ""), &u2);
+    let (b, out) = login(&mut sim, &user_jwt(&k.a, &u2, "", ""), &u2);
     assert_eq!(out, "PONG\r\n");
-    let (c, out) = login(&mut sim, &user_jwt(&k.other, &u3, "", ""), &u3);
+    let (c, out) = login(&mut sim, &user_jwt(&k.b, &u3, "", ""), &u3);
     assert_eq!(out, "PONG\r\n");
     sim.send(b, "SUB x 1\r\nPING\r\n");
     sim.send(c, "SUB x 1\r\nPING\r\n");
@@ -191,7 +137,7 @@ fn refusals_have_the_reference_error() {
     let k = keys();
     let u = key(KeyPairType::User, 20);
     let stranger = key(KeyPairType::Account, 21);
-    let good = user_jwt(&k.acc, &u, "", "");
+    let good = user_jwt(&k.a, &u, "", "");
     let cases: Vec<(&str, Option<String>, Option<KeyPair>)> = vec![
         ("no jwt", None, Some(u.clone())),
         ("no signature", Some(good.clone()), None),
@@ -207,18 +153,18 @@ fn refusals_have_the_reference_error() {
         ),
         (
             "expired",
-            Some(user_jwt(&k.acc, &u, &format!(",\"exp\":{}", NOW - 1), "")),
+            Some(user_jwt(&k.a, &u, &format!(",\"exp\":{}", NOW - 1), "")),
             Some(u.clone()),
         ),
         (
             "not yet valid",
-            Some(user_jwt(&k.acc, &u, &format!(",\"nbf\":{}", NOW + 60), "")),
+            Some(user_jwt(&k.a, &u, &format!(",\"nbf\":{}", NOW + 60), "")),
             Some(u.clone()),
         ),
         (
             "connection type",
             Some(user_jwt(
-                &k.acc,
+                &k.a,
                 &u,
                 "",
                 r#","allowed_connection_types":["WEBSOCKET"]"#,
@@ -227,7 +173,7 @@ fn refusals_have_the_reference_error() {
         ),
         (
             "src",
-            Some(user_jwt(&k.acc, &u, "", r#","src":["10.0.0.0/8"]"#)),
+            Some(user_jwt(&k.a, &u, "", r#","src":["10.0.0.0/8"]"#)),
             Some(u.clone()),
         ),
         (
@@ -269,14 +215,14 @@ fn the_failure_log_is_bare_in_operator_mode() {
 fn bearer_tokens_skip_the_signature_unless_the_account_forbids_them() {
     let k = keys();
     let u = key(KeyPairType::User, 30);
-    let bearer = user_jwt(&k.acc, &u, "", r#","bearer_token":true"#);
+    let bearer = user_jwt(&k.a, &u, "", r#","bearer_token":true"#);
     let mut sim = Sim::new(default_config());
     let (_, out) = login_kind(&mut sim, ConnectionType::Standard, Some(&bearer), None);
     assert_eq!(out, "PONG\r\n");
     let strict = config_with(
         vec![account_jwt(
             &k,
-            &k.acc,
+            &k.a,
             r#","limits":{"subs":-1,"data":-1,"payload":-1,"conn":-1,"leaf":-1,"disallow_bearer":true}"#,
         )],
         None,
@@ -291,8 +237,8 @@ fn revoked_users_are_refused() {
     let k = keys();
     let u = key(KeyPairType::User, 31);
     let revoking = format!(r#","revocations":{{"{}":{}}}"#, u.public_key(), NOW);
-    let mut sim = Sim::new(config_with(vec![account_jwt(&k, &k.acc, &revoking)], None));
-    let (_, out) = login(&mut sim, &user_jwt(&k.acc, &u, "", ""), &u);
+    let mut sim = Sim::new(config_with(vec![account_jwt(&k, &k.a, &revoking)], None));
+    let (_, out) = login(&mut sim, &user_jwt(&k.a, &u, "", ""), &u);
     assert_eq!(out, VIOLATION);
 }
 
@@ -303,7 +249,7 @@ fn signing_keys_and_scoped_templates() {
     let scoped = key(KeyPairType::Account, 41);
     let acc = account_jwt(
         &k,
-        &k.acc,
+        &k.a,
         &format!(
             r#","signing_keys":["{}",{{"kind":"user_scope","key":"{}","role":"r","template":{{"pub":{{"allow":["{{{{name()}}}}.>"]}},"sub":{{"allow":["_INBOX.>"]}},"subs":-1,"payload":-1}}}}]"#,
             signer.public_key(),
@@ -311,7 +257,7 @@ fn signing_keys_and_scoped_templates() {
         ),
     );
     let mut sim = Sim::new(config_with(vec![acc], None));
-    let issuer_account = format!(r#","issuer_account":"{}""#, k.acc.public_key());
+    let issuer_account = format!(r#","issuer_account":"{}""#, k.a.public_key());
     let u = key(KeyPairType::User, 42);
     let (_, out) = login(&mut sim, &user_jwt(&signer, &u, "", &issuer_account), &u);
     assert_eq!(out, "PONG\r\n");
@@ -340,7 +286,7 @@ fn user_permissions_and_limits() {
     let u = key(KeyPairType::User, 50);
     let mut sim = Sim::new(default_config());
     let jwt = user_jwt(
-        &k.acc,
+        &k.a,
         &u,
         "",
         r#","pub":{"deny":["secret.>"]},"sub":{"allow":["ok.>"]},"subs":2,"payload":4"#,
@@ -369,16 +315,16 @@ fn missing_limits_are_zero_as_in_go() {
     let k = keys();
     let u = key(KeyPairType::User, 52);
     let mut sim = Sim::new(default_config());
-    let (id, out) = login(&mut sim, &user_jwt(&k.acc, &u, "", "NO_LIMITS"), &u);
+    let (id, out) = login(&mut sim, &user_jwt(&k.a, &u, "", "NO_LIMITS"), &u);
     assert_eq!(out, "PONG\r\n");
     sim.send(id, "SUB a 1\r\nPING\r\n");
     assert_eq!(
         sim.take_str(id),
         "-ERR 'maximum subscriptions exceeded'\r\nPONG\r\n"
     );
-    let bare = account_jwt(&k, &k.other, r#","limits":{}"#);
+    let bare = account_jwt(&k, &k.b, r#","limits":{}"#);
     let mut sim = Sim::new(config_with(vec![bare], None));
-    let (_, out) = login(&mut sim, &user_jwt(&k.other, &u, "", ""), &u);
+    let (_, out) = login(&mut sim, &user_jwt(&k.b, &u, "", ""), &u);
     assert_eq!(
         out,
         "-ERR 'maximum account active connections exceeded'\r\n"
@@ -391,11 +337,11 @@ fn account_default_permissions_apply_to_users_without_their_own() {
     let u = key(KeyPairType::User, 51);
     let acc = account_jwt(
         &k,
-        &k.acc,
+        &k.a,
         r#","default_permissions":{"pub":{"allow":["only"]}}"#,
     );
     let mut sim = Sim::new(config_with(vec![acc], None));
-    let (id, _) = login(&mut sim, &user_jwt(&k.acc, &u, "", ""), &u);
+    let (id, _) = login(&mut sim, &user_jwt(&k.a, &u, "", ""), &u);
     sim.send(id, "PUB only 0\r\n\r\nPUB other 0\r\n\r\nPING\r\n");
     assert_eq!(
         sim.take_str(id),
@@ -408,14 +354,14 @@ fn account_connection_limit() {
     let k = keys();
     let acc = account_jwt(
         &k,
-        &k.acc,
+        &k.a,
         r#","limits":{"subs":-1,"data":-1,"payload":-1,"conn":1,"leaf":-1}"#,
     );
     let mut sim = Sim::new(config_with(vec![acc], None));
     let (u1, u2) = (key(KeyPairType::User, 60), key(KeyPairType::User, 61));
-    let (_, out) = login(&mut sim, &user_jwt(&k.acc, &u1, "", ""), &u1);
+    let (_, out) = login(&mut sim, &user_jwt(&k.a, &u1, "", ""), &u1);
     assert_eq!(out, "PONG\r\n");
-    let (id, out) = login(&mut sim, &user_jwt(&k.acc, &u2, "", ""), &u2);
+    let (id, out) = login(&mut sim, &user_jwt(&k.a, &u2, "", ""), &u2);
     assert_eq!(
         out,
         "-ERR 'maximum account active connections exceeded'\r\n"
@@ -431,7 +377,7 @@ fn a_connection_closes_when_its_jwt_expires() {
     let k = keys();
     let u = key(KeyPairType::User, 70);
     let mut sim = Sim::new(default_config());
-    let jwt = user_jwt(&k.acc, &u, &format!(",\"exp\":{}", NOW + 3), "");
+    let jwt = user_jwt(&k.a, &u, &format!(",\"exp\":{}", NOW + 3), "");
     let (id, out) = login(&mut sim, &jwt, &u);
     assert_eq!(out, "PONG\r\n");
     sim.advance(Duration::from_secs(1));
@@ -455,7 +401,7 @@ fn an_account_expiry_closes_its_users() {
     let acc = encode(
         &claims(
             &k.op,
-            &k.acc.public_key(),
+            &k.a.public_key(),
             "account",
             &format!(",\"exp\":{}", NOW + 2),
             "",
@@ -464,7 +410,7 @@ fn an_account_expiry_closes_its_users() {
     )
     .unwrap();
     let mut sim = Sim::new(config_with(vec![acc], None));
-    let (id, out) = login(&mut sim, &user_jwt(&k.acc, &u, "", ""), &u);
+    let (id, out) = login(&mut sim, &user_jwt(&k.a, &u, "", ""), &u);
     assert_eq!(out, "PONG\r\n");
     sim.advance(Duration::from_secs(4));
     let out = sim.take_str(id);
@@ -480,12 +426,12 @@ fn a_reload_that_revokes_a_user_closes_its_connection() {
     let u = key(KeyPairType::User, 72);
     let keep = key(KeyPairType::User, 73);
     let mut sim = Sim::new(default_config());
-    let (id, _) = login(&mut sim, &user_jwt(&k.acc, &u, "", ""), &u);
-    let (kept, _) = login(&mut sim, &user_jwt(&k.acc, &keep, "", ""), &keep);
+    let (id, _) = login(&mut sim, &user_jwt(&k.a, &u, "", ""), &u);
+    let (kept, _) = login(&mut sim, &user_jwt(&k.a, &keep, "", ""), &keep);
     let revoking = format!(r#","revocations":{{"{}":{}}}"#, u.public_key(), NOW);
     let now = sim.now;
     sim.broker.reload(
-        config_with(vec![account_jwt(&k, &k.acc, &revoking)], None),
+        config_with(vec![account_jwt(&k, &k.a, &revoking)], None),
         now,
     );
     sim.pump();
@@ -501,47 +447,47 @@ fn private_exports_need_an_activation_token() {
     let activation = |sub: &str, subject: &str| {
         encode(
             &claims(
-                &k.acc,
+                &k.a,
                 sub,
                 "activation",
                 "",
                 &format!(r#","subject":"{subject}","kind":"stream""#),
             ),
-            &k.acc,
+            &k.a,
         )
         .unwrap()
     };
     let import = |token: &str| {
         format!(
             r#","imports":[{{"subject":"feed.>","account":"{}","type":"stream","token":"{token}"}}]"#,
-            k.acc.public_key()
+            k.a.public_key()
         )
     };
     for (what, token, delivered) in [
-        ("valid", activation(&k.other.public_key(), "feed.>"), true),
+        ("valid", activation(&k.b.public_key(), "feed.>"), true),
         (
             "for another account",
-            activation(&k.acc.public_key(), "feed.>"),
+            activation(&k.a.public_key(), "feed.>"),
             false,
         ),
         (
             "for a narrower subject",
-            activation(&k.other.public_key(), "feed.x"),
+            activation(&k.b.public_key(), "feed.x"),
             false,
         ),
         ("missing", String::new(), false),
     ] {
         let config = config_with(
             vec![
-                account_jwt(&k, &k.acc, export),
-                account_jwt(&k, &k.other, &import(&token)),
+                account_jwt(&k, &k.a, export),
+                account_jwt(&k, &k.b, &import(&token)),
             ],
             None,
         );
         let mut sim = Sim::new(config);
         let (p, s) = (key(KeyPairType::User, 80), key(KeyPairType::User, 81));
-        let (publisher, _) = login(&mut sim, &user_jwt(&k.acc, &p, "", ""), &p);
-        let (subscriber, _) = login(&mut sim, &user_jwt(&k.other, &s, "", ""), &s);
+        let (publisher, _) = login(&mut sim, &user_jwt(&k.a, &p, "", ""), &p);
+        let (subscriber, _) = login(&mut sim, &user_jwt(&k.b, &s, "", ""), &s);
         sim.send(subscriber, "SUB feed.> 1\r\nPING\r\n");
         sim.take(subscriber);
         sim.send(publisher, "PUB feed.a 1\r\nx\r\nPING\r\n");
@@ -556,21 +502,21 @@ fn service_imports_from_jwts() {
     let k = keys();
     let exporter = account_jwt(
         &k,
-        &k.acc,
+        &k.a,
         r#","exports":[{"subject":"svc","type":"service"}]"#,
     );
     let importer = account_jwt(
         &k,
-        &k.other,
+        &k.b,
         &format!(
             r#","imports":[{{"subject":"svc","account":"{}","type":"service","local_subject":"ask"}}]"#,
-            k.acc.public_key()
+            k.a.public_key()
         ),
     );
     let mut sim = Sim::new(config_with(vec![exporter, importer], None));
     let (r, q) = (key(KeyPairType::User, 90), key(KeyPairType::User, 91));
-    let (responder, _) = login(&mut sim, &user_jwt(&k.acc, &r, "", ""), &r);
-    let (requester, _) = login(&mut sim, &user_jwt(&k.other, &q, "", ""), &q);
+    let (responder, _) = login(&mut sim, &user_jwt(&k.a, &r, "", ""), &r);
+    let (requester, _) = login(&mut sim, &user_jwt(&k.b, &q, "", ""), &q);
     sim.send(responder, "SUB svc 1\r\nPING\r\n");
     sim.take(responder);
     sim.send(requester, "SUB reply 1\r\nPUB ask reply 1\r\nq\r\nPING\r\n");
@@ -584,8 +530,8 @@ fn service_imports_from_jwts() {
 fn websocket_clients_may_bring_the_jwt_in_a_cookie() {
     let k = keys();
     let u = key(KeyPairType::User, 95);
-    let jwt = user_jwt(&k.acc, &u, "", "");
-    let config = config_with(vec![account_jwt(&k, &k.acc, "")], Some("jwt"));
+    let jwt = user_jwt(&k.a, &u, "", "");
+    let config = config_with(vec![account_jwt(&k, &k.a, "")], Some("jwt"));
     let mut sim = Sim::new(config);
     let addr = "127.0.0.1:40000".parse().unwrap();
     let mut params = ClientParams::new(ConnectionType::WebSocket, addr);
@@ -623,7 +569,7 @@ fn start_up_errors_have_the_reference_texts() {
     };
     check(
         OperatorConfig {
-            operators: vec![account_jwt(&k, &k.acc, "")],
+            operators: vec![account_jwt(&k, &k.a, "")],
             ..OperatorConfig::default()
         },
         "error parsing operator JWT: not operator claim",
@@ -646,7 +592,7 @@ fn start_up_errors_have_the_reference_texts() {
     check(
         OperatorConfig {
             operators: vec![operator_jwt(&k)],
-            system_account: Some(k.acc.public_key()),
+            system_account: Some(k.a.public_key()),
             ..OperatorConfig::default()
         },
         "error resolving system account: account missing",
@@ -658,12 +604,12 @@ fn account_leaf_limit_counts_leaf_connections_only() {
     let k = keys();
     let acc = account_jwt(
         &k,
-        &k.acc,
+        &k.a,
         r#","limits":{"subs":-1,"data":-1,"payload":-1,"conn":-1,"leaf":1}"#,
     );
     let mut sim = Sim::new(config_with(vec![acc], None));
     let users: Vec<KeyPair> = (100..104).map(|b| key(KeyPairType::User, b)).collect();
-    let jwt = |u: &KeyPair| user_jwt(&k.acc, u, "", "");
+    let jwt = |u: &KeyPair| user_jwt(&k.a, u, "", "");
     let (_, out) = login_kind(
         &mut sim,
         ConnectionType::Leaf,
@@ -703,12 +649,12 @@ fn account_conn_limit_counts_leaf_nodes_too() {
     let k = keys();
     let acc = account_jwt(
         &k,
-        &k.acc,
+        &k.a,
         r#","limits":{"subs":-1,"data":-1,"payload":-1,"conn":2,"leaf":-1}"#,
     );
     let mut sim = Sim::new(config_with(vec![acc], None));
     let users: Vec<KeyPair> = (120..123).map(|b| key(KeyPairType::User, b)).collect();
-    let jwt = |u: &KeyPair| user_jwt(&k.acc, u, "", "");
+    let jwt = |u: &KeyPair| user_jwt(&k.a, u, "", "");
     let (_, out) = login_kind(
         &mut sim,
         ConnectionType::Leaf,
@@ -740,11 +686,11 @@ fn a_reload_that_lowers_conn_closes_the_oldest_connections() {
     let other = key(KeyPairType::Account, 124);
     let other_jwt = account_jwt(&k, &other, "");
     let mut sim = Sim::new(config_with(
-        vec![account_jwt(&k, &k.acc, ""), other_jwt.clone()],
+        vec![account_jwt(&k, &k.a, ""), other_jwt.clone()],
         None,
     ));
     let users: Vec<KeyPair> = (125..130).map(|b| key(KeyPairType::User, b)).collect();
-    let jwt = |u: &KeyPair| user_jwt(&k.acc, u, "", "");
+    let jwt = |u: &KeyPair| user_jwt(&k.a, u, "", "");
     let (leaf, out) = login_kind(
         &mut sim,
         ConnectionType::Leaf,
@@ -770,7 +716,7 @@ fn a_reload_that_lowers_conn_closes_the_oldest_connections() {
     );
     let now = sim.now;
     sim.broker.reload(
-        config_with(vec![account_jwt(&k, &k.acc, &lowered), other_jwt], None),
+        config_with(vec![account_jwt(&k, &k.a, &lowered), other_jwt], None),
         now,
     );
     sim.pump();
@@ -813,15 +759,11 @@ fn operator_signing_keys_and_strict_usage() {
         .unwrap()
     };
     let by_signer = encode(
-        &claims(&op_signer, &k.acc.public_key(), "account", "", ""),
+        &claims(&op_signer, &k.a.public_key(), "account", "", ""),
         &op_signer,
     )
     .unwrap();
-    let by_identity = encode(
-        &claims(&k.op, &k.other.public_key(), "account", "", ""),
-        &k.op,
-    )
-    .unwrap();
+    let by_identity = encode(&claims(&k.op, &k.b.public_key(), "account", "", ""), &k.op).unwrap();
     for strict in [false, true] {
         let mut config = config_with(vec![by_signer.clone(), by_identity.clone()], None);
         if let Some(o) = config.auth.operator.as_mut() {
@@ -829,12 +771,12 @@ fn operator_signing_keys_and_strict_usage() {
         }
         let mut sim = Sim::new(config);
         let (u1, u2) = (key(KeyPairType::User, 111), key(KeyPairType::User, 112));
-        let (_, out) = login(&mut sim, &user_jwt(&k.acc, &u1, "", ""), &u1);
+        let (_, out) = login(&mut sim, &user_jwt(&k.a, &u1, "", ""), &u1);
         assert_eq!(
             out, "PONG\r\n",
             "signed by the operator's signing key, strict {strict}"
         );
-        let (_, out) = login(&mut sim, &user_jwt(&k.other, &u2, "", ""), &u2);
+        let (_, out) = login(&mut sim, &user_jwt(&k.b, &u2, "", ""), &u2);
         let want = if strict { VIOLATION } else { "PONG\r\n" };
         assert_eq!(
             out, want,
@@ -848,7 +790,7 @@ fn account_mappings_are_refused_by_name() {
     let k = keys();
     let acc = account_jwt(
         &k,
-        &k.acc,
+        &k.a,
         r#","mappings":{"a":[{"subject":"b","weight":100}]}"#,
     );
     let auth = AuthConfig {
@@ -866,7 +808,7 @@ fn account_mappings_are_refused_by_name() {
         err,
         format!(
             "account JWT {}: subject mappings (mappings) are not supported by natsws",
-            k.acc.public_key()
+            k.a.public_key()
         )
     );
 }
@@ -885,7 +827,7 @@ fn operator_mode_without_a_wall_clock_fails_closed() {
     );
     let mut sim = Sim::new(config);
     let u = key(KeyPairType::User, 120);
-    let expired = user_jwt(&k.acc, &u, &format!(",\"exp\":{}", NOW - 1), "");
+    let expired = user_jwt(&k.a, &u, &format!(",\"exp\":{}", NOW - 1), "");
     let id = sim.client();
     sim.send(
         id,
@@ -907,7 +849,7 @@ proptest::proptest! {
     ) {
         let k = keys();
         let u = key(KeyPairType::User, 130);
-        let mut real = user_jwt(&k.acc, &u, "", "").into_bytes();
+        let mut real = user_jwt(&k.a, &u, "", "").into_bytes();
         let at = flip % real.len();
         real[at] = if real[at] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(real).unwrap();
@@ -927,11 +869,11 @@ fn a_reload_that_gives_the_account_an_expiry_closes_its_users_then() {
     let k = keys();
     let u = key(KeyPairType::User, 140);
     let mut sim = Sim::new(default_config());
-    let (id, _) = login(&mut sim, &user_jwt(&k.acc, &u, "", ""), &u);
+    let (id, _) = login(&mut sim, &user_jwt(&k.a, &u, "", ""), &u);
     let expiring = encode(
         &claims(
             &k.op,
-            &k.acc.public_key(),
+            &k.a.public_key(),
             "account",
             &format!(",\"exp\":{}", NOW + 2),
             "",
@@ -961,7 +903,7 @@ fn refusal_reasons_have_the_reference_texts() {
     let revoked = key(KeyPairType::User, 141);
     let acc = account_jwt(
         &k,
-        &k.acc,
+        &k.a,
         &format!(r#","revocations":{{"{}":{NOW}}}"#, revoked.public_key()),
     );
     let config = config_with(vec![acc], None).auth;
@@ -985,7 +927,7 @@ fn refusal_reasons_have_the_reference_texts() {
             want.starts_with("Bad src Ip") || want == "Outside connect times"
         );
     };
-    let user = |extra: &str, nats: &str| user_jwt(&k.acc, &u, extra, nats);
+    let user = |extra: &str, nats: &str| user_jwt(&k.a, &u, extra, nats);
     check(
         &user(&format!(",\"exp\":{}", NOW - 1), ""),
         &u,
@@ -1028,7 +970,7 @@ fn refusal_reasons_have_the_reference_texts() {
     // Claims in the account's name, signed by another key.
     let forged = encode(
         &claims(
-            &k.acc,
+            &k.a,
             &u.public_key(),
             "user",
             "",
@@ -1051,7 +993,7 @@ fn refusal_reasons_have_the_reference_texts() {
         &stranger,
         &u,
         "",
-        &format!(r#","issuer_account":"{}""#, k.acc.public_key()),
+        &format!(r#","issuer_account":"{}""#, k.a.public_key()),
     );
     check(&wrong_signer, &u, "User JWT issuer is not known");
     check(
@@ -1060,7 +1002,7 @@ fn refusal_reasons_have_the_reference_texts() {
         "Signature not verified",
     );
     check(
-        &user_jwt(&k.acc, &revoked, "", ""),
+        &user_jwt(&k.a, &revoked, "", ""),
         &revoked,
         "User authentication revoked",
     );
@@ -1095,16 +1037,16 @@ fn accounts_that_fail_validation_are_not_loaded() {
         // A missing `imports` limit is Go's zero: no import allowed.
         &format!(
             r#","imports":[{{"subject":"x","account":"{}","type":"stream"}}],"limits":{{"subs":-1,"data":-1,"payload":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1}}"#,
-            k.other.public_key()
+            k.b.public_key()
         ),
         // The library's other blocking issues (`AccountClaims.Validate`).
         &format!(
             r#","imports":[{{"subject":"x y","account":"{}","type":"stream"}}]"#,
-            k.other.public_key()
+            k.b.public_key()
         ),
         &format!(
             r#","imports":[{{"subject":"x","account":"{}","type":"stream","token":"bad"}}]"#,
-            k.other.public_key()
+            k.b.public_key()
         ),
         r#","exports":[{"subject":"a.>","type":"service"},{"subject":"a.b","type":"service"}]"#,
         r#","exports":[{"subject":"a","type":"service","response_threshold":-5}]"#,
@@ -1115,7 +1057,7 @@ fn accounts_that_fail_validation_are_not_loaded() {
     let nonce = "abcdefghijklmno";
     let refused = |config: Config| {
         let auth = broker::auth::Authorizer::new(&config.auth).unwrap();
-        let jwt = user_jwt(&k.acc, &u, "", "");
+        let jwt = user_jwt(&k.a, &u, "", "");
         let sig = sign_nonce(nonce, &u).unwrap();
         let mut req = broker::auth::AuthRequest::new(ConnectionType::Standard);
         req.jwt = Some(&jwt);
@@ -1126,7 +1068,7 @@ fn accounts_that_fail_validation_are_not_loaded() {
     };
     for nats in bad {
         assert_eq!(
-            refused(config_with(vec![account_jwt(&k, &k.acc, nats)], None)),
+            refused(config_with(vec![account_jwt(&k, &k.a, nats)], None)),
             Some("Account JWT lookup error: account validation failed".to_owned()),
             "{nats}"
         );
@@ -1134,7 +1076,7 @@ fn accounts_that_fail_validation_are_not_loaded() {
     let untrusted = encode(
         &claims(
             &stranger_op,
-            &k.acc.public_key(),
+            &k.a.public_key(),
             "account",
             "",
             ACCOUNT_LIMITS,
@@ -1149,25 +1091,25 @@ fn accounts_that_fail_validation_are_not_loaded() {
     // Within its limits the same account loads.
     let ok = r#","exports":[{"subject":"a.>","type":"stream"}],"limits":{"subs":-1,"data":-1,"payload":-1,"imports":0,"exports":1,"wildcards":true,"conn":-1,"leaf":-1}"#;
     assert_eq!(
-        refused(config_with(vec![account_jwt(&k, &k.acc, ok)], None)),
+        refused(config_with(vec![account_jwt(&k, &k.a, ok)], None)),
         None
     );
     // An invalid exporter's stream reaches no importer.
-    let exporter = account_jwt(&k, &k.acc, bad[0]);
+    let exporter = account_jwt(&k, &k.a, bad[0]);
     let importer = account_jwt(
         &k,
-        &k.other,
+        &k.b,
         &format!(
             r#","imports":[{{"subject":"a.>","account":"{}","type":"stream"}}]"#,
-            k.acc.public_key()
+            k.a.public_key()
         ),
     );
     let mut sim = Sim::new(config_with(vec![exporter, importer], None));
     let s = key(KeyPairType::User, 162);
-    let (sub, out) = login(&mut sim, &user_jwt(&k.other, &s, "", ""), &s);
+    let (sub, out) = login(&mut sim, &user_jwt(&k.b, &s, "", ""), &s);
     assert_eq!(out, "PONG\r\n");
     sim.send(sub, "SUB a.> 1\r\nPING\r\n");
     assert_eq!(sim.take_str(sub), "PONG\r\n");
-    let (_, out) = login(&mut sim, &user_jwt(&k.acc, &u, "", ""), &u);
+    let (_, out) = login(&mut sim, &user_jwt(&k.a, &u, "", ""), &u);
     assert_eq!(out, VIOLATION);
 }

@@ -49,7 +49,17 @@ fn operator_values_and_positions() {
         o.operator.resolver,
         Some(Resolver::Full {
             dir: "/var/jwt".into(),
-            limit: 10
+            limit: 10,
+            allow_delete: false,
+        })
+    );
+    let o = load("trusted: OA\nresolver: { type: full, dir: '/var/jwt', allow_delete: true }");
+    assert_eq!(
+        o.operator.resolver,
+        Some(Resolver::Full {
+            dir: "/var/jwt".into(),
+            limit: 0,
+            allow_delete: true,
         })
     );
     assert!(!load("port: 1").operator.enabled());
@@ -71,8 +81,8 @@ fn refused_resolvers_and_bad_shapes() {
             "t.conf:1:0: dir has no value and needs to point to a directory",
         ),
         (
-            "resolver: { type: full, dir: /tmp, allow_delete: true }",
-            "t.conf:1:35: resolver \"allow_delete\" is not supported by natsws",
+            "resolver: { type: full, dir: /tmp, interval: \"2m\" }",
+            "t.conf:1:35: resolver \"interval\" is not supported by natsws",
         ),
         (
             "resolver: nope",

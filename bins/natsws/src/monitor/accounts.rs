@@ -60,7 +60,9 @@ struct ImportDetail {
 
 /// `/accountz`: the account names, or with `acc` one account's detail (400 `Account <name>
 /// does not exist` for an unknown one). The reference also lists the service imports of its
-/// system services (`$SYS.REQ.…`) in every account; natsws runs none.
+/// system services (`$SYS.REQ.…`) in every account; natsws's only system services (the full
+/// resolver's claim services) are served in the system account itself, and no account
+/// imports them.
 pub(super) fn accountz(
     q: &[(String, String)],
     broker: &Broker,

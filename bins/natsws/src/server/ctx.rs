@@ -38,6 +38,8 @@ pub(super) struct Ctx {
     pub(super) renders: crate::render::Renders,
     /// The MQTT store directory, when `store_dir` is configured.
     pub(super) mqtt_store: Option<crate::mqtt_store::MqttStore>,
+    /// The full resolver's directory, when the claim services run.
+    pub(super) claims: Option<super::claims::ClaimsStore>,
 }
 
 /// What the monitoring endpoints read besides the broker and the settings.

@@ -37,6 +37,20 @@ impl PasswordChecks {
 pub(super) fn drain(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant) {
     while let Some(ev) = ctx.broker.poll_event() {
         match ev {
+            Event::SystemRequest {
+                service,
+                subject,
+                reply,
+                payload,
+            } => super::claims::serve(
+                ctx,
+                checks,
+                service,
+                &subject,
+                reply.as_deref(),
+                &payload,
+                now,
+            ),
             Event::Flush(client) => {
                 if let Some(key) = ctx.conns.conn_of(client) {
                     ctx.conns.mark_dirty(key);

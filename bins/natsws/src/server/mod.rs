@@ -16,6 +16,7 @@
 //! - `link`: the leaf-node connections natsws dials to its hubs (name resolution off the
 //!   loop, client TLS, reconnecting with backoff).
 
+mod claims;
 mod ctx;
 mod driver;
 mod events;
@@ -94,6 +95,7 @@ impl Server {
         let mut broker =
             Broker::try_new(settings.broker.clone(), now).map_err(|e| e.to_string())?;
         broker.set_max_closed_clients(settings.max_closed_clients);
+        let claims = claims::ClaimsStore::start(&settings, &mut broker)?;
         let mqtt_store = match &settings.store_dir {
             Some(dir) => Some(open_mqtt_store(
                 std::path::Path::new(dir),
@@ -121,6 +123,7 @@ impl Server {
             link_events: Vec::new(),
             renders: crate::render::Renders::new(Arc::clone(&waker)),
             mqtt_store,
+            claims,
             monitor: MonitorState {
                 clock: Clock::now(),
                 start: now,

@@ -233,6 +233,16 @@ impl Plan {
         cfg.leaf_listener = current.leaf_listener.clone();
         cfg.leaf_urls = current.leaf_urls.clone();
         checks.cancel_rechecks();
+        if new.broker.auth.operator.is_some()
+            && matches!(
+                new.options.operator.resolver,
+                Some(natsconf::options::Resolver::Memory)
+            )
+        {
+            for line in crate::operator::preload_issues(&new.options) {
+                log::warn!("{line}");
+            }
+        }
         ctx.broker.reload(cfg, now);
         new.broker
             .server_id

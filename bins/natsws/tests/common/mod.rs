@@ -7,6 +7,8 @@
 )]
 
 pub(crate) mod pki;
+#[path = "../../../../crates/broker/tests/support/signer.rs"]
+pub(crate) mod signer;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
@@ -598,6 +600,126 @@ macro_rules! on_both {
     };
 }
 pub(crate) use on_both;
+
+/// Runs `scenario(target: Target, transport: Transport)` against both servers over both
+/// transports, as the four tests `<scenario>::{natsws,nats_server}_{tcp,ws}`.
+macro_rules! on_both_transports {
+    ($scenario:ident) => {
+        mod $scenario {
+            use crate::common::{Target, Transport};
+
+            #[test]
+            fn natsws_tcp() {
+                super::$scenario(Target::Natsws, Transport::Tcp);
+            }
+
+            #[test]
+            fn natsws_ws() {
+                super::$scenario(Target::Natsws, Transport::Ws);
+            }
+
+            #[test]
+            fn nats_server_tcp() {
+                super::$scenario(Target::Reference, Transport::Tcp);
+            }
+
+            #[test]
+            fn nats_server_ws() {
+                super::$scenario(Target::Reference, Transport::Ws);
+            }
+        }
+    };
+}
+pub(crate) use on_both_transports;
+
+/// How a client reaches the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    Tcp,
+    Ws,
+}
+
+/// A raw NATS client over either transport.
+pub(crate) enum Conn {
+    Tcp(Raw),
+    Ws(RawWs),
+}
+
+impl Conn {
+    /// Opens a connection (a WebSocket upgrade with the extra `headers`) and returns it with
+    /// the server's INFO line.
+    pub(crate) fn dial(srv: &Server, transport: Transport, headers: &str) -> (Self, String) {
+        match transport {
+            Transport::Tcp => {
+                let mut raw = Raw::connect(srv.nats_port());
+                let info = raw.line();
+                (Self::Tcp(raw), info)
+            }
+            Transport::Ws => {
+                let mut ws = RawWs::connect(srv.ws_port(), headers);
+                assert_eq!(ws.status(), 101, "{}", ws.response);
+                let info = ws.read_until("\r\n");
+                (Self::Ws(ws), info)
+            }
+        }
+    }
+
+    pub(crate) fn send(&mut self, data: &str) {
+        match self {
+            Self::Tcp(raw) => raw.send(data),
+            Self::Ws(ws) => ws.send(data.as_bytes()),
+        }
+    }
+
+    /// Reads until what arrived contains `a` or `b`, or the connection ends (a WebSocket
+    /// close frame counts as the end).
+    pub(crate) fn read_either(&mut self, a: &str, b: &str) -> String {
+        let mut all = String::new();
+        loop {
+            let chunk = match self {
+                Self::Tcp(raw) => raw.line(),
+                Self::Ws(ws) => match ws.frame() {
+                    Some(f) if f.opcode == 8 => String::new(),
+                    Some(f) => String::from_utf8_lossy(&f.payload).into_owned(),
+                    None => String::new(),
+                },
+            };
+            if chunk.is_empty() {
+                return all;
+            }
+            all.push_str(&chunk);
+            if all.contains(a) || all.contains(b) {
+                return all;
+            }
+        }
+    }
+
+    /// Everything the server sent before the PONG to a PING sent now: the messages delivered
+    /// before it (and, for a publisher, the proof that its publishes were routed). The
+    /// server's own keep-alive PINGs are left out; no payload here is a line reading PING.
+    pub(crate) fn sync(&mut self) -> String {
+        self.send("PING\r\n");
+        let all = self.read_either("PONG\r\n", "\u{0}never");
+        all.strip_suffix("PONG\r\n")
+            .unwrap_or(&all)
+            .split_inclusive("\r\n")
+            .filter(|line| *line != "PING\r\n")
+            .collect()
+    }
+}
+
+/// Seconds since the Unix epoch by the wall clock.
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+/// The issue time of the JWTs [`signer`] makes: a little in the past, as a real server
+/// checks them against the wall clock.
+pub(crate) fn iat() -> i64 {
+    now_unix() - 10
+}
 
 /// Checks a bound that only natsws promises; on the reference, prints the figure instead.
 pub(crate) fn check_natsws_bound(target: Target, what: &str, ok: bool, figure: &str) {

@@ -62,8 +62,9 @@ pub enum JwtError {
     Kind(String),
     /// The signature does not verify with the issuer's key.
     Signature,
-    /// The issuer is not a public key of the kind this claim must be issued by.
-    IssuerPrefix,
+    /// The issuer is not a public key of a kind this claim (of the kind given) may be issued
+    /// by.
+    IssuerPrefix(ClaimKind),
     /// The subject is not a public key of the kind this claim describes.
     SubjectPrefix,
     /// Another kind of claim than the one expected.
@@ -92,7 +93,15 @@ impl std::fmt::Display for JwtError {
             Self::Version1 => f.write_str("version 1 JWTs are not supported by natsws"),
             Self::Kind(k) => write!(f, "unsupported claim type {}", gotext::quote(k.as_bytes())),
             Self::Signature => f.write_str("claim failed V2 signature verification"),
-            Self::IssuerPrefix => f.write_str("unable to validate expected prefixes"),
+            Self::IssuerPrefix(kind) => write!(
+                f,
+                "unable to validate expected prefixes - [{}]",
+                match kind {
+                    ClaimKind::Operator => "operator",
+                    ClaimKind::Account | ClaimKind::Activation => "account operator",
+                    ClaimKind::User => "account",
+                }
+            ),
             Self::SubjectPrefix => f.write_str("subject is not a valid public key"),
             Self::WrongKind { expected, .. } => write!(f, "not {} claim", expected.as_str()),
             Self::Expired => f.write_str("claim is expired"),
@@ -663,42 +672,75 @@ pub(crate) fn parse_claims(claim_bytes: &[u8]) -> Result<AnyClaims, JwtError> {
 /// prefix for the claim kind and the subject's prefix (`jwt.Decode` plus the subject checks of
 /// each kind's `Validate`). Times are not checked here: see [`ClaimsData::check_times`].
 pub fn decode(token: &str) -> Result<AnyClaims, JwtError> {
-    if token.len() > MAX_JWT_BYTES {
-        return Err(JwtError::TooLong);
-    }
-    let mut parts = token.split('.');
-    let (Some(header), Some(claims), Some(sig), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(JwtError::Chunks);
-    };
-    let signed_len = header.len() + 1 + claims.len();
-    let header_bytes = RAW_URL.decode(header).map_err(|_| JwtError::Base64)?;
-    let header: Header = serde_json::from_slice(&header_bytes).map_err(|e| json_err(&e))?;
-    if !header.typ.eq_ignore_ascii_case("JWT") {
-        return Err(JwtError::Type(header.typ));
-    }
-    let alg = header.alg.to_ascii_lowercase();
-    if alg != "ed25519" && alg != "ed25519-nkey" {
-        return Err(JwtError::Algorithm(header.alg));
-    }
-    let claim_bytes = RAW_URL.decode(claims).map_err(|_| JwtError::Base64)?;
-    let any = parse_claims(&claim_bytes)?;
-    let sig = RAW_URL.decode(sig).map_err(|_| JwtError::Base64)?;
+    let parts = Parts::split(token, &["ed25519", "ed25519-nkey"])?;
+    let any = parse_claims(&parts.claims)?;
     let data = any.data();
-    let issuer = KeyPair::from_public_key(&data.iss).map_err(|_| JwtError::Signature)?;
-    let signed = token.get(..signed_len).ok_or(JwtError::Chunks)?;
-    issuer
-        .verify(signed.as_bytes(), &sig)
-        .map_err(|_| JwtError::Signature)?;
+    parts.verify(&data.iss)?;
     let kind = any.kind();
     if !kind.issuer_ok(&data.iss) {
-        return Err(JwtError::IssuerPrefix);
+        return Err(JwtError::IssuerPrefix(kind));
     }
     if !is_public_key(&data.sub, kind.subject_prefix()) {
         return Err(JwtError::SubjectPrefix);
     }
     Ok(any)
+}
+
+/// Decodes a JWT of any kind and verifies its header and signature, but neither prefixes nor
+/// times (`jwt.DecodeGeneric` for v2 JWTs): the standard claims and the `nats` object as
+/// JSON (`Null` when absent). Requests signed by an operator, such as a delete request, use
+/// it.
+pub fn decode_generic(token: &str) -> Result<(ClaimsData, serde_json::Value), JwtError> {
+    let parts = Parts::split(token, &["ed25519-nkey"])?;
+    let env: Envelope<serde_json::Value> =
+        serde_json::from_slice(&parts.claims).map_err(|e| json_err(&e))?;
+    parts.verify(&env.data.iss)?;
+    Ok((env.data, env.nats.unwrap_or_default()))
+}
+
+/// A token split into its signed text, its decoded claims JSON and its signature, with the
+/// header checked (`parseHeaders`): `typ` is `JWT`, `alg` one of `algorithms`.
+struct Parts<'a> {
+    signed: &'a str,
+    claims: Vec<u8>,
+    sig: &'a str,
+}
+
+impl<'a> Parts<'a> {
+    fn split(token: &'a str, algorithms: &[&str]) -> Result<Self, JwtError> {
+        if token.len() > MAX_JWT_BYTES {
+            return Err(JwtError::TooLong);
+        }
+        let mut parts = token.split('.');
+        let (Some(header), Some(claims), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(JwtError::Chunks);
+        };
+        let signed_len = header.len() + 1 + claims.len();
+        let header_bytes = RAW_URL.decode(header).map_err(|_| JwtError::Base64)?;
+        let header: Header = serde_json::from_slice(&header_bytes).map_err(|e| json_err(&e))?;
+        if !header.typ.eq_ignore_ascii_case("JWT") {
+            return Err(JwtError::Type(header.typ));
+        }
+        if !algorithms.contains(&header.alg.to_ascii_lowercase().as_str()) {
+            return Err(JwtError::Algorithm(header.alg));
+        }
+        Ok(Self {
+            signed: token.get(..signed_len).ok_or(JwtError::Chunks)?,
+            claims: RAW_URL.decode(claims).map_err(|_| JwtError::Base64)?,
+            sig,
+        })
+    }
+
+    /// Verifies the signature with the public key `issuer`.
+    fn verify(&self, issuer: &str) -> Result<(), JwtError> {
+        let sig = RAW_URL.decode(self.sig).map_err(|_| JwtError::Base64)?;
+        let issuer = KeyPair::from_public_key(issuer).map_err(|_| JwtError::Signature)?;
+        issuer
+            .verify(self.signed.as_bytes(), &sig)
+            .map_err(|_| JwtError::Signature)
+    }
 }
 
 fn wrong(expected: ClaimKind, found: &AnyClaims) -> JwtError {
@@ -904,7 +946,7 @@ pub(crate) mod tests {
             &op,
         )
         .unwrap();
-        assert_eq!(decode(&t), Err(JwtError::IssuerPrefix));
+        assert_eq!(decode(&t), Err(JwtError::IssuerPrefix(ClaimKind::User)));
         // A user whose subject is an account key.
         let t = encode(
             &claims(&acc.public_key(), &acc.public_key(), "user", ""),

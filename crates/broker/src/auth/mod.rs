@@ -80,6 +80,7 @@
 //!            "authentication error - User \"alice\"");
 //! ```
 
+pub mod claims;
 mod config;
 pub mod jwt;
 mod nkey;

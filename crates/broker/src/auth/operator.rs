@@ -25,11 +25,18 @@
 //!   subjects for one list refuses the user (the reference has no bound).
 //! - New account JWTs are taken on reload: the `resolver_preload` values (as the reference
 //!   does), or the full resolver's directory read again (nats-server 2.9.10 takes directory
-//!   updates only through its system account, `$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE` / `nsc push`,
-//!   which natsws does not serve). A revocation they bring closes live connections with `User
-//!   Authentication Revoked`; an account `conn` lowered below its open connections closes the
-//!   oldest ones (`maximum account active connections exceeded`, see `Broker::reload`); the
-//!   remaining JWT users are authenticated again and take their new expiry and limits.
+//!   updates only through its system account). The full resolver's claim services
+//!   (`$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE` / `nsc push`, lookups, lists and deletes;
+//!   [`super::claims`]) are served as the reference serves them, and a stored JWT applies
+//!   the same way. A revocation closes live connections with `User Authentication Revoked`;
+//!   an account `conn` lowered below its open connections closes the oldest ones (`maximum
+//!   account active connections exceeded`, see `Broker::reload`); the remaining JWT users
+//!   are authenticated again and take their new expiry and limits; the users of a deleted
+//!   account get `Account Authentication Expired`. With the MEMORY resolver (and a system
+//!   account), the updates naming an account apply to it without being stored, as in the
+//!   reference; natsws loads every preloaded account at start, so an update of one no client
+//!   has used yet applies where the reference (which loads accounts on first use) answers
+//!   `jwt update skipped`.
 //! - Account JWTs with subject `mappings` are refused at start-up (natsws has no subject
 //!   mapping). An account over its `imports`/`exports`/`wildcards` limits, or signed by an
 //!   untrusted key, is never loaded, as in the reference (`account_issues`); the rest of the
@@ -958,7 +965,7 @@ fn export_issues(exports: &[jwt::Export], issues: &mut Vec<String>) {
 /// `limits.imports` / `limits.exports` allow, -1 = unlimited, Go's zero value = none; no
 /// wildcard export when exports are limited, unless `limits.wildcards`) and that every signing
 /// key, plain or scoped, is an account public key.
-fn account_issues(claims: &Claims<jwt::Account>) -> Vec<String> {
+pub(crate) fn account_issues(claims: &Claims<jwt::Account>) -> Vec<String> {
     account_validation(claims, &mut Vec::new())
 }
 

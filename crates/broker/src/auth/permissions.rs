@@ -474,7 +474,7 @@ pub fn reload_subscription_violation(subject: &[u8], sid: &[u8]) -> String {
 }
 
 /// The reference's error log line for a refused publish: `Publish Violation - <who>, Subject
-/// "<subject>"`, where `who` is [`super::log_identity`]'s text.
+/// "<subject>"`, where `who` is [`super::Authenticated::log_identity`]'s text.
 #[must_use]
 pub fn publish_violation_log(who: &str, subject: &[u8]) -> String {
     format!("Publish Violation - {who}, Subject {}", go_quote(subject))

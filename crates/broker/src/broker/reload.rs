@@ -6,7 +6,9 @@
 //! 0. Operator mode (`server/accounts.go` `updateAccountClaimsWithRefresh`): an account whose
 //!    reloaded JWT lowers `conn` below its open connections closes the oldest ones; a user it
 //!    revokes gets `-ERR 'User Authentication Revoked'`; a user issued by a signing key the
-//!    account no longer has, or whose scope changed, is closed without an `-ERR`.
+//!    account no longer has, or whose scope changed, is closed without an `-ERR`; a user whose
+//!    account is gone gets `-ERR 'Account Authentication Expired'` (the account was deleted
+//!    through the resolver: `removeCb` expires it).
 //! 1. A client whose nkey, else user name, is no longer configured is closed as
 //!    `Client Closed` without an `-ERR` (the reference treats it as having moved account).
 //!    The user name is the one in effect: the `no_auth_user` a client was bound to counts.
@@ -249,6 +251,18 @@ impl Broker {
         {
             creds.user = Some(Box::from(name));
             creds.pass = keep(Some(user.password.as_str()));
+        }
+        // Operator mode: a user whose account is gone (deleted through the resolver) is
+        // closed as its expired account would be (`server/accounts.go` `removeCb`, which
+        // expires the account).
+        if connected
+            && let Some(jwt) = c.auth.identity.as_ref().and_then(|w| w.jwt.as_ref())
+            && let Some(trust) = self.auth.trust()
+            && trust.account(&jwt.account).is_none()
+        {
+            self.send_err(id, now, "Account Authentication Expired");
+            self.close(id, now, CloseReason::AuthenticationExpired);
+            return;
         }
         // Operator mode: a user the reloaded account JWT revokes is told so and closed
         // (`server/accounts.go` `updateAccountClaimsWithRefresh`).

@@ -127,6 +127,9 @@ impl Broker {
             || !acc.service_imports.is_empty()
             || !acc.responses.is_empty();
         let mut delivered = self.deliver_all(from, echo, now, publish, &result);
+        if !self.services.is_empty() {
+            delivered += self.route_system_services(account, publish);
+        }
         if self.mqtt_sessions.collects_in(account) {
             self.mqtt_collect(account, now, publish);
         }

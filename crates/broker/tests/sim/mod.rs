@@ -26,6 +26,8 @@ pub struct Sim {
     pub traces: Vec<(ClientId, String)>,
     /// `Event::SlowConsumer` reports: client, reason, pending bytes.
     pub slow: Vec<(ClientId, CloseReason, usize)>,
+    /// `Event::SystemRequest`s: service, subject, reply, body.
+    pub requests: Vec<(broker::ServiceId, String, Option<String>, Vec<u8>)>,
 }
 
 impl Sim {
@@ -43,6 +45,7 @@ impl Sim {
             check_parks: Vec::new(),
             traces: Vec::new(),
             slow: Vec::new(),
+            requests: Vec::new(),
         }
     }
 
@@ -131,6 +134,14 @@ impl Sim {
                     pending_bytes,
                     ..
                 } => self.slow.push((client, reason, pending_bytes)),
+                Event::SystemRequest {
+                    service,
+                    subject,
+                    reply,
+                    payload,
+                } => self
+                    .requests
+                    .push((service, subject, reply, payload.to_vec())),
                 _ => {}
             }
         }

@@ -22,6 +22,9 @@ pub enum Resolver {
         dir: String,
         /// `limit`: most JWTs kept; 0 = the reference's default.
         limit: i64,
+        /// `allow_delete`: `$SYS.REQ.CLAIMS.DELETE` may delete account JWTs (renamed to
+        /// `<key>.jwt.deleted`).
+        allow_delete: bool,
     },
 }
 
@@ -120,7 +123,7 @@ pub(crate) fn parse_trusted(
 const RESOLVER_SHAPE: &str = "error parsing account resolver, should be MEM or  URL(\"url\") or a map containing dir and type state=[FULL|CACHE])";
 
 /// The `resolver` arm. URL and CACHE resolvers are refused by name; the FULL resolver's
-/// cluster-sync settings (`allow_delete`, `interval`, `timeout`) too.
+/// cluster-sync settings (`interval`, `timeout`) and `ttl` too.
 pub(crate) fn parse_resolver(
     o: &mut OperatorOptions,
     ctx: &mut Ctx,
@@ -147,12 +150,14 @@ pub(crate) fn parse_resolver(
             let mut dir = String::new();
             let mut kind = String::new();
             let mut limit = 0;
+            let mut allow_delete = false;
             for e in v.entries(map) {
                 match e.lower.as_str() {
                     "dir" => dir = e.value.string()?,
                     "type" => kind = e.value.string()?,
                     "limit" => limit = e.value.int()?,
-                    "allow_delete" | "interval" | "timeout" | "ttl" => ctx.error(
+                    "allow_delete" => allow_delete = e.value.bool()?,
+                    "interval" | "timeout" | "ttl" => ctx.error(
                         &e.value,
                         format!(
                             "resolver {} is not supported by natsws",
@@ -167,7 +172,13 @@ pub(crate) fn parse_resolver(
                 return Ok(());
             }
             match kind.to_ascii_uppercase().as_str() {
-                "FULL" => o.resolver = Some(Resolver::Full { dir, limit }),
+                "FULL" => {
+                    o.resolver = Some(Resolver::Full {
+                        dir,
+                        limit,
+                        allow_delete,
+                    });
+                }
                 "CACHE" => ctx.error(
                     v,
                     "the CACHE account resolver (resolver: { type: cache }) is not supported by natsws; use MEMORY or { type: full, dir: ... }",

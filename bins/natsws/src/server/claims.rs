@@ -1,0 +1,421 @@
+//! The full resolver's claim services (`nsc push` and its kin) over the resolver directory:
+//! the broker routes the requests here ([`broker::Event::SystemRequest`]), the checks and
+//! answers are `broker::auth::claims`, and this module does the file I/O and applies a
+//! stored JWT to the live server (`server/accounts.go` `DirAccResolver.Start`,
+//! `server/dirstore.go` for the files).
+//!
+//! A stored JWT applies as a reload that brings a changed directory does: the broker's
+//! operator accounts are replaced and every client checked again ([`broker::Broker::reload`]),
+//! so a revocation closes live connections and changed limits apply at once. As in the
+//! reference, a JWT the live server does not take (its issuer is not a trusted operator key,
+//! or it has expired) is stored and answered `jwt updated`, but the live server keeps the
+//! account it had (and logs the error). A MEMORY resolver serves only the updates that name
+//! the account, applies them to an account the server has, and stores nothing.
+
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use broker::ServiceId;
+use broker::auth::claims::{self, ClaimsRequest, OperatorKeys, Response, ServerInfo};
+use broker::auth::jwt;
+use natsconf::options::Resolver;
+
+use super::ctx::Ctx;
+use super::events::PasswordChecks;
+
+/// The default most JWTs a full resolver keeps (`server/dirstore.go`).
+const DEFAULT_LIMIT: usize = 1000;
+
+/// What a deleted JWT's file is renamed to (`server/dirstore.go` `RenameDeleted`).
+const DELETED_SUFFIX: &str = ".deleted";
+
+/// The resolver the claim services work on.
+#[derive(Debug)]
+pub(super) struct ClaimsStore {
+    /// The full resolver's directory; `None` for the MEMORY resolver (updates only, not
+    /// stored).
+    dir: Option<Dir>,
+    keys: OperatorKeys,
+    services: Vec<ServiceId>,
+    /// The sequence number of the server's answers (`ServerInfo.seq`).
+    seq: u64,
+}
+
+/// A full resolver's directory.
+#[derive(Debug)]
+struct Dir {
+    path: PathBuf,
+    limit: usize,
+    allow_delete: bool,
+}
+
+impl ClaimsStore {
+    /// Registers the claim services when the server runs in operator mode with a system
+    /// account (natsws refuses a full resolver without one at start-up): all of them for a
+    /// full resolver, the account updates for a MEMORY resolver.
+    pub(super) fn start(
+        settings: &crate::settings::Settings,
+        broker: &mut broker::Broker,
+    ) -> Result<Option<Self>, String> {
+        let Some(op) = settings.broker.auth.operator.as_ref() else {
+            return Ok(None);
+        };
+        if op.system_account.is_none() {
+            return Ok(None);
+        }
+        let (dir, subjects): (_, &[&str]) = match &settings.options.operator.resolver {
+            Some(Resolver::Full {
+                dir,
+                limit,
+                allow_delete,
+            }) => {
+                log::info!("Managing all jwt in exclusive directory {dir}");
+                let dir = Dir {
+                    path: PathBuf::from(dir),
+                    limit: usize::try_from(*limit)
+                        .ok()
+                        .filter(|l| *l > 0)
+                        .unwrap_or(DEFAULT_LIMIT),
+                    allow_delete: *allow_delete,
+                };
+                (Some(dir), &claims::SUBJECTS)
+            }
+            Some(Resolver::Memory) => (None, &claims::MEMORY_SUBJECTS),
+            None => return Ok(None),
+        };
+        let keys = OperatorKeys::new(&op.operators).ok_or("no operator key found")?;
+        let mut services = Vec::new();
+        for subject in subjects {
+            services.push(
+                broker
+                    .add_system_service(subject)
+                    .map_err(|e| format!("error setting up update handling: {e}"))?,
+            );
+        }
+        Ok(Some(Self {
+            dir,
+            keys,
+            services,
+            seq: 0,
+        }))
+    }
+
+    fn server_info(&mut self, cfg: &broker::Config) -> ServerInfo {
+        self.seq += 1;
+        ServerInfo {
+            name: if cfg.server_name.is_empty() {
+                cfg.server_id.clone()
+            } else {
+                cfg.server_name.clone()
+            },
+            host: cfg.client_listener.host.clone(),
+            id: cfg.server_id.clone(),
+            ver: cfg.version.clone(),
+            seq: self.seq,
+            jetstream: false,
+            time: jiff::Timestamp::now().to_string(),
+        }
+    }
+}
+
+impl Dir {
+    fn path(&self, account: &str) -> PathBuf {
+        self.path.join(format!("{account}.jwt"))
+    }
+
+    /// The stored account keys, in name order (`PackWalk`).
+    fn list(&self) -> io::Result<Vec<String>> {
+        let mut keys: Vec<String> = fs::read_dir(&self.path)?
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|name| name.strip_suffix(".jwt").map(str::to_owned))
+            .filter(|k| jwt::is_public_key(k, jwt::KeyPairType::Account))
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Stores `token` as `account`'s JWT; a new account beyond `limit` is refused
+    /// (`jwt store is full`).
+    fn save(&self, account: &str, token: &str) -> Result<(), String> {
+        let path = self.path(account);
+        if !path.exists() && self.list().map_err(|e| e.to_string())?.len() >= self.limit {
+            return Err("jwt store is full".to_owned());
+        }
+        write_atomic(&self.path, &path, token.as_bytes()).map_err(|e| e.to_string())
+    }
+}
+
+/// Writes `bytes` to `path` so that a crash leaves the old file or the new one whole: temp
+/// file, fsync, rename, then the directory synced so the rename itself is durable.
+fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let res = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// Answers one request to a system service, when it is one of the claim services.
+pub(super) fn serve(
+    ctx: &mut Ctx,
+    checks: &mut PasswordChecks,
+    service: ServiceId,
+    subject: &str,
+    reply: Option<&str>,
+    payload: &[u8],
+    now: Instant,
+) {
+    let Some(store) = ctx.claims.as_mut() else {
+        return;
+    };
+    if !store.services.contains(&service) {
+        return;
+    }
+    let Some(request) = ClaimsRequest::parse(subject) else {
+        log::debug!("jwt update skipped due to bad subject {subject:?}");
+        return;
+    };
+    let body = String::from_utf8_lossy(payload);
+    let Some(dir) = store.dir.as_ref() else {
+        if let ClaimsRequest::Update(Some(account)) = request {
+            let response = memory_update(ctx, checks, account, &body, now);
+            respond(ctx, reply, &response, now);
+        }
+        return;
+    };
+    match request {
+        ClaimsRequest::Update(account) => {
+            let response = match claims::check_update(account, &body, &store.keys) {
+                Err(refused) => refused,
+                Ok(account) => match dir.save(&account, body.trim()) {
+                    Err(e) => Response::not_saved(&account, &e),
+                    Ok(()) => {
+                        apply_update(ctx, checks, &account, body.trim(), now);
+                        Response::updated(&account)
+                    }
+                },
+            };
+            respond(ctx, reply, &response, now);
+        }
+        ClaimsRequest::Lookup(account) => {
+            let Some(reply) = reply else {
+                return;
+            };
+            let found = if jwt::is_public_key(account, jwt::KeyPairType::Account) {
+                read_jwt(&dir.path(account))
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "invalid public key",
+                ))
+            };
+            match found {
+                Ok(token) => ctx.broker.publish_system(now, reply, token.as_bytes()),
+                Err(e) => log::error!("Merging resulted in error: {e}"),
+            }
+        }
+        ClaimsRequest::List => {
+            let Some(reply) = reply else {
+                return;
+            };
+            match dir.list() {
+                Ok(keys) => {
+                    log::debug!("list request responded with {} account ids", keys.len());
+                    let server = store.server_info(ctx.broker.config());
+                    let json = claims::list_json(&keys, &server);
+                    ctx.broker.publish_system(now, reply, json.as_bytes());
+                }
+                Err(e) => log::error!("list request error: {e}"),
+            }
+        }
+        ClaimsRequest::Delete => {
+            let cfg = ctx.broker.config();
+            let system = cfg
+                .auth
+                .operator
+                .as_ref()
+                .and_then(|op| op.system_account.clone())
+                .or_else(|| cfg.system_account.clone());
+            let response =
+                match claims::check_delete(&body, &store.keys, dir.allow_delete, system.as_deref())
+                {
+                    Err(refused) => refused,
+                    Ok(accounts) => {
+                        let mut errors = Vec::new();
+                        let mut deleted = Vec::new();
+                        for account in &accounts {
+                            match delete(&dir.path(account)) {
+                                Ok(()) => deleted.push(account.clone()),
+                                Err(e) => errors.push(e.to_string()),
+                            }
+                        }
+                        apply_deletes(ctx, checks, &deleted, now);
+                        claims::delete_response(deleted.len(), &errors)
+                    }
+                };
+            respond(ctx, reply, &response, now);
+        }
+    }
+}
+
+/// Reads a stored JWT, at most [`jwt::MAX_JWT_BYTES`].
+fn read_jwt(path: &Path) -> io::Result<String> {
+    if fs::metadata(path)?.len() > jwt::MAX_JWT_BYTES as u64 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "jwt too large"));
+    }
+    Ok(fs::read_to_string(path)?.trim().to_owned())
+}
+
+/// Renames a JWT's file to `<key>.jwt.deleted`; a missing file counts as deleted.
+fn delete(path: &Path) -> io::Result<()> {
+    let mut to = path.as_os_str().to_owned();
+    to.push(DELETED_SUFFIX);
+    match fs::rename(path, PathBuf::from(to)) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+fn respond(ctx: &mut Ctx, reply: Option<&str>, response: &Response, now: Instant) {
+    if response.error.is_some() {
+        log::error!("{}", response.log_line());
+    } else {
+        log::debug!("{}", response.log_line());
+    }
+    let (Some(reply), Some(store)) = (reply, ctx.claims.as_mut()) else {
+        return;
+    };
+    let server = store.server_info(ctx.broker.config());
+    let json = response.to_json(&server);
+    ctx.broker.publish_system(now, reply, json.as_bytes());
+}
+
+/// The account key of an account JWT text, when it decodes.
+fn subject_of(token: &str) -> Option<String> {
+    jwt::decode_account(token.trim()).ok().map(|c| c.data.sub)
+}
+
+/// The wall clock's Unix seconds.
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Whether the live server takes `token` (`verifyAccountClaims`).
+fn check_live(ctx: &Ctx, token: &str) -> Result<(), String> {
+    let keys = ctx
+        .claims
+        .as_ref()
+        .ok_or_else(|| "no operator key found".to_owned())?;
+    claims::check_live(token, &keys.keys, now_unix())
+}
+
+/// A MEMORY resolver's update (`accountClaimUpdate`): applied to the account when the server
+/// has it and takes the JWT, never stored.
+fn memory_update(
+    ctx: &mut Ctx,
+    checks: &mut PasswordChecks,
+    account: &str,
+    token: &str,
+    now: Instant,
+) -> Response {
+    if let Err(refused) = claims::check_memory_update(account, token) {
+        return refused;
+    }
+    let loaded = ctx
+        .broker
+        .config()
+        .auth
+        .operator
+        .as_ref()
+        .is_some_and(|op| {
+            op.accounts
+                .iter()
+                .any(|t| subject_of(t).as_deref() == Some(account))
+        });
+    if !loaded {
+        return Response::skipped(account);
+    }
+    if let Err(e) = check_live(ctx, token) {
+        return Response::not_applied(account, &e);
+    }
+    apply_update(ctx, checks, account, token.trim(), now);
+    Response::updated(account)
+}
+
+/// Applies a stored JWT to the live server, when the server takes it (otherwise the account
+/// stays as it was, as in the reference's `updateAccountWithClaimJWT`).
+fn apply_update(
+    ctx: &mut Ctx,
+    checks: &mut PasswordChecks,
+    account: &str,
+    token: &str,
+    now: Instant,
+) {
+    if let Err(e) = check_live(ctx, token) {
+        log::error!("update resulted in error {e}");
+        return;
+    }
+    reload_accounts(ctx, checks, now, |accounts| {
+        match accounts
+            .iter_mut()
+            .find(|t| subject_of(t).as_deref() == Some(account))
+        {
+            Some(existing) if existing.trim() == token => return false,
+            Some(existing) => token.clone_into(existing),
+            None => accounts.push(token.to_owned()),
+        }
+        true
+    });
+}
+
+/// Removes deleted accounts from the live server.
+fn apply_deletes(ctx: &mut Ctx, checks: &mut PasswordChecks, deleted: &[String], now: Instant) {
+    if deleted.is_empty() {
+        return;
+    }
+    reload_accounts(ctx, checks, now, |accounts| {
+        let before = accounts.len();
+        accounts.retain(|t| subject_of(t).is_none_or(|sub| !deleted.contains(&sub)));
+        accounts.len() != before
+    });
+}
+
+/// Changes the operator accounts of the broker's configuration (and the settings', so a
+/// later reload compares against what runs) and, when `change` changed them, reloads the
+/// broker with them.
+fn reload_accounts(
+    ctx: &mut Ctx,
+    checks: &mut PasswordChecks,
+    now: Instant,
+    mut change: impl FnMut(&mut Vec<String>) -> bool,
+) {
+    let mut cfg = ctx.broker.config().clone();
+    let Some(op) = cfg.auth.operator.as_mut() else {
+        return;
+    };
+    if !change(&mut op.accounts) {
+        return;
+    }
+    for auth in [&mut ctx.settings.broker.auth, &mut ctx.settings.auth] {
+        if let Some(op) = auth.operator.as_mut() {
+            change(&mut op.accounts);
+        }
+    }
+    checks.cancel_rechecks();
+    ctx.broker.reload(cfg, now);
+}
