@@ -342,8 +342,8 @@ fn is_ws(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
-/// Recognises `PUB`, `HPUB`, `SUB` (server role) or `MSG`, `HMSG` (client role) followed by a
-/// space or tab at the front of `src`. Returns how many bytes to consume and the next state.
+/// Recognises `PUB`, `HPUB`, `SUB` (server role), `MSG`, `HMSG` (client role) or `LMSG`,
+/// `HMSG`, `LS+`, `LS-` (leaf role) followed by a space or tab at the front of `src`. Returns how many bytes to consume and the next state.
 fn fast_keyword(role: Role, src: &[u8]) -> Option<(usize, State)> {
     let head = src.get(..5)?;
     let mut upper = [0u8; 5];
@@ -355,7 +355,10 @@ fn fast_keyword(role: Role, src: &[u8]) -> Option<(usize, State)> {
         (Role::Server, [b'S', b'U', b'B', sep, _]) if is_ws(*sep) => (Kw::Sub, 4),
         (Role::Server, [b'H', b'P', b'U', b'B', sep]) if is_ws(*sep) => (Kw::Hpub, 5),
         (Role::Client, [b'M', b'S', b'G', sep, _]) if is_ws(*sep) => (Kw::Msg, 4),
-        (Role::Client, [b'H', b'M', b'S', b'G', sep]) if is_ws(*sep) => (Kw::Hmsg, 5),
+        (Role::Client | Role::Leaf, [b'H', b'M', b'S', b'G', sep]) if is_ws(*sep) => (Kw::Hmsg, 5),
+        (Role::Leaf, [b'L', b'M', b'S', b'G', sep]) if is_ws(*sep) => (Kw::Lmsg, 5),
+        (Role::Leaf, [b'L', b'S', b'+', sep, _]) if is_ws(*sep) => (Kw::LsPlus, 4),
+        (Role::Leaf, [b'L', b'S', b'-', sep, _]) if is_ws(*sep) => (Kw::LsMinus, 4),
         _ => return None,
     };
     Some((n, State::SkipWs(kw)))
