@@ -281,22 +281,17 @@ impl MqttState {
         if self.held.is_empty() {
             return 0;
         }
+        let matcher = self.qos1_matcher();
+        self.held.retain(|h| matcher.matches(&h.topic))
+    }
+
+    /// What the session's QoS 1 filters match, as they stand.
+    pub(crate) fn qos1_matcher(&self) -> Qos1Matcher {
         let session = SavedSession {
             filters: self.filters.clone(),
             ..SavedSession::default()
         };
-        let subjects = collected_subjects(&session);
-        self.held.retain(|h| {
-            let Ok(subject) = mqtt_codec::nats::topic_to_subject(&h.topic) else {
-                return false;
-            };
-            subjects.iter().any(|(s, parent)| {
-                crate::subject::matches(s.as_bytes(), subject.as_bytes())
-                    || parent
-                        .as_ref()
-                        .is_some_and(|p| crate::subject::matches(p.as_bytes(), subject.as_bytes()))
-            })
-        })
+        Qos1Matcher(collected_subjects(&session))
     }
 
     /// The next held delivery when the window has room for it.
@@ -391,6 +386,26 @@ impl MqttState {
             }
         }
         out
+    }
+}
+
+/// The subjects of a session's QoS 1 filters (each with the parent level a trailing `#` also
+/// matches).
+#[derive(Debug)]
+pub(crate) struct Qos1Matcher(Vec<(String, Option<String>)>);
+
+impl Qos1Matcher {
+    /// Whether a delivery on `topic` is one a QoS 1 filter matches.
+    pub(crate) fn matches(&self, topic: &str) -> bool {
+        let Ok(subject) = mqtt_codec::nats::topic_to_subject(topic) else {
+            return false;
+        };
+        self.0.iter().any(|(s, parent)| {
+            crate::subject::matches(s.as_bytes(), subject.as_bytes())
+                || parent
+                    .as_ref()
+                    .is_some_and(|p| crate::subject::matches(p.as_bytes(), subject.as_bytes()))
+        })
     }
 }
 

@@ -189,14 +189,19 @@ def test_unsubscribe_and_ping(start):
         c.close()
 
 
-def raw_connect(port, client_id, keepalive=0, will=None, clean=True, session_present=False):
-    """An MQTT connection on a plain socket (paho cannot drop a connection without DISCONNECT)."""
+def raw_connect(port, client_id, keepalive=0, will=None, clean=True, session_present=False, login=None):
+    """An MQTT connection on a plain socket (paho cannot drop a connection without DISCONNECT);
+    `login` is (user, password)."""
     flags = 0x02 if clean else 0x00
     payload = struct.pack(">H", len(client_id)) + client_id.encode()
     if will:
         topic, message = will
         flags |= 0x04
         payload += struct.pack(">H", len(topic)) + topic.encode() + struct.pack(">H", len(message)) + message
+    if login:
+        flags |= 0xC0
+        for field in login:
+            payload += struct.pack(">H", len(field)) + field.encode()
     body = struct.pack(">H", 4) + b"MQTT" + bytes([4, flags]) + struct.pack(">H", keepalive) + payload
     sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
     sock.sendall(bytes([0x10, len(body)]) + body)
@@ -658,6 +663,40 @@ def test_kept_session_messages_survive_restart(start):
     again.settimeout(5)
     try:
         assert receive_acking(again, len(sent), 1024) == sent
+    finally:
+        again.sendall(b"\xe0\x00")
+        again.close()
+
+
+def test_resumed_session_gets_nothing_for_a_filter_its_user_may_not_subscribe(start):
+    """A clean_session=false session kept by one user and resumed by another with narrower
+    subscribe permissions: the QoS 1 messages collected for a filter the second user may not
+    subscribe to are not delivered to it (nats-server: the filter's subscription, and so its
+    consumer's delivery subscription, is refused on resume); those of a filter it may
+    subscribe to are."""
+    s = scenario(start, "mqtt_perms")
+    wide, narrow = ("wide", "wpass"), ("narrow", "npass")
+    sub = raw_connect(s.mqtt, "handed-over", clean=False, login=wide)
+    raw_subscribe(sub, "k/+", 1)
+    raw_subscribe(sub, "z/+", 2)
+    sub.sendall(b"\xe0\x00")
+    sub.close()
+    time.sleep(0.3)
+    pub = Client("handover-pub")
+    pub.c.username_pw_set(*wide)
+    assert pub.connect(s.mqtt) == 0
+    try:
+        for topic, payload in (("z/x", b"z1"), ("k/open", b"k1"), ("z/y", b"z2")):
+            pub.c.publish(topic, payload, qos=1).wait_for_publish(WAIT)
+    finally:
+        pub.close()
+    again = raw_connect(s.mqtt, "handed-over", clean=False, session_present=True, login=narrow)
+    again.settimeout(5)
+    try:
+        assert receive_acking(again, 1, 1024) == [b"k1"]
+        again.settimeout(0.7)
+        with pytest.raises(socket.timeout):
+            read_packet(again)
     finally:
         again.sendall(b"\xe0\x00")
         again.close()

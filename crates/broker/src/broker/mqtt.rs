@@ -631,8 +631,9 @@ impl Broker {
         }
     }
 
-    /// Restores a kept session: its subscriptions, then its unacknowledged QoS 1 deliveries,
-    /// sent again with DUP (MQTT-4.4.0-1).
+    /// Restores a kept session: its subscriptions (as far as the resuming user's permissions
+    /// allow), then its unacknowledged QoS 1 deliveries, sent again with DUP (MQTT-4.4.0-1),
+    /// then those it collected or held, each only where that user may receive it.
     fn mqtt_resume(&mut self, id: ClientId, now: Instant, saved: crate::mqtt::SavedSession) {
         for (filter, granted) in &saved.filters {
             let Ok(subject) = filter_to_subject(filter) else {
@@ -651,13 +652,45 @@ impl Broker {
                 m.filters.insert(filter.clone(), *granted);
             }
         }
-        let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) else {
+        let Some(c) = self.client_mut(id) else {
+            return;
+        };
+        let Some(m) = c.mqtt.as_mut() else {
             return;
         };
         m.next_packet_id = saved.next_packet_id;
         m.held = saved.held;
+        let mut inflight = saved.inflight;
+        // What the session kept goes only where the resuming user may receive it: to a
+        // filter its subscribe permissions restored (nats-server: a filter refused on resume
+        // gets no subscription on its consumer's delivery subject, so nothing it stored is
+        // delivered), and not on a subject its subscribe deny excludes (as a live delivery).
+        let matcher = m.qos1_matcher();
+        let mut denied = |topic: &str| {
+            !matcher.matches(topic)
+                || c.auth.permissions.as_mut().is_some_and(|p| {
+                    topic_to_subject(topic).map_or(true, |s| p.deny_delivery(s.as_bytes()))
+                })
+        };
+        let before = inflight.len();
+        inflight.retain(|(_, f)| !denied(&f.topic));
+        let mut withheld = before - inflight.len();
+        withheld += m.held.retain(|h| !denied(&h.topic));
+        let client_id = m.client_id.clone();
+        if withheld > 0 {
+            self.client_error(
+                id,
+                format!(
+                    "session {client_id:?} resumed without {withheld} of its QoS 1 deliveries: \
+                     the user may not subscribe to their topics"
+                ),
+            );
+        }
+        let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) else {
+            return;
+        };
         let mut resend = Vec::new();
-        for (packet_id, mut inflight) in saved.inflight {
+        for (packet_id, mut inflight) in inflight {
             inflight.due = now.checked_add(m.ack_wait).unwrap_or(now);
             m.inflight_bytes += inflight.payload.len();
             m.due.push_back((inflight.due, packet_id));

@@ -528,3 +528,116 @@ fn unsubscribe_forgets_what_only_that_filter_held() {
     let m = broker.client(s).and_then(|c| c.mqtt.as_ref()).unwrap();
     assert!(m.held.is_empty(), "a1 and c1 forgotten");
 }
+
+/// A client that connects as `user` (password `pw`) with `clean_session: false`; returns it,
+/// its decoder and what it got after CONNECT (CONNACK first).
+fn kept_as(
+    broker: &mut Broker,
+    now: Instant,
+    client_id: &str,
+    user: &str,
+) -> (ClientId, Decoder, Vec<Packet>) {
+    let id = broker.register_client(now, ClientParams::new(ConnectionType::Mqtt, addr()));
+    let connect = Packet::Connect(Connect {
+        clean_session: false,
+        client_id: client_id.into(),
+        username: Some(user.into()),
+        password: Some(Bytes::from_static(b"pw")),
+        ..Connect::default()
+    });
+    feed(broker, id, now, &wire(&[connect]));
+    let mut dec = Decoder::client();
+    let got = packets(&take(broker, id), &mut dec);
+    (id, dec, got)
+}
+
+/// A kept session resumed by a user with narrower subscribe permissions gets only what that
+/// user may receive: nothing collected for a filter it may not subscribe to (not restored,
+/// as nats-server gives that filter's consumer no delivery subscription), nothing on a subject
+/// its subscribe deny excludes (as its live deliveries), unacknowledged or collected.
+#[test]
+fn resumed_session_gets_only_what_the_resuming_user_may_receive() {
+    let now = start_time();
+    let narrow = auth::PermissionsConfig {
+        publish: None,
+        subscribe: Some(auth::SubjectPermission {
+            allow: Some(vec!["k.*".to_owned()]),
+            deny: vec!["k.secret".to_owned()],
+        }),
+        allow_responses: None,
+    };
+    let user = |name: &str, permissions| auth::User {
+        username: name.into(),
+        password: "pw".into(),
+        permissions,
+        ..auth::User::default()
+    };
+    let config = Config {
+        auth: crate::AuthConfig {
+            users: vec![user("wide", None), user("narrow", Some(narrow))],
+            ..crate::AuthConfig::default()
+        },
+        ..config(2)
+    };
+    let mut broker = Broker::new(config, now);
+    let (p, _, got) = kept_as(&mut broker, now, "pub", "wide");
+    assert_eq!(got, [ACCEPTED]);
+    let (s, mut sdec, got) = kept_as(&mut broker, now, "shared", "wide");
+    assert_eq!(got, [ACCEPTED]);
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[
+            ("k/+", QoS::AtLeastOnce),
+            ("z/+", QoS::AtLeastOnce),
+        ])]),
+    );
+    take(&mut broker, s);
+    // Sent and not acknowledged: "k/secret" and "k/a"; held behind them: "k/b".
+    feed(
+        &mut broker,
+        p,
+        now,
+        &wire(&[qos1("k/secret", "s0"), qos1("k/a", "a0"), qos1("k/b", "b0")]),
+    );
+    let sent = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&sent), ["s0", "a0"]);
+    drop_connection(&mut broker, s, now);
+    feed(
+        &mut broker,
+        p,
+        now,
+        &wire(&[qos1("k/c", "c1"), qos1("k/secret", "s1"), qos1("z/x", "z1")]),
+    );
+    take(&mut broker, p);
+    let kept = broker
+        .mqtt_sessions
+        .get(AccountId::GLOBAL, "shared")
+        .unwrap();
+    let collected: Vec<&[u8]> = kept.held.iter().map(|h| &h.payload[..]).collect();
+    assert_eq!(collected, [&b"b0"[..], b"c1", b"s1", b"z1"]);
+
+    let (r, mut rdec, got) = kept_as(&mut broker, now, "shared", "narrow");
+    while broker.poll_event().is_some() {}
+    assert_eq!(
+        got[0],
+        Packet::ConnAck(ConnAck {
+            session_present: true,
+            code: ConnectReturnCode::Accepted
+        })
+    );
+    let mut all = publishes(&got[1..]);
+    assert_eq!(all[0], ("a0".to_owned(), sent[1].1, true));
+    let mut next = 0;
+    while next < all.len() {
+        let id = all[next].1.unwrap();
+        feed(&mut broker, r, now, &wire(&[Packet::PubAck(id)]));
+        all.extend(publishes(&packets(&take(&mut broker, r), &mut rdec)));
+        next += 1;
+    }
+    assert_eq!(payloads(&all), ["a0", "b0", "c1"]);
+    let m = broker.client(r).and_then(|c| c.mqtt.as_ref()).unwrap();
+    assert!(m.inflight.is_empty() && m.held.is_empty());
+    assert_eq!(m.filters.keys().collect::<Vec<_>>(), ["k/+"]);
+}
