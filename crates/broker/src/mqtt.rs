@@ -491,33 +491,13 @@ pub(crate) fn publish_head(
     payload_len: usize,
     dst: &mut BytesMut,
 ) -> bool {
-    let head = PublishHead {
-        dup,
-        qos: if packet_id.is_some() {
-            QoS::AtLeastOnce
-        } else {
-            QoS::AtMostOnce
-        },
-        retain: false,
-        topic,
-        packet_id,
-    };
+    let head = PublishHead::new(topic, packet_id, dup);
     mqtt_codec::encode_publish_head(&head, payload_len, dst).is_ok()
 }
 
 /// The size of that PUBLISH, head and payload (`qos1`: with a packet identifier).
 pub(crate) fn publish_len(topic: &str, qos1: bool, payload_len: usize) -> usize {
-    let head = PublishHead {
-        dup: false,
-        qos: if qos1 {
-            QoS::AtLeastOnce
-        } else {
-            QoS::AtMostOnce
-        },
-        retain: false,
-        topic,
-        packet_id: qos1.then_some(1),
-    };
+    let head = PublishHead::new(topic, qos1.then_some(1), false);
     mqtt_codec::publish_len(&head, payload_len).unwrap_or(0)
 }
 
