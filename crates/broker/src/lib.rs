@@ -149,7 +149,9 @@
 //!     applies to QoS 1 deliveries as to QoS 0 ones, live or kept; nats-server 2.9.10 delivers
 //!     QoS 1 past it (its consumer delivers on `$MQTT.sub.` subjects, which the deny does not
 //!     name), and refuses a QoS 1 subscription whose user may not subscribe to `$MQTT.sub.>`,
-//!     which natsws does not need.
+//!     which natsws does not need. Overlapping QoS 1 filters (`a/#` and `a/b`) get a copy
+//!     each, as nats-server's one consumer per filter; unsubscribing one forgets its held
+//!     copies only.
 //!     nats-server's stream has no limit of its own (only the account's JetStream storage);
 //!     here the held deliveries are bounded per session (65,536 messages and `max_pending`
 //!     bytes of topic and payload) and, for kept sessions, together (256 MiB with their

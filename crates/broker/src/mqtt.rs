@@ -18,6 +18,10 @@ use mqtt_codec::{Decoder, Limits, PublishHead, QoS, Role, Will};
 /// nats-server's header naming the MQTT publish QoS on the NATS message (`mqttNatsHeader`).
 pub(crate) const NATS_HEADER: &str = "Nmqtt-Pub";
 
+/// nats-server's sid suffix for the extra subscription a `#` filter needs on its parent level
+/// (`mqttMultiLevelSidSuffix`).
+pub(crate) const PARENT_SID_SUFFIX: &str = " fwc";
+
 /// The state of one MQTT connection.
 #[derive(Debug)]
 pub(crate) struct MqttState {
@@ -98,6 +102,10 @@ impl Default for HeldLimits {
 pub(crate) struct Held {
     pub(crate) topic: String,
     pub(crate) payload: Bytes,
+    /// The sid of the subscription it is a copy for (each QoS 1 subscription gets its own,
+    /// as each nats-server consumer stores its own); `None` when not known (restored from a
+    /// record), then any QoS 1 filter matching its topic keeps it.
+    pub(crate) sid: Option<Arc<[u8]>>,
 }
 
 impl Held {
@@ -274,15 +282,21 @@ impl MqttState {
         }
     }
 
-    /// Forgets the held deliveries no QoS 1 filter of the session matches any more (after
-    /// UNSUBSCRIBE, or a subscription made again at QoS 0): nats-server deletes that
-    /// subscription's consumer, and what it had not delivered with it.
+    /// Forgets the held deliveries whose subscription is gone or is QoS 0 now (after
+    /// UNSUBSCRIBE, or a subscription made again at QoS 0), and those of unknown subscription
+    /// that no QoS 1 filter matches: nats-server deletes that subscription's consumer, and
+    /// what it had not delivered with it. With overlapping filters (`a/#` and `a/b`) each
+    /// held copy is its own subscription's, so unsubscribing one forgets only its copies.
     pub(crate) fn forget_unmatched_held(&mut self) -> usize {
         if self.held.is_empty() {
             return 0;
         }
         let matcher = self.qos1_matcher();
-        self.held.retain(|h| matcher.matches(&h.topic))
+        let granted = &self.granted;
+        self.held.retain(|h| match &h.sid {
+            Some(sid) => granted.get(sid).is_some_and(|q| *q != QoS::AtMostOnce),
+            None => matcher.matches(&h.topic),
+        })
     }
 
     /// What the session's QoS 1 filters match, as they stand.
@@ -774,22 +788,28 @@ impl SessionStore {
             let Some(kept) = self.sessions.get_mut(&key) else {
                 continue;
             };
-            let matching = kept
-                .collects
-                .iter()
-                .filter(|(s, parent)| {
-                    crate::subject::matches(s.as_bytes(), subject.as_bytes())
-                        || parent.as_ref().is_some_and(|p| {
+            let matching: Vec<Arc<[u8]>> =
+                kept.collects
+                    .iter()
+                    .filter_map(|(s, parent)| {
+                        if crate::subject::matches(s.as_bytes(), subject.as_bytes()) {
+                            Some(Arc::from(s.as_bytes()))
+                        } else if parent.as_ref().is_some_and(|p| {
                             crate::subject::matches(p.as_bytes(), subject.as_bytes())
-                        })
-                })
-                .count();
-            for _ in 0..matching {
+                        }) {
+                            Some(Arc::from(format!("{s}{PARENT_SID_SUFFIX}").as_bytes()))
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+            for sid in matching {
                 let was_dropping = kept.session.held.dropping();
                 let before = kept.session.held.bytes();
                 let held = Held {
                     topic: topic.to_owned(),
                     payload: payload.clone(),
+                    sid: Some(sid),
                 };
                 let mut n = kept.session.held.push(held, self.held_limits).now;
                 self.bytes = (self.bytes + kept.session.held.bytes()).saturating_sub(before);

@@ -700,3 +700,48 @@ def test_resumed_session_gets_nothing_for_a_filter_its_user_may_not_subscribe(st
     finally:
         again.sendall(b"\xe0\x00")
         again.close()
+
+
+def test_overlapping_qos1_filters_copy_each_and_unsubscribe_stops_its_copies(start):
+    """`a/#` and `a/b` at QoS 1 on one session: a message on a/b arrives twice (one copy per
+    subscription; nats-server: one consumer each). With the window full and more held,
+    unsubscribing a/b leaves no second copy of anything held: what arrives afterwards arrives
+    once (nats-server delivers a/#'s not yet sent, and those its consumer tried while the
+    window was full come again after ack_wait)."""
+    s = scenario(start, "mqtt_held")
+    sub = raw_connect(s.mqtt, "overlap")
+    raw_subscribe(sub, "a/#", 1)
+    raw_subscribe(sub, "a/b", 2)
+    pub = Client("overlap-pub")
+    assert pub.connect(s.mqtt) == 0
+    try:
+        pub.c.publish("a/b", b"one", qos=1).wait_for_publish(WAIT)
+        sub.settimeout(5)
+        first = [publish_fields(read_packet(sub)) for _ in range(2)]
+        assert [data for *_, data in first] == [b"one", b"one"]
+        for _, _, _, pi, _ in first:
+            sub.sendall(b"\x40\x02" + struct.pack(">H", pi))
+        for i in range(6):
+            pub.c.publish("a/b", b"h%d" % i, qos=1).wait_for_publish(WAIT)
+        window = [publish_fields(read_packet(sub)) for _ in range(4)]
+        assert [data for *_, data in window] == [b"h0", b"h0", b"h1", b"h1"]
+        body = struct.pack(">H", 9) + struct.pack(">H", 3) + b"a/b"
+        sub.sendall(bytes([0xA2, len(body)]) + body)
+        assert read_packet(sub) == (0xB0, struct.pack(">H", 9))
+        for _, _, _, pi, _ in window:
+            sub.sendall(b"\x40\x02" + struct.pack(">H", pi))
+        got = []
+        sub.settimeout(1.5)
+        try:
+            while True:
+                _, _, topic, pi, data = publish_fields(read_packet(sub))
+                got.append(data)
+                sub.sendall(b"\x40\x02" + struct.pack(">H", pi))
+        except socket.timeout:
+            pass
+        assert len(got) == len(set(got)), "one copy each after the unsubscribe: %r" % got
+        assert b"h4" in got and b"h5" in got, got
+    finally:
+        pub.close()
+        sub.sendall(b"\xe0\x00")
+        sub.close()

@@ -13,9 +13,7 @@ use mqtt_codec::{
 use super::*;
 use crate::mqtt::{MqttState, nats_message};
 
-/// nats-server's sid suffix for the extra subscription a `#` filter needs on its parent level
-/// (`mqttMultiLevelSidSuffix`).
-const PARENT_SID_SUFFIX: &str = " fwc";
+use crate::mqtt::PARENT_SID_SUFFIX;
 
 /// Subjects MQTT clients may not subscribe to (`mqttSubPrefix`): nats-server reserves them for
 /// its JetStream deliveries.
@@ -398,7 +396,13 @@ impl Broker {
     /// Holds a QoS 1 delivery that the window of subscriber `id` has no room for (or that
     /// must wait behind earlier held ones): `nats-server` leaves it in the session's
     /// JetStream consumer, which sends it once fewer than `MaxAckPending` await PUBACK.
-    pub(super) fn mqtt_hold(&mut self, id: ClientId, now: Instant, publish: &PubRef<'_>) {
+    pub(super) fn mqtt_hold(
+        &mut self,
+        id: ClientId,
+        now: Instant,
+        sid: &Arc<[u8]>,
+        publish: &PubRef<'_>,
+    ) {
         let skip = publish.header_len.unwrap_or(0).min(publish.message.len());
         let subject = String::from_utf8_lossy(publish.client_subject());
         let topic = mqtt_codec::nats::subject_to_topic(&subject);
@@ -416,6 +420,7 @@ impl Broker {
         let held = crate::mqtt::Held {
             topic: topic.into_owned(),
             payload,
+            sid: Some(Arc::clone(sid)),
         };
         let limits = m.held_limits;
         let dropped = m.held.push(held, limits);
@@ -610,7 +615,14 @@ impl Broker {
                         let mut held = crate::mqtt::HeldQueue::default();
                         let limits = self.mqtt_sessions.held_limits;
                         for (topic, payload) in r.held {
-                            let _ = held.push(crate::mqtt::Held { topic, payload }, limits);
+                            let _ = held.push(
+                                crate::mqtt::Held {
+                                    topic,
+                                    payload,
+                                    sid: None,
+                                },
+                                limits,
+                            );
                         }
                         held
                     },

@@ -641,3 +641,45 @@ fn resumed_session_gets_only_what_the_resuming_user_may_receive() {
     assert!(m.inflight.is_empty() && m.held.is_empty());
     assert_eq!(m.filters.keys().collect::<Vec<_>>(), ["k/+"]);
 }
+
+/// Overlapping QoS 1 filters (`a/#` and `a/b`) get a copy each, as nats-server's two
+/// consumers do; unsubscribing one forgets its held copies only, so what was held arrives
+/// once more, not twice.
+#[test]
+fn overlapping_filters_copy_each_and_unsubscribe_forgets_its_copies() {
+    let now = start_time();
+    let mut broker = Broker::new(config(4), now);
+    let (p, _) = mqtt(&mut broker, now, "pub");
+    let (s, mut sdec) = mqtt(&mut broker, now, "overlap");
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[
+            ("a/#", QoS::AtLeastOnce),
+            ("a/b", QoS::AtLeastOnce),
+        ])]),
+    );
+    take(&mut broker, s);
+    let batch: Vec<Packet> = (0..6).map(|i| qos1("a/b", &format!("h{i}"))).collect();
+    feed(&mut broker, p, now, &wire(&batch));
+    take(&mut broker, p);
+    let window = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&window), ["h0", "h0", "h1", "h1"]);
+    let m = broker.client(s).and_then(|c| c.mqtt.as_ref()).unwrap();
+    assert_eq!(m.held.len(), 8);
+    let unsub = Packet::Unsubscribe(Unsubscribe {
+        packet_id: 4,
+        filters: vec!["a/b".to_owned()],
+    });
+    feed(&mut broker, s, now, &wire(&[unsub]));
+    take(&mut broker, s);
+    let m = broker.client(s).and_then(|c| c.mqtt.as_ref()).unwrap();
+    assert_eq!(m.held.len(), 4, "a/b's copies forgotten, a/#'s kept");
+    let mut got = Vec::new();
+    for (_, id, _) in &window {
+        feed(&mut broker, s, now, &wire(&[Packet::PubAck(id.unwrap())]));
+        got.extend(publishes(&packets(&take(&mut broker, s), &mut sdec)));
+    }
+    assert_eq!(payloads(&got), ["h2", "h3", "h4", "h5"]);
+}
