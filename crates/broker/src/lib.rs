@@ -151,7 +151,8 @@
 //!     name), and refuses a QoS 1 subscription whose user may not subscribe to `$MQTT.sub.>`,
 //!     which natsws does not need. Overlapping QoS 1 filters (`a/#` and `a/b`) get a copy
 //!     each, as nats-server's one consumer per filter; unsubscribing one forgets its held
-//!     copies only.
+//!     copies only. A reload's `max_ack_pending` and `max_pending` apply to every session at
+//!     once, live and kept (nats-server's `mqttUpdateMaxAckPending`).
 //!     nats-server's stream has no limit of its own (only the account's JetStream storage);
 //!     here the held deliveries are bounded per session (65,536 messages and `max_pending`
 //!     bytes of topic and payload) and, for kept sessions, together (256 MiB with their

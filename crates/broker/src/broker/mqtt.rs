@@ -46,6 +46,28 @@ impl Broker {
         }
     }
 
+    /// A reload's `mqtt { max_ack_pending }` and `max_pending`: every live session's window
+    /// and held bounds take the new values (a wider window sends held deliveries at once),
+    /// and kept sessions' held bounds too, as nats-server's `mqttUpdateMaxAckPending` sets
+    /// the new value on every session of every account.
+    pub(super) fn mqtt_reload_limits(&mut self, now: Instant) {
+        let limits = self.mqtt_held_limits();
+        self.mqtt_sessions.held_limits = limits;
+        let max_ack_pending = usize::from(self.config.mqtt_max_ack_pending.max(1));
+        let max_pending = self.config.limits.max_pending;
+        for id in self.clients() {
+            let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) else {
+                continue;
+            };
+            m.max_ack_pending = max_ack_pending;
+            m.max_inflight_bytes = max_pending;
+            m.held_limits = limits;
+            m.held.trim_to(limits.max_bytes);
+            self.mqtt_release_held(id, now);
+            self.reschedule(id);
+        }
+    }
+
     pub(super) fn is_mqtt(&self, id: ClientId) -> bool {
         self.client(id).is_some_and(|c| c.mqtt.is_some())
     }

@@ -683,3 +683,34 @@ fn overlapping_filters_copy_each_and_unsubscribe_forgets_its_copies() {
     }
     assert_eq!(payloads(&got), ["h2", "h3", "h4", "h5"]);
 }
+
+/// A reload that widens `max_ack_pending` widens a live session's window at once: the held
+/// deliveries the new window has room for go out without waiting for a PUBACK.
+#[test]
+fn reload_resizes_the_window_of_live_sessions() {
+    let now = start_time();
+    let mut broker = Broker::new(config(2), now);
+    let (p, _) = mqtt(&mut broker, now, "pub");
+    let (s, mut sdec) = mqtt(&mut broker, now, "sub");
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[("w", QoS::AtLeastOnce)])]),
+    );
+    take(&mut broker, s);
+    let batch: Vec<Packet> = (0..6).map(|i| qos1("w", &format!("m{i}"))).collect();
+    feed(&mut broker, p, now, &wire(&batch));
+    take(&mut broker, p);
+    let first = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&first), ["m0", "m1"]);
+    broker.reload(config(4), now);
+    while broker.poll_event().is_some() {}
+    let more = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&more), ["m2", "m3"]);
+    let m = broker.client(s).and_then(|c| c.mqtt.as_ref()).unwrap();
+    assert_eq!(
+        (m.max_ack_pending, m.inflight.len(), m.held.len()),
+        (4, 4, 2)
+    );
+}
