@@ -122,17 +122,7 @@ pub(crate) fn put_publish(
     packet_id: Option<u16>,
     payload: &[u8],
 ) -> Result<(), String> {
-    let head = mqtt_codec::PublishHead {
-        dup: false,
-        qos: if packet_id.is_some() {
-            QoS::AtLeastOnce
-        } else {
-            QoS::AtMostOnce
-        },
-        retain: false,
-        topic,
-        packet_id,
-    };
+    let head = mqtt_codec::PublishHead::new(topic, packet_id, false);
     mqtt_codec::encode_publish_head(&head, payload.len(), out)
         .map_err(|e| format!("encode: {e}"))?;
     out.extend_from_slice(payload);

@@ -532,6 +532,7 @@ pub fn mqtt_store(data: &[u8]) {
                             let h = crate::mqtt::Held {
                                 topic: topic.clone(),
                                 payload: payload.clone(),
+                                sid: None,
                             };
                             let _ = held.push(h, limits);
                         }

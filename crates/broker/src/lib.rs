@@ -146,7 +146,17 @@
 //!     window, as nats-server's JetStream consumer (`MaxAckPending`) keeps it in the
 //!     `$MQTT_msgs` stream. A `clean_session: false` session whose client is away keeps
 //!     collecting the QoS 1 messages its QoS 1 filters match (QoS 0 ones are not kept); on
-//!     resume its unacknowledged deliveries go again with DUP, then the collected ones.
+//!     resume its unacknowledged deliveries go again with DUP, then the collected ones,
+//!     each only where the resuming user may receive it: none for a filter its subscribe
+//!     permissions do not restore (as nats-server, which then gives that filter's consumer no
+//!     delivery subscription), none on a subject its subscribe deny excludes. That deny
+//!     applies to QoS 1 deliveries as to QoS 0 ones, live or kept; nats-server 2.9.10 delivers
+//!     QoS 1 past it (its consumer delivers on `$MQTT.sub.` subjects, which the deny does not
+//!     name), and refuses a QoS 1 subscription whose user may not subscribe to `$MQTT.sub.>`,
+//!     which natsws does not need. Overlapping QoS 1 filters (`a/#` and `a/b`) get a copy
+//!     each, as nats-server's one consumer per filter; unsubscribing one forgets its held
+//!     copies only. A reload's `max_ack_pending` and `max_pending` apply to every session at
+//!     once, live and kept (nats-server's `mqttUpdateMaxAckPending`).
 //!     nats-server's stream has no limit of its own (only the account's JetStream storage);
 //!     here the held deliveries are bounded per session (65,536 messages and `max_pending`
 //!     bytes of topic and payload) and, for kept sessions, together (256 MiB with their

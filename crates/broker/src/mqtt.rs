@@ -18,6 +18,10 @@ use mqtt_codec::{Decoder, Limits, PublishHead, QoS, Role, Will};
 /// nats-server's header naming the MQTT publish QoS on the NATS message (`mqttNatsHeader`).
 pub(crate) const NATS_HEADER: &str = "Nmqtt-Pub";
 
+/// nats-server's sid suffix for the extra subscription a `#` filter needs on its parent level
+/// (`mqttMultiLevelSidSuffix`).
+pub(crate) const PARENT_SID_SUFFIX: &str = " fwc";
+
 /// The state of one MQTT connection.
 #[derive(Debug)]
 pub(crate) struct MqttState {
@@ -98,6 +102,10 @@ impl Default for HeldLimits {
 pub(crate) struct Held {
     pub(crate) topic: String,
     pub(crate) payload: Bytes,
+    /// The sid of the subscription it is a copy for (each QoS 1 subscription gets its own,
+    /// as each nats-server consumer stores its own); `None` when not known (restored from a
+    /// record), then any QoS 1 filter matching its topic keeps it.
+    pub(crate) sid: Option<Arc<[u8]>>,
 }
 
 impl Held {
@@ -274,29 +282,30 @@ impl MqttState {
         }
     }
 
-    /// Forgets the held deliveries no QoS 1 filter of the session matches any more (after
-    /// UNSUBSCRIBE, or a subscription made again at QoS 0): nats-server deletes that
-    /// subscription's consumer, and what it had not delivered with it.
+    /// Forgets the held deliveries whose subscription is gone or is QoS 0 now (after
+    /// UNSUBSCRIBE, or a subscription made again at QoS 0), and those of unknown subscription
+    /// that no QoS 1 filter matches: nats-server deletes that subscription's consumer, and
+    /// what it had not delivered with it. With overlapping filters (`a/#` and `a/b`) each
+    /// held copy is its own subscription's, so unsubscribing one forgets only its copies.
     pub(crate) fn forget_unmatched_held(&mut self) -> usize {
         if self.held.is_empty() {
             return 0;
         }
+        let matcher = self.qos1_matcher();
+        let granted = &self.granted;
+        self.held.retain(|h| match &h.sid {
+            Some(sid) => granted.get(sid).is_some_and(|q| *q != QoS::AtMostOnce),
+            None => matcher.matches(&h.topic),
+        })
+    }
+
+    /// What the session's QoS 1 filters match, as they stand.
+    pub(crate) fn qos1_matcher(&self) -> Qos1Matcher {
         let session = SavedSession {
             filters: self.filters.clone(),
             ..SavedSession::default()
         };
-        let subjects = collected_subjects(&session);
-        self.held.retain(|h| {
-            let Ok(subject) = mqtt_codec::nats::topic_to_subject(&h.topic) else {
-                return false;
-            };
-            subjects.iter().any(|(s, parent)| {
-                crate::subject::matches(s.as_bytes(), subject.as_bytes())
-                    || parent
-                        .as_ref()
-                        .is_some_and(|p| crate::subject::matches(p.as_bytes(), subject.as_bytes()))
-            })
-        })
+        Qos1Matcher(collected_subjects(&session))
     }
 
     /// The next held delivery when the window has room for it.
@@ -394,6 +403,26 @@ impl MqttState {
     }
 }
 
+/// The subjects of a session's QoS 1 filters (each with the parent level a trailing `#` also
+/// matches).
+#[derive(Debug)]
+pub(crate) struct Qos1Matcher(Vec<(String, Option<String>)>);
+
+impl Qos1Matcher {
+    /// Whether a delivery on `topic` is one a QoS 1 filter matches.
+    pub(crate) fn matches(&self, topic: &str) -> bool {
+        let Ok(subject) = mqtt_codec::nats::topic_to_subject(topic) else {
+            return false;
+        };
+        self.0.iter().any(|(s, parent)| {
+            crate::subject::matches(s.as_bytes(), subject.as_bytes())
+                || parent
+                    .as_ref()
+                    .is_some_and(|p| crate::subject::matches(p.as_bytes(), subject.as_bytes()))
+        })
+    }
+}
+
 /// Sorts unacknowledged deliveries into sending order: by redelivery time, then (deliveries
 /// restored together share one) oldest packet identifier first, counting back from
 /// `next_packet_id`, the last one given out.
@@ -476,33 +505,13 @@ pub(crate) fn publish_head(
     payload_len: usize,
     dst: &mut BytesMut,
 ) -> bool {
-    let head = PublishHead {
-        dup,
-        qos: if packet_id.is_some() {
-            QoS::AtLeastOnce
-        } else {
-            QoS::AtMostOnce
-        },
-        retain: false,
-        topic,
-        packet_id,
-    };
+    let head = PublishHead::new(topic, packet_id, dup);
     mqtt_codec::encode_publish_head(&head, payload_len, dst).is_ok()
 }
 
 /// The size of that PUBLISH, head and payload (`qos1`: with a packet identifier).
 pub(crate) fn publish_len(topic: &str, qos1: bool, payload_len: usize) -> usize {
-    let head = PublishHead {
-        dup: false,
-        qos: if qos1 {
-            QoS::AtLeastOnce
-        } else {
-            QoS::AtMostOnce
-        },
-        retain: false,
-        topic,
-        packet_id: qos1.then_some(1),
-    };
+    let head = PublishHead::new(topic, qos1.then_some(1), false);
     mqtt_codec::publish_len(&head, payload_len).unwrap_or(0)
 }
 
@@ -779,22 +788,28 @@ impl SessionStore {
             let Some(kept) = self.sessions.get_mut(&key) else {
                 continue;
             };
-            let matching = kept
-                .collects
-                .iter()
-                .filter(|(s, parent)| {
-                    crate::subject::matches(s.as_bytes(), subject.as_bytes())
-                        || parent.as_ref().is_some_and(|p| {
+            let matching: Vec<Arc<[u8]>> =
+                kept.collects
+                    .iter()
+                    .filter_map(|(s, parent)| {
+                        if crate::subject::matches(s.as_bytes(), subject.as_bytes()) {
+                            Some(Arc::from(s.as_bytes()))
+                        } else if parent.as_ref().is_some_and(|p| {
                             crate::subject::matches(p.as_bytes(), subject.as_bytes())
-                        })
-                })
-                .count();
-            for _ in 0..matching {
+                        }) {
+                            Some(Arc::from(format!("{s}{PARENT_SID_SUFFIX}").as_bytes()))
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+            for sid in matching {
                 let was_dropping = kept.session.held.dropping();
                 let before = kept.session.held.bytes();
                 let held = Held {
                     topic: topic.to_owned(),
                     payload: payload.clone(),
+                    sid: Some(sid),
                 };
                 let mut n = kept.session.held.push(held, self.held_limits).now;
                 self.bytes = (self.bytes + kept.session.held.bytes()).saturating_sub(before);

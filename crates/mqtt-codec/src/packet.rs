@@ -302,6 +302,26 @@ pub struct PublishHead<'a> {
     pub packet_id: Option<u16>,
 }
 
+impl<'a> PublishHead<'a> {
+    /// The head of a server's delivery on `topic`, not retained: QoS 1 with `packet_id` when
+    /// it is `Some`, QoS 0 without one (so `packet_id` is `Some` exactly when the QoS is not
+    /// 0, as [`crate::encode_publish_head`] requires).
+    #[must_use]
+    pub fn new(topic: &'a str, packet_id: Option<u16>, dup: bool) -> Self {
+        Self {
+            dup,
+            qos: if packet_id.is_some() {
+                QoS::AtLeastOnce
+            } else {
+                QoS::AtMostOnce
+            },
+            retain: false,
+            topic,
+            packet_id,
+        }
+    }
+}
+
 /// SUBSCRIBE (§3.8).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Subscribe {

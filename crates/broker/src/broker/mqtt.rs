@@ -13,9 +13,7 @@ use mqtt_codec::{
 use super::*;
 use crate::mqtt::{MqttState, nats_message};
 
-/// nats-server's sid suffix for the extra subscription a `#` filter needs on its parent level
-/// (`mqttMultiLevelSidSuffix`).
-const PARENT_SID_SUFFIX: &str = " fwc";
+use crate::mqtt::PARENT_SID_SUFFIX;
 
 /// Subjects MQTT clients may not subscribe to (`mqttSubPrefix`): nats-server reserves them for
 /// its JetStream deliveries.
@@ -45,6 +43,28 @@ impl Broker {
         crate::mqtt::HeldLimits {
             max_msgs: crate::mqtt::MAX_HELD_MESSAGES,
             max_bytes: self.config.limits.max_pending,
+        }
+    }
+
+    /// A reload's `mqtt { max_ack_pending }` and `max_pending`: every live session's window
+    /// and held bounds take the new values (a wider window sends held deliveries at once),
+    /// and kept sessions' held bounds too, as nats-server's `mqttUpdateMaxAckPending` sets
+    /// the new value on every session of every account.
+    pub(super) fn mqtt_reload_limits(&mut self, now: Instant) {
+        let limits = self.mqtt_held_limits();
+        self.mqtt_sessions.held_limits = limits;
+        let max_ack_pending = usize::from(self.config.mqtt_max_ack_pending.max(1));
+        let max_pending = self.config.limits.max_pending;
+        for id in self.clients() {
+            let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) else {
+                continue;
+            };
+            m.max_ack_pending = max_ack_pending;
+            m.max_inflight_bytes = max_pending;
+            m.held_limits = limits;
+            m.held.trim_to(limits.max_bytes);
+            self.mqtt_release_held(id, now);
+            self.reschedule(id);
         }
     }
 
@@ -398,7 +418,13 @@ impl Broker {
     /// Holds a QoS 1 delivery that the window of subscriber `id` has no room for (or that
     /// must wait behind earlier held ones): `nats-server` leaves it in the session's
     /// JetStream consumer, which sends it once fewer than `MaxAckPending` await PUBACK.
-    pub(super) fn mqtt_hold(&mut self, id: ClientId, now: Instant, publish: &PubRef<'_>) {
+    pub(super) fn mqtt_hold(
+        &mut self,
+        id: ClientId,
+        now: Instant,
+        sid: &Arc<[u8]>,
+        publish: &PubRef<'_>,
+    ) {
         let skip = publish.header_len.unwrap_or(0).min(publish.message.len());
         let subject = String::from_utf8_lossy(publish.client_subject());
         let topic = mqtt_codec::nats::subject_to_topic(&subject);
@@ -416,6 +442,7 @@ impl Broker {
         let held = crate::mqtt::Held {
             topic: topic.into_owned(),
             payload,
+            sid: Some(Arc::clone(sid)),
         };
         let limits = m.held_limits;
         let dropped = m.held.push(held, limits);
@@ -610,7 +637,14 @@ impl Broker {
                         let mut held = crate::mqtt::HeldQueue::default();
                         let limits = self.mqtt_sessions.held_limits;
                         for (topic, payload) in r.held {
-                            let _ = held.push(crate::mqtt::Held { topic, payload }, limits);
+                            let _ = held.push(
+                                crate::mqtt::Held {
+                                    topic,
+                                    payload,
+                                    sid: None,
+                                },
+                                limits,
+                            );
                         }
                         held
                     },
@@ -631,8 +665,9 @@ impl Broker {
         }
     }
 
-    /// Restores a kept session: its subscriptions, then its unacknowledged QoS 1 deliveries,
-    /// sent again with DUP (MQTT-4.4.0-1).
+    /// Restores a kept session: its subscriptions (as far as the resuming user's permissions
+    /// allow), then its unacknowledged QoS 1 deliveries, sent again with DUP (MQTT-4.4.0-1),
+    /// then those it collected or held, each only where that user may receive it.
     fn mqtt_resume(&mut self, id: ClientId, now: Instant, saved: crate::mqtt::SavedSession) {
         for (filter, granted) in &saved.filters {
             let Ok(subject) = filter_to_subject(filter) else {
@@ -651,13 +686,45 @@ impl Broker {
                 m.filters.insert(filter.clone(), *granted);
             }
         }
-        let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) else {
+        let Some(c) = self.client_mut(id) else {
+            return;
+        };
+        let Some(m) = c.mqtt.as_mut() else {
             return;
         };
         m.next_packet_id = saved.next_packet_id;
         m.held = saved.held;
+        let mut inflight = saved.inflight;
+        // What the session kept goes only where the resuming user may receive it: to a
+        // filter its subscribe permissions restored (nats-server: a filter refused on resume
+        // gets no subscription on its consumer's delivery subject, so nothing it stored is
+        // delivered), and not on a subject its subscribe deny excludes (as a live delivery).
+        let matcher = m.qos1_matcher();
+        let mut denied = |topic: &str| {
+            !matcher.matches(topic)
+                || c.auth.permissions.as_mut().is_some_and(|p| {
+                    topic_to_subject(topic).map_or(true, |s| p.deny_delivery(s.as_bytes()))
+                })
+        };
+        let before = inflight.len();
+        inflight.retain(|(_, f)| !denied(&f.topic));
+        let mut withheld = before - inflight.len();
+        withheld += m.held.retain(|h| !denied(&h.topic));
+        let client_id = m.client_id.clone();
+        if withheld > 0 {
+            self.client_error(
+                id,
+                format!(
+                    "session {client_id:?} resumed without {withheld} of its QoS 1 deliveries: \
+                     the user may not subscribe to their topics"
+                ),
+            );
+        }
+        let Some(m) = self.client_mut(id).and_then(|c| c.mqtt.as_mut()) else {
+            return;
+        };
         let mut resend = Vec::new();
-        for (packet_id, mut inflight) in saved.inflight {
+        for (packet_id, mut inflight) in inflight {
             inflight.due = now.checked_add(m.ack_wait).unwrap_or(now);
             m.inflight_bytes += inflight.payload.len();
             m.due.push_back((inflight.due, packet_id));

@@ -137,6 +137,7 @@ impl Broker {
     pub fn reload(&mut self, config: Config, now: Instant) {
         let old_auth = std::mem::replace(&mut self.auth, AuthState::new(&AuthConfig::default()));
         self.set_config(config);
+        self.mqtt_reload_limits(now);
         // A CONNECT parked for a password check is authenticated again when the check returns.
         self.auth_epoch += 1;
         // Every client is re-checked below; re-checks still out are superseded.

@@ -432,7 +432,8 @@ impl Broker {
         }
         let measured = c.renderer.measure(c, &sub.sid, publish, rendered);
         if measured.mqtt == crate::mqtt::Delivery::Held {
-            self.mqtt_hold(target, now, publish);
+            let sid = Arc::clone(&sub.sid);
+            self.mqtt_hold(target, now, &sid, publish);
             return true;
         }
         if c.pending() + measured.queued > self.config.limits.max_pending {

@@ -134,6 +134,25 @@ fn publish_head_for_vectored_writes() {
     );
 }
 
+/// `PublishHead::new` gives QoS 1 exactly with a packet identifier, never retain: the head
+/// of a QoS 1 redelivery, and of a QoS 0 delivery.
+#[test]
+fn publish_head_new_pairs_qos_with_packet_id() {
+    let mut out = BytesMut::new();
+    encode_publish_head(&PublishHead::new("t", Some(7), true), 3, &mut out).unwrap();
+    assert_eq!(&out[..], [0x3a, 8, 0, 1, b't', 0, 7]);
+    assert_eq!(
+        PublishHead::new("t", None, false),
+        PublishHead {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: "t",
+            packet_id: None,
+        }
+    );
+}
+
 #[test]
 fn refusals_write_nothing() {
     let long = "x".repeat(MAX_STRING_BYTES + 1);

@@ -29,6 +29,7 @@ fn with_held(mut session: SavedSession, held: &[(&str, &[u8])]) -> SavedSession 
         let held = crate::mqtt::Held {
             topic: (*topic).to_owned(),
             payload: Bytes::copy_from_slice(payload),
+            sid: None,
         };
         let _ = session.held.push(held, crate::mqtt::HeldLimits::default());
     }

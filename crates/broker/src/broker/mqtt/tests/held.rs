@@ -528,3 +528,189 @@ fn unsubscribe_forgets_what_only_that_filter_held() {
     let m = broker.client(s).and_then(|c| c.mqtt.as_ref()).unwrap();
     assert!(m.held.is_empty(), "a1 and c1 forgotten");
 }
+
+/// A client that connects as `user` (password `pw`) with `clean_session: false`; returns it,
+/// its decoder and what it got after CONNECT (CONNACK first).
+fn kept_as(
+    broker: &mut Broker,
+    now: Instant,
+    client_id: &str,
+    user: &str,
+) -> (ClientId, Decoder, Vec<Packet>) {
+    let id = broker.register_client(now, ClientParams::new(ConnectionType::Mqtt, addr()));
+    let connect = Packet::Connect(Connect {
+        clean_session: false,
+        client_id: client_id.into(),
+        username: Some(user.into()),
+        password: Some(Bytes::from_static(b"pw")),
+        ..Connect::default()
+    });
+    feed(broker, id, now, &wire(&[connect]));
+    let mut dec = Decoder::client();
+    let got = packets(&take(broker, id), &mut dec);
+    (id, dec, got)
+}
+
+/// A kept session resumed by a user with narrower subscribe permissions gets only what that
+/// user may receive: nothing collected for a filter it may not subscribe to (not restored,
+/// as nats-server gives that filter's consumer no delivery subscription), nothing on a subject
+/// its subscribe deny excludes (as its live deliveries), unacknowledged or collected.
+#[test]
+fn resumed_session_gets_only_what_the_resuming_user_may_receive() {
+    let now = start_time();
+    let narrow = auth::PermissionsConfig {
+        publish: None,
+        subscribe: Some(auth::SubjectPermission {
+            allow: Some(vec!["k.*".to_owned()]),
+            deny: vec!["k.secret".to_owned()],
+        }),
+        allow_responses: None,
+    };
+    let user = |name: &str, permissions| auth::User {
+        username: name.into(),
+        password: "pw".into(),
+        permissions,
+        ..auth::User::default()
+    };
+    let config = Config {
+        auth: crate::AuthConfig {
+            users: vec![user("wide", None), user("narrow", Some(narrow))],
+            ..crate::AuthConfig::default()
+        },
+        ..config(2)
+    };
+    let mut broker = Broker::new(config, now);
+    let (p, _, got) = kept_as(&mut broker, now, "pub", "wide");
+    assert_eq!(got, [ACCEPTED]);
+    let (s, mut sdec, got) = kept_as(&mut broker, now, "shared", "wide");
+    assert_eq!(got, [ACCEPTED]);
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[
+            ("k/+", QoS::AtLeastOnce),
+            ("z/+", QoS::AtLeastOnce),
+        ])]),
+    );
+    take(&mut broker, s);
+    // Sent and not acknowledged: "k/secret" and "k/a"; held behind them: "k/b".
+    feed(
+        &mut broker,
+        p,
+        now,
+        &wire(&[qos1("k/secret", "s0"), qos1("k/a", "a0"), qos1("k/b", "b0")]),
+    );
+    let sent = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&sent), ["s0", "a0"]);
+    drop_connection(&mut broker, s, now);
+    feed(
+        &mut broker,
+        p,
+        now,
+        &wire(&[qos1("k/c", "c1"), qos1("k/secret", "s1"), qos1("z/x", "z1")]),
+    );
+    take(&mut broker, p);
+    let kept = broker
+        .mqtt_sessions
+        .get(AccountId::GLOBAL, "shared")
+        .unwrap();
+    let collected: Vec<&[u8]> = kept.held.iter().map(|h| &h.payload[..]).collect();
+    assert_eq!(collected, [&b"b0"[..], b"c1", b"s1", b"z1"]);
+
+    let (r, mut rdec, got) = kept_as(&mut broker, now, "shared", "narrow");
+    while broker.poll_event().is_some() {}
+    assert_eq!(
+        got[0],
+        Packet::ConnAck(ConnAck {
+            session_present: true,
+            code: ConnectReturnCode::Accepted
+        })
+    );
+    let mut all = publishes(&got[1..]);
+    assert_eq!(all[0], ("a0".to_owned(), sent[1].1, true));
+    let mut next = 0;
+    while next < all.len() {
+        let id = all[next].1.unwrap();
+        feed(&mut broker, r, now, &wire(&[Packet::PubAck(id)]));
+        all.extend(publishes(&packets(&take(&mut broker, r), &mut rdec)));
+        next += 1;
+    }
+    assert_eq!(payloads(&all), ["a0", "b0", "c1"]);
+    let m = broker.client(r).and_then(|c| c.mqtt.as_ref()).unwrap();
+    assert!(m.inflight.is_empty() && m.held.is_empty());
+    assert_eq!(m.filters.keys().collect::<Vec<_>>(), ["k/+"]);
+}
+
+/// Overlapping QoS 1 filters (`a/#` and `a/b`) get a copy each, as nats-server's two
+/// consumers do; unsubscribing one forgets its held copies only, so what was held arrives
+/// once more, not twice.
+#[test]
+fn overlapping_filters_copy_each_and_unsubscribe_forgets_its_copies() {
+    let now = start_time();
+    let mut broker = Broker::new(config(4), now);
+    let (p, _) = mqtt(&mut broker, now, "pub");
+    let (s, mut sdec) = mqtt(&mut broker, now, "overlap");
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[
+            ("a/#", QoS::AtLeastOnce),
+            ("a/b", QoS::AtLeastOnce),
+        ])]),
+    );
+    take(&mut broker, s);
+    let batch: Vec<Packet> = (0..6).map(|i| qos1("a/b", &format!("h{i}"))).collect();
+    feed(&mut broker, p, now, &wire(&batch));
+    take(&mut broker, p);
+    let window = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&window), ["h0", "h0", "h1", "h1"]);
+    let m = broker.client(s).and_then(|c| c.mqtt.as_ref()).unwrap();
+    assert_eq!(m.held.len(), 8);
+    let unsub = Packet::Unsubscribe(Unsubscribe {
+        packet_id: 4,
+        filters: vec!["a/b".to_owned()],
+    });
+    feed(&mut broker, s, now, &wire(&[unsub]));
+    take(&mut broker, s);
+    let m = broker.client(s).and_then(|c| c.mqtt.as_ref()).unwrap();
+    assert_eq!(m.held.len(), 4, "a/b's copies forgotten, a/#'s kept");
+    let mut got = Vec::new();
+    for (_, id, _) in &window {
+        feed(&mut broker, s, now, &wire(&[Packet::PubAck(id.unwrap())]));
+        got.extend(publishes(&packets(&take(&mut broker, s), &mut sdec)));
+    }
+    assert_eq!(payloads(&got), ["h2", "h3", "h4", "h5"]);
+}
+
+/// A reload that widens `max_ack_pending` widens a live session's window at once: the held
+/// deliveries the new window has room for go out without waiting for a PUBACK.
+#[test]
+fn reload_resizes_the_window_of_live_sessions() {
+    let now = start_time();
+    let mut broker = Broker::new(config(2), now);
+    let (p, _) = mqtt(&mut broker, now, "pub");
+    let (s, mut sdec) = mqtt(&mut broker, now, "sub");
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[("w", QoS::AtLeastOnce)])]),
+    );
+    take(&mut broker, s);
+    let batch: Vec<Packet> = (0..6).map(|i| qos1("w", &format!("m{i}"))).collect();
+    feed(&mut broker, p, now, &wire(&batch));
+    take(&mut broker, p);
+    let first = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&first), ["m0", "m1"]);
+    broker.reload(config(4), now);
+    while broker.poll_event().is_some() {}
+    let more = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&more), ["m2", "m3"]);
+    let m = broker.client(s).and_then(|c| c.mqtt.as_ref()).unwrap();
+    assert_eq!(
+        (m.max_ack_pending, m.inflight.len(), m.held.len()),
+        (4, 4, 2)
+    );
+}
