@@ -518,6 +518,7 @@ pub fn mqtt_store(data: &[u8]) {
                                 topic: topic.clone(),
                                 payload: payload.clone(),
                                 due: now,
+                                sid: None,
                             };
                             (*id, f)
                         })

@@ -236,6 +236,9 @@ pub(crate) struct Inflight {
     pub(crate) topic: String,
     pub(crate) payload: Bytes,
     pub(crate) due: Instant,
+    /// The sid of the subscription it was delivered for (as [`Held::sid`]); `None` when not
+    /// known (restored from a record).
+    pub(crate) sid: Option<Arc<[u8]>>,
 }
 
 /// How one message is delivered to an MQTT subscription.
@@ -287,16 +290,35 @@ impl MqttState {
     /// that no QoS 1 filter matches: nats-server deletes that subscription's consumer, and
     /// what it had not delivered with it. With overlapping filters (`a/#` and `a/b`) each
     /// held copy is its own subscription's, so unsubscribing one forgets only its copies.
+    ///
+    /// Deliveries awaiting PUBACK for such a subscription are forgotten too: its consumer's
+    /// redeliveries end with it. A PUBACK that still comes for one is ignored, as for any
+    /// packet identifier not in flight.
     pub(crate) fn forget_unmatched_held(&mut self) -> usize {
-        if self.held.is_empty() {
+        if self.held.is_empty() && self.inflight.is_empty() {
             return 0;
         }
         let matcher = self.qos1_matcher();
         let granted = &self.granted;
-        self.held.retain(|h| match &h.sid {
+        let keeps = |sid: &Option<Arc<[u8]>>, topic: &str| match sid {
             Some(sid) => granted.get(sid).is_some_and(|q| *q != QoS::AtMostOnce),
-            None => matcher.matches(&h.topic),
-        })
+            None => matcher.matches(topic),
+        };
+        let mut forgotten = 0;
+        if !self.held.is_empty() {
+            forgotten += self.held.retain(|h| keeps(&h.sid, &h.topic));
+        }
+        let mut freed = 0;
+        self.inflight.retain(|_, f| {
+            let keep = keeps(&f.sid, &f.topic);
+            if !keep {
+                freed += f.payload.len();
+                forgotten += 1;
+            }
+            keep
+        });
+        self.inflight_bytes = self.inflight_bytes.saturating_sub(freed);
+        forgotten
     }
 
     /// What the session's QoS 1 filters match, as they stand.
@@ -319,7 +341,13 @@ impl MqttState {
     }
 
     /// Records a QoS 1 delivery; returns its packet identifier (the next one not in use).
-    pub(crate) fn track(&mut self, topic: &str, payload: Bytes, now: Instant) -> u16 {
+    pub(crate) fn track(
+        &mut self,
+        topic: &str,
+        payload: Bytes,
+        sid: Option<Arc<[u8]>>,
+        now: Instant,
+    ) -> u16 {
         let mut id = self.next_packet_id;
         loop {
             id = id.checked_add(1).unwrap_or(1);
@@ -336,6 +364,7 @@ impl MqttState {
                 topic: topic.to_owned(),
                 payload,
                 due,
+                sid,
             },
         );
         self.due.push_back((due, id));

@@ -206,7 +206,10 @@ impl Renderer {
                             Some(message) => message.slice(skip..),
                             None => Bytes::copy_from_slice(body),
                         };
-                        client.mqtt.as_mut().map(|m| m.track(&topic, payload, now))
+                        client
+                            .mqtt
+                            .as_mut()
+                            .map(|m| m.track(&topic, payload, Some(Arc::from(sid)), now))
                     }
                     _ => None,
                 };

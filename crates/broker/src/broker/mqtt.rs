@@ -479,7 +479,7 @@ impl Broker {
             let Some(held) = m.release() else {
                 return;
             };
-            let packet_id = m.track(&held.topic, held.payload.clone(), now);
+            let packet_id = m.track(&held.topic, held.payload.clone(), held.sid.clone(), now);
             self.trace(id, || {
                 format!(
                     "->> [PUBLISH {} pi={packet_id} size={}]",
@@ -629,6 +629,7 @@ impl Broker {
                                 topic,
                                 payload,
                                 due: now,
+                                sid: None,
                             };
                             (packet_id, f)
                         })
@@ -970,6 +971,9 @@ impl Broker {
             };
             self.mqtt_send(id, now, &Packet::Publish(publish));
         }
+        // A filter made QoS 0 again forgot its deliveries in flight: their window slots go to
+        // the other filters' held ones.
+        self.mqtt_release_held(id, now);
     }
 
     fn collect_retained(&self, id: ClientId, subject: &str, into: &mut Vec<crate::mqtt::Retained>) {
@@ -1040,6 +1044,9 @@ impl Broker {
         self.persist_live_session(id);
         self.trace(id, || format!("->> [UNSUBACK pi={}]", unsub.packet_id));
         self.mqtt_send(id, now, &Packet::UnsubAck(unsub.packet_id));
+        // Forgotten deliveries in flight free the window for the other filters' held ones,
+        // sent after the acknowledgement as nats-server's consumers go on delivering.
+        self.mqtt_release_held(id, now);
     }
 
     /// Sends again, with DUP, every QoS 1 delivery whose PUBACK did not come within

@@ -8,6 +8,7 @@ fn session(payload_len: usize) -> SavedSession {
         topic: "t".into(),
         payload: Bytes::from(vec![0u8; payload_len]),
         due: Instant::now(),
+        sid: None,
     };
     SavedSession {
         filters: std::collections::BTreeMap::from([("t".to_owned(), QoS::AtLeastOnce)]),
@@ -50,7 +51,7 @@ fn inflight_bounds() {
     let sid: Arc<[u8]> = Arc::from(&b"s"[..]);
     m.granted.insert(Arc::clone(&sid), QoS::AtLeastOnce);
     assert_eq!(m.delivery(&sid, QoS::AtLeastOnce, 6), Delivery::AtLeastOnce);
-    let id = m.track("t", Bytes::from_static(b"123456"), now);
+    let id = m.track("t", Bytes::from_static(b"123456"), None, now);
     assert_eq!(
         m.delivery(&sid, QoS::AtLeastOnce, 5),
         Delivery::Held,
@@ -58,11 +59,11 @@ fn inflight_bounds() {
     );
     assert_eq!(m.delivery(&sid, QoS::AtMostOnce, 5), Delivery::AtMostOnce);
     assert_eq!(m.delivery(&sid, QoS::AtLeastOnce, 4), Delivery::AtLeastOnce);
-    m.track("t", Bytes::from_static(b"1234"), now);
+    m.track("t", Bytes::from_static(b"1234"), None, now);
     m.acked(id, now);
     assert_eq!(m.inflight_bytes, 4);
-    m.track("t", Bytes::from_static(b"1"), now);
-    m.track("t", Bytes::from_static(b"2"), now);
+    m.track("t", Bytes::from_static(b"1"), None, now);
+    m.track("t", Bytes::from_static(b"2"), None, now);
     assert_eq!(
         m.delivery(&sid, QoS::AtLeastOnce, 0),
         Delivery::Held,
@@ -70,7 +71,7 @@ fn inflight_bounds() {
     );
     // Acknowledged out of order, the redelivery queue stays bounded.
     for _ in 0..1000 {
-        let id = m.track("t", Bytes::new(), now);
+        let id = m.track("t", Bytes::new(), None, now);
         m.acked(id, now);
     }
     assert!(

@@ -14,6 +14,7 @@ fn session(filters: &[(&str, QoS)], inflight: &[(u16, &str, &[u8])]) -> SavedSes
                     topic: (*topic).to_owned(),
                     payload: Bytes::copy_from_slice(payload),
                     due: now,
+                    sid: None,
                 };
                 (*id, f)
             })

@@ -516,15 +516,20 @@ fn unsubscribe_forgets_what_only_that_filter_held() {
         now,
         &wire(&[subscribe(&[("u/c", QoS::AtMostOnce)])]),
     );
-    take(&mut broker, s);
+    // a0, in flight for u/a, is forgotten with it: its slot goes to b1 at once.
+    let got = packets(&take(&mut broker, s), &mut sdec);
+    let sent: Vec<Packet> = got
+        .into_iter()
+        .filter(|p| matches!(p, Packet::Publish(_)))
+        .collect();
+    assert_eq!(payloads(&publishes(&sent)), ["b1"]);
     feed(
         &mut broker,
         s,
         now,
         &wire(&[Packet::PubAck(first[0].1.unwrap())]),
     );
-    let next = publishes(&packets(&take(&mut broker, s), &mut sdec));
-    assert_eq!(payloads(&next), ["b1"]);
+    assert!(publishes(&packets(&take(&mut broker, s), &mut sdec)).is_empty());
     let m = broker.client(s).and_then(|c| c.mqtt.as_ref()).unwrap();
     assert!(m.held.is_empty(), "a1 and c1 forgotten");
 }
@@ -673,10 +678,15 @@ fn overlapping_filters_copy_each_and_unsubscribe_forgets_its_copies() {
         filters: vec!["a/b".to_owned()],
     });
     feed(&mut broker, s, now, &wire(&[unsub]));
-    take(&mut broker, s);
+    let got = packets(&take(&mut broker, s), &mut sdec);
+    let (unsuback, sent) = got.split_first().unwrap();
+    assert!(matches!(unsuback, Packet::UnsubAck(4)), "{unsuback:?}");
+    // a/b's copies are forgotten, held and in flight; the two window slots its in-flight
+    // copies held go to a/#'s next held ones.
+    let mut got = publishes(sent);
+    assert_eq!(payloads(&got), ["h2", "h3"]);
     let m = broker.client(s).and_then(|c| c.mqtt.as_ref()).unwrap();
-    assert_eq!(m.held.len(), 4, "a/b's copies forgotten, a/#'s kept");
-    let mut got = Vec::new();
+    assert_eq!(m.held.len(), 2, "a/#'s h4 and h5");
     for (_, id, _) in &window {
         feed(&mut broker, s, now, &wire(&[Packet::PubAck(id.unwrap())]));
         got.extend(publishes(&packets(&take(&mut broker, s), &mut sdec)));
@@ -713,4 +723,60 @@ fn reload_resizes_the_window_of_live_sessions() {
         (m.max_ack_pending, m.inflight.len(), m.held.len()),
         (4, 4, 2)
     );
+}
+
+/// An UNSUBSCRIBE ends the redelivery of what that filter had in flight (nats-server deletes
+/// its consumer, and the consumer's redeliveries with it), frees the window for what another
+/// filter holds, and a late PUBACK for a forgotten delivery is ignored.
+#[test]
+fn unsubscribe_ends_redelivery_of_that_filters_deliveries_in_flight() {
+    let now = start_time();
+    let mut broker = Broker::new(config(2), now);
+    let (p, _) = mqtt(&mut broker, now, "pub");
+    let (s, mut sdec) = mqtt(&mut broker, now, "inflight");
+    feed(
+        &mut broker,
+        s,
+        now,
+        &wire(&[subscribe(&[
+            ("u", QoS::AtLeastOnce),
+            ("v", QoS::AtLeastOnce),
+        ])]),
+    );
+    take(&mut broker, s);
+    let batch = [qos1("u", "u0"), qos1("u", "u1"), qos1("v", "v0")];
+    feed(&mut broker, p, now, &wire(&batch));
+    take(&mut broker, p);
+    let first = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(payloads(&first), ["u0", "u1"], "v0 waits behind the window");
+    let unsub = Packet::Unsubscribe(Unsubscribe {
+        packet_id: 9,
+        filters: vec!["u".to_owned()],
+    });
+    feed(&mut broker, s, now, &wire(&[unsub]));
+    let got = packets(&take(&mut broker, s), &mut sdec);
+    let (unsuback, sent) = got.split_first().unwrap();
+    assert!(matches!(unsuback, Packet::UnsubAck(9)), "{unsuback:?}");
+    let released = publishes(sent);
+    assert_eq!(
+        payloads(&released),
+        ["v0"],
+        "the freed window sends v's held one"
+    );
+    let later = now + Duration::from_secs(6);
+    broker.handle_timeout(later);
+    let again = publishes(&packets(&take(&mut broker, s), &mut sdec));
+    assert_eq!(
+        again,
+        [("v0".to_owned(), released[0].1, true)],
+        "only v's delivery is redelivered"
+    );
+    feed(
+        &mut broker,
+        s,
+        later,
+        &wire(&[Packet::PubAck(first[0].1.unwrap())]),
+    );
+    assert!(publishes(&packets(&take(&mut broker, s), &mut sdec)).is_empty());
+    assert!(broker.client(s).is_some_and(|c| !c.phase.is_closed()));
 }
