@@ -1362,3 +1362,50 @@ fn memory_resolver_updates(target: Target) {
     );
 }
 common::on_both!(memory_resolver_updates);
+
+/// A pushed, trusted account JWT that natsws cannot serve (subject `mappings`, which it
+/// refuses at start-up) is refused as the reference refuses a JWT it cannot store, nothing is
+/// written and the running clients stay. nats-server serves mappings: it stores the JWT and
+/// answers `jwt updated`.
+fn claims_update_natsws_cannot_serve(target: Target) {
+    let Some(Full { srv, jwts, sys, .. }) = start_full(target, false) else {
+        return;
+    };
+    let k = keys();
+    let mut s = system_client(&srv, &sys);
+    let u = key(KeyPairType::User, 80);
+    let mut c = logged_in(&srv, Transport::Tcp, &k.a, &u);
+    let b = k.b.public_key();
+    let mapped = account_jwt(
+        &k,
+        &k.b,
+        r#","mappings":{"foo":[{"subject":"bar","weight":100}]}"#,
+    );
+    let got = answer(&request(
+        &mut s,
+        &format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE"),
+        &mapped,
+    ));
+    let file = jwts.join(format!("{b}.jwt"));
+    if target == Target::Reference {
+        assert_eq!(got, updated(&b));
+        assert!(file.exists());
+        return;
+    }
+    assert_eq!(
+        got,
+        refused(
+            &b,
+            &format!(
+                "jwt update resulted in error - account JWT {b}: subject mappings (mappings) are not supported by natsws"
+            )
+        )
+    );
+    assert!(!file.exists());
+    assert_eq!(c.sync(), "");
+    assert_eq!(s.sync(), "");
+    let keep = key(KeyPairType::User, 81);
+    let mut again = logged_in(&srv, Transport::Ws, &k.a, &keep);
+    assert_eq!(again.sync(), "");
+}
+common::on_both!(claims_update_natsws_cannot_serve);

@@ -9,7 +9,11 @@
 //! so a revocation closes live connections and changed limits apply at once. As in the
 //! reference, a JWT the live server does not take (its issuer is not a trusted operator key,
 //! or it has expired) is stored and answered `jwt updated`, but the live server keeps the
-//! account it had (and logs the error). A MEMORY resolver serves only the updates that name
+//! account it had (and logs the error). A JWT natsws cannot serve at all (the operator trust
+//! built with it fails, as for one with `mappings`, which natsws refuses at start-up) is
+//! answered `jwt update resulted in error - <why>` and neither stored nor applied, where the
+//! reference stores and serves it; the live server is never reloaded with a trust that fails.
+//! A MEMORY resolver serves only the updates that name
 //! the account, applies them to an account the server has, and stores nothing.
 
 use std::fs;
@@ -200,12 +204,15 @@ pub(super) fn serve(
         ClaimsRequest::Update(account) => {
             let response = match claims::check_update(account, &body, &store.keys) {
                 Err(refused) => refused,
-                Ok(account) => match dir.save(&account, body.trim()) {
+                Ok(account) => match servable(ctx.broker.config(), &account, body.trim()) {
                     Err(e) => Response::not_saved(&account, &e),
-                    Ok(()) => {
-                        apply_update(ctx, checks, &account, body.trim(), now);
-                        Response::updated(&account)
-                    }
+                    Ok(()) => match dir.save(&account, body.trim()) {
+                        Err(e) => Response::not_saved(&account, &e),
+                        Ok(()) => {
+                            apply_update(ctx, checks, &account, body.trim(), now);
+                            Response::updated(&account)
+                        }
+                    },
                 },
             };
             respond(ctx, reply, &response, now);
@@ -303,6 +310,27 @@ fn respond(ctx: &mut Ctx, reply: Option<&str>, response: &Response, now: Instant
     ctx.broker.publish_system(now, reply, json.as_bytes());
 }
 
+/// Whether the live server can serve `account` with `token` in place of its JWT: the
+/// operator trust built with the new account list (`Trust::new`) must succeed, so that a JWT
+/// natsws refuses at start-up (such as one with `mappings`) is neither stored nor applied.
+fn servable(cfg: &broker::Config, account: &str, token: &str) -> Result<(), String> {
+    let Some(op) = cfg.auth.operator.as_ref() else {
+        return Ok(());
+    };
+    let mut candidate = op.clone();
+    match candidate
+        .accounts
+        .iter_mut()
+        .find(|t| subject_of(t).as_deref() == Some(account))
+    {
+        Some(existing) => token.clone_into(existing),
+        None => candidate.accounts.push(token.to_owned()),
+    }
+    broker::auth::operator::Trust::new(&candidate)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 /// The account key of an account JWT text, when it decodes.
 fn subject_of(token: &str) -> Option<String> {
     jwt::decode_account(token.trim()).ok().map(|c| c.data.sub)
@@ -352,6 +380,9 @@ fn memory_update(
     }
     if let Err(e) = check_live(ctx, token) {
         return Response::not_applied(account, &e);
+    }
+    if let Err(e) = servable(ctx.broker.config(), account, token.trim()) {
+        return Response::not_saved(account, &e);
     }
     apply_update(ctx, checks, account, token.trim(), now);
     Response::updated(account)
@@ -409,6 +440,12 @@ fn reload_accounts(
         return;
     };
     if !change(&mut op.accounts) {
+        return;
+    }
+    // A configuration whose trust fails would close every client and refuse new ones: the
+    // running one stays.
+    if let Err(e) = broker::auth::operator::Trust::new(op) {
+        log::error!("update resulted in error {e}");
         return;
     }
     for auth in [&mut ctx.settings.broker.auth, &mut ctx.settings.auth] {
