@@ -153,7 +153,9 @@ impl Dir {
 }
 
 /// Writes `bytes` to `path` so that a crash leaves the old file or the new one whole: temp
-/// file, fsync, rename, then the directory synced so the rename itself is durable.
+/// file, fsync, rename, then the directory synced so the rename itself is durable. Once the
+/// rename succeeded the file is replaced and the write counts as done; a failing directory
+/// sync is only logged.
 fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     let mut tmp = path.as_os_str().to_owned();
@@ -163,13 +165,16 @@ fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
+        fs::rename(&tmp, path)
     })();
     if res.is_err() {
         let _ = fs::remove_file(&tmp);
+        return res;
     }
-    res
+    if let Err(e) = fs::File::open(dir).and_then(|d| d.sync_all()) {
+        log::warn!("syncing jwt directory {} failed: {e}", dir.display());
+    }
+    Ok(())
 }
 
 /// Answers one request to a system service, when it is one of the claim services.
