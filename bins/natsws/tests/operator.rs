@@ -1409,3 +1409,27 @@ fn claims_update_natsws_cannot_serve(target: Target) {
     assert_eq!(again.sync(), "");
 }
 common::on_both!(claims_update_natsws_cannot_serve);
+
+/// Deleting an account whose file is gone counts as deleted but changes nothing, as in the
+/// reference (`DirJWTStore.delete` returns without its callbacks): the live account and its
+/// users stay.
+fn claims_delete_without_file(target: Target) {
+    let k = keys();
+    let a = k.a.public_key();
+    let Some(Full { srv, jwts, sys, .. }) = start_full(target, true) else {
+        return;
+    };
+    let mut s = system_client(&srv, &sys);
+    let u = key(KeyPairType::User, 82);
+    let mut c = logged_in(&srv, Transport::Tcp, &k.a, &u);
+    std::fs::remove_file(jwts.join(format!("{a}.jwt"))).unwrap();
+    assert_eq!(
+        delete(&mut s, &k.op, std::slice::from_ref(&a)),
+        serde_json::json!({"data": {"code": 200, "message": "deleted 1 accounts"}})
+    );
+    assert_eq!(c.sync(), "");
+    let keep = key(KeyPairType::User, 83);
+    let mut again = logged_in(&srv, Transport::Ws, &k.a, &keep);
+    assert_eq!(again.sync(), "");
+}
+common::on_both!(claims_delete_without_file);

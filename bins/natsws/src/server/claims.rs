@@ -268,14 +268,16 @@ pub(super) fn serve(
                     Ok(accounts) => {
                         let mut errors = Vec::new();
                         let mut deleted = Vec::new();
+                        let mut missing = 0;
                         for account in &accounts {
                             match delete(&dir.path(account)) {
-                                Ok(()) => deleted.push(account.clone()),
+                                Ok(true) => deleted.push(account.clone()),
+                                Ok(false) => missing += 1,
                                 Err(e) => errors.push(e.to_string()),
                             }
                         }
                         apply_deletes(ctx, checks, &deleted, now);
-                        claims::delete_response(deleted.len(), &errors)
+                        claims::delete_response(deleted.len() + missing, &errors)
                     }
                 };
             respond(ctx, reply, &response, now);
@@ -291,13 +293,16 @@ fn read_jwt(path: &Path) -> io::Result<String> {
     Ok(fs::read_to_string(path)?.trim().to_owned())
 }
 
-/// Renames a JWT's file to `<key>.jwt.deleted`; a missing file counts as deleted.
-fn delete(path: &Path) -> io::Result<()> {
+/// Renames a JWT's file to `<key>.jwt.deleted`: `true` when it did, `false` when there was no
+/// file. As in the reference (`DirJWTStore.delete`), a missing file counts as deleted but
+/// changes nothing: the live account stays.
+fn delete(path: &Path) -> io::Result<bool> {
     let mut to = path.as_os_str().to_owned();
     to.push(DELETED_SUFFIX);
     match fs::rename(path, PathBuf::from(to)) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
