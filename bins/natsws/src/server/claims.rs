@@ -29,9 +29,6 @@ use natsconf::options::Resolver;
 use super::ctx::Ctx;
 use super::events::PasswordChecks;
 
-/// The default most JWTs a full resolver keeps (`server/dirstore.go`).
-const DEFAULT_LIMIT: usize = 1000;
-
 /// What a deleted JWT's file is renamed to (`server/dirstore.go` `RenameDeleted`).
 const DELETED_SUFFIX: &str = ".deleted";
 
@@ -78,10 +75,7 @@ impl ClaimsStore {
                 log::info!("Managing all jwt in exclusive directory {dir}");
                 let dir = Dir {
                     path: PathBuf::from(dir),
-                    limit: usize::try_from(*limit)
-                        .ok()
-                        .filter(|l| *l > 0)
-                        .unwrap_or(DEFAULT_LIMIT),
+                    limit: crate::operator::dir_limit(*limit),
                     allow_delete: *allow_delete,
                 };
                 (Some(dir), &claims::SUBJECTS)
@@ -346,20 +340,13 @@ fn subject_of(token: &str) -> Option<String> {
     jwt::decode_account(token.trim()).ok().map(|c| c.data.sub)
 }
 
-/// The wall clock's Unix seconds.
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 /// Whether the live server takes `token` (`verifyAccountClaims`).
 fn check_live(ctx: &Ctx, token: &str) -> Result<(), String> {
     let keys = ctx
         .claims
         .as_ref()
         .ok_or_else(|| "no operator key found".to_owned())?;
-    claims::check_live(token, &keys.keys, now_unix())
+    claims::check_live(token, &keys.keys, crate::operator::now_unix())
 }
 
 /// A MEMORY resolver's update (`accountClaimUpdate`): applied to the account when the server
