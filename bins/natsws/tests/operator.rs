@@ -1433,3 +1433,40 @@ fn claims_delete_without_file(target: Target) {
     assert_eq!(again.sync(), "");
 }
 common::on_both!(claims_delete_without_file);
+
+/// A pushed JWT is stored as sent and a lookup answers the stored text as it is (here with
+/// the trailing newline the request carried).
+fn claims_stored_as_sent(target: Target) {
+    let Some(Full { srv, jwts, sys, .. }) = start_full(target, false) else {
+        return;
+    };
+    let k = keys();
+    let mut s = system_client(&srv, &sys);
+    let b = k.b.public_key();
+    let sent = format!("{}\n", account_jwt(&k, &k.b, ""));
+    let got = request(
+        &mut s,
+        &format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE"),
+        &sent,
+    );
+    assert_eq!(answer(&got), updated(&b));
+    assert_eq!(
+        std::fs::read_to_string(jwts.join(format!("{b}.jwt"))).unwrap(),
+        sent
+    );
+    s.send(&format!(
+        "PUB $SYS.REQ.ACCOUNT.{b}.CLAIMS.LOOKUP _INBOX.claims 0\r\n\r\n"
+    ));
+    let Conn::Tcp(raw) = &mut s else {
+        panic!("the claim requests go over TCP");
+    };
+    loop {
+        let line = raw.line();
+        if let Some(size) = line.strip_prefix("MSG _INBOX.claims 77 ") {
+            assert_eq!(size.trim(), sent.len().to_string(), "{line:?}");
+            break;
+        }
+        assert!(line == "PING\r\n" || line == "PONG\r\n", "{line:?}");
+    }
+}
+common::on_both!(claims_stored_as_sent);

@@ -205,7 +205,7 @@ pub(super) fn serve(
                 Err(refused) => refused,
                 Ok(account) => match servable(ctx.broker.config(), &account, body.trim()) {
                     Err(e) => Response::not_saved(&account, &e),
-                    Ok(()) => match dir.save(&account, body.trim()) {
+                    Ok(()) => match dir.save(&account, &body) {
                         Err(e) => Response::not_saved(&account, &e),
                         Ok(()) => {
                             apply_update(ctx, checks, &account, body.trim(), now);
@@ -279,12 +279,13 @@ pub(super) fn serve(
     }
 }
 
-/// Reads a stored JWT, at most [`jwt::MAX_JWT_BYTES`].
+/// Reads a stored JWT, at most [`jwt::MAX_JWT_BYTES`], as it was stored (the reference
+/// stores and answers the request's body as sent).
 fn read_jwt(path: &Path) -> io::Result<String> {
     if fs::metadata(path)?.len() > jwt::MAX_JWT_BYTES as u64 {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "jwt too large"));
     }
-    Ok(fs::read_to_string(path)?.trim().to_owned())
+    fs::read_to_string(path)
 }
 
 /// Renames a JWT's file to `<key>.jwt.deleted`: `true` when it did, `false` when there was no
