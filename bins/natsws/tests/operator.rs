@@ -1470,3 +1470,45 @@ fn claims_stored_as_sent(target: Target) {
     }
 }
 common::on_both!(claims_stored_as_sent);
+
+/// With the MEMORY resolver, the account's own JWT sent again is answered `jwt updated`
+/// before it is verified (`updateAccountWithClaimJWT` checks for the same claim first), even
+/// when it has expired since.
+fn memory_resolver_same_claim(target: Target) {
+    let k = keys();
+    let sys = key(KeyPairType::Account, 9);
+    let dir = common::temp_dir("operator-memory-same");
+    let op = common::write_file(&dir, "op.jwt", &operator_jwt(&k));
+    let exp = now_unix() + 2;
+    let a_jwt = encode(
+        &claims(
+            &k.op,
+            &k.a.public_key(),
+            "account",
+            &format!(r#","exp":{exp}"#),
+            "",
+        ),
+        &k.op,
+    )
+    .unwrap();
+    let text = format!(
+        "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", no_tls: true }}\noperator: \"{op}\"\nsystem_account: {s}\nresolver: MEMORY\nresolver_preload {{\n  {s}: {}\n  {a}: {a_jwt}\n}}\n",
+        account_jwt(&k, &sys, ""),
+        s = sys.public_key(),
+        a = k.a.public_key(),
+    );
+    let Some(srv) = target.with_config(&text, &[]) else {
+        return;
+    };
+    let mut s = system_client(&srv, &sys);
+    let a = k.a.public_key();
+    // A user loads the account (the reference loads accounts on first use).
+    let u = key(KeyPairType::User, 84);
+    let _c = logged_in(&srv, Transport::Tcp, &k.a, &u);
+    while now_unix() <= exp {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let subject = format!("$SYS.REQ.ACCOUNT.{a}.CLAIMS.UPDATE");
+    assert_eq!(answer(&request(&mut s, &subject, &a_jwt)), updated(&a));
+}
+common::on_both!(memory_resolver_same_claim);

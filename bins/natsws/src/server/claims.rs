@@ -362,19 +362,19 @@ fn memory_update(
     if let Err(refused) = claims::check_memory_update(account, token) {
         return refused;
     }
-    let loaded = ctx
-        .broker
-        .config()
-        .auth
-        .operator
-        .as_ref()
-        .is_some_and(|op| {
-            op.accounts
-                .iter()
-                .any(|t| subject_of(t).as_deref() == Some(account))
-        });
-    if !loaded {
+    let live = ctx.broker.config().auth.operator.as_ref().and_then(|op| {
+        op.accounts
+            .iter()
+            .find(|t| subject_of(t).as_deref() == Some(account))
+    });
+    let Some(live) = live else {
         return Response::skipped(account);
+    };
+    // `updateAccountWithClaimJWT`: the account's own JWT again is an update that changes
+    // nothing, answered before the JWT is verified (so even when it has expired since).
+    if live == token {
+        log::debug!("Requested account update for [{account}], same claims detected");
+        return Response::updated(account);
     }
     if let Err(e) = check_live(ctx, token) {
         return Response::not_applied(account, &e);
