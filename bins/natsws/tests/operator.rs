@@ -1512,3 +1512,44 @@ fn memory_resolver_same_claim(target: Target) {
     assert_eq!(answer(&request(&mut s, &subject, &a_jwt)), updated(&a));
 }
 common::on_both!(memory_resolver_same_claim);
+
+/// A LIST leaves out the stored JWTs that have expired (`PackWalk` skips them).
+fn claims_list_skips_expired(target: Target) {
+    let Some(Full {
+        srv, jwts, text, ..
+    }) = start_full(target, false)
+    else {
+        return;
+    };
+    drop(srv);
+    let k = keys();
+    let expired = encode(
+        &claims(
+            &k.op,
+            &k.b.public_key(),
+            "account",
+            &format!(r#","exp":{}"#, now_unix() - 5),
+            "",
+        ),
+        &k.op,
+    )
+    .unwrap();
+    std::fs::write(jwts.join(format!("{}.jwt", k.b.public_key())), expired).unwrap();
+    let Some(srv) = target.with_config(&text, &[]) else {
+        return;
+    };
+    let sys = key(KeyPairType::Account, 9);
+    let mut s = system_client(&srv, &sys);
+    let got = answer(&request(&mut s, "$SYS.REQ.CLAIMS.LIST", ""));
+    let mut listed: Vec<String> = got["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{got}"))
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_owned())
+        .collect();
+    listed.sort();
+    let mut expected = vec![k.a.public_key(), sys.public_key()];
+    expected.sort();
+    assert_eq!(listed, expected);
+}
+common::on_both!(claims_list_skips_expired);

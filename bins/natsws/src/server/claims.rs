@@ -135,6 +135,21 @@ impl Dir {
         Ok(keys)
     }
 
+    /// The stored account keys a LIST answers: those of [`Dir::list`] whose JWT has not
+    /// expired at `now_unix` (`PackWalk` skips an expired JWT; one that does not decode is
+    /// listed).
+    fn list_unexpired(&self, now_unix: i64) -> io::Result<Vec<String>> {
+        let mut keys = self.list()?;
+        keys.retain(|key| {
+            let exp = read_jwt(&self.path(key))
+                .ok()
+                .and_then(|t| jwt::decode_generic(&t).ok())
+                .map_or(0, |(data, _)| data.exp);
+            !(exp > 0 && exp < now_unix)
+        });
+        Ok(keys)
+    }
+
     /// Stores `token` as `account`'s JWT; a new account beyond `limit` is refused
     /// (`jwt store is full`).
     fn save(&self, account: &str, token: &str) -> Result<(), String> {
@@ -237,7 +252,7 @@ pub(super) fn serve(
             let Some(reply) = reply else {
                 return;
             };
-            match dir.list() {
+            match dir.list_unexpired(crate::operator::now_unix()) {
                 Ok(keys) => {
                     log::debug!("list request responded with {} account ids", keys.len());
                     let server = store.server_info(ctx.broker.config());
