@@ -1553,3 +1553,41 @@ fn claims_list_skips_expired(target: Target) {
     assert_eq!(listed, expected);
 }
 common::on_both!(claims_list_skips_expired);
+
+/// A stored JWT the server does not trust leaves the running account only until the
+/// directory is read again: natsws re-reads it on reload, and then the account is no longer
+/// served. (nats-server does not re-read its directory on reload; it reads it on restart.)
+fn claims_untrusted_push_until_reload(target: Target) {
+    let Some(Full { srv, sys, text, .. }) = start_full(target, false) else {
+        return;
+    };
+    let k = keys();
+    let mut s = system_client(&srv, &sys);
+    let a = k.a.public_key();
+    let u = key(KeyPairType::User, 85);
+    let mut c = logged_in(&srv, Transport::Tcp, &k.a, &u);
+    let stranger = key(KeyPairType::Operator, 86);
+    let foreign = encode(&claims(&stranger, &a, "account", "", ""), &stranger).unwrap();
+    let got = request(
+        &mut s,
+        &format!("$SYS.REQ.ACCOUNT.{a}.CLAIMS.UPDATE"),
+        &foreign,
+    );
+    assert_eq!(answer(&got), updated(&a));
+    assert_eq!(c.sync(), "");
+    if target == Target::Reference {
+        return;
+    }
+    srv.reload(&text, 1);
+    let rest = c.read_either("-ERR", "\u{0}never");
+    assert_eq!(rest, "-ERR 'Authorization Violation'\r\n");
+    let v = key(KeyPairType::User, 87);
+    let (_, out) = Conn::login(
+        &srv,
+        Transport::Tcp,
+        Some(&user_jwt(&k.a, &v, "", "")),
+        Some(&v),
+    );
+    assert_eq!(out, VIOLATION);
+}
+common::on_both!(claims_untrusted_push_until_reload);
