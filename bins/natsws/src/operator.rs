@@ -16,8 +16,21 @@ use natsconf::Loader as _;
 use natsconf::options::{Options, Resolver};
 use natsconf::value::Pos;
 
-/// The default most JWTs a full resolver keeps (`server/dirstore.go` default limit).
-const DEFAULT_DIR_LIMIT: usize = 1000;
+/// The most JWTs a full resolver keeps for its configured `limit`: a limit of 0 or less is
+/// unlimited, as `server/dirstore.go` `NewExpiringDirJWTStore` makes it.
+pub(crate) fn dir_limit(limit: i64) -> usize {
+    usize::try_from(limit)
+        .ok()
+        .filter(|l| *l > 0)
+        .unwrap_or(usize::MAX)
+}
+
+/// The wall clock's Unix seconds.
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
 
 fn at(pos: Option<&Pos>, message: &str) -> String {
     match pos {
@@ -84,9 +97,7 @@ fn read_operator(value: &str) -> Result<String, String> {
 /// against the wall clock now; logged as warnings at start-up and again on every reload
 /// with the MEMORY resolver, as nats-server does (`server/reload.go` `reloadAuthorization`).
 pub(crate) fn preload_issues(o: &Options) -> Vec<String> {
-    let now_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now_unix = now_unix();
     o.operator
         .preload
         .iter()
@@ -225,11 +236,8 @@ pub(crate) fn operator_config(
                     .to_owned(),
             );
         }
-        let limit = usize::try_from(*limit)
-            .ok()
-            .filter(|l| *l > 0)
-            .unwrap_or(DEFAULT_DIR_LIMIT);
-        cfg.accounts.extend(read_dir(dir, limit, warnings)?);
+        cfg.accounts
+            .extend(read_dir(dir, dir_limit(*limit), warnings)?);
     }
     Ok(Some(cfg))
 }
@@ -237,6 +245,15 @@ pub(crate) fn operator_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dir_limit_of_zero_or_less_is_unlimited() {
+        assert_eq!(dir_limit(0), usize::MAX);
+        assert_eq!(dir_limit(-1), usize::MAX);
+        assert_eq!(dir_limit(i64::MIN), usize::MAX);
+        assert_eq!(dir_limit(1), 1);
+        assert_eq!(dir_limit(1000), 1000);
+    }
 
     #[test]
     fn system_zones_follow_the_zone_database() {

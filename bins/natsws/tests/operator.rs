@@ -1362,3 +1362,232 @@ fn memory_resolver_updates(target: Target) {
     );
 }
 common::on_both!(memory_resolver_updates);
+
+/// A pushed, trusted account JWT that natsws cannot serve (subject `mappings`, which it
+/// refuses at start-up) is refused as the reference refuses a JWT it cannot store, nothing is
+/// written and the running clients stay. nats-server serves mappings: it stores the JWT and
+/// answers `jwt updated`.
+fn claims_update_natsws_cannot_serve(target: Target) {
+    let Some(Full { srv, jwts, sys, .. }) = start_full(target, false) else {
+        return;
+    };
+    let k = keys();
+    let mut s = system_client(&srv, &sys);
+    let u = key(KeyPairType::User, 80);
+    let mut c = logged_in(&srv, Transport::Tcp, &k.a, &u);
+    let b = k.b.public_key();
+    let mapped = account_jwt(
+        &k,
+        &k.b,
+        r#","mappings":{"foo":[{"subject":"bar","weight":100}]}"#,
+    );
+    let got = answer(&request(
+        &mut s,
+        &format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE"),
+        &mapped,
+    ));
+    let file = jwts.join(format!("{b}.jwt"));
+    if target == Target::Reference {
+        assert_eq!(got, updated(&b));
+        assert!(file.exists());
+        return;
+    }
+    assert_eq!(
+        got,
+        refused(
+            &b,
+            &format!(
+                "jwt update resulted in error - account JWT {b}: subject mappings (mappings) are not supported by natsws"
+            )
+        )
+    );
+    assert!(!file.exists());
+    assert_eq!(c.sync(), "");
+    assert_eq!(s.sync(), "");
+    let keep = key(KeyPairType::User, 81);
+    let mut again = logged_in(&srv, Transport::Ws, &k.a, &keep);
+    assert_eq!(again.sync(), "");
+}
+common::on_both!(claims_update_natsws_cannot_serve);
+
+/// Deleting an account whose file is gone counts as deleted but changes nothing, as in the
+/// reference (`DirJWTStore.delete` returns without its callbacks): the live account and its
+/// users stay.
+fn claims_delete_without_file(target: Target) {
+    let k = keys();
+    let a = k.a.public_key();
+    let Some(Full { srv, jwts, sys, .. }) = start_full(target, true) else {
+        return;
+    };
+    let mut s = system_client(&srv, &sys);
+    let u = key(KeyPairType::User, 82);
+    let mut c = logged_in(&srv, Transport::Tcp, &k.a, &u);
+    std::fs::remove_file(jwts.join(format!("{a}.jwt"))).unwrap();
+    assert_eq!(
+        delete(&mut s, &k.op, std::slice::from_ref(&a)),
+        serde_json::json!({"data": {"code": 200, "message": "deleted 1 accounts"}})
+    );
+    assert_eq!(c.sync(), "");
+    let keep = key(KeyPairType::User, 83);
+    let mut again = logged_in(&srv, Transport::Ws, &k.a, &keep);
+    assert_eq!(again.sync(), "");
+}
+common::on_both!(claims_delete_without_file);
+
+/// A pushed JWT is stored as sent and a lookup answers the stored text as it is (here with
+/// the trailing newline the request carried).
+fn claims_stored_as_sent(target: Target) {
+    let Some(Full { srv, jwts, sys, .. }) = start_full(target, false) else {
+        return;
+    };
+    let k = keys();
+    let mut s = system_client(&srv, &sys);
+    let b = k.b.public_key();
+    let sent = format!("{}\n", account_jwt(&k, &k.b, ""));
+    let got = request(
+        &mut s,
+        &format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE"),
+        &sent,
+    );
+    assert_eq!(answer(&got), updated(&b));
+    assert_eq!(
+        std::fs::read_to_string(jwts.join(format!("{b}.jwt"))).unwrap(),
+        sent
+    );
+    s.send(&format!(
+        "PUB $SYS.REQ.ACCOUNT.{b}.CLAIMS.LOOKUP _INBOX.claims 0\r\n\r\n"
+    ));
+    let Conn::Tcp(raw) = &mut s else {
+        panic!("the claim requests go over TCP");
+    };
+    loop {
+        let line = raw.line();
+        if let Some(size) = line.strip_prefix("MSG _INBOX.claims 77 ") {
+            assert_eq!(size.trim(), sent.len().to_string(), "{line:?}");
+            break;
+        }
+        assert!(line == "PING\r\n" || line == "PONG\r\n", "{line:?}");
+    }
+}
+common::on_both!(claims_stored_as_sent);
+
+/// With the MEMORY resolver, the account's own JWT sent again is answered `jwt updated`
+/// before it is verified (`updateAccountWithClaimJWT` checks for the same claim first), even
+/// when it has expired since.
+fn memory_resolver_same_claim(target: Target) {
+    let k = keys();
+    let sys = key(KeyPairType::Account, 9);
+    let dir = common::temp_dir("operator-memory-same");
+    let op = common::write_file(&dir, "op.jwt", &operator_jwt(&k));
+    let exp = now_unix() + 2;
+    let a_jwt = encode(
+        &claims(
+            &k.op,
+            &k.a.public_key(),
+            "account",
+            &format!(r#","exp":{exp}"#),
+            "",
+        ),
+        &k.op,
+    )
+    .unwrap();
+    let text = format!(
+        "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", no_tls: true }}\noperator: \"{op}\"\nsystem_account: {s}\nresolver: MEMORY\nresolver_preload {{\n  {s}: {}\n  {a}: {a_jwt}\n}}\n",
+        account_jwt(&k, &sys, ""),
+        s = sys.public_key(),
+        a = k.a.public_key(),
+    );
+    let Some(srv) = target.with_config(&text, &[]) else {
+        return;
+    };
+    let mut s = system_client(&srv, &sys);
+    let a = k.a.public_key();
+    // A user loads the account (the reference loads accounts on first use).
+    let u = key(KeyPairType::User, 84);
+    let _c = logged_in(&srv, Transport::Tcp, &k.a, &u);
+    while now_unix() <= exp {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let subject = format!("$SYS.REQ.ACCOUNT.{a}.CLAIMS.UPDATE");
+    assert_eq!(answer(&request(&mut s, &subject, &a_jwt)), updated(&a));
+}
+common::on_both!(memory_resolver_same_claim);
+
+/// A LIST leaves out the stored JWTs that have expired (`PackWalk` skips them).
+fn claims_list_skips_expired(target: Target) {
+    let Some(Full {
+        srv, jwts, text, ..
+    }) = start_full(target, false)
+    else {
+        return;
+    };
+    drop(srv);
+    let k = keys();
+    let expired = encode(
+        &claims(
+            &k.op,
+            &k.b.public_key(),
+            "account",
+            &format!(r#","exp":{}"#, now_unix() - 5),
+            "",
+        ),
+        &k.op,
+    )
+    .unwrap();
+    std::fs::write(jwts.join(format!("{}.jwt", k.b.public_key())), expired).unwrap();
+    let Some(srv) = target.with_config(&text, &[]) else {
+        return;
+    };
+    let sys = key(KeyPairType::Account, 9);
+    let mut s = system_client(&srv, &sys);
+    let got = answer(&request(&mut s, "$SYS.REQ.CLAIMS.LIST", ""));
+    let mut listed: Vec<String> = got["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{got}"))
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_owned())
+        .collect();
+    listed.sort();
+    let mut expected = vec![k.a.public_key(), sys.public_key()];
+    expected.sort();
+    assert_eq!(listed, expected);
+}
+common::on_both!(claims_list_skips_expired);
+
+/// A stored JWT the server does not trust leaves the running account only until the
+/// directory is read again: natsws re-reads it on reload, and then the account is no longer
+/// served. (nats-server does not re-read its directory on reload; it reads it on restart.)
+fn claims_untrusted_push_until_reload(target: Target) {
+    let Some(Full { srv, sys, text, .. }) = start_full(target, false) else {
+        return;
+    };
+    let k = keys();
+    let mut s = system_client(&srv, &sys);
+    let a = k.a.public_key();
+    let u = key(KeyPairType::User, 85);
+    let mut c = logged_in(&srv, Transport::Tcp, &k.a, &u);
+    let stranger = key(KeyPairType::Operator, 86);
+    let foreign = encode(&claims(&stranger, &a, "account", "", ""), &stranger).unwrap();
+    let got = request(
+        &mut s,
+        &format!("$SYS.REQ.ACCOUNT.{a}.CLAIMS.UPDATE"),
+        &foreign,
+    );
+    assert_eq!(answer(&got), updated(&a));
+    assert_eq!(c.sync(), "");
+    if target == Target::Reference {
+        return;
+    }
+    srv.reload(&text, 1);
+    let rest = c.read_either("-ERR", "\u{0}never");
+    assert_eq!(rest, "-ERR 'Authorization Violation'\r\n");
+    let v = key(KeyPairType::User, 87);
+    let (_, out) = Conn::login(
+        &srv,
+        Transport::Tcp,
+        Some(&user_jwt(&k.a, &v, "", "")),
+        Some(&v),
+    );
+    assert_eq!(out, VIOLATION);
+}
+common::on_both!(claims_untrusted_push_until_reload);

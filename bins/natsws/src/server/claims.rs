@@ -9,8 +9,15 @@
 //! so a revocation closes live connections and changed limits apply at once. As in the
 //! reference, a JWT the live server does not take (its issuer is not a trusted operator key,
 //! or it has expired) is stored and answered `jwt updated`, but the live server keeps the
-//! account it had (and logs the error). A MEMORY resolver serves only the updates that name
-//! the account, applies them to an account the server has, and stores nothing.
+//! account it had (and logs the error) until the directory is read again (a reload or
+//! restart), which brings the stored JWT in its place. A JWT natsws cannot serve at all (the operator trust
+//! built with it fails, as for one with `mappings`, which natsws refuses at start-up) is
+//! answered `jwt update resulted in error - <why>` and neither stored nor applied, where the
+//! reference stores and serves it; the live server is never reloaded with a trust that fails.
+//! A MEMORY resolver serves only the updates that name the account, applies them to an
+//! account the server has (its own JWT sent again answers `jwt updated` unverified, as
+//! `updateAccountWithClaimJWT` does), and stores nothing. A delete of an account whose file
+//! is missing counts as deleted and leaves the live account; a LIST leaves out expired JWTs.
 
 use std::fs;
 use std::io::{self, Write as _};
@@ -24,9 +31,6 @@ use natsconf::options::Resolver;
 
 use super::ctx::Ctx;
 use super::events::PasswordChecks;
-
-/// The default most JWTs a full resolver keeps (`server/dirstore.go`).
-const DEFAULT_LIMIT: usize = 1000;
 
 /// What a deleted JWT's file is renamed to (`server/dirstore.go` `RenameDeleted`).
 const DELETED_SUFFIX: &str = ".deleted";
@@ -74,10 +78,7 @@ impl ClaimsStore {
                 log::info!("Managing all jwt in exclusive directory {dir}");
                 let dir = Dir {
                     path: PathBuf::from(dir),
-                    limit: usize::try_from(*limit)
-                        .ok()
-                        .filter(|l| *l > 0)
-                        .unwrap_or(DEFAULT_LIMIT),
+                    limit: crate::operator::dir_limit(*limit),
                     allow_delete: *allow_delete,
                 };
                 (Some(dir), &claims::SUBJECTS)
@@ -137,6 +138,21 @@ impl Dir {
         Ok(keys)
     }
 
+    /// The stored account keys a LIST answers: those of [`Dir::list`] whose JWT has not
+    /// expired at `now_unix` (`PackWalk` skips an expired JWT; one that does not decode is
+    /// listed).
+    fn list_unexpired(&self, now_unix: i64) -> io::Result<Vec<String>> {
+        let mut keys = self.list()?;
+        keys.retain(|key| {
+            let exp = read_jwt(&self.path(key))
+                .ok()
+                .and_then(|t| jwt::decode_generic(&t).ok())
+                .map_or(0, |(data, _)| data.exp);
+            !(exp > 0 && exp < now_unix)
+        });
+        Ok(keys)
+    }
+
     /// Stores `token` as `account`'s JWT; a new account beyond `limit` is refused
     /// (`jwt store is full`).
     fn save(&self, account: &str, token: &str) -> Result<(), String> {
@@ -149,7 +165,9 @@ impl Dir {
 }
 
 /// Writes `bytes` to `path` so that a crash leaves the old file or the new one whole: temp
-/// file, fsync, rename, then the directory synced so the rename itself is durable.
+/// file, fsync, rename, then the directory synced so the rename itself is durable. Once the
+/// rename succeeded the file is replaced and the write counts as done; a failing directory
+/// sync is only logged.
 fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     let mut tmp = path.as_os_str().to_owned();
@@ -159,13 +177,16 @@ fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
+        fs::rename(&tmp, path)
     })();
     if res.is_err() {
         let _ = fs::remove_file(&tmp);
+        return res;
     }
-    res
+    if let Err(e) = fs::File::open(dir).and_then(|d| d.sync_all()) {
+        log::warn!("syncing jwt directory {} failed: {e}", dir.display());
+    }
+    Ok(())
 }
 
 /// Answers one request to a system service, when it is one of the claim services.
@@ -200,12 +221,15 @@ pub(super) fn serve(
         ClaimsRequest::Update(account) => {
             let response = match claims::check_update(account, &body, &store.keys) {
                 Err(refused) => refused,
-                Ok(account) => match dir.save(&account, body.trim()) {
+                Ok(account) => match servable(ctx.broker.config(), &account, body.trim()) {
                     Err(e) => Response::not_saved(&account, &e),
-                    Ok(()) => {
-                        apply_update(ctx, checks, &account, body.trim(), now);
-                        Response::updated(&account)
-                    }
+                    Ok(()) => match dir.save(&account, &body) {
+                        Err(e) => Response::not_saved(&account, &e),
+                        Ok(()) => {
+                            apply_update(ctx, checks, &account, body.trim(), now);
+                            Response::updated(&account)
+                        }
+                    },
                 },
             };
             respond(ctx, reply, &response, now);
@@ -231,7 +255,7 @@ pub(super) fn serve(
             let Some(reply) = reply else {
                 return;
             };
-            match dir.list() {
+            match dir.list_unexpired(crate::operator::now_unix()) {
                 Ok(keys) => {
                     log::debug!("list request responded with {} account ids", keys.len());
                     let server = store.server_info(ctx.broker.config());
@@ -256,14 +280,16 @@ pub(super) fn serve(
                     Ok(accounts) => {
                         let mut errors = Vec::new();
                         let mut deleted = Vec::new();
+                        let mut missing = 0;
                         for account in &accounts {
                             match delete(&dir.path(account)) {
-                                Ok(()) => deleted.push(account.clone()),
+                                Ok(true) => deleted.push(account.clone()),
+                                Ok(false) => missing += 1,
                                 Err(e) => errors.push(e.to_string()),
                             }
                         }
                         apply_deletes(ctx, checks, &deleted, now);
-                        claims::delete_response(deleted.len(), &errors)
+                        claims::delete_response(deleted.len() + missing, &errors)
                     }
                 };
             respond(ctx, reply, &response, now);
@@ -271,21 +297,25 @@ pub(super) fn serve(
     }
 }
 
-/// Reads a stored JWT, at most [`jwt::MAX_JWT_BYTES`].
+/// Reads a stored JWT, at most [`jwt::MAX_JWT_BYTES`], as it was stored (the reference
+/// stores and answers the request's body as sent).
 fn read_jwt(path: &Path) -> io::Result<String> {
     if fs::metadata(path)?.len() > jwt::MAX_JWT_BYTES as u64 {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "jwt too large"));
     }
-    Ok(fs::read_to_string(path)?.trim().to_owned())
+    fs::read_to_string(path)
 }
 
-/// Renames a JWT's file to `<key>.jwt.deleted`; a missing file counts as deleted.
-fn delete(path: &Path) -> io::Result<()> {
+/// Renames a JWT's file to `<key>.jwt.deleted`: `true` when it did, `false` when there was no
+/// file. As in the reference (`DirJWTStore.delete`), a missing file counts as deleted but
+/// changes nothing: the live account stays.
+fn delete(path: &Path) -> io::Result<bool> {
     let mut to = path.as_os_str().to_owned();
     to.push(DELETED_SUFFIX);
     match fs::rename(path, PathBuf::from(to)) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -303,16 +333,30 @@ fn respond(ctx: &mut Ctx, reply: Option<&str>, response: &Response, now: Instant
     ctx.broker.publish_system(now, reply, json.as_bytes());
 }
 
+/// Whether the live server can serve `account` with `token` in place of its JWT: the
+/// operator trust built with the new account list (`Trust::new`) must succeed, so that a JWT
+/// natsws refuses at start-up (such as one with `mappings`) is neither stored nor applied.
+fn servable(cfg: &broker::Config, account: &str, token: &str) -> Result<(), String> {
+    let Some(op) = cfg.auth.operator.as_ref() else {
+        return Ok(());
+    };
+    let mut candidate = op.clone();
+    match candidate
+        .accounts
+        .iter_mut()
+        .find(|t| subject_of(t).as_deref() == Some(account))
+    {
+        Some(existing) => token.clone_into(existing),
+        None => candidate.accounts.push(token.to_owned()),
+    }
+    broker::auth::operator::Trust::new(&candidate)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 /// The account key of an account JWT text, when it decodes.
 fn subject_of(token: &str) -> Option<String> {
     jwt::decode_account(token.trim()).ok().map(|c| c.data.sub)
-}
-
-/// The wall clock's Unix seconds.
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Whether the live server takes `token` (`verifyAccountClaims`).
@@ -321,7 +365,7 @@ fn check_live(ctx: &Ctx, token: &str) -> Result<(), String> {
         .claims
         .as_ref()
         .ok_or_else(|| "no operator key found".to_owned())?;
-    claims::check_live(token, &keys.keys, now_unix())
+    claims::check_live(token, &keys.keys, crate::operator::now_unix())
 }
 
 /// A MEMORY resolver's update (`accountClaimUpdate`): applied to the account when the server
@@ -336,22 +380,25 @@ fn memory_update(
     if let Err(refused) = claims::check_memory_update(account, token) {
         return refused;
     }
-    let loaded = ctx
-        .broker
-        .config()
-        .auth
-        .operator
-        .as_ref()
-        .is_some_and(|op| {
-            op.accounts
-                .iter()
-                .any(|t| subject_of(t).as_deref() == Some(account))
-        });
-    if !loaded {
+    let live = ctx.broker.config().auth.operator.as_ref().and_then(|op| {
+        op.accounts
+            .iter()
+            .find(|t| subject_of(t).as_deref() == Some(account))
+    });
+    let Some(live) = live else {
         return Response::skipped(account);
+    };
+    // `updateAccountWithClaimJWT`: the account's own JWT again is an update that changes
+    // nothing, answered before the JWT is verified (so even when it has expired since).
+    if live == token {
+        log::debug!("Requested account update for [{account}], same claims detected");
+        return Response::updated(account);
     }
     if let Err(e) = check_live(ctx, token) {
         return Response::not_applied(account, &e);
+    }
+    if let Err(e) = servable(ctx.broker.config(), account, token.trim()) {
+        return Response::not_saved(account, &e);
     }
     apply_update(ctx, checks, account, token.trim(), now);
     Response::updated(account)
@@ -409,6 +456,12 @@ fn reload_accounts(
         return;
     };
     if !change(&mut op.accounts) {
+        return;
+    }
+    // A configuration whose trust fails would close every client and refuse new ones: the
+    // running one stays.
+    if let Err(e) = broker::auth::operator::Trust::new(op) {
+        log::error!("update resulted in error {e}");
         return;
     }
     for auth in [&mut ctx.settings.broker.auth, &mut ctx.settings.auth] {

@@ -37,8 +37,8 @@
 //!   reference; natsws loads every preloaded account at start, so an update of one no client
 //!   has used yet applies where the reference (which loads accounts on first use) answers
 //!   `jwt update skipped`.
-//! - Account JWTs with subject `mappings` are refused at start-up (natsws has no subject
-//!   mapping). An account over its `imports`/`exports`/`wildcards` limits, or signed by an
+//! - Account JWTs with subject `mappings` are refused at start-up and when pushed (natsws
+//!   has no subject mapping). An account over its `imports`/`exports`/`wildcards` limits, or signed by an
 //!   untrusted key, is never loaded, as in the reference (`account_issues`); the rest of the
 //!   library's `Account.Validate` (the validity and overlap of export and import subjects,
 //!   signing keys, `default_permissions`, `info` URLs) is not applied, so such an account is
