@@ -14,6 +14,7 @@
 
 mod cli;
 mod conn;
+mod durable;
 mod hasher;
 mod ids;
 mod logger;

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -24,11 +24,12 @@ use std::time::Instant;
 
 use broker::Broker;
 use broker::mqtt_store::{StoreKind, StoreWrite};
+
+use crate::durable::{TMP_SUFFIX, write_atomic};
 use sha2::{Digest, Sha256};
 
 const RETAINED_DIR: &str = "retained";
 const SESSIONS_DIR: &str = "sessions";
-const TMP_SUFFIX: &str = ".tmp";
 
 /// The store directory and its writer thread.
 #[derive(Debug)]
@@ -282,24 +283,6 @@ fn write_loop(shared: &Shared) {
             }
         }
     }
-}
-
-/// Writes `bytes` to `path` so that a crash leaves either the old file or the new one whole:
-/// temp file, fsync, rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(TMP_SUFFIX);
-    let tmp = PathBuf::from(tmp);
-    let res = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@
 //! is missing counts as deleted and leaves the live account; a LIST leaves out expired JWTs.
 
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -160,33 +160,10 @@ impl Dir {
         if !path.exists() && self.list().map_err(|e| e.to_string())?.len() >= self.limit {
             return Err("jwt store is full".to_owned());
         }
-        write_atomic(&self.path, &path, token.as_bytes()).map_err(|e| e.to_string())
+        fs::create_dir_all(&self.path)
+            .and_then(|()| crate::durable::write_atomic(&path, token.as_bytes()))
+            .map_err(|e| e.to_string())
     }
-}
-
-/// Writes `bytes` to `path` so that a crash leaves the old file or the new one whole: temp
-/// file, fsync, rename, then the directory synced so the rename itself is durable. Once the
-/// rename succeeded the file is replaced and the write counts as done; a failing directory
-/// sync is only logged.
-fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let res = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-        return res;
-    }
-    if let Err(e) = fs::File::open(dir).and_then(|d| d.sync_all()) {
-        log::warn!("syncing jwt directory {} failed: {e}", dir.display());
-    }
-    Ok(())
 }
 
 /// Answers one request to a system service, when it is one of the claim services.
