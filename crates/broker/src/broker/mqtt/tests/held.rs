@@ -41,6 +41,23 @@ fn config(max_ack_pending: u16) -> Config {
     }
 }
 
+/// A broker with `max_ack_pending`, an MQTT publisher and a subscriber `client_id` subscribed
+/// to `filters` (its SUBACK taken): the broker, the start time, the publisher, the subscriber
+/// and the subscriber's decoder.
+fn subscribed(
+    max_ack_pending: u16,
+    client_id: &str,
+    filters: &[(&str, QoS)],
+) -> (Broker, Instant, ClientId, ClientId, Decoder) {
+    let now = start_time();
+    let mut broker = Broker::new(config(max_ack_pending), now);
+    let (p, _) = mqtt(&mut broker, now, "pub");
+    let (s, sdec) = mqtt(&mut broker, now, client_id);
+    feed(&mut broker, s, now, &wire(&[subscribe(filters)]));
+    take(&mut broker, s);
+    (broker, now, p, s, sdec)
+}
+
 /// A `clean_session: false` client `client_id`; returns it, its decoder and what it got
 /// after CONNECT (CONNACK first).
 fn kept(broker: &mut Broker, now: Instant, client_id: &str) -> (ClientId, Decoder, Vec<Packet>) {
@@ -67,17 +84,7 @@ fn drop_connection(broker: &mut Broker, id: ClientId, now: Instant) {
 /// arrives once, in order, never more than `max_ack_pending` unacknowledged.
 #[test]
 fn window_releases_held_in_order_as_pubacks_arrive() {
-    let now = start_time();
-    let mut broker = Broker::new(config(4), now);
-    let (p, _) = mqtt(&mut broker, now, "pub");
-    let (s, mut sdec) = mqtt(&mut broker, now, "sub");
-    feed(
-        &mut broker,
-        s,
-        now,
-        &wire(&[subscribe(&[("w/#", QoS::AtLeastOnce)])]),
-    );
-    take(&mut broker, s);
+    let (mut broker, now, p, s, mut sdec) = subscribed(4, "sub", &[("w/#", QoS::AtLeastOnce)]);
     let sent: Vec<String> = (0..12).map(|i| format!("m{i}")).collect();
     let batch: Vec<Packet> = sent.iter().map(|m| qos1("w/x", m)).collect();
     feed(&mut broker, p, now, &wire(&batch));
@@ -111,17 +118,7 @@ fn window_releases_held_in_order_as_pubacks_arrive() {
 /// behind the held ones even when the window has room.
 #[test]
 fn redelivery_and_held_interleave() {
-    let now = start_time();
-    let mut broker = Broker::new(config(2), now);
-    let (p, _) = mqtt(&mut broker, now, "pub");
-    let (s, mut sdec) = mqtt(&mut broker, now, "sub");
-    feed(
-        &mut broker,
-        s,
-        now,
-        &wire(&[subscribe(&[("r", QoS::AtLeastOnce)])]),
-    );
-    take(&mut broker, s);
+    let (mut broker, now, p, s, mut sdec) = subscribed(2, "sub", &[("r", QoS::AtLeastOnce)]);
     let batch: Vec<Packet> = ["a", "b", "c", "d"].iter().map(|m| qos1("r", m)).collect();
     feed(&mut broker, p, now, &wire(&batch));
     take(&mut broker, p);
@@ -181,17 +178,7 @@ fn redelivery_and_held_interleave() {
 /// deliveries are dropped and one warning names the client, until the queue empties again.
 #[test]
 fn held_queue_bound_drops_oldest_with_one_warning() {
-    let now = start_time();
-    let mut broker = Broker::new(config(1), now);
-    let (p, _) = mqtt(&mut broker, now, "pub");
-    let (s, mut sdec) = mqtt(&mut broker, now, "slow");
-    feed(
-        &mut broker,
-        s,
-        now,
-        &wire(&[subscribe(&[("b", QoS::AtLeastOnce)])]),
-    );
-    take(&mut broker, s);
+    let (mut broker, now, p, s, mut sdec) = subscribed(1, "slow", &[("b", QoS::AtLeastOnce)]);
     if let Some(m) = broker.client_mut(s).and_then(|c| c.mqtt.as_mut()) {
         // Topic "b" and a two-byte payload: three bytes each.
         m.held_limits = crate::mqtt::HeldLimits {
@@ -481,21 +468,15 @@ fn flush_writes_pending_session_records() {
 /// stay.
 #[test]
 fn unsubscribe_forgets_what_only_that_filter_held() {
-    let now = start_time();
-    let mut broker = Broker::new(config(1), now);
-    let (p, _) = mqtt(&mut broker, now, "pub");
-    let (s, mut sdec) = mqtt(&mut broker, now, "sub");
-    feed(
-        &mut broker,
-        s,
-        now,
-        &wire(&[subscribe(&[
+    let (mut broker, now, p, s, mut sdec) = subscribed(
+        1,
+        "sub",
+        &[
             ("u/a", QoS::AtLeastOnce),
             ("u/b", QoS::AtLeastOnce),
             ("u/c", QoS::AtLeastOnce),
-        ])]),
+        ],
     );
-    take(&mut broker, s);
     let batch = [
         qos1("u/a", "a0"),
         qos1("u/a", "a1"),
@@ -652,20 +633,11 @@ fn resumed_session_gets_only_what_the_resuming_user_may_receive() {
 /// once more, not twice.
 #[test]
 fn overlapping_filters_copy_each_and_unsubscribe_forgets_its_copies() {
-    let now = start_time();
-    let mut broker = Broker::new(config(4), now);
-    let (p, _) = mqtt(&mut broker, now, "pub");
-    let (s, mut sdec) = mqtt(&mut broker, now, "overlap");
-    feed(
-        &mut broker,
-        s,
-        now,
-        &wire(&[subscribe(&[
-            ("a/#", QoS::AtLeastOnce),
-            ("a/b", QoS::AtLeastOnce),
-        ])]),
+    let (mut broker, now, p, s, mut sdec) = subscribed(
+        4,
+        "overlap",
+        &[("a/#", QoS::AtLeastOnce), ("a/b", QoS::AtLeastOnce)],
     );
-    take(&mut broker, s);
     let batch: Vec<Packet> = (0..6).map(|i| qos1("a/b", &format!("h{i}"))).collect();
     feed(&mut broker, p, now, &wire(&batch));
     take(&mut broker, p);
@@ -698,17 +670,7 @@ fn overlapping_filters_copy_each_and_unsubscribe_forgets_its_copies() {
 /// deliveries the new window has room for go out without waiting for a PUBACK.
 #[test]
 fn reload_resizes_the_window_of_live_sessions() {
-    let now = start_time();
-    let mut broker = Broker::new(config(2), now);
-    let (p, _) = mqtt(&mut broker, now, "pub");
-    let (s, mut sdec) = mqtt(&mut broker, now, "sub");
-    feed(
-        &mut broker,
-        s,
-        now,
-        &wire(&[subscribe(&[("w", QoS::AtLeastOnce)])]),
-    );
-    take(&mut broker, s);
+    let (mut broker, now, p, s, mut sdec) = subscribed(2, "sub", &[("w", QoS::AtLeastOnce)]);
     let batch: Vec<Packet> = (0..6).map(|i| qos1("w", &format!("m{i}"))).collect();
     feed(&mut broker, p, now, &wire(&batch));
     take(&mut broker, p);
@@ -730,20 +692,11 @@ fn reload_resizes_the_window_of_live_sessions() {
 /// filter holds, and a late PUBACK for a forgotten delivery is ignored.
 #[test]
 fn unsubscribe_ends_redelivery_of_that_filters_deliveries_in_flight() {
-    let now = start_time();
-    let mut broker = Broker::new(config(2), now);
-    let (p, _) = mqtt(&mut broker, now, "pub");
-    let (s, mut sdec) = mqtt(&mut broker, now, "inflight");
-    feed(
-        &mut broker,
-        s,
-        now,
-        &wire(&[subscribe(&[
-            ("u", QoS::AtLeastOnce),
-            ("v", QoS::AtLeastOnce),
-        ])]),
+    let (mut broker, now, p, s, mut sdec) = subscribed(
+        2,
+        "inflight",
+        &[("u", QoS::AtLeastOnce), ("v", QoS::AtLeastOnce)],
     );
-    take(&mut broker, s);
     let batch = [qos1("u", "u0"), qos1("u", "u1"), qos1("v", "v0")];
     feed(&mut broker, p, now, &wire(&batch));
     take(&mut broker, p);
