@@ -187,7 +187,7 @@ impl Renderer {
     pub(crate) fn write(
         self,
         client: &mut Client,
-        sid: &[u8],
+        sid: &Arc<[u8]>,
         publish: &PubRef<'_>,
         rendered: &mut Rendered,
         measured: &Measured,
@@ -209,7 +209,7 @@ impl Renderer {
                         client
                             .mqtt
                             .as_mut()
-                            .map(|m| m.track(&topic, payload, Some(Arc::from(sid)), now))
+                            .map(|m| m.track(&topic, payload, Some(Arc::clone(sid)), now))
                     }
                     _ => None,
                 };
