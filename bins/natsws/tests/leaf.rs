@@ -514,14 +514,16 @@ struct FakeHub {
 }
 
 impl FakeHub {
-    fn start(behave: fn(std::net::TcpStream)) -> Self {
+    fn start(behave: impl Fn(std::net::TcpStream) + Send + Sync + 'static) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let count = std::sync::Arc::clone(&accepted);
+        let behave = std::sync::Arc::new(behave);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let behave = std::sync::Arc::clone(&behave);
                 std::thread::spawn(move || behave(stream));
             }
         });
@@ -994,6 +996,104 @@ fn hub_that_stops_reading_is_cut_at_max_pending() {
     publisher.send("SUB local 1\r\nPUB local 1\r\nx\r\n");
     publisher.read_until("MSG local 1 1\r\n");
 }
+
+/// A hub that keeps reading but far slower than a local publisher can send: the edge
+/// pauses the publisher while its link owes the hub more than half of `max_pending`
+/// (nats-server's fast-producer stall) instead of cutting the link as a slow consumer, and
+/// every message crosses once, in order. Without the stall the link is cut within
+/// milliseconds (the flood is sixty times `max_pending`).
+fn slow_hub_stalls_the_publisher_and_loses_nothing(target: Target) {
+    const MESSAGES: usize = 16_000;
+    const PAYLOAD: usize = 1024;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    let got = Arc::new(AtomicUsize::new(0));
+    let cut = Arc::new(AtomicBool::new(false));
+    let (hub_got, hub_cut) = (Arc::clone(&got), Arc::clone(&cut));
+    let hub = FakeHub::start(move |mut s| {
+        let _ = std::io::Write::write_all(&mut s, FAKE_INFO.as_bytes());
+        let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut r, &mut line);
+        let _ = std::io::Write::write_all(
+            &mut s,
+            b"INFO {\"connect_info\":true,\"leafnode_urls\":[]} \r\nLS+ flood\r\n",
+        );
+        let mut payload = vec![0u8; PAYLOAD + 2];
+        loop {
+            line.clear();
+            match std::io::BufRead::read_line(&mut r, &mut line) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+            if line.starts_with("PING") {
+                let _ = std::io::Write::write_all(&mut s, b"PONG\r\n");
+                continue;
+            }
+            if !line.starts_with("LMSG flood ") {
+                continue;
+            }
+            assert_eq!(line, format!("LMSG flood {PAYLOAD}\r\n"));
+            if std::io::Read::read_exact(&mut r, &mut payload).is_err() {
+                break;
+            }
+            let n = hub_got.fetch_add(1, SeqCst) + 1;
+            // The n-th message carries n in its first bytes.
+            let seq: usize = String::from_utf8_lossy(payload.get(..8).unwrap_or_default())
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            assert_eq!(seq, n, "out of order or duplicated");
+            if n % 16 == 0 {
+                // About 16 MB/s at most.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        hub_cut.store(true, SeqCst);
+    });
+    let Some(edge) = edge(
+        target,
+        &format!("url: \"nats://127.0.0.1:{}\"", hub.port),
+        "max_pending: 256KB\nmax_payload: 64KB",
+    ) else {
+        return;
+    };
+    edge.wait_log("Leafnode connection created");
+    let v = wait_json(&edge, "/leafz?subs=1", "the hub's LS+ flood", |v| {
+        leafz_has(v, "flood")
+    });
+    assert_eq!(v["leafnodes"], 1);
+    let mut publisher = Raw::connected(edge.nats_port(), "");
+    let message = |n: usize| {
+        let body = format!("{n:<8}{}", "m".repeat(PAYLOAD - 8));
+        format!("PUB flood {PAYLOAD}\r\n{body}\r\n")
+    };
+    let mut sent = 0;
+    let mut batch = String::new();
+    while sent < MESSAGES {
+        sent += 1;
+        batch.push_str(&message(sent));
+        if sent % 100 == 0 || sent == MESSAGES {
+            publisher.send(&batch);
+            batch.clear();
+        }
+    }
+    publisher.send("PING\r\n");
+    publisher.read_until("PONG\r\n");
+    let deadline = Instant::now() + 3 * WAIT;
+    while got.load(SeqCst) < MESSAGES {
+        assert!(
+            !cut.load(SeqCst),
+            "the link was cut after {} messages: {}",
+            got.load(SeqCst),
+            edge.log_text()
+        );
+        assert!(Instant::now() < deadline, "messages still missing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!edge.log_text().contains("Slow Consumer"));
+}
+on_both!(slow_hub_stalls_the_publisher_and_loses_nothing);
 
 /// A JWT as `nsc` writes it: `{"typ":"JWT","alg":"ed25519-nkey"}`, the claims, and the
 /// issuer's signature over both (unpadded base64url).

@@ -1,4 +1,5 @@
-//! Limits through the real binary: max_connections, slow consumers, descriptor exhaustion.
+//! Limits through the real binary: max_connections, slow consumers, fast producers,
+//! descriptor exhaustion.
 //! Where the behaviour shows on the wire or in the log, the same case runs against
 //! nats-server too (`on_both!`).
 mod common;
@@ -6,7 +7,7 @@ mod common;
 use std::io::Read as _;
 use std::process::{Command, Stdio};
 
-use common::{Raw, RawWs, Target, on_both};
+use common::{Conn, Raw, RawWs, Target, Transport, on_both, on_both_transports};
 
 /// A connection over max_connections gets nats-server's `-ERR` (after INFO), over WebSocket
 /// also the close 1008, and each refusal is logged as nats-server logs it.
@@ -82,6 +83,73 @@ fn slow_consumer_is_closed_counted_and_logged(target: Target) {
     publ.read_until("PONG");
 }
 on_both!(slow_consumer_is_closed_counted_and_logged);
+
+/// A publisher much faster than its subscriber is paused while the subscriber owes more
+/// than half its `max_pending` (nats-server's fast-producer stall), so a subscriber that
+/// keeps reading, however slowly, gets every message and is never cut as a slow consumer.
+/// The flood is sixty times `max_pending`, far more than the sockets' kernel buffers hold:
+/// without the stall the subscriber's queue passes `max_pending` within milliseconds.
+fn fast_producer_waits_for_a_slow_subscriber(target: Target, transport: Transport) {
+    const MESSAGES: usize = 16_000;
+    const PAYLOAD: usize = 1024;
+    let conf = format!(
+        "{}max_pending: 256KB\nmax_payload: 64KB\nwrite_deadline: \"5s\"\n",
+        common::BASIC_CONF
+    );
+    let Some(srv) = target.with_config(&conf, &[]) else {
+        return;
+    };
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(32 * 1024).unwrap();
+    let mut sub = Raw::connect_from(socket, srv.nats_port());
+    sub.send("CONNECT {\"verbose\":false}\r\nSUB flood 1\r\nPING\r\n");
+    sub.read_until("PONG\r\n");
+
+    let (mut publ, _) = Conn::dial(&srv, transport, "");
+    publ.send("CONNECT {\"verbose\":false}\r\n");
+    publ.sync();
+    let producer = std::thread::spawn(move || {
+        let one = format!("PUB flood {PAYLOAD}\r\n{}\r\n", "p".repeat(PAYLOAD));
+        let batch = one.repeat(100);
+        for _ in 0..MESSAGES / 100 {
+            publ.send(&batch);
+        }
+        let after = publ.sync();
+        assert!(!after.contains("-ERR"), "{after}");
+    });
+
+    let per_message = format!("MSG flood 1 {PAYLOAD}\r\n").len() + PAYLOAD + 2;
+    let want = MESSAGES * per_message;
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut tail = Vec::new();
+    while got < want {
+        let n = sub
+            .reader
+            .read(&mut buf)
+            .expect("the subscriber keeps its connection");
+        assert!(
+            n > 0,
+            "subscriber closed after {got} of {want} bytes: {:?}",
+            { String::from_utf8_lossy(&tail) }
+        );
+        got += n;
+        tail = buf
+            .get(n.saturating_sub(200)..n)
+            .unwrap_or_default()
+            .to_vec();
+        // About 10 MB/s at most: slower than any publisher on loopback.
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(got, want, "exactly the flood, nothing else");
+    producer.join().expect("the publisher got its PONG");
+    sub.send("PING\r\n");
+    sub.read_until("PONG\r\n");
+    let varz = srv.wait_varz(|v| v["in_msgs"].as_u64() >= Some(MESSAGES as u64));
+    assert_eq!(varz["slow_consumers"], 0, "{varz}");
+    assert!(!srv.log_text().contains("Slow Consumer"));
+}
+on_both_transports!(fast_producer_waits_for_a_slow_subscriber);
 
 #[test]
 fn descriptor_exhaustion_backs_off_and_recovers() {

@@ -37,6 +37,7 @@ mod mqtt;
 mod reload;
 mod routing;
 pub(crate) mod services;
+pub(crate) mod stall;
 mod subs;
 mod timers;
 pub(crate) mod trace;
@@ -163,6 +164,9 @@ pub struct Broker {
     mqtt_store_due: Option<Instant>,
     /// The subjects of the system services, by [`ServiceId`] index.
     services: Vec<Box<[u8]>>,
+    /// The producers each connection that fell behind has stalled (`stall`); a producer is
+    /// in at most one list.
+    stalled_on: HashMap<ClientId, Vec<ClientId>>,
 }
 
 /// Default size of the closed-connections ring (`/connz?state=closed`).
@@ -217,6 +221,7 @@ impl Broker {
             mqtt_store: VecDeque::new(),
             mqtt_store_due: None,
             services: Vec::new(),
+            stalled_on: HashMap::new(),
         }
     }
 
@@ -456,6 +461,7 @@ impl Broker {
             announced_max_payload: self.config.limits.max_payload,
             urls_epoch: self.urls_epoch,
             leaf: None,
+            producer_stall: None,
         };
         if let Some(slot) = self.slots.get_mut(index as usize) {
             slot.client = Some(client);
@@ -590,6 +596,7 @@ impl Broker {
                     return;
                 }
                 if c.auth.parked.is_some()
+                    || c.producer_stall.is_some()
                     || c.leaf
                         .as_ref()
                         .is_some_and(|l| l.stage == leaf::LeafStage::AwaitTls)
@@ -848,6 +855,7 @@ impl Broker {
             return;
         };
         c.phase = Phase::Closed { reason, at: now };
+        let producer_stalled = c.producer_stall.is_some();
         if !reason.flushes() {
             c.out.clear();
         }
@@ -863,6 +871,11 @@ impl Broker {
         if was_leaf {
             self.forget_leaf(id);
         }
+        if producer_stalled {
+            self.drop_stall(id);
+        }
+        // Whoever waited for this connection to drain goes on (`closeConnection`).
+        self.release_stalled_on(id);
         let Some(c) = self.client(id) else {
             return;
         };
@@ -1011,6 +1024,7 @@ impl Broker {
             }
             n_client_subs += c.subs.len();
         }
+        self.check_stalls()?;
         self.router.check_invariants()?;
         if self.router.n_subs() != n_client_subs {
             return Err(format!(

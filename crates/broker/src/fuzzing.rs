@@ -423,7 +423,23 @@ pub fn broker_session(data: &[u8]) {
                     broker.handle_input(*id, now, buf);
                 }
             }
-            if checks.is_empty() && tls.is_empty() {
+            // Hand a resumed producer what it left, as the loop would.
+            let resumed: Vec<ClientId> = events[0]
+                .get(seen..)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|ev| match ev {
+                    Event::Resumed { client, .. } => Some(*client),
+                    _ => None,
+                })
+                .collect();
+            for id in &resumed {
+                let bufs = read_bufs.entry(*id).or_default();
+                for (broker, buf) in brokers.iter_mut().zip(bufs.iter_mut()) {
+                    broker.handle_input(*id, now, buf);
+                }
+            }
+            if checks.is_empty() && tls.is_empty() && resumed.is_empty() {
                 break;
             }
             for (id, check, verified) in checks {

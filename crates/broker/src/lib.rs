@@ -95,9 +95,11 @@
 //! 8. **Write deadline.** A sans-IO broker cannot see a blocked `write`; it closes a client as
 //!    `Slow Consumer (Write Deadline)` when its queued output has made no progress for
 //!    `write_deadline` (progress is whatever the binary removed with `advance`).
-//! 9. **Producer stalling** (Go pauses a publisher whose subscribers are more than half full) is
-//!    not done inside the broker; the two slow-consumer closes are exact. The binary may stop
-//!    reading from a publisher while it has large pending fan-out.
+//! 9. **Producer stalling.** Go blocks a client's read loop just before a delivery to a
+//!    connection owing more than half its `max_pending`; the broker makes that delivery and then
+//!    stops parsing the producer's input ([`Broker::is_stalled`], [`Event::Resumed`]), so a
+//!    stalled connection may receive one operation's worth more than in Go. Release (the
+//!    connection drained below half) and the stall times (100 ms – 1 s) are the reference's.
 //! 10. **Random choices** (queue member, first-PING jitter, nonce when the binary gives none)
 //!     come from a generator seeded by [`Config::seed`], so tests and fuzzing are reproducible.
 //! 11. **The client-role parser** (links and tests) also enforces `max_control_line`; 2.9.10

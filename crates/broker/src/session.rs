@@ -368,6 +368,8 @@ pub(crate) struct Client {
     pub(crate) urls_epoch: u64,
     /// The leaf-node state of a leaf connection.
     pub(crate) leaf: Option<Box<crate::broker::leaf::LeafState>>,
+    /// Input paused because a connection this client publishes to fell behind.
+    pub(crate) producer_stall: Option<Box<crate::broker::stall::ProducerStall>>,
 }
 
 impl Client {

@@ -273,6 +273,16 @@ impl fmt::Display for CloseReason {
 pub enum Event {
     /// Output was queued for this client; flush it at the end of the tick.
     Flush(ClientId),
+    /// A stalled producer ([`crate::Broker::is_stalled`]) may go on: hand it the input it
+    /// left and read it again. `timed_out` is the stall time when it ran out before the
+    /// connection it waited for drained (nats-server logs `Timed out of fast producer stall
+    /// (<ttl>)` at debug level).
+    Resumed {
+        /// The producer.
+        client: ClientId,
+        /// The stall time that ran out, or `None` when the connection drained or closed.
+        timed_out: Option<Duration>,
+    },
     /// The broker closed this client. Flush its queue if `reason.flushes()` (then, for
     /// WebSocket, send the close frame nats-server sends for `reason`),
     /// close the transport, and finally call [`crate::Broker::remove_client`].

@@ -515,10 +515,26 @@ fn slow_consumer_pending_bytes() {
     for _ in 0..20 {
         sim.send(publ, &format!("PUB foo 100\r\n{}\r\n", "x".repeat(100)));
     }
+    // Past half of max_pending the publisher is stalled (nats-server `stallDuration`):
+    // 200, 500 and 700 ms as the slow consumer fills (117 bytes a message: 585, 702 and 819
+    // owed of 1000), then the next message would exceed max_pending and it is cut.
+    assert!(!sim.closed.contains_key(&slow));
+    assert!(sim.broker.is_stalled(publ));
+    sim.advance(Duration::from_millis(1399));
+    assert!(!sim.closed.contains_key(&slow));
+    sim.advance(Duration::from_millis(1));
+    assert_eq!(
+        sim.resumed.get(..3),
+        Some(&[200, 500, 700].map(|ms| (publ, Some(Duration::from_millis(ms))))[..])
+    );
+    // The rest reaches `other` in one go; it drains at once, so whatever stall that causes
+    // ends when it is written, not by the clock.
+    assert!(sim.resumed.iter().skip(3).all(|r| r.1.is_none()));
     assert_eq!(
         sim.closed.get(&slow),
         Some(&CloseReason::SlowConsumerPendingBytes)
     );
+    assert!(!sim.broker.is_stalled(publ));
     assert_eq!(sim.take(slow), b"", "nothing more is flushed");
     assert!(!sim.closed.contains_key(&other));
     assert!(!sim.closed.contains_key(&publ));

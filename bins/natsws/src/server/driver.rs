@@ -109,6 +109,12 @@ pub(super) fn read_conn(ctx: &mut Ctx, key: usize, now: Instant) {
     if c.closing || c.read_paused || c.auth_parked.is_some() || c.awaiting_reply {
         return;
     }
+    if let Some(client) = c.kind.client()
+        && ctx.broker.is_stalled(client)
+    {
+        // A connection this client publishes to fell behind; `Event::Resumed` reads it again.
+        return;
+    }
     if let Kind::Ws { ws, .. } = &c.kind
         && ws.decode_paused
     {

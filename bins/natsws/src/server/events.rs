@@ -176,6 +176,21 @@ pub(super) fn drain(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant) {
                     log::error!("{} - {detail}", c.log_id);
                 }
             }
+            Event::Resumed { client, timed_out } => {
+                let Some(key) = ctx.conns.conn_of(client) else {
+                    continue;
+                };
+                if let (Some(ttl), Some(c)) = (timed_out, ctx.conns.get(key)) {
+                    log::debug!(
+                        "{} - Timed out of fast producer stall ({})",
+                        c.log_id,
+                        gotext::format_std_duration(ttl)
+                    );
+                }
+                // Parse what the producer left, then read what waited in its socket.
+                super::driver::process_input(ctx, key, now);
+                ctx.conns.queue_ready(key);
+            }
             Event::Trace { client, line } => {
                 if let Some(key) = ctx.conns.conn_of(client)
                     && let Some(c) = ctx.conns.get(key)

@@ -331,7 +331,12 @@ pub(super) fn input(ctx: &mut Ctx, key: usize, now: Instant) {
         match decoded {
             Ok(Some(ws_codec::Event::Data(data))) => {
                 handed += data.len();
+                let parsed = data.len() >= MOVE_PAYLOAD_BYTES;
                 moved = feed_ws_payload(&mut ctx.broker, client, now, &mut ws.nats_in, data);
+                if parsed && ctx.broker.is_stalled(client) {
+                    // The rest stays in the read buffer until `Event::Resumed`.
+                    break;
+                }
             }
             Ok(Some(ws_codec::Event::Message(m))) => {
                 ws.nats_in.extend_from_slice(&m.payload);

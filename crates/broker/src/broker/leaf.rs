@@ -1075,11 +1075,12 @@ impl Broker {
             let Some(c) = self.open_client_mut(target) else {
                 continue;
             };
-            if c.pending() + queued > max_pending {
+            let owed = c.pending();
+            if owed + queued > max_pending {
                 self.slow_consumer(target, now, CloseReason::SlowConsumerPendingBytes);
                 continue;
             }
-            let was_empty = c.pending() == 0;
+            let was_empty = owed == 0;
             c.out.push_slice(&line);
             match publish.shared {
                 Some(message) if body.len() >= crate::outq::SHARE_THRESHOLD_BYTES => {
@@ -1113,6 +1114,9 @@ impl Broker {
             delivered += 1;
             if was_empty {
                 self.reschedule(target);
+            }
+            if owed > max_pending / 2 {
+                self.stall_producer(from, target, owed, now);
             }
         }
         targets.clear();

@@ -79,8 +79,9 @@ impl Broker {
                 src.clear();
                 return;
             };
-            if c.auth.parked.is_some() {
-                // The CONNECT waits for its password check; the rest stays in `src`.
+            if c.auth.parked.is_some() || c.producer_stall.is_some() {
+                // The CONNECT waits for its password check, or a subscriber to drain; the
+                // rest stays in `src`.
                 return;
             }
             let Some(m) = c.mqtt.as_mut() else {

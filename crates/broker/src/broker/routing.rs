@@ -436,11 +436,12 @@ impl Broker {
             self.mqtt_hold(target, now, &sid, publish);
             return true;
         }
-        if c.pending() + measured.queued > self.config.limits.max_pending {
+        let owed = c.pending();
+        if owed + measured.queued > self.config.limits.max_pending {
             self.slow_consumer(target, now, CloseReason::SlowConsumerPendingBytes);
             return false;
         }
-        let was_empty = c.pending() == 0;
+        let was_empty = owed == 0;
         let body_len = c
             .renderer
             .write(c, &sub.sid, publish, rendered, &measured, now);
@@ -476,6 +477,9 @@ impl Broker {
         if was_empty || measured.mqtt == crate::mqtt::Delivery::AtLeastOnce {
             // The write-deadline clock, or a QoS 1 redelivery time.
             self.reschedule(target);
+        }
+        if owed > self.config.limits.max_pending / 2 {
+            self.stall_producer(from, target, owed, now);
         }
         true
     }

@@ -19,6 +19,7 @@ impl Broker {
             c.stall_since = Some(now);
         }
         self.reschedule(client);
+        self.release_if_drained(client);
     }
 
     /// Tells the broker how many bytes the transport holds for the client outside its queue:
@@ -62,7 +63,9 @@ impl Broker {
         };
         let redelivery = c.mqtt.as_ref().and_then(|m| m.peek_due());
         let persist = c.mqtt.as_ref().and_then(|m| m.persist_due);
+        let resume = c.producer_stall.as_ref().map(|s| s.until);
         [
+            resume,
             c.auth.deadline,
             c.ping_deadline,
             stall,
@@ -129,6 +132,7 @@ impl Broker {
     }
 
     pub(super) fn fire_client_timers(&mut self, id: ClientId, now: Instant) {
+        self.stall_timer(id, now);
         let write_deadline = self.config.write_deadline;
         let Some(c) = self.open_client_mut(id) else {
             return;

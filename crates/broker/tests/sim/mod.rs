@@ -28,6 +28,9 @@ pub struct Sim {
     pub slow: Vec<(ClientId, CloseReason, usize)>,
     /// `Event::SystemRequest`s: service, subject, reply, body.
     pub requests: Vec<(broker::ServiceId, String, Option<String>, Vec<u8>)>,
+    /// `Event::Resumed` stalled producers (their input is fed again), with the stall time
+    /// that ran out.
+    pub resumed: Vec<(ClientId, Option<Duration>)>,
 }
 
 impl Sim {
@@ -46,6 +49,7 @@ impl Sim {
             traces: Vec::new(),
             slow: Vec::new(),
             requests: Vec::new(),
+            resumed: Vec::new(),
         }
     }
 
@@ -112,6 +116,7 @@ impl Sim {
 
     /// Drains events and (for reading clients) outbound bytes.
     pub fn pump(&mut self) {
+        let mut resumed = Vec::new();
         while let Some(ev) = self.broker.poll_event() {
             match ev {
                 Event::Closed { client, reason } => {
@@ -142,6 +147,10 @@ impl Sim {
                 } => self
                     .requests
                     .push((service, subject, reply, payload.to_vec())),
+                Event::Resumed { client, timed_out } => {
+                    self.resumed.push((client, timed_out));
+                    resumed.push(client);
+                }
                 _ => {}
             }
         }
@@ -150,6 +159,10 @@ impl Sim {
             if self.reading.get(&id).copied().unwrap_or(true) {
                 self.drain(id);
             }
+        }
+        // As the binary does: what a stalled producer left is handed back.
+        for id in resumed {
+            self.resume(id);
         }
     }
 

@@ -796,3 +796,49 @@ fn an_imported_service_is_advertised_and_requests_from_the_hub_reach_it() {
     h.send(exporter, &format!("LMSG {reply} 3\r\nyes\r\n"));
     assert_eq!(h.take(importer), "LMSG _INBOX.r 3\r\nyes\r\n");
 }
+
+/// nats-server stalls only client producers: a leaf delivering to a client that fell behind
+/// goes on (the client is cut at `max_pending` instead), while a client publishing to a leaf
+/// that fell behind waits for it (`server/client.go` `deliverMsg`, `c.kind == CLIENT`).
+#[test]
+fn only_client_producers_are_stalled_and_a_lagging_leaf_stalls_them() {
+    let mut h = Harness::new();
+    let (leaf, _) = h.leaf(LeafRemote::default());
+    let half = h.broker.config().limits.max_pending / 2;
+    let client = h.client();
+    h.send(client, "SUB local 7\r\n");
+    h.take(leaf);
+    let payload = "x".repeat(64 * 1024);
+    let lmsg = format!("LMSG local {}\r\n{payload}\r\n", payload.len());
+    let mut owed = 0;
+    while owed <= half {
+        h.send(leaf, &lmsg);
+        owed = h.broker.outbound(client).map_or(0, |q| q.len());
+    }
+    h.send(leaf, &lmsg);
+    assert!(!h.broker.is_stalled(leaf), "a leaf is never stalled");
+    h.take(client);
+
+    h.send(leaf, "LS+ remote\r\n");
+    let publish = format!("PUB remote {}\r\n{payload}\r\n", payload.len());
+    let mut owed = 0;
+    while owed <= half {
+        h.send(client, &publish);
+        owed = h.broker.outbound(leaf).map_or(0, |q| q.len());
+    }
+    assert!(!h.broker.is_stalled(client));
+    let mut input = BytesMut::from(publish.repeat(2).as_bytes());
+    h.broker.handle_input(client, h.now, &mut input);
+    assert!(h.broker.is_stalled(client), "the leaf owes more than half");
+    assert_eq!(input.len(), publish.len(), "one message waits");
+    h.drain_events();
+    h.take(leaf);
+    h.broker.handle_flushed(leaf, h.now);
+    h.drain_events();
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::Resumed { client: c, timed_out: None } if *c == client))
+    );
+    assert!(!h.broker.is_stalled(client));
+}
