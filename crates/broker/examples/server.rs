@@ -67,9 +67,12 @@ fn main() -> std::io::Result<()> {
                 Err(e) => eprintln!("accept: {e}"),
             }
         }
-        // 2. handle_input after each read.
+        // 2. handle_input after each read; a stalled producer is not read (step 8).
         for (&id, conn) in &mut conns {
             loop {
+                if broker.is_stalled(id) {
+                    break;
+                }
                 match conn.stream.read(&mut buf) {
                     Ok(0) => broker.close_client(id, now, CloseReason::ClientClosed),
                     Ok(n) => {
@@ -94,13 +97,21 @@ fn main() -> std::io::Result<()> {
         }
         // 4. poll_event until None.
         let mut closed = Vec::new();
+        let mut resumed = Vec::new();
         while let Some(event) = broker.poll_event() {
             match event {
                 // Output is flushed below, for every client with some.
                 Event::Flush(_) => {}
                 Event::Closed { client, reason } => closed.push((client, reason)),
                 Event::AuthFailed { detail, .. } => eprintln!("{detail}"),
+                Event::Resumed { client, .. } => resumed.push(client),
                 _ => {}
+            }
+        }
+        // 8. A resumed producer gets what it left; its socket is read again next tick.
+        for id in resumed {
+            if let Some(conn) = conns.get_mut(&id) {
+                broker.handle_input(id, now, &mut conn.input);
             }
         }
         // 5. outbound → write → advance, then handle_flushed (closed clients: in step 6).

@@ -41,6 +41,9 @@
 //!    comparison: run it (on another thread), then `password_checked(client, &check, verified,
 //!    now)`, and feed a client that was parked ([`Broker::is_parked`]) its unconsumed input
 //!    again.
+//! 8. Do not read a client while [`Broker::is_stalled`] (a connection it publishes to owes
+//!    more than half of `max_pending`; the broker left the rest of its input in the buffer); on
+//!    [`Event::Resumed`] feed it that input again and read it as before.
 //!
 //! ```
 //! use std::time::Instant;
