@@ -38,6 +38,8 @@ usage: loadgen [options]
                     longer for a server run under valgrind)
   --markdown FILE   also write the run as a Markdown section (header and table) to FILE
   --busy N          run N busy-looping processes beside every run (a fixed background load)
+  --hub PATH        the hub of the leaf scenarios, for both servers' edges (default
+                    /usr/sbin/nats-server; a natsws hub leaves more CPU to the edge)
   --list            list the scenarios and exit
 ";
 
@@ -51,6 +53,7 @@ struct Options {
     stall: Duration,
     markdown: Option<PathBuf>,
     busy: usize,
+    hub: PathBuf,
 }
 
 fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
@@ -65,6 +68,7 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
         stall: Duration::from_secs(10),
         markdown: None,
         busy: 0,
+        hub: PathBuf::from(server::HUB),
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -111,6 +115,7 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
                 options.stall = Duration::from_secs(secs);
             }
             "--markdown" => options.markdown = Some(PathBuf::from(value()?)),
+            "--hub" => options.hub = PathBuf::from(value()?),
             "--busy" => {
                 options.busy = value()?
                     .parse()
@@ -348,7 +353,14 @@ fn run_once(
         server,
         hub,
         more_edges,
-    } = server::start_run(program, dir, tls, scenario.leaf_edges(), scenario.is_mqtt())?;
+    } = server::start_run(
+        program,
+        &options.hub,
+        dir,
+        tls,
+        scenario.leaf_edges(),
+        scenario.is_mqtt(),
+    )?;
     let env = Env {
         server: &server,
         more_edges: &more_edges,
@@ -444,6 +456,9 @@ fn markdown_header(
     }
     if options.scale != 1.0 {
         command.push_str(&format!(" --scale {}", options.scale));
+    }
+    if options.hub != Path::new(server::HUB) {
+        command.push_str(&format!(" --hub {}", options.hub.display()));
     }
     let load = |l: Option<f64>| l.map_or_else(|| "?".to_owned(), |l| format!("{l:.1}"));
     let version = |p: &Path| {

@@ -1205,6 +1205,8 @@ fn run_idle(env: &Env<'_>, wanted: usize) -> Result<Outcome, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::server;
 
@@ -1227,26 +1229,40 @@ mod tests {
         found
     }
 
-    /// Every scenario, with small counts, against each server: the client side, the checks
-    /// and the figures work end to end. (Not a measurement: nothing here is timed.)
+    /// Every scenario, with small counts, against each server (the leaf scenarios with each
+    /// server as the hub too): the client side, the checks and the figures work end to end.
+    /// (Not a measurement: nothing here is timed.)
     #[test]
     fn every_scenario_runs_small_against_real_servers() {
         let work = std::env::temp_dir().join(format!("loadgen-test-{}", std::process::id()));
         let pki = server::make_pki(&work.join("pki")).unwrap();
         let mut runs = 0;
-        for program in servers() {
-            for scenario in ALL {
+        let servers = servers();
+        let runs_of = |scenario: &Scenario| -> Vec<(&Path, &Path)> {
+            let hubs: Vec<&Path> = if scenario.leaf_edges().is_some() {
+                servers.iter().map(|p| p.as_path()).collect()
+            } else {
+                vec![Path::new(server::HUB)]
+            };
+            servers
+                .iter()
+                .flat_map(|program| hubs.iter().map(move |hub| (program.as_path(), *hub)))
+                .filter(|(program, _)| {
+                    scenario.natsws_only().is_none() || !server::is_nats_server(program)
+                })
+                .collect()
+        };
+        for scenario in ALL {
+            for (program, hub_program) in runs_of(scenario) {
                 let tls = scenario.needs_tls().then_some(&pki);
                 let dir = work.join(format!("{}-{runs}", scenario.name));
-                if scenario.natsws_only().is_some() && server::is_nats_server(&program) {
-                    continue;
-                }
                 let server::Run {
                     server,
                     hub,
                     more_edges,
                 } = server::start_run(
-                    &program,
+                    program,
+                    hub_program,
                     &dir,
                     tls,
                     scenario.leaf_edges(),
@@ -1262,8 +1278,14 @@ mod tests {
                     timeout: Duration::from_secs(60),
                     stall: Duration::from_secs(10),
                 };
-                let outcome = run(scenario, &env)
-                    .unwrap_or_else(|e| panic!("{} on {}: {e}", scenario.name, program.display()));
+                let outcome = run(scenario, &env).unwrap_or_else(|e| {
+                    panic!(
+                        "{} on {} (hub {}): {e}",
+                        scenario.name,
+                        program.display(),
+                        hub_program.display()
+                    )
+                });
                 let Outcome::Measured(figures) = outcome else {
                     panic!(
                         "{} skipped on {}: {outcome:?}",

@@ -259,7 +259,7 @@ pub(crate) fn client_count(server: &Server) -> Result<u64, String> {
         .ok_or_else(|| "/varz has no connections".to_owned())
 }
 
-/// The hub of the leaf scenarios: Debian's nats-server.
+/// The hub of the leaf scenarios unless `--hub` names another: Debian's nats-server.
 pub(crate) const HUB: &str = "/usr/sbin/nats-server";
 
 /// The servers of one run.
@@ -272,12 +272,13 @@ pub(crate) struct Run {
     pub(crate) more_edges: Vec<Server>,
 }
 
-/// The servers of one run: `program` alone, or (`leaf`) a fresh nats-server hub and `program`
-/// as its leaf over that link (TCP to the hub's leafnode port, or `ws://` to its WebSocket
+/// The servers of one run: `program` alone, or (`leaf`) a fresh hub (`hub`, nats-server or
+/// natsws) and `program` as its leaf over that link (TCP to the hub's leafnode port, or `ws://` to its WebSocket
 /// port), linked before this returns; several edges share one WebSocket port with
 /// `reuse_port`. With `mqtt`, the server's config is [`mqtt_config`].
 pub(crate) fn start_run(
     program: &Path,
+    hub: &Path,
     dir: &Path,
     tls: Option<&Pki>,
     leaf: Option<Edges>,
@@ -300,7 +301,7 @@ pub(crate) fn start_run(
     else {
         return Ok(alone(Server::start(program, dir, &config(tls))?));
     };
-    let hub = Server::start(Path::new(HUB), &dir.join("hub"), &hub_config())?;
+    let hub = Server::start(hub, &dir.join("hub"), &hub_config())?;
     let url = match link {
         Link::Tcp => format!(
             "nats://{}",
