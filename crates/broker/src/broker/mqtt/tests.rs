@@ -909,3 +909,38 @@ fn nothing_is_queued_without_persist() {
     feed(&mut broker, p, now, &wire(&[retain]));
     assert_eq!(broker.poll_mqtt_store(), None);
 }
+
+/// An MQTT publisher is a client producer: a NATS subscriber that fell behind stalls it
+/// between packets, and it goes on when the subscriber drains (as nats-server, whose MQTT
+/// connections are clients).
+#[test]
+fn an_mqtt_publisher_is_stalled_by_a_subscriber_behind() {
+    let now = Instant::now();
+    let mut config = Config::default();
+    config.limits.max_pending = 64 * 1024;
+    let mut broker = Broker::new(config, now);
+    let (m, _dec) = mqtt(&mut broker, now, "m1");
+    let n = nats(&mut broker, now);
+    feed(&mut broker, n, now, b"SUB sensors.t 1\r\n");
+    static PAYLOAD: [u8; 1024] = [b'v'; 1024];
+    let one = wire(&[publish("sensors/t", QoS::AtMostOnce, &PAYLOAD)]);
+    while broker.outbound(n).map_or(0, |q| q.len()) <= 32 * 1024 {
+        feed(&mut broker, m, now, &one);
+    }
+    assert!(!broker.is_stalled(m));
+    let mut input = BytesMut::new();
+    for _ in 0..3 {
+        input.extend_from_slice(&one);
+    }
+    broker.handle_input(m, now, &mut input);
+    assert!(broker.is_stalled(m));
+    assert_eq!(input.len(), 2 * one.len(), "whole packets wait");
+    take(&mut broker, n);
+    broker.handle_flushed(n, now);
+    let resumed = std::iter::from_fn(|| broker.poll_event())
+        .any(|e| matches!(e, Event::Resumed { client, timed_out: None } if client == m));
+    assert!(resumed);
+    broker.handle_input(m, now, &mut input);
+    assert!(input.is_empty());
+    assert_eq!(broker.check_invariants(), Ok(()));
+}
