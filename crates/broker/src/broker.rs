@@ -32,6 +32,7 @@ use crate::{auth, subject};
 
 mod connect;
 mod introspect;
+pub(crate) mod latency;
 pub(crate) mod leaf;
 mod mqtt;
 mod reload;
@@ -163,6 +164,11 @@ pub struct Broker {
     mqtt_store_due: Option<Instant>,
     /// The subjects of the system services, by [`ServiceId`] index.
     services: Vec<Box<[u8]>>,
+    /// The thresholds of tracked service requests (exporter, response subject): when one
+    /// passes without a response, its timeout is reported ([`latency`]).
+    latency_timers: BinaryHeap<latency::LatencyTimer>,
+    /// The size of `latency_timers` at which its stale entries are dropped.
+    latency_compact_at: usize,
 }
 
 /// Default size of the closed-connections ring (`/connz?state=closed`).
@@ -217,12 +223,15 @@ impl Broker {
             mqtt_store: VecDeque::new(),
             mqtt_store_due: None,
             services: Vec::new(),
+            latency_timers: BinaryHeap::new(),
+            latency_compact_at: 1024,
         }
     }
 
     /// Like [`Broker::new`], but refuses an invalid auth configuration with the reference's
     /// start-up error text. (`new` accepts it and then refuses every CONNECT.)
     pub fn try_new(config: Config, now: Instant) -> Result<Self, auth::AuthConfigError> {
+        crate::router::validate_latency(&config.accounts, config.system_account.is_some())?;
         validate_accounts(&config.accounts)?;
         let broker = Self::new(config, now);
         match broker.auth.error() {

@@ -232,6 +232,7 @@ pub fn broker_session(data: &[u8]) {
             accounts: Vec::new(),
             response_type: ResponseType::Stream,
             response_threshold: Some(Duration::from_secs(1)),
+            latency: None,
         };
         let import = |kind, subject: &str, prefix: Option<&str>| ImportConfig {
             kind,
@@ -239,6 +240,7 @@ pub fn broker_session(data: &[u8]) {
             subject: subject.to_owned(),
             to: None,
             prefix: prefix.map(str::to_owned),
+            share: false,
         };
         config.accounts = vec![
             AccountConfig {

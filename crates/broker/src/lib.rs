@@ -215,8 +215,8 @@ pub use broker::leaf::LeafInfo;
 pub use broker::services::{MAX_SYSTEM_SERVICES, ServiceError, ServiceId};
 pub use broker::{Broker, DEFAULT_MAX_CLOSED_CLIENTS, MAX_CLOSED_SUBS};
 pub use config::{
-    AccountConfig, Config, ExportConfig, ExportKind, ImportConfig, LeafAuthConfig, LeafUserConfig,
-    Limits, ListenerInfo, ResponseType, WallClock,
+    AccountConfig, Config, ExportConfig, ExportKind, ImportConfig, LatencyConfig, LatencySampling,
+    LeafAuthConfig, LeafUserConfig, Limits, ListenerInfo, ResponseType, WallClock,
 };
 pub use outq::OutQueue;
 pub use proto::ProtoError;

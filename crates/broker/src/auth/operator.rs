@@ -467,6 +467,7 @@ impl Trust {
                                 .ok()
                                 .filter(|n| *n > 0)
                                 .map(Duration::from_nanos),
+                            latency: export_latency(e, &a.claims.nats.exports),
                         })
                     })
                     .collect(),
@@ -569,6 +570,38 @@ fn check_server_version(op: &Claims<jwt::Operator>) -> Result<(), AuthConfigErro
     Ok(())
 }
 
+/// An export's `service_latency` as the router's latency tracking, when nats-server's
+/// `TrackServiceExportWithSampling` takes it (`server/accounts.go`
+/// `updateAccountClaimsWithRefresh`; the reference logs a refusal at debug level and serves
+/// the export untracked): a service of singleton responses, a sampling of `"headers"` or 1 to
+/// 100, and a results subject that is a valid publish subject outside the account's own
+/// service exports. The system account the reference also needs is checked by the router.
+fn export_latency(e: &jwt::Export, exports: &[jwt::Export]) -> Option<crate::LatencyConfig> {
+    let latency = e.service_latency.as_ref()?;
+    let singleton = matches!(
+        e.response_type,
+        jwt::JwtResponseType::Unset | jwt::JwtResponseType::Singleton
+    );
+    let sampling = match latency.sampling {
+        0 => crate::LatencySampling::Headers,
+        n @ 1..=100 => crate::LatencySampling::Percent(u8::try_from(n).ok()?),
+        _ => return None,
+    };
+    let results = latency.results.as_bytes();
+    let loops_back = exports.iter().any(|x| {
+        x.kind == ExportType::Service
+            && crate::subject::is_subset_match(results, x.subject.as_bytes())
+    });
+    let valid = e.kind == ExportType::Service
+        && singleton
+        && crate::subject::is_valid_publish(results)
+        && !loops_back;
+    valid.then(|| crate::LatencyConfig {
+        sampling,
+        subject: latency.results.clone(),
+    })
+}
+
 fn export_kind(kind: ExportType) -> Option<ExportKind> {
     match kind {
         ExportType::Stream => Some(ExportKind::Stream),
@@ -593,6 +626,7 @@ fn import_config(import: &jwt::Import, kind: ExportKind) -> ImportConfig {
             } else {
                 None
             },
+            share: false,
         },
         ExportKind::Service => {
             let (local, remote) = if import.local_subject.is_empty() {
@@ -609,6 +643,7 @@ fn import_config(import: &jwt::Import, kind: ExportKind) -> ImportConfig {
                 subject: remote,
                 to: Some(local),
                 prefix: None,
+                share: import.share,
             }
         }
     }
