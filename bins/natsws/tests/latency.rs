@@ -1,0 +1,326 @@
+//! Service latency tracking through the real binary: a requestor in account B calls a service
+//! imported from account A whose export has `latency`, and a subscriber on the results subject
+//! in A receives the `io.nats.server.metric.v1.service_latency` measurements (answered 200,
+//! bad request 400, no responder 503, interest lost 408, timeout 504, header-triggered with
+//! `share`). Every scenario runs against nats-server 2.9.10 from the same configuration with
+//! the same assertions, and one test compares the shape of the two servers' messages.
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{Raw, Server, Target, on_both};
+use serde_json::Value;
+
+const CONF: &str = r#"
+listen: "127.0.0.1:-1"
+server_name: "lat-srv"
+system_account: SYS
+accounts {
+  A {
+    users: [{user: a, password: a}]
+    exports: [
+      {service: "svc.echo", latency: {sampling: 100, subject: "lat.echo"}, response_threshold: "400ms"}
+      {service: "svc.hdr", latency: {sampling: headers, subject: "lat.hdr"}}
+    ]
+  }
+  B {
+    users: [{user: b, password: b}]
+    imports: [
+      {service: {account: A, subject: "svc.echo"}, to: "echo"}
+      {service: {account: A, subject: "svc.hdr"}, to: "hdr", share: true}
+    ]
+  }
+  SYS { users: [{user: s, password: s}] }
+}
+"#;
+
+/// How long the responder takes to answer.
+const SERVICE_TIME: Duration = Duration::from_millis(50);
+
+/// A TCP client of `user` (password = user name) named `name`, logged in.
+fn login(srv: &Server, user: &str, name: &str) -> Raw {
+    let mut raw = Raw::connect(srv.nats_port());
+    assert!(raw.line().starts_with("INFO "));
+    raw.send(&format!(
+        "CONNECT {{\"verbose\":false,\"pedantic\":false,\"headers\":true,\"no_responders\":true,\
+         \"user\":\"{user}\",\"pass\":\"{user}\",\"name\":\"{name}\",\"lang\":\"rust\",\
+         \"version\":\"1.2.3\"}}\r\nPING\r\n"
+    ));
+    assert_eq!(raw.read_until("PONG\r\n"), "PONG\r\n", "{user} logged in");
+    raw
+}
+
+/// Subscribes and waits until the server has processed it.
+fn subscribe(client: &mut Raw, subs: &str) {
+    client.send(&format!("{subs}PING\r\n"));
+    client.read_until("PONG\r\n");
+}
+
+/// Reads one message (`MSG` or `HMSG`); returns its reply subject and payload. The server's
+/// keep-alive PINGs are answered on the way.
+fn next_msg(client: &mut Raw) -> (Option<String>, String) {
+    loop {
+        let line = client.line();
+        assert!(!line.is_empty(), "connection ended");
+        if line == "PING\r\n" {
+            client.send("PONG\r\n");
+            continue;
+        }
+        if line == "PONG\r\n" {
+            continue;
+        }
+        let parts: Vec<&str> = line.trim_end().split(' ').collect();
+        let num = |s: &str| s.parse::<usize>().unwrap();
+        let (reply, header, total) = match parts.as_slice() {
+            ["MSG", _, _, size] => (None, 0, num(size)),
+            ["MSG", _, _, reply, size] => (Some(*reply), 0, num(size)),
+            ["HMSG", _, _, header, size] => (None, num(header), num(size)),
+            ["HMSG", _, _, reply, header, size] => (Some(*reply), num(header), num(size)),
+            _ => panic!("unexpected line {line:?}"),
+        };
+        let mut body = vec![0u8; total + 2];
+        std::io::Read::read_exact(&mut client.reader, &mut body).unwrap();
+        body.truncate(total);
+        // The payload only (a request carries `Nats-Request-Info` in its header).
+        return (
+            reply.map(str::to_owned),
+            String::from_utf8(body.split_off(header)).unwrap(),
+        );
+    }
+}
+
+/// The next measurement on `results`.
+fn next_latency(results: &mut Raw) -> Value {
+    let (_, body) = next_msg(results);
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn nanos(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("{key} in {v}"))
+}
+
+/// The keys a client's details carry, in the requestor with `share` and in the responder.
+const DETAILED: [&str; 12] = [
+    "acc",
+    "client_type",
+    "host",
+    "id",
+    "kind",
+    "lang",
+    "name",
+    "rtt",
+    "server",
+    "start",
+    "user",
+    "ver",
+];
+
+/// Every measurement's common part: type, id, times and status.
+fn check_common(m: &Value, status: u64, description: Option<&str>) {
+    assert_eq!(m["type"], "io.nats.server.metric.v1.service_latency", "{m}");
+    assert_eq!(m["status"], status, "{m}");
+    assert_eq!(m["description"].as_str(), description, "{m}");
+    assert_eq!(m["id"].as_str().map(str::len), Some(22), "{m}");
+    let timestamp = m["timestamp"].as_str().unwrap();
+    let start = m["start"].as_str().unwrap();
+    for t in [timestamp, start] {
+        assert!(
+            t.ends_with('Z') && t.len() >= 20 && &t[10..11] == "T",
+            "{t}"
+        );
+    }
+    // Same format and zone: later times sort later, but a nanosecond fraction may be cut
+    // short (trailing zeros are dropped), so compare the whole seconds.
+    assert!(start[..19] <= timestamp[..19], "{m}");
+}
+
+/// The requestor without `share`: its account and round-trip time only.
+fn check_plain_requestor(m: &Value) {
+    let requestor = &m["requestor"];
+    assert_eq!(keys(requestor), set(&["acc", "rtt"]), "{m}");
+    assert_eq!(requestor["acc"], "B");
+    assert!(nanos(requestor, "rtt") > 0, "{m}");
+}
+
+fn check_detailed(info: &Value, account: &str, user: &str, name: &str) {
+    assert_eq!(keys(info), set(&DETAILED), "{info}");
+    assert_eq!(info["acc"], account);
+    assert_eq!(info["user"], user);
+    assert_eq!(info["name"], name);
+    assert_eq!(info["lang"], "rust");
+    assert_eq!(info["ver"], "1.2.3");
+    assert_eq!(info["kind"], "Client");
+    assert_eq!(info["client_type"], "nats");
+    assert_eq!(info["host"], "127.0.0.1");
+    assert_eq!(info["server"], "lat-srv");
+    assert!(info["id"].as_u64().is_some_and(|id| id > 0), "{info}");
+    assert!(nanos(info, "rtt") > 0, "{info}");
+}
+
+/// An answered request's durations: the service time (with the responder's round trip)
+/// covers the responder's delay, the total covers the service time and the requestor's
+/// round trip.
+fn check_answered(m: &Value) {
+    check_common(m, 200, None);
+    let service = nanos(m, "service");
+    let total = nanos(m, "total");
+    let system = nanos(m, "system");
+    let rtt = nanos(&m["requestor"], "rtt");
+    // The service time leaves out the responder's round trip (`serviceRTT - respRTT`).
+    let responder_rtt = nanos(&m["responder"], "rtt");
+    assert!(
+        service + responder_rtt >= u64::try_from(SERVICE_TIME.as_nanos()).unwrap(),
+        "{m}"
+    );
+    assert!(total >= service + rtt, "{m}");
+    assert!(total >= system, "{m}");
+    assert!(total < 10_000_000_000, "{m}");
+}
+
+/// Answers the next request `responder` receives after `delay`.
+fn answer(responder: &mut Raw, delay: Duration) {
+    let (reply, body) = next_msg(responder);
+    assert_eq!(body, "hi");
+    std::thread::sleep(delay);
+    let reply = reply.expect("a reply subject");
+    assert!(reply.starts_with("_R_."), "{reply}");
+    responder.send(&format!("PUB {reply} 2\r\nok\r\n"));
+}
+
+/// Runs every scenario against `target`; returns the measurements in order (200, 400, 503,
+/// 408, 504, header-triggered 200), or `None` when the target is not installed.
+fn measurements(target: Target) -> Option<Vec<Value>> {
+    let srv = target.with_config(CONF, &[])?;
+    let mut results = login(&srv, "a", "results");
+    subscribe(&mut results, "SUB lat.echo 1\r\nSUB lat.hdr 2\r\n");
+    let mut responder = login(&srv, "a", "responder");
+    subscribe(&mut responder, "SUB svc.echo 1\r\nSUB svc.hdr 2\r\n");
+    let mut requestor = login(&srv, "b", "requestor");
+    subscribe(&mut requestor, "SUB inbox.> 9\r\n");
+    let mut got = Vec::new();
+
+    // Answered.
+    requestor.send("PUB echo inbox.1 2\r\nhi\r\n");
+    answer(&mut responder, SERVICE_TIME);
+    let (_, response) = next_msg(&mut requestor);
+    assert_eq!(response, "ok");
+    let m = next_latency(&mut results);
+    check_answered(&m);
+    check_plain_requestor(&m);
+    check_detailed(&m["responder"], "A", "a", "responder");
+    assert!(m.get("header").is_none(), "{m}");
+    got.push(m);
+
+    // No reply subject.
+    requestor.send("PUB echo 2\r\nhi\r\n");
+    let (reply, _) = next_msg(&mut responder);
+    assert_eq!(reply, None);
+    let m = next_latency(&mut results);
+    check_common(&m, 400, Some("Bad Request"));
+    check_plain_requestor(&m);
+    assert!(m.get("responder").is_none(), "{m}");
+    assert_eq!((nanos(&m, "service"), nanos(&m, "total")), (0, 0), "{m}");
+    got.push(m);
+
+    // No responder: the import still counts as interest, so the requestor gets no 503
+    // status, but the measurement says 503.
+    subscribe(&mut responder, "UNSUB 1\r\n");
+    requestor.send("PUB echo inbox.2 2\r\nhi\r\n");
+    let m = next_latency(&mut results);
+    check_common(&m, 503, Some("Service Unavailable"));
+    check_plain_requestor(&m);
+    assert!(m.get("responder").is_none(), "{m}");
+    got.push(m);
+
+    // The requestor's interest in the reply goes before the response.
+    subscribe(&mut responder, "SUB svc.echo 3\r\n");
+    subscribe(&mut requestor, "SUB once.1 10\r\n");
+    requestor.send("PUB echo once.1 2\r\nhi\r\n");
+    let (reply, _) = next_msg(&mut responder);
+    subscribe(&mut requestor, "UNSUB 10\r\n");
+    let m = next_latency(&mut results);
+    check_common(&m, 408, Some("Request Timeout"));
+    check_plain_requestor(&m);
+    got.push(m);
+    // A late response to it measures nothing more (the next measurement is the timeout).
+    responder.send(&format!("PUB {} 2\r\nok\r\n", reply.unwrap()));
+
+    // No response within the threshold (400ms).
+    requestor.send("PUB echo inbox.3 2\r\nhi\r\n");
+    let (_, body) = next_msg(&mut responder);
+    assert_eq!(body, "hi");
+    let m = next_latency(&mut results);
+    check_common(&m, 504, Some("Service Timeout"));
+    check_plain_requestor(&m);
+    assert!(m.get("responder").is_none(), "{m}");
+    got.push(m);
+
+    // Sampling by headers: a request without a trace header is not measured, one whose
+    // `traceparent` says sampled is, and shows that header only; `share` shows the
+    // requestor's details.
+    requestor.send("PUB hdr inbox.4 2\r\nhi\r\n");
+    answer(&mut responder, Duration::ZERO);
+    assert_eq!(next_msg(&mut requestor).1, "ok");
+    let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let head = format!("NATS/1.0\r\ntraceparent: {trace}\r\nSome-Other: value\r\n\r\n");
+    requestor.send(&format!(
+        "HPUB hdr inbox.5 {} {}\r\n{head}hi\r\n",
+        head.len(),
+        head.len() + 2
+    ));
+    answer(&mut responder, SERVICE_TIME);
+    assert_eq!(next_msg(&mut requestor).1, "ok");
+    let m = next_latency(&mut results);
+    check_answered(&m);
+    check_detailed(&m["requestor"], "B", "b", "requestor");
+    check_detailed(&m["responder"], "A", "a", "responder");
+    assert_eq!(
+        m["header"],
+        serde_json::json!({ "Traceparent": [trace] }),
+        "{m}"
+    );
+    got.push(m);
+    Some(got)
+}
+
+fn latency_measurements(target: Target) {
+    measurements(target);
+}
+on_both!(latency_measurements);
+
+/// The keys at every level of a measurement.
+fn shape(m: &Value) -> Vec<(String, BTreeSet<String>)> {
+    let mut out = vec![(String::new(), keys(m))];
+    for part in ["requestor", "responder", "header"] {
+        if let Some(v) = m.get(part) {
+            out.push((part.to_owned(), keys(v)));
+        }
+    }
+    out
+}
+
+/// natsws's measurements have the reference's keys at every level and its statuses.
+#[test]
+fn measurements_have_the_shape_of_the_reference() {
+    let Some(reference) = measurements(Target::Reference) else {
+        return;
+    };
+    let ours = measurements(Target::Natsws).unwrap();
+    assert_eq!(ours.len(), reference.len());
+    for (m, r) in ours.iter().zip(&reference) {
+        assert_eq!(m["status"], r["status"]);
+        assert_eq!(m["description"], r["description"]);
+        assert_eq!(shape(m), shape(r), "natsws {m}\nnats-server {r}");
+    }
+}
