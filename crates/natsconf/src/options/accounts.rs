@@ -358,6 +358,18 @@ fn check_imports_and_exports(accounts: &[Account], ctx: &mut Ctx, v: &V<'_>) {
                         quote(&export.subject)
                     ),
                 );
+                continue;
+            }
+            if let Some(problem) = latency_problem(account, export) {
+                let latency = export.latency.as_ref().map_or("", |l| l.subject.as_str());
+                ctx.error(
+                    v,
+                    format!(
+                        "Error adding service latency sampling for {} on subject {}: {problem}",
+                        quote(&export.subject),
+                        quote(latency)
+                    ),
+                );
             }
         }
     }
@@ -409,6 +421,30 @@ fn check_imports_and_exports(accounts: &[Account], ctx: &mut Ctx, v: &V<'_>) {
                 );
             }
         }
+    }
+}
+
+/// Why `TrackServiceExportWithSampling` refuses the latency tracking of `export`, if it
+/// does: a results subject that is not a valid publish subject or that falls within one of
+/// the account's service exports added so far (they are added in order), or responses that
+/// are not singletons. (The system account it also needs is checked by the broker.)
+fn latency_problem(account: &Account, export: &Export) -> Option<&'static str> {
+    let latency = export.latency.as_ref()?;
+    let results = latency.subject.as_str();
+    let publishable =
+        is_valid_subject(results) && !results.split('.').any(|t| t == "*" || t == ">");
+    let loops_back = account
+        .exports
+        .iter()
+        .take_while(|e| !std::ptr::eq(*e, export))
+        .chain(std::iter::once(export))
+        .any(|e| e.kind == ExportKind::Service && is_subset_match(results, &e.subject));
+    if !publishable || loops_back {
+        Some("invalid publish subject")
+    } else if export.response_type != ResponseType::Singleton {
+        Some("bad service response type")
+    } else {
+        None
     }
 }
 
