@@ -574,8 +574,9 @@ fn check_server_version(op: &Claims<jwt::Operator>) -> Result<(), AuthConfigErro
 /// `TrackServiceExportWithSampling` takes it (`server/accounts.go`
 /// `updateAccountClaimsWithRefresh`; the reference logs a refusal at debug level and serves
 /// the export untracked): a service of singleton responses, a sampling of `"headers"` or 1 to
-/// 100, and a results subject that is a valid publish subject outside the account's own
-/// service exports. The system account the reference also needs is checked by the router.
+/// 100, and a results subject that is a valid publish subject outside the account's service
+/// exports added so far. The system account the reference also needs is checked by the
+/// router.
 fn export_latency(e: &jwt::Export, exports: &[jwt::Export]) -> Option<crate::LatencyConfig> {
     let latency = e.service_latency.as_ref()?;
     let singleton = matches!(
@@ -588,7 +589,12 @@ fn export_latency(e: &jwt::Export, exports: &[jwt::Export]) -> Option<crate::Lat
         _ => return None,
     };
     let results = latency.results.as_bytes();
-    let loops_back = exports.iter().any(|x| {
+    // The exports are added in order, each tracked right after it is added.
+    let added = exports
+        .iter()
+        .position(|x| std::ptr::eq(x, e))
+        .map_or(0, |i| i + 1);
+    let loops_back = exports.iter().take(added).any(|x| {
         x.kind == ExportType::Service
             && crate::subject::is_subset_match(results, x.subject.as_bytes())
     });
@@ -1899,6 +1905,62 @@ mod tests {
         assert_eq!(
             preload_report("K", &sign(r#","exp":1500"#, ""), 2000),
             ["Account [K] has validation issues:", "  - claim is expired"]
+        );
+    }
+
+    /// `service_latency` of a JWT export is taken as `TrackServiceExportWithSampling` takes
+    /// it, and dropped where the reference logs the refusal and serves the export untracked.
+    #[test]
+    fn jwt_service_latency_is_taken_as_the_reference_takes_it() {
+        let exports = |json: &str| -> Vec<jwt::Export> { serde_json::from_str(json).unwrap() };
+        let check = |json: &str, want: &[Option<(crate::LatencySampling, &str)>]| {
+            let all = exports(json);
+            let got: Vec<Option<(crate::LatencySampling, String)>> = all
+                .iter()
+                .map(|e| export_latency(e, &all).map(|l| (l.sampling, l.subject)))
+                .collect();
+            let want: Vec<Option<(crate::LatencySampling, String)>> = want
+                .iter()
+                .map(|w| w.map(|(s, subject)| (s, subject.to_owned())))
+                .collect();
+            assert_eq!(got, want, "{json}");
+        };
+        use crate::LatencySampling::{Headers, Percent};
+        check(
+            r#"[{"subject":"a","type":"service","service_latency":{"sampling":50,"results":"lat.a"}},
+                {"subject":"b","type":"service","service_latency":{"sampling":"HEADERS","results":"lat.b"}},
+                {"subject":"c","type":"service","service_latency":{"results":"lat.c"}},
+                {"subject":"d","type":"service","response_type":"Singleton","service_latency":{"sampling":100,"results":"lat.d"}}]"#,
+            &[
+                Some((Percent(50), "lat.a")),
+                Some((Headers, "lat.b")),
+                Some((Headers, "lat.c")),
+                Some((Percent(100), "lat.d")),
+            ],
+        );
+        check(
+            r#"[{"subject":"a","type":"service","service_latency":{"sampling":101,"results":"lat.a"}},
+                {"subject":"b","type":"service","service_latency":{"sampling":-1,"results":"lat.b"}},
+                {"subject":"c","type":"service","service_latency":{"sampling":5,"results":"lat.*"}},
+                {"subject":"d.>","type":"service","service_latency":{"sampling":5,"results":"d.x"}},
+                {"subject":"e","type":"service","response_type":"Stream","service_latency":{"sampling":5,"results":"lat.e"}},
+                {"subject":"f","type":"stream","service_latency":{"sampling":5,"results":"lat.f"}},
+                {"subject":"g","type":"service","service_latency":{"sampling":5,"results":"a b"}},
+                {"subject":"h","type":"service"}]"#,
+            &[None, None, None, None, None, None, None, None],
+        );
+        // Only the service exports added before it (and itself) count.
+        check(
+            r#"[{"subject":"a","type":"service","service_latency":{"sampling":5,"results":"b.x"}},
+                {"subject":"b.>","type":"service","service_latency":{"sampling":5,"results":"b.y"}}]"#,
+            &[Some((Percent(5), "b.x")), None],
+        );
+        // A sampling that is neither an integer nor "headers" makes the JWT undecodable.
+        assert!(
+            serde_json::from_str::<Vec<jwt::Export>>(
+                r#"[{"subject":"a","type":"service","service_latency":{"sampling":"50","results":"x"}}]"#
+            )
+            .is_err()
         );
     }
 
