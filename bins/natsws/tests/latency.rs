@@ -3,12 +3,15 @@
 //! in A receives the `io.nats.server.metric.v1.service_latency` measurements (answered 200,
 //! bad request 400, no responder 503, interest lost 408, timeout 504, header-triggered with
 //! `share`). Every scenario runs against nats-server 2.9.10 from the same configuration with
-//! the same assertions, and one test compares the shape of the two servers' messages.
+//! the same assertions, and one test compares the shape of the two servers' messages. The
+//! same holds in operator mode, where the export's `service_latency` comes from A's JWT.
 mod common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use broker::auth::jwt::{KeyPair, KeyPairType, sign_nonce};
+use common::signer::{self, account_jwt, key, operator_jwt, user_jwt};
 use common::{Raw, Server, Target, on_both};
 use serde_json::Value;
 
@@ -323,4 +326,102 @@ fn measurements_have_the_shape_of_the_reference() {
         assert_eq!(m["description"], r["description"]);
         assert_eq!(shape(m), shape(r), "natsws {m}\nnats-server {r}");
     }
+}
+
+/// Operator mode: A's JWT exports `svc.jwt` with `service_latency` (results on `lat.jwt`),
+/// B's imports it as `jwt`; the system account is a third account.
+fn start_operator(target: Target) -> Option<(Server, KeyPair, KeyPair)> {
+    let k = signer::keys();
+    let sys = key(KeyPairType::Account, 9);
+    let dir = common::temp_dir("latency");
+    let op = common::write_file(&dir, "op.jwt", &operator_jwt(&k));
+    let text = format!(
+        "listen: \"127.0.0.1:-1\"\nserver_name: \"lat-srv\"\noperator: \"{op}\"\nsystem_account: {}\nresolver: MEMORY\nresolver_preload {{\n  {}: {}\n  {}: {}\n  {}: {}\n}}\n",
+        sys.public_key(),
+        k.a.public_key(),
+        account_jwt(
+            &k,
+            &k.a,
+            r#","exports":[{"subject":"svc.jwt","type":"service","service_latency":{"sampling":100,"results":"lat.jwt"}}]"#
+        ),
+        k.b.public_key(),
+        account_jwt(
+            &k,
+            &k.b,
+            &format!(
+                r#","imports":[{{"subject":"svc.jwt","account":"{}","type":"service","local_subject":"jwt"}}]"#,
+                k.a.public_key()
+            )
+        ),
+        sys.public_key(),
+        account_jwt(&k, &sys, ""),
+    );
+    let srv = target.with_config(&text, &[])?;
+    Some((srv, k.a, k.b))
+}
+
+/// A JWT user of `account` (its key made from `byte`) named `name`, logged in; returns the
+/// client, the user's public key and its JWT.
+fn jwt_login(srv: &Server, account: &KeyPair, byte: u8, name: &str) -> (Raw, String, String) {
+    let user = key(KeyPairType::User, byte);
+    let jwt = user_jwt(account, &user, "", "");
+    let mut raw = Raw::connect(srv.nats_port());
+    let info = raw.line();
+    let start = info.find("\"nonce\":\"").expect("INFO carries a nonce") + 9;
+    let nonce = info[start..].split('"').next().unwrap_or_default();
+    let sig = sign_nonce(nonce, &user).unwrap();
+    raw.send(&format!(
+        "CONNECT {{\"verbose\":false,\"headers\":true,\"jwt\":\"{jwt}\",\"sig\":\"{sig}\",         \"name\":\"{name}\",\"lang\":\"rust\",\"version\":\"1.2.3\"}}\r\nPING\r\n"
+    ));
+    assert_eq!(raw.read_until("PONG\r\n"), "PONG\r\n", "{name} logged in");
+    (raw, user.public_key(), jwt)
+}
+
+/// One answered request through an import of a JWT account; returns its measurement.
+fn operator_measurement(target: Target) -> Option<Value> {
+    let (srv, a, b) = start_operator(target)?;
+    let (mut results, _, _) = jwt_login(&srv, &a, 80, "results");
+    subscribe(&mut results, "SUB lat.jwt 1\r\n");
+    let (mut responder, responder_key, responder_jwt) = jwt_login(&srv, &a, 81, "responder");
+    subscribe(&mut responder, "SUB svc.jwt 1\r\n");
+    let (mut requestor, _, _) = jwt_login(&srv, &b, 82, "requestor");
+    subscribe(&mut requestor, "SUB inbox 9\r\n");
+    requestor.send("PUB jwt inbox 2\r\nhi\r\n");
+    answer(&mut responder, SERVICE_TIME);
+    assert_eq!(next_msg(&mut requestor).1, "ok");
+    let m = next_latency(&mut results);
+    check_answered(&m);
+    let requestor_info = &m["requestor"];
+    assert_eq!(keys(requestor_info), set(&["acc", "rtt"]), "{m}");
+    assert_eq!(requestor_info["acc"], b.public_key().as_str());
+    let info = &m["responder"];
+    let mut detailed = set(&DETAILED);
+    detailed.extend(set(&["issuer_key", "jwt", "name_tag"]));
+    assert_eq!(keys(info), detailed, "{m}");
+    assert_eq!(info["acc"], a.public_key().as_str());
+    assert_eq!(info["user"], responder_key.as_str());
+    assert_eq!(info["issuer_key"], a.public_key().as_str());
+    assert_eq!(info["jwt"], responder_jwt.as_str());
+    assert_eq!(info["name_tag"], "n-user");
+    assert_eq!(info["name"], "responder");
+    Some(m)
+}
+
+fn jwt_service_latency(target: Target) {
+    operator_measurement(target);
+}
+on_both!(jwt_service_latency);
+
+/// In operator mode too, natsws's measurement has the reference's keys at every level.
+#[test]
+fn jwt_measurements_have_the_shape_of_the_reference() {
+    let Some(reference) = operator_measurement(Target::Reference) else {
+        return;
+    };
+    let ours = operator_measurement(Target::Natsws).unwrap();
+    assert_eq!(
+        shape(&ours),
+        shape(&reference),
+        "natsws {ours}\nnats-server {reference}"
+    );
 }

@@ -154,6 +154,10 @@ pub struct JwtIdentity {
     /// `issuer_account`), for the reload check of `server/accounts.go`
     /// `updateAccountClaimsWithRefresh`.
     pub signing_key: Option<String>,
+    /// The user JWT's `name` (`name_tag` in the reference's client details).
+    pub name: String,
+    /// The user JWT's `tags`.
+    pub tags: Vec<String>,
 }
 
 /// One CONNECT in operator mode.
@@ -383,6 +387,8 @@ impl Trust {
             max_subs: min_limit(limits.subs, acc_limits.subs),
             max_payload: min_limit(limits.payload, acc_limits.payload),
             signing_key: (!user.nats.issuer_account.is_empty()).then(|| user.data.iss.clone()),
+            name: user.data.name.clone(),
+            tags: user.nats.tags.clone(),
         };
         Ok(Authenticated {
             authorized_user: Some(user.data.sub.clone()),

@@ -21,8 +21,6 @@
 //!   408 at once (the reference keeps the route and reports the response or the timeout).
 //! - A tracked route dropped because the account holds [`crate::MAX_RESPONSE_ROUTES`] routes
 //!   reports 504 (the reference has no such bound).
-//! - A JWT client's `jwt`, `name_tag` and `tags` are not shown (the broker keeps neither the
-//!   JWT text nor the user's tags).
 
 use std::collections::BTreeMap;
 
@@ -82,7 +80,13 @@ pub(crate) struct ClientInfoJson {
     #[serde(skip_serializing_if = "String::is_empty")]
     cluster: String,
     #[serde(skip_serializing_if = "String::is_empty")]
+    jwt: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     issuer_key: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    name_tag: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<String>,
     #[serde(skip_serializing_if = "String::is_empty")]
     kind: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -375,6 +379,11 @@ impl Broker {
             (None, Some(i)) if i.nkey.is_some() => self.router.name(c.auth.account).to_string(),
             _ => String::new(),
         };
+        if let Some(jwt) = jwt {
+            info.jwt = c.auth.creds.jwt().unwrap_or_default().to_owned();
+            info.name_tag.clone_from(&jwt.name);
+            info.tags.clone_from(&jwt.tags);
+        }
         info.kind = if leaf { "Leafnode" } else { "Client" }.to_owned();
         info.client_type = match c.params.conn_type {
             ConnectionType::Standard => "nats",
