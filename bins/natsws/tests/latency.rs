@@ -425,3 +425,89 @@ fn jwt_measurements_have_the_shape_of_the_reference() {
         "natsws {ours}\nnats-server {reference}"
     );
 }
+
+/// What `-t` says of a config: the exit code and stderr without the program's name.
+fn check_config(program: &str, dir: &std::path::Path, conf: &str) -> (i32, String) {
+    let path = common::write_file(dir, "check.conf", conf);
+    let out = std::process::Command::new(program)
+        .args(["-t", "-c", &path])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let name = std::path::Path::new(program)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let err = err
+        .strip_prefix(&format!("{name}: "))
+        .unwrap_or(&err)
+        .trim_end()
+        .to_owned();
+    (out.status.code().unwrap_or(-1), err)
+}
+
+/// natsws accepts the latency settings nats-server accepts and refuses the others with its
+/// errors and positions.
+fn latency_settings_are_checked_as_the_reference(target: Target) {
+    let Some(program) = target.program() else {
+        return;
+    };
+    let dir = common::temp_dir("latency");
+    let path = dir.join("check.conf").to_string_lossy().into_owned();
+    let with = |export: &str| {
+        format!(
+            "system_account: SYS\naccounts {{\n  SYS {{}}\n  A {{ exports: [ {export} ] }}\n}}\n"
+        )
+    };
+    for good in [
+        r#"{service: "s", latency: "lat"}"#,
+        r#"{service: "s", latency: {sampling: 50%, subject: "lat"}}"#,
+        r#"{service: "s", latency: {sampling: "100%", subject: "lat"}}"#,
+        r#"{service: "s", latency: {sampling: 1, subject: "lat"}}"#,
+        r#"{service: "s", latency: {sampling: "+7", subject: "lat"}}"#,
+        r#"{service: "s", latency: {sampling: headers, subject: "lat"}}"#,
+        r#"{service: "s", latency: {sampling: " HEADERS ", subject: "lat"}}"#,
+    ] {
+        let (code, err) = check_config(program, &dir, &with(good));
+        assert_eq!(code, 0, "{good}: {err}");
+    }
+    for (bad, want) in [
+        (
+            r#"{service: "s", latency: {sampling: 0, subject: "lat"}}"#,
+            "4:43: bad sampling percentage, should be 1-100",
+        ),
+        (
+            r#"{service: "s", latency: {sampling: "5 %", subject: "lat"}}"#,
+            r#"4:43: Failed to parse latency sample: strconv.Atoi: parsing "5 ": invalid syntax"#,
+        ),
+        (
+            r#"{service: "s", latency: {sampling: 1.5, subject: "lat"}}"#,
+            "4:43: Expected latency sample to be a string or map/struct, got float64",
+        ),
+        (
+            r#"{service: "s", latency: {sampling: 5}}"#,
+            "4:33: Latency subject required, but missing",
+        ),
+        (
+            r#"{service: "s", latency: true}"#,
+            "4:33: Expected latency entry to be a map/struct or string, got bool",
+        ),
+        (
+            r#"{service: "s", response_type: chunked, latency: "lat"}"#,
+            r#"2:1: Error adding service latency sampling for "s" on subject "lat": bad service response type"#,
+        ),
+        (
+            r#"{service: "s", latency: "s"}"#,
+            r#"2:1: Error adding service latency sampling for "s" on subject "s": invalid publish subject"#,
+        ),
+        (
+            r#"{stream: "s", latency: "lat"}"#,
+            "4:32: Detected latency directive on non-service",
+        ),
+    ] {
+        let (code, err) = check_config(program, &dir, &with(bad));
+        assert_eq!((code, err), (1, format!("{path}:{want}")), "{bad}");
+    }
+}
+on_both!(latency_settings_are_checked_as_the_reference);

@@ -43,8 +43,10 @@
 //!   library's `Account.Validate` (the validity and overlap of export and import subjects,
 //!   signing keys, `default_permissions`, `info` URLs) is not applied, so such an account is
 //!   served where the reference would refuse its users. The account `data` and JetStream
-//!   limits are read but not enforced (natsws has no JetStream); service latency tracking
-//!   (which needs the system account) is not done.
+//!   limits are read but not enforced (natsws has no JetStream). An export's
+//!   `service_latency` is tracked as the reference tracks it (with a system account; one
+//!   `TrackServiceExportWithSampling` refuses is served untracked, see `export_latency`), and
+//!   an import's `share` shows the requestor's details in the measurements.
 
 use core::net::IpAddr;
 use std::borrow::Cow;
