@@ -481,3 +481,33 @@ fn tracking_needs_a_system_account_and_singleton_responses() {
         .is_ok()
     );
 }
+
+#[test]
+fn a_tracked_request_keeps_bounded_trace_headers() {
+    let mut sim = sim(config(export(LatencySampling::Headers), import(false), 1));
+    let p = parties(&mut sim);
+    let ask = |sim: &mut Sim, ctx_len: usize| {
+        let head = format!(
+            "NATS/1.0\r\nX-B3-Sampled: 1\r\nX-B3-SpanId: {}\r\n\r\n",
+            "s".repeat(ctx_len)
+        );
+        sim.send(
+            p.requestor,
+            &format!(
+                "HPUB echo inbox {} {}\r\n{head}hi\r\n",
+                head.len(),
+                head.len() + 2
+            ),
+        );
+        let reply = request_reply(sim, p.service);
+        sim.send(p.service, &format!("PUB {reply} 2\r\nok\r\n"));
+        let got = measurements(sim, p.results);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["status"], 200);
+        got[0].get("header").cloned()
+    };
+    let kept = ask(&mut sim, 100).unwrap();
+    assert_eq!(kept["X-B3-Spanid"][0].as_str().map(str::len), Some(100));
+    // Past the bound the request is still measured, without its headers.
+    assert_eq!(ask(&mut sim, 5000), None);
+}

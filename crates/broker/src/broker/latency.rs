@@ -21,6 +21,8 @@
 //!   408 at once (the reference keeps the route and reports the response or the timeout).
 //! - A tracked route dropped because the account holds [`crate::MAX_RESPONSE_ROUTES`] routes
 //!   reports 504 (the reference has no such bound).
+//! - A tracked request keeps at most [`MAX_TRACKED_HEADER_BYTES`] of trace headers until its
+//!   response; one with more is measured without its `header` (the reference keeps them all).
 
 use std::collections::BTreeMap;
 
@@ -316,6 +318,14 @@ impl Broker {
         header: Option<TraceHeader>,
         now: Instant,
     ) -> Box<Tracking> {
+        // A route may wait for its response for the whole threshold: what it keeps of the
+        // request's headers is bounded.
+        let size = |h: &TraceHeader| {
+            h.iter()
+                .map(|(k, v)| k.len() + v.iter().map(String::len).sum::<usize>())
+                .sum::<usize>()
+        };
+        let header = header.filter(|h| size(h) <= MAX_TRACKED_HEADER_BYTES);
         Box::new(Tracking {
             results: latency.subject.clone(),
             requestor,
@@ -635,6 +645,10 @@ impl Broker {
         id
     }
 }
+
+/// Most bytes (keys and values) of trace headers a tracked request keeps for its
+/// measurement; a request with more is measured without them.
+pub(crate) const MAX_TRACKED_HEADER_BYTES: usize = 4096;
 
 /// The fewest entries the tracked-route timer heap holds before stale entries are dropped.
 const MIN_LATENCY_COMPACTION: usize = 1024;
