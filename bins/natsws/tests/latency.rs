@@ -63,6 +63,12 @@ fn subscribe(client: &mut Raw, subs: &str) {
 /// Reads one message (`MSG` or `HMSG`); returns its reply subject and payload. The server's
 /// keep-alive PINGs are answered on the way.
 fn next_msg(client: &mut Raw) -> (Option<String>, String) {
+    let (reply, _, payload) = next_msg_with_header(client);
+    (reply, payload)
+}
+
+/// [`next_msg`] with the header block (empty for a `MSG`).
+fn next_msg_with_header(client: &mut Raw) -> (Option<String>, String, String) {
     loop {
         let line = client.line();
         assert!(!line.is_empty(), "connection ended");
@@ -85,10 +91,11 @@ fn next_msg(client: &mut Raw) -> (Option<String>, String) {
         let mut body = vec![0u8; total + 2];
         std::io::Read::read_exact(&mut client.reader, &mut body).unwrap();
         body.truncate(total);
-        // The payload only (a request carries `Nats-Request-Info` in its header).
+        let payload = String::from_utf8(body.split_off(header)).unwrap();
         return (
             reply.map(str::to_owned),
-            String::from_utf8(body.split_off(header)).unwrap(),
+            String::from_utf8(body).unwrap(),
+            payload,
         );
     }
 }
@@ -191,14 +198,21 @@ fn check_answered(m: &Value) {
     assert!(total < 10_000_000_000, "{m}");
 }
 
-/// Answers the next request `responder` receives after `delay`.
-fn answer(responder: &mut Raw, delay: Duration) {
-    let (reply, body) = next_msg(responder);
+/// Answers the next request `responder` receives after `delay`; returns the request's
+/// `Nats-Request-Info`.
+fn answer(responder: &mut Raw, delay: Duration) -> Value {
+    let (reply, header, body) = next_msg_with_header(responder);
+    let info = header
+        .lines()
+        .find_map(|l| l.strip_prefix("Nats-Request-Info: "))
+        .unwrap_or_else(|| panic!("no Nats-Request-Info in {header:?}"));
+    let info: Value = serde_json::from_str(info).unwrap();
     assert_eq!(body, "hi");
     std::thread::sleep(delay);
     let reply = reply.expect("a reply subject");
     assert!(reply.starts_with("_R_."), "{reply}");
     responder.send(&format!("PUB {reply} 2\r\nok\r\n"));
+    info
 }
 
 /// Runs every scenario against `target`; returns the measurements in order (200, 400, 503,
@@ -215,7 +229,8 @@ fn measurements(target: Target) -> Option<Vec<Value>> {
 
     // Answered.
     requestor.send("PUB echo inbox.1 2\r\nhi\r\n");
-    answer(&mut responder, SERVICE_TIME);
+    let request_info = answer(&mut responder, SERVICE_TIME);
+    assert_eq!(keys(&request_info), set(&["acc", "rtt"]), "{request_info}");
     let (_, response) = next_msg(&mut requestor);
     assert_eq!(response, "ok");
     let m = next_latency(&mut results);
@@ -273,7 +288,7 @@ fn measurements(target: Target) -> Option<Vec<Value>> {
     // `traceparent` says sampled is, and shows that header only; `share` shows the
     // requestor's details.
     requestor.send("PUB hdr inbox.4 2\r\nhi\r\n");
-    answer(&mut responder, Duration::ZERO);
+    let _ = answer(&mut responder, Duration::ZERO);
     assert_eq!(next_msg(&mut requestor).1, "ok");
     let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let head = format!("NATS/1.0\r\ntraceparent: {trace}\r\nSome-Other: value\r\n\r\n");
@@ -282,11 +297,13 @@ fn measurements(target: Target) -> Option<Vec<Value>> {
         head.len(),
         head.len() + 2
     ));
-    answer(&mut responder, SERVICE_TIME);
+    let request_info = answer(&mut responder, SERVICE_TIME);
     assert_eq!(next_msg(&mut requestor).1, "ok");
     let m = next_latency(&mut results);
     check_answered(&m);
     check_detailed(&m["requestor"], "B", "b", "requestor");
+    // With `share`, the request itself carries the same details.
+    check_detailed(&request_info, "B", "b", "requestor");
     check_detailed(&m["responder"], "A", "a", "responder");
     assert_eq!(
         m["header"],
@@ -387,7 +404,7 @@ fn operator_measurement(target: Target) -> Option<Value> {
     let (mut requestor, _, _) = jwt_login(&srv, &b, 82, "requestor");
     subscribe(&mut requestor, "SUB inbox 9\r\n");
     requestor.send("PUB jwt inbox 2\r\nhi\r\n");
-    answer(&mut responder, SERVICE_TIME);
+    let _ = answer(&mut responder, SERVICE_TIME);
     assert_eq!(next_msg(&mut requestor).1, "ok");
     let m = next_latency(&mut results);
     check_answered(&m);
