@@ -169,6 +169,9 @@ pub struct Broker {
     latency_timers: BinaryHeap<latency::LatencyTimer>,
     /// The size of `latency_timers` at which its stale entries are dropped.
     latency_compact_at: usize,
+    /// A measurement is being published: a request it makes through an import is not
+    /// measured again, so imports between tracked services cannot chain measurements.
+    publishing_latency: bool,
 }
 
 /// Default size of the closed-connections ring (`/connz?state=closed`).
@@ -225,6 +228,7 @@ impl Broker {
             services: Vec::new(),
             latency_timers: BinaryHeap::new(),
             latency_compact_at: 1024,
+            publishing_latency: false,
         }
     }
 

@@ -590,13 +590,16 @@ impl Router {
                     }
                     ExportKind::Service => {
                         let export = authorizing_export(exports, import, &account.name);
-                        // Tracking needs the system account (`EventsEnabled`) and a service
-                        // of singleton responses (`TrackServiceExportWithSampling`).
+                        // Tracking needs the system account (`EventsEnabled`), a service of
+                        // singleton responses and a results subject one can publish to
+                        // (`TrackServiceExportWithSampling`; `Broker::try_new` refuses the
+                        // others with its errors).
                         let latency = export
                             .filter(|e| {
                                 system.is_some() && e.response_type == ResponseType::Singleton
                             })
                             .and_then(|e| e.latency.as_ref())
+                            .filter(|l| subject::is_valid_publish(l.subject.as_bytes()))
                             .map(|l| {
                                 Arc::new(Latency {
                                     sampling: l.sampling,

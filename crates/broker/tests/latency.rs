@@ -511,3 +511,43 @@ fn a_tracked_request_keeps_bounded_trace_headers() {
     // Past the bound the request is still measured, without its headers.
     assert_eq!(ask(&mut sim, 5000), None);
 }
+
+/// A measurement that crosses an import into a tracked service is not measured again: two
+/// accounts importing each other's tracked services on their results subjects do not chain.
+#[test]
+fn measurements_are_not_measured() {
+    let tracked = |subject: &str, results: &str| ExportConfig {
+        subject: subject.into(),
+        latency: Some(LatencyConfig {
+            sampling: LatencySampling::Percent(100),
+            subject: results.into(),
+        }),
+        ..export(LatencySampling::Percent(100))
+    };
+    let imported = |account: &str, subject: &str, to: &str| ImportConfig {
+        account: account.into(),
+        subject: subject.into(),
+        to: Some(to.into()),
+        ..import(false)
+    };
+    let mut cfg = config(export(LatencySampling::Percent(100)), import(false), 1);
+    cfg.accounts[0].exports = vec![tracked("svc", "lat"), tracked("a.svc", "a.lat")];
+    cfg.accounts[0].imports = vec![imported("B", "b.svc", "lat")];
+    cfg.accounts[1].exports = vec![tracked("b.svc", "b.lat")];
+    cfg.accounts[1].imports = vec![
+        imported("A", "svc", "echo"),
+        imported("A", "a.svc", "b.lat"),
+    ];
+    let mut sim = sim(cfg);
+    let p = parties(&mut sim);
+    let b_results = login(&mut sim, "b", "SUB b.lat 1\r\nSUB b.svc 2\r\n");
+    sim.send(p.requestor, "PUB echo inbox 2\r\nhi\r\n");
+    let reply = request_reply(&mut sim, p.service);
+    sim.send(p.service, &format!("PUB {reply} 2\r\nok\r\n"));
+    // A's measurement reaches A's subscriber and, through A's import, B's service as a
+    // request without a reply; that request is not measured in B.
+    assert_eq!(measurements(&mut sim, p.results).len(), 1);
+    let out = sim.take_str(b_results);
+    assert!(out.starts_with("HMSG b.svc 2 "), "{out}");
+    assert!(!out.contains("b.lat"), "{out}");
+}

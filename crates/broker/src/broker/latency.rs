@@ -19,6 +19,8 @@
 //! Deliberate differences from nats-server 2.9.10:
 //! - A tracked request whose requestor closes its connection before the response reports
 //!   408 at once (the reference keeps the route and reports the response or the timeout).
+//! - A measurement that crosses a service import into a tracked service is not measured
+//!   itself, so no configuration makes measurements of measurements.
 //! - A tracked route dropped because the account holds [`crate::MAX_RESPONSE_ROUTES`] routes
 //!   reports 504 (the reference has no such bound).
 //! - A tracked request keeps at most [`MAX_TRACKED_HEADER_BYTES`] of trace headers until its
@@ -298,6 +300,9 @@ impl Broker {
         latency: &Latency,
         publish: &PubRef<'_>,
     ) -> (bool, Option<TraceHeader>) {
+        if self.publishing_latency {
+            return (false, None);
+        }
         let roll = match latency.sampling {
             LatencySampling::Percent(p) if p < 100 => self.rng.below(100),
             _ => 0,
@@ -611,7 +616,9 @@ impl Broker {
             queues: QueueFilter::All,
             client_view: None,
         };
+        let nested = std::mem::replace(&mut self.publishing_latency, true);
         self.route(services::SERVER, account, true, now, &publish);
+        self.publishing_latency = nested;
     }
 
     /// `at` minus `before` by the wall clock, as Go prints a UTC `time.Time` in JSON.
