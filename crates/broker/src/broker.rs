@@ -227,7 +227,7 @@ impl Broker {
             mqtt_store_due: None,
             services: Vec::new(),
             latency_timers: BinaryHeap::new(),
-            latency_compact_at: 1024,
+            latency_compact_at: latency::MIN_LATENCY_COMPACTION,
             publishing_latency: false,
         }
     }

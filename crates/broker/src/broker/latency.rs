@@ -658,7 +658,7 @@ impl Broker {
 pub(crate) const MAX_TRACKED_HEADER_BYTES: usize = 4096;
 
 /// The fewest entries the tracked-route timer heap holds before stale entries are dropped.
-const MIN_LATENCY_COMPACTION: usize = 1024;
+pub(super) const MIN_LATENCY_COMPACTION: usize = 1024;
 
 #[cfg(test)]
 mod tests {
