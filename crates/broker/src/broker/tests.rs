@@ -141,7 +141,7 @@ fn with_header_builds_the_header_as_set_header_does() {
 #[test]
 fn tracked_request_timers_stay_bounded() {
     use crate::config::{ExportConfig, ExportKind, ImportConfig, LatencyConfig, LatencySampling};
-    let user = |name: &str, account: &str| crate::auth::User {
+    let user = |name: &str, account: &str| auth::User {
         username: name.into(),
         password: "pw".into(),
         permissions: None,
@@ -187,7 +187,7 @@ fn tracked_request_timers_stay_bounded() {
     let now = Instant::now();
     let mut broker = Broker::new(config, now);
     let addr = core::net::SocketAddr::from(([127, 0, 0, 1], 4000));
-    let mut login = |broker: &mut Broker, name: &str, subs: &str| {
+    let login = |broker: &mut Broker, name: &str, subs: &str| {
         let id = broker.register_client(now, ClientParams::new(ConnectionType::Standard, addr));
         send(
             broker,
