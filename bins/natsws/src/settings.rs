@@ -343,19 +343,8 @@ fn check_served(o: &Options) -> Result<(), String> {
     refuse(o.accounts.iter().any(|a| a.nkey.is_some()), "accounts.nkey");
     let exports = || o.accounts.iter().flat_map(|a| a.exports.iter());
     refuse(
-        exports().any(|e| e.latency.is_some()),
-        "accounts.exports.latency",
-    );
-    refuse(
         exports().any(|e| e.account_token_position != 0),
         "accounts.exports.account_token_position",
-    );
-    refuse(
-        o.accounts
-            .iter()
-            .flat_map(|a| a.imports.iter())
-            .any(|i| i.share),
-        "accounts.imports.share",
     );
     refuse(!o.server_tags.is_empty(), "server_tags");
     refuse(o.client_advertise.is_some(), "client_advertise");
@@ -683,6 +672,13 @@ fn accounts_config(o: &Options) -> Vec<broker::AccountConfig> {
                         ResponseType::Chunked => broker::ResponseType::Chunked,
                     },
                     response_threshold: e.response_threshold,
+                    latency: e.latency.as_ref().map(|l| broker::LatencyConfig {
+                        sampling: l.sampling.map_or(
+                            broker::LatencySampling::Headers,
+                            broker::LatencySampling::Percent,
+                        ),
+                        subject: l.subject.clone(),
+                    }),
                 })
                 .collect(),
             imports: a
@@ -694,6 +690,7 @@ fn accounts_config(o: &Options) -> Vec<broker::AccountConfig> {
                     subject: i.subject.clone(),
                     to: i.to.clone(),
                     prefix: i.prefix.clone(),
+                    share: i.share,
                 })
                 .collect(),
         })
@@ -721,12 +718,14 @@ fn finish(s: &mut Settings) -> Result<(), String> {
     }
     s.broker.auth = s.auth.clone();
     // Operator mode reads JWT times against the wall clock; the broker reads no clock.
-    let unix_secs = std::time::SystemTime::now()
+    // Service latency measurements print wall-clock times to the nanosecond.
+    let since_epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        .unwrap_or_default();
     s.broker.wall_clock = Some(broker::WallClock {
         at: std::time::Instant::now(),
-        unix_secs,
+        unix_secs: i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
+        subsec_nanos: since_epoch.subsec_nanos(),
     });
     broker::Broker::try_new(s.broker.clone(), std::time::Instant::now())
         .map_err(|e| e.to_string())?;

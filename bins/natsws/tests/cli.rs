@@ -264,16 +264,8 @@ fn unserved_options_are_refused_by_name() {
             "\"leafnodes.min_version\"",
         ),
         (
-            "accounts { A { exports: [{service: \"s\", latency: \"lat\"}] } }\n",
-            "\"accounts.exports.latency\"",
-        ),
-        (
             "accounts { A { exports: [{stream: \"s.*\", account_token_position: 2}] } }\n",
             "\"accounts.exports.account_token_position\"",
-        ),
-        (
-            "accounts { A { exports: [{service: \"s\"}] }, B { imports: [{service: {account: A, subject: s}, share: true}] } }\n",
-            "\"accounts.imports.share\"",
         ),
         ("server_tags: [\"a\"]\n", "\"server_tags\""),
         ("client_advertise: \"x:4222\"\n", "\"client_advertise\""),

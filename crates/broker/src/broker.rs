@@ -32,6 +32,7 @@ use crate::{auth, subject};
 
 mod connect;
 mod introspect;
+pub(crate) mod latency;
 pub(crate) mod leaf;
 mod mqtt;
 mod reload;
@@ -167,6 +168,14 @@ pub struct Broker {
     /// The producers each connection that fell behind has stalled (`stall`); a producer is
     /// in at most one list.
     stalled_on: HashMap<ClientId, Vec<ClientId>>,
+    /// The thresholds of tracked service requests (exporter, response subject): when one
+    /// passes without a response, its timeout is reported ([`latency`]).
+    latency_timers: BinaryHeap<latency::LatencyTimer>,
+    /// The size of `latency_timers` at which its stale entries are dropped.
+    latency_compact_at: usize,
+    /// A measurement is being published: a request it makes through an import is not
+    /// measured again, so imports between tracked services cannot chain measurements.
+    publishing_latency: bool,
 }
 
 /// Default size of the closed-connections ring (`/connz?state=closed`).
@@ -222,12 +231,16 @@ impl Broker {
             mqtt_store_due: None,
             services: Vec::new(),
             stalled_on: HashMap::new(),
+            latency_timers: BinaryHeap::new(),
+            latency_compact_at: latency::MIN_LATENCY_COMPACTION,
+            publishing_latency: false,
         }
     }
 
     /// Like [`Broker::new`], but refuses an invalid auth configuration with the reference's
     /// start-up error text. (`new` accepts it and then refuses every CONNECT.)
     pub fn try_new(config: Config, now: Instant) -> Result<Self, auth::AuthConfigError> {
+        crate::router::validate_latency(&config.accounts, config.system_account.is_some())?;
         validate_accounts(&config.accounts)?;
         let broker = Self::new(config, now);
         match broker.auth.error() {

@@ -119,6 +119,30 @@ pub struct ExportConfig {
     /// `response_threshold` (services): how long responses are accepted; `None` is the
     /// default (2 minutes).
     pub response_threshold: Option<Duration>,
+    /// `latency` (services): service latency tracking, results published in this account.
+    pub latency: Option<LatencyConfig>,
+}
+
+/// Which requests to a tracked service are measured (`server/accounts.go` `serviceLatency`
+/// `sampling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatencySampling {
+    /// This percentage (1 to 100) of requests, chosen at random; a request not chosen is
+    /// still measured when its headers ask for it.
+    Percent(u8),
+    /// Only requests whose tracing headers ask for it (`Uber-Trace-Id`, `traceparent`,
+    /// `X-B3-Sampled`, `X-B3-TraceId`, `B3`).
+    Headers,
+}
+
+/// A service export's latency tracking (`latency` in the config, `service_latency` in an
+/// account JWT).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatencyConfig {
+    /// Which requests are measured.
+    pub sampling: LatencySampling,
+    /// The subject the measurements are published to, in the exporting account.
+    pub subject: String,
 }
 
 /// One entry of an account's `imports`.
@@ -135,6 +159,9 @@ pub struct ImportConfig {
     pub to: Option<String>,
     /// `prefix` (streams): the imported subjects become `<prefix>.<subject>`.
     pub prefix: Option<String>,
+    /// `share` (services): latency measurements of this import's requests show the
+    /// requestor's details, not only its account and round-trip time.
+    pub share: bool,
 }
 
 /// One account of the `accounts` block. Its users are listed in the auth configuration with
@@ -261,6 +288,9 @@ pub struct WallClock {
     pub at: std::time::Instant,
     /// The Unix time at `at`, in seconds.
     pub unix_secs: i64,
+    /// The fraction of the second at `at`, in nanoseconds (below 1 000 000 000); only the
+    /// times the broker prints (service latency measurements) use it.
+    pub subsec_nanos: u32,
 }
 
 impl WallClock {
@@ -273,6 +303,20 @@ impl WallClock {
         } else {
             self.unix_secs.saturating_sub(secs(self.at - now))
         }
+    }
+
+    /// The Unix time at `now` in nanoseconds, as seconds and nanoseconds (below 1 000 000 000).
+    #[must_use]
+    pub fn unix_nanos_at(&self, now: std::time::Instant) -> (i64, u32) {
+        let base = i128::from(self.unix_secs) * 1_000_000_000 + i128::from(self.subsec_nanos);
+        let total = if now >= self.at {
+            base.saturating_add(i128::try_from((now - self.at).as_nanos()).unwrap_or(i128::MAX))
+        } else {
+            base.saturating_sub(i128::try_from((self.at - now).as_nanos()).unwrap_or(i128::MAX))
+        };
+        let secs = i64::try_from(total.div_euclid(1_000_000_000)).unwrap_or(i64::MAX);
+        let nanos = u32::try_from(total.rem_euclid(1_000_000_000)).unwrap_or(0);
+        (secs, nanos)
     }
 
     /// The instant of Unix time `unix` (seconds), saturating at `now` for times past.

@@ -159,6 +159,12 @@ const SNIPPETS: &[&[u8]] = &[
     b"\xa2\x09\x00\x04\x00\x05foo/#",
     b"\xc0\x00",
     b"\xe0\x00",
+    // The latency-tracked service (bit 3), after the others so that old seeds keep their
+    // snippets.
+    b"SUB trk 5\r\nSUB lat 6\r\n",
+    b"PUB trk _INBOX.y 1\r\nq\r\n",
+    b"PUB trk 1\r\nq\r\n",
+    b"HPUB trk _INBOX.y 29 30\r\nNATS/1.0\r\nX-B3-Sampled: 1\r\n\r\nq\r\n",
 ];
 
 /// Session body: a script of client registrations (NATS over TCP and WebSocket, and MQTT),
@@ -210,8 +216,10 @@ pub fn broker_session(data: &[u8]) {
             account: None,
         });
     }
-    // Bit 3: accounts. User "u" (when configured) is in A, which exports the stream `foo.>`
-    // and the service `svc`; user "c" is in B, which imports both (the stream with a prefix).
+    // Bit 3: accounts. User "u" (when configured) is in A, which exports the stream `foo.>`,
+    // the service `svc` and the latency-tracked service `trk` (results on `lat`, half the
+    // requests or those whose trace headers ask); user "c" is in B, which imports all three
+    // (the stream with a prefix, `trk` sharing the requestor's details).
     if data.first().is_some_and(|b| b & 8 == 8) {
         use crate::config::{AccountConfig, ExportConfig, ExportKind, ImportConfig, ResponseType};
         for user in &mut config.auth.users {
@@ -232,6 +240,7 @@ pub fn broker_session(data: &[u8]) {
             accounts: Vec::new(),
             response_type: ResponseType::Stream,
             response_threshold: Some(Duration::from_secs(1)),
+            latency: None,
         };
         let import = |kind, subject: &str, prefix: Option<&str>| ImportConfig {
             kind,
@@ -239,6 +248,7 @@ pub fn broker_session(data: &[u8]) {
             subject: subject.to_owned(),
             to: None,
             prefix: prefix.map(str::to_owned),
+            share: false,
         };
         config.accounts = vec![
             AccountConfig {
@@ -246,6 +256,14 @@ pub fn broker_session(data: &[u8]) {
                 exports: vec![
                     export(ExportKind::Stream, "foo.>"),
                     export(ExportKind::Service, "svc"),
+                    ExportConfig {
+                        response_type: ResponseType::Singleton,
+                        latency: Some(crate::LatencyConfig {
+                            sampling: crate::LatencySampling::Percent(50),
+                            subject: "lat".to_owned(),
+                        }),
+                        ..export(ExportKind::Service, "trk")
+                    },
                 ],
                 imports: Vec::new(),
             },
@@ -255,6 +273,10 @@ pub fn broker_session(data: &[u8]) {
                 imports: vec![
                     import(ExportKind::Stream, "foo.>", Some("a")),
                     import(ExportKind::Service, "svc", None),
+                    ImportConfig {
+                        share: true,
+                        ..import(ExportKind::Service, "trk", None)
+                    },
                 ],
             },
         ];

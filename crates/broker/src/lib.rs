@@ -142,8 +142,11 @@
 //!     more; one removed subscription looks at no more than [`MAX_RELEASE_SCAN`] of them
 //!     (nats-server scans all), the others end at their threshold. A request crossing
 //!     a service import carries `Nats-Request-Info` with the requester's account and RTT as
-//!     in nats-server; an import with `share: true` gets the same short form, where
-//!     nats-server adds the requester's details (id, user, name, host, server).
+//!     in nats-server, and through an import with `share: true` the requester's details
+//!     (id, user, name, host, server, ...). A request no subscriber of the exporter received
+//!     drops its response route at once, as nats-server. Service latency tracking (an
+//!     export's [`LatencyConfig`]) is served as nats-server serves it; the few differences
+//!     are in the `broker/latency` module docs.
 //! 20. **MQTT without JetStream.** MQTT connections ([`ConnectionType::Mqtt`],
 //!     [`ConnectionType::MqttWebSocket`]) keep their state in memory. QoS 1 deliveries are
 //!     tracked per session; one past the window (`max_ack_pending` awaiting PUBACK, or
@@ -220,8 +223,8 @@ pub use broker::leaf::LeafInfo;
 pub use broker::services::{MAX_SYSTEM_SERVICES, ServiceError, ServiceId};
 pub use broker::{Broker, DEFAULT_MAX_CLOSED_CLIENTS, MAX_CLOSED_SUBS};
 pub use config::{
-    AccountConfig, Config, ExportConfig, ExportKind, ImportConfig, LeafAuthConfig, LeafUserConfig,
-    Limits, ListenerInfo, ResponseType, WallClock,
+    AccountConfig, Config, ExportConfig, ExportKind, ImportConfig, LatencyConfig, LatencySampling,
+    LeafAuthConfig, LeafUserConfig, Limits, ListenerInfo, ResponseType, WallClock,
 };
 pub use outq::OutQueue;
 pub use proto::ProtoError;

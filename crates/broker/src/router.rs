@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::auth::AuthConfigError;
-use crate::config::{AccountConfig, ExportConfig, ExportKind, ImportConfig, ResponseType};
+use crate::config::{
+    AccountConfig, ExportConfig, ExportKind, ImportConfig, LatencySampling, ResponseType,
+};
 use crate::subject;
 
 use crate::proto::Publish;
@@ -205,6 +207,19 @@ pub(crate) struct ServiceImport {
     pub(crate) exporter: AccountId,
     pub(crate) response_type: ResponseType,
     pub(crate) threshold: Duration,
+    /// The latency tracking of the export it imports (`server/accounts.go`
+    /// `serviceImport.latency`).
+    pub(crate) latency: Option<Arc<Latency>>,
+    /// `share`: measurements show the requestor's details.
+    pub(crate) share: bool,
+}
+
+/// A tracked service export's sampling and results subject (`server/accounts.go`
+/// `serviceLatency`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Latency {
+    pub(crate) sampling: LatencySampling,
+    pub(crate) subject: Box<[u8]>,
 }
 
 /// Where the responses to one service request go (`server/accounts.go`
@@ -216,6 +231,17 @@ pub(crate) struct ResponseRoute {
     pub(crate) reply: Box<[u8]>,
     pub(crate) response_type: ResponseType,
     pub(crate) expires: Instant,
+    /// The measurement of a sampled request to a tracked service, until its response.
+    pub(crate) tracking: Option<Box<crate::broker::latency::Tracking>>,
+}
+
+/// What [`Responses::take`] found for a response subject.
+#[derive(Debug)]
+pub(crate) enum Taken {
+    /// A live route: the response goes through it.
+    Live(ResponseRoute),
+    /// A route past its threshold, now dropped.
+    Expired(ResponseRoute),
 }
 
 /// Most response routes an account keeps: a flood of requests cannot grow memory without
@@ -266,7 +292,14 @@ impl Responses {
     }
 
     /// Adds a route, first dropping expired ones from the front and, when full, the oldest.
-    pub(crate) fn insert(&mut self, reply: Box<[u8]>, route: ResponseRoute, now: Instant) {
+    /// Returns the dropped routes that carried a latency measurement (usually none).
+    pub(crate) fn insert(
+        &mut self,
+        reply: Box<[u8]>,
+        route: ResponseRoute,
+        now: Instant,
+    ) -> Vec<ResponseRoute> {
+        let mut dropped = Vec::new();
         while let Some((expires, key)) = self.order.front() {
             let stale = self.routes.get(key).is_none_or(|r| r.expires != *expires);
             if !stale && *expires > now && self.routes.len() < MAX_RESPONSE_ROUTES {
@@ -274,8 +307,10 @@ impl Responses {
             }
             if let Some((_, key)) = self.order.pop_front()
                 && !stale
+                && let Some(old) = self.remove(&key)
+                && old.tracking.is_some()
             {
-                self.remove(&key);
+                dropped.push(old);
             }
         }
         self.order.push_back((route.expires, reply.clone()));
@@ -287,17 +322,37 @@ impl Responses {
             self.order
                 .retain(|(expires, key)| routes.get(key).is_some_and(|r| r.expires == *expires));
         }
+        dropped
     }
 
-    /// The route for a response published to `subject`: `None` when there is none or it
-    /// expired (then it is dropped). A singleton route is used up by this response.
-    pub(crate) fn take(&mut self, subject: &[u8], now: Instant) -> Option<ResponseRoute> {
+    /// Drops the route of `key` when it expired by `now` and returns it (the response
+    /// threshold timer of a tracked request).
+    pub(crate) fn take_expired(&mut self, key: &[u8], now: Instant) -> Option<ResponseRoute> {
+        if self.routes.get(key)?.expires > now {
+            return None;
+        }
+        self.remove(key)
+    }
+
+    /// The route for a response published to `subject`: `None` when there is none; an
+    /// expired one is dropped. A singleton route is used up by this response.
+    pub(crate) fn take(&mut self, subject: &[u8], now: Instant) -> Option<Taken> {
         let route = self.routes.get(subject)?;
         if route.expires <= now || route.response_type == ResponseType::Singleton {
             let route = self.remove(subject)?;
-            return (route.expires > now).then_some(route);
+            return Some(if route.expires > now {
+                Taken::Live(route)
+            } else {
+                Taken::Expired(route)
+            });
         }
-        Some(route.clone())
+        Some(Taken::Live(route.clone()))
+    }
+
+    /// Drops the route of `key` (a request no subscriber of the exporter received) and
+    /// returns it.
+    pub(crate) fn drop_route(&mut self, key: &[u8]) -> Option<ResponseRoute> {
+        self.remove(key)
     }
 
     /// The distinct reply subjects of `importer` that routes are owed to and that `subject`
@@ -352,8 +407,9 @@ impl Responses {
         }
     }
 
-    /// Drops every route owed to `reply` of `importer`.
-    fn drop_owed(&mut self, importer: AccountId, reply: &[u8]) {
+    /// Drops every route owed to `reply` of `importer`; the dropped routes that carried a
+    /// latency measurement go to `tracked`.
+    fn drop_owed(&mut self, importer: AccountId, reply: &[u8], tracked: &mut Vec<ResponseRoute>) {
         let keys: Vec<Box<[u8]>> = self
             .owed
             .range((importer, Box::<[u8]>::from(reply), Box::default())..)
@@ -361,7 +417,11 @@ impl Responses {
             .map(|(_, _, key)| key.clone())
             .collect();
         for key in keys {
-            self.remove(&key);
+            if let Some(route) = self.remove(&key)
+                && route.tracking.is_some()
+            {
+                tracked.push(route);
+            }
         }
     }
 }
@@ -403,6 +463,10 @@ pub(crate) struct Router {
     /// has dropped, so that no old `SubKey` can name a new subscription.
     next_sub_generation: u32,
     n_subs: usize,
+    /// Tracked response routes dropped because their requestor's interest went
+    /// (`server/accounts.go` `sendReplyInterestLostTrackLatency`), by exporting account, for
+    /// the broker to report; see [`Router::take_interest_lost`].
+    interest_lost: Vec<(AccountId, ResponseRoute)>,
 }
 
 impl Router {
@@ -417,6 +481,7 @@ impl Router {
             free_subs: BinaryHeap::new(),
             next_sub_generation: 0,
             n_subs: 0,
+            interest_lost: Vec::new(),
         };
         router.ensure_account(GLOBAL_ACCOUNT);
         router
@@ -525,6 +590,22 @@ impl Router {
                     }
                     ExportKind::Service => {
                         let export = authorizing_export(exports, import, &account.name);
+                        // Tracking needs the system account (`EventsEnabled`), a service of
+                        // singleton responses and a results subject one can publish to
+                        // (`TrackServiceExportWithSampling`; `Broker::try_new` refuses the
+                        // others with its errors).
+                        let latency = export
+                            .filter(|e| {
+                                system.is_some() && e.response_type == ResponseType::Singleton
+                            })
+                            .and_then(|e| e.latency.as_ref())
+                            .filter(|l| subject::is_valid_publish(l.subject.as_bytes()))
+                            .map(|l| {
+                                Arc::new(Latency {
+                                    sampling: l.sampling,
+                                    subject: l.subject.as_bytes().into(),
+                                })
+                            });
                         let service = ServiceImport {
                             local: import
                                 .to
@@ -538,6 +619,8 @@ impl Router {
                             threshold: export
                                 .and_then(|e| e.response_threshold)
                                 .unwrap_or(DEFAULT_RESPONSE_THRESHOLD),
+                            latency,
+                            share: import.share,
                         };
                         if let Some(a) = self.account_mut(importer) {
                             a.service_imports.push(service);
@@ -657,6 +740,12 @@ impl Router {
         Some(sub)
     }
 
+    /// The tracked response routes dropped since the last call because their requestor's
+    /// interest went, with their exporting account.
+    pub(crate) fn take_interest_lost(&mut self) -> Vec<(AccountId, ResponseRoute)> {
+        std::mem::take(&mut self.interest_lost)
+    }
+
     /// The response routes of every account agree with their index.
     #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn check_responses(&self) -> Result<(), String> {
@@ -694,9 +783,12 @@ impl Router {
                 if interest {
                     continue;
                 }
+                let mut tracked = Vec::new();
                 if let Some(e) = self.accounts.get_mut(exporter.index()) {
-                    e.responses.drop_owed(importer, &reply);
+                    e.responses.drop_owed(importer, &reply, &mut tracked);
                 }
+                self.interest_lost
+                    .extend(tracked.into_iter().map(|route| (exporter, route)));
             }
         }
     }
@@ -923,6 +1015,57 @@ pub(crate) fn validate_accounts(accounts: &[AccountConfig]) -> Result<(), AuthCo
                             from: local,
                         });
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the exports' latency tracking as nats-server does at start-up (`server/opts.go`
+/// `parseAccounts`, then `TrackServiceExportWithSampling`): a system account, a sampling of
+/// 1 to 100 (or headers), a results subject that is a valid publish subject outside the
+/// account's service exports added so far, and singleton responses. Errors carry the
+/// reference's text.
+pub(crate) fn validate_latency(
+    accounts: &[AccountConfig],
+    has_system_account: bool,
+) -> Result<(), AuthConfigError> {
+    for account in accounts {
+        let services: Vec<&ExportConfig> = account
+            .exports
+            .iter()
+            .filter(|e| e.kind == ExportKind::Service)
+            .collect();
+        for (index, export) in services.iter().enumerate() {
+            let Some(latency) = &export.latency else {
+                continue;
+            };
+            let service = crate::auth::go_quote(export.subject.as_bytes());
+            if !has_system_account {
+                return Err(AuthConfigError::new(format!(
+                    "Error adding service latency sampling for {service}: system account not setup"
+                )));
+            }
+            let results = latency.subject.as_bytes();
+            let loops_back = services
+                .iter()
+                .take(index + 1)
+                .any(|e| subject::is_subset_match(results, e.subject.as_bytes()));
+            let problem = if matches!(latency.sampling, LatencySampling::Percent(p) if !(1..=100).contains(&p))
+            {
+                Some("bad sampling percentage, should be 1-100")
+            } else if !subject::is_valid_publish(results) || loops_back {
+                Some("invalid publish subject")
+            } else if export.response_type != ResponseType::Singleton {
+                Some("bad service response type")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(AuthConfigError::new(format!(
+                    "Error adding service latency sampling for {service} on subject {}: {problem}",
+                    crate::auth::go_quote(results)
+                )));
             }
         }
     }

@@ -31,6 +31,13 @@ pub fn is_valid_literal(subject: &[u8]) -> bool {
             .all(|t| !t.is_empty() && t != b"*" && t != b">")
 }
 
+/// True when `subject` is a valid publish subject (nats-server's `IsValidPublishSubject`): a
+/// valid literal subject without white space.
+#[must_use]
+pub fn is_valid_publish(subject: &[u8]) -> bool {
+    is_valid_literal(subject) && !subject.iter().any(|b| b" \t\n\r\x0c".contains(b))
+}
+
 /// True when every subject matching `subject` also matches `pattern` (nats-server's
 /// `isSubsetMatch`, `server/sublist.go`): whether an import of `subject` is covered by an
 /// export of `pattern`.

@@ -30,6 +30,7 @@ fn export(kind: ExportKind, subject: &str) -> ExportConfig {
         accounts: Vec::new(),
         response_type: ResponseType::Singleton,
         response_threshold: None,
+        latency: None,
     }
 }
 
@@ -40,6 +41,7 @@ fn import(kind: ExportKind, account: &str, subject: &str) -> ImportConfig {
         subject: subject.into(),
         to: None,
         prefix: None,
+        share: false,
     }
 }
 
@@ -608,6 +610,8 @@ fn a_reload_that_moves_a_user_closes_its_client() {
 #[test]
 fn response_routes_are_bounded() {
     let mut sim = Sim::new(service_config(ResponseType::Stream, None));
+    let service = login(&mut sim, "a");
+    sim.send(service, "SUB svc.> 1\r\n");
     let requester = login(&mut sim, "b");
     let n = broker::MAX_RESPONSE_ROUTES + 10;
     let input: String = (0..n)
@@ -628,6 +632,9 @@ fn response_routes_are_bounded() {
 #[test]
 fn a_wildcard_unsub_looks_at_a_bounded_number_of_routes() {
     let mut sim = Sim::new(service_config(ResponseType::Stream, None));
+    // A route is kept only for a request some subscriber of the exporter received.
+    let service = login(&mut sim, "a");
+    sim.send(service, "SUB svc.> 1\r\n");
     let requester = login(&mut sim, "b");
     let n = broker::MAX_RELEASE_SCAN + 10;
     let mut input = "SUB r.* 1\r\n".to_owned();

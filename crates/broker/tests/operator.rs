@@ -44,6 +44,7 @@ fn config_with(accounts: Vec<String>, cookie: Option<&str>) -> Config {
         wall_clock: Some(WallClock {
             at: Instant::now(),
             unix_secs: NOW,
+            subsec_nanos: 0,
         }),
         ..Config::default()
     }

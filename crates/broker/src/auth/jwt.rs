@@ -445,6 +445,39 @@ pub struct Export {
     pub response_threshold: i64,
     /// `account_token_position`.
     pub account_token_position: u32,
+    /// `service_latency`: latency tracking of a service export.
+    pub service_latency: Option<JwtServiceLatency>,
+}
+
+/// An export's `service_latency` (the JWT library's `ServiceLatency`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct JwtServiceLatency {
+    /// `sampling`: a percentage, or 0 for `"headers"` (missing is 0 as well, as the library's
+    /// zero value).
+    #[serde(deserialize_with = "sampling_rate")]
+    pub sampling: i64,
+    /// `results`: the subject the measurements go to.
+    pub results: String,
+}
+
+/// The library's `SamplingRate.UnmarshalJSON`: `"headers"` (any case) is 0, anything else
+/// must be a JSON integer.
+fn sampling_rate<'de, D: serde::Deserializer<'de>>(de: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Rate {
+        Int(i64),
+        Text(String),
+    }
+    match Rate::deserialize(de)? {
+        Rate::Int(n) => Ok(n),
+        Rate::Text(t) if t.eq_ignore_ascii_case("headers") => Ok(0),
+        Rate::Text(t) => Err(serde::de::Error::custom(format!(
+            "json: cannot unmarshal string into Go value of type int: {}",
+            gotext::quote(t.as_bytes())
+        ))),
+    }
 }
 
 /// One of an account's `imports`.

@@ -43,8 +43,10 @@
 //!   library's `Account.Validate` (the validity and overlap of export and import subjects,
 //!   signing keys, `default_permissions`, `info` URLs) is not applied, so such an account is
 //!   served where the reference would refuse its users. The account `data` and JetStream
-//!   limits are read but not enforced (natsws has no JetStream); service latency tracking
-//!   (which needs the system account) is not done.
+//!   limits are read but not enforced (natsws has no JetStream). An export's
+//!   `service_latency` is tracked as the reference tracks it (with a system account; one
+//!   `TrackServiceExportWithSampling` refuses is served untracked, see `export_latency`), and
+//!   an import's `share` shows the requestor's details in the measurements.
 
 use core::net::IpAddr;
 use std::borrow::Cow;
@@ -154,6 +156,10 @@ pub struct JwtIdentity {
     /// `issuer_account`), for the reload check of `server/accounts.go`
     /// `updateAccountClaimsWithRefresh`.
     pub signing_key: Option<String>,
+    /// The user JWT's `name` (`name_tag` in the reference's client details).
+    pub name: String,
+    /// The user JWT's `tags`.
+    pub tags: Vec<String>,
 }
 
 /// One CONNECT in operator mode.
@@ -383,6 +389,8 @@ impl Trust {
             max_subs: min_limit(limits.subs, acc_limits.subs),
             max_payload: min_limit(limits.payload, acc_limits.payload),
             signing_key: (!user.nats.issuer_account.is_empty()).then(|| user.data.iss.clone()),
+            name: user.data.name.clone(),
+            tags: user.nats.tags.clone(),
         };
         Ok(Authenticated {
             authorized_user: Some(user.data.sub.clone()),
@@ -467,6 +475,7 @@ impl Trust {
                                 .ok()
                                 .filter(|n| *n > 0)
                                 .map(Duration::from_nanos),
+                            latency: export_latency(e, &a.claims.nats.exports),
                         })
                     })
                     .collect(),
@@ -569,6 +578,44 @@ fn check_server_version(op: &Claims<jwt::Operator>) -> Result<(), AuthConfigErro
     Ok(())
 }
 
+/// An export's `service_latency` as the router's latency tracking, when nats-server's
+/// `TrackServiceExportWithSampling` takes it (`server/accounts.go`
+/// `updateAccountClaimsWithRefresh`; the reference logs a refusal at debug level and serves
+/// the export untracked): a service of singleton responses, a sampling of `"headers"` or 1 to
+/// 100, and a results subject that is a valid publish subject outside the account's service
+/// exports added so far. The system account the reference also needs is checked by the
+/// router.
+fn export_latency(e: &jwt::Export, exports: &[jwt::Export]) -> Option<crate::LatencyConfig> {
+    let latency = e.service_latency.as_ref()?;
+    let singleton = matches!(
+        e.response_type,
+        jwt::JwtResponseType::Unset | jwt::JwtResponseType::Singleton
+    );
+    let sampling = match latency.sampling {
+        0 => crate::LatencySampling::Headers,
+        n @ 1..=100 => crate::LatencySampling::Percent(u8::try_from(n).ok()?),
+        _ => return None,
+    };
+    let results = latency.results.as_bytes();
+    // The exports are added in order, each tracked right after it is added.
+    let added = exports
+        .iter()
+        .position(|x| std::ptr::eq(x, e))
+        .map_or(0, |i| i + 1);
+    let loops_back = exports.iter().take(added).any(|x| {
+        x.kind == ExportType::Service
+            && crate::subject::is_subset_match(results, x.subject.as_bytes())
+    });
+    let valid = e.kind == ExportType::Service
+        && singleton
+        && crate::subject::is_valid_publish(results)
+        && !loops_back;
+    valid.then(|| crate::LatencyConfig {
+        sampling,
+        subject: latency.results.clone(),
+    })
+}
+
 fn export_kind(kind: ExportType) -> Option<ExportKind> {
     match kind {
         ExportType::Stream => Some(ExportKind::Stream),
@@ -593,6 +640,7 @@ fn import_config(import: &jwt::Import, kind: ExportKind) -> ImportConfig {
             } else {
                 None
             },
+            share: false,
         },
         ExportKind::Service => {
             let (local, remote) = if import.local_subject.is_empty() {
@@ -609,6 +657,7 @@ fn import_config(import: &jwt::Import, kind: ExportKind) -> ImportConfig {
                 subject: remote,
                 to: Some(local),
                 prefix: None,
+                share: import.share,
             }
         }
     }
@@ -1864,6 +1913,62 @@ mod tests {
         assert_eq!(
             preload_report("K", &sign(r#","exp":1500"#, ""), 2000),
             ["Account [K] has validation issues:", "  - claim is expired"]
+        );
+    }
+
+    /// `service_latency` of a JWT export is taken as `TrackServiceExportWithSampling` takes
+    /// it, and dropped where the reference logs the refusal and serves the export untracked.
+    #[test]
+    fn jwt_service_latency_is_taken_as_the_reference_takes_it() {
+        let exports = |json: &str| -> Vec<jwt::Export> { serde_json::from_str(json).unwrap() };
+        let check = |json: &str, want: &[Option<(crate::LatencySampling, &str)>]| {
+            let all = exports(json);
+            let got: Vec<Option<(crate::LatencySampling, String)>> = all
+                .iter()
+                .map(|e| export_latency(e, &all).map(|l| (l.sampling, l.subject)))
+                .collect();
+            let want: Vec<Option<(crate::LatencySampling, String)>> = want
+                .iter()
+                .map(|w| w.map(|(s, subject)| (s, subject.to_owned())))
+                .collect();
+            assert_eq!(got, want, "{json}");
+        };
+        use crate::LatencySampling::{Headers, Percent};
+        check(
+            r#"[{"subject":"a","type":"service","service_latency":{"sampling":50,"results":"lat.a"}},
+                {"subject":"b","type":"service","service_latency":{"sampling":"HEADERS","results":"lat.b"}},
+                {"subject":"c","type":"service","service_latency":{"results":"lat.c"}},
+                {"subject":"d","type":"service","response_type":"Singleton","service_latency":{"sampling":100,"results":"lat.d"}}]"#,
+            &[
+                Some((Percent(50), "lat.a")),
+                Some((Headers, "lat.b")),
+                Some((Headers, "lat.c")),
+                Some((Percent(100), "lat.d")),
+            ],
+        );
+        check(
+            r#"[{"subject":"a","type":"service","service_latency":{"sampling":101,"results":"lat.a"}},
+                {"subject":"b","type":"service","service_latency":{"sampling":-1,"results":"lat.b"}},
+                {"subject":"c","type":"service","service_latency":{"sampling":5,"results":"lat.*"}},
+                {"subject":"d.>","type":"service","service_latency":{"sampling":5,"results":"d.x"}},
+                {"subject":"e","type":"service","response_type":"Stream","service_latency":{"sampling":5,"results":"lat.e"}},
+                {"subject":"f","type":"stream","service_latency":{"sampling":5,"results":"lat.f"}},
+                {"subject":"g","type":"service","service_latency":{"sampling":5,"results":"a b"}},
+                {"subject":"h","type":"service"}]"#,
+            &[None, None, None, None, None, None, None, None],
+        );
+        // Only the service exports added before it (and itself) count.
+        check(
+            r#"[{"subject":"a","type":"service","service_latency":{"sampling":5,"results":"b.x"}},
+                {"subject":"b.>","type":"service","service_latency":{"sampling":5,"results":"b.y"}}]"#,
+            &[Some((Percent(5), "b.x")), None],
+        );
+        // A sampling that is neither an integer nor "headers" makes the JWT undecodable.
+        assert!(
+            serde_json::from_str::<Vec<jwt::Export>>(
+                r#"[{"subject":"a","type":"service","service_latency":{"sampling":"50","results":"x"}}]"#
+            )
+            .is_err()
         );
     }
 

@@ -115,6 +115,7 @@ impl Broker {
         let clock = self.config.wall_clock.unwrap_or(WallClock {
             at: self.start,
             unix_secs: 0,
+            subsec_nanos: 0,
         });
         let expiry = match (jwt.expires_at, account_exp) {
             (Some(u), Some(a)) if a < u => Some((a, "Account Authentication Expired")),

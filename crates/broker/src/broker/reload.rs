@@ -69,6 +69,11 @@ impl StoredCredentials {
         }
     }
 
+    /// The CONNECT `jwt` (or `jwt_cookie`), as sent.
+    pub(super) fn jwt(&self) -> Option<&str> {
+        self.jwt.as_deref()
+    }
+
     pub(super) fn as_credentials(&self) -> Credentials<'_> {
         Credentials {
             user: self.user.as_deref(),

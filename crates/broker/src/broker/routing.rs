@@ -1,6 +1,7 @@
 //! Publishing: the fast path, routing inside an account, stream feeds, service imports and their response routes, delivery to subscribers.
 
 use super::*;
+use latency::Failure;
 
 impl Broker {
     /// Routes a complete PUB/HPUB found by [`Parser::peek_pub`] and consumes it from `src`.
@@ -159,9 +160,15 @@ impl Broker {
         let Some(acc) = self.router.account_mut(account) else {
             return 0;
         };
-        if publish.subject.starts_with(b"_R_.")
-            && let Some(route) = acc.responses.take(publish.subject, now)
-        {
+        let taken = if publish.subject.starts_with(b"_R_.") {
+            acc.responses.take(publish.subject, now)
+        } else {
+            None
+        };
+        if let Some(route) = taken.and_then(|t| self.live_route(now, account, t)) {
+            if let Some(tracking) = route.tracking.as_deref() {
+                self.latency_answered(now, account, tracking, from);
+            }
             let Some(importer) = self.router.account_mut(route.importer) else {
                 return 0;
             };
@@ -173,6 +180,9 @@ impl Broker {
             };
             return self.deliver_all(from, echo, now, &response, &result);
         }
+        let Some(acc) = self.router.account_mut(account) else {
+            return 0;
+        };
         let Some(import) = acc
             .service_imports
             .iter()
@@ -181,15 +191,29 @@ impl Broker {
         else {
             return 0;
         };
+        let (tracked, header) = match import.latency.as_deref() {
+            Some(latency) => self.sample_request(latency, publish),
+            None => (false, None),
+        };
+        let tracking = match import.latency.as_deref() {
+            Some(latency) if tracked && publish.reply.is_some() => {
+                Some(self.start_tracking(&import, latency, from, header, now))
+            }
+            Some(latency) if tracked => {
+                self.latency_bad_request(now, &import, latency, from, header);
+                None
+            }
+            _ => None,
+        };
         let reply = publish
             .reply
-            .map(|reply| self.new_response_route(&import, account, reply, now));
+            .map(|reply| self.new_response_route(&import, account, reply, now, tracking));
         let remote: &[u8] = if subject::has_wildcard(&import.local) {
             publish.subject
         } else {
             &import.remote
         };
-        let info = self.request_info(from, account);
+        let info = self.request_info(from, account, import.share);
         let (message, header_len) = with_header(publish, REQUEST_INFO_HEADER, &info);
         // Shared, so that a large request is queued by reference to every subscriber.
         let message = Bytes::from(message);
@@ -206,15 +230,33 @@ impl Broker {
             queues: QueueFilter::All,
             client_view: None,
         };
+        let delivered = self.deliver_all(from, echo, now, &request, &result);
+        if delivered == 0
+            && let Some(reply) = &reply
+        {
+            // Nobody can answer a request no subscriber received: its route goes, and a
+            // tracked one reports 503 (`removeRespServiceImport` with `rsiNoDelivery`).
+            let dropped = self
+                .router
+                .account_mut(import.exporter)
+                .and_then(|e| e.responses.drop_route(reply));
+            if let Some(route) = dropped {
+                self.latency_dropped(now, import.exporter, vec![route], Failure::NoDelivery);
+            }
+        }
         // The import itself is an interest (nats-server subscribes it in the importing
         // account), so a request to it never draws a no-responders status.
-        self.deliver_all(from, echo, now, &request, &result).max(1)
+        delivered.max(1)
     }
 
     /// The `Nats-Request-Info` value a request carries into the exporting account: the
-    /// requester's account and, once measured, its round-trip time in nanoseconds
-    /// (`server/client.go` `processServiceImport` and `getClientInfo` without `share`).
-    pub(super) fn request_info(&self, from: ClientId, account: AccountId) -> Vec<u8> {
+    /// requester's account and, once measured, its round-trip time in nanoseconds; through
+    /// an import with `share`, its details as a latency measurement shows them
+    /// (`server/client.go` `processServiceImport` and `getClientInfo`).
+    pub(super) fn request_info(&self, from: ClientId, account: AccountId, share: bool) -> Vec<u8> {
+        if share && let Some(info) = self.latency_client_info(from, true) {
+            return serde_json::to_vec(&info).unwrap_or_default();
+        }
         let name = self.router.account(account).map_or("", |a| &a.name);
         let mut info = b"{\"acc\":".to_vec();
         info.extend_from_slice(
@@ -241,6 +283,7 @@ impl Broker {
         importer: AccountId,
         reply: &[u8],
         now: Instant,
+        tracking: Option<Box<latency::Tracking>>,
     ) -> Box<[u8]> {
         const DIGITS: &[u8; 62] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
         let route = ResponseRoute {
@@ -248,7 +291,10 @@ impl Broker {
             reply: reply.into(),
             response_type: import.response_type,
             expires: now.checked_add(import.threshold).unwrap_or(now),
+            tracking,
         };
+        let tracked = route.tracking.is_some();
+        let expires = route.expires;
         loop {
             let mut subject = b"_R_.".to_vec();
             for part in [self.rng.next_u64(), self.rng.next_u64()] {
@@ -267,7 +313,13 @@ impl Broker {
             if exporter.responses.contains(&subject) {
                 continue;
             }
-            exporter.responses.insert(subject.clone(), route, now);
+            let dropped = exporter.responses.insert(subject.clone(), route, now);
+            if !dropped.is_empty() {
+                self.latency_dropped(now, import.exporter, dropped, Failure::Timeout);
+            }
+            if tracked {
+                self.watch_tracked_route(import.exporter, subject.clone(), expires);
+            }
             return subject;
         }
     }

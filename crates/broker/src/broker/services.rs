@@ -43,7 +43,7 @@ impl core::fmt::Display for ServiceError {
 pub const MAX_SYSTEM_SERVICES: usize = 64;
 
 /// The sender of the server's own messages: no client has this id.
-const SERVER: ClientId = ClientId {
+pub(super) const SERVER: ClientId = ClientId {
     index: u32::MAX,
     generation: u32::MAX,
 };

@@ -149,6 +149,7 @@ impl Broker {
         let Some(sub) = self.router.remove(key) else {
             return;
         };
+        self.report_interest_lost(now);
         if let Some(account) = account {
             self.leaf_interest(account, &sub, -i64::from(sub.weight), now);
         }

@@ -135,3 +135,82 @@ fn with_header_builds_the_header_as_set_header_does() {
         "NATS/1.0\r\nK: v\r\n\r\n"
     );
 }
+
+/// The thresholds of answered tracked requests do not pile up: the timer heap drops its
+/// stale entries once they are most of it.
+#[test]
+fn tracked_request_timers_stay_bounded() {
+    use crate::config::{ExportConfig, ExportKind, ImportConfig, LatencyConfig, LatencySampling};
+    let user = |name: &str, account: &str| auth::User {
+        username: name.into(),
+        password: "pw".into(),
+        permissions: None,
+        allowed_connection_types: Vec::new(),
+        account: Some(account.into()),
+    };
+    let config = Config {
+        auth: crate::AuthConfig {
+            users: vec![user("a", "A"), user("b", "B")],
+            ..crate::AuthConfig::default()
+        },
+        accounts: vec![
+            AccountConfig {
+                name: "A".into(),
+                exports: vec![ExportConfig {
+                    kind: ExportKind::Service,
+                    subject: "svc".into(),
+                    accounts: Vec::new(),
+                    response_type: crate::ResponseType::Singleton,
+                    response_threshold: None,
+                    latency: Some(LatencyConfig {
+                        sampling: LatencySampling::Percent(100),
+                        subject: "lat".into(),
+                    }),
+                }],
+                ..AccountConfig::default()
+            },
+            AccountConfig {
+                name: "B".into(),
+                imports: vec![ImportConfig {
+                    kind: ExportKind::Service,
+                    account: "A".into(),
+                    subject: "svc".into(),
+                    to: None,
+                    prefix: None,
+                    share: false,
+                }],
+                ..AccountConfig::default()
+            },
+        ],
+        ..Config::default()
+    };
+    let now = Instant::now();
+    let mut broker = Broker::new(config, now);
+    let addr = core::net::SocketAddr::from(([127, 0, 0, 1], 4000));
+    let login = |broker: &mut Broker, name: &str, subs: &str| {
+        let id = broker.register_client(now, ClientParams::new(ConnectionType::Standard, addr));
+        send(
+            broker,
+            id,
+            now,
+            &format!("CONNECT {{\"verbose\":false,\"user\":\"{name}\",\"pass\":\"pw\"}}\r\n{subs}"),
+        );
+        take(broker, id);
+        id
+    };
+    let service = login(&mut broker, "a", "SUB svc 1\r\n");
+    let requestor = login(&mut broker, "b", "SUB inbox 1\r\n");
+    for _ in 0..5000 {
+        send(&mut broker, requestor, now, "PUB svc inbox 0\r\n\r\n");
+        assert!(!broker.latency_timers.is_empty(), "the request is tracked");
+        let out = take(&mut broker, service);
+        let reply = out.split(' ').nth(3).unwrap_or_default().to_owned();
+        send(&mut broker, service, now, &format!("PUB {reply} 0\r\n\r\n"));
+        take(&mut broker, requestor);
+    }
+    assert!(
+        broker.latency_timers.len() <= 1024,
+        "{}",
+        broker.latency_timers.len()
+    );
+}

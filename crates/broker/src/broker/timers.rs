@@ -99,17 +99,23 @@ impl Broker {
     }
 
     /// The earliest deadline over all clients (auth timeout, ping, write deadline, MQTT
-    /// redelivery and session records to write), or `None`.
+    /// redelivery and session records to write) and tracked service requests (their
+    /// response threshold), or `None`.
     /// May be earlier than necessary (a spurious [`Broker::handle_timeout`] is harmless).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let client = self.timers.peek().map(|Reverse((t, _, _))| *t);
-        [client, self.mqtt_store_due].into_iter().flatten().min()
+        [client, self.mqtt_store_due, self.latency_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Runs every timer due at `now`: auth timeouts, pings and stale connections, write
-    /// deadlines. Then poll events and re-read [`Broker::poll_timeout`].
+    /// deadlines, the response thresholds of tracked service requests. Then poll events and
+    /// re-read [`Broker::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.fire_latency_timers(now);
         if self.mqtt_store_due.is_some_and(|d| d <= now) {
             self.persist_kept_sessions();
         }

@@ -358,6 +358,18 @@ fn check_imports_and_exports(accounts: &[Account], ctx: &mut Ctx, v: &V<'_>) {
                         quote(&export.subject)
                     ),
                 );
+                continue;
+            }
+            if let Some(problem) = latency_problem(account, export) {
+                let latency = export.latency.as_ref().map_or("", |l| l.subject.as_str());
+                ctx.error(
+                    v,
+                    format!(
+                        "Error adding service latency sampling for {} on subject {}: {problem}",
+                        quote(&export.subject),
+                        quote(latency)
+                    ),
+                );
             }
         }
     }
@@ -409,6 +421,30 @@ fn check_imports_and_exports(accounts: &[Account], ctx: &mut Ctx, v: &V<'_>) {
                 );
             }
         }
+    }
+}
+
+/// Why `TrackServiceExportWithSampling` refuses the latency tracking of `export`, if it
+/// does: a results subject that is not a valid publish subject or that falls within one of
+/// the account's service exports added so far (they are added in order), or responses that
+/// are not singletons. (The system account it also needs is checked by the broker.)
+fn latency_problem(account: &Account, export: &Export) -> Option<&'static str> {
+    let latency = export.latency.as_ref()?;
+    let results = latency.subject.as_str();
+    let publishable =
+        is_valid_subject(results) && !results.split('.').any(|t| t == "*" || t == ">");
+    let loops_back = account
+        .exports
+        .iter()
+        .take_while(|e| !std::ptr::eq(*e, export))
+        .chain(std::iter::once(export))
+        .any(|e| e.kind == ExportKind::Service && is_subset_match(results, &e.subject));
+    if !publishable || loops_back {
+        Some("invalid publish subject")
+    } else if export.response_type != ResponseType::Singleton {
+        Some("bad service response type")
+    } else {
+        None
     }
 }
 
@@ -713,8 +749,8 @@ fn parse_export(ctx: &mut Ctx, v: &V<'_>) -> Option<Export> {
                 "latency" => {
                     let parsed = parse_latency(mv);
                     match parsed {
-                        Err(message) => {
-                            ctx.error(mv, message);
+                        Err((message, at)) => {
+                            ctx.error(&at, message);
                             continue;
                         }
                         Ok(l) => latency = Some((l, mv.clone())),
@@ -743,12 +779,12 @@ fn parse_export(ctx: &mut Ctx, v: &V<'_>) -> Option<Export> {
 }
 
 /// `parseServiceLatency`: a subject, or `{ sampling, subject }`.
-fn parse_latency(v: &V<'_>) -> Result<Latency, String> {
+fn parse_latency<'a>(v: &V<'a>) -> Result<Latency, (String, V<'a>)> {
     match v.value() {
         Value::Str(_) => {
             let subject = v
                 .string()
-                .map_err(|_| "invalid latency subject".to_owned())?;
+                .map_err(|_| ("invalid latency subject".to_owned(), v.clone()))?;
             return Ok(Latency {
                 subject,
                 sampling: Some(100),
@@ -756,15 +792,21 @@ fn parse_latency(v: &V<'_>) -> Result<Latency, String> {
         }
         Value::Map(_) => {}
         _ => {
-            return Err(format!(
-                "Expected latency entry to be a map/struct or string, got {}",
-                v.go_type()
+            return Err((
+                format!(
+                    "Expected latency entry to be a map/struct or string, got {}",
+                    v.go_type()
+                ),
+                v.clone(),
             ));
         }
     }
     let mut sampling = Some(100u8);
     let mut subject = None;
-    for entry in v.map().map_err(|_| "invalid latency".to_owned())? {
+    for entry in v
+        .map()
+        .map_err(|_| ("invalid latency".to_owned(), v.clone()))?
+    {
         let mv = &entry.value;
         match entry.key.as_str() {
             "sampling" => {
@@ -777,38 +819,61 @@ fn parse_latency(v: &V<'_>) -> Result<Latency, String> {
                             continue;
                         }
                         let digits = text.strip_suffix('%').unwrap_or(&text);
-                        digits.parse::<i64>().map_err(|_| {
-                            format!(
-                                "Failed to parse latency sample: strconv.Atoi: parsing {}: invalid syntax",
-                                quote(digits)
+                        digits.parse::<i64>().map_err(|e| {
+                            let why = match e.kind() {
+                                std::num::IntErrorKind::PosOverflow
+                                | std::num::IntErrorKind::NegOverflow => "value out of range",
+                                _ => "invalid syntax",
+                            };
+                            (
+                                format!(
+                                    "Failed to parse latency sample: strconv.Atoi: parsing {}: {why}",
+                                    quote(digits)
+                                ),
+                                mv.clone(),
                             )
                         })?
                     }
                     _ => {
-                        return Err(format!(
-                            "Expected latency sample to be a string or map/struct, got {}",
-                            mv.go_type()
+                        return Err((
+                            format!(
+                                "Expected latency sample to be a string or map/struct, got {}",
+                                mv.go_type()
+                            ),
+                            mv.clone(),
                         ));
                     }
                 };
                 if !(1..=100).contains(&sample) {
-                    return Err("sampling value should be in range [1..100]".to_owned());
+                    return Err((
+                        "bad sampling percentage, should be 1-100".to_owned(),
+                        mv.clone(),
+                    ));
                 }
                 sampling = u8::try_from(sample).ok();
             }
             "subject" => {
                 let Value::Str(_) = mv.value() else {
-                    return Err("Expected latency subject to be a string, got string".to_owned());
+                    // The reference prints the type of its zero-value string here.
+                    return Err((
+                        "Expected latency subject to be a string, got string".to_owned(),
+                        mv.clone(),
+                    ));
                 };
                 subject = Some(
                     mv.string()
-                        .map_err(|_| "invalid latency subject".to_owned())?,
+                        .map_err(|_| ("invalid latency subject".to_owned(), mv.clone()))?,
                 );
             }
             _ => {}
         }
     }
-    let subject = subject.ok_or_else(|| "Latency subject required, but missing".to_owned())?;
+    let subject = subject.ok_or_else(|| {
+        (
+            "Latency subject required, but missing".to_owned(),
+            v.clone(),
+        )
+    })?;
     Ok(Latency { subject, sampling })
 }
 

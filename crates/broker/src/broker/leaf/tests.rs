@@ -738,6 +738,7 @@ fn an_imported_service_is_advertised_and_requests_from_the_hub_reach_it() {
                     accounts: Vec::new(),
                     response_type: crate::ResponseType::Singleton,
                     response_threshold: None,
+                    latency: None,
                 }],
                 ..crate::AccountConfig::default()
             },
@@ -749,6 +750,7 @@ fn an_imported_service_is_advertised_and_requests_from_the_hub_reach_it() {
                     subject: "svc".to_owned(),
                     to: Some("b.svc".to_owned()),
                     prefix: None,
+                    share: false,
                 }],
                 ..crate::AccountConfig::default()
             },
