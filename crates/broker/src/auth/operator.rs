@@ -38,12 +38,12 @@
 //!   has used yet applies where the reference (which loads accounts on first use) answers
 //!   `jwt update skipped`.
 //! - Account JWTs with subject `mappings` are refused at start-up and when pushed (natsws
-//!   has no subject mapping). An account over its `imports`/`exports`/`wildcards` limits, or signed by an
-//!   untrusted key, is never loaded, as in the reference (`account_issues`); the rest of the
-//!   library's `Account.Validate` (the validity and overlap of export and import subjects,
-//!   signing keys, `default_permissions`, `info` URLs) is not applied, so such an account is
-//!   served where the reference would refuse its users. The account `data` and JetStream
-//!   limits are read but not enforced (natsws has no JetStream). An export's
+//!   has no subject mapping). An account with a blocking issue of the JWT library's
+//!   `AccountClaims.Validate` (its limits, imports and activation tokens, exports, signing
+//!   keys, `default_permissions`), or signed by an untrusted key, is never loaded, as in the
+//!   reference (`account_issues`). The account `data` limit is read and, as in nats-server
+//!   2.9.10, not enforced; the JetStream limits are read and not applied, as a nats-server
+//!   without JetStream does (natsws runs none; JetStream stays on a hub). An export's
 //!   `service_latency` is tracked as the reference tracks it (with a system account; one
 //!   `TrackServiceExportWithSampling` refuses is served untracked, see `export_latency`), and
 //!   an import's `share` shows the requestor's details in the measurements.
