@@ -1054,6 +1054,11 @@ fn request(c: &mut Conn, subject: &str, body: &str) -> String {
         "PUB {subject} _INBOX.claims {}\r\n{body}\r\n",
         body.len()
     ));
+    next_answer(c)
+}
+
+/// The body of the next answer on the reply inbox of [`system_client`].
+fn next_answer(c: &mut Conn) -> String {
     let Conn::Tcp(raw) = c else {
         panic!("the claim requests go over TCP");
     };
@@ -1591,3 +1596,167 @@ fn claims_untrusted_push_until_reload(target: Target) {
     assert_eq!(out, VIOLATION);
 }
 common::on_both!(claims_untrusted_push_until_reload);
+
+/// Makes a named pipe at `path`: a write to it blocks until something reads it, as a write
+/// to a stuck disk does.
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Reads the pipe at `path` to its end on another thread (unblocking the write to it).
+fn drain_fifo(path: &std::path::Path) -> std::thread::JoinHandle<String> {
+    let path = path.to_owned();
+    std::thread::spawn(move || std::fs::read_to_string(path).expect("read fifo"))
+}
+
+/// Whether no message arrives on `c` within `wait` (the server's keep-alive PINGs aside).
+fn silent_for(c: &mut Conn, wait: Duration) -> bool {
+    let Conn::Tcp(raw) = c else {
+        panic!("the claim requests go over TCP");
+    };
+    raw.stream.set_read_timeout(Some(wait)).unwrap();
+    let silent = loop {
+        let mut line = String::new();
+        match std::io::BufRead::read_line(&mut raw.reader, &mut line) {
+            Err(_) => break true,
+            Ok(0) => panic!("the connection closed"),
+            Ok(_) if line == "PING\r\n" => raw.send("PONG\r\n"),
+            Ok(_) => {
+                break false;
+            }
+        }
+    };
+    raw.stream.set_read_timeout(Some(common::WAIT)).unwrap();
+    silent
+}
+
+/// The file a server writes an account's JWT to first: natsws writes `<key>.jwt.tmp` and
+/// renames it over `<key>.jwt`; nats-server writes `<key>.jwt` itself.
+fn first_written(target: Target, jwts: &std::path::Path, account: &str) -> std::path::PathBuf {
+    match target {
+        Target::Natsws => jwts.join(format!("{account}.jwt.tmp")),
+        Target::Reference => jwts.join(format!("{account}.jwt")),
+    }
+}
+
+/// A push whose file write is stuck (its file is a named pipe nobody reads) stalls only
+/// itself: other clients connect and are served meanwhile, and the push is answered only
+/// once the write has finished. A pipe cannot be synced: natsws answers that error, as the
+/// JWT is not durably stored; nats-server, which does not sync, answers `jwt updated`.
+fn claims_stuck_disk_stalls_only_its_push(target: Target) {
+    let Some(Full { srv, jwts, sys, .. }) = start_full(target, false) else {
+        return;
+    };
+    let k = keys();
+    let mut s = system_client(&srv, &sys);
+    let b = k.b.public_key();
+    let fifo = first_written(target, &jwts, &b);
+    mkfifo(&fifo);
+    let u = key(KeyPairType::User, 88);
+    let mut other = logged_in(&srv, Transport::Tcp, &k.a, &u);
+    let b_jwt = account_jwt(&k, &k.b, "");
+    s.send(&format!(
+        "PUB $SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE _INBOX.claims {}\r\n{b_jwt}\r\n",
+        b_jwt.len()
+    ));
+    // The server keeps serving the clients it has.
+    assert_eq!(other.sync(), "");
+    if target == Target::Natsws {
+        // And new ones. (nats-server holds its store's lock through the write, so a login
+        // that has to read an account from the store waits for it.)
+        let v = key(KeyPairType::User, 89);
+        let mut new = logged_in(&srv, Transport::Tcp, &k.a, &v);
+        assert_eq!(new.sync(), "");
+    }
+    assert!(
+        silent_for(&mut s, Duration::from_millis(500)),
+        "answered before the JWT was written"
+    );
+    let written = drain_fifo(&fifo);
+    let got = answer(&next_answer(&mut s));
+    assert_eq!(written.join().unwrap(), b_jwt);
+    match target {
+        Target::Natsws => assert_eq!(
+            got,
+            refused(
+                &b,
+                "jwt update resulted in error - Invalid argument (os error 22)"
+            )
+        ),
+        Target::Reference => assert_eq!(got, updated(&b)),
+    }
+    assert_eq!(other.sync(), "");
+    if target == Target::Natsws {
+        // The failed write left nothing behind; the next push is stored.
+        assert!(!fifo.exists());
+        let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", &b_jwt);
+        assert_eq!(answer(&got), updated(&b));
+    }
+}
+common::on_both!(claims_stuck_disk_stalls_only_its_push);
+
+/// The most claim requests natsws holds at once (`claims_dir::MAX_IN_FLIGHT`).
+const CLAIMS_IN_FLIGHT: usize = 64;
+
+/// A flood of pushes behind a stuck write holds at most [`CLAIMS_IN_FLIGHT`] of them; the
+/// rest are refused at once with the reference's error shape, and the held ones are
+/// answered, in order, once the write finishes. natsws only: nats-server answers pushes on
+/// the pushing connection's own reader, so a stuck write stops reading that connection
+/// instead (its memory stays bounded by the socket buffers).
+#[test]
+fn claims_flood_is_bounded() {
+    let Some(Full { srv, jwts, sys, .. }) = start_full(Target::Natsws, false) else {
+        return;
+    };
+    let k = keys();
+    let mut s = system_client(&srv, &sys);
+    let b = k.b.public_key();
+    let a = k.a.public_key();
+    let fifo = first_written(Target::Natsws, &jwts, &b);
+    mkfifo(&fifo);
+    let b_jwt = account_jwt(&k, &k.b, "");
+    let a_jwt = account_jwt(&k, &k.a, "");
+    let publish = |subject: &str, body: &str| {
+        format!("PUB {subject} _INBOX.claims {}\r\n{body}\r\n", body.len())
+    };
+    s.send(&publish("$SYS.REQ.CLAIMS.UPDATE", &b_jwt));
+    let flood = CLAIMS_IN_FLIGHT + 40;
+    let mut batch = String::new();
+    for _ in 0..flood {
+        batch.push_str(&publish("$SYS.REQ.CLAIMS.UPDATE", &a_jwt));
+    }
+    s.send(&batch);
+    // The refusals come at once; the held pushes wait for the stuck write.
+    let busy = refused(
+        &a,
+        "jwt update resulted in error - jwt store is busy, try again",
+    );
+    for _ in 0..flood + 1 - CLAIMS_IN_FLIGHT {
+        assert_eq!(answer(&next_answer(&mut s)), busy);
+    }
+    assert!(
+        silent_for(&mut s, Duration::from_millis(500)),
+        "more than {} pushes refused",
+        flood + 1 - CLAIMS_IN_FLIGHT
+    );
+    let written = drain_fifo(&fifo);
+    assert_eq!(written.join().unwrap(), b_jwt);
+    assert_eq!(
+        answer(&next_answer(&mut s)),
+        refused(
+            &b,
+            "jwt update resulted in error - Invalid argument (os error 22)"
+        )
+    );
+    for _ in 1..CLAIMS_IN_FLIGHT {
+        assert_eq!(answer(&next_answer(&mut s)), updated(&a));
+    }
+    assert_eq!(s.sync(), "");
+    // Nothing is held any more: a push is taken again.
+    let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", &b_jwt);
+    assert_eq!(answer(&got), updated(&b));
+}

@@ -1,8 +1,13 @@
 //! The full resolver's claim services (`nsc push` and its kin) over the resolver directory:
 //! the broker routes the requests here ([`broker::Event::SystemRequest`]), the checks and
-//! answers are `broker::auth::claims`, and this module does the file I/O and applies a
-//! stored JWT to the live server (`server/accounts.go` `DirAccResolver.Start`,
-//! `server/dirstore.go` for the files).
+//! answers are `broker::auth::claims`, the file I/O runs on the directory's writer thread
+//! (`crate::claims_dir`), and this module hands requests to it and, when their results come
+//! back (the loop's waker), applies a stored JWT to the live server and answers
+//! (`server/accounts.go` `DirAccResolver.Start`, `server/dirstore.go` for the files). A
+//! request made while the directory has `claims_dir::MAX_IN_FLIGHT` jobs pending is refused
+//! at once: an update with `jwt update resulted in error - jwt store is busy, try again`, a
+//! delete as one whose every file failed, a lookup or list (which the reference leaves
+//! unanswered on error) with the error logged and no answer.
 //!
 //! A stored JWT applies as a reload that brings a changed directory does: the broker's
 //! operator accounts are replaced and every client checked again ([`broker::Broker::reload`]),
@@ -19,9 +24,8 @@
 //! `updateAccountWithClaimJWT` does), and stores nothing. A delete of an account whose file
 //! is missing counts as deleted and leaves the live account; a LIST leaves out expired JWTs.
 
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use broker::ServiceId;
@@ -31,9 +35,7 @@ use natsconf::options::Resolver;
 
 use super::ctx::Ctx;
 use super::events::PasswordChecks;
-
-/// What a deleted JWT's file is renamed to (`server/dirstore.go` `RenameDeleted`).
-const DELETED_SUFFIX: &str = ".deleted";
+use crate::claims_dir::{BUSY, ClaimsDir, Done, Job, Outcome};
 
 /// The resolver the claim services work on.
 #[derive(Debug)]
@@ -47,11 +49,10 @@ pub(super) struct ClaimsStore {
     seq: u64,
 }
 
-/// A full resolver's directory.
+/// A full resolver's directory: its writer thread, and whether deletes are allowed.
 #[derive(Debug)]
 struct Dir {
-    path: PathBuf,
-    limit: usize,
+    io: ClaimsDir,
     allow_delete: bool,
 }
 
@@ -62,6 +63,7 @@ impl ClaimsStore {
     pub(super) fn start(
         settings: &crate::settings::Settings,
         broker: &mut broker::Broker,
+        waker: &Arc<mio::Waker>,
     ) -> Result<Option<Self>, String> {
         let Some(op) = settings.broker.auth.operator.as_ref() else {
             return Ok(None);
@@ -77,8 +79,11 @@ impl ClaimsStore {
             }) => {
                 log::info!("Managing all jwt in exclusive directory {dir}");
                 let dir = Dir {
-                    path: PathBuf::from(dir),
-                    limit: crate::operator::dir_limit(*limit),
+                    io: ClaimsDir::start(
+                        PathBuf::from(dir),
+                        crate::operator::dir_limit(*limit),
+                        Arc::clone(waker),
+                    )?,
                     allow_delete: *allow_delete,
                 };
                 (Some(dir), &claims::SUBJECTS)
@@ -121,51 +126,6 @@ impl ClaimsStore {
     }
 }
 
-impl Dir {
-    fn path(&self, account: &str) -> PathBuf {
-        self.path.join(format!("{account}.jwt"))
-    }
-
-    /// The stored account keys, in name order (`PackWalk`).
-    fn list(&self) -> io::Result<Vec<String>> {
-        let mut keys: Vec<String> = fs::read_dir(&self.path)?
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter_map(|name| name.strip_suffix(".jwt").map(str::to_owned))
-            .filter(|k| jwt::is_public_key(k, jwt::KeyPairType::Account))
-            .collect();
-        keys.sort();
-        Ok(keys)
-    }
-
-    /// The stored account keys a LIST answers: those of [`Dir::list`] whose JWT has not
-    /// expired at `now_unix` (`PackWalk` skips an expired JWT; one that does not decode is
-    /// listed).
-    fn list_unexpired(&self, now_unix: i64) -> io::Result<Vec<String>> {
-        let mut keys = self.list()?;
-        keys.retain(|key| {
-            let exp = read_jwt(&self.path(key))
-                .ok()
-                .and_then(|t| jwt::decode_generic(&t).ok())
-                .map_or(0, |(data, _)| data.exp);
-            !(exp > 0 && exp < now_unix)
-        });
-        Ok(keys)
-    }
-
-    /// Stores `token` as `account`'s JWT; a new account beyond `limit` is refused
-    /// (`jwt store is full`).
-    fn save(&self, account: &str, token: &str) -> Result<(), String> {
-        let path = self.path(account);
-        if !path.exists() && self.list().map_err(|e| e.to_string())?.len() >= self.limit {
-            return Err("jwt store is full".to_owned());
-        }
-        fs::create_dir_all(&self.path)
-            .and_then(|()| crate::durable::write_atomic(&path, token.as_bytes()))
-            .map_err(|e| e.to_string())
-    }
-}
-
 /// Answers one request to a system service, when it is one of the claim services.
 pub(super) fn serve(
     ctx: &mut Ctx,
@@ -187,59 +147,54 @@ pub(super) fn serve(
         return;
     };
     let body = String::from_utf8_lossy(payload);
-    let Some(dir) = store.dir.as_ref() else {
+    let Some(dir) = store.dir.as_mut() else {
         if let ClaimsRequest::Update(Some(account)) = request {
             let response = memory_update(ctx, checks, account, &body, now);
             respond(ctx, reply, &response, now);
         }
         return;
     };
+    let reply = reply.map(str::to_owned);
     match request {
         ClaimsRequest::Update(account) => {
-            let response = match claims::check_update(account, &body, &store.keys) {
+            let refused = match claims::check_update(account, &body, &store.keys) {
                 Err(refused) => refused,
                 Ok(account) => match servable(ctx.broker.config(), &account, body.trim()) {
                     Err(e) => Response::not_saved(&account, &e),
-                    Ok(()) => match dir.save(&account, &body) {
-                        Err(e) => Response::not_saved(&account, &e),
-                        Ok(()) => {
-                            apply_update(ctx, checks, &account, body.trim(), now);
-                            Response::updated(&account)
+                    Ok(()) => {
+                        let job = Job::Save {
+                            account: account.clone(),
+                            token: body.into_owned(),
+                        };
+                        match dir.io.submit(job, reply.clone()) {
+                            Ok(()) => return,
+                            Err(_) => Response::not_saved(&account, BUSY),
                         }
-                    },
+                    }
                 },
             };
-            respond(ctx, reply, &response, now);
+            respond(ctx, reply.as_deref(), &refused, now);
         }
         ClaimsRequest::Lookup(account) => {
-            let Some(reply) = reply else {
+            if reply.is_none() {
                 return;
+            }
+            let job = Job::Lookup {
+                account: account.to_owned(),
             };
-            let found = if jwt::is_public_key(account, jwt::KeyPairType::Account) {
-                read_jwt(&dir.path(account))
-            } else {
-                Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "invalid public key",
-                ))
-            };
-            match found {
-                Ok(token) => ctx.broker.publish_system(now, reply, token.as_bytes()),
-                Err(e) => log::error!("Merging resulted in error: {e}"),
+            if dir.io.submit(job, reply).is_err() {
+                log::error!("Merging resulted in error: {BUSY}");
             }
         }
         ClaimsRequest::List => {
-            let Some(reply) = reply else {
+            if reply.is_none() {
                 return;
+            }
+            let job = Job::List {
+                now_unix: crate::operator::now_unix(),
             };
-            match dir.list_unexpired(crate::operator::now_unix()) {
-                Ok(keys) => {
-                    log::debug!("list request responded with {} account ids", keys.len());
-                    let server = store.server_info(ctx.broker.config());
-                    let json = claims::list_json(&keys, &server);
-                    ctx.broker.publish_system(now, reply, json.as_bytes());
-                }
-                Err(e) => log::error!("list request error: {e}"),
+            if dir.io.submit(job, reply).is_err() {
+                log::error!("list request error: {BUSY}");
             }
         }
         ClaimsRequest::Delete => {
@@ -250,49 +205,79 @@ pub(super) fn serve(
                 .as_ref()
                 .and_then(|op| op.system_account.clone())
                 .or_else(|| cfg.system_account.clone());
-            let response =
+            let refused =
                 match claims::check_delete(&body, &store.keys, dir.allow_delete, system.as_deref())
                 {
                     Err(refused) => refused,
                     Ok(accounts) => {
-                        let mut errors = Vec::new();
-                        let mut deleted = Vec::new();
-                        let mut missing = 0;
-                        for account in &accounts {
-                            match delete(&dir.path(account)) {
-                                Ok(true) => deleted.push(account.clone()),
-                                Ok(false) => missing += 1,
-                                Err(e) => errors.push(e.to_string()),
-                            }
+                        let n = accounts.len();
+                        match dir.io.submit(Job::Delete { accounts }, reply.clone()) {
+                            Ok(()) => return,
+                            Err(_) => claims::delete_response(0, &vec![BUSY.to_owned(); n]),
                         }
-                        apply_deletes(ctx, checks, &deleted, now);
-                        claims::delete_response(deleted.len() + missing, &errors)
                     }
                 };
-            respond(ctx, reply, &response, now);
+            respond(ctx, reply.as_deref(), &refused, now);
         }
     }
 }
 
-/// Reads a stored JWT, at most [`jwt::MAX_JWT_BYTES`], as it was stored (the reference
-/// stores and answers the request's body as sent).
-fn read_jwt(path: &Path) -> io::Result<String> {
-    if fs::metadata(path)?.len() > jwt::MAX_JWT_BYTES as u64 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "jwt too large"));
-    }
-    fs::read_to_string(path)
-}
-
-/// Renames a JWT's file to `<key>.jwt.deleted`: `true` when it did, `false` when there was no
-/// file. As in the reference (`DirJWTStore.delete`), a missing file counts as deleted but
-/// changes nothing: the live account stays.
-fn delete(path: &Path) -> io::Result<bool> {
-    let mut to = path.as_os_str().to_owned();
-    to.push(DELETED_SUFFIX);
-    match fs::rename(path, PathBuf::from(to)) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
+/// Acts on the directory work that finished (the waker fired): a stored JWT applies to the
+/// live server and is answered, deleted accounts leave it, lookups and lists are answered.
+pub(super) fn completed(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant) {
+    loop {
+        let Some(Done { reply, outcome }) = ctx
+            .claims
+            .as_mut()
+            .and_then(|s| s.dir.as_mut())
+            .and_then(|d| d.io.poll())
+        else {
+            return;
+        };
+        let reply = reply.as_deref();
+        match outcome {
+            Outcome::Saved {
+                account,
+                token,
+                result,
+            } => {
+                let response = match result {
+                    Err(e) => Response::not_saved(&account, &e),
+                    Ok(()) => {
+                        apply_update(ctx, checks, &account, token.trim(), now);
+                        Response::updated(&account)
+                    }
+                };
+                respond(ctx, reply, &response, now);
+            }
+            Outcome::Deleted {
+                deleted,
+                missing,
+                errors,
+            } => {
+                apply_deletes(ctx, checks, &deleted, now);
+                let response = claims::delete_response(deleted.len() + missing, &errors);
+                respond(ctx, reply, &response, now);
+            }
+            Outcome::Lookup(found) => match (found, reply) {
+                (Ok(token), Some(reply)) => ctx.broker.publish_system(now, reply, token.as_bytes()),
+                (Ok(_), None) => {}
+                (Err(e), _) => log::error!("Merging resulted in error: {e}"),
+            },
+            Outcome::List(listed) => match (listed, reply) {
+                (Ok(keys), Some(reply)) => {
+                    log::debug!("list request responded with {} account ids", keys.len());
+                    let Some(store) = ctx.claims.as_mut() else {
+                        return;
+                    };
+                    let server = store.server_info(ctx.broker.config());
+                    let json = claims::list_json(&keys, &server);
+                    ctx.broker.publish_system(now, reply, json.as_bytes());
+                }
+                (Ok(_), None) => {}
+                (Err(e), _) => log::error!("list request error: {e}"),
+            },
+        }
     }
 }
 
