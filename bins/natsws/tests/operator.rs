@@ -1760,3 +1760,71 @@ fn claims_flood_is_bounded() {
     let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", &b_jwt);
     assert_eq!(answer(&got), updated(&b));
 }
+
+/// A push changes the pushed account's live connections and no other's: B's lowered `conn`
+/// closes its oldest client and refuses a new one, a revocation closes that user, and the
+/// clients of account A keep their connections and subscriptions.
+fn claims_push_applies_to_that_account(target: Target) {
+    let Some(Full { srv, sys, .. }) = start_full(target, false) else {
+        return;
+    };
+    let k = keys();
+    let b = k.b.public_key();
+    let mut s = system_client(&srv, &sys);
+    let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", &account_jwt(&k, &k.b, ""));
+    assert_eq!(answer(&got), updated(&b));
+    let (pa, sa) = (key(KeyPairType::User, 90), key(KeyPairType::User, 91));
+    let mut publisher = logged_in(&srv, Transport::Tcp, &k.a, &pa);
+    let mut subscriber = logged_in(&srv, Transport::Ws, &k.a, &sa);
+    subscriber.send("SUB a.> 1\r\n");
+    assert_eq!(subscriber.sync(), "");
+    let users: Vec<KeyPair> = (92..95).map(|b| key(KeyPairType::User, b)).collect();
+    let mut conns = Vec::new();
+    for u in &users {
+        conns.push(logged_in(&srv, Transport::Tcp, &k.b, u));
+        // Distinct start times: the reference orders connections by them.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let two = ACCOUNT_LIMITS.replace("\"conn\":-1", "\"conn\":2");
+    let pushed = account_jwt(
+        &k,
+        &k.b,
+        &format!(
+            r#"{two},"revocations":{{"{}":{}}}"#,
+            users[2].public_key(),
+            now_unix()
+        ),
+    );
+    let got = request(
+        &mut s,
+        &format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE"),
+        &pushed,
+    );
+    assert_eq!(answer(&got), updated(&b));
+    assert_eq!(
+        conns[0].read_either("exceeded", "\u{0}never"),
+        "-ERR 'maximum account active connections exceeded'\r\n"
+    );
+    assert_eq!(
+        conns[2].read_either("Revoked", "\u{0}never"),
+        "-ERR 'User Authentication Revoked'\r\n"
+    );
+    assert_eq!(conns[1].sync(), "");
+    publisher.send("PUB a.x 2\r\nhi\r\n");
+    assert_eq!(publisher.sync(), "");
+    assert_eq!(subscriber.sync(), "MSG a.x 1 2\r\nhi\r\n");
+    let u = key(KeyPairType::User, 95);
+    let _second = logged_in(&srv, Transport::Tcp, &k.b, &u);
+    let v = key(KeyPairType::User, 96);
+    let (_, out) = Conn::login(
+        &srv,
+        Transport::Tcp,
+        Some(&user_jwt(&k.b, &v, "", "")),
+        Some(&v),
+    );
+    assert_eq!(
+        out,
+        "-ERR 'maximum account active connections exceeded'\r\n"
+    );
+}
+common::on_both!(claims_push_applies_to_that_account);

@@ -34,7 +34,7 @@ mod connect;
 mod introspect;
 pub(crate) mod leaf;
 mod mqtt;
-mod reload;
+pub(crate) mod reload;
 mod routing;
 pub(crate) mod services;
 mod subs;

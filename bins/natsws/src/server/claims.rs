@@ -9,9 +9,11 @@
 //! delete as one whose every file failed, a lookup or list (which the reference leaves
 //! unanswered on error) with the error logged and no answer.
 //!
-//! A stored JWT applies as a reload that brings a changed directory does: the broker's
-//! operator accounts are replaced and every client checked again ([`broker::Broker::reload`]),
-//! so a revocation closes live connections and changed limits apply at once. As in the
+//! A stored JWT applies to its account alone ([`broker::Broker::set_operator_account`]): only
+//! it is decoded, the router's imports and exports follow, and only that account's clients
+//! are checked again, so a revocation closes live connections and changed limits apply at
+//! once while other accounts' clients are not touched; a delete removes its accounts alike
+//! ([`broker::Broker::remove_operator_accounts`]). As in the
 //! reference, a JWT the live server does not take (its issuer is not a trusted operator key,
 //! or it has expired) is stored and answered `jwt updated`, but the live server keeps the
 //! account it had (and logs the error) until the directory is read again (a reload or
@@ -30,11 +32,9 @@ use std::time::Instant;
 
 use broker::ServiceId;
 use broker::auth::claims::{self, ClaimsRequest, OperatorKeys, Response, ServerInfo};
-use broker::auth::jwt;
 use natsconf::options::Resolver;
 
 use super::ctx::Ctx;
-use super::events::PasswordChecks;
 use crate::claims_dir::{BUSY, ClaimsDir, Done, Job, Outcome};
 
 /// The resolver the claim services work on.
@@ -129,7 +129,6 @@ impl ClaimsStore {
 /// Answers one request to a system service, when it is one of the claim services.
 pub(super) fn serve(
     ctx: &mut Ctx,
-    checks: &mut PasswordChecks,
     service: ServiceId,
     subject: &str,
     reply: Option<&str>,
@@ -149,7 +148,7 @@ pub(super) fn serve(
     let body = String::from_utf8_lossy(payload);
     let Some(dir) = store.dir.as_mut() else {
         if let ClaimsRequest::Update(Some(account)) = request {
-            let response = memory_update(ctx, checks, account, &body, now);
+            let response = memory_update(ctx, account, &body, now);
             respond(ctx, reply, &response, now);
         }
         return;
@@ -159,7 +158,7 @@ pub(super) fn serve(
         ClaimsRequest::Update(account) => {
             let refused = match claims::check_update(account, &body, &store.keys) {
                 Err(refused) => refused,
-                Ok(account) => match servable(ctx.broker.config(), &account, body.trim()) {
+                Ok(account) => match servable(&body) {
                     Err(e) => Response::not_saved(&account, &e),
                     Ok(()) => {
                         let job = Job::Save {
@@ -224,7 +223,7 @@ pub(super) fn serve(
 
 /// Acts on the directory work that finished (the waker fired): a stored JWT applies to the
 /// live server and is answered, deleted accounts leave it, lookups and lists are answered.
-pub(super) fn completed(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant) {
+pub(super) fn completed(ctx: &mut Ctx, now: Instant) {
     loop {
         let Some(Done { reply, outcome }) = ctx
             .claims
@@ -244,7 +243,7 @@ pub(super) fn completed(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant
                 let response = match result {
                     Err(e) => Response::not_saved(&account, &e),
                     Ok(()) => {
-                        apply_update(ctx, checks, &account, token.trim(), now);
+                        apply_update(ctx, &account, token.trim(), now);
                         Response::updated(&account)
                     }
                 };
@@ -255,7 +254,7 @@ pub(super) fn completed(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant
                 missing,
                 errors,
             } => {
-                apply_deletes(ctx, checks, &deleted, now);
+                apply_deletes(ctx, &deleted, now);
                 let response = claims::delete_response(deleted.len() + missing, &errors);
                 respond(ctx, reply, &response, now);
             }
@@ -295,30 +294,13 @@ fn respond(ctx: &mut Ctx, reply: Option<&str>, response: &Response, now: Instant
     ctx.broker.publish_system(now, reply, json.as_bytes());
 }
 
-/// Whether the live server can serve `account` with `token` in place of its JWT: the
-/// operator trust built with the new account list (`Trust::new`) must succeed, so that a JWT
-/// natsws refuses at start-up (such as one with `mappings`) is neither stored nor applied.
-fn servable(cfg: &broker::Config, account: &str, token: &str) -> Result<(), String> {
-    let Some(op) = cfg.auth.operator.as_ref() else {
-        return Ok(());
-    };
-    let mut candidate = op.clone();
-    match candidate
-        .accounts
-        .iter_mut()
-        .find(|t| subject_of(t).as_deref() == Some(account))
-    {
-        Some(existing) => token.clone_into(existing),
-        None => candidate.accounts.push(token.to_owned()),
-    }
-    broker::auth::operator::Trust::new(&candidate)
+/// Whether the live server can serve `token` in place of its account's JWT: the broker must
+/// take it (`Trust::set_account`), so that a JWT natsws refuses at start-up (such as one with
+/// `mappings`) is neither stored nor applied. Only this JWT is decoded.
+fn servable(token: &str) -> Result<(), String> {
+    broker::auth::operator::servable_claims(token)
         .map(drop)
         .map_err(|e| e.to_string())
-}
-
-/// The account key of an account JWT text, when it decodes.
-fn subject_of(token: &str) -> Option<String> {
-    jwt::decode_account(token.trim()).ok().map(|c| c.data.sub)
 }
 
 /// Whether the live server takes `token` (`verifyAccountClaims`).
@@ -332,105 +314,80 @@ fn check_live(ctx: &Ctx, token: &str) -> Result<(), String> {
 
 /// A MEMORY resolver's update (`accountClaimUpdate`): applied to the account when the server
 /// has it and takes the JWT, never stored.
-fn memory_update(
-    ctx: &mut Ctx,
-    checks: &mut PasswordChecks,
-    account: &str,
-    token: &str,
-    now: Instant,
-) -> Response {
+fn memory_update(ctx: &mut Ctx, account: &str, token: &str, now: Instant) -> Response {
     if let Err(refused) = claims::check_memory_update(account, token) {
         return refused;
     }
-    let live = ctx.broker.config().auth.operator.as_ref().and_then(|op| {
-        op.accounts
-            .iter()
-            .find(|t| subject_of(t).as_deref() == Some(account))
-    });
+    let live = ctx.broker.operator_account_jwt(account);
     let Some(live) = live else {
         return Response::skipped(account);
     };
     // `updateAccountWithClaimJWT`: the account's own JWT again is an update that changes
     // nothing, answered before the JWT is verified (so even when it has expired since).
-    if live == token {
+    if live == token.trim() {
         log::debug!("Requested account update for [{account}], same claims detected");
         return Response::updated(account);
     }
     if let Err(e) = check_live(ctx, token) {
         return Response::not_applied(account, &e);
     }
-    if let Err(e) = servable(ctx.broker.config(), account, token.trim()) {
+    if let Err(e) = servable(token) {
         return Response::not_saved(account, &e);
     }
-    apply_update(ctx, checks, account, token.trim(), now);
+    apply_update(ctx, account, token.trim(), now);
     Response::updated(account)
 }
 
 /// Applies a stored JWT to the live server, when the server takes it (otherwise the account
-/// stays as it was, as in the reference's `updateAccountWithClaimJWT`).
-fn apply_update(
-    ctx: &mut Ctx,
-    checks: &mut PasswordChecks,
-    account: &str,
-    token: &str,
-    now: Instant,
-) {
+/// stays as it was, as in the reference's `updateAccountWithClaimJWT`): only this account
+/// changes ([`broker::Broker::set_operator_account`]).
+fn apply_update(ctx: &mut Ctx, account: &str, token: &str, now: Instant) {
     if let Err(e) = check_live(ctx, token) {
         log::error!("update resulted in error {e}");
         return;
     }
-    reload_accounts(ctx, checks, now, |accounts| {
-        match accounts
-            .iter_mut()
-            .find(|t| subject_of(t).as_deref() == Some(account))
-        {
-            Some(existing) if existing.trim() == token => return false,
-            Some(existing) => token.clone_into(existing),
-            None => accounts.push(token.to_owned()),
+    if ctx.broker.operator_account_jwt(account) == Some(token.trim()) {
+        return;
+    }
+    match ctx.broker.set_operator_account(token, now) {
+        Ok(update) => {
+            log::debug!(
+                "account {account} updated, {} of its clients checked again",
+                update.rechecked
+            );
+            follow_in_settings(ctx, &update.replaced, Some(token.trim()));
         }
-        true
-    });
+        Err(e) => log::error!("update resulted in error {e}"),
+    }
 }
 
 /// Removes deleted accounts from the live server.
-fn apply_deletes(ctx: &mut Ctx, checks: &mut PasswordChecks, deleted: &[String], now: Instant) {
+fn apply_deletes(ctx: &mut Ctx, deleted: &[String], now: Instant) {
     if deleted.is_empty() {
         return;
     }
-    reload_accounts(ctx, checks, now, |accounts| {
-        let before = accounts.len();
-        accounts.retain(|t| subject_of(t).is_none_or(|sub| !deleted.contains(&sub)));
-        accounts.len() != before
-    });
+    let update = ctx.broker.remove_operator_accounts(deleted, now);
+    follow_in_settings(ctx, &update.replaced, None);
 }
 
-/// Changes the operator accounts of the broker's configuration (and the settings', so a
-/// later reload compares against what runs) and, when `change` changed them, reloads the
-/// broker with them.
-fn reload_accounts(
-    ctx: &mut Ctx,
-    checks: &mut PasswordChecks,
-    now: Instant,
-    mut change: impl FnMut(&mut Vec<String>) -> bool,
-) {
-    let mut cfg = ctx.broker.config().clone();
-    let Some(op) = cfg.auth.operator.as_mut() else {
-        return;
-    };
-    if !change(&mut op.accounts) {
-        return;
-    }
-    // A configuration whose trust fails would close every client and refuse new ones: the
-    // running one stays.
-    if let Err(e) = broker::auth::operator::Trust::new(op) {
-        log::error!("update resulted in error {e}");
-        return;
-    }
+/// Changes the settings' operator accounts as the broker's changed (`replaced` by `new`, or
+/// removed), so that a later reload compares against what runs.
+fn follow_in_settings(ctx: &mut Ctx, replaced: &[String], new: Option<&str>) {
     for auth in [&mut ctx.settings.broker.auth, &mut ctx.settings.auth] {
-        if let Some(op) = auth.operator.as_mut() {
-            change(&mut op.accounts);
+        let Some(op) = auth.operator.as_mut() else {
+            continue;
+        };
+        match new {
+            Some(_) => broker::auth::operator::replace_account(
+                &mut op.accounts,
+                replaced.first().map(String::as_str),
+                new,
+            ),
+            None => {
+                for old in replaced {
+                    broker::auth::operator::replace_account(&mut op.accounts, Some(old), None);
+                }
+            }
         }
     }
-    checks.cancel_rechecks();
-    ctx.broker.reload(cfg, now);
 }

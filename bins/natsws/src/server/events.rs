@@ -42,15 +42,7 @@ pub(super) fn drain(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant) {
                 subject,
                 reply,
                 payload,
-            } => super::claims::serve(
-                ctx,
-                checks,
-                service,
-                &subject,
-                reply.as_deref(),
-                &payload,
-                now,
-            ),
+            } => super::claims::serve(ctx, service, &subject, reply.as_deref(), &payload, now),
             Event::Flush(client) => {
                 if let Some(key) = ctx.conns.conn_of(client) {
                     ctx.conns.mark_dirty(key);

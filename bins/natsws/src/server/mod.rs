@@ -269,7 +269,7 @@ impl Server {
             SIGNALS => self.handle_signals(now),
             WAKER => {
                 events::password_verdicts(&mut self.ctx, &self.checks, now);
-                claims::completed(&mut self.ctx, &mut self.checks, now);
+                claims::completed(&mut self.ctx, now);
                 http::rendered_replies(&mut self.ctx, now);
                 self.links.resolved(&mut self.ctx, now);
             }

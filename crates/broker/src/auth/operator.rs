@@ -187,6 +187,56 @@ pub struct JwtAccount {
     /// Passes the library's account validation that nats-server applies when it loads the
     /// account (`account_issues`); an account that fails is never loaded.
     valid: bool,
+    /// The JWT as configured (trimmed).
+    token: Arc<str>,
+    /// The activation token of each import (in `claims.nats.imports` order), decoded once
+    /// when the account is; `None` for an import without one or one that does not decode.
+    activations: Vec<Option<Claims<jwt::Activation>>>,
+}
+
+impl JwtAccount {
+    /// The JWT this account was compiled from (trimmed).
+    #[must_use]
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Whether `key` is a signing key of the account (its own key included), and with which
+    /// scope template: `None` when it is not, `Some(None)` for a plain key.
+    #[must_use]
+    pub fn signer(&self, key: &str) -> Option<Option<&UserPermissionLimits>> {
+        self.signers.get(key).map(Option::as_deref)
+    }
+}
+
+/// Changes a list of account JWTs ([`OperatorConfig::accounts`]) as the trust changed: the
+/// last entry that is `old` (compared trimmed, nothing decoded) becomes `new`; without such
+/// an entry `new` is added; with `new` `None` every entry that is `old` is removed.
+pub fn replace_account(accounts: &mut Vec<String>, old: Option<&str>, new: Option<&str>) {
+    let at = old.and_then(|old| accounts.iter_mut().rev().find(|t| t.trim() == old));
+    match (at, new) {
+        (Some(at), Some(new)) => new.clone_into(at),
+        (None, Some(new)) => accounts.push(new.to_owned()),
+        (_, None) => {
+            if let Some(old) = old {
+                accounts.retain(|t| t.trim() != old);
+            }
+        }
+    }
+}
+
+/// Decodes an account JWT as [`Trust::new`] takes it: `invalid account JWT` when it does not
+/// decode, refused when it has subject mappings (natsws does not serve them).
+pub fn servable_claims(token: &str) -> Result<Claims<jwt::Account>, AuthConfigError> {
+    let claims =
+        jwt::decode_account(token.trim()).map_err(|_| err("invalid account JWT".to_owned()))?;
+    if !claims.nats.mappings.is_empty() {
+        return Err(err(format!(
+            "account JWT {}: subject mappings (mappings) are not supported by natsws",
+            claims.data.sub
+        )));
+    }
+    Ok(claims)
 }
 
 /// The compiled trust: trusted operator keys and the accounts the resolver holds.
@@ -195,6 +245,8 @@ pub struct Trust {
     accounts: HashMap<String, Arc<JwtAccount>>,
     system_account: Option<String>,
     time_zones: ZoneSource,
+    /// The trusted operator keys.
+    trusted: HashSet<String>,
 }
 
 fn err(text: String) -> AuthConfigError {
@@ -246,15 +298,7 @@ impl Trust {
         }
         let mut accounts = HashMap::new();
         for text in &config.accounts {
-            let claims = jwt::decode_account(text.trim())
-                .map_err(|_| err("invalid account JWT".to_owned()))?;
-            if !claims.nats.mappings.is_empty() {
-                return Err(err(format!(
-                    "account JWT {}: subject mappings (mappings) are not supported by natsws",
-                    claims.data.sub
-                )));
-            }
-            let account = compile_account(claims, &trusted);
+            let account = compile_account(servable_claims(text)?, text.trim(), &trusted);
             accounts.insert(account.claims.data.sub.clone(), Arc::new(account));
         }
         if let Some(sys) = &config.system_account
@@ -268,7 +312,29 @@ impl Trust {
             accounts,
             system_account: config.system_account.clone(),
             time_zones: config.time_zones.clone(),
+            trusted,
         })
+    }
+
+    /// Puts the account JWT `token` in place of its account's (or adds the account),
+    /// decoding only it (and its activation tokens). Refused, changing nothing, as
+    /// [`Trust::new`] refuses it. Gives the account's key and the account it replaced.
+    pub fn set_account(
+        &mut self,
+        token: &str,
+    ) -> Result<(String, Option<Arc<JwtAccount>>), AuthConfigError> {
+        let account = compile_account(servable_claims(token)?, token.trim(), &self.trusted);
+        let key = account.claims.data.sub.clone();
+        let old = self.accounts.insert(key.clone(), Arc::new(account));
+        Ok((key, old))
+    }
+
+    /// Removes the account `key` (never the system account); gives what it removed.
+    pub fn remove_account(&mut self, key: &str) -> Option<Arc<JwtAccount>> {
+        if self.system_account.as_deref() == Some(key) {
+            return None;
+        }
+        self.accounts.remove(key)
     }
 
     /// The system account's public key, when one is configured.
@@ -398,11 +464,7 @@ impl Trust {
     /// which scope template: `None` when it is not, `Some(None)` for a plain key.
     #[must_use]
     pub fn signer(&self, account: &str, key: &str) -> Option<Option<&UserPermissionLimits>> {
-        self.accounts
-            .get(account)?
-            .signers
-            .get(key)
-            .map(Option::as_deref)
+        self.accounts.get(account)?.signer(key)
     }
 
     /// The most client connections the account allows (`limits.conn`), `None` = unlimited.
@@ -484,7 +546,7 @@ impl Trust {
             let Some(importer) = self.accounts.get(*key) else {
                 continue;
             };
-            for import in &importer.claims.nats.imports {
+            for (n, import) in importer.claims.nats.imports.iter().enumerate() {
                 let Some(exporter) = self.accounts.get(&import.account).filter(|a| a.valid) else {
                     continue;
                 };
@@ -502,7 +564,8 @@ impl Trust {
                     continue;
                 };
                 if export.token_req {
-                    if !activation_valid(import, export, exporter, key, now_unix) {
+                    let activation = importer.activations.get(n).and_then(Option::as_ref);
+                    if !activation_valid(import, activation, export, exporter, key, now_unix) {
                         continue;
                     }
                     let exporter_key = &exporter.claims.data.sub;
@@ -617,12 +680,13 @@ fn import_config(import: &jwt::Import, kind: ExportKind) -> ImportConfig {
 /// The activation check of `server/accounts.go` `checkActivation` and `validateImportToken`.
 fn activation_valid(
     import: &jwt::Import,
+    activation: Option<&Claims<jwt::Activation>>,
     export: &jwt::Export,
     exporter: &JwtAccount,
     importer: &str,
     now_unix: i64,
 ) -> bool {
-    let Ok(act) = jwt::decode_activation(&import.token) else {
+    let Some(act) = activation else {
         return false;
     };
     if act.data.check_times(now_unix).is_err() || act.data.sub != importer {
@@ -643,7 +707,11 @@ fn activation_valid(
     !jwt::is_revoked(&export.revocations, importer, act.data.iat)
 }
 
-fn compile_account(claims: Claims<jwt::Account>, trusted: &HashSet<String>) -> JwtAccount {
+fn compile_account(
+    claims: Claims<jwt::Account>,
+    token: &str,
+    trusted: &HashSet<String>,
+) -> JwtAccount {
     let mut signers = HashMap::new();
     for key in &claims.nats.signing_keys {
         match key {
@@ -666,12 +734,24 @@ fn compile_account(claims: Claims<jwt::Account>, trusted: &HashSet<String>) -> J
     .map(|p| Arc::new(Permissions::new(&p)));
     let trusted = trusted.contains(&claims.data.iss);
     let valid = account_issues(&claims).is_empty();
+    let activations = claims
+        .nats
+        .imports
+        .iter()
+        .map(|i| {
+            (!i.token.is_empty())
+                .then(|| jwt::decode_activation(&i.token).ok())
+                .flatten()
+        })
+        .collect();
     JwtAccount {
         claims,
         signers,
         default_permissions,
         trusted,
         valid,
+        token: Arc::from(token),
+        activations,
     }
 }
 
@@ -1910,6 +1990,8 @@ mod tests {
             default_permissions: None,
             trusted: true,
             valid: true,
+            token: Arc::from(""),
+            activations: Vec::new(),
         }
     }
 
