@@ -1828,3 +1828,95 @@ fn claims_push_applies_to_that_account(target: Target) {
     );
 }
 common::on_both!(claims_push_applies_to_that_account);
+
+/// A client of the system account that announces headers, subscribed to its reply inbox.
+fn system_client_with_headers(srv: &Server, sys: &KeyPair) -> Conn {
+    let u = key(KeyPairType::User, 97);
+    let (mut c, nonce) = Conn::open(srv, Transport::Tcp, "");
+    let jwt = user_jwt(sys, &u, "", "");
+    let sig = sign_nonce(&nonce, &u).unwrap();
+    c.send(&format!(
+        "CONNECT {{\"verbose\":false,\"protocol\":1,\"headers\":true,\"jwt\":\"{jwt}\",\"sig\":\"{sig}\"}}\r\nSUB _INBOX.claims 77\r\nPING\r\n"
+    ));
+    assert_eq!(c.read_either("PONG\r\n", "-ERR"), "PONG\r\n");
+    c
+}
+
+/// Sends `body` with `headers` (`Name: value` lines) as a request; returns the first answer.
+fn request_with_headers(c: &mut Conn, subject: &str, headers: &str, body: &str) -> String {
+    let head = format!("NATS/1.0\r\n{headers}\r\n");
+    c.send(&format!(
+        "HPUB {subject} _INBOX.claims {} {}\r\n{head}{body}\r\n",
+        head.len(),
+        head.len() + body.len()
+    ));
+    next_answer(c)
+}
+
+/// The full resolver's handlers take the whole message, headers included
+/// (`DirAccResolver.Start`; the system client takes headers), so a JWT sent with headers
+/// does not decode; a lookup or list with headers is answered as without. The MEMORY
+/// resolver's update takes the body alone (`accountClaimUpdate`, `msgParts`).
+fn claims_requests_with_headers(target: Target) {
+    let Some(Full { srv, sys, .. }) = start_full(target, false) else {
+        return;
+    };
+    let k = keys();
+    let b = k.b.public_key();
+    let b_jwt = account_jwt(&k, &k.b, "");
+    let mut s = system_client_with_headers(&srv, &sys);
+    let got = request_with_headers(&mut s, "$SYS.REQ.CLAIMS.UPDATE", "X: 1\r\n", &b_jwt);
+    assert_eq!(
+        answer(&got),
+        refused("n/a", "jwt update resulted in error - expected 3 chunks")
+    );
+    let subject = format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE");
+    let got = request_with_headers(&mut s, &subject, "", &b_jwt);
+    assert_eq!(
+        answer(&got),
+        refused("n/a", "jwt update resulted in error - expected 3 chunks")
+    );
+    assert_eq!(answer(&request(&mut s, &subject, &b_jwt)), updated(&b));
+    let lookup = format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.LOOKUP");
+    assert_eq!(request_with_headers(&mut s, &lookup, "X: 1\r\n", ""), b_jwt);
+    let listed = answer(&request_with_headers(
+        &mut s,
+        "$SYS.REQ.CLAIMS.LIST",
+        "X: 1\r\n",
+        "",
+    ));
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(3), "{listed}");
+    drop((s, srv));
+
+    let sys = key(KeyPairType::Account, 9);
+    let dir = common::temp_dir("operator-memory-headers");
+    let op = common::write_file(&dir, "op.jwt", &operator_jwt(&k));
+    let text = format!(
+        "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", no_tls: true }}\noperator: \"{op}\"\nsystem_account: {s}\nresolver: MEMORY\nresolver_preload {{\n  {s}: {}\n  {a}: {}\n}}\n",
+        account_jwt(&k, &sys, ""),
+        account_jwt(&k, &k.a, ""),
+        s = sys.public_key(),
+        a = k.a.public_key(),
+    );
+    let Some(srv) = target.with_config(&text, &[]) else {
+        return;
+    };
+    let a = k.a.public_key();
+    let u = key(KeyPairType::User, 98);
+    let mut c = logged_in(&srv, Transport::Tcp, &k.a, &u);
+    let mut s = system_client_with_headers(&srv, &sys);
+    let revoking = account_jwt(
+        &k,
+        &k.a,
+        &format!(r#","revocations":{{"{}":{}}}"#, u.public_key(), now_unix()),
+    );
+    let subject = format!("$SYS.REQ.ACCOUNT.{a}.CLAIMS.UPDATE");
+    let got = request_with_headers(&mut s, &subject, "X: 1\r\n", &revoking);
+    assert_eq!(answer(&got), updated(&a));
+    let rest = c.read_either("Revoked", "\u{0}never");
+    assert!(
+        rest.contains("-ERR 'User Authentication Revoked'\r\n"),
+        "{rest}"
+    );
+}
+common::on_both!(claims_requests_with_headers);

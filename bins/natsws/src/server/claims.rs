@@ -25,6 +25,9 @@
 //! account the server has (its own JWT sent again answers `jwt updated` unverified, as
 //! `updateAccountWithClaimJWT` does), and stores nothing. A delete of an account whose file
 //! is missing counts as deleted and leaves the live account; a LIST leaves out expired JWTs.
+//! As in the reference, the full resolver's handlers take a request's headers as part of its
+//! body (so a JWT sent with headers does not decode), and the MEMORY resolver's update skips
+//! them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -126,33 +129,42 @@ impl ClaimsStore {
     }
 }
 
+/// One request to a system service, as the broker handed it out.
+pub(super) struct Request<'a> {
+    pub(super) service: ServiceId,
+    pub(super) subject: &'a str,
+    pub(super) reply: Option<&'a str>,
+    /// The whole message, headers included.
+    pub(super) message: &'a [u8],
+    /// How many bytes of `message` are headers.
+    pub(super) header_len: usize,
+}
+
 /// Answers one request to a system service, when it is one of the claim services.
-pub(super) fn serve(
-    ctx: &mut Ctx,
-    service: ServiceId,
-    subject: &str,
-    reply: Option<&str>,
-    payload: &[u8],
-    now: Instant,
-) {
+pub(super) fn serve(ctx: &mut Ctx, req: &Request<'_>, now: Instant) {
     let Some(store) = ctx.claims.as_mut() else {
         return;
     };
-    if !store.services.contains(&service) {
+    if !store.services.contains(&req.service) {
         return;
     }
+    let (subject, reply) = (req.subject, req.reply);
     let Some(request) = ClaimsRequest::parse(subject) else {
         log::debug!("jwt update skipped due to bad subject {subject:?}");
         return;
     };
-    let body = String::from_utf8_lossy(payload);
     let Some(dir) = store.dir.as_mut() else {
         if let ClaimsRequest::Update(Some(account)) = request {
-            let response = memory_update(ctx, account, &body, now);
+            // `accountClaimUpdate` takes the body alone (`msgParts`).
+            let body = req.message.get(req.header_len..).unwrap_or_default();
+            let response = memory_update(ctx, account, &String::from_utf8_lossy(body), now);
             respond(ctx, reply, &response, now);
         }
         return;
     };
+    // `DirAccResolver.Start`'s handlers take the whole message, headers included: a JWT sent
+    // with headers does not decode.
+    let body = String::from_utf8_lossy(req.message);
     let reply = reply.map(str::to_owned);
     match request {
         ClaimsRequest::Update(account) => {

@@ -26,9 +26,12 @@ pub struct Sim {
     pub traces: Vec<(ClientId, String)>,
     /// `Event::SlowConsumer` reports: client, reason, pending bytes.
     pub slow: Vec<(ClientId, CloseReason, usize)>,
-    /// `Event::SystemRequest`s: service, subject, reply, body.
-    pub requests: Vec<(broker::ServiceId, String, Option<String>, Vec<u8>)>,
+    /// `Event::SystemRequest`s.
+    pub requests: Vec<SystemRequest>,
 }
+
+/// An `Event::SystemRequest`: service, subject, reply, the whole message, its header length.
+pub type SystemRequest = (broker::ServiceId, String, Option<String>, Vec<u8>, usize);
 
 impl Sim {
     pub fn new(config: Config) -> Self {
@@ -139,9 +142,10 @@ impl Sim {
                     subject,
                     reply,
                     payload,
+                    header_len,
                 } => self
                     .requests
-                    .push((service, subject, reply, payload.to_vec())),
+                    .push((service, subject, reply, payload.to_vec(), header_len)),
                 _ => {}
             }
         }
