@@ -12,7 +12,10 @@
 //!   taken by the loop; [`ClaimsDir::submit`] refuses more and the loop answers the request
 //!   with the reference's error shape. A job holds one request body (at most the server's
 //!   `max_payload`), a result one JWT (at most [`jwt::MAX_JWT_BYTES`]) or the account list.
-//! - A LIST leaves expired JWTs out (`PackWalk`).
+//! - **Counted as the reference.** The `limit` of stored JWTs counts those that have not
+//!   expired (`server/dirstore.go`: the expiration tracker that enforces the limit drops an
+//!   expired JWT), and a LIST leaves expired ones out (`PackWalk`). Unlike the reference,
+//!   natsws does not remove an expired JWT's file: it stays for inspection and a lookup.
 
 use std::collections::VecDeque;
 use std::fs;
@@ -275,15 +278,24 @@ impl Dir {
         Ok(keys)
     }
 
-    /// Stores `token` as `account`'s JWT; a new account beyond `limit` is refused
-    /// (`jwt store is full`).
+    /// Stores `token` as `account`'s JWT. Once `limit` unexpired JWTs are stored, a JWT for
+    /// an account the store does not hold (unexpired) is refused (`jwt store is full`); one
+    /// replacing a held JWT always goes in (`DirJWTStore.write`). Expired JWTs do not count:
+    /// the reference's expiration tracker, which enforces the limit, drops them.
     fn save(&self, account: &str, token: &str) -> Result<(), String> {
         let path = self.path(account);
-        if self.limit != usize::MAX
-            && !path.exists()
-            && self.list().map_err(|e| e.to_string())?.len() >= self.limit
-        {
-            return Err("jwt store is full".to_owned());
+        if self.limit != usize::MAX {
+            let now_unix = crate::operator::now_unix();
+            let held = path.exists() && !self.expired(account, now_unix);
+            if !held
+                && self
+                    .list_unexpired(now_unix)
+                    .map_err(|e| e.to_string())?
+                    .len()
+                    >= self.limit
+            {
+                return Err("jwt store is full".to_owned());
+            }
         }
         fs::create_dir_all(&self.path)
             .and_then(|()| crate::durable::write_atomic(&path, token.as_bytes()))

@@ -1012,6 +1012,12 @@ struct Full {
 }
 
 fn start_full(target: Target, allow_delete: bool) -> Option<Full> {
+    start_full_with(target, &format!("allow_delete: {allow_delete}"), &[])
+}
+
+/// [`start_full`] with `resolver` settings (`allow_delete: true`, `limit: 3`) and more
+/// account JWTs in the directory.
+fn start_full_with(target: Target, resolver: &str, more: &[(String, String)]) -> Option<Full> {
     let k = keys();
     let sys = key(KeyPairType::Account, 9);
     let dir = common::temp_dir("operator-claims");
@@ -1024,9 +1030,12 @@ fn start_full(target: Target, allow_delete: bool) -> Option<Full> {
         )
         .unwrap();
     }
+    for (account, jwt) in more {
+        std::fs::write(jwts.join(format!("{account}.jwt")), jwt).unwrap();
+    }
     let op = common::write_file(&dir, "op.jwt", &operator_jwt(&k));
     let text = format!(
-        "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", no_tls: true }}\noperator: \"{op}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\", allow_delete: {allow_delete} }}\n",
+        "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", no_tls: true }}\noperator: \"{op}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\", {resolver} }}\n",
         sys.public_key(),
         jwts.display()
     );
@@ -1920,3 +1929,43 @@ fn claims_requests_with_headers(target: Target) {
     );
 }
 common::on_both!(claims_requests_with_headers);
+
+/// The directory's `limit` counts the JWTs that have not expired, as the reference's
+/// expiration tracker does (`server/dirstore.go`: it drops an expired JWT, so a new account
+/// takes its place); at the limit a new account is refused and a stored one is updated.
+fn claims_store_limit_counts_unexpired(target: Target) {
+    let k = keys();
+    let expired = encode(
+        &claims(
+            &k.op,
+            &k.b.public_key(),
+            "account",
+            &format!(r#","exp":{}"#, now_unix() - 5),
+            "",
+        ),
+        &k.op,
+    )
+    .unwrap();
+    // The system account, A and the expired B: three files for a limit of three.
+    let more = [(k.b.public_key(), expired)];
+    let Some(Full { srv, sys, .. }) = start_full_with(target, "limit: 3", &more) else {
+        return;
+    };
+    let mut s = system_client(&srv, &sys);
+    let c = key(KeyPairType::Account, 99);
+    let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", &account_jwt(&k, &c, ""));
+    assert_eq!(answer(&got), updated(&c.public_key()));
+    let d = key(KeyPairType::Account, 100);
+    let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", &account_jwt(&k, &d, ""));
+    assert_eq!(
+        answer(&got),
+        refused(
+            &d.public_key(),
+            "jwt update resulted in error - jwt store is full"
+        )
+    );
+    let a = k.a.public_key();
+    let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", &account_jwt(&k, &k.a, ""));
+    assert_eq!(answer(&got), updated(&a));
+}
+common::on_both!(claims_store_limit_counts_unexpired);
