@@ -1969,3 +1969,96 @@ fn claims_store_limit_counts_unexpired(target: Target) {
     assert_eq!(answer(&got), updated(&a));
 }
 common::on_both!(claims_store_limit_counts_unexpired);
+
+/// Hostile account JWTs, properly signed, pushed to both servers: every answer is the
+/// reference's (validation issues in its order, decoding errors, strict signing keys).
+#[test]
+fn claims_hostile_pushes_answer_as_the_reference() {
+    let Some(Full { srv, sys, .. }) = start_full(Target::Reference, false) else {
+        return;
+    };
+    let Some(ours) = start_full(Target::Natsws, false) else {
+        return;
+    };
+    let k = keys();
+    let b = k.b.public_key();
+    let a = k.a.public_key();
+    let limits = |imports: i64, exports: i64, wildcards: bool| {
+        format!(
+            r#","limits":{{"subs":-1,"data":-1,"payload":-1,"imports":{imports},"exports":{exports},"wildcards":{wildcards},"conn":-1,"leaf":-1}}"#
+        )
+    };
+    let import = |subject: &str, account: &str, kind: &str| {
+        format!(r#"{{"subject":"{subject}","account":"{account}","type":"{kind}"}}"#)
+    };
+    let export =
+        |subject: &str, kind: &str| format!(r#"{{"subject":"{subject}","type":"{kind}"}}"#);
+    let cases: Vec<String> = vec![
+        format!(
+            r#"{},"imports":[{}]"#,
+            limits(0, -1, true),
+            import("x", &a, "stream")
+        ),
+        format!(
+            r#"{},"exports":[{}]"#,
+            limits(-1, 0, true),
+            export("x", "stream")
+        ),
+        format!(
+            r#"{},"exports":[{}]"#,
+            limits(-1, 5, false),
+            export("x.>", "stream")
+        ),
+        format!(
+            r#"{},"exports":[{}]"#,
+            limits(-1, -1, false),
+            export("x.>", "stream")
+        ),
+        format!(
+            r#"{},"exports":[{},{}]"#,
+            limits(-1, -1, true),
+            export("", "stream"),
+            export("a b", "service")
+        ),
+        format!(
+            r#"{},"imports":[{},{}]"#,
+            limits(-1, -1, true),
+            import("svc", &a, "service"),
+            import("svc", &a, "service")
+        ),
+        format!(
+            r#"{},"imports":[{},{}]"#,
+            limits(-1, -1, true),
+            import("x.*", "", "stream"),
+            import("a b", "XYZ", "bogus")
+        ),
+        format!(
+            r#"{},"exports":[{},{}]"#,
+            limits(-1, -1, true),
+            export("x.>", "stream"),
+            export("x.y", "stream")
+        ),
+        format!(r#"{},"name":"{}""#, limits(-1, -1, true), "n".repeat(5000)),
+        format!(
+            r#"{},"exports":[{{"subject":"s","type":"service","response_type":"Bogus"}}]"#,
+            limits(-1, -1, true)
+        ),
+        format!(
+            r#","limits":{{"subs":-9223372036854775808,"conn":-2,"payload":0,"imports":-5,"exports":-1,"wildcards":true}},"imports":[{}]"#,
+            import("x", &a, "stream")
+        ),
+    ];
+    let mut theirs = system_client(&srv, &sys);
+    let mut mine = system_client(&ours.srv, &ours.sys);
+    for (n, nats) in cases.iter().enumerate() {
+        let token = account_jwt(&k, &k.b, nats);
+        for subject in [
+            format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE"),
+            "$SYS.REQ.CLAIMS.UPDATE".to_owned(),
+        ] {
+            let want = answer(&request(&mut theirs, &subject, &token));
+            let got = answer(&request(&mut mine, &subject, &token));
+            assert_eq!(got, want, "case {n} on {subject}: {nats}");
+        }
+    }
+}

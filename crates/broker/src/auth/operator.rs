@@ -521,7 +521,7 @@ impl Trust {
                                 // An invalid type never gets here: the account is not loaded.
                                 jwt::JwtResponseType::Unset
                                 | jwt::JwtResponseType::Singleton
-                                | jwt::JwtResponseType::Invalid => ResponseType::Singleton,
+                                | jwt::JwtResponseType::Invalid(_) => ResponseType::Singleton,
                                 jwt::JwtResponseType::Stream => ResponseType::Stream,
                                 jwt::JwtResponseType::Chunked => ResponseType::Chunked,
                             },
@@ -885,14 +885,25 @@ fn import_issues(
             } else {
                 import.subject.clone()
             };
+            // Go keeps a set of the subjects seen: each distinct one overlaps once, and one
+            // seen before adds an issue naming the import's `to`.
             for k in &services {
                 if is_contained_in(&sub, k) || is_contained_in(k, &sub) {
                     issues.push(format!(
-                        "overlapping subject namespace for \"{sub}\" and \"{k}\""
+                        "overlapping subject namespace for {} and {}",
+                        go_quote(sub.as_bytes()),
+                        go_quote(k.as_bytes())
                     ));
                 }
             }
-            services.push(sub);
+            if services.contains(&sub) {
+                issues.push(format!(
+                    "overlapping subject namespace for {}",
+                    go_quote(import.to.as_bytes())
+                ));
+            } else {
+                services.push(sub);
+            }
         }
         let subject = &import.subject;
         if import.kind == ExportType::Unknown {
@@ -973,11 +984,17 @@ fn export_issues(exports: &[jwt::Export], issues: &mut Vec<String>) {
         if e.kind == ExportType::Unknown {
             issues.push("invalid export type: \"unknown\"".to_owned());
         }
-        if service && e.response_type == R::Invalid {
-            issues.push("invalid response type for service".to_owned());
+        if service && matches!(e.response_type, R::Invalid(_)) {
+            issues.push(format!(
+                "invalid response type for service: {}",
+                go_quote(e.response_type.as_str().as_bytes())
+            ));
         }
         if e.kind == ExportType::Stream && e.response_type != R::Unset {
-            issues.push("invalid response type for stream".to_owned());
+            issues.push(format!(
+                "invalid response type for stream: {}",
+                go_quote(e.response_type.as_str().as_bytes())
+            ));
         }
         if e.response_threshold < 0 {
             issues.push("negative response threshold is invalid".to_owned());
@@ -1107,8 +1124,14 @@ fn account_validation(
     for s in defaults.publish.allow.iter().chain(&defaults.publish.deny) {
         permission_issues(s, false, &mut issues);
     }
+    // Go checks the imports twice (`Account.Validate`): once when the limits are not empty,
+    // and again whenever they are limited, so an account over its limit gets the issue twice.
+    let too_many = "the account contains more imports than allowed by the operator";
+    if !limits.is_empty() && limits.imports >= 0 && count(nats.imports.len()) > limits.imports {
+        issues.push(too_many.to_owned());
+    }
     if limits.imports != -1 && count(nats.imports.len()) > limits.imports {
-        issues.push("the account contains more imports than allowed by the operator".to_owned());
+        issues.push(too_many.to_owned());
     }
     if limits.exports != -1 {
         if count(nats.exports.len()) > limits.exports {
@@ -1784,8 +1807,26 @@ mod tests {
             format!(r#","imports":[{{"subject":"a","account":"{ex}","type":"stream","to":"b"}}]"#),
             &[],
         );
+        // A type that is neither stream nor service does not decode (`unknown export type
+        // "strem"`); a missing one is unknown.
+        let acc = key(nkeys::KeyPairType::Account, 2);
+        let op = key(nkeys::KeyPairType::Operator, 1);
+        let strem = jwt::encode(
+            &jwt::tests::claims(
+                &op.public_key(),
+                &acc.public_key(),
+                "account",
+                r#","imports":[{"subject":"a","account":"","type":"strem"}]"#,
+            ),
+            &op,
+        )
+        .unwrap();
+        assert_eq!(
+            jwt::decode_account(&strem).unwrap_err().to_string(),
+            "unknown export type \"strem\""
+        );
         check(
-            r#","imports":[{"subject":"a b","account":"","type":"strem"}]"#.to_owned(),
+            r#","imports":[{"subject":"a b","account":""}]"#.to_owned(),
             &[
                 "invalid import type: \"unknown\"",
                 "account to import from is not specified",
@@ -1854,10 +1895,10 @@ mod tests {
         check(
             r#","exports":[{"subject":"","type":"stream","response_type":"Singleton","response_threshold":5},{"subject":"s","type":"service","response_type":"Many","response_threshold":-1}]"#.to_owned(),
             &[
-                "invalid response type for stream",
+                "invalid response type for stream: \"Singleton\"",
                 "response threshold only valid for services",
                 "subject cannot be empty",
-                "invalid response type for service",
+                "invalid response type for service: \"Many\"",
                 "negative response threshold is invalid",
             ],
         );
