@@ -28,7 +28,7 @@ use std::thread::JoinHandle;
 use broker::auth::jwt;
 
 /// Most jobs queued, running, or done and not yet taken by the loop.
-pub(crate) const MAX_IN_FLIGHT: usize = 64;
+pub(crate) const MAX_IN_FLIGHT: usize = 16;
 
 /// What a deleted JWT's file is renamed to (`server/dirstore.go` `RenameDeleted`).
 const DELETED_SUFFIX: &str = ".deleted";

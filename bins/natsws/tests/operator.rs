@@ -1709,7 +1709,7 @@ fn claims_stuck_disk_stalls_only_its_push(target: Target) {
 common::on_both!(claims_stuck_disk_stalls_only_its_push);
 
 /// The most claim requests natsws holds at once (`claims_dir::MAX_IN_FLIGHT`).
-const CLAIMS_IN_FLIGHT: usize = 64;
+const CLAIMS_IN_FLIGHT: usize = 16;
 
 /// A flood of pushes behind a stuck write holds at most [`CLAIMS_IN_FLIGHT`] of them; the
 /// rest are refused at once with the reference's error shape, and the held ones are
@@ -1733,7 +1733,7 @@ fn claims_flood_is_bounded() {
         format!("PUB {subject} _INBOX.claims {}\r\n{body}\r\n", body.len())
     };
     s.send(&publish("$SYS.REQ.CLAIMS.UPDATE", &b_jwt));
-    let flood = CLAIMS_IN_FLIGHT + 40;
+    let flood = CLAIMS_IN_FLIGHT + 8;
     let mut batch = String::new();
     for _ in 0..flood {
         batch.push_str(&publish("$SYS.REQ.CLAIMS.UPDATE", &a_jwt));

@@ -35,6 +35,7 @@ use std::time::Instant;
 
 use broker::ServiceId;
 use broker::auth::claims::{self, ClaimsRequest, OperatorKeys, Response, ServerInfo};
+use broker::auth::jwt;
 use natsconf::options::Resolver;
 
 use super::ctx::Ctx;
@@ -168,11 +169,12 @@ pub(super) fn serve(ctx: &mut Ctx, req: &Request<'_>, now: Instant) {
     let reply = reply.map(str::to_owned);
     match request {
         ClaimsRequest::Update(account) => {
-            let refused = match claims::check_update(account, &body, &store.keys) {
+            let refused = match claims::check_update_claims(account, &body, &store.keys) {
                 Err(refused) => refused,
-                Ok(account) => match servable(&body) {
-                    Err(e) => Response::not_saved(&account, &e),
+                Ok(decoded) => match servable(&decoded) {
+                    Err(e) => Response::not_saved(&decoded.data.sub, &e),
                     Ok(()) => {
+                        let account = decoded.data.sub;
                         let job = Job::Save {
                             account: account.clone(),
                             token: body.into_owned(),
@@ -306,13 +308,11 @@ fn respond(ctx: &mut Ctx, reply: Option<&str>, response: &Response, now: Instant
     ctx.broker.publish_system(now, reply, json.as_bytes());
 }
 
-/// Whether the live server can serve `token` in place of its account's JWT: the broker must
-/// take it (`Trust::set_account`), so that a JWT natsws refuses at start-up (such as one with
-/// `mappings`) is neither stored nor applied. Only this JWT is decoded.
-fn servable(token: &str) -> Result<(), String> {
-    broker::auth::operator::servable_claims(token)
-        .map(drop)
-        .map_err(|e| e.to_string())
+/// Whether the live server can serve an account JWT with these claims in place of its
+/// account's: the broker must take it (`Trust::set_account`), so that a JWT natsws refuses at
+/// start-up (such as one with `mappings`) is neither stored nor applied.
+fn servable(claims: &jwt::Claims<jwt::Account>) -> Result<(), String> {
+    broker::auth::operator::check_servable(claims).map_err(|e| e.to_string())
 }
 
 /// Whether the live server takes `token` (`verifyAccountClaims`).
@@ -343,8 +343,8 @@ fn memory_update(ctx: &mut Ctx, account: &str, token: &str, now: Instant) -> Res
     if let Err(e) = check_live(ctx, token) {
         return Response::not_applied(account, &e);
     }
-    if let Err(e) = servable(token) {
-        return Response::not_saved(account, &e);
+    if let Err(e) = broker::auth::operator::servable_claims(token) {
+        return Response::not_saved(account, &e.to_string());
     }
     apply_update(ctx, account, token.trim(), now);
     Response::updated(account)

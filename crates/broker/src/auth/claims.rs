@@ -247,6 +247,15 @@ pub fn check_update(
     token: &str,
     keys: &OperatorKeys,
 ) -> Result<String, Response> {
+    check_update_claims(subject_account, token, keys).map(|c| c.data.sub)
+}
+
+/// [`check_update`], giving the decoded claims.
+pub fn check_update_claims(
+    subject_account: Option<&str>,
+    token: &str,
+    keys: &OperatorKeys,
+) -> Result<jwt::Claims<jwt::Account>, Response> {
     let failed = |acc: &str, e: String| Response::failed(acc, "jwt update resulted in error", e);
     let claims = jwt::decode_account(token.trim()).map_err(|e| failed("n/a", e.to_string()))?;
     let sub = claims.data.sub.as_str();
@@ -269,7 +278,7 @@ pub fn check_update(
             validate(&claims).map_err(|e| Response::failed(sub, "jwt validation failed", e))?;
         }
     }
-    Ok(sub.to_owned())
+    Ok(claims)
 }
 
 /// The subjects a MEMORY resolver serves (`server/events.go` `initEventTracking`): account

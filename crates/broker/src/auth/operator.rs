@@ -230,13 +230,20 @@ pub fn replace_account(accounts: &mut Vec<String>, old: Option<&str>, new: Optio
 pub fn servable_claims(token: &str) -> Result<Claims<jwt::Account>, AuthConfigError> {
     let claims =
         jwt::decode_account(token.trim()).map_err(|_| err("invalid account JWT".to_owned()))?;
-    if !claims.nats.mappings.is_empty() {
-        return Err(err(format!(
+    check_servable(&claims)?;
+    Ok(claims)
+}
+
+/// Whether natsws serves an account with these claims: not when it has subject mappings.
+pub fn check_servable(claims: &Claims<jwt::Account>) -> Result<(), AuthConfigError> {
+    if claims.nats.mappings.is_empty() {
+        Ok(())
+    } else {
+        Err(err(format!(
             "account JWT {}: subject mappings (mappings) are not supported by natsws",
             claims.data.sub
-        )));
+        )))
     }
-    Ok(claims)
 }
 
 /// The compiled trust: trusted operator keys and the accounts the resolver holds.
