@@ -2016,6 +2016,17 @@ fn claims_hostile_pushes_answer_as_the_reference() {
         ),
         format!(
             r#"{},"exports":[{},{}]"#,
+            limits(-1, 5, false),
+            export("x.>", "stream"),
+            export("y.*", "service")
+        ),
+        format!(
+            r#","limits":{{"mem_storage":1}},"imports":[{}]"#,
+            import("x", &a, "stream")
+        ),
+        format!(r#","imports":[{}]"#, import("x", &a, "stream")),
+        format!(
+            r#"{},"exports":[{},{}]"#,
             limits(-1, -1, true),
             export("", "stream"),
             export("a b", "service")

@@ -1145,11 +1145,14 @@ fn account_validation(
             issues
                 .push("the account contains more exports than allowed by the operator".to_owned());
         }
-        if !limits.wildcards && nats.exports.iter().any(|e| has_wildcards(&e.subject)) {
-            issues.push(
-                "the account contains wildcard exports that are not allowed by the operator"
-                    .to_owned(),
-            );
+        // One issue for each wildcard export, as Go's loop adds them.
+        if !limits.wildcards {
+            for _ in nats.exports.iter().filter(|e| has_wildcards(&e.subject)) {
+                issues.push(
+                    "the account contains wildcard exports that are not allowed by the operator"
+                        .to_owned(),
+                );
+            }
         }
     }
     for key in &nats.signing_keys {
