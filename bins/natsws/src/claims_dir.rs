@@ -8,6 +8,9 @@
 //!   the JWT and answer `jwt updated`, as the reference answers after `os.WriteFile`.
 //! - **In order.** One queue, first in first out: an update then a delete of one account, or
 //!   a store then a lookup, run and come back in the order they were asked.
+//! - **Never holding the exit.** Stopping waits [`STOP_WAIT`] for the queued jobs, then
+//!   leaves a write stuck on the disk to the process's exit (its requester was never told it
+//!   succeeded, and the file is replaced whole or not at all).
 //! - **Bounded.** At most [`MAX_IN_FLIGHT`] jobs are queued, running, or done and not yet
 //!   taken by the loop; [`ClaimsDir::submit`] refuses more and the loop answers the request
 //!   with the reference's error shape. A job holds one request body (at most the server's
@@ -21,7 +24,7 @@ use std::collections::VecDeque;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
@@ -32,6 +35,9 @@ pub(crate) const MAX_IN_FLIGHT: usize = 16;
 
 /// What a deleted JWT's file is renamed to (`server/dirstore.go` `RenameDeleted`).
 const DELETED_SUFFIX: &str = ".deleted";
+
+/// How long stopping waits for the queued jobs (a stuck disk must not hold the exit).
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The error a request gets while [`MAX_IN_FLIGHT`] jobs are pending.
 pub(crate) const BUSY: &str = "jwt store is busy, try again";
@@ -97,6 +103,8 @@ pub(crate) struct ClaimsDir {
     /// Jobs submitted whose result the loop has not taken.
     in_flight: usize,
     writer: Option<JoinHandle<()>>,
+    /// Closed when the writer thread ends.
+    ended: Receiver<()>,
 }
 
 impl ClaimsDir {
@@ -109,12 +117,16 @@ impl ClaimsDir {
     ) -> Result<Self, String> {
         let shared = Arc::new(Shared::default());
         let (done_tx, done) = channel();
+        let (ended_tx, ended) = channel::<()>();
         let writer = {
             let shared = Arc::clone(&shared);
             let dir = Dir { path, limit };
             std::thread::Builder::new()
                 .name("jwt-store".to_owned())
-                .spawn(move || work(&shared, &dir, &done_tx, &waker))
+                .spawn(move || {
+                    work(&shared, &dir, &done_tx, &waker);
+                    drop(ended_tx);
+                })
                 .map_err(|e| format!("jwt store writer: {e}"))?
         };
         Ok(Self {
@@ -122,6 +134,7 @@ impl ClaimsDir {
             done,
             in_flight: 0,
             writer: Some(writer),
+            ended,
         })
     }
 
@@ -155,16 +168,24 @@ impl ClaimsDir {
             .unwrap_or_else(PoisonError::into_inner)
             .stop = true;
         self.shared.wake.notify_one();
-        if let Some(writer) = self.writer.take()
-            && writer.join().is_err()
-        {
+        let Some(writer) = self.writer.take() else {
+            return;
+        };
+        // A job stuck on the disk is left to the process's exit: its requester was never
+        // told it succeeded, and the write replaces the file whole or not at all.
+        if self.ended.recv_timeout(STOP_WAIT) == Err(RecvTimeoutError::Timeout) {
+            log::warn!("jwt store: writes still pending at exit are abandoned");
+            return;
+        }
+        if writer.join().is_err() {
             log::error!("jwt store: the writer thread panicked");
         }
     }
 }
 
 impl Drop for ClaimsDir {
-    /// Finishes the queued jobs (their files are written; nobody is answered) and stops.
+    /// Finishes the queued jobs (their files are written; nobody is answered) for at most
+    /// [`STOP_WAIT`], and stops.
     fn drop(&mut self) {
         self.stop();
     }

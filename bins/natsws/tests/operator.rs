@@ -2073,3 +2073,35 @@ fn claims_hostile_pushes_answer_as_the_reference() {
         }
     }
 }
+
+/// A write stuck on the disk does not hold the exit: on SIGTERM natsws waits a moment for
+/// the pending writes, then exits without them (the push was never answered as stored).
+/// natsws only: the point is natsws' writer thread.
+#[test]
+fn claims_stuck_write_does_not_hold_the_exit() {
+    let Some(Full {
+        mut srv, jwts, sys, ..
+    }) = start_full(Target::Natsws, false)
+    else {
+        return;
+    };
+    let k = keys();
+    let mut s = system_client(&srv, &sys);
+    let b = k.b.public_key();
+    mkfifo(&first_written(Target::Natsws, &jwts, &b));
+    let b_jwt = account_jwt(&k, &k.b, "");
+    s.send(&format!(
+        "PUB $SYS.REQ.CLAIMS.UPDATE _INBOX.claims {}\r\n{b_jwt}\r\n",
+        b_jwt.len()
+    ));
+    assert_eq!(s.sync(), "");
+    srv.signal("TERM");
+    srv.wait_exit();
+    assert!(
+        srv.log_text()
+            .contains("jwt store: writes still pending at exit are abandoned"),
+        "{}",
+        srv.log_text()
+    );
+    assert!(!jwts.join(format!("{b}.jwt")).exists());
+}
