@@ -17,10 +17,9 @@
 //! reference, a JWT the live server does not take (its issuer is not a trusted operator key,
 //! or it has expired) is stored and answered `jwt updated`, but the live server keeps the
 //! account it had (and logs the error) until the directory is read again (a reload or
-//! restart), which brings the stored JWT in its place. A JWT natsws cannot serve at all (the operator trust
-//! built with it fails, as for one with `mappings`, which natsws refuses at start-up) is
-//! answered `jwt update resulted in error - <why>` and neither stored nor applied, where the
-//! reference stores and serves it; the live server is never reloaded with a trust that fails.
+//! restart), which brings the stored JWT in its place. A JWT natsws cannot serve at all (one
+//! with `mappings`, which natsws refuses at start-up) is answered `jwt update resulted in
+//! error - <why>` and neither stored nor applied, where the reference stores and serves it.
 //! A MEMORY resolver serves only the updates that name the account, applies them to an
 //! account the server has (its own JWT sent again answers `jwt updated` unverified, as
 //! `updateAccountWithClaimJWT` does), and stores nothing. A delete of an account whose file
