@@ -543,6 +543,11 @@ impl Trust {
             })
             .collect();
         // Imports, with activations granted on the exporter's side.
+        let by_name: HashMap<String, usize> = configs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
         let mut imports: Vec<(usize, ImportConfig)> = Vec::new();
         let valid_keys: Vec<&String> = keys
             .iter()
@@ -575,8 +580,8 @@ impl Trust {
                     if !activation_valid(import, activation, export, exporter, key, now_unix) {
                         continue;
                     }
-                    let exporter_key = &exporter.claims.data.sub;
-                    if let Some(cfg) = configs.iter_mut().find(|c| &c.name == exporter_key) {
+                    let exporter_key = exporter.claims.data.sub.as_str();
+                    if let Some(cfg) = by_name.get(exporter_key).and_then(|i| configs.get_mut(*i)) {
                         for e in &mut cfg.exports {
                             if e.subject == export.subject && !e.accounts.contains(*key) {
                                 e.accounts.push((*key).clone());
@@ -588,16 +593,20 @@ impl Trust {
             }
         }
         // Add imports one by one, keeping those the router accepts (the reference skips an
-        // import it cannot add and keeps the others).
-        for (index, import) in imports {
-            let Some(cfg) = configs.get_mut(index) else {
-                continue;
-            };
-            cfg.imports.push(import);
-            if crate::router::validate_accounts(&configs).is_err()
-                && let Some(cfg) = configs.get_mut(index)
-            {
-                cfg.imports.pop();
+        // import it cannot add and keeps the others): each is checked after those kept
+        // before it, as the router's check of the whole configuration would take them.
+        let mut kept = vec![false; imports.len()];
+        {
+            let mut check = crate::router::ImportCheck::new(&configs);
+            for ((index, import), keep) in imports.iter().zip(&mut kept) {
+                if let Some(cfg) = configs.get(*index) {
+                    *keep = check.add(&cfg.name, import).is_ok();
+                }
+            }
+        }
+        for ((index, import), keep) in imports.into_iter().zip(kept) {
+            if keep && let Some(cfg) = configs.get_mut(index) {
+                cfg.imports.push(import);
             }
         }
         configs
