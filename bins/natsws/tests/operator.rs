@@ -2105,3 +2105,45 @@ fn claims_stuck_write_does_not_hold_the_exit() {
     );
     assert!(!jwts.join(format!("{b}.jwt")).exists());
 }
+
+/// An update and a delete of one account sent back to back apply in that order: the update
+/// is stored and answered first, then the delete renames its file and the account is gone;
+/// a lookup sent after them finds nothing.
+fn claims_update_then_delete_in_order(target: Target) {
+    let Some(Full { srv, jwts, sys, .. }) = start_full(target, true) else {
+        return;
+    };
+    let k = keys();
+    let b = k.b.public_key();
+    let mut s = system_client(&srv, &sys);
+    let b_jwt = account_jwt(&k, &k.b, "");
+    let del = delete_request(&k.op, std::slice::from_ref(&b));
+    s.send(&format!(
+        "PUB $SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE _INBOX.claims {}\r\n{b_jwt}\r\nPUB $SYS.REQ.CLAIMS.DELETE _INBOX.claims {}\r\n{del}\r\nPUB $SYS.REQ.ACCOUNT.{b}.CLAIMS.LOOKUP _INBOX.claims 0\r\n\r\n",
+        b_jwt.len(),
+        del.len()
+    ));
+    assert_eq!(answer(&next_answer(&mut s)), updated(&b));
+    assert_eq!(
+        answer(&next_answer(&mut s)),
+        serde_json::json!({"data": {"code": 200, "message": "deleted 1 accounts"}})
+    );
+    assert!(
+        silent_for(&mut s, Duration::from_millis(300)),
+        "the lookup found the JWT"
+    );
+    assert!(!jwts.join(format!("{b}.jwt")).exists());
+    assert_eq!(
+        std::fs::read_to_string(jwts.join(format!("{b}.jwt.deleted"))).unwrap(),
+        b_jwt
+    );
+    let u = key(KeyPairType::User, 101);
+    let (_, out) = Conn::login(
+        &srv,
+        Transport::Tcp,
+        Some(&user_jwt(&k.b, &u, "", "")),
+        Some(&u),
+    );
+    assert_eq!(out, VIOLATION);
+}
+common::on_both!(claims_update_then_delete_in_order);
