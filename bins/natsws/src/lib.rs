@@ -12,6 +12,7 @@
 // slice); everything else is safe code.
 #![deny(unsafe_code)]
 
+mod claims_dir;
 mod cli;
 mod conn;
 mod durable;

@@ -116,8 +116,8 @@ fn decorated_jwt(contents: &str) -> Option<&str> {
         .filter(|l| !l.starts_with("---"))
 }
 
-/// The account JWTs of a full resolver's directory: every `<key>.jwt` file, at most `limit`,
-/// in name order. The directory is created when missing, as the reference does. A file that
+/// The account JWTs of a full resolver's directory: every `<key>.jwt` file in name order, at
+/// most `limit` of them unexpired (expired ones do not count, as in the reference's store). The directory is created when missing, as the reference does. A file that
 /// is unreadable, too large or not an account JWT for its name is skipped with a warning.
 fn read_dir(dir: &str, limit: usize, warnings: &mut Vec<String>) -> Result<Vec<String>, String> {
     let path = Path::new(dir);
@@ -132,13 +132,9 @@ fn read_dir(dir: &str, limit: usize, warnings: &mut Vec<String>) -> Result<Vec<S
         .collect();
     names.sort();
     let mut out = Vec::new();
+    let mut unexpired = 0;
+    let now = now_unix();
     for file in names {
-        if out.len() >= limit {
-            warnings.push(format!(
-                "resolver dir {dir}: more than {limit} account JWTs, the rest is ignored"
-            ));
-            break;
-        }
         let stem = file
             .file_stem()
             .and_then(|s| s.to_str())
@@ -160,7 +156,19 @@ fn read_dir(dir: &str, limit: usize, warnings: &mut Vec<String>) -> Result<Vec<S
             }
         };
         match jwt::decode_account(&text) {
-            Ok(c) if c.data.sub == stem => out.push(text),
+            Ok(c) if c.data.sub == stem => {
+                let expired = c.data.exp > 0 && c.data.exp < now;
+                if !expired {
+                    if unexpired >= limit {
+                        warnings.push(format!(
+                            "resolver dir {dir}: more than {limit} account JWTs, the rest is ignored"
+                        ));
+                        break;
+                    }
+                    unexpired += 1;
+                }
+                out.push(text);
+            }
             Ok(_) => warnings.push(format!(
                 "{}: account JWT of another account, ignored",
                 file.display()
@@ -245,6 +253,41 @@ pub(crate) fn operator_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An account JWT for the account made from `byte`, expiring at `exp` (0: never).
+    fn account(byte: u8, exp: i64) -> (String, String) {
+        let op = jwt::KeyPair::new_from_raw(jwt::KeyPairType::Operator, [1; 32]).unwrap();
+        let acc = jwt::KeyPair::new_from_raw(jwt::KeyPairType::Account, [byte; 32]).unwrap();
+        let claims = format!(
+            r#"{{"jti":"J{byte}","iat":1,"exp":{exp},"iss":"{}","sub":"{}","nats":{{"type":"account","version":2}}}}"#,
+            op.public_key(),
+            acc.public_key()
+        );
+        (acc.public_key(), jwt::encode(&claims, &op).unwrap())
+    }
+
+    /// The directory's limit counts the unexpired JWTs: expired ones are read besides.
+    #[test]
+    fn the_dir_limit_counts_unexpired_jwts() {
+        let dir = std::env::temp_dir().join(format!("natsws-read-dir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = [account(2, 0), account(3, 1000), account(4, 0)];
+        for (key, token) in &files {
+            std::fs::write(dir.join(format!("{key}.jwt")), token).unwrap();
+        }
+        let mut warnings = Vec::new();
+        let read = read_dir(dir.to_str().unwrap(), 2, &mut warnings).unwrap();
+        assert_eq!(read.len(), 3, "{warnings:?}");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // A third unexpired JWT is over the limit.
+        let (key, token) = account(5, 0);
+        std::fs::write(dir.join(format!("{key}.jwt")), token).unwrap();
+        let read = read_dir(dir.to_str().unwrap(), 2, &mut warnings).unwrap();
+        assert_eq!(read.iter().filter(|t| **t != files[1].1).count(), 2);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn a_dir_limit_of_zero_or_less_is_unlimited() {

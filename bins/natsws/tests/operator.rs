@@ -1012,6 +1012,12 @@ struct Full {
 }
 
 fn start_full(target: Target, allow_delete: bool) -> Option<Full> {
+    start_full_with(target, &format!("allow_delete: {allow_delete}"), &[])
+}
+
+/// [`start_full`] with `resolver` settings (`allow_delete: true`, `limit: 3`) and more
+/// account JWTs in the directory.
+fn start_full_with(target: Target, resolver: &str, more: &[(String, String)]) -> Option<Full> {
     let k = keys();
     let sys = key(KeyPairType::Account, 9);
     let dir = common::temp_dir("operator-claims");
@@ -1024,9 +1030,12 @@ fn start_full(target: Target, allow_delete: bool) -> Option<Full> {
         )
         .unwrap();
     }
+    for (account, jwt) in more {
+        std::fs::write(jwts.join(format!("{account}.jwt")), jwt).unwrap();
+    }
     let op = common::write_file(&dir, "op.jwt", &operator_jwt(&k));
     let text = format!(
-        "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", no_tls: true }}\noperator: \"{op}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\", allow_delete: {allow_delete} }}\n",
+        "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", no_tls: true }}\noperator: \"{op}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\", {resolver} }}\n",
         sys.public_key(),
         jwts.display()
     );
@@ -1054,6 +1063,11 @@ fn request(c: &mut Conn, subject: &str, body: &str) -> String {
         "PUB {subject} _INBOX.claims {}\r\n{body}\r\n",
         body.len()
     ));
+    next_answer(c)
+}
+
+/// The body of the next answer on the reply inbox of [`system_client`].
+fn next_answer(c: &mut Conn) -> String {
     let Conn::Tcp(raw) = c else {
         panic!("the claim requests go over TCP");
     };
@@ -1591,3 +1605,545 @@ fn claims_untrusted_push_until_reload(target: Target) {
     assert_eq!(out, VIOLATION);
 }
 common::on_both!(claims_untrusted_push_until_reload);
+
+/// Makes a named pipe at `path`: a write to it blocks until something reads it, as a write
+/// to a stuck disk does.
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Reads the pipe at `path` to its end on another thread (unblocking the write to it).
+fn drain_fifo(path: &std::path::Path) -> std::thread::JoinHandle<String> {
+    let path = path.to_owned();
+    std::thread::spawn(move || std::fs::read_to_string(path).expect("read fifo"))
+}
+
+/// Whether no message arrives on `c` within `wait` (the server's keep-alive PINGs aside).
+fn silent_for(c: &mut Conn, wait: Duration) -> bool {
+    let Conn::Tcp(raw) = c else {
+        panic!("the claim requests go over TCP");
+    };
+    raw.stream.set_read_timeout(Some(wait)).unwrap();
+    let silent = loop {
+        let mut line = String::new();
+        match std::io::BufRead::read_line(&mut raw.reader, &mut line) {
+            Err(_) => break true,
+            Ok(0) => panic!("the connection closed"),
+            Ok(_) if line == "PING\r\n" => raw.send("PONG\r\n"),
+            Ok(_) => {
+                break false;
+            }
+        }
+    };
+    raw.stream.set_read_timeout(Some(common::WAIT)).unwrap();
+    silent
+}
+
+/// The file a server writes an account's JWT to first: natsws writes `<key>.jwt.tmp` and
+/// renames it over `<key>.jwt`; nats-server writes `<key>.jwt` itself.
+fn first_written(target: Target, jwts: &std::path::Path, account: &str) -> std::path::PathBuf {
+    match target {
+        Target::Natsws => jwts.join(format!("{account}.jwt.tmp")),
+        Target::Reference => jwts.join(format!("{account}.jwt")),
+    }
+}
+
+/// A push whose file write is stuck (its file is a named pipe nobody reads) stalls only
+/// itself: other clients connect and are served meanwhile, and the push is answered only
+/// once the write has finished. A pipe cannot be synced: natsws answers that error, as the
+/// JWT is not durably stored; nats-server, which does not sync, answers `jwt updated`.
+fn claims_stuck_disk_stalls_only_its_push(target: Target) {
+    let Some(Full { srv, jwts, sys, .. }) = start_full(target, false) else {
+        return;
+    };
+    let k = keys();
+    let mut s = system_client(&srv, &sys);
+    let b = k.b.public_key();
+    let fifo = first_written(target, &jwts, &b);
+    mkfifo(&fifo);
+    let u = key(KeyPairType::User, 88);
+    let mut other = logged_in(&srv, Transport::Tcp, &k.a, &u);
+    let b_jwt = account_jwt(&k, &k.b, "");
+    s.send(&format!(
+        "PUB $SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE _INBOX.claims {}\r\n{b_jwt}\r\n",
+        b_jwt.len()
+    ));
+    // The server keeps serving the clients it has.
+    assert_eq!(other.sync(), "");
+    if target == Target::Natsws {
+        // And new ones. (nats-server holds its store's lock through the write, so a login
+        // that has to read an account from the store waits for it.)
+        let v = key(KeyPairType::User, 89);
+        let mut new = logged_in(&srv, Transport::Tcp, &k.a, &v);
+        assert_eq!(new.sync(), "");
+    }
+    assert!(
+        silent_for(&mut s, Duration::from_millis(500)),
+        "answered before the JWT was written"
+    );
+    let written = drain_fifo(&fifo);
+    let got = answer(&next_answer(&mut s));
+    assert_eq!(written.join().unwrap(), b_jwt);
+    match target {
+        Target::Natsws => assert_eq!(
+            got,
+            refused(
+                &b,
+                "jwt update resulted in error - Invalid argument (os error 22)"
+            )
+        ),
+        Target::Reference => assert_eq!(got, updated(&b)),
+    }
+    assert_eq!(other.sync(), "");
+    if target == Target::Natsws {
+        // The failed write left nothing behind; the next push is stored.
+        assert!(!fifo.exists());
+        let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", &b_jwt);
+        assert_eq!(answer(&got), updated(&b));
+    }
+}
+common::on_both!(claims_stuck_disk_stalls_only_its_push);
+
+/// The most claim requests natsws holds at once (`claims_dir::MAX_IN_FLIGHT`).
+const CLAIMS_IN_FLIGHT: usize = 16;
+
+/// A flood of pushes behind a stuck write holds at most [`CLAIMS_IN_FLIGHT`] of them; the
+/// rest are refused at once with the reference's error shape, and the held ones are
+/// answered, in order, once the write finishes. natsws only: nats-server answers pushes on
+/// the pushing connection's own reader, so a stuck write stops reading that connection
+/// instead (its memory stays bounded by the socket buffers).
+#[test]
+fn claims_flood_is_bounded() {
+    let Some(Full { srv, jwts, sys, .. }) = start_full(Target::Natsws, false) else {
+        return;
+    };
+    let k = keys();
+    let mut s = system_client(&srv, &sys);
+    let b = k.b.public_key();
+    let a = k.a.public_key();
+    let fifo = first_written(Target::Natsws, &jwts, &b);
+    mkfifo(&fifo);
+    let b_jwt = account_jwt(&k, &k.b, "");
+    let a_jwt = account_jwt(&k, &k.a, "");
+    let publish = |subject: &str, body: &str| {
+        format!("PUB {subject} _INBOX.claims {}\r\n{body}\r\n", body.len())
+    };
+    s.send(&publish("$SYS.REQ.CLAIMS.UPDATE", &b_jwt));
+    let flood = CLAIMS_IN_FLIGHT + 8;
+    let mut batch = String::new();
+    for _ in 0..flood {
+        batch.push_str(&publish("$SYS.REQ.CLAIMS.UPDATE", &a_jwt));
+    }
+    s.send(&batch);
+    // The refusals come at once; the held pushes wait for the stuck write.
+    let busy = refused(
+        &a,
+        "jwt update resulted in error - jwt store is busy, try again",
+    );
+    for _ in 0..flood + 1 - CLAIMS_IN_FLIGHT {
+        assert_eq!(answer(&next_answer(&mut s)), busy);
+    }
+    assert!(
+        silent_for(&mut s, Duration::from_millis(500)),
+        "more than {} pushes refused",
+        flood + 1 - CLAIMS_IN_FLIGHT
+    );
+    let written = drain_fifo(&fifo);
+    assert_eq!(written.join().unwrap(), b_jwt);
+    assert_eq!(
+        answer(&next_answer(&mut s)),
+        refused(
+            &b,
+            "jwt update resulted in error - Invalid argument (os error 22)"
+        )
+    );
+    for _ in 1..CLAIMS_IN_FLIGHT {
+        assert_eq!(answer(&next_answer(&mut s)), updated(&a));
+    }
+    assert_eq!(s.sync(), "");
+    // Nothing is held any more: a push is taken again.
+    let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", &b_jwt);
+    assert_eq!(answer(&got), updated(&b));
+}
+
+/// A push changes the pushed account's live connections and no other's: B's lowered `conn`
+/// closes its oldest client and refuses a new one, a revocation closes that user, and the
+/// clients of account A keep their connections and subscriptions.
+fn claims_push_applies_to_that_account(target: Target) {
+    let Some(Full { srv, sys, .. }) = start_full(target, false) else {
+        return;
+    };
+    let k = keys();
+    let b = k.b.public_key();
+    let mut s = system_client(&srv, &sys);
+    let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", &account_jwt(&k, &k.b, ""));
+    assert_eq!(answer(&got), updated(&b));
+    let (pa, sa) = (key(KeyPairType::User, 90), key(KeyPairType::User, 91));
+    let mut publisher = logged_in(&srv, Transport::Tcp, &k.a, &pa);
+    let mut subscriber = logged_in(&srv, Transport::Ws, &k.a, &sa);
+    subscriber.send("SUB a.> 1\r\n");
+    assert_eq!(subscriber.sync(), "");
+    let users: Vec<KeyPair> = (92..95).map(|b| key(KeyPairType::User, b)).collect();
+    let mut conns = Vec::new();
+    for u in &users {
+        conns.push(logged_in(&srv, Transport::Tcp, &k.b, u));
+        // Distinct start times: the reference orders connections by them.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let two = ACCOUNT_LIMITS.replace("\"conn\":-1", "\"conn\":2");
+    let pushed = account_jwt(
+        &k,
+        &k.b,
+        &format!(
+            r#"{two},"revocations":{{"{}":{}}}"#,
+            users[2].public_key(),
+            now_unix()
+        ),
+    );
+    let got = request(
+        &mut s,
+        &format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE"),
+        &pushed,
+    );
+    assert_eq!(answer(&got), updated(&b));
+    assert_eq!(
+        conns[0].read_either("exceeded", "\u{0}never"),
+        "-ERR 'maximum account active connections exceeded'\r\n"
+    );
+    assert_eq!(
+        conns[2].read_either("Revoked", "\u{0}never"),
+        "-ERR 'User Authentication Revoked'\r\n"
+    );
+    assert_eq!(conns[1].sync(), "");
+    publisher.send("PUB a.x 2\r\nhi\r\n");
+    assert_eq!(publisher.sync(), "");
+    assert_eq!(subscriber.sync(), "MSG a.x 1 2\r\nhi\r\n");
+    let u = key(KeyPairType::User, 95);
+    let _second = logged_in(&srv, Transport::Tcp, &k.b, &u);
+    let v = key(KeyPairType::User, 96);
+    let (_, out) = Conn::login(
+        &srv,
+        Transport::Tcp,
+        Some(&user_jwt(&k.b, &v, "", "")),
+        Some(&v),
+    );
+    assert_eq!(
+        out,
+        "-ERR 'maximum account active connections exceeded'\r\n"
+    );
+}
+common::on_both!(claims_push_applies_to_that_account);
+
+/// A client of the system account that announces headers, subscribed to its reply inbox.
+fn system_client_with_headers(srv: &Server, sys: &KeyPair) -> Conn {
+    let u = key(KeyPairType::User, 97);
+    let (mut c, nonce) = Conn::open(srv, Transport::Tcp, "");
+    let jwt = user_jwt(sys, &u, "", "");
+    let sig = sign_nonce(&nonce, &u).unwrap();
+    c.send(&format!(
+        "CONNECT {{\"verbose\":false,\"protocol\":1,\"headers\":true,\"jwt\":\"{jwt}\",\"sig\":\"{sig}\"}}\r\nSUB _INBOX.claims 77\r\nPING\r\n"
+    ));
+    assert_eq!(c.read_either("PONG\r\n", "-ERR"), "PONG\r\n");
+    c
+}
+
+/// Sends `body` with `headers` (`Name: value` lines) as a request; returns the first answer.
+fn request_with_headers(c: &mut Conn, subject: &str, headers: &str, body: &str) -> String {
+    let head = format!("NATS/1.0\r\n{headers}\r\n");
+    c.send(&format!(
+        "HPUB {subject} _INBOX.claims {} {}\r\n{head}{body}\r\n",
+        head.len(),
+        head.len() + body.len()
+    ));
+    next_answer(c)
+}
+
+/// The full resolver's handlers take the whole message, headers included
+/// (`DirAccResolver.Start`; the system client takes headers), so a JWT sent with headers
+/// does not decode; a lookup or list with headers is answered as without. The MEMORY
+/// resolver's update takes the body alone (`accountClaimUpdate`, `msgParts`).
+fn claims_requests_with_headers(target: Target) {
+    let Some(Full { srv, sys, .. }) = start_full(target, false) else {
+        return;
+    };
+    let k = keys();
+    let b = k.b.public_key();
+    let b_jwt = account_jwt(&k, &k.b, "");
+    let mut s = system_client_with_headers(&srv, &sys);
+    let got = request_with_headers(&mut s, "$SYS.REQ.CLAIMS.UPDATE", "X: 1\r\n", &b_jwt);
+    assert_eq!(
+        answer(&got),
+        refused("n/a", "jwt update resulted in error - expected 3 chunks")
+    );
+    let subject = format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE");
+    let got = request_with_headers(&mut s, &subject, "", &b_jwt);
+    assert_eq!(
+        answer(&got),
+        refused("n/a", "jwt update resulted in error - expected 3 chunks")
+    );
+    assert_eq!(answer(&request(&mut s, &subject, &b_jwt)), updated(&b));
+    let lookup = format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.LOOKUP");
+    assert_eq!(request_with_headers(&mut s, &lookup, "X: 1\r\n", ""), b_jwt);
+    let listed = answer(&request_with_headers(
+        &mut s,
+        "$SYS.REQ.CLAIMS.LIST",
+        "X: 1\r\n",
+        "",
+    ));
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(3), "{listed}");
+    drop((s, srv));
+
+    let sys = key(KeyPairType::Account, 9);
+    let dir = common::temp_dir("operator-memory-headers");
+    let op = common::write_file(&dir, "op.jwt", &operator_jwt(&k));
+    let text = format!(
+        "listen: \"127.0.0.1:-1\"\nwebsocket {{ listen: \"127.0.0.1:-1\", no_tls: true }}\noperator: \"{op}\"\nsystem_account: {s}\nresolver: MEMORY\nresolver_preload {{\n  {s}: {}\n  {a}: {}\n}}\n",
+        account_jwt(&k, &sys, ""),
+        account_jwt(&k, &k.a, ""),
+        s = sys.public_key(),
+        a = k.a.public_key(),
+    );
+    let Some(srv) = target.with_config(&text, &[]) else {
+        return;
+    };
+    let a = k.a.public_key();
+    let u = key(KeyPairType::User, 98);
+    let mut c = logged_in(&srv, Transport::Tcp, &k.a, &u);
+    let mut s = system_client_with_headers(&srv, &sys);
+    let revoking = account_jwt(
+        &k,
+        &k.a,
+        &format!(r#","revocations":{{"{}":{}}}"#, u.public_key(), now_unix()),
+    );
+    let subject = format!("$SYS.REQ.ACCOUNT.{a}.CLAIMS.UPDATE");
+    let got = request_with_headers(&mut s, &subject, "X: 1\r\n", &revoking);
+    assert_eq!(answer(&got), updated(&a));
+    let rest = c.read_either("Revoked", "\u{0}never");
+    assert!(
+        rest.contains("-ERR 'User Authentication Revoked'\r\n"),
+        "{rest}"
+    );
+}
+common::on_both!(claims_requests_with_headers);
+
+/// The directory's `limit` counts the JWTs that have not expired, as the reference's
+/// expiration tracker does (`server/dirstore.go`: it drops an expired JWT, so a new account
+/// takes its place); at the limit a new account is refused and a stored one is updated.
+fn claims_store_limit_counts_unexpired(target: Target) {
+    let k = keys();
+    let expired = encode(
+        &claims(
+            &k.op,
+            &k.b.public_key(),
+            "account",
+            &format!(r#","exp":{}"#, now_unix() - 5),
+            "",
+        ),
+        &k.op,
+    )
+    .unwrap();
+    // The system account, A and the expired B: three files for a limit of three.
+    let more = [(k.b.public_key(), expired)];
+    let Some(Full { srv, sys, .. }) = start_full_with(target, "limit: 3", &more) else {
+        return;
+    };
+    let mut s = system_client(&srv, &sys);
+    let c = key(KeyPairType::Account, 99);
+    let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", &account_jwt(&k, &c, ""));
+    assert_eq!(answer(&got), updated(&c.public_key()));
+    let d = key(KeyPairType::Account, 100);
+    let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", &account_jwt(&k, &d, ""));
+    assert_eq!(
+        answer(&got),
+        refused(
+            &d.public_key(),
+            "jwt update resulted in error - jwt store is full"
+        )
+    );
+    let a = k.a.public_key();
+    let got = request(&mut s, "$SYS.REQ.CLAIMS.UPDATE", &account_jwt(&k, &k.a, ""));
+    assert_eq!(answer(&got), updated(&a));
+}
+common::on_both!(claims_store_limit_counts_unexpired);
+
+/// Hostile account JWTs, properly signed, pushed to both servers: every answer is the
+/// reference's (validation issues in its order, decoding errors, strict signing keys).
+#[test]
+fn claims_hostile_pushes_answer_as_the_reference() {
+    let Some(Full { srv, sys, .. }) = start_full(Target::Reference, false) else {
+        return;
+    };
+    let Some(ours) = start_full(Target::Natsws, false) else {
+        return;
+    };
+    let k = keys();
+    let b = k.b.public_key();
+    let a = k.a.public_key();
+    let limits = |imports: i64, exports: i64, wildcards: bool| {
+        format!(
+            r#","limits":{{"subs":-1,"data":-1,"payload":-1,"imports":{imports},"exports":{exports},"wildcards":{wildcards},"conn":-1,"leaf":-1}}"#
+        )
+    };
+    let import = |subject: &str, account: &str, kind: &str| {
+        format!(r#"{{"subject":"{subject}","account":"{account}","type":"{kind}"}}"#)
+    };
+    let export =
+        |subject: &str, kind: &str| format!(r#"{{"subject":"{subject}","type":"{kind}"}}"#);
+    let cases: Vec<String> = vec![
+        format!(
+            r#"{},"imports":[{}]"#,
+            limits(0, -1, true),
+            import("x", &a, "stream")
+        ),
+        format!(
+            r#"{},"exports":[{}]"#,
+            limits(-1, 0, true),
+            export("x", "stream")
+        ),
+        format!(
+            r#"{},"exports":[{}]"#,
+            limits(-1, 5, false),
+            export("x.>", "stream")
+        ),
+        format!(
+            r#"{},"exports":[{}]"#,
+            limits(-1, -1, false),
+            export("x.>", "stream")
+        ),
+        format!(
+            r#"{},"exports":[{},{}]"#,
+            limits(-1, 5, false),
+            export("x.>", "stream"),
+            export("y.*", "service")
+        ),
+        format!(
+            r#","limits":{{"mem_storage":1}},"imports":[{}]"#,
+            import("x", &a, "stream")
+        ),
+        format!(r#","imports":[{}]"#, import("x", &a, "stream")),
+        format!(
+            r#"{},"exports":[{},{}]"#,
+            limits(-1, -1, true),
+            export("", "stream"),
+            export("a b", "service")
+        ),
+        format!(
+            r#"{},"imports":[{},{}]"#,
+            limits(-1, -1, true),
+            import("svc", &a, "service"),
+            import("svc", &a, "service")
+        ),
+        format!(
+            r#"{},"imports":[{},{}]"#,
+            limits(-1, -1, true),
+            import("x.*", "", "stream"),
+            import("a b", "XYZ", "bogus")
+        ),
+        format!(
+            r#"{},"exports":[{},{}]"#,
+            limits(-1, -1, true),
+            export("x.>", "stream"),
+            export("x.y", "stream")
+        ),
+        format!(r#"{},"name":"{}""#, limits(-1, -1, true), "n".repeat(5000)),
+        format!(
+            r#"{},"exports":[{{"subject":"s","type":"service","response_type":"Bogus"}}]"#,
+            limits(-1, -1, true)
+        ),
+        format!(
+            r#","limits":{{"subs":-9223372036854775808,"conn":-2,"payload":0,"imports":-5,"exports":-1,"wildcards":true}},"imports":[{}]"#,
+            import("x", &a, "stream")
+        ),
+    ];
+    let mut theirs = system_client(&srv, &sys);
+    let mut mine = system_client(&ours.srv, &ours.sys);
+    for (n, nats) in cases.iter().enumerate() {
+        let token = account_jwt(&k, &k.b, nats);
+        for subject in [
+            format!("$SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE"),
+            "$SYS.REQ.CLAIMS.UPDATE".to_owned(),
+        ] {
+            let want = answer(&request(&mut theirs, &subject, &token));
+            let got = answer(&request(&mut mine, &subject, &token));
+            assert_eq!(got, want, "case {n} on {subject}: {nats}");
+        }
+    }
+}
+
+/// A write stuck on the disk does not hold the exit: on SIGTERM natsws waits a moment for
+/// the pending writes, then exits without them (the push was never answered as stored).
+/// natsws only: the point is natsws' writer thread.
+#[test]
+fn claims_stuck_write_does_not_hold_the_exit() {
+    let Some(Full {
+        mut srv, jwts, sys, ..
+    }) = start_full(Target::Natsws, false)
+    else {
+        return;
+    };
+    let k = keys();
+    let mut s = system_client(&srv, &sys);
+    let b = k.b.public_key();
+    mkfifo(&first_written(Target::Natsws, &jwts, &b));
+    let b_jwt = account_jwt(&k, &k.b, "");
+    s.send(&format!(
+        "PUB $SYS.REQ.CLAIMS.UPDATE _INBOX.claims {}\r\n{b_jwt}\r\n",
+        b_jwt.len()
+    ));
+    assert_eq!(s.sync(), "");
+    srv.signal("TERM");
+    srv.wait_exit();
+    assert!(
+        srv.log_text()
+            .contains("jwt store: writes still pending at exit are abandoned"),
+        "{}",
+        srv.log_text()
+    );
+    assert!(!jwts.join(format!("{b}.jwt")).exists());
+}
+
+/// An update and a delete of one account sent back to back apply in that order: the update
+/// is stored and answered first, then the delete renames its file and the account is gone;
+/// a lookup sent after them finds nothing.
+fn claims_update_then_delete_in_order(target: Target) {
+    let Some(Full { srv, jwts, sys, .. }) = start_full(target, true) else {
+        return;
+    };
+    let k = keys();
+    let b = k.b.public_key();
+    let mut s = system_client(&srv, &sys);
+    let b_jwt = account_jwt(&k, &k.b, "");
+    let del = delete_request(&k.op, std::slice::from_ref(&b));
+    s.send(&format!(
+        "PUB $SYS.REQ.ACCOUNT.{b}.CLAIMS.UPDATE _INBOX.claims {}\r\n{b_jwt}\r\nPUB $SYS.REQ.CLAIMS.DELETE _INBOX.claims {}\r\n{del}\r\nPUB $SYS.REQ.ACCOUNT.{b}.CLAIMS.LOOKUP _INBOX.claims 0\r\n\r\n",
+        b_jwt.len(),
+        del.len()
+    ));
+    assert_eq!(answer(&next_answer(&mut s)), updated(&b));
+    assert_eq!(
+        answer(&next_answer(&mut s)),
+        serde_json::json!({"data": {"code": 200, "message": "deleted 1 accounts"}})
+    );
+    assert!(
+        silent_for(&mut s, Duration::from_millis(300)),
+        "the lookup found the JWT"
+    );
+    assert!(!jwts.join(format!("{b}.jwt")).exists());
+    assert_eq!(
+        std::fs::read_to_string(jwts.join(format!("{b}.jwt.deleted"))).unwrap(),
+        b_jwt
+    );
+    let u = key(KeyPairType::User, 101);
+    let (_, out) = Conn::login(
+        &srv,
+        Transport::Tcp,
+        Some(&user_jwt(&k.b, &u, "", "")),
+        Some(&u),
+    );
+    assert_eq!(out, VIOLATION);
+}
+common::on_both!(claims_update_then_delete_in_order);

@@ -199,6 +199,11 @@ impl AuthState {
         self.0.as_ref().ok().and_then(Authorizer::trust)
     }
 
+    /// The operator-mode trust and the settings it was built from, to change one account.
+    pub(crate) fn trust_mut(&mut self) -> Option<(&mut auth::operator::Trust, &mut AuthConfig)> {
+        self.0.as_mut().ok().and_then(Authorizer::trust_mut)
+    }
+
     /// The `no_auth_user` binding for a connection whose first operation is not CONNECT.
     pub(crate) fn no_auth_user(&self, conn_type: ConnectionType) -> Option<Authenticated> {
         self.0

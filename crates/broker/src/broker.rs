@@ -35,7 +35,7 @@ mod introspect;
 pub(crate) mod latency;
 pub(crate) mod leaf;
 mod mqtt;
-mod reload;
+pub(crate) mod reload;
 mod routing;
 pub(crate) mod services;
 pub(crate) mod stall;

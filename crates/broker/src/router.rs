@@ -565,6 +565,12 @@ impl Router {
             account.stream_feeds.clear();
             account.service_imports.clear();
         }
+        let mut by_name: HashMap<&str, &[ExportConfig]> = HashMap::with_capacity(accounts.len());
+        for account in accounts {
+            by_name
+                .entry(account.name.as_str())
+                .or_insert(&account.exports[..]);
+        }
         for account in accounts {
             let Some(importer) = self.lookup(&account.name) else {
                 continue;
@@ -573,10 +579,10 @@ impl Router {
                 let Some(exporter) = self.lookup(&import.account) else {
                     continue;
                 };
-                let exports = accounts
-                    .iter()
-                    .find(|a| a.name == import.account)
-                    .map_or(&[][..], |a| &a.exports[..]);
+                let exports = by_name
+                    .get(import.account.as_str())
+                    .copied()
+                    .unwrap_or_default();
                 match import.kind {
                     ExportKind::Stream => {
                         let feed = StreamFeed {
@@ -928,94 +934,10 @@ struct AddedImport<'a> {
 /// and authorized exports, a stream prefix is literal, `to` is only given wildcards the
 /// exported subject has, and no import forms a cycle. Errors carry the reference's text.
 pub(crate) fn validate_accounts(accounts: &[AccountConfig]) -> Result<(), AuthConfigError> {
-    let err = |text: String| Err(AuthConfigError::new(text));
-    let mut added: HashMap<&str, (Vec<AddedImport<'_>>, Vec<AddedImport<'_>>)> = HashMap::new();
+    let mut check = ImportCheck::new(accounts);
     for account in accounts {
         for import in &account.imports {
-            let what = match import.kind {
-                ExportKind::Stream => "stream",
-                ExportKind::Service => "service",
-            };
-            let quoted = crate::auth::go_quote(import.subject.as_bytes());
-            let Some(exporter) = accounts.iter().find(|a| a.name == import.account) else {
-                return err(format!(
-                    "{} account not defined for {what} import",
-                    crate::auth::go_quote(import.account.as_bytes())
-                ));
-            };
-            if authorizing_export(&exporter.exports, import, &account.name).is_none() {
-                return err(format!(
-                    "Error adding {what} import {quoted}: {what} import not authorized"
-                ));
-            }
-            match import.kind {
-                ExportKind::Stream => {
-                    if let Some(prefix) = &import.prefix
-                        && subject::has_wildcard(prefix.as_bytes())
-                    {
-                        return err(format!(
-                            "Error adding stream import {quoted}: stream import prefix can not contain wildcard tokens"
-                        ));
-                    }
-                    let to = match (&import.prefix, &import.to) {
-                        (Some(prefix), _) => {
-                            format!("{}.{}", prefix.trim_end_matches('.'), import.subject)
-                        }
-                        (None, Some(to)) => to.clone(),
-                        (None, None) => import.subject.clone(),
-                    };
-                    if subject::has_wildcard(import.subject.as_bytes())
-                        && import.prefix.is_none()
-                        && to != import.subject
-                    {
-                        // natsws maps wildcard stream imports by prefix only.
-                        return err(format!(
-                            "Error adding stream import {quoted}: a 'to' mapping of a wildcard stream import is not supported by natsws, use 'prefix'"
-                        ));
-                    }
-                    let mut visited = vec![account.name.as_str()];
-                    if stream_cycle(accounts, &added, &import.account, &to, &mut visited) {
-                        return err(format!(
-                            "Error adding stream import {quoted}: import forms a cycle"
-                        ));
-                    }
-                    added
-                        .entry(account.name.as_str())
-                        .or_default()
-                        .0
-                        .push(AddedImport {
-                            exporter: &import.account,
-                            to,
-                            from: &import.subject,
-                        });
-                }
-                ExportKind::Service => {
-                    let local = import.to.as_deref().unwrap_or(&import.subject);
-                    if local != import.subject
-                        && (subject::has_wildcard(local.as_bytes())
-                            || subject::has_wildcard(import.subject.as_bytes()))
-                    {
-                        return err(format!(
-                            "Error adding service import {quoted}: a 'to' mapping of a wildcard service import is not supported by natsws"
-                        ));
-                    }
-                    let mut visited = vec![account.name.as_str()];
-                    if service_cycle(&added, &import.account, local, &mut visited) {
-                        return err(format!(
-                            "Error adding service import {quoted}: import forms a cycle"
-                        ));
-                    }
-                    added
-                        .entry(account.name.as_str())
-                        .or_default()
-                        .1
-                        .push(AddedImport {
-                            exporter: &import.account,
-                            to: import.subject.clone(),
-                            from: local,
-                        });
-                }
-            }
+            check.add(&account.name, import)?;
         }
     }
     Ok(())
@@ -1072,10 +994,131 @@ pub(crate) fn validate_latency(
     Ok(())
 }
 
+/// The import checks of [`validate_accounts`], one import at a time: each is checked after
+/// those added before it, in the order `validate_accounts` takes them, against the exports of
+/// `accounts` (their imports are not read). Adding imports that pass and skipping those that
+/// fail costs each import one check, not a check of the whole configuration.
+pub(crate) struct ImportCheck<'a> {
+    accounts: &'a [AccountConfig],
+    by_name: HashMap<&'a str, usize>,
+    added: Added<'a>,
+}
+
+/// The imports added so far, by importer: streams, services.
+type Added<'a> = HashMap<&'a str, (Vec<AddedImport<'a>>, Vec<AddedImport<'a>>)>;
+
+impl<'a> ImportCheck<'a> {
+    pub(crate) fn new(accounts: &'a [AccountConfig]) -> Self {
+        let mut by_name = HashMap::with_capacity(accounts.len());
+        for (index, account) in accounts.iter().enumerate() {
+            by_name.entry(account.name.as_str()).or_insert(index);
+        }
+        Self {
+            accounts,
+            by_name,
+            added: HashMap::new(),
+        }
+    }
+
+    fn exports(&self, account: &str) -> Option<&'a [ExportConfig]> {
+        let accounts = self.accounts;
+        self.by_name
+            .get(account)
+            .and_then(|i| accounts.get(*i))
+            .map(|a| &a.exports[..])
+    }
+
+    /// Checks `import` of `importer` after the imports added so far, and adds it when it
+    /// passes.
+    pub(crate) fn add(
+        &mut self,
+        importer: &'a str,
+        import: &'a ImportConfig,
+    ) -> Result<(), AuthConfigError> {
+        let err = |text: String| Err(AuthConfigError::new(text));
+        let what = match import.kind {
+            ExportKind::Stream => "stream",
+            ExportKind::Service => "service",
+        };
+        let quoted = crate::auth::go_quote(import.subject.as_bytes());
+        let Some(exports) = self.exports(&import.account) else {
+            return err(format!(
+                "{} account not defined for {what} import",
+                crate::auth::go_quote(import.account.as_bytes())
+            ));
+        };
+        if authorizing_export(exports, import, importer).is_none() {
+            return err(format!(
+                "Error adding {what} import {quoted}: {what} import not authorized"
+            ));
+        }
+        match import.kind {
+            ExportKind::Stream => {
+                if let Some(prefix) = &import.prefix
+                    && subject::has_wildcard(prefix.as_bytes())
+                {
+                    return err(format!(
+                        "Error adding stream import {quoted}: stream import prefix can not contain wildcard tokens"
+                    ));
+                }
+                let to = match (&import.prefix, &import.to) {
+                    (Some(prefix), _) => {
+                        format!("{}.{}", prefix.trim_end_matches('.'), import.subject)
+                    }
+                    (None, Some(to)) => to.clone(),
+                    (None, None) => import.subject.clone(),
+                };
+                if subject::has_wildcard(import.subject.as_bytes())
+                    && import.prefix.is_none()
+                    && to != import.subject
+                {
+                    // natsws maps wildcard stream imports by prefix only.
+                    return err(format!(
+                        "Error adding stream import {quoted}: a 'to' mapping of a wildcard stream import is not supported by natsws, use 'prefix'"
+                    ));
+                }
+                let mut visited = vec![importer];
+                if stream_cycle(self, &import.account, &to, &mut visited) {
+                    return err(format!(
+                        "Error adding stream import {quoted}: import forms a cycle"
+                    ));
+                }
+                self.added.entry(importer).or_default().0.push(AddedImport {
+                    exporter: &import.account,
+                    to,
+                    from: &import.subject,
+                });
+            }
+            ExportKind::Service => {
+                let local = import.to.as_deref().unwrap_or(&import.subject);
+                if local != import.subject
+                    && (subject::has_wildcard(local.as_bytes())
+                        || subject::has_wildcard(import.subject.as_bytes()))
+                {
+                    return err(format!(
+                        "Error adding service import {quoted}: a 'to' mapping of a wildcard service import is not supported by natsws"
+                    ));
+                }
+                let mut visited = vec![importer];
+                if service_cycle(&self.added, &import.account, local, &mut visited) {
+                    return err(format!(
+                        "Error adding service import {quoted}: import forms a cycle"
+                    ));
+                }
+                self.added.entry(importer).or_default().1.push(AddedImport {
+                    exporter: &import.account,
+                    to: import.subject.clone(),
+                    from: local,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `checkStreamImportsForCycles`, over the imports added so far.
 fn stream_cycle<'a>(
-    accounts: &'a [AccountConfig],
-    added: &HashMap<&str, (Vec<AddedImport<'a>>, Vec<AddedImport<'a>>)>,
+    check: &ImportCheck<'a>,
     account: &'a str,
     to: &str,
     visited: &mut Vec<&'a str>,
@@ -1083,10 +1126,7 @@ fn stream_cycle<'a>(
     if visited.len() >= MAX_CYCLE_SEARCH_DEPTH {
         return true;
     }
-    let exports = accounts
-        .iter()
-        .find(|a| a.name == account)
-        .map_or(&[][..], |a| &a.exports[..]);
+    let exports = check.exports(account).unwrap_or_default();
     let exported = exports.iter().any(|e| {
         e.kind == ExportKind::Stream
             && subject::is_subset_match(to.as_bytes(), e.subject.as_bytes())
@@ -1094,7 +1134,7 @@ fn stream_cycle<'a>(
     if !exported {
         return false;
     }
-    let Some((streams, _)) = added.get(account) else {
+    let Some((streams, _)) = check.added.get(account) else {
         return false;
     };
     let mut to = to.to_owned();
@@ -1107,7 +1147,7 @@ fn stream_cycle<'a>(
             if subject::is_subset_match(import.to.as_bytes(), to.as_bytes()) {
                 to.clone_from(&import.to);
             }
-            if stream_cycle(accounts, added, import.exporter, &to, visited) {
+            if stream_cycle(check, import.exporter, &to, visited) {
                 return true;
             }
         }
@@ -1117,7 +1157,7 @@ fn stream_cycle<'a>(
 
 /// `checkServiceImportsForCycles`, over the imports added so far.
 fn service_cycle<'a>(
-    added: &HashMap<&str, (Vec<AddedImport<'a>>, Vec<AddedImport<'a>>)>,
+    added: &Added<'a>,
     account: &'a str,
     from: &str,
     visited: &mut Vec<&'a str>,
@@ -1150,4 +1190,118 @@ fn service_cycle<'a>(
 fn unreachable_name() -> &'static Arc<str> {
     static GLOBAL: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
     GLOBAL.get_or_init(|| Arc::from(GLOBAL_ACCOUNT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NAMES: [&str; 4] = ["A", "B", "C", "D"];
+    const SUBJECTS: [&str; 5] = ["x", "x.*", "x.>", "y", "p.x"];
+
+    fn export() -> impl Strategy<Value = ExportConfig> {
+        (
+            any::<bool>(),
+            0..SUBJECTS.len(),
+            proptest::option::weighted(0.2, 0..NAMES.len()),
+        )
+            .prop_map(|(service, s, private)| ExportConfig {
+                kind: if service {
+                    ExportKind::Service
+                } else {
+                    ExportKind::Stream
+                },
+                subject: SUBJECTS[s].to_owned(),
+                accounts: private
+                    .map(|a| vec![NAMES[a].to_owned()])
+                    .unwrap_or_default(),
+                response_type: ResponseType::Singleton,
+                response_threshold: None,
+                latency: None,
+            })
+    }
+
+    fn import() -> impl Strategy<Value = ImportConfig> {
+        (
+            any::<bool>(),
+            prop_oneof![9 => 0..NAMES.len(), 1 => Just(NAMES.len())],
+            0..SUBJECTS.len(),
+            proptest::option::weighted(0.2, 0..SUBJECTS.len()),
+            proptest::option::weighted(0.2, prop_oneof![Just("p"), Just("q.*")]),
+        )
+            .prop_map(|(service, a, s, to, prefix)| ImportConfig {
+                kind: if service {
+                    ExportKind::Service
+                } else {
+                    ExportKind::Stream
+                },
+                account: NAMES.get(a).map_or("Z", |n| n).to_owned(),
+                subject: SUBJECTS[s].to_owned(),
+                to: to.map(|t| SUBJECTS[t].to_owned()),
+                prefix: prefix.map(str::to_owned),
+                share: false,
+            })
+    }
+
+    fn accounts() -> impl Strategy<Value = Vec<AccountConfig>> {
+        proptest::collection::vec(
+            (
+                proptest::collection::vec(export(), 1..6),
+                proptest::collection::vec(import(), 0..4),
+            ),
+            NAMES.len(),
+        )
+        .prop_map(|accounts| {
+            accounts
+                .into_iter()
+                .zip(NAMES)
+                .map(|((exports, imports), name)| AccountConfig {
+                    name: name.to_owned(),
+                    exports,
+                    imports,
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// Keeping the imports that pass, one at a time, with [`ImportCheck`] keeps exactly
+        /// those that adding each and checking the whole configuration again keeps.
+        #[test]
+        fn import_checks_one_at_a_time_keep_what_whole_checks_keep(accounts in accounts()) {
+            let candidates: Vec<(usize, ImportConfig)> = accounts
+                .iter()
+                .enumerate()
+                .flat_map(|(i, a)| a.imports.iter().map(move |im| (i, im.clone())))
+                .collect();
+            let bare: Vec<AccountConfig> = accounts
+                .iter()
+                .map(|a| AccountConfig { imports: Vec::new(), ..a.clone() })
+                .collect();
+            let mut whole = bare.clone();
+            for (i, import) in &candidates {
+                whole[*i].imports.push(import.clone());
+                if validate_accounts(&whole).is_err() {
+                    whole[*i].imports.pop();
+                }
+            }
+            let mut kept = vec![false; candidates.len()];
+            {
+                let mut check = ImportCheck::new(&bare);
+                for ((i, import), keep) in candidates.iter().zip(&mut kept) {
+                    *keep = check.add(&bare[*i].name, import).is_ok();
+                }
+            }
+            let mut one_at_a_time = bare.clone();
+            for ((i, import), keep) in candidates.into_iter().zip(kept) {
+                if keep {
+                    one_at_a_time[i].imports.push(import);
+                }
+            }
+            prop_assert_eq!(one_at_a_time, whole);
+        }
+    }
 }

@@ -436,8 +436,12 @@ pub enum Event {
         subject: String,
         /// Its reply subject.
         reply: Option<String>,
-        /// The message body (headers left out), at most `max_payload` bytes.
+        /// The whole message, headers included, at most `max_payload` bytes: nats-server's
+        /// system client takes headers, so its services get them (`server/client.go`
+        /// `deliverMsg`); those that want the body alone skip `header_len` bytes.
         payload: Bytes,
+        /// How many bytes of `payload` are headers (0 without).
+        header_len: usize,
     },
 }
 

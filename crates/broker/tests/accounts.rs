@@ -732,7 +732,8 @@ proptest! {
 }
 
 /// A system service takes the messages published in the system account on its subject (the
-/// body without headers) and counts as an interest; the server's answer reaches the requester.
+/// whole message, headers included, as nats-server's system client takes it) and counts as
+/// an interest; the server's answer reaches the requester.
 /// Other accounts' messages on the same subject are not its.
 #[test]
 fn system_services_answer_in_the_system_account() {
@@ -755,7 +756,8 @@ fn system_services_answer_in_the_system_account() {
             svc,
             "$SYS.REQ.X.y".to_owned(),
             Some("_INBOX.1".to_owned()),
-            b"hi".to_vec()
+            b"NATS/1.0\r\n\r\nhi".to_vec(),
+            12
         )]
     );
     let now = sim.now;

@@ -1114,3 +1114,137 @@ fn accounts_that_fail_validation_are_not_loaded() {
     let (_, out) = login(&mut sim, &user_jwt(&k.a, &u, "", ""), &u);
     assert_eq!(out, VIOLATION);
 }
+
+/// One pushed account JWT changes that account alone (`set_operator_account`): its clients
+/// are checked again as a reload checks them (a lowered `conn` closes the oldest, a revoked
+/// user is told so), the account importing from it follows its exports, and the clients of
+/// every other account are not checked again. The control: a reload at the same instant
+/// re-authenticates the other account's user, whose JWT has expired meanwhile, and closes it.
+#[test]
+fn one_pushed_account_changes_that_account_alone() {
+    let k = keys();
+    let c = key(KeyPairType::Account, 140);
+    let export = r#","exports":[{"subject":"feed.>","type":"stream"}]"#;
+    let import = format!(
+        r#","imports":[{{"subject":"feed.>","account":"{}","type":"stream"}}]"#,
+        k.a.public_key()
+    );
+    let accounts = || {
+        vec![
+            account_jwt(&k, &k.a, export),
+            account_jwt(&k, &k.b, &import),
+            account_jwt(&k, &c, ""),
+        ]
+    };
+    let users: Vec<KeyPair> = (141..146).map(|b| key(KeyPairType::User, b)).collect();
+    // A's users 0..3 (the first publishes), B's subscriber 3 through the import, C's user 4
+    // whose JWT expires 5 s from now.
+    let start = |sim: &mut Sim| {
+        let mut a_ids = Vec::new();
+        for u in &users[..3] {
+            let (id, out) = login(sim, &user_jwt(&k.a, u, "", ""), u);
+            assert_eq!(out, "PONG\r\n");
+            a_ids.push(id);
+        }
+        let (b_id, out) = login(sim, &user_jwt(&k.b, &users[3], "", ""), &users[3]);
+        assert_eq!(out, "PONG\r\n");
+        sim.send(b_id, "SUB feed.> 1\r\nPING\r\n");
+        assert_eq!(sim.take_str(b_id), "PONG\r\n");
+        let exp = format!(r#","exp":{}"#, NOW + 5);
+        let (c_id, out) = login(sim, &user_jwt(&c, &users[4], &exp, ""), &users[4]);
+        assert_eq!(out, "PONG\r\n");
+        (a_ids, b_id, c_id)
+    };
+    let delivered = |sim: &mut Sim, from: ClientId, to: ClientId| {
+        sim.send(from, "PUB feed.x 1\r\nx\r\nPING\r\n");
+        sim.take(from);
+        sim.send(to, "PING\r\n");
+        sim.take_str(to).contains("MSG feed.x 1 1\r\nx\r\n")
+    };
+    // A keeps its export, lowers `conn` to 2 and revokes user 2.
+    let lowered = format!(
+        r#"{export},"limits":{{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":-1,"wildcards":true,"conn":2,"leaf":-1}},"revocations":{{"{}":{NOW}}}"#,
+        users[2].public_key()
+    );
+    let pushed = account_jwt(&k, &k.a, &lowered);
+
+    let mut sim = Sim::new(config_with(accounts(), None));
+    let (a_ids, b_id, c_id) = start(&mut sim);
+    assert!(delivered(&mut sim, a_ids[1], b_id));
+    // Ten seconds on: C's user JWT has expired, its timer not yet run.
+    let later = sim.now + Duration::from_secs(10);
+    let update = sim.broker.set_operator_account(&pushed, later).unwrap();
+    sim.pump();
+    // A's two clients the lowered `conn` left (it closed the oldest first); nobody else.
+    assert_eq!(update.rechecked, 2);
+    assert_eq!(update.replaced, vec![account_jwt(&k, &k.a, export)]);
+    assert_eq!(
+        sim.broker.operator_account_jwt(&k.a.public_key()),
+        Some(pushed.as_str())
+    );
+    assert_eq!(
+        sim.take_str(a_ids[0]),
+        "-ERR 'maximum account active connections exceeded'\r\n"
+    );
+    assert_eq!(
+        sim.closed.get(&a_ids[0]),
+        Some(&CloseReason::MaxAccountConnectionsExceeded)
+    );
+    assert_eq!(
+        sim.take_str(a_ids[2]),
+        "-ERR 'User Authentication Revoked'\r\n"
+    );
+    assert_eq!(sim.closed.get(&a_ids[2]), Some(&CloseReason::Revocation));
+    let out = sim.take_str(a_ids[1]);
+    assert_eq!(sim.closed.get(&a_ids[1]), None, "{out}");
+    assert!(!sim.closed.contains_key(&b_id));
+    assert!(!sim.closed.contains_key(&c_id), "C was checked again");
+    assert_eq!(sim.take_str(c_id), "");
+    assert!(delivered(&mut sim, a_ids[1], b_id), "B's import follows A");
+    // The configuration the broker reports follows the change.
+    let op = sim.broker.config().auth.operator.clone().unwrap();
+    assert_eq!(op.accounts.len(), 3);
+    assert!(op.accounts.contains(&pushed));
+
+    // A without its export: B's import no longer delivers; with it again, it does.
+    sim.broker
+        .set_operator_account(&account_jwt(&k, &k.a, ""), later)
+        .unwrap();
+    sim.pump();
+    assert!(!delivered(&mut sim, a_ids[1], b_id));
+    sim.broker.set_operator_account(&pushed, later).unwrap();
+    sim.pump();
+    assert!(delivered(&mut sim, a_ids[1], b_id));
+
+    // A JWT natsws cannot serve changes nothing.
+    let mapped = account_jwt(&k, &k.a, r#","mappings":{"x":[{"subject":"y"}]}"#);
+    assert!(sim.broker.set_operator_account(&mapped, later).is_err());
+    assert_eq!(
+        sim.broker.operator_account_jwt(&k.a.public_key()),
+        Some(pushed.as_str())
+    );
+
+    // Removing A closes its users as an expired account would, and B's import goes with it.
+    let removed = sim
+        .broker
+        .remove_operator_accounts(&[k.a.public_key()], later);
+    sim.pump();
+    assert_eq!(removed.rechecked, 1);
+    assert_eq!(removed.replaced, vec![pushed.clone()]);
+    assert_eq!(
+        sim.take_str(a_ids[1]),
+        "-ERR 'Account Authentication Expired'\r\n"
+    );
+    assert!(sim.broker.operator_account_jwt(&k.a.public_key()).is_none());
+    assert!(!sim.closed.contains_key(&b_id));
+    assert!(!sim.closed.contains_key(&c_id));
+
+    // The control: a reload at that instant checks C's user again and refuses it.
+    let mut sim = Sim::new(config_with(accounts(), None));
+    let (_, _, c_id) = start(&mut sim);
+    let mut changed = accounts();
+    changed[0] = pushed;
+    sim.broker.reload(config_with(changed, None), later);
+    sim.pump();
+    assert_eq!(sim.take_str(c_id), VIOLATION);
+}

@@ -1,27 +1,35 @@
 //! The full resolver's claim services (`nsc push` and its kin) over the resolver directory:
 //! the broker routes the requests here ([`broker::Event::SystemRequest`]), the checks and
-//! answers are `broker::auth::claims`, and this module does the file I/O and applies a
-//! stored JWT to the live server (`server/accounts.go` `DirAccResolver.Start`,
-//! `server/dirstore.go` for the files).
+//! answers are `broker::auth::claims`, the file I/O runs on the directory's writer thread
+//! (`crate::claims_dir`), and this module hands requests to it and, when their results come
+//! back (the loop's waker), applies a stored JWT to the live server and answers
+//! (`server/accounts.go` `DirAccResolver.Start`, `server/dirstore.go` for the files). A
+//! request made while the directory has `claims_dir::MAX_IN_FLIGHT` jobs pending is refused
+//! at once: an update with `jwt update resulted in error - jwt store is busy, try again`, a
+//! delete as one whose every file failed, a lookup or list (which the reference leaves
+//! unanswered on error) with the error logged and no answer.
 //!
-//! A stored JWT applies as a reload that brings a changed directory does: the broker's
-//! operator accounts are replaced and every client checked again ([`broker::Broker::reload`]),
-//! so a revocation closes live connections and changed limits apply at once. As in the
+//! A stored JWT applies to its account alone ([`broker::Broker::set_operator_account`]): only
+//! it is decoded, the router's imports and exports follow, and only that account's clients
+//! are checked again, so a revocation closes live connections and changed limits apply at
+//! once while other accounts' clients are not touched; a delete removes its accounts alike
+//! ([`broker::Broker::remove_operator_accounts`]). As in the
 //! reference, a JWT the live server does not take (its issuer is not a trusted operator key,
 //! or it has expired) is stored and answered `jwt updated`, but the live server keeps the
 //! account it had (and logs the error) until the directory is read again (a reload or
-//! restart), which brings the stored JWT in its place. A JWT natsws cannot serve at all (the operator trust
-//! built with it fails, as for one with `mappings`, which natsws refuses at start-up) is
-//! answered `jwt update resulted in error - <why>` and neither stored nor applied, where the
-//! reference stores and serves it; the live server is never reloaded with a trust that fails.
+//! restart), which brings the stored JWT in its place. A JWT natsws cannot serve at all (one
+//! with `mappings`, which natsws refuses at start-up) is answered `jwt update resulted in
+//! error - <why>` and neither stored nor applied, where the reference stores and serves it.
 //! A MEMORY resolver serves only the updates that name the account, applies them to an
 //! account the server has (its own JWT sent again answers `jwt updated` unverified, as
 //! `updateAccountWithClaimJWT` does), and stores nothing. A delete of an account whose file
 //! is missing counts as deleted and leaves the live account; a LIST leaves out expired JWTs.
+//! As in the reference, the full resolver's handlers take a request's headers as part of its
+//! body (so a JWT sent with headers does not decode), and the MEMORY resolver's update skips
+//! them.
 
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use broker::ServiceId;
@@ -30,10 +38,7 @@ use broker::auth::jwt;
 use natsconf::options::Resolver;
 
 use super::ctx::Ctx;
-use super::events::PasswordChecks;
-
-/// What a deleted JWT's file is renamed to (`server/dirstore.go` `RenameDeleted`).
-const DELETED_SUFFIX: &str = ".deleted";
+use crate::claims_dir::{BUSY, ClaimsDir, Done, Job, Outcome};
 
 /// The resolver the claim services work on.
 #[derive(Debug)]
@@ -47,11 +52,10 @@ pub(super) struct ClaimsStore {
     seq: u64,
 }
 
-/// A full resolver's directory.
+/// A full resolver's directory: its writer thread, and whether deletes are allowed.
 #[derive(Debug)]
 struct Dir {
-    path: PathBuf,
-    limit: usize,
+    io: ClaimsDir,
     allow_delete: bool,
 }
 
@@ -62,6 +66,7 @@ impl ClaimsStore {
     pub(super) fn start(
         settings: &crate::settings::Settings,
         broker: &mut broker::Broker,
+        waker: &Arc<mio::Waker>,
     ) -> Result<Option<Self>, String> {
         let Some(op) = settings.broker.auth.operator.as_ref() else {
             return Ok(None);
@@ -77,8 +82,11 @@ impl ClaimsStore {
             }) => {
                 log::info!("Managing all jwt in exclusive directory {dir}");
                 let dir = Dir {
-                    path: PathBuf::from(dir),
-                    limit: crate::operator::dir_limit(*limit),
+                    io: ClaimsDir::start(
+                        PathBuf::from(dir),
+                        crate::operator::dir_limit(*limit),
+                        Arc::clone(waker),
+                    )?,
                     allow_delete: *allow_delete,
                 };
                 (Some(dir), &claims::SUBJECTS)
@@ -121,125 +129,84 @@ impl ClaimsStore {
     }
 }
 
-impl Dir {
-    fn path(&self, account: &str) -> PathBuf {
-        self.path.join(format!("{account}.jwt"))
-    }
-
-    /// The stored account keys, in name order (`PackWalk`).
-    fn list(&self) -> io::Result<Vec<String>> {
-        let mut keys: Vec<String> = fs::read_dir(&self.path)?
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter_map(|name| name.strip_suffix(".jwt").map(str::to_owned))
-            .filter(|k| jwt::is_public_key(k, jwt::KeyPairType::Account))
-            .collect();
-        keys.sort();
-        Ok(keys)
-    }
-
-    /// The stored account keys a LIST answers: those of [`Dir::list`] whose JWT has not
-    /// expired at `now_unix` (`PackWalk` skips an expired JWT; one that does not decode is
-    /// listed).
-    fn list_unexpired(&self, now_unix: i64) -> io::Result<Vec<String>> {
-        let mut keys = self.list()?;
-        keys.retain(|key| {
-            let exp = read_jwt(&self.path(key))
-                .ok()
-                .and_then(|t| jwt::decode_generic(&t).ok())
-                .map_or(0, |(data, _)| data.exp);
-            !(exp > 0 && exp < now_unix)
-        });
-        Ok(keys)
-    }
-
-    /// Stores `token` as `account`'s JWT; a new account beyond `limit` is refused
-    /// (`jwt store is full`).
-    fn save(&self, account: &str, token: &str) -> Result<(), String> {
-        let path = self.path(account);
-        if !path.exists() && self.list().map_err(|e| e.to_string())?.len() >= self.limit {
-            return Err("jwt store is full".to_owned());
-        }
-        fs::create_dir_all(&self.path)
-            .and_then(|()| crate::durable::write_atomic(&path, token.as_bytes()))
-            .map_err(|e| e.to_string())
-    }
+/// One request to a system service, as the broker handed it out.
+pub(super) struct Request<'a> {
+    pub(super) service: ServiceId,
+    pub(super) subject: &'a str,
+    pub(super) reply: Option<&'a str>,
+    /// The whole message, headers included.
+    pub(super) message: &'a [u8],
+    /// How many bytes of `message` are headers.
+    pub(super) header_len: usize,
 }
 
 /// Answers one request to a system service, when it is one of the claim services.
-pub(super) fn serve(
-    ctx: &mut Ctx,
-    checks: &mut PasswordChecks,
-    service: ServiceId,
-    subject: &str,
-    reply: Option<&str>,
-    payload: &[u8],
-    now: Instant,
-) {
+pub(super) fn serve(ctx: &mut Ctx, req: &Request<'_>, now: Instant) {
     let Some(store) = ctx.claims.as_mut() else {
         return;
     };
-    if !store.services.contains(&service) {
+    if !store.services.contains(&req.service) {
         return;
     }
+    let (subject, reply) = (req.subject, req.reply);
     let Some(request) = ClaimsRequest::parse(subject) else {
         log::debug!("jwt update skipped due to bad subject {subject:?}");
         return;
     };
-    let body = String::from_utf8_lossy(payload);
-    let Some(dir) = store.dir.as_ref() else {
+    let Some(dir) = store.dir.as_mut() else {
         if let ClaimsRequest::Update(Some(account)) = request {
-            let response = memory_update(ctx, checks, account, &body, now);
+            // `accountClaimUpdate` takes the body alone (`msgParts`).
+            let body = req.message.get(req.header_len..).unwrap_or_default();
+            let response = memory_update(ctx, account, &String::from_utf8_lossy(body), now);
             respond(ctx, reply, &response, now);
         }
         return;
     };
+    // `DirAccResolver.Start`'s handlers take the whole message, headers included: a JWT sent
+    // with headers does not decode.
+    let body = String::from_utf8_lossy(req.message);
+    let reply = reply.map(str::to_owned);
     match request {
         ClaimsRequest::Update(account) => {
-            let response = match claims::check_update(account, &body, &store.keys) {
+            let refused = match claims::check_update_claims(account, &body, &store.keys) {
                 Err(refused) => refused,
-                Ok(account) => match servable(ctx.broker.config(), &account, body.trim()) {
-                    Err(e) => Response::not_saved(&account, &e),
-                    Ok(()) => match dir.save(&account, &body) {
-                        Err(e) => Response::not_saved(&account, &e),
-                        Ok(()) => {
-                            apply_update(ctx, checks, &account, body.trim(), now);
-                            Response::updated(&account)
+                Ok(decoded) => match servable(&decoded) {
+                    Err(e) => Response::not_saved(&decoded.data.sub, &e),
+                    Ok(()) => {
+                        let account = decoded.data.sub;
+                        let job = Job::Save {
+                            account: account.clone(),
+                            token: body.into_owned(),
+                        };
+                        match dir.io.submit(job, reply.clone()) {
+                            Ok(()) => return,
+                            Err(_) => Response::not_saved(&account, BUSY),
                         }
-                    },
+                    }
                 },
             };
-            respond(ctx, reply, &response, now);
+            respond(ctx, reply.as_deref(), &refused, now);
         }
         ClaimsRequest::Lookup(account) => {
-            let Some(reply) = reply else {
+            if reply.is_none() {
                 return;
+            }
+            let job = Job::Lookup {
+                account: account.to_owned(),
             };
-            let found = if jwt::is_public_key(account, jwt::KeyPairType::Account) {
-                read_jwt(&dir.path(account))
-            } else {
-                Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "invalid public key",
-                ))
-            };
-            match found {
-                Ok(token) => ctx.broker.publish_system(now, reply, token.as_bytes()),
-                Err(e) => log::error!("Merging resulted in error: {e}"),
+            if dir.io.submit(job, reply).is_err() {
+                log::error!("Merging resulted in error: {BUSY}");
             }
         }
         ClaimsRequest::List => {
-            let Some(reply) = reply else {
+            if reply.is_none() {
                 return;
+            }
+            let job = Job::List {
+                now_unix: crate::operator::now_unix(),
             };
-            match dir.list_unexpired(crate::operator::now_unix()) {
-                Ok(keys) => {
-                    log::debug!("list request responded with {} account ids", keys.len());
-                    let server = store.server_info(ctx.broker.config());
-                    let json = claims::list_json(&keys, &server);
-                    ctx.broker.publish_system(now, reply, json.as_bytes());
-                }
-                Err(e) => log::error!("list request error: {e}"),
+            if dir.io.submit(job, reply).is_err() {
+                log::error!("list request error: {BUSY}");
             }
         }
         ClaimsRequest::Delete => {
@@ -250,49 +217,79 @@ pub(super) fn serve(
                 .as_ref()
                 .and_then(|op| op.system_account.clone())
                 .or_else(|| cfg.system_account.clone());
-            let response =
+            let refused =
                 match claims::check_delete(&body, &store.keys, dir.allow_delete, system.as_deref())
                 {
                     Err(refused) => refused,
                     Ok(accounts) => {
-                        let mut errors = Vec::new();
-                        let mut deleted = Vec::new();
-                        let mut missing = 0;
-                        for account in &accounts {
-                            match delete(&dir.path(account)) {
-                                Ok(true) => deleted.push(account.clone()),
-                                Ok(false) => missing += 1,
-                                Err(e) => errors.push(e.to_string()),
-                            }
+                        let n = accounts.len();
+                        match dir.io.submit(Job::Delete { accounts }, reply.clone()) {
+                            Ok(()) => return,
+                            Err(_) => claims::delete_response(0, &vec![BUSY.to_owned(); n]),
                         }
-                        apply_deletes(ctx, checks, &deleted, now);
-                        claims::delete_response(deleted.len() + missing, &errors)
                     }
                 };
-            respond(ctx, reply, &response, now);
+            respond(ctx, reply.as_deref(), &refused, now);
         }
     }
 }
 
-/// Reads a stored JWT, at most [`jwt::MAX_JWT_BYTES`], as it was stored (the reference
-/// stores and answers the request's body as sent).
-fn read_jwt(path: &Path) -> io::Result<String> {
-    if fs::metadata(path)?.len() > jwt::MAX_JWT_BYTES as u64 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "jwt too large"));
-    }
-    fs::read_to_string(path)
-}
-
-/// Renames a JWT's file to `<key>.jwt.deleted`: `true` when it did, `false` when there was no
-/// file. As in the reference (`DirJWTStore.delete`), a missing file counts as deleted but
-/// changes nothing: the live account stays.
-fn delete(path: &Path) -> io::Result<bool> {
-    let mut to = path.as_os_str().to_owned();
-    to.push(DELETED_SUFFIX);
-    match fs::rename(path, PathBuf::from(to)) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
+/// Acts on the directory work that finished (the waker fired): a stored JWT applies to the
+/// live server and is answered, deleted accounts leave it, lookups and lists are answered.
+pub(super) fn completed(ctx: &mut Ctx, now: Instant) {
+    loop {
+        let Some(Done { reply, outcome }) = ctx
+            .claims
+            .as_mut()
+            .and_then(|s| s.dir.as_mut())
+            .and_then(|d| d.io.poll())
+        else {
+            return;
+        };
+        let reply = reply.as_deref();
+        match outcome {
+            Outcome::Saved {
+                account,
+                token,
+                result,
+            } => {
+                let response = match result {
+                    Err(e) => Response::not_saved(&account, &e),
+                    Ok(()) => {
+                        apply_update(ctx, &account, token.trim(), now);
+                        Response::updated(&account)
+                    }
+                };
+                respond(ctx, reply, &response, now);
+            }
+            Outcome::Deleted {
+                deleted,
+                missing,
+                errors,
+            } => {
+                apply_deletes(ctx, &deleted, now);
+                let response = claims::delete_response(deleted.len() + missing, &errors);
+                respond(ctx, reply, &response, now);
+            }
+            Outcome::Lookup(found) => match (found, reply) {
+                (Ok(token), Some(reply)) => ctx.broker.publish_system(now, reply, token.as_bytes()),
+                (Ok(_), None) => {}
+                (Err(e), _) => log::error!("Merging resulted in error: {e}"),
+            },
+            Outcome::List(listed) => match (listed, reply) {
+                (Ok(keys), Some(reply)) => {
+                    log::debug!("list request responded with {} account ids", keys.len());
+                    let Some(store) = ctx.claims.as_mut() else {
+                        return;
+                    };
+                    let server = store.server_info(ctx.broker.config());
+                    let json = claims::list_json(&keys, &server);
+                    ctx.broker.publish_system(now, reply, json.as_bytes());
+                }
+                (Ok(_), None) => {}
+                (Err(e), _) => log::error!("list request error: {e}"),
+            },
+        }
     }
 }
 
@@ -310,30 +307,11 @@ fn respond(ctx: &mut Ctx, reply: Option<&str>, response: &Response, now: Instant
     ctx.broker.publish_system(now, reply, json.as_bytes());
 }
 
-/// Whether the live server can serve `account` with `token` in place of its JWT: the
-/// operator trust built with the new account list (`Trust::new`) must succeed, so that a JWT
-/// natsws refuses at start-up (such as one with `mappings`) is neither stored nor applied.
-fn servable(cfg: &broker::Config, account: &str, token: &str) -> Result<(), String> {
-    let Some(op) = cfg.auth.operator.as_ref() else {
-        return Ok(());
-    };
-    let mut candidate = op.clone();
-    match candidate
-        .accounts
-        .iter_mut()
-        .find(|t| subject_of(t).as_deref() == Some(account))
-    {
-        Some(existing) => token.clone_into(existing),
-        None => candidate.accounts.push(token.to_owned()),
-    }
-    broker::auth::operator::Trust::new(&candidate)
-        .map(drop)
-        .map_err(|e| e.to_string())
-}
-
-/// The account key of an account JWT text, when it decodes.
-fn subject_of(token: &str) -> Option<String> {
-    jwt::decode_account(token.trim()).ok().map(|c| c.data.sub)
+/// Whether the live server can serve an account JWT with these claims in place of its
+/// account's: the broker must take it (`Trust::set_account`), so that a JWT natsws refuses at
+/// start-up (such as one with `mappings`) is neither stored nor applied.
+fn servable(claims: &jwt::Claims<jwt::Account>) -> Result<(), String> {
+    broker::auth::operator::check_servable(claims).map_err(|e| e.to_string())
 }
 
 /// Whether the live server takes `token` (`verifyAccountClaims`).
@@ -347,105 +325,80 @@ fn check_live(ctx: &Ctx, token: &str) -> Result<(), String> {
 
 /// A MEMORY resolver's update (`accountClaimUpdate`): applied to the account when the server
 /// has it and takes the JWT, never stored.
-fn memory_update(
-    ctx: &mut Ctx,
-    checks: &mut PasswordChecks,
-    account: &str,
-    token: &str,
-    now: Instant,
-) -> Response {
+fn memory_update(ctx: &mut Ctx, account: &str, token: &str, now: Instant) -> Response {
     if let Err(refused) = claims::check_memory_update(account, token) {
         return refused;
     }
-    let live = ctx.broker.config().auth.operator.as_ref().and_then(|op| {
-        op.accounts
-            .iter()
-            .find(|t| subject_of(t).as_deref() == Some(account))
-    });
+    let live = ctx.broker.operator_account_jwt(account);
     let Some(live) = live else {
         return Response::skipped(account);
     };
     // `updateAccountWithClaimJWT`: the account's own JWT again is an update that changes
     // nothing, answered before the JWT is verified (so even when it has expired since).
-    if live == token {
+    if live == token.trim() {
         log::debug!("Requested account update for [{account}], same claims detected");
         return Response::updated(account);
     }
     if let Err(e) = check_live(ctx, token) {
         return Response::not_applied(account, &e);
     }
-    if let Err(e) = servable(ctx.broker.config(), account, token.trim()) {
-        return Response::not_saved(account, &e);
+    if let Err(e) = broker::auth::operator::servable_claims(token) {
+        return Response::not_saved(account, &e.to_string());
     }
-    apply_update(ctx, checks, account, token.trim(), now);
+    apply_update(ctx, account, token.trim(), now);
     Response::updated(account)
 }
 
 /// Applies a stored JWT to the live server, when the server takes it (otherwise the account
-/// stays as it was, as in the reference's `updateAccountWithClaimJWT`).
-fn apply_update(
-    ctx: &mut Ctx,
-    checks: &mut PasswordChecks,
-    account: &str,
-    token: &str,
-    now: Instant,
-) {
+/// stays as it was, as in the reference's `updateAccountWithClaimJWT`): only this account
+/// changes ([`broker::Broker::set_operator_account`]).
+fn apply_update(ctx: &mut Ctx, account: &str, token: &str, now: Instant) {
     if let Err(e) = check_live(ctx, token) {
         log::error!("update resulted in error {e}");
         return;
     }
-    reload_accounts(ctx, checks, now, |accounts| {
-        match accounts
-            .iter_mut()
-            .find(|t| subject_of(t).as_deref() == Some(account))
-        {
-            Some(existing) if existing.trim() == token => return false,
-            Some(existing) => token.clone_into(existing),
-            None => accounts.push(token.to_owned()),
+    if ctx.broker.operator_account_jwt(account) == Some(token.trim()) {
+        return;
+    }
+    match ctx.broker.set_operator_account(token, now) {
+        Ok(update) => {
+            log::debug!(
+                "account {account} updated, {} of its clients checked again",
+                update.rechecked
+            );
+            follow_in_settings(ctx, &update.replaced, Some(token.trim()));
         }
-        true
-    });
+        Err(e) => log::error!("update resulted in error {e}"),
+    }
 }
 
 /// Removes deleted accounts from the live server.
-fn apply_deletes(ctx: &mut Ctx, checks: &mut PasswordChecks, deleted: &[String], now: Instant) {
+fn apply_deletes(ctx: &mut Ctx, deleted: &[String], now: Instant) {
     if deleted.is_empty() {
         return;
     }
-    reload_accounts(ctx, checks, now, |accounts| {
-        let before = accounts.len();
-        accounts.retain(|t| subject_of(t).is_none_or(|sub| !deleted.contains(&sub)));
-        accounts.len() != before
-    });
+    let update = ctx.broker.remove_operator_accounts(deleted, now);
+    follow_in_settings(ctx, &update.replaced, None);
 }
 
-/// Changes the operator accounts of the broker's configuration (and the settings', so a
-/// later reload compares against what runs) and, when `change` changed them, reloads the
-/// broker with them.
-fn reload_accounts(
-    ctx: &mut Ctx,
-    checks: &mut PasswordChecks,
-    now: Instant,
-    mut change: impl FnMut(&mut Vec<String>) -> bool,
-) {
-    let mut cfg = ctx.broker.config().clone();
-    let Some(op) = cfg.auth.operator.as_mut() else {
-        return;
-    };
-    if !change(&mut op.accounts) {
-        return;
-    }
-    // A configuration whose trust fails would close every client and refuse new ones: the
-    // running one stays.
-    if let Err(e) = broker::auth::operator::Trust::new(op) {
-        log::error!("update resulted in error {e}");
-        return;
-    }
+/// Changes the settings' operator accounts as the broker's changed (`replaced` by `new`, or
+/// removed), so that a later reload compares against what runs.
+fn follow_in_settings(ctx: &mut Ctx, replaced: &[String], new: Option<&str>) {
     for auth in [&mut ctx.settings.broker.auth, &mut ctx.settings.auth] {
-        if let Some(op) = auth.operator.as_mut() {
-            change(&mut op.accounts);
+        let Some(op) = auth.operator.as_mut() else {
+            continue;
+        };
+        match new {
+            Some(_) => broker::auth::operator::replace_account(
+                &mut op.accounts,
+                replaced.first().map(String::as_str),
+                new,
+            ),
+            None => {
+                for old in replaced {
+                    broker::auth::operator::replace_account(&mut op.accounts, Some(old), None);
+                }
+            }
         }
     }
-    checks.cancel_rechecks();
-    ctx.broker.reload(cfg, now);
 }

@@ -42,15 +42,17 @@ pub(super) fn drain(ctx: &mut Ctx, checks: &mut PasswordChecks, now: Instant) {
                 subject,
                 reply,
                 payload,
-            } => super::claims::serve(
-                ctx,
-                checks,
-                service,
-                &subject,
-                reply.as_deref(),
-                &payload,
-                now,
-            ),
+                header_len,
+            } => {
+                let request = super::claims::Request {
+                    service,
+                    subject: &subject,
+                    reply: reply.as_deref(),
+                    message: &payload,
+                    header_len,
+                };
+                super::claims::serve(ctx, &request, now);
+            }
             Event::Flush(client) => {
                 if let Some(key) = ctx.conns.conn_of(client) {
                     ctx.conns.mark_dirty(key);

@@ -1,6 +1,7 @@
 //! The single-threaded mio event loop (docs/style.md §6). `Server` owns the poll and routes:
 //! listener readiness to accepting, connection readiness to the connection's driver, signals
-//! to lifecycle and reload, the hasher's waker to the password verdicts; once per tick it
+//! to lifecycle and reload, the waker to the password verdicts, the JWT directory's results and
+//! the rendered replies; once per tick it
 //! fires the deadlines, acts on the broker's events, flushes dirty connections and removes
 //! closed ones.
 //!
@@ -53,7 +54,8 @@ use crate::monitor::Clock;
 use crate::settings::Settings;
 
 const SIGNALS: Token = Token(4);
-/// The one waker of the poll: bcrypt verdicts and name resolutions are ready.
+/// The one waker of the poll: bcrypt verdicts, name resolutions, rendered replies or the
+/// JWT directory's results are ready.
 const WAKER: Token = Token(5);
 
 /// The server.
@@ -95,7 +97,7 @@ impl Server {
         let mut broker =
             Broker::try_new(settings.broker.clone(), now).map_err(|e| e.to_string())?;
         broker.set_max_closed_clients(settings.max_closed_clients);
-        let claims = claims::ClaimsStore::start(&settings, &mut broker)?;
+        let claims = claims::ClaimsStore::start(&settings, &mut broker, &waker)?;
         let mqtt_store = match &settings.store_dir {
             Some(dir) => Some(open_mqtt_store(
                 std::path::Path::new(dir),
@@ -267,6 +269,7 @@ impl Server {
             SIGNALS => self.handle_signals(now),
             WAKER => {
                 events::password_verdicts(&mut self.ctx, &self.checks, now);
+                claims::completed(&mut self.ctx, now);
                 http::rendered_replies(&mut self.ctx, now);
                 self.links.resolved(&mut self.ctx, now);
             }

@@ -247,6 +247,15 @@ pub fn check_update(
     token: &str,
     keys: &OperatorKeys,
 ) -> Result<String, Response> {
+    check_update_claims(subject_account, token, keys).map(|c| c.data.sub)
+}
+
+/// [`check_update`], giving the decoded claims.
+pub fn check_update_claims(
+    subject_account: Option<&str>,
+    token: &str,
+    keys: &OperatorKeys,
+) -> Result<jwt::Claims<jwt::Account>, Response> {
     let failed = |acc: &str, e: String| Response::failed(acc, "jwt update resulted in error", e);
     let claims = jwt::decode_account(token.trim()).map_err(|e| failed("n/a", e.to_string()))?;
     let sub = claims.data.sub.as_str();
@@ -269,7 +278,7 @@ pub fn check_update(
             validate(&claims).map_err(|e| Response::failed(sub, "jwt validation failed", e))?;
         }
     }
-    Ok(sub.to_owned())
+    Ok(claims)
 }
 
 /// The subjects a MEMORY resolver serves (`server/events.go` `initEventTracking`): account
@@ -435,6 +444,500 @@ mod tests {
             proptest::prop_assert!(check_update(Some("ACC"), &body, &keys).is_err());
             proptest::prop_assert!(check_update(None, &body, &keys).is_err());
             proptest::prop_assert!(check_delete(&body, &keys, true, Some("SYS")).is_err());
+        }
+    }
+
+    /// Properly signed account JWTs with hostile fields, and what nats-server 2.9.10 answers
+    /// to each, worked out here from the Go library's rules (`jwt/v2` `Account.Validate`,
+    /// `Export.Validate`, `Import.Validate`, `ExportType.UnmarshalJSON`, `Decode`) and
+    /// `DirAccResolver.Start`'s order of checks, not from the code under test.
+    mod signed {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Subjects no two of which contain each other (so no export or import overlaps),
+        /// with Go's `%q` of each.
+        const SUBJECTS: [(&str, &str); 6] = [
+            ("svc.a", r#""svc.a""#),
+            ("feed.>", r#""feed.>""#),
+            ("x.*", r#""x.*""#),
+            ("", r#""""#),
+            ("a b", r#""a b""#),
+            ("ü.\"q\"", r#""ü.\"q\"""#),
+        ];
+
+        /// Who signs the account JWT.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Issuer {
+            /// The operator's identity key.
+            Operator,
+            /// The operator's signing key.
+            SigningKey,
+            /// An operator the server does not trust.
+            Stranger,
+            /// The account itself.
+            SelfSigned,
+            /// A user key (not a key that may sign accounts).
+            User,
+        }
+
+        /// An export's or import's `type`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Kind {
+            Stream,
+            Service,
+            Missing,
+            /// Neither `stream` nor `service`.
+            Bogus,
+        }
+
+        impl Kind {
+            fn json(self) -> &'static str {
+                match self {
+                    Self::Stream => r#","type":"stream""#,
+                    Self::Service => r#","type":"service""#,
+                    Self::Missing => "",
+                    Self::Bogus => r#","type":"bogus""#,
+                }
+            }
+        }
+
+        #[derive(Debug, Clone)]
+        struct Limits {
+            imports: i64,
+            exports: i64,
+            wildcards: bool,
+            subs: i64,
+            conn: i64,
+            /// A JetStream limit set (the limits are then not empty).
+            jetstream: bool,
+        }
+
+        #[derive(Debug, Clone)]
+        struct Spec {
+            name: String,
+            issuer: Issuer,
+            /// The JWT is for the other account than the one the request names.
+            for_other: bool,
+            /// The request's subject names an account (`$SYS.REQ.ACCOUNT.<key>.CLAIMS.UPDATE`).
+            named: bool,
+            strict: bool,
+            limits: Option<Limits>,
+            /// Subject index, kind, `response_type`.
+            exports: Vec<(usize, Kind, Option<&'static str>)>,
+            /// Subject index, kind, account (0 a valid key, 1 empty, 2 not a key).
+            imports: Vec<(usize, Kind, u8)>,
+            /// 0 none, 1 past, 2 future.
+            exp: u8,
+        }
+
+        fn limit() -> impl Strategy<Value = i64> {
+            prop_oneof![
+                6 => Just(-1),
+                1 => Just(0),
+                1 => Just(1),
+                1 => Just(2),
+                1 => Just(-5),
+                1 => Just(i64::MIN),
+                1 => Just(i64::MAX),
+            ]
+        }
+
+        fn kind() -> impl Strategy<Value = Kind> {
+            prop_oneof![
+                8 => Just(Kind::Stream),
+                8 => Just(Kind::Service),
+                1 => Just(Kind::Missing),
+                1 => Just(Kind::Bogus),
+            ]
+        }
+
+        /// Up to three distinct indices into [`SUBJECTS`], mostly of the valid ones.
+        fn subjects() -> impl Strategy<Value = Vec<usize>> {
+            prop_oneof![
+                2 => proptest::sample::subsequence(vec![0, 1, 2, 5], 0..=2),
+                1 => proptest::sample::subsequence((0..SUBJECTS.len()).collect::<Vec<_>>(), 0..=3),
+            ]
+            .prop_shuffle()
+        }
+
+        fn spec() -> impl Strategy<Value = Spec> {
+            let issuer = prop_oneof![
+                3 => Just(Issuer::Operator),
+                3 => Just(Issuer::SigningKey),
+                1 => Just(Issuer::Stranger),
+                1 => Just(Issuer::SelfSigned),
+                1 => Just(Issuer::User),
+            ];
+            let limits = proptest::option::weighted(
+                0.8,
+                (
+                    limit(),
+                    limit(),
+                    any::<bool>(),
+                    limit(),
+                    limit(),
+                    proptest::bool::weighted(0.1),
+                )
+                    .prop_map(
+                        |(imports, exports, wildcards, subs, conn, jetstream)| Limits {
+                            imports,
+                            exports,
+                            wildcards,
+                            subs,
+                            conn,
+                            jetstream,
+                        },
+                    ),
+            );
+            let name = prop_oneof![
+                "\\PC{0,40}",
+                ("\\PC{1,3}", 500..3000_usize).prop_map(|(s, n)| s.repeat(n)),
+            ];
+            let rt =
+                proptest::option::weighted(0.25, prop_oneof![Just("Singleton"), Just("Bogus")]);
+            let exports = subjects().prop_flat_map(move |idx| {
+                let n = idx.len();
+                (
+                    Just(idx),
+                    proptest::collection::vec((kind(), rt.clone()), n),
+                )
+                    .prop_map(|(idx, rest)| {
+                        idx.into_iter()
+                            .zip(rest)
+                            .map(|(i, (k, r))| (i, k, r))
+                            .collect::<Vec<_>>()
+                    })
+            });
+            let imports = subjects().prop_flat_map(|idx| {
+                let n = idx.len();
+                (
+                    Just(idx),
+                    proptest::collection::vec(
+                        (
+                            kind(),
+                            prop_oneof![6 => Just(0_u8), 1 => Just(1), 1 => Just(2)],
+                        ),
+                        n,
+                    ),
+                )
+                    .prop_map(|(idx, rest)| {
+                        idx.into_iter()
+                            .zip(rest)
+                            .map(|(i, (k, a))| (i, k, a))
+                            .collect::<Vec<_>>()
+                    })
+            });
+            (
+                (name, issuer, any::<bool>(), any::<bool>(), any::<bool>()),
+                (limits, exports, imports, 0..3_u8),
+            )
+                .prop_map(
+                    |(
+                        (name, issuer, for_other, named, strict),
+                        (limits, exports, imports, exp),
+                    )| {
+                        Spec {
+                            name,
+                            issuer,
+                            for_other,
+                            named,
+                            strict,
+                            limits,
+                            exports,
+                            imports,
+                            exp,
+                        }
+                    },
+                )
+        }
+
+        fn key(kind: nkeys::KeyPairType, byte: u8) -> nkeys::KeyPair {
+            nkeys::KeyPair::new_from_raw(kind, [byte; 32]).unwrap()
+        }
+
+        const NOW: i64 = 1_800_000_000;
+
+        struct World {
+            op: nkeys::KeyPair,
+            sk: nkeys::KeyPair,
+            stranger: nkeys::KeyPair,
+            user: nkeys::KeyPair,
+            /// The account the request is about, the other one, and one imports name.
+            target: nkeys::KeyPair,
+            other: nkeys::KeyPair,
+            exporter: String,
+            lax: OperatorKeys,
+            strict: OperatorKeys,
+        }
+
+        fn world() -> &'static World {
+            static WORLD: std::sync::OnceLock<World> = std::sync::OnceLock::new();
+            WORLD.get_or_init(|| {
+                let op = key(nkeys::KeyPairType::Operator, 11);
+                let sk = key(nkeys::KeyPairType::Operator, 12);
+                let operator = |strict: bool| {
+                    let claims = format!(
+                        r#"{{"jti":"O","iat":1,"iss":"{o}","sub":"{o}","nats":{{"type":"operator","version":2,"strict_signing_key_usage":{strict},"signing_keys":["{}"]}}}}"#,
+                        sk.public_key(),
+                        o = op.public_key()
+                    );
+                    OperatorKeys::new(&[jwt::encode(&claims, &op).unwrap()]).unwrap()
+                };
+                World {
+                    lax: operator(false),
+                    strict: operator(true),
+                    op,
+                    sk,
+                    stranger: key(nkeys::KeyPairType::Operator, 13),
+                    user: key(nkeys::KeyPairType::User, 14),
+                    target: key(nkeys::KeyPairType::Account, 15),
+                    other: key(nkeys::KeyPairType::Account, 16),
+                    exporter: key(nkeys::KeyPairType::Account, 17).public_key(),
+                }
+            })
+        }
+
+        /// The signed JWT of `spec`.
+        fn token(w: &World, spec: &Spec) -> String {
+            let sub = if spec.for_other { &w.other } else { &w.target };
+            let signer = match spec.issuer {
+                Issuer::Operator => &w.op,
+                Issuer::SigningKey => &w.sk,
+                Issuer::Stranger => &w.stranger,
+                Issuer::SelfSigned => sub,
+                Issuer::User => &w.user,
+            };
+            let mut nats = String::from(r#""type":"account","version":2"#);
+            if let Some(l) = &spec.limits {
+                let js = if l.jetstream {
+                    r#","mem_storage":1"#
+                } else {
+                    ""
+                };
+                nats.push_str(&format!(
+                    r#","limits":{{"imports":{},"exports":{},"wildcards":{},"subs":{},"conn":{}{js}}}"#,
+                    l.imports, l.exports, l.wildcards, l.subs, l.conn
+                ));
+            }
+            let imports: Vec<String> = spec
+                .imports
+                .iter()
+                .map(|(i, k, a)| {
+                    let account = match a {
+                        0 => w.exporter.as_str(),
+                        1 => "",
+                        _ => "XYZ",
+                    };
+                    format!(
+                        r#"{{"subject":{}{},"account":"{account}"}}"#,
+                        serde_json::Value::from(SUBJECTS[*i].0),
+                        k.json()
+                    )
+                })
+                .collect();
+            nats.push_str(&format!(r#","imports":[{}]"#, imports.join(",")));
+            let exports: Vec<String> = spec
+                .exports
+                .iter()
+                .map(|(i, k, rt)| {
+                    let rt = rt.map_or(String::new(), |r| format!(r#","response_type":"{r}""#));
+                    format!(
+                        r#"{{"subject":{}{}{rt}}}"#,
+                        serde_json::Value::from(SUBJECTS[*i].0),
+                        k.json()
+                    )
+                })
+                .collect();
+            nats.push_str(&format!(r#","exports":[{}]"#, exports.join(",")));
+            let exp = match spec.exp {
+                0 => 0,
+                1 => NOW - 100,
+                _ => NOW + 1000,
+            };
+            let claims = format!(
+                r#"{{"jti":"J","iat":{},"exp":{exp},"iss":"{}","sub":"{}","name":{},"nats":{{{nats}}}}}"#,
+                NOW - 1000,
+                signer.public_key(),
+                sub.public_key(),
+                serde_json::Value::from(spec.name.as_str()),
+            );
+            jwt::encode(&claims, signer).unwrap()
+        }
+
+        /// Go's `Subject.HasWildCards`.
+        fn wildcard(subject: &str) -> bool {
+            subject.ends_with(".>")
+                || subject.contains(".*.")
+                || subject.ends_with(".*")
+                || subject.starts_with("*.")
+                || subject == "*"
+                || subject == ">"
+        }
+
+        fn subject_issues(i: usize, issues: &mut Vec<String>) {
+            let (subject, quoted) = SUBJECTS[i];
+            if subject.is_empty() {
+                issues.push("subject cannot be empty".to_owned());
+            }
+            if subject.contains(' ') {
+                issues.push(format!("subject {quoted} cannot have spaces"));
+            }
+        }
+
+        /// The blocking issues of `Account.Validate`, in its order.
+        fn issues(spec: &Spec) -> Vec<String> {
+            let mut issues = Vec::new();
+            for (i, k, a) in &spec.imports {
+                if matches!(k, Kind::Missing) {
+                    issues.push(r#"invalid import type: "unknown""#.to_owned());
+                }
+                if *a == 1 {
+                    issues.push("account to import from is not specified".to_owned());
+                }
+                subject_issues(*i, &mut issues);
+            }
+            for (i, k, rt) in &spec.exports {
+                if *k == Kind::Missing {
+                    issues.push(r#"invalid export type: "unknown""#.to_owned());
+                }
+                match (k, rt) {
+                    (Kind::Service, Some("Bogus")) => {
+                        issues.push(r#"invalid response type for service: "Bogus""#.to_owned());
+                    }
+                    (Kind::Stream, Some(rt)) => {
+                        issues.push(format!(r#"invalid response type for stream: "{rt}""#));
+                    }
+                    _ => {}
+                }
+                subject_issues(*i, &mut issues);
+            }
+            let zero = Limits {
+                imports: 0,
+                exports: 0,
+                wildcards: false,
+                subs: 0,
+                conn: 0,
+                jetstream: false,
+            };
+            let l = spec.limits.as_ref().unwrap_or(&zero);
+            let empty = l.imports == 0
+                && l.exports == 0
+                && !l.wildcards
+                && l.subs == 0
+                && l.conn == 0
+                && !l.jetstream;
+            let (n_imports, n_exports) = (spec.imports.len() as i64, spec.exports.len() as i64);
+            let too_many = "the account contains more imports than allowed by the operator";
+            if !empty && l.imports >= 0 && n_imports > l.imports {
+                issues.push(too_many.to_owned());
+            }
+            if l.imports != -1 && n_imports > l.imports {
+                issues.push(too_many.to_owned());
+            }
+            if l.exports != -1 {
+                if n_exports > l.exports {
+                    issues.push(
+                        "the account contains more exports than allowed by the operator".to_owned(),
+                    );
+                }
+                if !l.wildcards {
+                    for (i, _, _) in &spec.exports {
+                        if wildcard(SUBJECTS[*i].0) {
+                            issues.push(
+                                "the account contains wildcard exports that are not allowed by the operator"
+                                    .to_owned(),
+                            );
+                        }
+                    }
+                }
+            }
+            issues
+        }
+
+        /// What `DirAccResolver.Start`'s update handlers answer: the account stored, or
+        /// (account, message, error).
+        fn expected(w: &World, spec: &Spec) -> Result<String, (String, String, String)> {
+            let failed = "jwt update resulted in error";
+            let refuse =
+                |acc: &str, msg: &str, e: &str| Err((acc.to_owned(), msg.to_owned(), e.to_owned()));
+            let kinds = spec
+                .imports
+                .iter()
+                .map(|i| i.1)
+                .chain(spec.exports.iter().map(|e| e.1));
+            if kinds.clone().any(|k| k == Kind::Bogus) {
+                return refuse("n/a", failed, r#"unknown export type "bogus""#);
+            }
+            if spec.issuer == Issuer::User {
+                return refuse(
+                    "n/a",
+                    failed,
+                    "unable to validate expected prefixes - [account operator]",
+                );
+            }
+            let sub = if spec.for_other {
+                w.other.public_key()
+            } else {
+                w.target.public_key()
+            };
+            let strict = spec.strict && spec.issuer == Issuer::Operator;
+            let strict_err = "operator requires issuer to be a signing key";
+            let issues = issues(spec);
+            let invalid = format!("validation errors: [{}]", issues.join(" "));
+            if spec.named {
+                let named = w.target.public_key();
+                if !issues.is_empty() {
+                    return refuse(&sub, "jwt validation failed", &invalid);
+                }
+                if sub != named {
+                    return refuse(&named, failed, "subject does not match jwt content");
+                }
+                if strict {
+                    return refuse(&named, failed, strict_err);
+                }
+            } else {
+                if strict {
+                    return refuse(&sub, failed, strict_err);
+                }
+                if !issues.is_empty() {
+                    return refuse(&sub, "jwt validation failed", &invalid);
+                }
+            }
+            Ok(sub)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Each update is accepted or refused, with the message, as the reference
+            /// decides; the live server takes it only when it is trusted, valid and within
+            /// its times (`verifyAccountClaims`).
+            #[test]
+            fn signed_updates_are_decided_as_the_reference(spec in spec()) {
+                let w = world();
+                let token = token(w, &spec);
+                let keys = if spec.strict { &w.strict } else { &w.lax };
+                let target = w.target.public_key();
+                let subject = spec.named.then_some(target.as_str());
+                let got = check_update(subject, &token, keys)
+                    .map_err(|r| (r.account, r.message, r.error.unwrap_or_default()));
+                let want = expected(w, &spec);
+                prop_assert_eq!(&got, &want, "{:?}", spec);
+                if want.is_ok() {
+                    let trusted = match spec.issuer {
+                        Issuer::Operator => !spec.strict,
+                        Issuer::SigningKey => true,
+                        _ => false,
+                    };
+                    let live = check_live(&token, keys, NOW);
+                    prop_assert_eq!(
+                        live.is_ok(),
+                        trusted && issues(&spec).is_empty() && spec.exp != 1,
+                        "{:?}: {:?}", spec, live
+                    );
+                }
+            }
         }
     }
 

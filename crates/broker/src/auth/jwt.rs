@@ -392,26 +392,39 @@ impl<'de> Deserialize<'de> for SigningKey {
 }
 
 /// Stream or service (`ExportType`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ExportType {
     /// `stream`.
     Stream,
     /// `service`.
     Service,
-    /// Missing or any other text (`Unknown`): invalid in an export, import or activation
-    /// (the library's `invalid export type` / `invalid import type`).
+    /// Missing (`Unknown`): invalid in an export, import or activation (the library's
+    /// `invalid export type` / `invalid import type`). Any other text does not decode.
     #[default]
-    #[serde(other)]
     Unknown,
 }
 
+impl<'de> Deserialize<'de> for ExportType {
+    /// `ExportType.UnmarshalJSON`: `stream` or `service`; anything else (`null` too, read as
+    /// the empty string) fails the whole JWT with `unknown export type "<text>"`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        match text.as_deref().unwrap_or_default() {
+            "stream" => Ok(Self::Stream),
+            "service" => Ok(Self::Service),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown export type {}",
+                gotext::quote(other.as_bytes())
+            ))),
+        }
+    }
+}
+
 /// A service export's `response_type`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum JwtResponseType {
     /// Missing or empty: a singleton for a service, the only valid value for a stream.
     #[default]
-    #[serde(rename = "")]
     Unset,
     /// `Singleton`.
     Singleton,
@@ -419,9 +432,35 @@ pub enum JwtResponseType {
     Stream,
     /// `Chunked`.
     Chunked,
-    /// Any other text: invalid (`invalid response type for service`).
-    #[serde(other)]
-    Invalid,
+    /// Any other text, kept for the issue naming it (`invalid response type for service`).
+    Invalid(String),
+}
+
+impl JwtResponseType {
+    /// The text as the JWT has it.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Unset => "",
+            Self::Singleton => "Singleton",
+            Self::Stream => "Stream",
+            Self::Chunked => "Chunked",
+            Self::Invalid(text) => text,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for JwtResponseType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        Ok(match text.as_deref().unwrap_or_default() {
+            "" => Self::Unset,
+            "Singleton" => Self::Singleton,
+            "Stream" => Self::Stream,
+            "Chunked" => Self::Chunked,
+            _ => Self::Invalid(text.unwrap_or_default()),
+        })
+    }
 }
 
 /// One of an account's `exports`.
@@ -506,7 +545,7 @@ pub struct Import {
 /// An account's `limits` (`OperatorLimits`; JetStream limits are read and ignored). Missing
 /// fields are Go's zero values (0 = none allowed; -1 = unlimited, which nsc writes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[serde(from = "LimitsJson")]
 pub struct AccountLimits {
     /// `subs`: most subscriptions over the account; -1 = unlimited.
     pub subs: i64,
@@ -526,6 +565,70 @@ pub struct AccountLimits {
     pub conn: i64,
     /// `leaf`: most leaf node connections; -1 = unlimited.
     pub leaf: i64,
+    /// Whether any JetStream limit is set (`mem_storage`, `disk_storage`, `streams`,
+    /// `consumer`, `max_ack_pending`, `mem_max_stream_bytes`, `disk_max_stream_bytes`,
+    /// `max_bytes_required`, `tiered_limits`). natsws has no JetStream; only the validation
+    /// that asks whether the limits are empty reads this.
+    pub jetstream: bool,
+}
+
+impl AccountLimits {
+    /// Go's `OperatorLimits.IsEmpty`: every limit zero, false or empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// An account JWT's `limits` object as sent: [`AccountLimits`] plus the JetStream limits,
+/// read only to tell whether any is set.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+struct LimitsJson {
+    subs: i64,
+    data: i64,
+    payload: i64,
+    imports: i64,
+    exports: i64,
+    wildcards: bool,
+    disallow_bearer: bool,
+    conn: i64,
+    leaf: i64,
+    mem_storage: i64,
+    disk_storage: i64,
+    streams: i64,
+    consumer: i64,
+    max_ack_pending: i64,
+    mem_max_stream_bytes: i64,
+    disk_max_stream_bytes: i64,
+    max_bytes_required: bool,
+    tiered_limits: serde_json::Map<String, serde_json::Value>,
+}
+
+impl From<LimitsJson> for AccountLimits {
+    fn from(l: LimitsJson) -> Self {
+        let jetstream = l.mem_storage != 0
+            || l.disk_storage != 0
+            || l.streams != 0
+            || l.consumer != 0
+            || l.max_ack_pending != 0
+            || l.mem_max_stream_bytes != 0
+            || l.disk_max_stream_bytes != 0
+            || l.max_bytes_required
+            || !l.tiered_limits.is_empty();
+        Self {
+            subs: l.subs,
+            data: l.data,
+            payload: l.payload,
+            imports: l.imports,
+            exports: l.exports,
+            wildcards: l.wildcards,
+            disallow_bearer: l.disallow_bearer,
+            conn: l.conn,
+            leaf: l.leaf,
+            jetstream,
+        }
+    }
 }
 
 /// The `nats` part of an account JWT.
@@ -669,8 +772,21 @@ struct Envelope<T> {
     nats: Option<T>,
 }
 
+/// A JSON error as text. An error the claims' own decoding raised (a Go `UnmarshalJSON`
+/// error, such as `unknown export type "x"`) is given without serde's position, as Go gives
+/// it.
 fn json_err(e: &serde_json::Error) -> JwtError {
-    JwtError::Json(e.to_string())
+    let text = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    match text.strip_suffix(&position) {
+        Some(bare)
+            if e.classify() == serde_json::error::Category::Data
+                && bare.starts_with("unknown export type ") =>
+        {
+            JwtError::Json(bare.to_owned())
+        }
+        _ => JwtError::Json(text),
+    }
 }
 
 fn load<T: for<'de> Deserialize<'de> + Default>(bytes: &[u8]) -> Result<Claims<T>, JwtError> {

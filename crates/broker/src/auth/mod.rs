@@ -471,6 +471,11 @@ impl Authorizer {
         &self.config
     }
 
+    /// The operator-mode trust and the settings, to change one account in both.
+    pub(crate) fn trust_mut(&mut self) -> Option<(&mut operator::Trust, &mut AuthConfig)> {
+        Some((self.trust.as_mut()?, &mut self.config))
+    }
+
     /// The reference's `info.AuthRequired`: any client authentication configured.
     fn global_auth_required(&self) -> bool {
         self.config.global_auth_required()

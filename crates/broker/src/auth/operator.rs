@@ -193,6 +193,63 @@ pub struct JwtAccount {
     /// Passes the library's account validation that nats-server applies when it loads the
     /// account (`account_issues`); an account that fails is never loaded.
     valid: bool,
+    /// The JWT as configured (trimmed).
+    token: Arc<str>,
+    /// The activation token of each import (in `claims.nats.imports` order), decoded once
+    /// when the account is; `None` for an import without one or one that does not decode.
+    activations: Vec<Option<Claims<jwt::Activation>>>,
+}
+
+impl JwtAccount {
+    /// The JWT this account was compiled from (trimmed).
+    #[must_use]
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Whether `key` is a signing key of the account (its own key included), and with which
+    /// scope template: `None` when it is not, `Some(None)` for a plain key.
+    #[must_use]
+    pub fn signer(&self, key: &str) -> Option<Option<&UserPermissionLimits>> {
+        self.signers.get(key).map(Option::as_deref)
+    }
+}
+
+/// Changes a list of account JWTs ([`OperatorConfig::accounts`]) as the trust changed: the
+/// last entry that is `old` (compared trimmed, nothing decoded) becomes `new`; without such
+/// an entry `new` is added; with `new` `None` every entry that is `old` is removed.
+pub fn replace_account(accounts: &mut Vec<String>, old: Option<&str>, new: Option<&str>) {
+    let at = old.and_then(|old| accounts.iter_mut().rev().find(|t| t.trim() == old));
+    match (at, new) {
+        (Some(at), Some(new)) => new.clone_into(at),
+        (None, Some(new)) => accounts.push(new.to_owned()),
+        (_, None) => {
+            if let Some(old) = old {
+                accounts.retain(|t| t.trim() != old);
+            }
+        }
+    }
+}
+
+/// Decodes an account JWT as [`Trust::new`] takes it: `invalid account JWT` when it does not
+/// decode, refused when it has subject mappings (natsws does not serve them).
+pub fn servable_claims(token: &str) -> Result<Claims<jwt::Account>, AuthConfigError> {
+    let claims =
+        jwt::decode_account(token.trim()).map_err(|_| err("invalid account JWT".to_owned()))?;
+    check_servable(&claims)?;
+    Ok(claims)
+}
+
+/// Whether natsws serves an account with these claims: not when it has subject mappings.
+pub fn check_servable(claims: &Claims<jwt::Account>) -> Result<(), AuthConfigError> {
+    if claims.nats.mappings.is_empty() {
+        Ok(())
+    } else {
+        Err(err(format!(
+            "account JWT {}: subject mappings (mappings) are not supported by natsws",
+            claims.data.sub
+        )))
+    }
 }
 
 /// The compiled trust: trusted operator keys and the accounts the resolver holds.
@@ -201,6 +258,8 @@ pub struct Trust {
     accounts: HashMap<String, Arc<JwtAccount>>,
     system_account: Option<String>,
     time_zones: ZoneSource,
+    /// The trusted operator keys.
+    trusted: HashSet<String>,
 }
 
 fn err(text: String) -> AuthConfigError {
@@ -252,15 +311,7 @@ impl Trust {
         }
         let mut accounts = HashMap::new();
         for text in &config.accounts {
-            let claims = jwt::decode_account(text.trim())
-                .map_err(|_| err("invalid account JWT".to_owned()))?;
-            if !claims.nats.mappings.is_empty() {
-                return Err(err(format!(
-                    "account JWT {}: subject mappings (mappings) are not supported by natsws",
-                    claims.data.sub
-                )));
-            }
-            let account = compile_account(claims, &trusted);
+            let account = compile_account(servable_claims(text)?, text.trim(), &trusted);
             accounts.insert(account.claims.data.sub.clone(), Arc::new(account));
         }
         if let Some(sys) = &config.system_account
@@ -274,7 +325,29 @@ impl Trust {
             accounts,
             system_account: config.system_account.clone(),
             time_zones: config.time_zones.clone(),
+            trusted,
         })
+    }
+
+    /// Puts the account JWT `token` in place of its account's (or adds the account),
+    /// decoding only it (and its activation tokens). Refused, changing nothing, as
+    /// [`Trust::new`] refuses it. Gives the account's key and the account it replaced.
+    pub fn set_account(
+        &mut self,
+        token: &str,
+    ) -> Result<(String, Option<Arc<JwtAccount>>), AuthConfigError> {
+        let account = compile_account(servable_claims(token)?, token.trim(), &self.trusted);
+        let key = account.claims.data.sub.clone();
+        let old = self.accounts.insert(key.clone(), Arc::new(account));
+        Ok((key, old))
+    }
+
+    /// Removes the account `key` (never the system account); gives what it removed.
+    pub fn remove_account(&mut self, key: &str) -> Option<Arc<JwtAccount>> {
+        if self.system_account.as_deref() == Some(key) {
+            return None;
+        }
+        self.accounts.remove(key)
     }
 
     /// The system account's public key, when one is configured.
@@ -406,11 +479,7 @@ impl Trust {
     /// which scope template: `None` when it is not, `Some(None)` for a plain key.
     #[must_use]
     pub fn signer(&self, account: &str, key: &str) -> Option<Option<&UserPermissionLimits>> {
-        self.accounts
-            .get(account)?
-            .signers
-            .get(key)
-            .map(Option::as_deref)
+        self.accounts.get(account)?.signer(key)
     }
 
     /// The most client connections the account allows (`limits.conn`), `None` = unlimited.
@@ -467,7 +536,7 @@ impl Trust {
                                 // An invalid type never gets here: the account is not loaded.
                                 jwt::JwtResponseType::Unset
                                 | jwt::JwtResponseType::Singleton
-                                | jwt::JwtResponseType::Invalid => ResponseType::Singleton,
+                                | jwt::JwtResponseType::Invalid(_) => ResponseType::Singleton,
                                 jwt::JwtResponseType::Stream => ResponseType::Stream,
                                 jwt::JwtResponseType::Chunked => ResponseType::Chunked,
                             },
@@ -483,6 +552,11 @@ impl Trust {
             })
             .collect();
         // Imports, with activations granted on the exporter's side.
+        let by_name: HashMap<String, usize> = configs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
         let mut imports: Vec<(usize, ImportConfig)> = Vec::new();
         let valid_keys: Vec<&String> = keys
             .iter()
@@ -493,7 +567,7 @@ impl Trust {
             let Some(importer) = self.accounts.get(*key) else {
                 continue;
             };
-            for import in &importer.claims.nats.imports {
+            for (n, import) in importer.claims.nats.imports.iter().enumerate() {
                 let Some(exporter) = self.accounts.get(&import.account).filter(|a| a.valid) else {
                     continue;
                 };
@@ -511,11 +585,12 @@ impl Trust {
                     continue;
                 };
                 if export.token_req {
-                    if !activation_valid(import, export, exporter, key, now_unix) {
+                    let activation = importer.activations.get(n).and_then(Option::as_ref);
+                    if !activation_valid(import, activation, export, exporter, key, now_unix) {
                         continue;
                     }
-                    let exporter_key = &exporter.claims.data.sub;
-                    if let Some(cfg) = configs.iter_mut().find(|c| &c.name == exporter_key) {
+                    let exporter_key = exporter.claims.data.sub.as_str();
+                    if let Some(cfg) = by_name.get(exporter_key).and_then(|i| configs.get_mut(*i)) {
                         for e in &mut cfg.exports {
                             if e.subject == export.subject && !e.accounts.contains(*key) {
                                 e.accounts.push((*key).clone());
@@ -527,16 +602,20 @@ impl Trust {
             }
         }
         // Add imports one by one, keeping those the router accepts (the reference skips an
-        // import it cannot add and keeps the others).
-        for (index, import) in imports {
-            let Some(cfg) = configs.get_mut(index) else {
-                continue;
-            };
-            cfg.imports.push(import);
-            if crate::router::validate_accounts(&configs).is_err()
-                && let Some(cfg) = configs.get_mut(index)
-            {
-                cfg.imports.pop();
+        // import it cannot add and keeps the others): each is checked after those kept
+        // before it, as the router's check of the whole configuration would take them.
+        let mut kept = vec![false; imports.len()];
+        {
+            let mut check = crate::router::ImportCheck::new(&configs);
+            for ((index, import), keep) in imports.iter().zip(&mut kept) {
+                if let Some(cfg) = configs.get(*index) {
+                    *keep = check.add(&cfg.name, import).is_ok();
+                }
+            }
+        }
+        for ((index, import), keep) in imports.into_iter().zip(kept) {
+            if keep && let Some(cfg) = configs.get_mut(index) {
+                cfg.imports.push(import);
             }
         }
         configs
@@ -666,12 +745,13 @@ fn import_config(import: &jwt::Import, kind: ExportKind) -> ImportConfig {
 /// The activation check of `server/accounts.go` `checkActivation` and `validateImportToken`.
 fn activation_valid(
     import: &jwt::Import,
+    activation: Option<&Claims<jwt::Activation>>,
     export: &jwt::Export,
     exporter: &JwtAccount,
     importer: &str,
     now_unix: i64,
 ) -> bool {
-    let Ok(act) = jwt::decode_activation(&import.token) else {
+    let Some(act) = activation else {
         return false;
     };
     if act.data.check_times(now_unix).is_err() || act.data.sub != importer {
@@ -692,7 +772,11 @@ fn activation_valid(
     !jwt::is_revoked(&export.revocations, importer, act.data.iat)
 }
 
-fn compile_account(claims: Claims<jwt::Account>, trusted: &HashSet<String>) -> JwtAccount {
+fn compile_account(
+    claims: Claims<jwt::Account>,
+    token: &str,
+    trusted: &HashSet<String>,
+) -> JwtAccount {
     let mut signers = HashMap::new();
     for key in &claims.nats.signing_keys {
         match key {
@@ -715,12 +799,24 @@ fn compile_account(claims: Claims<jwt::Account>, trusted: &HashSet<String>) -> J
     .map(|p| Arc::new(Permissions::new(&p)));
     let trusted = trusted.contains(&claims.data.iss);
     let valid = account_issues(&claims).is_empty();
+    let activations = claims
+        .nats
+        .imports
+        .iter()
+        .map(|i| {
+            (!i.token.is_empty())
+                .then(|| jwt::decode_activation(&i.token).ok())
+                .flatten()
+        })
+        .collect();
     JwtAccount {
         claims,
         signers,
         default_permissions,
         trusted,
         valid,
+        token: Arc::from(token),
+        activations,
     }
 }
 
@@ -854,14 +950,25 @@ fn import_issues(
             } else {
                 import.subject.clone()
             };
+            // Go keeps a set of the subjects seen: each distinct one overlaps once, and one
+            // seen before adds an issue naming the import's `to`.
             for k in &services {
                 if is_contained_in(&sub, k) || is_contained_in(k, &sub) {
                     issues.push(format!(
-                        "overlapping subject namespace for \"{sub}\" and \"{k}\""
+                        "overlapping subject namespace for {} and {}",
+                        go_quote(sub.as_bytes()),
+                        go_quote(k.as_bytes())
                     ));
                 }
             }
-            services.push(sub);
+            if services.contains(&sub) {
+                issues.push(format!(
+                    "overlapping subject namespace for {}",
+                    go_quote(import.to.as_bytes())
+                ));
+            } else {
+                services.push(sub);
+            }
         }
         let subject = &import.subject;
         if import.kind == ExportType::Unknown {
@@ -942,11 +1049,17 @@ fn export_issues(exports: &[jwt::Export], issues: &mut Vec<String>) {
         if e.kind == ExportType::Unknown {
             issues.push("invalid export type: \"unknown\"".to_owned());
         }
-        if service && e.response_type == R::Invalid {
-            issues.push("invalid response type for service".to_owned());
+        if service && matches!(e.response_type, R::Invalid(_)) {
+            issues.push(format!(
+                "invalid response type for service: {}",
+                go_quote(e.response_type.as_str().as_bytes())
+            ));
         }
         if e.kind == ExportType::Stream && e.response_type != R::Unset {
-            issues.push("invalid response type for stream".to_owned());
+            issues.push(format!(
+                "invalid response type for stream: {}",
+                go_quote(e.response_type.as_str().as_bytes())
+            ));
         }
         if e.response_threshold < 0 {
             issues.push("negative response threshold is invalid".to_owned());
@@ -1076,19 +1189,28 @@ fn account_validation(
     for s in defaults.publish.allow.iter().chain(&defaults.publish.deny) {
         permission_issues(s, false, &mut issues);
     }
+    // Go checks the imports twice (`Account.Validate`): once when the limits are not empty,
+    // and again whenever they are limited, so an account over its limit gets the issue twice.
+    let too_many = "the account contains more imports than allowed by the operator";
+    if !limits.is_empty() && limits.imports >= 0 && count(nats.imports.len()) > limits.imports {
+        issues.push(too_many.to_owned());
+    }
     if limits.imports != -1 && count(nats.imports.len()) > limits.imports {
-        issues.push("the account contains more imports than allowed by the operator".to_owned());
+        issues.push(too_many.to_owned());
     }
     if limits.exports != -1 {
         if count(nats.exports.len()) > limits.exports {
             issues
                 .push("the account contains more exports than allowed by the operator".to_owned());
         }
-        if !limits.wildcards && nats.exports.iter().any(|e| has_wildcards(&e.subject)) {
-            issues.push(
-                "the account contains wildcard exports that are not allowed by the operator"
-                    .to_owned(),
-            );
+        // One issue for each wildcard export, as Go's loop adds them.
+        if !limits.wildcards {
+            for _ in nats.exports.iter().filter(|e| has_wildcards(&e.subject)) {
+                issues.push(
+                    "the account contains wildcard exports that are not allowed by the operator"
+                        .to_owned(),
+                );
+            }
         }
     }
     for key in &nats.signing_keys {
@@ -1753,8 +1875,26 @@ mod tests {
             format!(r#","imports":[{{"subject":"a","account":"{ex}","type":"stream","to":"b"}}]"#),
             &[],
         );
+        // A type that is neither stream nor service does not decode (`unknown export type
+        // "strem"`); a missing one is unknown.
+        let acc = key(nkeys::KeyPairType::Account, 2);
+        let op = key(nkeys::KeyPairType::Operator, 1);
+        let strem = jwt::encode(
+            &jwt::tests::claims(
+                &op.public_key(),
+                &acc.public_key(),
+                "account",
+                r#","imports":[{"subject":"a","account":"","type":"strem"}]"#,
+            ),
+            &op,
+        )
+        .unwrap();
+        assert_eq!(
+            jwt::decode_account(&strem).unwrap_err().to_string(),
+            "unknown export type \"strem\""
+        );
         check(
-            r#","imports":[{"subject":"a b","account":"","type":"strem"}]"#.to_owned(),
+            r#","imports":[{"subject":"a b","account":""}]"#.to_owned(),
             &[
                 "invalid import type: \"unknown\"",
                 "account to import from is not specified",
@@ -1823,10 +1963,10 @@ mod tests {
         check(
             r#","exports":[{"subject":"","type":"stream","response_type":"Singleton","response_threshold":5},{"subject":"s","type":"service","response_type":"Many","response_threshold":-1}]"#.to_owned(),
             &[
-                "invalid response type for stream",
+                "invalid response type for stream: \"Singleton\"",
                 "response threshold only valid for services",
                 "subject cannot be empty",
-                "invalid response type for service",
+                "invalid response type for service: \"Many\"",
                 "negative response threshold is invalid",
             ],
         );
@@ -2015,6 +2155,8 @@ mod tests {
             default_permissions: None,
             trusted: true,
             valid: true,
+            token: Arc::from(""),
+            activations: Vec::new(),
         }
     }
 

@@ -36,7 +36,9 @@ use std::time::Instant;
 
 use super::{Broker, Phase, SubKey};
 use crate::Config;
-use crate::auth::{self, AuthConfig, PasswordCheck};
+use crate::auth::jwt::UserPermissionLimits;
+use crate::auth::operator::JwtAccount;
+use crate::auth::{self, AuthConfig, AuthConfigError, PasswordCheck};
 use crate::authseam::{AuthState, AuthStep, Credentials, finish_hash};
 use crate::router::AccountId;
 use crate::types::{CloseReason, Event};
@@ -132,7 +134,155 @@ fn has_nkey(config: Option<&AuthConfig>, key: &str) -> bool {
     config.is_some_and(|c| c.nkeys.iter().any(|n| n.nkey == key))
 }
 
+/// What the clients being checked again are compared with.
+enum Before<'a> {
+    /// A reload: the whole authorization before it.
+    Reload(&'a AuthState),
+    /// A change of single accounts: each changed account's key and what it was before.
+    Accounts(&'a [(String, Option<Arc<JwtAccount>>)]),
+}
+
+impl Before<'_> {
+    fn config(&self) -> Option<&AuthConfig> {
+        match self {
+            Self::Reload(auth) => auth.config(),
+            Self::Accounts(_) => None,
+        }
+    }
+
+    fn signer(&self, account: &str, key: &str) -> Option<Option<&UserPermissionLimits>> {
+        match self {
+            Self::Reload(auth) => auth.trust().and_then(|t| t.signer(account, key)),
+            Self::Accounts(changed) => changed
+                .iter()
+                .find(|(k, _)| k == account)
+                .and_then(|(_, old)| old.as_deref())
+                .and_then(|a| a.signer(key)),
+        }
+    }
+}
+
+/// What [`Broker::set_operator_account`] or [`Broker::remove_operator_accounts`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountUpdate {
+    /// The account JWTs replaced or removed, as configured (trimmed), so that a copy of the
+    /// configuration can be changed alike.
+    pub replaced: Vec<String>,
+    /// The clients checked again: those of the changed accounts, no others.
+    pub rechecked: usize,
+}
+
 impl Broker {
+    /// Operator mode: puts the account JWT `token` in place of its account's, or adds the
+    /// account, as nats-server applies a pushed JWT (`server/accounts.go`
+    /// `updateAccountClaimsWithRefresh`) — without a reload. Only this JWT (and its
+    /// activation tokens) is decoded; the router's exports and imports are rebuilt from the
+    /// accounts already compiled, so the accounts importing from this one follow it; and only
+    /// this account's clients are checked again, as [`Broker::reload`] checks them: a lowered
+    /// `conn` closes the oldest, a revoked user gets `-ERR 'User Authentication Revoked'`, a
+    /// user of a removed signing key is closed, and the others take the new limits,
+    /// permissions and expiry. Other accounts' clients are not touched. Refused, changing
+    /// nothing, as a reload with this JWT would be. Poll events afterwards.
+    pub fn set_operator_account(
+        &mut self,
+        token: &str,
+        now: Instant,
+    ) -> Result<AccountUpdate, AuthConfigError> {
+        let Some((trust, auth_config)) = self.auth.trust_mut() else {
+            return Err(AuthConfigError::new("not in operator mode".to_owned()));
+        };
+        let (key, old) = trust.set_account(token)?;
+        let replaced: Vec<String> = old.iter().map(|a| a.token().to_owned()).collect();
+        for config in [auth_config, &mut self.config.auth] {
+            if let Some(op) = config.operator.as_mut() {
+                auth::operator::replace_account(
+                    &mut op.accounts,
+                    replaced.first().map(String::as_str),
+                    Some(token.trim()),
+                );
+            }
+        }
+        let rechecked = self.accounts_changed(&[(key, old)], now);
+        Ok(AccountUpdate {
+            replaced,
+            rechecked,
+        })
+    }
+
+    /// Operator mode: removes the accounts `keys` (never the system account), as nats-server
+    /// removes an account deleted from its resolver (`server/accounts.go` `removeCb`): their
+    /// users get `-ERR 'Account Authentication Expired'` and are closed. Other accounts'
+    /// clients are not touched. Poll events afterwards.
+    pub fn remove_operator_accounts(&mut self, keys: &[String], now: Instant) -> AccountUpdate {
+        let Some((trust, auth_config)) = self.auth.trust_mut() else {
+            return AccountUpdate::default();
+        };
+        let mut changed = Vec::new();
+        for key in keys {
+            if let Some(old) = trust.remove_account(key) {
+                changed.push((key.clone(), Some(old)));
+            }
+        }
+        if changed.is_empty() {
+            return AccountUpdate::default();
+        }
+        let replaced: Vec<String> = changed
+            .iter()
+            .filter_map(|(_, old)| old.as_ref().map(|a| a.token().to_owned()))
+            .collect();
+        for config in [auth_config, &mut self.config.auth] {
+            if let Some(op) = config.operator.as_mut() {
+                for old in &replaced {
+                    auth::operator::replace_account(&mut op.accounts, Some(old), None);
+                }
+            }
+        }
+        let rechecked = self.accounts_changed(&changed, now);
+        AccountUpdate {
+            replaced,
+            rechecked,
+        }
+    }
+
+    /// The account JWT the broker serves for `key` (operator mode), as configured (trimmed).
+    #[must_use]
+    pub fn operator_account_jwt(&self, key: &str) -> Option<&str> {
+        self.auth.trust()?.account(key).map(|a| a.token())
+    }
+
+    /// After accounts of the trust changed: the router follows, and the changed accounts'
+    /// clients are checked again. Gives how many were.
+    fn accounts_changed(
+        &mut self,
+        changed: &[(String, Option<Arc<JwtAccount>>)],
+        now: Instant,
+    ) -> usize {
+        let (accounts, system) = super::served_accounts(&self.config, &self.auth);
+        self.router.configure(&accounts, system.as_deref());
+        let keys: Vec<&str> = changed.iter().map(|(k, _)| k.as_str()).collect();
+        self.enforce_account_connection_limits(Some(&keys), now);
+        let of_changed: Vec<super::ClientId> = self
+            .clients()
+            .into_iter()
+            .filter(|id| {
+                self.client(*id).is_some_and(|c| {
+                    c.phase == Phase::Connected
+                        && c.auth
+                            .identity
+                            .as_ref()
+                            .and_then(|w| w.jwt.as_ref())
+                            .is_some_and(|j| keys.contains(&j.account.as_str()))
+                })
+            })
+            .collect();
+        let before = Before::Accounts(changed);
+        let mut verdicts = HashMap::new();
+        for id in &of_changed {
+            self.recheck_client(*id, &before, &mut verdicts, now);
+        }
+        of_changed.len()
+    }
+
     /// Applies a reloaded configuration like [`Broker::set_config`], then checks every open
     /// client against the new authorization as nats-server does on reload: clients whose user
     /// or nkey is gone are closed (`Client Closed`), clients whose CONNECT credentials no longer
@@ -151,9 +301,10 @@ impl Broker {
         // (hash, password) in a reload, not one per client. `None`: asked for, not back yet.
         let mut verdicts: HashMap<PasswordCheck, Option<bool>> = HashMap::new();
         // As in the reference, the account limits apply before the clients are checked again.
-        self.enforce_account_connection_limits(now);
+        self.enforce_account_connection_limits(None, now);
+        let before = Before::Reload(&old_auth);
         for id in self.clients() {
-            self.recheck_client(id, &old_auth, &mut verdicts, now);
+            self.recheck_client(id, &before, &mut verdicts, now);
         }
     }
 
@@ -161,8 +312,9 @@ impl Broker {
     /// connections closes the excess, as `server/accounts.go` `updateAccountClaimsWithRefresh`
     /// does: the account's connections (clients and leaf nodes) newest first, and each past the
     /// limit gets `-ERR 'maximum account active connections exceeded'` and is closed as
-    /// `Maximum Account Connections Exceeded`. The newest connections stay.
-    fn enforce_account_connection_limits(&mut self, now: Instant) {
+    /// `Maximum Account Connections Exceeded`. The newest connections stay. `only`: the
+    /// accounts to check (all when `None`).
+    fn enforce_account_connection_limits(&mut self, only: Option<&[&str]>, now: Instant) {
         let Some(trust) = self.auth.trust() else {
             return;
         };
@@ -177,6 +329,9 @@ impl Broker {
             let Some(jwt) = c.auth.identity.as_ref().and_then(|w| w.jwt.as_ref()) else {
                 continue;
             };
+            if only.is_some_and(|keys| !keys.contains(&jwt.account.as_str())) {
+                continue;
+            }
             let Ok(index) = u32::try_from(index) else {
                 continue;
             };
@@ -210,7 +365,7 @@ impl Broker {
     fn recheck_client(
         &mut self,
         id: super::ClientId,
-        old_auth: &AuthState,
+        before: &Before<'_>,
         verdicts: &mut HashMap<PasswordCheck, Option<bool>>,
         now: Instant,
     ) {
@@ -244,7 +399,7 @@ impl Broker {
         };
         // A client bound to the `no_auth_user` presents that user and its stored password (the
         // reference copied both into the client's options at CONNECT).
-        let old_config = old_auth.config();
+        let old_config = before.config();
         if connected
             && creds.user.is_none()
             && creds.pass.is_none()
@@ -288,9 +443,9 @@ impl Broker {
             && let Some(jwt) = c.auth.identity.as_ref().and_then(|w| w.jwt.clone())
             && let Some(key) = jwt.signing_key.as_deref()
         {
-            let before = old_auth.trust().and_then(|t| t.signer(&jwt.account, key));
+            let was = before.signer(&jwt.account, key);
             let after = self.auth.trust().and_then(|t| t.signer(&jwt.account, key));
-            if after.is_none() || before != after {
+            if after.is_none() || was != after {
                 self.close(id, now, CloseReason::AuthenticationFailure);
                 return;
             }

@@ -2,7 +2,8 @@
 //! nats-server's internal subscriptions (`server/events.go` `sysSubscribe`).
 //!
 //! The broker only routes: a message published in the system account whose subject matches a
-//! service becomes an [`Event::SystemRequest`], and the binary, which does the work (reading
+//! service becomes an [`Event::SystemRequest`] (the whole message, headers included, as
+//! nats-server's system client receives it), and the binary, which does the work (reading
 //! and writing files, say), answers with [`Broker::publish_system`]. A service counts as an
 //! interest, so a request to it never draws a no-responders status.
 
@@ -103,17 +104,14 @@ impl Broker {
             if !subject::matches(pattern, publish.subject) {
                 continue;
             }
-            let body = publish
-                .message
-                .get(publish.header_len.unwrap_or(0)..)
-                .unwrap_or_default();
             self.events.push_back(Event::SystemRequest {
                 service: ServiceId(u32::try_from(index).unwrap_or(u32::MAX)),
                 subject: String::from_utf8_lossy(publish.subject).into_owned(),
                 reply: publish
                     .reply
                     .map(|r| String::from_utf8_lossy(r).into_owned()),
-                payload: Bytes::copy_from_slice(body),
+                payload: Bytes::copy_from_slice(publish.message),
+                header_len: publish.header_len.unwrap_or(0).min(publish.message.len()),
             });
             matched += 1;
         }

@@ -26,12 +26,15 @@ pub struct Sim {
     pub traces: Vec<(ClientId, String)>,
     /// `Event::SlowConsumer` reports: client, reason, pending bytes.
     pub slow: Vec<(ClientId, CloseReason, usize)>,
-    /// `Event::SystemRequest`s: service, subject, reply, body.
-    pub requests: Vec<(broker::ServiceId, String, Option<String>, Vec<u8>)>,
+    /// `Event::SystemRequest`s.
+    pub requests: Vec<SystemRequest>,
     /// `Event::Resumed` stalled producers (their input is fed again), with the stall time
     /// that ran out.
     pub resumed: Vec<(ClientId, Option<Duration>)>,
 }
+
+/// An `Event::SystemRequest`: service, subject, reply, the whole message, its header length.
+pub type SystemRequest = (broker::ServiceId, String, Option<String>, Vec<u8>, usize);
 
 impl Sim {
     pub fn new(config: Config) -> Self {
@@ -144,9 +147,10 @@ impl Sim {
                     subject,
                     reply,
                     payload,
+                    header_len,
                 } => self
                     .requests
-                    .push((service, subject, reply, payload.to_vec())),
+                    .push((service, subject, reply, payload.to_vec(), header_len)),
                 Event::Resumed { client, timed_out } => {
                     self.resumed.push((client, timed_out));
                     resumed.push(client);
