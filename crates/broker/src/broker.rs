@@ -475,6 +475,7 @@ impl Broker {
             urls_epoch: self.urls_epoch,
             leaf: None,
             producer_stall: None,
+            latency_info: None,
         };
         if let Some(slot) = self.slots.get_mut(index as usize) {
             slot.client = Some(client);

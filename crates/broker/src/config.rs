@@ -297,12 +297,7 @@ impl WallClock {
     /// The Unix time (seconds) at `now`.
     #[must_use]
     pub fn unix_at(&self, now: std::time::Instant) -> i64 {
-        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-        if now >= self.at {
-            self.unix_secs.saturating_add(secs(now - self.at))
-        } else {
-            self.unix_secs.saturating_sub(secs(self.at - now))
-        }
+        self.unix_nanos_at(now).0
     }
 
     /// The Unix time at `now` in nanoseconds, as seconds and nanoseconds (below 1 000 000 000).

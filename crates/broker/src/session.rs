@@ -370,6 +370,9 @@ pub(crate) struct Client {
     pub(crate) leaf: Option<Box<crate::broker::leaf::LeafState>>,
     /// Input paused because a connection this client publishes to fell behind.
     pub(crate) producer_stall: Option<Box<crate::broker::stall::ProducerStall>>,
+    /// The details its tracked service requests last showed (service latency), shared by
+    /// the requests waiting for a response.
+    pub(crate) latency_info: Option<Arc<crate::broker::latency::ClientInfoJson>>,
 }
 
 impl Client {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use broker::auth::{AuthConfig, User};
 use broker::{
-    AccountConfig, Broker, ClientId, Config, ExportConfig, ExportKind, ImportConfig, LatencyConfig,
-    LatencySampling, ResponseType, WallClock,
+    AccountConfig, Broker, ClientId, CloseReason, Config, ExportConfig, ExportKind, ImportConfig,
+    LatencyConfig, LatencySampling, ResponseType, WallClock,
 };
 use serde_json::Value;
 use sim::Sim;
@@ -510,6 +510,72 @@ fn a_tracked_request_keeps_bounded_trace_headers() {
     assert_eq!(kept["X-B3-Spanid"][0].as_str().map(str::len), Some(100));
     // Past the bound the request is still measured, without its headers.
     assert_eq!(ask(&mut sim, 5000), None);
+}
+
+/// The bound on kept trace headers counts what each value holds, not only its bytes: a
+/// header of thousands of empty values (a few bytes on the wire each) is not kept.
+#[test]
+fn many_empty_trace_values_count_toward_the_bound() {
+    let mut sim = sim(config(export(LatencySampling::Headers), import(false), 1));
+    let p = parties(&mut sim);
+    let head = format!(
+        "NATS/1.0\r\nX-B3-Sampled: 1\r\n{}\r\n",
+        "X-B3-Spanid:\r\n".repeat(2000)
+    );
+    sim.send(
+        p.requestor,
+        &format!(
+            "HPUB echo inbox {} {}\r\n{head}hi\r\n",
+            head.len(),
+            head.len() + 2
+        ),
+    );
+    let reply = request_reply(&mut sim, p.service);
+    sim.send(p.service, &format!("PUB {reply} 2\r\nok\r\n"));
+    let got = measurements(&mut sim, p.results);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["status"], 200);
+    assert_eq!(got[0].get("header"), None, "{}", got[0]);
+}
+
+/// A requestor that has gone while another client keeps the reply subscribed: the answer
+/// is still measured, and shows the requestor as it was when it asked.
+#[test]
+fn a_gone_requestor_is_shown_as_it_asked() {
+    let mut sim = sim(config(
+        export(LatencySampling::Percent(100)),
+        import(true),
+        1,
+    ));
+    let p = parties(&mut sim);
+    let keeper = login(&mut sim, "b", "SUB inbox 1\r\n");
+    for _ in 0..3 {
+        sim.send(p.requestor, "PUB echo inbox 2\r\nhi\r\n");
+    }
+    let out = sim.take_str(p.service);
+    let replies: Vec<String> = out
+        .lines()
+        .filter(|l| l.starts_with("HMSG "))
+        .map(|l| l.split(' ').nth(3).unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(replies.len(), 3);
+    sim.broker
+        .close_client(p.requestor, sim.now, CloseReason::ClientClosed);
+    sim.pump();
+    sim.broker.remove_client(p.requestor, sim.now);
+    sim.pump();
+    for reply in &replies {
+        sim.send(p.service, &format!("PUB {reply} 2\r\nok\r\n"));
+    }
+    let got = measurements(&mut sim, p.results);
+    assert_eq!(got.len(), 3, "{got:?}");
+    for m in &got {
+        assert_eq!(m["status"], 200);
+        assert_eq!(m["requestor"]["name"], "b-app");
+        assert_eq!(m["requestor"]["user"], "b");
+        assert_eq!(m["requestor"]["rtt"], nanos(RTT));
+    }
+    assert!(sim.take_str(keeper).contains("MSG inbox 1 2\r\nok"));
 }
 
 /// A measurement that crosses an import into a tracked service is not measured again: two

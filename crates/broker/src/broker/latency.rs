@@ -24,13 +24,21 @@
 //! - A tracked route dropped because the account holds [`crate::MAX_RESPONSE_ROUTES`] routes
 //!   reports 504 (the reference has no such bound).
 //! - A tracked request keeps at most [`MAX_TRACKED_HEADER_BYTES`] of trace headers until its
-//!   response; one with more is measured without its `header` (the reference keeps them all).
+//!   response, each key and value counted with what it holds beyond its bytes; one with more
+//!   is measured without its `header` (the reference keeps them all).
+//! - A response from a leaf connection is measured here at once, with this server's name as
+//!   the responder's `server`; the reference waits for the remote server's own measurement
+//!   and merges it (`si.m1`), naming the leaf's remote server.
 
 use std::collections::BTreeMap;
 
 use super::*;
 use crate::config::LatencySampling;
 use crate::router::{Latency, Taken};
+
+/// What [`MAX_TRACKED_HEADER_BYTES`] charges for each header key or value besides its
+/// bytes: the `String` and its slot in the map or the values' vector.
+const HELD_PER_STRING: usize = 2 * size_of::<String>();
 
 /// The event type of a measurement (`ServiceLatencyType`).
 const SERVICE_LATENCY_TYPE: &str = "io.nats.server.metric.v1.service_latency";
@@ -48,8 +56,9 @@ pub(crate) struct Tracking {
     results: Box<[u8]>,
     /// The requestor, while it is connected (its round-trip time is read when reporting).
     requestor: ClientId,
-    /// What the requestor looked like when it asked (shown when it has gone since).
-    requestor_info: Option<ClientInfoJson>,
+    /// What the requestor looked like when it asked (shown when it has gone since); one
+    /// copy shared by its tracked requests while it stays the same.
+    requestor_info: Option<Arc<ClientInfoJson>>,
     /// `share` of the import: the requestor's details are shown.
     share: bool,
     /// When the request crossed into the exporter.
@@ -59,7 +68,7 @@ pub(crate) struct Tracking {
 }
 
 /// `ClientInfo` (`server/events.go`) as a measurement shows the requestor and the responder.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub(crate) struct ClientInfoJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     start: Option<String>,
@@ -95,9 +104,6 @@ pub(crate) struct ClientInfoJson {
     kind: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     client_type: String,
-    /// The MQTT client id.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    client_id: String,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -162,8 +168,9 @@ pub(crate) fn should_sample(
     roll: usize,
     header_block: Option<&[u8]>,
 ) -> (bool, Option<TraceHeader>) {
+    // `l.sampling > 0 && rand.Int31n(100) <= l.sampling`: 0 % never samples at random.
     if let LatencySampling::Percent(percent) = sampling
-        && (percent >= 100 || roll <= usize::from(percent))
+        && (percent >= 100 || (percent > 0 && roll <= usize::from(percent)))
     {
         return (true, None);
     }
@@ -187,9 +194,8 @@ pub(crate) fn should_sample(
         let tokens: Vec<&str> = id.split(':').collect();
         let sampled = match tokens.get(3).map(|t| t.as_bytes()) {
             Some(&[low]) if tokens.len() == 4 => hex_value(low).is_some_and(|v| v & 1 == 1),
-            Some(&[high, low]) if tokens.len() == 4 => {
-                hex_value(high).is_some() && hex_value(low).is_some_and(|v| v & 1 == 1)
-            }
+            // Go decodes `0` and the second character: the first one is never looked at.
+            Some(&[_, low]) if tokens.len() == 4 => hex_value(low).is_some_and(|v| v & 1 == 1),
             _ => false,
         };
         if !sampled {
@@ -242,12 +248,18 @@ fn hex_value(b: u8) -> Option<u8> {
 /// `None` for a malformed block (a line without a colon).
 pub(crate) fn parse_header(block: &[u8]) -> Option<TraceHeader> {
     let text = std::str::from_utf8(block).ok()?;
-    let mut lines = text.split("\r\n");
+    let mut lines = text.split("\r\n").peekable();
     lines.next()?;
     let mut header = TraceHeader::new();
     let mut last: Option<String> = None;
-    for line in lines {
+    let mut ended = false;
+    while let Some(line) = lines.next() {
+        if lines.peek().is_none() {
+            // What follows the last CRLF is not a whole line.
+            break;
+        }
         if line.is_empty() {
+            ended = true;
             break;
         }
         if line.starts_with([' ', '\t']) {
@@ -269,7 +281,8 @@ pub(crate) fn parse_header(block: &[u8]) -> Option<TraceHeader> {
             .push(value.trim_matches([' ', '\t']).to_owned());
         last = Some(key);
     }
-    Some(header)
+    // Without the empty line that ends it, Go's reader fails at the end of the input.
+    ended.then_some(header)
 }
 
 /// `textproto.CanonicalMIMEHeaderKey`: the first letter and each letter after a hyphen upper
@@ -316,7 +329,7 @@ impl Broker {
 
     /// The measurement a tracked request starts, for its response route.
     pub(super) fn start_tracking(
-        &self,
+        &mut self,
         import: &ServiceImport,
         latency: &Latency,
         requestor: ClientId,
@@ -325,16 +338,19 @@ impl Broker {
     ) -> Box<Tracking> {
         // A route may wait for its response for the whole threshold: what it keeps of the
         // request's headers is bounded.
+        // Each key and value costs at least its `String` and a map or vector slot, so that
+        // thousands of empty values count for what they hold.
+        let held = |s: &String| s.capacity() + HELD_PER_STRING;
         let size = |h: &TraceHeader| {
             h.iter()
-                .map(|(k, v)| k.len() + v.iter().map(String::len).sum::<usize>())
+                .map(|(k, v)| held(k) + v.iter().map(held).sum::<usize>())
                 .sum::<usize>()
         };
         let header = header.filter(|h| size(h) <= MAX_TRACKED_HEADER_BYTES);
         Box::new(Tracking {
             results: latency.subject.clone(),
             requestor,
-            requestor_info: self.latency_client_info(requestor, import.share),
+            requestor_info: self.requestor_snapshot(requestor, import.share),
             share: import.share,
             started: now,
             header,
@@ -407,9 +423,7 @@ impl Broker {
             ConnectionType::Leaf | ConnectionType::LeafWebSocket => "",
         }
         .to_owned();
-        if let Some(m) = c.mqtt.as_ref() {
-            info.client_id.clone_from(&m.client_id);
-        }
+        // `getClientInfo` leaves `client_id` (the MQTT client id) unset.
         Some(info)
     }
 
@@ -447,7 +461,21 @@ impl Broker {
     /// like when it asked.
     fn requestor_now(&self, tracking: &Tracking) -> Option<ClientInfoJson> {
         self.latency_client_info(tracking.requestor, tracking.share)
-            .or_else(|| tracking.requestor_info.clone())
+            .or_else(|| tracking.requestor_info.as_deref().cloned())
+    }
+
+    /// The requestor's details for a tracked request: the copy its earlier requests share
+    /// when nothing changed, so that thousands of requests waiting for a slow service hold
+    /// one copy (a JWT user's includes its JWT).
+    fn requestor_snapshot(&mut self, id: ClientId, detailed: bool) -> Option<Arc<ClientInfoJson>> {
+        let info = self.latency_client_info(id, detailed)?;
+        let c = self.client_mut(id)?;
+        if let Some(kept) = c.latency_info.as_ref().filter(|k| ***k == info) {
+            return Some(Arc::clone(kept));
+        }
+        let shared = Arc::new(info);
+        c.latency_info = Some(Arc::clone(&shared));
+        Some(shared)
     }
 
     /// The response to a tracked request crossed back from `responder` (200).
@@ -606,18 +634,8 @@ impl Broker {
         subject: &[u8],
         payload: &[u8],
     ) {
-        let shared = Bytes::copy_from_slice(payload);
-        let publish = PubRef {
-            subject,
-            reply: None,
-            header_len: None,
-            message: &shared,
-            shared: Some(&shared),
-            queues: QueueFilter::All,
-            client_view: None,
-        };
         let nested = std::mem::replace(&mut self.publishing_latency, true);
-        self.route(services::SERVER, account, true, now, &publish);
+        self.publish_as_server(now, account, subject, payload);
         self.publishing_latency = nested;
     }
 
@@ -705,6 +723,9 @@ mod tests {
         check(&["Uber-Trace-Id: a:b:c:0"], false, &[]);
         check(&["Uber-Trace-Id: a:b:c:2"], false, &[]);
         check(&["Uber-Trace-Id: a:b:c:zz"], false, &[]);
+        // Of two flag characters only the second is decoded (`{'0', tk[3][1]}`).
+        check(&["Uber-Trace-Id: a:b:c:z1"], true, &["Uber-Trace-Id"]);
+        check(&["Uber-Trace-Id: a:b:c:z2"], false, &[]);
         check(&["Uber-Trace-Id: a:b:1"], false, &[]);
         check(&["X-B3-Sampled: 1"], true, &["X-B3-Sampled"]);
         check(&["X-B3-Sampled: 0", "X-B3-TraceId: 80f1"], false, &[]);
@@ -740,6 +761,8 @@ mod tests {
             assert_eq!((got, header), (sampled, None), "roll {roll}");
         }
         assert!(should_sample(LatencySampling::Percent(100), 99, None).0);
+        // `l.sampling > 0 && ...`: 0 % never samples at random, only by headers.
+        assert!(!should_sample(LatencySampling::Percent(0), 0, None).0);
         let block = header(&["X-B3-Sampled: 1"]);
         let (got, header) = should_sample(LatencySampling::Percent(1), 99, Some(&block));
         assert!(got);
@@ -756,6 +779,9 @@ mod tests {
         assert_eq!(parsed.get("weird key").unwrap(), &["v"]);
         assert_eq!(parse_header(&header(&["no colon"])), None);
         assert_eq!(parse_header(b"\xff\xfe"), None);
+        // `ReadMIMEHeader` fails at the end of input without the blank line.
+        assert_eq!(parse_header(b"NATS/1.0\r\nA: 1\r\n"), None);
+        assert!(parse_header(b"NATS/1.0\r\nA: 1\r\n\r\n").is_some());
         assert_eq!(canonical_key("x-b3-traceid"), "X-B3-Traceid");
     }
 }

@@ -77,9 +77,20 @@ impl Broker {
         if !subject::is_valid_literal(subject.as_bytes()) {
             return;
         }
+        self.publish_as_server(now, system, subject.as_bytes(), payload);
+    }
+
+    /// Publishes `payload` on `subject` in `account` as the server (no client, no reply).
+    pub(super) fn publish_as_server(
+        &mut self,
+        now: Instant,
+        account: AccountId,
+        subject: &[u8],
+        payload: &[u8],
+    ) {
         let shared = Bytes::copy_from_slice(payload);
         let publish = PubRef {
-            subject: subject.as_bytes(),
+            subject,
             reply: None,
             header_len: None,
             message: &shared,
@@ -87,7 +98,7 @@ impl Broker {
             queues: QueueFilter::All,
             client_view: None,
         };
-        self.route(SERVER, system, true, now, &publish);
+        self.route(SERVER, account, true, now, &publish);
     }
 
     /// Hands `publish` to every system service it matches; returns how many.
