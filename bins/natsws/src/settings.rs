@@ -321,7 +321,6 @@ fn check_served(o: &Options) -> Result<(), String> {
     // Leaf nodes: the soliciting side over nats://, tls:// and nats-leaf:// is served.
     let leaf = &o.leafnodes;
     refuse(leaf.advertise.is_some(), "leafnodes.advertise");
-    refuse(leaf.min_version.is_some(), "leafnodes.min_version");
     refuse(
         leaf.authorization
             .users
@@ -331,14 +330,6 @@ fn check_served(o: &Options) -> Result<(), String> {
     );
     let remotes = || leaf.remotes.iter();
     refuse(remotes().any(|r| r.hub), "leafnodes.remotes.hub");
-    refuse(
-        remotes().any(|r| {
-            r.tls
-                .as_ref()
-                .is_some_and(|t| t.cert_file.is_some() || t.key_file.is_some() || t.insecure)
-        }),
-        "leafnodes.remotes.tls (cert_file, key_file, insecure)",
-    );
     // Accounts are served; these parts of them are not.
     refuse(o.accounts.iter().any(|a| a.nkey.is_some()), "accounts.nkey");
     let exports = || o.accounts.iter().flat_map(|a| a.exports.iter());
@@ -405,7 +396,12 @@ fn check_served(o: &Options) -> Result<(), String> {
     }
     for remote in &o.leafnodes.remotes {
         if let Some(t) = &remote.tls {
-            tls_refused.extend(check_tls(t, "leafnodes.remotes.tls"));
+            // A remote's `insecure` is served (the hub's certificate is not verified).
+            let t = TlsOptions {
+                insecure: false,
+                ..t.clone()
+            };
+            tls_refused.extend(check_tls(&t, "leafnodes.remotes.tls"));
         }
     }
     if let Some(t) = &o.tls {
@@ -498,6 +494,8 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
     };
     let leaf = leaf_settings(o)?;
     broker.leaf_auth = leaf_auth(o);
+    // Validated as nats-server does when the config is parsed (`checkLeafMinVersionConfig`).
+    broker.leaf_min_version = o.leafnodes.min_version.clone();
     for name in broker.leaf_auth.iter().flat_map(|a| {
         a.users
             .iter()

@@ -595,6 +595,14 @@ impl Broker {
                     src.clear();
                     return;
                 }
+                if c.leaf
+                    .as_ref()
+                    .is_some_and(|l| matches!(l.stage, leaf::LeafStage::Refused { .. }))
+                {
+                    // Held until it is closed, unread (`leafNodeWaitBeforeClose`).
+                    src.clear();
+                    return;
+                }
                 if c.auth.parked.is_some()
                     || c.producer_stall.is_some()
                     || c.leaf

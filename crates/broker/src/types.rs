@@ -210,6 +210,8 @@ pub enum CloseReason {
     Revocation,
     /// The account's JWT `conn` limit was reached.
     MaxAccountConnectionsExceeded,
+    /// An accepted leaf's CONNECT `version` is below `leafnodes { min_version }`.
+    MinimumVersionRequired,
 }
 
 impl CloseReason {
@@ -232,6 +234,7 @@ impl CloseReason {
             Self::BadClientProtocolVersion => "Bad Client Protocol Version",
             Self::IncorrectPort => "Incorrect Port",
             Self::ClusterNamesIdentical => "Cluster Names Identical",
+            Self::MinimumVersionRequired => "Minimum Version Required",
             Self::MissingAccount => "Missing Account",
             Self::MaxConnectionsExceeded => "Maximum Connections Exceeded",
             Self::MaxPayloadExceeded => "Maximum Message Payload Exceeded",

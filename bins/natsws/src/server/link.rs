@@ -91,8 +91,8 @@ impl Links {
                 crate::ids::os_random(&mut seed)?;
                 urls.rotate_start(usize::from(u16::from_le_bytes(seed)));
             }
-            let tls = match &remote.tls_ca {
-                Some(ca) => Some(crate::tls::client_config(ca)?),
+            let tls = match &remote.tls_client {
+                Some(spec) => Some(crate::tls::client_config(spec)?),
                 None => None,
             };
             links.push(Link {

@@ -377,6 +377,18 @@ impl Listeners {
                 "Listening for leafnode connections on {}",
                 host_port(&leaf.host, port)
             );
+            // `server/leafnode.go` `startLeafNodeAcceptLoop` warns here, so only with a
+            // leafnode port, when a remote skips the hub's certificate checks.
+            if settings
+                .leaf
+                .remotes
+                .iter()
+                .any(|r| r.tls_client.as_ref().is_some_and(|t| t.insecure))
+            {
+                log::warn!(
+                    "TLS certificate chain and hostname of solicited leafnodes will not be verified. DO NOT USE IN PRODUCTION!"
+                );
+            }
             let advertised = if is_any_host(&leaf.host) {
                 interface_hosts(&leaf.host)
                     .and_then(|h| h.into_iter().next())

@@ -5,7 +5,7 @@ use std::time::Duration;
 use natsconf::options::Options;
 
 use super::{ListenSpec, listen, tls_spec};
-use crate::tls::TlsSpec;
+use crate::tls::{ClientTlsSpec, TlsSpec};
 
 /// One `leafnodes { remotes [...] }` entry natsws dials.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,8 +14,9 @@ pub(crate) struct RemoteSettings {
     pub(crate) urls: Vec<natsconf::options::LeafUrl>,
     /// The local account (`None`: `$G`).
     pub(crate) account: Option<String>,
-    /// The CA file the hub's certificate must chain to (`tls { ca_file }`).
-    pub(crate) tls_ca: Option<String>,
+    /// The remote's `tls { ca_file, cert_file, key_file, insecure }`: how the hub is verified
+    /// and the certificate presented to it; `None` without TLS.
+    pub(crate) tls_client: Option<ClientTlsSpec>,
     /// A `tls {}` block was given: TLS is started after the hub's INFO even on `nats://`.
     pub(crate) tls: bool,
     /// `ws_compression`: offer permessage-deflate on `ws://`/`wss://`.
@@ -81,17 +82,26 @@ pub(super) fn leaf_settings(o: &Options) -> Result<LeafSettings, String> {
             || r.urls
                 .iter()
                 .any(|u| u.scheme == "tls" || u.scheme == "wss");
-        let tls_ca = r.tls.as_ref().and_then(|t| t.ca_file.clone());
-        if tls && tls_ca.is_none() {
+        let tls_client = r.tls.as_ref().map(|t| ClientTlsSpec {
+            ca_file: t.ca_file.clone(),
+            cert_file: t.cert_file.clone(),
+            key_file: t.key_file.clone(),
+            insecure: t.insecure,
+        });
+        if tls
+            && !tls_client
+                .as_ref()
+                .is_some_and(|t| t.ca_file.is_some() || t.insecure)
+        {
             return Err(
-                "leafnode remote with TLS needs tls { ca_file } (the hub's certificate is verified)"
+                "leafnode remote with TLS needs tls { ca_file } (the hub's certificate is verified) or tls { insecure: true }"
                     .to_owned(),
             );
         }
         remotes.push(RemoteSettings {
             urls: r.urls.clone(),
             account: r.account.clone(),
-            tls_ca,
+            tls_client,
             tls,
             ws_compression: r.ws_compression,
             ws_no_masking: r.ws_no_masking,

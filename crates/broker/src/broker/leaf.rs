@@ -17,6 +17,9 @@ use crate::config::FIRST_CLIENT_PING_INTERVAL;
 use crate::json::{LeafConnectJson, LeafInfoJson, SubjectPermissionJson};
 use crate::types::LeafRemote;
 
+mod min_version;
+pub use min_version::LEAF_REFUSED_HOLD;
+
 /// The prefix of the loop-detection subject each account advertises on its leaf connections.
 pub(crate) const LDS_PREFIX: &[u8] = b"$LDS.";
 /// The wait before dialling again after a loop, identical cluster names or a permissions
@@ -41,6 +44,8 @@ pub(crate) enum LeafStage {
     AwaitConnect,
     /// Interest and messages flow.
     Open,
+    /// Accepting: refused for its version, closed at `until`; its input is discarded.
+    Refused { until: Instant },
 }
 
 /// Subjects one direction of a leaf connection allows.
@@ -571,6 +576,9 @@ impl Broker {
             let name = self.router.name(account).to_string();
             let info = self.build_info_for(id, false, Some(&name));
             self.queue_bytes(id, now, &info);
+            if self.leaf_version_refused(id, now) {
+                return;
+            }
         }
         // The whole interest of the account, counted per key.
         let mut smap: HashMap<Box<[u8]>, i64> = HashMap::new();

@@ -64,8 +64,13 @@ impl Broker {
         let redelivery = c.mqtt.as_ref().and_then(|m| m.peek_due());
         let persist = c.mqtt.as_ref().and_then(|m| m.persist_due);
         let resume = c.producer_stall.as_ref().map(|s| s.until);
+        let refused = c.leaf.as_ref().and_then(|l| match l.stage {
+            leaf::LeafStage::Refused { until } => Some(until),
+            _ => None,
+        });
         [
             resume,
+            refused,
             c.auth.deadline,
             c.ping_deadline,
             stall,
@@ -137,6 +142,12 @@ impl Broker {
         let Some(c) = self.open_client_mut(id) else {
             return;
         };
+        if let Some(leaf::LeafStage::Refused { until }) = c.leaf.as_ref().map(|l| l.stage)
+            && until <= now
+        {
+            self.close(id, now, CloseReason::MinimumVersionRequired);
+            return;
+        }
         let leaf_handshaking = c
             .leaf
             .as_ref()

@@ -842,3 +842,65 @@ fn only_client_producers_are_stalled_and_a_lagging_leaf_stalls_them() {
     );
     assert!(!h.broker.is_stalled(client));
 }
+
+#[test]
+fn an_older_leaf_is_refused_held_and_closed_after_the_hold() {
+    let now = Instant::now();
+    let config = Config {
+        server_name: "hub".to_owned(),
+        leaf_min_version: Some("2.10.0".to_owned()),
+        ..Config::default()
+    };
+    let mut h = Harness {
+        broker: Broker::new(config, now),
+        now,
+        events: Vec::new(),
+    };
+    let client = h.client();
+    h.send(client, "SUB foo 1\r\n");
+    for (version, refused) in [("2.9.10", true), ("", true), ("2.10.1", false)] {
+        let id = h
+            .broker
+            .register_client(h.now, ClientParams::new(ConnectionType::Leaf, addr()));
+        h.drain_events();
+        h.take(id);
+        h.send(
+            id,
+            &format!("CONNECT {{\"version\":\"{version}\",\"name\":\"s\",\"headers\":true}}\r\n"),
+        );
+        let out = h.take(id);
+        assert!(out.starts_with("INFO {"), "{out}");
+        assert!(out.contains("\"connect_info\":true"), "{out}");
+        if !refused {
+            assert!(out.contains("LS+ foo\r\n"), "{out}");
+            assert_eq!(h.broker.leafs().len(), 1);
+            continue;
+        }
+        assert!(
+            out.ends_with(
+                "-ERR 'connection rejected since minimum version required is \"2.10.0\"'\r\n"
+            ),
+            "{out}"
+        );
+        assert!(!out.contains("LS+"), "{out}");
+        assert!(h.broker.leafs().is_empty());
+        // Held: what it sends is not read, nothing is delivered to it.
+        h.send(id, "LS+ bar\r\nLMSG foo 1\r\nx\r\n");
+        h.send(client, "PUB foo 1\r\ny\r\n");
+        assert_eq!(h.take(id), "");
+        let got = h.take(client);
+        assert!(got.ends_with("MSG foo 1 1\r\ny\r\n"), "{got}");
+        let due = h.broker.poll_timeout().expect("the hold's deadline");
+        assert!(due <= h.now + crate::LEAF_REFUSED_HOLD, "{due:?}");
+        h.now += Duration::from_secs(4);
+        h.broker.handle_timeout(h.now);
+        h.drain_events();
+        assert_eq!(h.closed(id), None);
+        h.now += Duration::from_secs(1);
+        h.broker.handle_timeout(h.now);
+        h.drain_events();
+        assert_eq!(h.closed(id), Some(CloseReason::MinimumVersionRequired));
+        h.broker.remove_client(id, h.now);
+        h.drain_events();
+    }
+}

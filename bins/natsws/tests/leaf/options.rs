@@ -1,0 +1,232 @@
+//! `leafnodes` options on either side of a link, each run against natsws and nats-server
+//! from the same config: client certificates, `insecure`, `min_version`, `advertise` and
+//! bcrypt passwords.
+
+use std::time::Duration;
+
+use super::{Hub, check_traffic, edge_of, hub_of};
+use crate::common::pki::make_pki;
+use crate::common::{Raw, Server, Target, on_both, reference_server};
+
+/// A nats-server leaf of the hub on `leaf_port` with `remote` as its remote's body.
+fn reference_leaf(remote: &str) -> Option<Server> {
+    let program = reference_server()?;
+    Some(Server::with_config_of(
+        program,
+        &format!(
+            "server_name: spoke\nlisten: \"127.0.0.1:-1\"\nleafnodes {{ reconnect: 1, remotes: [ {{ {remote} }} ] }}\n"
+        ),
+        &[],
+    ))
+}
+
+/// `/leafz` of a server that is `target`.
+fn leafz(srv: &Server) -> serde_json::Value {
+    serde_json::from_str(&srv.http_get("/leafz").2).expect("leafz json")
+}
+
+fn wait_leafnodes(srv: &Server, n: u64) {
+    let deadline = std::time::Instant::now() + crate::common::WAIT;
+    loop {
+        let v = leafz(srv);
+        if v["leafnodes"] == n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {n} leafnodes: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A nats-server hub that verifies its leafs' certificates (`leafnodes { tls { verify: true,
+/// ca_file } }`): the edge's remote presents `tls { cert_file, key_file }` and is accepted;
+/// without them the hub's handshake fails and no leaf connects.
+fn edge_presents_a_client_certificate(target: Target) {
+    let pki = make_pki();
+    let (cert, key, ca) = (
+        pki.path("server.pem"),
+        pki.path("server-key.pem"),
+        pki.path("ca.pem"),
+    );
+    let (client_cert, client_key) = (pki.path("client.pem"), pki.path("client-key.pem"));
+    let Some(hub) = Hub::start(&format!(
+        "tls {{ cert_file: \"{cert}\", key_file: \"{key}\", ca_file: \"{ca}\", verify: true }}"
+    )) else {
+        return;
+    };
+    let Some(edge) = edge_of(
+        target,
+        &format!(
+            "url: \"tls://localhost:{}\", tls {{ ca_file: \"{ca}\", cert_file: \"{client_cert}\", key_file: \"{client_key}\" }}",
+            hub.leaf_port
+        ),
+    ) else {
+        return;
+    };
+    hub.wait_connected();
+    let mut on_edge = Raw::connected(edge.nats_port(), "SUB signed 1\r\n");
+    hub.wait_sub("signed");
+    let mut on_hub = Raw::connected(hub.client_port, "PUB signed 2\r\nok\r\n");
+    on_hub.send("PING\r\n");
+    on_hub.read_until("PONG\r\n");
+    assert_eq!(on_edge.line(), "MSG signed 1 2\r\n");
+    drop(edge);
+    hub.wait_leafz("no leaf", |v| v["leafnodes"] == 0);
+    assert!(!hub.server.log_text().contains("handshake error"));
+    let Some(_anonymous) = edge_of(
+        target,
+        &format!(
+            "url: \"tls://localhost:{}\", tls {{ ca_file: \"{ca}\" }}",
+            hub.leaf_port
+        ),
+    ) else {
+        return;
+    };
+    // nats-server: "TLS leafnode handshake error: tls: client didn't provide a certificate".
+    hub.server.wait_log("handshake error");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(hub.leafz()["leafnodes"], 0);
+}
+on_both!(edge_presents_a_client_certificate);
+
+/// A hub that is `target` with `leafnodes { tls { verify: true, ca_file } }` requires a
+/// certificate of its leafs: a nats-server leaf presenting one is accepted, one without is
+/// refused in the handshake.
+fn hub_verifies_leaf_certificates(target: Target) {
+    let pki = make_pki();
+    let (cert, key, ca) = (
+        pki.path("server.pem"),
+        pki.path("server-key.pem"),
+        pki.path("ca.pem"),
+    );
+    let (client_cert, client_key) = (pki.path("client.pem"), pki.path("client-key.pem"));
+    let Some((hub, leaf_port)) = hub_of(
+        target,
+        &format!(
+            "tls {{ cert_file: \"{cert}\", key_file: \"{key}\", ca_file: \"{ca}\", verify: true }}"
+        ),
+    ) else {
+        return;
+    };
+    let Some(leaf) = reference_leaf(&format!(
+        "url: \"tls://localhost:{leaf_port}\", tls {{ ca_file: \"{ca}\", cert_file: \"{client_cert}\", key_file: \"{client_key}\" }}"
+    )) else {
+        return;
+    };
+    let clients = check_traffic(&hub, &leaf);
+    drop(clients);
+    drop(leaf);
+    wait_leafnodes(&hub, 0);
+    assert!(!hub.log_text().contains("handshake error"));
+    let Some(_anonymous) = reference_leaf(&format!(
+        "url: \"tls://localhost:{leaf_port}\", tls {{ ca_file: \"{ca}\" }}"
+    )) else {
+        return;
+    };
+    hub.wait_log("handshake error");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(leafz(&hub)["leafnodes"], 0);
+}
+on_both!(hub_verifies_leaf_certificates);
+
+/// `tls { insecure: true }` on a remote: the hub's certificate is not verified (here it
+/// chains to a CA the edge does not know), the link comes up, and the edge, which has a
+/// leafnode port, warns as nats-server does.
+fn insecure_remote_skips_hub_verification(target: Target) {
+    let pki = make_pki();
+    let (cert, key) = (pki.path("server.pem"), pki.path("server-key.pem"));
+    let Some(hub) = Hub::start(&format!(
+        "tls {{ cert_file: \"{cert}\", key_file: \"{key}\" }}"
+    )) else {
+        return;
+    };
+    let other_ca = make_pki().path("ca.pem");
+    let Some(edge) = target.with_config(
+        &format!(
+            "server_name: edge\nlisten: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\nleafnodes {{ listen: \"127.0.0.1:-1\", reconnect: 1\nremotes: [ {{ url: \"tls://localhost:{}\", tls {{ ca_file: \"{other_ca}\", insecure: true }} }} ] }}\n",
+            hub.leaf_port
+        ),
+        &[],
+    ) else {
+        return;
+    };
+    hub.wait_connected();
+    let mut on_edge = Raw::connected(edge.nats_port(), "SUB unverified 1\r\n");
+    hub.wait_sub("unverified");
+    let mut on_hub = Raw::connected(hub.client_port, "PUB unverified 2\r\nok\r\n");
+    on_hub.send("PING\r\n");
+    on_hub.read_until("PONG\r\n");
+    assert_eq!(on_edge.line(), "MSG unverified 1 2\r\n");
+    let log = edge.log_text();
+    assert!(
+        log.contains("[WRN] TLS certificate chain and hostname of solicited leafnodes will not be verified. DO NOT USE IN PRODUCTION!"),
+        "{log}"
+    );
+}
+on_both!(insecure_remote_skips_hub_verification);
+
+/// What `target` prints when it refuses to start with `conf`.
+fn start_error(target: Target, conf: &str) -> Option<String> {
+    let program = target.program()?;
+    let dir = crate::common::temp_dir("leafconf");
+    let path = dir.join("s.conf");
+    std::fs::write(&path, conf).unwrap();
+    let out = std::process::Command::new(program)
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{program} started with {conf}");
+    Some(format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// `leafnodes { min_version }` on a hub that is `target`: a nats-server 2.9.10 leaf is
+/// accepted at `2.9.0`, and at `2.10.0` gets nats-server's `-ERR`, is never a leaf of the
+/// hub and is closed after the hold as `Minimum Version Required`. Versions nats-server
+/// cannot read, or below 2.8.0, are refused at start-up.
+fn min_version_refuses_older_leafs(target: Target) {
+    let Some((hub, leaf_port)) = hub_of(target, "min_version: \"2.9.0\"") else {
+        return;
+    };
+    let Some(leaf) = reference_leaf(&format!("url: \"nats://127.0.0.1:{leaf_port}\"")) else {
+        return;
+    };
+    let clients = check_traffic(&hub, &leaf);
+    drop(clients);
+    drop(leaf);
+    drop(hub);
+    let Some((hub, leaf_port)) = hub_of(target, "min_version: \"2.10.0\"") else {
+        return;
+    };
+    let Some(leaf) = reference_leaf(&format!("url: \"nats://127.0.0.1:{leaf_port}\"")) else {
+        return;
+    };
+    let text = "connection rejected since minimum version required is \"2.10.0\"";
+    leaf.wait_log(&format!("Leafnode Error '{text}'"));
+    let log = hub.wait_log(text);
+    assert!(log.contains("[ERR] "), "{log}");
+    // Held until closed, never a leaf the hub serves.
+    assert_eq!(leafz(&hub)["leafnodes"], 0);
+    hub.wait_log("Leafnode connection closed: Minimum Version Required account: $G");
+    for (version, err) in [
+        ("abc", "invalid leafnode's minimum version: invalid semver"),
+        ("2.7.9", "the minimum version should be at least 2.8.0"),
+    ] {
+        let Some(out) = start_error(
+            target,
+            &format!(
+                "listen: \"127.0.0.1:-1\"\nleafnodes {{ listen: \"127.0.0.1:-1\", min_version: \"{version}\" }}\n"
+            ),
+        ) else {
+            return;
+        };
+        assert!(out.contains(err), "{version}: {out}");
+    }
+}
+on_both!(min_version_refuses_older_leafs);
