@@ -12,7 +12,7 @@ use crate::tls::TlsSpec;
 
 mod leaf;
 
-pub(crate) use leaf::{LeafSettings, RemoteSettings};
+pub(crate) use leaf::{LeafSettings, RemoteSettings, parse_advertise as parse_leaf_advertise};
 use leaf::{leaf_auth, leaf_settings};
 
 /// Default NATS client port.
@@ -320,7 +320,6 @@ fn check_served(o: &Options) -> Result<(), String> {
     };
     // Leaf nodes: the soliciting side over nats://, tls:// and nats-leaf:// is served.
     let leaf = &o.leafnodes;
-    refuse(leaf.advertise.is_some(), "leafnodes.advertise");
     refuse(
         leaf.authorization
             .users

@@ -389,21 +389,30 @@ impl Listeners {
                     "TLS certificate chain and hostname of solicited leafnodes will not be verified. DO NOT USE IN PRODUCTION!"
                 );
             }
-            let advertised = if is_any_host(&leaf.host) {
-                interface_hosts(&leaf.host)
-                    .and_then(|h| h.into_iter().next())
-                    .unwrap_or_else(|| "127.0.0.1".to_owned())
-            } else {
-                leaf.host.clone()
+            // `server/leafnode.go` `setLeafNodeInfoHostPortAndIP`: the INFO's address and
+            // `leafnode_urls` are `advertise`, else the listener's. (`no_advertise` only
+            // keeps the URL from cluster peers, which natsws has none of.)
+            let (info_host, info_port, url_host) = match &settings.leaf.advertise {
+                Some(text) => {
+                    let (host, port) = crate::settings::parse_leaf_advertise(text, port)?;
+                    (host.clone(), port, host)
+                }
+                None if is_any_host(&leaf.host) => {
+                    let url_host = interface_hosts(&leaf.host)
+                        .and_then(|h| h.into_iter().next())
+                        .unwrap_or_else(|| "127.0.0.1".to_owned());
+                    (leaf.host.clone(), port, url_host)
+                }
+                None => (leaf.host.clone(), port, leaf.host.clone()),
             };
-            settings.broker.leaf_urls = if settings.leaf.no_advertise {
-                Vec::new()
-            } else {
-                vec![host_port(&advertised, port)]
-            };
+            let url = host_port(&url_host, info_port);
+            if settings.leaf.advertise.is_some() {
+                log::info!("Advertise address for leafnode is set to {url}");
+            }
+            settings.broker.leaf_urls = vec![url];
             settings.broker.leaf_listener = Some(broker::ListenerInfo {
-                host: leaf.host.clone(),
-                port,
+                host: info_host,
+                port: info_port,
                 tls_required: this.leaf_tls.is_some(),
                 tls_verify: settings.leaf.tls.as_ref().is_some_and(|t| t.verify),
                 tls_available: false,

@@ -230,3 +230,76 @@ fn min_version_refuses_older_leafs(target: Target) {
     }
 }
 on_both!(min_version_refuses_older_leafs);
+
+/// The INFO a connection to the leafnode port `port` is greeted with.
+fn leaf_port_info(port: u16) -> serde_json::Value {
+    let mut raw = Raw::connect(port);
+    let line = raw.line();
+    let json = line.strip_prefix("INFO ").expect("INFO");
+    serde_json::from_str(json.trim()).expect("INFO json")
+}
+
+/// `leafnodes { advertise }` on a hub that is `target`: accepted leafs are given the
+/// advertised address as the INFO's `host`, `port` and `leafnode_urls`, a host alone takes
+/// the leafnode port, and the hub logs it; without it (with `no_advertise` too, which only
+/// concerns cluster peers) the listener's address is given. An address nats-server cannot
+/// read stops it at start-up with its fatal error.
+fn advertise_is_the_leafnode_url(target: Target) {
+    for (advertise, host, port) in [
+        ("leafs.example.com:4242", "leafs.example.com", Some(4242)),
+        ("10.1.2.3", "10.1.2.3", None),
+        ("[::1]", "::1", None),
+    ] {
+        let Some((hub, leaf_port)) = hub_of(target, &format!("advertise: \"{advertise}\"")) else {
+            return;
+        };
+        let port = port.unwrap_or(leaf_port);
+        let info = leaf_port_info(leaf_port);
+        let url = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        assert_eq!(info["host"], host, "{info}");
+        assert_eq!(info["port"], port, "{info}");
+        assert_eq!(info["leafnode_urls"], serde_json::json!([url]), "{info}");
+        hub.wait_log(&format!(
+            "[INF] Advertise address for leafnode is set to {url}"
+        ));
+        let varz: serde_json::Value = serde_json::from_str(&hub.http_get("/varz").2).unwrap();
+        assert_eq!(varz["leaf"]["host"], "127.0.0.1", "{varz}");
+        assert_eq!(varz["leaf"]["port"], leaf_port, "{varz}");
+    }
+    for extra in ["", "no_advertise: true"] {
+        let Some((_hub, leaf_port)) = hub_of(target, extra) else {
+            return;
+        };
+        let info = leaf_port_info(leaf_port);
+        assert_eq!(info["host"], "127.0.0.1", "{info}");
+        assert_eq!(
+            info["leafnode_urls"],
+            serde_json::json!([format!("127.0.0.1:{leaf_port}")]),
+            "{extra}: {info}"
+        );
+    }
+    for (advertise, err) in [
+        ("a:b:c", "address a:b:c: too many colons in address"),
+        ("h:x", "strconv.Atoi: parsing \"x\": invalid syntax"),
+    ] {
+        let Some(out) = start_error(
+            target,
+            &format!(
+                "listen: \"127.0.0.1:-1\"\nleafnodes {{ listen: \"127.0.0.1:-1\", advertise: \"{advertise}\" }}\n"
+            ),
+        ) else {
+            return;
+        };
+        assert!(
+            out.contains(&format!(
+                "Error setting leafnode INFO with LeafNode.Advertise value of {advertise}, err={err}"
+            )),
+            "{advertise}: {out}"
+        );
+    }
+}
+on_both!(advertise_is_the_leafnode_url);
