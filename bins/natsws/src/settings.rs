@@ -320,13 +320,6 @@ fn check_served(o: &Options) -> Result<(), String> {
     };
     // Leaf nodes: the soliciting side over nats://, tls:// and nats-leaf:// is served.
     let leaf = &o.leafnodes;
-    refuse(
-        leaf.authorization
-            .users
-            .iter()
-            .any(|u| u.password.starts_with("$2")),
-        "leafnodes.authorization.users (bcrypt passwords)",
-    );
     let remotes = || leaf.remotes.iter();
     refuse(remotes().any(|r| r.hub), "leafnodes.remotes.hub");
     // Accounts are served; these parts of them are not.

@@ -604,6 +604,7 @@ impl Broker {
                     return;
                 }
                 if c.auth.parked.is_some()
+                    || c.auth.leaf_parked.is_some()
                     || c.producer_stall.is_some()
                     || c.leaf
                         .as_ref()

@@ -303,3 +303,48 @@ fn advertise_is_the_leafnode_url(target: Target) {
     }
 }
 on_both!(advertise_is_the_leafnode_url);
+
+/// bcrypt passwords in `leafnodes { authorization }` on a hub that is `target`, for one of
+/// the `users` and for the single user: a nats-server leaf with the password is accepted
+/// (bound to the user's account), one with another is refused with nats-server's error.
+fn bcrypt_leaf_passwords(target: Target) {
+    let hash = bcrypt::hash("s3cret", 6).unwrap();
+    for (auth, account) in [
+        (
+            format!(
+                "authorization {{ users: [ {{ user: leaf, password: \"{hash}\", account: A }} ] }}"
+            ),
+            "A",
+        ),
+        (
+            format!("authorization {{ user: leaf, password: \"{hash}\" }}"),
+            "$G",
+        ),
+    ] {
+        let leaf_port = crate::common::free_port();
+        let Some(hub) = target.with_config(
+            &format!(
+                "server_name: hub\nlisten: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\naccounts {{ A {{}} }}\nleafnodes {{ listen: \"127.0.0.1:{leaf_port}\"\n{auth}\n}}\n"
+            ),
+            &[],
+        ) else {
+            return;
+        };
+        let Some(leaf) = reference_leaf(&format!(
+            "url: \"nats://leaf:s3cret@127.0.0.1:{leaf_port}\""
+        )) else {
+            return;
+        };
+        wait_leafnodes(&hub, 1);
+        assert_eq!(leafz(&hub)["leafs"][0]["account"], account);
+        leaf.wait_log("Leafnode connection created");
+        let Some(refused) =
+            reference_leaf(&format!("url: \"nats://leaf:wrong@127.0.0.1:{leaf_port}\""))
+        else {
+            return;
+        };
+        refused.wait_log("Leafnode Error 'Authorization Violation'");
+        assert_eq!(leafz(&hub)["leafnodes"], 1);
+    }
+}
+on_both!(bcrypt_leaf_passwords);

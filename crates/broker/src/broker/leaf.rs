@@ -498,7 +498,9 @@ impl Broker {
 
     /// `leafnodes { authorization }` (`server/auth.go` `isLeafNodeAuthorized`): the single
     /// user or one of the users, or no credentials with only an account; the leaf binds to
-    /// the user's account, else the authorization's, else `$G`.
+    /// the user's account, else the authorization's, else `$G`. A bcrypt password is
+    /// compared as a client's is: with [`crate::Config::defer_password_checks`] the CONNECT is
+    /// parked for [`Broker::password_checked`] ([`Event::CheckPassword`]).
     fn leaf_authenticate(
         &mut self,
         id: ClientId,
@@ -512,25 +514,85 @@ impl Broker {
         };
         let user = json.user.as_deref().unwrap_or_default();
         let pass = json.pass.as_deref().unwrap_or_default();
-        let account = if leaf_auth.users.is_empty() {
-            Some(leaf_auth.account.clone())
-        } else {
-            leaf_auth
-                .users
-                .iter()
-                // A bcrypt hash is compared inline: leaf connections are few, unlike clients.
-                .find(|u| u.username == user && auth::compare_passwords(&u.password, pass))
-                .map(|u| u.account.clone().or_else(|| leaf_auth.account.clone()))
-        };
-        let Some(account) = account else {
-            let detail = format!(
-                "authentication error - User {}",
-                auth::go_quote(user.as_bytes())
-            );
-            self.auth_violation(id, now, Some(detail));
+        if leaf_auth.users.is_empty() {
+            self.leaf_bind(id, now, user, leaf_auth.account.as_deref());
+            return;
+        }
+        let Some(found) = leaf_auth.users.iter().find(|u| u.username == user) else {
+            self.leaf_refused(id, now, user);
             return;
         };
-        let account = match account.as_deref() {
+        let account = found.account.clone().or_else(|| leaf_auth.account.clone());
+        if auth::is_bcrypt(&found.password) && self.config.defer_password_checks {
+            let check = auth::PasswordCheck::new(&found.password, pass);
+            let Some(c) = self.open_client_mut(id) else {
+                return;
+            };
+            c.auth.leaf_parked = Some(Box::new(crate::session::LeafParked {
+                check: check.clone(),
+                user: user.to_owned(),
+                account,
+            }));
+            // The CONNECT arrived in time: the auth timer stops for the comparison, as
+            // for a client's.
+            c.auth.deadline = None;
+            self.events.push_back(Event::CheckPassword {
+                client: id,
+                check,
+                parked: true,
+            });
+            self.reschedule(id);
+            return;
+        }
+        if auth::compare_passwords(&found.password, pass) {
+            self.leaf_bind(id, now, user, account.as_deref());
+        } else {
+            self.leaf_refused(id, now, user);
+        }
+    }
+
+    /// The verdict on a leaf's parked CONNECT; `false` when `check` is not the one it
+    /// waits for.
+    pub(super) fn leaf_password_checked(
+        &mut self,
+        id: ClientId,
+        check: &auth::PasswordCheck,
+        verified: bool,
+        now: Instant,
+    ) -> bool {
+        let Some(c) = self.open_client_mut(id) else {
+            return false;
+        };
+        if c.auth
+            .leaf_parked
+            .as_ref()
+            .is_none_or(|p| &p.check != check)
+        {
+            return false;
+        }
+        let Some(parked) = c.auth.leaf_parked.take() else {
+            return false;
+        };
+        if verified {
+            self.leaf_bind(id, now, &parked.user, parked.account.as_deref());
+        } else {
+            self.leaf_refused(id, now, &parked.user);
+        }
+        self.reschedule(id);
+        true
+    }
+
+    fn leaf_refused(&mut self, id: ClientId, now: Instant, user: &str) {
+        let detail = format!(
+            "authentication error - User {}",
+            auth::go_quote(user.as_bytes())
+        );
+        self.auth_violation(id, now, Some(detail));
+    }
+
+    /// An authenticated leaf binds to `account` (`None`: `$G`) and opens.
+    fn leaf_bind(&mut self, id: ClientId, now: Instant, user: &str, account: Option<&str>) {
+        let account = match account {
             None => Some(AccountId::GLOBAL),
             Some(name) => self.router.lookup(name),
         };

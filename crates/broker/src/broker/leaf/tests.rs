@@ -904,3 +904,85 @@ fn an_older_leaf_is_refused_held_and_closed_after_the_hold() {
         h.drain_events();
     }
 }
+
+#[test]
+fn a_bcrypt_leaf_password_is_checked_off_the_loop() {
+    let now = Instant::now();
+    let hash = bcrypt::hash("pw", 4).unwrap();
+    let config = Config {
+        server_name: "hub".to_owned(),
+        defer_password_checks: true,
+        leaf_auth: Some(crate::LeafAuthConfig {
+            users: vec![crate::LeafUserConfig {
+                username: "leaf".to_owned(),
+                password: hash.clone(),
+                account: None,
+            }],
+            account: None,
+            timeout: None,
+        }),
+        ..Config::default()
+    };
+    let mut h = Harness {
+        broker: Broker::new(config, now),
+        now,
+        events: Vec::new(),
+    };
+    let client = h.client();
+    h.send(client, "SUB foo 1\r\n");
+    for (pass, verified) in [("pw", true), ("bad", false)] {
+        let id = h
+            .broker
+            .register_client(h.now, ClientParams::new(ConnectionType::Leaf, addr()));
+        h.drain_events();
+        h.take(id);
+        h.events.clear();
+        let mut input = BytesMut::from(
+            format!(
+                "CONNECT {{\"user\":\"leaf\",\"pass\":\"{pass}\",\"name\":\"s\",\"version\":\"2.9.10\"}}\r\nLS+ bar\r\n"
+            )
+            .as_bytes(),
+        );
+        h.broker.handle_input(id, h.now, &mut input);
+        h.drain_events();
+        assert_eq!(&input[..], b"LS+ bar\r\n", "nothing is read while parked");
+        assert!(h.broker.is_parked(id));
+        assert_eq!(h.take(id), "");
+        let check = h
+            .events
+            .iter()
+            .find_map(|e| match e {
+                Event::CheckPassword {
+                    client,
+                    check,
+                    parked: true,
+                } if *client == id => Some(check.clone()),
+                _ => None,
+            })
+            .expect("a password check");
+        assert_eq!(check.hash(), hash);
+        assert_eq!(check.verify(), verified);
+        // A verdict on another comparison resumes nothing.
+        h.broker.password_checked(
+            id,
+            &crate::auth::PasswordCheck::new(&hash, "x"),
+            true,
+            h.now,
+        );
+        assert!(h.broker.is_parked(id));
+        h.broker.password_checked(id, &check, verified, h.now);
+        h.drain_events();
+        assert!(!h.broker.is_parked(id));
+        let out = h.take(id);
+        if verified {
+            assert!(out.contains("\"connect_info\":true"), "{out}");
+            assert!(out.contains("LS+ foo\r\n"), "{out}");
+            h.broker.handle_input(id, h.now, &mut input);
+            h.drain_events();
+            assert_eq!(h.broker.leafs()[0].subscriptions, vec!["bar".to_owned()]);
+        } else {
+            assert_eq!(out, "-ERR 'Authorization Violation'\r\n");
+            assert_eq!(h.closed(id), Some(CloseReason::AuthenticationFailure));
+        }
+    }
+}
