@@ -318,10 +318,8 @@ fn check_served(o: &Options) -> Result<(), String> {
             refused.push(name.to_owned());
         }
     };
-    // Leaf nodes: the soliciting side over nats://, tls:// and nats-leaf:// is served.
-    let leaf = &o.leafnodes;
-    let remotes = || leaf.remotes.iter();
-    refuse(remotes().any(|r| r.hub), "leafnodes.remotes.hub");
+    // Leaf nodes: what is not served of them is refused in `leaf_settings` and the TLS
+    // checks below.
     // Accounts are served; these parts of them are not.
     refuse(o.accounts.iter().any(|a| a.nkey.is_some()), "accounts.nkey");
     let exports = || o.accounts.iter().flat_map(|a| a.exports.iter());

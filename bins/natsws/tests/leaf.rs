@@ -464,8 +464,8 @@ fn edge_of(target: Target, remote: &str) -> Option<Server> {
 fn unserved_leafnode_options_are_refused_by_name() {
     for (conf, name) in [
         (
-            "leafnodes { remotes [ { url: \"nats://h:1\", hub: true } ] }",
-            "leafnodes.remotes.hub",
+            "leafnodes { remotes [ { url: \"tls://h:1\", tls { insecure: true, cipher_suites: [\"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\"] } } ] }",
+            "leafnodes.remotes.tls.cipher_suites",
         ),
         // A remote's `insecure` is served, the accepting side's is not.
         (

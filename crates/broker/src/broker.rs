@@ -658,7 +658,7 @@ impl Broker {
         let leaf = self
             .client(id)
             .and_then(|c| c.leaf.as_ref())
-            .map(|l| l.is_spoke());
+            .map(|l| l.is_solicited());
         match op {
             Op::Connect(arg) => match leaf {
                 None => self.process_connect(id, now, &arg),

@@ -137,6 +137,9 @@ pub struct LeafRemote {
     pub deny_exports: Vec<String>,
     /// `credentials`: the user JWT and nkey seed that sign the hub's nonce.
     pub credentials: Option<LeafCredentials>,
+    /// `hub: true`: this side is the hub of the link it dials (CONNECT `is_hub`), and the
+    /// side it dials is the spoke.
+    pub hub: bool,
 }
 
 /// A remote's `credentials` file, read: the user JWT sent in CONNECT, and the seed that signs

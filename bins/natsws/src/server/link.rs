@@ -279,6 +279,7 @@ fn connect(
         deny_imports: link.remote.deny_imports.clone(),
         deny_exports: link.remote.deny_exports.clone(),
         credentials: link.remote.credentials.clone(),
+        hub: link.remote.hub,
     };
     let client =
         ctx.broker

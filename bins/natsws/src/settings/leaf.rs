@@ -28,6 +28,8 @@ pub(crate) struct RemoteSettings {
     pub(crate) no_randomize: bool,
     /// `credentials`, read at start-up.
     pub(crate) credentials: Option<broker::LeafCredentials>,
+    /// `hub: true`: this side is the hub of the link it dials.
+    pub(crate) hub: bool,
 }
 
 /// `leafnodes { advertise }` as `server/leafnode.go` `setLeafNodeInfoHostPortAndIP` reads it
@@ -197,6 +199,7 @@ pub(super) fn leaf_settings(o: &Options) -> Result<LeafSettings, String> {
                 Some(path) => Some(read_credentials(path)?),
                 None => None,
             },
+            hub: r.hub,
         });
     }
     let leaf = &o.leafnodes;

@@ -348,3 +348,106 @@ fn bcrypt_leaf_passwords(target: Target) {
     }
 }
 on_both!(bcrypt_leaf_passwords);
+
+/// Whether any leaf connection in `srv`'s `/leafz?subs=1` holds interest in `subject`.
+fn leafz_holds(srv: &Server, subject: &str) -> bool {
+    let v: serde_json::Value =
+        serde_json::from_str(&srv.http_get("/leafz?subs=1").2).expect("leafz json");
+    v["leafs"].as_array().is_some_and(|leafs| {
+        leafs.iter().any(|l| {
+            l["subscriptions_list"]
+                .as_array()
+                .is_some_and(|subs| subs.iter().any(|s| s == subject))
+        })
+    })
+}
+
+fn wait_leafz_holds(srv: &Server, subject: &str) {
+    let deadline = std::time::Instant::now() + crate::common::WAIT;
+    while !leafz_holds(srv, subject) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/leafz never held {subject}: {}",
+            srv.http_get("/leafz?subs=1").2
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `remotes [ { hub: true } ]` (`server/leafnode.go` `isSpokeLeafNode`): C <- A <- D, each
+/// arrow a leaf link dialled by its tail. A is the spoke of its link to C, so C's interest
+/// is interest A learned from a hub. On the link D dials, A is the hub unless D's remote says
+/// `hub: true`, in which case A takes the spoke role and advertises to D only its own
+/// clients' interest, not C's. A is `a` (it reads CONNECT `is_hub`), D is `d` (it sends it);
+/// C is nats-server.
+fn hub_remote_makes_the_accepting_side_the_spoke(a: Target, d: Target) {
+    let Some(c_program) = reference_server() else {
+        return;
+    };
+    let c_leaf = crate::common::free_port();
+    let c = Server::with_config_of(
+        c_program,
+        &format!(
+            "server_name: C\nlisten: \"127.0.0.1:-1\"\nleafnodes {{ listen: \"127.0.0.1:{c_leaf}\" }}\n"
+        ),
+        &[],
+    );
+    let _on_c = Raw::connected(c.nats_port(), "SUB from.c 1\r\n");
+    let a_leaf = crate::common::free_port();
+    let Some(a_srv) = a.with_config(
+        &format!(
+            "server_name: A\nlisten: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\nleafnodes {{ listen: \"127.0.0.1:{a_leaf}\", reconnect: 1, remotes: [ {{ url: \"nats://127.0.0.1:{c_leaf}\" }} ] }}\n"
+        ),
+        &[],
+    ) else {
+        return;
+    };
+    wait_leafz_holds(&a_srv, "from.c");
+    let mut on_a = Raw::connected(a_srv.nats_port(), "SUB from.a 1\r\n");
+    for hub in [false, true] {
+        let Some(d_srv) = d.with_config(
+            &format!(
+                "server_name: D\nlisten: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\nleafnodes {{ reconnect: 1, remotes: [ {{ url: \"nats://127.0.0.1:{a_leaf}\", hub: {hub} }} ] }}\n"
+            ),
+            &[],
+        ) else {
+            return;
+        };
+        wait_leafz_holds(&d_srv, "from.a");
+        if hub {
+            // A's own client's interest arrived; C's is never sent.
+            std::thread::sleep(Duration::from_millis(500));
+            assert!(!leafz_holds(&d_srv, "from.c"), "hub: true");
+        } else {
+            wait_leafz_holds(&d_srv, "from.c");
+        }
+        let mut on_d = Raw::connected(d_srv.nats_port(), "PUB from.a 2\r\nhi\r\nPING\r\n");
+        on_d.read_until("PONG\r\n");
+        assert_eq!(on_a.line(), "MSG from.a 1 2\r\n", "hub: {hub}");
+        assert_eq!(on_a.line(), "hi\r\n");
+    }
+}
+
+mod hub_remote_makes_the_accepting_side_the_spoke {
+    use crate::common::Target::{Natsws, Reference};
+
+    #[test]
+    fn natsws_both() {
+        super::hub_remote_makes_the_accepting_side_the_spoke(Natsws, Natsws);
+    }
+
+    #[test]
+    fn natsws_dials_nats_server() {
+        super::hub_remote_makes_the_accepting_side_the_spoke(Reference, Natsws);
+    }
+
+    #[test]
+    fn nats_server_dials_natsws() {
+        super::hub_remote_makes_the_accepting_side_the_spoke(Natsws, Reference);
+    }
+
+    #[test]
+    fn nats_server_both() {
+        super::hub_remote_makes_the_accepting_side_the_spoke(Reference, Reference);
+    }
+}

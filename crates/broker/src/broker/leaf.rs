@@ -96,6 +96,11 @@ impl SubjectFilter {
 pub(crate) struct LeafState {
     /// The dialled remote's configuration; `None` on the accepting side.
     pub(crate) solicited: Option<Box<LeafRemote>>,
+    /// This side is the spoke of the link (`server/leafnode.go` `isSpoke`): it dialled
+    /// the other side without `hub: true`, or accepted a leaf whose CONNECT says `is_hub`.
+    /// A spoke advertises only its own clients' interest and that of links it is the hub
+    /// of, and drops silently what the hub's permissions refuse.
+    pub(crate) spoke: bool,
     pub(crate) stage: LeafStage,
     /// What this side advertised, by key (`subject` or `subject queue`), with its count.
     pub(crate) smap: HashMap<Box<[u8]>, i64>,
@@ -132,6 +137,7 @@ impl LeafState {
             )
         });
         Self {
+            spoke: solicited.as_ref().is_some_and(|r| !r.hub),
             solicited,
             stage,
             smap: HashMap::new(),
@@ -148,7 +154,14 @@ impl LeafState {
         }
     }
 
+    /// The role on this link (see [`LeafState::spoke`]).
     pub(crate) fn is_spoke(&self) -> bool {
+        self.spoke
+    }
+
+    /// This side dialled the link (`isSolicitedLeafNode`): it runs the soliciting handshake
+    /// and waits before dialling again after a loop or a refusal.
+    pub(crate) fn is_solicited(&self) -> bool {
         self.solicited.is_some()
     }
 
@@ -163,10 +176,11 @@ pub(crate) enum SubOwner {
     /// A client (any transport).
     #[default]
     Client,
-    /// A leaf that connected to this server.
-    AcceptedLeaf,
-    /// A leaf connection this server dialled (interest learned from a hub).
-    SolicitedLeaf,
+    /// A leaf connection on which this server is the hub (usually one that connected to it).
+    HubLeaf,
+    /// A leaf connection on which this server is the spoke (usually one it dialled, unless
+    /// the remote says `hub: true`): interest learned from a hub.
+    SpokeLeaf,
 }
 
 impl SubOwner {
@@ -362,6 +376,8 @@ impl Broker {
             tls_required: bool,
             server_id: &'a str,
             name: &'a str,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            is_hub: bool,
             cluster: &'a str,
             headers: bool,
             #[serde(skip_serializing_if = "<[String]>::is_empty")]
@@ -402,6 +418,7 @@ impl Broker {
             tls_required: remote.tls || remote.tls_established || leaf.tls,
             server_id: &cfg.server_id,
             name,
+            is_hub: remote.hub,
             cluster,
             headers: cfg.headers,
             deny_pub: &remote.deny_imports,
@@ -470,6 +487,10 @@ impl Broker {
             leaf.remote_name = json.name.clone().unwrap_or_default();
             leaf.remote_cluster = json.cluster.unwrap_or_default();
             leaf.headers = headers;
+            // The other side declared itself the hub: this side takes the spoke role.
+            if json.hub == Some(true) {
+                leaf.spoke = true;
+            }
             if let Some(deny) = &json.deny_pub {
                 // What the leaf refuses to receive is never sent to it.
                 leaf.export = SubjectFilter::deny_list(deny);
@@ -631,8 +652,9 @@ impl Broker {
         };
         leaf.stage = LeafStage::Open;
         let spoke = leaf.is_spoke();
+        let solicited = leaf.is_solicited();
         let remote_name = leaf.remote_name.clone();
-        if !spoke {
+        if !solicited {
             // The INFO that answers an accepted leaf's CONNECT, before its interest set
             // (`server/leafnode.go` `sendPermsAndAccountInfo`).
             let name = self.router.name(account).to_string();
@@ -744,8 +766,9 @@ impl Broker {
     }
 
     /// Whether a subscription of `owner_id` (of kind `owner`) is interest to advertise on
-    /// leaf `leaf` (`spoke`: this side dialled it): never its own, and a spoke carries
-    /// only local clients and leafs that connected here, never what it learned from a hub.
+    /// leaf `leaf` (`spoke`: this side is its spoke): never its own, and a spoke carries only
+    /// local clients and links this side is the hub of, never what it learned from a hub
+    /// (`server/sublist.go` `localSubs` with `includeLeafHubs`).
     fn leaf_carries(
         &self,
         leaf: ClientId,
@@ -753,7 +776,7 @@ impl Broker {
         owner: SubOwner,
         owner_id: ClientId,
     ) -> bool {
-        owner_id != leaf && !(spoke && owner == SubOwner::SolicitedLeaf)
+        owner_id != leaf && !(spoke && owner == SubOwner::SpokeLeaf)
     }
 
     /// A subscription in `account` changed by `delta` (its weight): every open leaf bound to
@@ -887,9 +910,9 @@ impl Broker {
         let existing = c.subs.get(&key[..]).copied();
         let n_subs = c.subs.len();
         let owner = if spoke {
-            SubOwner::SolicitedLeaf
+            SubOwner::SpokeLeaf
         } else {
-            SubOwner::AcceptedLeaf
+            SubOwner::HubLeaf
         };
         let origin: Option<Arc<str>> = c
             .leaf
@@ -976,7 +999,7 @@ impl Broker {
         if self
             .client(id)
             .and_then(|c| c.leaf.as_ref())
-            .is_some_and(|l| l.is_spoke())
+            .is_some_and(|l| l.is_solicited())
         {
             self.events.push_back(Event::LeafReconnectDelay {
                 client: id,
@@ -991,11 +1014,11 @@ impl Broker {
     pub(super) fn leaf_err(&mut self, id: ClientId, now: Instant, arg: &[u8]) {
         let text = String::from_utf8_lossy(arg);
         let text = text.trim().trim_matches('\'').to_owned();
-        let spoke = self
+        let solicited = self
             .client(id)
             .and_then(|c| c.leaf.as_ref())
-            .is_some_and(|l| l.is_spoke());
-        let delay = spoke
+            .is_some_and(|l| l.is_solicited());
+        let delay = solicited
             && (text.contains("Loop detected")
                 || text.contains("same cluster name")
                 || text.starts_with("Permissions Violation for Subscription"));
@@ -1271,7 +1294,7 @@ impl Broker {
                     account: self.router.name(c.auth.account).to_string(),
                     remote_id: leaf.remote_id.clone(),
                     remote_name: leaf.remote_name.clone(),
-                    solicited: leaf.is_spoke(),
+                    solicited: leaf.is_solicited(),
                     subscriptions,
                     remote: c.params.remote,
                     in_msgs: c.in_msgs,

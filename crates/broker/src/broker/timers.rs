@@ -151,7 +151,7 @@ impl Broker {
         let leaf_handshaking = c
             .leaf
             .as_ref()
-            .is_some_and(|l| l.is_spoke() && l.stage != leaf::LeafStage::Open);
+            .is_some_and(|l| l.is_solicited() && l.stage != leaf::LeafStage::Open);
         if c.auth.deadline.is_some_and(|d| d <= now) && leaf_handshaking {
             self.send_err(id, now, "Stale Leaf Node Connection - Closing");
             self.close(id, now, CloseReason::StaleConnection);

@@ -986,3 +986,66 @@ fn a_bcrypt_leaf_password_is_checked_off_the_loop() {
         }
     }
 }
+
+#[test]
+fn a_hub_remote_says_is_hub_and_passes_what_it_learned_from_its_hubs() {
+    let mut h = Harness::new();
+    let (hub_a, _) = h.leaf(LeafRemote::default());
+    h.send(hub_a, "LS+ from.a\r\n");
+    let id = h.broker.register_leaf(
+        h.now,
+        ClientParams::new(ConnectionType::Leaf, addr()),
+        LeafRemote {
+            hub: true,
+            ..LeafRemote::default()
+        },
+    );
+    h.drain_events();
+    h.send(id, HUB_INFO);
+    let connect = h.take(id);
+    let json: serde_json::Value =
+        serde_json::from_str(connect.strip_prefix("CONNECT ").unwrap().trim_end()).unwrap();
+    assert_eq!(json["is_hub"], true, "{connect}");
+    h.send(id, CONNECT_INFO);
+    // The hub of this link advertises everything, interest learned from hub_a included.
+    let set = h.take(id);
+    assert!(set.contains("LS+ from.a\r\n"), "{set}");
+    h.send(hub_a, "LS+ later.a\r\n");
+    assert_eq!(h.take(id), "LS+ later.a\r\n");
+    // A plain remote's CONNECT has no `is_hub`.
+    let plain = h.broker.register_leaf(
+        h.now,
+        ClientParams::new(ConnectionType::Leaf, addr()),
+        LeafRemote::default(),
+    );
+    h.drain_events();
+    h.send(plain, HUB_INFO);
+    assert!(!h.take(plain).contains("is_hub"));
+}
+
+#[test]
+fn an_accepted_leaf_that_is_the_hub_makes_this_side_the_spoke() {
+    let mut h = Harness::new();
+    let (hub_a, _) = h.leaf(LeafRemote::default());
+    h.send(hub_a, "LS+ from.a\r\n");
+    let client = h.client();
+    h.send(client, "SUB local 1\r\n");
+    for (is_hub, passes) in [(false, true), (true, false)] {
+        let id = h
+            .broker
+            .register_client(h.now, ClientParams::new(ConnectionType::Leaf, addr()));
+        h.drain_events();
+        h.take(id);
+        h.send(
+            id,
+            &format!("CONNECT {{\"server_id\":\"NX\",\"name\":\"x\",\"is_hub\":{is_hub}}}\r\n"),
+        );
+        let set = h.take(id);
+        assert!(set.contains("LS+ local\r\n"), "{set}");
+        assert_eq!(
+            set.contains("LS+ from.a\r\n"),
+            passes,
+            "is_hub {is_hub}: {set}"
+        );
+    }
+}
