@@ -118,6 +118,32 @@ fn interface_hosts(host: &str) -> Option<Vec<String>> {
     (!hosts.is_empty()).then_some(hosts)
 }
 
+/// The first global unicast address of the machine's interfaces, in interface order, as
+/// `server/server.go` `getNonLocalIPsIfHostIsIPAny` picks it for the leafnode INFO: no
+/// loopback, link-local, multicast, broadcast or unspecified address.
+fn first_global_unicast() -> Option<String> {
+    let mut ifaces = if_addrs::get_if_addrs().ok()?;
+    ifaces.sort_by_key(|i| i.index.unwrap_or(u32::MAX));
+    ifaces.iter().map(if_addrs::Interface::ip).find_map(|ip| {
+        let global = match ip {
+            std::net::IpAddr::V4(v4) => {
+                !(v4.is_loopback()
+                    || v4.is_link_local()
+                    || v4.is_multicast()
+                    || v4.is_broadcast()
+                    || v4.is_unspecified())
+            }
+            std::net::IpAddr::V6(v6) => {
+                !(v6.is_loopback()
+                    || v6.is_unicast_link_local()
+                    || v6.is_multicast()
+                    || v6.is_unspecified())
+            }
+        };
+        global.then(|| ip.to_string())
+    })
+}
+
 pub(super) fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
@@ -397,11 +423,17 @@ impl Listeners {
                     let (host, port) = crate::settings::parse_leaf_advertise(text, port)?;
                     (host.clone(), port, host)
                 }
+                // An any-address host is given as the first non-local address, in INFO's
+                // `host` as in `leafnode_urls`; without one it stays as configured.
                 None if is_any_host(&leaf.host) => {
-                    let url_host = interface_hosts(&leaf.host)
-                        .and_then(|h| h.into_iter().next())
-                        .unwrap_or_else(|| "127.0.0.1".to_owned());
-                    (leaf.host.clone(), port, url_host)
+                    let host = first_global_unicast().unwrap_or_else(|| {
+                        log::error!(
+                            "Could not find any non-local IP for leafnode's listen specification {}",
+                            gotext::quote(&leaf.host)
+                        );
+                        leaf.host.clone()
+                    });
+                    (host.clone(), port, host)
                 }
                 None => (leaf.host.clone(), port, leaf.host.clone()),
             };

@@ -282,6 +282,24 @@ fn advertise_is_the_leafnode_url(target: Target) {
             "{extra}: {info}"
         );
     }
+    // Without advertise, an any-address listener is given as the first global unicast
+    // address (`getNonLocalIPsIfHostIsIPAny`), never loopback; as configured without one.
+    let leaf_port = crate::common::free_port();
+    let Some(_hub) = target.with_config(
+        &format!("listen: \"127.0.0.1:-1\"\nleafnodes {{ listen: \"0.0.0.0:{leaf_port}\" }}\n"),
+        &[],
+    ) else {
+        return;
+    };
+    let info = leaf_port_info(leaf_port);
+    let host = info["host"].as_str().expect("host").to_owned();
+    let ip: std::net::IpAddr = host.parse().expect("an address");
+    assert!(!ip.is_loopback(), "{info}");
+    assert_eq!(
+        info["leafnode_urls"],
+        serde_json::json!([std::net::SocketAddr::new(ip, leaf_port).to_string()]),
+        "{info}"
+    );
     for (advertise, err) in [
         ("a:b:c", "address a:b:c: too many colons in address"),
         ("h:x", "strconv.Atoi: parsing \"x\": invalid syntax"),
