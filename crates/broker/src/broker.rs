@@ -89,6 +89,9 @@ struct InfoJson<'a> {
     #[serde(skip_serializing_if = "is_false")]
     tls_available: bool,
     max_payload: usize,
+    /// The leafnode INFO's `host:port` (`server/leafnode.go` `setLeafNodeInfoHostPortAndIP`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
     client_id: u64,
     client_ip: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -539,6 +542,13 @@ impl Broker {
             tls_verify: listener.tls_verify,
             tls_available: listener.tls_available,
             max_payload: c.parser.limits().max_payload,
+            ip: (leaf && cfg.leaf_listener.is_some()).then(|| {
+                if listener.host.contains(':') {
+                    format!("[{}]:{}", listener.host, listener.port)
+                } else {
+                    format!("{}:{}", listener.host, listener.port)
+                }
+            }),
             client_id: c.cid,
             client_ip: c.params.remote.ip().to_string(),
             // Only the first INFO carries the nonce; later ones are the server's INFO.

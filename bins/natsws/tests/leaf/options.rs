@@ -240,7 +240,7 @@ fn leaf_port_info(port: u16) -> serde_json::Value {
 }
 
 /// `leafnodes { advertise }` on a hub that is `target`: accepted leafs are given the
-/// advertised address as the INFO's `host`, `port` and `leafnode_urls`, a host alone takes
+/// advertised address as the INFO's `host`, `port`, `ip` and `leafnode_urls`, a host alone takes
 /// the leafnode port, and the hub logs it; without it (with `no_advertise` too, which only
 /// concerns cluster peers) the listener's address is given. An address nats-server cannot
 /// read stops it at start-up with its fatal error.
@@ -263,6 +263,7 @@ fn advertise_is_the_leafnode_url(target: Target) {
         assert_eq!(info["host"], host, "{info}");
         assert_eq!(info["port"], port, "{info}");
         assert_eq!(info["leafnode_urls"], serde_json::json!([url]), "{info}");
+        assert_eq!(info["ip"], url, "{info}");
         hub.wait_log(&format!(
             "[INF] Advertise address for leafnode is set to {url}"
         ));
@@ -276,6 +277,7 @@ fn advertise_is_the_leafnode_url(target: Target) {
         };
         let info = leaf_port_info(leaf_port);
         assert_eq!(info["host"], "127.0.0.1", "{info}");
+        assert_eq!(info["ip"], format!("127.0.0.1:{leaf_port}"), "{info}");
         assert_eq!(
             info["leafnode_urls"],
             serde_json::json!([format!("127.0.0.1:{leaf_port}")]),
