@@ -188,7 +188,8 @@ fn start_error(target: Target, conf: &str) -> Option<String> {
 
 /// `leafnodes { min_version }` on a hub that is `target`: a nats-server 2.9.10 leaf is
 /// accepted at `2.9.0`, and at `2.10.0` gets nats-server's `-ERR`, is never a leaf of the
-/// hub and is closed after the hold as `Minimum Version Required`. Versions nats-server
+/// hub and is closed after the hold as `Minimum Version Required`; `target` as the edge of
+/// such a nats-server hub logs its error. Versions nats-server
 /// cannot read, or below 2.8.0, are refused at start-up.
 fn min_version_refuses_older_leafs(target: Target) {
     let Some((hub, leaf_port)) = hub_of(target, "min_version: \"2.9.0\"") else {
@@ -214,6 +215,18 @@ fn min_version_refuses_older_leafs(target: Target) {
     // Held until closed, never a leaf the hub serves.
     assert_eq!(leafz(&hub)["leafnodes"], 0);
     hub.wait_log("Leafnode connection closed: Minimum Version Required account: $G");
+    // `target` as the refused edge of a nats-server hub logs the hub's error.
+    let Some(ref_hub) = Hub::start("min_version: \"2.10.0\"") else {
+        return;
+    };
+    let Some(edge) = edge_of(
+        target,
+        &format!("url: \"nats://127.0.0.1:{}\"", ref_hub.leaf_port),
+    ) else {
+        return;
+    };
+    edge.wait_log(&format!("Leafnode Error '{text}'"));
+    assert_eq!(ref_hub.leafz()["leafnodes"], 0);
     for (version, err) in [
         ("abc", "invalid leafnode's minimum version: invalid semver"),
         ("2.7.9", "the minimum version should be at least 2.8.0"),
