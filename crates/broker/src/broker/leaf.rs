@@ -867,29 +867,40 @@ impl Broker {
             return;
         };
         let spoke = leaf.is_spoke();
+        let solicited = leaf.is_solicited();
         if own_lds {
             self.leaf_loop(id, now, account);
             return;
         }
         let check = !is_lds_exempt(subject);
         if check && subject::is_valid_literal(subject) {
-            // What the other side may not receive from us: a hub refuses it, a spoke skips
-            // it silently.
-            let allowed = if spoke {
-                c.leaf.as_ref().is_none_or(|l| l.export.permits(subject))
-            } else {
-                c.auth
+            // What the other side may not receive from us (the link's deny lists and the
+            // user's publish permissions, `pubAllowedFullCheck`): a hub refuses it, a spoke
+            // skips it silently (`server/leafnode.go` `processLeafSub`).
+            let allowed = c.leaf.as_ref().is_none_or(|l| l.export.permits(subject))
+                && c.auth
                     .permissions
                     .as_mut()
-                    .is_none_or(|p| p.can_publish(subject, now))
-            };
+                    .is_none_or(|p| p.can_publish(subject, now));
             if !allowed {
                 if !spoke {
-                    let text = format!(
-                        "Permissions Violation for Subscription to {}",
-                        auth::go_quote(subject)
-                    );
+                    // `leafPermViolation`: a link this side dialled waits before dialling
+                    // again.
+                    let quoted = auth::go_quote(subject);
+                    if solicited {
+                        self.events.push_back(Event::LeafReconnectDelay {
+                            client: id,
+                            delay: LEAF_ERROR_RECONNECT_DELAY,
+                        });
+                    }
+                    let text = format!("Permissions Violation for Subscription to {quoted}");
                     self.send_err(id, now, &text);
+                    self.events.push_back(Event::ClientError {
+                        client: id,
+                        detail: format!(
+                            "Subscription Violation on {quoted} - Check other side configuration"
+                        ),
+                    });
                     self.close(id, now, CloseReason::ProtocolViolation);
                 }
                 return;

@@ -1049,3 +1049,46 @@ fn an_accepted_leaf_that_is_the_hub_makes_this_side_the_spoke() {
         );
     }
 }
+
+#[test]
+fn the_hub_of_a_link_refuses_an_ls_plus_its_deny_lists_refuse() {
+    // A link dialled with `hub: true` and `deny_exports`: the violation closes it and it
+    // waits before dialling again.
+    let mut h = Harness::new();
+    let id = h.broker.register_leaf(
+        h.now,
+        ClientParams::new(ConnectionType::Leaf, addr()),
+        LeafRemote {
+            hub: true,
+            deny_exports: vec!["secret.>".to_owned()],
+            ..LeafRemote::default()
+        },
+    );
+    h.drain_events();
+    h.send(id, HUB_INFO);
+    h.take(id);
+    h.send(id, CONNECT_INFO);
+    h.take(id);
+    h.send(id, "LS+ secret.x\r\n");
+    assert_eq!(
+        h.take(id),
+        "-ERR 'Permissions Violation for Subscription to \"secret.x\"'\r\n"
+    );
+    assert_eq!(h.closed(id), Some(CloseReason::ProtocolViolation));
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        Event::ClientError { client, detail }
+            if *client == id && detail == "Subscription Violation on \"secret.x\" - Check other side configuration"
+    )));
+    assert!(h.events.iter().any(
+        |e| matches!(e, Event::LeafReconnectDelay { client, delay } if *client == id && *delay == Duration::from_secs(30))
+    ));
+    // The spoke of such a link skips it silently and stays.
+    let (spoke, _) = h.leaf(LeafRemote {
+        deny_exports: vec!["secret.>".to_owned()],
+        ..LeafRemote::default()
+    });
+    h.send(spoke, "LS+ secret.x\r\n");
+    assert_eq!(h.take(spoke), "");
+    assert_eq!(h.closed(spoke), None);
+}
