@@ -12,7 +12,7 @@ use crate::tls::TlsSpec;
 
 mod leaf;
 
-pub(crate) use leaf::{LeafSettings, RemoteSettings};
+pub(crate) use leaf::{LeafSettings, RemoteSettings, parse_advertise as parse_leaf_advertise};
 use leaf::{leaf_auth, leaf_settings};
 
 /// Default NATS client port.
@@ -318,27 +318,8 @@ fn check_served(o: &Options) -> Result<(), String> {
             refused.push(name.to_owned());
         }
     };
-    // Leaf nodes: the soliciting side over nats://, tls:// and nats-leaf:// is served.
-    let leaf = &o.leafnodes;
-    refuse(leaf.advertise.is_some(), "leafnodes.advertise");
-    refuse(leaf.min_version.is_some(), "leafnodes.min_version");
-    refuse(
-        leaf.authorization
-            .users
-            .iter()
-            .any(|u| u.password.starts_with("$2")),
-        "leafnodes.authorization.users (bcrypt passwords)",
-    );
-    let remotes = || leaf.remotes.iter();
-    refuse(remotes().any(|r| r.hub), "leafnodes.remotes.hub");
-    refuse(
-        remotes().any(|r| {
-            r.tls
-                .as_ref()
-                .is_some_and(|t| t.cert_file.is_some() || t.key_file.is_some() || t.insecure)
-        }),
-        "leafnodes.remotes.tls (cert_file, key_file, insecure)",
-    );
+    // Leaf nodes: what is not served of them is refused in `leaf_settings` and the TLS
+    // checks below.
     // Accounts are served; these parts of them are not.
     refuse(o.accounts.iter().any(|a| a.nkey.is_some()), "accounts.nkey");
     let exports = || o.accounts.iter().flat_map(|a| a.exports.iter());
@@ -394,7 +375,12 @@ fn check_served(o: &Options) -> Result<(), String> {
     }
     for remote in &o.leafnodes.remotes {
         if let Some(t) = &remote.tls {
-            tls_refused.extend(check_tls(t, "leafnodes.remotes.tls"));
+            // A remote's `insecure` is served (the hub's certificate is not verified).
+            let t = TlsOptions {
+                insecure: false,
+                ..t.clone()
+            };
+            tls_refused.extend(check_tls(&t, "leafnodes.remotes.tls"));
         }
     }
     if let Some(t) = &o.tls {
@@ -487,6 +473,8 @@ pub(crate) fn from_options(o: &Options) -> Result<Settings, String> {
     };
     let leaf = leaf_settings(o)?;
     broker.leaf_auth = leaf_auth(o);
+    // Validated as nats-server does when the config is parsed (`checkLeafMinVersionConfig`).
+    broker.leaf_min_version = o.leafnodes.min_version.clone();
     for name in broker.leaf_auth.iter().flat_map(|a| {
         a.users
             .iter()

@@ -260,8 +260,8 @@ fn unserved_options_are_refused_by_name() {
     let dir = temp_dir("cli");
     for (conf, name) in [
         (
-            "leafnodes { min_version: \"2.8.0\" }\n",
-            "\"leafnodes.min_version\"",
+            "leafnodes { tls { insecure: true } }\n",
+            "\"leafnodes.tls.insecure\"",
         ),
         (
             "accounts { A { exports: [{stream: \"s.*\", account_token_position: 2}] } }\n",

@@ -4,6 +4,8 @@
 //! a hub restart and a refused password are survived. As a hub (natsws, or nats-server to
 //! prove the test), interest from a leaf is not advertised to leafs of the same cluster.
 mod common;
+#[path = "leaf/options.rs"]
+mod options;
 
 use std::time::{Duration, Instant};
 
@@ -462,12 +464,13 @@ fn edge_of(target: Target, remote: &str) -> Option<Server> {
 fn unserved_leafnode_options_are_refused_by_name() {
     for (conf, name) in [
         (
-            "leafnodes { min_version: \"2.8.0\" }",
-            "leafnodes.min_version",
+            "leafnodes { remotes [ { url: \"tls://h:1\", tls { insecure: true, cipher_suites: [\"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\"] } } ] }",
+            "leafnodes.remotes.tls.cipher_suites",
         ),
+        // A remote's `insecure` is served, the accepting side's is not.
         (
-            "leafnodes { remotes [ { url: \"nats://h:1\", hub: true } ] }",
-            "leafnodes.remotes.hub",
+            "leafnodes { tls { insecure: true } }",
+            "leafnodes.tls.insecure",
         ),
     ] {
         let dir = temp_dir("leafconf");

@@ -90,6 +90,9 @@ struct InfoJson<'a> {
     #[serde(skip_serializing_if = "is_false")]
     tls_available: bool,
     max_payload: usize,
+    /// The leafnode INFO's `host:port` (`server/leafnode.go` `setLeafNodeInfoHostPortAndIP`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
     client_id: u64,
     client_ip: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -553,6 +556,13 @@ impl Broker {
             tls_verify: listener.tls_verify,
             tls_available: listener.tls_available,
             max_payload: c.parser.limits().max_payload,
+            ip: (leaf && cfg.leaf_listener.is_some()).then(|| {
+                if listener.host.contains(':') {
+                    format!("[{}]:{}", listener.host, listener.port)
+                } else {
+                    format!("{}:{}", listener.host, listener.port)
+                }
+            }),
             client_id: c.cid,
             client_ip: c.params.remote.ip().to_string(),
             // Only the first INFO carries the nonce; later ones are the server's INFO.
@@ -609,7 +619,16 @@ impl Broker {
                     src.clear();
                     return;
                 }
+                if c.leaf
+                    .as_ref()
+                    .is_some_and(|l| matches!(l.stage, leaf::LeafStage::Refused { .. }))
+                {
+                    // Held until it is closed, unread (`leafNodeWaitBeforeClose`).
+                    src.clear();
+                    return;
+                }
                 if c.auth.parked.is_some()
+                    || c.auth.leaf_parked.is_some()
                     || c.producer_stall.is_some()
                     || c.leaf
                         .as_ref()
@@ -663,7 +682,7 @@ impl Broker {
         let leaf = self
             .client(id)
             .and_then(|c| c.leaf.as_ref())
-            .map(|l| l.is_spoke());
+            .map(|l| l.is_solicited());
         match op {
             Op::Connect(arg) => match leaf {
                 None => self.process_connect(id, now, &arg),

@@ -241,6 +241,10 @@ pub struct Config {
     pub leaf_urls: Vec<String>,
     /// `leafnodes { authorization }`.
     pub leaf_auth: Option<LeafAuthConfig>,
+    /// `leafnodes { min_version }`: accepted leafs whose CONNECT `version` is lower are
+    /// refused (`-ERR`, then closed after [`LEAF_REFUSED_HOLD`](crate::LEAF_REFUSED_HOLD)).
+    /// Checked as nats-server's `versionComponents` reads it; validate it beforehand.
+    pub leaf_min_version: Option<String>,
     /// Header support (`!no_header_support`).
     pub headers: bool,
     /// Limits.
@@ -343,6 +347,7 @@ impl Default for Config {
             connect_urls: Vec::new(),
             ws_connect_urls: Vec::new(),
             cluster: String::new(),
+            leaf_min_version: None,
             leaf_listener: None,
             leaf_urls: Vec::new(),
             leaf_auth: None,

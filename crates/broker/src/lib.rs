@@ -219,7 +219,7 @@ pub mod wire;
 pub mod fuzzing;
 
 pub use authseam::AuthConfig;
-pub use broker::leaf::LeafInfo;
+pub use broker::leaf::{LEAF_REFUSED_HOLD, LeafInfo};
 pub use broker::reload::AccountUpdate;
 pub use broker::services::{MAX_SYSTEM_SERVICES, ServiceError, ServiceId};
 pub use broker::{Broker, DEFAULT_MAX_CLOSED_CLIENTS, MAX_CLOSED_SUBS};

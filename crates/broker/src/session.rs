@@ -309,6 +309,9 @@ pub(crate) struct ClientAuth {
     pub(crate) verified_hash: Option<Box<str>>,
     /// A CONNECT waiting for [`crate::Broker::password_checked`]; no input is parsed meanwhile.
     pub(crate) parked: Option<Box<(auth::HashCheck, PendingConnect)>>,
+    /// An accepted leaf's CONNECT waiting for [`crate::Broker::password_checked`]: the bcrypt
+    /// comparison for a `leafnodes { authorization }` user, and who it binds as if it matches.
+    pub(crate) leaf_parked: Option<Box<LeafParked>>,
     /// After a reload: the comparison that decides whether this connected client keeps its
     /// session under the new configuration. It keeps running meanwhile.
     pub(crate) rechecking: Option<Box<auth::HashCheck>>,
@@ -318,6 +321,16 @@ impl Default for AccountId {
     fn default() -> Self {
         Self::GLOBAL
     }
+}
+
+/// A leaf's CONNECT parked for a bcrypt comparison.
+#[derive(Debug)]
+pub(crate) struct LeafParked {
+    pub(crate) check: auth::PasswordCheck,
+    /// The CONNECT's user.
+    pub(crate) user: String,
+    /// The account it binds to when the password matches (`None`: `$G`).
+    pub(crate) account: Option<String>,
 }
 
 /// What CONNECT processing keeps for after authentication.

@@ -137,6 +137,9 @@ pub struct LeafRemote {
     pub deny_exports: Vec<String>,
     /// `credentials`: the user JWT and nkey seed that sign the hub's nonce.
     pub credentials: Option<LeafCredentials>,
+    /// `hub: true`: this side is the hub of the link it dials (CONNECT `is_hub`), and the
+    /// side it dials is the spoke.
+    pub hub: bool,
 }
 
 /// A remote's `credentials` file, read: the user JWT sent in CONNECT, and the seed that signs
@@ -210,6 +213,8 @@ pub enum CloseReason {
     Revocation,
     /// The account's JWT `conn` limit was reached.
     MaxAccountConnectionsExceeded,
+    /// An accepted leaf's CONNECT `version` is below `leafnodes { min_version }`.
+    MinimumVersionRequired,
 }
 
 impl CloseReason {
@@ -232,6 +237,7 @@ impl CloseReason {
             Self::BadClientProtocolVersion => "Bad Client Protocol Version",
             Self::IncorrectPort => "Incorrect Port",
             Self::ClusterNamesIdentical => "Cluster Names Identical",
+            Self::MinimumVersionRequired => "Minimum Version Required",
             Self::MissingAccount => "Missing Account",
             Self::MaxConnectionsExceeded => "Maximum Connections Exceeded",
             Self::MaxPayloadExceeded => "Maximum Message Payload Exceeded",

@@ -91,8 +91,8 @@ impl Links {
                 crate::ids::os_random(&mut seed)?;
                 urls.rotate_start(usize::from(u16::from_le_bytes(seed)));
             }
-            let tls = match &remote.tls_ca {
-                Some(ca) => Some(crate::tls::client_config(ca)?),
+            let tls = match &remote.tls_client {
+                Some(spec) => Some(crate::tls::client_config(spec)?),
                 None => None,
             };
             links.push(Link {
@@ -279,6 +279,7 @@ fn connect(
         deny_imports: link.remote.deny_imports.clone(),
         deny_exports: link.remote.deny_exports.clone(),
         credentials: link.remote.credentials.clone(),
+        hub: link.remote.hub,
     };
     let client =
         ctx.broker
@@ -318,7 +319,9 @@ fn connect(
         let tls = link
             .tls
             .clone()
-            .ok_or_else(|| "wss:// needs a tls { ca_file } block".to_owned())
+            .ok_or_else(|| {
+                "wss:// needs a tls { ca_file } or tls { insecure: true } block".to_owned()
+            })
             .and_then(|cfg| {
                 let name = rustls::pki_types::ServerName::try_from(url.host.clone())
                     .map_err(|e| format!("TLS server name {}: {e}", url.host))?;
@@ -567,7 +570,7 @@ pub(super) fn start_tls(ctx: &mut Ctx, client: ClientId, now: Instant) {
         return;
     };
     let res = match link.tls.clone() {
-        None => Err("the hub requires TLS: the remote needs a tls { ca_file } block".to_owned()),
+        None => Err("the hub requires TLS: the remote needs a tls { ca_file } or tls { insecure: true } block".to_owned()),
         Some(cfg) => rustls::pki_types::ServerName::try_from(link.url.host.clone())
             .map_err(|e| format!("TLS server name {}: {e}", link.url.host))
             .and_then(|name| {

@@ -118,6 +118,32 @@ fn interface_hosts(host: &str) -> Option<Vec<String>> {
     (!hosts.is_empty()).then_some(hosts)
 }
 
+/// The first global unicast address of the machine's interfaces, in interface order, as
+/// `server/server.go` `getNonLocalIPsIfHostIsIPAny` picks it for the leafnode INFO: no
+/// loopback, link-local, multicast, broadcast or unspecified address.
+fn first_global_unicast() -> Option<String> {
+    let mut ifaces = if_addrs::get_if_addrs().ok()?;
+    ifaces.sort_by_key(|i| i.index.unwrap_or(u32::MAX));
+    ifaces.iter().map(if_addrs::Interface::ip).find_map(|ip| {
+        let global = match ip {
+            std::net::IpAddr::V4(v4) => {
+                !(v4.is_loopback()
+                    || v4.is_link_local()
+                    || v4.is_multicast()
+                    || v4.is_broadcast()
+                    || v4.is_unspecified())
+            }
+            std::net::IpAddr::V6(v6) => {
+                !(v6.is_loopback()
+                    || v6.is_unicast_link_local()
+                    || v6.is_multicast()
+                    || v6.is_unspecified())
+            }
+        };
+        global.then(|| ip.to_string())
+    })
+}
+
 pub(super) fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
@@ -377,21 +403,48 @@ impl Listeners {
                 "Listening for leafnode connections on {}",
                 host_port(&leaf.host, port)
             );
-            let advertised = if is_any_host(&leaf.host) {
-                interface_hosts(&leaf.host)
-                    .and_then(|h| h.into_iter().next())
-                    .unwrap_or_else(|| "127.0.0.1".to_owned())
-            } else {
-                leaf.host.clone()
+            // `server/leafnode.go` `startLeafNodeAcceptLoop` warns here, so only with a
+            // leafnode port, when a remote skips the hub's certificate checks.
+            if settings
+                .leaf
+                .remotes
+                .iter()
+                .any(|r| r.tls_client.as_ref().is_some_and(|t| t.insecure))
+            {
+                log::warn!(
+                    "TLS certificate chain and hostname of solicited leafnodes will not be verified. DO NOT USE IN PRODUCTION!"
+                );
+            }
+            // `server/leafnode.go` `setLeafNodeInfoHostPortAndIP`: the INFO's address and
+            // `leafnode_urls` are `advertise`, else the listener's. (`no_advertise` only
+            // keeps the URL from cluster peers, which natsws has none of.)
+            let (info_host, info_port, url_host) = match &settings.leaf.advertise {
+                Some(text) => {
+                    let (host, port) = crate::settings::parse_leaf_advertise(text, port)?;
+                    (host.clone(), port, host)
+                }
+                // An any-address host is given as the first non-local address, in INFO's
+                // `host` as in `leafnode_urls`; without one it stays as configured.
+                None if is_any_host(&leaf.host) => {
+                    let host = first_global_unicast().unwrap_or_else(|| {
+                        log::error!(
+                            "Could not find any non-local IP for leafnode's listen specification {}",
+                            gotext::quote(&leaf.host)
+                        );
+                        leaf.host.clone()
+                    });
+                    (host.clone(), port, host)
+                }
+                None => (leaf.host.clone(), port, leaf.host.clone()),
             };
-            settings.broker.leaf_urls = if settings.leaf.no_advertise {
-                Vec::new()
-            } else {
-                vec![host_port(&advertised, port)]
-            };
+            let url = host_port(&url_host, info_port);
+            if settings.leaf.advertise.is_some() {
+                log::info!("Advertise address for leafnode is set to {url}");
+            }
+            settings.broker.leaf_urls = vec![url];
             settings.broker.leaf_listener = Some(broker::ListenerInfo {
-                host: leaf.host.clone(),
-                port,
+                host: info_host,
+                port: info_port,
                 tls_required: this.leaf_tls.is_some(),
                 tls_verify: settings.leaf.tls.as_ref().is_some_and(|t| t.verify),
                 tls_available: false,

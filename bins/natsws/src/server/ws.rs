@@ -567,6 +567,7 @@ fn ws_close_frame(reason: CloseReason) -> ws_codec::CloseFrame {
         CloseReason::AuthenticationExpired => Ws::AuthenticationExpired,
         CloseReason::Revocation => Ws::Revocation,
         CloseReason::MaxAccountConnectionsExceeded => Ws::MaxAccountConnectionsExceeded,
+        CloseReason::MinimumVersionRequired => Ws::MinimumVersionRequired,
         _ => {
             return ws_codec::CloseFrame::new(ws_codec::CloseCode::INTERNAL_ERROR, reason.as_str());
         }

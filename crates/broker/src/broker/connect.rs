@@ -306,6 +306,9 @@ impl Broker {
             let hash = verified.then(|| Box::from(pending.check().hash()));
             self.apply_recheck(id, finish_hash(*pending, verified), true, hash, now);
         }
+        if self.leaf_password_checked(client, check, verified, now) {
+            return;
+        }
         let Some(c) = self.open_client_mut(client) else {
             return;
         };
@@ -355,7 +358,8 @@ impl Broker {
     /// True while the client's CONNECT waits for [`Broker::password_checked`].
     #[must_use]
     pub fn is_parked(&self, client: ClientId) -> bool {
-        self.client(client).is_some_and(|c| c.auth.parked.is_some())
+        self.client(client)
+            .is_some_and(|c| c.auth.parked.is_some() || c.auth.leaf_parked.is_some())
     }
 
     /// The part of CONNECT processing after authentication.

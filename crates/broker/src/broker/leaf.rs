@@ -17,6 +17,9 @@ use crate::config::FIRST_CLIENT_PING_INTERVAL;
 use crate::json::{LeafConnectJson, LeafInfoJson, SubjectPermissionJson};
 use crate::types::LeafRemote;
 
+mod min_version;
+pub use min_version::LEAF_REFUSED_HOLD;
+
 /// The prefix of the loop-detection subject each account advertises on its leaf connections.
 pub(crate) const LDS_PREFIX: &[u8] = b"$LDS.";
 /// The wait before dialling again after a loop, identical cluster names or a permissions
@@ -41,6 +44,8 @@ pub(crate) enum LeafStage {
     AwaitConnect,
     /// Interest and messages flow.
     Open,
+    /// Accepting: refused for its version, closed at `until`; its input is discarded.
+    Refused { until: Instant },
 }
 
 /// Subjects one direction of a leaf connection allows.
@@ -91,6 +96,11 @@ impl SubjectFilter {
 pub(crate) struct LeafState {
     /// The dialled remote's configuration; `None` on the accepting side.
     pub(crate) solicited: Option<Box<LeafRemote>>,
+    /// This side is the spoke of the link (`server/leafnode.go` `isSpoke`): it dialled
+    /// the other side without `hub: true`, or accepted a leaf whose CONNECT says `is_hub`.
+    /// A spoke advertises only its own clients' interest and that of links it is the hub
+    /// of, and drops silently what the hub's permissions refuse.
+    pub(crate) spoke: bool,
     pub(crate) stage: LeafStage,
     /// What this side advertised, by key (`subject` or `subject queue`), with its count.
     pub(crate) smap: HashMap<Box<[u8]>, i64>,
@@ -127,6 +137,7 @@ impl LeafState {
             )
         });
         Self {
+            spoke: solicited.as_ref().is_some_and(|r| !r.hub),
             solicited,
             stage,
             smap: HashMap::new(),
@@ -143,7 +154,14 @@ impl LeafState {
         }
     }
 
+    /// The role on this link (see [`LeafState::spoke`]).
     pub(crate) fn is_spoke(&self) -> bool {
+        self.spoke
+    }
+
+    /// This side dialled the link (`isSolicitedLeafNode`): it runs the soliciting handshake
+    /// and waits before dialling again after a loop or a refusal.
+    pub(crate) fn is_solicited(&self) -> bool {
         self.solicited.is_some()
     }
 
@@ -158,10 +176,11 @@ pub(crate) enum SubOwner {
     /// A client (any transport).
     #[default]
     Client,
-    /// A leaf that connected to this server.
-    AcceptedLeaf,
-    /// A leaf connection this server dialled (interest learned from a hub).
-    SolicitedLeaf,
+    /// A leaf connection on which this server is the hub (usually one that connected to it).
+    HubLeaf,
+    /// A leaf connection on which this server is the spoke (usually one it dialled, unless
+    /// the remote says `hub: true`): interest learned from a hub.
+    SpokeLeaf,
 }
 
 impl SubOwner {
@@ -357,6 +376,8 @@ impl Broker {
             tls_required: bool,
             server_id: &'a str,
             name: &'a str,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            is_hub: bool,
             cluster: &'a str,
             headers: bool,
             #[serde(skip_serializing_if = "<[String]>::is_empty")]
@@ -397,6 +418,7 @@ impl Broker {
             tls_required: remote.tls || remote.tls_established || leaf.tls,
             server_id: &cfg.server_id,
             name,
+            is_hub: remote.hub,
             cluster,
             headers: cfg.headers,
             deny_pub: &remote.deny_imports,
@@ -465,6 +487,10 @@ impl Broker {
             leaf.remote_name = json.name.clone().unwrap_or_default();
             leaf.remote_cluster = json.cluster.unwrap_or_default();
             leaf.headers = headers;
+            // The other side declared itself the hub: this side takes the spoke role.
+            if json.hub == Some(true) {
+                leaf.spoke = true;
+            }
             if let Some(deny) = &json.deny_pub {
                 // What the leaf refuses to receive is never sent to it.
                 leaf.export = SubjectFilter::deny_list(deny);
@@ -493,7 +519,9 @@ impl Broker {
 
     /// `leafnodes { authorization }` (`server/auth.go` `isLeafNodeAuthorized`): the single
     /// user or one of the users, or no credentials with only an account; the leaf binds to
-    /// the user's account, else the authorization's, else `$G`.
+    /// the user's account, else the authorization's, else `$G`. A bcrypt password is
+    /// compared as a client's is: with [`crate::Config::defer_password_checks`] the CONNECT is
+    /// parked for [`Broker::password_checked`] ([`Event::CheckPassword`]).
     fn leaf_authenticate(
         &mut self,
         id: ClientId,
@@ -507,25 +535,85 @@ impl Broker {
         };
         let user = json.user.as_deref().unwrap_or_default();
         let pass = json.pass.as_deref().unwrap_or_default();
-        let account = if leaf_auth.users.is_empty() {
-            Some(leaf_auth.account.clone())
-        } else {
-            leaf_auth
-                .users
-                .iter()
-                // A bcrypt hash is compared inline: leaf connections are few, unlike clients.
-                .find(|u| u.username == user && auth::compare_passwords(&u.password, pass))
-                .map(|u| u.account.clone().or_else(|| leaf_auth.account.clone()))
-        };
-        let Some(account) = account else {
-            let detail = format!(
-                "authentication error - User {}",
-                auth::go_quote(user.as_bytes())
-            );
-            self.auth_violation(id, now, Some(detail));
+        if leaf_auth.users.is_empty() {
+            self.leaf_bind(id, now, user, leaf_auth.account.as_deref());
+            return;
+        }
+        let Some(found) = leaf_auth.users.iter().find(|u| u.username == user) else {
+            self.leaf_refused(id, now, user);
             return;
         };
-        let account = match account.as_deref() {
+        let account = found.account.clone().or_else(|| leaf_auth.account.clone());
+        if auth::is_bcrypt(&found.password) && self.config.defer_password_checks {
+            let check = auth::PasswordCheck::new(&found.password, pass);
+            let Some(c) = self.open_client_mut(id) else {
+                return;
+            };
+            c.auth.leaf_parked = Some(Box::new(crate::session::LeafParked {
+                check: check.clone(),
+                user: user.to_owned(),
+                account,
+            }));
+            // The CONNECT arrived in time: the auth timer stops for the comparison, as
+            // for a client's.
+            c.auth.deadline = None;
+            self.events.push_back(Event::CheckPassword {
+                client: id,
+                check,
+                parked: true,
+            });
+            self.reschedule(id);
+            return;
+        }
+        if auth::compare_passwords(&found.password, pass) {
+            self.leaf_bind(id, now, user, account.as_deref());
+        } else {
+            self.leaf_refused(id, now, user);
+        }
+    }
+
+    /// The verdict on a leaf's parked CONNECT; `false` when `check` is not the one it
+    /// waits for.
+    pub(super) fn leaf_password_checked(
+        &mut self,
+        id: ClientId,
+        check: &auth::PasswordCheck,
+        verified: bool,
+        now: Instant,
+    ) -> bool {
+        let Some(c) = self.open_client_mut(id) else {
+            return false;
+        };
+        if c.auth
+            .leaf_parked
+            .as_ref()
+            .is_none_or(|p| &p.check != check)
+        {
+            return false;
+        }
+        let Some(parked) = c.auth.leaf_parked.take() else {
+            return false;
+        };
+        if verified {
+            self.leaf_bind(id, now, &parked.user, parked.account.as_deref());
+        } else {
+            self.leaf_refused(id, now, &parked.user);
+        }
+        self.reschedule(id);
+        true
+    }
+
+    fn leaf_refused(&mut self, id: ClientId, now: Instant, user: &str) {
+        let detail = format!(
+            "authentication error - User {}",
+            auth::go_quote(user.as_bytes())
+        );
+        self.auth_violation(id, now, Some(detail));
+    }
+
+    /// An authenticated leaf binds to `account` (`None`: `$G`) and opens.
+    fn leaf_bind(&mut self, id: ClientId, now: Instant, user: &str, account: Option<&str>) {
+        let account = match account {
             None => Some(AccountId::GLOBAL),
             Some(name) => self.router.lookup(name),
         };
@@ -564,13 +652,17 @@ impl Broker {
         };
         leaf.stage = LeafStage::Open;
         let spoke = leaf.is_spoke();
+        let solicited = leaf.is_solicited();
         let remote_name = leaf.remote_name.clone();
-        if !spoke {
+        if !solicited {
             // The INFO that answers an accepted leaf's CONNECT, before its interest set
             // (`server/leafnode.go` `sendPermsAndAccountInfo`).
             let name = self.router.name(account).to_string();
             let info = self.build_info_for(id, false, Some(&name));
             self.queue_bytes(id, now, &info);
+            if self.leaf_version_refused(id, now) {
+                return;
+            }
         }
         // The whole interest of the account, counted per key.
         let mut smap: HashMap<Box<[u8]>, i64> = HashMap::new();
@@ -674,8 +766,9 @@ impl Broker {
     }
 
     /// Whether a subscription of `owner_id` (of kind `owner`) is interest to advertise on
-    /// leaf `leaf` (`spoke`: this side dialled it): never its own, and a spoke carries
-    /// only local clients and leafs that connected here, never what it learned from a hub.
+    /// leaf `leaf` (`spoke`: this side is its spoke): never its own, and a spoke carries only
+    /// local clients and links this side is the hub of, never what it learned from a hub
+    /// (`server/sublist.go` `localSubs` with `includeLeafHubs`).
     fn leaf_carries(
         &self,
         leaf: ClientId,
@@ -683,7 +776,7 @@ impl Broker {
         owner: SubOwner,
         owner_id: ClientId,
     ) -> bool {
-        owner_id != leaf && !(spoke && owner == SubOwner::SolicitedLeaf)
+        owner_id != leaf && !(spoke && owner == SubOwner::SpokeLeaf)
     }
 
     /// A subscription in `account` changed by `delta` (its weight): every open leaf bound to
@@ -774,29 +867,40 @@ impl Broker {
             return;
         };
         let spoke = leaf.is_spoke();
+        let solicited = leaf.is_solicited();
         if own_lds {
             self.leaf_loop(id, now, account);
             return;
         }
         let check = !is_lds_exempt(subject);
         if check && subject::is_valid_literal(subject) {
-            // What the other side may not receive from us: a hub refuses it, a spoke skips
-            // it silently.
-            let allowed = if spoke {
-                c.leaf.as_ref().is_none_or(|l| l.export.permits(subject))
-            } else {
-                c.auth
+            // What the other side may not receive from us (the link's deny lists and the
+            // user's publish permissions, `pubAllowedFullCheck`): a hub refuses it, a spoke
+            // skips it silently (`server/leafnode.go` `processLeafSub`).
+            let allowed = c.leaf.as_ref().is_none_or(|l| l.export.permits(subject))
+                && c.auth
                     .permissions
                     .as_mut()
-                    .is_none_or(|p| p.can_publish(subject, now))
-            };
+                    .is_none_or(|p| p.can_publish(subject, now));
             if !allowed {
                 if !spoke {
-                    let text = format!(
-                        "Permissions Violation for Subscription to {}",
-                        auth::go_quote(subject)
-                    );
+                    // `leafPermViolation`: a link this side dialled waits before dialling
+                    // again.
+                    let quoted = auth::go_quote(subject);
+                    if solicited {
+                        self.events.push_back(Event::LeafReconnectDelay {
+                            client: id,
+                            delay: LEAF_ERROR_RECONNECT_DELAY,
+                        });
+                    }
+                    let text = format!("Permissions Violation for Subscription to {quoted}");
                     self.send_err(id, now, &text);
+                    self.events.push_back(Event::ClientError {
+                        client: id,
+                        detail: format!(
+                            "Subscription Violation on {quoted} - Check other side configuration"
+                        ),
+                    });
                     self.close(id, now, CloseReason::ProtocolViolation);
                 }
                 return;
@@ -817,9 +921,9 @@ impl Broker {
         let existing = c.subs.get(&key[..]).copied();
         let n_subs = c.subs.len();
         let owner = if spoke {
-            SubOwner::SolicitedLeaf
+            SubOwner::SpokeLeaf
         } else {
-            SubOwner::AcceptedLeaf
+            SubOwner::HubLeaf
         };
         let origin: Option<Arc<str>> = c
             .leaf
@@ -906,7 +1010,7 @@ impl Broker {
         if self
             .client(id)
             .and_then(|c| c.leaf.as_ref())
-            .is_some_and(|l| l.is_spoke())
+            .is_some_and(|l| l.is_solicited())
         {
             self.events.push_back(Event::LeafReconnectDelay {
                 client: id,
@@ -921,11 +1025,11 @@ impl Broker {
     pub(super) fn leaf_err(&mut self, id: ClientId, now: Instant, arg: &[u8]) {
         let text = String::from_utf8_lossy(arg);
         let text = text.trim().trim_matches('\'').to_owned();
-        let spoke = self
+        let solicited = self
             .client(id)
             .and_then(|c| c.leaf.as_ref())
-            .is_some_and(|l| l.is_spoke());
-        let delay = spoke
+            .is_some_and(|l| l.is_solicited());
+        let delay = solicited
             && (text.contains("Loop detected")
                 || text.contains("same cluster name")
                 || text.starts_with("Permissions Violation for Subscription"));
@@ -1201,7 +1305,7 @@ impl Broker {
                     account: self.router.name(c.auth.account).to_string(),
                     remote_id: leaf.remote_id.clone(),
                     remote_name: leaf.remote_name.clone(),
-                    solicited: leaf.is_spoke(),
+                    solicited: leaf.is_solicited(),
                     subscriptions,
                     remote: c.params.remote,
                     in_msgs: c.in_msgs,

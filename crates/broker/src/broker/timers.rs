@@ -64,8 +64,13 @@ impl Broker {
         let redelivery = c.mqtt.as_ref().and_then(|m| m.peek_due());
         let persist = c.mqtt.as_ref().and_then(|m| m.persist_due);
         let resume = c.producer_stall.as_ref().map(|s| s.until);
+        let refused = c.leaf.as_ref().and_then(|l| match l.stage {
+            leaf::LeafStage::Refused { until } => Some(until),
+            _ => None,
+        });
         [
             resume,
+            refused,
             c.auth.deadline,
             c.ping_deadline,
             stall,
@@ -143,10 +148,16 @@ impl Broker {
         let Some(c) = self.open_client_mut(id) else {
             return;
         };
+        if let Some(leaf::LeafStage::Refused { until }) = c.leaf.as_ref().map(|l| l.stage)
+            && until <= now
+        {
+            self.close(id, now, CloseReason::MinimumVersionRequired);
+            return;
+        }
         let leaf_handshaking = c
             .leaf
             .as_ref()
-            .is_some_and(|l| l.is_spoke() && l.stage != leaf::LeafStage::Open);
+            .is_some_and(|l| l.is_solicited() && l.stage != leaf::LeafStage::Open);
         if c.auth.deadline.is_some_and(|d| d <= now) && leaf_handshaking {
             self.send_err(id, now, "Stale Leaf Node Connection - Closing");
             self.close(id, now, CloseReason::StaleConnection);

@@ -844,3 +844,253 @@ fn only_client_producers_are_stalled_and_a_lagging_leaf_stalls_them() {
     );
     assert!(!h.broker.is_stalled(client));
 }
+
+#[test]
+fn an_older_leaf_is_refused_held_and_closed_after_the_hold() {
+    let now = Instant::now();
+    let config = Config {
+        server_name: "hub".to_owned(),
+        leaf_min_version: Some("2.10.0".to_owned()),
+        ..Config::default()
+    };
+    let mut h = Harness {
+        broker: Broker::new(config, now),
+        now,
+        events: Vec::new(),
+    };
+    let client = h.client();
+    h.send(client, "SUB foo 1\r\n");
+    for (version, refused) in [("2.9.10", true), ("", true), ("2.10.1", false)] {
+        let id = h
+            .broker
+            .register_client(h.now, ClientParams::new(ConnectionType::Leaf, addr()));
+        h.drain_events();
+        h.take(id);
+        h.send(
+            id,
+            &format!("CONNECT {{\"version\":\"{version}\",\"name\":\"s\",\"headers\":true}}\r\n"),
+        );
+        let out = h.take(id);
+        assert!(out.starts_with("INFO {"), "{out}");
+        assert!(out.contains("\"connect_info\":true"), "{out}");
+        if !refused {
+            assert!(out.contains("LS+ foo\r\n"), "{out}");
+            assert_eq!(h.broker.leafs().len(), 1);
+            continue;
+        }
+        assert!(
+            out.ends_with(
+                "-ERR 'connection rejected since minimum version required is \"2.10.0\"'\r\n"
+            ),
+            "{out}"
+        );
+        assert!(!out.contains("LS+"), "{out}");
+        assert!(h.broker.leafs().is_empty());
+        // Held: what it sends is not read, nothing is delivered to it.
+        h.send(id, "LS+ bar\r\nLMSG foo 1\r\nx\r\n");
+        h.send(client, "PUB foo 1\r\ny\r\n");
+        assert_eq!(h.take(id), "");
+        let got = h.take(client);
+        assert!(got.ends_with("MSG foo 1 1\r\ny\r\n"), "{got}");
+        let due = h.broker.poll_timeout().expect("the hold's deadline");
+        assert!(due <= h.now + crate::LEAF_REFUSED_HOLD, "{due:?}");
+        h.now += Duration::from_secs(4);
+        h.broker.handle_timeout(h.now);
+        h.drain_events();
+        assert_eq!(h.closed(id), None);
+        h.now += Duration::from_secs(1);
+        h.broker.handle_timeout(h.now);
+        h.drain_events();
+        assert_eq!(h.closed(id), Some(CloseReason::MinimumVersionRequired));
+        h.broker.remove_client(id, h.now);
+        h.drain_events();
+    }
+}
+
+#[test]
+fn a_bcrypt_leaf_password_is_checked_off_the_loop() {
+    let now = Instant::now();
+    let hash = bcrypt::hash("pw", 4).unwrap();
+    let config = Config {
+        server_name: "hub".to_owned(),
+        defer_password_checks: true,
+        leaf_auth: Some(crate::LeafAuthConfig {
+            users: vec![crate::LeafUserConfig {
+                username: "leaf".to_owned(),
+                password: hash.clone(),
+                account: None,
+            }],
+            account: None,
+            timeout: None,
+        }),
+        ..Config::default()
+    };
+    let mut h = Harness {
+        broker: Broker::new(config, now),
+        now,
+        events: Vec::new(),
+    };
+    let client = h.client();
+    h.send(client, "SUB foo 1\r\n");
+    for (pass, verified) in [("pw", true), ("bad", false)] {
+        let id = h
+            .broker
+            .register_client(h.now, ClientParams::new(ConnectionType::Leaf, addr()));
+        h.drain_events();
+        h.take(id);
+        h.events.clear();
+        let mut input = BytesMut::from(
+            format!(
+                "CONNECT {{\"user\":\"leaf\",\"pass\":\"{pass}\",\"name\":\"s\",\"version\":\"2.9.10\"}}\r\nLS+ bar\r\n"
+            )
+            .as_bytes(),
+        );
+        h.broker.handle_input(id, h.now, &mut input);
+        h.drain_events();
+        assert_eq!(&input[..], b"LS+ bar\r\n", "nothing is read while parked");
+        assert!(h.broker.is_parked(id));
+        assert_eq!(h.take(id), "");
+        let check = h
+            .events
+            .iter()
+            .find_map(|e| match e {
+                Event::CheckPassword {
+                    client,
+                    check,
+                    parked: true,
+                } if *client == id => Some(check.clone()),
+                _ => None,
+            })
+            .expect("a password check");
+        assert_eq!(check.hash(), hash);
+        assert_eq!(check.verify(), verified);
+        // A verdict on another comparison resumes nothing.
+        h.broker.password_checked(
+            id,
+            &crate::auth::PasswordCheck::new(&hash, "x"),
+            true,
+            h.now,
+        );
+        assert!(h.broker.is_parked(id));
+        h.broker.password_checked(id, &check, verified, h.now);
+        h.drain_events();
+        assert!(!h.broker.is_parked(id));
+        let out = h.take(id);
+        if verified {
+            assert!(out.contains("\"connect_info\":true"), "{out}");
+            assert!(out.contains("LS+ foo\r\n"), "{out}");
+            h.broker.handle_input(id, h.now, &mut input);
+            h.drain_events();
+            assert_eq!(h.broker.leafs()[0].subscriptions, vec!["bar".to_owned()]);
+        } else {
+            assert_eq!(out, "-ERR 'Authorization Violation'\r\n");
+            assert_eq!(h.closed(id), Some(CloseReason::AuthenticationFailure));
+        }
+    }
+}
+
+#[test]
+fn a_hub_remote_says_is_hub_and_passes_what_it_learned_from_its_hubs() {
+    let mut h = Harness::new();
+    let (hub_a, _) = h.leaf(LeafRemote::default());
+    h.send(hub_a, "LS+ from.a\r\n");
+    let id = h.broker.register_leaf(
+        h.now,
+        ClientParams::new(ConnectionType::Leaf, addr()),
+        LeafRemote {
+            hub: true,
+            ..LeafRemote::default()
+        },
+    );
+    h.drain_events();
+    h.send(id, HUB_INFO);
+    let connect = h.take(id);
+    let json: serde_json::Value =
+        serde_json::from_str(connect.strip_prefix("CONNECT ").unwrap().trim_end()).unwrap();
+    assert_eq!(json["is_hub"], true, "{connect}");
+    h.send(id, CONNECT_INFO);
+    // The hub of this link advertises everything, interest learned from hub_a included.
+    let set = h.take(id);
+    assert!(set.contains("LS+ from.a\r\n"), "{set}");
+    h.send(hub_a, "LS+ later.a\r\n");
+    assert_eq!(h.take(id), "LS+ later.a\r\n");
+    // A plain remote's CONNECT has no `is_hub`.
+    let plain = h.broker.register_leaf(
+        h.now,
+        ClientParams::new(ConnectionType::Leaf, addr()),
+        LeafRemote::default(),
+    );
+    h.drain_events();
+    h.send(plain, HUB_INFO);
+    assert!(!h.take(plain).contains("is_hub"));
+}
+
+#[test]
+fn an_accepted_leaf_that_is_the_hub_makes_this_side_the_spoke() {
+    let mut h = Harness::new();
+    let (hub_a, _) = h.leaf(LeafRemote::default());
+    h.send(hub_a, "LS+ from.a\r\n");
+    let client = h.client();
+    h.send(client, "SUB local 1\r\n");
+    for (is_hub, passes) in [(false, true), (true, false)] {
+        let id = h
+            .broker
+            .register_client(h.now, ClientParams::new(ConnectionType::Leaf, addr()));
+        h.drain_events();
+        h.take(id);
+        h.send(
+            id,
+            &format!("CONNECT {{\"server_id\":\"NX\",\"name\":\"x\",\"is_hub\":{is_hub}}}\r\n"),
+        );
+        let set = h.take(id);
+        assert!(set.contains("LS+ local\r\n"), "{set}");
+        assert_eq!(
+            set.contains("LS+ from.a\r\n"),
+            passes,
+            "is_hub {is_hub}: {set}"
+        );
+    }
+}
+
+#[test]
+fn the_hub_of_a_link_refuses_an_ls_plus_its_deny_lists_refuse() {
+    // A link dialled with `hub: true` and `deny_exports`: the violation closes it and it
+    // waits before dialling again.
+    let mut h = Harness::new();
+    let id = h.broker.register_leaf(
+        h.now,
+        ClientParams::new(ConnectionType::Leaf, addr()),
+        LeafRemote {
+            hub: true,
+            deny_exports: vec!["secret.>".to_owned()],
+            ..LeafRemote::default()
+        },
+    );
+    h.drain_events();
+    h.send(id, HUB_INFO);
+    h.take(id);
+    h.send(id, CONNECT_INFO);
+    h.take(id);
+    h.send(id, "LS+ secret.x\r\n");
+    assert_eq!(
+        h.take(id),
+        "-ERR 'Permissions Violation for Subscription to \"secret.x\"'\r\n"
+    );
+    assert_eq!(h.closed(id), Some(CloseReason::ProtocolViolation));
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        Event::ClientError { client, detail }
+            if *client == id && detail == "Subscription Violation on \"secret.x\" - Check other side configuration"
+    )));
+    assert!(h.events.iter().any(
+        |e| matches!(e, Event::LeafReconnectDelay { client, delay } if *client == id && *delay == Duration::from_secs(30))
+    ));
+    // The spoke of such a link skips it silently and stays.
+    let (spoke, _) = h.leaf(LeafRemote {
+        deny_exports: vec!["secret.>".to_owned()],
+        ..LeafRemote::default()
+    });
+    h.send(spoke, "LS+ secret.x\r\n");
+    assert_eq!(h.take(spoke), "");
+    assert_eq!(h.closed(spoke), None);
+}
